@@ -1,0 +1,33 @@
+# meshop: `make test` and `make demo` do all set-up themselves (see scripts/setup.sh).
+PY := .venv/bin/python
+.DEFAULT_GOAL := help
+
+.PHONY: help setup test unit lint demo demo-down down
+
+help:
+	@echo "make test       set up (idempotent) and run lint, layer contracts and every test"
+	@echo "make demo       set up and run meshop on this machine with the example apps"
+	@echo "make demo-down  stop exactly what the demo started"
+	@echo "make down       stop the Docker engine that setup started (if it started one)"
+
+setup:
+	@bash scripts/setup.sh
+
+lint: setup
+	$(PY) -m ruff check meshop tests benchmarks
+	.venv/bin/lint-imports
+
+test: lint
+	$(PY) -m pytest
+
+unit: setup
+	$(PY) -m pytest tests/unit
+
+demo: setup
+	@bash scripts/demo.sh up
+
+demo-down:
+	@bash scripts/demo.sh down
+
+down:
+	@bash scripts/down.sh

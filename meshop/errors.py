@@ -1,0 +1,78 @@
+"""The exception tree of meshop; the CLI maps each branch to one exit code and one clear line.
+
+    MeshopError                    base; never shown with a traceback
+    ├── DocumentError              a document cannot be read or is invalid (exit 1)
+    │   └── ValidationFailed       carries every violation (path + reason)
+    ├── ConsulError                talking to Consul failed (exit 2)
+    │   ├── ConsulUnavailable      cannot connect / timed out: names the address
+    │   ├── ConsulAccessDenied     ACL token missing or lacking a permission (HTTP 403)
+    │   ├── ConflictError          a check-and-set or transaction lost against another writer
+    │   └── ValueTooLarge          a value or transaction exceeds Consul's limits
+    └── DriverError                Docker, Caddy or SSH refused an action (exit 3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MeshopError(Exception):
+    """Base of every error meshop raises on purpose."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True, order=True)
+class Violation:
+    """One validation problem: where it is (``spec.ports[0].container``) and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}" if self.path else self.reason
+
+
+class DocumentError(MeshopError):
+    """A document cannot be parsed or does not describe something meshop can run."""
+
+    exit_code = 1
+
+
+class ValidationFailed(DocumentError):
+    """A document broke one or more rules; ``violations`` lists every one of them."""
+
+    def __init__(self, violations: list[Violation], source: str = "") -> None:
+        self.violations = sorted(violations)
+        self.source = source
+        lines = "\n".join(f"  {v}" for v in self.violations)
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}invalid document ({len(self.violations)} error(s)):\n{lines}")
+
+
+class ConsulError(MeshopError):
+    """A request to Consul failed."""
+
+    exit_code = 2
+
+
+class ConsulUnavailable(ConsulError):
+    """Consul could not be reached or did not answer in time."""
+
+
+class ConsulAccessDenied(ConsulError):
+    """Consul refused the request: the ACL token is missing or lacks a permission."""
+
+
+class ConflictError(ConsulError):
+    """A check-and-set write or a transaction lost against a concurrent writer."""
+
+
+class ValueTooLarge(ConsulError):
+    """A value or a transaction exceeds what Consul accepts (512 KiB per value, 64 ops per txn)."""
+
+
+class DriverError(MeshopError):
+    """A host-side driver (Docker, Caddy, SSH) could not carry out an action."""
+
+    exit_code = 3
