@@ -1,14 +1,14 @@
 """The exception tree of meshop; the CLI maps each branch to one exit code and one clear line.
 
-    MeshopError                    base; never shown with a traceback
-    ├── DocumentError              a document cannot be read or is invalid (exit 1)
-    │   └── ValidationFailed       carries every violation (path + reason)
-    ├── ConsulError                talking to Consul failed (exit 2)
-    │   ├── ConsulUnavailable      cannot connect / timed out: names the address
-    │   ├── ConsulAccessDenied     ACL token missing or lacking a permission (HTTP 403)
-    │   ├── ConflictError          a check-and-set or transaction lost against another writer
-    │   └── ValueTooLarge          a value or transaction exceeds Consul's limits
-    └── DriverError                Docker, Caddy or SSH refused an action (exit 3)
+MeshopError                    base; never shown with a traceback
+├── DocumentError              a document cannot be read or is invalid (exit 1)
+│   └── ValidationFailed       carries every violation (path + reason)
+├── ConsulError                talking to Consul failed (exit 2)
+│   ├── ConsulUnavailable      cannot connect / timed out: names the address
+│   ├── ConsulAccessDenied     ACL token missing or lacking a permission (HTTP 403)
+│   ├── ConflictError          a check-and-set or transaction lost against another writer
+│   └── ValueTooLarge          a value or transaction exceeds Consul's limits
+└── DriverError                Docker, Caddy or SSH refused an action (exit 3)
 """
 
 from __future__ import annotations

@@ -1,0 +1,66 @@
+"""Makes py-consul clients from a ``ConsulConfig`` and turns their failures into meshop errors.
+
+This file and its siblings are the only code in meshop that imports ``consul`` or sees ``requests``
+exceptions; everything above them deals in ``meshop.errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import consul
+import requests
+
+from meshop.consul.config import ConsulConfig
+from meshop.errors import ConflictError, ConsulAccessDenied, ConsulError, ConsulUnavailable, ValueTooLarge
+
+
+def make_client(config: ConsulConfig) -> consul.Consul:
+    """A client with a timeout on every call, the ACL token, and TLS from ``config``."""
+    verify: bool | str = config.ca_file if (config.verify and config.ca_file) else config.verify
+    cert = (config.cert_file, config.key_file) if config.cert_file and config.key_file else config.cert_file
+    client = consul.Consul(
+        host=config.host,
+        port=config.port,
+        scheme=config.scheme,
+        verify=verify,
+        cert=cert,
+        connections_timeout=config.timeout,
+    )
+    # py-consul lets CONSUL_HTTP_TOKEN override an explicit token; meshop wants flags to win.
+    client.token = config.token
+    return client
+
+
+@contextmanager
+def consul_errors(config: ConsulConfig, what: str) -> Iterator[None]:
+    """Translate transport and HTTP failures of one Consul call into the meshop error tree."""
+    try:
+        yield
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        kind = "timed out" if isinstance(exc, requests.Timeout) else "unreachable"
+        raise ConsulUnavailable(
+            f"Consul at {config.address} is {kind} ({what}); start it or set CONSUL_HTTP_ADDR / --consul-addr"
+        ) from None
+    except consul.ACLPermissionDenied as exc:
+        raise ConsulAccessDenied(
+            f"Consul at {config.address} denied {what}: ACL permission denied; "
+            f"set CONSUL_HTTP_TOKEN / --token to a token with access ({_short(exc)})"
+        ) from None
+    except consul.ACLDisabled as exc:
+        raise ConsulAccessDenied(f"Consul at {config.address} refused {what}: {_short(exc)}") from None
+    except consul.ConsulException as exc:
+        message = _short(exc)
+        if "too large" in message.lower() or "413" in message[:4]:
+            raise ValueTooLarge(f"Consul refused {what}: {message}") from None
+        if message.startswith("409"):
+            raise ConflictError(f"{what} lost against a concurrent writer: {message}") from None
+        raise ConsulError(f"Consul at {config.address} failed {what}: {message}") from None
+    except requests.RequestException as exc:
+        raise ConsulUnavailable(f"Consul at {config.address} failed {what}: {_short(exc)}") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300]

@@ -1,0 +1,129 @@
+"""Consul service catalog and health: registrations with checks, TTL heartbeats, health queries.
+
+Agents register each running replica (so ``<service>.service.consul`` and ``/v1/health/service``
+find only healthy ones) and themselves (a TTL check the controller watches for node loss).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import consul
+
+from meshop.consul.client import consul_errors
+from meshop.consul.config import ConsulConfig
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """A health check for a registration: exactly one of ``ttl``, ``http`` or ``tcp``."""
+
+    check_id: str
+    name: str
+    ttl: str | None = None
+    http: str | None = None
+    tcp: str | None = None
+    interval: str = "10s"
+    timeout: str = "2s"
+    deregister_after: str | None = None
+    initial_status: str = "critical"
+
+    def as_api(self) -> dict[str, object]:
+        body: dict[str, object] = {"CheckID": self.check_id, "Name": self.name, "Status": self.initial_status}
+        if self.ttl:
+            body["TTL"] = self.ttl
+        elif self.http:
+            body.update(HTTP=self.http, Interval=self.interval, Timeout=self.timeout)
+        elif self.tcp:
+            body.update(TCP=self.tcp, Interval=self.interval, Timeout=self.timeout)
+        if self.deregister_after:
+            body["DeregisterCriticalServiceAfter"] = self.deregister_after
+        return body
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A service instance as meshop registers it with the local Consul agent."""
+
+    service_id: str
+    name: str
+    address: str
+    port: int
+    meta: Mapping[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    checks: tuple[CheckSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckState:
+    """One health check's state as the catalog reports it."""
+
+    node: str
+    check_id: str
+    service_id: str
+    service_name: str
+    status: str
+    output: str = ""
+
+
+class Services:
+    """Service registration on the local Consul agent, and health reads from the catalog."""
+
+    def __init__(self, config: ConsulConfig, client: consul.Consul) -> None:
+        self.config = config
+        self.client = client
+
+    def register(self, reg: Registration) -> None:
+        checks = [check.as_api() for check in reg.checks]
+        with consul_errors(self.config, f"registering service {reg.service_id}"):
+            self.client.agent.service.register(
+                reg.name,
+                service_id=reg.service_id,
+                address=reg.address,
+                port=reg.port,
+                tags=list(reg.tags),
+                meta=dict(reg.meta),
+                check=checks[0] if checks else None,
+                extra_checks=checks[1:],
+            )
+
+    def deregister(self, service_id: str) -> None:
+        with consul_errors(self.config, f"deregistering service {service_id}"):
+            self.client.agent.service.deregister(service_id)
+
+    def local(self) -> dict[str, dict]:
+        """Services registered on the local agent, by service id."""
+        with consul_errors(self.config, "listing local services"):
+            return dict(self.client.agent.services())
+
+    def ttl_pass(self, check_id: str, note: str = "") -> None:
+        with consul_errors(self.config, f"passing check {check_id}"):
+            self.client.agent.check.ttl_pass(check_id, notes=note or None)
+
+    def ttl_fail(self, check_id: str, note: str = "") -> None:
+        with consul_errors(self.config, f"failing check {check_id}"):
+            self.client.agent.check.ttl_fail(check_id, notes=note or None)
+
+    def checks(self, service: str, index: int = 0, wait: str | None = None) -> tuple[int, list[CheckState]]:
+        """Every check of ``service`` across the cluster; blocking when ``index`` > 0."""
+        with consul_errors(self.config, f"reading checks of {service}"):
+            new_index, raw = self.client.health.checks(service, index=index or None, wait=wait)
+        return int(new_index or 0), [_check_state(item) for item in raw or ()]
+
+    def passing(self, service: str) -> list[dict]:
+        """Healthy instances of ``service`` (``/v1/health/service/<name>?passing``)."""
+        with consul_errors(self.config, f"reading health of {service}"):
+            _, raw = self.client.health.service(service, passing=True)
+        return list(raw or ())
+
+
+def _check_state(item: Mapping[str, object]) -> CheckState:
+    return CheckState(
+        node=str(item.get("Node", "")),
+        check_id=str(item.get("CheckID", "")),
+        service_id=str(item.get("ServiceID", "")),
+        service_name=str(item.get("ServiceName", "")),
+        status=str(item.get("Status", "")),
+        output=str(item.get("Output", ""))[:500],
+    )

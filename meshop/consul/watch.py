@@ -1,0 +1,145 @@
+"""Blocking-query watches: wake a reconcile loop when something under a prefix changes.
+
+The loop follows Consul's rules for blocking queries: it starts from index 0 and then never blocks on
+an index below 1, resets when the index goes backwards (a restarted or restored server), waits at least
+``min_interval`` between queries (so a flapping key cannot spin it), and backs off exponentially with
+jitter (tenacity) while Consul is unreachable. ``stop()`` returns at once; the thread is a daemon and
+delivers nothing after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import tenacity
+
+from meshop.consul.store import KVStore, Listing
+from meshop.errors import ConsulError
+
+T = TypeVar("T")
+Fetch = Callable[[int, str | None], tuple[int, T]]
+
+log = logging.getLogger(__name__)
+
+
+class Watch(Generic[T]):
+    """Runs ``fetch(index, wait)`` as a blocking query in a thread; keeps the latest result."""
+
+    def __init__(
+        self,
+        name: str,
+        fetch: Fetch[T],
+        on_change: Callable[[T], None] | None = None,
+        *,
+        wait: str = "30s",
+        min_interval: float = 0.02,
+        max_backoff: float = 10.0,
+    ) -> None:
+        self.name = name
+        self._fetch = fetch
+        self._on_change = on_change
+        self._wait = wait
+        self._min_interval = min_interval
+        self._max_backoff = max_backoff
+        self._stopping = threading.Event()
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+        self._latest: T | None = None
+        self._thread: threading.Thread | None = None
+        self.index = 0
+        self.errors = 0
+        self.wakeups = 0
+        self.last_error: str | None = None
+        self.connected = False
+
+    def start(self) -> Watch[T]:
+        self._thread = threading.Thread(target=self._run, name=f"watch-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread:
+            self._thread.join(timeout)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """True once a first result arrived (Consul answered at least once)."""
+        return self._ready.wait(timeout)
+
+    @property
+    def latest(self) -> T | None:
+        with self._lock:
+            return self._latest
+
+    def _run(self) -> None:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(ConsulError),
+            wait=tenacity.wait_exponential(multiplier=0.1, max=self._max_backoff) + tenacity.wait_random(0, 0.3),
+            stop=lambda _state: self._stopping.is_set(),
+            sleep=self._stopping.wait,
+            before_sleep=self._record_error,
+            reraise=True,
+        )
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                new_index, value = retrying(self._fetch, self.index, self._wait if self.index else None)
+            except ConsulError:
+                return  # only reached when stopping
+            self.connected = True
+            self._deliver(new_index, value)
+            elapsed = time.monotonic() - started
+            if elapsed < self._min_interval:
+                self._stopping.wait(self._min_interval - elapsed)
+
+    def _deliver(self, new_index: int, value: T) -> None:
+        if self._stopping.is_set():
+            return
+        changed = new_index != self.index or not self._ready.is_set()
+        if new_index < self.index:
+            log.info("watch %s: index went backwards (%d -> %d); resetting", self.name, self.index, new_index)
+            self.index = 0  # re-read without blocking, then block on the fresh index
+        else:
+            self.index = max(new_index, 1)  # never block on 0: that would return at once, forever
+        if not changed:
+            return
+        with self._lock:
+            self._latest = value
+        self.wakeups += 1
+        self._ready.set()
+        if self._on_change is not None:
+            try:
+                self._on_change(value)
+            except Exception:  # a consumer bug must not kill the watch
+                log.exception("watch %s: change handler failed", self.name)
+
+    def _record_error(self, state: tenacity.RetryCallState) -> None:
+        self.errors += 1
+        self.connected = False
+        exc = state.outcome.exception() if state.outcome else None
+        self.last_error = str(exc)
+        if state.attempt_number in (1, 5) or state.attempt_number % 50 == 0:
+            log.warning("watch %s: %s (attempt %d, backing off)", self.name, exc, state.attempt_number)
+
+
+def watch_prefix(
+    store: KVStore,
+    prefix: str,
+    on_change: Callable[[Listing], None] | None = None,
+    *,
+    wait: str = "30s",
+    min_interval: float = 0.02,
+) -> Watch[Listing]:
+    """A started watch on every key under ``prefix`` (relative to the store's prefix)."""
+
+    def fetch(index: int, wait: str | None) -> tuple[int, Listing]:
+        listing = store.list(prefix, index=index, wait=wait)
+        return listing.index, listing
+
+    return Watch(f"kv:{prefix}", fetch, on_change, wait=wait, min_interval=min_interval).start()

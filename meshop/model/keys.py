@@ -1,0 +1,59 @@
+"""Where each document and record lives in KV, relative to meshop's prefix (``meshop/`` by default).
+
+One place for the layout of ../docs/architecture.md, so no other module builds a key by hand.
+"""
+
+from __future__ import annotations
+
+DESIRED = "desired/"
+DESIRED_SERVICES = "desired/services/"
+DESIRED_NODES = "desired/nodes/"
+DESIRED_GATEWAY = "desired/gateway"
+NODES = "nodes/"
+ASSIGNMENTS = "assignments/"
+OBSERVED = "observed/"
+STATUS_SERVICES = "status/services/"
+ROUTES = "routes/"
+EVENTS = "events/"
+LEADER = "leader"
+
+
+def desired_service(name: str) -> str:
+    return f"{DESIRED_SERVICES}{name}"
+
+
+def desired_node(name: str) -> str:
+    return f"{DESIRED_NODES}{name}"
+
+
+def node(name: str) -> str:
+    return f"{NODES}{name}"
+
+
+def node_assignments(node_name: str) -> str:
+    return f"{ASSIGNMENTS}{node_name}/"
+
+
+def assignment(node_name: str, service: str) -> str:
+    return f"{ASSIGNMENTS}{node_name}/{service}"
+
+
+def node_observed(node_name: str) -> str:
+    return f"{OBSERVED}{node_name}/"
+
+
+def observed(node_name: str, service: str) -> str:
+    return f"{OBSERVED}{node_name}/{service}"
+
+
+def service_status(name: str) -> str:
+    return f"{STATUS_SERVICES}{name}"
+
+
+def route(host: str) -> str:
+    return f"{ROUTES}{host}"
+
+
+def split(key: str, prefix: str) -> list[str]:
+    """``assignments/n1/web`` with prefix ``assignments/`` -> ``["n1", "web"]``."""
+    return key[len(prefix) :].split("/") if key.startswith(prefix) else []

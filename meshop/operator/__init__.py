@@ -1,0 +1,1 @@
+"""The controller: validate desired state, place services, write assignments, routes and status."""
