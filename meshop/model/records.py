@@ -49,6 +49,7 @@ class NodeRecord:
     version: str = ""
     started_at: float = 0.0
     metrics_addr: str = ""
+    ingress_port: int = 0  # the node-local Caddy's HTTP port; 0 when the node runs no Caddy
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +60,7 @@ class NodeRecord:
             "version": self.version,
             "startedAt": self.started_at,
             "metricsAddr": self.metrics_addr,
+            "ingressPort": self.ingress_port,
         }
 
     @classmethod
@@ -71,6 +73,7 @@ class NodeRecord:
             version=str(data.get("version", "")),
             started_at=float(data.get("startedAt", 0.0)),
             metrics_addr=str(data.get("metricsAddr", "")),
+            ingress_port=int(data.get("ingressPort", 0)),
         )
 
 
