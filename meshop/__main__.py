@@ -1,0 +1,3 @@
+from meshop.cli.main import main
+
+main()

@@ -1,0 +1,57 @@
+"""The ``meshop`` command: global flags, sub-command registration, and error -> exit code mapping.
+
+No traceback ever reaches a user: a ``MeshopError`` prints one clear message and exits with its code
+(1 invalid input, 2 Consul, 3 a host driver); anything else is reported as an internal error.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from meshop import __version__
+from meshop.cli.agent_cmd import agent
+from meshop.cli.context import CliContext
+from meshop.cli.controller_cmd import controller
+from meshop.consul.config import ConsulConfig
+from meshop.errors import MeshopError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--consul-addr", metavar="ADDR", help="Consul HTTP address [env: CONSUL_HTTP_ADDR; 127.0.0.1:8500]")
+@click.option("--token", metavar="TOKEN", help="Consul ACL token [env: CONSUL_HTTP_TOKEN]")
+@click.option("--prefix", metavar="PREFIX", help="KV prefix [env: MESHOP_PREFIX; meshop]")
+@click.pass_context
+def cli(ctx: click.Context, consul_addr: str | None, token: str | None, prefix: str | None) -> None:
+    """meshop: declarative Docker services across a handful of nodes, on Consul KV."""
+    ctx.obj = CliContext(consul=ConsulConfig.from_env(addr=consul_addr, token=token, prefix=prefix))
+
+
+@cli.command()
+def version() -> None:
+    """Print meshop's version."""
+    click.echo(f"meshop {__version__}")
+
+
+cli.add_command(agent)
+cli.add_command(controller)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="meshop", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except MeshopError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
+        click.echo(f"Internal error: {type(exc).__name__}: {exc} (please report this)", err=True)
+        sys.exit(70)
