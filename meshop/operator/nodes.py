@@ -1,0 +1,92 @@
+"""Node readiness over time: pure, with the clock passed in.
+
+A node is healthy while its agent's record exists in ``nodes/`` and its ``meshop-agent`` health (the TTL
+check plus the Consul node's own checks) passes. An unhealthy node is SUSPECT (keeps its work, gets no
+new work) until it has been unhealthy for the grace period, then NOT_READY (its movable work is placed
+elsewhere). ``assess`` returns the new states and the NodeLost / NodeReady transitions to report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from meshop.operator.view import NodeState
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    state: NodeState
+    unhealthy_since: float | None = None
+    problem: str = ""  # why the node is unhealthy: "agent check critical", "node record missing", ...
+
+
+@dataclass(frozen=True)
+class Transition:
+    node: str
+    kind: str  # NodeLost | NodeReady
+    message: str
+
+
+def assess(
+    previous: Mapping[str, NodeHealth],
+    problems: Mapping[str, str | None],
+    now: float,
+    grace: float,
+) -> tuple[dict[str, NodeHealth], list[Transition]]:
+    """New health for every node in ``problems`` (node -> None when healthy, else what is wrong).
+
+    Nodes missing from ``problems`` are forgotten. The grace period counts from the first pass that saw
+    the node unhealthy (a freshly started controller therefore waits a full grace period too).
+    """
+    result: dict[str, NodeHealth] = {}
+    transitions: list[Transition] = []
+    for node in sorted(problems):
+        problem = problems[node]
+        before = previous.get(node)
+        if problem is None:
+            result[node] = NodeHealth(NodeState.READY)
+            if before is not None and before.state is NodeState.NOT_READY:
+                transitions.append(Transition(node, "NodeReady", f"node {node} is Ready again"))
+            continue
+        since = before.unhealthy_since if before is not None and before.unhealthy_since is not None else now
+        if now - since >= grace:
+            result[node] = NodeHealth(NodeState.NOT_READY, since, problem)
+            if before is None or before.state is not NodeState.NOT_READY:
+                transitions.append(
+                    Transition(node, "NodeLost", f"node {node} is NotReady: {problem} for {now - since:.0f}s")
+                )
+        else:
+            result[node] = NodeHealth(NodeState.SUSPECT, since, problem)
+    return result, transitions
+
+
+def next_deadline(health: Mapping[str, NodeHealth], now: float, grace: float) -> float | None:
+    """Seconds until the first SUSPECT node's grace period ends (when a pass must run), or None."""
+    waits = [
+        max(0.0, h.unhealthy_since + grace - now)
+        for h in health.values()
+        if h.state is NodeState.SUSPECT and h.unhealthy_since is not None
+    ]
+    return min(waits) if waits else None
+
+
+def problems_of(
+    known: Iterable[str], records: Mapping[str, object], agent_status: Mapping[str, str]
+) -> dict[str, str | None]:
+    """What is wrong with each known node: no record, no agent registration, or a non-passing check.
+
+    ``agent_status`` maps node -> the worst status of its agent's checks (passing | warning | critical).
+    """
+    result: dict[str, str | None] = {}
+    for node in known:
+        status = agent_status.get(node)
+        if node not in records:
+            result[node] = "node record missing"
+        elif status is None:
+            result[node] = "agent not registered"
+        elif status not in ("passing", "warning"):
+            result[node] = f"agent check {status}"
+        else:
+            result[node] = None
+    return result

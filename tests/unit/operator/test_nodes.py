@@ -1,0 +1,69 @@
+"""Node readiness over time with an injected clock: grace period, NodeLost / NodeReady transitions."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshop.operator.nodes import NodeHealth, assess, next_deadline, problems_of
+from meshop.operator.view import NodeState
+
+READY, SUSPECT, NOT_READY = NodeState.READY, NodeState.SUSPECT, NodeState.NOT_READY
+GRACE = 30.0
+
+
+@pytest.mark.parametrize(
+    ("known", "records", "agents", "expected"),
+    [
+        pytest.param({"n1"}, {"n1"}, {"n1": "passing"}, {"n1": None}, id="healthy"),
+        pytest.param({"n1"}, {"n1"}, {"n1": "warning"}, {"n1": None}, id="warning-counts-as-alive"),
+        pytest.param({"n1"}, {"n1"}, {"n1": "critical"}, {"n1": "agent check critical"}, id="check-critical"),
+        pytest.param({"n1"}, {"n1"}, {}, {"n1": "agent not registered"}, id="no-agent-registration"),
+        pytest.param({"n1"}, set(), {"n1": "passing"}, {"n1": "node record missing"}, id="record-gone"),
+    ],
+)
+def test_problems_of(known: set[str], records: set[str], agents: dict[str, str], expected: dict) -> None:
+    assert problems_of(known, dict.fromkeys(records), agents) == expected
+
+
+def test_unhealthy_node_is_suspect_until_the_grace_period_ends_then_not_ready() -> None:
+    health, events = assess({}, {"n1": None, "n2": None}, now=100.0, grace=GRACE)
+    assert {k: h.state for k, h in health.items()} == {"n1": READY, "n2": READY}
+    assert events == []
+
+    health, events = assess(health, {"n1": "agent check critical", "n2": None}, now=110.0, grace=GRACE)
+    assert health["n1"] == NodeHealth(SUSPECT, 110.0, "agent check critical")
+    assert events == []
+    assert next_deadline(health, 110.0, GRACE) == pytest.approx(30.0)
+
+    health, events = assess(health, {"n1": "agent check critical", "n2": None}, now=139.9, grace=GRACE)
+    assert health["n1"].state is SUSPECT
+    assert next_deadline(health, 139.9, GRACE) == pytest.approx(0.1)
+
+    health, events = assess(health, {"n1": "agent check critical", "n2": None}, now=140.0, grace=GRACE)
+    assert health["n1"].state is NOT_READY
+    assert [(e.node, e.kind) for e in events] == [("n1", "NodeLost")]
+    assert "agent check critical for 30s" in events[0].message
+    assert next_deadline(health, 140.0, GRACE) is None
+
+    health, events = assess(health, {"n1": "agent check critical", "n2": None}, now=200.0, grace=GRACE)
+    assert events == []  # reported once
+
+    health, events = assess(health, {"n1": None, "n2": None}, now=210.0, grace=GRACE)
+    assert health["n1"] == NodeHealth(READY)
+    assert [(e.node, e.kind) for e in events] == [("n1", "NodeReady")]
+
+
+def test_a_blip_shorter_than_the_grace_period_resets() -> None:
+    health, _ = assess({}, {"n1": "agent check critical"}, now=0.0, grace=GRACE)
+    health, _ = assess(health, {"n1": None}, now=20.0, grace=GRACE)
+    health, _ = assess(health, {"n1": "agent check critical"}, now=40.0, grace=GRACE)
+    assert health["n1"].state is SUSPECT and health["n1"].unhealthy_since == 40.0
+    health, events = assess(health, {"n1": "agent check critical"}, now=60.0, grace=GRACE)
+    assert health["n1"].state is SUSPECT and events == []
+
+
+def test_recovering_from_suspect_is_not_an_event_and_forgotten_nodes_drop_out() -> None:
+    health, _ = assess({}, {"n1": "node record missing", "n2": None}, now=0.0, grace=GRACE)
+    health, events = assess(health, {"n1": None}, now=5.0, grace=GRACE)
+    assert events == []
+    assert set(health) == {"n1"}
