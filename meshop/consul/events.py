@@ -38,21 +38,37 @@ class EventLog:
 
     def append(self, kind: str, obj: str, message: str) -> Event:
         event = Event(time=self.clock(), kind=kind, object=obj, message=message[:1000], component=self.component)
-        key = f"{EVENTS}{int(event.time * 1e9):020d}-{secrets.token_hex(3)}"
-        self.store.put(key, dumps(event))
-        self._since_trim += 1
-        if self._since_trim >= self.trim_every:
-            self.trim()
+        self.store.put(self._key(event), dumps(event))
+        self.appended(1)
         return event
 
-    def trim(self) -> int:
+    def prepare(self, kind: str, obj: str, message: str) -> TxnOp:
+        """One event as a transaction operation, for a writer that commits it inside its own (guarded)
+        transaction together with the change it reports; call ``appended()`` once that committed."""
+        event = Event(time=self.clock(), kind=kind, object=obj, message=message[:1000], component=self.component)
+        return TxnOp.set(self._key(event), dumps(event))
+
+    def appended(self, count: int, guard: TxnOp | None = None) -> int:
+        """Note ``count`` committed events; trims (each delete transaction led by ``guard``) when due."""
+        self._since_trim += count
+        if self._since_trim >= self.trim_every:
+            return self.trim(guard)
+        return 0
+
+    def trim(self, guard: TxnOp | None = None) -> int:
         """Delete the oldest events beyond ``max_events``; returns how many went."""
         self._since_trim = 0
         entries = self.store.list(EVENTS).entries
         excess = entries[: max(0, len(entries) - self.max_events)]
-        for start in range(0, len(excess), 64):
-            self.store.transact([TxnOp.delete(entry.key) for entry in excess[start : start + 64]])
+        chunk = 63 if guard else 64
+        for start in range(0, len(excess), chunk):
+            deletes = [TxnOp.delete(entry.key) for entry in excess[start : start + chunk]]
+            self.store.transact([guard, *deletes] if guard else deletes)
         return len(excess)
+
+    @staticmethod
+    def _key(event: Event) -> str:
+        return f"{EVENTS}{int(event.time * 1e9):020d}-{secrets.token_hex(3)}"
 
     def recent(self, limit: int = 50, obj: str | None = None) -> list[Event]:
         """The newest ``limit`` events, oldest first; optionally only those about ``obj``."""

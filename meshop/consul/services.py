@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import consul
 
@@ -67,6 +68,21 @@ class CheckState:
     output: str = ""
 
 
+@dataclass(frozen=True)
+class InstanceHealth:
+    """One registered instance of a service and the worst status of all its checks, the node's included.
+
+    The node's own checks matter: when a whole machine dies, its Consul agent cannot mark its service
+    checks critical any more, but the servers mark the node's ``serfHealth`` critical.
+    """
+
+    node: str  # the Consul node it is registered on
+    service_id: str
+    meta: Mapping[str, str]
+    status: str  # passing | warning | critical
+    output: str = ""
+
+
 class Services:
     """Service registration on the local Consul agent, and health reads from the catalog."""
 
@@ -111,6 +127,12 @@ class Services:
             new_index, raw = self.client.health.checks(service, index=index or None, wait=wait)
         return int(new_index or 0), [_check_state(item) for item in raw or ()]
 
+    def instances(self, service: str, index: int = 0, wait: str | None = None) -> tuple[int, list[InstanceHealth]]:
+        """Every instance of ``service`` with its health (service and node checks); blocking when ``index`` > 0."""
+        with consul_errors(self.config, f"reading health of {service}"):
+            new_index, raw = self.client.health.service(service, index=index or None, wait=wait)
+        return int(new_index or 0), [_instance(item) for item in raw or ()]
+
     def passing(self, service: str) -> list[dict]:
         """Healthy instances of ``service`` (``/v1/health/service/<name>?passing``)."""
         with consul_errors(self.config, f"reading health of {service}"):
@@ -126,4 +148,21 @@ def _check_state(item: Mapping[str, object]) -> CheckState:
         service_name=str(item.get("ServiceName", "")),
         status=str(item.get("Status", "")),
         output=str(item.get("Output", ""))[:500],
+    )
+
+
+_SEVERITY = {"passing": 0, "warning": 1, "critical": 2}
+
+
+def _instance(item: Mapping[str, Any]) -> InstanceHealth:
+    service = item.get("Service") or {}
+    checks = list(item.get("Checks") or ())
+    worst = max(checks, key=lambda c: _SEVERITY.get(str(c.get("Status")), 2), default=None)
+    status = str(worst.get("Status", "critical")) if worst else "passing"
+    return InstanceHealth(
+        node=str((item.get("Node") or {}).get("Node", "")),
+        service_id=str(service.get("ID", "")),
+        meta={str(k): str(v) for k, v in dict(service.get("Meta") or {}).items()},
+        status=status if status in _SEVERITY else "critical",
+        output=str(worst.get("Output", ""))[:500] if worst and status != "passing" else "",
     )

@@ -119,6 +119,12 @@ class KVStore:
             _, raw = self.client.kv.get(self.full_key(key))
         return self._entry(raw) if raw else None
 
+    def get_blocking(self, key: str, index: int = 0, wait: str | None = None) -> tuple[int, Entry | None]:
+        """One key and the Consul index to block on; with ``index`` > 0 a blocking query up to ``wait``."""
+        with consul_errors(self.config, f"reading {self.full_key(key)}"):
+            new_index, raw = self.client.kv.get(self.full_key(key), index=index or None, wait=wait)
+        return int(new_index or 0), (self._entry(raw) if raw else None)
+
     def list(self, prefix: str, index: int = 0, wait: str | None = None) -> Listing:
         """All entries under ``prefix``; with ``index`` > 0 this is a blocking query up to ``wait``."""
         full = self.full_key(prefix)

@@ -38,6 +38,7 @@ INSUFFICIENT_CAPACITY = "InsufficientCapacity"
 NODE_LOST = "NodeLost"
 
 _CAPACITY_CAUSES = ("insufficient memory", "insufficient cpus")
+_SPREAD_EXCESS = "spread: one replica per node"
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ def place(
                 work.reason, work.message = reason, message
     for name in sorted(works):
         work = works[name]
-        if not work.reason:
+        if not work.reason and not (work.w.group and work.w.group in pending_groups):
             _place_new(work, nodes, usage)
 
     return {name: _finish(work) for name, work in works.items()}
@@ -212,8 +213,8 @@ def _sticky_group_node(
     hosted: Counter[str] = Counter()
     for member in members:
         for node, count in current.get(member.name, {}).items():
-            hosted[node] += count
-    for node in sorted(hosted, key=lambda n: (-hosted[n], n)):
+            hosted[node] += min(count, member.replicas)  # copies being scaled away do not anchor the group
+    for node in sorted((n for n in hosted if hosted[n] > 0), key=lambda n: (-hosted[n], n)):
         view = nodes.get(node)
         if view is None or view.state is NodeState.NOT_READY or view.drain:
             continue
@@ -247,7 +248,7 @@ def _classify(
         elif w.spread and count > 1:
             work.keep[node] = 1
             work.moving[node] = count - 1
-            work.leaving[node] = "spread: one replica per node"
+            work.leaving[node] = _SPREAD_EXCESS
         else:
             work.keep[node] = count
 
@@ -257,6 +258,8 @@ def _classify(
         work.keep[node] -= 1
         if not work.keep[node]:
             del work.keep[node]
+            if work.leaving.get(node) == _SPREAD_EXCESS:  # scaling away the node's copy: its extras go too
+                del work.moving[node], work.leaving[node]
         excess -= 1
 
     ready_kept = sum(min(ready.get(node, 0), count) for node, count in work.keep.items())
@@ -341,8 +344,9 @@ def _place_new_group(group: str, members: list[_Work], nodes: Mapping[str, NodeV
         for member in members:
             member.reason, member.message = reason, message
         return
-    for member in members:
+    for member in members:  # place them now, before any other service can take the room
         member.allowed = frozenset({best.name})
+        _place_new(member, nodes, usage)
 
 
 def _why_unplaceable(work: _Work, nodes: Mapping[str, NodeView], usage: _Usage) -> tuple[str, str]:

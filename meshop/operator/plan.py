@@ -65,10 +65,18 @@ class Changes:
     delete_status: tuple[str, ...] = ()
     put_routes: tuple[RouteRecord, ...] = ()
     delete_routes: tuple[str, ...] = ()
+    events: tuple[PlannedEvent, ...] = ()  # about no one service: NodeLost, NodeReady, LeaderElected
 
     @property
     def empty(self) -> bool:
-        return not (self.services or self.put_status or self.delete_status or self.put_routes or self.delete_routes)
+        return not (
+            self.services
+            or self.put_status
+            or self.delete_status
+            or self.put_routes
+            or self.delete_routes
+            or self.events
+        )
 
 
 def plan(state: ClusterState, now: float) -> Plan:

@@ -405,7 +405,9 @@ def test_placement(case: Case) -> None:
 def test_reason_message_names_the_nodes_and_counts() -> None:
     result = place({"web": w("web", replicas=2)}, {"n1": n("n1"), "n2": n("n2", cordon=True)}, {})
     assert result["web"].placed == {"n1": 1}
-    assert result["web"].message == "1/2 replicas placed; 0/2 nodes fit (already runs a replica (spread): n1; cordoned: n2)"
+    assert result["web"].message == (
+        "1/2 replicas placed; 0/2 nodes fit (already runs a replica (spread): n1; cordoned: n2)"
+    )
 
 
 def test_leaving_says_why_each_node_is_left() -> None:

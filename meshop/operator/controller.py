@@ -1,0 +1,325 @@
+"""The controller daemon: watches, leader election, and the reconcile pass that ties the planners together.
+
+Four blocking-query watches (``desired/``, ``nodes/``, ``observed/`` and the health of ``meshop-agent``)
+each keep their latest snapshot and notify one ``Wakeup``; a ``ReconcileLoop`` runs a pass on every
+wake-up and every ``resync`` seconds. A pass reads only those snapshots plus ``Owned`` (the controller's
+own keys, loaded when it becomes leader and re-read on each resync), so an idle cluster costs a constant
+number of Consul requests whatever the number of services. Standbys run the same watches (hot standby)
+and track node health, but write nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from meshop import metrics
+from meshop.consul.config import ConsulConfig
+from meshop.consul.events import EventLog
+from meshop.consul.services import InstanceHealth, Services
+from meshop.consul.sessions import Lock
+from meshop.consul.store import KVStore, Listing
+from meshop.consul.watch import Watch, watch_prefix
+from meshop.errors import ConsulError
+from meshop.loop import ReconcileLoop
+from meshop.model import keys
+from meshop.model.records import NodeRecord, Observed
+from meshop.operator import nodes as node_health
+from meshop.operator.desired import (
+    Memo,
+    ParsedNode,
+    ParsedService,
+    node_view,
+    parse_node_entry,
+    parse_service_entry,
+    read_record,
+    with_last_valid,
+)
+from meshop.operator.election import LeaderElection
+from meshop.operator.nodes import NodeHealth
+from meshop.operator.plan import ClusterState, PlannedEvent, diff, plan
+from meshop.operator.view import NodeState, NodeView
+from meshop.operator.writer import LeadershipLost, Owned, Writer
+from meshop.wakeup import Wakeup
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "controller"
+AGENT_SERVICE = "meshop-agent"
+
+
+@dataclass(frozen=True)
+class ControllerOptions:
+    controller_id: str
+    grace_period: float = 30.0
+    resync: float = 30.0
+    lock_delay: int = 5
+    check_ttl: float = 3.0
+    watch_wait: str = "30s"
+    address: str = "127.0.0.1"  # advertised in the controller's own registration
+    port: int = 0
+
+
+@dataclass
+class PassStats:
+    """What the last pass did (for logs, tests and the benchmark)."""
+
+    leader: bool = False
+    duration: float = 0.0
+    services: int = 0
+    nodes: int = 0
+    transactions: int = 0
+    operations: int = 0
+
+
+class Controller:
+    def __init__(
+        self,
+        config: ConsulConfig,
+        options: ControllerOptions,
+        *,
+        clock: Callable[[], float] = time.time,
+        store_factory: Callable[[ConsulConfig], KVStore] = KVStore,
+    ) -> None:
+        self.config = config
+        self.options = options
+        self.clock = clock
+        self._new_store = store_factory
+        self.store = store_factory(config)
+        self.events = EventLog(self.store, COMPONENT, clock=clock)
+        self.writer = Writer(self.store, self.events)
+        self.owned = Owned()
+        self.wakeup = Wakeup()
+        self.loop = ReconcileLoop(COMPONENT, self.reconcile, self.wakeup, resync=options.resync)
+        election_store = store_factory(config)
+        self.election = LeaderElection(
+            election_store,
+            Services(config, election_store.client),
+            options.controller_id,
+            lock_delay=options.lock_delay,
+            check_ttl=options.check_ttl,
+            address=options.address,
+            port=options.port,
+            on_change=self._leadership_changed,
+            heartbeat_services=Services(config, store_factory(config).client),
+        )
+        self.watches: dict[str, Watch[Any]] = {}
+        self.health: dict[str, NodeHealth] = {}
+        self.last = PassStats()
+        self._services = Memo[ParsedService](lambda e: parse_service_entry(e.key[len(keys.DESIRED_SERVICES) :], e))
+        self._node_docs = Memo[ParsedNode](lambda e: parse_node_entry(e.key[len(keys.DESIRED_NODES) :], e))
+        self._records = Memo[NodeRecord | None](read_record(NodeRecord.from_dict))
+        self._observed = Memo[Observed | None](read_record(Observed.from_dict))
+        self._reported_node_docs: dict[str, int] = {}
+        self._announce: str | None = None
+        self._thread: threading.Thread | None = None
+        self._node_gauges: set[str] = set()
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> Controller:
+        wait = self.options.watch_wait
+        for name, prefix in (("desired", keys.DESIRED), ("nodes", keys.NODES), ("observed", keys.OBSERVED)):
+            self.watches[name] = watch_prefix(self._new_store(self.config), prefix, self._notifier(name), wait=wait)
+        agents = Services(self.config, self._new_store(self.config).client)
+        self.watches["agents"] = Watch(
+            f"health:{AGENT_SERVICE}",
+            lambda index, w: agents.instances(AGENT_SERVICE, index, w),
+            self._notifier("agents"),
+            wait=wait,
+        ).start()
+        self.election.start()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="controller-loop", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop passes (the one in flight finishes), then release the lock and deregister."""
+        self.loop.stop()
+        for watch in self.watches.values():
+            watch.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.election.stop()
+
+    def ready(self) -> tuple[bool, str]:
+        """For ``/readyz``: connected to Consul (leader or standby) and the last pass went well."""
+        role = "leader" if self.election.is_leader else "standby"
+        down = [name for name, watch in self.watches.items() if not watch.connected]
+        if down or not self.election.connected:
+            return False, f"{role}: not connected to Consul ({', '.join(down) or 'election'})"
+        if self.loop.last_error:
+            return False, f"{role}: last reconcile pass failed: {self.loop.last_error}"
+        if self.loop.last_success is None:
+            return False, f"{role}: no reconcile pass yet"
+        return True, role
+
+    def _notifier(self, name: str) -> Callable[[object], None]:
+        return lambda _value: self.wakeup.notify(name)
+
+    def _leadership_changed(self, lock: Lock | None) -> None:
+        self.owned.invalidate()
+        self._announce = lock.session if lock is not None else None
+        self.wakeup.notify("leader")
+
+    # --- the pass -----------------------------------------------------------------------------------
+
+    def reconcile(self) -> float | None:
+        started = time.monotonic()
+        if not all(watch.wait_ready(0) for watch in self.watches.values()):
+            return 0.1  # never plan from a partial picture: an empty desired/ would delete everything
+        now = self.clock()
+        lock = self.election.lock
+        if lock is not None and (
+            self.owned.loaded_at is None
+            or self.owned.session != lock.session
+            or now - self.owned.loaded_at >= self.options.resync
+        ):
+            self.owned.load(self.store, lock.session, now)
+        desired, records, node_docs, observed, agent_status = self._read_snapshots()
+        known = set(records) | ({n for per in self.owned.assignments.values() for n in per} if lock else set())
+        problems = node_health.problems_of(known, records, agent_status)
+        self.health, transitions = node_health.assess(self.health, problems, now, self.options.grace_period)
+        views = {n: node_view(n, records.get(n), node_docs.get(n), h) for n, h in self.health.items()}
+        self._node_metrics(views)
+        requeue = node_health.next_deadline(self.health, now, self.options.grace_period)
+        requeue = None if requeue is None else requeue + 0.05
+        if lock is None:
+            metrics.leader.set(0)
+            self.last = PassStats(False, time.monotonic() - started, len(desired), len(views))
+            return requeue
+
+        services = {
+            name: parsed.desired or with_last_valid(parsed, self.owned.assignments.get(name, {}))
+            for name, parsed in desired.items()
+        }
+        state = ClusterState(
+            services=services,
+            nodes=views,
+            assignments=self.owned.assignments,
+            observed=observed,
+            statuses=self.owned.statuses,
+            routes=self.owned.routes,
+        )
+        target = plan(state, now)
+        changes = diff(state, target)
+        extra = [PlannedEvent(t.kind, f"node/{t.node}", t.message) for t in transitions]
+        extra += self._node_doc_events(node_docs)
+        if self._announce == lock.session:
+            me = f"controller/{self.options.controller_id}"
+            extra.insert(0, PlannedEvent("LeaderElected", me, f"controller {self.options.controller_id} leads"))
+        if extra:
+            changes = replace(changes, events=tuple(extra))
+        try:
+            stats = self.writer.write(changes, lock.guard(), self.owned)
+        except LeadershipLost as exc:
+            self.owned.invalidate()
+            self.election.step_down(lock, str(exc))
+            return None
+        except ConsulError:
+            self.owned.invalidate()  # a transaction may or may not have landed: re-read before trusting
+            metrics.consul_errors_total.labels(COMPONENT, "write").inc()
+            raise
+        if self._announce == lock.session:
+            self._announce = None
+        self._service_metrics(target.statuses)
+        self.last = PassStats(
+            True, time.monotonic() - started, len(services), len(views), stats.transactions, stats.operations
+        )
+        if stats.operations:
+            log.info(
+                "pass: %d service(s), %d node(s); wrote %d key(s) in %d transaction(s)",
+                len(services),
+                len(views),
+                stats.operations,
+                stats.transactions,
+            )
+        return requeue
+
+    def _read_snapshots(
+        self,
+    ) -> tuple[
+        dict[str, ParsedService],
+        dict[str, NodeRecord],
+        dict[str, ParsedNode],
+        dict[str, dict[str, Observed]],
+        dict[str, str],
+    ]:
+        desired_listing: Listing = self.watches["desired"].latest
+        desired: dict[str, ParsedService] = {}
+        node_docs: dict[str, ParsedNode] = {}
+        for entry in desired_listing.entries:
+            if entry.key.startswith(keys.DESIRED_SERVICES):
+                parsed = self._services.get(entry)
+                desired[parsed.name] = parsed
+            elif entry.key.startswith(keys.DESIRED_NODES):
+                node_docs[entry.key[len(keys.DESIRED_NODES) :]] = self._node_docs.get(entry)
+        self._services.keep_only(e.key for e in desired_listing.entries)
+        self._node_docs.keep_only(e.key for e in desired_listing.entries)
+
+        records: dict[str, NodeRecord] = {}
+        node_entries = self.watches["nodes"].latest.entries
+        for entry in node_entries:
+            record = self._records.get(entry)
+            if record is not None and "/" not in entry.key[len(keys.NODES) :]:
+                records[entry.key[len(keys.NODES) :]] = record
+        self._records.keep_only(e.key for e in node_entries)
+
+        observed: dict[str, dict[str, Observed]] = {}
+        observed_entries = self.watches["observed"].latest.entries
+        for entry in observed_entries:
+            parts = keys.split(entry.key, keys.OBSERVED)
+            seen = self._observed.get(entry)
+            if seen is not None and len(parts) == 2:
+                observed.setdefault(parts[1], {})[parts[0]] = seen
+        self._observed.keep_only(e.key for e in observed_entries)
+
+        agent_status: dict[str, str] = {}
+        severity = {"passing": 0, "warning": 1, "critical": 2}
+        instances: list[InstanceHealth] = self.watches["agents"].latest or []
+        for instance in instances:
+            node = instance.meta.get("node") or instance.service_id.removeprefix(f"{AGENT_SERVICE}-")
+            before = agent_status.get(node)
+            if before is None or severity.get(instance.status, 2) > severity.get(before, 2):
+                agent_status[node] = instance.status
+        return desired, records, node_docs, observed, agent_status
+
+    def _node_doc_events(self, node_docs: Mapping[str, ParsedNode]) -> list[PlannedEvent]:
+        """One Invalid event per invalid version of a Node document."""
+        events = []
+        indexes = {
+            e.key[len(keys.DESIRED_NODES) :]: e.modify_index
+            for e in self.watches["desired"].latest.entries
+            if e.key.startswith(keys.DESIRED_NODES)
+        }
+        for name, parsed in sorted(node_docs.items()):
+            index = indexes.get(name, 0)
+            if parsed.violations and self._reported_node_docs.get(name) != index:
+                errors = "; ".join(str(v) for v in parsed.violations)
+                events.append(PlannedEvent("Invalid", f"node/{name}", f"{errors} (node cordoned until fixed)"))
+                self._reported_node_docs[name] = index
+        return events
+
+    def _node_metrics(self, views: Mapping[str, NodeView]) -> None:
+        for name, view in views.items():
+            metrics.node_ready.labels(name).set(0 if view.state is NodeState.NOT_READY else 1)
+        for gone in self._node_gauges - set(views):
+            metrics.node_ready.remove(gone)
+        self._node_gauges = set(views)
+
+    def _service_metrics(self, statuses: Mapping[str, Any]) -> None:
+        counts = {"desired": len(statuses), "ready": 0, "degraded": 0, "invalid": 0}
+        for status in statuses.values():
+            for kind, state in (("Ready", "ready"), ("Degraded", "degraded")):
+                cond = status.condition(kind)
+                if cond is not None and cond.status == "True":
+                    counts[state] += 1
+            valid = status.condition("Valid")
+            if valid is not None and valid.status == "False":
+                counts["invalid"] += 1
+        for state, count in counts.items():
+            metrics.services.labels(state).set(count)

@@ -1,0 +1,188 @@
+"""From KV entries to the controller's view: documents validated, records read, results memoised.
+
+Every reader here is keyed by the KV entry's ModifyIndex, so an unchanged document is parsed once, not
+on every pass (this is what keeps a pass over thousands of services fast). A document that cannot be
+read is never an exception for the pass: an invalid Service carries its violations, an unreadable
+record is skipped and logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from meshop.consul.store import Entry
+from meshop.errors import DocumentError, ValidationFailed, Violation
+from meshop.model import PERMISSIVE_POLICY, NodeDoc, ServiceSpec, load_documents, parse_node, parse_service, spec_hash
+from meshop.model.records import Assignment, NodeRecord, loads_json
+from meshop.operator.nodes import NodeHealth
+from meshop.operator.view import DesiredService, NodeView, RouteSpec, Workload
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Memo(Generic[T]):
+    """``key -> (ModifyIndex, value)``: recompute a value only when its KV entry changed."""
+
+    def __init__(self, build: Callable[[Entry], T]) -> None:
+        self._build = build
+        self._values: dict[str, tuple[int, T]] = {}
+
+    def get(self, entry: Entry) -> T:
+        cached = self._values.get(entry.key)
+        if cached is not None and cached[0] == entry.modify_index:
+            return cached[1]
+        value = self._build(entry)
+        self._values[entry.key] = (entry.modify_index, value)
+        return value
+
+    def keep_only(self, keys: Iterable[str]) -> None:
+        wanted = set(keys)
+        for key in [k for k in self._values if k not in wanted]:
+            del self._values[key]
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def workload_of(name: str, spec: ServiceSpec) -> Workload:
+    return Workload(
+        name=name,
+        replicas=spec.replicas,
+        node=spec.placement.node,
+        node_selector=dict(spec.placement.node_selector),
+        spread=spec.placement.spread,
+        group=spec.placement.group,
+        memory=spec.resources.memory or 0,
+        cpus=spec.resources.cpus or 0.0,
+        privileged=spec.privileged,
+        host_network=spec.network_mode == "host",
+        bind_mounts=any(v.host_path for v in spec.volumes),
+        host_ports=frozenset(f"{p.host}/{p.protocol}" for p in spec.ports if p.host),
+    )
+
+
+def desired_from_spec(name: str, generation: int, spec: ServiceSpec) -> DesiredService:
+    route = RouteSpec(spec.route.host, spec.route.path, spec.route.port) if spec.route else None
+    return DesiredService(
+        name=name,
+        generation=generation,
+        workload=workload_of(name, spec),
+        spec=spec.to_dict(),
+        spec_hash=spec_hash(spec),
+        image=spec.image,
+        route=route,
+    )
+
+
+@dataclass(frozen=True)
+class ParsedService:
+    """A ``desired/services/<name>`` entry after validation: the service, or every violation."""
+
+    name: str
+    generation: int
+    desired: DesiredService | None = None
+    violations: tuple[Violation, ...] = ()
+
+
+def parse_service_entry(name: str, entry: Entry) -> ParsedService:
+    source = f"desired/services/{name}"
+    try:
+        docs = load_documents(entry.value, source)
+        if len(docs) != 1:
+            raise ValidationFailed([Violation("", f"holds {len(docs)} documents; this key holds exactly one")], source)
+        service = parse_service(docs[0], PERMISSIVE_POLICY, source)
+    except ValidationFailed as exc:
+        return ParsedService(name, entry.modify_index, violations=tuple(exc.violations))
+    except DocumentError as exc:
+        return ParsedService(name, entry.modify_index, violations=(Violation("", str(exc)),))
+    if service.name != name:
+        why = f"must be {name!r}, the name in the key {source}"
+        return ParsedService(name, entry.modify_index, violations=(Violation("metadata.name", why),))
+    # node policy (privileged, host network, bind mounts) is enforced by placement, node by node
+    return ParsedService(name, entry.modify_index, desired=desired_from_spec(name, entry.modify_index, service.spec))
+
+
+def with_last_valid(parsed: ParsedService, running: Mapping[str, Assignment]) -> DesiredService:
+    """The DesiredService of an invalid document: its violations plus the version its assignments run."""
+    base = DesiredService(parsed.name, parsed.generation, violations=parsed.violations)
+    if not running:
+        return base
+    latest = max(running.values(), key=lambda a: (a.generation, a.node))
+    try:
+        spec = ServiceSpec.from_dict(dict(latest.spec))
+    except DocumentError as exc:
+        log.warning("service %s: cannot read its running spec back (%s)", parsed.name, exc)
+        return base
+    last = desired_from_spec(parsed.name, parsed.generation, spec)
+    return DesiredService(
+        name=parsed.name,
+        generation=parsed.generation,
+        violations=parsed.violations,
+        workload=last.workload,
+        spec=latest.spec,
+        spec_hash=latest.spec_hash,
+        image=last.image,
+        route=last.route,
+    )
+
+
+@dataclass(frozen=True)
+class ParsedNode:
+    doc: NodeDoc | None
+    violations: tuple[Violation, ...] = ()
+
+
+def parse_node_entry(name: str, entry: Entry) -> ParsedNode:
+    source = f"desired/nodes/{name}"
+    try:
+        docs = load_documents(entry.value, source)
+        if len(docs) != 1:
+            raise ValidationFailed([Violation("", f"holds {len(docs)} documents; this key holds exactly one")], source)
+        doc = parse_node(docs[0], PERMISSIVE_POLICY, source)
+    except ValidationFailed as exc:
+        return ParsedNode(None, tuple(exc.violations))
+    except DocumentError as exc:
+        return ParsedNode(None, (Violation("", str(exc)),))
+    if doc.name != name:
+        return ParsedNode(None, (Violation("metadata.name", f"must be {name!r}, the name in the key {source}"),))
+    return ParsedNode(doc)
+
+
+def read_record(factory: Callable[[Mapping], T]) -> Callable[[Entry], T | None]:
+    """A Memo builder for a JSON record; an unreadable value is logged and read as None."""
+
+    def build(entry: Entry) -> T | None:
+        try:
+            return factory(loads_json(entry.value))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable record %s: %s", entry.key, exc)
+            return None
+
+    return build
+
+
+def node_view(name: str, record: NodeRecord | None, node_doc: ParsedNode | None, health: NodeHealth) -> NodeView:
+    """One node as placement sees it. An invalid Node document cordons its node until it is fixed."""
+    doc = node_doc.doc if node_doc else None
+    labels = dict(record.labels) if record else {}
+    if doc is not None:
+        labels.update(doc.labels)
+    return NodeView(
+        name=name,
+        state=health.state,
+        address=record.address if record else "",
+        labels=labels,
+        memory=record.capacity.memory if record else 0,
+        cpus=record.capacity.cpus if record else 0.0,
+        cordon=bool(doc.cordon) if doc else node_doc is not None,
+        drain=bool(doc.drain) if doc else False,
+        allow_privileged=doc.policy.allow_privileged if doc else False,
+        allow_host_network=doc.policy.allow_host_network if doc else False,
+        allow_bind_mounts=doc.policy.allow_bind_mounts if doc else False,
+        ingress_port=record.ingress_port if record else 0,
+    )

@@ -1,0 +1,208 @@
+"""Leader election: one controller acts, the others stand by, a deposed one stops writing at once.
+
+Each controller registers itself in Consul as ``meshop-controller`` (id ``meshop-controller-<id>``) with
+a TTL check that its own heartbeat thread passes every ``check_ttl / 3`` seconds. Its session is tied to
+that check (and the Consul node's ``serfHealth``), not to a session TTL: session TTLs are at least 10 s and
+are reaped only after up to twice that, whereas a TTL check goes critical ``check_ttl`` after the last
+heartbeat. A dead or frozen leader therefore loses its session within ``check_ttl``; Consul then releases
+``leader`` and holds it for ``lock_delay`` before anyone may take it, so the old leader has time to notice.
+
+Standbys block on the ``leader`` key (a blocking query) and try to acquire whenever it is free. The
+leader blocks on the same key and steps down as soon as it names another session; the reconcile pass
+also steps down when a guarded write is refused (``step_down``). Every KV write of the leader carries
+``lock.guard()``, so even a leader that has not noticed yet cannot change anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from meshop import metrics
+from meshop.consul.services import CheckSpec, Registration, Services
+from meshop.consul.sessions import Lock, Sessions
+from meshop.consul.store import KVStore
+from meshop.errors import ConsulError
+from meshop.model import keys
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "meshop-controller"
+
+
+class LeaderElection:
+    def __init__(
+        self,
+        store: KVStore,
+        services: Services,
+        controller_id: str,
+        *,
+        lock_delay: int = 5,
+        check_ttl: float = 3.0,
+        wait: str = "30s",
+        retry_interval: float = 0.25,
+        address: str = "127.0.0.1",
+        port: int = 0,
+        on_change: Callable[[Lock | None], None] | None = None,
+        heartbeat_services: Services | None = None,
+    ) -> None:
+        self.store = store
+        self.sessions = Sessions(store)
+        self.services = services
+        self.heartbeat_services = heartbeat_services or services
+        self.controller_id = controller_id
+        self.service_id = f"{SERVICE_NAME}-{controller_id}"
+        self.check_id = f"{self.service_id}:ttl"
+        self.lock_delay = lock_delay
+        self.check_ttl = check_ttl
+        self.wait = wait
+        self.retry_interval = retry_interval
+        self.address = address
+        self.port = port
+        self.on_change = on_change
+        self.connected = False
+        self.elections = 0
+        self._session: str | None = None
+        self._lock: Lock | None = None
+        self._mu = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def lock(self) -> Lock | None:
+        """The held lock, or None while standing by."""
+        with self._mu:
+            return self._lock
+
+    @property
+    def is_leader(self) -> bool:
+        return self.lock is not None
+
+    def start(self) -> LeaderElection:
+        self._register()
+        for target, name in ((self._heartbeat, "heartbeat"), (self._run, "election")):
+            thread = threading.Thread(target=target, name=f"controller-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        """Release the lock (no lock-delay for others), destroy the session, deregister; best effort."""
+        self._stopping.set()
+        with self._mu:
+            lock, self._lock = self._lock, None
+        metrics.leader.set(0)
+        session, self._session = self._session, None
+        try:
+            if lock is not None:
+                self.sessions.release(lock)
+                log.info("released leadership")
+            if session is not None:
+                self.sessions.destroy(session)
+        except ConsulError as exc:
+            log.warning("could not release the leader lock cleanly: %s", exc)
+        try:
+            self.services.deregister(self.service_id)
+        except ConsulError as exc:
+            log.warning("could not deregister %s: %s", self.service_id, exc)
+
+    def step_down(self, lock: Lock, reason: str) -> None:
+        """Give up ``lock`` now (a guarded write was refused); a no-op if it is no longer ours anyway."""
+        self._lose(lock, reason)
+
+    # --- threads ------------------------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        interval = max(0.1, self.check_ttl / 3)
+        while not self._stopping.is_set():
+            try:
+                self.heartbeat_services.ttl_pass(self.check_id, f"controller {self.controller_id} alive")
+            except ConsulError as exc:
+                log.warning("heartbeat failed: %s; registering again", exc)
+                metrics.consul_errors_total.labels("controller", "heartbeat").inc()
+                with contextlib.suppress(ConsulError):
+                    self._register()
+            self._stopping.wait(interval)
+
+    def _run(self) -> None:
+        index = 0
+        while not self._stopping.is_set():
+            try:
+                if self.lock is None:
+                    self._try_acquire()
+                new_index, entry = self.store.get_blocking(keys.LEADER, index, self.wait if index else None)
+                self.connected = True
+                holder = entry.session if entry else None
+                lock = self.lock
+                if lock is not None and holder != lock.session:
+                    self._lose(lock, f"the leader key is now held by {holder or 'nobody'}")
+                if holder is None and self.lock is None:
+                    index = 0  # free, maybe within lock-delay: retry shortly instead of blocking
+                    self._stopping.wait(self.retry_interval)
+                else:
+                    index = new_index if new_index >= index else 0
+            except ConsulError as exc:
+                self.connected = False
+                metrics.consul_errors_total.labels("controller", "election").inc()
+                log.warning("leader election: %s", exc)
+                index = 0
+                self._stopping.wait(1.0)
+
+    def _try_acquire(self) -> None:
+        if self._session is None or not self.sessions.alive(self._session):
+            self._session = self.sessions.create(
+                self.service_id, checks=[self.check_id], lock_delay=round(self.lock_delay)
+            )
+        value = json.dumps(
+            {"id": self.controller_id, "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()},
+            sort_keys=True,
+        )
+        lock = self.sessions.acquire(keys.LEADER, self._session, value)
+        if lock is None or self._stopping.is_set():
+            return
+        with self._mu:
+            self._lock = lock
+        self.elections += 1
+        metrics.leader.set(1)
+        log.info("acquired leadership (session %s)", lock.session)
+        if self.on_change:
+            self.on_change(lock)
+
+    def _lose(self, lock: Lock, reason: str) -> None:
+        with self._mu:
+            if self._lock is None or self._lock != lock:
+                return
+            self._lock = None
+        metrics.leader.set(0)
+        log.warning("lost leadership: %s; standing by", reason)
+        session, self._session = self._session, None
+        if session is not None:
+            with contextlib.suppress(ConsulError):  # a live session must not keep (or retake) the lock
+                self.sessions.destroy(session)
+        if self.on_change:
+            self.on_change(None)
+
+    def _register(self) -> None:
+        check = CheckSpec(
+            self.check_id,
+            f"controller {self.controller_id} heartbeat",
+            ttl=f"{int(self.check_ttl * 1000)}ms",
+            deregister_after="1m",
+            initial_status="passing",
+        )
+        self.services.register(
+            Registration(
+                self.service_id,
+                SERVICE_NAME,
+                self.address,
+                self.port,
+                meta={"id": self.controller_id},
+                checks=(check,),
+            )
+        )

@@ -1,0 +1,173 @@
+"""Writes a pass's ``Changes`` to KV: every transaction led by the leader guard, one service's move atomic.
+
+A unit is what must land together: one service's assignment puts and deletes plus the events that
+report them; a status or a route is a unit of one. Units are packed into transactions of at most
+``MAX_TXN_OPS - 1`` operations after the guard (``check-session`` on ``leader``), so a deposed leader's
+transaction fails as a whole. A refused guard raises ``LeadershipLost``: the caller steps down at once
+and writes nothing more. ``Owned`` is the write-through cache of what KV holds under the controller's
+keys, updated only after a transaction committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from meshop import metrics
+from meshop.consul.events import EventLog
+from meshop.consul.store import MAX_TXN_OPS, MAX_VALUE_BYTES, KVStore, TxnOp
+from meshop.errors import ConflictError
+from meshop.model import keys
+from meshop.model.records import Assignment, RouteRecord, ServiceStatus, dumps, loads_json
+from meshop.operator.plan import Changes
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "controller"
+
+
+class LeadershipLost(ConflictError):
+    """A guarded transaction was refused: this controller no longer holds the leader lock."""
+
+
+@dataclass
+class Owned:
+    """What KV holds under the keys the controller owns, as of the last load plus committed writes."""
+
+    assignments: dict[str, dict[str, Assignment]] = field(default_factory=dict)  # service -> node -> record
+    statuses: dict[str, ServiceStatus] = field(default_factory=dict)
+    routes: dict[str, RouteRecord] = field(default_factory=dict)
+    loaded_at: float | None = None  # None: stale, reload before trusting it
+    session: str | None = None  # the leadership it was loaded under
+
+    def invalidate(self) -> None:
+        self.loaded_at = None
+
+    def load(self, store: KVStore, session: str, now: float) -> None:
+        self.assignments, self.statuses, self.routes = {}, {}, {}
+        for entry in store.list(keys.ASSIGNMENTS).entries:
+            parts = keys.split(entry.key, keys.ASSIGNMENTS)
+            record = _read(entry.key, entry.value, Assignment.from_dict)
+            if len(parts) == 2 and record is not None:
+                self.assignments.setdefault(parts[1], {})[parts[0]] = record
+        for entry in store.list(keys.STATUS_SERVICES).entries:
+            status = _read(entry.key, entry.value, ServiceStatus.from_dict)
+            if status is not None:
+                self.statuses[entry.key[len(keys.STATUS_SERVICES) :]] = status
+        for entry in store.list(keys.ROUTES).entries:
+            route = _read(entry.key, entry.value, RouteRecord.from_dict)
+            if route is not None:
+                self.routes[entry.key[len(keys.ROUTES) :]] = route
+        self.loaded_at, self.session = now, session
+
+
+def _read(key: str, value: bytes, factory: Callable[[dict], object]):  # type: ignore[no-untyped-def]
+    try:
+        return factory(loads_json(value))
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring unreadable record %s (it will be rewritten): %s", key, exc)
+        return None
+
+
+@dataclass
+class _Unit:
+    what: str
+    ops: list[TxnOp]
+    commit: Callable[[], None]
+    events: int = 0
+
+
+@dataclass
+class WriteStats:
+    transactions: int = 0
+    operations: int = 0
+    events: int = 0
+    skipped: list[str] = field(default_factory=list)  # units too large to write, by name
+
+
+class Writer:
+    def __init__(self, store: KVStore, events: EventLog) -> None:
+        self.store = store
+        self.events = events
+
+    def write(self, changes: Changes, guard: TxnOp, owned: Owned) -> WriteStats:
+        """Commit ``changes``; raises LeadershipLost when the guard fails, ConsulError when Consul does."""
+        stats = WriteStats()
+        batch: list[_Unit] = []
+        room = MAX_TXN_OPS - 1
+        for unit in self._units(changes, owned):
+            if len(unit.ops) > room or any(op.value is not None and len(op.value) > MAX_VALUE_BYTES for op in unit.ops):
+                log.error("cannot write %s: %d operations or a value over Consul's limits", unit.what, len(unit.ops))
+                stats.skipped.append(unit.what)
+                continue
+            if sum(len(u.ops) for u in batch) + len(unit.ops) > room:
+                self._commit(batch, guard, stats)
+                batch = []
+            batch.append(unit)
+        self._commit(batch, guard, stats)
+        if stats.events:
+            try:
+                self.events.appended(stats.events, guard)
+            except ConflictError as exc:
+                metrics.consul_errors_total.labels(COMPONENT, "guarded-write").inc()
+                raise LeadershipLost(f"guarded write refused, leadership lost: {exc}") from None
+        return stats
+
+    def _commit(self, batch: Sequence[_Unit], guard: TxnOp, stats: WriteStats) -> None:
+        if not batch:
+            return
+        ops = [guard, *(op for unit in batch for op in unit.ops)]
+        try:
+            self.store.transact(ops)
+        except ConflictError as exc:
+            metrics.consul_errors_total.labels(COMPONENT, "guarded-write").inc()
+            raise LeadershipLost(f"guarded write refused, leadership lost: {exc}") from None
+        for unit in batch:
+            unit.commit()
+            stats.events += unit.events
+        stats.transactions += 1
+        stats.operations += len(ops) - 1
+
+    def _units(self, changes: Changes, owned: Owned) -> list[_Unit]:
+        units: list[_Unit] = []
+        for write in changes.services:
+            ops = [TxnOp.set(keys.assignment(a.node, a.service), dumps(a)) for a in write.put]
+            ops += [TxnOp.delete(keys.assignment(node, write.service)) for node in write.delete]
+            ops += [self.events.prepare(e.kind, e.object, e.message) for e in write.events]
+
+            def commit(write=write) -> None:  # type: ignore[no-untyped-def]
+                nodes = owned.assignments.setdefault(write.service, {})
+                for node in write.delete:
+                    nodes.pop(node, None)
+                for a in write.put:
+                    nodes[a.node] = a
+                if not nodes:
+                    owned.assignments.pop(write.service, None)
+
+            units.append(_Unit(f"service/{write.service}", ops, commit, len(write.events)))
+        for event in changes.events:
+            op = self.events.prepare(event.kind, event.object, event.message)
+            units.append(_Unit(f"event/{event.kind}", [op], lambda: None, 1))
+        for host in changes.delete_routes:
+            units.append(_Unit(f"route/{host}", [TxnOp.delete(keys.route(host))], _pop(owned.routes, host)))
+        for route in changes.put_routes:
+            op = TxnOp.set(keys.route(route.host), dumps(route))
+            units.append(_Unit(f"route/{route.host}", [op], _put(owned.routes, route.host, route)))
+        for name in changes.delete_status:
+            units.append(_Unit(f"status/{name}", [TxnOp.delete(keys.service_status(name))], _pop(owned.statuses, name)))
+        for status in changes.put_status:
+            op = TxnOp.set(keys.service_status(status.name), dumps(status))
+            units.append(_Unit(f"status/{status.name}", [op], _put(owned.statuses, status.name, status)))
+        return units
+
+
+def _pop(table: dict, key: str) -> Callable[[], None]:  # type: ignore[type-arg]
+    return lambda: table.pop(key, None) and None
+
+
+def _put(table: dict, key: str, value: object) -> Callable[[], None]:  # type: ignore[type-arg]
+    def commit() -> None:
+        table[key] = value
+
+    return commit

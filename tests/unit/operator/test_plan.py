@@ -1,0 +1,210 @@
+"""The whole-cluster plan: invalid documents, deletion, atomic moves, events; convergence as a property."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from meshop.errors import Violation
+from meshop.model.records import Observed
+from meshop.operator.plan import ClusterState, PlannedEvent, ServiceWrite, apply, diff, plan
+from meshop.operator.view import NodeState, RouteSpec
+from tests.unit.operator.helpers import assignment, invalid, node, observed, service
+
+NOW = 5000.0
+NODES = {"n1": node("n1"), "n2": node("n2")}
+
+
+def converge(state: ClusterState, now: float = NOW) -> ClusterState:
+    return apply(state, diff(state, plan(state, now)))
+
+
+def test_new_service_is_scheduled_with_status_route_and_event() -> None:
+    web = service("web", route=RouteSpec("web.example.com"))
+    state = ClusterState({"web": web}, NODES)
+    changes = diff(state, plan(state, NOW))
+    assert changes.services == (
+        ServiceWrite(
+            "web",
+            put=(assignment(web, "n1"),),
+            events=(PlannedEvent("Scheduled", "service/web", "placed 1 replica(s) on n1=1"),),
+        ),
+    )
+    assert [s.name for s in changes.put_status] == ["web"]
+    assert [r.host for r in changes.put_routes] == ["web.example.com"]
+
+
+def test_converged_state_plans_no_writes() -> None:
+    web = service("web", replicas=2, route=RouteSpec("web.example.com"))
+    state = converge(ClusterState({"web": web}, NODES))
+    assert diff(state, plan(state, NOW + 60)).empty
+
+
+def test_spec_update_rewrites_assignments_in_place() -> None:
+    v1 = service("web", 10, replicas=2)
+    state = converge(ClusterState({"web": v1}, NODES))
+    v2 = service("web", 11, image="img:2", replicas=2)
+    changes = diff(state, plan(ClusterState({"web": v2}, NODES, state.assignments, statuses=state.statuses), NOW))
+    assert changes.services == (ServiceWrite("web", put=(assignment(v2, "n1"), assignment(v2, "n2"))),)
+
+
+def test_invalid_update_leaves_assignments_untouched_and_reports_once() -> None:
+    good = service("web", 10)
+    state = converge(ClusterState({"web": good}, NODES))
+    bad = invalid("web", 11, Violation("spec.image", "is required"), running=good)
+    state = ClusterState({"web": bad}, NODES, state.assignments, statuses=state.statuses)
+    changes = diff(state, plan(state, NOW))
+    assert changes.services == (
+        ServiceWrite("web", events=(PlannedEvent("Invalid", "service/web", "generation 11: spec.image: is required"),)),
+    )
+    assert changes.put_status[0].condition("Valid").status == "False"
+    state = apply(state, changes)
+    assert state.assignments == {"web": {"n1": assignment(good, "n1")}}
+    assert diff(state, plan(state, NOW + 1)).empty  # no second Invalid event for the same generation
+
+
+def test_invalid_service_is_not_moved_even_when_its_node_is_lost() -> None:
+    good = service("web", 10)
+    bad = invalid("web", 11, Violation("spec.image", "is required"), running=good)
+    nodes = {"n1": node("n1", NodeState.NOT_READY), "n2": node("n2")}
+    state = ClusterState({"web": bad}, nodes, {"web": {"n1": assignment(good, "n1")}})
+    target = plan(state, NOW)
+    assert target.assignments == {"web": {"n1": assignment(good, "n1")}}
+    assert target.statuses["web"].condition("Ready").reason == "NodeLost"
+
+
+def test_deleting_the_document_removes_assignments_status_and_route() -> None:
+    web = service("web", replicas=2, route=RouteSpec("web.example.com"))
+    state = converge(ClusterState({"web": web}, NODES))
+    state = ClusterState({}, NODES, state.assignments, statuses=state.statuses, routes=state.routes)
+    changes = diff(state, plan(state, NOW))
+    assert changes.services == (ServiceWrite("web", delete=("n1", "n2")),)
+    assert changes.delete_status == ("web",)
+    assert changes.delete_routes == ("web.example.com",)
+    assert apply(state, changes) == ClusterState({}, NODES)
+
+
+def test_node_loss_moves_in_one_unit_with_its_event() -> None:
+    web = service("web")
+    nodes = {"n1": node("n1", NodeState.NOT_READY), "n2": node("n2")}
+    state = ClusterState({"web": web}, nodes, {"web": {"n1": assignment(web, "n1")}})
+    changes = diff(state, plan(state, NOW))
+    assert changes.services == (
+        ServiceWrite(
+            "web",
+            put=(assignment(web, "n2"),),
+            delete=("n1",),
+            events=(PlannedEvent("Rescheduled", "service/web", "moved off n1 (NodeLost); now on n2=1"),),
+        ),
+    )
+
+
+def test_drain_keeps_the_old_copy_on_its_old_spec_until_the_new_one_is_ready() -> None:
+    v1 = service("web", 10)
+    v2 = service("web", 11, image="img:2")
+    nodes = {"n1": node("n1", drain=True), "n2": node("n2")}
+    old = assignment(v1, "n1")
+    state = ClusterState({"web": v2}, nodes, {"web": {"n1": old}}, {"web": {"n1": observed(old)}})
+    target = plan(state, NOW)
+    assert target.assignments["web"] == {"n1": old, "n2": assignment(v2, "n2")}
+    assert (
+        target.statuses["web"]
+        .condition("Scheduled")
+        .message.endswith("keeping 1 copy(ies) on n1 (draining) until replacements are Ready")
+    )
+
+    state = apply(state, diff(state, target))
+    new = assignment(v2, "n2")
+    state = ClusterState(
+        {"web": v2}, nodes, state.assignments, {"web": {"n1": observed(old), "n2": observed(new)}}, state.statuses
+    )
+    changes = diff(state, plan(state, NOW + 5))
+    assert changes.services == (
+        ServiceWrite(
+            "web",
+            delete=("n1",),
+            events=(PlannedEvent("Rescheduled", "service/web", "moved off n1 (draining); now on n2=1"),),
+        ),
+    )
+
+
+# --- property: re-planning after applying a plan changes nothing ------------------------------------
+
+NODE_NAMES = ["n1", "n2", "n3", "n4"]
+SERVICE_NAMES = ["a", "b", "c", "d", "e"]
+
+node_strategy = st.builds(
+    lambda name, state, cordon, drain, memory, label, priv: node(
+        name, state, cordon=cordon, drain=drain, memory=memory, labels={"disk": label}, allow_privileged=priv
+    ),
+    st.sampled_from(NODE_NAMES),
+    st.sampled_from(list(NodeState)),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([0, 2, 4, 8]),
+    st.sampled_from(["ssd", "hdd"]),
+    st.booleans(),
+)
+
+
+@st.composite
+def clusters(draw: st.DrawFn) -> ClusterState:
+    nodes = {v.name: v for v in draw(st.lists(node_strategy, max_size=4, unique_by=lambda v: v.name))}
+    services = {}
+    for name in draw(st.lists(st.sampled_from(SERVICE_NAMES), unique=True, max_size=5)):
+        services[name] = service(
+            name,
+            draw(st.integers(1, 3)),
+            replicas=draw(st.integers(0, 4)),
+            spread=draw(st.booleans()),
+            memory=draw(st.sampled_from([0, 1, 3])),
+            node=draw(st.sampled_from([None, None, None, "n1", "n5"])),
+            node_selector=draw(st.sampled_from([{}, {}, {"disk": "ssd"}])),
+            group=draw(st.sampled_from([None, None, "g"])),
+            privileged=draw(st.booleans()),
+        )
+        if draw(st.integers(0, 9)) == 0:
+            services[name] = invalid(name, 9, Violation("spec", "broken"), running=service(name, 1))
+    assignments: dict = {}
+    observed_: dict[str, dict[str, Observed]] = {}
+    for name in draw(st.lists(st.sampled_from(SERVICE_NAMES), unique=True, max_size=5)):
+        old = service(name, 1)
+        for node_name in draw(st.lists(st.sampled_from([*NODE_NAMES, "gone"]), unique=True, max_size=3)):
+            a = assignment(old, node_name, draw(st.integers(1, 3)))
+            assignments.setdefault(name, {})[node_name] = a
+            if draw(st.booleans()):
+                observed_.setdefault(name, {})[node_name] = observed(a, draw(st.integers(0, a.replicas)))
+    return ClusterState(services, nodes, assignments, observed_)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(clusters())
+def test_replanning_after_applying_a_plan_changes_nothing(state: ClusterState) -> None:
+    once = apply(state, diff(state, plan(state, NOW)))
+    again = diff(once, plan(once, NOW + 30))
+    assert again.empty, again
+
+
+@settings(max_examples=200, deadline=None)
+@given(clusters())
+def test_plans_respect_the_hard_rules(state: ClusterState) -> None:
+    target = plan(state, NOW)
+    for name, placement in target.placements.items():
+        w = state.services[name].workload
+        assert w is not None
+        for node_name, count in placement.placed.items():
+            view = state.nodes[node_name]
+            assert view.state is not NodeState.NOT_READY
+            assert w.node in (None, node_name)
+            assert all(view.labels.get(k) == v for k, v in w.node_selector.items())
+            assert not w.privileged or view.allow_privileged
+            if w.spread and not w.group:
+                assert count == 1
+        assert placement.placed_count <= w.replicas
+        new = {n for n in placement.placed if n not in state.assignments.get(name, {})}
+        for node_name in new:  # new work only where new work may go
+            view = state.nodes[node_name]
+            assert view.state is NodeState.READY and not view.cordon and not view.drain
+    for name, service_ in state.services.items():
+        if not service_.valid:
+            assert target.assignments.get(name, {}) == state.assignments.get(name, {})

@@ -1,0 +1,88 @@
+"""The writer's packing: guard first in every transaction, a service's move never split, stop on a refused guard.
+
+A recording in-memory store stands in for Consul here; tests/integration/operator proves the same against
+a real one (a deposed leader's transaction is refused as a whole).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from meshop.consul.events import EventLog
+from meshop.consul.store import Listing, TxnOp
+from meshop.errors import ConflictError
+from meshop.model.records import Assignment, ServiceStatus
+from meshop.operator.plan import Changes, PlannedEvent, ServiceWrite
+from meshop.operator.writer import LeadershipLost, Owned, Writer
+
+GUARD = TxnOp.check_session("leader", "s1")
+
+
+class RecordingStore:
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.transactions: list[list[TxnOp]] = []
+        self.fail_after = fail_after
+
+    def transact(self, ops: Sequence[TxnOp]) -> None:
+        if self.fail_after is not None and len(self.transactions) >= self.fail_after:
+            raise ConflictError("409 transaction rolled back: check-session failed")
+        assert len(ops) <= 64
+        self.transactions.append(list(ops))
+
+    def list(self, prefix: str, index: int = 0, wait: str | None = None) -> Listing:
+        return Listing(1, ())
+
+
+def a(service: str, node: str) -> Assignment:
+    return Assignment(service, node, 1, 1, "h", {"image": "x"})
+
+
+def move(service: str, nodes: int) -> ServiceWrite:
+    return ServiceWrite(
+        service,
+        put=tuple(a(service, f"new{i}") for i in range(nodes)),
+        delete=tuple(f"old{i}" for i in range(nodes)),
+        events=(PlannedEvent("Rescheduled", f"service/{service}", "moved"),),
+    )
+
+
+def test_every_transaction_is_guarded_and_no_move_is_split() -> None:
+    store = RecordingStore()
+    changes = Changes(
+        services=tuple(move(f"s{i}", 10) for i in range(7)),  # 21 ops each
+        put_status=tuple(ServiceStatus(f"s{i}", 1) for i in range(100)),
+    )
+    owned = Owned()
+    stats = Writer(store, EventLog(store, "controller")).write(changes, GUARD, owned)  # type: ignore[arg-type]
+    assert all(txn[0] == GUARD and GUARD not in txn[1:] for txn in store.transactions)
+    for i in range(7):
+        holding = [
+            t for t in store.transactions if any(op.key.endswith(f"/s{i}") and "assignments/" in op.key for op in t)
+        ]
+        assert len(holding) == 1, f"move of s{i} split across transactions"
+        keys = [op.key for op in holding[0] if op.key.endswith(f"/s{i}")]
+        assert sum(k.startswith("assignments/new") for k in keys) == 10
+        assert sum(k.startswith("assignments/old") for k in keys) == 10
+    assert stats.operations == 7 * 21 + 100
+    assert stats.transactions == len(store.transactions) < 7 + 100  # packed
+    assert set(owned.assignments) == {f"s{i}" for i in range(7)} and len(owned.statuses) == 100
+
+
+def test_a_refused_guard_raises_and_caches_only_what_committed() -> None:
+    store = RecordingStore(fail_after=1)
+    changes = Changes(services=tuple(move(f"s{i}", 20) for i in range(3)))  # 41 ops each: one per transaction
+    owned = Owned()
+    with pytest.raises(LeadershipLost):
+        Writer(store, EventLog(store, "controller")).write(changes, GUARD, owned)  # type: ignore[arg-type]
+    assert len(store.transactions) == 1
+    assert set(owned.assignments) == {"s0"}
+
+
+def test_a_unit_over_the_transaction_limit_is_skipped_not_split() -> None:
+    store = RecordingStore()
+    changes = Changes(services=(move("huge", 40), move("ok", 1)))
+    stats = Writer(store, EventLog(store, "controller")).write(changes, GUARD, Owned())  # type: ignore[arg-type]
+    assert stats.skipped == ["service/huge"]
+    assert [op.key for op in store.transactions[0][1:3]] == ["assignments/new0/ok", "assignments/old0/ok"]
