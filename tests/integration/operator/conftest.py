@@ -1,0 +1,85 @@
+"""Fixtures for the controller against a real Consul: simulated nodes, in-process and CLI controllers.
+
+Node and controller names carry the test's prefix, because Consul's service catalog is shared by every
+test of the session.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshop.consul.config import ConsulConfig
+from meshop.consul.store import KVStore
+from meshop.operator.controller import Controller, ControllerOptions
+from tests.integration.operator.sim import CliController, SimNode
+from tests.support.consul_server import ConsulServer
+from tests.support.procs import Process, free_port, wait_until
+
+
+@pytest.fixture
+def sim_nodes(store: KVStore, prefix: str) -> Iterator[Callable[..., SimNode]]:
+    made: list[SimNode] = []
+
+    def make(short: str, **join: Any) -> SimNode:
+        node = SimNode(store, f"{prefix}-{short}").join(**join)
+        made.append(node)
+        return node
+
+    yield make
+    for node in made:
+        node.close()
+
+
+@pytest.fixture
+def controllers(consul_config: ConsulConfig, prefix: str) -> Iterator[Callable[..., Controller]]:
+    """Start in-process controllers; options override the test defaults (grace 2 s, lock-delay 1 s)."""
+    started: list[Controller] = []
+
+    def start(short: str = "c1", **options: Any) -> Controller:
+        options = {"grace_period": 2.0, "lock_delay": 1, "check_ttl": 1.0, "resync": 30.0, **options}
+        ctl = Controller(consul_config, ControllerOptions(f"{prefix}-{short}", **options)).start()
+        started.append(ctl)
+        return ctl
+
+    yield start
+    for ctl in started:
+        ctl.stop()
+
+
+@pytest.fixture
+def cli_controllers(consul_server: ConsulServer, prefix: str, tmp_path: Path) -> Iterator[Callable[..., CliController]]:
+    started: list[CliController] = []
+    meshop = str(Path(sys.executable).parent / "meshop")
+
+    def start(short: str, *flags: str) -> CliController:
+        port = free_port()
+        ident = f"{prefix}-{short}"
+        log_path = tmp_path / f"controller-{short}.log"
+        args = [
+            meshop,
+            "--consul-addr",
+            consul_server.addr,
+            "--prefix",
+            prefix,
+            "controller",
+            "run",
+            "--id",
+            ident,
+            "--metrics-addr",
+            f"127.0.0.1:{port}",
+            *flags,
+        ]
+        process = Process(args, log_path, env={"CONSUL_HTTP_TOKEN": ""}).start()
+        handle = CliController(ident, process, port, log_path, args)
+        started.append(handle)
+        wait_until(lambda: handle.get("/healthz")[0] == 200, 20, what=f"controller {ident} to serve /healthz")
+        return handle
+
+    yield start
+    for handle in started:
+        handle.process.stop()
