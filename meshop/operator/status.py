@@ -61,8 +61,10 @@ def roll_up(
             "error": seen.error if seen else "",
         }
 
+    earlier = {c.type: c for c in previous.conditions} if previous else {}
+
     def condition(kind: str, status: str, reason: str = "", message: str = "") -> Condition:
-        before = previous.condition(kind) if previous else None
+        before = earlier.get(kind)
         since = before.last_transition if before is not None and before.status == status else now
         return Condition(kind, status, reason, message, since, generation)
 

@@ -11,8 +11,9 @@ keys, updated only after a transaction committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from meshop import metrics
 from meshop.consul.events import EventLog
@@ -46,10 +47,14 @@ class Owned:
 
     def load(self, store: KVStore, session: str, now: float) -> None:
         self.assignments, self.statuses, self.routes = {}, {}, {}
+        specs: dict[str, Mapping[str, Any]] = {}  # one spec dict per spec hash, shared by its assignments
         for entry in store.list(keys.ASSIGNMENTS).entries:
             parts = keys.split(entry.key, keys.ASSIGNMENTS)
             record = _read(entry.key, entry.value, Assignment.from_dict)
             if len(parts) == 2 and record is not None:
+                spec = specs.setdefault(record.spec_hash, record.spec)
+                if spec is not record.spec and spec == record.spec:
+                    record = replace(record, spec=spec)
                 self.assignments.setdefault(parts[1], {})[parts[0]] = record
         for entry in store.list(keys.STATUS_SERVICES).entries:
             status = _read(entry.key, entry.value, ServiceStatus.from_dict)
@@ -129,8 +134,8 @@ class Writer:
         stats.transactions += 1
         stats.operations += len(ops) - 1
 
-    def _units(self, changes: Changes, owned: Owned) -> list[_Unit]:
-        units: list[_Unit] = []
+    def _units(self, changes: Changes, owned: Owned) -> Iterator[_Unit]:
+        """The units in write order, built lazily (a first pass over thousands of services is large)."""
         for write in changes.services:
             ops = [TxnOp.set(keys.assignment(a.node, a.service), dumps(a)) for a in write.put]
             ops += [TxnOp.delete(keys.assignment(node, write.service)) for node in write.delete]
@@ -145,21 +150,20 @@ class Writer:
                 if not nodes:
                     owned.assignments.pop(write.service, None)
 
-            units.append(_Unit(f"service/{write.service}", ops, commit, len(write.events)))
+            yield _Unit(f"service/{write.service}", ops, commit, len(write.events))
         for event in changes.events:
             op = self.events.prepare(event.kind, event.object, event.message)
-            units.append(_Unit(f"event/{event.kind}", [op], lambda: None, 1))
+            yield _Unit(f"event/{event.kind}", [op], lambda: None, 1)
         for host in changes.delete_routes:
-            units.append(_Unit(f"route/{host}", [TxnOp.delete(keys.route(host))], _pop(owned.routes, host)))
+            yield _Unit(f"route/{host}", [TxnOp.delete(keys.route(host))], _pop(owned.routes, host))
         for route in changes.put_routes:
             op = TxnOp.set(keys.route(route.host), dumps(route))
-            units.append(_Unit(f"route/{route.host}", [op], _put(owned.routes, route.host, route)))
+            yield _Unit(f"route/{route.host}", [op], _put(owned.routes, route.host, route))
         for name in changes.delete_status:
-            units.append(_Unit(f"status/{name}", [TxnOp.delete(keys.service_status(name))], _pop(owned.statuses, name)))
+            yield _Unit(f"status/{name}", [TxnOp.delete(keys.service_status(name))], _pop(owned.statuses, name))
         for status in changes.put_status:
             op = TxnOp.set(keys.service_status(status.name), dumps(status))
-            units.append(_Unit(f"status/{status.name}", [op], _put(owned.statuses, status.name, status)))
-        return units
+            yield _Unit(f"status/{status.name}", [op], _put(owned.statuses, status.name, status))
 
 
 def _pop(table: dict, key: str) -> Callable[[], None]:  # type: ignore[type-arg]
