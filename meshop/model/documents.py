@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from meshop.errors import DocumentError, ValidationFailed, Violation
-from meshop.model import rules
+from meshop.model import gateway_rules, rules
 from meshop.model.gateway import Gateway
 from meshop.model.node import NodeDoc
 from meshop.model.policy import DEFAULT_POLICY, Policy
@@ -144,7 +144,7 @@ def _check_unguarded(
     if kind == "Service":
         rules.service_rules(found, value, policy)
     elif kind == "Gateway":
-        rules.gateway_rules(found, value)
+        gateway_rules.gateway_rules(found, value)
     hidden = {v.path for v in clean.violations}
     found = [v for v in found if not any(_under(v.path, h) for h in hidden)]
     violations = sorted(set(found + clean.violations))
