@@ -145,8 +145,8 @@ def _check_unguarded(
         rules.service_rules(found, value, policy)
     elif kind == "Gateway":
         gateway_rules.gateway_rules(found, value)
-    hidden = {v.path for v in clean.violations}
-    found = [v for v in found if not any(_under(v.path, h) for h in hidden)]
+    # A replaced value (huge int, NaN, ...) already has its violation: drop the placeholder's.
+    found = [v for v in found if not any(_under(v.path, h) for h in clean.replaced)]
     violations = sorted(set(found + clean.violations))
     return violations, value
 
