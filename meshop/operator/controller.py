@@ -116,6 +116,7 @@ class Controller:
         self._observed = Memo[Observed | None](read_record(Observed.from_dict))
         self._reported_node_docs: dict[str, int] = {}
         self._announce: str | None = None
+        self._pending: list[PlannedEvent] = []  # node events not yet written (kept across a failed write)
         self._thread: threading.Thread | None = None
         self._node_gauges: set[str] = set()
 
@@ -179,7 +180,11 @@ class Controller:
             or self.owned.session != lock.session
             or now - self.owned.loaded_at >= self.options.resync
         ):
-            self.owned.load(self.store, lock.session, now)
+            try:
+                self.owned.load(self.store, lock.session, now)
+            except ConsulError:
+                metrics.consul_errors_total.labels(COMPONENT, "read").inc()
+                raise
         desired, records, node_docs, observed, agent_status = self._read_snapshots()
         known = set(records) | ({n for per in self.owned.assignments.values() for n in per} if lock else set())
         problems = node_health.problems_of(known, records, agent_status)
@@ -207,8 +212,9 @@ class Controller:
         )
         target = plan(state, now)
         changes = diff(state, target)
-        extra = [PlannedEvent(t.kind, f"node/{t.node}", t.message) for t in transitions]
-        extra += self._node_doc_events(node_docs)
+        self._pending += [PlannedEvent(t.kind, f"node/{t.node}", t.message) for t in transitions]
+        self._pending += self._node_doc_events(node_docs)
+        extra = list(self._pending)
         if self._announce == lock.session:
             me = f"controller/{self.options.controller_id}"
             extra.insert(0, PlannedEvent("LeaderElected", me, f"controller {self.options.controller_id} leads"))
@@ -218,12 +224,14 @@ class Controller:
             stats = self.writer.write(changes, lock.guard(), self.owned)
         except LeadershipLost as exc:
             self.owned.invalidate()
+            self._pending.clear()  # the next leader reports what it sees itself
             self.election.step_down(lock, str(exc))
             return None
         except ConsulError:
             self.owned.invalidate()  # a transaction may or may not have landed: re-read before trusting
             metrics.consul_errors_total.labels(COMPONENT, "write").inc()
             raise
+        self._pending.clear()
         if self._announce == lock.session:
             self._announce = None
         self._service_metrics(target.statuses)

@@ -21,7 +21,7 @@ from meshop.consul.store import MAX_TXN_OPS, MAX_VALUE_BYTES, KVStore, TxnOp
 from meshop.errors import ConflictError
 from meshop.model import keys
 from meshop.model.records import Assignment, RouteRecord, ServiceStatus, dumps, loads_json
-from meshop.operator.plan import Changes
+from meshop.operator.plan import Changes, ServiceWrite
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class WriteStats:
     transactions: int = 0
     operations: int = 0
     events: int = 0
-    skipped: list[str] = field(default_factory=list)  # units too large to write, by name
+    skipped: list[str] = field(default_factory=list)  # units with a value too large to write, by name
 
 
 class Writer:
@@ -102,8 +102,8 @@ class Writer:
         batch: list[_Unit] = []
         room = MAX_TXN_OPS - 1
         for unit in self._units(changes, owned):
-            if len(unit.ops) > room or any(op.value is not None and len(op.value) > MAX_VALUE_BYTES for op in unit.ops):
-                log.error("cannot write %s: %d operations or a value over Consul's limits", unit.what, len(unit.ops))
+            if any(op.value is not None and len(op.value) > MAX_VALUE_BYTES for op in unit.ops):
+                log.error("cannot write %s: a value is over Consul's %d-byte limit", unit.what, MAX_VALUE_BYTES)
                 stats.skipped.append(unit.what)
                 continue
             if sum(len(u.ops) for u in batch) + len(unit.ops) > room:
@@ -137,20 +137,7 @@ class Writer:
     def _units(self, changes: Changes, owned: Owned) -> Iterator[_Unit]:
         """The units in write order, built lazily (a first pass over thousands of services is large)."""
         for write in changes.services:
-            ops = [TxnOp.set(keys.assignment(a.node, a.service), dumps(a)) for a in write.put]
-            ops += [TxnOp.delete(keys.assignment(node, write.service)) for node in write.delete]
-            ops += [self.events.prepare(e.kind, e.object, e.message) for e in write.events]
-
-            def commit(write=write) -> None:  # type: ignore[no-untyped-def]
-                nodes = owned.assignments.setdefault(write.service, {})
-                for node in write.delete:
-                    nodes.pop(node, None)
-                for a in write.put:
-                    nodes[a.node] = a
-                if not nodes:
-                    owned.assignments.pop(write.service, None)
-
-            yield _Unit(f"service/{write.service}", ops, commit, len(write.events))
+            yield from self._service_units(write, owned)
         for event in changes.events:
             op = self.events.prepare(event.kind, event.object, event.message)
             yield _Unit(f"event/{event.kind}", [op], lambda: None, 1)
@@ -164,6 +151,42 @@ class Writer:
         for status in changes.put_status:
             op = TxnOp.set(keys.service_status(status.name), dumps(status))
             yield _Unit(f"status/{status.name}", [op], _put(owned.statuses, status.name, status))
+
+    def _service_units(self, write: ServiceWrite, owned: Owned) -> Iterator[_Unit]:
+        """One unit for a service's change, so no agent sees half a move. A change too large for one
+        transaction (a service on more than ~60 nodes) is split so that every new copy is written
+        before any old copy is deleted: agents may then briefly run more copies, never fewer."""
+        puts = [(a, TxnOp.set(keys.assignment(a.node, a.service), dumps(a))) for a in write.put]
+        deletes = [(node, TxnOp.delete(keys.assignment(node, write.service))) for node in write.delete]
+        events = [self.events.prepare(e.kind, e.object, e.message) for e in write.events]
+        room = MAX_TXN_OPS - 1
+        what = f"service/{write.service}"
+        if len(puts) + len(deletes) + len(events) <= room:
+            ops = [op for _, op in puts] + [op for _, op in deletes] + events
+            yield _Unit(what, ops, _assign(owned, write.service, write.put, write.delete), len(events))
+            return
+        log.warning("%s: %d changes exceed one transaction; writing new copies first", what, len(puts) + len(deletes))
+        for start in range(0, len(puts), room):
+            chunk = puts[start : start + room]
+            yield _Unit(what, [op for _, op in chunk], _assign(owned, write.service, [a for a, _ in chunk], ()))
+        for start in range(0, len(deletes), room):
+            chunk_d = deletes[start : start + room]
+            yield _Unit(what, [op for _, op in chunk_d], _assign(owned, write.service, (), [n for n, _ in chunk_d]))
+        if events:
+            yield _Unit(what, events, lambda: None, len(events))
+
+
+def _assign(owned: Owned, service: str, put: Sequence[Assignment], delete: Sequence[str]) -> Callable[[], None]:
+    def commit() -> None:
+        nodes = owned.assignments.setdefault(service, {})
+        for node in delete:
+            nodes.pop(node, None)
+        for a in put:
+            nodes[a.node] = a
+        if not nodes:
+            owned.assignments.pop(service, None)
+
+    return commit
 
 
 def _pop(table: dict, key: str) -> Callable[[], None]:  # type: ignore[type-arg]

@@ -80,9 +80,24 @@ def test_a_refused_guard_raises_and_caches_only_what_committed() -> None:
     assert set(owned.assignments) == {"s0"}
 
 
-def test_a_unit_over_the_transaction_limit_is_skipped_not_split() -> None:
+def test_a_change_too_large_for_one_transaction_writes_new_copies_before_deleting_old_ones() -> None:
     store = RecordingStore()
-    changes = Changes(services=(move("huge", 40), move("ok", 1)))
-    stats = Writer(store, EventLog(store, "controller")).write(changes, GUARD, Owned())  # type: ignore[arg-type]
-    assert stats.skipped == ["service/huge"]
+    owned = Owned()
+    changes = Changes(services=(move("huge", 70), move("ok", 1)))
+    stats = Writer(store, EventLog(store, "controller")).write(changes, GUARD, owned)  # type: ignore[arg-type]
+    assert stats.skipped == []
+    ops = [op for txn in store.transactions for op in txn[1:] if op.key.endswith("/huge")]
+    verbs = [(op.verb, op.key.split("/")[1][:3]) for op in ops]
+    assert verbs == [("set", "new")] * 70 + [("delete", "old")] * 70  # every put lands before any delete
+    assert all(txn[0] == GUARD for txn in store.transactions)
+    assert len(owned.assignments["huge"]) == 70
+
+
+def test_a_value_over_consuls_limit_is_skipped_and_others_still_written() -> None:
+    store = RecordingStore()
+    big = ServiceWrite("big", put=(Assignment("big", "n1", 1, 1, "h", {"blob": "x" * (600 * 1024)}),))
+    stats = Writer(store, EventLog(store, "controller")).write(  # type: ignore[arg-type]
+        Changes(services=(big, move("ok", 1))), GUARD, Owned()
+    )
+    assert stats.skipped == ["service/big"]
     assert [op.key for op in store.transactions[0][1:3]] == ["assignments/new0/ok", "assignments/old0/ok"]
