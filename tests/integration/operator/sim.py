@@ -19,6 +19,7 @@ from typing import Any
 
 from meshop.consul.services import CheckSpec, Registration, Services
 from meshop.consul.store import KVStore
+from meshop.errors import ConsulError
 from meshop.model import keys
 from meshop.model.records import (
     Assignment,
@@ -64,7 +65,8 @@ class SimNode:
     def _heartbeat(self) -> None:
         while not self._closed.is_set():
             if self._beating.is_set():
-                self.services.ttl_pass(self.check_id)
+                with contextlib.suppress(ConsulError):  # e.g. deregistered while closing
+                    self.services.ttl_pass(self.check_id)
             self._closed.wait(self.ttl / 4)
 
     def stop_agent(self) -> None:
