@@ -1,7 +1,8 @@
 """Blocking-query watches: wake a reconcile loop when something under a prefix changes.
 
 The loop follows Consul's rules for blocking queries: it starts from index 0 and then never blocks on
-an index below 1, resets when the index goes backwards (a restarted or restored server), waits at least
+an index below 1, resets when the index goes backwards (a restarted or restored server) and re-reads
+without blocking after any failed request (the server it reaches next may be such a one), waits at least
 ``min_interval`` between queries (so a flapping key cannot spin it), and backs off exponentially with
 jitter (tenacity) while Consul is unreachable. ``stop()`` returns at once; the thread is a daemon and
 delivers nothing after it.
@@ -89,7 +90,7 @@ class Watch(Generic[T]):
         while not self._stopping.is_set():
             started = time.monotonic()
             try:
-                new_index, value = retrying(self._fetch, self.index, self._wait if self.index else None)
+                new_index, value = retrying(lambda: self._fetch(self.index, self._wait if self.index else None))
             except ConsulError:
                 return  # only reached when stopping
             self.connected = True
@@ -121,6 +122,9 @@ class Watch(Generic[T]):
 
     def _record_error(self, state: tenacity.RetryCallState) -> None:
         self.errors += 1
+        # after a failure, re-read without blocking: a restarted or restored server may now be at a lower
+        # index, and a blocking query on the old one would hang for the whole wait before noticing
+        self.index = 0
         self.connected = False
         exc = state.outcome.exception() if state.outcome else None
         self.last_error = str(exc)

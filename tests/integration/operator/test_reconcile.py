@@ -226,3 +226,27 @@ def test_nothing_is_rewritten_while_nothing_changes(
     wait_until(lambda: ctl.loop.passes >= passes + 5, 10, what="five more passes")
     assert {e.key: e.modify_index for p in owned for e in store.list(p).entries} == snapshot
     assert ctl.last.operations == 0
+
+
+def test_readiness_follows_consul_and_leadership_returns_after_a_consul_restart(tmp_path: Path) -> None:
+    from meshop.consul.config import ConsulConfig
+    from meshop.operator.controller import ControllerOptions
+
+    server = ConsulServer(tmp_path / "consul").start()  # private: this test stops it
+    try:
+        config = ConsulConfig.from_env({}, addr=server.addr, prefix="r", timeout=2)
+        ctl = Controller(config, ControllerOptions("restart", lock_delay=0, check_ttl=1.0, resync=1.0)).start()
+        try:
+            wait_until(lambda: ctl.ready() == (True, "leader"), 15, what="ready as leader")
+            server.kill()
+            wait_until(lambda: not ctl.ready()[0], 20, what="readiness to drop")
+            assert "not connected to Consul" in ctl.ready()[1] or "failed" in ctl.ready()[1]
+            server.start()  # -dev: a fresh Consul, without the registration, session or lock
+            wait_until(lambda: ctl.ready() == (True, "leader"), 30, what="leader again after the restart")
+            store = KVStore(config)
+            store.put(keys.desired_service("web"), service_doc("web"))
+            wait_until(lambda: status_of(store, "web") is not None, 10, what="the controller to act again")
+        finally:
+            ctl.stop()
+    finally:
+        server.stop()
