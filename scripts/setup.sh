@@ -54,7 +54,7 @@ if ! have consul && [ ! -x "$BIN/consul" ]; then
   fi
   o=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$d/parts" -o "Dir::State::Lists=$d/lists" -o "Dir::Cache=$d/cache")
   apt-get "${o[@]}" update -q >/dev/null
-  (cd "$d" && apt-get "${o[@]}" download consul >/dev/null)
+  (cd "$d" && apt-get "${o[@]}" -o APT::Sandbox::User=root download consul >/dev/null)
   dpkg -x "$d"/consul_*.deb "$d/x"
   install -m 0755 "$d/x/usr/bin/consul" "$BIN/consul"
 fi

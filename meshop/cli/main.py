@@ -14,6 +14,7 @@ from meshop import __version__
 from meshop.cli.agent_cmd import agent
 from meshop.cli.context import CliContext
 from meshop.cli.controller_cmd import controller
+from meshop.cli.gateway_cmd import gateway
 from meshop.consul.config import ConsulConfig
 from meshop.errors import MeshopError
 
@@ -36,6 +37,7 @@ def version() -> None:
 
 cli.add_command(agent)
 cli.add_command(controller)
+cli.add_command(gateway)
 
 
 def main(argv: list[str] | None = None) -> None:

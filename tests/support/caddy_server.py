@@ -38,7 +38,6 @@ class CaddyServer:
             "{\n"
             f"\tadmin unix/{self.admin_socket}\n"
             "\tauto_https off\n"
-            "\tpersist_config off\n"
             f"{extra_global}"
             "}\n"
             f"import {self.sites}/*.caddy\n"
