@@ -12,9 +12,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from meshop.model.names import is_hostname
+from meshop.model.names import is_hostname, is_url_path, is_wildcard_hostname
 
-_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
 _DURATION = re.compile(r"^\d+(ms|s|m)$")
 
 
@@ -122,13 +121,13 @@ class UnsafeValue(ValueError):
 
 
 def _safe_host(host: str) -> str:
-    if not is_hostname(host, allow_wildcard=True):
+    if not (is_hostname(host) or is_wildcard_hostname(host)):
         raise UnsafeValue(f"not a hostname: {host!r}")
     return host
 
 
 def _safe_path(path: str) -> str:
-    if not _PATH.match(path) or "{" in path or "}" in path:
+    if not is_url_path(path):
         raise UnsafeValue(f"not a safe URL path: {path!r}")
     return path
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from meshop.caddy.render import ProxyOptions, Site, render_global, render_site
+from meshop.model.names import host_in_domain
 from meshop.model.records import RouteRecord
 
 
@@ -31,7 +32,7 @@ class GatewayPlan:
 
 def in_domains(host: str, domains: Iterable[str]) -> bool:
     domains = tuple(domains)
-    return not domains or any(host == d or host.endswith("." + d) for d in domains)
+    return not domains or any(host_in_domain(host, d) for d in domains)
 
 
 def plan_sites(routes: Iterable[RouteRecord], live_nodes: set[str] | None, domains: tuple[str, ...]) -> GatewayPlan:
