@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from meshop.caddy.render import ProxyOptions, Site, render_global, render_site
+from meshop.caddy.render import ProxyOptions, Site, UnsafeValue, render_global, render_site
 from meshop.model.names import host_in_domain
 from meshop.model.records import RouteRecord
 
@@ -57,8 +57,12 @@ def plan_sites(routes: Iterable[RouteRecord], live_nodes: set[str] | None, domai
     return GatewayPlan(tuple(sites), tuple(skipped))
 
 
-def render_gateway(settings: GatewaySettings, plan: GatewayPlan) -> str:
-    """The whole gateway Caddyfile."""
+def render_gateway(settings: GatewaySettings, plan: GatewayPlan) -> tuple[str, list[str]]:
+    """The whole gateway Caddyfile, and the hosts left out because a value in them is unsafe.
+
+    Routes are written by the controller from validated documents, so an unsafe value means a
+    hand-edited or corrupted record: that one site is left out, every other one is served.
+    """
     scheme = "http" if settings.tls_mode == "off" else "https"
     head = render_global(
         admin=settings.admin,
@@ -70,6 +74,10 @@ def render_gateway(settings: GatewaySettings, plan: GatewayPlan) -> str:
     )
     parts = ["# Rendered by meshop gateway from Consul routes; edits are overwritten.\n", head]
     tls = "internal" if settings.tls_mode == "internal" else None
+    refused: list[str] = []
     for site in plan.sites:
-        parts.append(render_site(site, scheme=scheme, bind=settings.bind, tls=tls, proxy=settings.proxy))
-    return "\n".join(parts)
+        try:
+            parts.append(render_site(site, scheme=scheme, bind=settings.bind, tls=tls, proxy=settings.proxy))
+        except UnsafeValue as exc:
+            refused.append(f"{site.host!r}: {exc}")
+    return "\n".join(parts), refused

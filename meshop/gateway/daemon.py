@@ -91,7 +91,9 @@ class GatewayDaemon:
         plan = plan_sites(parse_routes(self.routes_watch.latest), live_nodes(checks), self.settings.domains)
         for host in plan.skipped:
             log.warning("route host %s is outside the gateway's domains %s; not served", host, self.settings.domains)
-        text = render_gateway(self.settings, plan)
+        text, refused = render_gateway(self.settings, plan)
+        for problem in refused:
+            log.error("route left out of the gateway config: %s", problem)
         try:
             started = time.monotonic()
             if self.applier.apply(text):

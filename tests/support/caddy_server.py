@@ -35,12 +35,7 @@ class CaddyServer:
         self.admin_socket = Path(tempfile.mkdtemp(prefix="mcaddy-", dir="/tmp")) / "admin.sock"
         self.caddyfile = workdir / "Caddyfile"
         self.caddyfile.write_text(
-            "{\n"
-            f"\tadmin unix/{self.admin_socket}\n"
-            "\tauto_https off\n"
-            f"{extra_global}"
-            "}\n"
-            f"import {self.sites}/*.caddy\n"
+            f"{{\n\tadmin unix/{self.admin_socket}\n\tauto_https off\n{extra_global}}}\nimport {self.sites}/*.caddy\n"
         )
         self.process: Process | None = None
 
