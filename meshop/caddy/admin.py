@@ -74,8 +74,8 @@ class CaddyAdmin:
         conn = self._connection()
         try:
             headers = {"Content-Type": content_type} if content_type else {}
-            # Caddy checks the Origin/Host of admin requests; a loopback Host is always accepted.
-            headers["Host"] = "localhost"
+            if self.address.startswith("unix/"):
+                headers["Host"] = ""  # Caddy accepts only an empty Host on its unix-socket admin API
             conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
             return response.status, response.read()

@@ -35,8 +35,8 @@ def in_domains(host: str, domains: Iterable[str]) -> bool:
     return not domains or any(host_in_domain(host, d) for d in domains)
 
 
-def plan_sites(routes: Iterable[RouteRecord], live_nodes: set[str] | None, domains: tuple[str, ...]) -> GatewayPlan:
-    """One site per route host with its healthy upstreams on live nodes (None: liveness unknown)."""
+def plan_sites(routes: Iterable[RouteRecord], down_nodes: set[str], domains: tuple[str, ...]) -> GatewayPlan:
+    """One site per route host with its healthy upstreams, leaving out nodes whose agent is down."""
     sites: list[Site] = []
     skipped: list[str] = []
     for route in sorted(routes, key=lambda r: r.host):
@@ -44,13 +44,7 @@ def plan_sites(routes: Iterable[RouteRecord], live_nodes: set[str] | None, domai
             skipped.append(route.host)
             continue
         upstreams = tuple(
-            sorted(
-                {
-                    f"{u.address}:{u.port}"
-                    for u in route.upstreams
-                    if u.healthy and (live_nodes is None or u.node in live_nodes)
-                }
-            )
+            sorted({f"{u.address}:{u.port}" for u in route.upstreams if u.healthy and u.node not in down_nodes})
         )
         health = route.health_path or None
         sites.append(Site(route.host, route.path, upstreams, health_path=health, comment=f"service {route.service}"))

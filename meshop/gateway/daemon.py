@@ -30,12 +30,13 @@ log = logging.getLogger(__name__)
 AGENT_SERVICE = "meshop-agent"
 
 
-def live_nodes(checks: list[CheckState] | None) -> set[str] | None:
-    """Nodes whose agent TTL check passes; None while health is unknown (then nobody is filtered)."""
-    if checks is None:
-        return None
+def down_nodes(checks: list[CheckState] | None) -> set[str]:
+    """Nodes whose agent check is failing. A node without a check (its agent stopped cleanly and
+    deregistered, or never ran) is not down: its containers keep serving without an agent."""
     prefix = f"{AGENT_SERVICE}-"
-    return {c.service_id[len(prefix) :] for c in checks if c.service_id.startswith(prefix) and c.status == "passing"}
+    return {
+        c.service_id[len(prefix) :] for c in checks or () if c.service_id.startswith(prefix) and c.status != "passing"
+    }
 
 
 def parse_routes(listing: Listing | None) -> list[RouteRecord]:
@@ -87,8 +88,9 @@ class GatewayDaemon:
         if not self.routes_watch.wait_ready(0) or not self.gateway_watch.wait_ready(0):
             return 1.0  # first answers from Consul not in yet: render nothing rather than an empty config
         self._apply_gateway_document(self.gateway_watch.latest)
-        checks = self.checks_watch.latest if self.checks_watch.wait_ready(0) else None
-        plan = plan_sites(parse_routes(self.routes_watch.latest), live_nodes(checks), self.settings.domains)
+        plan = plan_sites(
+            parse_routes(self.routes_watch.latest), down_nodes(self.checks_watch.latest), self.settings.domains
+        )
         for host in plan.skipped:
             log.warning("route host %s is outside the gateway's domains %s; not served", host, self.settings.domains)
         text, refused = render_gateway(self.settings, plan)

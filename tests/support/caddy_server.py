@@ -54,6 +54,7 @@ class CaddyServer:
         conn = UnixHTTPConnection(str(self.admin_socket))
         try:
             headers = {"Content-Type": content_type} if content_type else {}
+            headers["Host"] = ""  # Caddy accepts only an empty Host on its unix-socket admin API
             conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
             return response.status, response.read()
