@@ -23,6 +23,8 @@ URL_PATH = "must start with '/' and hold only URL path characters: A-Z a-z 0-9 -
 LABEL_KEY = "is not a valid label key: [prefix/]name, name of 1-63 of A-Z a-z 0-9 - _ . alphanumeric at the ends"
 LABEL_VALUE = "is not a valid label value: at most 63 of A-Z a-z 0-9 - _ . alphanumeric at the ends"
 CONSUL_KEY = "must be a Consul key like meshop/secrets/name: '/'-separated segments of A-Z a-z 0-9 . _ -"
+DURATION_RANGE = "must be longer than 0s and at most 168h (one week)"
+MEMORY_RANGE = "must be at least 6Mi (Docker's minimum) and at most 1Pi"
 ABS_PATH = "must be an absolute path of A-Z a-z 0-9 . _ @ + = , ~ / - without '..' segments"
 
 Out = list[Violation]
@@ -70,13 +72,12 @@ def _duration(out: Out, path: str, value: object) -> None:
     try:
         seconds = parse_duration(value)
     except OutOfRange:
-        out.append(Violation(path, "must be at most 168h (one week)"))
-        return
+        seconds = -1.0
     except ValueError:
         out.append(Violation(path, f"{show(value)} is not a duration like 500ms, 10s or 1m30s"))
         return
     if seconds <= 0:
-        out.append(Violation(path, "must be longer than 0s"))
+        out.append(Violation(path, DURATION_RANGE))
 
 
 def metadata_rules(out: Out, doc: dict[str, Any]) -> None:
@@ -250,13 +251,14 @@ def _volume_rules(out: Out, volumes: list[Any], policy: Policy) -> None:
 
 
 def _memory(out: Out, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return
+    if isinstance(value, float) and not value.is_integer():
+        return  # the schema has reported it: memory is a string or an integer
     try:
         size = parse_memory(value)
     except OutOfRange:
-        out.append(Violation("spec.resources.memory", "must be at most 1Pi"))
-        return
+        size = -1
     except ValueError:
         out.append(
             Violation(
@@ -266,4 +268,4 @@ def _memory(out: Out, value: object) -> None:
         )
         return
     if size < MIN_MEMORY:
-        out.append(Violation("spec.resources.memory", "must be at least 6Mi (Docker's minimum)"))
+        out.append(Violation("spec.resources.memory", MEMORY_RANGE))

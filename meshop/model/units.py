@@ -74,8 +74,8 @@ def parse_memory(text: object) -> int:
     """Kubernetes-style quantity (``256Mi``, ``1G``, ``1.5Gi``, ``1048576``) as whole bytes, rounded up."""
     if isinstance(text, bool):
         raise TypeError("not a memory quantity")
-    if isinstance(text, int):
-        value = text
+    if isinstance(text, int) or (isinstance(text, float) and text.is_integer()):
+        value = int(text)
     elif isinstance(text, str):
         m = _MEMORY_RE.fullmatch(text) if len(text) <= 64 else None
         if m is None:

@@ -45,7 +45,7 @@ _INF_RE = re.compile(r"([-+]?)\.(?:inf|Inf|INF)")
 _NAN_RE = re.compile(r"\.(?:nan|NaN|NAN)")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
-# (root schema, schema of this position); root is needed to follow $ref.
+# kind -> the root schema that directs plain-scalar conversion (None: YAML 1.2 core rules throughout).
 SchemaFor = Callable[[str], "Schema | None"]
 
 
@@ -253,7 +253,7 @@ def load_yaml(text: str, source: str = "", schema_for: SchemaFor | None = None) 
     except yaml.YAMLError as exc:
         raise DocumentError(f"{source or 'input'}: {exc}") from None
     except RecursionError:
-        raise DocumentError(f"{source or 'input'}: nested too deeply") from None
+        raise DocumentError(f"{source or 'input'}: nested deeper than {MAX_DEPTH} levels") from None
     finally:
         if loader is not None:
             loader.dispose()

@@ -232,3 +232,24 @@ def test_loaded_documents_parse() -> None:
     svc = parse_service(load_one(text))
     assert svc.spec.route is not None and svc.spec.route.port == 80
     assert svc.spec.health is not None and svc.spec.health.interval == 90.0
+
+
+def test_json_integral_floats_are_integers() -> None:
+    text = json.dumps(
+        {
+            "apiVersion": "meshop.io/v1alpha1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {
+                "image": "x",
+                "replicas": 2.0,
+                "resources": {"memory": 1e9, "cpus": 1.0},
+                "ports": [{"name": "http", "container": 80.0}],
+                "update": {"strategy": "stop-first"},
+            },
+        }
+    )
+    svc = parse_service(load_documents(text)[0])
+    assert svc.spec.replicas == 2 and type(svc.spec.replicas) is int
+    assert svc.spec.resources.memory == 10**9 and svc.spec.resources.cpus == 1.0
+    assert svc.spec.ports[0].container == 80 and type(svc.spec.ports[0].container) is int
