@@ -28,7 +28,7 @@ N3_SICK = Upstream("n3", "10.0.0.3", 8080, False)
         ([route("a.example.com", N1)], {"n1"}, (), {"a.example.com": ()}),
         (
             [route("a.example.com", N1), route("b.other.org", N2)],
-            None,
+            set(),
             ("example.com",),
             {"a.example.com": ("10.0.0.1:8080",)},
         ),
