@@ -10,8 +10,8 @@ import yaml
 from meshop.client.apply import Change
 
 
-def to_yaml(data: object) -> str:
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+def to_yaml(data: object, sort_keys: bool = False) -> str:
+    return yaml.safe_dump(data, sort_keys=sort_keys, default_flow_style=False, allow_unicode=True)
 
 
 def format_diff(changes: Sequence[Change]) -> str:
@@ -22,8 +22,9 @@ def format_diff(changes: Sequence[Change]) -> str:
         if change.action == "unchanged":
             out.append(f"{label} unchanged\n")
             continue
-        before = to_yaml(change.before).splitlines(keepends=True) if change.before is not None else []
-        after = to_yaml(change.after).splitlines(keepends=True)
+        # keys sorted on both sides: the stored form is canonical JSON, the file may be in any order
+        before = to_yaml(change.before, True).splitlines(keepends=True) if change.before is not None else []
+        after = to_yaml(change.after, True).splitlines(keepends=True)
         out.append(f"{label} {'would be created' if change.action == 'created' else 'would be configured'}\n")
         out.extend(difflib.unified_diff(before, after, fromfile=f"a/{change.key}", tofile=f"b/{change.key}"))
     return "".join(out)
