@@ -166,3 +166,25 @@ def _instance(item: Mapping[str, Any]) -> InstanceHealth:
         status=status if status in _SEVERITY else "critical",
         output=str(worst.get("Output", ""))[:500] if worst and status != "passing" else "",
     )
+
+
+METRICS_SERVICE = "meshop-metrics"
+
+
+def metrics_registration(component: str, instance: str, listen: str, node: str = "") -> Registration:
+    """The ``meshop-metrics`` service a daemon registers so Prometheus finds it via consul_sd_configs.
+
+    Address and port are the daemon's ``/metrics`` listener; tag and meta carry the component.
+    """
+    host, _, port = listen.rpartition(":")
+    meta = {"component": component, "instance": instance}
+    if node:
+        meta["node"] = node
+    return Registration(
+        service_id=f"{METRICS_SERVICE}-{component}-{instance}",
+        name=METRICS_SERVICE,
+        address=host.strip("[]") or "127.0.0.1",
+        port=int(port),
+        meta=meta,
+        tags=(component,),
+    )
