@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-import signal
 import socket
-import threading
 
 import click
 
-from meshop import metrics
 from meshop.cli.context import CliContext
+from meshop.daemon import run_daemon
 from meshop.httpserver import StatusServer
 from meshop.logs import setup_logging
-from meshop.operator.controller import Controller, ControllerOptions
+from meshop.operator.controller import COMPONENT, Controller, ControllerOptions
 
 log = logging.getLogger("meshop.controller")
 
@@ -43,7 +41,13 @@ def controller() -> None:
     show_default=True,
     help="TTL of the heartbeat check the leader session is tied to (seconds).",
 )
-@click.option("--metrics-addr", metavar="HOST:PORT", help="Serve /metrics, /healthz and /readyz here.")
+@click.option(
+    "--metrics-addr",
+    default="127.0.0.1:9465",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="/metrics, /healthz, /readyz (port 0: any free port).",
+)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @click.pass_obj
@@ -54,36 +58,27 @@ def run(
     resync: float,
     lock_delay: int,
     check_ttl: float,
-    metrics_addr: str | None,
+    metrics_addr: str,
     log_format: str,
     log_level: str,
 ) -> None:
     """Run the controller (leader or hot standby) until SIGTERM/SIGINT."""
     setup_logging(log_level, log_format)
-    metrics.set_build_info("controller")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    server = StatusServer(metrics_addr, lambda: ctl.ready()) if metrics_addr else None
     options = ControllerOptions(
         controller_id=controller_id,
         grace_period=grace_period,
         resync=resync,
         lock_delay=lock_delay,
         check_ttl=check_ttl,
-        port=server.port if server else 0,
     )
     ctl = Controller(obj.consul, options)
-    if server is not None:
-        server.start()
-        log.info("serving /metrics and /readyz on %s", server.address)
-    ctl.start()
-    log.info("controller %s started (consul %s, prefix %s)", controller_id, obj.consul.address, obj.consul.prefix)
-    try:
-        while not stop.wait(1.0):
-            pass
-    finally:
-        log.info("stopping: releasing the leader lock and deregistering")
+
+    def start(server: StatusServer) -> None:
+        ctl.start_services(metrics_listen=server.address)
+        log.info("controller %s started (consul %s, prefix %s)", controller_id, obj.consul.address, obj.consul.prefix)
+
+    def stop() -> None:
+        log.info("releasing the leader lock and deregistering")
         ctl.stop()
-        if server is not None:
-            server.stop()
+
+    run_daemon(COMPONENT, ctl.loop, metrics_addr=metrics_addr, ready=ctl.ready, on_start=start, on_stop=stop)

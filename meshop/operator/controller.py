@@ -10,6 +10,7 @@ and track node health, but write nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Any
 from meshop import metrics
 from meshop.consul.config import ConsulConfig
 from meshop.consul.events import EventLog
-from meshop.consul.services import InstanceHealth, Services
+from meshop.consul.services import InstanceHealth, Registration, Services, metrics_registration
 from meshop.consul.sessions import Lock
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_prefix
@@ -119,10 +120,23 @@ class Controller:
         self._pending: list[PlannedEvent] = []  # node events not yet written (kept across a failed write)
         self._thread: threading.Thread | None = None
         self._node_gauges: set[str] = set()
+        self._service_gauges: set[str] = set()
+        self._metrics_registration: Registration | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
     def start(self) -> Controller:
+        """Watches, election and the reconcile loop in background threads (tests, benchmarks)."""
+        self.start_services()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="controller-loop", daemon=True)
+        self._thread.start()
+        return self
+
+    def start_services(self, metrics_listen: str | None = None) -> None:
+        """Watches and the election; the caller runs ``self.loop`` (``meshop.daemon.run_daemon`` does).
+
+        With ``metrics_listen`` the controller also registers ``meshop-metrics`` for Prometheus discovery.
+        """
         wait = self.options.watch_wait
         for name, prefix in (("desired", keys.DESIRED), ("nodes", keys.NODES), ("observed", keys.OBSERVED)):
             self.watches[name] = watch_prefix(self._new_store(self.config), prefix, self._notifier(name), wait=wait)
@@ -133,10 +147,11 @@ class Controller:
             self._notifier("agents"),
             wait=wait,
         ).start()
+        if metrics_listen:
+            self._metrics_registration = metrics_registration(COMPONENT, self.options.controller_id, metrics_listen)
+            self.election.services.register(self._metrics_registration)
+            self.election.port = self._metrics_registration.port
         self.election.start()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="controller-loop", daemon=True)
-        self._thread.start()
-        return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop passes (the one in flight finishes), then release the lock and deregister."""
@@ -146,6 +161,12 @@ class Controller:
         if self._thread is not None:
             self._thread.join(timeout)
         self.election.stop()
+        if self._metrics_registration is not None:
+            try:
+                self.election.services.deregister(self._metrics_registration.service_id)
+            except ConsulError as exc:
+                log.warning("could not deregister %s: %s", self._metrics_registration.service_id, exc)
+        self._clear_service_metrics()
 
     def ready(self) -> tuple[bool, str]:
         """For ``/readyz``: connected to Consul (leader or standby) and the last pass went well."""
@@ -164,6 +185,8 @@ class Controller:
 
     def _leadership_changed(self, lock: Lock | None) -> None:
         self.owned.invalidate()
+        if lock is None:
+            self._clear_service_metrics()  # only the leader reports services; a standby's would be stale
         self._announce = lock.session if lock is not None else None
         self.wakeup.notify("leader")
 
@@ -321,7 +344,9 @@ class Controller:
 
     def _service_metrics(self, statuses: Mapping[str, Any]) -> None:
         counts = {"desired": len(statuses), "ready": 0, "degraded": 0, "invalid": 0}
-        for status in statuses.values():
+        for name, status in statuses.items():
+            ready = status.condition("Ready")
+            metrics.service_ready.labels(name).set(1 if ready is not None and ready.status == "True" else 0)
             for kind, state in (("Ready", "ready"), ("Degraded", "degraded")):
                 cond = status.condition(kind)
                 if cond is not None and cond.status == "True":
@@ -331,3 +356,13 @@ class Controller:
                 counts["invalid"] += 1
         for state, count in counts.items():
             metrics.services.labels(state).set(count)
+        for gone in self._service_gauges - set(statuses):
+            metrics.service_ready.remove(gone)
+        self._service_gauges = set(statuses)
+
+    def _clear_service_metrics(self) -> None:
+        for name in self._service_gauges:
+            with contextlib.suppress(KeyError):
+                metrics.service_ready.remove(name)
+        self._service_gauges = set()
+        metrics.services.clear()

@@ -100,6 +100,7 @@ def test_a_frozen_leader_that_lost_the_lock_writes_nothing_when_it_wakes(
         a.process.signal(signal.SIGCONT)  # a wakes up, sees the change, and must not act on it
         wait_until(lambda: "lost leadership" in a.log(), 10, what=f"a to notice\n{a.log()}")
         wait_until(lambda: a.metric("meshop_leader") == 0.0, 5, what="a's gauge")
+        assert a.metric("meshop_service_ready") is None  # an ex-leader reports no services
         time.sleep(1.0)  # give a stray write every chance to land
         assert owned_snapshot(store) == before
     finally:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from meshop.consul.services import Services
 from meshop.consul.store import KVStore
 from meshop.model import PERMISSIVE_POLICY, keys, load_documents, validate
 from meshop.model.records import RouteRecord, Upstream, loads_json
@@ -74,7 +75,10 @@ def test_document_put_with_consul_cli_is_assigned_within_half_a_second(
     assert route.upstreams == (Upstream(n1.name, "127.0.0.1", 30000, True),)
     assert [e.object for e in events_of(store, "Scheduled")] == ["service/web"]
     assert ctl.metric("meshop_leader") == 1.0
+    wait_until(lambda: ctl.metric('meshop_service_ready{service="web"}') == 1.0, 5, what="the service gauge")
     assert ctl.metric('meshop_services{state="ready"}') == 1.0
+    registered = Services(store.config, store.client).local()[f"meshop-metrics-controller-{ctl.id}"]
+    assert (registered["Port"], registered["Meta"]["component"]) == (ctl.metrics_port, "controller")
 
 
 def test_invalid_update_reports_every_error_and_leaves_the_running_version_alone(
