@@ -176,14 +176,17 @@ def worker(mode: str, addr: str, prefix: str, services: int, idle_seconds: float
 
 
 def cold_start(config: ConsulConfig, services: int, result: dict) -> None:
-    """A controller started in a fresh process over a populated cluster: its first pass as leader parses
-    every document and re-reads every assignment, status and route before it can tell nothing changed."""
+    """A controller started in a fresh process over a populated cluster (a restart, or the first standby
+    after every controller was down): from ``start()`` until its first full pass as leader has finished —
+    watches' first listings, every document parsed, owned keys read, a plan that changes nothing."""
     ctl = TimedController(config, f"{config.prefix}-cold")
+    started = time.perf_counter()
     ctl.ctl.start()
     ctl.wait(lambda: any(p[1] and p[2] == services for p in ctl.passes), 120, "the cold pass")
-    cold = next(p for p in ctl.passes if p[1] and p[2] == services)
-    result["cold_pass_s"] = cold[0]
-    result["cold_pass_writes"] = cold[3]
+    result["cold_start_s"] = time.perf_counter() - started
+    first = next(p for p in ctl.passes if p[1] and p[2] == services)
+    result["cold_pass_s"] = first[0]
+    result["cold_pass_writes"] = first[3]
     ctl.ctl.stop()
 
 
@@ -274,7 +277,8 @@ def main() -> None:
         ("assignments written", "{assignments}", ""),
         ("initial placement (s)", "{initial_placement_s:.2f}", "(writes every assignment, status, route)"),
         ("full pass, warm cache (s)", "{warm_pass_s:.3f}", "target < 1 s"),
-        ("full pass, cold (s)", "{cold_pass_s:.3f}", "new leader: parse all, re-read owned keys"),
+        ("cold start to first full pass (s)", "{cold_start_s:.2f}", "fresh process: list, parse, plan"),
+        ("  of which the first leader pass (s)", "{cold_pass_s:.2f}", "(parsing may fall in a standby pass)"),
         ("idle Consul requests/min", "{idle_requests_per_min:.1f}", "target: independent of services"),
         ("peak RSS, steady (MB)", "{steady_rss_mb:.0f}", "target < 200 MB (placement, Ready, idle)"),
         ("peak RSS, cold start (MB)", "{cold_rss_mb:.0f}", "target < 200 MB (fresh process taking over)"),
