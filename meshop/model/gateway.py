@@ -1,0 +1,83 @@
+"""Gateway document value object: served domains, TLS mode, optional RFC 2136 DNS updates."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshop.errors import DocumentError
+from meshop.model.frozen import FrozenDict, freeze
+from meshop.model.schema import apply_defaults, load_schema
+from meshop.model.service import API_VERSION
+
+
+@dataclass(frozen=True)
+class GatewayDNS:
+    provider: str = "none"  # "none" | "rfc2136"
+    server: str | None = None  # host:port
+    zone: str | None = None
+    key_name: str | None = None
+    key_secret_key: str | None = None  # Consul key holding the TSIG secret (never the secret itself)
+    key_algorithm: str = "hmac-sha256"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"provider": self.provider, "keyAlgorithm": self.key_algorithm}
+        for key, value in (
+            ("server", self.server),
+            ("zone", self.zone),
+            ("keyName", self.key_name),
+            ("keySecretKey", self.key_secret_key),
+        ):
+            if value is not None:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GatewayDNS:
+        return cls(
+            str(d["provider"]),
+            d.get("server"),
+            d.get("zone"),
+            d.get("keyName"),
+            d.get("keySecretKey"),
+            str(d["keyAlgorithm"]),
+        )
+
+
+@dataclass(frozen=True)
+class Gateway:
+    name: str
+    domains: tuple[str, ...]
+    tls_mode: str = "acme"  # "acme" | "internal" | "off"
+    tls_email: str | None = None
+    dns: GatewayDNS = field(default_factory=GatewayDNS)
+    labels: FrozenDict = field(default_factory=FrozenDict)
+    annotations: FrozenDict = field(default_factory=FrozenDict)
+
+    def to_dict(self) -> dict[str, Any]:
+        metadata = {"name": self.name, "labels": dict(self.labels), "annotations": dict(self.annotations)}
+        tls: dict[str, Any] = {"mode": self.tls_mode}
+        if self.tls_email is not None:
+            tls["email"] = self.tls_email
+        spec = {"domains": list(self.domains), "tls": tls, "dns": self.dns.to_dict()}
+        return {"apiVersion": API_VERSION, "kind": "Gateway", "metadata": metadata, "spec": spec}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Gateway:
+        """Read a Gateway document (or ``to_dict()`` output) with defaults, without validating it."""
+        try:
+            d = copy.deepcopy(dict(doc))
+            apply_defaults(d, load_schema("Gateway"), load_schema("Gateway"))
+            meta, spec = d["metadata"], d["spec"]
+            return cls(
+                str(meta["name"]),
+                tuple(str(x) for x in spec["domains"]),
+                str(spec["tls"]["mode"]),
+                spec["tls"].get("email"),
+                GatewayDNS.from_dict(spec["dns"]),
+                freeze(meta["labels"]),
+                freeze(meta["annotations"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DocumentError(f"malformed gateway document: {type(exc).__name__}: {exc}") from None

@@ -1,0 +1,28 @@
+"""``spec_hash``: a short, stable fingerprint of what a service should run.
+
+Controller and agent compare it to tell "this container runs the current spec" from "replace it",
+so it must not depend on key order, on whether a default was written out, or on the process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from meshop.model.service import ServiceSpec
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, compact separators, ASCII only: one byte sequence per value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def spec_hash(spec: ServiceSpec | dict[str, Any]) -> str:
+    """First 16 hex digits of sha256 over the canonical JSON of the defaulted, resolved spec.
+
+    A dict is read with ``ServiceSpec.from_dict`` first, so ``10s`` and ``10`` or a port name and its
+    number give the same hash; raises DocumentError when the dict cannot be read as a spec.
+    """
+    resolved = spec if isinstance(spec, ServiceSpec) else ServiceSpec.from_dict(spec)
+    return hashlib.sha256(canonical_json(resolved.to_dict()).encode("ascii")).hexdigest()[:16]

@@ -1,0 +1,350 @@
+"""Rules JSON Schema cannot say well: formats of names, hosts and paths, references and conflicts.
+
+Every function takes an already sanitised and defaulted document and *appends* violations; each one
+ignores values of the wrong type, because the schema has already reported those.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from meshop.errors import Violation
+from meshop.model import names
+from meshop.model.paths import child
+from meshop.model.policy import Policy
+from meshop.model.schema import show
+from meshop.model.units import OutOfRange, parse_duration, parse_memory
+
+MIN_MEMORY = 6 * 2**20  # Docker refuses less than 6 MiB
+
+LABEL_NAME = "must be an RFC 1123 label: 1-63 of a-z, 0-9 and '-', starting and ending alphanumeric"
+HOST = "must be a lowercase DNS hostname: RFC 1123 labels joined by '.', optionally starting with '*.'"
+URL_PATH = "must start with '/' and hold only URL path characters: A-Z a-z 0-9 - . _ ~ % / : @ ! $ & + , ; ="
+LABEL_KEY = (
+    "is not a valid label key: [prefix/]name, name of 1-63 of A-Z a-z 0-9 - _ . alphanumeric at the ends"
+)
+LABEL_VALUE = "is not a valid label value: at most 63 of A-Z a-z 0-9 - _ . alphanumeric at the ends"
+CONSUL_KEY = "must be a Consul key like meshop/secrets/name: '/'-separated segments of A-Z a-z 0-9 . _ -"
+ABS_PATH = "must be an absolute path of A-Z a-z 0-9 . _ @ + = , ~ / - without '..' segments"
+
+Out = list[Violation]
+
+
+def _d(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _l(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _check(out: Out, path: str, value: object, ok: bool, reason: str) -> None:
+    if isinstance(value, str) and not ok:
+        out.append(Violation(path, reason))
+
+
+def _label_map(out: Out, path: str, mapping: object, values: bool) -> None:
+    for key, value in _d(mapping).items():
+        _check(out, child(path, key), key, names.is_label_key(key), LABEL_KEY)
+        if values:
+            _check(out, child(path, key), value, names.is_label_value(value), LABEL_VALUE)
+
+
+def _duplicates(out: Out, path: str, items: list[Any], field: str, what: str) -> None:
+    seen: dict[object, int] = {}
+    for i, item in enumerate(items):
+        key = _d(item).get(field)
+        if isinstance(key, (str, int)):
+            if key in seen:
+                out.append(
+                    Violation(
+                        child(child(path, i), field),
+                        f"duplicate {what} {show(key)} (also {child(path, seen[key])})",
+                    )
+                )
+            else:
+                seen[key] = i
+
+
+def _duration(out: Out, path: str, value: object) -> None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return
+    try:
+        seconds = parse_duration(value)
+    except OutOfRange:
+        out.append(Violation(path, "must be at most 168h (one week)"))
+        return
+    except ValueError:
+        out.append(Violation(path, f"{show(value)} is not a duration like 500ms, 10s or 1m30s"))
+        return
+    if seconds <= 0:
+        out.append(Violation(path, "must be longer than 0s"))
+
+
+def metadata_rules(out: Out, doc: dict[str, Any]) -> None:
+    meta = _d(doc.get("metadata"))
+    _check(out, "metadata.name", meta.get("name"), names.is_dns_label(meta.get("name")), LABEL_NAME)
+    _label_map(out, "metadata.labels", meta.get("labels"), values=True)
+    _label_map(out, "metadata.annotations", meta.get("annotations"), values=False)
+
+
+def tcp_port(ref: object, ports: list[Any]) -> int | None:
+    """Container port a route/health ``port`` refers to (by name or number), among tcp ports."""
+    for port in ports:
+        port = _d(port)
+        if port.get("protocol", "tcp") != "tcp" or isinstance(ref, bool):
+            continue
+        if (isinstance(ref, str) and port.get("name") == ref) or (
+            isinstance(ref, int) and port.get("container") == ref
+        ):
+            container = port.get("container")
+            return container if isinstance(container, int) and not isinstance(container, bool) else None
+    return None
+
+
+def _port_ref(out: Out, path: str, ref: object, ports: list[Any]) -> None:
+    if isinstance(ref, (str, int)) and not isinstance(ref, bool) and tcp_port(ref, ports) is None:
+        out.append(Violation(path, f"{show(ref)} is not a declared tcp port (name or container port)"))
+
+
+def service_rules(out: Out, doc: dict[str, Any], policy: Policy) -> None:
+    spec = _d(doc.get("spec"))
+    image = spec.get("image")
+    _check(
+        out,
+        "spec.image",
+        image,
+        names.is_image_reference(image),
+        "is not a valid image reference like registry.example.com/app:v1",
+    )
+    _env_rules(out, _l(spec.get("env")))
+    ports = _l(spec.get("ports"))
+    _port_rules(out, spec, ports)
+    _volume_rules(out, _l(spec.get("volumes")), policy)
+    placement = _d(spec.get("placement"))
+    for field in ("node", "group"):
+        _check(
+            out,
+            f"spec.placement.{field}",
+            placement.get(field),
+            names.is_dns_label(placement.get(field)),
+            LABEL_NAME,
+        )
+    _label_map(out, "spec.placement.nodeSelector", placement.get("nodeSelector"), values=True)
+    if isinstance(route := spec.get("route"), dict):
+        _check(out, "spec.route.host", route.get("host"), names.is_wildcard_hostname(route.get("host")), HOST)
+        _check(out, "spec.route.path", route.get("path"), names.is_url_path(route.get("path")), URL_PATH)
+        _port_ref(out, "spec.route.port", route.get("port"), ports)
+    if isinstance(health := spec.get("health"), dict):
+        for kind in ("http", "tcp"):
+            probe = _d(health.get(kind))
+            _port_ref(out, f"spec.health.{kind}.port", probe.get("port"), ports)
+            _check(
+                out,
+                f"spec.health.{kind}.path",
+                probe.get("path"),
+                names.is_url_path(probe.get("path")),
+                URL_PATH,
+            )
+        _duration(out, "spec.health.interval", health.get("interval"))
+        _duration(out, "spec.health.timeout", health.get("timeout"))
+    _duration(out, "spec.update.healthTimeout", _d(spec.get("update")).get("healthTimeout"))
+    _memory(out, _d(spec.get("resources")).get("memory"))
+    tailnet = _d(_d(spec.get("expose")).get("tailnet"))
+    _check(
+        out,
+        "spec.expose.tailnet.name",
+        tailnet.get("name"),
+        names.is_dns_label(tailnet.get("name")),
+        LABEL_NAME,
+    )
+    if spec.get("privileged") is True and not policy.allow_privileged:
+        out.append(
+            Violation(
+                "spec.privileged", "privileged containers are refused by the node policy (allowPrivileged)"
+            )
+        )
+    if spec.get("networkMode") == "host" and not policy.allow_host_network:
+        out.append(
+            Violation("spec.networkMode", "host networking is refused by the node policy (allowHostNetwork)")
+        )
+
+
+def _env_rules(out: Out, env: list[Any]) -> None:
+    for i, item in enumerate(env):
+        item = _d(item)
+        _check(
+            out,
+            f"spec.env[{i}].name",
+            item.get("name"),
+            names.is_env_name(item.get("name")),
+            "must be an environment variable name: [A-Za-z_][A-Za-z0-9_]*",
+        )
+        key = _d(item.get("valueFrom")).get("consulKey")
+        _check(out, f"spec.env[{i}].valueFrom.consulKey", key, names.is_consul_key(key), CONSUL_KEY)
+    _duplicates(out, "spec.env", env, "name", "name")
+
+
+def _port_rules(out: Out, spec: dict[str, Any], ports: list[Any]) -> None:
+    strategy = _d(spec.get("update")).get("strategy")
+    replicas = spec.get("replicas")
+    placement = _d(spec.get("placement"))
+    seen_container: dict[tuple[object, object], int] = {}
+    seen_host: dict[tuple[object, object], int] = {}
+    for i, port in enumerate(ports):
+        port = _d(port)
+        path = f"spec.ports[{i}]"
+        _check(out, f"{path}.name", port.get("name"), names.is_dns_label(port.get("name")), LABEL_NAME)
+        proto = port.get("protocol")
+        for field, seen in (("container", seen_container), ("host", seen_host)):
+            number = port.get(field)
+            if isinstance(number, int) and not isinstance(number, bool):
+                if (number, proto) in seen:
+                    out.append(
+                        Violation(
+                            f"{path}.{field}",
+                            f"duplicate {field} port {number}/{proto} "
+                            f"(also spec.ports[{seen[number, proto]}])",
+                        )
+                    )
+                else:
+                    seen[number, proto] = i
+        host = port.get("host")
+        if not isinstance(host, int) or isinstance(host, bool):
+            continue
+        if spec.get("networkMode") == "host":
+            out.append(Violation(f"{path}.host", "host ports do not apply with networkMode host: remove it"))
+        elif strategy == "start-first":
+            out.append(
+                Violation(
+                    f"{path}.host",
+                    f"fixed host port {host} needs update.strategy stop-first "
+                    "(start-first would run two containers on one host port)",
+                )
+            )
+        if (
+            isinstance(replicas, int)
+            and replicas > 1
+            and (placement.get("spread") is False or placement.get("node") is not None)
+        ):
+            out.append(
+                Violation(
+                    f"{path}.host",
+                    f"fixed host port {host} with {replicas} replicas needs "
+                    "placement.spread true and no placement.node "
+                    "(one replica per node)",
+                )
+            )
+    _duplicates(out, "spec.ports", ports, "name", "name")
+
+
+def _volume_rules(out: Out, volumes: list[Any], policy: Policy) -> None:
+    for i, vol in enumerate(volumes):
+        vol = _d(vol)
+        path = f"spec.volumes[{i}]"
+        _check(out, f"{path}.name", vol.get("name"), names.is_dns_label(vol.get("name")), LABEL_NAME)
+        _check(
+            out, f"{path}.mountPath", vol.get("mountPath"), names.is_abs_path(vol.get("mountPath")), ABS_PATH
+        )
+        if isinstance(host_path := vol.get("hostPath"), str):
+            _check(out, f"{path}.hostPath", host_path, names.is_abs_path(host_path), ABS_PATH)
+            if not policy.allow_bind_mounts:
+                out.append(
+                    Violation(
+                        f"{path}.hostPath", "bind mounts are refused by the node policy (allowBindMounts)"
+                    )
+                )
+            if vol.get("deleteWithService") is True:
+                out.append(
+                    Violation(
+                        f"{path}.deleteWithService", "only named volumes can be deleted with the service"
+                    )
+                )
+    _duplicates(out, "spec.volumes", volumes, "name", "volume")
+    _duplicates(out, "spec.volumes", volumes, "mountPath", "mountPath")
+
+
+def _memory(out: Out, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return
+    try:
+        size = parse_memory(value)
+    except OutOfRange:
+        out.append(Violation("spec.resources.memory", "must be at most 1Pi"))
+        return
+    except ValueError:
+        out.append(
+            Violation(
+                "spec.resources.memory",
+                f"{show(value)} is not a memory quantity like 256Mi, 1Gi, 512M or 1048576",
+            )
+        )
+        return
+    if size < MIN_MEMORY:
+        out.append(Violation("spec.resources.memory", "must be at least 6Mi (Docker's minimum)"))
+
+
+_SERVER_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]]+):([0-9]{1,5})", re.ASCII)
+
+
+def is_server_address(value: object) -> bool:
+    """``host:port`` with a hostname, an IPv4 address or a bracketed IPv6 address."""
+    m = _SERVER_RE.fullmatch(value) if isinstance(value, str) else None
+    if m is None or not 1 <= int(m.group(2)) <= 65535:
+        return False
+    host = m.group(1)
+    if host.startswith("["):
+        try:
+            return ipaddress.ip_address(host[1:-1]).version == 6
+        except ValueError:
+            return False
+    return names.is_hostname(host)
+
+
+def gateway_rules(out: Out, doc: dict[str, Any]) -> None:
+    spec = _d(doc.get("spec"))
+    domains = _l(spec.get("domains"))
+    seen: dict[str, int] = {}
+    for i, domain in enumerate(domains):
+        _check(
+            out,
+            f"spec.domains[{i}]",
+            domain,
+            names.is_hostname(domain),
+            "must be a lowercase DNS hostname: RFC 1123 labels joined by '.'",
+        )
+        if isinstance(domain, str):
+            if domain in seen:
+                out.append(
+                    Violation(f"spec.domains[{i}]", f"duplicate domain (also spec.domains[{seen[domain]}])")
+                )
+            seen.setdefault(domain, i)
+    email = _d(spec.get("tls")).get("email")
+    _check(
+        out, "spec.tls.email", email, names.is_email(email), "must be a plain address like ops@example.com"
+    )
+    dns = _d(spec.get("dns"))
+    _check(
+        out,
+        "spec.dns.server",
+        dns.get("server"),
+        is_server_address(dns.get("server")),
+        "must be host:port, e.g. 127.0.0.1:53 or ns1.example.com:53",
+    )
+    for field in ("zone", "keyName"):
+        _check(
+            out,
+            f"spec.dns.{field}",
+            dns.get(field),
+            names.is_fqdn(dns.get(field)),
+            "must be a DNS name like example.com. (lowercase, optional final dot)",
+        )
+    _check(
+        out,
+        "spec.dns.keySecretKey",
+        dns.get("keySecretKey"),
+        names.is_consul_key(dns.get("keySecretKey")),
+        CONSUL_KEY,
+    )
