@@ -89,6 +89,7 @@ class World:
     promoted: Mapping[str, float] = field(default_factory=dict)  # container id -> when it became the registered one
     restart_hold: frozenset[str] = frozenset()  # container ids whose restart backoff is still running
     service_hold: frozenset[str] = frozenset()  # services in error backoff: nothing new is attempted
+    protected: frozenset[str] = frozenset()  # services whose assignment is unreadable: containers kept as they are
     drain: float = 1.0  # seconds between re-registering a replica and removing the container it replaced
 
 

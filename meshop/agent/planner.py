@@ -51,7 +51,7 @@ def plan(desired: Mapping[str, DesiredService], containers: Sequence[Container],
         if container.state != "removing":  # Docker is already removing it
             by_service[container.service].append(container)
     for service in sorted(by_service):
-        if service not in desired and world.authoritative:
+        if service not in desired and service not in world.protected and world.authoritative:
             for container in by_service[service]:
                 acc.remove(container, "orphan")
     for name in sorted(desired):

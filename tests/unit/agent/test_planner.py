@@ -171,6 +171,13 @@ CASES = [
         Plan(),
     ),
     Case(
+        "unreadable-assignment-keeps-its-containers",
+        [],
+        [ctr("x", service="broken")],
+        world(protected=frozenset({"broken"})),
+        Plan(),
+    ),
+    Case(
         "scale-down-removes-high-replicas",
         [svc(replicas=1)],
         [ctr("a"), ctr("b", replica=1), ctr("c", replica=-1)],
