@@ -83,10 +83,15 @@ class DockerDriver:
         return found
 
     def _details(self, item: dict) -> dict | None:
-        """``docker inspect`` of one listed container, cached while its state and status text stay the same."""
-        key = (str(item.get("State", "")), str(item.get("Status", "")))
+        """``docker inspect`` of one listed container, cached while its state and status text stay the same.
+
+        Status texts like "Up 3 seconds" repeat across restarts of a crash-looping container, so only
+        texts in minutes or longer ("Up 2 hours") are trusted to mean "nothing changed".
+        """
+        status = str(item.get("Status", ""))
+        key = (str(item.get("State", "")), status)
         cached = self._inspect_cache.get(item["Id"])
-        if cached and cached[0] == key:
+        if cached and cached[0] == key and "second" not in status:
             return cached[1]
         try:
             details = self._call("inspecting a container", lambda: self.api.inspect_container(item["Id"]))
@@ -265,16 +270,22 @@ class DockerDriver:
             raise DriverError(f"creating {config.name} failed: {_short(exc)}") from None
         return str(created["Id"])
 
-    def _clear_name(self, name: str) -> None:
-        """Free ``name`` if (and only if) this node's own container holds it, e.g. a leftover of a crash."""
-        try:
-            details = self._call(f"inspecting {name}", lambda: self.api.inspect_container(name))
-        except ContainerGone:
-            return  # freed meanwhile
-        if not L.owned_by(details.get("Config", {}).get("Labels"), self.node):
-            raise NameConflict(f"container name {name} is taken by a container meshop does not manage; rename it")
-        log.info("removing our own leftover %s that holds the name", name)
-        self._remove_quietly(details["Id"])
+    def _clear_name(self, name: str, wait: float = 10.0) -> None:
+        """Free ``name`` if (and only if) this node's own container holds it, e.g. a leftover of a crash
+        or one Docker is still removing; waits until the name is free."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                details = self._call(f"inspecting {name}", lambda: self.api.inspect_container(name))
+            except ContainerGone:
+                return  # free
+            if not L.owned_by(details.get("Config", {}).get("Labels"), self.node):
+                raise NameConflict(f"container name {name} is taken by a container meshop does not manage; rename it")
+            if time.monotonic() >= deadline:
+                raise NameConflict(f"container name {name} is still held by {details['Id'][:12]}")
+            log.info("removing our own leftover %s that holds the name", name)
+            self._remove_quietly(details["Id"])
+            time.sleep(0.05)
 
     def _remove_quietly(self, container_id: str) -> None:
         try:

@@ -48,19 +48,17 @@ class Executor:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def apply(self, plan: Plan, build: BuildConfig) -> ApplyResult:
-        groups: dict[str, list[Action]] = defaultdict(list)
+        groups: dict[tuple[str, int], list[Action]] = defaultdict(list)
         for action in plan.actions:  # removals, replacements, creations, starts: in that order
-            groups[action_service(action)].append(action)
+            groups[(action_service(action), _replica(action))].append(action)
         result = ApplyResult()
         if not groups:
             return result
-        futures = {
-            service: self._pool.submit(self._apply_service, actions, build) for service, actions in groups.items()
-        }
-        for service, future in futures.items():
+        futures = {key: self._pool.submit(self._apply_group, actions, build) for key, actions in groups.items()}
+        for (service, _), future in futures.items():
             done, error = future.result()
             result.done.extend(done)
-            if error is not None:
+            if error is not None and service not in result.errors:
                 result.errors[service] = error
         return result
 

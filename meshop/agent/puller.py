@@ -63,7 +63,7 @@ class Puller:
             log.info("pulled image %s", image)
         except DriverError as exc:
             message = str(exc)
-            log.warning("%s", message)
+            log.info("%s", message)
         except Exception as exc:  # a pull thread must always report back
             message = f"pulling {image} failed: {type(exc).__name__}: {exc}"
             log.exception("pull of %s crashed", image)

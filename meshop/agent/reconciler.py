@@ -25,7 +25,18 @@ from meshop.agent.desired import container_config, desired_service, primary_port
 from meshop.agent.executor import ApplyResult, Executor
 from meshop.agent.health import HealthMonitor, ProbeTarget
 from meshop.agent.observed import ObservedWriter
-from meshop.agent.plan import Container, Create, DesiredService, Note, Plan, Replace, Start, World, action_service
+from meshop.agent.plan import (
+    Container,
+    Create,
+    DesiredService,
+    Note,
+    Plan,
+    Pull,
+    Replace,
+    Start,
+    World,
+    action_service,
+)
 from meshop.agent.planner import plan
 from meshop.agent.registrations import ReplicaRegistrar, host_port, replica_registration, replica_service_id
 from meshop.agent.report import observed_record
@@ -370,7 +381,7 @@ class NodeReconciler:
             self._errors[service] = note
             delay = self.services.failed(service, now)
             log.info("%s: %s; retrying in %.1fs", service, note.reason, delay)
-        acted = {action_service(a) for a in result.done}
+        acted = {action_service(a) for a in result.done if not isinstance(a, Pull)}  # a pull merely started
         for service in acted - set(result.errors):
             self._errors.pop(service, None)
             self.services.succeeded(service)
