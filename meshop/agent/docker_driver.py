@@ -164,9 +164,9 @@ class DockerDriver:
             container_id = self._create(config)
         try:
             self._call(f"starting {config.name}", lambda: self.api.start(container_id))
-        except DriverError as exc:
-            self._remove_quietly(container_id)
-            raise DriverError(f"starting {config.name} failed: {exc}") from None
+        except DriverError:
+            self._remove_quietly(container_id)  # leave no Created-state leftover behind
+            raise
         return container_id
 
     def start(self, container_id: str) -> None:
