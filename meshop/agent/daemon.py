@@ -52,7 +52,7 @@ class DaemonOptions:
     resync: float = 30.0
     ttl: float = 10.0
     heartbeat: float = 3.0
-    workers: int = 8
+    workers: int = 16
 
 
 class AgentDaemon:

@@ -53,9 +53,9 @@ class DockerDriver:
         self._base_url = base_url
         try:
             if base_url:
-                self.client = docker.DockerClient(base_url=base_url, timeout=int(timeout), max_pool_size=16)
+                self.client = docker.DockerClient(base_url=base_url, timeout=int(timeout), max_pool_size=32)
             else:
-                self.client = docker.from_env(timeout=int(timeout), max_pool_size=16)
+                self.client = docker.from_env(timeout=int(timeout), max_pool_size=32)
         except docker.errors.DockerException as exc:
             raise DriverError(f"cannot reach the Docker engine ({_short(exc)})") from None
         self.api = self.client.api

@@ -16,7 +16,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from meshop import metrics
-from meshop.agent.plan import Action, Create, Note, Plan, Pull, Remove, Replace, Start, action_kind, action_service
+from meshop.agent.plan import (
+    Action,
+    Container,
+    Create,
+    Note,
+    Plan,
+    Pull,
+    Remove,
+    Replace,
+    Start,
+    action_kind,
+    action_service,
+)
 from meshop.agent.puller import Puller
 from meshop.agent.runtime import ContainerConfig, ContainerGone, ImagePullFailed, NameConflict, Runtime
 from meshop.errors import DriverError
@@ -38,7 +50,7 @@ class ApplyResult:
 
 
 class Executor:
-    def __init__(self, runtime: Runtime, puller: Puller, *, grace: float = 10.0, workers: int = 8) -> None:
+    def __init__(self, runtime: Runtime, puller: Puller, *, grace: float = 10.0, workers: int = 16) -> None:
         self.runtime = runtime
         self.puller = puller
         self.grace = grace
@@ -48,14 +60,16 @@ class Executor:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def apply(self, plan: Plan, build: BuildConfig) -> ApplyResult:
-        groups: dict[tuple[str, int], list[Action]] = defaultdict(list)
+        groups: dict[tuple[str, int, str], list[Action]] = defaultdict(list)
         for action in plan.actions:  # removals, replacements, creations, starts: in that order
-            groups[(action_service(action), _replica(action))].append(action)
+            # a removal depends on nothing else: each gets its own group, so many stop in parallel
+            own = action.container.id if isinstance(action, Remove) else ""
+            groups[(action_service(action), _replica(action), own)].append(action)
         result = ApplyResult()
         if not groups:
             return result
         futures = {key: self._pool.submit(self._apply_group, actions, build) for key, actions in groups.items()}
-        for (service, _), future in futures.items():
+        for (service, _, _), future in futures.items():
             done, error = future.result()
             result.done.extend(done)
             if error is not None and service not in result.errors:
@@ -81,6 +95,10 @@ class Executor:
             done.append(action)
         return done, None
 
+    def _grace(self, container: Container) -> float:
+        """Only a live container gets time to stop; a stopped or half-created one goes at once."""
+        return self.grace if container.alive else 0.0
+
     def _apply_one(self, action: Action, build: BuildConfig) -> None:
         if isinstance(action, Pull):
             failure = self.puller.request(action.image, action.service)
@@ -88,11 +106,11 @@ class Executor:
                 raise ImagePullFailed(failure)
         elif isinstance(action, Remove):
             log.info("removing %s (%s)", action.container.name, action.reason)
-            self.runtime.remove(action.container.id, self.grace)
+            self.runtime.remove(action.container.id, self._grace(action.container))
         elif isinstance(action, Replace):
             for old in action.old:
                 log.info("removing %s (%s)", old.name, action.reason)
-                self.runtime.remove(old.id, self.grace)
+                self.runtime.remove(old.id, self._grace(old))
             config = build(action.service, action.replica, action.config_hash)
             log.info("creating %s (%s)", config.name, action.reason)
             self.runtime.create_and_start(config)
