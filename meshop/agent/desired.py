@@ -118,8 +118,6 @@ def container_config(
         f"{var.name}={secrets[var.name] if var.consul_key is not None else (var.value or '')}" for var in spec.env
     )
     ports = [PortBinding(p.container, p.protocol, publish_addr, p.host) for p in spec.ports]
-    if spec.health is not None and not any(p.container == spec.health.port and p.protocol == "tcp" for p in ports):
-        ports.append(PortBinding(spec.health.port, "tcp", publish_addr, None))  # the agent must reach it to probe
     mounts = []
     for volume in spec.volumes:
         if volume.host_path:

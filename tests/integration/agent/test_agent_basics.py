@@ -118,28 +118,31 @@ def test_heartbeat_keeps_passing_while_a_pass_is_slow(
     agent = start_agent(heartbeat=0.3, ttl=1.5)
     runtime = agent.daemon.runtime
     original = runtime.list_managed
-    slow_started = []
+    slow_started: list[float] = []
+    slow_ended: list[float] = []
 
     def slow_list() -> list:
         slow_started.append(time.monotonic())
         time.sleep(4.0)  # a pass stuck far longer than the TTL
-        return original()
+        try:
+            return original()
+        finally:
+            slow_ended.append(time.monotonic())
 
     runtime.list_managed = slow_list  # type: ignore[method-assign]
     statuses: list[str] = []
 
-    def sample_until_pass_done() -> bool:
+    def sample_until_slow_pass_done() -> bool:
         checks = consul_get(consul_server.addr, "/v1/health/checks/meshop-agent")
         statuses.extend(c["Status"] for c in checks if c["ServiceID"] == f"meshop-agent-{node}")
-        return agent.daemon.loop.passes > passes
+        return bool(slow_ended)
 
     try:
-        passes = agent.daemon.loop.passes
         agent.daemon.wakeup.notify("test")
         wait_until(lambda: slow_started, 5, what="the slow pass to begin")
         # sample the TTL check for the whole 4 s pass (more than twice the 1.5 s TTL)
-        wait_until(sample_until_pass_done, 10, interval=0.1, what="the slow pass to end")
-        assert time.monotonic() - slow_started[0] >= 4.0
+        wait_until(sample_until_slow_pass_done, 10, interval=0.1, what="the slow pass to end")
+        assert slow_ended[0] - slow_started[0] >= 4.0
         assert len(statuses) > 20
         assert set(statuses) == {"passing"}
     finally:
