@@ -106,6 +106,8 @@ class AgentDaemon:
             return False, "no reconcile pass yet"
         if self.loop.last_error:
             return False, f"last reconcile pass failed: {self.loop.last_error}"
+        if self.reconciler.driver_error:
+            return False, f"Docker engine: {self.reconciler.driver_error}"
         return True, "ready"
 
     def start(self) -> AgentDaemon:

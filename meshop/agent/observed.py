@@ -50,6 +50,11 @@ class ObservedWriter:
         self._written = written
         self._loaded = True
 
+    def forget(self) -> None:
+        """Drop the cache; the next ``publish`` re-reads Consul first."""
+        self._loaded = False
+        self._written = {}
+
     def publish(self, records: Mapping[str, Observed], delete: Iterable[str] = ()) -> int:
         """Write changed records and delete the given services' records; returns the operations sent."""
         if not self._loaded:

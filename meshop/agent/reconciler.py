@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 CONTAINER_STATES = ("created", "running", "restarting", "paused", "exited", "dead", "removing")
 AFTER_CHANGE = 0.05  # look again this soon after a pass that changed something
+DRIVER_RETRY = 2.0  # look again this soon when the Docker engine did not answer
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class NodeReconciler:
         self.node = settings.node
         self.cached: dict[str, Assignment] | None = state.load() if state else None
         self.authoritative = False
+        self.driver_error: str | None = None  # set while the Docker engine does not answer
         self.last_plan: Plan | None = None
         self.services = Holds(*settings.service_backoff)
         self.restarts = Holds(*settings.restart_backoff)
@@ -157,6 +159,8 @@ class NodeReconciler:
         consul_error: ConsulError | None = None
         try:
             assignments, unreadable = self._read_assignments()
+            if not self.authoritative:
+                self.observed.forget()  # Consul is back (maybe restarted empty): re-read what it holds
             self.authoritative = True
         except ConsulError as exc:
             metrics.consul_errors_total.labels("agent", "assignments").inc()
@@ -166,8 +170,14 @@ class NodeReconciler:
         parsed = {name: self._parse(a) for name, a in assignments.items()}
         secrets = self._resolve_secrets(parsed) if self.authoritative else {}
         desired = self._desired(parsed, secrets)
-        containers = self.runtime.list_managed()
-        images = frozenset(image for image in {d.image for d in desired.values()} if self.runtime.image_present(image))
+        try:
+            containers = self.runtime.list_managed()
+            images = frozenset(i for i in {d.image for d in desired.values()} if self.runtime.image_present(i))
+        except DriverError as exc:
+            self.driver_error = str(exc)
+            log.warning("cannot see the containers: %s", exc)
+            return DRIVER_RETRY
+        self.driver_error = None
         healthy = self.monitor.results()
         world = World(
             now=now,

@@ -321,3 +321,35 @@ def test_unassigned_service_observed_record_is_deleted_after_its_containers() ->
     assert rig.runtime.containers == {}
     assert rig.observed("web") is None
     assert rig.services.registered == {}
+
+
+def test_consul_that_comes_back_empty_gets_observed_state_rewritten() -> None:
+    rig = make_rig()
+    rig.assign("web", SLEEP)
+    rig.settle()
+    rig.store.down = True
+    with pytest.raises(ConsulUnavailable):
+        rig.reconciler.reconcile()
+    # a -dev Consul restarted without its data; the controller writes the assignment again
+    rig.store.data.clear()
+    rig.store.down = False
+    rig.assign("web", SLEEP)
+    rig.settle()
+    record = rig.observed("web")
+    assert record is not None and record.ready == 1
+
+
+def test_docker_unreachable_fails_softly_and_is_reported() -> None:
+    rig = make_rig()
+    rig.assign("web", SLEEP)
+    rig.settle()
+
+    def broken() -> list[Container]:
+        raise DriverError("listing containers failed: Docker engine unreachable")
+
+    rig.runtime.list_managed = broken  # type: ignore[method-assign]
+    assert rig.reconciler.reconcile() == pytest.approx(2.0)
+    assert rig.reconciler.driver_error and "unreachable" in rig.reconciler.driver_error
+    del rig.runtime.list_managed  # back to the class's method
+    rig.settle(1)
+    assert rig.reconciler.driver_error is None
