@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from meshop.errors import DocumentError, ValidationFailed, Violation
-from meshop.model import rules
+from meshop.model import gateway_rules, rules
 from meshop.model.gateway import Gateway
 from meshop.model.node import NodeDoc
 from meshop.model.policy import DEFAULT_POLICY, Policy
@@ -19,6 +19,7 @@ from meshop.model.schema import (
     schema_for,
     schema_violations,
 )
+from meshop.model.schemawalk import json_type
 from meshop.model.service import API_VERSION, Service
 from meshop.model.yamlload import MAX_VALUES, load_yaml, where
 
@@ -46,10 +47,9 @@ def load_documents(text: str | bytes, source: str = "") -> list[dict[str, Any]]:
     if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise DocumentError(f"{label}: larger than {MAX_BYTES // 1024} KiB")
     parsed: object = _load_json(text, source) if text.lstrip()[:1] in ("{", "[") else None
-    if parsed is None:
-        items = load_yaml(text, source, schema_for)
-    else:
-        items = parsed if isinstance(parsed, list) else [parsed]
+    items = load_yaml(text, source, schema_for) if parsed is None else parsed
+    if not isinstance(items, list):
+        items = [items]
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise DocumentError(f"{label}: document {i + 1} must be an object, got {describe(item)}")
@@ -79,9 +79,9 @@ def _load_json(text: str, source: str) -> object:
             raise DocumentError(f"{where(source, exc.lineno, exc.colno)}: {exc.msg}") from None
         return None
     except RecursionError:
-        raise DocumentError(f"{source or 'input'}: nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer with thousands of digits
-        raise DocumentError(f"{source or 'input'}: {exc}") from None
+        raise DocumentError(f"{source or 'input'}: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # the only other ValueError: an integer of thousands of digits
+        raise DocumentError(f"{source or 'input'}: a number has too many digits") from None
     _check_shape(value, source)
     return value
 
@@ -92,7 +92,11 @@ def _check_shape(value: object, source: str) -> None:
         item, depth = stack.pop()
         count += 1
         if depth > MAX_DEPTH or count > MAX_VALUES:
-            problem = "nested too deeply" if depth > MAX_DEPTH else f"more than {MAX_VALUES} values"
+            problem = (
+                f"nested deeper than {MAX_DEPTH} levels"
+                if depth > MAX_DEPTH
+                else f"more than {MAX_VALUES} values"
+            )
             raise DocumentError(f"{source or 'input'}: {problem}")
         children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
         stack.extend((child, depth + 1) for child in children)
@@ -115,10 +119,10 @@ def _check_unguarded(
 ) -> tuple[list[Violation], dict[str, Any] | None]:
     clean = Sanitized(doc)
     value = clean.value
-    if not isinstance(value, dict):
-        return clean.violations or [
-            Violation("", f"a document must be an object, got {describe(value)}")
-        ], None
+    if not isinstance(doc, dict):
+        return [Violation("", f"a document must be an object, got {json_type(doc)}")], None
+    if not isinstance(value, dict):  # too large to look at
+        return sorted(clean.violations), None
     kind = value.get("kind", expect)
     if kind not in KINDS or (expect is not None and kind != expect):
         found: list[Violation] = list(clean.violations)
@@ -139,9 +143,9 @@ def _check_unguarded(
     if kind == "Service":
         rules.service_rules(found, value, policy)
     elif kind == "Gateway":
-        rules.gateway_rules(found, value)
-    hidden = {v.path for v in clean.violations}
-    found = [v for v in found if not any(_under(v.path, h) for h in hidden)]
+        gateway_rules.gateway_rules(found, value)
+    # A replaced value (huge int, NaN, ...) already has its violation: drop the placeholder's.
+    found = [v for v in found if not any(_under(v.path, h) for h in clean.replaced)]
     violations = sorted(set(found + clean.violations))
     return violations, value
 
@@ -177,7 +181,8 @@ def parse_document(
 ) -> Service | NodeDoc | Gateway:
     """Parse any kind, chosen by the document's ``kind``."""
     kind = doc.get("kind") if isinstance(doc, dict) else None
-    parser = {"Service": parse_service, "Node": parse_node, "Gateway": parse_gateway}.get(kind)  # type: ignore[call-overload]
+    parsers = {"Service": parse_service, "Node": parse_node, "Gateway": parse_gateway}
+    parser = parsers.get(kind) if isinstance(kind, str) else None
     if parser is None:
         raise ValidationFailed(
             validate(doc, policy) or [Violation("kind", "must be one of: " + ", ".join(KINDS))], source

@@ -6,8 +6,6 @@ ignores values of the wrong type, because the schema has already reported those.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from typing import Any
 
 from meshop.errors import Violation
@@ -27,35 +25,37 @@ LABEL_KEY = (
 )
 LABEL_VALUE = "is not a valid label value: at most 63 of A-Z a-z 0-9 - _ . alphanumeric at the ends"
 CONSUL_KEY = "must be a Consul key like meshop/secrets/name: '/'-separated segments of A-Z a-z 0-9 . _ -"
+DURATION_RANGE = "must be longer than 0s and at most 168h (one week)"
+MEMORY_RANGE = "must be at least 6Mi (Docker's minimum) and at most 1Pi"
 ABS_PATH = "must be an absolute path of A-Z a-z 0-9 . _ @ + = , ~ / - without '..' segments"
 
 Out = list[Violation]
 
 
-def _d(value: object) -> dict[str, Any]:
+def as_dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _l(value: object) -> list[Any]:
+def as_list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _check(out: Out, path: str, value: object, ok: bool, reason: str) -> None:
+def check(out: Out, path: str, value: object, ok: bool, reason: str) -> None:
     if isinstance(value, str) and not ok:
         out.append(Violation(path, reason))
 
 
 def _label_map(out: Out, path: str, mapping: object, values: bool) -> None:
-    for key, value in _d(mapping).items():
-        _check(out, child(path, key), key, names.is_label_key(key), LABEL_KEY)
+    for key, value in as_dict(mapping).items():
+        check(out, child(path, key), key, names.is_label_key(key), LABEL_KEY)
         if values:
-            _check(out, child(path, key), value, names.is_label_value(value), LABEL_VALUE)
+            check(out, child(path, key), value, names.is_label_value(value), LABEL_VALUE)
 
 
 def _duplicates(out: Out, path: str, items: list[Any], field: str, what: str) -> None:
     seen: dict[object, int] = {}
     for i, item in enumerate(items):
-        key = _d(item).get(field)
+        key = as_dict(item).get(field)
         if isinstance(key, (str, int)):
             if key in seen:
                 out.append(
@@ -74,18 +74,17 @@ def _duration(out: Out, path: str, value: object) -> None:
     try:
         seconds = parse_duration(value)
     except OutOfRange:
-        out.append(Violation(path, "must be at most 168h (one week)"))
-        return
+        seconds = -1.0
     except ValueError:
         out.append(Violation(path, f"{show(value)} is not a duration like 500ms, 10s or 1m30s"))
         return
     if seconds <= 0:
-        out.append(Violation(path, "must be longer than 0s"))
+        out.append(Violation(path, DURATION_RANGE))
 
 
 def metadata_rules(out: Out, doc: dict[str, Any]) -> None:
-    meta = _d(doc.get("metadata"))
-    _check(out, "metadata.name", meta.get("name"), names.is_dns_label(meta.get("name")), LABEL_NAME)
+    meta = as_dict(doc.get("metadata"))
+    check(out, "metadata.name", meta.get("name"), names.is_dns_label(meta.get("name")), LABEL_NAME)
     _label_map(out, "metadata.labels", meta.get("labels"), values=True)
     _label_map(out, "metadata.annotations", meta.get("annotations"), values=False)
 
@@ -93,7 +92,7 @@ def metadata_rules(out: Out, doc: dict[str, Any]) -> None:
 def tcp_port(ref: object, ports: list[Any]) -> int | None:
     """Container port a route/health ``port`` refers to (by name or number), among tcp ports."""
     for port in ports:
-        port = _d(port)
+        port = as_dict(port)
         if port.get("protocol", "tcp") != "tcp" or isinstance(ref, bool):
             continue
         if (isinstance(ref, str) and port.get("name") == ref) or (
@@ -110,22 +109,22 @@ def _port_ref(out: Out, path: str, ref: object, ports: list[Any]) -> None:
 
 
 def service_rules(out: Out, doc: dict[str, Any], policy: Policy) -> None:
-    spec = _d(doc.get("spec"))
+    spec = as_dict(doc.get("spec"))
     image = spec.get("image")
-    _check(
+    check(
         out,
         "spec.image",
         image,
         names.is_image_reference(image),
         "is not a valid image reference like registry.example.com/app:v1",
     )
-    _env_rules(out, _l(spec.get("env")))
-    ports = _l(spec.get("ports"))
+    _env_rules(out, as_list(spec.get("env")))
+    ports = as_list(spec.get("ports"))
     _port_rules(out, spec, ports)
-    _volume_rules(out, _l(spec.get("volumes")), policy)
-    placement = _d(spec.get("placement"))
+    _volume_rules(out, as_list(spec.get("volumes")), policy)
+    placement = as_dict(spec.get("placement"))
     for field in ("node", "group"):
-        _check(
+        check(
             out,
             f"spec.placement.{field}",
             placement.get(field),
@@ -134,14 +133,14 @@ def service_rules(out: Out, doc: dict[str, Any], policy: Policy) -> None:
         )
     _label_map(out, "spec.placement.nodeSelector", placement.get("nodeSelector"), values=True)
     if isinstance(route := spec.get("route"), dict):
-        _check(out, "spec.route.host", route.get("host"), names.is_wildcard_hostname(route.get("host")), HOST)
-        _check(out, "spec.route.path", route.get("path"), names.is_url_path(route.get("path")), URL_PATH)
+        check(out, "spec.route.host", route.get("host"), names.is_wildcard_hostname(route.get("host")), HOST)
+        check(out, "spec.route.path", route.get("path"), names.is_url_path(route.get("path")), URL_PATH)
         _port_ref(out, "spec.route.port", route.get("port"), ports)
     if isinstance(health := spec.get("health"), dict):
         for kind in ("http", "tcp"):
-            probe = _d(health.get(kind))
+            probe = as_dict(health.get(kind))
             _port_ref(out, f"spec.health.{kind}.port", probe.get("port"), ports)
-            _check(
+            check(
                 out,
                 f"spec.health.{kind}.path",
                 probe.get("path"),
@@ -150,10 +149,10 @@ def service_rules(out: Out, doc: dict[str, Any], policy: Policy) -> None:
             )
         _duration(out, "spec.health.interval", health.get("interval"))
         _duration(out, "spec.health.timeout", health.get("timeout"))
-    _duration(out, "spec.update.healthTimeout", _d(spec.get("update")).get("healthTimeout"))
-    _memory(out, _d(spec.get("resources")).get("memory"))
-    tailnet = _d(_d(spec.get("expose")).get("tailnet"))
-    _check(
+    _duration(out, "spec.update.healthTimeout", as_dict(spec.get("update")).get("healthTimeout"))
+    _memory(out, as_dict(spec.get("resources")).get("memory"))
+    tailnet = as_dict(as_dict(spec.get("expose")).get("tailnet"))
+    check(
         out,
         "spec.expose.tailnet.name",
         tailnet.get("name"),
@@ -174,29 +173,29 @@ def service_rules(out: Out, doc: dict[str, Any], policy: Policy) -> None:
 
 def _env_rules(out: Out, env: list[Any]) -> None:
     for i, item in enumerate(env):
-        item = _d(item)
-        _check(
+        item = as_dict(item)
+        check(
             out,
             f"spec.env[{i}].name",
             item.get("name"),
             names.is_env_name(item.get("name")),
             "must be an environment variable name: [A-Za-z_][A-Za-z0-9_]*",
         )
-        key = _d(item.get("valueFrom")).get("consulKey")
-        _check(out, f"spec.env[{i}].valueFrom.consulKey", key, names.is_consul_key(key), CONSUL_KEY)
+        key = as_dict(item.get("valueFrom")).get("consulKey")
+        check(out, f"spec.env[{i}].valueFrom.consulKey", key, names.is_consul_key(key), CONSUL_KEY)
     _duplicates(out, "spec.env", env, "name", "name")
 
 
 def _port_rules(out: Out, spec: dict[str, Any], ports: list[Any]) -> None:
-    strategy = _d(spec.get("update")).get("strategy")
+    strategy = as_dict(spec.get("update")).get("strategy")
     replicas = spec.get("replicas")
-    placement = _d(spec.get("placement"))
+    placement = as_dict(spec.get("placement"))
     seen_container: dict[tuple[object, object], int] = {}
     seen_host: dict[tuple[object, object], int] = {}
     for i, port in enumerate(ports):
-        port = _d(port)
+        port = as_dict(port)
         path = f"spec.ports[{i}]"
-        _check(out, f"{path}.name", port.get("name"), names.is_dns_label(port.get("name")), LABEL_NAME)
+        check(out, f"{path}.name", port.get("name"), names.is_dns_label(port.get("name")), LABEL_NAME)
         proto = port.get("protocol")
         for field, seen in (("container", seen_container), ("host", seen_host)):
             number = port.get(field)
@@ -242,14 +241,14 @@ def _port_rules(out: Out, spec: dict[str, Any], ports: list[Any]) -> None:
 
 def _volume_rules(out: Out, volumes: list[Any], policy: Policy) -> None:
     for i, vol in enumerate(volumes):
-        vol = _d(vol)
+        vol = as_dict(vol)
         path = f"spec.volumes[{i}]"
-        _check(out, f"{path}.name", vol.get("name"), names.is_dns_label(vol.get("name")), LABEL_NAME)
-        _check(
+        check(out, f"{path}.name", vol.get("name"), names.is_dns_label(vol.get("name")), LABEL_NAME)
+        check(
             out, f"{path}.mountPath", vol.get("mountPath"), names.is_abs_path(vol.get("mountPath")), ABS_PATH
         )
         if isinstance(host_path := vol.get("hostPath"), str):
-            _check(out, f"{path}.hostPath", host_path, names.is_abs_path(host_path), ABS_PATH)
+            check(out, f"{path}.hostPath", host_path, names.is_abs_path(host_path), ABS_PATH)
             if not policy.allow_bind_mounts:
                 out.append(
                     Violation(
@@ -267,13 +266,14 @@ def _volume_rules(out: Out, volumes: list[Any], policy: Policy) -> None:
 
 
 def _memory(out: Out, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return
+    if isinstance(value, float) and not value.is_integer():
+        return  # the schema has reported it: memory is a string or an integer
     try:
         size = parse_memory(value)
     except OutOfRange:
-        out.append(Violation("spec.resources.memory", "must be at most 1Pi"))
-        return
+        size = -1
     except ValueError:
         out.append(
             Violation(
@@ -283,68 +283,4 @@ def _memory(out: Out, value: object) -> None:
         )
         return
     if size < MIN_MEMORY:
-        out.append(Violation("spec.resources.memory", "must be at least 6Mi (Docker's minimum)"))
-
-
-_SERVER_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]]+):([0-9]{1,5})", re.ASCII)
-
-
-def is_server_address(value: object) -> bool:
-    """``host:port`` with a hostname, an IPv4 address or a bracketed IPv6 address."""
-    m = _SERVER_RE.fullmatch(value) if isinstance(value, str) else None
-    if m is None or not 1 <= int(m.group(2)) <= 65535:
-        return False
-    host = m.group(1)
-    if host.startswith("["):
-        try:
-            return ipaddress.ip_address(host[1:-1]).version == 6
-        except ValueError:
-            return False
-    return names.is_hostname(host)
-
-
-def gateway_rules(out: Out, doc: dict[str, Any]) -> None:
-    spec = _d(doc.get("spec"))
-    domains = _l(spec.get("domains"))
-    seen: dict[str, int] = {}
-    for i, domain in enumerate(domains):
-        _check(
-            out,
-            f"spec.domains[{i}]",
-            domain,
-            names.is_hostname(domain),
-            "must be a lowercase DNS hostname: RFC 1123 labels joined by '.'",
-        )
-        if isinstance(domain, str):
-            if domain in seen:
-                out.append(
-                    Violation(f"spec.domains[{i}]", f"duplicate domain (also spec.domains[{seen[domain]}])")
-                )
-            seen.setdefault(domain, i)
-    email = _d(spec.get("tls")).get("email")
-    _check(
-        out, "spec.tls.email", email, names.is_email(email), "must be a plain address like ops@example.com"
-    )
-    dns = _d(spec.get("dns"))
-    _check(
-        out,
-        "spec.dns.server",
-        dns.get("server"),
-        is_server_address(dns.get("server")),
-        "must be host:port, e.g. 127.0.0.1:53 or ns1.example.com:53",
-    )
-    for field in ("zone", "keyName"):
-        _check(
-            out,
-            f"spec.dns.{field}",
-            dns.get(field),
-            names.is_fqdn(dns.get(field)),
-            "must be a DNS name like example.com. (lowercase, optional final dot)",
-        )
-    _check(
-        out,
-        "spec.dns.keySecretKey",
-        dns.get("keySecretKey"),
-        names.is_consul_key(dns.get("keySecretKey")),
-        CONSUL_KEY,
-    )
+        out.append(Violation("spec.resources.memory", MEMORY_RANGE))

@@ -90,6 +90,7 @@ class Sanitized:
 
     def __init__(self, value: object) -> None:
         self.violations: list[Violation] = []
+        self.replaced: set[str] = set()  # paths whose value was swapped for a placeholder
         self.count = 0
         try:
             self.value = self._copy(value, (), 0)
@@ -97,8 +98,10 @@ class Sanitized:
             self.value = None
             self.violations = [Violation("", f"document has more than {MAX_VALUES} values")]
 
-    def _flag(self, where: tuple[object, ...], reason: str) -> None:
+    def _flag(self, where: tuple[object, ...], reason: str, replaced: bool = True) -> None:
         self.violations.append(Violation(paths.join(where), reason))
+        if replaced:
+            self.replaced.add(paths.join(where))
 
     def _copy(self, value: object, where: tuple[object, ...], depth: int) -> object:
         self.count += 1
@@ -117,6 +120,8 @@ class Sanitized:
             if not math.isfinite(value):
                 self._flag(where, "must be a finite number")
                 return 0.0
+            if value.is_integer() and abs(value) < 2**53:
+                return int(value)  # JSON Schema's integers include 80.0: make them ints for the rules
             return float(value)
         if depth >= MAX_DEPTH and isinstance(value, (dict, list, tuple)):
             self._flag(where, f"nested deeper than {MAX_DEPTH} levels")
@@ -127,7 +132,8 @@ class Sanitized:
                 if isinstance(key, str):
                     out[str(key)] = self._copy(item, (*where, key), depth + 1)
                 else:
-                    self._flag(where, f"object keys must be strings, got {walk.json_type(key)}")
+                    reason = f"object keys must be strings, got {walk.json_type(key)}"
+                    self._flag(where, reason, replaced=False)
             return out
         if isinstance(value, (list, tuple)):
             return [self._copy(item, (*where, i), depth + 1) for i, item in enumerate(value)]

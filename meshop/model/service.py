@@ -188,14 +188,18 @@ class Resources:
 @dataclass(frozen=True)
 class TailnetExpose:
     enabled: bool = True
-    name: str | None = None  # parse_service fills in the service name when the document omits it
+    name: str | None = None  # None: the service name (see machine_name); kept None so spec_hash ignores it
 
     def to_dict(self) -> Json:
         return _opt({"enabled": self.enabled}, "name", self.name)
 
     @classmethod
-    def from_dict(cls, d: Json, service_name: str | None = None) -> TailnetExpose:
-        return cls(bool(d["enabled"]), d.get("name", service_name))
+    def from_dict(cls, d: Json) -> TailnetExpose:
+        return cls(bool(d["enabled"]), d.get("name"))
+
+    def machine_name(self, service_name: str) -> str:
+        """The tailnet machine name: ``name``, or the service's own name when the document omits it."""
+        return self.name or service_name
 
 
 @dataclass(frozen=True)
@@ -244,7 +248,7 @@ class ServiceSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: Json, *, service_name: str | None = None) -> ServiceSpec:
+    def from_dict(cls, data: Json) -> ServiceSpec:
         """Read ``to_dict()`` output or a document spec; defaults are filled, nothing is validated.
 
         Raises DocumentError when the data is too malformed to read (e.g. a corrupt KV value).
@@ -253,12 +257,12 @@ class ServiceSpec:
             d = copy.deepcopy(dict(data))
             root = load_schema("Service")
             apply_defaults(d, root["properties"]["spec"], root)
-            return cls._build(d, service_name)
+            return cls._build(d)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise DocumentError(f"malformed service spec: {type(exc).__name__}: {exc}") from None
 
     @classmethod
-    def _build(cls, d: Json, service_name: str | None) -> ServiceSpec:
+    def _build(cls, d: Json) -> ServiceSpec:
         ports = d["ports"]
         tailnet = d["expose"].get("tailnet")
         return cls(
@@ -275,7 +279,7 @@ class ServiceSpec:
             update=UpdatePolicy.from_dict(d["update"]),
             resources=Resources.from_dict(d["resources"]),
             restart=str(d["restart"]),
-            expose_tailnet=None if tailnet is None else TailnetExpose.from_dict(tailnet, service_name),
+            expose_tailnet=None if tailnet is None else TailnetExpose.from_dict(tailnet),
             privileged=bool(d["privileged"]),
             network_mode=str(d["networkMode"]),
         )
@@ -308,4 +312,4 @@ class Service:
             spec = doc["spec"]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DocumentError(f"malformed service document: {type(exc).__name__}: {exc}") from None
-        return cls(name, labels, annotations, ServiceSpec.from_dict(spec, service_name=name))
+        return cls(name, labels, annotations, ServiceSpec.from_dict(spec))

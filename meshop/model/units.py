@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
 _DURATION_UNITS = {
@@ -53,15 +53,15 @@ def parse_duration(text: object) -> float:
         raise TypeError("not a duration")
     if isinstance(text, (int, float)):
         seconds = float(text)
-    elif isinstance(text, str) and 0 < len(text) <= 64:
+    elif isinstance(text, str):
         pos, total = 0, Decimal(0)
-        for m in _DURATION_PART.finditer(text):
+        for m in _DURATION_PART.finditer(text[:64]):
             if m.start() != pos:
                 break
             total += Decimal(m.group(1)) * _DURATION_UNITS[m.group(2)]
             pos = m.end()
-        if pos != len(text):
-            raise ValueError(f"not a duration: {text!r}")
+        if not text or pos != len(text):
+            raise ValueError(f"not a duration: {text[:64]!r}")
         seconds = float(total)
     else:
         raise TypeError("not a duration")
@@ -74,13 +74,13 @@ def parse_memory(text: object) -> int:
     """Kubernetes-style quantity (``256Mi``, ``1G``, ``1.5Gi``, ``1048576``) as whole bytes, rounded up."""
     if isinstance(text, bool):
         raise TypeError("not a memory quantity")
-    if isinstance(text, int):
-        value = text
-    elif isinstance(text, str) and len(text) <= 64 and (m := _MEMORY_RE.fullmatch(text)):
-        try:
-            exact = Decimal(m.group(1)) * _MEMORY_UNITS[m.group(2)]
-        except InvalidOperation as exc:  # pragma: no cover - the regex admits only decimals
-            raise ValueError(f"not a memory quantity: {text!r}") from exc
+    if isinstance(text, int) or (isinstance(text, float) and text.is_integer()):
+        value = int(text)
+    elif isinstance(text, str):
+        m = _MEMORY_RE.fullmatch(text) if len(text) <= 64 else None
+        if m is None:
+            raise ValueError(f"not a memory quantity: {text[:64]!r}")
+        exact = Decimal(m.group(1)) * _MEMORY_UNITS[m.group(2)]
         value = int(exact.to_integral_value(rounding="ROUND_CEILING"))
     else:
         raise TypeError("not a memory quantity")

@@ -43,8 +43,9 @@ _INT_RE = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+", re.ASCII)
 _FLOAT_RE = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?", re.ASCII)
 _INF_RE = re.compile(r"([-+]?)\.(?:inf|Inf|INF)")
 _NAN_RE = re.compile(r"\.(?:nan|NaN|NAN)")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
-# (root schema, schema of this position); root is needed to follow $ref.
+# kind -> the root schema that directs plain-scalar conversion (None: YAML 1.2 core rules throughout).
 SchemaFor = Callable[[str], "Schema | None"]
 
 
@@ -86,6 +87,16 @@ class _Loader(yaml.SafeLoader):
 def show_tag(tag: str) -> str:
     """``!!int`` rather than ``tag:yaml.org,2002:int`` in messages."""
     return "!!" + tag[len(_Y) :] if tag.startswith(_Y) else tag
+
+
+def quoted_text(value: str) -> str:
+    """Join JSON-style surrogate-pair escapes (``"\\ud83d\\ude00"``), which PyYAML leaves split."""
+    if _SURROGATE_RE.search(value):
+        try:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16")
+        except UnicodeDecodeError:
+            return value
+    return value
 
 
 def where(source: str, line: int, column: int) -> str:
@@ -160,7 +171,7 @@ class _Builder:
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, "mapping keys must be strings, not collections")
         if node.tag == _STR:
-            return str(node.value)
+            return quoted_text(node.value)
         if node.tag != PLAIN_TAG:
             raise self.fail(node, f"mapping keys must be strings, not {show_tag(node.tag)}")
         if node.value == "<<":
@@ -179,7 +190,7 @@ class _Builder:
     def scalar(self, node: Any, schema: Schema | None) -> object:
         text, tag = node.value, node.tag
         if tag == _STR:
-            return text
+            return quoted_text(text)
         if tag == PLAIN_TAG:
             types = walk.allowed_types(schema)
             if types == frozenset(["string"]):
@@ -217,10 +228,11 @@ def load_yaml(text: str, source: str = "", schema_for: SchemaFor | None = None) 
     ``schema_for(kind)`` gives the root schema that directs plain-scalar conversion of a mapping
     document with that ``kind``; a top-level sequence is read as a list of such documents.
     """
-    loader = _Loader(text)
     docs: list[object] = []
     builder = _Builder(source, None)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)
         while loader.check_node():
             node = loader.get_node()
             parts = node.value if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ else [node]
@@ -238,10 +250,17 @@ def load_yaml(text: str, source: str = "", schema_for: SchemaFor | None = None) 
         mark = exc.problem_mark or exc.context_mark
         at = where(source, mark.line + 1, mark.column + 1) if mark else (source or "input")
         raise DocumentError(f"{at}: {exc.problem or exc.context or 'invalid YAML'}") from None
-    except yaml.YAMLError as exc:  # ReaderError and friends carry no mark
+    except yaml.reader.ReaderError as exc:  # no mark: only an offset into the text
+        line = text.count("\n", 0, exc.position) + 1
+        problem = f"character #x{exc.character:04x} is not allowed in YAML"
+        raise DocumentError(
+            f"{where(source, line, exc.position - text.rfind(chr(10), 0, exc.position))}: {problem}"
+        ) from None
+    except yaml.YAMLError as exc:
         raise DocumentError(f"{source or 'input'}: {exc}") from None
     except RecursionError:
-        raise DocumentError(f"{source or 'input'}: nested too deeply") from None
+        raise DocumentError(f"{source or 'input'}: nested deeper than {MAX_DEPTH} levels") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return docs

@@ -1,0 +1,72 @@
+"""Gateway rules: served domains, the ACME e-mail (it lands in the Caddyfile) and the DNS settings."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from meshop.errors import Violation
+from meshop.model import names
+from meshop.model.rules import CONSUL_KEY, Out, as_dict, as_list, check
+
+_SERVER_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]]+):([0-9]{1,5})", re.ASCII)
+
+
+def is_server_address(value: object) -> bool:
+    """``host:port`` with a hostname, an IPv4 address or a bracketed IPv6 address."""
+    m = _SERVER_RE.fullmatch(value) if isinstance(value, str) else None
+    if m is None or not 1 <= int(m.group(2)) <= 65535:
+        return False
+    host = m.group(1)
+    if host.startswith("["):
+        try:
+            return ipaddress.ip_address(host[1:-1]).version == 6
+        except ValueError:
+            return False
+    return names.is_hostname(host)
+
+
+def gateway_rules(out: Out, doc: dict[str, Any]) -> None:
+    spec = as_dict(doc.get("spec"))
+    domains = as_list(spec.get("domains"))
+    seen: dict[str, int] = {}
+    for i, domain in enumerate(domains):
+        check(
+            out,
+            f"spec.domains[{i}]",
+            domain,
+            names.is_hostname(domain),
+            "must be a lowercase DNS hostname: RFC 1123 labels joined by '.'",
+        )
+        if isinstance(domain, str):
+            if domain in seen:
+                out.append(
+                    Violation(f"spec.domains[{i}]", f"duplicate domain (also spec.domains[{seen[domain]}])")
+                )
+            seen.setdefault(domain, i)
+    email = as_dict(spec.get("tls")).get("email")
+    check(out, "spec.tls.email", email, names.is_email(email), "must be a plain address like ops@example.com")
+    dns = as_dict(spec.get("dns"))
+    check(
+        out,
+        "spec.dns.server",
+        dns.get("server"),
+        is_server_address(dns.get("server")),
+        "must be host:port, e.g. 127.0.0.1:53 or ns1.example.com:53",
+    )
+    for field in ("zone", "keyName"):
+        check(
+            out,
+            f"spec.dns.{field}",
+            dns.get(field),
+            names.is_fqdn(dns.get(field)),
+            "must be a DNS name like example.com. (lowercase, optional final dot)",
+        )
+    check(
+        out,
+        "spec.dns.keySecretKey",
+        dns.get("keySecretKey"),
+        names.is_consul_key(dns.get("keySecretKey")),
+        CONSUL_KEY,
+    )
