@@ -114,8 +114,7 @@ class AgentRun:
                     "args": COMMAND[1:],
                     "ports": [{"name": "http", "container": 8080}],
                     "env": [{"name": "RUN", "value": tag}],
-                },
-                service_name=f"svc{i}",
+                }
             )
             assignment = Assignment(f"svc{i}", self.node, 1, 1, spec_hash(spec), spec.to_dict())
             ops.append(TxnOp.set(keys.assignment(self.node, f"svc{i}"), dumps(assignment)))

@@ -110,7 +110,7 @@ def container_config(
     )
     if spec.expose_tailnet is not None and spec.expose_tailnet.enabled:
         container_labels["tsdproxy.enable"] = "true"
-        container_labels["tsdproxy.name"] = spec.expose_tailnet.name or service
+        container_labels["tsdproxy.name"] = spec.expose_tailnet.machine_name(service)
         primary = primary_port(spec)
         if primary is not None:
             container_labels["tsdproxy.container_port"] = str(primary[0])

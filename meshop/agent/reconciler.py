@@ -479,6 +479,6 @@ def _check_spec(assignment: Assignment) -> tuple[ServiceSpec | None, Note | None
         text = "; ".join(str(v) for v in violations[:5])
         return None, Note("InvalidAssignment", f"assignment {assignment.service} is invalid: {text}"[:500])
     try:
-        return ServiceSpec.from_dict(dict(assignment.spec), service_name=assignment.service), None
+        return ServiceSpec.from_dict(dict(assignment.spec)), None
     except Exception as exc:  # noqa: BLE001 - DocumentError or anything the reader trips over
         return None, Note("InvalidAssignment", f"assignment {assignment.service} is unreadable: {exc}"[:500])

@@ -42,7 +42,7 @@ def http_spec(**extra: Any) -> dict[str, Any]:
 def make_assignment(
     node: str, service: str, spec: dict[str, Any], *, replicas: int | None = None, generation: int = 1
 ) -> Assignment:
-    resolved = ServiceSpec.from_dict(spec, service_name=service)
+    resolved = ServiceSpec.from_dict(spec)
     return Assignment(
         service=service,
         node=node,

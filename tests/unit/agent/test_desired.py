@@ -26,7 +26,7 @@ BASE: dict[str, Any] = {
 
 
 def spec(**extra: Any) -> ServiceSpec:
-    return ServiceSpec.from_dict({**BASE, **extra}, service_name="web")
+    return ServiceSpec.from_dict({**BASE, **extra})
 
 
 def assignment(s: ServiceSpec, replicas: int = 2) -> Assignment:

@@ -246,8 +246,7 @@ def test_replica_registration_carries_the_check_and_meta() -> None:
             "image": "img:1",
             "ports": [{"name": "http", "container": 8080}],
             "health": {"http": {"path": "/healthz", "port": "http"}, "interval": "5s", "timeout": "500ms"},
-        },
-        service_name="web",
+        }
     )
     container = ctr("f" * 64, 1, host_ports={"8080/tcp": 31000}, generation=7)
     reg = replica_registration("n1", "10.1.2.3", "web", 1, container, spec, (8080, "tcp"), True)

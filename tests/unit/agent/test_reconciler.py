@@ -173,7 +173,7 @@ class Rig:
     reconciler: NodeReconciler
 
     def assign(self, service: str, spec: dict[str, Any], replicas: int = 1, raw: bytes | None = None) -> Assignment:
-        resolved = ServiceSpec.from_dict(spec, service_name=service)
+        resolved = ServiceSpec.from_dict(spec)
         assignment = Assignment(service, NODE, replicas, 1, spec_hash(resolved), resolved.to_dict())
         self.store.data[keys.assignment(NODE, service)] = raw if raw is not None else dumps(assignment).encode()
         return assignment
