@@ -7,6 +7,7 @@
 * ``policy_refusal``: privileged mode, host networking and bind mounts are refused unless the agent
   was started with the matching ``--allow-*`` flag (defence in depth behind the controller's check).
 * ``container_config``: one replica's full Docker configuration, secret values included.
+* ``check_assignment``: the model's validation of the resolved spec, so nothing unchecked reaches Docker.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from meshop.agent import labels as L
 from meshop.agent.plan import DesiredService, Note, Strategy
 from meshop.agent.runtime import ContainerConfig, Mount, PortBinding
-from meshop.model import Policy, ServiceSpec
+from meshop.model import API_VERSION, PERMISSIVE_POLICY, Policy, ServiceSpec, validate
 from meshop.model.records import Assignment
 
 
@@ -149,3 +151,21 @@ def container_config(
         privileged=spec.privileged,
         network_mode=spec.network_mode,
     )
+
+
+def check_assignment(assignment: Assignment) -> tuple[ServiceSpec | None, Note | None]:
+    """Validate the resolved spec with the model's rules (every input checked before a driver sees it)."""
+    doc: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": "Service",
+        "metadata": {"name": assignment.service},
+        "spec": dict(assignment.spec),
+    }
+    violations = validate(doc, PERMISSIVE_POLICY)  # the agent's own policy is applied separately
+    if violations:
+        text = "; ".join(str(v) for v in violations[:5])
+        return None, Note("InvalidAssignment", f"assignment {assignment.service} is invalid: {text}"[:500])
+    try:
+        return ServiceSpec.from_dict(dict(assignment.spec)), None
+    except Exception as exc:  # noqa: BLE001 - DocumentError or anything the reader trips over
+        return None, Note("InvalidAssignment", f"assignment {assignment.service} is unreadable: {exc}"[:500])

@@ -17,13 +17,13 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from meshop import metrics
 from meshop.agent import labels as L
-from meshop.agent.desired import container_config, desired_service, primary_port, secret_keys
+from meshop.agent.desired import check_assignment, container_config, desired_service, primary_port, secret_keys
 from meshop.agent.executor import ApplyResult, Executor
 from meshop.agent.health import HealthMonitor, ProbeTarget
+from meshop.agent.holds import Holds
 from meshop.agent.observed import ObservedWriter
 from meshop.agent.plan import (
     Container,
@@ -42,12 +42,11 @@ from meshop.agent.registrations import ReplicaRegistrar, host_port, replica_regi
 from meshop.agent.report import observed_record
 from meshop.agent.runtime import ContainerConfig, Runtime
 from meshop.agent.statefile import StateFile
-from meshop.backoff import Backoff
 from meshop.consul.secrets import SecretReader
 from meshop.consul.services import Registration
 from meshop.consul.store import KVStore
 from meshop.errors import ConsulError, DriverError
-from meshop.model import API_VERSION, PERMISSIVE_POLICY, Policy, ServiceSpec, keys, validate
+from meshop.model import Policy, ServiceSpec, keys
 from meshop.model.records import Assignment, Observed, loads_json
 
 log = logging.getLogger(__name__)
@@ -77,35 +76,6 @@ class AgentSettings:
     @property
     def probe_host(self) -> str:
         return "127.0.0.1" if self.publish in ("0.0.0.0", "") else self.publish
-
-
-class Holds:
-    """``Backoff`` plus the time each hold ends, so the loop can sleep exactly until the next one."""
-
-    def __init__(self, base: float, maximum: float) -> None:
-        self.backoff = Backoff(base=base, maximum=maximum)
-        self.until: dict[str, float] = {}
-
-    def failed(self, key: str, now: float) -> float:
-        delay = self.backoff.failed(key, now)
-        self.until[key] = now + delay
-        return delay
-
-    def succeeded(self, key: str) -> None:
-        self.backoff.succeeded(key)
-        self.until.pop(key, None)
-
-    def held(self, now: float) -> frozenset[str]:
-        return frozenset(key for key, until in self.until.items() if until > now)
-
-    def next_release(self, now: float) -> float | None:
-        pending = [until - now for until in self.until.values() if until > now]
-        return min(pending) if pending else None
-
-    def forget_except(self, keys_: set[str]) -> None:
-        self.backoff.forget_except(keys_)
-        for key in set(self.until) - keys_:
-            del self.until[key]
 
 
 @dataclass
@@ -258,7 +228,7 @@ class NodeReconciler:
         key = f"{assignment.service}\0{assignment.spec_hash}\0{sorted(assignment.spec.items())!r}"
         cached = self._parse_cache.get(key)
         if cached is None:
-            cached = _check_spec(assignment)
+            cached = check_assignment(assignment)
             self._parse_cache[key] = cached
             if len(self._parse_cache) > 4096:
                 self._parse_cache.clear()
@@ -464,21 +434,3 @@ class NodeReconciler:
                     log.info("removed volume %s of removed service %s", volume.name, service)
             except DriverError as exc:
                 log.warning("removing volume %s failed: %s", volume.name, exc)
-
-
-def _check_spec(assignment: Assignment) -> tuple[ServiceSpec | None, Note | None]:
-    """Validate the resolved spec with the model's rules (every input checked before a driver sees it)."""
-    doc: dict[str, Any] = {
-        "apiVersion": API_VERSION,
-        "kind": "Service",
-        "metadata": {"name": assignment.service},
-        "spec": dict(assignment.spec),
-    }
-    violations = validate(doc, PERMISSIVE_POLICY)  # the agent's own policy is applied separately
-    if violations:
-        text = "; ".join(str(v) for v in violations[:5])
-        return None, Note("InvalidAssignment", f"assignment {assignment.service} is invalid: {text}"[:500])
-    try:
-        return ServiceSpec.from_dict(dict(assignment.spec)), None
-    except Exception as exc:  # noqa: BLE001 - DocumentError or anything the reader trips over
-        return None, Note("InvalidAssignment", f"assignment {assignment.service} is unreadable: {exc}"[:500])

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from meshop.agent.health import HealthMonitor, ProbeTarget, probe
+from meshop.agent.holds import Holds
 from meshop.agent.plan import Container, Note
 from meshop.agent.puller import Puller
-from meshop.agent.reconciler import Holds
 from meshop.agent.registrations import replica_registration
 from meshop.agent.report import observed_record, ready_count
 from meshop.agent.runtime import ImagePullFailed
