@@ -54,7 +54,8 @@ class NodePresence:
 
     def stop(self, deregister: bool = True) -> None:
         self._stop.set()
-        self._thread.join(timeout=self.interval + 5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.interval + 5)
         if deregister:
             node = self.record().name
             try:
