@@ -33,6 +33,7 @@ drift_repairs_total = Counter(
 )
 managed_containers = Gauge("meshop_managed_containers", "Managed containers on this node, by state.", ["state"])
 services = Gauge("meshop_services", "Services known to the controller, by state (desired|ready|degraded).", ["state"])
+service_ready = Gauge("meshop_service_ready", "1 when the service's Ready condition is True, else 0.", ["service"])
 node_ready = Gauge("meshop_node_ready", "1 when the node is Ready, 0 when NotReady.", ["node"])
 consul_errors_total = Counter(
     "meshop_consul_errors_total", "Failed Consul requests, by component and operation.", ["component", "operation"]

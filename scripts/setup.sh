@@ -23,8 +23,6 @@ have curl || missing+=(curl ca-certificates)
 have ip || missing+=(iproute2)
 have caddy || missing+=(caddy)
 have docker-registry || missing+=(docker-registry)
-have prometheus || missing+=(prometheus)
-have promtool || missing+=(prometheus)
 have docker-compose || missing+=(docker-compose)
 have sshd || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 if ! have docker || { ! docker_answers && ! have dockerd; }; then missing+=(docker.io); fi
@@ -37,26 +35,45 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# --- Consul: one on PATH, or 1.8.7 from Debian 11's archive into .dev/bin ---------------------------
-if ! have consul && [ ! -x "$BIN/consul" ]; then
-  log "fetching consul 1.8.7 from Debian 11 (bullseye) into .dev/bin"
-  d=$(mktemp -d)
-  trap 'rm -rf "$d"' EXIT
-  mkdir -p "$d/parts" "$d/lists/partial" "$d/cache/archives/partial"
-  src=/etc/apt/sources.list.d/debian.sources
-  if [ -f "$src" ]; then
-    awk 'BEGIN{RS="";ORS="\n\n"} NR==1' "$src" | sed 's/^Suites:.*/Suites: bullseye/' > "$d/parts/bullseye.sources"
-  else
-    # Older sources.list layout: reuse the first configured Debian mirror.
-    mirror=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
-    printf 'Types: deb\nURIs: %s\nSuites: bullseye\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-      "$mirror" > "$d/parts/bullseye.sources"
+# --- Packages from Debian 11 (bullseye), fetched without touching the system's apt configuration ----
+# Debian 12 ships no Consul, and its Prometheus 2.42 is built without Consul service discovery
+# ("Disable Consul SD until its Debian package is back in shape"); Debian 11 has consul 1.8.7 and
+# prometheus 2.24.1 with it. apt is pointed at a private state folder that reuses the configured mirror.
+BULLSEYE=""
+bullseye_fetch() {  # bullseye_fetch PACKAGE -> extracted into $BULLSEYE/x-PACKAGE
+  if [ -z "$BULLSEYE" ]; then
+    BULLSEYE=$(mktemp -d)
+    chmod 0755 "$BULLSEYE"
+    trap 'rm -rf "$BULLSEYE"' EXIT
+    mkdir -p "$BULLSEYE/parts" "$BULLSEYE/lists/partial" "$BULLSEYE/cache/archives/partial"
+    APT_PRIVATE=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$BULLSEYE/parts"
+                 -o "Dir::State::Lists=$BULLSEYE/lists" -o "Dir::Cache=$BULLSEYE/cache")
+    src=/etc/apt/sources.list.d/debian.sources
+    if [ -f "$src" ]; then
+      awk 'BEGIN{RS="";ORS="\n\n"} NR==1' "$src" | sed 's/^Suites:.*/Suites: bullseye/' > "$BULLSEYE/parts/bullseye.sources"
+    else
+      mirror=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
+      printf 'Types: deb\nURIs: %s\nSuites: bullseye\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$mirror" > "$BULLSEYE/parts/bullseye.sources"
+    fi
+    apt-get "${APT_PRIVATE[@]}" update -q >/dev/null
   fi
-  o=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$d/parts" -o "Dir::State::Lists=$d/lists" -o "Dir::Cache=$d/cache")
-  apt-get "${o[@]}" update -q >/dev/null
-  (cd "$d" && apt-get "${o[@]}" download consul >/dev/null)
-  dpkg -x "$d"/consul_*.deb "$d/x"
-  install -m 0755 "$d/x/usr/bin/consul" "$BIN/consul"
+  (cd "$BULLSEYE" && apt-get "${APT_PRIVATE[@]}" -o APT::Sandbox::User=root download "$1/bullseye" >/dev/null)
+  dpkg -x "$BULLSEYE/$1"_*.deb "$BULLSEYE/x-$1"
+}
+APT_PRIVATE=()
+
+if ! have consul && [ ! -x "$BIN/consul" ]; then
+  log "fetching consul 1.8.7 from Debian 11 into .dev/bin"
+  bullseye_fetch consul
+  install -m 0755 "$BULLSEYE/x-consul/usr/bin/consul" "$BIN/consul"
+fi
+
+if [ ! -x "$BIN/prometheus" ]; then
+  log "fetching prometheus 2.24 (with Consul service discovery) from Debian 11 into .dev/bin"
+  bullseye_fetch prometheus
+  install -m 0755 "$BULLSEYE/x-prometheus/usr/bin/prometheus" "$BIN/prometheus"
+  install -m 0755 "$BULLSEYE/x-prometheus/usr/bin/promtool" "$BIN/promtool"
 fi
 
 # --- Docker engine: use the one that answers, else start dockerd in the background -----------------

@@ -1,7 +1,10 @@
 """The ``meshop`` command: global flags, sub-command registration, and error -> exit code mapping.
 
-No traceback ever reaches a user: a ``MeshopError`` prints one clear message and exits with its code
-(1 invalid input, 2 Consul, 3 a host driver); anything else is reported as an internal error.
+No traceback ever reaches a user: a ``MeshopError`` prints one clear message and exits with its code;
+anything else is reported as an internal error. Exit codes: 0 ok, 1 invalid input or not found,
+2 Consul unreachable or access denied, 3 a host driver failed, 64 usage error, 70 internal error,
+130 interrupted. (``meshop diff`` exits 1 when there are changes; ``meshop status --check`` exits 1
+when something is not Ready.)
 """
 
 from __future__ import annotations
@@ -14,8 +17,13 @@ from meshop import __version__
 from meshop.cli.agent_cmd import agent
 from meshop.cli.context import CliContext
 from meshop.cli.controller_cmd import controller
+from meshop.cli.docs_cmd import apply, delete, diff, validate
+from meshop.cli.gateway_cmd import gateway
+from meshop.cli.nodes_cmd import nodes
 from meshop.consul.config import ConsulConfig
 from meshop.errors import MeshopError
+
+EXIT_USAGE = 64
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -36,22 +44,36 @@ def version() -> None:
 
 cli.add_command(agent)
 cli.add_command(controller)
+cli.add_command(gateway)
+for command in (apply, diff, validate, delete, nodes):
+    cli.add_command(command)
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code. Errors become one line on stderr, never a traceback."""
     try:
         cli.main(args=argv, prog_name="meshop", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        sys.exit(130)
+        return 130
+    except click.UsageError as exc:
+        exc.show()
+        return EXIT_USAGE
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except MeshopError as exc:
         click.echo(f"Error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
-        sys.exit(130)
+        return 130
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
         click.echo(f"Internal error: {type(exc).__name__}: {exc} (please report this)", err=True)
-        sys.exit(70)
+        return 70
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())

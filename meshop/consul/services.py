@@ -127,3 +127,25 @@ def _check_state(item: Mapping[str, object]) -> CheckState:
         status=str(item.get("Status", "")),
         output=str(item.get("Output", ""))[:500],
     )
+
+
+METRICS_SERVICE = "meshop-metrics"
+
+
+def metrics_registration(component: str, instance: str, listen: str, node: str = "") -> Registration:
+    """The ``meshop-metrics`` service a daemon registers so Prometheus finds it via consul_sd_configs.
+
+    Address and port are the daemon's ``/metrics`` listener; tag and meta carry the component.
+    """
+    host, _, port = listen.rpartition(":")
+    meta = {"component": component, "instance": instance}
+    if node:
+        meta["node"] = node
+    return Registration(
+        service_id=f"{METRICS_SERVICE}-{component}-{instance}",
+        name=METRICS_SERVICE,
+        address=host.strip("[]") or "127.0.0.1",
+        port=int(port),
+        meta=meta,
+        tags=(component,),
+    )

@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 
 import tenacity
 
+from meshop.consul.services import CheckState, Services
 from meshop.consul.store import KVStore, Listing
 from meshop.errors import ConsulError
 
@@ -143,3 +144,14 @@ def watch_prefix(
         return listing.index, listing
 
     return Watch(f"kv:{prefix}", fetch, on_change, wait=wait, min_interval=min_interval).start()
+
+
+def watch_checks(
+    services: Services, service: str, on_change: Callable[[list[CheckState]], None] | None = None, *, wait: str = "30s"
+) -> Watch[list[CheckState]]:
+    """A started watch on every health check of ``service`` (e.g. ``meshop-agent``) across the cluster."""
+
+    def fetch(index: int, wait_for: str | None) -> tuple[int, list[CheckState]]:
+        return services.checks(service, index=index, wait=wait_for)
+
+    return Watch(f"checks:{service}", fetch, on_change, wait=wait).start()

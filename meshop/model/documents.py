@@ -93,9 +93,7 @@ def _check_shape(value: object, source: str) -> None:
         count += 1
         if depth > MAX_DEPTH or count > MAX_VALUES:
             problem = (
-                f"nested deeper than {MAX_DEPTH} levels"
-                if depth > MAX_DEPTH
-                else f"more than {MAX_VALUES} values"
+                f"nested deeper than {MAX_DEPTH} levels" if depth > MAX_DEPTH else f"more than {MAX_VALUES} values"
             )
             raise DocumentError(f"{source or 'input'}: {problem}")
         children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
@@ -114,9 +112,7 @@ def _check(doc: object, policy: Policy, expect: str | None) -> tuple[list[Violat
         return [Violation("", f"could not validate the document ({type(exc).__name__})")], None
 
 
-def _check_unguarded(
-    doc: object, policy: Policy, expect: str | None
-) -> tuple[list[Violation], dict[str, Any] | None]:
+def _check_unguarded(doc: object, policy: Policy, expect: str | None) -> tuple[list[Violation], dict[str, Any] | None]:
     clean = Sanitized(doc)
     value = clean.value
     if not isinstance(doc, dict):
@@ -129,9 +125,7 @@ def _check_unguarded(
         if "kind" not in value:
             found.append(Violation("kind", "is required"))
         else:
-            found.append(
-                Violation("kind", f"must be {expect}" if expect else "must be one of: " + ", ".join(KINDS))
-            )
+            found.append(Violation("kind", f"must be {expect}" if expect else "must be one of: " + ", ".join(KINDS)))
         if value.get("apiVersion") != API_VERSION:
             reason = "is required" if "apiVersion" not in value else f"must be {API_VERSION}"
             found.append(Violation("apiVersion", reason))
@@ -176,9 +170,7 @@ def parse_gateway(doc: object, policy: Policy = DEFAULT_POLICY, source: str = ""
     return Gateway.from_dict(_parse(doc, policy, source, "Gateway"))
 
 
-def parse_document(
-    doc: object, policy: Policy = DEFAULT_POLICY, source: str = ""
-) -> Service | NodeDoc | Gateway:
+def parse_document(doc: object, policy: Policy = DEFAULT_POLICY, source: str = "") -> Service | NodeDoc | Gateway:
     """Parse any kind, chosen by the document's ``kind``."""
     kind = doc.get("kind") if isinstance(doc, dict) else None
     parsers = {"Service": parse_service, "Node": parse_node, "Gateway": parse_gateway}

@@ -41,9 +41,7 @@ def gateway_rules(out: Out, doc: dict[str, Any]) -> None:
         )
         if isinstance(domain, str):
             if domain in seen:
-                out.append(
-                    Violation(f"spec.domains[{i}]", f"duplicate domain (also spec.domains[{seen[domain]}])")
-                )
+                out.append(Violation(f"spec.domains[{i}]", f"duplicate domain (also spec.domains[{seen[domain]}])"))
             seen.setdefault(domain, i)
     email = as_dict(spec.get("tls")).get("email")
     check(out, "spec.tls.email", email, names.is_email(email), "must be a plain address like ops@example.com")

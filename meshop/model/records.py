@@ -306,6 +306,7 @@ class RouteRecord:
     service: str
     path: str = "/"
     upstreams: tuple[Upstream, ...] = ()
+    health_path: str = ""  # the service's HTTP health path when it is served on the route's port
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -313,6 +314,7 @@ class RouteRecord:
             "service": self.service,
             "path": self.path,
             "upstreams": [u.to_dict() for u in self.upstreams],
+            "healthPath": self.health_path,
         }
 
     @classmethod
@@ -322,6 +324,7 @@ class RouteRecord:
             service=str(data["service"]),
             path=str(data.get("path", "/")),
             upstreams=tuple(Upstream.from_dict(u) for u in data.get("upstreams") or ()),
+            health_path=str(data.get("healthPath", "")),
         )
 
 

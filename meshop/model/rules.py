@@ -20,9 +20,7 @@ MIN_MEMORY = 6 * 2**20  # Docker refuses less than 6 MiB
 LABEL_NAME = "must be an RFC 1123 label: 1-63 of a-z, 0-9 and '-', starting and ending alphanumeric"
 HOST = "must be a lowercase DNS hostname: RFC 1123 labels joined by '.', optionally starting with '*.'"
 URL_PATH = "must start with '/' and hold only URL path characters: A-Z a-z 0-9 - . _ ~ % / : @ ! $ & + , ; ="
-LABEL_KEY = (
-    "is not a valid label key: [prefix/]name, name of 1-63 of A-Z a-z 0-9 - _ . alphanumeric at the ends"
-)
+LABEL_KEY = "is not a valid label key: [prefix/]name, name of 1-63 of A-Z a-z 0-9 - _ . alphanumeric at the ends"
 LABEL_VALUE = "is not a valid label value: at most 63 of A-Z a-z 0-9 - _ . alphanumeric at the ends"
 CONSUL_KEY = "must be a Consul key like meshop/secrets/name: '/'-separated segments of A-Z a-z 0-9 . _ -"
 DURATION_RANGE = "must be longer than 0s and at most 168h (one week)"
@@ -161,14 +159,10 @@ def service_rules(out: Out, doc: dict[str, Any], policy: Policy) -> None:
     )
     if spec.get("privileged") is True and not policy.allow_privileged:
         out.append(
-            Violation(
-                "spec.privileged", "privileged containers are refused by the node policy (allowPrivileged)"
-            )
+            Violation("spec.privileged", "privileged containers are refused by the node policy (allowPrivileged)")
         )
     if spec.get("networkMode") == "host" and not policy.allow_host_network:
-        out.append(
-            Violation("spec.networkMode", "host networking is refused by the node policy (allowHostNetwork)")
-        )
+        out.append(Violation("spec.networkMode", "host networking is refused by the node policy (allowHostNetwork)"))
 
 
 def _env_rules(out: Out, env: list[Any]) -> None:
@@ -204,8 +198,7 @@ def _port_rules(out: Out, spec: dict[str, Any], ports: list[Any]) -> None:
                     out.append(
                         Violation(
                             f"{path}.{field}",
-                            f"duplicate {field} port {number}/{proto} "
-                            f"(also spec.ports[{seen[number, proto]}])",
+                            f"duplicate {field} port {number}/{proto} (also spec.ports[{seen[number, proto]}])",
                         )
                     )
                 else:
@@ -244,23 +237,15 @@ def _volume_rules(out: Out, volumes: list[Any], policy: Policy) -> None:
         vol = as_dict(vol)
         path = f"spec.volumes[{i}]"
         check(out, f"{path}.name", vol.get("name"), names.is_dns_label(vol.get("name")), LABEL_NAME)
-        check(
-            out, f"{path}.mountPath", vol.get("mountPath"), names.is_abs_path(vol.get("mountPath")), ABS_PATH
-        )
+        check(out, f"{path}.mountPath", vol.get("mountPath"), names.is_abs_path(vol.get("mountPath")), ABS_PATH)
         if isinstance(host_path := vol.get("hostPath"), str):
             check(out, f"{path}.hostPath", host_path, names.is_abs_path(host_path), ABS_PATH)
             if not policy.allow_bind_mounts:
                 out.append(
-                    Violation(
-                        f"{path}.hostPath", "bind mounts are refused by the node policy (allowBindMounts)"
-                    )
+                    Violation(f"{path}.hostPath", "bind mounts are refused by the node policy (allowBindMounts)")
                 )
             if vol.get("deleteWithService") is True:
-                out.append(
-                    Violation(
-                        f"{path}.deleteWithService", "only named volumes can be deleted with the service"
-                    )
-                )
+                out.append(Violation(f"{path}.deleteWithService", "only named volumes can be deleted with the service"))
     _duplicates(out, "spec.volumes", volumes, "name", "volume")
     _duplicates(out, "spec.volumes", volumes, "mountPath", "mountPath")
 

@@ -214,6 +214,4 @@ def _one_of(where: str, inst: object, subs: list[Any]) -> Iterator[Violation]:
     elif isinstance(inst, dict):  # a non-object already has its own type error
         given = [n for n in names if n in inst]
         choice = ", ".join(names)
-        yield Violation(
-            where, f"needs one of: {choice}" if not given else f"only one of: {choice} may be set"
-        )
+        yield Violation(where, f"needs one of: {choice}" if not given else f"only one of: {choice} may be set")

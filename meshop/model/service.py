@@ -65,9 +65,7 @@ class Port:
     @classmethod
     def from_dict(cls, d: Json) -> Port:
         host = d.get("host")
-        return cls(
-            str(d["name"]), int(d["container"]), None if host is None else int(host), str(d["protocol"])
-        )
+        return cls(str(d["name"]), int(d["container"]), None if host is None else int(host), str(d["protocol"]))
 
 
 @dataclass(frozen=True)

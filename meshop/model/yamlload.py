@@ -213,11 +213,7 @@ class _Builder:
 def _kind_of(node: Any) -> str | None:
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            if (
-                isinstance(key, yaml.ScalarNode)
-                and key.value == "kind"
-                and isinstance(value, yaml.ScalarNode)
-            ):
+            if isinstance(key, yaml.ScalarNode) and key.value == "kind" and isinstance(value, yaml.ScalarNode):
                 return str(value.value)
     return None
 
@@ -243,9 +239,7 @@ def load_yaml(text: str, source: str = "", schema_for: SchemaFor | None = None) 
                 builder.root = schema_for(kind) if schema_for and kind is not None else None
                 docs.append(builder.build(part, builder.root))
     except _TooComplex as exc:
-        raise DocumentError(
-            f"{where(source, exc.mark.line + 1, exc.mark.column + 1)}: {exc.problem}"
-        ) from None
+        raise DocumentError(f"{where(source, exc.mark.line + 1, exc.mark.column + 1)}: {exc.problem}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = where(source, mark.line + 1, mark.column + 1) if mark else (source or "input")

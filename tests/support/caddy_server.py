@@ -35,13 +35,7 @@ class CaddyServer:
         self.admin_socket = Path(tempfile.mkdtemp(prefix="mcaddy-", dir="/tmp")) / "admin.sock"
         self.caddyfile = workdir / "Caddyfile"
         self.caddyfile.write_text(
-            "{\n"
-            f"\tadmin unix/{self.admin_socket}\n"
-            "\tauto_https off\n"
-            "\tpersist_config off\n"
-            f"{extra_global}"
-            "}\n"
-            f"import {self.sites}/*.caddy\n"
+            f"{{\n\tadmin unix/{self.admin_socket}\n\tauto_https off\n{extra_global}}}\nimport {self.sites}/*.caddy\n"
         )
         self.process: Process | None = None
 
@@ -60,6 +54,7 @@ class CaddyServer:
         conn = UnixHTTPConnection(str(self.admin_socket))
         try:
             headers = {"Content-Type": content_type} if content_type else {}
+            headers["Host"] = ""  # Caddy accepts only an empty Host on its unix-socket admin API
             conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
             return response.status, response.read()

@@ -88,9 +88,9 @@ def test_every_object_in_the_schemas_forbids_unknown_fields() -> None:
 
     for kind in KINDS:
         for where, node in objects(load_schema(kind), kind):
-            assert node.get("additionalProperties") is False or isinstance(
-                node.get("additionalProperties"), dict
-            ), where
+            assert node.get("additionalProperties") is False or isinstance(node.get("additionalProperties"), dict), (
+                where
+            )
 
 
 def test_stdlib_operator_is_not_shadowed() -> None:

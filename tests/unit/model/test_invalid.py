@@ -24,8 +24,7 @@ from .helpers import gateway, node, pairs, service
 
 HTTP = [{"name": "http", "container": 80}]
 START_FIRST_HOST = (
-    "fixed host port 8080 needs update.strategy stop-first "
-    "(start-first would run two containers on one host port)"
+    "fixed host port 8080 needs update.strategy stop-first (start-first would run two containers on one host port)"
 )
 
 

@@ -193,9 +193,7 @@ durations = st.one_of(
     st.integers(1, 3600),
     st.floats(0.001, 3600),
 )
-label_maps = st.dictionaries(
-    label, st.from_regex(r"([a-z0-9]([a-z0-9.]{0,8}[a-z0-9])?)?", fullmatch=True), max_size=3
-)
+label_maps = st.dictionaries(label, st.from_regex(r"([a-z0-9]([a-z0-9.]{0,8}[a-z0-9])?)?", fullmatch=True), max_size=3)
 
 
 @st.composite
@@ -203,9 +201,7 @@ def service_docs(draw: st.DrawFn) -> dict[str, Any]:
     containers = draw(st.lists(st.integers(1, 65535), unique=True, max_size=4))
     strategy = draw(st.sampled_from([None, "start-first", "stop-first"]))
     replicas = draw(st.one_of(st.none(), st.integers(0, 100)))
-    host_ports = draw(
-        st.lists(st.integers(1, 65535), unique=True, min_size=len(containers), max_size=len(containers))
-    )
+    host_ports = draw(st.lists(st.integers(1, 65535), unique=True, min_size=len(containers), max_size=len(containers)))
     network = draw(st.sampled_from([None, "bridge", "host"]))
     ports = []
     for i, number in enumerate(containers):
@@ -217,9 +213,7 @@ def service_docs(draw: st.DrawFn) -> dict[str, Any]:
         ports.append(port)
     spec: dict[str, Any] = {
         "image": draw(
-            st.sampled_from(
-                ["meshop-test/busybox:1", "reg.example.com:5000/a/b:v1.10", "app@sha256:" + "a" * 64]
-            )
+            st.sampled_from(["meshop-test/busybox:1", "reg.example.com:5000/a/b:v1.10", "app@sha256:" + "a" * 64])
         )
     }
     optional = {
@@ -251,22 +245,16 @@ def service_docs(draw: st.DrawFn) -> dict[str, Any]:
         "resources": st.fixed_dictionaries(
             {},
             optional={
-                "memory": st.one_of(
-                    st.integers(6 * 2**20, 2**40), st.sampled_from(["256Mi", "1Gi", "64M", "1.5Gi"])
-                ),
+                "memory": st.one_of(st.integers(6 * 2**20, 2**40), st.sampled_from(["256Mi", "1Gi", "64M", "1.5Gi"])),
                 "cpus": st.floats(0.01, 64),
             },
         ),
         "expose": st.fixed_dictionaries(
             {},
-            optional={
-                "tailnet": st.fixed_dictionaries({}, optional={"enabled": st.booleans(), "name": label})
-            },
+            optional={"tailnet": st.fixed_dictionaries({}, optional={"enabled": st.booleans(), "name": label})},
         ),
         "privileged": st.booleans(),
-        "update": st.fixed_dictionaries(
-            {}, optional={"healthTimeout": durations, "autoRollback": st.booleans()}
-        ),
+        "update": st.fixed_dictionaries({}, optional={"healthTimeout": durations, "autoRollback": st.booleans()}),
     }
     for key, strategy_of in optional.items():
         if draw(st.booleans()):

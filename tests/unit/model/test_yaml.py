@@ -87,8 +87,7 @@ def test_numbers_in_numeric_fields() -> None:
 
 def test_mixed_type_fields_take_numbers_when_plain_and_text_otherwise() -> None:
     spec = spec_of(
-        "  ports: [{name: http, container: 80}]\n  route: {host: a.localhost, port: 80}\n"
-        "  resources: {memory: 256Mi}\n"
+        "  ports: [{name: http, container: 80}]\n  route: {host: a.localhost, port: 80}\n  resources: {memory: 256Mi}\n"
     )
     assert spec["route"]["port"] == 80
     assert spec["resources"]["memory"] == "256Mi"

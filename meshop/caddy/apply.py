@@ -1,0 +1,59 @@
+"""Load a rendered config and keep the last good one serving when Caddy refuses the new one."""
+
+from __future__ import annotations
+
+import logging
+
+from meshop import metrics
+from meshop.caddy.admin import CaddyAdmin, CaddyRejected
+from meshop.caddy.process import ManagedCaddy
+
+log = logging.getLogger(__name__)
+
+
+class ConfigApplier:
+    """Applies whole Caddyfiles; skips unchanged ones; recovers a managed Caddy from the 2.6.2 bug."""
+
+    def __init__(self, admin: CaddyAdmin, component: str, managed: ManagedCaddy | None = None) -> None:
+        self.admin = admin
+        self.component = component
+        self.managed = managed
+        self.last_good: str | None = None
+
+    def apply(self, caddyfile: str) -> bool:
+        """Load ``caddyfile`` unless it is what already serves; True when something was loaded.
+
+        On refusal raises ``CaddyRejected``; the previous config keeps serving. When the refusal is the
+        half-started-listener bug and meshop runs this Caddy, Caddy is restarted on the last good config.
+        """
+        if caddyfile == self.last_good:
+            return False
+        try:
+            self.admin.load(caddyfile)
+        except CaddyRejected as exc:
+            metrics.caddy_reloads_total.labels(self.component, "rejected").inc()
+            if exc.needs_restart:
+                self._recover(exc)
+            raise
+        except Exception:
+            metrics.caddy_reloads_total.labels(self.component, "error").inc()
+            raise
+        metrics.caddy_reloads_total.labels(self.component, "ok").inc()
+        self.last_good = caddyfile
+        if self.managed is not None:
+            self.managed.save(caddyfile)
+        return True
+
+    def _recover(self, exc: CaddyRejected) -> None:
+        if self.managed is None:
+            log.error(
+                "Caddy at %s refused a config while starting a listener and may now hold a half-started "
+                "server (Caddy 2.6.2 bug caddy#7175): restart that Caddy. Detail: %s",
+                self.admin.address,
+                exc.detail,
+            )
+            return
+        log.warning("Caddy refused a config while listening (caddy#7175); restarting it on the last good config")
+        if self.last_good is not None:
+            self.managed.save(self.last_good)
+        self.managed.restart(self.admin)

@@ -1,0 +1,94 @@
+"""A Caddy that meshop runs itself (``--caddy-dir``): started as a child, recorded by PID, restartable.
+
+Used by the gateway and by agents that are told to own their node's Caddy, and by ``make demo``. Only
+a Caddy started here is ever restarted (the 2.6.2 half-started-server bug); a user's own Caddy is only
+talked to through its admin API.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from meshop.caddy.admin import CaddyAdmin
+from meshop.errors import DriverError
+
+
+class ManagedCaddy:
+    """``caddy run`` on ``<dir>/Caddyfile`` with its data (internal CA, certificates) under ``<dir>``."""
+
+    def __init__(self, directory: Path, initial_config: str, caddy_bin: str = "caddy") -> None:
+        self.directory = directory
+        self.caddyfile = directory / "Caddyfile"
+        self.pidfile = directory / "caddy.pid"
+        self.logfile = directory / "caddy.log"
+        self.initial_config = initial_config
+        self.caddy_bin = shutil.which(caddy_bin) or caddy_bin
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "HOME": str(self.directory),
+            "XDG_DATA_HOME": str(self.directory / "data"),
+            "XDG_CONFIG_HOME": str(self.directory / "config"),
+        }
+
+    def start(self, admin: CaddyAdmin, timeout: float = 20.0) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.caddyfile.exists():
+            self.caddyfile.write_text(self.initial_config)
+        with open(self.logfile, "ab") as log:
+            self.process = subprocess.Popen(
+                [self.caddy_bin, "run", "--config", str(self.caddyfile), "--adapter", "caddyfile"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env(),
+                start_new_session=True,
+            )
+        self.pidfile.write_text(f"{self.process.pid}\n")
+        deadline = time.monotonic() + timeout
+        while not admin.ready():
+            if self.process.poll() is not None:
+                raise DriverError(f"caddy exited at start (see {self.logfile}): {self._tail()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise DriverError(f"caddy did not open its admin API within {timeout}s (see {self.logfile})")
+            time.sleep(0.05)
+
+    def save(self, caddyfile: str) -> None:
+        """Keep the last good config on disk, so a restarted Caddy starts with it."""
+        tmp = self.caddyfile.with_suffix(".tmp")
+        tmp.write_text(caddyfile)
+        os.replace(tmp, self.caddyfile)
+
+    def restart(self, admin: CaddyAdmin) -> None:
+        self.stop()
+        self.start(admin)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self.pidfile.unlink(missing_ok=True)
+
+    @property
+    def ca_root(self) -> Path:
+        """Where ``tls internal`` keeps its root certificate (to trust it in tests and the demo)."""
+        return self.directory / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+
+    def _tail(self) -> str:
+        try:
+            return " | ".join(self.logfile.read_text(errors="replace").splitlines()[-5:])
+        except OSError:
+            return ""

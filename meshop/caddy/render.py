@@ -1,0 +1,193 @@
+"""Caddyfile text from validated fields only: pure functions, no I/O.
+
+Nothing a user typed reaches the output verbatim unless it passed the model's hostname/path rules; the
+renderer checks again (``_safe_*``) and refuses anything else, so a bug upstream cannot turn into a
+Caddyfile injection. Upstreams are ``address:port`` pairs built from node records and host ports.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from meshop.model.names import is_hostname, is_url_path, is_wildcard_hostname
+
+_DURATION = re.compile(r"^\d+(ms|s|m)$")
+
+
+@dataclass(frozen=True)
+class ProxyOptions:
+    """How a reverse_proxy behaves; the defaults favour zero failed requests during changes."""
+
+    lb_policy: str = "round_robin"
+    try_duration: str = "5s"  # keep retrying the dial (another upstream, or a restarting one) this long
+    try_interval: str = "100ms"
+    fail_duration: str = "10s"  # passive health: a failed upstream sits out this long
+    health_interval: str = "5s"
+    health_timeout: str = "2s"
+
+
+@dataclass(frozen=True)
+class Site:
+    """One routed host: requests for ``host`` + ``path`` go to ``upstreams`` (``addr:port``)."""
+
+    host: str
+    path: str
+    upstreams: tuple[str, ...]
+    health_path: str | None = None  # active health checks (with the site's Host header) when set
+    comment: str = ""
+
+
+def render_site(site: Site, *, scheme: str, bind: Sequence[str], tls: str | None, proxy: ProxyOptions) -> str:
+    """One site block. ``scheme`` "http" serves plain HTTP on the http_port; "https" lets Caddy do TLS."""
+    host = _safe_host(site.host)
+    path = _safe_path(site.path)
+    address = f"http://{host}" if scheme == "http" else host
+    lines = []
+    if site.comment:
+        lines.append(f"# {_safe_comment(site.comment)}")
+    lines.append(f"{address} {{")
+    if bind:
+        lines.append(f"\tbind {' '.join(_safe_bind(b) for b in bind)}")
+    if tls == "internal":
+        lines.append("\ttls internal")
+    matcher = "" if path == "/" else f" {path.rstrip('/')}*"
+    lines.append(f"\thandle{matcher} {{")
+    if site.upstreams:
+        lines.extend("\t\t" + line for line in _reverse_proxy(site, proxy))
+    else:
+        lines.append('\t\trespond "meshop: no healthy upstream" 503')
+    lines.append("\t}")
+    if matcher:
+        lines.append("\thandle {")
+        lines.append('\t\trespond "meshop: no route" 404')
+        lines.append("\t}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _reverse_proxy(site: Site, proxy: ProxyOptions) -> list[str]:
+    upstreams = " ".join(_safe_upstream(u) for u in site.upstreams)
+    lines = [f"reverse_proxy {upstreams} {{"]
+    lines.append(f"\tlb_policy {_choice(proxy.lb_policy, {'round_robin', 'least_conn', 'random', 'first'})}")
+    lines.append(f"\tlb_try_duration {_safe_duration(proxy.try_duration)}")
+    lines.append(f"\tlb_try_interval {_safe_duration(proxy.try_interval)}")
+    lines.append(f"\tfail_duration {_safe_duration(proxy.fail_duration)}")
+    lines.append("\tmax_fails 1")
+    lines.append("\tunhealthy_status 502 503 504")
+    if site.health_path:
+        lines.append(f"\thealth_uri {_safe_path(site.health_path)}")
+        lines.append(f"\thealth_interval {_safe_duration(proxy.health_interval)}")
+        lines.append(f"\thealth_timeout {_safe_duration(proxy.health_timeout)}")
+        lines.append("\thealth_headers {")
+        lines.append(f"\t\tHost {_safe_host(site.host)}")
+        lines.append("\t}")
+    lines.append("}")
+    return lines
+
+
+def render_global(
+    *,
+    admin: str,
+    http_port: int | None = None,
+    https_port: int | None = None,
+    storage: str | None = None,
+    email: str | None = None,
+    auto_https: str | None = None,
+    local_certs: bool = False,
+) -> str:
+    """The global options block; the admin endpoint is always explicit (else Caddy opens :2019)."""
+    lines = ["{", f"\tadmin {_safe_admin(admin)}", "\tskip_install_trust"]
+    if http_port is not None:
+        lines.append(f"\thttp_port {_port(http_port)}")
+    if https_port is not None:
+        lines.append(f"\thttps_port {_port(https_port)}")
+    if storage:
+        lines.append(f"\tstorage file_system {_safe_fs_path(storage)}")
+    if email:
+        lines.append(f"\temail {_safe_email(email)}")
+    if local_certs:
+        lines.append("\tlocal_certs")
+    if auto_https:
+        lines.append(f"\tauto_https {_choice(auto_https, {'off', 'disable_redirects'})}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+class UnsafeValue(ValueError):
+    """A value that must never reach a Caddyfile (validation should have stopped it earlier)."""
+
+
+def _safe_host(host: str) -> str:
+    if not (is_hostname(host) or is_wildcard_hostname(host)):
+        raise UnsafeValue(f"not a hostname: {host!r}")
+    return host
+
+
+def _safe_path(path: str) -> str:
+    if not is_url_path(path):
+        raise UnsafeValue(f"not a safe URL path: {path!r}")
+    return path
+
+
+def _safe_upstream(upstream: str) -> str:
+    host, sep, port = upstream.rpartition(":")
+    if not sep:
+        raise UnsafeValue(f"upstream without a port: {upstream!r}")
+    _port(int(port) if port.isdigit() else -1)
+    bare = host.strip("[]")
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        _safe_host(bare)
+    return upstream
+
+
+def _safe_bind(address: str) -> str:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise UnsafeValue(f"not an IP address to bind: {address!r}") from None
+    return address
+
+
+def _safe_admin(address: str) -> str:
+    if not re.fullmatch(r"unix//[A-Za-z0-9._/-]+|[A-Za-z0-9.:\[\]-]+:\d+", address):
+        raise UnsafeValue(f"not an admin address: {address!r}")
+    return address
+
+
+def _safe_fs_path(path: str) -> str:
+    if not re.fullmatch(r"/[A-Za-z0-9._/-]+", path):
+        raise UnsafeValue(f"not a safe file system path: {path!r}")
+    return path
+
+
+def _safe_email(email: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+", email):
+        raise UnsafeValue(f"not an email address: {email!r}")
+    return email
+
+
+def _safe_duration(value: str) -> str:
+    if not _DURATION.match(value):
+        raise UnsafeValue(f"not a duration: {value!r}")
+    return value
+
+
+def _safe_comment(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9 ._:/=-]", "", text)[:200]
+
+
+def _choice(value: str, allowed: set[str]) -> str:
+    if value not in allowed:
+        raise UnsafeValue(f"{value!r} is not one of {sorted(allowed)}")
+    return value
+
+
+def _port(port: int) -> int:
+    if not 0 < port < 65536:
+        raise UnsafeValue(f"not a port: {port!r}")
+    return port

@@ -1,0 +1,29 @@
+"""``meshop nodes cordon | uncordon | drain NAME``."""
+
+from __future__ import annotations
+
+import click
+
+from meshop.cli.context import CliContext
+from meshop.client.nodes import set_node_mode
+
+
+@click.group()
+def nodes() -> None:
+    """Node maintenance: cordon (no new work), drain (move work off, start-first), uncordon."""
+
+
+def _mode_command(mode: str, help_text: str) -> click.Command:
+    @click.command(name=mode, help=help_text)
+    @click.argument("name")
+    @click.pass_obj
+    def command(obj: CliContext, name: str) -> None:
+        _, changed = set_node_mode(obj.store(), name, mode)
+        click.echo(f"node/{name} {mode}ed" if changed else f"node/{name} already {mode}ed")
+
+    return command
+
+
+nodes.add_command(_mode_command("cordon", "Stop placing new work on NAME; what runs there stays."))
+nodes.add_command(_mode_command("uncordon", "Allow new work on NAME again (ends a drain too)."))
+nodes.add_command(_mode_command("drain", "Move NAME's work elsewhere, start-first, then keep it cordoned."))

@@ -1,0 +1,30 @@
+"""Pure formatters: plain data in, text out. Commands fetch, call these, and print."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+import yaml
+
+from meshop.client.apply import Change
+
+
+def to_yaml(data: object, sort_keys: bool = False) -> str:
+    return yaml.safe_dump(data, sort_keys=sort_keys, default_flow_style=False, allow_unicode=True)
+
+
+def format_diff(changes: Sequence[Change]) -> str:
+    """A unified diff per changed document, like ``kubectl diff``; one line per unchanged one."""
+    out: list[str] = []
+    for change in changes:
+        label = f"{change.kind.lower()}/{change.name}"
+        if change.action == "unchanged":
+            out.append(f"{label} unchanged\n")
+            continue
+        # keys sorted on both sides: the stored form is canonical JSON, the file may be in any order
+        before = to_yaml(change.before, True).splitlines(keepends=True) if change.before is not None else []
+        after = to_yaml(change.after, True).splitlines(keepends=True)
+        out.append(f"{label} {'would be created' if change.action == 'created' else 'would be configured'}\n")
+        out.extend(difflib.unified_diff(before, after, fromfile=f"a/{change.key}", tofile=f"b/{change.key}"))
+    return "".join(out)

@@ -1,0 +1,53 @@
+"""Read documents from ``-f FILE``, ``-f DIR`` (every *.yaml, *.yml, *.json in it) or ``-f -`` (stdin)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meshop.errors import DocumentError
+from meshop.model import load_documents
+
+SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass(frozen=True)
+class SourcedDocument:
+    source: str  # "whoami.yaml" or "whoami.yaml#2" for the second document of a file
+    doc: dict[str, Any]
+
+
+def read_sources(paths: tuple[str, ...]) -> list[SourcedDocument]:
+    """Every document in every given path, in order; raises DocumentError naming the file."""
+    if not paths:
+        raise DocumentError("no input: give -f FILE, -f DIR or -f -")
+    out: list[SourcedDocument] = []
+    for path in paths:
+        for source, text in _texts(path):
+            docs = load_documents(text, source=source)
+            for i, doc in enumerate(docs):
+                out.append(SourcedDocument(f"{source}#{i + 1}" if len(docs) > 1 else source, doc))
+    return out
+
+
+def _texts(path: str) -> list[tuple[str, bytes]]:
+    if path == "-":
+        return [("<stdin>", sys.stdin.buffer.read())]
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix in SUFFIXES and f.is_file())
+        if not files:
+            raise DocumentError(f"{path}: no *.yaml, *.yml or *.json files in this directory")
+        return [(str(f), _read(f)) for f in files]
+    return [(path, _read(p))]
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DocumentError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DocumentError(f"{path}: cannot be read ({exc.strerror})") from None

@@ -1,0 +1,77 @@
+"""The gateway's Caddy config as a pure function of routes, the Gateway document and node liveness."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from meshop.caddy.render import ProxyOptions, Site, UnsafeValue, render_global, render_site
+from meshop.model.names import host_in_domain
+from meshop.model.records import RouteRecord
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Where and how the gateway's Caddy serves; ``tls_mode`` comes from the Gateway document."""
+
+    admin: str
+    http_port: int = 80
+    https_port: int = 443
+    bind: tuple[str, ...] = ("127.0.0.1",)
+    tls_mode: str = "internal"  # acme | internal | off
+    email: str | None = None
+    domains: tuple[str, ...] = ()  # empty: serve every route host
+    proxy: ProxyOptions = field(default_factory=ProxyOptions)
+
+
+@dataclass(frozen=True)
+class GatewayPlan:
+    sites: tuple[Site, ...]
+    skipped: tuple[str, ...]  # hosts outside the Gateway's domains
+
+
+def in_domains(host: str, domains: Iterable[str]) -> bool:
+    domains = tuple(domains)
+    return not domains or any(host_in_domain(host, d) for d in domains)
+
+
+def plan_sites(routes: Iterable[RouteRecord], down_nodes: set[str], domains: tuple[str, ...]) -> GatewayPlan:
+    """One site per route host with its healthy upstreams, leaving out nodes whose agent is down."""
+    sites: list[Site] = []
+    skipped: list[str] = []
+    for route in sorted(routes, key=lambda r: r.host):
+        if not in_domains(route.host, domains):
+            skipped.append(route.host)
+            continue
+        upstreams = tuple(
+            sorted({f"{u.address}:{u.port}" for u in route.upstreams if u.healthy and u.node not in down_nodes})
+        )
+        health = route.health_path or None
+        sites.append(Site(route.host, route.path, upstreams, health_path=health, comment=f"service {route.service}"))
+    return GatewayPlan(tuple(sites), tuple(skipped))
+
+
+def render_gateway(settings: GatewaySettings, plan: GatewayPlan) -> tuple[str, list[str]]:
+    """The whole gateway Caddyfile, and the hosts left out because a value in them is unsafe.
+
+    Routes are written by the controller from validated documents, so an unsafe value means a
+    hand-edited or corrupted record: that one site is left out, every other one is served.
+    """
+    scheme = "http" if settings.tls_mode == "off" else "https"
+    head = render_global(
+        admin=settings.admin,
+        http_port=settings.http_port,
+        https_port=settings.https_port,
+        email=settings.email if settings.tls_mode == "acme" else None,
+        local_certs=settings.tls_mode == "internal",
+        auto_https="off" if settings.tls_mode == "off" else None,
+    )
+    parts = ["# Rendered by meshop gateway from Consul routes; edits are overwritten.\n", head]
+    tls = "internal" if settings.tls_mode == "internal" else None
+    refused: list[str] = []
+    for site in plan.sites:
+        try:
+            parts.append(render_site(site, scheme=scheme, bind=settings.bind, tls=tls, proxy=settings.proxy))
+        except UnsafeValue as exc:
+            refused.append(f"{site.host!r}: {exc}")
+    return "\n".join(parts), refused

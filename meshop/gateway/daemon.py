@@ -1,0 +1,134 @@
+"""``meshop gateway run``: keep the gateway's Caddy equal to Consul's routes, following node health.
+
+Inputs, each a blocking-query watch feeding one ``Wakeup``: ``routes/`` (written by the controller),
+``desired/gateway`` (domains, TLS), and the ``meshop-agent`` health checks — so a node whose agent
+stops answering leaves every upstream pool at once, without waiting for the controller to reschedule.
+A config Caddy refuses leaves the previous one serving; the error is logged, counted and retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+from meshop.caddy.admin import CaddyRejected
+from meshop.caddy.apply import ConfigApplier
+from meshop.consul.client import make_client
+from meshop.consul.config import ConsulConfig
+from meshop.consul.services import CheckState, Services
+from meshop.consul.store import KVStore, Listing
+from meshop.consul.watch import Watch, watch_checks, watch_prefix
+from meshop.errors import DocumentError, MeshopError
+from meshop.gateway.config import GatewaySettings, plan_sites, render_gateway
+from meshop.loop import ReconcileLoop
+from meshop.model import keys, load_documents, parse_gateway
+from meshop.model.records import RouteRecord, loads_json
+from meshop.wakeup import Wakeup
+
+log = logging.getLogger(__name__)
+AGENT_SERVICE = "meshop-agent"
+
+
+def down_nodes(checks: list[CheckState] | None) -> set[str]:
+    """Nodes whose agent check is failing. A node without a check (its agent stopped cleanly and
+    deregistered, or never ran) is not down: its containers keep serving without an agent."""
+    prefix = f"{AGENT_SERVICE}-"
+    return {
+        c.service_id[len(prefix) :] for c in checks or () if c.service_id.startswith(prefix) and c.status != "passing"
+    }
+
+
+def parse_routes(listing: Listing | None) -> list[RouteRecord]:
+    routes = []
+    for entry in listing.entries if listing else ():
+        try:
+            routes.append(RouteRecord.from_dict(loads_json(entry.value)))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring unreadable route %s: %s", entry.key, exc)
+    return routes
+
+
+class GatewayDaemon:
+    def __init__(self, config: ConsulConfig, settings: GatewaySettings, applier: ConfigApplier, resync: float = 30.0):
+        self.config = config
+        self.base_settings = settings
+        self.settings = settings
+        self.applier = applier
+        self.store = KVStore(config)
+        self.services = Services(config, make_client(config))
+        self.wakeup = Wakeup()
+        self.loop = ReconcileLoop("gateway", self.reconcile, self.wakeup, resync=resync)
+        self.watches: list[Watch] = []
+        self.last_error: str | None = None
+        self._gateway_doc_index = -1
+
+    def start_watches(self) -> None:
+        notify = self.wakeup.notify
+        self.routes_watch = watch_prefix(self.store, keys.ROUTES, lambda _: notify("routes"))
+        self.gateway_watch = watch_prefix(self.store, keys.DESIRED_GATEWAY, lambda _: notify("gateway"))
+        self.checks_watch = watch_checks(self.services, AGENT_SERVICE, lambda _: notify("health"))
+        self.watches = [self.routes_watch, self.gateway_watch, self.checks_watch]
+
+    def stop(self) -> None:
+        self.loop.stop()
+        for watch in self.watches:
+            watch.stop()
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.watches or not all(w.connected for w in self.watches):
+            return False, "not connected to Consul"
+        if self.last_error:
+            return False, self.last_error
+        if self.loop.last_success is None:
+            return False, "no reconcile pass yet"
+        return True, "ready"
+
+    def reconcile(self) -> float | None:
+        if not self.routes_watch.wait_ready(0) or not self.gateway_watch.wait_ready(0):
+            return 1.0  # first answers from Consul not in yet: render nothing rather than an empty config
+        self._apply_gateway_document(self.gateway_watch.latest)
+        plan = plan_sites(
+            parse_routes(self.routes_watch.latest), down_nodes(self.checks_watch.latest), self.settings.domains
+        )
+        for host in plan.skipped:
+            log.warning("route host %s is outside the gateway's domains %s; not served", host, self.settings.domains)
+        text, refused = render_gateway(self.settings, plan)
+        for problem in refused:
+            log.error("route left out of the gateway config: %s", problem)
+        try:
+            started = time.monotonic()
+            if self.applier.apply(text):
+                log.info(
+                    "gateway config loaded: %d site(s) in %.0f ms", len(plan.sites), (time.monotonic() - started) * 1e3
+                )
+            self.last_error = None
+        except CaddyRejected as exc:
+            self.last_error = str(exc)
+            log.error("%s", exc)
+            return 10.0
+        return None
+
+    def _apply_gateway_document(self, listing: Listing | None) -> None:
+        entry = next((e for e in (listing.entries if listing else ()) if e.key == keys.DESIRED_GATEWAY), None)
+        index = entry.modify_index if entry else 0
+        if index == self._gateway_doc_index:
+            return
+        self._gateway_doc_index = index
+        if entry is None:
+            self.settings = self.base_settings
+            return
+        try:
+            docs = load_documents(entry.value, source=keys.DESIRED_GATEWAY)
+            if len(docs) != 1:
+                raise DocumentError(f"{keys.DESIRED_GATEWAY}: expected one Gateway document, found {len(docs)}")
+            gateway = parse_gateway(docs[0], source=keys.DESIRED_GATEWAY)
+        except MeshopError as exc:
+            log.error("keeping the previous gateway settings: %s", exc)
+            return
+        self.settings = replace(
+            self.base_settings,
+            tls_mode=gateway.tls_mode,
+            email=gateway.tls_email,
+            domains=tuple(gateway.domains),
+        )

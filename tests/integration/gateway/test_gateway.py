@@ -1,0 +1,163 @@
+"""``meshop gateway run`` against real Consul, a real Caddy it runs itself, and real containers.
+
+Routes are written straight into KV here (as the controller would), so these tests pin the gateway's
+own promises: TLS termination with the internal CA, upstreams that follow KV and agent health, and a
+corrupted route that cannot take the others down. The full path through node Caddies and agents is
+in tests/integration/test_routing_e2e.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from meshop.consul.services import CheckSpec, Registration, Services
+from meshop.consul.store import KVStore
+from meshop.model import keys
+from meshop.model.records import RouteRecord, Upstream, dumps
+from tests.support import http
+from tests.support.containers import run_httpd
+from tests.support.meshop_proc import meshop_process
+from tests.support.procs import Process, free_port, wait_until
+
+
+class Gateway:
+    def __init__(self, process: Process, caddy_dir: Path, https_port: int, http_port: int) -> None:
+        self.process = process
+        self.caddy_dir = caddy_dir
+        self.https_port = https_port
+        self.http_port = http_port
+
+    @property
+    def ca(self) -> str:
+        return str(self.caddy_dir / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt")
+
+    def get(self, host: str, path: str = "/") -> tuple[int, str]:
+        return http.get(self.https_port, host, path, tls_ca=self.ca, timeout=10)
+
+
+@pytest.fixture
+def gateway(store: KVStore, consul_server, tmp_path: Path) -> Iterator[Gateway]:
+    caddy_dir = tmp_path / "gw"
+    https_port, http_port = free_port(), free_port()
+    args = [
+        "gateway",
+        "run",
+        "--caddy-dir",
+        str(caddy_dir),
+        "--https-port",
+        str(https_port),
+        "--http-port",
+        str(http_port),
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--resync",
+        "5",
+    ]
+    process = meshop_process(consul_server.addr, store.prefix, args, tmp_path / "gateway.log").start()
+    gw = Gateway(process, caddy_dir, https_port, http_port)
+    try:
+        yield gw
+    finally:
+        process.stop()
+        assert not process.alive()
+
+
+@pytest.fixture
+def two_backends(docker_client) -> Iterator[list[tuple[object, int]]]:
+    backends = [run_httpd(docker_client, "gw-a", page="backend-a"), run_httpd(docker_client, "gw-b", page="backend-b")]
+    try:
+        yield backends
+    finally:
+        for container, _ in backends:
+            container.remove(force=True)
+
+
+def put_route(store: KVStore, host: str, *upstreams: Upstream, path: str = "/") -> None:
+    store.put(
+        keys.route(host), dumps(RouteRecord(host=host, service=host.split(".")[0], path=path, upstreams=upstreams))
+    )
+
+
+def answers(gw: Gateway, host: str, expected: str, path: str = "/"):
+    def check() -> bool:
+        status, body = gw.get(host, path)
+        return status == 200 and expected in body
+
+    return check
+
+
+def test_https_through_the_gateway_with_the_internal_ca(gateway: Gateway, store: KVStore, two_backends) -> None:
+    (_, port_a), _ = two_backends
+    put_route(store, "whoami.localhost", Upstream("n1", "127.0.0.1", port_a, True))
+    wait_until(answers(gateway, "whoami.localhost", "backend-a"), 20, what="the gateway to serve the route")
+    status, body = gateway.get("whoami.localhost", "/cgi-bin/env")
+    assert status == 200
+    assert "HTTP_X_FORWARDED_FOR=127.0.0.1" in body
+    assert "HTTP_X_FORWARDED_PROTO=https" in body
+    assert "HTTP_HOST=whoami.localhost" in body
+    # a host without a route is not served by anyone
+    with pytest.raises(OSError):
+        gateway.get("nobody.localhost")
+
+
+def test_route_changes_in_kv_are_followed(gateway: Gateway, store: KVStore, two_backends) -> None:
+    (_, port_a), (_, port_b) = two_backends
+    put_route(store, "move.localhost", Upstream("n1", "127.0.0.1", port_a, True))
+    wait_until(answers(gateway, "move.localhost", "backend-a"), 20, what="first upstream")
+    changed = time.monotonic()
+    put_route(store, "move.localhost", Upstream("n2", "127.0.0.1", port_b, True))
+    wait_until(answers(gateway, "move.localhost", "backend-b"), 5, what="the gateway to follow the route")
+    assert time.monotonic() - changed < 5
+    # an upstream marked unhealthy leaves the pool
+    put_route(store, "move.localhost", Upstream("n2", "127.0.0.1", port_b, False))
+    wait_until(lambda: gateway.get("move.localhost")[0] == 503, 5, what="the unhealthy upstream to leave")
+
+
+def test_an_upstream_whose_agent_is_critical_leaves_the_pool(gateway: Gateway, store: KVStore, two_backends) -> None:
+    (_, port_a), (_, port_b) = two_backends
+    services = Services(store.config, store.client)
+    node = f"{store.prefix}-n1"
+    check_id = f"meshop-agent-{node}:ttl"
+    services.register(
+        Registration(
+            f"meshop-agent-{node}",
+            "meshop-agent",
+            "127.0.0.1",
+            1,
+            meta={"node": node},
+            checks=(CheckSpec(check_id, "agent alive", ttl="30s"),),
+        )
+    )
+    try:
+        services.ttl_pass(check_id)
+        put_route(
+            store,
+            "ha.localhost",
+            Upstream(node, "127.0.0.1", port_a, True),
+            Upstream("other", "127.0.0.1", port_b, True),
+        )
+        wait_until(answers(gateway, "ha.localhost", "backend-a"), 20, what="node upstream served")
+        services.ttl_fail(check_id, "agent gone")
+        # from now on only backend-b may answer
+        wait_until(
+            lambda: all(answers(gateway, "ha.localhost", "backend-b")() for _ in range(4)),
+            5,
+            what="the lost node to leave the pool",
+        )
+    finally:
+        services.deregister(f"meshop-agent-{node}")
+
+
+def test_a_corrupted_route_record_does_not_take_the_others_down(gateway: Gateway, store: KVStore, two_backends) -> None:
+    (_, port_a), _ = two_backends
+    put_route(store, "good.localhost", Upstream("n1", "127.0.0.1", port_a, True))
+    wait_until(answers(gateway, "good.localhost", "backend-a"), 20, what="good route")
+    store.put(keys.route("evil"), '{"host": "evil.localhost {\\n}\\nimport /etc", "service": "x", "upstreams": []}')
+    store.put(keys.route("garbage"), "not json")
+    put_route(store, "later.localhost", Upstream("n1", "127.0.0.1", port_a, True))
+    wait_until(answers(gateway, "later.localhost", "backend-a"), 5, what="a later route despite the bad ones")
+    assert gateway.get("good.localhost")[0] == 200

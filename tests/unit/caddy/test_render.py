@@ -1,0 +1,109 @@
+"""The Caddyfile renderer: exact output for good input, refusal for anything that could inject."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshop.caddy.render import ProxyOptions, Site, UnsafeValue, render_global, render_site
+
+PROXY = ProxyOptions()
+
+
+def test_gateway_site_with_tls_internal_health_and_two_upstreams() -> None:
+    site = Site(
+        "whoami.example.com", "/", ("10.0.0.1:8080", "10.0.0.2:8080"), health_path="/healthz", comment="service whoami"
+    )
+    assert render_site(site, scheme="https", bind=("127.0.0.1",), tls="internal", proxy=PROXY) == (
+        "# service whoami\n"
+        "whoami.example.com {\n"
+        "\tbind 127.0.0.1\n"
+        "\ttls internal\n"
+        "\thandle {\n"
+        "\t\treverse_proxy 10.0.0.1:8080 10.0.0.2:8080 {\n"
+        "\t\t\tlb_policy round_robin\n"
+        "\t\t\tlb_try_duration 5s\n"
+        "\t\t\tlb_try_interval 100ms\n"
+        "\t\t\tfail_duration 10s\n"
+        "\t\t\tmax_fails 1\n"
+        "\t\t\tunhealthy_status 502 503 504\n"
+        "\t\t\thealth_uri /healthz\n"
+        "\t\t\thealth_interval 5s\n"
+        "\t\t\thealth_timeout 2s\n"
+        "\t\t\thealth_headers {\n"
+        "\t\t\t\tHost whoami.example.com\n"
+        "\t\t\t}\n"
+        "\t\t}\n"
+        "\t}\n"
+        "}\n"
+    )
+
+
+def test_path_route_gets_its_own_handle_and_a_404_for_the_rest() -> None:
+    text = render_site(
+        Site("api.example.com", "/v1/", ("127.0.0.1:9000",)), scheme="http", bind=(), tls=None, proxy=PROXY
+    )
+    assert text.startswith("http://api.example.com {\n\thandle /v1* {\n\t\treverse_proxy 127.0.0.1:9000 {")
+    assert '\thandle {\n\t\trespond "meshop: no route" 404\n\t}\n}\n' in text
+    assert "health_uri" not in text
+
+
+def test_no_upstream_answers_503_instead_of_an_empty_proxy() -> None:
+    text = render_site(Site("down.example.com", "/", ()), scheme="http", bind=(), tls=None, proxy=PROXY)
+    assert 'respond "meshop: no healthy upstream" 503' in text
+    assert "reverse_proxy" not in text
+
+
+@pytest.mark.parametrize(
+    "site",
+    [
+        Site("evil.com {\n}\nimport /etc/x", "/", ("127.0.0.1:1",)),
+        Site("a b.example.com", "/", ("127.0.0.1:1",)),
+        Site("{$HOME}.example.com", "/", ("127.0.0.1:1",)),
+        Site('x".example.com', "/", ("127.0.0.1:1",)),
+        Site("UPPER.example.com", "/", ("127.0.0.1:1",)),
+        Site("ok.example.com", "/a b", ("127.0.0.1:1",)),
+        Site("ok.example.com", "/x}\nreverse_proxy evil", ("127.0.0.1:1",)),
+        Site("ok.example.com", "/{path}", ("127.0.0.1:1",)),
+        Site("ok.example.com", "no-slash", ("127.0.0.1:1",)),
+        Site("ok.example.com", "/", ("127.0.0.1",)),
+        Site("ok.example.com", "/", ("127.0.0.1:99999",)),
+        Site("ok.example.com", "/", ("evil host:80",)),
+        Site("ok.example.com", "/", ("127.0.0.1:80 {\n",)),
+    ],
+    ids=[
+        "host-newline-import",
+        "host-space",
+        "host-env",
+        "host-quote",
+        "host-upper",
+        "path-space",
+        "path-brace-directive",
+        "path-placeholder",
+        "path-relative",
+        "upstream-no-port",
+        "upstream-port-range",
+        "upstream-space",
+        "upstream-brace",
+    ],
+)
+def test_unsafe_values_never_reach_the_output(site: Site) -> None:
+    with pytest.raises(UnsafeValue):
+        render_site(site, scheme="https", bind=(), tls=None, proxy=PROXY)
+
+
+@pytest.mark.parametrize("bind", [("0.0.0.0 {",), ("localhost",), ("",)], ids=["brace", "name", "empty"])
+def test_bind_accepts_only_ip_addresses(bind: tuple[str, ...]) -> None:
+    with pytest.raises(UnsafeValue):
+        render_site(Site("ok.example.com", "/", ()), scheme="http", bind=bind, tls=None, proxy=PROXY)
+
+
+def test_global_block_always_sets_admin_and_never_installs_trust() -> None:
+    text = render_global(admin="unix//run/meshop/caddy.sock", http_port=8080, https_port=8443, email="ops@example.com")
+    assert text == (
+        "{\n\tadmin unix//run/meshop/caddy.sock\n\tskip_install_trust\n\thttp_port 8080\n\thttps_port 8443\n"
+        "\temail ops@example.com\n}\n"
+    )
+    with pytest.raises(UnsafeValue):
+        render_global(admin="0.0.0.0:2019 {\n}")
+    with pytest.raises(UnsafeValue):
+        render_global(admin="unix//x", email="a@b.com\n}")

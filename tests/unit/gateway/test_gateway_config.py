@@ -1,0 +1,85 @@
+"""The gateway's pure planning: which upstreams serve, which hosts are skipped, what gets rendered."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshop.consul.services import CheckState
+from meshop.gateway.config import GatewaySettings, plan_sites, render_gateway
+from meshop.gateway.daemon import down_nodes
+from meshop.model.records import RouteRecord, Upstream
+
+
+def route(host: str, *upstreams: Upstream, path: str = "/", health: str = "") -> RouteRecord:
+    return RouteRecord(host=host, service=host.split(".")[0], path=path, upstreams=upstreams, health_path=health)
+
+
+N1 = Upstream("n1", "10.0.0.1", 8080, True)
+N2 = Upstream("n2", "10.0.0.2", 8080, True)
+N3_SICK = Upstream("n3", "10.0.0.3", 8080, False)
+
+
+@pytest.mark.parametrize(
+    ("routes", "live", "domains", "expected"),
+    [
+        ([route("a.example.com", N1, N2)], set(), (), {"a.example.com": ("10.0.0.1:8080", "10.0.0.2:8080")}),
+        ([route("a.example.com", N1, N3_SICK)], set(), (), {"a.example.com": ("10.0.0.1:8080",)}),
+        ([route("a.example.com", N1, N2)], {"n1"}, (), {"a.example.com": ("10.0.0.2:8080",)}),
+        ([route("a.example.com", N1)], {"n1"}, (), {"a.example.com": ()}),
+        (
+            [route("a.example.com", N1), route("b.other.org", N2)],
+            set(),
+            ("example.com",),
+            {"a.example.com": ("10.0.0.1:8080",)},
+        ),
+    ],
+    ids=["all-healthy", "unhealthy-dropped", "down-node-dropped", "only-node-down", "outside-domains-skipped"],
+)
+def test_plan_sites(routes, live, domains, expected) -> None:
+    plan = plan_sites(routes, live, domains)
+    assert {site.host: site.upstreams for site in plan.sites} == expected
+
+
+def test_skipped_hosts_are_reported() -> None:
+    plan = plan_sites([route("b.other.org", N1)], set(), ("example.com",))
+    assert plan.sites == ()
+    assert plan.skipped == ("b.other.org",)
+
+
+def test_down_nodes_from_agent_checks() -> None:
+    checks = [
+        CheckState("consul", "meshop-agent-n1:ttl", "meshop-agent-n1", "meshop-agent", "passing"),
+        CheckState("consul", "meshop-agent-n2:ttl", "meshop-agent-n2", "meshop-agent", "critical"),
+        CheckState("consul", "serfHealth", "", "", "passing"),
+    ]
+    assert down_nodes(checks) == {"n2"}
+    assert down_nodes(None) == set()
+
+
+@pytest.mark.parametrize(
+    ("mode", "present", "absent"),
+    [
+        ("internal", ["\tlocal_certs\n", "\ttls internal\n", "a.example.com {"], ["auto_https", "email"]),
+        ("acme", ["\temail ops@example.com\n", "a.example.com {"], ["tls internal", "local_certs"]),
+        ("off", ["\tauto_https off\n", "http://a.example.com {"], ["tls internal"]),
+    ],
+    ids=["internal", "acme", "off"],
+)
+def test_render_gateway_tls_modes(mode: str, present: list[str], absent: list[str]) -> None:
+    settings = GatewaySettings(admin="unix//tmp/gw.sock", tls_mode=mode, email="ops@example.com")
+    text, refused = render_gateway(settings, plan_sites([route("a.example.com", N1, health="/healthz")], set(), ()))
+    assert refused == []
+    for snippet in present:
+        assert snippet in text
+    for snippet in absent:
+        assert snippet not in text
+    assert "\thealth_uri /healthz\n" in text
+
+
+def test_a_corrupted_route_is_left_out_and_the_others_still_render() -> None:
+    settings = GatewaySettings(admin="unix//tmp/gw.sock")
+    bad = RouteRecord(host="evil.example.com {\n}", service="x", upstreams=(N1,))
+    text, refused = render_gateway(settings, plan_sites([bad, route("good.example.com", N2)], set(), ()))
+    assert "good.example.com {" in text
+    assert "evil" not in text
+    assert len(refused) == 1 and refused[0].startswith("'evil.example.com {\\n}': not a hostname")
