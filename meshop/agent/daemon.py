@@ -1,5 +1,8 @@
 """The node agent process: wires the reconciler to its wake-ups, heartbeat and status server.
 
+``meshop agent run`` hands the loop to ``meshop.daemon.run_daemon`` (status server, signals) with
+``start`` and ``shutdown`` as its hooks; tests run ``start()``, ``run()`` and ``shutdown()`` themselves.
+
 Threads: the reconcile loop (the caller's thread, ``run()``), the assignments watch (Consul blocking
 query), the Docker events follower, the TTL heartbeat, the health prober, background pulls and the
 status HTTP server. ``stop()`` ends the loop after its current pass; ``shutdown()`` then stops every
@@ -83,6 +86,7 @@ class AgentDaemon:
         )
         self.loop = ReconcileLoop("agent", self.reconciler.reconcile, self.wakeup, resync=options.resync)
         self.status: StatusServer | None = None
+        self._own_status = False
         self.presence: NodePresence | None = None
         self.watch: Watch | None = None
         self.events = DockerEventsWatcher(self.runtime, self.wakeup)
@@ -110,9 +114,13 @@ class AgentDaemon:
             return False, f"Docker engine: {self.reconciler.driver_error}"
         return True, "ready"
 
-    def start(self) -> AgentDaemon:
+    def start(self, status: StatusServer | None = None) -> AgentDaemon:
+        """Start every thread; ``status`` is a running status server to use (``run_daemon`` makes one)."""
         metrics.set_build_info("agent")
-        if self.options.metrics_addr:
+        self._own_status = status is None
+        if status is not None:
+            self.status = status
+        elif self.options.metrics_addr:
             self.status = StatusServer(self.options.metrics_addr, self.ready).start()
             log.info("metrics and health on http://%s", self.status.address)
         self.monitor.start()
@@ -121,6 +129,7 @@ class AgentDaemon:
             self.services,
             self.record,
             port=self.status.port if self.status else 0,
+            metrics_listen=self.status.address if self.status else None,
             ttl=self.options.ttl,
             interval=self.options.heartbeat,
         ).start()
@@ -155,7 +164,7 @@ class AgentDaemon:
         self.executor.stop()
         if self.presence:
             self.presence.stop(deregister=True)
-        if self.status:
+        if self.status and self._own_status:
             self.status.stop()
         close = getattr(self.runtime, "close", None)
         if close is not None:

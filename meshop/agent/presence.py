@@ -1,4 +1,5 @@
-"""The node's presence in Consul: its ``nodes/<node>`` record and the ``meshop-agent`` TTL heartbeat.
+"""The node's presence in Consul: its ``nodes/<node>`` record, the ``meshop-agent`` TTL heartbeat and
+the ``meshop-metrics`` registration Prometheus discovers the agent by.
 
 Runs on its own thread so a slow reconcile pass never makes the node look dead. Every ``interval``
 seconds it passes the TTL check; when that fails (Consul restarted and forgot the registration, or
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 from meshop import metrics
 from meshop.agent.registrations import AGENT_SERVICE, agent_check_id, agent_service_id
-from meshop.consul.services import CheckSpec, Registration, Services
+from meshop.consul.services import CheckSpec, Registration, Services, metrics_registration
 from meshop.consul.store import KVStore
 from meshop.errors import ConsulError
 from meshop.model import keys
@@ -32,6 +33,7 @@ class NodePresence:
         record: Callable[[], NodeRecord],
         *,
         port: int = 0,
+        metrics_listen: str | None = None,
         ttl: float = 10.0,
         interval: float = 3.0,
     ) -> None:
@@ -39,6 +41,7 @@ class NodePresence:
         self.services = services
         self.record = record
         self.port = port
+        self.metrics_listen = metrics_listen
         self.ttl = ttl
         self.interval = interval
         self.last_contact: float | None = None  # time.monotonic() of Consul's last answer
@@ -58,11 +61,15 @@ class NodePresence:
             self._thread.join(timeout=self.interval + 5)
         if deregister:
             node = self.record().name
-            try:
-                self.services.deregister(agent_service_id(node))
-                log.info("deregistered %s", agent_service_id(node))
-            except ConsulError as exc:
-                log.warning("could not deregister %s: %s", agent_service_id(node), exc)
+            ids = [agent_service_id(node)]
+            if self.metrics_listen:
+                ids.append(metrics_registration("agent", node, self.metrics_listen, node).service_id)
+            for service_id in ids:
+                try:
+                    self.services.deregister(service_id)
+                    log.info("deregistered %s", service_id)
+                except ConsulError as exc:
+                    log.warning("could not deregister %s: %s", service_id, exc)
 
     def contact_age(self) -> float | None:
         return None if self.last_contact is None else time.monotonic() - self.last_contact
@@ -107,6 +114,8 @@ class NodePresence:
                 checks=(check,),
             )
         )
+        if self.metrics_listen:  # so Prometheus finds this agent (charts/monitoring/prometheus.yml)
+            self.services.register(metrics_registration("agent", record.name, self.metrics_listen, record.name))
         self.registered = True
         log.info("registered %s with a %gs TTL check", agent_service_id(record.name), self.ttl)
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
-from types import FrameType
 
 import click
 
@@ -12,6 +10,7 @@ from meshop.agent.daemon import AgentDaemon, DaemonOptions
 from meshop.agent.labels import is_label
 from meshop.agent.reconciler import AgentSettings
 from meshop.cli.context import CliContext
+from meshop.daemon import run_daemon
 from meshop.logs import setup_logging
 from meshop.model import Policy
 
@@ -50,7 +49,7 @@ def agent() -> None:
     default="127.0.0.1:9464",
     show_default=True,
     metavar="HOST:PORT",
-    help="/metrics, /healthz, /readyz (port 0: any free port; empty: off).",
+    help="/metrics, /healthz, /readyz (port 0: any free port).",
 )
 @click.option(
     "--resync", default=30.0, show_default=True, type=click.FloatRange(0.1), help="Seconds between full resyncs."
@@ -119,19 +118,15 @@ def run(
         consul=obj.consul,
         docker_host=docker_host or None,
         state_dir=state_dir,
-        metrics_addr=metrics_addr or None,
+        metrics_addr=metrics_addr,
         resync=resync,
     )
     daemon = AgentDaemon(options)
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        daemon.stop()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        daemon.start()
-        daemon.run()
-    finally:
-        daemon.shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    run_daemon(
+        "agent",
+        daemon.loop,
+        metrics_addr=metrics_addr,
+        ready=daemon.ready,
+        on_start=daemon.start,
+        on_stop=daemon.shutdown,
+    )

@@ -93,9 +93,12 @@ class FakeStore:
 def test_heartbeat_registers_passes_and_registers_again_after_a_failure() -> None:
     services, store = FakeServices(), FakeStore()
     record = NodeRecord("n1", "10.0.0.1", {"zone": "a"})
-    presence = NodePresence(store, services, lambda: record, port=9464, ttl=10, interval=3)  # type: ignore[arg-type]
+    presence = NodePresence(  # type: ignore[arg-type]
+        store, services, lambda: record, port=9464, metrics_listen="127.0.0.1:9464", ttl=10, interval=3
+    )
     presence.beat()
-    (reg,) = services.registered
+    reg, scrape = services.registered
+    assert (scrape.service_id, scrape.name, scrape.port) == ("meshop-metrics-agent-n1", "meshop-metrics", 9464)
     assert (reg.service_id, reg.name, reg.port, dict(reg.meta)["node"]) == (
         "meshop-agent-n1",
         "meshop-agent",
@@ -112,6 +115,6 @@ def test_heartbeat_registers_passes_and_registers_again_after_a_failure() -> Non
     assert not presence.registered
     services.fail_ttl = False
     presence.beat()
-    assert len(services.registered) == 2 and len(store.puts) == 2  # registered and written again
+    assert len(services.registered) == 4 and len(store.puts) == 2  # registered and written again
     presence.stop()
-    assert services.deregistered == ["meshop-agent-n1"]
+    assert services.deregistered == ["meshop-agent-n1", "meshop-metrics-agent-n1"]
