@@ -17,8 +17,9 @@ class Holds:
         self.backoff = Backoff(base=base, maximum=maximum)
         self.until: dict[str, float] = {}
 
-    def failed(self, key: str, now: float) -> float:
-        delay = self.backoff.failed(key, now)
+    def failed(self, key: str, now: float, minimum: float = 0.0) -> float:
+        """Hold ``key`` for the next backoff delay, but at least ``minimum`` seconds; returns the delay."""
+        delay = max(self.backoff.failed(key, now), minimum)
         self.until[key] = now + delay
         return delay
 

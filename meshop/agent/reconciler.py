@@ -359,15 +359,17 @@ class NodeReconciler:
     ) -> None:
         for service, note in result.errors.items():
             self._errors[service] = note
-            delay = self.services.failed(service, now)
+            delay = self.services.failed(service, self.clock())  # from now: the actions took time
             log.info("%s: %s; retrying in %.1fs", service, note.reason, delay)
         acted = {action_service(a) for a in result.done if not isinstance(a, Pull)}  # a pull merely started
         for service in acted - set(result.errors):
             self._errors.pop(service, None)
             self.services.succeeded(service)
         for service in current.rollbacks:
+            # the update failed after waiting healthTimeout: do not retry it sooner than that
             self._errors[service] = current.notes.get(service, Note("UpdateFailed"))
-            self.services.failed(service, now)
+            minimum = desired[service].health_timeout if service in desired else 0.0
+            self.services.failed(service, self.clock(), minimum=minimum)
         held = self.services.held(now)
         for service in list(self._errors):
             if service not in desired or (

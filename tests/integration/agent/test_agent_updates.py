@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,7 +119,7 @@ def test_start_first_update_serves_every_request(
 def test_unhealthy_start_first_update_rolls_back(
     start_agent: AgentFactory, store: KVStore, engine: Engine, node: str, consul_server: Any
 ) -> None:
-    start_agent(drain=0.2)
+    agent = start_agent(drain=0.2)
     spec = http_spec(update={"strategy": "start-first", "healthTimeout": "3s", "autoRollback": True})
     first = assign(store, node, "web", spec)
     wait_until(lambda: len(passing(consul_server.addr, "web", node)) == 1, 10, what="the first replica passing")
@@ -133,8 +134,15 @@ def test_unhealthy_start_first_update_rolls_back(
         what="UpdateFailed in observed state",
     )
     assert "not healthy within 3s" in record.error
-    wait_until(lambda: [c.id for c in engine.containers("web")] == [old_id], 5, what="only the old container left")
-    assert engine.containers("web")[0].labels["meshop.spec-hash"] == first.spec_hash
+
+    def only_old() -> list[Any]:
+        containers = engine.containers("web")
+        return containers if [c.id for c in containers] == [old_id] else []
+
+    (remaining,) = wait_until(only_old, 5, what="only the old container left")
+    assert remaining.labels["meshop.spec-hash"] == first.spec_hash
+    # the failed version is retried later (backoff), not sooner than its healthTimeout
+    assert agent.daemon.reconciler.services.until["web"] - time.time() > 1.5
     assert len(passing(consul_server.addr, "web", node)) == 1
     assert second.spec_hash != first.spec_hash
 

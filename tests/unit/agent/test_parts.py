@@ -128,6 +128,8 @@ def test_holds_grow_and_release() -> None:
     assert holds.held(103.5) == frozenset() and holds.next_release(103.5) is None
     holds.succeeded("x")
     assert holds.failed("x", 200.0) == 1.0  # reset
+    assert holds.failed("y", 300.0, minimum=30.0) == 30.0  # e.g. a rolled-back update: not before healthTimeout
+    assert holds.held(329.0) == frozenset({"y"})
     holds.forget_except(set())
     assert holds.until == {}
 
