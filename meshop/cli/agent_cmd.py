@@ -2,9 +2,131 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from meshop.agent.daemon import AgentDaemon, DaemonOptions
+from meshop.agent.labels import is_label
+from meshop.agent.reconciler import AgentSettings
+from meshop.cli.context import CliContext
+from meshop.daemon import run_daemon
+from meshop.logs import setup_logging
+from meshop.model import Policy
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """``k=v,k2=v2`` -> dict; empty text -> {}."""
+    labels: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint="--labels")
+        labels[key.strip()] = value.strip()
+    return labels
 
 
 @click.group()
 def agent() -> None:
     """The node agent: keeps this node's containers equal to its assignments."""
+
+
+@agent.command("run")
+@click.option("--node", required=True, envvar="MESHOP_NODE", help="This node's name (RFC 1123 label).")
+@click.option("--advertise-addr", required=True, metavar="ADDR", help="Address other nodes and Consul reach us at.")
+@click.option("--publish-addr", metavar="ADDR", help="Host address ports are published on [advertise address].")
+@click.option("--labels", default="", metavar="K=V,...", help="Node labels for placement.")
+@click.option("--docker-host", metavar="URL", envvar="DOCKER_HOST", help="Docker engine [env: DOCKER_HOST].")
+@click.option(
+    "--state-dir",
+    default="/var/lib/meshop/agent",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the last good assignments are kept.",
+)
+@click.option(
+    "--metrics-addr",
+    default="127.0.0.1:9464",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="/metrics, /healthz, /readyz (port 0: any free port).",
+)
+@click.option(
+    "--resync", default=30.0, show_default=True, type=click.FloatRange(0.1), help="Seconds between full resyncs."
+)
+@click.option(
+    "--drain",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a replaced replica keeps serving after its registration moved (start-first).",
+)
+@click.option(
+    "--stop-grace",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds between SIGTERM and SIGKILL when removing a container.",
+)
+@click.option("--allow-privileged", is_flag=True, help="Run privileged containers.")
+@click.option("--allow-host-network", is_flag=True, help="Run containers with host networking.")
+@click.option("--allow-bind-mounts", is_flag=True, help="Mount host paths into containers.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
+)
+@click.pass_obj
+def run(
+    obj: CliContext,
+    node: str,
+    advertise_addr: str,
+    publish_addr: str | None,
+    labels: str,
+    docker_host: str | None,
+    state_dir: Path,
+    metrics_addr: str,
+    resync: float,
+    drain: float,
+    stop_grace: float,
+    allow_privileged: bool,
+    allow_host_network: bool,
+    allow_bind_mounts: bool,
+    log_format: str,
+    log_level: str,
+) -> None:
+    """Run the node agent until SIGTERM or SIGINT (containers keep running after it stops)."""
+    if not is_label(node):
+        raise click.BadParameter(f"{node!r} is not an RFC 1123 label (a-z, 0-9, '-')", param_hint="--node")
+    if not advertise_addr.strip():
+        raise click.BadParameter("must not be empty", param_hint="--advertise-addr")
+    setup_logging(log_level, log_format)
+    settings = AgentSettings(
+        node=node,
+        advertise_addr=advertise_addr.strip(),
+        publish_addr=(publish_addr or "").strip(),
+        labels=parse_labels(labels),
+        policy=Policy(
+            allow_bind_mounts=allow_bind_mounts,
+            allow_privileged=allow_privileged,
+            allow_host_network=allow_host_network,
+        ),
+        drain=drain,
+        stop_grace=stop_grace,
+    )
+    options = DaemonOptions(
+        settings=settings,
+        consul=obj.consul,
+        docker_host=docker_host or None,
+        state_dir=state_dir,
+        metrics_addr=metrics_addr,
+        resync=resync,
+    )
+    daemon = AgentDaemon(options)
+    run_daemon(
+        "agent",
+        daemon.loop,
+        metrics_addr=metrics_addr,
+        ready=daemon.ready,
+        on_start=daemon.start,
+        on_stop=daemon.shutdown,
+    )

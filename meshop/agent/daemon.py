@@ -1,0 +1,173 @@
+"""The node agent process: wires the reconciler to its wake-ups, heartbeat and status server.
+
+``meshop agent run`` hands the loop to ``meshop.daemon.run_daemon`` (status server, signals) with
+``start`` and ``shutdown`` as its hooks; tests run ``start()``, ``run()`` and ``shutdown()`` themselves.
+
+Threads: the reconcile loop (the caller's thread, ``run()``), the assignments watch (Consul blocking
+query), the Docker events follower, the TTL heartbeat, the health prober, background pulls and the
+status HTTP server. ``stop()`` ends the loop after its current pass; ``shutdown()`` then stops every
+thread and deregisters the ``meshop-agent`` service. Containers keep running, and so do their
+replica registrations (their own health checks keep them honest).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from meshop import __version__, metrics
+from meshop.agent.docker_driver import DockerDriver
+from meshop.agent.events import DockerEventsWatcher
+from meshop.agent.executor import Executor
+from meshop.agent.health import HealthMonitor
+from meshop.agent.observed import ObservedWriter
+from meshop.agent.presence import NodePresence
+from meshop.agent.puller import Puller
+from meshop.agent.reconciler import AgentSettings, NodeReconciler
+from meshop.agent.registrations import ReplicaRegistrar
+from meshop.agent.runtime import EngineInfo, Runtime
+from meshop.agent.statefile import StateFile
+from meshop.consul.config import ConsulConfig
+from meshop.consul.secrets import SecretReader
+from meshop.consul.services import Services
+from meshop.consul.store import KVStore
+from meshop.consul.watch import Watch, watch_prefix
+from meshop.errors import DriverError
+from meshop.httpserver import StatusServer
+from meshop.loop import ReconcileLoop
+from meshop.model import keys
+from meshop.model.records import Capacity, NodeRecord
+from meshop.wakeup import Wakeup
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    settings: AgentSettings
+    consul: ConsulConfig
+    docker_host: str | None = None
+    state_dir: Path | None = None
+    metrics_addr: str | None = "127.0.0.1:9464"
+    resync: float = 30.0
+    ttl: float = 10.0
+    heartbeat: float = 3.0
+    workers: int = 16
+
+
+class AgentDaemon:
+    def __init__(self, options: DaemonOptions, runtime: Runtime | None = None) -> None:
+        self.options = options
+        self.settings = options.settings
+        self.node = options.settings.node
+        self.runtime: Runtime = runtime or DockerDriver(self.node, options.docker_host)
+        self.store = KVStore(options.consul)
+        self.services = Services(options.consul, self.store.client)
+        self.wakeup = Wakeup()
+        self.started_at = time.time()
+        self.engine: EngineInfo = self.runtime.info()
+        self.monitor = HealthMonitor(lambda: self.wakeup.notify("health"))
+        self.puller = Puller(self.runtime, lambda: self.wakeup.notify("pull"))
+        self.executor = Executor(self.runtime, self.puller, grace=self.settings.stop_grace, workers=options.workers)
+        self.registrar = ReplicaRegistrar(self.services, self.node)
+        self.reconciler = NodeReconciler(
+            self.settings,
+            self.store,
+            self.runtime,
+            self.executor,
+            self.registrar,
+            self.monitor,
+            ObservedWriter(self.store, self.node),
+            SecretReader(options.consul, self.store.client),
+            StateFile(options.state_dir, self.node) if options.state_dir else None,
+        )
+        self.loop = ReconcileLoop("agent", self.reconciler.reconcile, self.wakeup, resync=options.resync)
+        self.status: StatusServer | None = None
+        self._own_status = False
+        self.presence: NodePresence | None = None
+        self.watch: Watch | None = None
+        self.events = DockerEventsWatcher(self.runtime, self.wakeup)
+
+    def record(self) -> NodeRecord:
+        return NodeRecord(
+            name=self.node,
+            address=self.settings.advertise_addr,
+            labels=dict(self.settings.labels),
+            capacity=Capacity(cpus=self.engine.cpus, memory=self.engine.memory),
+            version=__version__,
+            started_at=self.started_at,
+            metrics_addr=self.status.address if self.status else "",
+        )
+
+    def ready(self) -> tuple[bool, str]:
+        age = self.presence.contact_age() if self.presence else None
+        if age is None or age > max(10.0, 3 * self.options.heartbeat):
+            return False, "Consul has not answered recently"
+        if self.loop.passes == 0:
+            return False, "no reconcile pass yet"
+        if self.loop.last_error:
+            return False, f"last reconcile pass failed: {self.loop.last_error}"
+        if self.reconciler.driver_error:
+            return False, f"Docker engine: {self.reconciler.driver_error}"
+        return True, "ready"
+
+    def start(self, status: StatusServer | None = None) -> AgentDaemon:
+        """Start every thread; ``status`` is a running status server to use (``run_daemon`` makes one)."""
+        metrics.set_build_info("agent")
+        self._own_status = status is None
+        if status is not None:
+            self.status = status
+        elif self.options.metrics_addr:
+            self.status = StatusServer(self.options.metrics_addr, self.ready).start()
+            log.info("metrics and health on http://%s", self.status.address)
+        self.monitor.start()
+        self.presence = NodePresence(
+            self.store,
+            self.services,
+            self.record,
+            port=self.status.port if self.status else 0,
+            metrics_listen=self.status.address if self.status else None,
+            ttl=self.options.ttl,
+            interval=self.options.heartbeat,
+        ).start()
+        self.watch = watch_prefix(
+            self.store, keys.node_assignments(self.node), lambda _listing: self.wakeup.notify("assignments")
+        )
+        self.events.start()
+        log.info(
+            "agent for node %s started (advertise %s, publish %s, resync %gs)",
+            self.node,
+            self.settings.advertise_addr,
+            self.settings.publish,
+            self.options.resync,
+        )
+        return self
+
+    def run(self) -> None:
+        """Reconcile until ``stop()``; blocks the calling thread."""
+        self.loop.run_forever()
+
+    def stop(self) -> None:
+        """Ask the loop to end after its current pass (safe from a signal handler)."""
+        self.loop.stop()
+
+    def shutdown(self) -> None:
+        self.loop.stop()
+        if self.watch:
+            self.watch.stop()
+        self.events.stop()
+        self.monitor.stop()
+        self.puller.stop()
+        self.executor.stop()
+        if self.presence:
+            self.presence.stop(deregister=True)
+        if self.status and self._own_status:
+            self.status.stop()
+        close = getattr(self.runtime, "close", None)
+        if close is not None:
+            with contextlib.suppress(DriverError):
+                close()
+        log.info("agent for node %s stopped; its containers keep running", self.node)

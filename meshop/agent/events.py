@@ -1,0 +1,72 @@
+"""Follows the Docker events of this node's managed containers and wakes the reconcile loop.
+
+Only events that can mean drift wake it (a container died, was destroyed, paused, ran out of
+memory); the events carry no decisions, the next pass looks at everything. The stream runs on its
+own thread and reconnects with backoff when Docker restarts; after every (re)connect it wakes the
+loop once, because events missed while disconnected are lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from meshop.agent.runtime import EventStream, Runtime
+from meshop.errors import DriverError
+from meshop.wakeup import Wakeup
+
+log = logging.getLogger(__name__)
+
+WAKE_ACTIONS = frozenset({"die", "destroy", "oom", "pause", "unpause", "stop", "kill"})
+
+
+class DockerEventsWatcher:
+    def __init__(self, runtime: Runtime, wakeup: Wakeup, *, max_backoff: float = 5.0) -> None:
+        self.runtime = runtime
+        self.wakeup = wakeup
+        self.max_backoff = max_backoff
+        self.connected = threading.Event()
+        self.received = 0
+        self._stream: EventStream | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="docker-events", daemon=True)
+
+    def start(self) -> DockerEventsWatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                self._stream = self.runtime.events()
+                self.connected.set()
+                self.wakeup.notify("docker-connect")
+                backoff = 0.2
+                for event in self._stream:
+                    if self._stop.is_set():
+                        break
+                    self.received += 1
+                    action = str(event.get("Action") or event.get("status") or "").split(":", 1)[0]
+                    if action in WAKE_ACTIONS:
+                        self.wakeup.notify("docker")
+                if not self._stop.is_set():
+                    raise DriverError("Docker events stream ended")
+            except DriverError as exc:
+                self.connected.clear()
+                if self._stop.is_set():
+                    return
+                log.warning("docker events: %s; reconnecting in %.1fs", exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(self.max_backoff, backoff * 2)
+            finally:
+                stream, self._stream = self._stream, None
+                if stream is not None:
+                    stream.close()

@@ -1,0 +1,69 @@
+"""The labels and names meshop puts on the Docker objects it manages; pure.
+
+A container is the agent's only if it carries ``meshop.managed=true`` *and* ``meshop.node=<node>``:
+another node sharing the engine, or a container made by hand, is never touched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+MANAGED = "meshop.managed"
+NODE = "meshop.node"
+SERVICE = "meshop.service"
+SPEC_HASH = "meshop.spec-hash"  # the assignment's specHash
+CONFIG_HASH = "meshop.config-hash"  # spec hash + digest of resolved secret values: what the planner compares
+GENERATION = "meshop.generation"
+REPLICA = "meshop.replica"
+VOLUME = "meshop.volume"  # on volumes: the volume's name in the spec
+DELETE_WITH_SERVICE = "meshop.delete-with-service"  # on volumes: "true" when the spec asks for it
+
+_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def is_label(name: str) -> bool:
+    """An RFC 1123 label: what node and service names must be before they go into Docker names."""
+    return bool(_LABEL_RE.match(name))
+
+
+def owner_filters(node: str) -> list[str]:
+    """Docker ``label`` filters selecting exactly this node's managed objects."""
+    return [f"{MANAGED}=true", f"{NODE}={node}"]
+
+
+def owned_by(labels: Mapping[str, str] | None, node: str) -> bool:
+    labels = labels or {}
+    return labels.get(MANAGED) == "true" and labels.get(NODE) == node
+
+
+def container_labels(node: str, service: str, replica: int, spec_hash: str, config_hash: str, generation: int) -> dict:
+    return {
+        MANAGED: "true",
+        NODE: node,
+        SERVICE: service,
+        REPLICA: str(replica),
+        SPEC_HASH: spec_hash,
+        CONFIG_HASH: config_hash,
+        GENERATION: str(generation),
+    }
+
+
+def container_name(node: str, service: str, replica: int, config_hash: str) -> str:
+    """Unique per (node, service, replica, config): two nodes may share one engine, and a start-first
+    update runs the old and the new container of one replica side by side."""
+    return f"meshop-{node}-{service}-{replica}-{config_hash}"
+
+
+def volume_name(node: str, service: str, name: str) -> str:
+    return f"meshop-{node}-{service}-{name}"
+
+
+def volume_labels(node: str, service: str, name: str, delete_with_service: bool) -> dict[str, str]:
+    return {
+        MANAGED: "true",
+        NODE: node,
+        SERVICE: service,
+        VOLUME: name,
+        DELETE_WITH_SERVICE: "true" if delete_with_service else "false",
+    }

@@ -1,0 +1,438 @@
+"""One reconcile pass of the node agent: read everything, plan, register, act, report.
+
+1. Read this node's assignments from Consul (authoritative), or fall back to the last good ones
+   (memory, then the state file): then nothing is deleted, only repaired.
+2. Parse and check each assignment (schema rules, this agent's policy), resolve its secrets.
+3. List this node's managed containers; take the health monitor's latest probe results.
+4. ``plan()``; sync Consul registrations to the plan's ``serving`` map (deregister before removing);
+   execute the actions; write observed state where it changed; clean up volumes of removed services.
+
+A failure to reach Consul fails the pass at its end (after the containers were seen to), so the loop
+retries soon and ``/readyz`` reports it. Per-service failures only hold that service in backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from meshop import metrics
+from meshop.agent import labels as L
+from meshop.agent.desired import check_assignment, container_config, desired_service, primary_port, secret_keys
+from meshop.agent.executor import ApplyResult, Executor
+from meshop.agent.health import HealthMonitor, ProbeTarget
+from meshop.agent.holds import Holds
+from meshop.agent.observed import ObservedWriter
+from meshop.agent.plan import (
+    Container,
+    Create,
+    DesiredService,
+    Note,
+    Plan,
+    Pull,
+    Replace,
+    Start,
+    World,
+    action_service,
+)
+from meshop.agent.planner import plan
+from meshop.agent.registrations import ReplicaRegistrar, host_port, replica_registration, replica_service_id
+from meshop.agent.report import observed_record
+from meshop.agent.runtime import ContainerConfig, Runtime
+from meshop.agent.statefile import StateFile
+from meshop.consul.secrets import SecretReader
+from meshop.consul.services import Registration
+from meshop.consul.store import KVStore
+from meshop.errors import ConsulError, DriverError
+from meshop.model import Policy, ServiceSpec, keys
+from meshop.model.records import Assignment, Observed, loads_json
+
+log = logging.getLogger(__name__)
+
+CONTAINER_STATES = ("created", "running", "restarting", "paused", "exited", "dead", "removing")
+AFTER_CHANGE = 0.05  # look again this soon after a pass that changed something
+DRIVER_RETRY = 2.0  # look again this soon when the Docker engine did not answer
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    node: str
+    advertise_addr: str
+    publish_addr: str = ""  # default: the advertise address
+    labels: Mapping[str, str] = field(default_factory=dict)
+    policy: Policy = field(default_factory=Policy)
+    drain: float = 1.0
+    stop_grace: float = 10.0
+    stable_after: float = 10.0  # running this long resets a container's restart backoff
+    restart_backoff: tuple[float, float] = (1.0, 60.0)
+    service_backoff: tuple[float, float] = (1.0, 300.0)
+
+    @property
+    def publish(self) -> str:
+        return self.publish_addr or self.advertise_addr
+
+    @property
+    def probe_host(self) -> str:
+        return "127.0.0.1" if self.publish in ("0.0.0.0", "") else self.publish
+
+
+@dataclass
+class _Parsed:
+    assignment: Assignment
+    spec: ServiceSpec | None
+    note: Note | None  # InvalidAssignment
+
+
+class NodeReconciler:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        store: KVStore,
+        runtime: Runtime,
+        executor: Executor,
+        registrar: ReplicaRegistrar,
+        monitor: HealthMonitor,
+        observed: ObservedWriter,
+        secrets: SecretReader,
+        state: StateFile | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.runtime = runtime
+        self.executor = executor
+        self.registrar = registrar
+        self.monitor = monitor
+        self.observed = observed
+        self.secrets = secrets
+        self.state = state
+        self.clock = clock
+        self.node = settings.node
+        self.cached: dict[str, Assignment] | None = state.load() if state else None
+        self.authoritative = False
+        self.driver_error: str | None = None  # set while the Docker engine does not answer
+        self.last_plan: Plan | None = None
+        self.services = Holds(*settings.service_backoff)
+        self.restarts = Holds(*settings.restart_backoff)
+        self._errors: dict[str, Note] = {}
+        self._seen: set[tuple[str, int]] = set()
+        self._parse_cache: dict[str, tuple[ServiceSpec | None, Note | None]] = {}
+        if self.cached is not None:
+            log.info("loaded %d assignment(s) from %s", len(self.cached), state.path if state else "")
+
+    # -- the pass ------------------------------------------------------------------------------------
+
+    def reconcile(self) -> float | None:
+        now = self.clock()
+        consul_error: ConsulError | None = None
+        try:
+            assignments, unreadable = self._read_assignments()
+            if not self.authoritative:
+                self.observed.forget()  # Consul is back (maybe restarted empty): re-read what it holds
+            self.authoritative = True
+        except ConsulError as exc:
+            metrics.consul_errors_total.labels("agent", "assignments").inc()
+            consul_error = exc
+            assignments, unreadable = dict(self.cached or {}), {}
+            self.authoritative = False
+        parsed = {name: self._parse(a) for name, a in assignments.items()}
+        secrets = self._resolve_secrets(parsed) if self.authoritative else {}
+        desired = self._desired(parsed, secrets)
+        try:
+            containers = self.runtime.list_managed()
+            images = frozenset(i for i in {d.image for d in desired.values()} if self.runtime.image_present(i))
+        except DriverError as exc:
+            self.driver_error = str(exc)
+            log.warning("cannot see the containers: %s", exc)
+            return DRIVER_RETRY
+        self.driver_error = None
+        healthy = self.monitor.results()
+        world = World(
+            now=now,
+            authoritative=self.authoritative,
+            images=images,
+            healthy=healthy,
+            promoted=dict(self.registrar.promoted),
+            restart_hold=self.restarts.held(now),
+            service_hold=self.services.held(now),
+            drain=self.settings.drain,
+            protected=frozenset(unreadable) | frozenset(n for n, p in parsed.items() if p.spec is None),
+        )
+        current = plan(desired, containers, world)
+        self.last_plan = current
+        if self.authoritative:
+            try:
+                self._sync_registrations(current, containers, parsed, healthy)
+            except ConsulError as exc:
+                metrics.consul_errors_total.labels("agent", "registrations").inc()
+                consul_error = consul_error or exc
+        result = self.executor.apply(current, self._builder(parsed, secrets))
+        self._account(current, result, containers, desired, now)
+        self._update_probes(containers, parsed)
+        if self.authoritative:
+            try:
+                self._publish(parsed, unreadable, desired, current, containers, healthy, now)
+            except ConsulError as exc:
+                metrics.consul_errors_total.labels("agent", "observed").inc()
+                consul_error = consul_error or exc
+            self._cleanup_volumes(set(assignments) | set(unreadable), containers)
+        for state in CONTAINER_STATES:
+            metrics.managed_containers.labels(state).set(sum(1 for c in containers if c.state == state))
+        if consul_error is not None:
+            raise consul_error
+        if result.changed:
+            return AFTER_CHANGE
+        delays = [
+            d
+            for d in (current.requeue_after, self.services.next_release(now), self.restarts.next_release(now))
+            if d is not None
+        ]
+        return max(AFTER_CHANGE, min(delays)) if delays else None
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def _read_assignments(self) -> tuple[dict[str, Assignment], dict[str, Note]]:
+        prefix = keys.node_assignments(self.node)
+        listing = self.store.list(prefix)
+        found: dict[str, Assignment] = {}
+        unreadable: dict[str, Note] = {}
+        previous = self.cached or {}
+        for entry in listing.entries:
+            parts = keys.split(entry.key, prefix)
+            if len(parts) != 1 or not L.is_label(parts[0]):
+                log.warning("ignoring key %s: not assignments/<node>/<service>", entry.key)
+                continue
+            name = parts[0]
+            try:
+                assignment = Assignment.from_dict(loads_json(entry.value))
+                if assignment.service != name or assignment.node != self.node:
+                    raise ValueError(f"it names service {assignment.service!r} on node {assignment.node!r}")
+            except (ValueError, KeyError, TypeError) as exc:
+                note = Note("InvalidAssignment", f"assignment {name} is unreadable: {exc}"[:300])
+                if name in previous:
+                    found[name] = previous[name]  # keep running the last good version
+                unreadable[name] = note
+                continue
+            found[name] = assignment
+        self.cached = found
+        if self.state is not None:
+            try:
+                self.state.save(found)
+            except OSError as exc:
+                log.warning("could not save assignments to %s: %s", self.state.path, exc)
+        return found, unreadable
+
+    def _parse(self, assignment: Assignment) -> _Parsed:
+        key = f"{assignment.service}\0{assignment.spec_hash}\0{sorted(assignment.spec.items())!r}"
+        cached = self._parse_cache.get(key)
+        if cached is None:
+            cached = check_assignment(assignment)
+            self._parse_cache[key] = cached
+            if len(self._parse_cache) > 4096:
+                self._parse_cache.clear()
+        return _Parsed(assignment, *cached)
+
+    def _resolve_secrets(self, parsed: Mapping[str, _Parsed]) -> dict[str, dict[str, str] | Note]:
+        resolved: dict[str, dict[str, str] | Note] = {}
+        for name, item in parsed.items():
+            if item.spec is None or not secret_keys(item.spec):
+                continue
+            values: dict[str, str] = {}
+            try:
+                for env_name, key in secret_keys(item.spec).items():
+                    value = self.secrets.get(key)
+                    if value is None:
+                        raise LookupError(f"Consul key {key} (env {env_name}) does not exist")
+                    values[env_name] = value
+            except (ConsulError, LookupError) as exc:
+                resolved[name] = Note("SecretUnavailable", str(exc)[:300])
+                continue
+            resolved[name] = values
+        return resolved
+
+    def _desired(
+        self, parsed: Mapping[str, _Parsed], secrets: Mapping[str, dict[str, str] | Note]
+    ) -> dict[str, DesiredService]:
+        desired: dict[str, DesiredService] = {}
+        for name, item in parsed.items():
+            if item.spec is None:
+                continue
+            values = secrets.get(name)
+            hold = values if isinstance(values, Note) else None
+            known = values if isinstance(values, dict) else ({} if not secret_keys(item.spec) else None)
+            desired[name] = desired_service(item.assignment, item.spec, self.settings.policy, known, hold)
+        return desired
+
+    def _builder(
+        self, parsed: Mapping[str, _Parsed], secrets: Mapping[str, dict[str, str] | Note]
+    ) -> Callable[[str, int, str], ContainerConfig]:
+        def build(service: str, replica: int, config_hash: str) -> ContainerConfig:
+            item = parsed[service]
+            assert item.spec is not None
+            values = secrets.get(service)
+            return container_config(
+                self.node,
+                item.assignment,
+                item.spec,
+                replica,
+                config_hash,
+                values if isinstance(values, dict) else {},
+                self.settings.publish,
+            )
+
+        return build
+
+    # -- Consul side ---------------------------------------------------------------------------------
+
+    def _sync_registrations(
+        self, current: Plan, containers: list[Container], parsed: Mapping[str, _Parsed], healthy: Mapping[str, bool]
+    ) -> None:
+        by_id = {c.id: c for c in containers}
+        wanted: dict[str, tuple[Registration, str]] = {}
+        for (service, replica), container_id in current.serving.items():
+            spec = parsed[service].spec
+            assert spec is not None
+            container = by_id[container_id]
+            reg = replica_registration(
+                self.node,
+                self.settings.advertise_addr,
+                service,
+                replica,
+                container,
+                spec,
+                primary_port(spec),
+                healthy.get(container_id) if spec.health else True,
+            )
+            wanted[replica_service_id(self.node, service, replica)] = (reg, container_id)
+        self.registrar.sync(wanted)
+
+    def _publish(
+        self,
+        parsed: Mapping[str, _Parsed],
+        unreadable: Mapping[str, Note],
+        desired: Mapping[str, DesiredService],
+        current: Plan,
+        containers: list[Container],
+        healthy: Mapping[str, bool],
+        now: float,
+    ) -> None:
+        by_service: dict[str, list[Container]] = {}
+        for container in containers:
+            by_service.setdefault(container.service, []).append(container)
+        records: dict[str, Observed] = {}
+        for name in sorted(set(parsed) | set(unreadable)):
+            item = parsed.get(name)
+            svc = desired.get(name)
+            note = (
+                unreadable.get(name)
+                or (item.note if item else None)
+                or (svc.hold if svc else None)
+                or self._errors.get(name)
+                or current.notes.get(name)
+            )
+            records[name] = observed_record(
+                node=self.node,
+                service=name,
+                spec_hash=item.assignment.spec_hash if item else "",
+                generation=item.assignment.generation if item else 0,
+                replicas=item.assignment.replicas if item else 0,
+                containers=by_service.get(name, []),
+                has_health=bool(item and item.spec and item.spec.health),
+                healthy=healthy,
+                note=note,
+                now=now,
+            )
+        gone = {s for s in self.observed.services if s not in records and s not in by_service}
+        self.observed.publish(records, delete=gone)
+
+    # -- bookkeeping ---------------------------------------------------------------------------------
+
+    def _account(
+        self,
+        current: Plan,
+        result: ApplyResult,
+        containers: list[Container],
+        desired: Mapping[str, DesiredService],
+        now: float,
+    ) -> None:
+        for service, note in result.errors.items():
+            self._errors[service] = note
+            delay = self.services.failed(service, self.clock())  # from now: the actions took time
+            log.info("%s: %s; retrying in %.1fs", service, note.reason, delay)
+        acted = {action_service(a) for a in result.done if not isinstance(a, Pull)}  # a pull merely started
+        for service in acted - set(result.errors):
+            self._errors.pop(service, None)
+            self.services.succeeded(service)
+        for service in current.rollbacks:
+            # the update failed after waiting healthTimeout: do not retry it sooner than that
+            self._errors[service] = current.notes.get(service, Note("UpdateFailed"))
+            minimum = desired[service].health_timeout if service in desired else 0.0
+            self.services.failed(service, self.clock(), minimum=minimum)
+        held = self.services.held(now)
+        for service in list(self._errors):
+            if service not in desired or (
+                service not in held and not current.for_service(service) and service not in current.notes
+            ):
+                self._errors.pop(service, None)
+                self.services.succeeded(service)
+        for action in result.done:
+            if isinstance(action, Start):
+                self.restarts.failed(action.container.id, now)
+                metrics.drift_repairs_total.labels("stopped").inc()
+            elif isinstance(action, Replace) and action.reason in ("created-leftover", "dead"):
+                metrics.drift_repairs_total.labels(action.reason).inc()
+            elif (
+                isinstance(action, Create)
+                and action.reason == "missing"
+                and (action.service, action.replica) in self._seen
+            ):
+                metrics.drift_repairs_total.labels("missing").inc()
+        for container in containers:
+            if container.running and container.started_at and now - container.started_at >= self.settings.stable_after:
+                self.restarts.succeeded(container.id)
+        self.restarts.forget_except({c.id for c in containers})
+        self.services.forget_except(set(desired))
+        self._seen = {(c.service, c.replica) for c in containers if c.service in desired} | {
+            (a.service, a.replica) for a in result.done if isinstance(a, Create | Replace)
+        }
+
+    def _update_probes(self, containers: list[Container], parsed: Mapping[str, _Parsed]) -> None:
+        targets: dict[str, ProbeTarget] = {}
+        for container in containers:
+            item = parsed.get(container.service)
+            spec = item.spec if item else None
+            if spec is None or spec.health is None or not container.running:
+                continue
+            port = host_port(container, spec.health.port, "tcp", spec)
+            if not port:
+                continue
+            host = self.settings.advertise_addr if spec.network_mode == "host" else self.settings.probe_host
+            targets[container.id] = ProbeTarget(
+                spec.health.kind,
+                host,
+                port,
+                spec.health.path or "/",
+                spec.health.interval,
+                spec.health.timeout,
+            )
+        self.monitor.update(targets)
+
+    def _cleanup_volumes(self, assigned: set[str], containers: list[Container]) -> None:
+        """Remove volumes marked deleteWithService once their service is unassigned and its containers gone."""
+        in_use = {c.service for c in containers}
+        try:
+            volumes = self.runtime.list_volumes()
+        except DriverError as exc:
+            log.warning("listing volumes failed: %s", exc)
+            return
+        for volume in volumes:
+            service = volume.labels.get(L.SERVICE, "")
+            if volume.labels.get(L.DELETE_WITH_SERVICE) != "true" or service in assigned or service in in_use:
+                continue
+            try:
+                if self.runtime.remove_volume(volume.name):
+                    log.info("removed volume %s of removed service %s", volume.name, service)
+            except DriverError as exc:
+                log.warning("removing volume %s failed: %s", volume.name, exc)

@@ -1,0 +1,125 @@
+"""Consul registrations of the replicas this node serves, kept equal to the plan's ``serving`` map.
+
+One registration per replica: name = service, id ``meshop-<node>-<service>-<replica>``, address = the
+node's advertise address, port = the container's host port, meta ``node``, ``service``, ``replica``,
+``generation``, ``specHash`` and ``container`` (so switching a replica to a new container is a
+re-registration even when the port stays), and the HTTP or TCP check from the spec. A registration
+starts ``passing`` when the agent's own probe already passed (so a start-first switch never leaves a
+gap) and ``critical`` otherwise. Registrations of this node that no replica needs are deregistered.
+
+``promoted`` remembers when each container became its replica's registered one; the planner removes
+the container it replaced only ``drain`` seconds later, so clients that just resolved the old
+address still reach it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+from meshop.agent.plan import Container
+from meshop.consul.services import CheckSpec, Registration, Services
+from meshop.model import ServiceSpec
+
+AGENT_SERVICE = "meshop-agent"
+
+
+def replica_service_id(node: str, service: str, replica: int) -> str:
+    return f"meshop-{node}-{service}-{replica}"
+
+
+def agent_service_id(node: str) -> str:
+    return f"{AGENT_SERVICE}-{node}"
+
+
+def agent_check_id(node: str) -> str:
+    return f"{AGENT_SERVICE}-{node}:ttl"
+
+
+def host_port(container: Container, port: int, protocol: str, spec: ServiceSpec) -> int | None:
+    if spec.network_mode == "host":
+        return port
+    return container.host_ports.get(f"{port}/{protocol}")
+
+
+def _duration(seconds: float) -> str:
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def replica_registration(
+    node: str,
+    address: str,
+    service: str,
+    replica: int,
+    container: Container,
+    spec: ServiceSpec,
+    primary: tuple[int, str] | None,
+    healthy: bool | None,
+) -> Registration:
+    service_id = replica_service_id(node, service, replica)
+    port = host_port(container, *primary, spec) if primary else None
+    checks: tuple[CheckSpec, ...] = ()
+    health = spec.health
+    if health is not None:
+        check_port = host_port(container, health.port, "tcp", spec)
+        status = "passing" if healthy else "critical"
+        common = dict(interval=_duration(health.interval), timeout=_duration(health.timeout), initial_status=status)
+        if health.kind == "http":
+            url = f"http://{address}:{check_port}{health.path or '/'}"
+            checks = (CheckSpec(f"{service_id}:health", f"{service} replica {replica}", http=url, **common),)
+        else:
+            checks = (
+                CheckSpec(
+                    f"{service_id}:health", f"{service} replica {replica}", tcp=f"{address}:{check_port}", **common
+                ),
+            )
+    meta = {
+        "node": node,
+        "service": service,
+        "replica": str(replica),
+        "generation": str(container.generation),
+        "specHash": container.spec_hash,
+        "container": container.id[:12],
+    }
+    return Registration(service_id, service, address, port or 0, meta=meta, checks=checks)
+
+
+class ReplicaRegistrar:
+    def __init__(self, services: Services, node: str, clock: Callable[[], float] = time.time) -> None:
+        self.services = services
+        self.node = node
+        self.clock = clock
+        self.promoted: dict[str, float] = {}  # container id -> when its replica's registration switched to it
+
+    def sync(self, wanted: Mapping[str, tuple[Registration, str]]) -> int:
+        """Make this node's replica registrations equal ``wanted`` (service id -> (registration,
+        container id)); returns how many registrations changed. Raises ConsulError; what was done stays done."""
+        local = self.services.local()
+        ours = {
+            sid: body
+            for sid, body in local.items()
+            if (body.get("Meta") or {}).get("node") == self.node and "replica" in (body.get("Meta") or {})
+        }
+        changes = 0
+        for sid, (reg, container_id) in sorted(wanted.items()):
+            current = ours.get(sid)
+            if current is None or _differs(current, reg):
+                self.services.register(reg)
+                changes += 1
+            self.promoted.setdefault(container_id, self.clock())
+        for sid in sorted(set(ours) - set(wanted)):
+            self.services.deregister(sid)
+            changes += 1
+        serving = {container_id for _, container_id in wanted.values()}
+        for container_id in set(self.promoted) - serving:
+            del self.promoted[container_id]
+        return changes
+
+
+def _differs(current: Mapping[str, object], reg: Registration) -> bool:
+    return (
+        current.get("Service") != reg.name
+        or current.get("Address") != reg.address
+        or int(current.get("Port") or 0) != reg.port  # type: ignore[call-overload]
+        or dict(current.get("Meta") or {}) != dict(reg.meta)  # type: ignore[call-overload]
+    )

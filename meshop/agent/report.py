@@ -1,0 +1,80 @@
+"""What the agent tells Consul it sees: one ``Observed`` record per assigned service; pure.
+
+``ready`` counts replicas with a running container of the assigned spec hash that passes its health
+check (or has none). ``reason`` is a CamelCase word; ``error`` carries a message only for failures
+(progress like ``Updating`` or ``Pulling`` has a reason and no error). Nothing here comes from env
+values, so no secret can reach Consul through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from meshop.agent.plan import Container, Note
+from meshop.model.records import ContainerState, Observed
+
+PROGRESS = frozenset({"Updating", "Pulling"})
+
+
+def health_word(container: Container, has_health: bool, healthy: bool | None) -> str:
+    if not has_health:
+        return "none"
+    if not container.running:
+        return "critical"
+    if healthy is None:
+        return "starting"
+    return "passing" if healthy else "critical"
+
+
+def ready_count(
+    containers: Sequence[Container], replicas: int, spec_hash: str, has_health: bool, healthy: Mapping[str, bool]
+) -> int:
+    ready = {
+        c.replica
+        for c in containers
+        if 0 <= c.replica < replicas
+        and c.running
+        and c.spec_hash == spec_hash
+        and (not has_health or healthy.get(c.id) is True)
+    }
+    return len(ready)
+
+
+def observed_record(
+    *,
+    node: str,
+    service: str,
+    spec_hash: str,
+    generation: int,
+    replicas: int,
+    containers: Sequence[Container],
+    has_health: bool,
+    healthy: Mapping[str, bool],
+    note: Note | None,
+    now: float,
+) -> Observed:
+    states = tuple(
+        ContainerState(
+            id=c.id[:12],
+            name=c.name,
+            replica=c.replica,
+            image=c.image,
+            state=c.state,
+            health=health_word(c, has_health, healthy.get(c.id)),
+            spec_hash=c.spec_hash,
+            restart_count=c.restart_count,
+            host_ports=dict(c.host_ports),
+        )
+        for c in sorted(containers, key=lambda c: (c.replica, c.name))
+    )
+    return Observed(
+        service=service,
+        node=node,
+        spec_hash=spec_hash,
+        generation=generation,
+        ready=ready_count(containers, replicas, spec_hash, has_health, healthy),
+        containers=states,
+        reason=note.reason if note else "",
+        error=note.message if note and note.reason not in PROGRESS else "",
+        last_reconcile=now,
+    )

@@ -1,0 +1,238 @@
+"""Helpers for the agent's integration tests: assignments, Consul reads, in-process and CLI agents."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meshop.agent.daemon import AgentDaemon, DaemonOptions
+from meshop.agent.reconciler import AgentSettings
+from meshop.consul.config import ConsulConfig
+from meshop.consul.store import KVStore
+from meshop.model import Policy, ServiceSpec, keys, spec_hash
+from meshop.model.records import Assignment, Observed, dumps, loads_json
+from tests.conftest import TEST_IMAGE
+from tests.support.procs import REPO, Process, wait_until
+
+HTTPD = {
+    "image": TEST_IMAGE,
+    "command": ["/bin/httpd"],
+    "args": ["-f", "-p", "8080", "-h", "/www"],
+    "ports": [{"name": "http", "container": 8080}],
+}
+SLEEPER = {"image": TEST_IMAGE, "command": ["/bin/sleep"], "args": ["3600"]}
+
+
+def http_spec(**extra: Any) -> dict[str, Any]:
+    """busybox httpd on 8080 with an HTTP health check (fast interval for tests)."""
+    spec: dict[str, Any] = {
+        **HTTPD,
+        "health": {"http": {"path": "/", "port": "http"}, "interval": "1s", "timeout": "1s"},
+    }
+    spec.update(extra)
+    return spec
+
+
+def make_assignment(
+    node: str, service: str, spec: dict[str, Any], *, replicas: int | None = None, generation: int = 1
+) -> Assignment:
+    resolved = ServiceSpec.from_dict(spec)
+    return Assignment(
+        service=service,
+        node=node,
+        replicas=resolved.replicas if replicas is None else replicas,
+        generation=generation,
+        spec_hash=spec_hash(resolved),
+        spec=resolved.to_dict(),
+    )
+
+
+def assign(store: KVStore, node: str, service: str, spec: dict[str, Any], **kw: Any) -> Assignment:
+    assignment = make_assignment(node, service, spec, **kw)
+    store.put(keys.assignment(node, service), dumps(assignment))
+    return assignment
+
+
+def observed(store: KVStore, node: str, service: str) -> Observed | None:
+    entry = store.get(keys.observed(node, service))
+    return Observed.from_dict(loads_json(entry.value)) if entry else None
+
+
+def consul_get(addr: str, path: str) -> Any:
+    with urllib.request.urlopen(f"http://{addr}{path}", timeout=5) as response:
+        return json.loads(response.read() or b"null")
+
+
+def passing(addr: str, service: str, node: str) -> list[tuple[str, int]]:
+    """Healthy instances of ``service`` registered by ``node``'s agent, as (address, port)."""
+    entries = consul_get(addr, f"/v1/health/service/{service}?passing") or []
+    return [
+        (e["Service"]["Address"], e["Service"]["Port"])
+        for e in entries
+        if (e["Service"].get("Meta") or {}).get("node") == node
+    ]
+
+
+def registrations(addr: str, node: str) -> dict[str, dict]:
+    """This node's services on the Consul agent, by id."""
+    return {
+        sid: body
+        for sid, body in (consul_get(addr, "/v1/agent/services") or {}).items()
+        if (body.get("Meta") or {}).get("node") == node
+    }
+
+
+def http_status(url: str, timeout: float = 2.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+@dataclass
+class Engine:
+    """Read-only helpers on the shared Docker engine, scoped to one test node."""
+
+    client: Any
+    node: str
+
+    def containers(self, service: str | None = None, all: bool = True) -> list[Any]:
+        filters = [f"meshop.node={self.node}"]
+        if service:
+            filters.append(f"meshop.service={service}")
+        return self.client.containers.list(all=all, filters={"label": filters})
+
+    def running(self, service: str | None = None) -> list[Any]:
+        return [c for c in self.containers(service) if c.status == "running"]
+
+    def states(self, service: str | None = None) -> list[tuple[str, str, str]]:
+        return sorted(
+            (c.labels.get("meshop.replica", ""), c.labels.get("meshop.config-hash", ""), c.status)
+            for c in self.containers(service)
+        )
+
+
+@dataclass
+class RunningAgent:
+    daemon: AgentDaemon
+    thread: threading.Thread
+    stopped: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status_url(self) -> str:
+        assert self.daemon.status is not None
+        return f"http://{self.daemon.status.address}"
+
+    def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+        self.daemon.stop()
+        self.thread.join(timeout=30)
+        self.daemon.shutdown()
+
+
+class AgentFactory:
+    """Starts in-process agents for one node; all are stopped at teardown."""
+
+    def __init__(self, node: str, config: ConsulConfig, tmp_path: Path) -> None:
+        self.node = node
+        self.config = config
+        self.tmp_path = tmp_path
+        self.started: list[RunningAgent] = []
+
+    def __call__(
+        self,
+        *,
+        resync: float = 30.0,
+        drain: float = 0.5,
+        policy: Policy | None = None,
+        config: ConsulConfig | None = None,
+        state_dir: Path | None = None,
+        heartbeat: float = 3.0,
+        ttl: float = 10.0,
+        wait_ready: bool = True,
+    ) -> RunningAgent:
+        settings = AgentSettings(
+            node=self.node,
+            advertise_addr="127.0.0.1",
+            labels={"zone": "test"},
+            policy=policy or Policy(),
+            drain=drain,
+            stop_grace=1.0,
+        )
+        options = DaemonOptions(
+            settings=settings,
+            consul=config or self.config,
+            state_dir=state_dir or (self.tmp_path / "state"),
+            metrics_addr="127.0.0.1:0",
+            resync=resync,
+            heartbeat=heartbeat,
+            ttl=ttl,
+        )
+        daemon = AgentDaemon(options).start()
+        thread = threading.Thread(target=daemon.run, name=f"agent-{self.node}", daemon=True)
+        thread.start()
+        running = RunningAgent(daemon, thread)
+        self.started.append(running)
+        if wait_ready:
+            wait_until(lambda: daemon.loop.passes > 0, 10, what="the agent's first pass")
+        return running
+
+    def stop_all(self) -> None:
+        for agent in self.started:
+            agent.stop()
+
+
+def agent_process(
+    node: str, consul_addr: str, prefix: str, workdir: Path, *extra: str, log_name: str = "agent.log"
+) -> Process:
+    """``meshop agent run`` as a real process (stopped by its PID)."""
+    args = [
+        str(REPO / ".venv" / "bin" / "meshop"),
+        "--consul-addr",
+        consul_addr,
+        "--prefix",
+        prefix,
+        "agent",
+        "run",
+        "--node",
+        node,
+        "--advertise-addr",
+        "127.0.0.1",
+        "--state-dir",
+        str(workdir / "state"),
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--stop-grace",
+        "1",
+        "--drain",
+        "0.3",
+        *extra,
+    ]
+    return Process(args, workdir / log_name)
+
+
+def run_passes(agent: RunningAgent, count: int, timeout: float = 10.0) -> None:
+    """Wake the agent and wait until it has finished ``count`` more passes."""
+    loop = agent.daemon.loop
+    for _ in range(count):
+        before = loop.passes
+        agent.daemon.wakeup.notify("test")
+        wait_until(lambda before=before: loop.passes > before, timeout, what="another reconcile pass")
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> Any:
+    return wait_until(condition, timeout, interval=0.02, what=what)
+
+
+def elapsed_since(start: float) -> float:
+    return time.monotonic() - start

@@ -1,0 +1,173 @@
+"""Drift: containers removed, stopped or left half-created are repaired; crash loops back off;
+containers the agent does not own are never touched."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+import time
+from typing import Any
+
+import docker
+
+from meshop import metrics
+from meshop.agent import labels as L
+from meshop.consul.store import KVStore
+from tests.conftest import TEST_IMAGE
+from tests.integration.agent.helpers import SLEEPER, AgentFactory, Engine, assign, observed, run_passes
+from tests.support.procs import wait_until
+
+
+def _wakeups(source: str) -> float:
+    return metrics.watch_wakeups_total.labels("agent", source)._value.get()
+
+
+def test_rm_f_is_repaired_within_two_seconds_from_the_events_stream(
+    start_agent: AgentFactory, store: KVStore, engine: Engine, node: str
+) -> None:
+    agent = start_agent(resync=600)  # the periodic resync cannot be what repairs it
+    wait_until(agent.daemon.events.connected.is_set, 5, what="the Docker events stream")
+    assign(store, node, "app", SLEEPER, replicas=2)
+    wait_until(lambda: len(engine.running("app")) == 2, 5, what="two replicas")
+    victim = next(c for c in engine.running("app") if c.labels["meshop.replica"] == "1")
+    before = _wakeups("docker")
+    repairs = metrics.drift_repairs_total.labels("missing")._value.get()
+    started = time.monotonic()
+    victim.remove(force=True)
+
+    def restored() -> bool:
+        replicas = {c.labels["meshop.replica"]: c.id for c in engine.running("app")}
+        return set(replicas) == {"0", "1"} and replicas["1"] != victim.id
+
+    wait_until(restored, 2.0, what="replica 1 back within 2 s")
+    assert time.monotonic() - started < 2.0
+    assert _wakeups("docker") > before
+    wait_until(
+        lambda: metrics.drift_repairs_total.labels("missing")._value.get() > repairs, 2, what="the repair counted"
+    )
+
+
+def test_docker_stop_is_started_again_and_repeated_stops_back_off(
+    start_agent: AgentFactory, store: KVStore, engine: Engine, node: str
+) -> None:
+    start_agent(resync=600)
+    assign(store, node, "app", SLEEPER)
+    wait_until(lambda: engine.running("app"), 5, what="the container")
+    container = engine.running("app")[0]
+    delays = []
+    for _ in range(3):
+        container.reload()
+        started_at = container.attrs["State"]["StartedAt"]
+        stopped = time.monotonic()
+        container.stop(timeout=0)  # a manual stop: Docker's restart policy leaves it stopped
+
+        def started_again(started_at: str = started_at) -> bool:
+            container.reload()
+            return container.status == "running" and container.attrs["State"]["StartedAt"] != started_at
+
+        wait_until(started_again, 10, what="the stopped container started again")
+        delays.append(time.monotonic() - stopped)
+    assert delays[0] < 2.0  # the first restart is immediate
+    assert delays[1] >= 0.5  # then the restart backoff grows: ~1 s, ~2 s
+    assert delays[2] > delays[1] + 0.5
+    assert [c.id for c in engine.containers("app")] == [container.id]  # restarted, not recreated
+
+
+def test_crash_loop_is_restarted_with_growing_delay(
+    start_agent: AgentFactory, store: KVStore, engine: Engine, node: str, docker_client: Any
+) -> None:
+    agent = start_agent()
+    dies: list[float] = []
+    stop = threading.Event()
+    events = docker_client.events(decode=True, filters={"label": [f"meshop.node={node}"], "event": "die"})
+
+    def follow() -> None:
+        with contextlib.suppress(Exception):
+            for _event in events:
+                dies.append(time.monotonic())
+                if stop.is_set():
+                    return
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    try:
+        assign(store, node, "crasher", {"image": TEST_IMAGE, "command": ["/bin/sh"], "args": ["-c", "exit 3"]})
+        wait_until(lambda: len(dies) >= 5, 20, what="five crashes")
+    finally:
+        stop.set()
+        events.close()
+    gaps = [b - a for a, b in itertools.pairwise(dies)]
+    assert gaps[-1] > gaps[0] * 2, gaps  # the delay between restarts grows
+    wait_until(
+        lambda: (o := observed(store, node, "crasher")) and o.containers and o.containers[0].restart_count >= 3 and o,
+        10,
+        what="the restart count in observed state",
+    )
+    assert len(engine.containers("crasher")) == 1  # restarted in place, never multiplied
+    assert agent.daemon.loop.last_error is None
+
+
+def test_created_leftover_is_replaced(
+    start_agent: AgentFactory, store: KVStore, engine: Engine, node: str, docker_client: Any
+) -> None:
+    from tests.integration.agent.helpers import make_assignment
+
+    assignment = make_assignment(node, "app", SLEEPER)
+    name = L.container_name(node, "app", 0, assignment.spec_hash)
+    labels = L.container_labels(node, "app", 0, assignment.spec_hash, assignment.spec_hash, 1)
+    leftover = docker_client.containers.create(TEST_IMAGE, ["/bin/sleep", "3600"], name=name, labels=labels)
+    assert leftover.status == "created"
+    start_agent()
+    assign(store, node, "app", SLEEPER)
+
+    def replaced() -> bool:
+        containers = engine.containers("app")
+        return len(containers) == 1 and containers[0].status == "running" and containers[0].id != leftover.id
+
+    wait_until(replaced, 10, what="the Created leftover replaced by a running container")
+    assert engine.containers("app")[0].name == name
+
+
+def test_containers_the_agent_does_not_own_are_never_touched(
+    start_agent: AgentFactory, store: KVStore, engine: Engine, node: str, docker_client: Any
+) -> None:
+    other_node = f"{node}-other"
+    made = []
+    try:
+        # a hand-made container, one of another node sharing the engine (same service name), and one
+        # with this node's label but not marked managed
+        made.append(docker_client.containers.run(TEST_IMAGE, ["/bin/sleep", "3600"], name=f"hand-{node}", detach=True))
+        made.append(
+            docker_client.containers.run(
+                TEST_IMAGE,
+                ["/bin/sleep", "3600"],
+                name=f"other-{node}",
+                detach=True,
+                labels={L.MANAGED: "true", L.NODE: other_node, L.SERVICE: "app", L.REPLICA: "0"},
+            )
+        )
+        made.append(
+            docker_client.containers.run(
+                TEST_IMAGE, ["/bin/sleep", "3600"], name=f"unmarked-{node}", detach=True, labels={L.NODE: node}
+            )
+        )
+        agent = start_agent()
+        assign(store, node, "app", SLEEPER, replicas=1)
+        wait_until(lambda: engine.running("app"), 5, what="the agent's own container")
+        own = [c for c in engine.containers("app") if c.labels.get(L.MANAGED) == "true"]
+        assert len(own) == 1
+        store.delete(f"assignments/{node}/app")
+        wait_until(
+            lambda: not [c for c in engine.containers("app") if c.labels.get(L.MANAGED) == "true"],
+            10,
+            what="the agent's own container removed",
+        )
+        run_passes(agent, 2)
+        for container in made:
+            container.reload()
+            assert container.status == "running", container.name
+    finally:
+        for container in made:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)

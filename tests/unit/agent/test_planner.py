@@ -1,0 +1,420 @@
+"""Table tests for the agent's planner: for each situation, exactly which actions it plans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import pytest
+
+from meshop.agent.plan import (
+    Container,
+    Create,
+    DesiredService,
+    Note,
+    Plan,
+    Pull,
+    Remove,
+    Replace,
+    Start,
+    World,
+)
+from meshop.agent.planner import plan
+
+IMG = "app:1"
+NOW = 1000.0
+
+
+def svc(name: str = "web", **kw: object) -> DesiredService:
+    base: dict[str, object] = dict(
+        name=name,
+        replicas=1,
+        spec_hash="h1",
+        generation=5,
+        image=IMG,
+        config_hash="c1",
+        strategy="stop-first",
+        health_timeout=10.0,
+        auto_rollback=True,
+        has_health=False,
+        restart="unless-stopped",
+    )
+    base.update(kw)
+    return DesiredService(**base)  # type: ignore[arg-type]
+
+
+def ctr(cid: str, service: str = "web", replica: int = 0, config_hash: str = "c1", **kw: object) -> Container:
+    base: dict[str, object] = dict(
+        id=cid,
+        name=f"{service}-{replica}-{config_hash}-{cid}",
+        service=service,
+        replica=replica,
+        spec_hash="h1",
+        config_hash=config_hash,
+        generation=5,
+        image=IMG,
+        state="running",
+        created_at=NOW - 100,
+        started_at=NOW - 100,
+    )
+    base.update(kw)
+    return Container(**base)  # type: ignore[arg-type]
+
+
+def world(**kw: object) -> World:
+    base: dict[str, object] = dict(now=NOW, images=frozenset({IMG, "app:2"}))
+    base.update(kw)
+    return World(**base)  # type: ignore[arg-type]
+
+
+@dataclass
+class Case:
+    id: str
+    desired: list[DesiredService]
+    containers: list[Container]
+    world: World
+    expect: Plan
+    check_serving: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+OLD = ctr("old", config_hash="c0", spec_hash="h0")
+NEW_HEALTHY = ctr("new", created_at=NOW - 2, started_at=NOW - 2)
+START_FIRST = dict(strategy="start-first", has_health=True)
+
+CASES = [
+    Case("nothing-to-do", [], [], world(), Plan()),
+    Case(
+        "new-assignment-creates-every-replica",
+        [svc(replicas=3)],
+        [],
+        world(),
+        Plan(create=tuple(Create("web", r, "c1", "missing") for r in range(3))),
+    ),
+    Case(
+        "image-missing-pulls-first-and-creates-nothing",
+        [svc(replicas=2)],
+        [],
+        world(images=frozenset()),
+        Plan(pull=(Pull("web", IMG),), notes={"web": Note("Pulling", f"pulling image {IMG}")}),
+    ),
+    Case(
+        "running-current-is-left-alone-and-served",
+        [svc()],
+        [ctr("a")],
+        world(),
+        Plan(serving={("web", 0): "a"}),
+        check_serving=True,
+    ),
+    Case(
+        "exited-is-started",
+        [svc()],
+        [ctr("a", state="exited", exit_code=137)],
+        world(),
+        Plan(start=(Start(ctr("a", state="exited", exit_code=137), "stopped"),)),
+    ),
+    Case("exited-with-restart-no-stays", [svc(restart="no")], [ctr("a", state="exited", exit_code=1)], world(), Plan()),
+    Case(
+        "on-failure-clean-exit-stays",
+        [svc(restart="on-failure")],
+        [ctr("a", state="exited", exit_code=0)],
+        world(),
+        Plan(),
+    ),
+    Case(
+        "on-failure-crash-is-started",
+        [svc(restart="on-failure")],
+        [ctr("a", state="exited", exit_code=2)],
+        world(),
+        Plan(start=(Start(ctr("a", state="exited", exit_code=2), "stopped"),)),
+    ),
+    Case(
+        "crash-loop-waits-for-its-restart-backoff",
+        [svc()],
+        [ctr("a", state="exited", exit_code=1)],
+        world(restart_hold=frozenset({"a"})),
+        Plan(),
+    ),
+    Case("restarting-by-docker-is-left-alone", [svc()], [ctr("a", state="restarting")], world(), Plan()),
+    Case(
+        "created-leftover-is-replaced",
+        [svc()],
+        [ctr("a", state="created")],
+        world(),
+        Plan(replace=(Replace((ctr("a", state="created"),), "web", 0, "c1", "created-leftover"),)),
+    ),
+    Case(
+        "created-leftover-is-replaced-even-from-cache",
+        [svc()],
+        [ctr("a", state="created")],
+        world(authoritative=False),
+        Plan(replace=(Replace((ctr("a", state="created"),), "web", 0, "c1", "created-leftover"),)),
+    ),
+    Case(
+        "dead-is-replaced",
+        [svc()],
+        [ctr("a", state="dead")],
+        world(),
+        Plan(replace=(Replace((ctr("a", state="dead"),), "web", 0, "c1", "dead"),)),
+    ),
+    Case(
+        "unassigned-service-is-removed",
+        [svc()],
+        [ctr("a"), ctr("x", service="gone")],
+        world(),
+        Plan(remove=(Remove(ctr("x", service="gone"), "orphan"),)),
+    ),
+    Case(
+        "unassigned-service-kept-when-assignments-from-cache",
+        [],
+        [ctr("x", service="gone")],
+        world(authoritative=False),
+        Plan(),
+    ),
+    Case(
+        "unreadable-assignment-keeps-its-containers",
+        [],
+        [ctr("x", service="broken")],
+        world(protected=frozenset({"broken"})),
+        Plan(),
+    ),
+    Case(
+        "scale-down-removes-high-replicas",
+        [svc(replicas=1)],
+        [ctr("a"), ctr("b", replica=1), ctr("c", replica=-1)],
+        world(),
+        Plan(remove=(Remove(ctr("c", replica=-1), "scale-down"), Remove(ctr("b", replica=1), "scale-down"))),
+    ),
+    Case(
+        "scale-down-waits-for-consul",
+        [svc(replicas=1)],
+        [ctr("a"), ctr("b", replica=1)],
+        world(authoritative=False),
+        Plan(),
+    ),
+    Case(
+        "replicas-zero-removes-all",
+        [svc(replicas=0)],
+        [ctr("a")],
+        world(),
+        Plan(remove=(Remove(ctr("a"), "scale-down"),)),
+    ),
+    Case(
+        "stop-first-update-replaces",
+        [svc()],
+        [OLD],
+        world(),
+        Plan(replace=(Replace((OLD,), "web", 0, "c1", "update"),)),
+    ),
+    Case(
+        "start-first-update-starts-new-next-to-old",
+        [svc(**START_FIRST)],
+        [OLD],
+        world(),
+        Plan(create=(Create("web", 0, "c1", "surge"),), serving={("web", 0): "old"}, requeue_after=0.25),
+        check_serving=True,
+    ),
+    Case(
+        "start-first-with-old-stopped-just-replaces",
+        [svc(**START_FIRST)],
+        [replace(OLD, state="exited")],
+        world(),
+        Plan(replace=(Replace((replace(OLD, state="exited"),), "web", 0, "c1", "update"),)),
+    ),
+    Case(
+        "start-first-new-healthy-switches-serving-then-drains",
+        [svc(**START_FIRST)],
+        [OLD, NEW_HEALTHY],
+        world(healthy={"new": True}),
+        Plan(serving={("web", 0): "new"}, requeue_after=1.0),
+        check_serving=True,
+    ),
+    Case(
+        "start-first-old-removed-after-drain",
+        [svc(**START_FIRST)],
+        [OLD, NEW_HEALTHY],
+        world(healthy={"new": True}, promoted={"new": NOW - 1.5}),
+        Plan(remove=(Remove(OLD, "superseded"),), serving={("web", 0): "new"}),
+        check_serving=True,
+    ),
+    Case(
+        "start-first-not-yet-drained",
+        [svc(**START_FIRST)],
+        [OLD, NEW_HEALTHY],
+        world(healthy={"new": True}, promoted={"new": NOW - 0.25}),
+        Plan(serving={("web", 0): "new"}, requeue_after=0.75),
+        check_serving=True,
+    ),
+    Case(
+        "start-first-waits-for-health-old-keeps-serving",
+        [svc(**START_FIRST)],
+        [OLD, NEW_HEALTHY],
+        world(healthy={"new": False}),
+        Plan(serving={("web", 0): "old"}, requeue_after=0.25),
+        check_serving=True,
+    ),
+    Case(
+        "start-first-unhealthy-rolls-back",
+        [svc(**START_FIRST)],
+        [OLD, ctr("new", created_at=NOW - 11)],
+        world(healthy={"new": False}),
+        Plan(
+            remove=(Remove(ctr("new", created_at=NOW - 11), "rollback"),),
+            serving={("web", 0): "old"},
+            rollbacks=("web",),
+        ),
+        check_serving=True,
+    ),
+    Case(
+        "start-first-unhealthy-without-rollback-goes-ahead",
+        [svc(auto_rollback=False, **START_FIRST)],
+        [OLD, ctr("new", created_at=NOW - 11)],
+        world(healthy={"new": False}),
+        Plan(remove=(Remove(OLD, "superseded"),), serving={("web", 0): "new"}),
+        check_serving=True,
+    ),
+    Case(
+        "start-first-without-health-check-is-healthy-when-running",
+        [svc(strategy="start-first")],
+        [OLD, NEW_HEALTHY],
+        world(promoted={"new": NOW - 5}),
+        Plan(remove=(Remove(OLD, "superseded"),)),
+    ),
+    Case(
+        "start-first-new-crashed-within-timeout-is-started",
+        [svc(**START_FIRST)],
+        [OLD, ctr("new", state="exited", exit_code=1, created_at=NOW - 2)],
+        world(),
+        Plan(
+            start=(Start(ctr("new", state="exited", exit_code=1, created_at=NOW - 2), "stopped"),), requeue_after=0.25
+        ),
+    ),
+    Case(
+        "stop-first-leftover-old-next-to-current-is-removed",
+        [svc()],
+        [OLD, ctr("new")],
+        world(),
+        Plan(remove=(Remove(OLD, "superseded"),)),
+    ),
+    Case(
+        "update-waits-for-image-old-keeps-running",
+        [svc(image="app:3")],
+        [OLD],
+        world(),
+        Plan(pull=(Pull("web", "app:3"),), serving={("web", 0): "old"}),
+        check_serving=True,
+    ),
+    Case(
+        "no-update-while-assignments-from-cache",
+        [svc(**START_FIRST)],
+        [OLD],
+        world(authoritative=False),
+        Plan(serving={("web", 0): "old"}),
+        check_serving=True,
+    ),
+    Case(
+        "missing-replica-recreated-from-cache",
+        [svc(replicas=2)],
+        [ctr("a")],
+        world(authoritative=False),
+        Plan(create=(Create("web", 1, "c1", "missing"),)),
+    ),
+    Case(
+        "service-in-backoff-gets-nothing-new",
+        [svc(replicas=2)],
+        [ctr("a")],
+        world(service_hold=frozenset({"web"})),
+        Plan(),
+    ),
+    Case(
+        "update-of-service-in-backoff-waits",
+        [svc(**START_FIRST)],
+        [OLD],
+        world(service_hold=frozenset({"web"})),
+        Plan(),
+    ),
+    Case(
+        "policy-refusal-keeps-old-creates-nothing",
+        [svc(hold=Note("PolicyRefused", "privileged"))],
+        [OLD],
+        world(),
+        Plan(),
+    ),
+    Case(
+        "policy-refusal-fresh-service-creates-nothing",
+        [svc(hold=Note("PolicyRefused", "privileged"))],
+        [],
+        world(),
+        Plan(),
+    ),
+    Case("unknown-config-keeps-running-container", [svc(config_hash=None)], [OLD], world(), Plan()),
+    Case(
+        "unknown-config-still-restarts-stopped-container",
+        [svc(config_hash=None)],
+        [replace(OLD, state="exited")],
+        world(),
+        Plan(start=(Start(replace(OLD, state="exited"), "stopped"),)),
+    ),
+    Case(
+        "duplicate-of-current-config-is-removed",
+        [svc()],
+        [ctr("a"), ctr("b", state="exited", created_at=NOW - 200)],
+        world(),
+        Plan(remove=(Remove(ctr("b", state="exited", created_at=NOW - 200), "duplicate"),)),
+    ),
+    Case(
+        "container-being-removed-is-ignored",
+        [svc()],
+        [ctr("a"), ctr("b", replica=1, state="removing")],
+        world(),
+        Plan(),
+    ),
+    Case(
+        "two-services-are-independent",
+        [svc("a"), svc("b", image="app:9")],
+        [],
+        world(),
+        Plan(pull=(Pull("b", "app:9"),), create=(Create("a", 0, "c1", "missing"),)),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_plan(case: Case) -> None:
+    got = plan({s.name: s for s in case.desired}, case.containers, case.world)
+    assert got.pull == case.expect.pull
+    assert got.create == case.expect.create
+    assert got.start == case.expect.start
+    assert got.remove == case.expect.remove
+    assert got.replace == case.expect.replace
+    assert got.rollbacks == case.expect.rollbacks
+    if case.expect.requeue_after is not None or got.requeue_after is not None:
+        assert got.requeue_after == pytest.approx(case.expect.requeue_after)
+    if case.check_serving:
+        assert dict(got.serving) == dict(case.expect.serving)
+    if case.expect.notes:
+        assert dict(got.notes) == dict(case.expect.notes)
+
+
+def test_plan_is_deterministic_and_leaves_inputs_alone() -> None:
+    containers = [OLD, NEW_HEALTHY, ctr("x", service="gone")]
+    snapshot = list(containers)
+    desired = {"web": svc(**START_FIRST)}
+    first = plan(desired, containers, world(healthy={"new": True}))
+    second = plan(desired, containers, world(healthy={"new": True}))
+    assert first == second
+    assert containers == snapshot
+
+
+@pytest.mark.parametrize(
+    ("situation", "reason"),
+    [
+        ("updating", "Updating"),
+        ("rollback", "UpdateFailed"),
+        ("no-rollback", "Unhealthy"),
+    ],
+)
+def test_notes_name_the_update_state(situation: str, reason: str) -> None:
+    created = NOW - 2 if situation == "updating" else NOW - 11
+    desired = svc(auto_rollback=situation != "no-rollback", **START_FIRST)
+    got = plan({"web": desired}, [OLD, ctr("new", created_at=created)], world(healthy={"new": False}))
+    assert got.notes["web"].reason == reason

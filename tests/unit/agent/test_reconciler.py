@@ -1,0 +1,355 @@
+"""The reconcile pass with in-memory fakes for Docker and Consul (the real ones are exercised in
+tests/integration/agent): cache on uncertainty, error isolation, secrets, write-on-change, state file."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshop.agent.executor import Executor
+from meshop.agent.observed import ObservedWriter
+from meshop.agent.plan import Container
+from meshop.agent.puller import Puller
+from meshop.agent.reconciler import AgentSettings, NodeReconciler
+from meshop.agent.registrations import ReplicaRegistrar
+from meshop.agent.runtime import ContainerConfig, EngineInfo, ImagePullFailed, VolumeInfo
+from meshop.agent.statefile import StateFile
+from meshop.consul.services import Registration
+from meshop.consul.store import Entry, Listing, TxnOp
+from meshop.errors import ConsulUnavailable, DriverError
+from meshop.model import ServiceSpec, keys, spec_hash
+from meshop.model.records import Assignment, Observed, dumps, loads_json
+
+NODE = "n1"
+SLEEP = {"image": "img:1", "command": ["/bin/sleep"], "args": ["60"]}
+
+
+@dataclass
+class FakeRuntime:
+    containers: dict[str, Container] = field(default_factory=dict)
+    images: set[str] = field(default_factory=lambda: {"img:1"})
+    fail_create: set[str] = field(default_factory=set)
+    configs: list[ContainerConfig] = field(default_factory=list)
+    attempts: list[str] = field(default_factory=list)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def list_managed(self) -> list[Container]:
+        return list(self.containers.values())
+
+    def image_present(self, image: str) -> bool:
+        return image in self.images
+
+    def pull(self, image: str) -> None:
+        raise ImagePullFailed(f"no {image}")
+
+    def create_and_start(self, config: ContainerConfig) -> str:
+        labels = config.labels
+        with self._lock:
+            self.attempts.append(labels["meshop.service"])
+            if labels["meshop.service"] in self.fail_create:
+                raise DriverError(f"creating {config.name} failed: boom")
+            cid = f"id{next(self._ids):04d}"
+            self.configs.append(config)
+            self.containers[cid] = Container(
+                id=cid,
+                name=config.name,
+                service=labels["meshop.service"],
+                replica=int(labels["meshop.replica"]),
+                spec_hash=labels["meshop.spec-hash"],
+                config_hash=labels["meshop.config-hash"],
+                generation=int(labels["meshop.generation"]),
+                image=config.image,
+                state="running",
+                created_at=1.0,
+                started_at=1.0,
+            )
+        return cid
+
+    def start(self, container_id: str) -> None:
+        self.containers[container_id] = replace(self.containers[container_id], state="running")
+
+    def remove(self, container_id: str, grace: float) -> None:
+        with self._lock:
+            self.containers.pop(container_id, None)
+
+    def list_volumes(self) -> list[VolumeInfo]:
+        return []
+
+    def remove_volume(self, name: str) -> bool:
+        return False
+
+    def info(self) -> EngineInfo:
+        return EngineInfo(2, 2**30)
+
+    def events(self) -> Any:
+        raise NotImplementedError
+
+
+@dataclass
+class FakeStore:
+    data: dict[str, bytes] = field(default_factory=dict)
+    down: bool = False
+    writes: int = 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise ConsulUnavailable("Consul at http://127.0.0.1:1 is unreachable (test)")
+
+    def list(self, prefix: str, index: int = 0, wait: str | None = None) -> Listing:
+        self._check()
+        entries = tuple(Entry(k, v, 1) for k, v in sorted(self.data.items()) if k.startswith(prefix))
+        return Listing(1, entries)
+
+    def get(self, key: str) -> Entry | None:
+        self._check()
+        return Entry(key, self.data[key], 1) if key in self.data else None
+
+    def put(self, key: str, value: bytes | str) -> None:
+        self._check()
+        self.writes += 1
+        self.data[key] = value.encode() if isinstance(value, str) else value
+
+    def transact(self, ops: Sequence[TxnOp]) -> None:
+        self._check()
+        for op in ops:
+            self.writes += 1
+            if op.verb == "set":
+                assert op.value is not None
+                self.data[op.key] = op.value
+            elif op.verb == "delete":
+                self.data.pop(op.key, None)
+
+
+@dataclass
+class FakeServices:
+    store: FakeStore
+    registered: dict[str, Registration] = field(default_factory=dict)
+
+    def local(self) -> dict[str, dict]:
+        self.store._check()
+        return {
+            sid: {"Service": r.name, "Address": r.address, "Port": r.port, "Meta": dict(r.meta)}
+            for sid, r in self.registered.items()
+        }
+
+    def register(self, reg: Registration) -> None:
+        self.store._check()
+        self.registered[reg.service_id] = reg
+
+    def deregister(self, service_id: str) -> None:
+        self.store._check()
+        self.registered.pop(service_id, None)
+
+
+@dataclass
+class FakeSecrets:
+    values: dict[str, str] = field(default_factory=dict)
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+
+class FakeMonitor:
+    def update(self, targets: Mapping[str, Any]) -> None:
+        self.targets = dict(targets)
+
+    def results(self) -> dict[str, bool]:
+        return {}
+
+
+@dataclass
+class Rig:
+    runtime: FakeRuntime
+    store: FakeStore
+    services: FakeServices
+    secrets: FakeSecrets
+    reconciler: NodeReconciler
+
+    def assign(self, service: str, spec: dict[str, Any], replicas: int = 1, raw: bytes | None = None) -> Assignment:
+        resolved = ServiceSpec.from_dict(spec)
+        assignment = Assignment(service, NODE, replicas, 1, spec_hash(resolved), resolved.to_dict())
+        self.store.data[keys.assignment(NODE, service)] = raw if raw is not None else dumps(assignment).encode()
+        return assignment
+
+    def observed(self, service: str) -> Observed | None:
+        value = self.store.data.get(keys.observed(NODE, service))
+        return Observed.from_dict(loads_json(value)) if value else None
+
+    def settle(self, passes: int = 4) -> None:
+        for _ in range(passes):
+            self.reconciler.reconcile()
+
+
+def make_rig(tmp_path: Path | None = None, runtime: FakeRuntime | None = None, store: FakeStore | None = None) -> Rig:
+    runtime = runtime or FakeRuntime()
+    store = store or FakeStore()
+    services = FakeServices(store)
+    secrets = FakeSecrets()
+    executor = Executor(runtime, Puller(runtime, lambda: None), grace=0)
+    reconciler = NodeReconciler(
+        AgentSettings(node=NODE, advertise_addr="10.0.0.1", drain=0.0),
+        store,  # type: ignore[arg-type]
+        runtime,
+        executor,
+        ReplicaRegistrar(services, NODE),  # type: ignore[arg-type]
+        FakeMonitor(),  # type: ignore[arg-type]
+        ObservedWriter(store, NODE),  # type: ignore[arg-type]
+        secrets,  # type: ignore[arg-type]
+        StateFile(tmp_path, NODE) if tmp_path else None,
+    )
+    return Rig(runtime, store, services, secrets, reconciler)
+
+
+def test_a_pass_creates_then_registers_and_reports() -> None:
+    rig = make_rig()
+    rig.assign("web", {**SLEEP, "ports": [{"name": "http", "container": 80}]}, replicas=2)
+    assert rig.reconciler.reconcile() == pytest.approx(0.05)  # acted: look again soon
+    assert sorted((c.service, c.replica) for c in rig.runtime.containers.values()) == [("web", 0), ("web", 1)]
+    rig.settle()
+    assert set(rig.services.registered) == {"meshop-n1-web-0", "meshop-n1-web-1"}
+    reg = rig.services.registered["meshop-n1-web-0"]
+    assert reg.address == "10.0.0.1" and reg.meta["node"] == NODE and reg.meta["replica"] == "0"
+    record = rig.observed("web")
+    assert record is not None and record.ready == 2 and record.reason == ""
+    assert rig.reconciler.reconcile() is None  # converged: nothing to come back for
+
+
+def test_observed_state_is_written_only_when_it_changes() -> None:
+    rig = make_rig()
+    rig.assign("web", SLEEP)
+    rig.settle()
+    writes = rig.store.writes
+    rig.settle(5)
+    assert rig.store.writes == writes
+
+
+def test_consul_down_keeps_everything_repairs_from_memory_and_fails_the_pass() -> None:
+    rig = make_rig()
+    rig.assign("web", SLEEP, replicas=2)
+    rig.settle()
+    orphan = Container("x", "x", "gone", 0, "h", "h", 1, "img:1", "running")
+    rig.runtime.containers["x"] = orphan
+    victim = next(iter(rig.runtime.containers))
+    del rig.runtime.containers[victim]
+    rig.store.down = True
+    with pytest.raises(ConsulUnavailable):
+        rig.reconciler.reconcile()
+    assert not rig.reconciler.authoritative
+    assert "x" in rig.runtime.containers  # no deletion on uncertainty
+    assert sorted(c.replica for c in rig.runtime.containers.values() if c.service == "web") == [0, 1]  # repaired
+    rig.store.down = False
+    rig.settle()
+    assert "x" not in rig.runtime.containers  # once Consul answers, the orphan goes
+
+
+def test_restarted_agent_with_consul_down_uses_the_state_file(tmp_path: Path) -> None:
+    first = make_rig(tmp_path)
+    first.assign("web", SLEEP)
+    first.settle()
+    assert (tmp_path / f"assignments-{NODE}.json").exists()
+    first.runtime.containers.clear()
+    second = make_rig(tmp_path, runtime=first.runtime, store=FakeStore(down=True))
+    with pytest.raises(ConsulUnavailable):
+        second.reconciler.reconcile()
+    assert [c.service for c in first.runtime.containers.values()] == ["web"]
+
+
+def test_one_failing_service_does_not_block_another_and_backs_off() -> None:
+    runtime = FakeRuntime(fail_create={"bad"})
+    rig = make_rig(runtime=runtime)
+    rig.assign("bad", SLEEP)
+    rig.assign("good", SLEEP)
+    rig.settle(3)
+    assert [c.service for c in runtime.containers.values()] == ["good"]
+    assert runtime.attempts.count("bad") == 1  # held in backoff, not retried on every pass
+    record = rig.observed("bad")
+    assert record is not None and record.reason == "CreateFailed" and "boom" in record.error
+    assert rig.reconciler.services.held(rig.reconciler.clock()) == frozenset({"bad"})
+    assert rig.reconciler.reconcile() is not None  # it asks to come back when the backoff ends
+
+
+def test_unreadable_assignment_keeps_the_containers_it_had() -> None:
+    rig = make_rig()
+    rig.assign("web", SLEEP)
+    rig.settle()
+    before = set(rig.runtime.containers)
+    rig.assign("web", SLEEP, raw=b"{not json")
+    rig.settle()
+    assert set(rig.runtime.containers) == before
+    record = rig.observed("web")
+    assert record is not None and record.reason == "InvalidAssignment"
+
+
+def test_invalid_spec_is_refused_before_it_reaches_docker() -> None:
+    rig = make_rig()
+    rig.assign("web", {**SLEEP, "image": "not a valid image ref!"})
+    rig.settle()
+    assert rig.runtime.attempts == []
+    record = rig.observed("web")
+    assert record is not None and record.reason == "InvalidAssignment" and "image" in record.error
+
+
+def test_secret_is_resolved_into_the_env_and_a_change_rolls_the_container() -> None:
+    rig = make_rig()
+    rig.secrets.values["vault/pw"] = "pw-alpha"
+    assignment = rig.assign("web", {**SLEEP, "env": [{"name": "PW", "valueFrom": {"consulKey": "vault/pw"}}]})
+    rig.settle()
+    (first,) = rig.runtime.containers.values()
+    assert rig.runtime.configs[-1].env == ("PW=pw-alpha",)
+    assert first.spec_hash == assignment.spec_hash and first.config_hash != assignment.spec_hash
+    rig.secrets.values["vault/pw"] = "pw-beta"
+    rig.settle(6)
+    (second,) = rig.runtime.containers.values()
+    assert second.config_hash != first.config_hash and rig.runtime.configs[-1].env == ("PW=pw-beta",)
+    assert "pw-alpha" not in str(rig.store.data) and "pw-beta" not in str(rig.store.data)
+
+
+def test_unassigned_service_observed_record_is_deleted_after_its_containers() -> None:
+    rig = make_rig()
+    rig.assign("web", SLEEP)
+    rig.settle()
+    assert rig.observed("web") is not None
+    del rig.store.data[keys.assignment(NODE, "web")]
+    rig.settle()
+    assert rig.runtime.containers == {}
+    assert rig.observed("web") is None
+    assert rig.services.registered == {}
+
+
+def test_consul_that_comes_back_empty_gets_observed_state_rewritten() -> None:
+    rig = make_rig()
+    rig.assign("web", SLEEP)
+    rig.settle()
+    rig.store.down = True
+    with pytest.raises(ConsulUnavailable):
+        rig.reconciler.reconcile()
+    # a -dev Consul restarted without its data; the controller writes the assignment again
+    rig.store.data.clear()
+    rig.store.down = False
+    rig.assign("web", SLEEP)
+    rig.settle()
+    record = rig.observed("web")
+    assert record is not None and record.ready == 1
+
+
+def test_docker_unreachable_fails_softly_and_is_reported() -> None:
+    rig = make_rig()
+    rig.assign("web", SLEEP)
+    rig.settle()
+
+    def broken() -> list[Container]:
+        raise DriverError("listing containers failed: Docker engine unreachable")
+
+    rig.runtime.list_managed = broken  # type: ignore[method-assign]
+    assert rig.reconciler.reconcile() == pytest.approx(2.0)
+    assert rig.reconciler.driver_error and "unreachable" in rig.reconciler.driver_error
+    del rig.runtime.list_managed  # back to the class's method
+    rig.settle(1)
+    assert rig.reconciler.driver_error is None
