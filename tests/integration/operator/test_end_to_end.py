@@ -17,8 +17,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("meshop.agent.daemon", reason="needs the node agent (branch agent) merged")
-
 from meshop.consul.services import Services
 from meshop.consul.store import KVStore
 from meshop.model import keys
