@@ -195,7 +195,7 @@ def test_deleting_the_document_removes_assignments_routes_and_status(
     assert placement_of(store, "other") != {} and status_of(store, "other") is not None
 
 
-def test_a_one_broken_document_does_not_block_the_others(
+def test_one_broken_document_does_not_block_the_others(
     store: KVStore, sim_nodes: Callable[..., SimNode], controllers: Callable[..., Controller]
 ) -> None:
     n1 = sim_nodes("n1", memory=1024**3)
