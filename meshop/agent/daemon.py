@@ -23,6 +23,7 @@ from meshop.agent.docker_driver import DockerDriver
 from meshop.agent.events import DockerEventsWatcher
 from meshop.agent.executor import Executor
 from meshop.agent.health import HealthMonitor
+from meshop.agent.node_caddy import CaddyOptions, NodeCaddy
 from meshop.agent.observed import ObservedWriter
 from meshop.agent.presence import NodePresence
 from meshop.agent.puller import Puller
@@ -56,6 +57,7 @@ class DaemonOptions:
     ttl: float = 10.0
     heartbeat: float = 3.0
     workers: int = 16
+    caddy: CaddyOptions | None = None  # the node's Caddy for routes; None: the agent routes nothing
 
 
 class AgentDaemon:
@@ -73,6 +75,9 @@ class AgentDaemon:
         self.puller = Puller(self.runtime, lambda: self.wakeup.notify("pull"))
         self.executor = Executor(self.runtime, self.puller, grace=self.settings.stop_grace, workers=options.workers)
         self.registrar = ReplicaRegistrar(self.services, self.node)
+        self.caddy = (
+            NodeCaddy(options.caddy, self.settings.probe_host, self.settings.advertise_addr) if options.caddy else None
+        )
         self.reconciler = NodeReconciler(
             self.settings,
             self.store,
@@ -83,6 +88,7 @@ class AgentDaemon:
             ObservedWriter(self.store, self.node),
             SecretReader(options.consul, self.store.client),
             StateFile(options.state_dir, self.node) if options.state_dir else None,
+            ingress=self.caddy.ingress if self.caddy else None,
         )
         self.loop = ReconcileLoop("agent", self.reconciler.reconcile, self.wakeup, resync=options.resync)
         self.status: StatusServer | None = None
@@ -100,6 +106,7 @@ class AgentDaemon:
             version=__version__,
             started_at=self.started_at,
             metrics_addr=self.status.address if self.status else "",
+            ingress_port=self.options.caddy.ingress_port if self.options.caddy else 0,
         )
 
     def ready(self) -> tuple[bool, str]:
@@ -123,6 +130,8 @@ class AgentDaemon:
         elif self.options.metrics_addr:
             self.status = StatusServer(self.options.metrics_addr, self.ready).start()
             log.info("metrics and health on http://%s", self.status.address)
+        if self.caddy is not None:
+            self.caddy.start()  # before the first pass, which loads the routes into it
         self.monitor.start()
         self.presence = NodePresence(
             self.store,
@@ -162,6 +171,8 @@ class AgentDaemon:
         self.monitor.stop()
         self.puller.stop()
         self.executor.stop()
+        if self.caddy is not None:
+            self.caddy.stop()
         if self.presence:
             self.presence.stop(deregister=True)
         if self.status and self._own_status:

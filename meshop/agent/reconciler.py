@@ -24,6 +24,7 @@ from meshop.agent.desired import check_assignment, container_config, desired_ser
 from meshop.agent.executor import ApplyResult, Executor
 from meshop.agent.health import HealthMonitor, ProbeTarget
 from meshop.agent.holds import Holds
+from meshop.agent.ingress_sync import NodeIngress
 from meshop.agent.observed import ObservedWriter
 from meshop.agent.plan import (
     Container,
@@ -98,6 +99,7 @@ class NodeReconciler:
         secrets: SecretReader,
         state: StateFile | None = None,
         clock: Callable[[], float] = time.time,
+        ingress: NodeIngress | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -109,6 +111,7 @@ class NodeReconciler:
         self.secrets = secrets
         self.state = state
         self.clock = clock
+        self.ingress = ingress
         self.node = settings.node
         self.cached: dict[str, Assignment] | None = state.load() if state else None
         self.authoritative = False
@@ -154,7 +157,7 @@ class NodeReconciler:
             authoritative=self.authoritative,
             images=images,
             healthy=healthy,
-            promoted=dict(self.registrar.promoted),
+            promoted=self._promoted(),
             restart_hold=self.restarts.held(now),
             service_hold=self.services.held(now),
             drain=self.settings.drain,
@@ -168,6 +171,7 @@ class NodeReconciler:
             except ConsulError as exc:
                 metrics.consul_errors_total.labels("agent", "registrations").inc()
                 consul_error = consul_error or exc
+        self._sync_ingress(current, containers, parsed, healthy)
         result = self.executor.apply(current, self._builder(parsed, secrets))
         self._account(current, result, containers, desired, now)
         self._update_probes(containers, parsed)
@@ -186,7 +190,12 @@ class NodeReconciler:
             return AFTER_CHANGE
         delays = [
             d
-            for d in (current.requeue_after, self.services.next_release(now), self.restarts.next_release(now))
+            for d in (
+                current.requeue_after,
+                self.services.next_release(now),
+                self.restarts.next_release(now),
+                self.ingress.next_retry(now) if self.ingress else None,
+            )
             if d is not None
         ]
         return max(AFTER_CHANGE, min(delays)) if delays else None
@@ -284,6 +293,25 @@ class NodeReconciler:
 
         return build
 
+    # -- node Caddy ----------------------------------------------------------------------------------
+
+    def _promoted(self) -> dict[str, float]:
+        """When each serving container took over; a routed one only once the node's Caddy sends it traffic."""
+        promoted = dict(self.registrar.promoted)
+        return self.ingress.gate(promoted) if self.ingress else promoted
+
+    def _sync_ingress(
+        self, current: Plan, containers: list[Container], parsed: Mapping[str, _Parsed], healthy: Mapping[str, bool]
+    ) -> None:
+        """Point the node Caddy's routes at the containers the plan serves, before any action removes one."""
+        if self.ingress is None:
+            return
+        specs = {name: item.spec for name, item in parsed.items() if item.spec is not None}
+        try:
+            self.ingress.follow(specs, current.serving, containers, healthy, self.clock())
+        except Exception:  # a routing bug must not stop the containers' reconcile
+            log.exception("syncing the node Caddy's routes failed")
+
     # -- Consul side ---------------------------------------------------------------------------------
 
     def _sync_registrations(
@@ -330,6 +358,7 @@ class NodeReconciler:
                 or (item.note if item else None)
                 or (svc.hold if svc else None)
                 or self._errors.get(name)
+                or (self.ingress.errors.get(name) if self.ingress else None)
                 or current.notes.get(name)
             )
             records[name] = observed_record(

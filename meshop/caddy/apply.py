@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from meshop import metrics
 from meshop.caddy.admin import CaddyAdmin, CaddyRejected
@@ -20,18 +21,22 @@ class ConfigApplier:
         self.managed = managed
         self.last_good: str | None = None
 
-    def apply(self, caddyfile: str) -> bool:
+    def apply(self, caddyfile: str, *, force: bool = False, restore: Callable[[], None] | None = None) -> bool:
         """Load ``caddyfile`` unless it is what already serves; True when something was loaded.
 
         On refusal raises ``CaddyRejected``; the previous config keeps serving. When the refusal is the
         half-started-listener bug and meshop runs this Caddy, Caddy is restarted on the last good config.
+        ``force`` loads even an unchanged text (files it imports may have changed); ``restore`` is called
+        on refusal before anything else, to put those files back, so a restart reads the good ones.
         """
-        if caddyfile == self.last_good:
+        if caddyfile == self.last_good and not force:
             return False
         try:
             self.admin.load(caddyfile)
         except CaddyRejected as exc:
             metrics.caddy_reloads_total.labels(self.component, "rejected").inc()
+            if restore is not None:
+                restore()
             if exc.needs_restart:
                 self._recover(exc)
             raise

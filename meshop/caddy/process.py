@@ -40,6 +40,7 @@ class ManagedCaddy:
 
     def start(self, admin: CaddyAdmin, timeout: float = 20.0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.stop_stale()
         if not self.caddyfile.exists():
             self.caddyfile.write_text(self.initial_config)
         with open(self.logfile, "ab") as log:
@@ -82,6 +83,32 @@ class ManagedCaddy:
             self.process.wait(5)
         self.pidfile.unlink(missing_ok=True)
 
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop_stale(self, timeout: float = 10.0) -> None:
+        """Stop a Caddy that a killed meshop left running on this folder: the PID in ``caddy.pid``, and
+        only when that process is a Caddy running this folder's Caddyfile (a reused PID is left alone)."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return
+        if str(self.caddyfile).encode() not in cmdline or not any(b"caddy" in part for part in cmdline[:1]):
+            return
+        if self.process is not None and self.process.pid == pid:
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _running(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.pidfile.unlink(missing_ok=True)
+
     @property
     def ca_root(self) -> Path:
         """Where ``tls internal`` keeps its root certificate (to trust it in tests and the demo)."""
@@ -92,3 +119,12 @@ class ManagedCaddy:
             return " | ".join(self.logfile.read_text(errors="replace").splitlines()[-5:])
         except OSError:
             return ""
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (an exited child nobody reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]

@@ -40,11 +40,27 @@ class Site:
     comment: str = ""
 
 
-def render_site(site: Site, *, scheme: str, bind: Sequence[str], tls: str | None, proxy: ProxyOptions) -> str:
-    """One site block. ``scheme`` "http" serves plain HTTP on the http_port; "https" lets Caddy do TLS."""
+def render_site(
+    site: Site,
+    *,
+    scheme: str,
+    bind: Sequence[str],
+    tls: str | None,
+    proxy: ProxyOptions,
+    port: int | None = None,
+    abort_on_error: bool = False,
+) -> str:
+    """One site block. ``scheme`` "http" serves plain HTTP on the http_port; "https" lets Caddy do TLS.
+
+    ``port`` puts the listener in the site address itself (a node's snippets then need nothing from the
+    global options). ``abort_on_error`` closes the connection instead of answering 502 when no upstream
+    could be reached, so a proxy in front (the gateway) retries another node for idempotent requests.
+    """
     host = _safe_host(site.host)
     path = _safe_path(site.path)
     address = f"http://{host}" if scheme == "http" else host
+    if port is not None:
+        address = f"{address}:{_port(port)}"
     lines = []
     if site.comment:
         lines.append(f"# {_safe_comment(site.comment)}")
@@ -64,7 +80,24 @@ def render_site(site: Site, *, scheme: str, bind: Sequence[str], tls: str | None
         lines.append("\thandle {")
         lines.append('\t\trespond "meshop: no route" 404')
         lines.append("\t}")
+    if abort_on_error:
+        lines.extend(["\thandle_errors {", "\t\tabort", "\t}"])
     lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render_fallback(port: int, bind: Sequence[str], comment: str = "") -> str:
+    """A catch-all plain-HTTP site on ``port`` that closes the connection for every host without a site.
+
+    A node keeps its listener while it routes nothing, and a gateway that reaches a node which no longer
+    (or not yet) serves a host sees a dropped connection, which it retries on another node, instead of
+    Caddy's default empty ``200``.
+    """
+    lines = [f"# {_safe_comment(comment)}"] if comment else []
+    lines.append(f"http://:{_port(port)} {{")
+    if bind:
+        lines.append(f"\tbind {' '.join(_safe_bind(b) for b in bind)}")
+    lines.extend(["\tabort", "}"])
     return "\n".join(lines) + "\n"
 
 
@@ -114,6 +147,11 @@ def render_global(
         lines.append(f"\tauto_https {_choice(auto_https, {'off', 'disable_redirects'})}")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def render_import(folder: str) -> str:
+    """``import <folder>/*.caddy``: how a node's Caddyfile pulls in the snippet files the agent writes."""
+    return f"import {_safe_fs_path(folder.rstrip('/'))}/*.caddy\n"
 
 
 class UnsafeValue(ValueError):

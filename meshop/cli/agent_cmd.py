@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from pathlib import Path
 
 import click
 
 from meshop.agent.daemon import AgentDaemon, DaemonOptions
 from meshop.agent.labels import is_label
+from meshop.agent.node_caddy import CaddyOptions
 from meshop.agent.reconciler import AgentSettings
 from meshop.cli.context import CliContext
 from meshop.daemon import run_daemon
 from meshop.logs import setup_logging
 from meshop.model import Policy
+
+log = logging.getLogger(__name__)
 
 
 def parse_labels(text: str) -> dict[str, str]:
@@ -24,6 +29,49 @@ def parse_labels(text: str) -> dict[str, str]:
             raise click.BadParameter(f"{item!r} is not key=value", param_hint="--labels")
         labels[key.strip()] = value.strip()
     return labels
+
+
+def caddy_options(
+    caddy_dir: Path | None,
+    caddy_admin: str | None,
+    caddy_config: Path | None,
+    caddy_snippets: Path | None,
+    caddy_bin: str,
+    ingress_port: int | None,
+    ingress_bind: tuple[str, ...],
+    settings: AgentSettings,
+) -> CaddyOptions | None:
+    """The node Caddy flags -> options; None without any (the agent then routes nothing, as before)."""
+    if not (caddy_dir or caddy_admin or caddy_config or caddy_snippets):
+        if ingress_port:
+            raise click.BadParameter("needs --caddy-dir or a Caddy of your own", param_hint="--ingress-port")
+        return None
+    if not ingress_port:
+        raise click.BadParameter("required with --caddy-dir / --caddy-admin", param_hint="--ingress-port")
+    for address in ingress_bind:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise click.BadParameter(f"{address!r} is not an IP address", param_hint="--ingress-bind") from None
+    options = CaddyOptions(
+        ingress_port=ingress_port,
+        ingress_bind=tuple(ingress_bind),
+        directory=caddy_dir.resolve() if caddy_dir else None,
+        admin=caddy_admin,
+        config=caddy_config.resolve() if caddy_config else None,
+        snippets=caddy_snippets.resolve() if caddy_snippets else None,
+        caddy_bin=caddy_bin,
+    )
+    options.check()
+    if settings.advertise_addr not in ingress_bind and not {"0.0.0.0", "::"} & set(ingress_bind):
+        log.warning(
+            "the gateway reaches this node at %s:%d, but its routes listen on %s only: set --ingress-bind %s",
+            settings.advertise_addr,
+            ingress_port,
+            ", ".join(ingress_bind),
+            settings.advertise_addr,
+        )
+    return options
 
 
 @click.group()
@@ -71,6 +119,36 @@ def agent() -> None:
 @click.option("--allow-privileged", is_flag=True, help="Run privileged containers.")
 @click.option("--allow-host-network", is_flag=True, help="Run containers with host networking.")
 @click.option("--allow-bind-mounts", is_flag=True, help="Mount host paths into containers.")
+@click.option(
+    "--caddy-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run the node's Caddy for routes, with its state here (admin API on DIR/admin.sock).",
+)
+@click.option("--caddy-admin", metavar="ADDR", help="A Caddy you run: its admin API (unix//PATH or 127.0.0.1:PORT).")
+@click.option(
+    "--caddy-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A Caddy you run: its Caddyfile, which imports --caddy-snippets/*.caddy.",
+)
+@click.option(
+    "--caddy-snippets",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A Caddy you run: the folder the agent writes route snippets into.",
+)
+@click.option("--caddy-bin", default="caddy", show_default=True, help="Caddy binary for --caddy-dir.")
+@click.option(
+    "--ingress-port",
+    type=click.IntRange(1, 65535),
+    help="The node Caddy's HTTP port for routes (required with a Caddy; the gateway proxies to it).",
+)
+@click.option(
+    "--ingress-bind",
+    "ingress_bind",
+    multiple=True,
+    default=["127.0.0.1"],
+    show_default=True,
+    help="Address the routes listen on (repeat); production: the tailnet address.",
+)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
@@ -91,6 +169,13 @@ def run(
     allow_privileged: bool,
     allow_host_network: bool,
     allow_bind_mounts: bool,
+    caddy_dir: Path | None,
+    caddy_admin: str | None,
+    caddy_config: Path | None,
+    caddy_snippets: Path | None,
+    caddy_bin: str,
+    ingress_port: int | None,
+    ingress_bind: tuple[str, ...],
     log_format: str,
     log_level: str,
 ) -> None:
@@ -113,8 +198,12 @@ def run(
         drain=drain,
         stop_grace=stop_grace,
     )
+    caddy = caddy_options(
+        caddy_dir, caddy_admin, caddy_config, caddy_snippets, caddy_bin, ingress_port, ingress_bind, settings
+    )
     options = DaemonOptions(
         settings=settings,
+        caddy=caddy,
         consul=obj.consul,
         docker_host=docker_host or None,
         state_dir=state_dir,

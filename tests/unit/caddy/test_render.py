@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from meshop.caddy.render import ProxyOptions, Site, UnsafeValue, render_global, render_site
+from meshop.caddy.render import (
+    ProxyOptions,
+    Site,
+    UnsafeValue,
+    render_fallback,
+    render_global,
+    render_import,
+    render_site,
+)
 
 PROXY = ProxyOptions()
 
@@ -107,3 +115,25 @@ def test_global_block_always_sets_admin_and_never_installs_trust() -> None:
         render_global(admin="0.0.0.0:2019 {\n}")
     with pytest.raises(UnsafeValue):
         render_global(admin="unix//x", email="a@b.com\n}")
+
+
+def test_node_site_carries_its_port_and_drops_the_connection_when_no_upstream_answers() -> None:
+    site = Site("web.example.com", "/", ("127.0.0.1:40000",))
+    text = render_site(site, scheme="http", bind=("127.0.0.1",), tls=None, proxy=PROXY, port=8081, abort_on_error=True)
+    assert text.startswith("http://web.example.com:8081 {\n\tbind 127.0.0.1\n")
+    assert text.endswith("\thandle_errors {\n\t\tabort\n\t}\n}\n")
+    gateway = render_site(site, scheme="http", bind=(), tls=None, proxy=PROXY)
+    assert "handle_errors" not in gateway and gateway.startswith("http://web.example.com {")
+    with pytest.raises(UnsafeValue):
+        render_site(site, scheme="http", bind=(), tls=None, proxy=PROXY, port=70000)
+
+
+def test_fallback_and_import_lines() -> None:
+    assert render_fallback(8081, ("127.0.0.1",)) == "http://:8081 {\n\tbind 127.0.0.1\n\tabort\n}\n"
+    assert render_fallback(80, (), "catch-all {evil}") == "# catch-all evil\nhttp://:80 {\n\tabort\n}\n"
+    assert render_import("/var/lib/meshop/caddy/sites/") == "import /var/lib/meshop/caddy/sites/*.caddy\n"
+    for bad in ("relative/sites", "/a b", "/x\nrespond 200", "/{$HOME}"):
+        with pytest.raises(UnsafeValue):
+            render_import(bad)
+    with pytest.raises(UnsafeValue):
+        render_fallback(0, ())

@@ -1,0 +1,134 @@
+"""What the node's own Caddy should serve, as a pure function of the assignments and the plan.
+
+For every assigned service with a ``route``, one snippet file (``meshop-svc-<service>.caddy``) with a
+plain-HTTP site for the route's host and path on the node's ingress port, proxying to the service's
+*local ready* replicas: the containers the plan serves (``Plan.serving``) that run and passed the
+agent's own health probe, at the host port published for the route's container port. A service with
+no ready local replica gets no file. ``meshop-ingress.caddy`` holds the catch-all site that keeps the
+listener open and drops connections for hosts this node does not serve, so the gateway retries another
+node instead of receiving an empty answer.
+
+Values come from specs that passed the model's validation, and ``meshop.caddy.render`` checks them
+again; a service whose values it refuses gets no file and an error (never a broken Caddyfile).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from meshop.agent.plan import Container, ReplicaKey
+from meshop.agent.registrations import host_port
+from meshop.caddy.render import ProxyOptions, Site, UnsafeValue, render_fallback, render_site
+from meshop.model import ServiceSpec
+
+FALLBACK_FILE = "meshop-ingress.caddy"
+SERVICE_PREFIX = "meshop-svc-"
+
+# Local upstreams are health-checked by the agent and leave the snippet as soon as they stop: Caddy only
+# retries a refused dial for a short while (a restarting container), then drops the connection.
+NODE_PROXY = ProxyOptions(try_duration="1s", try_interval="100ms", fail_duration="0s")
+
+
+def snippet_file(service: str) -> str:
+    return f"{SERVICE_PREFIX}{service}.caddy"
+
+
+def file_service(name: str) -> str | None:
+    """The service a snippet file belongs to; None for the catch-all file (it concerns every route)."""
+    if name.startswith(SERVICE_PREFIX) and name.endswith(".caddy"):
+        return name[len(SERVICE_PREFIX) : -len(".caddy")]
+    return None
+
+
+@dataclass(frozen=True)
+class IngressSettings:
+    """The node Caddy's HTTP listener for routes, and where the agent reaches its containers."""
+
+    port: int
+    bind: tuple[str, ...] = ("127.0.0.1",)
+    upstream_host: str = "127.0.0.1"  # the address container ports are published on (as the agent probes)
+    host_network_host: str = "127.0.0.1"  # where host-network containers listen (the advertise address)
+    proxy: ProxyOptions = NODE_PROXY
+
+
+@dataclass(frozen=True)
+class LocalRoute:
+    """One routed service on this node: its host and path, and the local containers that serve it."""
+
+    service: str
+    host: str
+    path: str
+    upstreams: tuple[tuple[str, str], ...] = ()  # (container id, "addr:port"), sorted by address
+
+    @property
+    def container_ids(self) -> frozenset[str]:
+        return frozenset(cid for cid, _ in self.upstreams)
+
+
+@dataclass(frozen=True)
+class IngressFiles:
+    files: dict[str, str] = field(default_factory=dict)  # file name -> text
+    refused: dict[str, str] = field(default_factory=dict)  # service -> why its values were refused
+
+
+def local_routes(
+    specs: Mapping[str, ServiceSpec],
+    serving: Mapping[ReplicaKey, str],
+    containers: Mapping[str, Container],
+    healthy: Mapping[str, bool],
+    settings: IngressSettings,
+) -> dict[str, LocalRoute]:
+    """Every routed service, with the ready containers among those the plan serves."""
+    found: dict[str, list[tuple[str, str]]] = {name: [] for name, spec in specs.items() if spec.route is not None}
+    for (service, _replica), container_id in sorted(serving.items()):
+        spec = specs.get(service)
+        container = containers.get(container_id)
+        if spec is None or spec.route is None or container is None or not container.running:
+            continue
+        if spec.health is not None and healthy.get(container_id) is not True:
+            continue
+        port = host_port(container, spec.route.port, "tcp", spec)
+        if not port:
+            continue
+        address = settings.host_network_host if spec.network_mode == "host" else settings.upstream_host
+        found[service].append((container_id, _join(address, port)))
+    routes = {}
+    for name, upstreams in found.items():
+        route = specs[name].route
+        assert route is not None
+        routes[name] = LocalRoute(name, route.host, route.path, tuple(sorted(upstreams, key=lambda u: (u[1], u[0]))))
+    return routes
+
+
+def render_ingress(routes: Mapping[str, LocalRoute], settings: IngressSettings) -> IngressFiles:
+    """The snippet files for ``routes``: the catch-all file, and one per service with a ready replica."""
+    files = {FALLBACK_FILE: render_fallback(settings.port, settings.bind, "rendered by meshop agent - catch-all")}
+    refused: dict[str, str] = {}
+    for name in sorted(routes):
+        route = routes[name]
+        if not route.upstreams:
+            continue
+        site = Site(
+            route.host,
+            route.path,
+            tuple(address for _, address in route.upstreams),
+            comment=f"rendered by meshop agent for service {name} - edits are overwritten",
+        )
+        try:
+            files[snippet_file(name)] = render_site(
+                site,
+                scheme="http",
+                bind=settings.bind,
+                tls=None,
+                proxy=settings.proxy,
+                port=settings.port,
+                abort_on_error=True,
+            )
+        except UnsafeValue as exc:
+            refused[name] = str(exc)
+    return IngressFiles(files, refused)
+
+
+def _join(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"

@@ -1,0 +1,143 @@
+"""The node's Caddy as the agent sees it: one meshop runs itself (``--caddy-dir``) or one the operator runs
+(``--caddy-admin``, ``--caddy-config``, ``--caddy-snippets``), wired to a ``NodeIngress``.
+
+With ``--caddy-dir DIR`` meshop writes ``DIR/Caddyfile`` (admin API on the unix socket ``DIR/admin.sock``,
+``import DIR/sites/*.caddy``), starts ``caddy run`` on it (PID in ``DIR/caddy.pid``) and stops it by that
+PID when the agent stops. With a Caddy of your own, the agent loads your Caddyfile (read from disk at each
+reload) through its admin API; that file must import the snippet folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from meshop.agent.ingress import IngressSettings
+from meshop.agent.ingress_sync import NodeIngress
+from meshop.caddy.admin import CaddyAdmin
+from meshop.caddy.apply import ConfigApplier
+from meshop.caddy.process import ManagedCaddy
+from meshop.caddy.render import render_global, render_import
+from meshop.caddy.snippet_dir import SnippetDir
+from meshop.errors import DriverError, MeshopError
+
+log = logging.getLogger(__name__)
+
+MAX_SOCKET_PATH = 107  # sun_path is 108 bytes with its terminating NUL
+
+
+@dataclass(frozen=True)
+class CaddyOptions:
+    """``directory`` (meshop runs Caddy) or ``admin`` + ``config`` + ``snippets`` (you run it)."""
+
+    ingress_port: int
+    ingress_bind: tuple[str, ...] = ("127.0.0.1",)
+    directory: Path | None = None
+    admin: str | None = None
+    config: Path | None = None
+    snippets: Path | None = None
+    caddy_bin: str = "caddy"
+
+    def check(self) -> None:
+        external = (self.admin, self.config, self.snippets)
+        if self.directory is not None and any(external):
+            raise MeshopError("give either --caddy-dir or --caddy-admin/--caddy-config/--caddy-snippets, not both")
+        if self.directory is None and not all(external):
+            raise MeshopError("a Caddy of your own needs all of --caddy-admin, --caddy-config and --caddy-snippets")
+        if not 0 < self.ingress_port < 65536:
+            raise MeshopError(f"--ingress-port {self.ingress_port} is not a port")
+        if self.directory is not None and len(str(self.socket_path)) > MAX_SOCKET_PATH:
+            raise MeshopError(f"--caddy-dir {self.directory} is too long for a unix socket path; use a shorter one")
+
+    @property
+    def socket_path(self) -> Path:
+        assert self.directory is not None
+        return self.directory / "admin.sock"
+
+    @property
+    def snippet_folder(self) -> Path:
+        if self.directory is not None:
+            return self.directory / "sites"
+        assert self.snippets is not None
+        return self.snippets
+
+
+class NodeCaddy:
+    """Owns the ``NodeIngress`` and, with ``--caddy-dir``, the Caddy process."""
+
+    def __init__(self, options: CaddyOptions, upstream_host: str, host_network_host: str) -> None:
+        options.check()
+        self.options = options
+        settings = IngressSettings(
+            port=options.ingress_port,
+            bind=options.ingress_bind,
+            upstream_host=upstream_host,
+            host_network_host=host_network_host,
+        )
+        folder = SnippetDir(options.snippet_folder)
+        self.managed: ManagedCaddy | None = None
+        if options.directory is not None:
+            directory = options.directory
+            self.admin = CaddyAdmin(f"unix/{self.options.socket_path}")
+            main = (
+                "# Rendered by meshop agent; edits are overwritten. Routes live in sites/.\n"
+                + render_global(admin=self.admin.address, auto_https="off")
+                + render_import(str(folder.path))
+            )
+            self.managed = ManagedCaddy(directory, main, options.caddy_bin)
+            self._main_text = main
+            main_config = self._rendered_main
+        else:
+            assert options.admin is not None and options.config is not None
+            self.admin = CaddyAdmin(options.admin)
+            config_path = options.config
+            main_config = config_path.read_text
+        self.folder = folder
+        self.ingress = NodeIngress(
+            settings, folder, ConfigApplier(self.admin, "agent", self.managed), main_config, managed=self.managed
+        )
+
+    def _rendered_main(self) -> str:
+        return self._main_text
+
+    def start(self) -> None:
+        """Start the Caddy meshop runs (on the files of the last run; without them if Caddy refuses those)."""
+        self.folder.path.mkdir(parents=True, exist_ok=True)
+        if self.managed is None:
+            self._check_external()
+            return
+        self.managed.save(self._main_text)
+        try:
+            self.managed.start(self.admin)
+        except DriverError as exc:
+            log.warning("node Caddy did not start on the previous routes (%s); starting it without them", exc)
+            self.folder.replace_all({})
+            self.managed.start(self.admin)
+        log.info(
+            "node Caddy started (PID %s, admin %s)",
+            self.managed.process.pid if self.managed.process else "?",
+            self.admin.address,
+        )
+
+    def stop(self) -> None:
+        if self.managed is not None:
+            self.managed.stop()
+            log.info("node Caddy stopped")
+
+    def _check_external(self) -> None:
+        assert self.options.config is not None
+        try:
+            text = self.options.config.read_text()
+        except OSError as exc:
+            raise MeshopError(f"cannot read --caddy-config {self.options.config}: {exc}") from None
+        if str(self.folder.path) not in text:
+            log.warning(
+                "%s does not seem to import %s/*.caddy: the routes the agent writes there will not be served",
+                self.options.config,
+                self.folder.path,
+            )
+        if not self.admin.ready():
+            log.warning(
+                "the Caddy admin API at %s does not answer yet; routes are loaded once it does", self.admin.address
+            )
