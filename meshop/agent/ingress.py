@@ -25,9 +25,13 @@ from meshop.model import ServiceSpec
 FALLBACK_FILE = "meshop-ingress.caddy"
 SERVICE_PREFIX = "meshop-svc-"
 
+# Who may reach a node's ingress: itself and tailnet peers (the gateway). Their X-Forwarded-* headers (the
+# client's address, https) are passed on to the containers instead of being replaced by the node's own.
+TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128", "100.64.0.0/10", "fd7a:115c:a1e0::/48")
+
 # Local upstreams are health-checked by the agent and leave the snippet as soon as they stop: Caddy only
 # retries a refused dial for a short while (a restarting container), then drops the connection.
-NODE_PROXY = ProxyOptions(try_duration="1s", try_interval="100ms", fail_duration="0s")
+NODE_PROXY = ProxyOptions(try_duration="1s", try_interval="100ms", fail_duration="0s", trusted_proxies=TRUSTED_PROXIES)
 
 
 def snippet_file(service: str) -> str:

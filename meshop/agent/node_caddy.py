@@ -10,10 +10,10 @@ reload) through its admin API; that file must import the snippet folder.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from meshop.agent.ingress import IngressSettings
+from meshop.agent.ingress import NODE_PROXY, TRUSTED_PROXIES, IngressSettings
 from meshop.agent.ingress_sync import NodeIngress
 from meshop.caddy.admin import CaddyAdmin
 from meshop.caddy.apply import ConfigApplier
@@ -38,6 +38,7 @@ class CaddyOptions:
     config: Path | None = None
     snippets: Path | None = None
     caddy_bin: str = "caddy"
+    trusted_proxies: tuple[str, ...] = TRUSTED_PROXIES
 
     def check(self) -> None:
         external = (self.admin, self.config, self.snippets)
@@ -74,6 +75,7 @@ class NodeCaddy:
             bind=options.ingress_bind,
             upstream_host=upstream_host,
             host_network_host=host_network_host,
+            proxy=replace(NODE_PROXY, trusted_proxies=options.trusted_proxies),
         )
         folder = SnippetDir(options.snippet_folder)
         self.managed: ManagedCaddy | None = None

@@ -27,6 +27,7 @@ class ProxyOptions:
     fail_duration: str = "10s"  # passive health: a failed upstream sits out this long
     health_interval: str = "5s"
     health_timeout: str = "2s"
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-* headers are kept, not replaced
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,8 @@ def _reverse_proxy(site: Site, proxy: ProxyOptions) -> list[str]:
     lines.append(f"\tfail_duration {_safe_duration(proxy.fail_duration)}")
     lines.append("\tmax_fails 1")
     lines.append("\tunhealthy_status 502 503 504")
+    if proxy.trusted_proxies:
+        lines.append(f"\ttrusted_proxies {' '.join(_safe_cidr(c) for c in proxy.trusted_proxies)}")
     if site.health_path:
         lines.append(f"\thealth_uri {_safe_path(site.health_path)}")
         lines.append(f"\thealth_interval {_safe_duration(proxy.health_interval)}")
@@ -181,6 +184,14 @@ def _safe_upstream(upstream: str) -> str:
     except ValueError:
         _safe_host(bare)
     return upstream
+
+
+def _safe_cidr(network: str) -> str:
+    try:
+        ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        raise UnsafeValue(f"not an IP network: {network!r}") from None
+    return network
 
 
 def _safe_bind(address: str) -> str:

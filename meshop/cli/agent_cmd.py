@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from meshop.agent.daemon import AgentDaemon, DaemonOptions
+from meshop.agent.ingress import TRUSTED_PROXIES
 from meshop.agent.labels import is_label
 from meshop.agent.node_caddy import CaddyOptions
 from meshop.agent.reconciler import AgentSettings
@@ -39,6 +40,7 @@ def caddy_options(
     caddy_bin: str,
     ingress_port: int | None,
     ingress_bind: tuple[str, ...],
+    trusted_proxies: tuple[str, ...],
     settings: AgentSettings,
 ) -> CaddyOptions | None:
     """The node Caddy flags -> options; None without any (the agent then routes nothing, as before)."""
@@ -53,6 +55,11 @@ def caddy_options(
             ipaddress.ip_address(address)
         except ValueError:
             raise click.BadParameter(f"{address!r} is not an IP address", param_hint="--ingress-bind") from None
+    for network in trusted_proxies:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise click.BadParameter(f"{network!r} is not a CIDR", param_hint="--ingress-trusted-proxy") from None
     options = CaddyOptions(
         ingress_port=ingress_port,
         ingress_bind=tuple(ingress_bind),
@@ -61,6 +68,7 @@ def caddy_options(
         config=caddy_config.resolve() if caddy_config else None,
         snippets=caddy_snippets.resolve() if caddy_snippets else None,
         caddy_bin=caddy_bin,
+        trusted_proxies=tuple(trusted_proxies),
     )
     options.check()
     if settings.advertise_addr not in ingress_bind and not {"0.0.0.0", "::"} & set(ingress_bind):
@@ -149,6 +157,15 @@ def agent() -> None:
     show_default=True,
     help="Address the routes listen on (repeat); production: the tailnet address.",
 )
+@click.option(
+    "--ingress-trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    default=list(TRUSTED_PROXIES),
+    show_default=True,
+    metavar="CIDR",
+    help="Peers whose X-Forwarded-* headers reach the containers unchanged (repeat; the gateway's network).",
+)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
@@ -176,6 +193,7 @@ def run(
     caddy_bin: str,
     ingress_port: int | None,
     ingress_bind: tuple[str, ...],
+    trusted_proxies: tuple[str, ...],
     log_format: str,
     log_level: str,
 ) -> None:
@@ -199,7 +217,15 @@ def run(
         stop_grace=stop_grace,
     )
     caddy = caddy_options(
-        caddy_dir, caddy_admin, caddy_config, caddy_snippets, caddy_bin, ingress_port, ingress_bind, settings
+        caddy_dir,
+        caddy_admin,
+        caddy_config,
+        caddy_snippets,
+        caddy_bin,
+        ingress_port,
+        ingress_bind,
+        trusted_proxies,
+        settings,
     )
     options = DaemonOptions(
         settings=settings,

@@ -137,3 +137,18 @@ def test_fallback_and_import_lines() -> None:
             render_import(bad)
     with pytest.raises(UnsafeValue):
         render_fallback(0, ())
+
+
+def test_trusted_proxies_are_networks_only() -> None:
+    proxy = ProxyOptions(trusted_proxies=("127.0.0.0/8", "100.64.0.0/10", "::1"))
+    text = render_site(Site("a.example.com", "/", ("127.0.0.1:1",)), scheme="http", bind=(), tls=None, proxy=proxy)
+    assert "\t\t\ttrusted_proxies 127.0.0.0/8 100.64.0.0/10 ::1\n" in text
+    for bad in ("private_ranges", "10.0.0.0/8 {", "0.0.0.0/33"):
+        with pytest.raises(UnsafeValue):
+            render_site(
+                Site("a.example.com", "/", ("127.0.0.1:1",)),
+                scheme="http",
+                bind=(),
+                tls=None,
+                proxy=ProxyOptions(trusted_proxies=(bad,)),
+            )

@@ -1,0 +1,245 @@
+"""Real pieces for the routing tests: agents with a node Caddy (process or in-process), the gateway
+process, service documents, and a request loop that records every failure.
+
+Every process is started by PID and stopped by PID; Caddy folders are short paths under /tmp (unix
+socket paths are limited to 108 bytes) and removed at teardown, with any Caddy a killed agent left
+behind stopped by the PID in its ``caddy.pid`` (only when it runs that folder's Caddyfile).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meshop.agent.daemon import AgentDaemon, DaemonOptions
+from meshop.agent.node_caddy import CaddyOptions
+from meshop.agent.reconciler import AgentSettings
+from meshop.caddy.process import ManagedCaddy
+from meshop.consul.config import ConsulConfig
+from meshop.consul.services import Services
+from meshop.consul.store import KVStore
+from meshop.model import keys
+from meshop.model.records import Observed, RouteRecord, loads_json
+from tests.conftest import TEST_IMAGE
+from tests.support import http
+from tests.support.meshop_proc import meshop_process
+from tests.support.procs import Process, free_port, wait_until
+
+
+def short_dir(tag: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"mr{tag}-", dir="/tmp"))
+
+
+def httpd_spec(**extra: Any) -> dict[str, Any]:
+    """busybox httpd on 8080 with a fast HTTP health check; /cgi-bin/env shows which container answered."""
+    spec: dict[str, Any] = {
+        "image": TEST_IMAGE,
+        "command": ["/bin/httpd"],
+        "args": ["-f", "-p", "8080", "-h", "/www"],
+        "ports": [{"name": "http", "container": 8080}],
+        "health": {"http": {"path": "/", "port": "http"}, "interval": "1s", "timeout": "1s"},
+    }
+    spec.update(extra)
+    return spec
+
+
+def service_doc(name: str, spec: dict[str, Any]) -> str:
+    return json.dumps({"apiVersion": "meshop.io/v1alpha1", "kind": "Service", "metadata": {"name": name}, "spec": spec})
+
+
+def observed(store: KVStore, node: str, service: str) -> Observed | None:
+    entry = store.get(keys.observed(node, service))
+    return Observed.from_dict(loads_json(entry.value)) if entry else None
+
+
+def route_of(store: KVStore, host: str) -> RouteRecord | None:
+    entry = store.get(keys.route(host))
+    return RouteRecord.from_dict(loads_json(entry.value)) if entry else None
+
+
+def env_of(body: str) -> dict[str, str]:
+    """The CGI environment /cgi-bin/env printed."""
+    return dict(line.split("=", 1) for line in body.splitlines() if "=" in line)
+
+
+def cleanup_node(docker_client: Any, store: KVStore, node: str) -> None:
+    """Remove exactly what belongs to ``node``: its labelled containers and its Consul registrations."""
+    for container in docker_client.containers.list(all=True, filters={"label": [f"meshop.node={node}"]}):
+        with contextlib.suppress(Exception):
+            container.remove(force=True, v=True)
+    services = Services(store.config, store.client)
+    with contextlib.suppress(Exception):
+        for sid, body in services.local().items():
+            if (body.get("Meta") or {}).get("node") == node:
+                services.deregister(sid)
+
+
+def stop_caddy_dir(directory: Path) -> None:
+    """Stop a Caddy left running in ``directory`` (by the PID it recorded) and remove the folder."""
+    ManagedCaddy(directory, "").stop_stale()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@dataclass
+class NodeAgent:
+    """``meshop agent run --caddy-dir`` as a real process for one node."""
+
+    name: str
+    process: Process
+    caddy_dir: Path
+    ingress_port: int
+
+    def get(self, host: str, path: str = "/") -> tuple[int, str]:
+        """A request straight to the node's Caddy, as a client would when DNS points at the node."""
+        return http.get(self.ingress_port, host, path, timeout=10)
+
+
+def start_agent_process(consul_addr: str, prefix: str, name: str, workdir: Path) -> NodeAgent:
+    caddy_dir = short_dir("n")
+    port = free_port()
+    args = [
+        "agent",
+        "run",
+        "--node",
+        name,
+        "--advertise-addr",
+        "127.0.0.1",
+        "--state-dir",
+        str(workdir / f"state-{name}"),
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--stop-grace",
+        "1",
+        "--drain",
+        "0.3",
+        "--caddy-dir",
+        str(caddy_dir),
+        "--ingress-port",
+        str(port),
+    ]
+    process = meshop_process(consul_addr, prefix, args, workdir / f"agent-{name}.log").start()
+    return NodeAgent(name, process, caddy_dir, port)
+
+
+@dataclass
+class Gateway:
+    process: Process
+    caddy_dir: Path
+    https_port: int
+
+    @property
+    def ca(self) -> str:
+        return str(self.caddy_dir / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt")
+
+    def get(self, host: str, path: str = "/", timeout: float = 10.0) -> tuple[int, str]:
+        return http.get(self.https_port, host, path, tls_ca=self.ca, timeout=timeout)
+
+
+def start_gateway(consul_addr: str, prefix: str, workdir: Path) -> Gateway:
+    caddy_dir = short_dir("g")
+    https_port, http_port = free_port(), free_port()
+    args = ["gateway", "run", "--caddy-dir", str(caddy_dir), "--https-port", str(https_port)]
+    args += ["--http-port", str(http_port), "--metrics-addr", "127.0.0.1:0", "--resync", "5"]
+    process = meshop_process(consul_addr, prefix, args, workdir / "gateway.log").start()
+    return Gateway(process, caddy_dir, https_port)
+
+
+@dataclass
+class InProcessAgent:
+    """An agent with a node Caddy in this process (faster to start; its state is inspectable)."""
+
+    daemon: AgentDaemon
+    thread: threading.Thread
+    caddy: CaddyOptions
+
+    def get(self, host: str, path: str = "/", timeout: float = 10.0) -> tuple[int, str]:
+        return http.get(self.caddy.ingress_port, host, path, timeout=timeout)
+
+    def run_pass(self, timeout: float = 10.0) -> None:
+        before = self.daemon.loop.passes
+        self.daemon.wakeup.notify("test")
+        wait_until(lambda: self.daemon.loop.passes > before, timeout, what="another reconcile pass")
+
+    def stop(self) -> None:
+        self.daemon.stop()
+        self.thread.join(timeout=30)
+        self.daemon.shutdown()
+
+
+def start_in_process_agent(
+    config: ConsulConfig, node: str, workdir: Path, caddy: CaddyOptions, *, drain: float = 0.3, resync: float = 30.0
+) -> InProcessAgent:
+    settings = AgentSettings(node=node, advertise_addr="127.0.0.1", drain=drain, stop_grace=1.0)
+    options = DaemonOptions(
+        settings=settings,
+        consul=config,
+        state_dir=workdir / f"state-{node}",
+        metrics_addr="127.0.0.1:0",
+        resync=resync,
+        caddy=caddy,
+    )
+    daemon = AgentDaemon(options).start()
+    thread = threading.Thread(target=daemon.run, name=f"agent-{node}", daemon=True)
+    thread.start()
+    wait_until(lambda: daemon.loop.passes > 0, 10, what="the agent's first pass")
+    return InProcessAgent(daemon, thread, caddy)
+
+
+@dataclass
+class RequestLoop:
+    """GETs in a background thread until stopped (bounded); records every answer and every failure."""
+
+    fetch: Callable[[], tuple[int, str]]
+    limit: int = 20000
+    results: list[tuple[float, int, str]] = field(default_factory=list)  # (time, status, answering HOSTNAME)
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> RequestLoop:
+        self._thread = threading.Thread(target=self._run, name="requests", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and len(self.results) + len(self.failures) < self.limit:
+            try:
+                status, body = self.fetch()
+            except OSError as exc:
+                self.failures.append(f"{time.monotonic():.3f} {exc!r}")
+                continue
+            if status != 200:
+                self.failures.append(f"{time.monotonic():.3f} HTTP {status}: {body[:200]}")
+                continue
+            self.results.append((time.monotonic(), status, env_of(body).get("HOSTNAME", "")))
+
+    def served_by(self, hostname: str, since: float = 0.0) -> bool:
+        return any(h == hostname and t >= since for t, _, h in list(self.results))
+
+    def wait_more(self, count: int, timeout: float = 10.0) -> None:
+        target = len(self.results) + count
+        wait_until(lambda: len(self.results) >= target, timeout, what=f"{count} more answered requests")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+
+def unique(name: str) -> str:
+    return f"{name}{secrets.token_hex(3)}"
+
+
+def http_status(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return int(response.status)
