@@ -9,6 +9,7 @@ the real ``meshop agent run`` processes.
 from __future__ import annotations
 
 import contextlib
+import socket
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -181,3 +182,32 @@ def test_a_refused_route_leaves_the_previous_config_serving_and_is_reported_unti
     wait_until(serves(agent, "api.test"), 10, what="api behind the Caddy once the clash is gone")
     wait_until(lambda: observed(store, node, "api").reason == "", 10, what="the error cleared")  # type: ignore[union-attr]
     assert env_of(agent.get("api.test", "/cgi-bin/env")[1])["HTTP_HOST"] == "api.test"
+
+
+def test_ingress_port_in_use_restarts_the_caddy_meshop_runs_and_routes_load_once_it_is_free(
+    agents: Callable[..., InProcessAgent], store: KVStore, node: str
+) -> None:
+    """Caddy 2.6.2 (caddy#7175) answers a listener failure with 400 but keeps a half-started server: a
+    Caddy meshop runs is restarted on the files it last accepted, and the error reaches observed state."""
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    port = blocker.getsockname()[1]
+    try:
+        agent = agents(node, CaddyOptions(ingress_port=port, directory=short_dir("c")))
+        managed = agent.daemon.caddy.managed  # type: ignore[union-attr]
+        assert managed is not None and managed.process is not None
+        first_pid = managed.process.pid
+        assign(store, node, "web", httpd_spec(**ROUTE))
+
+        def reported() -> bool:
+            seen = observed(store, node, "web")
+            return seen is not None and seen.reason == "RouteRejected" and "address already in use" in seen.error
+
+        wait_until(reported, 20, what="the refused listener reported in observed/<node>/web")
+        assert managed.process.pid != first_pid and managed.alive()  # restarted, on the accepted files
+        assert not (agent.caddy.snippet_folder / "meshop-ingress.caddy").exists()
+    finally:
+        blocker.close()
+    wait_until(serves(agent, "web.test"), 10, what="the routes once the port is free")
+    wait_until(lambda: observed(store, node, "web").reason == "", 10, what="the error cleared")  # type: ignore[union-attr]
