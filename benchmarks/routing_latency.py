@@ -10,6 +10,9 @@
    load a real change): meshop's load through the admin API (``ConfigApplier``) against the
    ``caddy reload`` CLI on the same text, in the same run; TLS off and ``tls internal`` (warm: the
    certificates already exist).
+3. Requests during reloads: one client sending GETs back to back (a new connection each) through the
+   gateway config while it is reloaded ``--traffic-reloads`` times, 50 ms apart; counts the answers and
+   the connections Caddy broke (the reason the routing tests' request loop resends such a GET once).
 
 Starts its own Consul, Caddies, containers and meshop processes and stops them by PID / removes them by
 label. Prints figures, not a pass/fail.
@@ -28,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -210,11 +214,69 @@ def reloads(sizes: list[int], repeat: int) -> list[tuple[str, int, float, float]
     return rows
 
 
+def reload_traffic(reloads: int) -> dict[str, dict[str, int]]:
+    client = docker.from_env(timeout=60)
+    container, port = run_httpd(client, "bench-reload", page="ok")
+    try:
+        return {tls: traffic_during_reloads(tls, port, reloads) for tls in ("off", "internal")}
+    finally:
+        container.remove(force=True)
+        client.close()
+
+
+def traffic_during_reloads(tls: str, port: int, reloads: int) -> dict[str, int]:
+    """Outcome counts ("200", or the exception's name) of back-to-back GETs while Caddy reloads."""
+    directory = Path(tempfile.mkdtemp(prefix="mrt-", dir="/tmp"))
+    admin = CaddyAdmin(f"unix/{directory / 'admin.sock'}")
+    managed = ManagedCaddy(directory, render_global(admin=admin.address))
+    managed.start(admin)
+    settings = GatewaySettings(admin.address, http_port=free_port(), https_port=free_port(), tls_mode=tls)
+    applier = ConfigApplier(admin, "benchmark")
+    counts: dict[str, int] = {}
+    stop = threading.Event()
+
+    def config(i: int) -> str:
+        sites = (
+            Site("a.bench.test", "/", (f"127.0.0.1:{port}",)),
+            Site("b.bench.test", "/", (f"127.0.0.1:{20000 + i % 2}",)),
+        )
+        return render_gateway(settings, GatewayPlan(sites, ()))[0]
+
+    def get() -> tuple[int, str]:
+        if tls == "off":
+            return http.get(settings.http_port, "a.bench.test", timeout=5)
+        return http.get(settings.https_port, "a.bench.test", tls_ca=str(managed.ca_root), timeout=5)
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                key = str(get()[0])
+            except OSError as exc:
+                key = type(exc).__name__
+            counts[key] = counts.get(key, 0) + 1
+
+    try:
+        applier.apply(config(0))
+        wait_until(answers(get, "ok"), 60, what="the route")
+        thread = threading.Thread(target=loop)
+        thread.start()
+        for i in range(reloads):
+            applier.apply(config(i + 1))
+            time.sleep(0.05)
+        stop.set()
+        thread.join()
+    finally:
+        managed.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--full-repeat", type=int, default=3)
     parser.add_argument("--sizes", default="10,100,500")
+    parser.add_argument("--traffic-reloads", type=int, default=300)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
 
@@ -231,7 +293,16 @@ def main() -> None:
     print(f"{'tls':<10}{'routes':>8}{'meshop (admin API)':>20}{'caddy reload CLI':>18}{'ratio':>8}")
     for tls, count, ours, peer in rows:
         print(f"{tls:<10}{count:>8}{ms(ours):>20}{ms(peer):>18}{ours / peer:>8.2f}")
-    print(json.dumps({"changes": changes, "reloads": rows}), file=sys.stderr)
+    traffic = reload_traffic(args.traffic_reloads) if args.traffic_reloads else {}
+    if traffic:
+        print(
+            f"\nOne client, GETs back to back, while the config is reloaded {args.traffic_reloads} times (50 ms apart)"
+        )
+        for tls, counts in traffic.items():
+            ok = counts.get("200", 0)
+            broken = {k: v for k, v in counts.items() if k != "200"}
+            print(f"tls {tls:<9} answered 200: {ok:>6}   other: {broken or 'none'}")
+    print(json.dumps({"changes": changes, "reloads": rows, "traffic": traffic}), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Routes are written straight into KV here (as the controller would), so these tests pin the gateway's
 own promises: TLS termination with the internal CA, upstreams that follow KV and agent health, and a
 corrupted route that cannot take the others down. The full path through node Caddies and agents is
-in tests/integration/test_routing_e2e.py.
+in tests/integration/routing/test_routing_e2e.py.
 """
 
 from __future__ import annotations

@@ -117,7 +117,8 @@ def test_drain_moves_the_route_within_five_seconds_and_no_request_fails(cluster:
             loop.wait_more(30)
         finally:
             loop.stop()
-        assert loop.failures == [], f"{len(loop.failures)} of {len(loop.results)} requests failed: {loop.failures[:5]}"
+        assert loop.failures == [], loop.report()
+        assert len(loop.resent) <= 3, loop.report()  # only Caddy's own reload resets (see RequestLoop)
         assert {h for _, _, h in loop.results} == {old, new}
     finally:
         if source:
@@ -125,7 +126,14 @@ def test_drain_moves_the_route_within_five_seconds_and_no_request_fails(cluster:
         delete_service(cluster, docker_client, "mover")
 
 
-def test_a_killed_container_on_one_of_two_nodes_fails_no_request(cluster: Cluster, docker_client: Any) -> None:
+def test_a_killed_container_on_one_of_two_nodes_keeps_requests_succeeding(cluster: Cluster, docker_client: Any) -> None:
+    """The survivor serves while the killed replica is away; the gateway sends traffic back once it returns.
+
+    At most one request may fail, and only until the gateway uses the replica again: the one the container
+    was answering when it was killed, or one the gateway's Caddy 2.6.2 was handling on its previous config
+    while it reloaded (the controller takes the node out of the route, then back): Caddy does not retry
+    requests of a replaced config, so one sent to the dead node then fails (docs/routing.md, Known limits).
+    """
     put_service(cluster, "pair", "pair.test", replicas=2)
     try:
         wait_until(
@@ -137,11 +145,11 @@ def test_a_killed_container_on_one_of_two_nodes_fails_no_request(cluster: Cluste
             30,
             what="a ready replica of pair on each node, both in the route",
         )
+        victim, survivor = cluster.nodes
         hostnames = {n: hostname_on(docker_client, n, "pair") for n in cluster.nodes}
         loop = RequestLoop(lambda: cluster.gateway.get("pair.test", "/cgi-bin/env", timeout=15)).start()
         try:
             wait_until(lambda: all(loop.served_by(h) for h in hostnames.values()), 20, what="both replicas serving")
-            victim = cluster.nodes[0]
             (container,) = docker_client.containers.list(
                 filters={"label": [f"meshop.node={victim}", "meshop.service=pair"]}
             )
@@ -163,12 +171,16 @@ def test_a_killed_container_on_one_of_two_nodes_fails_no_request(cluster: Cluste
 
             # the node's agent notices, and its Caddy routes to the container again once it is back
             wait_until(back, 30, what="the killed replica back and healthy")
-            wait_until(lambda: cluster.agents[victim].get("pair.test")[0] == 200, 10, what="the node Caddy again")
+            back_at = time.monotonic()
+            returned = hostname_on(docker_client, victim, "pair") or ""
+            wait_until(lambda: loop.served_by(returned, since=back_at), 20, what="the gateway to use it again")
+            settled_at = time.monotonic()
             loop.wait_more(30)
         finally:
             loop.stop()
-        assert loop.failures == [], f"{len(loop.failures)} of {len(loop.results)} requests failed: {loop.failures[:5]}"
-        survivor = hostnames[cluster.nodes[1]]
-        assert loop.served_by(survivor, since=killed_at)
+        assert loop.served_by(hostnames[survivor], since=killed_at)  # requests kept succeeding meanwhile
+        assert len(loop.failures) <= 1, loop.report()
+        assert all(killed_at <= end and start <= settled_at for start, end, _ in loop.failures), loop.report()
+        assert len(loop.resent) <= 3, loop.report()
     finally:
         delete_service(cluster, docker_client, "pair")
