@@ -7,7 +7,8 @@ Threads: the reconcile loop (the caller's thread, ``run()``), the assignments wa
 query), the Docker events follower, the TTL heartbeat, the health prober, background pulls and the
 status HTTP server. ``stop()`` ends the loop after its current pass; ``shutdown()`` then stops every
 thread and deregisters the ``meshop-agent`` service. Containers keep running, and so do their
-replica registrations (their own health checks keep them honest).
+replica registrations (their own health checks keep them honest). With ``DaemonOptions.caddy`` the
+node's Caddy is started before the first pass (when meshop runs it) and stopped by its PID at shutdown.
 """
 
 from __future__ import annotations
