@@ -48,22 +48,19 @@ def node(docker_client: Any, store: KVStore) -> Iterator[str]:
 
 @pytest.fixture
 def agents(consul_config: ConsulConfig, tmp_path: Path) -> Iterator[Callable[..., InProcessAgent]]:
-    started: list[tuple[InProcessAgent, Path | None]] = []
+    started: list[InProcessAgent] = []
 
     def start(node: str, caddy: CaddyOptions | None = None, **kw: Any) -> InProcessAgent:
-        directory = None
-        if caddy is None:
-            directory = short_dir("c")
-            caddy = CaddyOptions(ingress_port=free_port(), directory=directory)
+        caddy = caddy or CaddyOptions(ingress_port=free_port(), directory=short_dir("c"))
         agent = start_in_process_agent(consul_config, node, tmp_path, caddy, **kw)
-        started.append((agent, directory))
+        started.append(agent)
         return agent
 
     yield start
-    for agent, directory in started:
+    for agent in started:
         agent.stop()
-        if directory is not None:
-            stop_caddy_dir(directory)
+        if agent.caddy.directory is not None:
+            stop_caddy_dir(agent.caddy.directory)
 
 
 def serves(agent: InProcessAgent, host: str, marker: str = "") -> Callable[[], bool]:
@@ -140,8 +137,8 @@ def own_caddy(tmp_path: Path) -> Iterator[CaddyServer]:
         yield server
     finally:
         server.stop()
+        server.admin_socket.unlink(missing_ok=True)  # Caddy removes it on a clean exit
         with contextlib.suppress(OSError):
-            server.admin_socket.unlink()
             server.admin_socket.parent.rmdir()
 
 
