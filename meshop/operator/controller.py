@@ -53,6 +53,11 @@ COMPONENT = "controller"
 AGENT_SERVICE = "meshop-agent"
 
 
+def agent_node(instance: InstanceHealth) -> str:
+    """The node a ``meshop-agent`` registration speaks for (its ``node`` meta, else from its id)."""
+    return instance.meta.get("node") or instance.service_id.removeprefix(f"{AGENT_SERVICE}-")
+
+
 @dataclass(frozen=True)
 class ControllerOptions:
     controller_id: str
@@ -232,6 +237,7 @@ class Controller:
             observed=observed,
             statuses=self.owned.statuses,
             routes=self.owned.routes,
+            node_statuses=self.owned.node_statuses,
         )
         target = plan(state, now)
         changes = diff(state, target)
@@ -309,14 +315,8 @@ class Controller:
                 observed.setdefault(parts[1], {})[parts[0]] = seen
         self._observed.keep_only(e.key for e in observed_entries)
 
-        agent_status: dict[str, str] = {}
-        severity = {"passing": 0, "warning": 1, "critical": 2}
         instances: list[InstanceHealth] = self.watches["agents"].latest or []
-        for instance in instances:
-            node = instance.meta.get("node") or instance.service_id.removeprefix(f"{AGENT_SERVICE}-")
-            before = agent_status.get(node)
-            if before is None or severity.get(instance.status, 2) > severity.get(before, 2):
-                agent_status[node] = instance.status
+        agent_status = node_health.agent_status((agent_node(i), i.status) for i in instances)
         return desired, records, node_docs, observed, agent_status
 
     def _node_doc_events(self, node_docs: Mapping[str, ParsedNode]) -> list[PlannedEvent]:

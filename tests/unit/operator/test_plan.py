@@ -76,12 +76,15 @@ def test_invalid_service_is_not_moved_even_when_its_node_is_lost() -> None:
 def test_deleting_the_document_removes_assignments_status_and_route() -> None:
     web = service("web", replicas=2, route=RouteSpec("web.example.com"))
     state = converge(ClusterState({"web": web}, NODES))
-    state = ClusterState({}, NODES, state.assignments, statuses=state.statuses, routes=state.routes)
+    nodes = state.node_statuses
+    state = ClusterState(
+        {}, NODES, state.assignments, statuses=state.statuses, routes=state.routes, node_statuses=nodes
+    )
     changes = diff(state, plan(state, NOW))
     assert changes.services == (ServiceWrite("web", delete=("n1", "n2")),)
     assert changes.delete_status == ("web",)
     assert changes.delete_routes == ("web.example.com",)
-    assert apply(state, changes) == ClusterState({}, NODES)
+    assert apply(state, changes) == ClusterState({}, NODES, node_statuses=nodes)
 
 
 def test_node_loss_moves_in_one_unit_with_its_event() -> None:

@@ -101,3 +101,18 @@ def test_a_value_over_consuls_limit_is_skipped_and_others_still_written() -> Non
     )
     assert stats.skipped == ["service/big"]
     assert [op.key for op in store.transactions[0][1:3]] == ["assignments/new0/ok", "assignments/old0/ok"]
+
+
+def test_node_statuses_are_written_deleted_and_cached() -> None:
+    from meshop.model.records import NodeStatus
+
+    store = RecordingStore()
+    owned = Owned(node_statuses={"gone": NodeStatus("gone", "NotReady", 1.0, "node record missing")})
+    changes = Changes(put_node_status=(NodeStatus("n1", "Ready", 5.0),), delete_node_status=("gone",))
+    Writer(store, EventLog(store, "controller")).write(changes, GUARD, owned)  # type: ignore[arg-type]
+    assert [(op.verb, op.key) for op in store.transactions[0]] == [
+        ("check-session", "leader"),
+        ("delete", "status/nodes/gone"),
+        ("set", "status/nodes/n1"),
+    ]
+    assert owned.node_statuses == {"n1": NodeStatus("n1", "Ready", 5.0)}
