@@ -13,13 +13,18 @@ import sys
 
 import click
 
-from meshop import __version__
 from meshop.cli.agent_cmd import agent
 from meshop.cli.context import CliContext
 from meshop.cli.controller_cmd import controller
 from meshop.cli.docs_cmd import apply, delete, diff, validate
+from meshop.cli.events_cmd import events
 from meshop.cli.gateway_cmd import gateway
+from meshop.cli.get_cmd import describe, get
 from meshop.cli.nodes_cmd import nodes
+from meshop.cli.output import dump
+from meshop.cli.render import version_text
+from meshop.cli.status_cmd import status
+from meshop.client.version import build_info
 from meshop.consul.config import ConsulConfig
 from meshop.errors import MeshopError
 
@@ -37,15 +42,14 @@ def cli(ctx: click.Context, consul_addr: str | None, token: str | None, prefix: 
 
 
 @cli.command()
-def version() -> None:
-    """Print meshop's version."""
-    click.echo(f"meshop {__version__}")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True)
+def version(fmt: str) -> None:
+    """Print meshop's version and build information (commit, Python, libraries)."""
+    info = build_info()
+    click.echo(version_text(info) if fmt == "text" else dump(info, fmt), nl=False)
 
 
-cli.add_command(agent)
-cli.add_command(controller)
-cli.add_command(gateway)
-for command in (apply, diff, validate, delete, nodes):
+for command in (status, get, describe, events, apply, diff, validate, delete, nodes, controller, agent, gateway):
     cli.add_command(command)
 
 
