@@ -40,7 +40,8 @@ fail() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
 
 # --- processes, by PID file ----------------------------------------------------------------------------
 ours() {  # ours PID: alive and started by this demo (its environment carries our marker)
-  [ -n "$1" ] && { tr '\0' '\n' <"/proc/$1/environ"; } 2>/dev/null | grep -qxF "MESHOP_DEMO_DIR=$DIR"
+  local env
+  [ -n "$1" ] && env=$({ tr '\0' '\n' <"/proc/$1/environ"; } 2>/dev/null) && grep -qxF "MESHOP_DEMO_DIR=$DIR" <<<"$env"
 }
 pid_of() { cat "$DIR/$1.pid" 2>/dev/null || true; }
 running() { ours "$(pid_of "$1")"; }
@@ -75,7 +76,7 @@ wait_for() {  # wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-consul_answers() { curl -fsS "http://127.0.0.1:$CONSUL_PORT/v1/status/leader" 2>/dev/null | grep -q '"'; }
+consul_answers() { local leader; leader=$(curl -fsS "http://127.0.0.1:$CONSUL_PORT/v1/status/leader" 2>/dev/null) && [[ $leader == *:* ]]; }
 
 consul_bin() {
   if [ -x "$ROOT/.dev/bin/consul" ]; then echo "$ROOT/.dev/bin/consul"; return; fi

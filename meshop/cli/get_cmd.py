@@ -76,5 +76,5 @@ def describe(obj: CliContext, kind: str, name: str, fmt: str) -> None:
     if fmt != "table":
         click.echo(dump(desc.to_dict(), fmt), nl=False)
         return
-    spec = to_yaml((desc.document or {}).get("spec")) if desc.document else ""
+    spec = to_yaml((desc.document or {}).get("spec"), sort_keys=True) if desc.document else ""
     show(describe_view(desc, spec, time.time()))

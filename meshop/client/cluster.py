@@ -125,11 +125,16 @@ def _put(table: dict[str, Any], name: str, value: bytes, factory: Any) -> None:
         table[name] = factory(loads_json(value))
 
 
+def check_access(store: KVStore) -> Entry | None:
+    """GET the ``leader`` key. Unlike a listing, which an ACL silently filters to nothing, a GET answers
+    403 to a token that may not read meshop's keys: a clear "access denied" instead of an empty table."""
+    return store.get(keys.LEADER)
+
+
 def read_snapshot(config: ConsulConfig, clock: Any = time.time) -> Snapshot:
-    """Read everything status needs. The leader key is read first with a plain GET: unlike a listing,
-    which an ACL silently filters to nothing, it answers 403 to a token that may not read meshop's keys."""
+    """Read everything status needs (five requests)."""
     store = KVStore(config)
-    leader = store.get(keys.LEADER)
+    leader = check_access(store)
     listings = [store.list(prefix) for prefix in PREFIXES]
     _, instances = Services(config, store.client).instances(AGENT_SERVICE)
     return Snapshot.build(listings, instances, leader, clock())

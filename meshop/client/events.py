@@ -11,6 +11,7 @@ import queue
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from meshop.client.cluster import check_access
 from meshop.consul.store import Entry, KVStore, Listing
 from meshop.consul.watch import watch_prefix
 from meshop.model.keys import EVENTS
@@ -38,6 +39,7 @@ def events_in(entries: tuple[Entry, ...], after: str = "") -> list[LoggedEvent]:
 
 def recent_events(store: KVStore, limit: int) -> list[LoggedEvent]:
     """The newest ``limit`` events (0: none), oldest first."""
+    check_access(store)
     events = events_in(store.list(EVENTS).entries)
     return events[-limit:] if limit > 0 else []
 
