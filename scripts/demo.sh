@@ -139,7 +139,7 @@ up() {
   done
   local curl="curl --cacert $CA --resolve"
   echo "\$ $curl hello.localhost:$HTTPS_PORT:127.0.0.1 https://hello.localhost:$HTTPS_PORT/"
-  request hello.localhost / | sed -n '/^\r\{0,1\}$/,$p' | sed '1d'
+  request hello.localhost / | sed '1,/^$/d'
   echo "\$ $curl whoami.localhost:$HTTPS_PORT:127.0.0.1 https://whoami.localhost:$HTTPS_PORT/cgi-bin/env   (excerpt)"
   request whoami.localhost /cgi-bin/env | grep -E '^(HTTP/|HTTP_HOST|HTTP_X_FORWARDED|SERVER_SOFTWARE)' || true
   echo
@@ -153,7 +153,7 @@ up() {
 }
 
 request() {  # request HOST PATH: one HTTPS request through the gateway, verified with Caddy's internal CA
-  curl -fsS -i --max-time 5 --cacert "$CA" --resolve "$1:$HTTPS_PORT:127.0.0.1" "https://$1:$HTTPS_PORT$2"
+  curl -fsS -i --max-time 5 --cacert "$CA" --resolve "$1:$HTTPS_PORT:127.0.0.1" "https://$1:$HTTPS_PORT$2" | tr -d '\r'
 }
 
 # --- down -------------------------------------------------------------------------------------------------

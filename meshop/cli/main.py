@@ -9,6 +9,7 @@ when something is not Ready.)
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -71,12 +72,24 @@ def run(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `meshop events | head`: the reader left; nothing is wrong
+        _silence_stdout()
+        return 0
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
         click.echo(f"Internal error: {type(exc).__name__}: {exc} (please report this)", err=True)
         return 70
     return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (tests capture stdout)
+        pass
 
 
 def main() -> None:
