@@ -53,22 +53,28 @@ def test_prometheus_discovers_controller_and_agent_via_consul_and_sees_reconcile
         query = f'meshop_reconcile_total{{component="{component}",result="ok",instance="{addr}"}}'
         return value(prometheus, query) or 0.0
 
-    wait_until(lambda: passes("controller", ctl) > 0 and passes("agent", agent) > 0, 15, what="first passes scraped")
-    before = {"controller": passes("controller", ctl), "agent": passes("agent", agent)}
+    # counts before the document (the module's other test may have applied one already)
+    desired = f'meshop_services{{state="desired",instance="{ctl}"}}'
+    running = f'meshop_managed_containers{{state="running",instance="{agent}"}}'
+    creates = f'meshop_actions_total{{kind="create",result="ok",instance="{agent}"}}'
+    wait_until(
+        lambda: passes("controller", ctl) > 0 and passes("agent", agent) > 0 and value(prometheus, desired) is not None,
+        15,
+        what="first passes of both, scraped",
+    )
+    before = {q: value(prometheus, q) or 0.0 for q in (desired, running, creates)}
+    before |= {"controller": passes("controller", ctl), "agent": passes("agent", agent)}
     stack.apply(sleeper_doc("sleepy", stack.node))
 
     wait_until(
-        lambda: (
-            value(prometheus, f'meshop_services{{state="desired",instance="{ctl}"}}') == 1
-            and passes("controller", ctl) > before["controller"]
-        ),
+        lambda: value(prometheus, desired) == before[desired] + 1 and passes("controller", ctl) > before["controller"],
         20,
         what=f"the controller's pass over the new document, scraped\n{stack.log_tails()}",
     )
     wait_until(
         lambda: (
-            value(prometheus, f'meshop_managed_containers{{state="running",instance="{agent}"}}') == 1
-            and value(prometheus, f'meshop_actions_total{{kind="create",result="ok",instance="{agent}"}}') == 1
+            value(prometheus, running) == before[running] + 1
+            and (value(prometheus, creates) or 0) > before[creates]
             and passes("agent", agent) > before["agent"]
         ),
         20,
