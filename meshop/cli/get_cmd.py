@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import click
 
@@ -36,13 +37,13 @@ def complete_name(ctx: click.Context, _param: click.Parameter, incomplete: str) 
     return complete_service(ctx, _param, incomplete)
 
 
-def _complete(ctx: click.Context, incomplete: str, names: object) -> list[str]:
+def _complete(ctx: click.Context, incomplete: str, names: Callable[[ConsulConfig], list[str]]) -> list[str]:
     root = ctx.find_root()
     config = ConsulConfig.from_env(
         addr=root.params.get("consul_addr"), token=root.params.get("token"), prefix=root.params.get("prefix"), timeout=2
     )
     try:
-        return [n for n in names(config) if n.startswith(incomplete)]  # type: ignore[operator]
+        return [n for n in names(config) if n.startswith(incomplete)]
     except MeshopError:
         return []
 

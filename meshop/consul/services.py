@@ -171,19 +171,28 @@ def _instance(item: Mapping[str, Any]) -> InstanceHealth:
 METRICS_SERVICE = "meshop-metrics"
 
 
-def metrics_registration(component: str, instance: str, listen: str, node: str = "") -> Registration:
+WILDCARDS = ("0.0.0.0", "::")
+
+
+def metrics_registration(
+    component: str, instance: str, listen: str, node: str = "", advertise: str = ""
+) -> Registration:
     """The ``meshop-metrics`` service a daemon registers so Prometheus finds it via consul_sd_configs.
 
-    Address and port are the daemon's ``/metrics`` listener; tag and meta carry the component.
+    Address and port are the daemon's ``/metrics`` listener; tag and meta carry the component. A
+    listener on every interface (``0.0.0.0``) is not an address anyone can scrape: the registration
+    then names ``advertise``, or no address at all, which makes Consul (and Prometheus) use the
+    Consul node's own address.
     """
     host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
     meta = {"component": component, "instance": instance}
     if node:
         meta["node"] = node
     return Registration(
         service_id=f"{METRICS_SERVICE}-{component}-{instance}",
         name=METRICS_SERVICE,
-        address=host.strip("[]") or "127.0.0.1",
+        address=advertise if host in WILDCARDS else (host or "127.0.0.1"),
         port=int(port),
         meta=meta,
         tags=(component,),

@@ -144,13 +144,15 @@ class Controller:
         """
         wait = self.options.watch_wait
         for name, prefix in (("desired", keys.DESIRED), ("nodes", keys.NODES), ("observed", keys.OBSERVED)):
-            self.watches[name] = watch_prefix(self._new_store(self.config), prefix, self._notifier(name), wait=wait)
+            store = self._new_store(self.config)
+            self.watches[name] = watch_prefix(store, prefix, self._notifier(name), wait=wait, component=COMPONENT)
         agents = Services(self.config, self._new_store(self.config).client)
         self.watches["agents"] = Watch(
             f"health:{AGENT_SERVICE}",
             lambda index, w: agents.instances(AGENT_SERVICE, index, w),
             self._notifier("agents"),
             wait=wait,
+            component=COMPONENT,
         ).start()
         if metrics_listen:
             self._metrics_registration = metrics_registration(COMPONENT, self.options.controller_id, metrics_listen)

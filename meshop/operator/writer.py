@@ -132,7 +132,12 @@ class Writer:
             self.store.transact(ops)
         except ConflictError as exc:
             metrics.consul_errors_total.labels(COMPONENT, "guarded-write").inc()
+            _count_actions(ops[1:], "error")
             raise LeadershipLost(f"guarded write refused, leadership lost: {exc}") from None
+        except Exception:
+            _count_actions(ops[1:], "error")
+            raise
+        _count_actions(ops[1:], "ok")
         for unit in batch:
             unit.commit()
             stats.events += unit.events
@@ -185,6 +190,27 @@ class Writer:
             yield _Unit(what, [op for _, op in chunk_d], _assign(owned, write.service, (), [n for n, _ in chunk_d]))
         if events:
             yield _Unit(what, events, lambda: None, len(events))
+
+
+_KINDS = {
+    keys.ASSIGNMENTS: "assignment",
+    keys.STATUS_SERVICES: "status",
+    keys.STATUS_NODES: "node-status",
+    keys.ROUTES: "route",
+    keys.EVENTS: "event",
+}
+
+
+def action_kind(op: TxnOp) -> str:
+    """``put-assignment``, ``delete-route``, ...: what a controller write did, for ``meshop_actions_total``."""
+    verb = "delete" if op.verb.startswith("delete") else "put"
+    what = next((kind for prefix, kind in _KINDS.items() if op.key.startswith(prefix)), "other")
+    return f"{verb}-{what}"
+
+
+def _count_actions(ops: Sequence[TxnOp], result: str) -> None:
+    for op in ops:
+        metrics.actions_total.labels(COMPONENT, action_kind(op), result).inc()
 
 
 def _assign(owned: Owned, service: str, put: Sequence[Assignment], delete: Sequence[str]) -> Callable[[], None]:
