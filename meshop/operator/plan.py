@@ -231,7 +231,9 @@ def _placement_events(
         why = ", ".join(f"{n} ({placement.leaving[n]})" for n in moved)
         return (PlannedEvent("Rescheduled", obj, f"moved off {why}; now on {_fmt(after)}"),)
     if not before:
-        return (PlannedEvent("Scheduled", obj, f"placed {placement.wanted} replica(s) on {_fmt(after)}"),)
+        placed = sum(after.values())
+        count = f"{placed}" if placed == placement.wanted else f"{placed} of {placement.wanted}"
+        return (PlannedEvent("Scheduled", obj, f"placed {count} replica(s) on {_fmt(after)}"),)
     return (PlannedEvent("Scheduled", obj, f"placement {_fmt(before)} -> {_fmt(after)}"),)
 
 

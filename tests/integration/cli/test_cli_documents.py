@@ -7,6 +7,7 @@ from pathlib import Path
 
 from meshop.consul.store import KVStore
 from meshop.model import keys, load_documents
+from tests.integration.operator.sim import SimNode
 from tests.support.procs import free_port
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "charts" / "examples"
@@ -122,9 +123,9 @@ def test_consul_unreachable_is_one_line_with_exit_code_2(tmp_path: Path, capsys)
     assert "CONSUL_HTTP_ADDR" in err
 
 
-def test_diff_shows_the_placement_the_controller_would_plan(meshop, store: KVStore, prefix: str, tmp_path: Path) -> None:
-    from tests.integration.operator.sim import SimNode
-
+def test_diff_shows_the_placement_the_controller_would_plan(
+    meshop, store: KVStore, prefix: str, tmp_path: Path
+) -> None:
     a, b = SimNode(store, f"{prefix}-a").join(labels={"zone": "x"}), SimNode(store, f"{prefix}-b").join()
     try:
         web = tmp_path / "web.yaml"

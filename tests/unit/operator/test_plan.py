@@ -211,3 +211,11 @@ def test_plans_respect_the_hard_rules(state: ClusterState) -> None:
     for name, service_ in state.services.items():
         if not service_.valid:
             assert target.assignments.get(name, {}) == state.assignments.get(name, {})
+
+
+def test_scheduled_event_counts_the_replicas_placed_not_the_replicas_wanted() -> None:
+    web = service("web", replicas=3)  # spread: one per node, two nodes
+    changes = diff(ClusterState({"web": web}, NODES), plan(ClusterState({"web": web}, NODES), NOW))
+    assert changes.services[0].events == (
+        PlannedEvent("Scheduled", "service/web", "placed 2 of 3 replica(s) on n1=1, n2=1"),
+    )
