@@ -42,7 +42,7 @@ def format_placement(previews: Sequence[PlacementPreview]) -> str:
     out = ["placement (as the controller would plan it now):\n"]
     for item in previews:
         line = f"  service/{item.service}: {_counts(item.before)}"
-        line += " (unchanged)" if dict(item.before) == dict(item.after) else f" -> {_counts(item.after)}"
+        line += f" -> {_counts(item.after)}" if item.moves else " (unchanged)"
         if item.moving:
             line += f"; keeps {_counts(item.moving)} until the replacements are Ready"
         if item.reason:

@@ -37,8 +37,8 @@ class PlacementPreview:
     message: str = ""
 
     @property
-    def changed(self) -> bool:
-        return dict(self.before) != dict(self.after) or bool(self.reason)
+    def moves(self) -> bool:
+        return dict(self.before) != dict(self.after)
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def preview(cluster: Cluster, changes: Sequence[Change], now: float | None = Non
             item = PlacementPreview(
                 name, before, dict(placement.placed), dict(placement.moving), placement.reason, placement.message
             )
-        if name in touched or item.changed:
+        if name in touched or item.moves:
             result.append(item)
     return result
 
