@@ -14,15 +14,14 @@ import logging
 import time
 from dataclasses import replace
 
-from meshop import metrics
 from meshop.caddy.admin import CaddyRejected
 from meshop.caddy.apply import ConfigApplier
 from meshop.consul.client import make_client
 from meshop.consul.config import ConsulConfig
-from meshop.consul.services import CheckState, Registration, Services, metrics_registration
+from meshop.consul.services import CheckState, KeptRegistration, Services, metrics_registration
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_checks, watch_prefix
-from meshop.errors import ConsulError, DocumentError, MeshopError
+from meshop.errors import DocumentError, MeshopError
 from meshop.gateway.config import GatewaySettings, plan_sites, render_gateway
 from meshop.loop import ReconcileLoop
 from meshop.model import keys, load_documents, parse_gateway
@@ -66,8 +65,7 @@ class GatewayDaemon:
         self.watches: list[Watch] = []
         self.last_error: str | None = None
         self._gateway_doc_index = -1
-        self._metrics_registration: Registration | None = None
-        self._metrics_registered = False
+        self.metrics_registration: KeptRegistration | None = None
 
     def start_watches(self, metrics_listen: str | None = None, instance: str = "") -> None:
         """Start the watches; with ``metrics_listen`` (the bound status address) also register
@@ -80,30 +78,16 @@ class GatewayDaemon:
         self.checks_watch = watch_checks(self.services, AGENT_SERVICE, lambda _: notify("health"), component=COMPONENT)
         self.watches = [self.routes_watch, self.gateway_watch, self.checks_watch]
         if metrics_listen:
-            self._metrics_registration = metrics_registration(COMPONENT, instance or "gateway", metrics_listen)
-            self._register_metrics()
-
-    def _register_metrics(self) -> None:
-        """Register ``meshop-metrics`` once; until that succeeds, every pass tries again."""
-        reg = self._metrics_registration
-        if reg is None or self._metrics_registered:
-            return
-        try:
-            self.services.register(reg)
-            self._metrics_registered = True
-        except ConsulError as exc:
-            metrics.consul_errors_total.labels(COMPONENT, "registration").inc()
-            log.warning("could not register %s (retrying next pass): %s", reg.service_id, exc)
+            registration = metrics_registration(COMPONENT, instance or "gateway", metrics_listen)
+            self.metrics_registration = KeptRegistration(self.services, registration, COMPONENT)
+            self.metrics_registration.ensure()
 
     def stop(self) -> None:
         self.loop.stop()
         for watch in self.watches:
             watch.stop()
-        if self._metrics_registration is not None:
-            try:
-                self.services.deregister(self._metrics_registration.service_id)
-            except ConsulError as exc:
-                log.warning("could not deregister %s: %s", self._metrics_registration.service_id, exc)
+        if self.metrics_registration is not None:
+            self.metrics_registration.withdraw()
 
     def ready(self) -> tuple[bool, str]:
         if not self.watches or not all(w.connected for w in self.watches):
@@ -115,7 +99,8 @@ class GatewayDaemon:
         return True, "ready"
 
     def reconcile(self) -> float | None:
-        self._register_metrics()
+        if self.metrics_registration is not None:
+            self.metrics_registration.ensure()
         if not self.routes_watch.wait_ready(0) or not self.gateway_watch.wait_ready(0):
             return 1.0  # first answers from Consul not in yet: render nothing rather than an empty config
         self._apply_gateway_document(self.gateway_watch.latest)

@@ -21,7 +21,7 @@ from typing import Any
 from meshop import metrics
 from meshop.consul.config import ConsulConfig
 from meshop.consul.events import EventLog
-from meshop.consul.services import InstanceHealth, Registration, Services, metrics_registration
+from meshop.consul.services import InstanceHealth, KeptRegistration, Services, metrics_registration
 from meshop.consul.sessions import Lock
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_prefix
@@ -126,7 +126,7 @@ class Controller:
         self._thread: threading.Thread | None = None
         self._node_gauges: set[str] = set()
         self._service_gauges: set[str] = set()
-        self._metrics_registration: Registration | None = None
+        self.metrics_registration: KeptRegistration | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -155,9 +155,10 @@ class Controller:
             component=COMPONENT,
         ).start()
         if metrics_listen:
-            self._metrics_registration = metrics_registration(COMPONENT, self.options.controller_id, metrics_listen)
-            self.election.services.register(self._metrics_registration)
-            self.election.port = self._metrics_registration.port
+            registration = metrics_registration(COMPONENT, self.options.controller_id, metrics_listen)
+            self.metrics_registration = KeptRegistration(self.election.services, registration, COMPONENT)
+            self.metrics_registration.ensure()
+            self.election.port = registration.port
         self.election.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -168,11 +169,8 @@ class Controller:
         if self._thread is not None:
             self._thread.join(timeout)
         self.election.stop()
-        if self._metrics_registration is not None:
-            try:
-                self.election.services.deregister(self._metrics_registration.service_id)
-            except ConsulError as exc:
-                log.warning("could not deregister %s: %s", self._metrics_registration.service_id, exc)
+        if self.metrics_registration is not None:
+            self.metrics_registration.withdraw()
         self._clear_service_metrics()
 
     def ready(self) -> tuple[bool, str]:
@@ -201,6 +199,8 @@ class Controller:
 
     def reconcile(self) -> float | None:
         started = time.monotonic()
+        if self.metrics_registration is not None:
+            self.metrics_registration.ensure()
         if not all(watch.wait_ready(0) for watch in self.watches.values()):
             return 0.1  # never plan from a partial picture: an empty desired/ would delete everything
         now = self.clock()
