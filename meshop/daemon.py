@@ -27,7 +27,7 @@ def run_daemon(
     on_start: Callable[[StatusServer], None] | None = None,
     on_stop: Callable[[], None] | None = None,
 ) -> None:
-    metrics.set_build_info(component)
+    metrics.init_component(component)
     server = StatusServer(metrics_addr, ready).start()
     log.info("%s: metrics and health on http://%s", component, server.address)
     stopping = threading.Event()

@@ -1,6 +1,7 @@
 """The exception tree of meshop; the CLI maps each branch to one exit code and one clear line.
 
 MeshopError                    base; never shown with a traceback
+├── NotFound                   the named service or node does not exist (exit 1)
 ├── DocumentError              a document cannot be read or is invalid (exit 1)
 │   └── ValidationFailed       carries every violation (path + reason)
 ├── ConsulError                talking to Consul failed (exit 2)
@@ -31,6 +32,12 @@ class Violation:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}" if self.path else self.reason
+
+
+class NotFound(MeshopError):
+    """A service or node the user named does not exist."""
+
+    exit_code = 1
 
 
 class DocumentError(MeshopError):

@@ -66,7 +66,7 @@ class ReconcileLoop:
         self.last_error = None
         self.last_success = time.time()
         metrics.reconcile_total.labels(self.component, "ok").inc()
-        metrics.reconcile_duration_seconds.labels(self.component).observe(duration)
+        metrics.reconcile_duration_seconds.labels(self.component, "ok").observe(duration)
         metrics.last_successful_reconcile_timestamp_seconds.labels(self.component).set(self.last_success)
         return again
 
@@ -75,7 +75,7 @@ class ReconcileLoop:
         reasons = {"start"}
         while not self._stopped.is_set():
             for reason in reasons:
-                metrics.watch_wakeups_total.labels(self.component, reason).inc()
+                metrics.reconcile_wakeups_total.labels(self.component, reason).inc()
             delay = self.run_once()
             timeout = self.resync if delay is None else min(delay, self.resync)
             reasons = self.wakeup.wait(timeout) or {"resync" if delay is None else "requeue"}
@@ -84,6 +84,6 @@ class ReconcileLoop:
         self.passes += 1
         self.last_error = str(exc)
         metrics.reconcile_total.labels(self.component, "error").inc()
-        metrics.reconcile_duration_seconds.labels(self.component).observe(time.monotonic() - started)
+        metrics.reconcile_duration_seconds.labels(self.component, "error").observe(time.monotonic() - started)
         if isinstance(exc, ConsulError):
             log.warning("%s: reconcile pass failed: %s", self.component, exc)

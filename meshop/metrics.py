@@ -1,54 +1,125 @@
 """Every Prometheus metric meshop exports, in one place (names follow Prometheus conventions).
 
-Components label their samples with ``component`` (controller, agent, gateway). Each process runs one
-component and serves these from its ``/metrics`` endpoint (``meshop.httpserver``).
+Each process runs one component (controller, agent or gateway) and serves these from its ``/metrics``
+endpoint (``meshop.httpserver``); samples carry a ``component`` label wherever several components count
+the same thing. ``init_component`` creates the label sets a component will use at zero when it starts,
+so rates and alerts work from the first event and a dashboard never shows "no data" for a quiet daemon.
+docs/monitoring.md lists every metric with its labels.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 from meshop import __version__
 
+disable_created_metrics()  # no *_created series: they double the series count and no panel or alert uses them
+
+COMPONENTS = ("controller", "agent", "gateway")
+RESULTS = ("ok", "error")
 RECONCILE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+AGENT_ACTION_KINDS = ("pull", "create", "start", "remove", "replace")
+CONTROLLER_ACTION_KINDS = tuple(
+    f"{verb}-{what}" for verb in ("put", "delete") for what in ("assignment", "status", "node-status", "route", "event")
+)
+DRIFT_REASONS = ("missing", "stopped", "created-leftover", "dead")
+CONTAINER_STATES = ("created", "running", "restarting", "paused", "exited", "dead", "removing")
+CADDY_RESULTS = ("ok", "rejected", "error")
+CONSUL_OPERATIONS = {
+    "controller": ("watch", "read", "write", "guarded-write", "election", "heartbeat"),
+    "agent": ("watch", "assignments", "registrations", "observed", "secrets", "heartbeat"),
+    "gateway": ("watch", "registration"),
+}
+
+# --- every component ---------------------------------------------------------------------------------
 
 reconcile_total = Counter(
     "meshop_reconcile_total", "Reconcile passes, by component and result (ok|error).", ["component", "result"]
 )
 reconcile_duration_seconds = Histogram(
-    "meshop_reconcile_duration_seconds", "Duration of one reconcile pass.", ["component"], buckets=RECONCILE_BUCKETS
+    "meshop_reconcile_duration_seconds",
+    "Duration of one reconcile pass, by component and result (ok|error).",
+    ["component", "result"],
+    buckets=RECONCILE_BUCKETS,
 )
 last_successful_reconcile_timestamp_seconds = Gauge(
     "meshop_last_successful_reconcile_timestamp_seconds",
     "Unix time of the last reconcile pass that finished without error.",
     ["component"],
 )
-actions_total = Counter(
-    "meshop_actions_total",
-    "Actions applied, by component, kind and result (ok|error).",
-    ["component", "kind", "result"],
+reconcile_wakeups_total = Counter(
+    "meshop_reconcile_wakeups_total",
+    "Why reconcile passes ran: a watch's name, docker, health, pull, resync, requeue, start, ...",
+    ["component", "reason"],
 )
-drift_repairs_total = Counter(
-    "meshop_drift_repairs_total", "Containers repaired because they drifted from their assignment.", ["reason"]
-)
-managed_containers = Gauge("meshop_managed_containers", "Managed containers on this node, by state.", ["state"])
-services = Gauge("meshop_services", "Services known to the controller, by state (desired|ready|degraded).", ["state"])
-service_ready = Gauge("meshop_service_ready", "1 when the service's Ready condition is True, else 0.", ["service"])
-node_ready = Gauge("meshop_node_ready", "1 when the node is Ready, 0 when NotReady.", ["node"])
 consul_errors_total = Counter(
     "meshop_consul_errors_total", "Failed Consul requests, by component and operation.", ["component", "operation"]
 )
 watch_wakeups_total = Counter(
-    "meshop_watch_wakeups_total", "Reconcile wake-ups, by component and source.", ["component", "source"]
+    "meshop_watch_wakeups_total",
+    "Consul blocking-query watches that returned a change, by component and watch.",
+    ["component", "watch"],
 )
+actions_total = Counter(
+    "meshop_actions_total",
+    "Changes applied: agent container actions, controller KV writes; by component, kind and result (ok|error).",
+    ["component", "kind", "result"],
+)
+build_info = Gauge("meshop_build_info", "Always 1; the labels carry the build.", ["version", "component"])
+
+# --- agent -------------------------------------------------------------------------------------------
+
+drift_repairs_total = Counter(
+    "meshop_drift_repairs_total", "Containers repaired because they drifted from their assignment.", ["reason"]
+)
+managed_containers = Gauge("meshop_managed_containers", "Managed containers on this node, by state.", ["state"])
+
+# --- controller --------------------------------------------------------------------------------------
+
+services = Gauge(
+    "meshop_services",
+    "Services, by state (desired|ready|degraded|invalid); exported by the leader only.",
+    ["state"],
+)
+service_ready = Gauge(
+    "meshop_service_ready", "1 when the service's Ready condition is True, else 0; leader only.", ["service"]
+)
+node_ready = Gauge("meshop_node_ready", "1 when the node is Ready, 0 when NotReady.", ["node"])
+leader = Gauge("meshop_leader", "1 while this controller holds the leader lock (always 0 in agents and gateways).")
+
+# --- gateway (and any component that loads a Caddy config) --------------------------------------------
+
 caddy_reloads_total = Counter(
     "meshop_caddy_reloads_total",
     "Caddy config loads, by component and result (ok|rejected|error).",
     ["component", "result"],
 )
-leader = Gauge("meshop_leader", "1 while this controller holds the leader lock.")
-build_info = Gauge("meshop_build_info", "Always 1; the labels carry the build.", ["version", "component"])
 
 
 def set_build_info(component: str) -> None:
     build_info.labels(version=__version__, component=component).set(1)
+
+
+def init_component(component: str) -> None:
+    """Build info, and every label set ``component`` is known to use, created at zero."""
+    set_build_info(component)
+    for result in RESULTS:
+        reconcile_total.labels(component, result)
+        reconcile_duration_seconds.labels(component, result)
+    for operation in CONSUL_OPERATIONS.get(component, ("watch",)):
+        consul_errors_total.labels(component, operation)
+    if component == "agent":
+        for kind in AGENT_ACTION_KINDS:
+            for result in RESULTS:
+                actions_total.labels(component, kind, result)
+        for reason in DRIFT_REASONS:
+            drift_repairs_total.labels(reason)
+        for state in CONTAINER_STATES:
+            managed_containers.labels(state)
+    elif component == "controller":
+        for kind in CONTROLLER_ACTION_KINDS:
+            for result in RESULTS:
+                actions_total.labels(component, kind, result)
+    elif component == "gateway":
+        for result in CADDY_RESULTS:
+            caddy_reloads_total.labels(component, result)

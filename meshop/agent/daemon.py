@@ -111,6 +111,10 @@ class AgentDaemon:
         )
 
     def ready(self) -> tuple[bool, str]:
+        """For ``/readyz``: Consul answers (the watch notices a lost connection at once, the heartbeat
+        within a few beats), a pass has run, the last one succeeded and Docker answers."""
+        if self.watch is not None and not self.watch.connected:
+            return False, "not connected to Consul (assignments watch)"
         age = self.presence.contact_age() if self.presence else None
         if age is None or age > max(10.0, 3 * self.options.heartbeat):
             return False, "Consul has not answered recently"
@@ -124,7 +128,7 @@ class AgentDaemon:
 
     def start(self, status: StatusServer | None = None) -> AgentDaemon:
         """Start every thread; ``status`` is a running status server to use (``run_daemon`` makes one)."""
-        metrics.set_build_info("agent")
+        metrics.init_component("agent")
         self._own_status = status is None
         if status is not None:
             self.status = status
@@ -144,7 +148,10 @@ class AgentDaemon:
             interval=self.options.heartbeat,
         ).start()
         self.watch = watch_prefix(
-            self.store, keys.node_assignments(self.node), lambda _listing: self.wakeup.notify("assignments")
+            self.store,
+            keys.node_assignments(self.node),
+            lambda _listing: self.wakeup.notify("assignments"),
+            component="agent",
         )
         self.events.start()
         log.info(

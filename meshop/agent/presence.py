@@ -115,7 +115,9 @@ class NodePresence:
             )
         )
         if self.metrics_listen:  # so Prometheus finds this agent (charts/monitoring/prometheus.yml)
-            self.services.register(metrics_registration("agent", record.name, self.metrics_listen, record.name))
+            self.services.register(
+                metrics_registration("agent", record.name, self.metrics_listen, record.name, record.address)
+            )
         self.registered = True
         log.info("registered %s with a %gs TTL check", agent_service_id(record.name), self.ttl)
 

@@ -52,7 +52,6 @@ from meshop.model.records import Assignment, Observed, loads_json
 
 log = logging.getLogger(__name__)
 
-CONTAINER_STATES = ("created", "running", "restarting", "paused", "exited", "dead", "removing")
 AFTER_CHANGE = 0.05  # look again this soon after a pass that changed something
 DRIVER_RETRY = 2.0  # look again this soon when the Docker engine did not answer
 
@@ -182,7 +181,7 @@ class NodeReconciler:
                 metrics.consul_errors_total.labels("agent", "observed").inc()
                 consul_error = consul_error or exc
             self._cleanup_volumes(set(assignments) | set(unreadable), containers)
-        for state in CONTAINER_STATES:
+        for state in metrics.CONTAINER_STATES:
             metrics.managed_containers.labels(state).set(sum(1 for c in containers if c.state == state))
         if consul_error is not None:
             raise consul_error
@@ -256,6 +255,8 @@ class NodeReconciler:
                         raise LookupError(f"Consul key {key} (env {env_name}) does not exist")
                     values[env_name] = value
             except (ConsulError, LookupError) as exc:
+                if isinstance(exc, ConsulError):
+                    metrics.consul_errors_total.labels("agent", "secrets").inc()
                 resolved[name] = Note("SecretUnavailable", str(exc)[:300])
                 continue
             resolved[name] = values

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from meshop.cli.context import CliContext
-from meshop.cli.views import format_diff
+from meshop.cli.views import format_diff, format_placement
 from meshop.client.apply import apply_changes, check_all, plan_changes, read_existing
+from meshop.client.preview import preview, read_cluster
 from meshop.client.sources import read_sources
 from meshop.errors import DocumentError
 from meshop.model import keys
@@ -51,11 +52,14 @@ def apply(obj: CliContext, paths: tuple[str, ...]) -> None:
 @FILES
 @click.pass_obj
 def diff(obj: CliContext, paths: tuple[str, ...]) -> None:
-    """Show what apply would change. Exit code 0: no changes, 1: changes."""
+    """Show what apply would change: each document's diff and the placement it would get.
+
+    Exit code 0: no changes, 1: changes."""
     documents = read_sources(paths)
     check_all(documents)
     changes = plan_changes(documents, read_existing(obj.store(), documents))
     click.echo(format_diff(changes), nl=False)
+    click.echo(format_placement(preview(read_cluster(obj.consul), changes)), nl=False)
     if any(change.action != "unchanged" for change in changes):
         raise SystemExit(1)
 

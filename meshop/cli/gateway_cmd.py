@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import click
@@ -14,7 +15,8 @@ from meshop.cli.context import CliContext
 from meshop.daemon import run_daemon
 from meshop.errors import MeshopError
 from meshop.gateway.config import GatewaySettings
-from meshop.gateway.daemon import GatewayDaemon
+from meshop.gateway.daemon import COMPONENT, GatewayDaemon
+from meshop.httpserver import StatusServer
 from meshop.logs import setup_logging
 
 
@@ -42,9 +44,20 @@ def gateway() -> None:
     show_default=True,
     help="TLS when no Gateway document says otherwise.",
 )
-@click.option("--metrics-addr", default="127.0.0.1:9466", show_default=True)
+@click.option(
+    "--metrics-addr",
+    default="127.0.0.1:9466",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="/metrics, /healthz, /readyz (port 0: any free port); registered as meshop-metrics.",
+)
+@click.option(
+    "--id", "gateway_id", default=socket.gethostname, show_default="hostname", help="This gateway's id (metrics)."
+)
 @click.option("--resync", default=30.0, show_default=True, help="Seconds between full passes.")
-@click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
+)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_obj
 def run(
@@ -57,6 +70,7 @@ def run(
     binds: tuple[str, ...],
     tls_mode: str,
     metrics_addr: str,
+    gateway_id: str,
     resync: float,
     log_level: str,
     log_format: str,
@@ -80,14 +94,14 @@ def run(
         )
     daemon = GatewayDaemon(obj.consul, settings, ConfigApplier(admin, "gateway", managed), resync=resync)
 
-    def start(_server: object) -> None:
+    def start(server: StatusServer) -> None:
         if managed is not None:
             managed.start(admin)
-        daemon.start_watches()
+        daemon.start_watches(metrics_listen=server.address, instance=gateway_id)
 
     def stop() -> None:
         daemon.stop()
         if managed is not None:
             managed.stop()
 
-    run_daemon("gateway", daemon.loop, metrics_addr=metrics_addr, ready=daemon.ready, on_start=start, on_stop=stop)
+    run_daemon(COMPONENT, daemon.loop, metrics_addr=metrics_addr, ready=daemon.ready, on_start=start, on_stop=stop)

@@ -9,17 +9,23 @@ when something is not Ready.)
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
-from meshop import __version__
 from meshop.cli.agent_cmd import agent
 from meshop.cli.context import CliContext
 from meshop.cli.controller_cmd import controller
 from meshop.cli.docs_cmd import apply, delete, diff, validate
+from meshop.cli.events_cmd import events
 from meshop.cli.gateway_cmd import gateway
+from meshop.cli.get_cmd import describe, get
 from meshop.cli.nodes_cmd import nodes
+from meshop.cli.output import dump
+from meshop.cli.render import version_text
+from meshop.cli.status_cmd import status
+from meshop.client.version import build_info
 from meshop.consul.config import ConsulConfig
 from meshop.errors import MeshopError
 
@@ -37,15 +43,14 @@ def cli(ctx: click.Context, consul_addr: str | None, token: str | None, prefix: 
 
 
 @cli.command()
-def version() -> None:
-    """Print meshop's version."""
-    click.echo(f"meshop {__version__}")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True)
+def version(fmt: str) -> None:
+    """Print meshop's version and build information (commit, Python, libraries)."""
+    info = build_info()
+    click.echo(version_text(info) if fmt == "text" else dump(info, fmt), nl=False)
 
 
-cli.add_command(agent)
-cli.add_command(controller)
-cli.add_command(gateway)
-for command in (apply, diff, validate, delete, nodes):
+for command in (status, get, describe, events, apply, diff, validate, delete, nodes, controller, agent, gateway):
     cli.add_command(command)
 
 
@@ -67,12 +72,24 @@ def run(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `meshop events | head`: the reader left; nothing is wrong
+        _silence_stdout()
+        return 0
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
         click.echo(f"Internal error: {type(exc).__name__}: {exc} (please report this)", err=True)
         return 70
     return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (tests capture stdout)
+        pass
 
 
 def main() -> None:

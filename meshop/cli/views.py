@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import yaml
 
 from meshop.client.apply import Change
+from meshop.client.preview import PlacementPreview
 
 
 def to_yaml(data: object, sort_keys: bool = False) -> str:
@@ -27,4 +28,24 @@ def format_diff(changes: Sequence[Change]) -> str:
         after = to_yaml(change.after, True).splitlines(keepends=True)
         out.append(f"{label} {'would be created' if change.action == 'created' else 'would be configured'}\n")
         out.extend(difflib.unified_diff(before, after, fromfile=f"a/{change.key}", tofile=f"b/{change.key}"))
+    return "".join(out)
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{node}={n}" for node, n in sorted(counts.items())) or "nowhere"
+
+
+def format_placement(previews: Sequence[PlacementPreview]) -> str:
+    """Where each touched service runs now and would run after apply, as the controller would plan it."""
+    if not previews:
+        return ""
+    out = ["placement (as the controller would plan it now):\n"]
+    for item in previews:
+        line = f"  service/{item.service}: {_counts(item.before)}"
+        line += f" -> {_counts(item.after)}" if item.moves else " (unchanged)"
+        if item.moving:
+            line += f"; keeps {_counts(item.moving)} until the replacements are Ready"
+        if item.reason:
+            line += f"; {item.reason}: {item.message}" if item.message else f"; {item.reason}"
+        out.append(line + "\n")
     return "".join(out)

@@ -6,14 +6,19 @@ find only healthy ones) and themselves (a TTL check the controller watches for n
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import consul
 
+from meshop import metrics
 from meshop.consul.client import consul_errors
 from meshop.consul.config import ConsulConfig
+from meshop.errors import ConsulError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -171,20 +176,58 @@ def _instance(item: Mapping[str, Any]) -> InstanceHealth:
 METRICS_SERVICE = "meshop-metrics"
 
 
-def metrics_registration(component: str, instance: str, listen: str, node: str = "") -> Registration:
+WILDCARDS = ("0.0.0.0", "::")
+
+
+def metrics_registration(
+    component: str, instance: str, listen: str, node: str = "", advertise: str = ""
+) -> Registration:
     """The ``meshop-metrics`` service a daemon registers so Prometheus finds it via consul_sd_configs.
 
-    Address and port are the daemon's ``/metrics`` listener; tag and meta carry the component.
+    Address and port are the daemon's ``/metrics`` listener; tag and meta carry the component. A
+    listener on every interface (``0.0.0.0``) is not an address anyone can scrape: the registration
+    then names ``advertise``, or no address at all, which makes Consul (and Prometheus) use the
+    Consul node's own address.
     """
     host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
     meta = {"component": component, "instance": instance}
     if node:
         meta["node"] = node
     return Registration(
         service_id=f"{METRICS_SERVICE}-{component}-{instance}",
         name=METRICS_SERVICE,
-        address=host.strip("[]") or "127.0.0.1",
+        address=advertise if host in WILDCARDS else (host or "127.0.0.1"),
         port=int(port),
         meta=meta,
         tags=(component,),
     )
+
+
+class KeptRegistration:
+    """One registration a daemon keeps in Consul: ``ensure`` on every pass registers it until Consul has
+    taken it (so a daemon started while Consul was down still becomes discoverable), ``withdraw`` on a
+    clean stop. A failure is logged and counted, never fatal: the daemon's real work matters more."""
+
+    def __init__(self, services: Services, registration: Registration, component: str) -> None:
+        self.services = services
+        self.registration = registration
+        self.component = component
+        self.registered = False
+
+    def ensure(self) -> None:
+        if self.registered:
+            return
+        try:
+            self.services.register(self.registration)
+            self.registered = True
+        except ConsulError as exc:
+            metrics.consul_errors_total.labels(self.component, "registration").inc()
+            log.warning("could not register %s (retrying next pass): %s", self.registration.service_id, exc)
+
+    def withdraw(self) -> None:
+        try:
+            self.services.deregister(self.registration.service_id)
+            self.registered = False
+        except ConsulError as exc:
+            log.warning("could not deregister %s: %s", self.registration.service_id, exc)

@@ -6,6 +6,10 @@ without blocking after any failed request (the server it reaches next may be suc
 ``min_interval`` between queries (so a flapping key cannot spin it), and backs off exponentially with
 jitter (tenacity) while Consul is unreachable. ``stop()`` returns at once; the thread is a daemon and
 delivers nothing after it.
+
+A daemon passes its ``component``: the watch then counts its wake-ups (``meshop_watch_wakeups_total``)
+and failed requests (``meshop_consul_errors_total{operation="watch"}``) itself, because only the watch
+sees every blocking query; without one (library use, tests) it exports nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Generic, TypeVar
 
 import tenacity
 
+from meshop import metrics
 from meshop.consul.services import CheckState, Services
 from meshop.consul.store import KVStore, Listing
 from meshop.errors import ConsulError
@@ -40,8 +45,10 @@ class Watch(Generic[T]):
         wait: str = "30s",
         min_interval: float = 0.02,
         max_backoff: float = 10.0,
+        component: str | None = None,
     ) -> None:
         self.name = name
+        self.component = component
         self._fetch = fetch
         self._on_change = on_change
         self._wait = wait
@@ -57,6 +64,9 @@ class Watch(Generic[T]):
         self.wakeups = 0
         self.last_error: str | None = None
         self.connected = False
+        if component:  # create both series at zero, so a rate works from the first event
+            metrics.watch_wakeups_total.labels(component, name)
+            metrics.consul_errors_total.labels(component, "watch")
 
     def start(self) -> Watch[T]:
         self._thread = threading.Thread(target=self._run, name=f"watch-{self.name}", daemon=True)
@@ -114,6 +124,8 @@ class Watch(Generic[T]):
         with self._lock:
             self._latest = value
         self.wakeups += 1
+        if self.component:
+            metrics.watch_wakeups_total.labels(self.component, self.name).inc()
         self._ready.set()
         if self._on_change is not None:
             try:
@@ -123,6 +135,8 @@ class Watch(Generic[T]):
 
     def _record_error(self, state: tenacity.RetryCallState) -> None:
         self.errors += 1
+        if self.component:
+            metrics.consul_errors_total.labels(self.component, "watch").inc()
         # after a failure, re-read without blocking: a restarted or restored server may now be at a lower
         # index, and a blocking query on the old one would hang for the whole wait before noticing
         self.index = 0
@@ -140,6 +154,7 @@ def watch_prefix(
     *,
     wait: str = "30s",
     min_interval: float = 0.02,
+    component: str | None = None,
 ) -> Watch[Listing]:
     """A started watch on every key under ``prefix`` (relative to the store's prefix)."""
 
@@ -147,15 +162,20 @@ def watch_prefix(
         listing = store.list(prefix, index=index, wait=wait)
         return listing.index, listing
 
-    return Watch(f"kv:{prefix}", fetch, on_change, wait=wait, min_interval=min_interval).start()
+    return Watch(f"kv:{prefix}", fetch, on_change, wait=wait, min_interval=min_interval, component=component).start()
 
 
 def watch_checks(
-    services: Services, service: str, on_change: Callable[[list[CheckState]], None] | None = None, *, wait: str = "30s"
+    services: Services,
+    service: str,
+    on_change: Callable[[list[CheckState]], None] | None = None,
+    *,
+    wait: str = "30s",
+    component: str | None = None,
 ) -> Watch[list[CheckState]]:
     """A started watch on every health check of ``service`` (e.g. ``meshop-agent``) across the cluster."""
 
     def fetch(index: int, wait_for: str | None) -> tuple[int, list[CheckState]]:
         return services.checks(service, index=index, wait=wait_for)
 
-    return Watch(f"checks:{service}", fetch, on_change, wait=wait).start()
+    return Watch(f"checks:{service}", fetch, on_change, wait=wait, component=component).start()

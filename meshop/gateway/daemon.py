@@ -4,6 +4,8 @@ Inputs, each a blocking-query watch feeding one ``Wakeup``: ``routes/`` (written
 ``desired/gateway`` (domains, TLS), and the ``meshop-agent`` health checks — so a node whose agent
 stops answering leaves every upstream pool at once, without waiting for the controller to reschedule.
 A config Caddy refuses leaves the previous one serving; the error is logged, counted and retried.
+With its status listener's address the gateway registers ``meshop-metrics`` (Prometheus discovery)
+and deregisters it on a clean stop, like the controller and the agents.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from meshop.caddy.admin import CaddyRejected
 from meshop.caddy.apply import ConfigApplier
 from meshop.consul.client import make_client
 from meshop.consul.config import ConsulConfig
-from meshop.consul.services import CheckState, Services
+from meshop.consul.services import CheckState, KeptRegistration, Services, metrics_registration
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_checks, watch_prefix
 from meshop.errors import DocumentError, MeshopError
@@ -28,6 +30,7 @@ from meshop.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 AGENT_SERVICE = "meshop-agent"
+COMPONENT = "gateway"
 
 
 def down_nodes(checks: list[CheckState] | None) -> set[str]:
@@ -58,22 +61,33 @@ class GatewayDaemon:
         self.store = KVStore(config)
         self.services = Services(config, make_client(config))
         self.wakeup = Wakeup()
-        self.loop = ReconcileLoop("gateway", self.reconcile, self.wakeup, resync=resync)
+        self.loop = ReconcileLoop(COMPONENT, self.reconcile, self.wakeup, resync=resync)
         self.watches: list[Watch] = []
         self.last_error: str | None = None
         self._gateway_doc_index = -1
+        self.metrics_registration: KeptRegistration | None = None
 
-    def start_watches(self) -> None:
+    def start_watches(self, metrics_listen: str | None = None, instance: str = "") -> None:
+        """Start the watches; with ``metrics_listen`` (the bound status address) also register
+        ``meshop-metrics``. A failed registration is logged, not fatal: routing matters more."""
         notify = self.wakeup.notify
-        self.routes_watch = watch_prefix(self.store, keys.ROUTES, lambda _: notify("routes"))
-        self.gateway_watch = watch_prefix(self.store, keys.DESIRED_GATEWAY, lambda _: notify("gateway"))
-        self.checks_watch = watch_checks(self.services, AGENT_SERVICE, lambda _: notify("health"))
+        self.routes_watch = watch_prefix(self.store, keys.ROUTES, lambda _: notify("routes"), component=COMPONENT)
+        self.gateway_watch = watch_prefix(
+            self.store, keys.DESIRED_GATEWAY, lambda _: notify("gateway"), component=COMPONENT
+        )
+        self.checks_watch = watch_checks(self.services, AGENT_SERVICE, lambda _: notify("health"), component=COMPONENT)
         self.watches = [self.routes_watch, self.gateway_watch, self.checks_watch]
+        if metrics_listen:
+            registration = metrics_registration(COMPONENT, instance or "gateway", metrics_listen)
+            self.metrics_registration = KeptRegistration(self.services, registration, COMPONENT)
+            self.metrics_registration.ensure()
 
     def stop(self) -> None:
         self.loop.stop()
         for watch in self.watches:
             watch.stop()
+        if self.metrics_registration is not None:
+            self.metrics_registration.withdraw()
 
     def ready(self) -> tuple[bool, str]:
         if not self.watches or not all(w.connected for w in self.watches):
@@ -85,6 +99,8 @@ class GatewayDaemon:
         return True, "ready"
 
     def reconcile(self) -> float | None:
+        if self.metrics_registration is not None:
+            self.metrics_registration.ensure()
         if not self.routes_watch.wait_ready(0) or not self.gateway_watch.wait_ready(0):
             return 1.0  # first answers from Consul not in yet: render nothing rather than an empty config
         self._apply_gateway_document(self.gateway_watch.latest)

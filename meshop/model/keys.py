@@ -13,6 +13,7 @@ NODES = "nodes/"
 ASSIGNMENTS = "assignments/"
 OBSERVED = "observed/"
 STATUS_SERVICES = "status/services/"
+STATUS_NODES = "status/nodes/"
 ROUTES = "routes/"
 EVENTS = "events/"
 LEADER = "leader"
@@ -48,6 +49,10 @@ def observed(node_name: str, service: str) -> str:
 
 def service_status(name: str) -> str:
     return f"{STATUS_SERVICES}{name}"
+
+
+def node_status(name: str) -> str:
+    return f"{STATUS_NODES}{name}"
 
 
 def route(host: str) -> str:

@@ -249,6 +249,7 @@ class ServiceStatus:
     image: str = ""
     route: str = ""
     spec_hash: str = ""
+    created_at: float = 0.0  # when the controller first rolled this service up (``meshop status`` AGE)
 
     def condition(self, kind: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == kind), None)
@@ -265,6 +266,7 @@ class ServiceStatus:
             "image": self.image,
             "route": self.route,
             "specHash": self.spec_hash,
+            "createdAt": self.created_at,
         }
 
     @classmethod
@@ -280,6 +282,34 @@ class ServiceStatus:
             image=str(data.get("image", "")),
             route=str(data.get("route", "")),
             spec_hash=str(data.get("specHash", "")),
+            created_at=float(data.get("createdAt", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """``status/nodes/<node>``: the controller's readiness verdict for one node, rewritten on transitions only.
+
+    ``state`` is Ready, Suspect (unhealthy within the grace period: keeps its work, gets none new) or
+    NotReady (its movable work is placed elsewhere). ``since`` is when that state began; for a node that
+    is not Ready it is also when the node was last seen healthy. ``problem`` says what is wrong.
+    """
+
+    name: str
+    state: str
+    since: float
+    problem: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "state": self.state, "since": self.since, "problem": self.problem}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NodeStatus:
+        return cls(
+            name=str(data["name"]),
+            state=str(data.get("state", "Unknown")),
+            since=float(data.get("since", 0.0)),
+            problem=str(data.get("problem", "")),
         )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from meshop import metrics
 from meshop.consul.config import ConsulConfig
 from meshop.consul.events import EventLog
-from meshop.consul.services import InstanceHealth, Registration, Services, metrics_registration
+from meshop.consul.services import InstanceHealth, KeptRegistration, Services, metrics_registration
 from meshop.consul.sessions import Lock
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_prefix
@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
 
 COMPONENT = "controller"
 AGENT_SERVICE = "meshop-agent"
+
+
+def agent_node(instance: InstanceHealth) -> str:
+    """The node a ``meshop-agent`` registration speaks for (its ``node`` meta, else from its id)."""
+    return instance.meta.get("node") or instance.service_id.removeprefix(f"{AGENT_SERVICE}-")
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,7 @@ class Controller:
         self._thread: threading.Thread | None = None
         self._node_gauges: set[str] = set()
         self._service_gauges: set[str] = set()
-        self._metrics_registration: Registration | None = None
+        self.metrics_registration: KeptRegistration | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
 
@@ -139,18 +144,21 @@ class Controller:
         """
         wait = self.options.watch_wait
         for name, prefix in (("desired", keys.DESIRED), ("nodes", keys.NODES), ("observed", keys.OBSERVED)):
-            self.watches[name] = watch_prefix(self._new_store(self.config), prefix, self._notifier(name), wait=wait)
+            store = self._new_store(self.config)
+            self.watches[name] = watch_prefix(store, prefix, self._notifier(name), wait=wait, component=COMPONENT)
         agents = Services(self.config, self._new_store(self.config).client)
         self.watches["agents"] = Watch(
             f"health:{AGENT_SERVICE}",
             lambda index, w: agents.instances(AGENT_SERVICE, index, w),
             self._notifier("agents"),
             wait=wait,
+            component=COMPONENT,
         ).start()
         if metrics_listen:
-            self._metrics_registration = metrics_registration(COMPONENT, self.options.controller_id, metrics_listen)
-            self.election.services.register(self._metrics_registration)
-            self.election.port = self._metrics_registration.port
+            registration = metrics_registration(COMPONENT, self.options.controller_id, metrics_listen)
+            self.metrics_registration = KeptRegistration(self.election.services, registration, COMPONENT)
+            self.metrics_registration.ensure()
+            self.election.port = registration.port
         self.election.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -161,11 +169,8 @@ class Controller:
         if self._thread is not None:
             self._thread.join(timeout)
         self.election.stop()
-        if self._metrics_registration is not None:
-            try:
-                self.election.services.deregister(self._metrics_registration.service_id)
-            except ConsulError as exc:
-                log.warning("could not deregister %s: %s", self._metrics_registration.service_id, exc)
+        if self.metrics_registration is not None:
+            self.metrics_registration.withdraw()
         self._clear_service_metrics()
 
     def ready(self) -> tuple[bool, str]:
@@ -194,6 +199,8 @@ class Controller:
 
     def reconcile(self) -> float | None:
         started = time.monotonic()
+        if self.metrics_registration is not None:
+            self.metrics_registration.ensure()
         if not all(watch.wait_ready(0) for watch in self.watches.values()):
             return 0.1  # never plan from a partial picture: an empty desired/ would delete everything
         now = self.clock()
@@ -232,6 +239,7 @@ class Controller:
             observed=observed,
             statuses=self.owned.statuses,
             routes=self.owned.routes,
+            node_statuses=self.owned.node_statuses,
         )
         target = plan(state, now)
         changes = diff(state, target)
@@ -309,14 +317,8 @@ class Controller:
                 observed.setdefault(parts[1], {})[parts[0]] = seen
         self._observed.keep_only(e.key for e in observed_entries)
 
-        agent_status: dict[str, str] = {}
-        severity = {"passing": 0, "warning": 1, "critical": 2}
         instances: list[InstanceHealth] = self.watches["agents"].latest or []
-        for instance in instances:
-            node = instance.meta.get("node") or instance.service_id.removeprefix(f"{AGENT_SERVICE}-")
-            before = agent_status.get(node)
-            if before is None or severity.get(instance.status, 2) > severity.get(before, 2):
-                agent_status[node] = instance.status
+        agent_status = node_health.agent_status((agent_node(i), i.status) for i in instances)
         return desired, records, node_docs, observed, agent_status
 
     def _node_doc_events(self, node_docs: Mapping[str, ParsedNode]) -> list[PlannedEvent]:

@@ -3,7 +3,8 @@
 A node is healthy while its agent's record exists in ``nodes/`` and its ``meshop-agent`` health (the TTL
 check plus the Consul node's own checks) passes. An unhealthy node is SUSPECT (keeps its work, gets no
 new work) until it has been unhealthy for the grace period, then NOT_READY (its movable work is placed
-elsewhere). ``assess`` returns the new states and the NodeLost / NodeReady transitions to report.
+elsewhere). ``assess`` returns the new states and the NodeLost / NodeReady transitions to report;
+``node_statuses`` turns them into the ``status/nodes/<n>`` records ``meshop status`` shows.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from meshop.operator.view import NodeState
+from meshop.model.records import NodeStatus
+from meshop.operator.view import NodeState, NodeView
 
 
 @dataclass(frozen=True)
@@ -89,4 +91,32 @@ def problems_of(
             result[node] = f"agent check {status}"
         else:
             result[node] = None
+    return result
+
+
+def node_statuses(
+    nodes: Mapping[str, NodeView], previous: Mapping[str, NodeStatus], now: float
+) -> dict[str, NodeStatus]:
+    """One record per node; unchanged while the node's state and problem are, so an idle pass writes none.
+
+    ``since`` is when a Ready node became Ready, or when an unhealthy node was first seen unhealthy.
+    """
+    result: dict[str, NodeStatus] = {}
+    for name, view in sorted(nodes.items()):
+        before = previous.get(name)
+        since = before.since if before is not None and before.state == view.state.value else now
+        if view.state is not NodeState.READY and view.unhealthy_since is not None:
+            since = view.unhealthy_since
+        result[name] = NodeStatus(name, view.state.value, since, view.problem)
+    return result
+
+
+def agent_status(instances: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """node -> the worst status (passing < warning < critical) among its agent's health instances."""
+    severity = {"passing": 0, "warning": 1, "critical": 2}
+    result: dict[str, str] = {}
+    for node, status in instances:
+        before = result.get(node)
+        if before is None or severity.get(status, 2) > severity.get(before, 2):
+            result[node] = status
     return result

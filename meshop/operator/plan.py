@@ -1,8 +1,9 @@
 """The controller's pure core: ``plan(state, now) -> Plan`` and ``diff(state, plan) -> Changes``.
 
-``plan`` decides the whole controller-owned part of KV (assignments, statuses, routes) from the desired
-documents, the nodes and observed state; ``diff`` keeps only what differs from what KV holds now, grouped
-so that one service's assignment changes (a move: new copies and removed ones) are written atomically.
+``plan`` decides the whole controller-owned part of KV (assignments, service and node statuses, routes)
+from the desired documents, the nodes and observed state; ``diff`` keeps only what differs from what KV
+holds now, grouped so that one service's assignment changes (a move: new copies and removed ones) are
+written atomically.
 Re-planning after applying a plan yields no changes (a hypothesis property in the tests).
 """
 
@@ -11,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from meshop.model.records import Assignment, Observed, RouteRecord, ServiceStatus, dumps
+from meshop.model.records import Assignment, NodeStatus, Observed, RouteRecord, ServiceStatus, dumps
+from meshop.operator.nodes import node_statuses
 from meshop.operator.placement import ServicePlacement, place
 from meshop.operator.routes import build_routes
 from meshop.operator.status import ready_copies, roll_up
@@ -28,6 +30,7 @@ class ClusterState:
     observed: Mapping[str, Mapping[str, Observed]] = field(default_factory=dict)
     statuses: Mapping[str, ServiceStatus] = field(default_factory=dict)
     routes: Mapping[str, RouteRecord] = field(default_factory=dict)
+    node_statuses: Mapping[str, NodeStatus] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Plan:
     routes: Mapping[str, RouteRecord]
     placements: Mapping[str, ServicePlacement]
     events: Mapping[str, tuple[PlannedEvent, ...]]
+    node_statuses: Mapping[str, NodeStatus] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,8 @@ class Changes:
     put_routes: tuple[RouteRecord, ...] = ()
     delete_routes: tuple[str, ...] = ()
     events: tuple[PlannedEvent, ...] = ()  # about no one service: NodeLost, NodeReady, LeaderElected
+    put_node_status: tuple[NodeStatus, ...] = ()
+    delete_node_status: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -76,6 +82,8 @@ class Changes:
             or self.put_routes
             or self.delete_routes
             or self.events
+            or self.put_node_status
+            or self.delete_node_status
         )
 
 
@@ -125,6 +133,7 @@ def plan(state: ClusterState, now: float) -> Plan:
         routes=routes,
         placements=placements,
         events={n: e for n, e in events.items() if e},
+        node_statuses=node_statuses(state.nodes, state.node_statuses, now),
     )
 
 
@@ -146,6 +155,10 @@ def diff(state: ClusterState, target: Plan) -> Changes:
         delete_status=tuple(sorted(set(state.statuses) - set(target.statuses))),
         put_routes=tuple(r for h, r in sorted(target.routes.items()) if not _same(state.routes.get(h), r)),
         delete_routes=tuple(sorted(set(state.routes) - set(target.routes))),
+        put_node_status=tuple(
+            s for n, s in sorted(target.node_statuses.items()) if not _same(state.node_statuses.get(n), s)
+        ),
+        delete_node_status=tuple(sorted(set(state.node_statuses) - set(target.node_statuses))),
     )
 
 
@@ -168,7 +181,10 @@ def apply(state: ClusterState, changes: Changes) -> ClusterState:
     routes.update({r.host: r for r in changes.put_routes})
     for host in changes.delete_routes:
         routes.pop(host, None)
-    return replace(state, assignments=assignments, statuses=statuses, routes=routes)
+    node_statuses = {**state.node_statuses, **{s.name: s for s in changes.put_node_status}}
+    for name in changes.delete_node_status:
+        node_statuses.pop(name, None)
+    return replace(state, assignments=assignments, statuses=statuses, routes=routes, node_statuses=node_statuses)
 
 
 def _same(before: object | None, after: object) -> bool:
@@ -215,7 +231,9 @@ def _placement_events(
         why = ", ".join(f"{n} ({placement.leaving[n]})" for n in moved)
         return (PlannedEvent("Rescheduled", obj, f"moved off {why}; now on {_fmt(after)}"),)
     if not before:
-        return (PlannedEvent("Scheduled", obj, f"placed {placement.wanted} replica(s) on {_fmt(after)}"),)
+        placed = sum(after.values())
+        count = f"{placed}" if placed == placement.wanted else f"{placed} of {placement.wanted}"
+        return (PlannedEvent("Scheduled", obj, f"placed {count} replica(s) on {_fmt(after)}"),)
     return (PlannedEvent("Scheduled", obj, f"placement {_fmt(before)} -> {_fmt(after)}"),)
 
 

@@ -85,7 +85,17 @@ def roll_up(
         image=service.image,
         route=route,
         spec_hash=service.spec_hash,
+        created_at=_created_at(previous, now),
     )
+
+
+def _created_at(previous: ServiceStatus | None, now: float) -> float:
+    """Kept from the previous status; a status written before ``createdAt`` existed uses its oldest condition."""
+    if previous is None:
+        return now
+    if previous.created_at:
+        return previous.created_at
+    return min((c.last_transition for c in previous.conditions if c.last_transition), default=now)
 
 
 def _valid(service: DesiredService, condition: Any) -> Condition:

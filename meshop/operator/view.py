@@ -45,6 +45,8 @@ class NodeView:
     allow_host_network: bool = False
     allow_bind_mounts: bool = False
     ingress_port: int = 0
+    unhealthy_since: float | None = None  # when the node was first seen unhealthy (Suspect, NotReady)
+    problem: str = ""  # why it is unhealthy
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from meshop.consul.events import EventLog
 from meshop.consul.store import MAX_TXN_OPS, MAX_VALUE_BYTES, KVStore, TxnOp
 from meshop.errors import ConflictError
 from meshop.model import keys
-from meshop.model.records import Assignment, RouteRecord, ServiceStatus, dumps, loads_json
+from meshop.model.records import Assignment, NodeStatus, RouteRecord, ServiceStatus, dumps, loads_json
 from meshop.operator.plan import Changes, ServiceWrite
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class Owned:
     assignments: dict[str, dict[str, Assignment]] = field(default_factory=dict)  # service -> node -> record
     statuses: dict[str, ServiceStatus] = field(default_factory=dict)
     routes: dict[str, RouteRecord] = field(default_factory=dict)
+    node_statuses: dict[str, NodeStatus] = field(default_factory=dict)
     loaded_at: float | None = None  # None: stale, reload before trusting it
     session: str | None = None  # the leadership it was loaded under
 
@@ -46,7 +47,7 @@ class Owned:
         self.loaded_at = None
 
     def load(self, store: KVStore, session: str, now: float) -> None:
-        self.assignments, self.statuses, self.routes = {}, {}, {}
+        self.assignments, self.statuses, self.routes, self.node_statuses = {}, {}, {}, {}
         specs: dict[str, Mapping[str, Any]] = {}  # one spec dict per spec hash, shared by its assignments
         for entry in store.list(keys.ASSIGNMENTS).entries:
             parts = keys.split(entry.key, keys.ASSIGNMENTS)
@@ -64,6 +65,10 @@ class Owned:
             route = _read(entry.key, entry.value, RouteRecord.from_dict)
             if route is not None:
                 self.routes[entry.key[len(keys.ROUTES) :]] = route
+        for entry in store.list(keys.STATUS_NODES).entries:
+            node = _read(entry.key, entry.value, NodeStatus.from_dict)
+            if node is not None:
+                self.node_statuses[entry.key[len(keys.STATUS_NODES) :]] = node
         self.loaded_at, self.session = now, session
 
 
@@ -127,7 +132,12 @@ class Writer:
             self.store.transact(ops)
         except ConflictError as exc:
             metrics.consul_errors_total.labels(COMPONENT, "guarded-write").inc()
+            _count_actions(ops[1:], "error")
             raise LeadershipLost(f"guarded write refused, leadership lost: {exc}") from None
+        except Exception:
+            _count_actions(ops[1:], "error")
+            raise
+        _count_actions(ops[1:], "ok")
         for unit in batch:
             unit.commit()
             stats.events += unit.events
@@ -151,6 +161,12 @@ class Writer:
         for status in changes.put_status:
             op = TxnOp.set(keys.service_status(status.name), dumps(status))
             yield _Unit(f"status/{status.name}", [op], _put(owned.statuses, status.name, status))
+        for name in changes.delete_node_status:
+            op = TxnOp.delete(keys.node_status(name))
+            yield _Unit(f"node-status/{name}", [op], _pop(owned.node_statuses, name))
+        for node in changes.put_node_status:
+            op = TxnOp.set(keys.node_status(node.name), dumps(node))
+            yield _Unit(f"node-status/{node.name}", [op], _put(owned.node_statuses, node.name, node))
 
     def _service_units(self, write: ServiceWrite, owned: Owned) -> Iterator[_Unit]:
         """One unit for a service's change, so no agent sees half a move. A change too large for one
@@ -174,6 +190,27 @@ class Writer:
             yield _Unit(what, [op for _, op in chunk_d], _assign(owned, write.service, (), [n for n, _ in chunk_d]))
         if events:
             yield _Unit(what, events, lambda: None, len(events))
+
+
+_KINDS = {
+    keys.ASSIGNMENTS: "assignment",
+    keys.STATUS_SERVICES: "status",
+    keys.STATUS_NODES: "node-status",
+    keys.ROUTES: "route",
+    keys.EVENTS: "event",
+}
+
+
+def action_kind(op: TxnOp) -> str:
+    """``put-assignment``, ``delete-route``, ...: what a controller write did, for ``meshop_actions_total``."""
+    verb = "delete" if op.verb.startswith("delete") else "put"
+    what = next((kind for prefix, kind in _KINDS.items() if op.key.startswith(prefix)), "other")
+    return f"{verb}-{what}"
+
+
+def _count_actions(ops: Sequence[TxnOp], result: str) -> None:
+    for op in ops:
+        metrics.actions_total.labels(COMPONENT, action_kind(op), result).inc()
 
 
 def _assign(owned: Owned, service: str, put: Sequence[Assignment], delete: Sequence[str]) -> Callable[[], None]:

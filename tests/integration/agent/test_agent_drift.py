@@ -20,7 +20,7 @@ from tests.support.procs import wait_until
 
 
 def _wakeups(source: str) -> float:
-    return metrics.watch_wakeups_total.labels("agent", source)._value.get()
+    return metrics.reconcile_wakeups_total.labels("agent", source)._value.get()
 
 
 def test_rm_f_is_repaired_within_two_seconds_from_the_events_stream(

@@ -1,10 +1,20 @@
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable
 
 import pytest
 
 from meshop.cli.main import run
+
+
+def invoke(consul_addr: str, prefix: str, *args: str) -> tuple[int, str, str]:
+    """Run one meshop command in-process: (exit code, stdout, stderr). Usable from any fixture scope."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run(["--consul-addr", consul_addr, "--prefix", prefix, *args])
+    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from meshop.consul.store import KVStore
 from meshop.model import keys, load_documents
+from tests.integration.operator.sim import SimNode
 from tests.support.procs import free_port
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "charts" / "examples"
@@ -120,3 +121,24 @@ def test_consul_unreachable_is_one_line_with_exit_code_2(tmp_path: Path, capsys)
     assert err.strip().count("\n") == 0
     assert f"Consul at http://127.0.0.1:{port} is unreachable" in err
     assert "CONSUL_HTTP_ADDR" in err
+
+
+def test_diff_shows_the_placement_the_controller_would_plan(
+    meshop, store: KVStore, prefix: str, tmp_path: Path
+) -> None:
+    a, b = SimNode(store, f"{prefix}-a").join(labels={"zone": "x"}), SimNode(store, f"{prefix}-b").join()
+    try:
+        web = tmp_path / "web.yaml"
+        web.write_text(WEB % 2)
+        code, out, _ = meshop("diff", "-f", str(web))
+        assert code == 1
+        assert f"  service/web: nowhere -> {a.name}=1, {b.name}=1\n" in out
+
+        pinned = tmp_path / "pinned.yaml"
+        pinned.write_text((WEB % 1).replace("name: web", "name: pinned") + "  placement: {nodeSelector: {zone: y}}\n")
+        out = meshop("diff", "-f", str(pinned))[1]
+        assert "  service/pinned: nowhere (unchanged); NoMatchingNode: " in out
+        assert "nodeSelector" in out.split("NoMatchingNode: ")[1], out
+    finally:
+        a.close()
+        b.close()

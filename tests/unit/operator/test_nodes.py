@@ -67,3 +67,30 @@ def test_recovering_from_suspect_is_not_an_event_and_forgotten_nodes_drop_out() 
     health, events = assess(health, {"n1": None}, now=5.0, grace=GRACE)
     assert events == []
     assert set(health) == {"n1"}
+
+
+def test_node_status_records_move_their_time_only_on_a_state_change() -> None:
+    from meshop.model.records import NodeStatus
+    from meshop.operator.nodes import node_statuses
+    from meshop.operator.view import NodeView
+
+    first = node_statuses({"n1": NodeView("n1")}, {}, now=100.0)
+    assert first == {"n1": NodeStatus("n1", "Ready", 100.0)}
+    assert node_statuses({"n1": NodeView("n1")}, first, now=150.0) == first  # idle: nothing to rewrite
+
+    suspect = NodeView("n1", SUSPECT, unhealthy_since=160.0, problem="agent check critical")
+    second = node_statuses({"n1": suspect}, first, now=170.0)
+    assert second == {"n1": NodeStatus("n1", "Suspect", 160.0, "agent check critical")}
+    lost = NodeView("n1", NOT_READY, unhealthy_since=160.0, problem="agent check critical")
+    assert node_statuses({"n1": lost}, second, now=200.0)["n1"] == NodeStatus(
+        "n1", "NotReady", 160.0, "agent check critical"
+    )  # since stays "first seen unhealthy", i.e. last seen healthy
+    assert node_statuses({"n1": NodeView("n1")}, second, now=210.0)["n1"] == NodeStatus("n1", "Ready", 210.0)
+    assert node_statuses({}, second, now=220.0) == {}  # a forgotten node has no record
+
+
+def test_agent_status_keeps_the_worst_check_per_node() -> None:
+    from meshop.operator.nodes import agent_status
+
+    pairs = [("n1", "passing"), ("n1", "critical"), ("n2", "warning"), ("n2", "passing"), ("n3", "bogus")]
+    assert agent_status(pairs) == {"n1": "critical", "n2": "warning", "n3": "bogus"}

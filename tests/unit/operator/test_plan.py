@@ -76,12 +76,15 @@ def test_invalid_service_is_not_moved_even_when_its_node_is_lost() -> None:
 def test_deleting_the_document_removes_assignments_status_and_route() -> None:
     web = service("web", replicas=2, route=RouteSpec("web.example.com"))
     state = converge(ClusterState({"web": web}, NODES))
-    state = ClusterState({}, NODES, state.assignments, statuses=state.statuses, routes=state.routes)
+    nodes = state.node_statuses
+    state = ClusterState(
+        {}, NODES, state.assignments, statuses=state.statuses, routes=state.routes, node_statuses=nodes
+    )
     changes = diff(state, plan(state, NOW))
     assert changes.services == (ServiceWrite("web", delete=("n1", "n2")),)
     assert changes.delete_status == ("web",)
     assert changes.delete_routes == ("web.example.com",)
-    assert apply(state, changes) == ClusterState({}, NODES)
+    assert apply(state, changes) == ClusterState({}, NODES, node_statuses=nodes)
 
 
 def test_node_loss_moves_in_one_unit_with_its_event() -> None:
@@ -208,3 +211,11 @@ def test_plans_respect_the_hard_rules(state: ClusterState) -> None:
     for name, service_ in state.services.items():
         if not service_.valid:
             assert target.assignments.get(name, {}) == state.assignments.get(name, {})
+
+
+def test_scheduled_event_counts_the_replicas_placed_not_the_replicas_wanted() -> None:
+    web = service("web", replicas=3)  # spread: one per node, two nodes
+    changes = diff(ClusterState({"web": web}, NODES), plan(ClusterState({"web": web}, NODES), NOW))
+    assert changes.services[0].events == (
+        PlannedEvent("Scheduled", "service/web", "placed 2 of 3 replica(s) on n1=1, n2=1"),
+    )

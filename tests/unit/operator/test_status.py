@@ -196,3 +196,12 @@ def test_route_conflict_degrades() -> None:
     )
     assert conds(status)["Degraded"] == ("True", "RouteConflict")
     assert conds(status)["Ready"] == ("True", "Ready")
+
+
+def test_created_at_is_kept_from_the_previous_status() -> None:
+    a = {"n1": A1, "n2": A2}
+    first = roll_up(WEB, placed("n1", "n2"), a, {}, NODES, None, NOW)
+    assert first.created_at == NOW
+    assert roll_up(WEB, placed("n1", "n2"), a, {"n1": observed(A1)}, NODES, first, NOW + 50).created_at == NOW
+    legacy = ServiceStatus("web", 42, (Condition("Valid", "True", last_transition=NOW - 99),))  # no createdAt
+    assert roll_up(WEB, placed("n1", "n2"), a, {}, NODES, legacy, NOW).created_at == NOW - 99

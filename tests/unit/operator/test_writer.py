@@ -10,12 +10,13 @@ from collections.abc import Sequence
 
 import pytest
 
+from meshop import metrics
 from meshop.consul.events import EventLog
 from meshop.consul.store import Listing, TxnOp
 from meshop.errors import ConflictError
 from meshop.model.records import Assignment, ServiceStatus
 from meshop.operator.plan import Changes, PlannedEvent, ServiceWrite
-from meshop.operator.writer import LeadershipLost, Owned, Writer
+from meshop.operator.writer import LeadershipLost, Owned, Writer, action_kind
 
 GUARD = TxnOp.check_session("leader", "s1")
 
@@ -101,3 +102,55 @@ def test_a_value_over_consuls_limit_is_skipped_and_others_still_written() -> Non
     )
     assert stats.skipped == ["service/big"]
     assert [op.key for op in store.transactions[0][1:3]] == ["assignments/new0/ok", "assignments/old0/ok"]
+
+
+def test_node_statuses_are_written_deleted_and_cached() -> None:
+    from meshop.model.records import NodeStatus
+
+    store = RecordingStore()
+    owned = Owned(node_statuses={"gone": NodeStatus("gone", "NotReady", 1.0, "node record missing")})
+    changes = Changes(put_node_status=(NodeStatus("n1", "Ready", 5.0),), delete_node_status=("gone",))
+    Writer(store, EventLog(store, "controller")).write(changes, GUARD, owned)  # type: ignore[arg-type]
+    assert [(op.verb, op.key) for op in store.transactions[0]] == [
+        ("check-session", "leader"),
+        ("delete", "status/nodes/gone"),
+        ("set", "status/nodes/n1"),
+    ]
+    assert owned.node_statuses == {"n1": NodeStatus("n1", "Ready", 5.0)}
+
+
+def test_committed_and_refused_writes_are_counted_as_controller_actions_by_kind() -> None:
+    def count(kind: str, result: str) -> float:
+        return metrics.actions_total.labels("controller", kind, result)._value.get()
+
+    before = {
+        (k, r): count(k, r) for k in ("put-assignment", "delete-assignment", "put-event") for r in ("ok", "error")
+    }
+    Writer(RecordingStore(), EventLog(RecordingStore(), "controller")).write(  # type: ignore[arg-type]
+        Changes(services=(move("s", 2),)), GUARD, Owned()
+    )
+    assert count("put-assignment", "ok") - before[("put-assignment", "ok")] == 2
+    assert count("delete-assignment", "ok") - before[("delete-assignment", "ok")] == 2
+    assert count("put-event", "ok") - before[("put-event", "ok")] == 1
+    with pytest.raises(LeadershipLost):
+        Writer(RecordingStore(fail_after=0), EventLog(RecordingStore(), "controller")).write(  # type: ignore[arg-type]
+            Changes(services=(move("s", 1),)), GUARD, Owned()
+        )
+    assert count("put-assignment", "error") - before[("put-assignment", "error")] == 1
+
+
+@pytest.mark.parametrize(
+    ("op", "kind"),
+    [
+        (TxnOp.set("assignments/n1/web", "{}"), "put-assignment"),
+        (TxnOp.delete("assignments/n1/web"), "delete-assignment"),
+        (TxnOp.set("status/services/web", "{}"), "put-status"),
+        (TxnOp.delete("status/nodes/n1"), "delete-node-status"),
+        (TxnOp.delete_cas("routes/a.example", 3), "delete-route"),
+        (TxnOp.cas("events/c-1", "{}", 0), "put-event"),
+        (TxnOp.set("elsewhere", "{}"), "put-other"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else v.key,
+)
+def test_action_kind(op: TxnOp, kind: str) -> None:
+    assert action_kind(op) == kind

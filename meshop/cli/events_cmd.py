@@ -1,0 +1,40 @@
+"""``meshop events [-n N] [--follow] [-o json]``: the controller's event log, oldest first."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from meshop.cli.context import CliContext
+from meshop.cli.render import event_line
+from meshop.client.events import LoggedEvent, follow_events, recent_events
+from meshop.consul.store import KVStore
+
+
+@click.command()
+@click.option("-n", "--lines", "limit", type=click.IntRange(0), default=50, show_default=True, help="Newest N events.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing events as they happen (Ctrl-C to stop).")
+@click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def events(obj: CliContext, limit: int, follow: bool, fmt: str) -> None:
+    """What meshop did and why: Scheduled, Rescheduled, Invalid, NodeLost, NodeReady, LeaderElected."""
+    store = obj.store()
+    shown = recent_events(store, limit)
+    for logged in shown:
+        _print(logged, fmt)
+    if not follow:
+        return
+    after = shown[-1].key if shown else _newest_key(store)
+    for logged in follow_events(store, after):
+        _print(logged, fmt)
+
+
+def _newest_key(store: KVStore) -> str:
+    newest = recent_events(store, 1)
+    return newest[-1].key if newest else ""
+
+
+def _print(logged: LoggedEvent, fmt: str) -> None:
+    text = json.dumps(logged.event.to_dict(), sort_keys=True) if fmt == "json" else event_line(logged)
+    click.echo(text)

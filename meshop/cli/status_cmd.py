@@ -1,0 +1,64 @@
+"""``meshop status [-o table|json|yaml] [--watch] [--check]``: services and nodes on one screen; reads only."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.text import Text
+
+from meshop.cli.context import CliContext
+from meshop.cli.output import OUTPUT, console, dump, show
+from meshop.cli.render import status_view, timestamp
+from meshop.client.cluster import read_snapshot
+from meshop.client.status import StatusReport, build_report
+from meshop.client.watch import StatusWatch
+
+
+@click.command()
+@OUTPUT
+@click.option("-w", "--watch", is_flag=True, help="Redraw whenever something changes (Consul blocking queries).")
+@click.option("--check", is_flag=True, help="Exit 1 unless every service is Healthy and every node Ready.")
+@click.pass_obj
+def status(obj: CliContext, fmt: str, watch: bool, check: bool) -> None:
+    """Services (READY, HEALTH: converging or failed, MESSAGE) and nodes (STATUS, LAST SEEN)."""
+    if watch and check:
+        raise click.UsageError("--watch and --check do not go together")
+    report = build_report(read_snapshot(obj.consul))  # fails fast (exit 2) when Consul is unreachable
+    if not watch:
+        _print(report, fmt)
+        if check and not report.all_ready:
+            raise SystemExit(1)
+        return
+    _watch(obj, fmt)
+
+
+def _print(report: StatusReport, fmt: str, frame: bool = False) -> None:
+    if fmt == "json" and frame:
+        click.echo(json.dumps(report.to_dict()))  # one line per change: easy to consume
+        return
+    if fmt != "table":
+        click.echo(("---\n" if frame and fmt == "yaml" else "") + dump(report.to_dict(), fmt), nl=False)
+        return
+    if frame:
+        if console().is_terminal:
+            console().clear()
+        show(Text(f"meshop status --watch   {timestamp(report.now)}   (Ctrl-C to stop)", style="dim"))
+    show(status_view(report))
+
+
+def _watch(obj: CliContext, fmt: str) -> None:
+    feed = StatusWatch(obj.consul).start()
+    shown = ""
+    try:
+        for update in feed.updates():
+            if update.snapshot is None:
+                message = f"Consul: {update.problem} (retrying)" if update.problem else "Consul: connected again"
+                click.echo(message, err=True)
+                continue
+            report = build_report(update.snapshot)
+            if report.fingerprint() != shown:
+                shown = report.fingerprint()
+                _print(report, fmt, frame=True)
+    finally:
+        feed.stop()

@@ -1,0 +1,140 @@
+"""One read-only picture of the cluster for ``meshop status`` / ``get``: documents, records, agent health.
+
+``read_snapshot`` makes the requests (three KV listings, the leader key, the ``meshop-agent`` health);
+``Snapshot.build`` is pure, so ``--watch`` builds the same picture from its blocking-query watches.
+Nothing here writes to Consul.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshop.consul.config import ConsulConfig
+from meshop.consul.services import InstanceHealth, Services
+from meshop.consul.store import Entry, KVStore, Listing
+from meshop.model import keys
+from meshop.model.records import NodeRecord, NodeStatus, ServiceStatus, loads_json
+from meshop.operator.controller import AGENT_SERVICE, agent_node
+from meshop.operator.desired import Memo, ParsedNode, ParsedService, parse_node_entry, parse_service_entry
+from meshop.operator.nodes import agent_status
+
+# the prefixes a snapshot is built from (and ``--watch`` blocks on)
+PREFIXES = (keys.DESIRED, keys.NODES, "status/")
+
+
+@dataclass(frozen=True)
+class Leader:
+    """Who holds the controller's leader lock, from the ``leader`` key (None in a snapshot: nobody)."""
+
+    controller_id: str
+    host: str = ""
+    since: float = 0.0
+
+    @classmethod
+    def from_entry(cls, entry: Entry | None) -> Leader | None:
+        if entry is None or not entry.session:
+            return None
+        try:
+            data = loads_json(entry.value)
+        except ValueError:
+            return cls("unknown")
+        return cls(str(data.get("id", "unknown")), str(data.get("host", "")), float(data.get("since", 0.0)))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What ``meshop status`` shows, as read at ``now``; every mapping is keyed by service or node name."""
+
+    now: float
+    services: Mapping[str, ParsedService] = field(default_factory=dict)  # desired documents, validated
+    service_entries: Mapping[str, Entry] = field(default_factory=dict)
+    node_docs: Mapping[str, ParsedNode] = field(default_factory=dict)
+    node_doc_entries: Mapping[str, Entry] = field(default_factory=dict)
+    records: Mapping[str, NodeRecord] = field(default_factory=dict)
+    statuses: Mapping[str, ServiceStatus] = field(default_factory=dict)
+    node_statuses: Mapping[str, NodeStatus] = field(default_factory=dict)
+    agents: Mapping[str, str] = field(default_factory=dict)  # node -> worst status of its agent's checks
+    leader: Leader | None = None
+
+    @classmethod
+    def build(
+        cls,
+        listings: Iterable[Listing],
+        instances: Iterable[InstanceHealth],
+        leader: Entry | None,
+        now: float,
+        memo: Parsers | None = None,
+    ) -> Snapshot:
+        """Pure: sort every entry of ``listings`` (any of PREFIXES) into the snapshot's tables."""
+        memo = memo or Parsers()
+        services: dict[str, ParsedService] = {}
+        service_entries: dict[str, Entry] = {}
+        node_docs: dict[str, ParsedNode] = {}
+        node_doc_entries: dict[str, Entry] = {}
+        records: dict[str, NodeRecord] = {}
+        statuses: dict[str, ServiceStatus] = {}
+        node_statuses: dict[str, NodeStatus] = {}
+        for entry in (e for listing in listings for e in listing.entries):
+            key = entry.key
+            if _name(key, keys.DESIRED_SERVICES):
+                name = _name(key, keys.DESIRED_SERVICES)
+                services[name], service_entries[name] = memo.services.get(entry), entry
+            elif _name(key, keys.DESIRED_NODES):
+                name = _name(key, keys.DESIRED_NODES)
+                node_docs[name], node_doc_entries[name] = memo.nodes.get(entry), entry
+            elif _name(key, keys.NODES):
+                _put(records, _name(key, keys.NODES), entry.value, NodeRecord.from_dict)
+            elif _name(key, keys.STATUS_SERVICES):
+                _put(statuses, _name(key, keys.STATUS_SERVICES), entry.value, ServiceStatus.from_dict)
+            elif _name(key, keys.STATUS_NODES):
+                _put(node_statuses, _name(key, keys.STATUS_NODES), entry.value, NodeStatus.from_dict)
+        return cls(
+            now=now,
+            services=services,
+            service_entries=service_entries,
+            node_docs=node_docs,
+            node_doc_entries=node_doc_entries,
+            records=records,
+            statuses=statuses,
+            node_statuses=node_statuses,
+            agents=agent_status((agent_node(i), i.status) for i in instances),
+            leader=Leader.from_entry(leader),
+        )
+
+
+class Parsers:
+    """Validated documents memoised by ModifyIndex, so ``--watch`` re-validates only what changed."""
+
+    def __init__(self) -> None:
+        self.services = Memo[ParsedService](lambda e: parse_service_entry(e.key[len(keys.DESIRED_SERVICES) :], e))
+        self.nodes = Memo[ParsedNode](lambda e: parse_node_entry(e.key[len(keys.DESIRED_NODES) :], e))
+
+
+def _name(key: str, prefix: str) -> str:
+    """The single path segment after ``prefix`` (``""`` when the key is not directly under it)."""
+    rest = key[len(prefix) :] if key.startswith(prefix) else ""
+    return rest if rest and "/" not in rest else ""
+
+
+def _put(table: dict[str, Any], name: str, value: bytes, factory: Any) -> None:
+    with contextlib.suppress(ValueError, KeyError, TypeError):  # unreadable: shown as missing, rewritten soon
+        table[name] = factory(loads_json(value))
+
+
+def check_access(store: KVStore) -> Entry | None:
+    """GET the ``leader`` key. Unlike a listing, which an ACL silently filters to nothing, a GET answers
+    403 to a token that may not read meshop's keys: a clear "access denied" instead of an empty table."""
+    return store.get(keys.LEADER)
+
+
+def read_snapshot(config: ConsulConfig, clock: Any = time.time) -> Snapshot:
+    """Read everything status needs (five requests)."""
+    store = KVStore(config)
+    leader = check_access(store)
+    listings = [store.list(prefix) for prefix in PREFIXES]
+    _, instances = Services(config, store.client).instances(AGENT_SERVICE)
+    return Snapshot.build(listings, instances, leader, clock())

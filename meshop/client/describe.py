@@ -1,0 +1,143 @@
+"""``meshop describe service NAME`` and ``meshop get services|nodes [NAME]``: one object in full, read-only.
+
+``describe_service`` gathers everything about one service (document, status, assignments, what each
+agent observed, recent events) into a ``ServiceDescription``; the CLI only renders it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshop.client.apply import stored_document
+from meshop.client.cluster import Leader, Parsers, Snapshot
+from meshop.client.status import NodeRow, ServiceRow, node_rows, service_row
+from meshop.consul.events import EventLog
+from meshop.consul.store import KVStore
+from meshop.errors import NotFound
+from meshop.model import keys
+from meshop.model.records import Assignment, Event, Observed, ServiceStatus, loads_json
+
+RECENT_EVENTS = 10
+
+
+@dataclass(frozen=True)
+class ServiceDescription:
+    row: ServiceRow
+    document: Mapping[str, Any] | None  # the desired document as stored (None: deleted or unreadable)
+    status: ServiceStatus | None
+    assignments: Mapping[str, Assignment] = field(default_factory=dict)  # node -> assignment
+    observed: Mapping[str, Observed] = field(default_factory=dict)  # node -> what its agent saw
+    events: Sequence[Event] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.row.name,
+            "summary": self.row.to_dict(),
+            "document": self.document,
+            "status": self.status.to_dict() if self.status else None,
+            "assignments": {node: a.to_dict() for node, a in sorted(self.assignments.items())},
+            "observed": {node: o.to_dict() for node, o in sorted(self.observed.items())},
+            "events": [e.to_dict() for e in self.events],
+        }
+
+
+def describe_service(store: KVStore, name: str, clock: Callable[[], float] = time.time) -> ServiceDescription:
+    """Everything about service ``name``; ``NotFound`` when nothing in KV mentions it."""
+    entry = store.get(keys.desired_service(name))
+    status_entry = store.get(keys.service_status(name))
+    leader = store.get(keys.LEADER)
+    assignments = _by_node(store, keys.ASSIGNMENTS, name, Assignment.from_dict)
+    observed = _by_node(store, keys.OBSERVED, name, Observed.from_dict)
+    if entry is None and status_entry is None and not assignments:
+        raise NotFound(f"service/{name} not found: no {store.full_key(keys.desired_service(name))} and no status")
+    status = _read(status_entry.value, ServiceStatus.from_dict) if status_entry else None
+    snapshot = Snapshot(
+        now=clock(),
+        services={name: Parsers().services.get(entry)} if entry else {},
+        statuses={name: status} if status else {},
+        leader=Leader.from_entry(leader),
+    )
+    return ServiceDescription(
+        row=service_row(name, snapshot),
+        document=stored_document(entry) if entry else None,
+        status=status,
+        assignments=assignments,
+        observed=observed,
+        events=EventLog(store, "cli").recent(RECENT_EVENTS, obj=f"service/{name}"),
+    )
+
+
+def service_summaries(snapshot: Snapshot, name: str | None = None) -> list[ServiceRow]:
+    names = sorted(set(snapshot.services) | set(snapshot.statuses))
+    if name is not None:
+        if name not in names:
+            raise NotFound(f"service/{name} not found")
+        names = [name]
+    return [service_row(n, snapshot) for n in names]
+
+
+def service_objects(snapshot: Snapshot, name: str | None = None) -> list[dict[str, Any]]:
+    """``get services -o json|yaml``: per service its summary, stored document and status record."""
+    out = []
+    for row in service_summaries(snapshot, name):
+        entry = snapshot.service_entries.get(row.name)
+        status = snapshot.statuses.get(row.name)
+        out.append(
+            {
+                "name": row.name,
+                "summary": row.to_dict(),
+                "document": stored_document(entry) if entry else None,
+                "status": status.to_dict() if status else None,
+            }
+        )
+    return out
+
+
+def node_summaries(snapshot: Snapshot, name: str | None = None) -> list[NodeRow]:
+    rows = list(node_rows(snapshot))
+    if name is not None:
+        rows = [row for row in rows if row.name == name]
+        if not rows:
+            raise NotFound(f"node/{name} not found: no agent registered it and no Node document names it")
+    return rows
+
+
+def node_objects(snapshot: Snapshot, name: str | None = None) -> list[dict[str, Any]]:
+    """``get nodes -o json|yaml``: per node its summary, agent record, Node document and controller verdict."""
+    out = []
+    for row in node_summaries(snapshot, name):
+        record = snapshot.records.get(row.name)
+        verdict = snapshot.node_statuses.get(row.name)
+        entry = snapshot.node_doc_entries.get(row.name)
+        out.append(
+            {
+                "name": row.name,
+                "summary": row.to_dict(),
+                "record": record.to_dict() if record else None,
+                "document": stored_document(entry) if entry else None,
+                "status": verdict.to_dict() if verdict else None,
+                "agentHealth": snapshot.agents.get(row.name),
+            }
+        )
+    return out
+
+
+def _by_node(store: KVStore, prefix: str, service: str, factory: Callable[[Any], Any]) -> dict[str, Any]:
+    result = {}
+    for entry in store.list(prefix).entries:
+        parts = keys.split(entry.key, prefix)
+        if len(parts) == 2 and parts[1] == service:
+            record = _read(entry.value, factory)
+            if record is not None:
+                result[parts[0]] = record
+    return result
+
+
+def _read(value: bytes, factory: Callable[[Any], Any]) -> Any:
+    try:
+        return factory(loads_json(value))
+    except (ValueError, KeyError, TypeError):
+        return None
