@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from meshop import metrics
 from meshop.agent.ingress import NODE_PROXY, TRUSTED_PROXIES, IngressSettings
 from meshop.agent.ingress_sync import NodeIngress
 from meshop.caddy.admin import CaddyAdmin
@@ -70,6 +71,8 @@ class NodeCaddy:
     def __init__(self, options: CaddyOptions, upstream_host: str, host_network_host: str) -> None:
         options.check()
         self.options = options
+        for result in metrics.CADDY_RESULTS:  # at zero from the start, so rates and alerts work at once
+            metrics.caddy_reloads_total.labels("agent", result)
         settings = IngressSettings(
             port=options.ingress_port,
             bind=options.ingress_bind,
