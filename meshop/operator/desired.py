@@ -66,8 +66,24 @@ def workload_of(name: str, spec: ServiceSpec) -> Workload:
     )
 
 
+def route_of(spec: ServiceSpec) -> RouteSpec | None:
+    """The route, with the HTTP health path when a request through the route can reach it: same container
+    port, and inside the route's path (which Caddy matches as a prefix)."""
+    if spec.route is None:
+        return None
+    health = spec.health
+    reachable = (
+        health is not None
+        and health.kind == "http"
+        and health.port == spec.route.port
+        and (health.path or "/").startswith(spec.route.path.rstrip("/"))
+    )
+    health_path = (health.path or "/") if reachable and health is not None else ""
+    return RouteSpec(spec.route.host, spec.route.path, spec.route.port, health_path)
+
+
 def desired_from_spec(name: str, generation: int, spec: ServiceSpec) -> DesiredService:
-    route = RouteSpec(spec.route.host, spec.route.path, spec.route.port) if spec.route else None
+    route = route_of(spec)
     return DesiredService(
         name=name,
         generation=generation,

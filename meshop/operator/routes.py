@@ -68,6 +68,7 @@ def build_routes(
             host=host,
             service=name,
             path=service.route.path,
+            health_path=service.route.health_path,
             upstreams=upstreams(service, assignments.get(name, {}), observed.get(name, {}), nodes),
         )
     return routes, conflicts

@@ -72,6 +72,7 @@ class RouteSpec:
     host: str
     path: str = "/"
     port: int = 80  # the container port the route targets
+    health_path: str = ""  # the service's HTTP health path when the route serves it (gateway active checks)
 
 
 @dataclass(frozen=True)

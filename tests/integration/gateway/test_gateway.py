@@ -76,10 +76,9 @@ def two_backends(docker_client) -> Iterator[list[tuple[object, int]]]:
             container.remove(force=True)
 
 
-def put_route(store: KVStore, host: str, *upstreams: Upstream, path: str = "/") -> None:
-    store.put(
-        keys.route(host), dumps(RouteRecord(host=host, service=host.split(".")[0], path=path, upstreams=upstreams))
-    )
+def put_route(store: KVStore, host: str, *upstreams: Upstream, path: str = "/", health_path: str = "") -> None:
+    record = RouteRecord(host, host.split(".")[0], path, upstreams, health_path)
+    store.put(keys.route(host), dumps(record))
 
 
 def answers(gw: Gateway, host: str, expected: str, path: str = "/"):
@@ -150,6 +149,30 @@ def test_an_upstream_whose_agent_is_critical_leaves_the_pool(gateway: Gateway, s
         )
     finally:
         services.deregister(f"meshop-agent-{node}")
+
+
+def test_active_health_checks_keep_an_upstream_failing_its_health_path_out(
+    gateway: Gateway, store: KVStore, two_backends
+) -> None:
+    """Both upstreams answer ``/``, only backend-a its health path: requests go to backend-a alone, until
+    backend-b's health path answers too (Caddy checks every 5 s, with the route's Host header)."""
+    (container_a, port_a), (container_b, port_b) = two_backends
+    container_a.exec_run(["/bin/sh", "-c", "echo ok > /www/health.html"])
+    put_route(
+        store,
+        "checked.localhost",
+        Upstream("n1", "127.0.0.1", port_a, True),
+        Upstream("n2", "127.0.0.1", port_b, True),
+        health_path="/health.html",
+    )
+    wait_until(answers(gateway, "checked.localhost", "backend-a"), 20, what="the route served")
+    wait_until(
+        lambda: all(answers(gateway, "checked.localhost", "backend-a")() for _ in range(6)),
+        15,
+        what="the active check to take backend-b out",
+    )
+    container_b.exec_run(["/bin/sh", "-c", "echo ok > /www/health.html"])
+    wait_until(answers(gateway, "checked.localhost", "backend-b"), 15, what="backend-b back once its check passes")
 
 
 def test_a_corrupted_route_record_does_not_take_the_others_down(gateway: Gateway, store: KVStore, two_backends) -> None:

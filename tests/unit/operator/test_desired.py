@@ -173,3 +173,34 @@ def test_an_invalid_node_document_cordons_its_node() -> None:
     view = node_view("n1", NodeRecord("n1", "a"), parsed, NodeHealth(NodeState.READY))
     assert view.cordon and not view.drain
     assert ParsedNode(NodeDoc("n1", policy=Policy())).doc is not None
+
+
+ROUTED = """
+apiVersion: meshop.io/v1alpha1
+kind: Service
+metadata: {name: api}
+spec:
+  image: api:1
+  ports: [{name: http, container: 80}, {name: admin, container: 9000}]
+  route: {host: api.example.com, path: %s, port: http}
+%s"""
+
+
+@pytest.mark.parametrize(
+    ("route_path", "health", "expected"),
+    [
+        ("/", "  health: {http: {path: /healthz, port: http}}\n", "/healthz"),
+        ("/api/", "  health: {http: {path: /api/health, port: http}}\n", "/api/health"),
+        ("/api/", "  health: {http: {path: /healthz, port: http}}\n", ""),  # outside the route: unreachable
+        ("/", "  health: {http: {path: /healthz, port: admin}}\n", ""),  # another port than the route's
+        ("/", "  health: {tcp: {port: http}}\n", ""),
+        ("/", "", ""),  # no health check
+    ],
+)
+def test_the_route_carries_the_health_path_only_when_the_route_reaches_it(
+    route_path: str, health: str, expected: str
+) -> None:
+    parsed = parse_service_entry("api", entry("desired/services/api", ROUTED % (route_path, health)))
+    assert parsed.violations == ()
+    assert parsed.desired is not None and parsed.desired.route is not None
+    assert parsed.desired.route.health_path == expected

@@ -80,3 +80,9 @@ def test_one_host_one_service_first_by_name() -> None:
     routes, conflicts = build_routes({"web": WEB, "aaa": other, "plain": plain}, {}, {}, {})
     assert routes == {"web.example.com": RouteRecord("web.example.com", "aaa", "/other", ())}
     assert conflicts == {"web": "host web.example.com is already routed to service aaa"}
+
+
+def test_route_record_carries_the_health_path_for_the_gateway_checks() -> None:
+    web = service("web", route=RouteSpec("web.example.com", "/", 80, "/healthz"))
+    routes, _ = build_routes({"web": web}, {}, {}, {})
+    assert routes["web.example.com"].health_path == "/healthz"
