@@ -14,6 +14,7 @@
 #   MESHOP_DEMO_CONSUL_PORT  Consul HTTP port (serf LAN/WAN and server use the next three)  [18500]
 #   MESHOP_DEMO_HTTPS_PORT   gateway HTTPS port                           [8443]
 #   MESHOP_DEMO_HTTP_PORT    gateway HTTP port (redirects to HTTPS)       [8080]
+#   MESHOP_DEMO_INGRESS_PORT the node Caddy's HTTP port (the agent's --ingress-port)  [18081]
 #   MESHOP_DEMO_NODE         the agent's node name                        [local]
 #   MESHOP_DEMO_TIMEOUT      seconds to wait for the services to be Ready [120]
 set -euo pipefail
@@ -23,6 +24,7 @@ DIR=$(mkdir -p "${MESHOP_DEMO_DIR:-$ROOT/.dev/demo}" && cd "${MESHOP_DEMO_DIR:-$
 CONSUL_PORT=${MESHOP_DEMO_CONSUL_PORT:-18500}
 HTTPS_PORT=${MESHOP_DEMO_HTTPS_PORT:-8443}
 HTTP_PORT=${MESHOP_DEMO_HTTP_PORT:-8080}
+INGRESS_PORT=${MESHOP_DEMO_INGRESS_PORT:-18081}
 NODE=${MESHOP_DEMO_NODE:-local}
 TIMEOUT=${MESHOP_DEMO_TIMEOUT:-120}
 EXAMPLES="$ROOT/charts/examples"
@@ -102,12 +104,13 @@ up() {
   fi
 
   start controller "$MESHOP" controller run --id demo-controller --metrics-addr 127.0.0.1:0 --grace-period 10
-  # --- node-local Caddy: once the agent has it (routing branch), add its flags here, e.g.
-  #     AGENT_CADDY_FLAGS=(--caddy-dir "$DIR/node-caddy" --ingress-port <free port>)
-  # Until then the gateway proxies straight to the containers' published host ports.
-  AGENT_CADDY_FLAGS=()
+  # the agent runs the node's own Caddy: the gateway proxies to it, and it to the local containers
+  if ! running agent; then
+    port_free "$INGRESS_PORT" || fail "port $INGRESS_PORT is in use; set MESHOP_DEMO_INGRESS_PORT"
+  fi
   start agent "$MESHOP" agent run --node "$NODE" --advertise-addr 127.0.0.1 --state-dir "$DIR/agent" \
-    --metrics-addr 127.0.0.1:0 --stop-grace 1 --labels demo=true "${AGENT_CADDY_FLAGS[@]}"
+    --metrics-addr 127.0.0.1:0 --stop-grace 1 --labels demo=true \
+    --caddy-dir "$DIR/node-caddy" --ingress-port "$INGRESS_PORT"
   if ! running gateway; then
     for port in "$HTTPS_PORT" "$HTTP_PORT"; do
       port_free "$port" || fail "port $port is in use; set MESHOP_DEMO_HTTPS_PORT / MESHOP_DEMO_HTTP_PORT"
@@ -168,10 +171,9 @@ down() {
     wait_for 20 "containers to go" no_containers || say "some containers are still there; removing them by label"
   fi
   stop gateway
-  local caddy_pid
-  caddy_pid=$(cat "$DIR/caddy/caddy.pid" 2>/dev/null || true)
-  if ours "$caddy_pid"; then kill -TERM "$caddy_pid" 2>/dev/null || true; say "stopped the gateway's caddy (pid $caddy_pid)"; fi
+  stop_caddy "$DIR/caddy" "gateway's"
   stop agent
+  stop_caddy "$DIR/node-caddy" "node's"
   stop controller
   stop consul
   # safety net: the demo node's containers and volumes, found by meshop's labels (nothing else is touched)
@@ -182,6 +184,12 @@ down() {
   if [ -n "$ids" ]; then docker volume rm -f $ids >/dev/null && say "removed volumes of node $NODE: $(echo $ids)"; fi
   rm -rf "$DIR/agent"
   say "down (logs kept in $DIR)"
+}
+
+stop_caddy() {  # stop_caddy DIR WHOSE: a Caddy its daemon left behind (a clean stop already stopped it)
+  local pid
+  pid=$(cat "$1/caddy.pid" 2>/dev/null || true)
+  if ours "$pid"; then kill -TERM "$pid" 2>/dev/null || true; say "stopped the $2 caddy (pid $pid)"; fi
 }
 
 no_containers() {

@@ -1,12 +1,14 @@
 """``scripts/demo.sh`` (what ``make demo`` / ``make demo-down`` run), isolated: its own state dir, ports and node.
 
-up -> every example Ready and answering through the gateway's Caddy; up again reuses every process;
+up -> every example Ready and answering through the gateway's Caddy and the node's Caddy behind it;
+up again reuses every process;
 down leaves no process, container or volume behind, and a second down is a no-op.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -17,6 +19,9 @@ from typing import Any
 
 import pytest
 
+from meshop.consul.config import ConsulConfig
+from meshop.consul.store import KVStore
+from meshop.model import keys
 from tests.support import http
 from tests.support.procs import REPO, free_port
 
@@ -55,12 +60,15 @@ class Demo:
         self.dir = tmp / "demo"
         self.node = f"demo{secrets.token_hex(3)}"
         self.https_port = free_port()
+        self.ingress_port = free_port()
+        self.consul_port = free_range(4)
         self.env = {
             **os.environ,
             "MESHOP_DEMO_DIR": str(self.dir),
-            "MESHOP_DEMO_CONSUL_PORT": str(free_range(4)),
+            "MESHOP_DEMO_CONSUL_PORT": str(self.consul_port),
             "MESHOP_DEMO_HTTPS_PORT": str(self.https_port),
             "MESHOP_DEMO_HTTP_PORT": str(free_port()),
+            "MESHOP_DEMO_INGRESS_PORT": str(self.ingress_port),
             "MESHOP_DEMO_NODE": self.node,
             "MESHOP_DEMO_TIMEOUT": "60",
         }
@@ -78,6 +86,7 @@ class Demo:
     def pids(self) -> dict[str, int]:
         files = {name: self.dir / f"{name}.pid" for name in PROCESSES}
         files["caddy"] = self.dir / "caddy" / "caddy.pid"
+        files["node-caddy"] = self.dir / "node-caddy" / "caddy.pid"
         return {name: int(f.read_text()) for name, f in files.items() if f.exists()}
 
     def get(self, host: str, path: str = "/") -> tuple[int, str]:
@@ -119,7 +128,13 @@ def test_demo_up_serves_every_example_through_caddy_and_down_leaves_nothing(demo
     status, body = demo.get("whoami.localhost", "/cgi-bin/env")
     assert status == 200 and "HTTP_HOST=whoami.localhost" in body
     pids = demo.pids()
-    assert set(pids) == {*PROCESSES, "caddy"} and all(alive(p) for p in pids.values())
+    assert set(pids) == {*PROCESSES, "caddy", "node-caddy"} and all(alive(p) for p in pids.values())
+    # the gateway's route goes to the node Caddy, which answers for the route's host by itself too
+    route = KVStore(ConsulConfig.from_env({}, addr=f"127.0.0.1:{demo.consul_port}")).get(keys.route("hello.localhost"))
+    assert route is not None
+    upstreams = {(u["address"], u["port"]) for u in json.loads(route.value)["upstreams"]}
+    assert upstreams == {("127.0.0.1", demo.ingress_port)}
+    assert http.get(demo.ingress_port, "hello.localhost", "/", timeout=5) == (200, "meshop test page\n")
     labelled = {"label": [f"meshop.node={demo.node}"]}
     assert len(docker_client.containers.list(filters=labelled)) == 3
 
