@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from meshop.agent.daemon import AgentDaemon, DaemonOptions
 from meshop.agent.ingress import TRUSTED_PROXIES
 from meshop.agent.labels import is_label
 from meshop.agent.node_caddy import CaddyOptions
@@ -227,6 +226,8 @@ def run(
         trusted_proxies,
         settings,
     )
+    from meshop.agent.daemon import AgentDaemon, DaemonOptions  # the Docker SDK: only when an agent runs
+
     options = DaemonOptions(
         settings=settings,
         caddy=caddy,
