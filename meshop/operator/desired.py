@@ -105,13 +105,18 @@ class ParsedService:
     violations: tuple[Violation, ...] = ()
 
 
+def _one_document(entry: Entry, source: str) -> dict:
+    """The single document a desired key holds (a YAML stream of several is an error, not the first)."""
+    docs = load_documents(entry.value, source)
+    if len(docs) != 1:
+        raise ValidationFailed([Violation("", f"holds {len(docs)} documents; this key holds exactly one")], source)
+    return docs[0]
+
+
 def parse_service_entry(name: str, entry: Entry) -> ParsedService:
     source = f"desired/services/{name}"
     try:
-        docs = load_documents(entry.value, source)
-        if len(docs) != 1:
-            raise ValidationFailed([Violation("", f"holds {len(docs)} documents; this key holds exactly one")], source)
-        service = parse_service(docs[0], PERMISSIVE_POLICY, source)
+        service = parse_service(_one_document(entry, source), PERMISSIVE_POLICY, source)
     except ValidationFailed as exc:
         return ParsedService(name, entry.modify_index, violations=tuple(exc.violations))
     except DocumentError as exc:
@@ -156,10 +161,7 @@ class ParsedNode:
 def parse_node_entry(name: str, entry: Entry) -> ParsedNode:
     source = f"desired/nodes/{name}"
     try:
-        docs = load_documents(entry.value, source)
-        if len(docs) != 1:
-            raise ValidationFailed([Violation("", f"holds {len(docs)} documents; this key holds exactly one")], source)
-        doc = parse_node(docs[0], PERMISSIVE_POLICY, source)
+        doc = parse_node(_one_document(entry, source), PERMISSIVE_POLICY, source)
     except ValidationFailed as exc:
         return ParsedNode(None, tuple(exc.violations))
     except DocumentError as exc:
