@@ -28,6 +28,20 @@ def consul_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsulSe
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def acl_consul(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsulServer]:
+    """A second Consul with ACLs on (default deny); ``.token`` is its master token."""
+    token = "8d1d6b0e-6d2c-4a4f-9b1e-2f6f0c7d9a11"
+    hcl = f'acl {{ enabled = true, default_policy = "deny", tokens {{ master = "{token}" }} }}'
+    server = ConsulServer(tmp_path_factory.mktemp("acl-consul"), hcl=hcl)
+    server.token = token
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def prefix() -> str:
     return f"t-{secrets.token_hex(4)}"

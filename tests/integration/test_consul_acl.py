@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.errors import ConsulAccessDenied
 from tests.support.consul_server import ConsulServer
-
-MASTER = "8d1d6b0e-6d2c-4a4f-9b1e-2f6f0c7d9a11"
-
-
-@pytest.fixture(scope="module")
-def acl_consul(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsulServer]:
-    hcl = f'acl {{ enabled = true, default_policy = "deny", tokens {{ master = "{MASTER}" }} }}'
-    server = ConsulServer(Path(tmp_path_factory.mktemp("acl-consul")), hcl=hcl)
-    server.token = MASTER
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_without_a_token_access_is_denied_with_a_hint(acl_consul: ConsulServer) -> None:
@@ -32,13 +17,13 @@ def test_without_a_token_access_is_denied_with_a_hint(acl_consul: ConsulServer) 
 
 
 def test_token_from_the_environment_is_used(acl_consul: ConsulServer) -> None:
-    store = KVStore(ConsulConfig.from_env({"CONSUL_HTTP_ADDR": acl_consul.addr, "CONSUL_HTTP_TOKEN": MASTER}))
+    store = KVStore(ConsulConfig.from_env({"CONSUL_HTTP_ADDR": acl_consul.addr, "CONSUL_HTTP_TOKEN": acl_consul.token}))
     store.put("k", "from-env")
     assert store.get("k").value == b"from-env"
 
 
 def test_token_flag_wins_over_the_environment(acl_consul: ConsulServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONSUL_HTTP_TOKEN", "not-a-valid-token")
-    store = KVStore(ConsulConfig.from_env(None, addr=acl_consul.addr, token=MASTER))
+    store = KVStore(ConsulConfig.from_env(None, addr=acl_consul.addr, token=acl_consul.token))
     store.put("k", "from-flag")
     assert store.get("k").value == b"from-flag"

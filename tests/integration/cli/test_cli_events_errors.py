@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from tests.support.consul_server import ConsulServer
 from tests.support.meshop_proc import meshop_process
 from tests.support.procs import free_port, wait_until
 
-MASTER = "5b0d7c1e-8a41-4f9e-a0c3-9e2d8f1b6a77"
 READ_COMMANDS = [
     ["status"],
     ["status", "--watch"],
@@ -73,16 +71,6 @@ def test_consul_unreachable_is_one_line_naming_the_address_exit_2(args: list[str
     assert err.rstrip().endswith("start it or set CONSUL_HTTP_ADDR / --consul-addr")
 
 
-@pytest.fixture(scope="module")
-def acl_consul(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsulServer]:
-    hcl = f'acl {{ enabled = true, default_policy = "deny", tokens {{ master = "{MASTER}" }} }}'
-    server = ConsulServer(Path(tmp_path_factory.mktemp("acl-consul")), hcl=hcl)
-    server.token = MASTER
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.mark.parametrize("args", [a for a in READ_COMMANDS if "--watch" not in a], ids=" ".join)
 def test_acl_denied_says_so(acl_consul: ConsulServer, args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CONSUL_HTTP_TOKEN", raising=False)
@@ -94,7 +82,7 @@ def test_acl_denied_says_so(acl_consul: ConsulServer, args: list[str], monkeypat
 
 
 def test_with_the_token_status_reads(acl_consul: ConsulServer) -> None:
-    code, out, err = invoke(acl_consul.addr, "meshop", "--token", MASTER, "status", "-o", "json")
+    code, out, err = invoke(acl_consul.addr, "meshop", "--token", acl_consul.token, "status", "-o", "json")
     assert (code, err) == (0, "")
     assert json.loads(out)["services"] == []
 
