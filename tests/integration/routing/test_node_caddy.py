@@ -47,7 +47,11 @@ def node(docker_client: Any, store: KVStore) -> Iterator[str]:
 
 
 @pytest.fixture
-def agents(consul_config: ConsulConfig, tmp_path: Path) -> Iterator[Callable[..., InProcessAgent]]:
+def agents(
+    consul_config: ConsulConfig, tmp_path: Path, docker_client: Any, store: KVStore
+) -> Iterator[Callable[..., InProcessAgent]]:
+    """In-process agents; at the end each is stopped, then its node's containers removed (a running agent
+    would recreate them, and a stopped one leaves them running by design)."""
     started: list[InProcessAgent] = []
 
     def start(node: str, caddy: CaddyOptions | None = None, **kw: Any) -> InProcessAgent:
@@ -61,6 +65,7 @@ def agents(consul_config: ConsulConfig, tmp_path: Path) -> Iterator[Callable[...
         agent.stop()
         if agent.caddy.directory is not None:
             stop_caddy_dir(agent.caddy.directory)
+        cleanup_node(docker_client, store, agent.daemon.node)
 
 
 def serves(agent: InProcessAgent, host: str, marker: str = "") -> Callable[[], bool]:
