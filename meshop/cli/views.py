@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import yaml
 
 from meshop.client.apply import Change
 from meshop.client.preview import PlacementPreview
+from meshop.operator.plan import format_counts
 
 
 def to_yaml(data: object, sort_keys: bool = False) -> str:
@@ -31,20 +32,16 @@ def format_diff(changes: Sequence[Change]) -> str:
     return "".join(out)
 
 
-def _counts(counts: Mapping[str, int]) -> str:
-    return ", ".join(f"{node}={n}" for node, n in sorted(counts.items())) or "nowhere"
-
-
 def format_placement(previews: Sequence[PlacementPreview]) -> str:
     """Where each touched service runs now and would run after apply, as the controller would plan it."""
     if not previews:
         return ""
     out = ["placement (as the controller would plan it now):\n"]
     for item in previews:
-        line = f"  service/{item.service}: {_counts(item.before)}"
-        line += f" -> {_counts(item.after)}" if item.moves else " (unchanged)"
+        line = f"  service/{item.service}: {format_counts(item.before)}"
+        line += f" -> {format_counts(item.after)}" if item.moves else " (unchanged)"
         if item.moving:
-            line += f"; keeps {_counts(item.moving)} until the replacements are Ready"
+            line += f"; keeps {format_counts(item.moving)} until the replacements are Ready"
         if item.reason:
             line += f"; {item.reason}: {item.message}" if item.message else f"; {item.reason}"
         out.append(line + "\n")

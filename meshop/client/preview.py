@@ -15,12 +15,19 @@ from meshop.client.cluster import Snapshot, read_snapshot
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import Entry, KVStore
 from meshop.model import keys
-from meshop.model.records import Assignment, Observed, loads_json
-from meshop.operator.desired import ParsedNode, node_view, parse_node_entry, parse_service_entry, with_last_valid
+from meshop.model.records import Assignment, Observed
+from meshop.operator.desired import (
+    ParsedNode,
+    node_view,
+    parse_node_entry,
+    parse_service_entry,
+    read_record,
+    with_last_valid,
+)
 from meshop.operator.nodes import NodeHealth, problems_of
 from meshop.operator.plan import ClusterState, plan
 from meshop.operator.view import NodeState, NodeView
-from meshop.operator.writer import Owned
+from meshop.operator.writer import load_assignments
 
 Counts = Mapping[str, int]  # node -> replicas
 
@@ -51,20 +58,17 @@ class Cluster:
 
 
 def read_cluster(config: ConsulConfig) -> Cluster:
+    """The status snapshot plus two listings: assignments and observed state."""
     store = KVStore(config)
     snapshot = read_snapshot(config)
-    owned = Owned()
-    owned.load(store, session="", now=snapshot.now)
+    read_observed = read_record(Observed.from_dict)
     observed: dict[str, dict[str, Observed]] = {}
     for entry in store.list(keys.OBSERVED).entries:
         parts = keys.split(entry.key, keys.OBSERVED)
-        try:
-            record = Observed.from_dict(loads_json(entry.value))
-        except (ValueError, KeyError, TypeError):
-            continue  # an unreadable record counts as nothing observed, as the controller treats it
-        if len(parts) == 2:
+        record = read_observed(entry)  # unreadable: nothing observed, as the controller treats it
+        if len(parts) == 2 and record is not None:
             observed.setdefault(parts[1], {})[parts[0]] = record
-    return Cluster(snapshot, owned.assignments, observed)
+    return Cluster(snapshot, load_assignments(store), observed)
 
 
 def preview(cluster: Cluster, changes: Sequence[Change], now: float | None = None) -> list[PlacementPreview]:

@@ -215,7 +215,8 @@ def _assignments(
     return result
 
 
-def _fmt(counts: Mapping[str, int]) -> str:
+def format_counts(counts: Mapping[str, int]) -> str:
+    """``n1=2, n2=1`` (``nowhere`` when empty): how events and ``meshop diff`` show a placement."""
     return ", ".join(f"{n}={c}" for n, c in sorted(counts.items())) or "nowhere"
 
 
@@ -229,12 +230,12 @@ def _placement_events(
     moved = [n for n in sorted(before) if n not in after and n in placement.leaving]
     if moved:
         why = ", ".join(f"{n} ({placement.leaving[n]})" for n in moved)
-        return (PlannedEvent("Rescheduled", obj, f"moved off {why}; now on {_fmt(after)}"),)
+        return (PlannedEvent("Rescheduled", obj, f"moved off {why}; now on {format_counts(after)}"),)
     if not before:
         placed = sum(after.values())
         count = f"{placed}" if placed == placement.wanted else f"{placed} of {placement.wanted}"
-        return (PlannedEvent("Scheduled", obj, f"placed {count} replica(s) on {_fmt(after)}"),)
-    return (PlannedEvent("Scheduled", obj, f"placement {_fmt(before)} -> {_fmt(after)}"),)
+        return (PlannedEvent("Scheduled", obj, f"placed {count} replica(s) on {format_counts(after)}"),)
+    return (PlannedEvent("Scheduled", obj, f"placement {format_counts(before)} -> {format_counts(after)}"),)
 
 
 def _invalid_event(service: DesiredService, previous: ServiceStatus | None) -> tuple[PlannedEvent, ...]:

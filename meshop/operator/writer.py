@@ -47,16 +47,7 @@ class Owned:
         self.loaded_at = None
 
     def load(self, store: KVStore, session: str, now: float) -> None:
-        self.assignments, self.statuses, self.routes, self.node_statuses = {}, {}, {}, {}
-        specs: dict[str, Mapping[str, Any]] = {}  # one spec dict per spec hash, shared by its assignments
-        for entry in store.list(keys.ASSIGNMENTS).entries:
-            parts = keys.split(entry.key, keys.ASSIGNMENTS)
-            record = _read(entry.key, entry.value, Assignment.from_dict)
-            if len(parts) == 2 and record is not None:
-                spec = specs.setdefault(record.spec_hash, record.spec)
-                if spec is not record.spec and spec == record.spec:
-                    record = replace(record, spec=spec)
-                self.assignments.setdefault(parts[1], {})[parts[0]] = record
+        self.assignments, self.statuses, self.routes, self.node_statuses = load_assignments(store), {}, {}, {}
         for entry in store.list(keys.STATUS_SERVICES).entries:
             status = _read(entry.key, entry.value, ServiceStatus.from_dict)
             if status is not None:
@@ -70,6 +61,21 @@ class Owned:
             if node is not None:
                 self.node_statuses[entry.key[len(keys.STATUS_NODES) :]] = node
         self.loaded_at, self.session = now, session
+
+
+def load_assignments(store: KVStore) -> dict[str, dict[str, Assignment]]:
+    """Every ``assignments/<node>/<service>`` record, indexed service -> node."""
+    assignments: dict[str, dict[str, Assignment]] = {}
+    specs: dict[str, Mapping[str, Any]] = {}  # one spec dict per spec hash, shared by its assignments
+    for entry in store.list(keys.ASSIGNMENTS).entries:
+        parts = keys.split(entry.key, keys.ASSIGNMENTS)
+        record = _read(entry.key, entry.value, Assignment.from_dict)
+        if len(parts) == 2 and record is not None:
+            spec = specs.setdefault(record.spec_hash, record.spec)
+            if spec is not record.spec and spec == record.spec:
+                record = replace(record, spec=spec)
+            assignments.setdefault(parts[1], {})[parts[0]] = record
+    return assignments
 
 
 def _read(key: str, value: bytes, factory: Callable[[dict], object]):  # type: ignore[no-untyped-def]
