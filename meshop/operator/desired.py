@@ -71,14 +71,10 @@ def route_of(spec: ServiceSpec) -> RouteSpec | None:
     port, and inside the route's path (which Caddy matches as a prefix)."""
     if spec.route is None:
         return None
-    health = spec.health
-    reachable = (
-        health is not None
-        and health.kind == "http"
-        and health.port == spec.route.port
-        and (health.path or "/").startswith(spec.route.path.rstrip("/"))
-    )
-    health_path = (health.path or "/") if reachable and health is not None else ""
+    health_path = ""
+    if spec.health is not None and spec.health.kind == "http" and spec.health.port == spec.route.port:
+        path = spec.health.path or "/"
+        health_path = path if path.startswith(spec.route.path.rstrip("/")) else ""
     return RouteSpec(spec.route.host, spec.route.path, spec.route.port, health_path)
 
 
