@@ -18,7 +18,8 @@ from meshop.consul.store import KVStore
 from meshop.model import Policy, ServiceSpec, keys, spec_hash
 from meshop.model.records import Assignment, Observed, dumps, loads_json
 from tests.conftest import TEST_IMAGE
-from tests.support.procs import REPO, Process, wait_until
+from tests.support.meshop_proc import meshop_process
+from tests.support.procs import Process, wait_until
 
 HTTPD = {
     "image": TEST_IMAGE,
@@ -195,13 +196,8 @@ class AgentFactory:
 def agent_process(
     node: str, consul_addr: str, prefix: str, workdir: Path, *extra: str, log_name: str = "agent.log"
 ) -> Process:
-    """``meshop agent run`` as a real process (stopped by its PID)."""
+    """``meshop agent run`` as a real process (stopped by its PID); state in ``workdir/state``."""
     args = [
-        str(REPO / ".venv" / "bin" / "meshop"),
-        "--consul-addr",
-        consul_addr,
-        "--prefix",
-        prefix,
         "agent",
         "run",
         "--node",
@@ -218,7 +214,7 @@ def agent_process(
         "0.3",
         *extra,
     ]
-    return Process(args, workdir / log_name)
+    return meshop_process(consul_addr, prefix, args, workdir / log_name)
 
 
 def run_passes(agent: RunningAgent, count: int, timeout: float = 10.0) -> None:

@@ -32,6 +32,7 @@ from meshop.consul.store import KVStore
 from meshop.model import keys
 from meshop.model.records import Observed, RouteRecord, loads_json
 from tests.conftest import TEST_IMAGE
+from tests.integration.agent.helpers import agent_process
 from tests.support.meshop_proc import meshop_process
 from tests.support.procs import Process, free_port, wait_until
 
@@ -105,29 +106,11 @@ class NodeAgent:
 
 
 def start_agent_process(consul_addr: str, prefix: str, name: str, workdir: Path) -> NodeAgent:
+    """``meshop agent run`` with its own node Caddy; state and log in ``workdir/<name>``."""
     caddy_dir = short_dir("n")
     port = free_port()
-    args = [
-        "agent",
-        "run",
-        "--node",
-        name,
-        "--advertise-addr",
-        "127.0.0.1",
-        "--state-dir",
-        str(workdir / f"state-{name}"),
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--stop-grace",
-        "1",
-        "--drain",
-        "0.3",
-        "--caddy-dir",
-        str(caddy_dir),
-        "--ingress-port",
-        str(port),
-    ]
-    process = meshop_process(consul_addr, prefix, args, workdir / f"agent-{name}.log").start()
+    caddy = ("--caddy-dir", str(caddy_dir), "--ingress-port", str(port))
+    process = agent_process(name, consul_addr, prefix, workdir / name, *caddy).start()
     return NodeAgent(name, process, caddy_dir, port)
 
 
