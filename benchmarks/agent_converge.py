@@ -39,8 +39,9 @@ from meshop.consul.config import ConsulConfig  # noqa: E402
 from meshop.consul.store import KVStore, TxnOp  # noqa: E402
 from meshop.model import ServiceSpec, keys, spec_hash  # noqa: E402
 from meshop.model.records import Assignment, NodeRecord, dumps, loads_json  # noqa: E402
+from tests.integration.agent.helpers import agent_process  # noqa: E402
 from tests.support.consul_server import ConsulServer  # noqa: E402
-from tests.support.procs import Process, wait_until  # noqa: E402
+from tests.support.procs import wait_until  # noqa: E402
 
 IMAGE = "meshop-test/busybox:1"
 COMMAND = ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]
@@ -67,29 +68,8 @@ class AgentRun:
     def __init__(self, consul: ConsulServer, prefix: str, node: str, workdir: Path) -> None:
         self.store = KVStore(ConsulConfig.from_env({}, addr=consul.addr, prefix=prefix, timeout=10))
         self.node = node
-        self.process = Process(
-            [
-                str(REPO / ".venv" / "bin" / "meshop"),
-                "--consul-addr",
-                consul.addr,
-                "--prefix",
-                prefix,
-                "agent",
-                "run",
-                "--node",
-                node,
-                "--advertise-addr",
-                "127.0.0.1",
-                "--state-dir",
-                str(workdir / "state"),
-                "--metrics-addr",
-                "127.0.0.1:0",
-                "--stop-grace",
-                "1",
-                "--log-level",
-                "warning",
-            ],
-            workdir / f"agent-{node}.log",
+        self.process = agent_process(
+            node, consul.addr, prefix, workdir, "--log-level", "warning", log_name=f"agent-{node}.log"
         )
 
     def start(self) -> AgentRun:
