@@ -43,9 +43,15 @@ def apply(obj: CliContext, paths: tuple[str, ...]) -> None:
     check_all(documents)
     store = obj.store()
     changes = plan_changes(documents, read_existing(store, documents))
-    apply_changes(store, changes)
+    outcome = apply_changes(store, changes)
     for change in changes:
         click.echo(f"{change.kind.lower()}/{change.name} {change.action}")
+    if outcome.batches > 1:
+        click.echo(
+            f"note: {outcome.written} documents exceed one Consul transaction (64 operations, 512 KiB): "
+            f"written in {outcome.batches} transactions, each atomic on its own",
+            err=True,
+        )
 
 
 @click.command()
