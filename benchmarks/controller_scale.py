@@ -228,8 +228,10 @@ def _ready_count() -> int:
 def run_worker(mode: str, addr: str, prefix: str, size: int, idle_seconds: float) -> dict:
     cmd = [sys.executable, __file__, "--idle-seconds", str(idle_seconds), "--worker", mode, addr, prefix, str(size)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"the {mode} worker at {size} services failed:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
     result[f"{mode}_rss_mb"] = result.pop("peak_rss_mb")
     return result
 

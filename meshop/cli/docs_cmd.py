@@ -5,9 +5,7 @@ from __future__ import annotations
 import click
 
 from meshop.cli.context import CliContext
-from meshop.cli.views import format_diff, format_placement
 from meshop.client.apply import apply_changes, check_all, plan_changes, read_existing
-from meshop.client.preview import preview, read_cluster
 from meshop.client.sources import read_sources
 from meshop.errors import DocumentError
 from meshop.model import keys
@@ -61,6 +59,11 @@ def diff(obj: CliContext, paths: tuple[str, ...]) -> None:
     """Show what apply would change: each document's diff and the placement it would get.
 
     Exit code 0: no changes, 1: changes."""
+    # here, not at the top: the placement preview runs the controller's planner, which apply and
+    # validate never need (start-up time)
+    from meshop.cli.views import format_diff, format_placement
+    from meshop.client.preview import preview, read_cluster
+
     documents = read_sources(paths)
     check_all(documents)
     changes = plan_changes(documents, read_existing(obj.store(), documents))

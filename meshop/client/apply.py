@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from meshop.client.sources import SourcedDocument
-from meshop.consul.store import Entry, KVStore, TxnOp
+from meshop.consul.kv import Entry, TxnOp
 from meshop.errors import ConflictError, DocumentError, MeshopError, TxnConflict, ValidationFailed, Violation
 from meshop.model import keys, load_documents, validate
+
+if TYPE_CHECKING:  # the HTTP client loads only when apply talks to Consul (``meshop validate`` never does)
+    from meshop.consul.store import KVStore
 
 Action = Literal["created", "configured", "unchanged"]
 
