@@ -20,8 +20,8 @@ from typing import Any
 
 from meshop.errors import Violation
 from meshop.model import paths
-from meshop.model.schemacheck import SchemaError, Validator
 from meshop.model import schemawalk as walk
+from meshop.model.schemacheck import SchemaError, Validator
 from meshop.model.schemawalk import Schema
 from meshop.model.yamlload import load_yaml
 

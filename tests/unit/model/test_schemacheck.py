@@ -85,8 +85,12 @@ json_leaf = st.one_of(
 )
 json_value = st.recursive(
     json_leaf,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from(["name", "value", "port", "http", "tcp", "x", "path", "host"]), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["name", "value", "port", "http", "tcp", "x", "path", "host"]), inner, max_size=3
+        )
+    ),
     max_leaves=8,
 )
 
