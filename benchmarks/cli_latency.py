@@ -57,7 +57,8 @@ def service_yaml(name: str, tag: str, port: int = 8080) -> str:
 
 def timed_run(argv: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
-    done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # cwd: not the checkout, whose meshop/ would shadow PYTHONPATH for ``python -m meshop``
+    done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.decode()[-400:]}")
