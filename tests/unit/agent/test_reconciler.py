@@ -302,7 +302,9 @@ def test_invalid_spec_is_refused_before_it_reaches_docker() -> None:
 def test_secret_is_resolved_into_the_env_and_a_change_rolls_the_container() -> None:
     rig = make_rig()
     rig.secrets.values["meshop/secrets/web/pw"] = "pw-alpha"
-    assignment = rig.assign("web", {**SLEEP, "env": [{"name": "PW", "valueFrom": {"consulKey": "meshop/secrets/web/pw"}}]})
+    assignment = rig.assign(
+        "web", {**SLEEP, "env": [{"name": "PW", "valueFrom": {"consulKey": "meshop/secrets/web/pw"}}]}
+    )
     rig.settle()
     (first,) = rig.runtime.containers.values()
     assert rig.runtime.configs[-1].env == ("PW=pw-alpha",)
