@@ -18,7 +18,6 @@ from pathlib import Path
 from meshop.caddy.admin import CaddyAdmin
 from meshop.errors import DriverError
 
-
 PASSED_ON = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")  # nothing secret in these
 
 

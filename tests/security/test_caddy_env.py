@@ -44,7 +44,14 @@ def test_a_caddy_meshop_starts_holds_no_consul_token(
     caddy_dir = short_dir("s")
     if daemon == "node-caddy":
         proc = agent_process(
-            node, consul_server.addr, prefix, tmp_path, "--caddy-dir", str(caddy_dir), "--ingress-port", str(free_port())
+            node,
+            consul_server.addr,
+            prefix,
+            tmp_path,
+            "--caddy-dir",
+            str(caddy_dir),
+            "--ingress-port",
+            str(free_port()),
         )
     else:
         args = ["gateway", "run", "--caddy-dir", str(caddy_dir), "--https-port", str(free_port())]
