@@ -396,7 +396,7 @@ class Fleet:
     def _reap(self) -> bool:
         for pid, child in list(self._children.items()):
             if child.poll() is not None:
-                del self._children[pid]
+                self._children.pop(pid, None)
         return False
 
     def meshop(self, member: Member, consul: str) -> list[str]:
@@ -404,8 +404,12 @@ class Fleet:
 
     def start_dockerd(self, node: Member) -> None:
         self.exec_root(node).mkdir(parents=True, exist_ok=True)
+        config = node.dir / "daemon.json"  # its own (empty) config: the host's /etc/docker/daemon.json is not ours
+        node.dir.mkdir(parents=True, exist_ok=True)
+        config.write_text("{}\n")
         args = [
             find_binary("dockerd"),
+            "--config-file", str(config),
             "--data-root", str(node.dir / "docker"),
             "--exec-root", str(self.exec_root(node)),
             "-H", node.docker_host,
@@ -639,18 +643,36 @@ class Fleet:
                 found.extend({**c, "node": name} for c in body)
         return found
 
-    def replicas(self, service: str) -> dict[int, list[str]]:
-        """Replica index -> the nodes running a container for it (more than one: a duplicate)."""
-        out: dict[int, list[str]] = {}
+    def replicas(self, service: str) -> dict[tuple[str, int], int]:
+        """(node, replica index) -> how many containers run for it (more than one: a duplicate)."""
+        out: dict[tuple[str, int], int] = {}
         for container in self.containers(service):
-            replica = int(container["Labels"].get("meshop.replica", -1))
-            out.setdefault(replica, []).append(container["node"])
+            key = (container["node"], int(container["Labels"].get("meshop.replica", -1)))
+            out[key] = out.get(key, 0) + 1
         return out
 
-    def service_ready(self, name: str, replicas: int) -> bool:
+    def service_ready(self, name: str, replicas: int, nodes: list[str] | None = None) -> bool:
+        """The controller says Ready and exactly ``replicas`` containers run (on ``nodes``, default all)."""
         status = self.kv(f"status/services/{name}") or {}
         conditions = {c.get("type"): c.get("status") for c in status.get("conditions", [])}
-        return conditions.get("Ready") == "True" and len(self.containers(name)) == replicas
+        return conditions.get("Ready") == "True" and len(self.containers(name, nodes)) == replicas
+
+    def metric(self, addr: str, name: str, **labels: str) -> float | None:
+        """One sample from a daemon's /metrics (``addr`` host:port), or None when it is not there."""
+        with urllib.request.urlopen(f"http://{addr}/metrics", timeout=3) as response:
+            text = response.read().decode()
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in text.splitlines():
+            series, _, value = line.rpartition(" ")
+            if series == (f"{name}{{{want}}}" if want else name):
+                return float(value)
+        return None
+
+    def engine_info(self, name: str) -> dict[str, Any]:
+        status, info = docker_api(self.node(name).docker_sock, "GET", "/info")
+        if status != 200:
+            raise RuntimeError(f"the engine of {name} does not answer")
+        return dict(info)
 
 
 # --- small clients: the engines' API over their unix sockets, HTTP through the gateway -------------------
