@@ -149,8 +149,14 @@ def container_config(
         restart=spec.restart,
         memory=spec.resources.memory,
         nano_cpus=int(spec.resources.cpus * 1e9) if spec.resources.cpus else None,
+        pids=spec.resources.pids,
         privileged=spec.privileged,
         network_mode=spec.network_mode,
+        user=spec.security.user,
+        read_only_root=spec.security.read_only_root,
+        no_new_privileges=spec.security.no_new_privileges,
+        cap_drop=spec.security.cap_drop,
+        cap_add=spec.security.cap_add,
     )
 
 

@@ -267,9 +267,15 @@ class DockerDriver:
             mounts=[docker.types.Mount(m.target, m.source, type=m.kind, read_only=m.read_only) for m in config.mounts],
             restart_policy={"Name": config.restart} if config.restart != "no" else None,
             mem_limit=config.memory,
+            memswap_limit=config.memory,  # the memory limit is the limit: no swap on top of it
             nano_cpus=config.nano_cpus,
+            pids_limit=config.pids,
             privileged=config.privileged,
             network_mode=config.network_mode,
+            read_only=config.read_only_root or None,
+            security_opt=["no-new-privileges:true"] if config.no_new_privileges else None,
+            cap_drop=list(config.cap_drop) or None,
+            cap_add=list(config.cap_add) or None,
         )
         try:
             created = self.api.create_container(
@@ -277,6 +283,7 @@ class DockerDriver:
                 name=config.name,
                 command=list(config.command) if config.command is not None else None,
                 entrypoint=list(config.entrypoint) if config.entrypoint is not None else None,
+                user=config.user or None,
                 environment=list(config.env),
                 labels=dict(config.labels),
                 ports=[(p.container, p.protocol) for p in config.ports],

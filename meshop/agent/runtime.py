@@ -59,8 +59,14 @@ class ContainerConfig:
     restart: str = "unless-stopped"
     memory: int | None = None
     nano_cpus: int | None = None
+    pids: int | None = None
     privileged: bool = False
     network_mode: str = "bridge"
+    user: str | None = None  # None: the image's USER
+    read_only_root: bool = False
+    no_new_privileges: bool = True
+    cap_drop: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
 
     @property
     def secrets(self) -> dict[str, str]:
