@@ -129,7 +129,8 @@ class TimedController:
     """A controller whose passes are timed (the loop calls ``reconcile`` through this wrapper)."""
 
     def __init__(self, config: ConsulConfig, ident: str) -> None:
-        self.ctl = Controller(config, ControllerOptions(ident, lock_delay=1, check_ttl=3.0))
+        # a long TTL: passes at 5,000 services on a loaded machine must not cost the leadership
+        self.ctl = Controller(config, ControllerOptions(ident, lock_delay=1, check_ttl=15.0))
         self.passes: list[tuple[float, bool, int, int]] = []  # duration, leader, services, operations
         inner = self.ctl.reconcile
 
