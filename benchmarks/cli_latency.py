@@ -60,14 +60,23 @@ def service_yaml(name: str, tag: str, port: int = 8080) -> str:
     )
 
 
-def timed_run(argv: list[str], env: dict[str, str]) -> float:
+def timed_run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, from the child's rusage) of one command.
+
+    The CPU time is what the command costs whatever else runs on the machine; wall time is what a user
+    waits, and on a busy machine it is mostly waiting for a core."""
     started = time.perf_counter()
     # cwd: not the checkout, whose meshop/ would shadow PYTHONPATH for ``python -m meshop``
-    done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.decode()[-400:]}")
-    return elapsed
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {err.decode()[-400:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def environment(tree: Path | None) -> dict[str, str]:
@@ -81,8 +90,8 @@ def command_latency(consul: ConsulServer, trees: dict[str, Path | None], repeat:
     """{(label, launcher, command): median seconds} for every tree, interleaved so load hits all alike."""
     one = workdir / "one.yaml"
     launchers = {"console script": [SCRIPT], "python -m meshop": [PYTHON, "-m", "meshop"]}
-    results: dict[tuple[str, str, str], list[float]] = {}
-    floor: list[float] = []
+    results: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    floor: list[tuple[float, float]] = []
     for i in range(repeat):
         floor.append(timed_run([PYTHON, "-c", "pass"], environment(None)))
         for label, tree in trees.items():
@@ -98,24 +107,31 @@ def command_latency(consul: ConsulServer, trees: dict[str, Path | None], repeat:
                 }
                 for name, argv in commands.items():
                     results.setdefault((label, launcher, name), []).append(timed_run(argv, env))
-    out = {key: statistics.median(values) for key, values in results.items()}
-    out[("floor", "python -c pass", "")] = statistics.median(floor)
+    out = {key: medians(values) for key, values in results.items()}
+    out[("floor", "python -c pass", "")] = medians(floor)
     return out
 
 
+def medians(values: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
+
+
 def print_latency(results: dict, trees: dict[str, Path | None], repeat: int) -> None:
-    floor = results[("floor", "python -c pass", "")]
-    print(f"\ncommand latency, median of {repeat} runs (ms); `python -c pass` takes {floor * 1000:.0f} ms here")
+    floor_wall, floor_cpu = results[("floor", "python -c pass", "")]
+    print(
+        f"\ncommand latency, median of {repeat} runs (ms), wall time / CPU time; "
+        f"`python -c pass` takes {floor_wall * 1000:.0f} / {floor_cpu * 1000:.0f} ms here"
+    )
     labels = list(trees)
-    header = "".join(f"{label:>12}" for label in labels)
-    ratio = "   after/before" if len(labels) == 2 else ""
+    header = "".join(f"{label:>14}" for label in labels)
+    ratio = "   after/before (wall, CPU)" if len(labels) == 2 else ""
     print(f"{'launcher':<18}{'command':<24}{header}{ratio}")
     for launcher in ("console script", "python -m meshop"):
         for name in ("version", "validate -f one.yaml", "apply -f one.yaml", "status"):
             cells = [results[(label, launcher, name)] for label in labels]
-            line = "".join(f"{c * 1000:>12.0f}" for c in cells)
+            line = "".join(f"{w * 1000:>8.0f} /{c * 1000:>4.0f}" for w, c in cells)
             if len(cells) == 2:
-                line += f"   {cells[1] / cells[0]:>8.2f}x"
+                line += f"   {cells[1][0] / cells[0][0]:>6.2f}x, {cells[1][1] / cells[0][1]:.2f}x"
             print(f"{launcher:<18}{name:<24}{line}")
 
 
