@@ -123,12 +123,14 @@ def bench_meshop(fleet: Fleet) -> dict[str, float]:
     out["poweroff_failed"] = len(loop.failures)
     out["poweroff_requests"] = loop.total
 
-    started = time.monotonic()
+    started = time.monotonic()  # the boot (engine start) counts, for both
     fleet.power_on(victim)
-    out["return_ready_s"] = timed(
+    wait_for(
         lambda: fleet.node_state(victim) == "Ready" and not fleet.containers(SERVICE, [victim]),
+        LIMIT,
         "meshop: node back and clean",
     )
+    out["return_ready_s"] = time.monotonic() - started
     out["return_replicas_on_node"] = len(fleet.containers(SERVICE, [victim]))
     fleet.cli("delete", "service", SERVICE)
     wait_for(lambda: not fleet.containers(SERVICE), LIMIT, "meshop: service gone")
@@ -263,12 +265,15 @@ def bench_swarm(fleet: Fleet) -> dict[str, float]:
     out["poweroff_failed"] = len(loop.failures)
     out["poweroff_requests"] = loop.total
 
+    started = time.monotonic()
     fleet.power_on(victim)
-    out["return_ready_s"] = timed(
+    wait_for(
         lambda: swarm_node_ready(fleet, victim) and swarm_running(fleet, [victim]) == 0
         and swarm_running(fleet) == REPLICAS,
+        LIMIT,
         "swarm: node back and clean",
     )  # fmt: skip
+    out["return_ready_s"] = time.monotonic() - started
     out["return_replicas_on_node"] = swarm_running(fleet, [victim])
     docker(fleet, "n1", "service", "rm", SERVICE)
     for name in reversed(fleet.node_names):
