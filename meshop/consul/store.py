@@ -18,7 +18,7 @@ from consul.exceptions import ClientError as ConsulClientError
 
 from meshop.consul.client import consul_errors, make_client
 from meshop.consul.config import ConsulConfig
-from meshop.errors import ConflictError, ValueTooLarge
+from meshop.errors import ConflictError, ConsulAccessDenied, ValueTooLarge
 
 MAX_VALUE_BYTES = 512 * 1024
 MAX_TXN_OPS = 64
@@ -166,8 +166,14 @@ class KVStore:
             try:
                 self.client.txn.put(payload)
             except ConsulClientError as exc:
-                if str(exc).startswith("409"):
-                    raise ConflictError(f"transaction rolled back: {' '.join(str(exc).split())[:300]}") from None
+                text = " ".join(str(exc).split())
+                if text.startswith("409") and "permission denied" in text.lower():
+                    raise ConsulAccessDenied(
+                        f"Consul at {self.config.address} denied a transaction of {len(ops)} operation(s): "
+                        f"ACL permission denied; set CONSUL_HTTP_TOKEN / --token to a token with access ({text[:300]})"
+                    ) from None
+                if text.startswith("409"):
+                    raise ConflictError(f"transaction rolled back: {text[:300]}") from None
                 raise
 
     def _txn_op(self, op: TxnOp) -> dict[str, object]:
