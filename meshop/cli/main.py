@@ -14,6 +14,7 @@ import sys
 
 import click
 
+from meshop.cli.acl_cmd import acl
 from meshop.cli.agent_cmd import agent
 from meshop.cli.context import CliContext
 from meshop.cli.controller_cmd import controller
@@ -50,7 +51,7 @@ def version(fmt: str) -> None:
     click.echo(version_text(info) if fmt == "text" else dump(info, fmt), nl=False)
 
 
-for command in (status, get, describe, events, apply, diff, validate, delete, nodes, controller, agent, gateway):
+for command in (status, get, describe, events, apply, diff, validate, delete, nodes, controller, agent, gateway, acl):
     cli.add_command(command)
 
 

@@ -19,8 +19,9 @@ from tests.support.procs import wait_until
 
 @pytest.fixture
 def secret_key(store: KVStore, prefix: str) -> Any:
-    """A raw Consul key outside meshop's prefix, deleted afterwards."""
-    key = f"{prefix}-secrets/db-password"
+    """The secret of service ``app`` (``<prefix>/secrets/app/``: what the agent's token may read while
+    ``app`` is assigned to its node), deleted afterwards."""
+    key = f"{prefix}/secrets/app/db-password"
     yield key
     store.client.kv.delete(key)
 

@@ -7,23 +7,31 @@ from collections.abc import Callable
 import pytest
 
 from meshop.cli.main import run
+from tests.support import acl
+
+
+def command_line(consul_addr: str, prefix: str, args: tuple[str, ...]) -> list[str]:
+    token = acl.token_for(consul_addr, prefix, list(args))
+    return ["--consul-addr", consul_addr, "--prefix", prefix, *(["--token", token] if token else []), *args]
 
 
 def invoke(consul_addr: str, prefix: str, *args: str) -> tuple[int, str, str]:
-    """Run one meshop command in-process: (exit code, stdout, stderr). Usable from any fixture scope."""
+    """Run one meshop command in-process, with its role's token: (exit code, stdout, stderr). Usable from
+    any fixture scope."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = run(["--consul-addr", consul_addr, "--prefix", prefix, *args])
+        code = run(command_line(consul_addr, prefix, args))
     return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
 def meshop(consul_server, prefix: str, capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    """Run a meshop command in-process against the test Consul and prefix: (exit code, stdout, stderr)."""
+    """Run a meshop command in-process against the test Consul and prefix, with the token of the command's
+    role (read-only, or operator for apply/delete/nodes): (exit code, stdout, stderr)."""
 
     def invoke(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
-        code = run(["--consul-addr", consul_server.addr, "--prefix", prefix, *args])
+        code = run(command_line(consul_server.addr, prefix, args))
         out, err = capsys.readouterr()
         return code, out, err
 
