@@ -184,4 +184,4 @@ def test_acl_commands_are_idempotent_and_print_only_the_secret(
         assert cli(consul_server, prefix, secret.strip(), "acl", "init") == 2  # not a management token
         assert "ACL permission denied" in capsys.readouterr().err
     finally:
-        acl.RoleTokens(consul_server.addr, prefix, master).close()
+        acl.RoleTokens(consul_server.addr, prefix, master).purge()

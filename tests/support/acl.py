@@ -5,7 +5,7 @@ asserting on the catalog) uses the master token.
 
 An ACL-enabled ``ConsulServer`` registers its master token here by address; ``roles(addr, prefix)``
 then hands out that prefix's ``RoleTokens`` (policies and tokens created on first use, a few ms each),
-and ``close(addr, prefix)`` deletes exactly them again. For a Consul without ACLs everything here is a
+and ``close(addr, prefix)`` stops its policy sync. For a Consul without ACLs everything here is a
 no-op (no token), so tests with their own plain Consul keep working.
 """
 
@@ -57,14 +57,19 @@ class RoleTokens:
         self.prefix = prefix
         self.admin = AclAdmin(ConsulConfig.from_env({}, addr=addr, token=master, prefix=prefix, timeout=10.0))
         self._tokens: dict[tuple[str, str | None], str] = {}
+        self._made: list[tuple[str, str]] = []  # (policy id, token accessor id), to delete at the end
         self._sync: AclSyncWatch | None = None
         self._lock = threading.Lock()
 
     def token(self, role: str, node: str | None = None) -> str:
         with self._lock:
             key = (role, node)
-            if key not in self._tokens:
-                self._tokens[key] = self.admin.token(role, node)
+            if key not in self._tokens:  # a fresh prefix has no tokens to find again: create straight away
+                rendered = self.admin.render(role, node)
+                policy, _ = self.admin.api.upsert_policy(rendered.name, rendered.description, rendered.rules)
+                made = self.admin.api.create_token(rendered.description, [rendered.name])
+                self._made.append((policy.id, made.accessor_id))
+                self._tokens[key] = made.secret_id
             if role in policies.NODE_ROLES and self._sync is None:
                 self._sync = AclSyncWatch(self.admin, resync=5.0).start()
             return self._tokens[key]
@@ -77,10 +82,21 @@ class RoleTokens:
         """Bring the agent policies in step now (tests that must not wait for the watch)."""
         self.admin.sync()
 
-    def close(self) -> None:
-        """Stop the sync and delete every token and policy meshop made for this prefix."""
+    def close(self, delete: bool = False) -> None:
+        """Stop the sync; with ``delete``, also delete the tokens and policies made here. The session's
+        Consul is thrown away at its end, so tests leave them (deleting doubles the per-test cost)."""
         if self._sync is not None:
             self._sync.stop()
+        if not delete:
+            return
+        with contextlib.suppress(ConsulError):
+            for _, accessor in self._made:
+                self.admin.api.delete_token(accessor)
+            for policy_id in dict.fromkeys(policy for policy, _ in self._made):
+                self.admin.api.delete_policy(policy_id)
+
+    def purge(self) -> None:
+        """Delete every token and policy meshop made for this prefix, whoever made them."""
         ours = policies.description("readonly", self.prefix).removeprefix("meshop readonly")
         with contextlib.suppress(ConsulError):
             for policy in self.admin.api.policies():
