@@ -121,13 +121,16 @@ class AclAdmin:
 
 
 class AclSyncWatch:
-    """``meshop acl sync --watch``: re-sync agent policies whenever ``assignments/`` or ``observed/``
-    change (blocking queries), and every ``resync`` seconds. A failed sync is logged and retried."""
+    """``meshop acl sync --watch``: re-sync agent policies whenever the placement read from
+    ``assignments/`` and ``observed/`` (blocking queries) changes, and every ``resync`` seconds. Agents
+    rewrite ``observed/`` on every pass, so a wake-up whose placement equals the last synced one costs
+    no ACL call. A failed sync is logged and retried."""
 
     def __init__(self, admin: AclAdmin, resync: float = 30.0) -> None:
         self.admin = admin
         self.resync = resync
         self.passes = 0
+        self._synced: Placement | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._watches: list[Watch[Listing]] = []
@@ -142,19 +145,24 @@ class AclSyncWatch:
 
     def run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.resync)
+            woken = self._wake.wait(self.resync)
             self._wake.clear()
             if self._stop.is_set():
                 return
             if not all(w.wait_ready(0) for w in self._watches):
                 continue
             assignments, observed = (w.latest for w in self._watches)
+            assert assignments is not None and observed is not None
+            placement = placement_of(assignments, observed)
+            if woken and placement == self._synced:
+                continue
             try:
-                assert assignments is not None and observed is not None
-                for name in self.admin.sync(placement_of(assignments, observed)):
+                for name in self.admin.sync(placement):
                     log.info("agent policy %s follows placement now", name)
+                self._synced = placement
             except (ConsulError, DocumentError) as exc:
                 log.warning("ACL sync failed (retrying): %s", exc)
+                self._synced = None
                 self._stop.wait(1.0)
                 self._wake.set()
             self.passes += 1
