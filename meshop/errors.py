@@ -8,7 +8,9 @@ MeshopError                    base; never shown with a traceback
 │   ├── ConsulUnavailable      cannot connect / timed out: names the address
 │   ├── ConsulAccessDenied     ACL token missing or lacking a permission (HTTP 403)
 │   ├── ConflictError          a check-and-set or transaction lost against another writer
+│   │   └── TxnConflict        a transaction's check failed: which operations (by position)
 │   └── ValueTooLarge          a value or transaction exceeds Consul's limits
+├── SecretRefused              a secret key outside its service's folder, or a value no env can hold
 └── DriverError                Docker, Caddy or SSH refused an action (exit 3)
 """
 
@@ -75,8 +77,21 @@ class ConflictError(ConsulError):
     """A check-and-set write or a transaction lost against a concurrent writer."""
 
 
+class TxnConflict(ConflictError):
+    """A transaction was rolled back; ``failed`` holds the positions of the operations that failed."""
+
+    def __init__(self, message: str, failed: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
 class ValueTooLarge(ConsulError):
     """A value or a transaction exceeds what Consul accepts (512 KiB per value, 64 ops per txn)."""
+
+
+class SecretRefused(MeshopError):
+    """The agent will not read or pass on a secret: its key is outside the service's own secrets folder,
+    or its value cannot be an environment variable (a NUL byte). The message never holds the value."""
 
 
 class DriverError(MeshopError):
