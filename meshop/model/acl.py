@@ -110,6 +110,8 @@ def policy_rules(
     it (their secrets readable, their registrations writable) and ``running`` still registered by it."""
     _check_role(role, node)
     p = check_prefix(prefix)
+    if node is not None:
+        _check_name("node", node)
     rules: list[str]
     if role == "controller":
         rules = _read_all_but_secrets(p) + [
