@@ -24,6 +24,7 @@ from meshop.agent.desired import check_assignment, container_config, desired_ser
 from meshop.agent.executor import ApplyResult, Executor
 from meshop.agent.health import HealthMonitor, ProbeTarget
 from meshop.agent.holds import Holds
+from meshop.agent.hostpaths import resolve_binds
 from meshop.agent.ingress_sync import NodeIngress
 from meshop.agent.observed import ObservedWriter
 from meshop.agent.plan import (
@@ -40,7 +41,14 @@ from meshop.agent.plan import (
 )
 from meshop.agent.planner import plan
 from meshop.agent.redact import env_problem
-from meshop.agent.registrations import ReplicaRegistrar, host_port, replica_registration, replica_service_id
+from meshop.agent.registrations import (
+    PROBE_REFRESH,
+    ReplicaRegistrar,
+    host_port,
+    probe_check_id,
+    replica_registration,
+    replica_service_id,
+)
 from meshop.agent.report import observed_record
 from meshop.agent.runtime import ContainerConfig, Runtime
 from meshop.agent.statefile import StateFile
@@ -64,6 +72,7 @@ class AgentSettings:
     publish_addr: str = ""  # default: the advertise address
     labels: Mapping[str, str] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
+    bind_mounts: tuple[str, ...] = ()  # host folders bind mounts may come from (--allow-bind-mount)
     drain: float = 1.0
     stop_grace: float = 10.0
     stable_after: float = 10.0  # running this long resets a container's restart backoff
@@ -122,6 +131,8 @@ class NodeReconciler:
         self._errors: dict[str, Note] = {}
         self._seen: set[tuple[str, int]] = set()
         self._parse_cache: dict[str, tuple[ServiceSpec | None, Note | None]] = {}
+        self._binds: dict[str, dict[str, str]] = {}  # service -> allowed hostPath -> resolved path, this pass
+        self._probe_ttls = False  # some replica's HTTP verdict lives in a TTL check: renew it in time
         if self.cached is not None:
             log.info("loaded %d assignment(s) from %s", len(self.cached), state.path if state else "")
 
@@ -195,6 +206,7 @@ class NodeReconciler:
                 self.services.next_release(now),
                 self.restarts.next_release(now),
                 self.ingress.next_retry(now) if self.ingress else None,
+                PROBE_REFRESH if self._probe_ttls else None,
             )
             if d is not None
         ]
@@ -273,11 +285,16 @@ class NodeReconciler:
         self, parsed: Mapping[str, _Parsed], secrets: Mapping[str, dict[str, str] | Note]
     ) -> dict[str, DesiredService]:
         desired: dict[str, DesiredService] = {}
+        self._binds = {}
         for name, item in parsed.items():
             if item.spec is None:
                 continue
             values = secrets.get(name)
             hold = values if isinstance(values, Note) else None
+            binds, refusal = resolve_binds(item.spec, self.settings.bind_mounts)
+            self._binds[name] = binds
+            if refusal is not None and hold is None:
+                hold = Note("PolicyRefused", refusal)
             known = values if isinstance(values, dict) else ({} if not secret_keys(item.spec) else None)
             desired[name] = desired_service(item.assignment, item.spec, self.settings.policy, known, hold)
         return desired
@@ -297,6 +314,7 @@ class NodeReconciler:
                 config_hash,
                 values if isinstance(values, dict) else {},
                 self.settings.publish,
+                self._binds.get(service),
             )
 
         return build
@@ -343,6 +361,13 @@ class NodeReconciler:
             )
             wanted[replica_service_id(self.node, service, replica)] = (reg, container_id)
         self.registrar.sync(wanted)
+        verdicts = {
+            probe_check_id(sid): healthy.get(container_id) is True
+            for sid, (reg, container_id) in wanted.items()
+            if any(check.ttl for check in reg.checks)
+        }
+        self.registrar.report(verdicts)
+        self._probe_ttls = bool(verdicts)
 
     def _publish(
         self,
