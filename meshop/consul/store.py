@@ -65,6 +65,14 @@ class KVStore:
         entries = tuple(self._entry(item) for item in (raw or ()) if not item["Key"].endswith("/"))
         return Listing(int(new_index or 0), entries)
 
+    def keys(self, prefix: str) -> list[str]:
+        """The keys under ``prefix`` (relative to meshop's prefix, sorted), without their values."""
+        full = self.full_key(prefix)
+        with consul_errors(self.config, f"listing keys of {full}"):
+            _, raw = self.client.kv.get(full, keys=True)
+        base = self.full_key("")
+        return sorted(k[len(base) :] for k in raw or () if k.startswith(base) and not k.endswith("/"))
+
     def put(self, key: str, value: bytes | str) -> None:
         data = self._checked(key, value)
         with consul_errors(self.config, f"writing {self.full_key(key)}"):
