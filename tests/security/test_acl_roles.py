@@ -19,6 +19,7 @@ from meshop.consul.services import Registration, Services
 from meshop.consul.store import KVStore, TxnOp
 from meshop.errors import ConsulAccessDenied
 from meshop.model import keys
+from meshop.model.records import Capacity, NodeRecord, dumps
 from tests.support import acl
 from tests.support.consul_server import ConsulServer
 
@@ -142,8 +143,9 @@ def cli(consul_server: ConsulServer, prefix: str, token: str, *args: str) -> int
 
 
 def test_readonly_cli_reads_but_cannot_apply_and_operator_can(
-    consul_server: ConsulServer, prefix: str, tmp_path, capsys: pytest.CaptureFixture[str]
+    consul_server: ConsulServer, prefix: str, store: KVStore, tmp_path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    store.put(keys.node("n1"), dumps(NodeRecord("n1", "127.0.0.1", {}, Capacity(1.0, 1024**3), version="t")))
     roles = acl.roles(consul_server.addr, prefix)
     assert roles is not None
     doc = tmp_path / "web.yaml"
