@@ -21,7 +21,7 @@ from consul.exceptions import ClientError as ConsulClientError
 from meshop.consul.client import consul_errors, make_client
 from meshop.consul.config import ConsulConfig
 from meshop.consul.kv import MAX_TXN_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES, Entry, Listing, TxnOp, as_bytes
-from meshop.errors import TxnConflict, ValueTooLarge
+from meshop.errors import ConsulAccessDenied, TxnConflict, ValueTooLarge
 
 __all__ = ["MAX_TXN_BYTES", "MAX_TXN_OPS", "MAX_VALUE_BYTES", "Entry", "KVStore", "Listing", "TxnOp"]
 
@@ -113,6 +113,12 @@ class KVStore:
             try:
                 self.client.txn.put(payload)
             except ConsulClientError as exc:
+                if str(exc).startswith("409") and "permission denied" in str(exc).lower():
+                    text = " ".join(str(exc).split())[:300]
+                    raise ConsulAccessDenied(
+                        f"Consul at {self.config.address} denied a transaction of {len(ops)} operation(s): "
+                        f"ACL permission denied; set CONSUL_HTTP_TOKEN / --token to a token with access ({text})"
+                    ) from None
                 if str(exc).startswith("409"):
                     failed = tuple(int(i) for i in _OP_INDEX.findall(str(exc)))
                     text = " ".join(str(exc).split())[:300]

@@ -15,6 +15,7 @@ from meshop.consul.sessions import Sessions
 from meshop.consul.store import KVStore
 from meshop.model import keys
 from meshop.model.records import Capacity, NodeRecord, dumps
+from tests.integration.cli.conftest import command_line
 from tests.support.consul_server import ConsulServer
 
 Cli = Callable[..., tuple[int, str, str]]
@@ -24,7 +25,7 @@ Cli = Callable[..., tuple[int, str, str]]
 def meshop(consul_server: ConsulServer, prefix: str, capsys: pytest.CaptureFixture[str]) -> Cli:
     def invoke(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
-        code = run(["--consul-addr", consul_server.addr, "--prefix", prefix, *args])
+        code = run(command_line(consul_server.addr, prefix, args))  # with the command's role token
         out, err = capsys.readouterr()
         return code, out, err
 

@@ -23,6 +23,7 @@ from meshop.model import keys
 from meshop.model.records import RouteRecord, loads_json
 from tests.conftest import TEST_IMAGE
 from tests.integration.operator.sim import CliController, condition, consul_kv_put, placement_of, service_doc
+from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import Process, wait_until
 
@@ -50,7 +51,8 @@ def agent_node(docker_client: Any, store: KVStore, consul_server: ConsulServer, 
         "--stop-grace",
         "1",
     ]
-    agent = Process(args, tmp_path / "agent.log").start()
+    token = acl.token_for(consul_server.addr, store.prefix, args[1:]) or ""  # the agent's own, for its node
+    agent = Process(args, tmp_path / "agent.log", env={"CONSUL_HTTP_TOKEN": token}).start()
     try:
         yield name
     finally:
