@@ -138,7 +138,7 @@ def test_nested_prefix_and_names() -> None:
     assert acl.agent_node_of("meshop-org-meshop-agent-n1", "org/meshop") == "n1"
     assert acl.agent_node_of("meshop-org-meshop-controller", "org/meshop") is None
     assert acl.agent_node_of("meshop-other-agent-n1", "org/meshop") is None
-    assert "key_prefix \"org/meshop/observed/n1/\"" in acl.policy_rules("agent", "/org/meshop/", "n1")
+    assert 'key_prefix "org/meshop/observed/n1/"' in acl.policy_rules("agent", "/org/meshop/", "n1")
     assert acl.description("agent", "meshop", "n1") == "meshop agent for prefix meshop on node n1"
 
 
