@@ -332,6 +332,22 @@ def test_a_secret_echoed_in_a_runtime_error_is_redacted_from_observed_state_and_
         assert "with-a-newline" not in text and value not in text
 
 
+def test_a_crash_while_creating_is_logged_with_the_secret_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
+    rig = make_rig()
+    rig.secrets.values["meshop/secrets/web/pw"] = "crash-secret-value"
+
+    def crash(config: ContainerConfig) -> str:
+        raise ValueError(f"unexpected: {config.env}")
+
+    rig.runtime.create_and_start = crash  # type: ignore[method-assign]
+    rig.assign("web", {**SLEEP, "env": [{"name": "PW", "valueFrom": {"consulKey": "meshop/secrets/web/pw"}}]})
+    rig.settle()
+    record = rig.observed("web")
+    assert record is not None and record.reason == "CreateFailed" and "ValueError" in record.error
+    logged = caplog.text  # formatted, tracebacks included
+    assert "unexpected" in logged and "crash-secret-value" not in logged + str(rig.store.data)
+
+
 def test_a_secret_holding_a_nul_byte_is_refused_and_never_reaches_the_runtime() -> None:
     rig = make_rig()
     rig.secrets.values["meshop/secrets/web/pw"] = "abc\x00def-hidden"
