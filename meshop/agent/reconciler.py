@@ -1,7 +1,9 @@
 """One reconcile pass of the node agent: read everything, plan, register, act, report.
 
-1. Read this node's assignments from Consul (authoritative), or fall back to the last good ones
-   (memory, then the state file): then nothing is deleted, only repaired.
+1. Read this node's assignments from Consul, then its fence (``fence.py``): when both answer and the
+   KV is the one the agent talked to, the pass is authoritative. Otherwise (Consul unreachable, or
+   emptied / rolled back) it falls back to the last good assignments (memory, then the state file):
+   then nothing is deleted, only repaired.
 2. Parse and check each assignment (schema rules, this agent's policy), resolve its secrets.
 3. List this node's managed containers; take the health monitor's latest probe results.
 4. ``plan()``; sync Consul registrations to the plan's ``serving`` map (deregister before removing);
@@ -22,6 +24,7 @@ from meshop import metrics
 from meshop.agent import labels as L
 from meshop.agent.desired import check_assignment, container_config, desired_service, primary_port, secret_keys
 from meshop.agent.executor import ApplyResult, Executor
+from meshop.agent.fence import FenceKeeper, Untrusted
 from meshop.agent.health import HealthMonitor, ProbeTarget
 from meshop.agent.holds import Holds
 from meshop.agent.ingress_sync import NodeIngress
@@ -113,7 +116,9 @@ class NodeReconciler:
         self.ingress = ingress
         self.node = settings.node
         self.cached: dict[str, Assignment] | None = state.load() if state else None
+        self.fence = FenceKeeper(store, self.node, state, clock)
         self.authoritative = False
+        self.kv_problem = ""  # set while the KV is not the one this agent talked to (see fence.py)
         self.driver_error: str | None = None  # set while the Docker engine does not answer
         self.last_plan: Plan | None = None
         self.services = Holds(*settings.service_backoff)
@@ -134,11 +139,16 @@ class NodeReconciler:
             if not self.authoritative:
                 self.observed.forget()  # Consul is back (maybe restarted empty): re-read what it holds
             self.authoritative = True
+            self._kv_problem("")
         except ConsulError as exc:
             metrics.consul_errors_total.labels("agent", "assignments").inc()
             consul_error = exc
             assignments, unreadable = dict(self.cached or {}), {}
             self.authoritative = False
+        except Untrusted as exc:
+            assignments, unreadable = dict(self.cached or {}), {}
+            self.authoritative = False
+            self._kv_problem(str(exc))
         parsed = {name: self._parse(a) for name, a in assignments.items()}
         secrets = self._resolve_secrets(parsed) if self.authoritative else {}
         desired = self._desired(parsed, secrets)
@@ -224,6 +234,10 @@ class NodeReconciler:
                 unreadable[name] = note
                 continue
             found[name] = assignment
+        try:
+            self.fence.confirm(found, self.cached)
+        except OSError as exc:  # the pending token could not be kept: do not act on a change
+            raise ConsulError(f"could not save the fence to {self.state.path if self.state else ''}: {exc}") from None
         self.cached = found
         if self.state is not None:
             try:
@@ -231,6 +245,16 @@ class NodeReconciler:
             except OSError as exc:
                 log.warning("could not save assignments to %s: %s", self.state.path, exc)
         return found, unreadable
+
+    def _kv_problem(self, problem: str) -> None:
+        """Log (once per change) why the agent does not trust the KV; the node record and /readyz show it."""
+        if problem == self.kv_problem:
+            return
+        if problem:
+            log.error("%s", problem)
+        else:
+            log.warning("the KV is trusted again (fence confirmed)")
+        self.kv_problem = problem
 
     def _parse(self, assignment: Assignment) -> _Parsed:
         key = f"{assignment.service}\0{assignment.spec_hash}\0{sorted(assignment.spec.items())!r}"

@@ -15,6 +15,7 @@ import sys
 import click
 
 from meshop.cli.agent_cmd import agent
+from meshop.cli.backup_cmd import cluster, export, import_
 from meshop.cli.context import CliContext
 from meshop.cli.controller_cmd import controller
 from meshop.cli.docs_cmd import apply, delete, diff, validate
@@ -51,6 +52,8 @@ def version(fmt: str) -> None:
 
 
 for command in (status, get, describe, events, apply, diff, validate, delete, nodes, controller, agent, gateway):
+    cli.add_command(command)
+for command in (export, import_, cluster):
     cli.add_command(command)
 
 

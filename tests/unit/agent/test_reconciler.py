@@ -24,7 +24,7 @@ from meshop.consul.services import Registration
 from meshop.consul.store import Entry, Listing, TxnOp
 from meshop.errors import ConsulUnavailable, DriverError
 from meshop.model import ServiceSpec, keys, spec_hash
-from meshop.model.records import Assignment, Observed, dumps, loads_json
+from meshop.model.records import Assignment, Fence, Observed, dumps, loads_json
 
 NODE = "n1"
 SLEEP = {"image": "img:1", "command": ["/bin/sleep"], "args": ["60"]}
@@ -115,6 +115,13 @@ class FakeStore:
         self._check()
         self.writes += 1
         self.data[key] = value.encode() if isinstance(value, str) else value
+
+    def cas(self, key: str, value: bytes | str, index: int) -> bool:
+        self._check()
+        if (index == 0) == (key in self.data):
+            return False
+        self.put(key, value)
+        return True
 
     def transact(self, ops: Sequence[TxnOp]) -> None:
         self._check()
@@ -334,6 +341,9 @@ def test_consul_that_comes_back_empty_gets_observed_state_rewritten() -> None:
     rig.store.data.clear()
     rig.store.down = False
     rig.assign("web", SLEEP)
+    rig.settle()
+    assert rig.observed("web") is None and rig.reconciler.kv_problem  # not its KV: nothing written
+    rig.store.data[keys.fence(NODE)] = dumps(Fence(NODE, adopt=True)).encode()  # meshop cluster adopt
     rig.settle()
     record = rig.observed("web")
     assert record is not None and record.ready == 1
