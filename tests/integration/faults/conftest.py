@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.agent.conftest import engine, node, start_agent  # noqa: F401 - fixtures
+from tests.integration.operator.conftest import controllers  # noqa: F401 - fixture
 from tests.support.consul_server import ConsulServer
 
 
