@@ -96,7 +96,7 @@ class AgentDaemon:
         self._own_status = False
         self.presence: NodePresence | None = None
         self.watch: Watch | None = None
-        self.events = DockerEventsWatcher(self.runtime, self.wakeup)
+        self.events = DockerEventsWatcher(self.runtime, self.wakeup, on_die=self.reconciler.crashes.died)
 
     def record(self) -> NodeRecord:
         return NodeRecord(

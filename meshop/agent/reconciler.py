@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from meshop import metrics
 from meshop.agent import labels as L
+from meshop.agent.crashes import CrashInfo, CrashTracker, Readiness, describe, phase_of, worst
 from meshop.agent.desired import check_assignment, container_config, desired_service, primary_port, secret_keys
 from meshop.agent.executor import ApplyResult, Executor
 from meshop.agent.fence import FenceKeeper, Untrusted
@@ -119,6 +120,8 @@ class NodeReconciler:
         self.fence = FenceKeeper(store, self.node, state, clock)
         self.authoritative = False
         self.kv_problem = ""  # set while the KV is not the one this agent talked to (see fence.py)
+        self.crashes = CrashTracker(settings.stable_after)
+        self._phase_requeue: float | None = None
         self.driver_error: str | None = None  # set while the Docker engine does not answer
         self.last_plan: Plan | None = None
         self.services = Holds(*settings.service_backoff)
@@ -160,6 +163,7 @@ class NodeReconciler:
             log.warning("cannot see the containers: %s", exc)
             return DRIVER_RETRY
         self.driver_error = None
+        crash_infos = self.crashes.observe(containers, now)
         healthy = self.monitor.results()
         world = World(
             now=now,
@@ -186,7 +190,7 @@ class NodeReconciler:
         self._update_probes(containers, parsed)
         if self.authoritative:
             try:
-                self._publish(parsed, unreadable, desired, current, containers, healthy, now)
+                self._publish(parsed, unreadable, desired, current, containers, healthy, now, crash_infos)
             except ConsulError as exc:
                 metrics.consul_errors_total.labels("agent", "observed").inc()
                 consul_error = consul_error or exc
@@ -201,6 +205,7 @@ class NodeReconciler:
             d
             for d in (
                 current.requeue_after,
+                self._phase_requeue,
                 self.services.next_release(now),
                 self.restarts.next_release(now),
                 self.ingress.next_retry(now) if self.ingress else None,
@@ -370,10 +375,14 @@ class NodeReconciler:
         containers: list[Container],
         healthy: Mapping[str, bool],
         now: float,
+        crash_infos: Mapping[str, CrashInfo],
     ) -> None:
         by_service: dict[str, list[Container]] = {}
         for container in containers:
             by_service.setdefault(container.service, []).append(container)
+        checks = self._consul_checks(parsed)
+        phases, crash_notes = self._phases(parsed, current, containers, healthy, checks, crash_infos, now)
+        exit_codes = {cid: info.last_exit.code for cid, info in crash_infos.items() if info.last_exit}
         records: dict[str, Observed] = {}
         for name in sorted(set(parsed) | set(unreadable)):
             item = parsed.get(name)
@@ -383,6 +392,7 @@ class NodeReconciler:
                 or (item.note if item else None)
                 or (svc.hold if svc else None)
                 or self._errors.get(name)
+                or crash_notes.get(name)
                 or (self.ingress.errors.get(name) if self.ingress else None)
                 or current.notes.get(name)
             )
@@ -397,9 +407,66 @@ class NodeReconciler:
                 healthy=healthy,
                 note=note,
                 now=now,
+                phases=phases,
+                exit_codes=exit_codes,
             )
         gone = {s for s in self.observed.services if s not in records and s not in by_service}
         self.observed.publish(records, delete=gone)
+
+    def _consul_checks(self, parsed: Mapping[str, _Parsed]) -> dict[str, str]:
+        """The local agent's check statuses, only when some assigned service has a health check."""
+        if not any(item.spec is not None and item.spec.health is not None for item in parsed.values()):
+            return {}
+        return self.registrar.services.local_checks()
+
+    def _phases(
+        self,
+        parsed: Mapping[str, _Parsed],
+        current: Plan,
+        containers: list[Container],
+        healthy: Mapping[str, bool],
+        checks: Mapping[str, str],
+        infos: Mapping[str, CrashInfo],
+        now: float,
+    ) -> tuple[dict[str, str], dict[str, Note]]:
+        """Each container's phase (``crashes.py``) and, per service, the crash it should report; sets
+        ``_phase_requeue`` to when a phase will change by itself (minReadySeconds, a stable crash)."""
+        phases: dict[str, str] = {}
+        notes: dict[str, Note] = {}
+        wake: list[float] = []
+        for c in containers:
+            item = parsed.get(c.service)
+            spec = item.spec if item else None
+            if spec is None:
+                continue
+            serving = current.serving.get((c.service, c.replica)) == c.id
+            check = checks.get(f"{replica_service_id(self.node, c.service, c.replica)}:health")
+            ready = Readiness(
+                has_health=spec.health is not None,
+                min_ready=spec.min_ready_seconds,
+                restart=spec.restart,
+                probe=healthy.get(c.id),
+                consul=serving and check == "passing",
+            )
+            info = infos.get(c.id, CrashInfo())
+            phase = phases[c.id] = phase_of(c, info, ready, now, self.settings.stable_after)
+            if (
+                phase in ("CrashLoopBackOff", "Failed")
+                and item is not None
+                and c.spec_hash == item.assignment.spec_hash
+            ):
+                text = describe(c.replica, phase, c, info)
+                if worst({0: phase, 1: notes[c.service].reason if c.service in notes else ""}) == phase:
+                    notes[c.service] = Note(phase, text)
+            if c.running and phase in ("Starting", "CrashLoopBackOff"):
+                if spec.health is None:
+                    wake.append(max(0.05, c.started_at + spec.min_ready_seconds - now))
+                elif now - c.started_at < spec.update.health_timeout:
+                    wake.append(0.25)  # the probe or Consul's check is about to pass
+                if phase == "CrashLoopBackOff":
+                    wake.append(max(0.05, c.started_at + self.settings.stable_after - now))
+        self._phase_requeue = min(wake) if wake else None
+        return phases, notes
 
     # -- bookkeeping ---------------------------------------------------------------------------------
 
@@ -434,6 +501,7 @@ class NodeReconciler:
         for action in result.done:
             if isinstance(action, Start):
                 self.restarts.failed(action.container.id, now)
+                self.crashes.started(action.container.id)
                 metrics.drift_repairs_total.labels("stopped").inc()
             elif isinstance(action, Replace) and action.reason in ("created-leftover", "dead"):
                 metrics.drift_repairs_total.labels(action.reason).inc()

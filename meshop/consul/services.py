@@ -118,6 +118,12 @@ class Services:
         with consul_errors(self.config, "listing local services"):
             return dict(self.client.agent.services())
 
+    def local_checks(self) -> dict[str, str]:
+        """Status of every check on the local agent, by check id (one cheap call to the local agent)."""
+        with consul_errors(self.config, "listing local checks"):
+            raw = self.client.agent.checks()
+        return {str(cid): str((body or {}).get("Status", "")) for cid, body in dict(raw or {}).items()}
+
     def ttl_pass(self, check_id: str, note: str = "") -> None:
         with consul_errors(self.config, f"passing check {check_id}"):
             self.client.agent.check.ttl_pass(check_id, notes=note or None)

@@ -31,4 +31,4 @@ def spec_hash(spec: ServiceSpec | dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(material).encode("ascii")).hexdigest()[:16]
 
 
-NOT_HASHED = frozenset({"replicas"})  # spec fields that do not change what one container is
+NOT_HASHED = frozenset({"replicas", "minReadySeconds"})  # spec fields that do not change what one container is

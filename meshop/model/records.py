@@ -159,9 +159,13 @@ class ContainerState:
     spec_hash: str
     restart_count: int = 0
     host_ports: Mapping[str, int] = field(default_factory=dict)  # "80/tcp" -> 32768
+    phase: str = ""  # Ready | Starting | Unhealthy | CrashLoopBackOff | Failed | Completed | NotRunning
+    exit_code: int | None = None  # of its last exit, when it exited since the agent watches it
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "phase": self.phase,
+            "exitCode": self.exit_code,
             "id": self.id,
             "name": self.name,
             "replica": self.replica,
@@ -185,6 +189,8 @@ class ContainerState:
             spec_hash=str(data.get("specHash", "")),
             restart_count=int(data.get("restartCount", 0)),
             host_ports={str(k): int(v) for k, v in dict(data.get("hostPorts") or {}).items()},
+            phase=str(data.get("phase", ""))[:40],
+            exit_code=None if data.get("exitCode") is None else int(data["exitCode"]),
         )
 
 

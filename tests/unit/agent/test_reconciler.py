@@ -146,6 +146,10 @@ class FakeServices:
             for sid, r in self.registered.items()
         }
 
+    def local_checks(self) -> dict[str, str]:
+        self.store._check()
+        return {f"{sid}:health": "passing" for sid in self.registered}
+
     def register(self, reg: Registration) -> None:
         self.store._check()
         self.registered[reg.service_id] = reg
