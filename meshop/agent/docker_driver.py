@@ -23,6 +23,7 @@ from docker.utils import parse_repository_tag
 
 from meshop.agent import labels as L
 from meshop.agent.plan import Container
+from meshop.agent.redact import Redactor
 from meshop.agent.runtime import (
     ContainerConfig,
     ContainerGone,
@@ -35,6 +36,11 @@ from meshop.errors import DriverError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Scrub = Callable[[str], str]
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 class DockerDriver:
@@ -157,13 +163,14 @@ class DockerDriver:
         for mount in config.mounts:
             if mount.kind == "volume" and mount.source:
                 self._ensure_volume(mount.source, dict(mount.volume_labels))
+        scrub = Redactor(config.secrets)  # Docker and runc echo env entries they refuse: before shortening
         try:
-            container_id = self._create(config)
+            container_id = self._create(config, scrub)
         except NameConflict:
             self._clear_name(config.name)
-            container_id = self._create(config)
+            container_id = self._create(config, scrub)
         try:
-            self._call(f"starting {config.name}", lambda: self.api.start(container_id))
+            self._call(f"starting {config.name}", lambda: self.api.start(container_id), scrub)
         except DriverError:
             self._remove_quietly(container_id)  # leave no Created-state leftover behind
             raise
@@ -239,7 +246,7 @@ class DockerDriver:
     def _filters(self) -> dict[str, Any]:
         return {"label": L.owner_filters(self.node)}
 
-    def _create(self, config: ContainerConfig) -> str:
+    def _create(self, config: ContainerConfig, scrub: Scrub = _as_is) -> str:
         host_config = self.api.create_host_config(
             port_bindings={f"{p.container}/{p.protocol}": (p.host_ip, p.host_port) for p in config.ports}
             if config.network_mode != "host"
@@ -265,9 +272,9 @@ class DockerDriver:
         except docker.errors.APIError as exc:
             if exc.status_code == 409:
                 raise NameConflict(f"container name {config.name} is in use") from None
-            raise DriverError(f"creating {config.name} failed: {_api_message(exc)}") from None
+            raise DriverError(f"creating {config.name} failed: {_api_message(exc, scrub)}") from None
         except (docker.errors.DockerException, OSError) as exc:
-            raise DriverError(f"creating {config.name} failed: {_short(exc)}") from None
+            raise DriverError(f"creating {config.name} failed: {_short(scrub(str(exc)))}") from None
         return str(created["Id"])
 
     def _clear_name(self, name: str, wait: float = 10.0) -> None:
@@ -304,15 +311,15 @@ class DockerDriver:
         if not L.owned_by(details.get("Labels"), self.node):
             raise DriverError(f"volume {name} exists but is not this node's; refusing to mount it")
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
+    def _call(self, what: str, fn: Callable[[], T], scrub: Scrub = _as_is) -> T:
         try:
             return fn()
         except docker.errors.NotFound:
             raise ContainerGone(f"{what}: not found") from None
         except docker.errors.APIError as exc:
-            raise DriverError(f"{what} failed: {_api_message(exc)}") from None
+            raise DriverError(f"{what} failed: {_api_message(exc, scrub)}") from None
         except (docker.errors.DockerException, OSError) as exc:
-            raise DriverError(f"{what} failed: Docker engine unreachable ({_short(exc)})") from None
+            raise DriverError(f"{what} failed: Docker engine unreachable ({_short(scrub(str(exc)))})") from None
 
 
 class DockerEvents:
@@ -382,11 +389,11 @@ def _timestamp(value: str | None) -> float:
         return 0.0
 
 
-def _api_message(exc: docker.errors.APIError) -> str:
+def _api_message(exc: docker.errors.APIError, scrub: Scrub = _as_is) -> str:
     explanation = exc.explanation
     if isinstance(explanation, bytes):
         explanation = explanation.decode("utf-8", "replace")
-    return _short(explanation or exc)
+    return _short(scrub(str(explanation or exc)))
 
 
 def _short(exc: object) -> str:

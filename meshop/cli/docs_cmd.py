@@ -29,7 +29,7 @@ FILES = click.option(
 def validate(obj: CliContext, paths: tuple[str, ...]) -> None:
     """Check documents without touching Consul; every error is printed with its path."""
     documents = read_sources(paths)
-    check_all(documents)
+    check_all(documents, obj.consul.prefix)
     for item in documents:
         click.echo(f"{item.doc['kind'].lower()}/{item.doc['metadata']['name']} valid ({item.source})")
 
@@ -40,7 +40,7 @@ def validate(obj: CliContext, paths: tuple[str, ...]) -> None:
 def apply(obj: CliContext, paths: tuple[str, ...]) -> None:
     """Validate every document, then write them (created / configured / unchanged)."""
     documents = read_sources(paths)
-    check_all(documents)
+    check_all(documents, obj.consul.prefix)
     store = obj.store()
     changes = plan_changes(documents, read_existing(store, documents))
     apply_changes(store, changes)
@@ -56,10 +56,10 @@ def diff(obj: CliContext, paths: tuple[str, ...]) -> None:
 
     Exit code 0: no changes, 1: changes."""
     documents = read_sources(paths)
-    check_all(documents)
+    check_all(documents, obj.consul.prefix)
     changes = plan_changes(documents, read_existing(obj.store(), documents))
     click.echo(format_diff(changes), nl=False)
-    click.echo(format_placement(preview(read_cluster(obj.consul), changes)), nl=False)
+    click.echo(format_placement(preview(read_cluster(obj.consul), changes, prefix=obj.consul.prefix)), nl=False)
     if any(change.action != "unchanged" for change in changes):
         raise SystemExit(1)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshop.errors import Violation
-from meshop.model import names
+from meshop.model import keys, names
 from meshop.model.paths import child
 from meshop.model.policy import Policy
 from meshop.model.schema import show
@@ -22,7 +22,7 @@ HOST = "must be a lowercase DNS hostname: RFC 1123 labels joined by '.', optiona
 URL_PATH = "must start with '/' and hold only URL path characters: A-Z a-z 0-9 - . _ ~ % / : @ ! $ & + , ; ="
 LABEL_KEY = "is not a valid label key: [prefix/]name, name of 1-63 of A-Z a-z 0-9 - _ . alphanumeric at the ends"
 LABEL_VALUE = "is not a valid label value: at most 63 of A-Z a-z 0-9 - _ . alphanumeric at the ends"
-CONSUL_KEY = "must be a Consul key like meshop/secrets/name: '/'-separated segments of A-Z a-z 0-9 . _ -"
+CONSUL_KEY = "must be a Consul key like meshop/secrets/<service>/name: '/'-separated segments of A-Z a-z 0-9 . _ -"
 DURATION_RANGE = "must be longer than 0s and at most 168h (one week)"
 MEMORY_RANGE = "must be at least 6Mi (Docker's minimum) and at most 1Pi"
 ABS_PATH = "must be an absolute path of A-Z a-z 0-9 . _ @ + = , ~ / - without '..' segments"
@@ -106,7 +106,8 @@ def _port_ref(out: Out, path: str, ref: object, ports: list[Any]) -> None:
         out.append(Violation(path, f"{show(ref)} is not a declared tcp port (name or container port)"))
 
 
-def service_rules(out: Out, doc: dict[str, Any], policy: Policy) -> None:
+def service_rules(out: Out, doc: dict[str, Any], policy: Policy, prefix: str = keys.DEFAULT_PREFIX) -> None:
+    """``prefix``: meshop's KV prefix, which a secret's ``consulKey`` must start with."""
     spec = as_dict(doc.get("spec"))
     image = spec.get("image")
     check(
@@ -116,7 +117,7 @@ def service_rules(out: Out, doc: dict[str, Any], policy: Policy) -> None:
         names.is_image_reference(image),
         "is not a valid image reference like registry.example.com/app:v1",
     )
-    _env_rules(out, as_list(spec.get("env")))
+    _env_rules(out, as_list(spec.get("env")), as_dict(doc.get("metadata")).get("name"), prefix)
     ports = as_list(spec.get("ports"))
     _port_rules(out, spec, ports)
     _volume_rules(out, as_list(spec.get("volumes")), policy)
@@ -165,7 +166,7 @@ def service_rules(out: Out, doc: dict[str, Any], policy: Policy) -> None:
         out.append(Violation("spec.networkMode", "host networking is refused by the node policy (allowHostNetwork)"))
 
 
-def _env_rules(out: Out, env: list[Any]) -> None:
+def _env_rules(out: Out, env: list[Any], service: object, prefix: str) -> None:
     for i, item in enumerate(env):
         item = as_dict(item)
         check(
@@ -176,7 +177,16 @@ def _env_rules(out: Out, env: list[Any]) -> None:
             "must be an environment variable name: [A-Za-z_][A-Za-z0-9_]*",
         )
         key = as_dict(item.get("valueFrom")).get("consulKey")
-        check(out, f"spec.env[{i}].valueFrom.consulKey", key, names.is_consul_key(key), CONSUL_KEY)
+        path = f"spec.env[{i}].valueFrom.consulKey"
+        check(out, path, key, names.is_consul_key(key), CONSUL_KEY)
+        if (
+            isinstance(key, str)
+            and names.is_consul_key(key)
+            and isinstance(service, str)
+            and not keys.in_secret_folder(key, prefix, service)
+        ):
+            folder = keys.secret_folder(prefix, service)
+            out.append(Violation(path, f"{show(key)} is outside this service's secrets folder: use {folder}<name>"))
     _duplicates(out, "spec.env", env, "name", "name")
 
 

@@ -15,7 +15,16 @@ from typing import Generic, TypeVar
 
 from meshop.consul.store import Entry
 from meshop.errors import DocumentError, ValidationFailed, Violation
-from meshop.model import PERMISSIVE_POLICY, NodeDoc, ServiceSpec, load_documents, parse_node, parse_service, spec_hash
+from meshop.model import (
+    PERMISSIVE_POLICY,
+    NodeDoc,
+    ServiceSpec,
+    keys,
+    load_documents,
+    parse_node,
+    parse_service,
+    spec_hash,
+)
 from meshop.model.records import Assignment, NodeRecord, loads_json
 from meshop.operator.nodes import NodeHealth
 from meshop.operator.view import DesiredService, NodeView, RouteSpec, Workload
@@ -109,10 +118,11 @@ def _one_document(entry: Entry, source: str) -> dict:
     return docs[0]
 
 
-def parse_service_entry(name: str, entry: Entry) -> ParsedService:
+def parse_service_entry(name: str, entry: Entry, prefix: str = keys.DEFAULT_PREFIX) -> ParsedService:
+    """``prefix``: meshop's KV prefix, which the service's secret keys must be under."""
     source = f"desired/services/{name}"
     try:
-        service = parse_service(_one_document(entry, source), PERMISSIVE_POLICY, source)
+        service = parse_service(_one_document(entry, source), PERMISSIVE_POLICY, source, prefix=prefix)
     except ValidationFailed as exc:
         return ParsedService(name, entry.modify_index, violations=tuple(exc.violations))
     except DocumentError as exc:

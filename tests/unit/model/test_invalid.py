@@ -118,6 +118,26 @@ CASES: list[tuple[str, Any, list[tuple[str, str]]]] = [
         service({"env": [{"name": "X", "valueFrom": {"consulKey": "../etc/passwd"}}]}),
         [("spec.env[0].valueFrom.consulKey", CONSUL_KEY)],
     ),
+    *(
+        (
+            f"secret-outside-folder-{case}",
+            service({"env": [{"name": "X", "valueFrom": {"consulKey": key}}]}),
+            [
+                (
+                    "spec.env[0].valueFrom.consulKey",
+                    f'"{key}" is outside this service\'s secrets folder: use meshop/secrets/web/<name>',
+                )
+            ],
+        )
+        for case, key in [
+            ("other-service", "meshop/secrets/db/password"),
+            ("name-prefix-of-another", "meshop/secrets/web2/password"),
+            ("outside-prefix", "vault/web/password"),
+            ("the-folder-itself", "meshop/secrets/web"),
+            ("desired-doc", "meshop/desired/services/web"),
+            ("other-prefix", "other/secrets/web/password"),
+        ]
+    ),
     (
         "image-space",
         service({"image": "busybox latest"}),
@@ -154,7 +174,7 @@ CASES: list[tuple[str, Any, list[tuple[str, str]]]] = [
     ("unknown-update", service({"update": {"maxSurge": 1}}), [("spec.update.maxSurge", "unknown field")]),
     (
         "unknown-env-valuefrom",
-        service({"env": [{"name": "X", "valueFrom": {"consulKey": "a", "file": "/x"}}]}),
+        service({"env": [{"name": "X", "valueFrom": {"consulKey": "meshop/secrets/web/a", "file": "/x"}}]}),
         [("spec.env[0].valueFrom.file", "unknown field")],
     ),
     (
@@ -281,7 +301,7 @@ CASES: list[tuple[str, Any, list[tuple[str, str]]]] = [
     ),
     (
         "env-both",
-        service({"env": [{"name": "A", "value": "1", "valueFrom": {"consulKey": "k"}}]}),
+        service({"env": [{"name": "A", "value": "1", "valueFrom": {"consulKey": "meshop/secrets/web/k"}}]}),
         [("spec.env[0]", "only one of: value, valueFrom may be set")],
     ),
     ("env-neither", service({"env": [{"name": "A"}]}), [("spec.env[0]", "needs one of: value, valueFrom")]),
