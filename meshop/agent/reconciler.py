@@ -29,6 +29,7 @@ from meshop.agent.fence import FenceKeeper, Untrusted
 from meshop.agent.health import HealthMonitor, ProbeTarget
 from meshop.agent.holds import Holds
 from meshop.agent.ingress_sync import NodeIngress
+from meshop.agent.journal import Journal, entries
 from meshop.agent.observed import ObservedWriter
 from meshop.agent.plan import (
     Container,
@@ -122,6 +123,7 @@ class NodeReconciler:
         self.authoritative = False
         self.kv_problem = ""  # set while the KV is not the one this agent talked to (see fence.py)
         self.crashes = CrashTracker(settings.stable_after)
+        self.journal = Journal(store, self.node)
         self._phase_requeue: float | None = None
         self.driver_error: str | None = None  # set while the Docker engine does not answer
         self.last_plan: Plan | None = None
@@ -198,6 +200,8 @@ class NodeReconciler:
             self._cleanup_volumes(set(assignments) | set(unreadable), containers)
         for state in metrics.CONTAINER_STATES:
             metrics.managed_containers.labels(state).set(sum(1 for c in containers if c.state == state))
+        if consul_error is None:
+            self.journal.flush()
         if consul_error is not None:
             raise consul_error
         if result.changed:
@@ -258,8 +262,10 @@ class NodeReconciler:
             return
         if problem:
             log.error("%s", problem)
+            self.journal.add("KVNotRecognized", f"node/{self.node}", problem)
         else:
             log.warning("the KV is trusted again (fence confirmed)")
+            self.journal.add("KVAdopted", f"node/{self.node}", "the KV is trusted again; acting on its assignments")
         self.kv_problem = problem
 
     def _parse(self, assignment: Assignment) -> _Parsed:
@@ -457,6 +463,8 @@ class NodeReconciler:
             )
             info = infos.get(c.id, CrashInfo())
             phase = phases[c.id] = phase_of(c, info, ready, now, self.settings.stable_after)
+            if info.loop_since == now and c.spec_hash == item.assignment.spec_hash:  # a crash loop begins
+                self.journal.add("Crashed", f"service/{c.service}", describe(c.replica, phase, c, info))
             if (
                 phase in ("CrashLoopBackOff", "Failed")
                 and item is not None
@@ -505,6 +513,21 @@ class NodeReconciler:
             ):
                 self._errors.pop(service, None)
                 self.services.succeeded(service)
+        repaired = {
+            (a.service, a.replica)
+            for a in result.done
+            if isinstance(a, Create) and a.reason == "missing" and (a.service, a.replica) in self._seen
+        }
+        for kind, obj, message in entries(result.done, repaired):
+            self.journal.add(kind, obj, message)
+        for service in current.rollbacks:
+            self.journal.add("RolledBack", f"service/{service}", current.notes.get(service, Note("")).message)
+        for image, waiting, failure in self.executor.puller.take_finished():
+            for service in waiting:
+                if failure:
+                    self.journal.add("PullFailed", f"service/{service}", failure)
+                else:
+                    self.journal.add("Pulled", f"service/{service}", f"image {image} pulled")
         for action in result.done:
             if isinstance(action, Start):
                 self.restarts.failed(action.container.id, now)
