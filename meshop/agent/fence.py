@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from meshop.agent.statefile import StateFile
-from meshop.consul.store import KVStore
+from meshop.consul.store import Entry, KVStore
 from meshop.errors import ConflictError
 from meshop.model import keys
 from meshop.model.records import Assignment, Fence, dumps, loads_json
@@ -87,10 +87,13 @@ class Untrusted(Exception):
 
 
 class FenceKeeper:
-    """Reads ``fences/<node>`` after each listing, applies ``judge`` and writes new tokens (check-and-set).
+    """Applies ``judge`` to ``fences/<node>`` as read together with the assignments, writes new tokens.
 
-    The listing is read *before* the fence: whatever happens to the KV between the two reads, an
-    emptied or rolled-back KV shows in the fence, and a listing read before that is still the true one.
+    The fence and the assignments must come from one moment of the KV (``KVStore.list_together``, a
+    read-only transaction): a restarted Consul server answers while it still replays its log, so two
+    separate reads could pair an empty listing with the restored fence. The agent writes a new token
+    only after it has read a changed listing, so any moment of the KV that holds its current token
+    also holds every assignment change it acted on.
     """
 
     def __init__(self, store: KVStore, node: str, state: StateFile | None, clock: Callable[[], float] = time.time):
@@ -101,13 +104,15 @@ class FenceKeeper:
         self.remembered = state.fence if state else None
         self.pending = state.pending if state else None
 
-    def confirm(self, found: Mapping[str, Assignment], previous: Mapping[str, Assignment] | None) -> Judgement:
-        """Judge the KV; on trust, make sure the fence names what the agent is about to act on.
+    def confirm(
+        self, entry: Entry | None, found: Mapping[str, Assignment], previous: Mapping[str, Assignment] | None
+    ) -> Judgement:
+        """Judge the KV by ``entry`` (the fence as read with ``found``); on trust, make sure the fence
+        names what the agent is about to act on.
 
-        Raises ``Untrusted`` (missing, foreign), ``ConsulError`` (cannot read or write: the caller
-        treats the KV as unreachable) and ``OSError`` from the state file (the same).
+        Raises ``Untrusted`` (missing, foreign), ``ConsulError`` (cannot write: the caller treats the
+        KV as unreachable) and ``OSError`` from the state file (the same).
         """
-        entry = self.store.get(keys.fence(self.node))
         fence: Fence | None = None
         if entry is not None:
             try:

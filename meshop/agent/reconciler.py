@@ -223,7 +223,8 @@ class NodeReconciler:
 
     def _read_assignments(self) -> tuple[dict[str, Assignment], dict[str, Note]]:
         prefix = keys.node_assignments(self.node)
-        listing = self.store.list(prefix)
+        listing, fences = self.store.list_together([prefix, keys.fence(self.node)])
+        fence = next((e for e in fences.entries if e.key == keys.fence(self.node)), None)
         found: dict[str, Assignment] = {}
         unreadable: dict[str, Note] = {}
         previous = self.cached or {}
@@ -245,7 +246,7 @@ class NodeReconciler:
                 continue
             found[name] = assignment
         try:
-            self.fence.confirm(found, self.cached)
+            self.fence.confirm(fence, found, self.cached)
         except OSError as exc:  # the pending token could not be kept: do not act on a change
             raise ConsulError(f"could not save the fence to {self.state.path if self.state else ''}: {exc}") from None
         self.cached = found

@@ -110,6 +110,9 @@ class FakeStore:
         entries = tuple(Entry(k, v, 1) for k, v in sorted(self.data.items()) if k.startswith(prefix))
         return Listing(1, entries)
 
+    def list_together(self, prefixes: Sequence[str]) -> tuple[Listing, ...]:
+        return tuple(self.list(prefix) for prefix in prefixes)
+
     def get(self, key: str) -> Entry | None:
         self._check()
         return Entry(key, self.data[key], 1) if key in self.data else None
