@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
-
-import docker
-import docker.errors
-import docker.types
-from docker.utils import parse_repository_tag
 
 from meshop.agent import labels as L
 from meshop.agent.plan import Container
@@ -31,8 +28,24 @@ from meshop.agent.runtime import (
     ImagePullFailed,
     NameConflict,
     VolumeInfo,
+    VolumeNotOwned,
 )
 from meshop.errors import DriverError
+
+# The Docker SDK imports paramiko (and with it cryptography, ~20 MB resident) at import time, for an
+# ssh:// engine only. The agent talks to a local socket: load the SDK without it, and add the SSH
+# transport back in ``_enable_ssh`` when an ssh:// engine is asked for.
+_BLOCK_PARAMIKO = "paramiko" not in sys.modules
+if _BLOCK_PARAMIKO:
+    sys.modules["paramiko"] = None  # type: ignore[assignment]  # "import paramiko" raises ImportError
+try:
+    import docker
+    import docker.errors
+    import docker.types
+    from docker.utils import parse_repository_tag
+finally:
+    if _BLOCK_PARAMIKO:
+        del sys.modules["paramiko"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,6 +71,7 @@ class DockerDriver:
         self.pull_backoff = pull_backoff
         self._base_url = base_url
         try:
+            _enable_ssh(base_url)
             if base_url:
                 self.client = docker.DockerClient(base_url=base_url, timeout=int(timeout), max_pool_size=32)
             else:
@@ -254,9 +268,15 @@ class DockerDriver:
             mounts=[docker.types.Mount(m.target, m.source, type=m.kind, read_only=m.read_only) for m in config.mounts],
             restart_policy={"Name": config.restart} if config.restart != "no" else None,
             mem_limit=config.memory,
+            memswap_limit=config.memory,  # the memory limit is the limit: no swap on top of it
             nano_cpus=config.nano_cpus,
+            pids_limit=config.pids,
             privileged=config.privileged,
             network_mode=config.network_mode,
+            read_only=config.read_only_root or None,
+            security_opt=["no-new-privileges:true"] if config.no_new_privileges else None,
+            cap_drop=list(config.cap_drop) or None,
+            cap_add=list(config.cap_add) or None,
         )
         try:
             created = self.api.create_container(
@@ -264,6 +284,7 @@ class DockerDriver:
                 name=config.name,
                 command=list(config.command) if config.command is not None else None,
                 entrypoint=list(config.entrypoint) if config.entrypoint is not None else None,
+                user=config.user or None,
                 environment=list(config.env),
                 labels=dict(config.labels),
                 ports=[(p.container, p.protocol) for p in config.ports],
@@ -308,8 +329,12 @@ class DockerDriver:
             return
         except (docker.errors.DockerException, OSError) as exc:
             raise DriverError(f"inspecting volume {name} failed: {_short(exc)}") from None
-        if not L.owned_by(details.get("Labels"), self.node):
-            raise DriverError(f"volume {name} exists but is not this node's; refusing to mount it")
+        found = details.get("Labels") or {}
+        if not L.owned_by(found, self.node) or any(found.get(k) != labels.get(k) for k in (L.SERVICE, L.VOLUME)):
+            raise VolumeNotOwned(
+                f"volume {name} exists but is not volume {labels.get(L.VOLUME)} of service "
+                f"{labels.get(L.SERVICE)} on this node ({L.describe_owner(found)}); refusing to mount it"
+            )
 
     def _call(self, what: str, fn: Callable[[], T], scrub: Scrub = _as_is) -> T:
         try:
@@ -398,3 +423,14 @@ def _api_message(exc: docker.errors.APIError, scrub: Scrub = _as_is) -> str:
 
 def _short(exc: object) -> str:
     return " ".join(str(exc).split())[:300]
+
+
+def _enable_ssh(base_url: str | None) -> None:
+    """The SDK's SSH transport (paramiko), loaded only for an ssh:// engine; see the import above."""
+    url = base_url or os.environ.get("DOCKER_HOST", "")
+    if not url.startswith("ssh://"):
+        return
+    import docker.api.client
+    from docker.transport.sshconn import SSHHTTPAdapter
+
+    docker.api.client.SSHHTTPAdapter = SSHHTTPAdapter  # type: ignore[attr-defined]

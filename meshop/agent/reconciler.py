@@ -28,6 +28,7 @@ from meshop.agent.executor import ApplyResult, Executor
 from meshop.agent.fence import FenceKeeper, Untrusted
 from meshop.agent.health import HealthMonitor, ProbeTarget
 from meshop.agent.holds import Holds
+from meshop.agent.hostpaths import resolve_binds
 from meshop.agent.ingress_sync import NodeIngress
 from meshop.agent.journal import Journal, entries
 from meshop.agent.observed import ObservedWriter
@@ -69,6 +70,7 @@ class AgentSettings:
     publish_addr: str = ""  # default: the advertise address
     labels: Mapping[str, str] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
+    bind_mounts: tuple[str, ...] = ()  # host folders bind mounts may come from (--allow-bind-mount)
     drain: float = 1.0
     stop_grace: float = 10.0
     stable_after: float = 10.0  # running this long resets a container's restart backoff
@@ -132,6 +134,7 @@ class NodeReconciler:
         self._errors: dict[str, Note] = {}
         self._seen: set[tuple[str, int]] = set()
         self._parse_cache: dict[str, tuple[ServiceSpec | None, Note | None]] = {}
+        self._binds: dict[str, dict[str, str]] = {}  # service -> allowed hostPath -> resolved path, this pass
         if self.cached is not None:
             log.info("loaded %d assignment(s) from %s", len(self.cached), state.path if state else "")
 
@@ -309,11 +312,16 @@ class NodeReconciler:
         self, parsed: Mapping[str, _Parsed], secrets: Mapping[str, dict[str, str] | Note]
     ) -> dict[str, DesiredService]:
         desired: dict[str, DesiredService] = {}
+        self._binds = {}
         for name, item in parsed.items():
             if item.spec is None:
                 continue
             values = secrets.get(name)
             hold = values if isinstance(values, Note) else None
+            binds, refusal = resolve_binds(item.spec, self.settings.bind_mounts)
+            self._binds[name] = binds
+            if refusal is not None and hold is None:
+                hold = Note("PolicyRefused", refusal)
             known = values if isinstance(values, dict) else ({} if not secret_keys(item.spec) else None)
             desired[name] = desired_service(item.assignment, item.spec, self.settings.policy, known, hold)
         return desired
@@ -333,6 +341,7 @@ class NodeReconciler:
                 config_hash,
                 values if isinstance(values, dict) else {},
                 self.settings.publish,
+                self._binds.get(service),
             )
 
         return build

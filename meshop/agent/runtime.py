@@ -24,6 +24,10 @@ class NameConflict(DriverError):
     """The container name is taken by a container this agent does not own."""
 
 
+class VolumeNotOwned(DriverError):
+    """A volume with the name the agent would use exists but is not this service's (by its labels)."""
+
+
 class ContainerGone(DriverError):
     """The container disappeared while the agent was acting on it."""
 
@@ -59,8 +63,14 @@ class ContainerConfig:
     restart: str = "unless-stopped"
     memory: int | None = None
     nano_cpus: int | None = None
+    pids: int | None = None
     privileged: bool = False
     network_mode: str = "bridge"
+    user: str | None = None  # None: the image's USER
+    read_only_root: bool = False
+    no_new_privileges: bool = True
+    cap_drop: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
 
     @property
     def secrets(self) -> dict[str, str]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import click
 
 from meshop.cli.context import CliContext
-from meshop.cli.views import format_diff, format_placement
 from meshop.client.apply import apply_changes, check_all, plan_changes, read_existing
-from meshop.client.preview import preview, read_cluster
 from meshop.client.sources import read_sources
 from meshop.errors import DocumentError
 from meshop.model import keys
@@ -43,9 +41,15 @@ def apply(obj: CliContext, paths: tuple[str, ...]) -> None:
     check_all(documents, obj.consul.prefix)
     store = obj.store()
     changes = plan_changes(documents, read_existing(store, documents))
-    apply_changes(store, changes)
+    outcome = apply_changes(store, changes)
     for change in changes:
         click.echo(f"{change.kind.lower()}/{change.name} {change.action}")
+    if outcome.batches > 1:
+        click.echo(
+            f"note: {outcome.written} documents exceed one Consul transaction (64 operations, 512 KiB): "
+            f"written in {outcome.batches} transactions, each atomic on its own",
+            err=True,
+        )
 
 
 @click.command()
@@ -55,6 +59,11 @@ def diff(obj: CliContext, paths: tuple[str, ...]) -> None:
     """Show what apply would change: each document's diff and the placement it would get.
 
     Exit code 0: no changes, 1: changes."""
+    # here, not at the top: the placement preview runs the controller's planner, which apply and
+    # validate never need (start-up time)
+    from meshop.cli.views import format_diff, format_placement
+    from meshop.client.preview import preview, read_cluster
+
     documents = read_sources(paths)
     check_all(documents, obj.consul.prefix)
     changes = plan_changes(documents, read_existing(obj.store(), documents))

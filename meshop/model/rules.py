@@ -16,6 +16,57 @@ from meshop.model.schema import show
 from meshop.model.units import OutOfRange, parse_duration, parse_memory
 
 MIN_MEMORY = 6 * 2**20  # Docker refuses less than 6 MiB
+# Docker's default capability set: the only ones a Service may add (back). Anything beyond it (SYS_ADMIN,
+# NET_ADMIN, SYS_PTRACE, ...) reaches into the host and is refused outright.
+ADDABLE_CAPS = frozenset(
+    [
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "NET_RAW",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    ]
+)
+KNOWN_CAPS = ADDABLE_CAPS | frozenset(
+    [
+        "AUDIT_CONTROL",
+        "AUDIT_READ",
+        "BLOCK_SUSPEND",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+        "DAC_READ_SEARCH",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "LEASE",
+        "LINUX_IMMUTABLE",
+        "MAC_ADMIN",
+        "MAC_OVERRIDE",
+        "NET_ADMIN",
+        "NET_BROADCAST",
+        "PERFMON",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_MODULE",
+        "SYS_NICE",
+        "SYS_PACCT",
+        "SYS_PTRACE",
+        "SYS_RAWIO",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "SYSLOG",
+        "WAKE_ALARM",
+    ]
+)
 
 LABEL_NAME = "must be an RFC 1123 label: 1-63 of a-z, 0-9 and '-', starting and ending alphanumeric"
 HOST = "must be a lowercase DNS hostname: RFC 1123 labels joined by '.', optionally starting with '*.'"
@@ -158,12 +209,32 @@ def service_rules(out: Out, doc: dict[str, Any], policy: Policy, prefix: str = k
         names.is_dns_label(tailnet.get("name")),
         LABEL_NAME,
     )
+    _security_rules(out, as_dict(spec.get("security")))
     if spec.get("privileged") is True and not policy.allow_privileged:
         out.append(
             Violation("spec.privileged", "privileged containers are refused by the node policy (allowPrivileged)")
         )
     if spec.get("networkMode") == "host" and not policy.allow_host_network:
         out.append(Violation("spec.networkMode", "host networking is refused by the node policy (allowHostNetwork)"))
+
+
+def _security_rules(out: Out, security: dict[str, Any]) -> None:
+    user = security.get("user")
+    check(out, "spec.security.user", user, names.is_user(user), "must be user[:group], names or numeric ids")
+    caps = as_dict(security.get("capabilities"))
+    for field in ("drop", "add"):
+        for i, cap in enumerate(as_list(caps.get(field))):
+            path = f"spec.security.capabilities.{field}[{i}]"
+            if not isinstance(cap, str):
+                continue
+            name = cap.upper().removeprefix("CAP_")
+            if field == "drop" and name == "ALL":
+                continue
+            if name not in KNOWN_CAPS:
+                out.append(Violation(path, f"{show(cap)} is not a Linux capability name like CHOWN or NET_RAW"))
+            elif field == "add" and name not in ADDABLE_CAPS:
+                allowed = ", ".join(sorted(ADDABLE_CAPS))
+                out.append(Violation(path, f"{show(cap)} may not be added; only Docker's default set: {allowed}"))
 
 
 def _env_rules(out: Out, env: list[Any], service: object, prefix: str) -> None:

@@ -114,6 +114,32 @@ CASES: list[tuple[str, Any, list[tuple[str, str]]]] = [
         [("spec.env[0].name", "must be an environment variable name: [A-Za-z_][A-Za-z0-9_]*")],
     ),
     (
+        "security-user",
+        service({"security": {"user": "root; rm -rf /"}}),
+        [("spec.security.user", "must be user[:group], names or numeric ids")],
+    ),
+    (
+        "security-add-sys-admin",
+        service({"security": {"capabilities": {"add": ["SYS_ADMIN"]}}}),
+        [
+            (
+                "spec.security.capabilities.add[0]",
+                '"SYS_ADMIN" may not be added; only Docker\'s default set: AUDIT_WRITE, CHOWN, DAC_OVERRIDE, '
+                "FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE, NET_RAW, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT",
+            )
+        ],
+    ),
+    (
+        "security-unknown-capability",
+        service({"security": {"capabilities": {"drop": ["CAP_FLY"]}}}),
+        [("spec.security.capabilities.drop[0]", '"CAP_FLY" is not a Linux capability name like CHOWN or NET_RAW')],
+    ),
+    (
+        "pids-too-few",
+        service({"resources": {"pids": 1}}),
+        [("spec.resources.pids", "1 is less than the minimum of 8")],
+    ),
+    (
         "env-consul-key",
         service({"env": [{"name": "X", "valueFrom": {"consulKey": "../etc/passwd"}}]}),
         [("spec.env[0].valueFrom.consulKey", CONSUL_KEY)],
