@@ -15,11 +15,6 @@ import sys
 
 import click
 
-<<<<<<< HEAD
-from meshop.cli.agent_cmd import agent
-from meshop.cli.backup_cmd import cluster, export, import_
-=======
->>>>>>> main
 from meshop.cli.context import CliContext
 from meshop.consul.config import ConsulConfig
 from meshop.errors import MeshopError
@@ -41,6 +36,9 @@ COMMANDS = {
     "controller": "meshop.cli.controller_cmd:controller",
     "agent": "meshop.cli.agent_cmd:agent",
     "gateway": "meshop.cli.gateway_cmd:gateway",
+    "export": "meshop.cli.backup_cmd:export",
+    "import": "meshop.cli.backup_cmd:import_",
+    "cluster": "meshop.cli.backup_cmd:cluster",
 }
 
 
@@ -79,15 +77,6 @@ def version(fmt: str) -> None:
     click.echo(version_text(info) if fmt == "text" else dump(info, fmt), nl=False)
 
 
-<<<<<<< HEAD
-for command in (status, get, describe, events, apply, diff, validate, delete, nodes, controller, agent, gateway):
-    cli.add_command(command)
-for command in (export, import_, cluster):
-    cli.add_command(command)
-
-
-=======
->>>>>>> main
 def run(argv: list[str] | None = None) -> int:
     """Run one command; returns its exit code. Errors become one line on stderr, never a traceback."""
     try:
