@@ -46,7 +46,14 @@ from meshop.agent.plan import (
 )
 from meshop.agent.planner import plan
 from meshop.agent.redact import env_problem
-from meshop.agent.registrations import ReplicaRegistrar, host_port, replica_registration, replica_service_id
+from meshop.agent.registrations import (
+    PROBE_REFRESH,
+    ReplicaRegistrar,
+    host_port,
+    probe_check_id,
+    replica_registration,
+    replica_service_id,
+)
 from meshop.agent.report import observed_record
 from meshop.agent.runtime import ContainerConfig, Runtime
 from meshop.agent.statefile import StateFile
@@ -135,6 +142,7 @@ class NodeReconciler:
         self._seen: set[tuple[str, int]] = set()
         self._parse_cache: dict[str, tuple[ServiceSpec | None, Note | None]] = {}
         self._binds: dict[str, dict[str, str]] = {}  # service -> allowed hostPath -> resolved path, this pass
+        self._probe_ttls = False  # some replica's HTTP verdict lives in a TTL check: renew it in time
         if self.cached is not None:
             log.info("loaded %d assignment(s) from %s", len(self.cached), state.path if state else "")
 
@@ -217,6 +225,7 @@ class NodeReconciler:
                 self.services.next_release(now),
                 self.restarts.next_release(now),
                 self.ingress.next_retry(now) if self.ingress else None,
+                PROBE_REFRESH if self._probe_ttls else None,
             )
             if d is not None
         ]
@@ -388,6 +397,13 @@ class NodeReconciler:
             )
             wanted[replica_service_id(self.node, service, replica)] = (reg, container_id)
         self.registrar.sync(wanted)
+        verdicts = {
+            probe_check_id(sid): healthy.get(container_id) is True
+            for sid, (reg, container_id) in wanted.items()
+            if any(check.ttl for check in reg.checks)
+        }
+        self.registrar.report(verdicts)
+        self._probe_ttls = bool(verdicts)
 
     def _publish(
         self,
@@ -437,10 +453,11 @@ class NodeReconciler:
         self.observed.publish(records, delete=gone)
 
     def _consul_checks(self, parsed: Mapping[str, _Parsed]) -> dict[str, str]:
-        """The local agent's check statuses, only when some assigned service has a health check."""
+        """The worst check status of each local replica registration, only when some assigned service
+        has a health check (its replicas are Ready only once every check passes in Consul)."""
         if not any(item.spec is not None and item.spec.health is not None for item in parsed.values()):
             return {}
-        return self.registrar.services.local_checks()
+        return self.registrar.services.local_service_health()
 
     def _phases(
         self,
@@ -463,7 +480,7 @@ class NodeReconciler:
             if spec is None:
                 continue
             serving = current.serving.get((c.service, c.replica)) == c.id
-            check = checks.get(f"{replica_service_id(self.node, c.service, c.replica)}:health")
+            check = checks.get(replica_service_id(self.node, c.service, c.replica))
             ready = Readiness(
                 has_health=spec.health is not None,
                 min_ready=spec.min_ready_seconds,

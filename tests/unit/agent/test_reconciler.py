@@ -152,9 +152,9 @@ class FakeServices:
             for sid, r in self.registered.items()
         }
 
-    def local_checks(self) -> dict[str, str]:
+    def local_service_health(self) -> dict[str, str]:
         self.store._check()
-        return {f"{sid}:health": "passing" for sid in self.registered}
+        return dict.fromkeys(self.registered, "passing")
 
     def register(self, reg: Registration) -> None:
         self.store._check()
