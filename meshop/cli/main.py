@@ -39,6 +39,7 @@ COMMANDS = {
     "export": "meshop.cli.backup_cmd:export",
     "import": "meshop.cli.backup_cmd:import_",
     "cluster": "meshop.cli.backup_cmd:cluster",
+    "acl": "meshop.cli.acl_cmd:acl",
 }
 
 
