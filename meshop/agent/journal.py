@@ -3,9 +3,9 @@
 One entry per happening that an operator asks about afterwards: an image pulled or not, a container
 created, crashed (once per crash loop), restarted or replaced to repair drift, rolled back, removed;
 and the KV not being recognised (``fence.py``) or trusted again. ``entries`` (pure) derives them from
-one pass's actions; ``Journal`` writes what a pass collected in one transaction at its end (chunks of
-64) and never fails the pass: a lost event is logged, the containers matter more. Messages carry
-names, replica numbers, reasons and exit codes, never env values.
+one pass's actions; ``Journal`` writes what a pass collected at its end, each transaction also
+deleting the oldest entries beyond the bound, and never fails the pass: a lost event is logged,
+the containers matter more. Messages carry names, replica numbers, reasons and exit codes, never env values.
 """
 
 from __future__ import annotations
@@ -15,10 +15,13 @@ from collections.abc import Iterable, Sequence
 
 from meshop.agent.plan import Action, Create, Remove, Replace, Start
 from meshop.consul.events import EventLog
-from meshop.consul.store import MAX_TXN_OPS, KVStore
+from meshop.consul.store import MAX_TXN_OPS, KVStore, TxnOp
 from meshop.errors import ConsulError
+from meshop.model.keys import EVENTS
 
 log = logging.getLogger(__name__)
+
+CHUNK = 32  # events per transaction, leaving room for as many deletions of the oldest
 
 Entry = tuple[str, str, str]  # (kind, object, message)
 
@@ -66,16 +69,24 @@ class Journal:
             self.pending.append((kind, obj, message))
 
     def flush(self) -> int:
-        """Write what was collected; returns how many were written (0 when Consul refused: logged)."""
+        """Write what was collected, each transaction deleting the oldest events beyond the bound (the
+        log stays within ``max_events`` exactly); returns how many were written (0 when Consul refused:
+        logged)."""
         pending, self.pending = self.pending, []
+        if not pending:
+            return 0
         written = 0
         try:
-            for start in range(0, len(pending), MAX_TXN_OPS):
-                chunk = pending[start : start + MAX_TXN_OPS]
-                self.store.transact([self.log.prepare(*entry) for entry in chunk])
-                written += len(chunk)
-            if written:
-                self.log.appended(written)
+            existing = self.store.keys(EVENTS)
+            for start in range(0, len(pending), CHUNK):
+                puts = [self.log.prepare(*entry) for entry in pending[start : start + CHUNK]]
+                excess = max(0, len(existing) + len(puts) - self.log.max_events)
+                deletes, existing = existing[:excess], existing[excess:]
+                self.store.transact([*puts, *(TxnOp.delete(key) for key in deletes[: MAX_TXN_OPS - len(puts)])])
+                existing = [*existing, *(op.key for op in puts)]
+                written += len(puts)
+                if len(deletes) > MAX_TXN_OPS - len(puts):
+                    self.log.trim()  # others overfilled the log: trim the rest in full transactions
         except ConsulError as exc:
             log.warning("could not write %d agent event(s): %s", len(pending) - written, exc)
         return written

@@ -126,3 +126,17 @@ def test_deliberate_removal_of_every_service_still_removes(tmp_path: Path) -> No
         del rig.store.data[key]
     rig.settle()
     assert rig.runtime.containers == {} and rig.reconciler.kv_problem == ""
+
+
+def test_agent_events_keep_the_log_within_its_bound_exactly() -> None:
+    """The journal deletes the oldest events beyond the bound in the transaction that adds its own."""
+    from meshop.agent.journal import Journal
+
+    store = FakeStore()
+    journal = Journal(store, NODE)  # type: ignore[arg-type]
+    journal.log.max_events = 40
+    for round_ in range(3):
+        for i in range(30):
+            journal.add("Created", f"service/s{i}", f"round {round_}")
+        assert journal.flush() == 30
+        assert len([k for k in store.data if k.startswith(keys.EVENTS)]) == min(40, 30 * (round_ + 1))

@@ -110,6 +110,10 @@ class FakeStore:
         entries = tuple(Entry(k, v, 1) for k, v in sorted(self.data.items()) if k.startswith(prefix))
         return Listing(1, entries)
 
+    def keys(self, prefix: str) -> list[str]:
+        self._check()
+        return sorted(k for k in self.data if k.startswith(prefix))
+
     def list_together(self, prefixes: Sequence[str]) -> tuple[Listing, ...]:
         return tuple(self.list(prefix) for prefix in prefixes)
 
