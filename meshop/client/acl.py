@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from meshop.consul.acl import AclApi
+from meshop.consul.acl import AclApi, Policy
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_prefix
@@ -87,15 +87,26 @@ class AclAdmin:
         results = []
         for role in SHARED_ROLES:
             rendered = self.render(role)
-            _, changed = self.api.upsert_policy(rendered.name, rendered.description, rendered.rules)
+            _, changed = self._upsert(rendered)
             results.append((rendered.name, changed))
         return results
+
+    def _upsert(self, rendered: policies.RolePolicy) -> tuple[Policy, bool]:
+        """Write ``rendered`` unless a policy of that name belongs to something else (another prefix
+        whose name maps to the same policy name, or a policy someone made by hand): that one is refused."""
+        current = self.api.policy(rendered.name)
+        if current is not None and current.description != rendered.description:
+            raise DocumentError(
+                f"ACL policy {rendered.name} exists but is not this one ({current.description!r}, "
+                f"expected {rendered.description!r}); rename or delete it, or use another prefix"
+            )
+        return self.api.upsert_policy(rendered.name, rendered.description, rendered.rules)
 
     def token(self, role: str, node: str | None = None) -> str:
         """The SecretID of the role's token: the existing one with this description, else a new one.
         Its policy is created or brought up to date first."""
         rendered = self.render(role, node)
-        policy, _ = self.api.upsert_policy(rendered.name, rendered.description, rendered.rules)
+        policy, _ = self._upsert(rendered)
         for token in self.api.tokens_of(policy.id):
             if token.description == rendered.description and token.policies == (rendered.name,):
                 found = self.api.token(token.accessor_id)

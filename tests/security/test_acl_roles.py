@@ -192,3 +192,21 @@ def test_acl_commands_are_idempotent_and_print_only_the_secret(
         assert "ACL permission denied" in capsys.readouterr().err
     finally:
         acl.RoleTokens(consul_server.addr, prefix, master).purge()
+
+
+def test_a_policy_of_another_prefix_with_the_same_name_is_never_overwritten(
+    consul_server: ConsulServer, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``a/b`` and ``a-b`` map to the same policy name: the second prefix is refused, the first kept."""
+    master = consul_server.token
+    first, second = f"{prefix}/x", f"{prefix}-x"
+    try:
+        assert cli(consul_server, first, master, "acl", "init") == 0
+        capsys.readouterr()
+        assert cli(consul_server, second, master, "acl", "token", "controller") == 1
+        err = capsys.readouterr().err
+        assert f"ACL policy meshop-{prefix}-x-controller exists but is not this one" in err
+        assert cli(consul_server, first, master, "acl", "init") == 0
+        assert all(line.endswith(" unchanged") for line in capsys.readouterr().out.splitlines())
+    finally:
+        acl.RoleTokens(consul_server.addr, first, master).purge()
