@@ -294,13 +294,13 @@ ROWS = [
 
 
 def table(meshop: dict[str, float], swarm: dict[str, float]) -> str:
-    lines = [f"{'figure':38} {'meshop':>9} {'swarm':>9} {'meshop/swarm':>13}"]
+    lines = [f"{'figure':46} {'meshop':>9} {'swarm':>9} {'meshop/swarm':>13}"]
     for label, key in ROWS:
         m, s = meshop.get(key), swarm.get(key)
         ratio = f"{m / s:.2f}" if m is not None and s else "-"
         fmt = (lambda v: f"{v:.2f}") if key.endswith("_s") else (lambda v: f"{v:.0f}")
         lines.append(
-            f"{label:38} {fmt(m) if m is not None else '-':>9} {fmt(s) if s is not None else '-':>9} {ratio:>13}"
+            f"{label:46} {fmt(m) if m is not None else '-':>9} {fmt(s) if s is not None else '-':>9} {ratio:>13}"
         )
     return "\n".join(lines)
 
