@@ -123,8 +123,9 @@ class StatusReport:
 
     @property
     def all_ready(self) -> bool:
-        """What ``--check`` tests: every service Healthy and every node Ready (cordoned/draining count)."""
-        return all(row.ok for row in self.services) and all(row.ready for row in self.nodes)
+        """What ``--check`` tests: a controller leads, every service is Healthy and every node Ready
+        (cordoned/draining count). Without a leader nothing converges, however green the rows look."""
+        return self.leader is not None and all(row.ok for row in self.services) and all(row.ready for row in self.nodes)
 
     def to_dict(self) -> dict[str, Any]:
         leader = None if self.leader is None else {"id": self.leader.controller_id, "since": self.leader.since}
@@ -237,10 +238,14 @@ def node_row(name: str, problem: str | None, services: list[str], snapshot: Snap
         unhealthy = verdict is not None and verdict.state != "Ready"
         last_seen = verdict.since if verdict is not None and unhealthy else None
         notes.insert(0, _problem(problem, verdict.state if unhealthy and verdict else "", last_seen, snapshot.now))
+    held = bool(record and record.problem)  # the agent does not trust the KV: it changes nothing (agent.md)
+    if held and record is not None:
+        status = f"{status},Held"
+        notes.insert(0, record.problem)
     return NodeRow(
         name=name,
         status=status,
-        ready=problem is None,
+        ready=problem is None and not held,
         address=record.address if record else "",
         services=tuple(services),
         last_seen=last_seen,

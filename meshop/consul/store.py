@@ -21,7 +21,7 @@ from consul.exceptions import ClientError as ConsulClientError
 from meshop.consul.client import consul_errors, make_client
 from meshop.consul.config import ConsulConfig
 from meshop.consul.kv import MAX_TXN_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES, Entry, Listing, TxnOp, as_bytes
-from meshop.errors import TxnConflict, ValueTooLarge
+from meshop.errors import ConsulAccessDenied, TxnConflict, ValueTooLarge
 
 __all__ = ["MAX_TXN_BYTES", "MAX_TXN_OPS", "MAX_VALUE_BYTES", "Entry", "KVStore", "Listing", "TxnOp"]
 
@@ -65,6 +65,39 @@ class KVStore:
         entries = tuple(self._entry(item) for item in (raw or ()) if not item["Key"].endswith("/"))
         return Listing(int(new_index or 0), entries)
 
+    def list_together(self, prefixes: Sequence[str]) -> tuple[Listing, ...]:
+        """Several prefixes read in one transaction: one consistent moment of the KV for all of them.
+
+        (Two plain reads can straddle a change: e.g. a restarted Consul server replaying its log.)
+        ``index`` of each listing is 0: a transaction reports none.
+        """
+        if len(prefixes) > MAX_TXN_OPS:
+            raise ValueTooLarge(f"a transaction holds at most {MAX_TXN_OPS} operations; got {len(prefixes)}")
+        payload = [{"KV": {"Verb": "get-tree", "Key": self.full_key(p)}} for p in prefixes]
+        with consul_errors(self.config, f"reading {', '.join(self.full_key(p) for p in prefixes)}"):
+            response = self.client.txn.put(payload)
+        found: list[list[Entry]] = [[] for _ in prefixes]
+        for result in (response or {}).get("Results") or ():
+            raw = dict((result or {}).get("KV") or {})
+            if not raw or str(raw.get("Key", "")).endswith("/"):
+                continue
+            value = raw.get("Value")
+            raw["Value"] = base64.b64decode(value) if value else b""
+            entry = self._entry(raw)
+            for i, prefix in enumerate(prefixes):
+                if entry.key.startswith(prefix):
+                    found[i].append(entry)
+                    break
+        return tuple(Listing(0, tuple(sorted(entries, key=lambda e: e.key))) for entries in found)
+
+    def keys(self, prefix: str) -> list[str]:
+        """The keys under ``prefix`` (relative to meshop's prefix, sorted), without their values."""
+        full = self.full_key(prefix)
+        with consul_errors(self.config, f"listing keys of {full}"):
+            _, raw = self.client.kv.get(full, keys=True)
+        base = self.full_key("")
+        return sorted(k[len(base) :] for k in raw or () if k.startswith(base) and not k.endswith("/"))
+
     def put(self, key: str, value: bytes | str) -> None:
         data = self._checked(key, value)
         with consul_errors(self.config, f"writing {self.full_key(key)}"):
@@ -105,6 +138,12 @@ class KVStore:
             try:
                 self.client.txn.put(payload)
             except ConsulClientError as exc:
+                if str(exc).startswith("409") and "permission denied" in str(exc).lower():
+                    text = " ".join(str(exc).split())[:300]
+                    raise ConsulAccessDenied(
+                        f"Consul at {self.config.address} denied a transaction of {len(ops)} operation(s): "
+                        f"ACL permission denied; set CONSUL_HTTP_TOKEN / --token to a token with access ({text})"
+                    ) from None
                 if str(exc).startswith("409"):
                     failed = tuple(int(i) for i in _OP_INDEX.findall(str(exc)))
                     text = " ".join(str(exc).split())[:300]

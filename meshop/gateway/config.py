@@ -28,6 +28,7 @@ class GatewaySettings:
 class GatewayPlan:
     sites: tuple[Site, ...]
     skipped: tuple[str, ...]  # hosts outside the Gateway's domains
+    fail_open: tuple[str, ...] = ()  # hosts whose every upstream's agent is down: all kept (panic)
 
 
 def in_domains(host: str, domains: Iterable[str]) -> bool:
@@ -36,19 +37,28 @@ def in_domains(host: str, domains: Iterable[str]) -> bool:
 
 
 def plan_sites(routes: Iterable[RouteRecord], down_nodes: set[str], domains: tuple[str, ...]) -> GatewayPlan:
-    """One site per route host with its healthy upstreams, leaving out nodes whose agent is down."""
+    """One site per route host with its healthy upstreams, leaving out nodes whose agent is down.
+
+    Fail open (Envoy's panic threshold): when that would leave a route with no upstream only because
+    every upstream's agent is down — a hung or restarting agent, not a failed replica (the controller
+    drops those from the record itself) — the route keeps all of them; its hosts are in ``fail_open``.
+    """
     sites: list[Site] = []
     skipped: list[str] = []
+    fail_open: list[str] = []
     for route in sorted(routes, key=lambda r: r.host):
         if not in_domains(route.host, domains):
             skipped.append(route.host)
             continue
-        upstreams = tuple(
-            sorted({f"{u.address}:{u.port}" for u in route.upstreams if u.healthy and u.node not in down_nodes})
-        )
+        healthy = {f"{u.address}:{u.port}" for u in route.upstreams if u.healthy}
+        alive = {f"{u.address}:{u.port}" for u in route.upstreams if u.healthy and u.node not in down_nodes}
+        if healthy and not alive:
+            fail_open.append(route.host)
+            alive = healthy
+        upstreams = tuple(sorted(alive))
         health = route.health_path or None
         sites.append(Site(route.host, route.path, upstreams, health_path=health, comment=f"service {route.service}"))
-    return GatewayPlan(tuple(sites), tuple(skipped))
+    return GatewayPlan(tuple(sites), tuple(skipped), tuple(fail_open))
 
 
 def render_gateway(settings: GatewaySettings, plan: GatewayPlan) -> tuple[str, list[str]]:

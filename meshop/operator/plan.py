@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from meshop.model.records import Assignment, NodeStatus, Observed, RouteRecord, ServiceStatus, dumps
 from meshop.operator.nodes import node_statuses
 from meshop.operator.placement import ServicePlacement, place
-from meshop.operator.routes import build_routes
+from meshop.operator.replicas import ReplicaHealth
+from meshop.operator.routes import build_routes, fail_open_note
 from meshop.operator.status import ready_copies, roll_up
 from meshop.operator.view import DesiredService, NodeView, Workload
 
@@ -31,6 +32,7 @@ class ClusterState:
     statuses: Mapping[str, ServiceStatus] = field(default_factory=dict)
     routes: Mapping[str, RouteRecord] = field(default_factory=dict)
     node_statuses: Mapping[str, NodeStatus] = field(default_factory=dict)
+    health: ReplicaHealth = field(default_factory=ReplicaHealth)  # Consul's checks of the replicas
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,8 @@ def plan(state: ClusterState, now: float) -> Plan:
         else:
             assignments[name] = dict(existing)  # invalid: the last valid version keeps running untouched
             events[name] = _invalid_event(service, state.statuses.get(name))
-    routes, conflicts = build_routes(state.services, assignments, state.observed, state.nodes)
+    routes, conflicts = build_routes(state.services, assignments, state.observed, state.nodes, state.health)
+    notes = {r.service: fail_open_note(r) for r in routes.values() if r.fail_open}
     statuses = {
         name: roll_up(
             service,
@@ -124,6 +127,7 @@ def plan(state: ClusterState, now: float) -> Plan:
             state.statuses.get(name),
             now,
             conflicts.get(name, ""),
+            notes.get(name, ""),
         )
         for name, service in state.services.items()
     }

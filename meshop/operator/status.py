@@ -19,6 +19,7 @@ INVALID = "Invalid"
 UNHEALTHY = "Unhealthy"
 PROGRESSING = "Progressing"
 ROUTE_CONFLICT = "RouteConflict"
+ROUTE_FAIL_OPEN = "RouteFailOpen"
 
 
 def ready_copies(assignment: Assignment, observed: Observed | None, view: NodeView | None) -> int:
@@ -39,6 +40,7 @@ def roll_up(
     previous: ServiceStatus | None,
     now: float,
     route_conflict: str = "",
+    route_fail_open: str = "",
 ) -> ServiceStatus:
     """The status of one service after this plan (``placement`` is None for an invalid document).
 
@@ -73,6 +75,8 @@ def roll_up(
     conditions.extend(_ready_degraded(service, placement, assignments, observed, nodes, ready, condition))
     if route_conflict:
         conditions[-1] = condition("Degraded", TRUE, ROUTE_CONFLICT, route_conflict)
+    elif route_fail_open:
+        conditions[-1] = condition("Degraded", TRUE, ROUTE_FAIL_OPEN, route_fail_open)
     route = f"{service.route.host}{service.route.path}" if service.route else ""
     return ServiceStatus(
         name=service.name,
@@ -166,5 +170,11 @@ def _not_ready_reason(
     for node in sorted(assignments):
         seen = observed.get(node)
         if seen is not None and seen.spec_hash == assignments[node].spec_hash and seen.containers:
-            return UNHEALTHY, f"{node}: {seen.ready}/{assignments[node].replicas} replicas pass their health check"
+            wanted = assignments[node].replicas
+            if service.spec.get("health"):
+                return UNHEALTHY, f"{node}: {seen.ready}/{wanted} replicas pass their health check"
+            # no health check to blame: say what the agent saw (never a check that does not exist)
+            phases = sorted({c.phase for c in seen.containers if c.phase and c.phase != "Ready"})
+            detail = f" ({', '.join(phases)})" if phases else ""
+            return PROGRESSING, f"{node}: {seen.ready}/{wanted} replicas ready{detail}"
     return PROGRESSING, f"waiting for agents to run generation {service.generation}"
