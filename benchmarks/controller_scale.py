@@ -122,7 +122,7 @@ class TimedController:
     """A controller whose passes are timed (the loop calls ``reconcile`` through this wrapper)."""
 
     def __init__(self, config: ConsulConfig, ident: str) -> None:
-        self.ctl = Controller(config, ControllerOptions(ident, lock_delay=1, check_ttl=3.0))
+        self.ctl = Controller(config, ControllerOptions(ident, lock_delay=1, check_ttl=3.0, local_cluster=True))
         self.passes: list[tuple[float, bool, int, int]] = []  # duration, leader, services, operations
         inner = self.ctl.reconcile
 

@@ -103,7 +103,8 @@ up() {
     wait_for 30 consul consul_answers || fail "Consul did not come up; see $DIR/consul.log"
   fi
 
-  start controller "$MESHOP" controller run --id demo-controller --metrics-addr 127.0.0.1:0 --grace-period 10
+  start controller "$MESHOP" controller run --id demo-controller --metrics-addr 127.0.0.1:0 --grace-period 10 \
+    --local-cluster
   # the agent runs the node's own Caddy: the gateway proxies to it, and it to the local containers
   if ! running agent; then
     port_free "$INGRESS_PORT" || fail "port $INGRESS_PORT is in use; set MESHOP_DEMO_INGRESS_PORT"
@@ -117,7 +118,7 @@ up() {
     done
   fi
   start gateway "$MESHOP" gateway run --caddy-dir "$DIR/caddy" --https-port "$HTTPS_PORT" \
-    --http-port "$HTTP_PORT" --tls internal --metrics-addr 127.0.0.1:0
+    --http-port "$HTTP_PORT" --tls internal --metrics-addr 127.0.0.1:0 --local-cluster
 
   say "applying $EXAMPLES (the Node document as node \"$NODE\")"
   for file in "$EXAMPLES"/*.yaml; do

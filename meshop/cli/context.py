@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import click
+
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 
@@ -14,3 +16,12 @@ class CliContext:
 
     def store(self) -> KVStore:
         return KVStore(self.consul)
+
+
+LOCAL_CLUSTER = click.option(
+    "--local-cluster",
+    is_flag=True,
+    envvar="MESHOP_LOCAL_CLUSTER",
+    help="Every node runs on this host (demo, tests): node addresses on loopback/link-local are accepted. "
+    "Off in a fleet, where such an address in a node record would point the gateway at its own host.",
+)

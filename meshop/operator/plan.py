@@ -31,6 +31,7 @@ class ClusterState:
     statuses: Mapping[str, ServiceStatus] = field(default_factory=dict)
     routes: Mapping[str, RouteRecord] = field(default_factory=dict)
     node_statuses: Mapping[str, NodeStatus] = field(default_factory=dict)
+    domains: tuple[str, ...] = ()  # the Gateway document's; empty: every host is served
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,9 @@ def plan(state: ClusterState, now: float) -> Plan:
         else:
             assignments[name] = dict(existing)  # invalid: the last valid version keeps running untouched
             events[name] = _invalid_event(service, state.statuses.get(name))
-    routes, conflicts = build_routes(state.services, assignments, state.observed, state.nodes)
+    routes, route_problems = build_routes(
+        state.services, assignments, state.observed, state.nodes, state.routes, state.domains
+    )
     statuses = {
         name: roll_up(
             service,
@@ -123,7 +126,7 @@ def plan(state: ClusterState, now: float) -> Plan:
             state.nodes,
             state.statuses.get(name),
             now,
-            conflicts.get(name, ""),
+            route_problems.get(name),
         )
         for name, service in state.services.items()
     }

@@ -19,6 +19,7 @@ INVALID = "Invalid"
 UNHEALTHY = "Unhealthy"
 PROGRESSING = "Progressing"
 ROUTE_CONFLICT = "RouteConflict"
+OUTSIDE_DOMAINS = "OutsideDomains"
 
 
 def ready_copies(assignment: Assignment, observed: Observed | None, view: NodeView | None) -> int:
@@ -38,7 +39,7 @@ def roll_up(
     nodes: Mapping[str, NodeView],
     previous: ServiceStatus | None,
     now: float,
-    route_conflict: str = "",
+    route_problem: tuple[str, str] | None = None,
 ) -> ServiceStatus:
     """The status of one service after this plan (``placement`` is None for an invalid document).
 
@@ -71,8 +72,8 @@ def roll_up(
     conditions = [_valid(service, condition)]
     conditions.append(_scheduled(service, placement, previous, condition))
     conditions.extend(_ready_degraded(service, placement, assignments, observed, nodes, ready, condition))
-    if route_conflict:
-        conditions[-1] = condition("Degraded", TRUE, ROUTE_CONFLICT, route_conflict)
+    if route_problem is not None:  # RouteConflict or OutsideDomains: the route is not served
+        conditions[-1] = condition("Degraded", TRUE, *route_problem)
     route = f"{service.route.host}{service.route.path}" if service.route else ""
     return ServiceStatus(
         name=service.name,

@@ -42,7 +42,9 @@ def controllers(consul_config: ConsulConfig, prefix: str) -> Iterator[Callable[.
 
     def start(short: str = "c1", **options: Any) -> Controller:
         options = {"grace_period": 2.0, "lock_delay": 1, "check_ttl": 1.0, "resync": 30.0, **options}
-        ctl = Controller(consul_config, ControllerOptions(f"{prefix}-{short}", **options)).start()
+        ctl = Controller(
+            consul_config, ControllerOptions(f"{prefix}-{short}", **{"local_cluster": True, **options})
+        ).start()
         started.append(ctl)
         return ctl
 
@@ -74,7 +76,7 @@ def cli_controllers(consul_server: ConsulServer, prefix: str, tmp_path: Path) ->
             f"127.0.0.1:{port}",
             *flags,
         ]
-        process = Process(args, log_path, env={"CONSUL_HTTP_TOKEN": ""}).start()
+        process = Process(args, log_path, env={"CONSUL_HTTP_TOKEN": "", "MESHOP_LOCAL_CLUSTER": "1"}).start()
         handle = CliController(ident, process, port, log_path, args)
         started.append(handle)
         wait_until(lambda: handle.get("/healthz")[0] == 200, 20, what=f"controller {ident} to serve /healthz")

@@ -192,7 +192,7 @@ def test_route_conflict_degrades() -> None:
         NODES,
         None,
         NOW,
-        route_conflict="host web.example.com is already routed to service api",
+        route_problem=("RouteConflict", "host web.example.com belongs to service api"),
     )
     assert conds(status)["Degraded"] == ("True", "RouteConflict")
     assert conds(status)["Ready"] == ("True", "Ready")
