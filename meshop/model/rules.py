@@ -16,6 +16,7 @@ from meshop.model.schema import show
 from meshop.model.units import OutOfRange, parse_duration, parse_memory
 
 MIN_MEMORY = 6 * 2**20  # Docker refuses less than 6 MiB
+MIN_INTERVAL = 1.0  # health-check interval floor: Consul and the agent probe every replica this often
 
 LABEL_NAME = "must be an RFC 1123 label: 1-63 of a-z, 0-9 and '-', starting and ending alphanumeric"
 HOST = "must be a lowercase DNS hostname: RFC 1123 labels joined by '.', optionally starting with '*.'"
@@ -66,7 +67,7 @@ def _duplicates(out: Out, path: str, items: list[Any], field: str, what: str) ->
                 seen[key] = i
 
 
-def _duration(out: Out, path: str, value: object) -> None:
+def _duration(out: Out, path: str, value: object, minimum: float = 0.0) -> None:
     if value is None or isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return
     try:
@@ -78,6 +79,8 @@ def _duration(out: Out, path: str, value: object) -> None:
         return
     if seconds <= 0:
         out.append(Violation(path, DURATION_RANGE))
+    elif seconds < minimum:
+        out.append(Violation(path, f"must be at least {minimum:g}s (every replica's check runs this often)"))
 
 
 def metadata_rules(out: Out, doc: dict[str, Any]) -> None:
@@ -106,7 +109,16 @@ def _port_ref(out: Out, path: str, ref: object, ports: list[Any]) -> None:
         out.append(Violation(path, f"{show(ref)} is not a declared tcp port (name or container port)"))
 
 
+RESERVED_PREFIX = "meshop-"
+RESERVED = (
+    "is reserved: meshop's own Consul services (meshop-agent, meshop-controller, meshop-metrics) use "
+    "names starting with 'meshop-', and a Service's replicas register under the Service's name"
+)
+
+
 def service_rules(out: Out, doc: dict[str, Any], policy: Policy) -> None:
+    name = as_dict(doc.get("metadata")).get("name")
+    check(out, "metadata.name", name, not (isinstance(name, str) and name.startswith(RESERVED_PREFIX)), RESERVED)
     spec = as_dict(doc.get("spec"))
     image = spec.get("image")
     check(
@@ -145,7 +157,7 @@ def service_rules(out: Out, doc: dict[str, Any], policy: Policy) -> None:
                 names.is_url_path(probe.get("path")),
                 URL_PATH,
             )
-        _duration(out, "spec.health.interval", health.get("interval"))
+        _duration(out, "spec.health.interval", health.get("interval"), minimum=MIN_INTERVAL)
         _duration(out, "spec.health.timeout", health.get("timeout"))
     _duration(out, "spec.update.healthTimeout", as_dict(spec.get("update")).get("healthTimeout"))
     _memory(out, as_dict(spec.get("resources")).get("memory"))

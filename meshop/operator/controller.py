@@ -46,6 +46,7 @@ from meshop.operator.election import LeaderElection
 from meshop.operator.nodes import NodeHealth
 from meshop.operator.plan import ClusterState, PlannedEvent, diff, plan
 from meshop.operator.view import NodeState, NodeView
+from meshop.operator.volumes import claim_volumes
 from meshop.operator.writer import LeadershipLost, Owned, Writer
 from meshop.wakeup import Wakeup
 
@@ -272,7 +273,7 @@ class Controller:
 
         services = {
             name: parsed.desired or with_last_valid(parsed, self.owned.assignments.get(name, {}))
-            for name, parsed in desired.items()
+            for name, parsed in claim_volumes(desired).items()
         }
         state = ClusterState(
             services=services,
