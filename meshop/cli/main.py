@@ -24,6 +24,7 @@ from meshop.cli.get_cmd import describe, get
 from meshop.cli.nodes_cmd import nodes
 from meshop.cli.output import dump
 from meshop.cli.render import version_text
+from meshop.cli.safe import printable
 from meshop.cli.status_cmd import status
 from meshop.client.version import build_info
 from meshop.consul.config import ConsulConfig
@@ -68,7 +69,7 @@ def run(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except MeshopError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {printable(exc, multiline=True)}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -78,7 +79,7 @@ def run(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
-        click.echo(f"Internal error: {type(exc).__name__}: {exc} (please report this)", err=True)
+        click.echo(f"Internal error: {type(exc).__name__}: {printable(exc)} (please report this)", err=True)
         return 70
     return 0
 

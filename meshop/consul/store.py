@@ -22,6 +22,8 @@ from meshop.errors import ConflictError, ValueTooLarge
 
 MAX_VALUE_BYTES = 512 * 1024
 MAX_TXN_OPS = 64
+MAX_TXN_BYTES = 512 * 1024  # Consul refuses a /v1/txn request body over this (413), values base64-encoded
+_OP_OVERHEAD = 416  # a key prefix of up to 256 bytes and the JSON around key and value (Verb, Index, ...)
 
 Verb = Literal["set", "cas", "delete", "delete-cas", "delete-tree", "check-index", "check-session", "check-not-exists"]
 
@@ -161,6 +163,12 @@ class KVStore:
                 f"a transaction holds at most {MAX_TXN_OPS} operations; this one has {len(ops)} "
                 f"(first key {self.full_key(ops[0].key)})"
             )
+        size = sum(encoded_size(op) for op in ops)
+        if size > MAX_TXN_BYTES:
+            raise ValueTooLarge(
+                f"a transaction's request is at most {MAX_TXN_BYTES} bytes; this one is about {size} "
+                f"(first key {self.full_key(ops[0].key)})"
+            )
         payload = [{"KV": self._txn_op(op)} for op in ops]
         with consul_errors(self.config, f"a transaction of {len(ops)} operation(s)"):
             try:
@@ -197,6 +205,13 @@ class KVStore:
             create_index=int(raw.get("CreateIndex", 0)),
             session=raw.get("Session"),
         )
+
+
+def encoded_size(op: TxnOp) -> int:
+    """An upper bound of the bytes ``op`` adds to a /v1/txn request body: its value base64-encoded, its key
+    (with a prefix of up to 256 bytes) and the JSON around them."""
+    value = 0 if op.value is None else 4 * ((len(op.value) + 2) // 3)
+    return value + len(op.key.encode("utf-8")) + len(op.session or "") + _OP_OVERHEAD
 
 
 def _as_bytes(value: bytes | str) -> bytes:

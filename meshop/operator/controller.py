@@ -45,6 +45,7 @@ from meshop.operator.desired import (
 from meshop.operator.election import LeaderElection
 from meshop.operator.nodes import NodeHealth
 from meshop.operator.plan import ClusterState, PlannedEvent, diff, plan
+from meshop.operator.status import bounded
 from meshop.operator.view import NodeState, NodeView
 from meshop.operator.volumes import claim_volumes
 from meshop.operator.writer import LeadershipLost, Owned, Writer
@@ -383,7 +384,7 @@ class Controller:
         for name, parsed in sorted(node_docs.items()):
             index = indexes.get(name, 0)
             if parsed.violations and self._reported_node_docs.get(name) != index:
-                errors = "; ".join(str(v) for v in parsed.violations)
+                errors = bounded(parsed.violations)
                 events.append(PlannedEvent("Invalid", f"node/{name}", f"{errors} (node cordoned until fixed)"))
                 self._reported_node_docs[name] = index
         return events

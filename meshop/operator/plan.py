@@ -16,7 +16,7 @@ from meshop.model.records import Assignment, NodeStatus, Observed, RouteRecord, 
 from meshop.operator.nodes import node_statuses
 from meshop.operator.placement import ServicePlacement, place
 from meshop.operator.routes import build_routes
-from meshop.operator.status import ready_copies, roll_up
+from meshop.operator.status import bounded, ready_copies, roll_up
 from meshop.operator.view import DesiredService, NodeView, Workload
 
 
@@ -247,5 +247,5 @@ def _invalid_event(service: DesiredService, previous: ServiceStatus | None) -> t
     before = previous.condition("Valid") if previous else None
     if before is not None and before.status == "False" and before.observed_generation == service.generation:
         return ()
-    errors = "; ".join(str(v) for v in service.violations)
+    errors = bounded(service.violations)
     return (PlannedEvent("Invalid", f"service/{service.name}", f"generation {service.generation}: {errors}"),)
