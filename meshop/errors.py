@@ -9,6 +9,7 @@ MeshopError                    base; never shown with a traceback
 │   ├── ConsulAccessDenied     ACL token missing or lacking a permission (HTTP 403)
 │   ├── ConflictError          a check-and-set or transaction lost against another writer
 │   └── ValueTooLarge          a value or transaction exceeds Consul's limits
+├── SecretRefused              a secret key outside its service's folder, or a value no env can hold
 └── DriverError                Docker, Caddy or SSH refused an action (exit 3)
 """
 
@@ -77,6 +78,11 @@ class ConflictError(ConsulError):
 
 class ValueTooLarge(ConsulError):
     """A value or a transaction exceeds what Consul accepts (512 KiB per value, 64 ops per txn)."""
+
+
+class SecretRefused(MeshopError):
+    """The agent will not read or pass on a secret: its key is outside the service's own secrets folder,
+    or its value cannot be an environment variable (a NUL byte). The message never holds the value."""
 
 
 class DriverError(MeshopError):

@@ -143,25 +143,33 @@ def container_config(
         entrypoint=spec.command,
         command=spec.args,
         env=env,
+        secret_names=tuple(sorted(secret_keys(spec))),
         ports=tuple(ports) if spec.network_mode != "host" else (),
         mounts=tuple(mounts),
         restart=spec.restart,
         memory=spec.resources.memory,
         nano_cpus=int(spec.resources.cpus * 1e9) if spec.resources.cpus else None,
+        pids=spec.resources.pids,
         privileged=spec.privileged,
         network_mode=spec.network_mode,
+        user=spec.security.user,
+        read_only_root=spec.security.read_only_root,
+        no_new_privileges=spec.security.no_new_privileges,
+        cap_drop=spec.security.cap_drop,
+        cap_add=spec.security.cap_add,
     )
 
 
-def check_assignment(assignment: Assignment) -> tuple[ServiceSpec | None, Note | None]:
-    """Validate the resolved spec with the model's rules (every input checked before a driver sees it)."""
+def check_assignment(assignment: Assignment, prefix: str) -> tuple[ServiceSpec | None, Note | None]:
+    """Validate the resolved spec with the model's rules (every input checked before a driver sees it);
+    ``prefix`` is meshop's KV prefix, under which the service's secret keys must be."""
     doc: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "kind": "Service",
         "metadata": {"name": assignment.service},
         "spec": dict(assignment.spec),
     }
-    violations = validate(doc, PERMISSIVE_POLICY)  # the agent's own policy is applied separately
+    violations = validate(doc, PERMISSIVE_POLICY, prefix=prefix)  # the agent's own policy is applied separately
     if violations:
         text = "; ".join(str(v) for v in violations[:5])
         return None, Note("InvalidAssignment", f"assignment {assignment.service} is invalid: {text}"[:500])

@@ -23,6 +23,7 @@ from docker.utils import parse_repository_tag
 
 from meshop.agent import labels as L
 from meshop.agent.plan import Container
+from meshop.agent.redact import Redactor
 from meshop.agent.runtime import (
     ContainerConfig,
     ContainerGone,
@@ -35,6 +36,11 @@ from meshop.errors import DriverError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Scrub = Callable[[str], str]
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 class DockerDriver:
@@ -157,13 +163,14 @@ class DockerDriver:
         for mount in config.mounts:
             if mount.kind == "volume" and mount.source:
                 self._ensure_volume(mount.source, dict(mount.volume_labels))
+        scrub = Redactor(config.secrets)  # Docker and runc echo env entries they refuse: before shortening
         try:
-            container_id = self._create(config)
+            container_id = self._create(config, scrub)
         except NameConflict:
             self._clear_name(config.name)
-            container_id = self._create(config)
+            container_id = self._create(config, scrub)
         try:
-            self._call(f"starting {config.name}", lambda: self.api.start(container_id))
+            self._call(f"starting {config.name}", lambda: self.api.start(container_id), scrub)
         except DriverError:
             self._remove_quietly(container_id)  # leave no Created-state leftover behind
             raise
@@ -239,7 +246,7 @@ class DockerDriver:
     def _filters(self) -> dict[str, Any]:
         return {"label": L.owner_filters(self.node)}
 
-    def _create(self, config: ContainerConfig) -> str:
+    def _create(self, config: ContainerConfig, scrub: Scrub = _as_is) -> str:
         host_config = self.api.create_host_config(
             port_bindings={f"{p.container}/{p.protocol}": (p.host_ip, p.host_port) for p in config.ports}
             if config.network_mode != "host"
@@ -247,9 +254,15 @@ class DockerDriver:
             mounts=[docker.types.Mount(m.target, m.source, type=m.kind, read_only=m.read_only) for m in config.mounts],
             restart_policy={"Name": config.restart} if config.restart != "no" else None,
             mem_limit=config.memory,
+            memswap_limit=config.memory,  # the memory limit is the limit: no swap on top of it
             nano_cpus=config.nano_cpus,
+            pids_limit=config.pids,
             privileged=config.privileged,
             network_mode=config.network_mode,
+            read_only=config.read_only_root or None,
+            security_opt=["no-new-privileges:true"] if config.no_new_privileges else None,
+            cap_drop=list(config.cap_drop) or None,
+            cap_add=list(config.cap_add) or None,
         )
         try:
             created = self.api.create_container(
@@ -257,6 +270,7 @@ class DockerDriver:
                 name=config.name,
                 command=list(config.command) if config.command is not None else None,
                 entrypoint=list(config.entrypoint) if config.entrypoint is not None else None,
+                user=config.user or None,
                 environment=list(config.env),
                 labels=dict(config.labels),
                 ports=[(p.container, p.protocol) for p in config.ports],
@@ -265,9 +279,9 @@ class DockerDriver:
         except docker.errors.APIError as exc:
             if exc.status_code == 409:
                 raise NameConflict(f"container name {config.name} is in use") from None
-            raise DriverError(f"creating {config.name} failed: {_api_message(exc)}") from None
+            raise DriverError(f"creating {config.name} failed: {_api_message(exc, scrub)}") from None
         except (docker.errors.DockerException, OSError) as exc:
-            raise DriverError(f"creating {config.name} failed: {_short(exc)}") from None
+            raise DriverError(f"creating {config.name} failed: {_short(scrub(str(exc)))}") from None
         return str(created["Id"])
 
     def _clear_name(self, name: str, wait: float = 10.0) -> None:
@@ -304,15 +318,15 @@ class DockerDriver:
         if not L.owned_by(details.get("Labels"), self.node):
             raise DriverError(f"volume {name} exists but is not this node's; refusing to mount it")
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
+    def _call(self, what: str, fn: Callable[[], T], scrub: Scrub = _as_is) -> T:
         try:
             return fn()
         except docker.errors.NotFound:
             raise ContainerGone(f"{what}: not found") from None
         except docker.errors.APIError as exc:
-            raise DriverError(f"{what} failed: {_api_message(exc)}") from None
+            raise DriverError(f"{what} failed: {_api_message(exc, scrub)}") from None
         except (docker.errors.DockerException, OSError) as exc:
-            raise DriverError(f"{what} failed: Docker engine unreachable ({_short(exc)})") from None
+            raise DriverError(f"{what} failed: Docker engine unreachable ({_short(scrub(str(exc)))})") from None
 
 
 class DockerEvents:
@@ -382,11 +396,11 @@ def _timestamp(value: str | None) -> float:
         return 0.0
 
 
-def _api_message(exc: docker.errors.APIError) -> str:
+def _api_message(exc: docker.errors.APIError, scrub: Scrub = _as_is) -> str:
     explanation = exc.explanation
     if isinstance(explanation, bytes):
         explanation = explanation.decode("utf-8", "replace")
-    return _short(explanation or exc)
+    return _short(scrub(str(explanation or exc)))
 
 
 def _short(exc: object) -> str:

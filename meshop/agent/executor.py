@@ -3,7 +3,8 @@
 Per-replica ordering, per-service isolation: the actions of one replica run one after the other
 (removals, replacements, creations, starts) and stop at the first failure; different replicas and
 services run in parallel, so one slow or failing service holds up nobody else. Each failure
-becomes a ``Note`` (CamelCase reason, message without secrets) for that service. Pulls are handed to
+becomes a ``Note`` (CamelCase reason, message without secrets: a failed create is redacted here again,
+whatever runtime raised it) for that service. Pulls are handed to
 the background ``Puller``. Every action is counted in ``meshop_actions_total``.
 """
 
@@ -30,6 +31,7 @@ from meshop.agent.plan import (
     action_service,
 )
 from meshop.agent.puller import Puller
+from meshop.agent.redact import Redactor
 from meshop.agent.runtime import ContainerConfig, ContainerGone, ImagePullFailed, NameConflict, Runtime
 from meshop.errors import DriverError
 
@@ -111,19 +113,26 @@ class Executor:
             for old in action.old:
                 log.info("removing %s (%s)", old.name, action.reason)
                 self.runtime.remove(old.id, self._grace(old))
-            config = build(action.service, action.replica, action.config_hash)
-            log.info("creating %s (%s)", config.name, action.reason)
-            self.runtime.create_and_start(config)
+            self._create(build(action.service, action.replica, action.config_hash), action.reason)
         elif isinstance(action, Create):
-            config = build(action.service, action.replica, action.config_hash)
-            log.info("creating %s (%s)", config.name, action.reason)
-            self.runtime.create_and_start(config)
+            self._create(build(action.service, action.replica, action.config_hash), action.reason)
         elif isinstance(action, Start):
             log.info("starting %s (%s)", action.container.name, action.reason)
             try:
                 self.runtime.start(action.container.id)
             except ContainerGone:
                 return  # removed meanwhile; the next pass creates it anew
+
+    def _create(self, config: ContainerConfig, reason: str) -> None:
+        log.info("creating %s (%s)", config.name, reason)
+        try:
+            self.runtime.create_and_start(config)
+        except DriverError as exc:
+            text = str(exc)
+            clean = Redactor(config.secrets)(text)
+            if clean != text:
+                raise type(exc)(clean) from None
+            raise
 
 
 def _replica(action: Action) -> int:

@@ -39,6 +39,7 @@ from meshop.agent.plan import (
     action_service,
 )
 from meshop.agent.planner import plan
+from meshop.agent.redact import env_problem
 from meshop.agent.registrations import ReplicaRegistrar, host_port, replica_registration, replica_service_id
 from meshop.agent.report import observed_record
 from meshop.agent.runtime import ContainerConfig, Runtime
@@ -46,7 +47,7 @@ from meshop.agent.statefile import StateFile
 from meshop.consul.secrets import SecretReader
 from meshop.consul.services import Registration
 from meshop.consul.store import KVStore
-from meshop.errors import ConsulError, DriverError
+from meshop.errors import ConsulError, DriverError, SecretRefused
 from meshop.model import Policy, ServiceSpec, keys
 from meshop.model.records import Assignment, Observed, loads_json
 
@@ -236,7 +237,7 @@ class NodeReconciler:
         key = f"{assignment.service}\0{assignment.spec_hash}\0{sorted(assignment.spec.items())!r}"
         cached = self._parse_cache.get(key)
         if cached is None:
-            cached = check_assignment(assignment)
+            cached = check_assignment(assignment, self.store.config.prefix)
             self._parse_cache[key] = cached
             if len(self._parse_cache) > 4096:
                 self._parse_cache.clear()
@@ -250,10 +251,16 @@ class NodeReconciler:
             values: dict[str, str] = {}
             try:
                 for env_name, key in secret_keys(item.spec).items():
-                    value = self.secrets.get(key)
+                    value = self.secrets.get(name, key)
                     if value is None:
                         raise LookupError(f"Consul key {key} (env {env_name}) does not exist")
+                    if (problem := env_problem(value)) is not None:
+                        raise SecretRefused(f"the value of Consul key {key} (env {env_name}) {problem}")
                     values[env_name] = value
+            except SecretRefused as exc:  # the key is not this service's, or no env can hold the value
+                log.warning("%s: %s", name, exc)
+                resolved[name] = Note("SecretRefused", str(exc)[:300])
+                continue
             except (ConsulError, LookupError) as exc:
                 if isinstance(exc, ConsulError):
                     metrics.consul_errors_total.labels("agent", "secrets").inc()

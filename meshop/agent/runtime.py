@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from meshop.agent.plan import Container
+from meshop.agent.redact import secret_env
 from meshop.errors import DriverError
 
 
@@ -52,13 +53,25 @@ class ContainerConfig:
     entrypoint: tuple[str, ...] | None = None
     command: tuple[str, ...] | None = None
     env: tuple[str, ...] = field(default=(), repr=False)  # NAME=value, secrets resolved: never log
+    secret_names: tuple[str, ...] = ()  # env names whose values are secrets: redacted from every error
     ports: tuple[PortBinding, ...] = ()
     mounts: tuple[Mount, ...] = ()
     restart: str = "unless-stopped"
     memory: int | None = None
     nano_cpus: int | None = None
+    pids: int | None = None
     privileged: bool = False
     network_mode: str = "bridge"
+    user: str | None = None  # None: the image's USER
+    read_only_root: bool = False
+    no_new_privileges: bool = True
+    cap_drop: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        """Env name -> secret value, for redacting errors about this container."""
+        return secret_env(self.env, self.secret_names)
 
 
 @dataclass(frozen=True)

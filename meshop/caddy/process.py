@@ -12,10 +12,26 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from meshop.caddy.admin import CaddyAdmin
 from meshop.errors import DriverError
+
+PASSED_ON = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")  # nothing secret in these
+
+
+def minimal_env(directory: Path, parent: Mapping[str, str]) -> dict[str, str]:
+    """What a Caddy meshop starts may see: its own folders, and the locale, time zone, PATH and CA
+    settings of ``parent`` (the daemon's environment); everything else stays behind."""
+    env = {name: parent[name] for name in PASSED_ON if name in parent}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(
+        HOME=str(directory),
+        XDG_DATA_HOME=str(directory / "data"),
+        XDG_CONFIG_HOME=str(directory / "config"),
+    )
+    return env
 
 
 class ManagedCaddy:
@@ -31,12 +47,9 @@ class ManagedCaddy:
         self.process: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "HOME": str(self.directory),
-            "XDG_DATA_HOME": str(self.directory / "data"),
-            "XDG_CONFIG_HOME": str(self.directory / "config"),
-        }
+        """A minimal environment: never the daemon's own (its ``CONSUL_HTTP_TOKEN`` above all), because a
+        Caddyfile can read any variable (``{env.X}``) and Caddy's admin API can show it back."""
+        return minimal_env(self.directory, os.environ)
 
     def start(self, admin: CaddyAdmin, timeout: float = 20.0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -25,9 +25,9 @@ FILES = click.option(
 )
 
 
-def check_routes(documents: list[SourcedDocument], claims: Claims) -> None:
+def check_routes(documents: list[SourcedDocument], claims: Claims, prefix: str) -> None:
     """Refuse (nothing written) when a route host of these documents belongs to another service."""
-    violations = route_violations(documents, claims)
+    violations = route_violations(documents, claims, prefix)
     if violations:
         raise ValidationFailed(violations)
 
@@ -39,13 +39,13 @@ def validate(obj: CliContext, paths: tuple[str, ...]) -> None:
     """Check documents; every error is printed with its path. Route hosts are checked against the
     cluster (who owns each host) when Consul answers; without it, the rest is still checked."""
     documents = read_sources(paths)
-    check_all(documents)
+    check_all(documents, obj.consul.prefix)
     try:
         claims = read_claims(obj.store())
     except ConsulError as exc:
         click.echo(f"warning: route hosts not checked against the cluster: {printable(exc)}", err=True)
     else:
-        check_routes(documents, claims)
+        check_routes(documents, claims, obj.consul.prefix)
     for item in documents:
         click.echo(f"{item.doc['kind'].lower()}/{item.doc['metadata']['name']} valid ({item.source})")
 
@@ -56,9 +56,9 @@ def validate(obj: CliContext, paths: tuple[str, ...]) -> None:
 def apply(obj: CliContext, paths: tuple[str, ...]) -> None:
     """Validate every document, then write them (created / configured / unchanged)."""
     documents = read_sources(paths)
-    check_all(documents)
+    check_all(documents, obj.consul.prefix)
     store = obj.store()
-    check_routes(documents, read_claims(store))
+    check_routes(documents, read_claims(store), obj.consul.prefix)
     changes = plan_changes(documents, read_existing(store, documents))
     apply_changes(store, changes)
     for change in changes:
@@ -73,11 +73,11 @@ def diff(obj: CliContext, paths: tuple[str, ...]) -> None:
 
     Exit code 0: no changes, 1: changes."""
     documents = read_sources(paths)
-    check_all(documents)
-    check_routes(documents, read_claims(obj.store()))
+    check_all(documents, obj.consul.prefix)
+    check_routes(documents, read_claims(obj.store()), obj.consul.prefix)
     changes = plan_changes(documents, read_existing(obj.store(), documents))
     click.echo(format_diff(changes), nl=False)
-    click.echo(format_placement(preview(read_cluster(obj.consul), changes)), nl=False)
+    click.echo(format_placement(preview(read_cluster(obj.consul), changes, prefix=obj.consul.prefix)), nl=False)
     if any(change.action != "unchanged" for change in changes):
         raise SystemExit(1)
 

@@ -48,12 +48,12 @@ def canonical(doc: dict[str, Any]) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def check_all(documents: list[SourcedDocument]) -> None:
+def check_all(documents: list[SourcedDocument], prefix: str = keys.DEFAULT_PREFIX) -> None:
     """Every violation of every document, or nothing: raises one ValidationFailed listing them all."""
     problems: list[Violation] = []
     seen: dict[str, str] = {}
     for item in documents:
-        violations = validate(item.doc)
+        violations = validate(item.doc, prefix=prefix)
         problems.extend(Violation(f"{item.source}: {v.path}" if v.path else item.source, v.reason) for v in violations)
         if violations:
             continue

@@ -109,8 +109,10 @@ class Snapshot:
 class Parsers:
     """Validated documents memoised by ModifyIndex, so ``--watch`` re-validates only what changed."""
 
-    def __init__(self) -> None:
-        self.services = Memo[ParsedService](lambda e: parse_service_entry(e.key[len(keys.DESIRED_SERVICES) :], e))
+    def __init__(self, prefix: str = keys.DEFAULT_PREFIX) -> None:
+        self.services = Memo[ParsedService](
+            lambda e: parse_service_entry(e.key[len(keys.DESIRED_SERVICES) :], e, prefix)
+        )
         self.nodes = Memo[ParsedNode](lambda e: parse_node_entry(e.key[len(keys.DESIRED_NODES) :], e))
 
 
@@ -137,4 +139,4 @@ def read_snapshot(config: ConsulConfig, clock: Any = time.time) -> Snapshot:
     leader = check_access(store)
     listings = [store.list(prefix) for prefix in PREFIXES]
     _, instances = Services(config, store.client).instances(AGENT_SERVICE)
-    return Snapshot.build(listings, instances, leader, clock())
+    return Snapshot.build(listings, instances, leader, clock(), Parsers(config.prefix))

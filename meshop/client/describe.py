@@ -56,7 +56,7 @@ def describe_service(store: KVStore, name: str, clock: Callable[[], float] = tim
     status = _read(status_entry.value, ServiceStatus.from_dict) if status_entry else None
     snapshot = Snapshot(
         now=clock(),
-        services={name: Parsers().services.get(entry)} if entry else {},
+        services={name: Parsers(store.config.prefix).services.get(entry)} if entry else {},
         statuses={name: status} if status else {},
         leader=Leader.from_entry(leader),
     )

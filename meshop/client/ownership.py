@@ -45,8 +45,11 @@ def read_claims(store: KVStore) -> Claims:
     return Claims(services, routes)
 
 
-def route_violations(documents: Sequence[SourcedDocument], claims: Claims) -> list[Violation]:
-    """One violation per applied Service whose route host another service owns (or would own)."""
+def route_violations(
+    documents: Sequence[SourcedDocument], claims: Claims, prefix: str = keys.DEFAULT_PREFIX
+) -> list[Violation]:
+    """One violation per applied Service whose route host another service owns (or would own);
+    ``prefix`` is meshop's KV prefix (documents are validated against it, as the controller does)."""
     entries = dict(claims.services)
     applied: dict[str, str] = {}  # service -> source
     for item in documents:
@@ -57,7 +60,7 @@ def route_violations(documents: Sequence[SourcedDocument], claims: Claims) -> li
         created = stored.create_index if stored else NEWEST + len(applied)
         entries[name] = Entry(keys.desired_service(name), canonical(item.doc).encode(), NEWEST, created)
         applied[name] = item.source
-    parsed = {name: parse_service_entry(name, entry) for name, entry in entries.items()}
+    parsed = {name: parse_service_entry(name, entry, prefix) for name, entry in entries.items()}
     services = {name: p.desired for name, p in parsed.items() if p.desired is not None}
     previous = {}
     for host, record in claims.routes.items():

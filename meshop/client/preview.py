@@ -72,7 +72,9 @@ def read_cluster(config: ConsulConfig) -> Cluster:
     return Cluster(snapshot, load_assignments(store), observed)
 
 
-def preview(cluster: Cluster, changes: Sequence[Change], now: float | None = None) -> list[PlacementPreview]:
+def preview(
+    cluster: Cluster, changes: Sequence[Change], now: float | None = None, prefix: str = keys.DEFAULT_PREFIX
+) -> list[PlacementPreview]:
     """Pure: the placement of every service the changes touch, and of any other whose placement moves."""
     snap = cluster.snapshot
     parsed = dict(snap.services)
@@ -86,7 +88,7 @@ def preview(cluster: Cluster, changes: Sequence[Change], now: float | None = Non
             continue
         entry = Entry(change.key, change.value.encode(), modify_index=generation)  # a new generation
         if change.kind == "Service":
-            parsed[change.name] = parse_service_entry(change.name, entry)
+            parsed[change.name] = parse_service_entry(change.name, entry, prefix)
             touched.add(change.name)
         elif change.kind == "Node":
             node_docs[change.name] = parse_node_entry(change.name, entry)

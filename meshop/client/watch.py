@@ -38,7 +38,7 @@ class StatusWatch:
         self.settle = settle
         self.clock = clock
         self.wakeup = Wakeup()
-        self.parsers = Parsers()
+        self.parsers = Parsers(config.prefix)
         self.kv: list[Watch[Any]] = []
         self.leader: Watch[Any] | None = None
         self.agents: Watch[Any] | None = None

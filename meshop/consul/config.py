@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from meshop.errors import MeshopError
+from meshop.model.keys import DEFAULT_PREFIX
 
 DEFAULT_ADDR = "127.0.0.1:8500"
-DEFAULT_PREFIX = "meshop"
 DEFAULT_TIMEOUT = 10.0
 
 

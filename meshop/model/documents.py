@@ -8,6 +8,7 @@ from typing import Any
 from meshop.errors import DocumentError, ValidationFailed, Violation
 from meshop.model import gateway_rules, rules
 from meshop.model.gateway import Gateway
+from meshop.model.keys import DEFAULT_PREFIX
 from meshop.model.node import NodeDoc
 from meshop.model.policy import DEFAULT_POLICY, Policy
 from meshop.model.schema import (
@@ -100,19 +101,26 @@ def _check_shape(value: object, source: str) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
-def validate(doc: object, policy: Policy = DEFAULT_POLICY) -> list[Violation]:
-    """Every violation of any document kind, sorted; never raises, whatever ``doc`` is."""
-    return _check(doc, policy, None)[0]
+def validate(doc: object, policy: Policy = DEFAULT_POLICY, *, prefix: str = DEFAULT_PREFIX) -> list[Violation]:
+    """Every violation of any document kind, sorted; never raises, whatever ``doc`` is.
+
+    ``prefix`` is meshop's KV prefix: a Service's secrets must live under ``<prefix>/secrets/<name>/``.
+    """
+    return _check(doc, policy, None, prefix)[0]
 
 
-def _check(doc: object, policy: Policy, expect: str | None) -> tuple[list[Violation], dict[str, Any] | None]:
+def _check(
+    doc: object, policy: Policy, expect: str | None, prefix: str
+) -> tuple[list[Violation], dict[str, Any] | None]:
     try:
-        return _check_unguarded(doc, policy, expect)
+        return _check_unguarded(doc, policy, expect, prefix)
     except Exception as exc:  # noqa: BLE001 - last resort: callers rely on "never raises"
         return [Violation("", f"could not validate the document ({type(exc).__name__})")], None
 
 
-def _check_unguarded(doc: object, policy: Policy, expect: str | None) -> tuple[list[Violation], dict[str, Any] | None]:
+def _check_unguarded(
+    doc: object, policy: Policy, expect: str | None, prefix: str
+) -> tuple[list[Violation], dict[str, Any] | None]:
     clean = Sanitized(doc)
     value = clean.value
     if not isinstance(doc, dict):
@@ -135,7 +143,7 @@ def _check_unguarded(doc: object, policy: Policy, expect: str | None) -> tuple[l
     found = schema_violations(kind, value)
     rules.metadata_rules(found, value)
     if kind == "Service":
-        rules.service_rules(found, value, policy)
+        rules.service_rules(found, value, policy, prefix)
     elif kind == "Gateway":
         gateway_rules.gateway_rules(found, value)
     # A replaced value (huge int, NaN, ...) already has its violation: drop the placeholder's.
@@ -148,16 +156,18 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or not prefix or path.startswith((prefix + ".", prefix + "["))
 
 
-def _parse(doc: object, policy: Policy, source: str, kind: str) -> dict[str, Any]:
-    violations, value = _check(doc, policy, kind)
+def _parse(doc: object, policy: Policy, source: str, kind: str, prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
+    violations, value = _check(doc, policy, kind, prefix)
     if violations or value is None:
         raise ValidationFailed(violations, source)
     return value
 
 
-def parse_service(doc: object, policy: Policy = DEFAULT_POLICY, source: str = "") -> Service:
+def parse_service(
+    doc: object, policy: Policy = DEFAULT_POLICY, source: str = "", *, prefix: str = DEFAULT_PREFIX
+) -> Service:
     """A valid Service document as a Service; raises ValidationFailed listing every violation."""
-    return Service.from_dict(_parse(doc, policy, source, "Service"))
+    return Service.from_dict(_parse(doc, policy, source, "Service", prefix))
 
 
 def parse_node(doc: object, policy: Policy = DEFAULT_POLICY, source: str = "") -> NodeDoc:
@@ -170,13 +180,17 @@ def parse_gateway(doc: object, policy: Policy = DEFAULT_POLICY, source: str = ""
     return Gateway.from_dict(_parse(doc, policy, source, "Gateway"))
 
 
-def parse_document(doc: object, policy: Policy = DEFAULT_POLICY, source: str = "") -> Service | NodeDoc | Gateway:
+def parse_document(
+    doc: object, policy: Policy = DEFAULT_POLICY, source: str = "", *, prefix: str = DEFAULT_PREFIX
+) -> Service | NodeDoc | Gateway:
     """Parse any kind, chosen by the document's ``kind``."""
     kind = doc.get("kind") if isinstance(doc, dict) else None
     parsers = {"Service": parse_service, "Node": parse_node, "Gateway": parse_gateway}
     parser = parsers.get(kind) if isinstance(kind, str) else None
     if parser is None:
         raise ValidationFailed(
-            validate(doc, policy) or [Violation("kind", "must be one of: " + ", ".join(KINDS))], source
+            validate(doc, policy, prefix=prefix) or [Violation("kind", "must be one of: " + ", ".join(KINDS))], source
         )
+    if kind == "Service":
+        return parse_service(doc, policy, source, prefix=prefix)
     return parser(doc, policy, source)  # type: ignore[no-any-return]

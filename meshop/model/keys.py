@@ -5,6 +5,7 @@ One place for the layout of ../docs/architecture.md, so no other module builds a
 
 from __future__ import annotations
 
+DEFAULT_PREFIX = "meshop"
 DESIRED = "desired/"
 DESIRED_SERVICES = "desired/services/"
 DESIRED_NODES = "desired/nodes/"
@@ -17,6 +18,7 @@ STATUS_NODES = "status/nodes/"
 ROUTES = "routes/"
 EVENTS = "events/"
 LEADER = "leader"
+SECRETS = "secrets/"
 
 
 def desired_service(name: str) -> str:
@@ -57,6 +59,27 @@ def node_status(name: str) -> str:
 
 def route(host: str) -> str:
     return f"{ROUTES}{host}"
+
+
+def secrets(service: str) -> str:
+    """The folder holding ``service``'s secrets: the only keys its ``valueFrom.consulKey`` may name."""
+    return f"{SECRETS}{service}/"
+
+
+def secret_folder(prefix: str, service: str) -> str:
+    """``secrets(service)`` as a full Consul path under ``prefix`` (what a ``consulKey`` holds)."""
+    return f"{prefix.strip('/')}/{secrets(service)}" if prefix.strip("/") else secrets(service)
+
+
+def in_secret_folder(key: str, prefix: str, service: str) -> bool:
+    """True when the full key ``key`` names a key inside ``service``'s own secrets folder.
+
+    Compared segment by segment after the plain-segment check of ``names.is_consul_key`` (no '..',
+    no empty segment), so ``meshop/secrets/web/../db/x`` or ``meshop/secrets/web2/x`` never pass.
+    """
+    folder = secret_folder(prefix, service)
+    rest = key[len(folder) :] if key.startswith(folder) else ""
+    return bool(rest) and all(part not in ("", ".", "..") for part in rest.split("/"))
 
 
 def split(key: str, prefix: str) -> list[str]:

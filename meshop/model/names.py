@@ -88,6 +88,15 @@ def is_label_value(s: object) -> bool:
     return _is_str(s) and (s == "" or _QUALIFIED_RE.fullmatch(s) is not None)
 
 
+_ID = r"(?:[a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})"
+_USER_RE = re.compile(rf"{_ID}(?::{_ID})?")
+
+
+def is_user(s: object) -> bool:
+    """Docker's ``--user``: ``user[:group]``, each a POSIX-ish name or a numeric id."""
+    return _is_str(s) and _USER_RE.fullmatch(s) is not None
+
+
 def is_consul_key(s: object) -> bool:
     """A relative Consul KV key of safe segments (``meshop/secrets/db``): no '/' at the ends, no '..'."""
     if not _is_str(s) or not s or len(s) > 512:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshop.errors import Violation
-from meshop.model import names
+from meshop.model import keys, names
 from meshop.model.paths import child
 from meshop.model.policy import Policy
 from meshop.model.schema import show
@@ -17,13 +17,64 @@ from meshop.model.units import OutOfRange, parse_duration, parse_memory
 
 MIN_MEMORY = 6 * 2**20  # Docker refuses less than 6 MiB
 MIN_INTERVAL = 1.0  # health-check interval floor: Consul and the agent probe every replica this often
+# Docker's default capability set: the only ones a Service may add (back). Anything beyond it (SYS_ADMIN,
+# NET_ADMIN, SYS_PTRACE, ...) reaches into the host and is refused outright.
+ADDABLE_CAPS = frozenset(
+    [
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "NET_RAW",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    ]
+)
+KNOWN_CAPS = ADDABLE_CAPS | frozenset(
+    [
+        "AUDIT_CONTROL",
+        "AUDIT_READ",
+        "BLOCK_SUSPEND",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+        "DAC_READ_SEARCH",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "LEASE",
+        "LINUX_IMMUTABLE",
+        "MAC_ADMIN",
+        "MAC_OVERRIDE",
+        "NET_ADMIN",
+        "NET_BROADCAST",
+        "PERFMON",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_MODULE",
+        "SYS_NICE",
+        "SYS_PACCT",
+        "SYS_PTRACE",
+        "SYS_RAWIO",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "SYSLOG",
+        "WAKE_ALARM",
+    ]
+)
 
 LABEL_NAME = "must be an RFC 1123 label: 1-63 of a-z, 0-9 and '-', starting and ending alphanumeric"
 HOST = "must be a lowercase DNS hostname: RFC 1123 labels joined by '.', optionally starting with '*.'"
 URL_PATH = "must start with '/' and hold only URL path characters: A-Z a-z 0-9 - . _ ~ % / : @ ! $ & + , ; ="
 LABEL_KEY = "is not a valid label key: [prefix/]name, name of 1-63 of A-Z a-z 0-9 - _ . alphanumeric at the ends"
 LABEL_VALUE = "is not a valid label value: at most 63 of A-Z a-z 0-9 - _ . alphanumeric at the ends"
-CONSUL_KEY = "must be a Consul key like meshop/secrets/name: '/'-separated segments of A-Z a-z 0-9 . _ -"
+CONSUL_KEY = "must be a Consul key like meshop/secrets/<service>/name: '/'-separated segments of A-Z a-z 0-9 . _ -"
 DURATION_RANGE = "must be longer than 0s and at most 168h (one week)"
 MEMORY_RANGE = "must be at least 6Mi (Docker's minimum) and at most 1Pi"
 ABS_PATH = "must be an absolute path of A-Z a-z 0-9 . _ @ + = , ~ / - without '..' segments"
@@ -116,7 +167,8 @@ RESERVED = (
 )
 
 
-def service_rules(out: Out, doc: dict[str, Any], policy: Policy) -> None:
+def service_rules(out: Out, doc: dict[str, Any], policy: Policy, prefix: str = keys.DEFAULT_PREFIX) -> None:
+    """``prefix``: meshop's KV prefix, which a secret's ``consulKey`` must start with."""
     name = as_dict(doc.get("metadata")).get("name")
     check(out, "metadata.name", name, not (isinstance(name, str) and name.startswith(RESERVED_PREFIX)), RESERVED)
     spec = as_dict(doc.get("spec"))
@@ -128,7 +180,7 @@ def service_rules(out: Out, doc: dict[str, Any], policy: Policy) -> None:
         names.is_image_reference(image),
         "is not a valid image reference like registry.example.com/app:v1",
     )
-    _env_rules(out, as_list(spec.get("env")))
+    _env_rules(out, as_list(spec.get("env")), as_dict(doc.get("metadata")).get("name"), prefix)
     ports = as_list(spec.get("ports"))
     _port_rules(out, spec, ports)
     _volume_rules(out, as_list(spec.get("volumes")), policy)
@@ -169,6 +221,7 @@ def service_rules(out: Out, doc: dict[str, Any], policy: Policy) -> None:
         names.is_dns_label(tailnet.get("name")),
         LABEL_NAME,
     )
+    _security_rules(out, as_dict(spec.get("security")))
     if spec.get("privileged") is True and not policy.allow_privileged:
         out.append(
             Violation("spec.privileged", "privileged containers are refused by the node policy (allowPrivileged)")
@@ -177,7 +230,26 @@ def service_rules(out: Out, doc: dict[str, Any], policy: Policy) -> None:
         out.append(Violation("spec.networkMode", "host networking is refused by the node policy (allowHostNetwork)"))
 
 
-def _env_rules(out: Out, env: list[Any]) -> None:
+def _security_rules(out: Out, security: dict[str, Any]) -> None:
+    user = security.get("user")
+    check(out, "spec.security.user", user, names.is_user(user), "must be user[:group], names or numeric ids")
+    caps = as_dict(security.get("capabilities"))
+    for field in ("drop", "add"):
+        for i, cap in enumerate(as_list(caps.get(field))):
+            path = f"spec.security.capabilities.{field}[{i}]"
+            if not isinstance(cap, str):
+                continue
+            name = cap.upper().removeprefix("CAP_")
+            if field == "drop" and name == "ALL":
+                continue
+            if name not in KNOWN_CAPS:
+                out.append(Violation(path, f"{show(cap)} is not a Linux capability name like CHOWN or NET_RAW"))
+            elif field == "add" and name not in ADDABLE_CAPS:
+                allowed = ", ".join(sorted(ADDABLE_CAPS))
+                out.append(Violation(path, f"{show(cap)} may not be added; only Docker's default set: {allowed}"))
+
+
+def _env_rules(out: Out, env: list[Any], service: object, prefix: str) -> None:
     for i, item in enumerate(env):
         item = as_dict(item)
         check(
@@ -188,7 +260,16 @@ def _env_rules(out: Out, env: list[Any]) -> None:
             "must be an environment variable name: [A-Za-z_][A-Za-z0-9_]*",
         )
         key = as_dict(item.get("valueFrom")).get("consulKey")
-        check(out, f"spec.env[{i}].valueFrom.consulKey", key, names.is_consul_key(key), CONSUL_KEY)
+        path = f"spec.env[{i}].valueFrom.consulKey"
+        check(out, path, key, names.is_consul_key(key), CONSUL_KEY)
+        if (
+            isinstance(key, str)
+            and names.is_consul_key(key)
+            and isinstance(service, str)
+            and not keys.in_secret_folder(key, prefix, service)
+        ):
+            folder = keys.secret_folder(prefix, service)
+            out.append(Violation(path, f"{show(key)} is outside this service's secrets folder: use {folder}<name>"))
     _duplicates(out, "spec.env", env, "name", "name")
 
 

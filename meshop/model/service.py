@@ -173,14 +173,54 @@ class UpdatePolicy:
 class Resources:
     memory: int | None = None  # bytes
     cpus: float | None = None
+    pids: int = 4096  # most processes and threads at once
 
     def to_dict(self) -> Json:
-        return _opt(_opt({}, "memory", self.memory), "cpus", self.cpus)
+        return {**_opt(_opt({}, "memory", self.memory), "cpus", self.cpus), "pids": self.pids}
 
     @classmethod
     def from_dict(cls, d: Json) -> Resources:
         memory, cpus = d.get("memory"), d.get("cpus")
-        return cls(None if memory is None else parse_memory(memory), None if cpus is None else float(cpus))
+        return cls(
+            None if memory is None else parse_memory(memory),
+            None if cpus is None else float(cpus),
+            int(d["pids"]),
+        )
+
+
+def _cap(name: object) -> str:
+    """``cap_net_raw`` -> ``NET_RAW``: one spelling per capability, so the spec hash does not depend on it."""
+    return str(name).upper().removeprefix("CAP_")
+
+
+@dataclass(frozen=True)
+class Security:
+    """Container hardening: Docker's ``--user``, ``--read-only``, ``no-new-privileges``, ``--cap-drop/add``."""
+
+    user: str | None = None  # None: the image's USER
+    read_only_root: bool = False
+    no_new_privileges: bool = True
+    cap_drop: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
+
+    def to_dict(self) -> Json:
+        out: Json = {
+            "readOnlyRootFilesystem": self.read_only_root,
+            "noNewPrivileges": self.no_new_privileges,
+            "capabilities": {"drop": list(self.cap_drop), "add": list(self.cap_add)},
+        }
+        return _opt(out, "user", self.user)
+
+    @classmethod
+    def from_dict(cls, d: Json) -> Security:
+        caps = d["capabilities"]
+        return cls(
+            None if d.get("user") is None else str(d["user"]),
+            bool(d["readOnlyRootFilesystem"]),
+            bool(d["noNewPrivileges"]),
+            tuple(_cap(c) for c in caps["drop"]),
+            tuple(_cap(c) for c in caps["add"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -216,6 +256,7 @@ class ServiceSpec:
     resources: Resources = field(default_factory=Resources)
     restart: str = "unless-stopped"
     expose_tailnet: TailnetExpose | None = None
+    security: Security = field(default_factory=Security)
     privileged: bool = False
     network_mode: str = "bridge"
 
@@ -240,6 +281,7 @@ class ServiceSpec:
             resources=self.resources.to_dict(),
             restart=self.restart,
             expose={"tailnet": self.expose_tailnet.to_dict()} if self.expose_tailnet else {},
+            security=self.security.to_dict(),
             privileged=self.privileged,
             networkMode=self.network_mode,
         )
@@ -278,6 +320,7 @@ class ServiceSpec:
             resources=Resources.from_dict(d["resources"]),
             restart=str(d["restart"]),
             expose_tailnet=None if tailnet is None else TailnetExpose.from_dict(tailnet),
+            security=Security.from_dict(d["security"]),
             privileged=bool(d["privileged"]),
             network_mode=str(d["networkMode"]),
         )

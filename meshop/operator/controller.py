@@ -149,7 +149,9 @@ class Controller:
         self.watches: dict[str, Watch[Any]] = {}
         self.health: dict[str, NodeHealth] = {}
         self.last = PassStats()
-        self._services = Memo[ParsedService](lambda e: parse_service_entry(e.key[len(keys.DESIRED_SERVICES) :], e))
+        self._services = Memo[ParsedService](
+            lambda e: parse_service_entry(e.key[len(keys.DESIRED_SERVICES) :], e, config.prefix)
+        )
         self._node_docs = Memo[ParsedNode](lambda e: parse_node_entry(e.key[len(keys.DESIRED_NODES) :], e))
         self._records = Memo[NodeRecord | None](read_record(NodeRecord.from_dict))
         self._observed = Memo[Observed | None](read_record(Observed.from_dict))

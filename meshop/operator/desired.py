@@ -125,11 +125,12 @@ def _one_document(entry: Entry, source: str) -> dict:
     return docs[0]
 
 
-def parse_service_entry(name: str, entry: Entry) -> ParsedService:
+def parse_service_entry(name: str, entry: Entry, prefix: str = keys.DEFAULT_PREFIX) -> ParsedService:
+    """``prefix``: meshop's KV prefix, which the service's secret keys must be under."""
     source = f"desired/services/{name}"
     created = entry.create_index
     try:
-        service = parse_service(_one_document(entry, source), PERMISSIVE_POLICY, source)
+        service = parse_service(_one_document(entry, source), PERMISSIVE_POLICY, source, prefix=prefix)
     except ValidationFailed as exc:
         return ParsedService(name, entry.modify_index, violations=tuple(exc.violations), created=created)
     except DocumentError as exc:

@@ -10,7 +10,7 @@ import secrets
 
 from meshop.model import keys
 from meshop.model.records import RouteRecord, loads_json
-from tests.security.conftest import Fleet, gateway_get, join
+from tests.security.fleet import Fleet, gateway_get, join
 from tests.support.procs import wait_until
 
 

@@ -19,8 +19,8 @@ from tests.support.procs import wait_until
 
 @pytest.fixture
 def secret_key(store: KVStore, prefix: str) -> Any:
-    """A raw Consul key outside meshop's prefix, deleted afterwards."""
-    key = f"{prefix}-secrets/db-password"
+    """A key in service ``app``'s own secrets folder, deleted afterwards."""
+    key = f"{prefix}/secrets/app/db-password"
     yield key
     store.client.kv.delete(key)
 
@@ -64,7 +64,7 @@ def test_secret_env_is_resolved_never_leaked_and_a_change_rolls_the_container(
     assert engine.containers("app")[0].labels["meshop.spec-hash"] == assignment.spec_hash
     # nowhere in Consul (observed state, node record, registrations) and nowhere in the logs
     everything = json.dumps(
-        [e.text for e in store.list("").entries]
+        [e.text for e in store.list("").entries if not e.key.startswith(keys.SECRETS)]
         + [json.dumps(v) for v in (store.client.agent.services() or {}).values()]
     )
     assert first_value not in everything and second_value not in everything

@@ -29,7 +29,7 @@ def test_json_logs_are_one_event_per_line_and_never_show_a_secret(
     prefix = f"t-{secrets.token_hex(4)}"
     store = KVStore(ConsulConfig.from_env({}, addr=consul_server.addr, prefix=prefix))
     raw = store.client
-    key = f"{prefix}-secrets/api-token"  # outside meshop's prefix, as users keep secrets
+    key = f"{prefix}/secrets/app/api-token"  # the service's own secrets folder
     values = [f"s3cret-{secrets.token_hex(8)}" for _ in range(2)]
     # secrets are read at apply time, so a changed key is seen on the next pass: resync every second
     extra = {"agent": ["--resync", "1"]}

@@ -20,6 +20,7 @@ from meshop.agent.reconciler import AgentSettings, NodeReconciler
 from meshop.agent.registrations import ReplicaRegistrar
 from meshop.agent.runtime import ContainerConfig, EngineInfo, ImagePullFailed, VolumeInfo
 from meshop.agent.statefile import StateFile
+from meshop.consul.config import ConsulConfig
 from meshop.consul.services import InstanceHealth, Registration
 from meshop.consul.store import Entry, Listing, TxnOp
 from meshop.errors import ConsulUnavailable, DriverError
@@ -54,7 +55,8 @@ class FakeRuntime:
         with self._lock:
             self.attempts.append(labels["meshop.service"])
             if labels["meshop.service"] in self.fail_create:
-                raise DriverError(f"creating {config.name} failed: boom")
+                echoed = " ".join(f'"{entry}"' for entry in config.env)  # as runc quotes what it refuses
+                raise DriverError(f"creating {config.name} failed: boom {echoed}")
             cid = f"id{next(self._ids):04d}"
             self.configs.append(config)
             self.containers[cid] = Container(
@@ -95,6 +97,7 @@ class FakeRuntime:
 @dataclass
 class FakeStore:
     data: dict[str, bytes] = field(default_factory=dict)
+    config: ConsulConfig = field(default_factory=lambda: ConsulConfig(prefix="meshop"))
     down: bool = False
     writes: int = 0
 
@@ -158,7 +161,7 @@ class FakeServices:
 class FakeSecrets:
     values: dict[str, str] = field(default_factory=dict)
 
-    def get(self, key: str) -> str | None:
+    def get(self, service: str, key: str) -> str | None:
         return self.values.get(key)
 
 
@@ -332,17 +335,45 @@ def test_invalid_spec_is_refused_before_it_reaches_docker() -> None:
 
 def test_secret_is_resolved_into_the_env_and_a_change_rolls_the_container() -> None:
     rig = make_rig()
-    rig.secrets.values["vault/pw"] = "pw-alpha"
-    assignment = rig.assign("web", {**SLEEP, "env": [{"name": "PW", "valueFrom": {"consulKey": "vault/pw"}}]})
+    rig.secrets.values["meshop/secrets/web/pw"] = "pw-alpha"
+    assignment = rig.assign(
+        "web", {**SLEEP, "env": [{"name": "PW", "valueFrom": {"consulKey": "meshop/secrets/web/pw"}}]}
+    )
     rig.settle()
     (first,) = rig.runtime.containers.values()
     assert rig.runtime.configs[-1].env == ("PW=pw-alpha",)
     assert first.spec_hash == assignment.spec_hash and first.config_hash != assignment.spec_hash
-    rig.secrets.values["vault/pw"] = "pw-beta"
+    rig.secrets.values["meshop/secrets/web/pw"] = "pw-beta"
     rig.settle(6)
     (second,) = rig.runtime.containers.values()
     assert second.config_hash != first.config_hash and rig.runtime.configs[-1].env == ("PW=pw-beta",)
     assert "pw-alpha" not in str(rig.store.data) and "pw-beta" not in str(rig.store.data)
+
+
+def test_a_secret_echoed_in_a_runtime_error_is_redacted_from_observed_state_and_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rig = make_rig()
+    value = "pw\nwith-a-newline"
+    rig.secrets.values["meshop/secrets/web/pw"] = value
+    rig.runtime.fail_create.add("web")
+    rig.assign("web", {**SLEEP, "env": [{"name": "PW", "valueFrom": {"consulKey": "meshop/secrets/web/pw"}}]})
+    rig.settle()
+    record = rig.observed("web")
+    assert record is not None and record.reason == "CreateFailed" and "PW=<redacted>" in record.error
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for text in (str(rig.store.data), logged):
+        assert "with-a-newline" not in text and value not in text
+
+
+def test_a_secret_holding_a_nul_byte_is_refused_and_never_reaches_the_runtime() -> None:
+    rig = make_rig()
+    rig.secrets.values["meshop/secrets/web/pw"] = "abc\x00def-hidden"
+    rig.assign("web", {**SLEEP, "env": [{"name": "PW", "valueFrom": {"consulKey": "meshop/secrets/web/pw"}}]})
+    rig.settle()
+    record = rig.observed("web")
+    assert record is not None and record.reason == "SecretRefused" and "NUL byte" in record.error
+    assert rig.runtime.attempts == [] and "hidden" not in str(rig.store.data)
 
 
 def test_unassigned_service_observed_record_is_deleted_after_its_containers() -> None:

@@ -115,9 +115,55 @@ CASES: list[tuple[str, Any, list[tuple[str, str]]]] = [
         [("spec.env[0].name", "must be an environment variable name: [A-Za-z_][A-Za-z0-9_]*")],
     ),
     (
+        "security-user",
+        service({"security": {"user": "root; rm -rf /"}}),
+        [("spec.security.user", "must be user[:group], names or numeric ids")],
+    ),
+    (
+        "security-add-sys-admin",
+        service({"security": {"capabilities": {"add": ["SYS_ADMIN"]}}}),
+        [
+            (
+                "spec.security.capabilities.add[0]",
+                '"SYS_ADMIN" may not be added; only Docker\'s default set: AUDIT_WRITE, CHOWN, DAC_OVERRIDE, '
+                "FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE, NET_RAW, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT",
+            )
+        ],
+    ),
+    (
+        "security-unknown-capability",
+        service({"security": {"capabilities": {"drop": ["CAP_FLY"]}}}),
+        [("spec.security.capabilities.drop[0]", '"CAP_FLY" is not a Linux capability name like CHOWN or NET_RAW')],
+    ),
+    (
+        "pids-too-few",
+        service({"resources": {"pids": 1}}),
+        [("spec.resources.pids", "1 is less than the minimum of 8")],
+    ),
+    (
         "env-consul-key",
         service({"env": [{"name": "X", "valueFrom": {"consulKey": "../etc/passwd"}}]}),
         [("spec.env[0].valueFrom.consulKey", CONSUL_KEY)],
+    ),
+    *(
+        (
+            f"secret-outside-folder-{case}",
+            service({"env": [{"name": "X", "valueFrom": {"consulKey": key}}]}),
+            [
+                (
+                    "spec.env[0].valueFrom.consulKey",
+                    f'"{key}" is outside this service\'s secrets folder: use meshop/secrets/web/<name>',
+                )
+            ],
+        )
+        for case, key in [
+            ("other-service", "meshop/secrets/db/password"),
+            ("name-prefix-of-another", "meshop/secrets/web2/password"),
+            ("outside-prefix", "vault/web/password"),
+            ("the-folder-itself", "meshop/secrets/web"),
+            ("desired-doc", "meshop/desired/services/web"),
+            ("other-prefix", "other/secrets/web/password"),
+        ]
     ),
     (
         "image-space",
@@ -155,7 +201,7 @@ CASES: list[tuple[str, Any, list[tuple[str, str]]]] = [
     ("unknown-update", service({"update": {"maxSurge": 1}}), [("spec.update.maxSurge", "unknown field")]),
     (
         "unknown-env-valuefrom",
-        service({"env": [{"name": "X", "valueFrom": {"consulKey": "a", "file": "/x"}}]}),
+        service({"env": [{"name": "X", "valueFrom": {"consulKey": "meshop/secrets/web/a", "file": "/x"}}]}),
         [("spec.env[0].valueFrom.file", "unknown field")],
     ),
     (
@@ -310,7 +356,7 @@ CASES: list[tuple[str, Any, list[tuple[str, str]]]] = [
     ),
     (
         "env-both",
-        service({"env": [{"name": "A", "value": "1", "valueFrom": {"consulKey": "k"}}]}),
+        service({"env": [{"name": "A", "value": "1", "valueFrom": {"consulKey": "meshop/secrets/web/k"}}]}),
         [("spec.env[0]", "only one of: value, valueFrom may be set")],
     ),
     ("env-neither", service({"env": [{"name": "A"}]}), [("spec.env[0]", "needs one of: value, valueFrom")]),

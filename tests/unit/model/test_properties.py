@@ -295,6 +295,9 @@ def service_docs(draw: st.DrawFn) -> dict[str, Any]:
             **draw(st.fixed_dictionaries({}, optional={"interval": intervals, "timeout": durations})),
         }
     meta = {"name": draw(service_name), **draw(st.fixed_dictionaries({}, optional={"labels": label_maps}))}
+    for env in spec.get("env", []):
+        if "valueFrom" in env:  # secrets live in the service's own folder
+            env["valueFrom"]["consulKey"] = f"meshop/secrets/{meta['name']}/{env['name']}"
     return {"apiVersion": "meshop.io/v1alpha1", "kind": "Service", "metadata": meta, "spec": spec}
 
 
