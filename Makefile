@@ -2,13 +2,15 @@
 PY := .venv/bin/python
 .DEFAULT_GOAL := help
 
-.PHONY: help setup test unit lint demo demo-down down
+.PHONY: help setup test unit lint demo demo-down down fleet fleet-down
 
 help:
 	@echo "make test       set up (idempotent) and run lint, layer contracts and every test"
 	@echo "make demo       set up and run meshop on this machine with the example apps"
 	@echo "make demo-down  stop exactly what the demo started"
 	@echo "make down       stop the Docker engine that setup started (if it started one)"
+	@echo "make fleet      a real fleet on this machine: 3 nodes + gateway in network namespaces (root)"
+	@echo "make fleet-down stop exactly what make fleet started and remove its namespaces"
 
 setup:
 	@bash scripts/setup.sh
@@ -31,3 +33,9 @@ demo-down:
 
 down:
 	@bash scripts/down.sh
+
+fleet: setup
+	@$(PY) -m tests.support.fleet up
+
+fleet-down:
+	@$(PY) -m tests.support.fleet down

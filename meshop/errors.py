@@ -8,6 +8,7 @@ MeshopError                    base; never shown with a traceback
 │   ├── ConsulUnavailable      cannot connect / timed out: names the address
 │   ├── ConsulAccessDenied     ACL token missing or lacking a permission (HTTP 403)
 │   ├── ConflictError          a check-and-set or transaction lost against another writer
+│   │   └── TxnConflict        a transaction's check failed: which operations (by position)
 │   └── ValueTooLarge          a value or transaction exceeds Consul's limits
 ├── SecretRefused              a secret key outside its service's folder, or a value no env can hold
 └── DriverError                Docker, Caddy or SSH refused an action (exit 3)
@@ -74,6 +75,14 @@ class ConsulAccessDenied(ConsulError):
 
 class ConflictError(ConsulError):
     """A check-and-set write or a transaction lost against a concurrent writer."""
+
+
+class TxnConflict(ConflictError):
+    """A transaction was rolled back; ``failed`` holds the positions of the operations that failed."""
+
+    def __init__(self, message: str, failed: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.failed = failed
 
 
 class ValueTooLarge(ConsulError):

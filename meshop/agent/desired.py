@@ -4,8 +4,9 @@
   when the spec takes env from Consul keys, so a changed secret rolls the container. It goes on the
   container as a label (readable by whoever can already ``docker inspect`` the env itself), never
   into Consul: observed state carries the plain spec hash only.
-* ``policy_refusal``: privileged mode, host networking and bind mounts are refused unless the agent
-  was started with the matching ``--allow-*`` flag (defence in depth behind the controller's check).
+* ``policy_refusal``: privileged mode and host networking are refused unless the agent was started
+  with the matching ``--allow-*`` flag (defence in depth behind the controller's check); bind mounts
+  are checked against ``--allow-bind-mount`` folders in ``hostpaths``.
 * ``container_config``: one replica's full Docker configuration, secret values included.
 * ``check_assignment``: the model's validation of the resolved spec, so nothing unchecked reaches Docker.
 """
@@ -43,8 +44,6 @@ def policy_refusal(spec: ServiceSpec, policy: Policy) -> str | None:
         refused.append("privileged mode (--allow-privileged)")
     if spec.network_mode == "host" and not policy.allow_host_network:
         refused.append("host networking (--allow-host-network)")
-    if any(v.host_path for v in spec.volumes) and not policy.allow_bind_mounts:
-        refused.append("bind mounts (--allow-bind-mounts)")
     if not refused:
         return None
     return "this node's agent does not allow " + ", ".join(refused)
@@ -105,7 +104,9 @@ def container_config(
     config_hash_: str,
     secrets: Mapping[str, str],
     publish_addr: str,
+    binds: Mapping[str, str] | None = None,
 ) -> ContainerConfig:
+    """``binds``: each hostPath resolved and allowed by ``hostpaths.resolve_binds``; what Docker mounts."""
     service = assignment.service
     container_labels = L.container_labels(
         node, service, replica, assignment.spec_hash, config_hash_, assignment.generation
@@ -123,7 +124,10 @@ def container_config(
     mounts = []
     for volume in spec.volumes:
         if volume.host_path:
-            mounts.append(Mount(volume.mount_path, volume.host_path, "bind", volume.read_only))
+            source = (binds or {}).get(volume.host_path)
+            if source is None:
+                raise ValueError(f"host path {volume.host_path} was not checked against the allowed folders")
+            mounts.append(Mount(volume.mount_path, source, "bind", volume.read_only))
         elif volume.name:
             mounts.append(
                 Mount(

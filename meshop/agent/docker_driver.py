@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
-
-import docker
-import docker.errors
-import docker.types
-from docker.utils import parse_repository_tag
 
 from meshop.agent import labels as L
 from meshop.agent.plan import Container
@@ -33,6 +30,21 @@ from meshop.agent.runtime import (
     VolumeInfo,
 )
 from meshop.errors import DriverError
+
+# The Docker SDK imports paramiko (and with it cryptography, ~20 MB resident) at import time, for an
+# ssh:// engine only. The agent talks to a local socket: load the SDK without it, and add the SSH
+# transport back in ``_enable_ssh`` when an ssh:// engine is asked for.
+_BLOCK_PARAMIKO = "paramiko" not in sys.modules
+if _BLOCK_PARAMIKO:
+    sys.modules["paramiko"] = None  # type: ignore[assignment]  # "import paramiko" raises ImportError
+try:
+    import docker
+    import docker.errors
+    import docker.types
+    from docker.utils import parse_repository_tag
+finally:
+    if _BLOCK_PARAMIKO:
+        del sys.modules["paramiko"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,6 +70,7 @@ class DockerDriver:
         self.pull_backoff = pull_backoff
         self._base_url = base_url
         try:
+            _enable_ssh(base_url)
             if base_url:
                 self.client = docker.DockerClient(base_url=base_url, timeout=int(timeout), max_pool_size=32)
             else:
@@ -405,3 +418,14 @@ def _api_message(exc: docker.errors.APIError, scrub: Scrub = _as_is) -> str:
 
 def _short(exc: object) -> str:
     return " ".join(str(exc).split())[:300]
+
+
+def _enable_ssh(base_url: str | None) -> None:
+    """The SDK's SSH transport (paramiko), loaded only for an ssh:// engine; see the import above."""
+    url = base_url or os.environ.get("DOCKER_HOST", "")
+    if not url.startswith("ssh://"):
+        return
+    import docker.api.client
+    from docker.transport.sshconn import SSHHTTPAdapter
+
+    docker.api.client.SSHHTTPAdapter = SSHHTTPAdapter  # type: ignore[attr-defined]

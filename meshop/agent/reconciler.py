@@ -24,6 +24,7 @@ from meshop.agent.desired import check_assignment, container_config, desired_ser
 from meshop.agent.executor import ApplyResult, Executor
 from meshop.agent.health import HealthMonitor, ProbeTarget
 from meshop.agent.holds import Holds
+from meshop.agent.hostpaths import resolve_binds
 from meshop.agent.ingress_sync import NodeIngress
 from meshop.agent.observed import ObservedWriter
 from meshop.agent.plan import (
@@ -64,6 +65,7 @@ class AgentSettings:
     publish_addr: str = ""  # default: the advertise address
     labels: Mapping[str, str] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
+    bind_mounts: tuple[str, ...] = ()  # host folders bind mounts may come from (--allow-bind-mount)
     drain: float = 1.0
     stop_grace: float = 10.0
     stable_after: float = 10.0  # running this long resets a container's restart backoff
@@ -122,6 +124,7 @@ class NodeReconciler:
         self._errors: dict[str, Note] = {}
         self._seen: set[tuple[str, int]] = set()
         self._parse_cache: dict[str, tuple[ServiceSpec | None, Note | None]] = {}
+        self._binds: dict[str, dict[str, str]] = {}  # service -> allowed hostPath -> resolved path, this pass
         if self.cached is not None:
             log.info("loaded %d assignment(s) from %s", len(self.cached), state.path if state else "")
 
@@ -273,11 +276,16 @@ class NodeReconciler:
         self, parsed: Mapping[str, _Parsed], secrets: Mapping[str, dict[str, str] | Note]
     ) -> dict[str, DesiredService]:
         desired: dict[str, DesiredService] = {}
+        self._binds = {}
         for name, item in parsed.items():
             if item.spec is None:
                 continue
             values = secrets.get(name)
             hold = values if isinstance(values, Note) else None
+            binds, refusal = resolve_binds(item.spec, self.settings.bind_mounts)
+            self._binds[name] = binds
+            if refusal is not None and hold is None:
+                hold = Note("PolicyRefused", refusal)
             known = values if isinstance(values, dict) else ({} if not secret_keys(item.spec) else None)
             desired[name] = desired_service(item.assignment, item.spec, self.settings.policy, known, hold)
         return desired
@@ -297,6 +305,7 @@ class NodeReconciler:
                 config_hash,
                 values if isinstance(values, dict) else {},
                 self.settings.publish,
+                self._binds.get(service),
             )
 
         return build

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 from pathlib import Path
 
 import click
@@ -81,6 +82,18 @@ def caddy_options(
     return options
 
 
+def bind_mount_folders(paths: tuple[str, ...]) -> list[str]:
+    """``--allow-bind-mount`` values: absolute paths, never ``/`` itself (that would allow everything)."""
+    folders = []
+    for path in paths:
+        if not path.startswith("/") or "\0" in path:
+            raise click.BadParameter(f"{path!r} is not an absolute path", param_hint="--allow-bind-mount")
+        if os.path.realpath(path) == "/":
+            raise click.BadParameter(f"{path!r} is the whole host; name a folder", param_hint="--allow-bind-mount")
+        folders.append(path)
+    return folders
+
+
 @click.group()
 def agent() -> None:
     """The node agent: keeps this node's containers equal to its assignments."""
@@ -125,7 +138,13 @@ def agent() -> None:
 )
 @click.option("--allow-privileged", is_flag=True, help="Run privileged containers.")
 @click.option("--allow-host-network", is_flag=True, help="Run containers with host networking.")
-@click.option("--allow-bind-mounts", is_flag=True, help="Mount host paths into containers.")
+@click.option(
+    "--allow-bind-mount",
+    "bind_mounts",
+    multiple=True,
+    metavar="PATH",
+    help="Host folder whose contents (after resolving symlinks and '..') may be bind-mounted (repeat).",
+)
 @click.option(
     "--caddy-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -184,7 +203,7 @@ def run(
     stop_grace: float,
     allow_privileged: bool,
     allow_host_network: bool,
-    allow_bind_mounts: bool,
+    bind_mounts: tuple[str, ...],
     caddy_dir: Path | None,
     caddy_admin: str | None,
     caddy_config: Path | None,
@@ -208,10 +227,11 @@ def run(
         publish_addr=(publish_addr or "").strip(),
         labels=parse_labels(labels),
         policy=Policy(
-            allow_bind_mounts=allow_bind_mounts,
+            allow_bind_mounts=bool(bind_mounts),
             allow_privileged=allow_privileged,
             allow_host_network=allow_host_network,
         ),
+        bind_mounts=tuple(bind_mount_folders(bind_mounts)),
         drain=drain,
         stop_grace=stop_grace,
     )

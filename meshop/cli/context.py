@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
 
 from meshop.consul.config import ConsulConfig
-from meshop.consul.store import KVStore
+
+if TYPE_CHECKING:  # the Consul client (requests, urllib3) loads only when a command talks to Consul
+    from meshop.consul.store import KVStore
 
 
 @dataclass
@@ -15,6 +18,8 @@ class CliContext:
     consul: ConsulConfig
 
     def store(self) -> KVStore:
+        from meshop.consul.store import KVStore
+
         return KVStore(self.consul)
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from meshop.cli.context import CliContext
 from meshop.cli.safe import printable
-from meshop.cli.views import format_diff, format_placement
 from meshop.client.apply import apply_changes, check_all, plan_changes, read_existing
-from meshop.client.ownership import Claims, read_claims, route_violations
-from meshop.client.preview import preview, read_cluster
 from meshop.client.sources import SourcedDocument, read_sources
 from meshop.errors import ConsulError, DocumentError, ValidationFailed
 from meshop.model import keys
+
+if TYPE_CHECKING:
+    from meshop.consul.store import KVStore
 
 FILES = click.option(
     "-f",
@@ -25,9 +27,15 @@ FILES = click.option(
 )
 
 
-def check_routes(documents: list[SourcedDocument], claims: Claims, prefix: str) -> None:
-    """Refuse (nothing written) when a route host of these documents belongs to another service."""
-    violations = route_violations(documents, claims, prefix)
+def check_routes(documents: list[SourcedDocument], store: KVStore, prefix: str) -> None:
+    """Refuse (nothing written) when a route host of these documents belongs to another service.
+    Reads ``desired/services/`` and ``routes/`` only when a document has a route."""
+    if not any(item.doc.get("kind") == "Service" and item.doc["spec"].get("route") for item in documents):
+        return
+    # here, not at the top: the ownership rule is the controller's planner code (start-up time)
+    from meshop.client.ownership import read_claims, route_violations
+
+    violations = route_violations(documents, read_claims(store), prefix)
     if violations:
         raise ValidationFailed(violations)
 
@@ -41,11 +49,9 @@ def validate(obj: CliContext, paths: tuple[str, ...]) -> None:
     documents = read_sources(paths)
     check_all(documents, obj.consul.prefix)
     try:
-        claims = read_claims(obj.store())
+        check_routes(documents, obj.store(), obj.consul.prefix)
     except ConsulError as exc:
         click.echo(f"warning: route hosts not checked against the cluster: {printable(exc)}", err=True)
-    else:
-        check_routes(documents, claims, obj.consul.prefix)
     for item in documents:
         click.echo(f"{item.doc['kind'].lower()}/{item.doc['metadata']['name']} valid ({item.source})")
 
@@ -58,11 +64,17 @@ def apply(obj: CliContext, paths: tuple[str, ...]) -> None:
     documents = read_sources(paths)
     check_all(documents, obj.consul.prefix)
     store = obj.store()
-    check_routes(documents, read_claims(store), obj.consul.prefix)
+    check_routes(documents, store, obj.consul.prefix)
     changes = plan_changes(documents, read_existing(store, documents))
-    apply_changes(store, changes)
+    outcome = apply_changes(store, changes)
     for change in changes:
         click.echo(f"{change.kind.lower()}/{change.name} {change.action}")
+    if outcome.batches > 1:
+        click.echo(
+            f"note: {outcome.written} documents exceed one Consul transaction (64 operations, 512 KiB): "
+            f"written in {outcome.batches} transactions, each atomic on its own",
+            err=True,
+        )
 
 
 @click.command()
@@ -72,9 +84,14 @@ def diff(obj: CliContext, paths: tuple[str, ...]) -> None:
     """Show what apply would change: each document's diff and the placement it would get.
 
     Exit code 0: no changes, 1: changes."""
+    # here, not at the top: the placement preview runs the controller's planner, which apply and
+    # validate never need (start-up time)
+    from meshop.cli.views import format_diff, format_placement
+    from meshop.client.preview import preview, read_cluster
+
     documents = read_sources(paths)
     check_all(documents, obj.consul.prefix)
-    check_routes(documents, read_claims(obj.store()), obj.consul.prefix)
+    check_routes(documents, obj.store(), obj.consul.prefix)
     changes = plan_changes(documents, read_existing(obj.store(), documents))
     click.echo(format_diff(changes), nl=False)
     click.echo(format_placement(preview(read_cluster(obj.consul), changes, prefix=obj.consul.prefix)), nl=False)

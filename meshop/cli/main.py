@@ -9,31 +9,51 @@ when something is not Ready.)
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import click
 
-from meshop.cli.agent_cmd import agent
 from meshop.cli.context import CliContext
-from meshop.cli.controller_cmd import controller
-from meshop.cli.docs_cmd import apply, delete, diff, validate
-from meshop.cli.events_cmd import events
-from meshop.cli.gateway_cmd import gateway
-from meshop.cli.get_cmd import describe, get
-from meshop.cli.nodes_cmd import nodes
-from meshop.cli.output import dump
-from meshop.cli.render import version_text
-from meshop.cli.safe import printable
-from meshop.cli.status_cmd import status
-from meshop.client.version import build_info
+from meshop.cli.safe import printable  # tiny (re only): error lines from KV are escaped
 from meshop.consul.config import ConsulConfig
 from meshop.errors import MeshopError
 
 EXIT_USAGE = 64
 
+# Each sub-command's module is imported only when that command runs (or for --help): ``meshop
+# validate`` must not pay for the agent's Docker SDK, the controller or rich's tables (start-up time).
+COMMANDS = {
+    "status": "meshop.cli.status_cmd:status",
+    "get": "meshop.cli.get_cmd:get",
+    "describe": "meshop.cli.get_cmd:describe",
+    "events": "meshop.cli.events_cmd:events",
+    "apply": "meshop.cli.docs_cmd:apply",
+    "diff": "meshop.cli.docs_cmd:diff",
+    "validate": "meshop.cli.docs_cmd:validate",
+    "delete": "meshop.cli.docs_cmd:delete",
+    "nodes": "meshop.cli.nodes_cmd:nodes",
+    "controller": "meshop.cli.controller_cmd:controller",
+    "agent": "meshop.cli.agent_cmd:agent",
+    "gateway": "meshop.cli.gateway_cmd:gateway",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+
+class LazyGroup(click.Group):
+    """A group whose listed sub-commands (``COMMANDS``) are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *(name for name in COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, attr = COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--consul-addr", metavar="ADDR", help="Consul HTTP address [env: CONSUL_HTTP_ADDR; 127.0.0.1:8500]")
 @click.option("--token", metavar="TOKEN", help="Consul ACL token [env: CONSUL_HTTP_TOKEN]")
 @click.option("--prefix", metavar="PREFIX", help="KV prefix [env: MESHOP_PREFIX; meshop]")
@@ -47,12 +67,12 @@ def cli(ctx: click.Context, consul_addr: str | None, token: str | None, prefix: 
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json", "yaml"]), default="text", show_default=True)
 def version(fmt: str) -> None:
     """Print meshop's version and build information (commit, Python, libraries)."""
+    from meshop.cli.output import dump
+    from meshop.cli.views import version_text
+    from meshop.client.version import build_info
+
     info = build_info()
     click.echo(version_text(info) if fmt == "text" else dump(info, fmt), nl=False)
-
-
-for command in (status, get, describe, events, apply, diff, validate, delete, nodes, controller, agent, gateway):
-    cli.add_command(command)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console, RenderableType
 
 from meshop.cli.views import to_yaml
+
+if TYPE_CHECKING:  # rich costs ~30 ms to import: only the commands that draw tables load it
+    from rich.console import Console, RenderableType
 
 FORMATS = ("table", "json", "yaml")
 OUTPUT = click.option(
@@ -18,6 +21,8 @@ OUTPUT = click.option(
 
 def console() -> Console:
     """Colours and the terminal's width on a terminal; plain and wide (no wrapped columns) in a pipe."""
+    from rich.console import Console
+
     probe = Console(highlight=False)
     if probe.is_terminal:
         return probe

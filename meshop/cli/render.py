@@ -218,15 +218,5 @@ def event_line(logged: LoggedEvent) -> str:
     return f"{timestamp(e.time)}  {kind:<13} {obj:<24} {component:<12} {printable(e.message)}"
 
 
-def version_text(info: Mapping[str, Any]) -> str:
-    libs = ", ".join(f"{k} {v}" for k, v in info["libraries"].items())
-    return (
-        f"meshop {info['version']}\n"
-        f"  commit:    {info['commit']}\n"
-        f"  python:    {info['python']} ({info['platform']})\n"
-        f"  libraries: {libs}\n"
-    )
-
-
 def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.rstrip("\n").splitlines())

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from meshop.client.apply import Change
-from meshop.client.preview import PlacementPreview
-from meshop.operator.plan import format_counts
+if TYPE_CHECKING:  # types only: ``meshop validate`` and ``version`` must not import the planners
+    from meshop.client.apply import Change
+    from meshop.client.preview import PlacementPreview
 
 
 def to_yaml(data: object, sort_keys: bool = False) -> str:
@@ -36,6 +37,8 @@ def format_placement(previews: Sequence[PlacementPreview]) -> str:
     """Where each touched service runs now and would run after apply, as the controller would plan it."""
     if not previews:
         return ""
+    from meshop.operator.plan import format_counts  # only ``meshop diff`` needs the controller's planner
+
     out = ["placement (as the controller would plan it now):\n"]
     for item in previews:
         line = f"  service/{item.service}: {format_counts(item.before)}"
@@ -46,3 +49,13 @@ def format_placement(previews: Sequence[PlacementPreview]) -> str:
             line += f"; {item.reason}: {item.message}" if item.message else f"; {item.reason}"
         out.append(line + "\n")
     return "".join(out)
+
+
+def version_text(info: Mapping[str, Any]) -> str:
+    libs = ", ".join(f"{k} {v}" for k, v in info["libraries"].items())
+    return (
+        f"meshop {info['version']}\n"
+        f"  commit:    {info['commit']}\n"
+        f"  python:    {info['python']} ({info['platform']})\n"
+        f"  libraries: {libs}\n"
+    )

@@ -1,21 +1,29 @@
-"""``meshop apply``: validate every document first, then write each with check-and-set.
+"""``meshop apply``: validate every document first, then write them all in one Consul transaction.
 
 Nothing is written when any document is invalid. A document whose content equals what is stored is
 "unchanged" and not rewritten (so its generation does not move); others are "created" or
 "configured". Desired documents are stored as canonical JSON of what the user wrote (without the
 defaults, so a default changed in a later meshop version applies to them).
+
+Every write is a check-and-set against the ModifyIndex read before planning, and all of them go in one
+transaction: a document changed by someone else in between fails the whole apply, naming it, and leaves
+every other document as it was. Only past Consul's limits (64 operations, 512 KiB of request) is the
+write cut into several transactions, each atomic, in order; ``Outcome.batches`` says how many.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from meshop.client.sources import SourcedDocument
-from meshop.consul.store import Entry, KVStore
-from meshop.errors import ConflictError, DocumentError, MeshopError, ValidationFailed, Violation
+from meshop.consul.kv import Entry, TxnOp
+from meshop.errors import ConflictError, DocumentError, MeshopError, TxnConflict, ValidationFailed, Violation
 from meshop.model import keys, load_documents, validate
+
+if TYPE_CHECKING:  # the HTTP client loads only when apply talks to Consul (``meshop validate`` never does)
+    from meshop.consul.store import KVStore
 
 Action = Literal["created", "configured", "unchanged"]
 
@@ -103,15 +111,52 @@ def plan_changes(documents: list[SourcedDocument], existing: dict[str, Entry | N
 
 
 def read_existing(store: KVStore, documents: list[SourcedDocument]) -> dict[str, Entry | None]:
-    return {key_for(item.doc): store.get(key_for(item.doc)) for item in documents}
+    """What is stored under each document's key: one GET for one document, else one listing of
+    ``desired/`` (one request instead of one per document)."""
+    wanted = {key_for(item.doc) for item in documents}
+    if len(wanted) == 1:
+        (key,) = wanted
+        return {key: store.get(key)}
+    stored = store.list(keys.DESIRED).as_dict()
+    return {key: stored.get(key) for key in wanted}
 
 
-def apply_changes(store: KVStore, changes: list[Change]) -> None:
-    for change in changes:
-        if change.action == "unchanged":
-            continue
-        if not store.cas(change.key, change.value, change.index):
-            raise ConflictError(
-                f"{change.kind.lower()}/{change.name} changed in Consul while applying; nothing else was "
-                "written after it — run apply again"
-            )
+@dataclass(frozen=True)
+class Outcome:
+    written: int  # documents written
+    batches: int  # transactions used (1 unless Consul's limits forced a split)
+
+
+def apply_changes(store: KVStore, changes: list[Change]) -> Outcome:
+    """Write every changed document with check-and-set, in one transaction where Consul allows.
+
+    Raises ConflictError naming the document that changed since it was read; with one transaction
+    nothing at all was written then."""
+    pending = [change for change in changes if change.action != "unchanged"]
+    ops = [TxnOp.cas(change.key, change.value, change.index) for change in pending]
+    batches = store.txn_batches(ops)
+    done = 0
+    for batch in batches:
+        part = pending[done : done + len(batch)]
+        try:
+            if len(batch) == 1 and not store.fits_txn(batch[0]):
+                if not store.cas(part[0].key, part[0].value, part[0].index):
+                    raise TxnConflict("check-and-set failed", (0,))
+            else:
+                store.transact(batch)
+        except TxnConflict as exc:
+            raise ConflictError(_conflict_message(part, exc.failed, pending[:done])) from None
+        done += len(batch)
+    return Outcome(written=done, batches=len(batches))
+
+
+def _conflict_message(part: list[Change], failed: tuple[int, ...], written: list[Change]) -> str:
+    culprits = [part[i] for i in failed if 0 <= i < len(part)] or part
+    names = ", ".join(f"{c.kind.lower()}/{c.name}" for c in culprits)
+    what = "changed in Consul since apply read it" if len(culprits) == 1 else "changed in Consul since apply read them"
+    if written:
+        done = ", ".join(f"{c.kind.lower()}/{c.name}" for c in written)
+        kept = f"the earlier transaction(s) had already written {done}; nothing after them was written"
+    else:
+        kept = "nothing was written"
+    return f"{names} {what} (another apply or writer); {kept} — run apply again"

@@ -59,6 +59,7 @@ class Registration:
     meta: Mapping[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     checks: tuple[CheckSpec, ...] = ()
+    replace_checks: bool = False  # drop checks of an earlier registration of this id that ``checks`` lacks
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class Services:
                 meta=dict(reg.meta),
                 check=checks[0] if checks else None,
                 extra_checks=checks[1:],
+                replace_existing_checks=reg.replace_checks,
             )
 
     def deregister(self, service_id: str) -> None:

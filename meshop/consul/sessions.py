@@ -63,6 +63,12 @@ class Sessions:
             _, info = self.client.session.info(session)
         return info is not None
 
+    def named(self, name: str) -> list[str]:
+        """The ids of every live session called ``name``."""
+        with consul_errors(self.config, "listing sessions"):
+            _, found = self.client.session.list()
+        return [str(s["ID"]) for s in found or () if s.get("Name") == name and s.get("ID")]
+
     def destroy(self, session: str) -> None:
         with consul_errors(self.config, "destroying a session"):
             self.client.session.destroy(session)

@@ -2,101 +2,31 @@
 
 Keys given to and returned by ``KVStore`` are relative to the configured prefix (``meshop/`` by
 default), so the rest of meshop never spells the prefix. Limits are checked before anything is sent:
-a value over 512 KiB or a transaction over 64 operations is a ``ValueTooLarge`` error naming the key,
-never a silent truncation or a split that would break atomicity.
+a value over 512 KiB or a transaction over 64 operations (or a request body over 512 KiB, values
+base64-encoded) is a ``ValueTooLarge`` error naming the key, never a silent truncation or a split that
+would break atomicity. A caller that may split says so itself: ``txn_batches`` cuts a list of
+operations into the fewest transactions that fit, in order.
 """
 
 from __future__ import annotations
 
 import base64
+import json
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import consul
 from consul.exceptions import ClientError as ConsulClientError
 
 from meshop.consul.client import consul_errors, make_client
 from meshop.consul.config import ConsulConfig
-from meshop.errors import ConflictError, ValueTooLarge
+from meshop.consul.kv import MAX_TXN_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES, Entry, Listing, TxnOp, as_bytes, encoded_size
+from meshop.errors import TxnConflict, ValueTooLarge
 
-MAX_VALUE_BYTES = 512 * 1024
-MAX_TXN_OPS = 64
-MAX_TXN_BYTES = 512 * 1024  # Consul refuses a /v1/txn request body over this (413), values base64-encoded
-_OP_OVERHEAD = 416  # a key prefix of up to 256 bytes and the JSON around key and value (Verb, Index, ...)
+__all__ = ["MAX_TXN_BYTES", "MAX_TXN_OPS", "MAX_VALUE_BYTES", "Entry", "KVStore", "Listing", "TxnOp", "encoded_size"]
 
-Verb = Literal["set", "cas", "delete", "delete-cas", "delete-tree", "check-index", "check-session", "check-not-exists"]
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One KV pair as Consul stores it; ``key`` is relative to the store's prefix."""
-
-    key: str
-    value: bytes
-    modify_index: int
-    create_index: int = 0
-    session: str | None = None
-
-    @property
-    def text(self) -> str:
-        return self.value.decode("utf-8", errors="replace")
-
-
-@dataclass(frozen=True)
-class Listing:
-    """Everything under a prefix, with the Consul index to block on for the next change."""
-
-    index: int
-    entries: tuple[Entry, ...]
-
-    def as_dict(self) -> dict[str, Entry]:
-        return {entry.key: entry for entry in self.entries}
-
-
-@dataclass(frozen=True)
-class TxnOp:
-    """One operation of an atomic transaction; build with the class methods."""
-
-    verb: Verb
-    key: str
-    value: bytes | None = None
-    index: int | None = None
-    session: str | None = None
-
-    @classmethod
-    def set(cls, key: str, value: bytes | str) -> TxnOp:
-        return cls("set", key, _as_bytes(value))
-
-    @classmethod
-    def cas(cls, key: str, value: bytes | str, index: int) -> TxnOp:
-        """Write only if the key's ModifyIndex is ``index`` (0: only if it does not exist)."""
-        return cls("cas", key, _as_bytes(value), index=index)
-
-    @classmethod
-    def delete(cls, key: str) -> TxnOp:
-        return cls("delete", key)
-
-    @classmethod
-    def delete_cas(cls, key: str, index: int) -> TxnOp:
-        return cls("delete-cas", key, index=index)
-
-    @classmethod
-    def delete_tree(cls, prefix: str) -> TxnOp:
-        return cls("delete-tree", prefix)
-
-    @classmethod
-    def check_index(cls, key: str, index: int) -> TxnOp:
-        return cls("check-index", key, index=index)
-
-    @classmethod
-    def check_session(cls, key: str, session: str) -> TxnOp:
-        """Fail the whole transaction unless ``session`` holds the lock on ``key`` (leader guard)."""
-        return cls("check-session", key, session=session)
-
-    @classmethod
-    def check_not_exists(cls, key: str) -> TxnOp:
-        return cls("check-not-exists", key)
+_TXN_SLACK = 64  # the body's "[", "]" and an op's {"KV": ...} wrapper, with room to spare
+_OP_INDEX = re.compile(r'"OpIndex"\s*:\s*(\d+)')
 
 
 class KVStore:
@@ -155,7 +85,8 @@ class KVStore:
             self.client.kv.delete(self.full_key(prefix), recurse=True)
 
     def transact(self, ops: Sequence[TxnOp]) -> None:
-        """Apply ``ops`` atomically; any failed check rolls everything back and raises ``ConflictError``."""
+        """Apply ``ops`` atomically; any failed check rolls everything back and raises ``TxnConflict``
+        (a ``ConflictError``) naming the positions of the operations that failed."""
         if not ops:
             return
         if len(ops) > MAX_TXN_OPS:
@@ -163,20 +94,45 @@ class KVStore:
                 f"a transaction holds at most {MAX_TXN_OPS} operations; this one has {len(ops)} "
                 f"(first key {self.full_key(ops[0].key)})"
             )
-        size = sum(encoded_size(op) for op in ops)
-        if size > MAX_TXN_BYTES:
+        payload = [{"KV": self._txn_op(op)} for op in ops]
+        body = json.dumps(payload)
+        if len(body) > MAX_TXN_BYTES:
             raise ValueTooLarge(
-                f"a transaction's request is at most {MAX_TXN_BYTES} bytes; this one is about {size} "
+                f"a transaction's request is at most {MAX_TXN_BYTES} bytes; this one has {len(body)} "
                 f"(first key {self.full_key(ops[0].key)})"
             )
-        payload = [{"KV": self._txn_op(op)} for op in ops]
         with consul_errors(self.config, f"a transaction of {len(ops)} operation(s)"):
             try:
                 self.client.txn.put(payload)
             except ConsulClientError as exc:
                 if str(exc).startswith("409"):
-                    raise ConflictError(f"transaction rolled back: {' '.join(str(exc).split())[:300]}") from None
+                    failed = tuple(int(i) for i in _OP_INDEX.findall(str(exc)))
+                    text = " ".join(str(exc).split())[:300]
+                    raise TxnConflict(f"transaction rolled back: {text}", failed) from None
                 raise
+
+    def txn_size(self, op: TxnOp) -> int:
+        """Bytes ``op`` adds to a transaction's request body (its value base64-encoded)."""
+        return len(json.dumps({"KV": self._txn_op(op)})) + 2
+
+    def txn_batches(self, ops: Sequence[TxnOp]) -> list[list[TxnOp]]:
+        """``ops`` cut, in order, into the fewest transactions within Consul's limits (one when they fit).
+
+        An operation too large for any transaction (a value near 512 KiB grows by a third in base64)
+        is a batch of its own, for a plain check-and-set write (``fits_txn`` tells)."""
+        batches: list[list[TxnOp]] = []
+        size = 0
+        for op in ops:
+            op_size = self.txn_size(op)
+            if not batches or len(batches[-1]) >= MAX_TXN_OPS or size + op_size > MAX_TXN_BYTES - _TXN_SLACK:
+                batches.append([])
+                size = 0
+            batches[-1].append(op)
+            size += op_size
+        return batches
+
+    def fits_txn(self, op: TxnOp) -> bool:
+        return self.txn_size(op) <= MAX_TXN_BYTES - _TXN_SLACK
 
     def _txn_op(self, op: TxnOp) -> dict[str, object]:
         body: dict[str, object] = {"Verb": op.verb, "Key": self.full_key(op.key)}
@@ -189,7 +145,7 @@ class KVStore:
         return body
 
     def _checked(self, key: str, value: bytes | str) -> bytes:
-        data = _as_bytes(value)
+        data = as_bytes(value)
         if len(data) > MAX_VALUE_BYTES:
             raise ValueTooLarge(
                 f"{self.full_key(key)}: value is {len(data)} bytes; Consul stores at most {MAX_VALUE_BYTES}"
@@ -205,14 +161,3 @@ class KVStore:
             create_index=int(raw.get("CreateIndex", 0)),
             session=raw.get("Session"),
         )
-
-
-def encoded_size(op: TxnOp) -> int:
-    """An upper bound of the bytes ``op`` adds to a /v1/txn request body: its value base64-encoded, its key
-    (with a prefix of up to 256 bytes) and the JSON around them."""
-    value = 0 if op.value is None else 4 * ((len(op.value) + 2) // 3)
-    return value + len(op.key.encode("utf-8")) + len(op.session or "") + _OP_OVERHEAD
-
-
-def _as_bytes(value: bytes | str) -> bytes:
-    return value.encode("utf-8") if isinstance(value, str) else value

@@ -1,4 +1,7 @@
-"""The packaged CRDs: loading, defaults, input sanitising and jsonschema errors as Violations.
+"""The packaged CRDs: loading, defaults, input sanitising and schema errors as Violations.
+
+Schema errors come from ``meshop.model.schemacheck`` (the CRDs' subset of JSON Schema, without the
+``jsonschema`` package's import cost); the tests hold it to ``jsonschema`` on generated documents.
 
 Defaults live only in the schemas (``default`` keywords); ``apply_defaults`` is the one place that
 fills them in, so the CRD files are the single source of truth for what an omitted field means.
@@ -15,12 +18,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
-
 from meshop.errors import Violation
 from meshop.model import paths
 from meshop.model import schemawalk as walk
+from meshop.model.schemacheck import SchemaError, Validator
 from meshop.model.schemawalk import Schema
 from meshop.model.yamlload import load_yaml
 
@@ -46,8 +47,8 @@ def schema_for(kind: str) -> Schema | None:
 
 
 @cache
-def _validator(kind: str) -> Draft202012Validator:
-    return Draft202012Validator(load_schema(kind))
+def _validator(kind: str) -> Validator:
+    return Validator(load_schema(kind))
 
 
 def apply_defaults(value: object, schema: object, root: Schema) -> None:
@@ -161,7 +162,7 @@ def schema_violations(kind: str, doc: object) -> list[Violation]:
     return out
 
 
-def _translate(err: ValidationError) -> Iterator[Violation]:
+def _translate(err: SchemaError) -> Iterator[Violation]:
     at = list(err.absolute_path)
     where = paths.join(at)
     inst: Any = err.instance

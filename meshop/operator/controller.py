@@ -145,6 +145,7 @@ class Controller:
             port=options.port,
             on_change=self._leadership_changed,
             heartbeat_services=Services(config, store_factory(config).client),
+            confirm_store=store_factory(config),
         )
         self.watches: dict[str, Watch[Any]] = {}
         self.health: dict[str, NodeHealth] = {}
@@ -211,7 +212,12 @@ class Controller:
 
     def ready(self) -> tuple[bool, str]:
         """For ``/readyz``: connected to Consul (leader or standby) and the last pass went well."""
-        role = "leader" if self.election.is_leader else "standby"
+        if self.election.confirmed:
+            role = "leader"
+        elif self.election.is_leader:
+            role = "standby: leadership not confirmed"  # frozen, resumed or cut off: never claim it
+        else:
+            role = "standby"
         down = [name for name, watch in self.watches.items() if not watch.connected]
         if down or not self.election.connected:
             return False, f"{role}: not connected to Consul ({', '.join(down) or 'election'})"

@@ -11,6 +11,16 @@ Standbys block on the ``leader`` key (a blocking query) and try to acquire whene
 leader blocks on the same key and steps down as soon as it names another session; the reconcile pass
 also steps down when a guarded write is refused (``step_down``). Every KV write of the leader carries
 ``lock.guard()``, so even a leader that has not noticed yet cannot change anything.
+
+Restarts and freezes. The check id is unique to the process (``meshop-controller-<id>:ttl:<random>``)
+and registered with ``replace-existing-checks``: a controller started again with the same ``--id``
+removes the check its dead predecessor's session hangs on, which invalidates that session at once, and
+destroys any session still named after its id (a predecessor on another Consul agent). It never
+inherits a dead process's lock, so nobody waits on one. "Leader" on ``/readyz`` (``confirmed``) is a
+lease: it holds only until ``lock_delay`` after the last heartbeat that was followed by a read showing
+the ``leader`` key still held by this session. No other controller can acquire the key sooner (its
+session cannot die before that heartbeat was sent, and Consul holds the key for ``lock_delay`` after),
+so a frozen, resumed or cut-off controller stops claiming leadership before anyone else can claim it.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import socket
 import threading
 import time
@@ -51,14 +62,16 @@ class LeaderElection:
         port: int = 0,
         on_change: Callable[[Lock | None], None] | None = None,
         heartbeat_services: Services | None = None,
+        confirm_store: KVStore | None = None,
     ) -> None:
         self.store = store
+        self.confirm_store = confirm_store or KVStore(store.config)
         self.sessions = Sessions(store)
         self.services = services
         self.heartbeat_services = heartbeat_services or services
         self.controller_id = controller_id
         self.service_id = f"{SERVICE_NAME}-{controller_id}"
-        self.check_id = f"{self.service_id}:ttl"
+        self.check_id = f"{self.service_id}:ttl:{secrets.token_hex(4)}"  # unique to this process
         self.lock_delay = lock_delay
         self.check_ttl = check_ttl
         self.wait = wait
@@ -70,6 +83,8 @@ class LeaderElection:
         self.elections = 0
         self._session: str | None = None
         self._lock: Lock | None = None
+        self._lease_until = 0.0  # monotonic: "leader" is confirmed until then
+        self._cleaned = False  # sessions of an earlier process with this id destroyed
         self._mu = threading.Lock()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -83,6 +98,17 @@ class LeaderElection:
     @property
     def is_leader(self) -> bool:
         return self.lock is not None
+
+    @property
+    def confirmed(self) -> bool:
+        """Holding the lock AND within the lease of the last confirmation (see the module docstring)."""
+        with self._mu:
+            return self._lock is not None and time.monotonic() < self._lease_until
+
+    def _lease_span(self) -> float:
+        # No other controller can take the key within lock-delay of our session's death; without a
+        # lock-delay only the check TTL is left (a dying Consul node could end the session sooner).
+        return 0.9 * (self.lock_delay if self.lock_delay > 0 else self.check_ttl)
 
     def start(self) -> LeaderElection:
         self._register()
@@ -119,16 +145,34 @@ class LeaderElection:
     # --- threads ------------------------------------------------------------------------------------
 
     def _heartbeat(self) -> None:
-        interval = max(0.1, self.check_ttl / 3)
         while not self._stopping.is_set():
+            interval = max(0.1, self.check_ttl / 3)
+            if self.lock is not None:  # renew the lease well before it lapses
+                interval = max(0.1, min(interval, self._lease_span() / 3))
             try:
+                sent = time.monotonic()
                 self.heartbeat_services.ttl_pass(self.check_id, f"controller {self.controller_id} alive")
+                self._confirm(sent)
             except ConsulError as exc:
                 log.warning("heartbeat failed: %s; registering again", exc)
                 metrics.consul_errors_total.labels("controller", "heartbeat").inc()
                 with contextlib.suppress(ConsulError):
                     self._register()
             self._stopping.wait(interval)
+
+    def _confirm(self, sent: float) -> None:
+        """While leading: read ``leader``; ours -> extend the lease from ``sent``; not ours -> step down."""
+        lock = self.lock
+        if lock is None:
+            return
+        entry = self.confirm_store.get(keys.LEADER)
+        holder = entry.session if entry else None
+        if holder != lock.session:
+            self._lose(lock, f"the leader key is now held by {holder or 'nobody'}")
+            return
+        with self._mu:
+            if self._lock == lock:
+                self._lease_until = max(self._lease_until, sent + self._lease_span())
 
     def _run(self) -> None:
         index = 0
@@ -155,6 +199,12 @@ class LeaderElection:
                 self._stopping.wait(1.0)
 
     def _try_acquire(self) -> None:
+        if not self._cleaned:  # an earlier process with our id died holding a session: end it now
+            for stale in self.sessions.named(self.service_id):
+                if stale != self._session:
+                    log.info("destroying session %s left by an earlier controller %s", stale, self.controller_id)
+                    self.sessions.destroy(stale)
+            self._cleaned = True
         if self._session is None or not self.sessions.alive(self._session):
             self._session = self.sessions.create(
                 self.service_id, checks=[self.check_id], lock_delay=round(self.lock_delay)
@@ -163,11 +213,13 @@ class LeaderElection:
             {"id": self.controller_id, "host": socket.gethostname(), "pid": os.getpid(), "since": time.time()},
             sort_keys=True,
         )
+        sent = time.monotonic()
         lock = self.sessions.acquire(keys.LEADER, self._session, value)
         if lock is None or self._stopping.is_set():
             return
         with self._mu:
             self._lock = lock
+            self._lease_until = sent + self._lease_span()
         self.elections += 1
         metrics.leader.set(1)
         log.info("acquired leadership (session %s)", lock.session)
@@ -179,6 +231,7 @@ class LeaderElection:
             if self._lock is None or self._lock != lock:
                 return
             self._lock = None
+            self._lease_until = 0.0
         metrics.leader.set(0)
         log.warning("lost leadership: %s; standing by", reason)
         session, self._session = self._session, None
@@ -204,5 +257,6 @@ class LeaderElection:
                 self.port,
                 meta={"id": self.controller_id},
                 checks=(check,),
+                replace_checks=True,  # an earlier process's check goes, and with it that process's session
             )
         )

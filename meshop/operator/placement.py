@@ -9,7 +9,9 @@
   and cpus requests against capacity minus everything already placed there, 0 = not reported = not
   limited) and no clash of fixed host ports. ``spread`` (the default) allows one replica per node;
   ``spread: false`` lets replicas stack. Among fitting nodes the one running fewest replicas of the
-  service, then the least loaded, then the first by name wins.
+  service wins, then the least loaded by requests (in 5 % steps, so a small request does not turn a
+  node away for good), then the one running fewest replicas of all services (so services without
+  requests spread evenly instead of piling onto the first node by name), then the first by name.
 * **Groups.** Services sharing a ``group`` run on one node: a member's pin, else the node already hosting
   most of the group's replicas (if it still suits every member), else a fresh node with room for all of
   them together.
@@ -98,12 +100,14 @@ class _Usage:
         self.memory: defaultdict[str, int] = defaultdict(int)
         self.cpus: defaultdict[str, float] = defaultdict(float)
         self.ports: defaultdict[str, set[str]] = defaultdict(set)
+        self.replicas: defaultdict[str, int] = defaultdict(int)
 
     def add(self, node: str, w: Workload, count: int) -> None:
         if count <= 0:
             return
         self.memory[node] += w.memory * count
         self.cpus[node] += w.cpus * count
+        self.replicas[node] += count
         if w.host_ports:
             self.ports[node].update(w.host_ports)
 
@@ -118,6 +122,11 @@ class _Usage:
         mem = self.memory[view.name] / view.memory if view.memory else 0.0
         cpu = self.cpus[view.name] / view.cpus if view.cpus else 0.0
         return max(mem, cpu)
+
+    def rank(self, view: NodeView) -> tuple[int, int, float]:
+        """Lower is emptier: requests in 5 % steps, then replicas of every service, then exact requests."""
+        load = self.load(view)
+        return (round(load * 20), self.replicas[view.name], load)
 
 
 def place(
@@ -304,11 +313,11 @@ def _place_new(work: _Work, nodes: Mapping[str, NodeView], usage: _Usage) -> Non
     views = [nodes[w.node]] if w.node is not None and w.node in nodes else list(nodes.values())
     for _ in range(max(0, need)):
         best: NodeView | None = None
-        best_key: tuple[int, float, str] | None = None
+        best_key: tuple[int, tuple[int, int, float], str] | None = None
         for view in views:
             if _rejection(work, view, usage) or usage.shortage(view, w.memory, w.cpus):
                 continue
-            key = (work.here(view.name), usage.load(view), view.name)
+            key = (work.here(view.name), usage.rank(view), view.name)
             if best_key is None or key < best_key:
                 best, best_key = view, key
         if best is None:
@@ -325,7 +334,7 @@ def _place_new_group(group: str, members: list[_Work], nodes: Mapping[str, NodeV
     ports = [p for m in members for p in m.w.host_ports]
     causes: dict[str, list[str]] = defaultdict(list)
     best: NodeView | None = None
-    best_key: tuple[float, str] | None = None
+    best_key: tuple[tuple[int, int, float], str] | None = None
     for view in nodes.values():
         probe = [_Work(m.w) for m in members]
         cause = next((c for c in (_rejection(p, view, usage) for p in probe) if c), None)
@@ -335,7 +344,7 @@ def _place_new_group(group: str, members: list[_Work], nodes: Mapping[str, NodeV
         if cause:
             causes[cause].append(view.name)
             continue
-        key = (usage.load(view), view.name)
+        key = (usage.rank(view), view.name)
         if best_key is None or key < best_key:
             best, best_key = view, key
     if best is None:

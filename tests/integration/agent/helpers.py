@@ -156,6 +156,7 @@ class AgentFactory:
         resync: float = 30.0,
         drain: float = 0.5,
         policy: Policy | None = None,
+        bind_mounts: tuple[str, ...] = (),
         config: ConsulConfig | None = None,
         state_dir: Path | None = None,
         heartbeat: float = 3.0,
@@ -167,6 +168,7 @@ class AgentFactory:
             advertise_addr="127.0.0.1",
             labels={"zone": "test"},
             policy=policy or Policy(),
+            bind_mounts=bind_mounts,
             drain=drain,
             stop_grace=1.0,
         )

@@ -95,7 +95,7 @@ def test_missing_secret_key_is_reported_and_nothing_starts(
     [
         ({"privileged": True}, Policy(allow_privileged=True), "privileged mode"),
         ({"networkMode": "host"}, Policy(allow_host_network=True), "host networking"),
-        ("bind", Policy(allow_bind_mounts=True), "bind mounts"),
+        ("bind", Policy(allow_bind_mounts=True), "bind mounts (--allow-bind-mount PATH)"),
     ],
     ids=["privileged", "host-network", "bind-mount"],
 )
@@ -121,7 +121,7 @@ def test_policy_refuses_risky_containers_unless_allowed(
     assert refused in record.error
     assert engine.containers("risky") == []
     agent.stop()
-    start_agent(policy=allow)
+    start_agent(policy=allow, bind_mounts=(str(tmp_path),) if extra.get("volumes") else ())
     # allowed now; this test machine may itself forbid privileged containers (no capabilities to
     # hand out), in which case Docker's refusal shows up instead of the agent's
     record = wait_until(

@@ -1,0 +1,866 @@
+"""A real meshop fleet on one machine: network namespaces as nodes, one harness for `make fleet`, the
+fleet fault suite (tests/fleet/) and benchmarks/fleet.py, so the three never diverge.
+
+Layout (K: the fleet's subnet octet, 10.231.K.0/24)::
+
+    host ── mf<id> (10.231.K.1) ──┐
+                                  │  switch namespace mf-<id>-net: bridge br0, fixed MAC, empty
+                                  │  iptables (the host's FORWARD policy never sees fleet traffic)
+    gateway  mf-<id>-gw 10.231.K.2 ─ Consul server, controller (leader at start), meshop gateway + Caddy
+    node n1  mf-<id>-n1 10.231.K.11 ─ dockerd, Consul client, meshop agent + node Caddy, standby controller
+    node n2  mf-<id>-n2 10.231.K.12 ─ dockerd, Consul client, meshop agent + node Caddy
+    ...
+
+Every process is started with ``nsenter --net=/var/run/netns/<ns>`` (never ``ip netns exec``: it
+remounts /sys and dockerd then fails), in its own session, with ``MESHOP_FLEET_DIR=<root>`` in its
+environment; its PID goes to ``<root>/<member>/<name>.pid``, and a PID is only signalled after its
+/proc environ shows that marker. Tearing down also kills whatever is left inside the fleet's own
+namespaces (their processes and descendants, found by namespace, never by name), unmounts what the
+engines left under their folders, and deletes the namespaces and the host's veth.
+
+Run it as ``python -m tests.support.fleet up|down|status|power-off NODE|power-on NODE|...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import fcntl
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+MARK = "MESHOP_FLEET_DIR"
+SUBNET = "10.231"  # 10.231.K.0/24 per fleet; only namespaces this harness creates use it
+LOCK = Path("/run/meshop-fleet.lock")
+IMAGE = "meshop-test/busybox:1"
+INGRESS_PORT = 8080
+GATEWAY_PORT = 80
+
+
+def log(message: str) -> None:
+    print(f"fleet: {message}", file=sys.stderr, flush=True)
+
+
+def run(*args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    result = subprocess.run(list(args), input=input, capture_output=True, check=False)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {result.stderr.decode(errors='replace').strip()}")
+    return result
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll ``condition`` until it returns something truthy; TimeoutError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while True:
+        try:
+            result = condition()
+            if result:
+                return result
+        except Exception as exc:  # noqa: BLE001 - the peer may still be starting
+            last = exc
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last!r})" if last else "")
+            )
+        time.sleep(interval)
+
+
+def find_binary(name: str) -> str:
+    for candidate in (shutil.which(name), REPO / ".dev" / "bin" / name, Path("/usr/sbin") / name):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    raise FileNotFoundError(f"{name} not found: run `make setup`")
+
+
+def parallel(actions: list[Callable[[], object]]) -> None:
+    """Run ``actions`` in threads and wait for all; the first error is raised after every one finished."""
+    errors: list[BaseException] = []
+
+    def guarded(action: Callable[[], object]) -> None:
+        try:
+            action()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(a,)) for a in actions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+# --- processes --------------------------------------------------------------------------------------------
+
+
+def _environ(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""
+
+
+def _ppids() -> dict[int, int]:
+    out: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        out[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return out
+
+
+def _ns_inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def tree_in_namespace(ns: str) -> set[int]:
+    """Every process whose network namespace is ``ns``, and all their descendants (container processes
+    live in namespaces of their own below the node's containerd shims)."""
+    inode = _ns_inode(f"/var/run/netns/{ns}")
+    if inode is None:
+        return set()
+    parents = _ppids()
+    roots = {pid for pid in parents if _ns_inode(f"/proc/{pid}/ns/net") == inode}
+    found = set(roots)
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parents.items():
+            if ppid in found and pid not in found:
+                found.add(pid)
+                changed = True
+    found.discard(os.getpid())
+    return found
+
+
+def kill_tree(ns: str) -> int:
+    """SIGSTOP then SIGKILL everything in ``ns`` (and below) until nothing is left: a power cut."""
+    killed = 0
+    for _ in range(50):
+        pids = tree_in_namespace(ns)
+        if not pids:
+            return killed
+        for sig in (signal.SIGSTOP, signal.SIGKILL):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+        killed += len(pids)
+        time.sleep(0.05)
+    raise RuntimeError(f"processes in {ns} survive SIGKILL: {sorted(tree_in_namespace(ns))}")
+
+
+@dataclass
+class Member:
+    """The gateway or a node: a namespace with an address, a folder and its processes."""
+
+    name: str
+    ns: str
+    addr: str
+    port: str  # the switch port (in the switch namespace) its link hangs on
+    root: Path
+    mark: str
+
+    @property
+    def dir(self) -> Path:
+        return self.root / self.name
+
+    @property
+    def docker_sock(self) -> Path:
+        return self.dir / "docker.sock"
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.docker_sock}"
+
+    def pidfile(self, proc: str) -> Path:
+        return self.dir / f"{proc}.pid"
+
+    def pid(self, proc: str) -> int | None:
+        try:
+            return int(self.pidfile(proc).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def ours(self, pid: int | None) -> bool:
+        """Alive (not a zombie) and started by this fleet: its environment carries our marker."""
+        if not pid:
+            return False
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+        return state != "Z" and f"{MARK}={self.mark}".encode() in _environ(pid).split(b"\0")
+
+    def running(self, proc: str) -> bool:
+        return self.ours(self.pid(proc))
+
+
+@dataclass
+class Fleet:
+    """N nodes and a gateway in network namespaces; see the module docstring."""
+
+    root: Path
+    fid: str = "dev"
+    nodes: int = 3
+    octet: int | None = None
+    grace: float = 10.0
+    prefix: str = "meshop"
+    _children: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.root = self.root.resolve()
+        state = self.root / "fleet.json"
+        if state.exists():  # a fleet that is (or was) up keeps its shape: down and status need it
+            saved = json.loads(state.read_text())
+            self.fid, self.nodes, self.octet = saved["fid"], saved["nodes"], saved["octet"]
+            self.grace, self.prefix = saved.get("grace", self.grace), saved.get("prefix", self.prefix)
+        if len(self.fid) > 8 or not self.fid.isalnum():
+            raise ValueError(f"fleet id {self.fid!r}: at most 8 letters or digits (it names interfaces)")
+
+    # -- names -------------------------------------------------------------------------------------------
+    @property
+    def switch_ns(self) -> str:
+        return f"mf-{self.fid}-net"
+
+    @property
+    def host_if(self) -> str:
+        return f"mf{self.fid}"
+
+    @property
+    def host_addr(self) -> str:
+        return f"{SUBNET}.{self.octet}.1"
+
+    @property
+    def cidr(self) -> str:
+        return f"{SUBNET}.{self.octet}.0/24"
+
+    @property
+    def gateway(self) -> Member:
+        return Member("gw", f"mf-{self.fid}-gw", f"{SUBNET}.{self.octet}.2", "p-gw", self.root, str(self.root))
+
+    @property
+    def node_names(self) -> list[str]:
+        return [f"n{i}" for i in range(1, self.nodes + 1)]
+
+    def node(self, name: str) -> Member:
+        index = int(name[1:])
+        return Member(
+            name, f"mf-{self.fid}-{name}", f"{SUBNET}.{self.octet}.{10 + index}", f"p-{name}", self.root, str(self.root)
+        )
+
+    @property
+    def members(self) -> list[Member]:
+        return [self.gateway, *(self.node(n) for n in self.node_names)]
+
+    @property
+    def consul_addr(self) -> str:
+        return f"{self.gateway.addr}:8500"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.gateway.addr}:{GATEWAY_PORT}"
+
+    def exec_root(self, member: Member) -> Path:
+        return Path("/run/meshop-fleet") / self.fid / member.name
+
+    # -- network -----------------------------------------------------------------------------------------
+    def _allocate_octet(self) -> int:
+        """The first 10.231.K.0/24 no interface on this machine uses (make fleet prefers K=0)."""
+        used = run("ip", "-o", "-4", "addr").stdout.decode()
+        start = 0 if self.fid == "dev" else 1
+        for k in range(start, 255):
+            if f" {SUBNET}.{k}." not in used:
+                return k
+        raise RuntimeError(f"no free {SUBNET}.K.0/24 left for a fleet")
+
+    def network_up(self) -> None:
+        LOCK.parent.mkdir(parents=True, exist_ok=True)
+        with open(LOCK, "w") as lock:  # two fleets (a test session and `make fleet`) never pick one subnet
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.octet is None:
+                self.octet = self._allocate_octet()
+            self.root.mkdir(parents=True, exist_ok=True)
+            state = {
+                "fid": self.fid,
+                "nodes": self.nodes,
+                "octet": self.octet,
+                "grace": self.grace,
+                "prefix": self.prefix,
+            }
+            (self.root / "fleet.json").write_text(json.dumps(state) + "\n")
+            namespaces = set(run("ip", "netns", "list").stdout.decode().split())
+            sw = self.switch_ns
+            if sw not in namespaces:
+                run("ip", "netns", "add", sw)
+                run("ip", "-n", sw, "link", "set", "lo", "up")
+                run("ip", "-n", sw, "link", "add", "br0", "type", "bridge")
+                # a fixed MAC: a bridge otherwise takes its ports' lowest, and peers stall when it changes
+                run("ip", "-n", sw, "link", "set", "br0", "address", f"02:6d:66:00:{self.octet:02x}:01")
+                run("ip", "-n", sw, "link", "set", "br0", "up")
+            if not Path(f"/sys/class/net/{self.host_if}").exists():
+                run("ip", "link", "add", self.host_if, "type", "veth", "peer", "name", "p-host", "netns", sw)
+                run("ip", "-n", sw, "link", "set", "p-host", "master", "br0", "up")
+                run("ip", "addr", "add", f"{self.host_addr}/24", "dev", self.host_if)
+                run("ip", "link", "set", self.host_if, "up")
+            for member in self.members:
+                if member.ns not in namespaces:
+                    run("ip", "netns", "add", member.ns)
+                    run("ip", "-n", member.ns, "link", "set", "lo", "up")
+                    veth = ("type", "veth", "peer", "name", "eth0", "netns", member.ns)
+                    run("ip", "link", "add", member.port, "netns", sw, *veth)
+                    run("ip", "-n", sw, "link", "set", member.port, "master", "br0", "up")
+                    run("ip", "-n", member.ns, "addr", "add", f"{member.addr}/24", "dev", "eth0")
+                    run("ip", "-n", member.ns, "link", "set", "eth0", "up")
+
+    def set_link(self, name: str, up: bool) -> None:
+        """A node's cable: down is a partition (or part of a power cut), up heals it."""
+        member = self.gateway if name == "gw" else self.node(name)
+        run("ip", "-n", self.switch_ns, "link", "set", member.port, "up" if up else "down")
+
+    # -- processes ---------------------------------------------------------------------------------------
+    def spawn(self, member: Member, proc: str, args: list[str], env: dict[str, str] | None = None) -> int:
+        """Start ``args`` inside ``member``'s namespace unless ``proc`` already runs; the PID is recorded."""
+        pid = member.pid(proc)
+        if member.ours(pid):
+            assert pid is not None
+            return pid
+        member.dir.mkdir(parents=True, exist_ok=True)
+        with open(member.dir / f"{proc}.log", "ab") as out:
+            child = subprocess.Popen(
+                ["nsenter", f"--net=/var/run/netns/{member.ns}", *args],  # nsenter execs: same PID
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {}), MARK: member.mark},
+                start_new_session=True,
+                cwd=member.dir,
+            )
+        self._children[child.pid] = child
+        member.pidfile(proc).write_text(f"{child.pid}\n")
+        return child.pid
+
+    def signal(self, member: Member, proc: str, sig: int) -> bool:
+        pid = member.pid(proc)
+        if not member.ours(pid):
+            return False
+        assert pid is not None
+        os.kill(pid, sig)
+        return True
+
+    def stop(self, member: Member, proc: str, timeout: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; only the recorded PID, and only while it is ours."""
+        pid = member.pid(proc)
+        if member.ours(pid):
+            assert pid is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while member.ours(pid) and time.monotonic() < deadline:
+                self._reap()
+                time.sleep(0.05)
+            if member.ours(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                wait_for(lambda: not member.ours(pid) or self._reap(), 10, f"{proc} on {member.name} to exit")
+        self._reap()
+        member.pidfile(proc).unlink(missing_ok=True)
+
+    def _reap(self) -> bool:
+        for pid, child in list(self._children.items()):
+            if child.poll() is not None:
+                self._children.pop(pid, None)
+        return False
+
+    def meshop(self, member: Member, consul: str) -> list[str]:
+        return [sys.executable, "-m", "meshop", "--consul-addr", consul, "--prefix", self.prefix]
+
+    def start_dockerd(self, node: Member) -> None:
+        self.exec_root(node).mkdir(parents=True, exist_ok=True)
+        config = node.dir / "daemon.json"  # its own (empty) config: the host's /etc/docker/daemon.json is not ours
+        node.dir.mkdir(parents=True, exist_ok=True)
+        config.write_text("{}\n")
+        args = [
+            find_binary("dockerd"),
+            "--config-file", str(config),
+            "--data-root", str(node.dir / "docker"),
+            "--exec-root", str(self.exec_root(node)),
+            "-H", node.docker_host,
+            "--pidfile", str(node.dir / "engine.pid"),
+            "--cgroup-parent", f"meshop-fleet-{self.fid}-{node.name}",
+            "--log-level", "warn",
+            "--bip", "172.18.0.1/24",  # the engine's own docker0, inside the node's namespace
+        ]  # fmt: skip
+        self.spawn(node, "dockerd", args)
+
+    def start_consul(self, member: Member) -> None:
+        data = member.dir / "consul"
+        data.mkdir(parents=True, exist_ok=True)
+        args = [
+            find_binary("consul"), "agent", "-node", member.name, "-bind", member.addr,
+            "-client", f"127.0.0.1 {member.addr}", "-data-dir", str(data), "-dns-port", "-1", "-grpc-port", "-1",
+            "-log-level", "warn", "-hcl", "performance { raft_multiplier = 1 }", "-disable-host-node-id",
+        ]  # fmt: skip
+        if member.name == "gw":
+            args += ["-server", "-bootstrap-expect", "1", "-ui=false"]
+        else:
+            args += ["-retry-join", self.gateway.addr, "-retry-interval", "1s"]
+        self.spawn(member, "consul", args)
+
+    def start_controller(self, member: Member) -> None:
+        args = ["controller", "run", "--id", f"ctl-{member.name}", "--grace-period", str(self.grace)]
+        args += ["--metrics-addr", f"{member.addr}:9465"]
+        self.spawn(member, "controller", [*self.meshop(member, f"{member.addr}:8500"), *args])
+
+    def start_gateway(self) -> None:
+        gw = self.gateway
+        args = ["gateway", "run", "--id", "gw", "--caddy-dir", str(gw.dir / "caddy"), "--tls", "off"]
+        args += ["--http-port", str(GATEWAY_PORT), "--https-port", "443", "--bind", gw.addr]
+        args += ["--metrics-addr", f"{gw.addr}:9466"]
+        self.spawn(gw, "gateway", [*self.meshop(gw, f"{gw.addr}:8500"), *args])
+
+    def start_agent(self, node: Member) -> None:
+        args = [
+            "agent", "run", "--node", node.name, "--advertise-addr", node.addr, "--docker-host", node.docker_host,
+            "--state-dir", str(node.dir / "agent"), "--metrics-addr", f"{node.addr}:9464", "--stop-grace", "1",
+            "--labels", f"fleet={self.fid}", "--caddy-dir", str(node.dir / "caddy"),
+            "--ingress-port", str(INGRESS_PORT), "--ingress-bind", node.addr, "--ingress-trusted-proxy", self.cidr,
+        ]  # fmt: skip
+        self.spawn(node, "agent", [*self.meshop(node, f"{node.addr}:8500"), *args])
+
+    # -- readiness ---------------------------------------------------------------------------------------
+    def engine_ready(self, node: Member) -> bool:
+        return docker_api(node.docker_sock, "GET", "/_ping")[0] == 200
+
+    def load_image(self, node: Member) -> None:
+        if docker_api(node.docker_sock, "GET", f"/images/{IMAGE}/json")[0] == 200:
+            return
+        saved = run("docker", "save", IMAGE).stdout
+        run("docker", "-H", node.docker_host, "load", input=saved)
+
+    def consul_get(self, path: str, addr: str | None = None) -> Any:
+        with urllib.request.urlopen(f"http://{addr or self.consul_addr}{path}", timeout=3) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def kv(self, key: str) -> Any:
+        """The JSON value at ``<prefix>/<key>``, or None."""
+        try:
+            entries = self.consul_get(f"/v1/kv/{self.prefix}/{key}")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+        raw = entries[0].get("Value")
+        return json.loads(base64.b64decode(raw)) if raw else None
+
+    def members_alive(self) -> set[str]:
+        return {m["Name"] for m in self.consul_get("/v1/agent/members") if m.get("Status") == 1}
+
+    def node_state(self, name: str) -> str:
+        status = self.kv(f"status/nodes/{name}")
+        return str(status.get("state")) if status else "Unknown"
+
+    def nodes_ready(self, names: list[str] | None = None) -> bool:
+        return all(self.node_state(n) == "Ready" for n in names or self.node_names)
+
+    def leader(self) -> str:
+        """The id of the controller holding the leader lock ("" while nobody holds it)."""
+        try:
+            entries = self.consul_get(f"/v1/kv/{self.prefix}/leader")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return ""
+            raise
+        if not entries or not entries[0].get("Session") or not entries[0].get("Value"):
+            return ""
+        return str(json.loads(base64.b64decode(entries[0]["Value"])).get("id", ""))
+
+    # -- up / down ---------------------------------------------------------------------------------------
+    def up(self, timeout: float = 120.0) -> float:
+        """Bring the whole fleet up (reusing what runs); returns the seconds it took."""
+        started = time.monotonic()
+        self.network_up()
+        gw = self.gateway
+        for node in self.node_names:
+            self.start_dockerd(self.node(node))
+        self.start_consul(gw)
+        for node in self.node_names:
+            self.start_consul(self.node(node))
+        for name in self.node_names:
+            node = self.node(name)
+            wait_for(lambda n=node: self.engine_ready(n), 60, f"dockerd on {name}")  # type: ignore[misc]
+            self.load_image(node)
+        wait_for(lambda: self.consul_get("/v1/status/leader"), 60, "a Consul leader on the gateway")
+        wait_for(lambda: self.members_alive() >= {"gw", *self.node_names}, 60, "every Consul agent to join")
+        self.start_controller(gw)
+        wait_for(lambda: self.leader() == "ctl-gw" or self.leader(), 30, "a controller to lead")
+        self.start_gateway()
+        for name in self.node_names:
+            self.start_agent(self.node(name))
+        self.start_controller(self.node(self.node_names[0]))  # the hot standby
+        wait_for(self.nodes_ready, timeout, "every node to be Ready", interval=0.25)
+        return time.monotonic() - started
+
+    def power_off(self, name: str) -> int:
+        """Pull the plug on a node: its link down and every process in its namespace (engine, shims,
+        containers, Consul client, agent, node Caddy) SIGKILLed at once. Returns how many were killed."""
+        node = self.node(name)
+        self.set_link(name, False)
+        killed = kill_tree(node.ns)
+        self._reap()
+        return killed
+
+    def power_on(self, name: str) -> None:
+        """Boot a node again: link up, engine, Consul client, agent (and the standby controller on n1)."""
+        node = self.node(name)
+        self.set_link(name, True)
+        self.start_dockerd(node)
+        self.start_consul(node)
+        wait_for(lambda: self.engine_ready(node), 60, f"dockerd on {name}")
+        self.start_agent(node)
+        if name == self.node_names[0]:
+            self.start_controller(node)
+
+    def restart_dockerd(self, name: str) -> None:
+        node = self.node(name)
+        self.stop(node, "dockerd", timeout=60)
+        self.start_dockerd(node)
+        wait_for(lambda: self.engine_ready(node), 60, f"dockerd on {name}")
+
+    def restart_consul_server(self) -> None:
+        self.stop(self.gateway, "consul")
+        self.start_consul(self.gateway)
+        wait_for(lambda: self.consul_get("/v1/status/leader"), 60, "a Consul leader after the restart")
+
+    def down(self) -> None:
+        """Stop exactly what the fleet started, remove its namespaces and veth; engines' images stay cached."""
+        if not (self.root / "fleet.json").exists():
+            log(f"no fleet in {self.root}")
+            return
+        gw = self.gateway
+        nodes = [self.node(n) for n in self.node_names]
+        parallel([lambda p=p: self.stop(gw, p) for p in ("gateway", "controller")])
+        parallel([lambda n=n, p=p: self.stop(n, p) for n in nodes for p in ("controller", "agent")])
+        parallel([lambda n=n: self._engine_down(n) for n in nodes])
+        parallel([lambda n=n: self.stop(n, "consul") for n in nodes])  # clients leave while the server runs
+        self.stop(gw, "consul")
+        for member in self.members:
+            self._stop_caddy(member, member.dir / "caddy")
+        for member in [*self.members, Member("net", self.switch_ns, "", "", self.root, str(self.root))]:
+            kill_tree(member.ns)  # anything left in our own namespaces (a killed agent's Caddy, shims)
+        self._reap()
+        self._unmount_leftovers()
+        for member in self.members:
+            run("ip", "netns", "del", member.ns, check=False)
+            shutil.rmtree(self.exec_root(member), ignore_errors=True)
+            for state in ("consul", "agent", "caddy"):
+                shutil.rmtree(member.dir / state, ignore_errors=True)
+        run("ip", "link", "del", self.host_if, check=False)
+        run("ip", "netns", "del", self.switch_ns, check=False)
+        with contextlib.suppress(OSError):
+            (Path("/run/meshop-fleet") / self.fid).rmdir()
+        (self.root / "fleet.json").unlink(missing_ok=True)
+
+    def _engine_down(self, node: Member) -> None:
+        if node.running("dockerd") and self.engine_ready(node):
+            with contextlib.suppress(Exception):
+                for container in docker_api(node.docker_sock, "GET", "/containers/json?all=1")[1] or []:
+                    docker_api(node.docker_sock, "DELETE", f"/containers/{container['Id']}?force=1&v=1", timeout=30)
+        self.stop(node, "dockerd", timeout=30)
+
+    def _stop_caddy(self, member: Member, directory: Path) -> None:
+        try:
+            pid = int((directory / "caddy.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        if member.ours(pid):
+            os.kill(pid, signal.SIGTERM)
+
+    def _unmount_leftovers(self) -> None:
+        """Mounts a killed engine left under its folders (container rootfs, netns handles)."""
+        prefixes = tuple(str(p) + "/" for p in (self.root, Path("/run/meshop-fleet") / self.fid))
+        mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+        for point in sorted((m for m in mounts if m.startswith(prefixes)), key=len, reverse=True):
+            run("umount", "-l", point, check=False)
+
+    # -- what the fleet runs -----------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        """The environment a host shell needs for `meshop` against this fleet."""
+        return {"CONSUL_HTTP_ADDR": self.consul_addr, "MESHOP_PREFIX": self.prefix}
+
+    def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``meshop ARGS`` from the host against this fleet's Consul server."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONSUL_")}
+        env.update(self.env())
+        result = subprocess.run(
+            [sys.executable, "-m", "meshop", *args], input=input, capture_output=True, text=True, env=env, check=False
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"meshop {' '.join(args)}: {result.stderr.strip() or result.stdout.strip()}")
+        return result
+
+    def apply(self, doc: dict[str, Any]) -> None:
+        self.cli("apply", "-f", "-", input=json.dumps(doc))
+
+    def containers(self, service: str, names: list[str] | None = None) -> list[dict[str, Any]]:
+        """Running containers of ``service`` on the given nodes (default: every node whose engine answers)."""
+        found: list[dict[str, Any]] = []
+        filters = urllib.parse.quote(json.dumps({"label": [f"meshop.service={service}"], "status": ["running"]}))
+        for name in names or self.node_names:
+            node = self.node(name)
+            if not node.running("dockerd"):
+                continue
+            status, body = docker_api(node.docker_sock, "GET", f"/containers/json?filters={filters}")
+            if status == 200:
+                found.extend({**c, "node": name} for c in body)
+        return found
+
+    def replicas(self, service: str) -> dict[tuple[str, int], int]:
+        """(node, replica index) -> how many containers run for it (more than one: a duplicate)."""
+        out: dict[tuple[str, int], int] = {}
+        for container in self.containers(service):
+            key = (container["node"], int(container["Labels"].get("meshop.replica", -1)))
+            out[key] = out.get(key, 0) + 1
+        return out
+
+    def service_ready(self, name: str, replicas: int, nodes: list[str] | None = None) -> bool:
+        """The controller says Ready and exactly ``replicas`` containers run (on ``nodes``, default all)."""
+        status = self.kv(f"status/services/{name}") or {}
+        conditions = {c.get("type"): c.get("status") for c in status.get("conditions", [])}
+        return conditions.get("Ready") == "True" and len(self.containers(name, nodes)) == replicas
+
+    def metric(self, addr: str, name: str, **labels: str) -> float | None:
+        """One sample from a daemon's /metrics (``addr`` host:port), or None when it is not there."""
+        with urllib.request.urlopen(f"http://{addr}/metrics", timeout=3) as response:
+            text = response.read().decode()
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in text.splitlines():
+            series, _, value = line.rpartition(" ")
+            if series == (f"{name}{{{want}}}" if want else name):
+                return float(value)
+        return None
+
+    def engine_info(self, name: str) -> dict[str, Any]:
+        status, info = docker_api(self.node(name).docker_sock, "GET", "/info")
+        if status != 200:
+            raise RuntimeError(f"the engine of {name} does not answer")
+        return dict(info)
+
+
+# --- small clients: the engines' API over their unix sockets, HTTP through the gateway -------------------
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = str(path)
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.path)
+        self.sock = sock
+
+
+def docker_api(sock: Path, method: str, path: str, timeout: float = 10.0) -> tuple[int, Any]:
+    """One Docker Engine API call; (0, None) when the engine does not answer."""
+    conn = _UnixConnection(sock, timeout)
+    try:
+        conn.request(method, path)
+        response = conn.getresponse()
+        body = response.read()
+        try:
+            return response.status, json.loads(body) if body else None
+        except ValueError:
+            return response.status, body.decode(errors="replace")
+    except OSError:
+        return 0, None
+    finally:
+        conn.close()
+
+
+def http_get(addr: str, port: int, host: str, path: str = "/", timeout: float = 5.0) -> tuple[int, str]:
+    """One GET with ``Host: host``, no retry of any kind; (0, why) when no answer came."""
+    conn = http.client.HTTPConnection(addr, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host, "Connection": "close"})
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", errors="replace")
+    except OSError as exc:
+        return 0, repr(exc)
+    except http.client.HTTPException as exc:
+        return 0, repr(exc)
+    finally:
+        conn.close()
+
+
+@dataclass
+class RequestLoop:
+    """GETs through the gateway one after another in a thread, bounded in count and time. No retries:
+    every request that does not get a 200 is a failure, recorded with when and why."""
+
+    addr: str
+    host: str
+    path: str = "/"
+    limit: int = 20000
+    max_seconds: float = 300.0
+    timeout: float = 5.0
+    ok: int = 0
+    failures: list[tuple[float, str]] = field(default_factory=list)
+    last_failure: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> RequestLoop:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        for _ in range(self.limit):
+            if self._stop.is_set() or time.monotonic() > deadline:
+                return
+            status, body = http_get(self.addr, GATEWAY_PORT, self.host, self.path, self.timeout)
+            if status == 200:
+                self.ok += 1
+            else:
+                self.last_failure = time.monotonic()
+                self.failures.append((self.last_failure, f"{status} {body[:80]}"))
+                time.sleep(0.02)
+
+    def stop(self) -> RequestLoop:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=self.timeout + 5)
+        return self
+
+    @property
+    def total(self) -> int:
+        return self.ok + len(self.failures)
+
+
+def service_doc(
+    name: str, replicas: int, host: str, *, spread: bool = True, version: str = "1", **extra: Any
+) -> dict[str, Any]:
+    """busybox httpd behind ``host`` with an HTTP health check; ``version`` changes the spec (a rolling update)."""
+    spec: dict[str, Any] = {
+        "image": IMAGE,
+        "command": ["/bin/httpd"],
+        "args": ["-f", "-p", "80", "-h", "/www"],
+        "env": [{"name": "VERSION", "value": version}],
+        "ports": [{"name": "http", "container": 80}],
+        "replicas": replicas,
+        "placement": {"spread": spread},
+        "route": {"host": host, "port": "http"},
+        "health": {"http": {"path": "/", "port": "http"}, "interval": "1s", "timeout": "1s"},
+        "update": {"strategy": "start-first", "healthTimeout": "30s"},
+    }
+    spec.update(extra)
+    return {"apiVersion": "meshop.io/v1alpha1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+
+
+@contextlib.contextmanager
+def session_fleet(root: Path, nodes: int = 3, grace: float = 10.0) -> Iterator[Fleet]:
+    """A fleet of its own (random id, its own subnet) for a test session or a benchmark; always torn down."""
+    fleet = Fleet(root, fid=f"t{secrets.token_hex(3)}", nodes=nodes, grace=grace)
+    try:
+        fleet.up()
+        yield fleet
+    finally:
+        fleet.down()
+
+
+# --- command line (make fleet / make fleet-down) -----------------------------------------------------------
+
+EXAMPLE = "hello"
+EXAMPLE_HOST = "hello.fleet.test"
+
+
+def _cmd_up(fleet: Fleet) -> None:
+    took = fleet.up()
+    log(f"{fleet.nodes} nodes and the gateway are up and Ready in {took:.1f}s")
+    started = time.monotonic()
+    fleet.apply(service_doc(EXAMPLE, 2, EXAMPLE_HOST))
+    wait_for(lambda: fleet.service_ready(EXAMPLE, 2), 120, f"service {EXAMPLE} to be Ready", interval=0.25)
+    wait_for(
+        lambda: http_get(fleet.gateway.addr, GATEWAY_PORT, EXAMPLE_HOST)[0] == 200, 60, "a route through the gateway"
+    )
+    where = sorted(c["node"] for c in fleet.containers(EXAMPLE))
+    log(f"service {EXAMPLE} Ready on {', '.join(where)} in {time.monotonic() - started:.1f}s")
+    print(fleet.cli("status").stdout)
+    status, body = http_get(fleet.gateway.addr, GATEWAY_PORT, EXAMPLE_HOST)
+    print(f"$ curl -H 'Host: {EXAMPLE_HOST}' {fleet.gateway_url}/\n{status} {body.strip()}\n")
+    env = " ".join(f"{k}={v}" for k, v in fleet.env().items())
+    print(f"Try:\n  {env} .venv/bin/meshop status\n  curl -H 'Host: {EXAMPLE_HOST}' {fleet.gateway_url}/")
+    print(f"  {sys.executable} -m tests.support.fleet power-off n2     # then power-on n2")
+    print("  make fleet-down")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.support.fleet", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "command", choices=["up", "down", "status", "env", "power-off", "power-on", "partition", "heal"]
+    )
+    parser.add_argument("node", nargs="?")
+    parser.add_argument("--root", type=Path, default=REPO / ".dev" / "fleet")
+    parser.add_argument("--nodes", type=int, default=int(os.environ.get("FLEET_NODES", "3")))
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("fleet: network namespaces need root", file=sys.stderr)
+        return 1
+    fleet = Fleet(args.root, nodes=args.nodes)
+    try:
+        if args.command == "up":
+            _cmd_up(fleet)
+        elif args.command == "down":
+            fleet.down()
+            log("down")
+        elif args.command == "env":
+            print("\n".join(f"export {k}={v}" for k, v in fleet.env().items()))
+        elif args.command == "status":
+            print(fleet.cli("status", check=False).stdout)
+        else:
+            if not args.node:
+                parser.error(f"{args.command} needs a node name")
+            action = {"power-off": fleet.power_off, "power-on": fleet.power_on}.get(args.command)
+            if action:
+                action(args.node)
+            else:
+                fleet.set_link(args.node, args.command == "heal")
+    except (RuntimeError, TimeoutError, FileNotFoundError, ValueError) as exc:
+        print(f"fleet: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

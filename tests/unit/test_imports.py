@@ -1,0 +1,78 @@
+"""What each entry point loads: the CLI's quick commands and the daemons stay clear of libraries they do not use.
+
+Each case runs a fresh interpreter with ``-X importtime`` (the import list of that process alone) and
+checks which top-level packages it loaded. The issue-17 figures (start-up time, idle memory) come from
+benchmarks/cli_latency.py and benchmarks/footprint.py; these tests keep the imports from creeping back.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "charts" / "examples" / "whoami.yaml"
+CONSUL_CLIENT = {"consul", "requests", "urllib3"}
+TABLES = {"rich"}
+NEVER = {"jsonschema", "paramiko", "cryptography", "docker"}
+
+
+def loaded(code: list[str]) -> set[str]:
+    """Top-level packages a fresh ``python -P -X importtime ...`` imported."""
+    done = subprocess.run(
+        [sys.executable, "-P", "-X", "importtime", *code], capture_output=True, text=True, timeout=120, cwd="/"
+    )
+    names = set()
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and "self [us]" not in line:
+            names.add(line.rsplit("|", 1)[-1].strip().split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize(
+    ("argv", "absent"),
+    [
+        (["version"], NEVER | CONSUL_CLIENT | TABLES),
+        (["validate", "-f", str(EXAMPLE)], NEVER | CONSUL_CLIENT | TABLES),
+        (["--help"], NEVER),  # lists every command: their modules load, still without docker
+    ],
+    ids=["version", "validate", "help"],
+)
+def test_quick_commands_load_only_what_they_use(argv: list[str], absent: set[str]) -> None:
+    names = loaded(["-m", "meshop", *argv])
+    assert "meshop" in names and "click" in names
+    assert names & absent == set()
+
+
+def test_apply_loads_the_consul_client_but_no_tables_planner_or_docker() -> None:
+    code = "import meshop.cli.docs_cmd, meshop.consul.store"
+    names = loaded(["-c", code])
+    assert names & NEVER == set()
+    assert "rich" not in names
+    modules = subprocess.run(
+        [sys.executable, "-P", "-c", f"{code}; import sys; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        cwd="/",
+    ).stdout.split()
+    assert not [m for m in modules if m.startswith(("meshop.operator", "meshop.agent"))]
+
+
+def test_the_controller_does_not_load_docker_rich_or_jsonschema() -> None:
+    names = loaded(["-c", "import meshop.cli.controller_cmd, meshop.operator.controller"])
+    assert names & (NEVER | TABLES) == set()
+
+
+def test_the_docker_driver_loads_without_paramiko_and_brings_ssh_back_on_demand() -> None:
+    code = (
+        "import sys, meshop.agent.docker_driver as d, docker.api.client as c\n"
+        "print('paramiko' in sys.modules, hasattr(c, 'SSHHTTPAdapter'))\n"
+        "d._enable_ssh('ssh://user@127.0.0.1:1')\n"
+        "print('paramiko' in sys.modules, hasattr(c, 'SSHHTTPAdapter'))\n"
+        "import paramiko\n"  # still importable by meshop's own SSH code afterwards
+    )
+    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False", "True", "True"]
