@@ -61,11 +61,12 @@ def test_a_node_record_cannot_point_a_public_route_at_the_gateway_hosts_loopback
     name, host, _evil, cleanup = run_attack(fleet, "127.0.0.1", consul_port)
     try:
         wait_until(lambda: gateway_get(fleet.http_port, host) == (200, "honest\n"), 30, what="the honest route")
+        wait_until(lambda: route_of(fleet, host) and route_of(fleet, host).upstreams, 20, what="the route")  # type: ignore[union-attr]
+        answers = [gateway_get(fleet.http_port, host, "/v1/status/leader") for _ in range(8)]
+        assert not any('"127.0.0.1:' in body for _, body in answers), answers  # never Consul's API
         route = route_of(fleet, host)
         assert route is not None and route.service == name
         assert [u.address for u in route.upstreams] == [fleet.honest.address]  # the controller left evil out
-        answers = [gateway_get(fleet.http_port, host, "/v1/status/leader") for _ in range(8)]
-        assert not any('"127.0.0.1:' in body for _, body in answers), answers  # never Consul's API
         assert all(gateway_get(fleet.http_port, host) == (200, "honest\n") for _ in range(4))
     finally:
         cleanup()
@@ -80,10 +81,11 @@ def test_a_node_address_cannot_inject_a_site_into_the_gateway_caddyfile(fleet: F
     _name, host, _evil, cleanup = run_attack(fleet, injection, 80)
     try:
         wait_until(lambda: gateway_get(port, host) == (200, "honest\n"), 30, what="the honest route")
+        wait_until(lambda: route_of(fleet, host) and route_of(fleet, host).upstreams, 20, what="the route")  # type: ignore[union-attr]
+        status, body = gateway_get(port, "evil.sec.test")
+        assert "pwned" not in body, (status, body)  # the injected site is not served
         route = route_of(fleet, host)
         assert route is not None and all("\n" not in u.address for u in route.upstreams)
-        status, body = gateway_get(port, "evil.sec.test")
-        assert "pwned" not in body, (status, body)
         assert gateway_get(port, host) == (200, "honest\n")
     finally:
         cleanup()

@@ -88,7 +88,7 @@ def test_a_later_service_cannot_take_a_route_host(
 
     thief = tmp_path / "aaa.json"
     thief.write_text(json.dumps(service("aaa", host)))
-    for verb in (["validate", "--cluster"], ["diff"], ["apply"]):
+    for verb in (["apply"], ["diff"], ["validate", "--cluster"]):
         code, _, err = meshop(config, capsys, *verb, "-f", str(thief))
         assert code == 1, (verb, err)
         assert "spec.route.host" in err and "belongs to service zshop" in err, (verb, err)
