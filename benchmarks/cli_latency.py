@@ -23,7 +23,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
+import secrets
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -36,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.support.consul_server import ConsulServer  # noqa: E402
+from tests.support.procs import Process, wait_until  # noqa: E402
 
 PYTHON = sys.executable
 SCRIPT = str(Path(sys.executable).with_name("meshop"))
@@ -55,14 +60,23 @@ def service_yaml(name: str, tag: str, port: int = 8080) -> str:
     )
 
 
-def timed_run(argv: list[str], env: dict[str, str]) -> float:
+def timed_run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, from the child's rusage) of one command.
+
+    The CPU time is what the command costs whatever else runs on the machine; wall time is what a user
+    waits, and on a busy machine it is mostly waiting for a core."""
     started = time.perf_counter()
     # cwd: not the checkout, whose meshop/ would shadow PYTHONPATH for ``python -m meshop``
-    done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.decode()[-400:]}")
-    return elapsed
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {err.decode()[-400:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def environment(tree: Path | None) -> dict[str, str]:
@@ -76,8 +90,8 @@ def command_latency(consul: ConsulServer, trees: dict[str, Path | None], repeat:
     """{(label, launcher, command): median seconds} for every tree, interleaved so load hits all alike."""
     one = workdir / "one.yaml"
     launchers = {"console script": [SCRIPT], "python -m meshop": [PYTHON, "-m", "meshop"]}
-    results: dict[tuple[str, str, str], list[float]] = {}
-    floor: list[float] = []
+    results: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    floor: list[tuple[float, float]] = []
     for i in range(repeat):
         floor.append(timed_run([PYTHON, "-c", "pass"], environment(None)))
         for label, tree in trees.items():
@@ -93,24 +107,31 @@ def command_latency(consul: ConsulServer, trees: dict[str, Path | None], repeat:
                 }
                 for name, argv in commands.items():
                     results.setdefault((label, launcher, name), []).append(timed_run(argv, env))
-    out = {key: statistics.median(values) for key, values in results.items()}
-    out[("floor", "python -c pass", "")] = statistics.median(floor)
+    out = {key: medians(values) for key, values in results.items()}
+    out[("floor", "python -c pass", "")] = medians(floor)
     return out
 
 
+def medians(values: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
+
+
 def print_latency(results: dict, trees: dict[str, Path | None], repeat: int) -> None:
-    floor = results[("floor", "python -c pass", "")]
-    print(f"\ncommand latency, median of {repeat} runs (ms); `python -c pass` takes {floor * 1000:.0f} ms here")
+    floor_wall, floor_cpu = results[("floor", "python -c pass", "")]
+    print(
+        f"\ncommand latency, median of {repeat} runs (ms), wall time / CPU time; "
+        f"`python -c pass` takes {floor_wall * 1000:.0f} / {floor_cpu * 1000:.0f} ms here"
+    )
     labels = list(trees)
-    header = "".join(f"{label:>12}" for label in labels)
-    ratio = "   after/before" if len(labels) == 2 else ""
+    header = "".join(f"{label:>14}" for label in labels)
+    ratio = "   after/before (wall, CPU)" if len(labels) == 2 else ""
     print(f"{'launcher':<18}{'command':<24}{header}{ratio}")
     for launcher in ("console script", "python -m meshop"):
         for name in ("version", "validate -f one.yaml", "apply -f one.yaml", "status"):
             cells = [results[(label, launcher, name)] for label in labels]
-            line = "".join(f"{c * 1000:>12.0f}" for c in cells)
+            line = "".join(f"{w * 1000:>8.0f} /{c * 1000:>4.0f}" for w, c in cells)
             if len(cells) == 2:
-                line += f"   {cells[1] / cells[0]:>8.2f}x"
+                line += f"   {cells[1][0] / cells[0][0]:>6.2f}x, {cells[1][1] / cells[0][1]:.2f}x"
             print(f"{launcher:<18}{name:<24}{line}")
 
 
@@ -123,18 +144,239 @@ def consul_server(workdir: Path) -> Iterator[ConsulServer]:
         server.stop()
 
 
+# --- part 2: to running containers, on an isolated engine ------------------------------------------------
+
+COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"
+HTTPD = ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]
+
+
+@contextlib.contextmanager
+def isolated_engine(workdir: Path) -> Iterator[str]:
+    """A Docker engine of this run's own, in its own network namespace (its own docker0; Swarm's bridges
+    and iptables rules stay inside it), with the test image loaded and Swarm initialised. Yields its
+    DOCKER_HOST; stops the engine by PID and deletes the namespace at the end."""
+    netns = f"mfast-{secrets.token_hex(3)}"
+    root = workdir / "engine"
+    root.mkdir()
+    sock = f"unix://{root}/docker.sock"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    engine: Process | None = None
+    try:
+        subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
+        command = ["nsenter", f"--net=/var/run/netns/{netns}", "dockerd", "--data-root", f"{root}/data"]
+        command += ["--exec-root", f"{root}/exec", "-H", sock, "--pidfile", f"{root}/docker.pid"]
+        engine = Process(command, root / "dockerd.log").start()
+        env = {**os.environ, "DOCKER_HOST": sock}
+        wait_until(lambda: docker(env, "info").returncode == 0, 60, interval=0.2, what="the isolated engine")
+        saved = subprocess.Popen(["docker", "-H", "unix:///var/run/docker.sock", "save", IMAGE], stdout=subprocess.PIPE)
+        subprocess.run(["docker", "load", "-q"], stdin=saved.stdout, env=env, check=True, stdout=subprocess.DEVNULL)
+        saved.wait()
+        docker(env, "swarm", "init", "--advertise-addr", "127.0.0.1", check=True)
+        yield sock
+    finally:
+        if engine is not None and engine.alive():
+            os.kill(engine.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                engine.popen.wait(30)  # type: ignore[union-attr]
+            engine.stop()
+        subprocess.run(["ip", "netns", "del", netns], check=False)
+
+
+def docker(env: dict[str, str], *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, check=check)
+
+
+def running(env: dict[str, str], label: str) -> int:
+    out = docker(env, "ps", "-q", "--filter", f"label={label}", "--filter", "status=running").stdout
+    return len(out.split())
+
+
+def remove_labelled(env: dict[str, str], label: str) -> None:
+    ids = docker(env, "ps", "-aq", "--filter", f"label={label}").stdout.split()
+    if ids:
+        docker(env, "rm", "-f", "-v", *ids)
+
+
+def until_running(env: dict[str, str], label: str, count: int, started: float) -> float:
+    wait_until(lambda: running(env, label) >= count, 300, interval=0.02, what=f"{count} running ({label})")
+    return time.perf_counter() - started
+
+
+class Cluster:
+    """A meshop controller and agent (from one tree) on the isolated engine, on their own prefix."""
+
+    def __init__(self, consul: ConsulServer, sock: str, tree: Path | None, workdir: Path) -> None:
+        self.consul, self.tree, self.workdir = consul, tree, workdir
+        self.prefix = f"e2e-{secrets.token_hex(3)}"
+        self.node = f"n-{secrets.token_hex(3)}"
+        self.env = {**environment(tree), "DOCKER_HOST": sock}
+        base = [PYTHON, "-P", "-m", "meshop", "--consul-addr", consul.addr, "--prefix", self.prefix]
+        env = {"PYTHONPATH": str(tree) if tree else "", "DOCKER_HOST": sock}
+        self.controller = Process([*base, "controller", "run", "--metrics-addr", "127.0.0.1:0"], workdir / "c.log", env)
+        agent = ["agent", "run", "--node", self.node, "--advertise-addr", "127.0.0.1", "--metrics-addr", "127.0.0.1:0"]
+        agent += ["--state-dir", str(workdir / f"{self.prefix}-state"), "--stop-grace", "1"]
+        self.agent = Process([*base, *agent], workdir / f"{self.prefix}-agent.log", env)
+
+    def __enter__(self) -> Cluster:
+        self.controller.start()
+        self.agent.start()
+        url = f"{self.consul.url}/v1/kv/{self.prefix}/nodes/{self.node}"
+        wait_until(lambda: subprocess.run(["curl", "-sf", url], capture_output=True).returncode == 0, 60, 0.1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.agent.stop()
+        self.controller.stop()
+        remove_labelled(self.env, f"meshop.node={self.node}")
+
+    def apply(self, path: Path) -> None:
+        argv = [SCRIPT, "--consul-addr", self.consul.addr, "--prefix", self.prefix, "apply", "-f", str(path)]
+        done = subprocess.run(argv, env=self.env, capture_output=True, text=True, cwd="/")
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr)
+
+    def clear(self) -> None:
+        """Delete every desired service and wait until the agent removed their containers."""
+        urlreq = ["curl", "-sf", "-X", "DELETE", f"{self.consul.url}/v1/kv/{self.prefix}/desired/?recurse"]
+        subprocess.run(urlreq, capture_output=True, check=True)
+        wait_until(lambda: running(self.env, f"meshop.node={self.node}") == 0, 120, 0.1, what="services removed")
+
+
+def write_services(directory: Path, count: int, tag: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (directory / f"s{i:03d}.yaml").write_text(service_yaml(f"{tag}-s{i:03d}", tag))
+    return directory
+
+
+def meshop_runs(cluster: Cluster, sizes: list[int], repeat: int, workdir: Path) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {}
+    label = f"meshop.node={cluster.node}"
+    for r in range(repeat):
+        tag = f"a{r}{secrets.token_hex(2)}"
+        one = workdir / f"{tag}.yaml"
+        one.write_text(service_yaml(f"{tag}-one", tag))
+        started = time.perf_counter()
+        cluster.apply(one)
+        times.setdefault("1", []).append(until_running(cluster.env, f"meshop.service={tag}-one", 1, started))
+        cluster.clear()
+        for size in sizes:
+            directory = write_services(workdir / f"{tag}-{size}", size, f"{tag}n{size}")
+            started = time.perf_counter()
+            cluster.apply(directory)
+            times.setdefault(str(size), []).append(until_running(cluster.env, label, size, started))
+            cluster.clear()
+    return times
+
+
+def docker_run_1(env: dict[str, str], repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        label = f"bench-run={secrets.token_hex(3)}"
+        started = time.perf_counter()
+        argv = ["run", "-d", "--label", label, "-p", "127.0.0.1::8080", "-e", "RUN=x", IMAGE, *HTTPD]
+        docker(env, *argv, check=True)
+        out.append(until_running(env, label, 1, started))
+        remove_labelled(env, label)
+    return out
+
+
+def compose_file(path: Path, count: int, tag: str, swarm: bool) -> Path:
+    port = {"target": 8080, "mode": "host"} if swarm else "127.0.0.1::8080"
+    services = {
+        f"s{i:03d}": {"image": IMAGE, "command": HTTPD, "ports": [port], "environment": {"RUN": tag}}
+        for i in range(count)
+    }
+    path.write_text(json.dumps({"version": "3.7", "services": services}, indent=1))
+    return path
+
+
+def compose_up(env: dict[str, str], count: int, repeat: int, workdir: Path) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        project = f"cb{secrets.token_hex(3)}"
+        base = [COMPOSE, "-p", project, "-f", str(compose_file(workdir / f"{project}.json", count, project, False))]
+        started = time.perf_counter()
+        subprocess.run([*base, "up", "-d"], env=env, check=True, capture_output=True)
+        out.append(until_running(env, f"com.docker.compose.project={project}", count, started))
+        subprocess.run([*base, "down", "-t", "0", "-v"], env=env, capture_output=True)
+        remove_labelled(env, f"com.docker.compose.project={project}")
+    return out
+
+
+def swarm_deploy(env: dict[str, str], count: int, repeat: int, workdir: Path) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        stack = f"sb{secrets.token_hex(3)}"
+        path = compose_file(workdir / f"{stack}.json", count, stack, True)
+        label = f"com.docker.stack.namespace={stack}"
+        started = time.perf_counter()
+        docker(env, "stack", "deploy", "-c", str(path), stack, check=True)
+        out.append(until_running(env, label, count, started))
+        docker(env, "stack", "rm", stack)
+        wait_until(lambda label=label: not docker(env, "ps", "-aq", "--filter", f"label={label}").stdout.split(), 120)
+    return out
+
+
+def end_to_end(
+    consul: ConsulServer, trees: dict[str, Path | None], sizes: list[int], repeat: int, workdir: Path
+) -> dict[str, dict[str, float]]:
+    """{method: {size: median seconds}} for meshop (each tree), docker run, compose and Swarm."""
+    table: dict[str, dict[str, float]] = {}
+    with isolated_engine(workdir) as sock:
+        env = {**os.environ, "DOCKER_HOST": sock}
+        for label, tree in trees.items():
+            cluster_dir = workdir / f"cluster-{label.replace(' ', '')}"
+            cluster_dir.mkdir()
+            with Cluster(consul, sock, tree, cluster_dir) as cluster:
+                runs = meshop_runs(cluster, sizes, repeat, cluster_dir)
+            table[f"meshop apply ({label})"] = {k: statistics.median(v) for k, v in runs.items()}
+            print(f"measured meshop ({label})", flush=True)
+        table["docker run"] = {"1": statistics.median(docker_run_1(env, repeat))}
+        table["docker-compose up"] = {str(n): statistics.median(compose_up(env, n, repeat, workdir)) for n in sizes}
+        table["docker stack deploy"] = {str(n): statistics.median(swarm_deploy(env, n, repeat, workdir)) for n in sizes}
+    return table
+
+
+def print_end_to_end(table: dict[str, dict[str, float]], sizes: list[int], repeat: int) -> None:
+    columns = ["1", *map(str, sizes)]
+    print(f"\nto running containers, isolated engine, median of {repeat} (s)")
+    print(f"{'method':<28}" + "".join(f"{c + ' svc':>10}" for c in columns))
+    for method, cells in table.items():
+        print(f"{method:<28}" + "".join(f"{cells[c]:>10.2f}" if c in cells else f"{'-':>10}" for c in columns))
+    meshop = [m for m in table if m.startswith("meshop")]
+    for method in meshop:
+        ratios = [f"apply-1 / docker run {table[method]['1'] / table['docker run']['1']:.2f}x (goal <= 1.3)"]
+        for size in map(str, sizes):
+            for peer, short in (("docker-compose up", "compose"), ("docker stack deploy", "swarm")):
+                ratios.append(f"{size} svc / {short} {table[method][size] / table[peer][size]:.2f}x")
+        print(f"{method}: " + "; ".join(ratios))
+    if len(meshop) == 2:
+        before, after = (table[m] for m in meshop)
+        print("after/before: " + ", ".join(f"{c} svc {after[c] / before[c]:.2f}x" for c in columns))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", type=Path, help="an older meshop checkout to measure in the same run")
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--e2e", action="store_true", help="also measure to running containers against peers")
+    parser.add_argument("--e2e-repeat", type=int, default=3)
+    parser.add_argument("--sizes", default="10,50", help="service counts for the end-to-end part")
     args = parser.parse_args()
     trees: dict[str, Path | None] = {}
     if args.before:
         trees["before"] = args.before.resolve()
     trees["after" if args.before else "this tree"] = None
+    sizes = [int(s) for s in args.sizes.split(",")]
+    table = None
     with tempfile.TemporaryDirectory(prefix="meshop-cli-") as tmp, consul_server(Path(tmp)) as consul:
         results = command_latency(consul, trees, args.repeat, Path(tmp))
+        if args.e2e:
+            table = end_to_end(consul, trees, sizes, args.e2e_repeat, Path(tmp))
     print_latency(results, trees, args.repeat)
+    if table is not None:
+        print_end_to_end(table, sizes, args.e2e_repeat)
 
 
 if __name__ == "__main__":

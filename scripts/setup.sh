@@ -95,11 +95,20 @@ if [ ! -x "$ROOT/.venv/bin/python" ]; then
   log "creating .venv"
   python3 -m venv "$ROOT/.venv"
 fi
+# Every dependency comes from requirements.lock, pinned with sha256 hashes (pip refuses any other file,
+# e.g. from a tampered mirror); meshop itself is then installed editable without resolving anything.
+# Regenerate the lock with scripts/lock-deps.sh after changing setup.cfg's requirements.
 stamp="$ROOT/.venv/.meshop-installed"
-if [ ! -f "$stamp" ] || [ "$ROOT/setup.cfg" -nt "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ]; then
-  log "installing meshop (editable) with its test extra into .venv"
-  "$ROOT/.venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-  "$ROOT/.venv/bin/python" -m pip install -q -e "$ROOT[test]"
+if [ ! -f "$stamp" ] || [ "$ROOT/setup.cfg" -nt "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ] \
+  || [ "$ROOT/requirements.lock" -nt "$stamp" ]; then
+  log "installing the locked dependencies (requirements.lock, hashes checked) and meshop (editable) into .venv"
+  "$ROOT/.venv/bin/python" -m pip install -q --require-hashes -r "$ROOT/requirements.lock"
+  "$ROOT/.venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT"
+  "$ROOT/.venv/bin/python" -m pip check >/dev/null || {
+    "$ROOT/.venv/bin/python" -m pip check >&2
+    echo "setup: requirements.lock does not satisfy setup.cfg; run scripts/lock-deps.sh" >&2
+    exit 1
+  }
   touch "$stamp"
 fi
 log "ready"

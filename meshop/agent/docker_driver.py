@@ -28,6 +28,7 @@ from meshop.agent.runtime import (
     ImagePullFailed,
     NameConflict,
     VolumeInfo,
+    VolumeNotOwned,
 )
 from meshop.errors import DriverError
 
@@ -328,8 +329,12 @@ class DockerDriver:
             return
         except (docker.errors.DockerException, OSError) as exc:
             raise DriverError(f"inspecting volume {name} failed: {_short(exc)}") from None
-        if not L.owned_by(details.get("Labels"), self.node):
-            raise DriverError(f"volume {name} exists but is not this node's; refusing to mount it")
+        found = details.get("Labels") or {}
+        if not L.owned_by(found, self.node) or any(found.get(k) != labels.get(k) for k in (L.SERVICE, L.VOLUME)):
+            raise VolumeNotOwned(
+                f"volume {name} exists but is not volume {labels.get(L.VOLUME)} of service "
+                f"{labels.get(L.SERVICE)} on this node ({L.describe_owner(found)}); refusing to mount it"
+            )
 
     def _call(self, what: str, fn: Callable[[], T], scrub: Scrub = _as_is) -> T:
         try:

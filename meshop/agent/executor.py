@@ -32,7 +32,14 @@ from meshop.agent.plan import (
 )
 from meshop.agent.puller import Puller
 from meshop.agent.redact import Redactor
-from meshop.agent.runtime import ContainerConfig, ContainerGone, ImagePullFailed, NameConflict, Runtime
+from meshop.agent.runtime import (
+    ContainerConfig,
+    ContainerGone,
+    ImagePullFailed,
+    NameConflict,
+    Runtime,
+    VolumeNotOwned,
+)
 from meshop.errors import DriverError
 
 log = logging.getLogger(__name__)
@@ -148,5 +155,7 @@ def _note(action: Action, exc: DriverError) -> Note:
         return Note("ImagePullFailed", str(exc))
     if isinstance(exc, NameConflict):
         return Note("NameConflict", str(exc))
+    if isinstance(exc, VolumeNotOwned):
+        return Note("VolumeNotOwned", str(exc))
     reasons = {Create: "CreateFailed", Replace: "CreateFailed", Start: "StartFailed", Remove: "RemoveFailed"}
     return Note(reasons.get(type(action), "ActionFailed"), str(exc))

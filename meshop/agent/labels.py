@@ -37,6 +37,17 @@ def owned_by(labels: Mapping[str, str] | None, node: str) -> bool:
     return labels.get(MANAGED) == "true" and labels.get(NODE) == node
 
 
+def describe_owner(labels: Mapping[str, str] | None) -> str:
+    """Whose a Docker object is, by its meshop labels, for an error message."""
+    labels = labels or {}
+    if labels.get(MANAGED) != "true":
+        return "not made by meshop"
+    what = f"service {labels.get(SERVICE, '?')}"
+    if VOLUME in labels:
+        what = f"volume {labels[VOLUME]} of {what}"
+    return f"{what} on node {labels.get(NODE, '?')}"
+
+
 def container_labels(node: str, service: str, replica: int, spec_hash: str, config_hash: str, generation: int) -> dict:
     return {
         MANAGED: "true",

@@ -41,7 +41,14 @@ from meshop.agent.plan import (
 )
 from meshop.agent.planner import plan
 from meshop.agent.redact import env_problem
-from meshop.agent.registrations import ReplicaRegistrar, host_port, replica_registration, replica_service_id
+from meshop.agent.registrations import (
+    PROBE_REFRESH,
+    ReplicaRegistrar,
+    host_port,
+    probe_check_id,
+    replica_registration,
+    replica_service_id,
+)
 from meshop.agent.report import observed_record
 from meshop.agent.runtime import ContainerConfig, Runtime
 from meshop.agent.statefile import StateFile
@@ -125,6 +132,7 @@ class NodeReconciler:
         self._seen: set[tuple[str, int]] = set()
         self._parse_cache: dict[str, tuple[ServiceSpec | None, Note | None]] = {}
         self._binds: dict[str, dict[str, str]] = {}  # service -> allowed hostPath -> resolved path, this pass
+        self._probe_ttls = False  # some replica's HTTP verdict lives in a TTL check: renew it in time
         if self.cached is not None:
             log.info("loaded %d assignment(s) from %s", len(self.cached), state.path if state else "")
 
@@ -198,6 +206,7 @@ class NodeReconciler:
                 self.services.next_release(now),
                 self.restarts.next_release(now),
                 self.ingress.next_retry(now) if self.ingress else None,
+                PROBE_REFRESH if self._probe_ttls else None,
             )
             if d is not None
         ]
@@ -352,6 +361,13 @@ class NodeReconciler:
             )
             wanted[replica_service_id(self.node, service, replica)] = (reg, container_id)
         self.registrar.sync(wanted)
+        verdicts = {
+            probe_check_id(sid): healthy.get(container_id) is True
+            for sid, (reg, container_id) in wanted.items()
+            if any(check.ttl for check in reg.checks)
+        }
+        self.registrar.report(verdicts)
+        self._probe_ttls = bool(verdicts)
 
     def _publish(
         self,

@@ -3,9 +3,16 @@
 One registration per replica: name = service, id ``meshop-<node>-<service>-<replica>``, address = the
 node's advertise address, port = the container's host port, meta ``node``, ``service``, ``replica``,
 ``generation``, ``specHash`` and ``container`` (so switching a replica to a new container is a
-re-registration even when the port stays), and the HTTP or TCP check from the spec. A registration
-starts ``passing`` when the agent's own probe already passed (so a start-first switch never leaves a
-gap) and ``critical`` otherwise. Registrations of this node that no replica needs are deregistered.
+re-registration even when the port stays), and the checks from the spec. A registration starts
+``passing`` when the agent's own probe already passed (so a start-first switch never leaves a gap) and
+``critical`` otherwise. Registrations of this node that no replica needs are deregistered.
+
+An HTTP health check is never handed to Consul as an HTTP check: Consul 1.8 follows redirects, so a
+container answering ``302 Location: http://127.0.0.1:8500/...`` would make the Consul agent fetch any
+URL it can reach (and show the answer in the check's output). Instead the replica gets a TCP check
+(Consul's own view of the port) and a TTL check that carries the verdict of the agent's HTTP probe,
+which never follows redirects (``report``). Trade-off: while the agent is down for longer than
+``PROBE_TTL`` its HTTP-checked replicas turn critical in Consul (their TCP checks keep running).
 
 A Consul service name is meshop's only while every instance of it is a meshop replica (id ``meshop-…``
 with ``service`` and ``replica`` meta): before a replica's first registration the agent reads the
@@ -31,6 +38,8 @@ from meshop.model import ServiceSpec
 log = logging.getLogger(__name__)
 
 AGENT_SERVICE = "meshop-agent"
+PROBE_TTL = 90.0  # seconds an HTTP verdict stays valid in Consul without the agent renewing it
+PROBE_REFRESH = 20.0  # the agent renews each verdict at least this often
 
 
 def foreign_instances(name: str, instances: Iterable[InstanceHealth]) -> list[str]:
@@ -52,6 +61,10 @@ def agent_service_id(node: str) -> str:
 
 def agent_check_id(node: str) -> str:
     return f"{AGENT_SERVICE}-{node}:ttl"
+
+
+def probe_check_id(service_id: str) -> str:
+    return f"{service_id}:health"
 
 
 def host_port(container: Container, port: int, protocol: str, spec: ServiceSpec) -> int | None:
@@ -83,8 +96,13 @@ def replica_registration(
         status = "passing" if healthy else "critical"
         common = dict(interval=_duration(health.interval), timeout=_duration(health.timeout), initial_status=status)
         if health.kind == "http":
-            url = f"http://{address}:{check_port}{health.path or '/'}"
-            checks = (CheckSpec(f"{service_id}:health", f"{service} replica {replica}", http=url, **common),)
+            name = f"{service} replica {replica}: the agent's GET {health.path or '/'} (redirects not followed)"
+            checks = (
+                CheckSpec(probe_check_id(service_id), name, ttl=f"{PROBE_TTL:g}s", initial_status=status),
+                CheckSpec(
+                    f"{service_id}:tcp", f"{service} replica {replica} port", tcp=f"{address}:{check_port}", **common
+                ),
+            )
         else:
             checks = (
                 CheckSpec(
@@ -99,6 +117,8 @@ def replica_registration(
         "specHash": container.spec_hash,
         "container": container.id[:12],
     }
+    if health is not None and health.kind == "http":
+        meta["probe"] = "agent"  # a registration made with a Consul HTTP check differs: re-registered
     return Registration(service_id, service, address, port or 0, meta=meta, checks=checks)
 
 
@@ -109,6 +129,8 @@ class ReplicaRegistrar:
         self.clock = clock
         self.promoted: dict[str, float] = {}  # container id -> when its replica's registration switched to it
         self.refused: dict[str, str] = {}  # service -> why its replicas are not registered
+        self._reported: dict[str, tuple[bool, float]] = {}  # TTL check id -> (passing, when Consul was told)
+        self._unregistered: set[str] = set()  # TTL check ids of refused registrations: nothing to report to
 
     def sync(self, wanted: Mapping[str, tuple[Registration, str]]) -> int:
         """Make this node's replica registrations equal ``wanted`` (service id -> (registration,
@@ -121,20 +143,28 @@ class ReplicaRegistrar:
         }
         changes = 0
         owned: dict[str, bool] = {}
+        self._unregistered = set()
         for sid, (reg, container_id) in sorted(wanted.items()):
             current = ours.get(sid)
             if current is None:
                 if reg.name not in owned:
                     owned[reg.name] = self._owned(reg.name)
                 if not owned[reg.name]:
+                    self._unregistered.update(c.check_id for c in reg.checks if c.ttl)
                     continue
             if current is None or _differs(current, reg):
                 self.services.register(reg)
                 changes += 1
+                for check in reg.checks:
+                    if check.ttl:  # registering set its status
+                        self._reported[check.check_id] = (check.initial_status == "passing", self.clock())
             self.promoted.setdefault(container_id, self.clock())
         for sid in sorted(set(ours) - set(wanted)):
             self.services.deregister(sid)
             changes += 1
+        live = {c.check_id for reg, _ in wanted.values() for c in reg.checks if c.ttl}
+        for check_id in set(self._reported) - live:
+            del self._reported[check_id]
         for name in [n for n in self.refused if owned.get(n, True)]:
             del self.refused[name]  # now registered, or no longer wanted
         serving = {container_id for _, container_id in wanted.values()}
@@ -153,6 +183,25 @@ class ReplicaRegistrar:
             log.error("not registering the replicas of %s: %s", name, why)
         self.refused[name] = why
         return False
+
+    def report(self, verdicts: Mapping[str, bool]) -> int:
+        """Tell Consul the agent's HTTP verdicts (TTL check id -> passing) that changed or are due for
+        renewal; returns how many were sent. Raises ConsulError."""
+        now = self.clock()
+        sent = 0
+        for check_id, passing in sorted(verdicts.items()):
+            if check_id in self._unregistered:
+                continue
+            last = self._reported.get(check_id)
+            if last is not None and last[0] == passing and now - last[1] < PROBE_REFRESH:
+                continue
+            if passing:
+                self.services.ttl_pass(check_id, note="the agent's HTTP probe passed")
+            else:
+                self.services.ttl_fail(check_id, note="the agent's HTTP probe failed")
+            self._reported[check_id] = (passing, now)
+            sent += 1
+        return sent
 
 
 def _differs(current: Mapping[str, object], reg: Registration) -> bool:

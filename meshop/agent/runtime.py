@@ -24,6 +24,10 @@ class NameConflict(DriverError):
     """The container name is taken by a container this agent does not own."""
 
 
+class VolumeNotOwned(DriverError):
+    """A volume with the name the agent would use exists but is not this service's (by its labels)."""
+
+
 class ContainerGone(DriverError):
     """The container disappeared while the agent was acting on it."""
 

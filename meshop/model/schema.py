@@ -36,7 +36,7 @@ def load_schema(kind: str) -> Schema:
     """The JSON Schema of ``kind``, read from the installed ``meshop.crds`` package data."""
     name = SCHEMA_FILES[kind]
     text = resources.files("meshop.crds").joinpath(name).read_text(encoding="utf-8")
-    (schema,) = load_yaml(text, source=f"crds/{name}")
+    (schema,) = load_yaml(text, source=f"crds/{name}", own_file=True)
     assert isinstance(schema, dict)
     return schema
 

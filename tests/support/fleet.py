@@ -567,17 +567,23 @@ class Fleet:
             return
         gw = self.gateway
         nodes = [self.node(n) for n in self.node_names]
-        parallel([lambda p=p: self.stop(gw, p) for p in ("gateway", "controller")])
-        parallel([lambda n=n, p=p: self.stop(n, p) for n in nodes for p in ("controller", "agent")])
-        parallel([lambda n=n: self._engine_down(n) for n in nodes])
-        parallel([lambda n=n: self.stop(n, "consul") for n in nodes])  # clients leave while the server runs
-        self.stop(gw, "consul")
-        for member in self.members:
-            self._stop_caddy(member, member.dir / "caddy")
+        errors: list[str] = []
+
+        def step(action: Callable[[], object]) -> None:  # every step runs, whatever failed before it
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 - reported at the end
+                errors.append(repr(exc))
+
+        step(lambda: parallel([lambda p=p: self.stop(gw, p) for p in ("gateway", "controller")]))
+        step(lambda: parallel([lambda n=n, p=p: self.stop(n, p) for n in nodes for p in ("controller", "agent")]))
+        step(lambda: parallel([lambda n=n: self._engine_down(n) for n in nodes]))
+        step(lambda: parallel([lambda n=n: self.stop(n, "consul") for n in nodes]))  # leave while the server runs
+        step(lambda: self.stop(gw, "consul"))
         for member in [*self.members, Member("net", self.switch_ns, "", "", self.root, str(self.root))]:
-            kill_tree(member.ns)  # anything left in our own namespaces (a killed agent's Caddy, shims)
+            step(lambda m=member: kill_tree(m.ns))  # anything left in our own namespaces (Caddies, shims)
         self._reap()
-        self._unmount_leftovers()
+        step(self._unmount_leftovers)
         for member in self.members:
             run("ip", "netns", "del", member.ns, check=False)
             shutil.rmtree(self.exec_root(member), ignore_errors=True)
@@ -587,6 +593,8 @@ class Fleet:
         run("ip", "netns", "del", self.switch_ns, check=False)
         with contextlib.suppress(OSError):
             (Path("/run/meshop-fleet") / self.fid).rmdir()
+        if errors:
+            raise RuntimeError(f"fleet {self.fid} down with errors (namespaces removed): {'; '.join(errors)}")
         (self.root / "fleet.json").unlink(missing_ok=True)
 
     def _engine_down(self, node: Member) -> None:
@@ -595,14 +603,6 @@ class Fleet:
                 for container in docker_api(node.docker_sock, "GET", "/containers/json?all=1")[1] or []:
                     docker_api(node.docker_sock, "DELETE", f"/containers/{container['Id']}?force=1&v=1", timeout=30)
         self.stop(node, "dockerd", timeout=30)
-
-    def _stop_caddy(self, member: Member, directory: Path) -> None:
-        try:
-            pid = int((directory / "caddy.pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return
-        if member.ours(pid):
-            os.kill(pid, signal.SIGTERM)
 
     def _unmount_leftovers(self) -> None:
         """Mounts a killed engine left under its folders (container rootfs, netns handles)."""
@@ -730,6 +730,7 @@ class RequestLoop:
     addr: str
     host: str
     path: str = "/"
+    port: int = GATEWAY_PORT
     limit: int = 20000
     max_seconds: float = 300.0
     timeout: float = 5.0
@@ -749,7 +750,7 @@ class RequestLoop:
         for _ in range(self.limit):
             if self._stop.is_set() or time.monotonic() > deadline:
                 return
-            status, body = http_get(self.addr, GATEWAY_PORT, self.host, self.path, self.timeout)
+            status, body = http_get(self.addr, self.port, self.host, self.path, self.timeout)
             if status == 200:
                 self.ok += 1
             else:

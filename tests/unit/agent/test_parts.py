@@ -17,7 +17,7 @@ from meshop.agent.health import HealthMonitor, ProbeTarget, probe
 from meshop.agent.holds import Holds
 from meshop.agent.plan import Container, Note
 from meshop.agent.puller import Puller
-from meshop.agent.registrations import replica_registration
+from meshop.agent.registrations import PROBE_REFRESH, ReplicaRegistrar, replica_registration
 from meshop.agent.report import observed_record, ready_count
 from meshop.agent.runtime import ImagePullFailed
 from meshop.agent.statefile import StateFile
@@ -260,12 +260,48 @@ def test_replica_registration_carries_the_check_and_meta() -> None:
         "generation": "7",
         "specHash": "h1",
         "container": "f" * 12,
+        "probe": "agent",
     }
-    (check,) = reg.checks
-    assert check.http == "http://10.1.2.3:31000/healthz"
-    assert (check.interval, check.timeout, check.initial_status) == ("5000ms", "500ms", "passing")
+    # no HTTP check for Consul (it would follow redirects): the agent's verdict in a TTL check, and a TCP check
+    verdict, port = reg.checks
+    assert (verdict.check_id, verdict.ttl, verdict.http, verdict.initial_status) == (
+        "meshop-n1-web-1:health",
+        "90s",
+        None,
+        "passing",
+    )
+    assert (port.tcp, port.http, port.interval, port.timeout) == ("10.1.2.3:31000", None, "5000ms", "500ms")
     unhealthy = replica_registration("n1", "10.1.2.3", "web", 1, container, spec, (8080, "tcp"), False)
-    assert unhealthy.checks[0].initial_status == "critical"
+    assert [c.initial_status for c in unhealthy.checks] == ["critical", "critical"]
+
+
+def test_http_verdicts_are_sent_when_they_change_or_are_due() -> None:
+    clock = [1000.0]
+
+    class Calls:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, str]] = []
+
+        def ttl_pass(self, check_id: str, note: str = "") -> None:
+            self.sent.append(("pass", check_id))
+
+        def ttl_fail(self, check_id: str, note: str = "") -> None:
+            self.sent.append(("fail", check_id))
+
+    calls = Calls()
+    registrar = ReplicaRegistrar(calls, "n1", clock=lambda: clock[0])  # type: ignore[arg-type]
+    assert registrar.report({"a:health": True, "b:health": False}) == 2
+    assert registrar.report({"a:health": True, "b:health": False}) == 0  # unchanged, not due
+    assert registrar.report({"a:health": False, "b:health": False}) == 1
+    clock[0] += PROBE_REFRESH
+    assert registrar.report({"a:health": False, "b:health": False}) == 2  # renewed before the TTL runs out
+    assert calls.sent == [
+        ("pass", "a:health"),
+        ("fail", "b:health"),
+        ("fail", "a:health"),
+        ("fail", "a:health"),
+        ("fail", "b:health"),
+    ]
 
 
 # -- CLI ----------------------------------------------------------------------------------------------

@@ -1,0 +1,328 @@
+"""meshop and Docker Swarm side by side on the same fleet: the same faults, the same namespaces, the same
+engines (tests/support/fleet.py), and the same Caddy proxy options in front.
+
+Figures, for a 2-replica service of busybox httpd on 3 nodes, one replica per node (the third node takes
+a replacement; Swarm's host-mode port allows one task per node):
+
+* create -> running: the document applied / ``docker service create`` until 2 containers run and a
+  request through the front answers 200;
+* rolling update (a new environment value): duration until every replica is replaced, and failed requests
+  of a loop running through it;
+* node power-off (engine, containers, Consul client, agent killed at once, link down) of a node running a
+  replica: time until traffic is off it (the last failed request), time until the replacement runs
+  elsewhere, failed requests;
+* node return (power-on): time until the node is Ready again and runs nothing stale, and how many replicas
+  it runs afterwards (neither rebalances: moby#24103).
+
+meshop is measured through its gateway (``meshop gateway run``, TLS off). Swarm has no gateway, and this
+kernel has no IPVS, so its routing mesh cannot run: its service publishes port 8081 in host mode on each
+node and a Caddy in the gateway namespace proxies to the three nodes with the very options meshop's gateway
+renders (``meshop.caddy.render``: retries for 5 s, passive and active health checks), which is how a Swarm
+user puts a proxy in front. Host-mode ports rule out start-first, so Swarm updates stop-first, one at a time
+(its default), with a 1 s health check like meshop's. Request loops never retry. Prints one table.
+
+    .venv/bin/python benchmarks/fleet.py      # as root; about 4 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from meshop.caddy.render import ProxyOptions, Site, render_site  # noqa: E402
+from tests.support.fleet import (  # noqa: E402
+    Fleet,
+    RequestLoop,
+    find_binary,
+    service_doc,
+    session_fleet,
+    wait_for,
+)
+
+SERVICE = "bench"
+HOST = "bench.fleet.test"
+SWARM_PORT = 8081
+LIMIT = 180.0
+REPLICAS = 2  # on 3 nodes: a node is free for the replacement (Swarm's host-mode port allows one per node)
+
+
+def timed(condition: Callable[[], object], what: str, timeout: float = LIMIT, interval: float = 0.1) -> float:
+    started = time.monotonic()
+    wait_for(condition, timeout, what, interval=interval)
+    return time.monotonic() - started
+
+
+def traffic_off(loop: RequestLoop, since: float) -> float:
+    """Seconds from ``since`` to the last failed request after it (0: none failed)."""
+    late = [t for t, _ in loop.failures if t >= since]
+    return max(late) - since if late else 0.0
+
+
+# --- meshop -----------------------------------------------------------------------------------------------
+
+
+def bench_meshop(fleet: Fleet) -> dict[str, float]:
+    out: dict[str, float] = {}
+    doc = service_doc(SERVICE, REPLICAS, HOST)
+    started = time.monotonic()
+    fleet.apply(doc)
+
+    def answering() -> bool:
+        from tests.support.fleet import GATEWAY_PORT, http_get
+
+        status = http_get(fleet.gateway.addr, GATEWAY_PORT, HOST, "/", 2)[0]
+        return len(fleet.containers(SERVICE)) == REPLICAS and status == 200
+
+    wait_for(answering, LIMIT, "meshop: replicas answering", interval=0.05)
+    out["create_s"] = time.monotonic() - started
+    wait_for(lambda: fleet.service_ready(SERVICE, REPLICAS), LIMIT, "meshop: Ready")
+
+    before = {c["Id"] for c in fleet.containers(SERVICE)}
+    loop = RequestLoop(fleet.gateway.addr, HOST).start()
+    time.sleep(1)
+    started = time.monotonic()
+    fleet.apply(service_doc(SERVICE, REPLICAS, HOST, version="2"))
+    out["update_s"] = timed(
+        lambda: (
+            (now := fleet.containers(SERVICE))
+            and len(now) == REPLICAS
+            and not {c["Id"] for c in now} & before
+            and fleet.service_ready(SERVICE, REPLICAS)
+        ),
+        "meshop: update done",
+        interval=0.1,
+    )
+    time.sleep(1)
+    loop.stop()
+    out["update_failed"] = len(loop.failures)
+    out["update_requests"] = loop.total
+
+    victim = max(c["node"] for c in fleet.containers(SERVICE))  # never n1: it runs the standby controller
+    others = [n for n in fleet.node_names if n != victim]
+    loop = RequestLoop(fleet.gateway.addr, HOST).start()
+    time.sleep(1)
+    cut = time.monotonic()
+    fleet.power_off(victim)
+    out["poweroff_replaced_s"] = timed(
+        lambda: len(fleet.containers(SERVICE, others)) == REPLICAS and fleet.service_ready(SERVICE, REPLICAS, others),
+        "meshop: replacement running",
+    )
+    time.sleep(3)
+    loop.stop()
+    out["poweroff_traffic_off_s"] = traffic_off(loop, cut)
+    out["poweroff_failed"] = len(loop.failures)
+    out["poweroff_requests"] = loop.total
+
+    started = time.monotonic()  # the boot (engine start) counts, for both
+    fleet.power_on(victim)
+    wait_for(
+        lambda: fleet.node_state(victim) == "Ready" and not fleet.containers(SERVICE, [victim]),
+        LIMIT,
+        "meshop: node back and clean",
+    )
+    out["return_ready_s"] = time.monotonic() - started
+    out["return_replicas_on_node"] = len(fleet.containers(SERVICE, [victim]))
+    fleet.cli("delete", "service", SERVICE)
+    wait_for(lambda: not fleet.containers(SERVICE), LIMIT, "meshop: service gone")
+    return out
+
+
+# --- Docker Swarm -------------------------------------------------------------------------------------------
+
+
+def docker(fleet: Fleet, node: str, *args: str) -> str:
+    result = subprocess.run(
+        ["docker", "-H", fleet.node(node).docker_host, *args], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args)} on {node}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def swarm_front(fleet: Fleet) -> None:
+    """A Caddy in the gateway namespace in front of the three nodes' host-mode ports, meshop's proxy options."""
+    gw = fleet.gateway
+    upstreams = tuple(f"{fleet.node(n).addr}:{SWARM_PORT}" for n in fleet.node_names)
+    site = render_site(
+        Site(HOST, "/", upstreams, health_path="/"),
+        scheme="http",
+        bind=(gw.addr,),
+        tls=None,
+        proxy=ProxyOptions(),
+        port=SWARM_PORT,
+    )
+    folder = gw.dir / "swarm-caddy"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "Caddyfile"
+    config.write_text("{\n\tadmin off\n\tauto_https off\n}\n" + site)
+    env = {"HOME": str(folder), "XDG_DATA_HOME": str(folder / "data"), "XDG_CONFIG_HOME": str(folder / "config")}
+    fleet.spawn(
+        gw, "swarm-caddy", [find_binary("caddy"), "run", "--config", str(config), "--adapter", "caddyfile"], env
+    )
+
+
+def swarm_running(fleet: Fleet, nodes: list[str] | None = None) -> int:
+    """Containers of the Swarm service running on ``nodes`` (every engine that answers, by default)."""
+    total = 0
+    for name in nodes or fleet.node_names:
+        if not fleet.node(name).running("dockerd"):
+            continue
+        result = subprocess.run(
+            [
+                "docker",
+                "-H",
+                fleet.node(name).docker_host,
+                "ps",
+                "-q",
+                "--filter",
+                f"label=com.docker.swarm.service.name={SERVICE}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        total += len(result.stdout.split()) if result.returncode == 0 else 0
+    return total
+
+
+def swarm_node_ready(fleet: Fleet, name: str) -> bool:
+    out = docker(fleet, "n1", "node", "ls", "--format", "{{.ID}} {{.Status}}")
+    node_id = docker(fleet, name, "info", "--format", "{{.Swarm.NodeID}}").strip()
+    return any(line.split()[0] == node_id and line.split()[1] == "Ready" for line in out.splitlines())
+
+
+def bench_swarm(fleet: Fleet) -> dict[str, float]:
+    out: dict[str, float] = {}
+    n1 = fleet.node("n1")
+    docker(fleet, "n1", "swarm", "init", "--advertise-addr", n1.addr, "--listen-addr", f"{n1.addr}:2377")
+    token = docker(fleet, "n1", "swarm", "join-token", "-q", "worker").strip()
+    for name in fleet.node_names[1:]:
+        addr = fleet.node(name).addr
+        docker(
+            fleet,
+            name,
+            "swarm",
+            "join",
+            "--token",
+            token,
+            "--advertise-addr",
+            addr,
+            "--listen-addr",
+            f"{addr}:2377",
+            f"{n1.addr}:2377",
+        )
+    swarm_front(fleet)
+    from tests.support.fleet import http_get
+
+    def answering() -> bool:
+        return swarm_running(fleet) == REPLICAS and http_get(fleet.gateway.addr, SWARM_PORT, HOST, "/", 2)[0] == 200
+
+    started = time.monotonic()
+    docker(
+        fleet, "n1", "service", "create", "-d", "--name", SERVICE, "--replicas", str(REPLICAS), "--env", "VERSION=1",
+        "--publish", f"published={SWARM_PORT},target=80,mode=host", "--update-parallelism", "1",
+        "--health-cmd", "wget -q -O /dev/null http://127.0.0.1/ || exit 1", "--health-interval", "1s",
+        "--health-timeout", "1s", "meshop-test/busybox:1", "/bin/httpd", "-f", "-p", "80", "-h", "/www",
+    )  # fmt: skip
+    wait_for(answering, LIMIT, "swarm: tasks answering", interval=0.05)
+    out["create_s"] = time.monotonic() - started
+
+    loop = RequestLoop(fleet.gateway.addr, HOST, port=SWARM_PORT).start()
+    time.sleep(1)
+    started = time.monotonic()
+    docker(fleet, "n1", "service", "update", "-d", "--env-add", "VERSION=2", SERVICE)
+
+    def updated() -> bool:
+        state = docker(fleet, "n1", "service", "inspect", SERVICE, "--format", "{{json .UpdateStatus}}")
+        return '"completed"' in state and swarm_running(fleet) == REPLICAS
+
+    out["update_s"] = timed(updated, "swarm: update completed")
+    time.sleep(1)
+    loop.stop()
+    out["update_failed"] = len(loop.failures)
+    out["update_requests"] = loop.total
+
+    victim = max(n for n in fleet.node_names if swarm_running(fleet, [n]))
+    others = [n for n in fleet.node_names if n != victim]
+    loop = RequestLoop(fleet.gateway.addr, HOST, port=SWARM_PORT).start()
+    time.sleep(1)
+    cut = time.monotonic()
+    fleet.power_off(victim)
+    out["poweroff_replaced_s"] = timed(lambda: swarm_running(fleet, others) == REPLICAS, "swarm: replacement running")
+    time.sleep(3)
+    loop.stop()
+    out["poweroff_traffic_off_s"] = traffic_off(loop, cut)
+    out["poweroff_failed"] = len(loop.failures)
+    out["poweroff_requests"] = loop.total
+
+    started = time.monotonic()
+    fleet.power_on(victim)
+    wait_for(
+        lambda: swarm_node_ready(fleet, victim) and swarm_running(fleet, [victim]) == 0
+        and swarm_running(fleet) == REPLICAS,
+        LIMIT,
+        "swarm: node back and clean",
+    )  # fmt: skip
+    out["return_ready_s"] = time.monotonic() - started
+    out["return_replicas_on_node"] = swarm_running(fleet, [victim])
+    docker(fleet, "n1", "service", "rm", SERVICE)
+    for name in reversed(fleet.node_names):
+        docker(fleet, name, "swarm", "leave", "--force")
+    fleet.stop(fleet.gateway, "swarm-caddy")
+    return out
+
+
+ROWS = [
+    ("create -> running (s)", "create_s"),
+    ("rolling update: duration (s)", "update_s"),
+    ("rolling update: failed requests", "update_failed"),
+    ("rolling update: requests sent", "update_requests"),
+    ("power-off: traffic off the node (s)", "poweroff_traffic_off_s"),
+    ("power-off: replacement running (s)", "poweroff_replaced_s"),
+    ("power-off: failed requests", "poweroff_failed"),
+    ("power-off: requests sent", "poweroff_requests"),
+    ("node return: Ready and clean (s)", "return_ready_s"),
+    ("node return: replicas on it after", "return_replicas_on_node"),
+]
+
+
+def table(meshop: dict[str, float], swarm: dict[str, float]) -> str:
+    lines = [f"{'figure':38} {'meshop':>9} {'swarm':>9} {'meshop/swarm':>13}"]
+    for label, key in ROWS:
+        m, s = meshop.get(key), swarm.get(key)
+        ratio = f"{m / s:.2f}" if m is not None and s else "-"
+        fmt = (lambda v: f"{v:.2f}") if key.endswith("_s") else (lambda v: f"{v:.0f}")
+        lines.append(
+            f"{label:38} {fmt(m) if m is not None else '-':>9} {fmt(s) if s is not None else '-':>9} {ratio:>13}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--grace", type=float, default=10.0, help="meshop controllers' --grace-period")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="mfbench-", dir="/tmp"))
+    with session_fleet(root, grace=args.grace) as fleet:
+        meshop = bench_meshop(fleet)
+        print("meshop:", json.dumps({k: round(v, 2) for k, v in meshop.items()}), flush=True)
+        swarm = bench_swarm(fleet)
+        print("swarm: ", json.dumps({k: round(v, 2) for k, v in swarm.items()}), flush=True)
+    shutil.rmtree(root, ignore_errors=True)  # kept when the teardown failed: `... fleet down --root ROOT`
+    print(f"\n3 nodes + gateway in network namespaces; meshop grace period {args.grace:g} s; Swarm defaults")
+    print(table(meshop, swarm))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
