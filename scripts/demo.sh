@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # `make demo` / `make demo-down`: meshop on this machine with the example apps.
 #
-#   up    start (or reuse) a Consul dev agent, a controller, an agent for node "local" and a gateway
-#         (Caddy with its internal CA), apply charts/examples/, wait until every service is Ready, print
-#         `meshop status` and a request answered through Caddy. Re-runnable: what runs is reused.
+#   up    start (or reuse) a Consul dev agent with ACLs on (default deny), the role policies and tokens
+#         (`meshop acl init` / `acl token`, in the state dir, 0600) and `meshop acl sync --watch`, then a
+#         controller, an agent for node "local" and a gateway (Caddy with its internal CA), each with its
+#         own role's token; apply charts/examples/ with the operator token, wait until every service is
+#         Ready, print `meshop status` and a request answered through Caddy. Re-runnable: what runs is
+#         reused. (A Consul the demo did not start is used as it is, without ACL set-up.)
 #   down  stop exactly what `up` started (by the PIDs in the state dir, never by name), remove the demo
 #         node's containers and volumes, and the agent's state. Idempotent.
 #
@@ -32,7 +35,7 @@ MESHOP="$ROOT/.venv/bin/meshop"
 CA="$DIR/caddy/data/caddy/pki/authorities/local/root.crt"
 
 export MESHOP_DEMO_DIR="$DIR" CONSUL_HTTP_ADDR="127.0.0.1:$CONSUL_PORT" PYTHONUNBUFFERED=1
-# the demo's Consul has no ACLs and no TLS: a user's settings for another Consul must not leak in
+# the demo's Consul has its own ACL tokens and no TLS: a user's settings for another Consul must not leak in
 unset CONSUL_HTTP_TOKEN CONSUL_HTTP_TOKEN_FILE CONSUL_HTTP_SSL CONSUL_HTTP_SSL_VERIFY CONSUL_CACERT \
   CONSUL_CLIENT_CERT CONSUL_CLIENT_KEY MESHOP_PREFIX
 
@@ -80,6 +83,23 @@ wait_for() {  # wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 consul_answers() { local leader; leader=$(curl -fsS "http://127.0.0.1:$CONSUL_PORT/v1/status/leader" 2>/dev/null) && [[ $leader == *:* ]]; }
 
+MASTER="$DIR/consul-master.token"
+acl_on() { [ -s "$MASTER" ]; }
+token_env() {  # token_env ROLE: the variable that gives a process ROLE's token (for `start NAME env ...`)
+  if acl_on; then echo "CONSUL_HTTP_TOKEN_FILE=$DIR/$1.token"; else echo "MESHOP_DEMO_ACL=off"; fi
+}
+acl_ready() { curl -fsS -H "X-Consul-Token: $(cat "$MASTER")" "http://127.0.0.1:$CONSUL_PORT/v1/acl/token/self" >/dev/null; }
+acl_setup() {  # the role policies and one token per role, each in DIR/ROLE.token (0600); idempotent
+  local role
+  wait_for 30 "Consul's ACLs" acl_ready || fail "Consul's ACL system did not come up; see $DIR/consul.log"
+  CONSUL_HTTP_TOKEN_FILE="$MASTER" "$MESHOP" acl init >/dev/null
+  for role in controller gateway operator readonly; do
+    (umask 077; CONSUL_HTTP_TOKEN_FILE="$MASTER" "$MESHOP" acl token "$role" >"$DIR/$role.token")
+  done
+  (umask 077; CONSUL_HTTP_TOKEN_FILE="$MASTER" "$MESHOP" acl token agent --node "$NODE" >"$DIR/agent.token")
+  say "ACLs on (default deny): role tokens in $DIR/<role>.token"
+}
+
 consul_bin() {
   if [ -x "$ROOT/.dev/bin/consul" ]; then echo "$ROOT/.dev/bin/consul"; return; fi
   command -v consul || fail "no consul binary: run \`make setup\`"
@@ -97,19 +117,28 @@ up() {
     for port in "$CONSUL_PORT" $((CONSUL_PORT + 1)) $((CONSUL_PORT + 2)) $((CONSUL_PORT + 3)); do
       port_free "$port" || fail "port $port is in use; set MESHOP_DEMO_CONSUL_PORT to a free range"
     done
+    (umask 077; cat /proc/sys/kernel/random/uuid >"$MASTER")
+    local master; master=$(cat "$MASTER")
     start consul "$(consul_bin)" agent -dev -node meshop-demo -bind 127.0.0.1 -client 127.0.0.1 \
       -http-port "$CONSUL_PORT" -dns-port -1 -grpc-port -1 -serf-lan-port $((CONSUL_PORT + 1)) \
-      -serf-wan-port $((CONSUL_PORT + 2)) -server-port $((CONSUL_PORT + 3)) -log-level warn
+      -serf-wan-port $((CONSUL_PORT + 2)) -server-port $((CONSUL_PORT + 3)) -log-level warn \
+      -hcl "acl { enabled = true, default_policy = \"deny\", tokens { master = \"$master\", agent = \"$master\" } }"
     wait_for 30 consul consul_answers || fail "Consul did not come up; see $DIR/consul.log"
   fi
+  if running consul && acl_on; then
+    acl_setup
+    start acl-sync env CONSUL_HTTP_TOKEN_FILE="$MASTER" "$MESHOP" acl sync --watch
+  else
+    rm -f "$MASTER"
+  fi
 
-  start controller "$MESHOP" controller run --id demo-controller --metrics-addr 127.0.0.1:0 --grace-period 10 \
+  start controller env "$(token_env controller)" "$MESHOP" controller run --id demo-controller --metrics-addr 127.0.0.1:0 --grace-period 10 \
     --local-cluster
   # the agent runs the node's own Caddy: the gateway proxies to it, and it to the local containers
   if ! running agent; then
     port_free "$INGRESS_PORT" || fail "port $INGRESS_PORT is in use; set MESHOP_DEMO_INGRESS_PORT"
   fi
-  start agent "$MESHOP" agent run --node "$NODE" --advertise-addr 127.0.0.1 --state-dir "$DIR/agent" \
+  start agent env "$(token_env agent)" "$MESHOP" agent run --node "$NODE" --advertise-addr 127.0.0.1 --state-dir "$DIR/agent" \
     --metrics-addr 127.0.0.1:0 --stop-grace 1 --labels demo=true \
     --caddy-dir "$DIR/node-caddy" --ingress-port "$INGRESS_PORT"
   if ! running gateway; then
@@ -117,9 +146,10 @@ up() {
       port_free "$port" || fail "port $port is in use; set MESHOP_DEMO_HTTPS_PORT / MESHOP_DEMO_HTTP_PORT"
     done
   fi
-  start gateway "$MESHOP" gateway run --caddy-dir "$DIR/caddy" --https-port "$HTTPS_PORT" \
+  start gateway env "$(token_env gateway)" "$MESHOP" gateway run --caddy-dir "$DIR/caddy" --https-port "$HTTPS_PORT" \
     --http-port "$HTTP_PORT" --tls internal --metrics-addr 127.0.0.1:0 --local-cluster
 
+  if acl_on; then export CONSUL_HTTP_TOKEN_FILE="$DIR/operator.token"; fi  # apply, status: the operator's
   say "applying $EXAMPLES (the Node document as node \"$NODE\")"
   for file in "$EXAMPLES"/*.yaml; do
     case $(basename "$file") in node-*) continue ;; esac
@@ -149,6 +179,7 @@ up() {
   echo
   say "meshop is running. Try:"
   echo "  export CONSUL_HTTP_ADDR=127.0.0.1:$CONSUL_PORT"
+  if acl_on; then echo "  export CONSUL_HTTP_TOKEN_FILE=$DIR/operator.token   # or readonly.token (docs/security.md)"; fi
   echo "  .venv/bin/meshop status --watch          # redraws on every change"
   echo "  .venv/bin/meshop describe service hello"
   echo "  .venv/bin/meshop events --follow"
@@ -163,6 +194,7 @@ request() {  # request HOST PATH: one HTTPS request through the gateway, verifie
 # --- down -------------------------------------------------------------------------------------------------
 down() {
   cd "$DIR"
+  if acl_on; then export CONSUL_HTTP_TOKEN_FILE="$DIR/operator.token"; fi
   if running consul && running controller && running agent; then
     # the meshop way first: delete the documents and let the agent remove its containers
     for name in $("$MESHOP" get services -o json 2>/dev/null | "$ROOT/.venv/bin/python" -c \
@@ -176,7 +208,9 @@ down() {
   stop agent
   stop_caddy "$DIR/node-caddy" "node's"
   stop controller
+  stop acl-sync
   stop consul
+  rm -f "$MASTER" "$DIR"/*.token  # the dev Consul forgot them
   # safety net: the demo node's containers and volumes, found by meshop's labels (nothing else is touched)
   local ids
   ids=$(docker ps -aq --filter label=meshop.managed=true --filter "label=meshop.node=$NODE" 2>/dev/null || true)

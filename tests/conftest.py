@@ -2,6 +2,10 @@
 
 Tests share one Consul per session but each test gets its own KV prefix (``t-<random>``), so tests
 never see each other's keys and several sessions can run on one machine at once.
+
+The session Consul runs with ACLs on and default deny, as a fleet should: test code uses its master
+token (``consul_config``, ``store``), every meshop daemon and command the tests start uses its own role's
+token for the test's prefix (``tests/support/acl.py``; ``role_config`` for in-process daemons).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import acl
 from tests.support.caddy_server import CaddyServer
 from tests.support.consul_server import ConsulServer
 from tests.support.registry import RegistryServer
@@ -21,20 +26,9 @@ TEST_IMAGE = "meshop-test/busybox:1"
 
 @pytest.fixture(scope="session")
 def consul_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsulServer]:
-    server = ConsulServer(tmp_path_factory.mktemp("consul")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def acl_consul(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsulServer]:
-    """A second Consul with ACLs on (default deny); ``.token`` is its master token."""
-    token = "8d1d6b0e-6d2c-4a4f-9b1e-2f6f0c7d9a11"
-    hcl = f'acl {{ enabled = true, default_policy = "deny", tokens {{ master = "{token}" }} }}'
-    server = ConsulServer(tmp_path_factory.mktemp("acl-consul"), hcl=hcl)
-    server.token = token
+    """The session's Consul: ACLs on, default deny; ``.token`` is its master token."""
+    server = ConsulServer(tmp_path_factory.mktemp("consul"), hcl=acl.ACL_HCL)
+    server.token = acl.MASTER_TOKEN
     server.start()
     try:
         yield server
@@ -42,16 +36,35 @@ def acl_consul(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsulServe
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def acl_consul(consul_server: ConsulServer) -> ConsulServer:
+    """A Consul with ACLs on (default deny); ``.token`` is its master token. The session's own one."""
+    return consul_server
+
+
 @pytest.fixture
-def prefix() -> str:
-    return f"t-{secrets.token_hex(4)}"
+def prefix() -> Iterator[str]:
+    name = f"t-{secrets.token_hex(4)}"
+    yield name
+    acl.close_everywhere(name)
 
 
 @pytest.fixture
 def consul_config(consul_server: ConsulServer, prefix: str):
+    """The test's own view of Consul: its prefix, with the master token."""
     from meshop.consul.config import ConsulConfig
 
-    return ConsulConfig.from_env({}, addr=consul_server.addr, prefix=prefix, timeout=5.0)
+    return ConsulConfig.from_env({}, addr=consul_server.addr, token=consul_server.token, prefix=prefix, timeout=5.0)
+
+
+@pytest.fixture
+def role_config(consul_server: ConsulServer, prefix: str):
+    """``role_config(role, node=None)``: a ConsulConfig with that role's token for the test's prefix."""
+
+    def make(role: str, node: str | None = None, **kw):
+        return acl.config_for(consul_server.addr, prefix, role, node, **kw)
+
+    return make
 
 
 @pytest.fixture

@@ -111,6 +111,8 @@ def container_config(
     container_labels = L.container_labels(
         node, service, replica, assignment.spec_hash, config_hash_, assignment.generation
     )
+    # always set: an image's own LABEL tsdproxy.enable=true would otherwise expose it on the tailnet
+    container_labels["tsdproxy.enable"] = "false"
     if spec.expose_tailnet is not None and spec.expose_tailnet.enabled:
         container_labels["tsdproxy.enable"] = "true"
         container_labels["tsdproxy.name"] = spec.expose_tailnet.machine_name(service)

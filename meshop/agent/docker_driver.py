@@ -26,6 +26,7 @@ from meshop.agent.runtime import (
     ContainerGone,
     EngineInfo,
     ImagePullFailed,
+    ImageRefused,
     NameConflict,
     VolumeInfo,
     VolumeNotOwned,
@@ -80,6 +81,7 @@ class DockerDriver:
             raise DriverError(f"cannot reach the Docker engine ({_short(exc)})") from None
         self.api = self.client.api
         self._inspect_cache: dict[str, tuple[tuple[str, str], dict]] = {}
+        self._image_claims: dict[str, list[str]] = {}  # image id -> identity labels the image sets itself
 
     def close(self) -> None:
         self.client.close()
@@ -93,6 +95,8 @@ class DockerDriver:
         for item in raw:
             if not L.owned_by(item.get("Labels"), self.node):
                 continue  # Docker filtered already; never trust a single check with deletions at stake
+            if self._claims(str(item.get("ImageID", ""))):
+                continue  # its meshop labels may be its image's: never ours (the agent never creates such)
             seen.add(item["Id"])
             details = self._details(item)
             if details is None:
@@ -119,6 +123,19 @@ class DockerDriver:
             return None
         self._inspect_cache[item["Id"]] = (key, details)
         return details
+
+    def _claims(self, image_id: str) -> list[str]:
+        """The identity labels image ``image_id`` sets itself, cached by id (an id names fixed content)."""
+        if image_id not in self._image_claims:
+            try:
+                details = self._call("inspecting an image", lambda: self.api.inspect_image(image_id))
+            except ContainerGone:
+                return []  # the image is gone; its containers keep their labels, checked on the next listing
+            claims = L.claims_meshop((details.get("Config") or {}).get("Labels"))
+            if claims:
+                log.warning("image %s sets %s itself: its containers are never taken for meshop's", image_id, claims)
+            self._image_claims[image_id] = claims
+        return self._image_claims[image_id]
 
     def image_present(self, image: str) -> bool:
         try:
@@ -177,6 +194,12 @@ class DockerDriver:
         for mount in config.mounts:
             if mount.kind == "volume" and mount.source:
                 self._ensure_volume(mount.source, dict(mount.volume_labels))
+        image = self._call(f"inspecting image {config.image}", lambda: self.api.inspect_image(config.image))
+        if claims := self._claims(str(image.get("Id", ""))):
+            raise ImageRefused(
+                f"image {config.image} sets {', '.join(claims)} itself; meshop does not run images that "
+                "claim its labels (a container of it could pass for another service's)"
+            )
         scrub = Redactor(config.secrets)  # Docker and runc echo env entries they refuse: before shortening
         try:
             container_id = self._create(config, scrub)

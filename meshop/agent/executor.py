@@ -36,6 +36,7 @@ from meshop.agent.runtime import (
     ContainerConfig,
     ContainerGone,
     ImagePullFailed,
+    ImageRefused,
     NameConflict,
     Runtime,
     VolumeNotOwned,
@@ -155,6 +156,8 @@ def _note(action: Action, exc: DriverError) -> Note:
         return Note("ImagePullFailed", str(exc))
     if isinstance(exc, NameConflict):
         return Note("NameConflict", str(exc))
+    if isinstance(exc, ImageRefused):
+        return Note("ImageRefused", str(exc))
     if isinstance(exc, VolumeNotOwned):
         return Note("VolumeNotOwned", str(exc))
     reasons = {Create: "CreateFailed", Replace: "CreateFailed", Start: "StartFailed", Remove: "RemoveFailed"}

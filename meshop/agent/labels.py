@@ -27,6 +27,16 @@ def is_label(name: str) -> bool:
     return bool(_LABEL_RE.match(name))
 
 
+IDENTITY = (MANAGED, NODE, SERVICE, REPLICA, SPEC_HASH, CONFIG_HASH, GENERATION)  # what ownership reads
+
+
+def claims_meshop(image_labels: Mapping[str, str] | None) -> list[str]:
+    """The identity labels (``IDENTITY``) an image sets itself, sorted. A container inherits its image's
+    labels, so such an image could make any container run from it look like one of meshop's: the agent
+    never creates containers from it and never takes a container of it for its own."""
+    return sorted(key for key in (image_labels or {}) if key in IDENTITY)
+
+
 def owner_filters(node: str) -> list[str]:
     """Docker ``label`` filters selecting exactly this node's managed objects."""
     return [f"{MANAGED}=true", f"{NODE}={node}"]

@@ -24,6 +24,10 @@ class NameConflict(DriverError):
     """The container name is taken by a container this agent does not own."""
 
 
+class ImageRefused(DriverError):
+    """The image sets ``meshop.*`` labels itself: containers of it could pass for another service's."""
+
+
 class VolumeNotOwned(DriverError):
     """A volume with the name the agent would use exists but is not this service's (by its labels)."""
 

@@ -37,6 +37,7 @@ COMMANDS = {
     "controller": "meshop.cli.controller_cmd:controller",
     "agent": "meshop.cli.agent_cmd:agent",
     "gateway": "meshop.cli.gateway_cmd:gateway",
+    "acl": "meshop.cli.acl_cmd:acl",
 }
 
 

@@ -18,7 +18,9 @@ from meshop.client.watch import StatusWatch
 @click.command()
 @OUTPUT
 @click.option("-w", "--watch", is_flag=True, help="Redraw whenever something changes (Consul blocking queries).")
-@click.option("--check", is_flag=True, help="Exit 1 unless every service is Healthy and every node Ready.")
+@click.option(
+    "--check", is_flag=True, help="Exit 1 unless a controller leads, every service is Healthy and every node Ready."
+)
 @click.pass_obj
 def status(obj: CliContext, fmt: str, watch: bool, check: bool) -> None:
     """Services (READY, HEALTH: converging or failed, MESSAGE) and nodes (STATUS, LAST SEEN)."""
@@ -28,6 +30,8 @@ def status(obj: CliContext, fmt: str, watch: bool, check: bool) -> None:
     if not watch:
         _print(report, fmt)
         if check and not report.all_ready:
+            if report.leader is None:
+                click.echo("meshop status --check: no controller is leading", err=True)
             raise SystemExit(1)
         return
     _watch(obj, fmt)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from meshop.client.apply import canonical, stored_document
 from meshop.consul.store import KVStore
-from meshop.errors import ConflictError, DocumentError
+from meshop.errors import ConflictError, DocumentError, NotFound
 from meshop.model import API_VERSION, keys
 from meshop.model.names import is_dns_label
 
@@ -17,10 +18,33 @@ MODES = {
 }
 
 
+def known_nodes(store: KVStore) -> set[str]:
+    """Nodes meshop knows: an agent's registration (``nodes/<n>``) or a Node document (``desired/nodes/<n>``)."""
+    found = set()
+    for prefix in (keys.NODES, keys.DESIRED_NODES):
+        for entry in store.list(prefix).entries:
+            name = entry.key[len(prefix) :]
+            if name and "/" not in name:
+                found.add(name)
+    return found
+
+
+def unknown_node_hint(node: str, known: set[str]) -> str:
+    """The message for a node nobody registered: the closest names, else every known one."""
+    close = difflib.get_close_matches(node, sorted(known), n=3)
+    if close:
+        return f"node/{node} not found; did you mean {', '.join(close)}? (meshop get nodes lists them)"
+    listed = ", ".join(sorted(known)[:10]) or "none yet"
+    return f"node/{node} not found (known nodes: {listed}); a node appears once its agent registers"
+
+
 def set_node_mode(store: KVStore, node: str, mode: str, attempts: int = 5) -> tuple[dict[str, Any], bool]:
-    """Apply ``mode`` to the node's document; returns (document, changed)."""
+    """Apply ``mode`` to the node's document; returns (document, changed). A node that neither an agent
+    registered nor a Node document describes is refused (``NotFound``): a typo must not create a phantom."""
     if not is_dns_label(node):
         raise DocumentError(f"node name {node!r}: must be an RFC 1123 label (a-z, 0-9, '-')")
+    if store.get(keys.node(node)) is None and store.get(keys.desired_node(node)) is None:
+        raise NotFound(unknown_node_hint(node, known_nodes(store)))
     for _ in range(attempts):
         entry = store.get(keys.desired_node(node))
         doc = stored_document(entry) if entry else None

@@ -125,8 +125,9 @@ class StatusReport:
 
     @property
     def all_ready(self) -> bool:
-        """What ``--check`` tests: every service Healthy and every node Ready (cordoned/draining count)."""
-        return all(row.ok for row in self.services) and all(row.ready for row in self.nodes)
+        """What ``--check`` tests: a controller leads, every service is Healthy and every node Ready
+        (cordoned/draining count). Without a leader nothing converges, however green the rows look."""
+        return self.leader is not None and all(row.ok for row in self.services) and all(row.ready for row in self.nodes)
 
     def to_dict(self) -> dict[str, Any]:
         leader = None if self.leader is None else {"id": self.leader.controller_id, "since": self.leader.since}

@@ -15,6 +15,8 @@ import requests
 from meshop.consul.config import ConsulConfig
 from meshop.errors import ConflictError, ConsulAccessDenied, ConsulError, ConsulUnavailable, ValueTooLarge
 
+TOKEN_HEADER = "X-Consul-Token"
+
 
 def make_client(config: ConsulConfig) -> consul.Consul:
     """A client with a timeout on every call, the ACL token, and TLS from ``config``."""
@@ -30,6 +32,13 @@ def make_client(config: ConsulConfig) -> consul.Consul:
     )
     # py-consul lets CONSUL_HTTP_TOKEN override an explicit token; meshop wants flags to win.
     client.token = config.token
+    # ... and some of its calls (``txn.put``, ``agent.self``, ``event.list``, ``status.leader``) send no
+    # token at all, so they would run as anonymous: put the token on the HTTP session itself, which
+    # every request of this client goes through.
+    session_headers = client.http.session.headers
+    session_headers.pop(TOKEN_HEADER, None)
+    if config.token:
+        session_headers[TOKEN_HEADER] = config.token
     return client
 
 

@@ -1,9 +1,11 @@
 """The bounded event log under ``events/``: what happened, for ``meshop events`` and ``describe``.
 
 Keys sort by time (``events/<ns since epoch, 20 digits>-<random>``), so listing is chronological.
-After every ``trim_every`` appends the oldest entries beyond ``max_events`` are deleted, keeping the
-log bounded without a read on every write. Messages must never carry secrets: callers pass names,
-reasons and validation paths, never env values.
+The bound is exact: ``append`` writes the event and deletes the oldest ones beyond ``max_events`` in
+one transaction (from a keys-only listing), and a writer that commits prepared events in its own
+transactions trims right after each commit (``appended``), so at rest ``events/`` never holds more
+than ``max_events`` keys (before: up to ``trim_every`` more; 1001 was seen). Messages must never
+carry secrets: callers pass names, reasons and validation paths, never env values.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class EventLog:
         component: str,
         *,
         max_events: int = MAX_EVENTS,
-        trim_every: int = 50,
+        trim_every: int = 1,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -38,8 +40,12 @@ class EventLog:
 
     def append(self, kind: str, obj: str, message: str) -> Event:
         event = Event(time=self.clock(), kind=kind, object=obj, message=message[:1000], component=self.component)
-        self.store.put(self._key(event), dumps(event))
-        self.appended(1)
+        keys = self.store.keys(EVENTS)
+        excess = keys[: max(0, len(keys) + 1 - self.max_events)]
+        put = TxnOp.set(self._key(event), dumps(event))
+        self.store.transact([put, *(TxnOp.delete(k) for k in excess[:63])])
+        if len(excess) > 63:
+            self.trim()
         return event
 
     def prepare(self, kind: str, obj: str, message: str) -> TxnOp:
@@ -58,11 +64,11 @@ class EventLog:
     def trim(self, guard: TxnOp | None = None) -> int:
         """Delete the oldest events beyond ``max_events``; returns how many went."""
         self._since_trim = 0
-        entries = self.store.list(EVENTS).entries
-        excess = entries[: max(0, len(entries) - self.max_events)]
+        keys = self.store.keys(EVENTS)
+        excess = keys[: max(0, len(keys) - self.max_events)]
         chunk = 63 if guard else 64
         for start in range(0, len(excess), chunk):
-            deletes = [TxnOp.delete(entry.key) for entry in excess[start : start + chunk]]
+            deletes = [TxnOp.delete(key) for key in excess[start : start + chunk]]
             self.store.transact([guard, *deletes] if guard else deletes)
         return len(excess)
 

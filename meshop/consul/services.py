@@ -135,6 +135,13 @@ class Services:
             new_index, raw = self.client.health.checks(service, index=index or None, wait=wait)
         return int(new_index or 0), [_check_state(item) for item in raw or ()]
 
+    def all_checks(self, index: int = 0, wait: str | None = None) -> tuple[int, list[CheckState]]:
+        """Every check in the datacenter (``/v1/health/state/any``), node checks included; blocking when
+        ``index`` > 0."""
+        with consul_errors(self.config, "reading every health check"):
+            new_index, raw = self.client.health.state("any", index=index or None, wait=wait)
+        return int(new_index or 0), [_check_state(item) for item in raw or ()]
+
     def instances(self, service: str, index: int = 0, wait: str | None = None) -> tuple[int, list[InstanceHealth]]:
         """Every instance of ``service`` with its health (service and node checks); blocking when ``index`` > 0."""
         with consul_errors(self.config, f"reading health of {service}"):

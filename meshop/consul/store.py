@@ -21,7 +21,7 @@ from consul.exceptions import ClientError as ConsulClientError
 from meshop.consul.client import consul_errors, make_client
 from meshop.consul.config import ConsulConfig
 from meshop.consul.kv import MAX_TXN_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES, Entry, Listing, TxnOp, as_bytes, encoded_size
-from meshop.errors import TxnConflict, ValueTooLarge
+from meshop.errors import ConsulAccessDenied, TxnConflict, ValueTooLarge
 
 __all__ = ["MAX_TXN_BYTES", "MAX_TXN_OPS", "MAX_VALUE_BYTES", "Entry", "KVStore", "Listing", "TxnOp", "encoded_size"]
 
@@ -65,6 +65,14 @@ class KVStore:
         entries = tuple(self._entry(item) for item in (raw or ()) if not item["Key"].endswith("/"))
         return Listing(int(new_index or 0), entries)
 
+    def keys(self, prefix: str) -> list[str]:
+        """The keys under ``prefix`` (relative to meshop's prefix, sorted), without their values."""
+        full = self.full_key(prefix)
+        with consul_errors(self.config, f"listing keys of {full}"):
+            _, raw = self.client.kv.get(full, keys=True)
+        base = self.full_key("")
+        return sorted(k[len(base) :] for k in raw or () if k.startswith(base) and not k.endswith("/"))
+
     def put(self, key: str, value: bytes | str) -> None:
         data = self._checked(key, value)
         with consul_errors(self.config, f"writing {self.full_key(key)}"):
@@ -105,6 +113,12 @@ class KVStore:
             try:
                 self.client.txn.put(payload)
             except ConsulClientError as exc:
+                if str(exc).startswith("409") and "permission denied" in str(exc).lower():
+                    text = " ".join(str(exc).split())[:300]
+                    raise ConsulAccessDenied(
+                        f"Consul at {self.config.address} denied a transaction of {len(ops)} operation(s): "
+                        f"ACL permission denied; set CONSUL_HTTP_TOKEN / --token to a token with access ({text})"
+                    ) from None
                 if str(exc).startswith("409"):
                     failed = tuple(int(i) for i in _OP_INDEX.findall(str(exc)))
                     text = " ".join(str(exc).split())[:300]

@@ -31,6 +31,7 @@ class GatewayPlan:
     sites: tuple[Site, ...]
     skipped: tuple[str, ...]  # hosts outside the Gateway's domains
     refused: tuple[str, ...] = ()  # upstreams left out, with why (an address no node may claim)
+    fail_open: tuple[str, ...] = ()  # hosts whose every upstream's agent is down: all kept (panic)
 
 
 def in_domains(host: str, domains: Iterable[str]) -> bool:
@@ -44,28 +45,37 @@ def plan_sites(
     """One site per route host with its healthy upstreams, leaving out nodes whose agent is down.
 
     Route records carry addresses that nodes reported about themselves: each upstream is checked again
-    here (``address_problem``), so a bad one is left out and the site serves from the others.
+    here (``address_problem``), so a bad one is left out (in ``refused``) and the site serves from the
+    others.
+
+    Fail open (Envoy's panic threshold): when that would leave a route with no upstream only because
+    every upstream's agent is down — a hung or restarting agent, not a failed replica (the controller
+    drops those from the record itself) — the route keeps all of them; its hosts are in ``fail_open``.
     """
     sites: list[Site] = []
     skipped: list[str] = []
     refused: list[str] = []
+    fail_open: list[str] = []
     for route in sorted(routes, key=lambda r: r.host):
         if not in_domains(route.host, domains):
             skipped.append(route.host)
             continue
-        found = set()
+        acceptable = []
         for u in route.upstreams:
-            if not u.healthy or u.node in down_nodes:
-                continue
             problem = upstream_problem(u, local_cluster)
             if problem:
                 refused.append(f"{route.host}: node {u.node!r}: {problem}")
-                continue
-            found.add(join_host_port(u.address, u.port))
+            elif u.healthy:
+                acceptable.append(u)
+        healthy = {join_host_port(u.address, u.port) for u in acceptable}
+        alive = {join_host_port(u.address, u.port) for u in acceptable if u.node not in down_nodes}
+        if healthy and not alive:
+            fail_open.append(route.host)
+            alive = healthy
+        upstreams = tuple(sorted(alive))
         health = route.health_path or None
-        comment = f"service {route.service}"
-        sites.append(Site(route.host, route.path, tuple(sorted(found)), health_path=health, comment=comment))
-    return GatewayPlan(tuple(sites), tuple(skipped), tuple(refused))
+        sites.append(Site(route.host, route.path, upstreams, health_path=health, comment=f"service {route.service}"))
+    return GatewayPlan(tuple(sites), tuple(skipped), tuple(refused), tuple(fail_open))
 
 
 def upstream_problem(upstream: Upstream, local_cluster: bool) -> str | None:

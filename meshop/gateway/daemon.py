@@ -65,6 +65,7 @@ class GatewayDaemon:
         self.watches: list[Watch] = []
         self.last_error: str | None = None
         self._gateway_doc_index = -1
+        self._fail_open: tuple[str, ...] = ()
         self.metrics_registration: KeptRegistration | None = None
 
     def start_watches(self, metrics_listen: str | None = None, instance: str = "") -> None:
@@ -110,6 +111,15 @@ class GatewayDaemon:
             self.settings.domains,
             local_cluster=self.settings.local_cluster,
         )
+        if plan.fail_open != self._fail_open:
+            if plan.fail_open:
+                log.warning(
+                    "failing open: every upstream's agent is down for %s; keeping all their upstreams",
+                    ", ".join(plan.fail_open),
+                )
+            else:
+                log.info("no route fails open any more")
+            self._fail_open = plan.fail_open
         for host in plan.skipped:
             log.warning("route host %s is outside the gateway's domains %s; not served", host, self.settings.domains)
         for problem in plan.refused:

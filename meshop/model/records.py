@@ -337,15 +337,19 @@ class RouteRecord:
     path: str = "/"
     upstreams: tuple[Upstream, ...] = ()
     health_path: str = ""  # the service's HTTP health path when it is served on the route's port
+    fail_open: bool = False  # upstreams kept although their nodes are NotReady (operator/routes.py)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        body = {
             "host": self.host,
             "service": self.service,
             "path": self.path,
             "upstreams": [u.to_dict() for u in self.upstreams],
             "healthPath": self.health_path,
         }
+        if self.fail_open:
+            body["failOpen"] = True
+        return body
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RouteRecord:
@@ -355,6 +359,7 @@ class RouteRecord:
             path=str(data.get("path", "/")),
             upstreams=tuple(Upstream.from_dict(u) for u in data.get("upstreams") or ()),
             health_path=str(data.get("healthPath", "")),
+            fail_open=data.get("failOpen") is True,
         )
 
 

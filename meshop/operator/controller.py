@@ -1,6 +1,7 @@
 """The controller daemon: watches, leader election, and the reconcile pass that ties the planners together.
 
-Four blocking-query watches (``desired/``, ``nodes/``, ``observed/`` and the health of ``meshop-agent``)
+Five blocking-query watches (``desired/``, ``nodes/``, ``observed/``, the health of ``meshop-agent``, and
+every check in the cluster: replicas' checks and nodes' ``serfHealth``, which routes follow)
 each keep their latest snapshot and notify one ``Wakeup``; a ``ReconcileLoop`` runs a pass on every
 wake-up and every ``resync`` seconds. A pass reads only those snapshots plus ``Owned`` (the controller's
 own keys, loaded when it becomes leader and re-read on each resync), so an idle cluster costs a constant
@@ -45,6 +46,7 @@ from meshop.operator.desired import (
 from meshop.operator.election import LeaderElection
 from meshop.operator.nodes import NodeHealth
 from meshop.operator.plan import ClusterState, PlannedEvent, diff, plan
+from meshop.operator.replicas import ReplicaHealth, replica_health
 from meshop.operator.status import bounded
 from meshop.operator.view import NodeState, NodeView
 from meshop.operator.volumes import claim_volumes
@@ -191,6 +193,10 @@ class Controller:
             wait=wait,
             component=COMPONENT,
         ).start()
+        checks = Services(self.config, self._new_store(self.config).client)
+        self.watches["checks"] = Watch(  # every replica's Consul check and every node's serfHealth
+            "health:any", checks.all_checks, self._notifier("checks"), wait=wait, component=COMPONENT
+        ).start()
         if metrics_listen:
             registration = metrics_registration(COMPONENT, self.options.controller_id, metrics_listen)
             self.metrics_registration = KeptRegistration(self.election.services, registration, COMPONENT)
@@ -257,7 +263,7 @@ class Controller:
             except ConsulError:
                 metrics.consul_errors_total.labels(COMPONENT, "read").inc()
                 raise
-        desired, records, node_docs, observed, agent_status, catalog = self._read_snapshots()
+        desired, records, node_docs, observed, agent_status, catalog, health = self._read_snapshots()
         known = set(records) | ({n for per in self.owned.assignments.values() for n in per} if lock else set())
         problems = node_health.problems_of(known, records, agent_status)
         self.health, transitions = node_health.assess(self.health, problems, now, self.options.grace_period)
@@ -293,6 +299,7 @@ class Controller:
             routes=self.owned.routes,
             node_statuses=self.owned.node_statuses,
             domains=self._domains(),
+            health=health,
         )
         target = plan(state, now)
         changes = diff(state, target)
@@ -341,6 +348,7 @@ class Controller:
         dict[str, dict[str, Observed]],
         dict[str, str],
         dict[str, str],
+        ReplicaHealth,
     ]:
         desired_listing: Listing = self.watches["desired"].latest
         desired: dict[str, ParsedService] = {}
@@ -373,7 +381,8 @@ class Controller:
 
         agents = agent_instances(self.watches["agents"].latest or [])
         agent_status = node_health.agent_status((node, i.status) for node, i in agents)
-        return desired, records, node_docs, observed, agent_status, catalog_addresses(agents)
+        health = replica_health(self.watches["checks"].latest or [], {node: i.node for node, i in agents})
+        return desired, records, node_docs, observed, agent_status, catalog_addresses(agents), health
 
     def _domains(self) -> tuple[str, ...]:
         """The Gateway document's domains (route hosts outside them get ``OutsideDomains``)."""

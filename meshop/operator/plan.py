@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from meshop.model.records import Assignment, NodeStatus, Observed, RouteRecord, ServiceStatus, dumps
 from meshop.operator.nodes import node_statuses
 from meshop.operator.placement import ServicePlacement, place
-from meshop.operator.routes import build_routes
+from meshop.operator.replicas import ReplicaHealth
+from meshop.operator.routes import build_routes, fail_open_note
 from meshop.operator.status import bounded, ready_copies, roll_up
 from meshop.operator.view import DesiredService, NodeView, Workload
 
@@ -32,6 +33,7 @@ class ClusterState:
     routes: Mapping[str, RouteRecord] = field(default_factory=dict)
     node_statuses: Mapping[str, NodeStatus] = field(default_factory=dict)
     domains: tuple[str, ...] = ()  # the Gateway document's; empty: every host is served
+    health: ReplicaHealth = field(default_factory=ReplicaHealth)  # Consul's checks of the replicas
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,9 @@ def plan(state: ClusterState, now: float) -> Plan:
             assignments[name] = dict(existing)  # invalid: the last valid version keeps running untouched
             events[name] = _invalid_event(service, state.statuses.get(name))
     routes, route_problems = build_routes(
-        state.services, assignments, state.observed, state.nodes, state.routes, state.domains
+        state.services, assignments, state.observed, state.nodes, state.routes, state.domains, state.health
     )
+    notes = {r.service: fail_open_note(r) for r in routes.values() if r.fail_open}
     statuses = {
         name: roll_up(
             service,
@@ -127,6 +130,7 @@ def plan(state: ClusterState, now: float) -> Plan:
             state.statuses.get(name),
             now,
             route_problems.get(name),
+            notes.get(name, ""),
         )
         for name, service in state.services.items()
     }

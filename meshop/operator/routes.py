@@ -11,6 +11,18 @@ so ownership survives controller restarts and failover) for as long as that serv
 routes that host; a later claimant is told who owns it (``RouteConflict``) and gets no record. A host no
 record holds goes to the claimant whose document was created first (Consul's CreateIndex), then by name.
 A route host outside the Gateway document's domains is reported too (the gateway does not serve it).
+
+Consul's own view of the replicas (``replicas.ReplicaHealth``) comes first where the agent cannot be
+trusted, because it does not wait for any agent: a node whose machine is gone (``serfHealth`` critical)
+is no upstream, whatever its agent last reported and however long the grace period; nor is a node whose
+agent is unhealthy (Suspect or NotReady) while its replicas of the service all fail their Consul checks.
+While a node's agent is healthy its own probes (faster than Consul's check interval, and they decide
+when a new replica is Ready) stay authoritative.
+
+**Fail open:** when that leaves a route no upstream *only* because nodes are NotReady (their agents
+are unhealthy: hung, cut off, restarting) while their replicas still pass their Consul checks,
+those nodes stay upstreams and the record says ``failOpen`` — as Envoy routes to every host once too few
+are healthy (its panic threshold), rather than answer 503 for containers that serve fine.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from collections.abc import Mapping
 from meshop.model.addresses import port_problem
 from meshop.model.names import host_in_domain
 from meshop.model.records import Assignment, ContainerState, Observed, RouteRecord, Upstream
+from meshop.operator.replicas import CRITICAL, DEAD, PASSING, ReplicaHealth
 from meshop.operator.view import DesiredService, NodeState, NodeView
 
 READY_HEALTH = ("passing", "none")
@@ -34,25 +47,47 @@ def upstreams(
     assignments: Mapping[str, Assignment],
     observed: Mapping[str, Observed],
     nodes: Mapping[str, NodeView],
-) -> tuple[Upstream, ...]:
+    health: ReplicaHealth | None = None,
+) -> tuple[tuple[Upstream, ...], bool]:
+    """The route's upstreams, and whether they are kept only by failing open (see the module docstring)."""
     if service.route is None:
-        return ()
-    port_key = f"{service.route.port}/tcp"
+        return (), False
+    health = health or ReplicaHealth()
     found: dict[tuple[str, int], Upstream] = {}
+    kept: dict[tuple[str, int], Upstream] = {}  # NotReady nodes whose replicas pass their Consul checks
     for node in sorted(assignments):
         view, seen = nodes.get(node), observed.get(node)
-        if view is None or seen is None or view.state is NodeState.NOT_READY or not view.address:
+        if view is None or seen is None or not view.address:
             continue
-        ready = [c for c in seen.containers if container_ready(c)]
-        if view.ingress_port > 0:
-            if ready or (seen.ready > 0 and not seen.containers):
-                found[(view.address, view.ingress_port)] = Upstream(node, view.address, view.ingress_port, True)
-            continue
-        for container in ready:
-            port = container.host_ports.get(port_key)
-            if port and port_problem(port) is None:
-                found[(view.address, port)] = Upstream(node, view.address, port, True)
-    return tuple(sorted(found.values(), key=lambda u: (u.node, u.port, u.address)))
+        state = health.state(service.name, node)
+        if state == DEAD or (state == CRITICAL and view.state is not NodeState.READY):
+            continue  # a dead machine; or failing checks where the agent's own report cannot be trusted
+        target = found
+        if view.state is NodeState.NOT_READY:
+            if state != PASSING:
+                continue
+            target = kept
+        target.update(_node_upstreams(service, node, view, seen))
+    chosen, fail_open = (found, False) if found or not kept else (kept, True)
+    return tuple(sorted(chosen.values(), key=lambda u: (u.node, u.port, u.address))), fail_open
+
+
+def _node_upstreams(
+    service: DesiredService, node: str, view: NodeView, seen: Observed
+) -> dict[tuple[str, int], Upstream]:
+    assert service.route is not None
+    ready = [c for c in seen.containers if container_ready(c)]
+    if view.ingress_port > 0:
+        if ready or (seen.ready > 0 and not seen.containers):
+            return {(view.address, view.ingress_port): Upstream(node, view.address, view.ingress_port, True)}
+        return {}
+    port_key = f"{service.route.port}/tcp"
+    found = {}
+    for container in ready:
+        port = container.host_ports.get(port_key)
+        if port and port_problem(port) is None:
+            found[(view.address, port)] = Upstream(node, view.address, port, True)
+    return found
 
 
 def host_owners(
@@ -95,6 +130,7 @@ def build_routes(
     nodes: Mapping[str, NodeView],
     previous: Mapping[str, RouteRecord] | None = None,
     domains: tuple[str, ...] = (),
+    health: ReplicaHealth | None = None,
 ) -> tuple[dict[str, RouteRecord], dict[str, tuple[str, str]]]:
     """Every route record by host, and the services whose route is not served (-> reason, why):
     ``RouteConflict`` (another service owns the host) or ``OutsideDomains``."""
@@ -111,11 +147,24 @@ def build_routes(
             continue
         if domains and not any(host_in_domain(host, d) for d in domains):
             problems[name] = ("OutsideDomains", outside_message(host, domains))
+        found, fail_open = upstreams(service, assignments.get(name, {}), observed.get(name, {}), nodes, health)
         routes[host] = RouteRecord(
             host=host,
             service=name,
             path=service.route.path,
             health_path=service.route.health_path,
-            upstreams=upstreams(service, assignments.get(name, {}), observed.get(name, {}), nodes),
+            upstreams=found,
+            fail_open=fail_open,
         )
     return routes, problems
+
+
+def fail_open_note(route: RouteRecord) -> str:
+    """What status says about a route kept only by failing open ("" when it is not)."""
+    if not route.fail_open:
+        return ""
+    names = ", ".join(sorted({u.node for u in route.upstreams}))
+    return (
+        f"route {route.host} keeps its last upstreams ({names}): their nodes are NotReady (agent unhealthy) "
+        "but the replicas pass their Consul checks"
+    )

@@ -20,6 +20,7 @@ UNHEALTHY = "Unhealthy"
 PROGRESSING = "Progressing"
 ROUTE_CONFLICT = "RouteConflict"
 OUTSIDE_DOMAINS = "OutsideDomains"
+ROUTE_FAIL_OPEN = "RouteFailOpen"
 
 
 def ready_copies(assignment: Assignment, observed: Observed | None, view: NodeView | None) -> int:
@@ -40,6 +41,7 @@ def roll_up(
     previous: ServiceStatus | None,
     now: float,
     route_problem: tuple[str, str] | None = None,
+    route_fail_open: str = "",
 ) -> ServiceStatus:
     """The status of one service after this plan (``placement`` is None for an invalid document).
 
@@ -74,6 +76,8 @@ def roll_up(
     conditions.extend(_ready_degraded(service, placement, assignments, observed, nodes, ready, condition))
     if route_problem is not None:  # RouteConflict or OutsideDomains: the route is not served
         conditions[-1] = condition("Degraded", TRUE, *route_problem)
+    elif route_fail_open:
+        conditions[-1] = condition("Degraded", TRUE, ROUTE_FAIL_OPEN, route_fail_open)
     route = f"{service.route.host}{service.route.path}" if service.route else ""
     return ServiceStatus(
         name=service.name,

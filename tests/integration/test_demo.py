@@ -21,11 +21,12 @@ import pytest
 
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
+from meshop.errors import ConsulAccessDenied
 from meshop.model import keys
 from tests.support import http
 from tests.support.procs import REPO, free_port
 
-PROCESSES = ("consul", "controller", "agent", "gateway")
+PROCESSES = ("consul", "acl-sync", "controller", "agent", "gateway")
 
 
 def free_range(count: int) -> int:
@@ -130,7 +131,14 @@ def test_demo_up_serves_every_example_through_caddy_and_down_leaves_nothing(demo
     pids = demo.pids()
     assert set(pids) == {*PROCESSES, "caddy", "node-caddy"} and all(alive(p) for p in pids.values())
     # the gateway's route goes to the node Caddy, which answers for the route's host by itself too
-    route = KVStore(ConsulConfig.from_env({}, addr=f"127.0.0.1:{demo.consul_port}")).get(keys.route("hello.localhost"))
+    # the demo's Consul runs with ACLs, default deny: anonymous reads are refused, the daemons have role tokens
+    addr = f"127.0.0.1:{demo.consul_port}"
+    with pytest.raises(ConsulAccessDenied):
+        KVStore(ConsulConfig.from_env({}, addr=addr)).get(keys.route("hello.localhost"))
+    assert {"controller", "agent", "gateway", "operator", "readonly"} <= {p.stem for p in demo.dir.glob("*.token")}
+    assert all(p.stat().st_mode & 0o077 == 0 for p in demo.dir.glob("*.token"))
+    readonly = (demo.dir / "readonly.token").read_text().strip()
+    route = KVStore(ConsulConfig.from_env({}, addr=addr, token=readonly)).get(keys.route("hello.localhost"))
     assert route is not None
     upstreams = {(u["address"], u["port"]) for u in json.loads(route.value)["upstreams"]}
     assert upstreams == {("127.0.0.1", demo.ingress_port)}
@@ -140,7 +148,7 @@ def test_demo_up_serves_every_example_through_caddy_and_down_leaves_nothing(demo
 
     again = demo.run("up")  # re-runnable: everything is reused, nothing re-applied
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("already running") == 4
+    assert again.stdout.count("already running") == 5
     assert "service/hello unchanged" in again.stdout
     assert demo.pids() == pids
 

@@ -6,6 +6,7 @@ import json
 import urllib.request
 from pathlib import Path
 
+from tests.support import acl
 from tests.support.procs import Process, find_binary, free_port, wait_until
 
 
@@ -77,6 +78,8 @@ class ConsulServer:
 
     def start(self, timeout: float = 30.0) -> ConsulServer:
         self.starts += 1
+        if self.token:
+            acl.register_server(self.addr, self.token)
         self.process = Process(self.args(), self.workdir / f"consul-{self.starts}.log").start()
         try:
             wait_until(self.ready, timeout, interval=0.05, what=f"consul on {self.addr}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 
 from meshop.consul.config import ConsulConfig
 from tests.integration.agent.helpers import AgentFactory, Engine, registrations
+from tests.support import acl
 
 
 @pytest.fixture
@@ -32,7 +33,8 @@ def node(docker_client: Any, consul_server: Any) -> Iterator[str]:
             volume.remove(force=True)
     try:
         for sid in registrations(consul_server.addr, name):
-            request = urllib.request.Request(f"{consul_server.url}/v1/agent/service/deregister/{sid}", method="PUT")
+            url = f"{consul_server.url}/v1/agent/service/deregister/{sid}"
+            request = urllib.request.Request(url, method="PUT", headers=acl.auth_headers(consul_server.addr))
             urllib.request.urlopen(request, timeout=5).close()
     except OSError:
         pass
@@ -44,7 +46,8 @@ def engine(docker_client: Any, node: str) -> Engine:
 
 
 @pytest.fixture
-def start_agent(node: str, consul_config: ConsulConfig, tmp_path: Path) -> Iterator[AgentFactory]:
-    factory = AgentFactory(node, consul_config, tmp_path)
+def start_agent(node: str, role_config: Callable[..., ConsulConfig], tmp_path: Path) -> Iterator[AgentFactory]:
+    """In-process agents of ``node``, with that node's agent token."""
+    factory = AgentFactory(node, role_config("agent", node), tmp_path)
     yield factory
     factory.stop_all()

@@ -18,6 +18,7 @@ from meshop.consul.store import KVStore
 from meshop.model import Policy, ServiceSpec, keys, spec_hash
 from meshop.model.records import Assignment, Observed, dumps, loads_json
 from tests.conftest import TEST_IMAGE
+from tests.support import acl
 from tests.support.meshop_proc import meshop_process
 from tests.support.procs import Process, wait_until
 
@@ -66,7 +67,8 @@ def observed(store: KVStore, node: str, service: str) -> Observed | None:
 
 
 def consul_get(addr: str, path: str) -> Any:
-    with urllib.request.urlopen(f"http://{addr}{path}", timeout=5) as response:
+    request = urllib.request.Request(f"http://{addr}{path}", headers=acl.auth_headers(addr))
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read() or b"null")
 
 

@@ -99,6 +99,7 @@ def test_delete_and_not_found(meshop, store: KVStore, tmp_path: Path) -> None:
 
 
 def test_cordon_drain_uncordon_edit_the_node_document(meshop, store: KVStore) -> None:
+    store.put(keys.node("n1"), '{"name": "n1", "address": "127.0.0.1"}')  # a registered node (unknown: exit 1)
     assert meshop("nodes", "cordon", "n1")[:2] == (0, "node/n1 cordoned\n")
     doc = json.loads(store.get(keys.desired_node("n1")).value)
     assert doc["spec"] == {"cordon": True}

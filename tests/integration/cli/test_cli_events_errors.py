@@ -74,7 +74,7 @@ def test_consul_unreachable_is_one_line_naming_the_address_exit_2(args: list[str
 @pytest.mark.parametrize("args", [a for a in READ_COMMANDS if "--watch" not in a], ids=" ".join)
 def test_acl_denied_says_so(acl_consul: ConsulServer, args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CONSUL_HTTP_TOKEN", raising=False)
-    code, out, err = invoke(acl_consul.addr, "meshop", *args)
+    code, out, err = invoke(acl_consul.addr, "meshop", *args, role_token=False)
     assert (code, out) == (2, "")
     assert err.startswith(f"Error: Consul at {acl_consul.url} denied reading meshop/")
     assert "ACL permission denied; set CONSUL_HTTP_TOKEN / --token to a token with access" in err
@@ -82,7 +82,8 @@ def test_acl_denied_says_so(acl_consul: ConsulServer, args: list[str], monkeypat
 
 
 def test_with_the_token_status_reads(acl_consul: ConsulServer) -> None:
-    code, out, err = invoke(acl_consul.addr, "meshop", "--token", acl_consul.token, "status", "-o", "json")
+    args = ("--token", acl_consul.token, "status", "-o", "json")
+    code, out, err = invoke(acl_consul.addr, "meshop", *args, role_token=False)
     assert (code, err) == (0, "")
     assert json.loads(out)["services"] == []
 

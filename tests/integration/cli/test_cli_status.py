@@ -27,6 +27,7 @@ from meshop.model import keys
 from tests.conftest import TEST_IMAGE
 from tests.integration.cli.conftest import invoke
 from tests.integration.operator.sim import SimNode, service_doc
+from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.meshop_proc import meshop_process
 from tests.support.procs import Process, wait_until
@@ -75,7 +76,8 @@ def cluster(
 ) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("cli-cluster")
     prefix, node = f"t-{secrets.token_hex(4)}", f"cli{secrets.token_hex(3)}"
-    store = KVStore(ConsulConfig.from_env({}, addr=consul_server.addr, prefix=prefix, timeout=5.0))
+    config = ConsulConfig.from_env({}, addr=consul_server.addr, token=consul_server.token, prefix=prefix, timeout=5.0)
+    store = KVStore(config)
     controller = meshop_process(
         consul_server.addr,
         prefix,
@@ -101,6 +103,7 @@ def cluster(
             if (body.get("Meta") or {}).get("node") == node:
                 with contextlib.suppress(Exception):
                     services.deregister(sid)
+        acl.close(consul_server.addr, prefix)
 
 
 def lines_of(out: str, section: str) -> list[list[str]]:
@@ -315,6 +318,7 @@ def test_shell_completion_and_service_names(cluster: Cluster) -> None:
         "COMP_CWORD": "3",
         "CONSUL_HTTP_ADDR": cluster.consul.addr,
         "MESHOP_PREFIX": cluster.prefix,
+        "CONSUL_HTTP_TOKEN": acl.token_for(cluster.consul.addr, cluster.prefix, ["describe"]) or "",
     }
     done = subprocess.run([meshop], env=env, capture_output=True, text=True, timeout=30)
     assert done.stdout.splitlines() == ["plain,web"]

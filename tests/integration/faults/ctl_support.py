@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import acl
 from tests.support.procs import Process, free_port, wait_until
 
 
@@ -23,6 +24,7 @@ class ControllerProc:
     args: list[str]
     log_dir: Path
     port: int
+    token: str = ""  # the controller role's token (ACL-enabled Consul)
     runs: list[Process] = field(default_factory=list)
 
     @property
@@ -31,7 +33,7 @@ class ControllerProc:
 
     def start(self) -> ControllerProc:
         log_path = self.log_dir / f"controller-{self.ident}-{len(self.runs)}.log"
-        self.runs.append(Process(self.args, log_path, env={"CONSUL_HTTP_TOKEN": ""}).start())
+        self.runs.append(Process(self.args, log_path, env={"CONSUL_HTTP_TOKEN": self.token}).start())
         return self
 
     def readyz(self, timeout: float = 2.0) -> str | None:
@@ -52,13 +54,19 @@ class ControllerProc:
             run.stop()
 
 
-def controller_proc(consul_addr: str, prefix: str, short: str, log_dir: Path, *flags: str) -> ControllerProc:
+def controller_proc(
+    consul_addr: str, prefix: str, short: str, log_dir: Path, *flags: str, token: str | None = None
+) -> ControllerProc:
+    """A started controller with the controller's token for ``prefix`` (pass ``token`` when
+    ``consul_addr`` is a proxy in front of the session's Consul)."""
     port = free_port()
     ident = f"{prefix}-{short}"
     meshop = str(Path(sys.executable).parent / "meshop")
     args = [meshop, "--consul-addr", consul_addr, "--prefix", prefix, "controller", "run", "--id", ident]
     args += ["--metrics-addr", f"127.0.0.1:{port}", *flags]
-    return ControllerProc(ident, args, log_dir, port).start()
+    if token is None:
+        token = acl.token_for(consul_addr, prefix, ["controller", "run"]) or ""
+    return ControllerProc(ident, args, log_dir, port, token).start()
 
 
 def wait_serving(proc: ControllerProc, timeout: float = 30.0) -> None:

@@ -25,6 +25,7 @@ from tests.integration.faults.ctl_support import (
     controller_proc,
     wait_serving,
 )
+from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import wait_until
 
@@ -119,7 +120,8 @@ def test_a_leader_cut_off_from_consul_stops_answering_leader_before_another_one_
     The cut-off one cannot see that, so it must stop claiming leadership on its own, in time."""
     proxy = HangingProxy(consul_server.addr)
     flags = ("--lock-delay", str(LOCK_DELAY), "--check-ttl", "1", "--grace-period", "5")
-    a = controller_proc(proxy.addr, prefix, "a", tmp_path, *flags)
+    token = acl.token_for(consul_server.addr, prefix, ["controller", "run"])
+    a = controller_proc(proxy.addr, prefix, "a", tmp_path, *flags, token=token)
     b: ControllerProc | None = None
     try:
         wait_until(lambda: a.readyz() == "leader", 30, what=f"a to lead\n{a.log()}")

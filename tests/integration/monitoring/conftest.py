@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.integration.monitoring.stack import Stack
+from tests.support import acl
 from tests.support.consul_server import ConsulServer
 
 
@@ -28,3 +29,4 @@ def stack(consul_server: ConsulServer, docker_client: Any, tmp_path_factory: pyt
     finally:
         running.stop()
         remove_node_containers(docker_client, running.node)
+        acl.close(consul_server.addr, running.prefix)

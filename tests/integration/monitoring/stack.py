@@ -7,6 +7,7 @@ Each daemon listens on a free loopback port (``--metrics-addr 127.0.0.1:0``) and
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import TEST_IMAGE
+from tests.support import acl
 from tests.support.meshop_proc import meshop_process
 from tests.support.procs import REPO, Process, free_port, wait_until
 
@@ -25,9 +27,9 @@ MONITORING = REPO / "charts" / "monitoring"
 COMPONENTS = ("controller", "agent", "gateway")
 
 
-def http_get(url: str, timeout: float = 3.0) -> tuple[int, str]:
+def http_get(url: str, timeout: float = 3.0, headers: dict[str, str] | None = None) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as response:
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode()
@@ -104,7 +106,8 @@ class Stack:
 
     def registrations(self) -> dict[str, dict[str, Any]]:
         """This stack's ``meshop-metrics`` registrations on the Consul agent, by component."""
-        status, body = http_get(f"http://{self.consul_addr}/v1/agent/services")
+        url = f"http://{self.consul_addr}/v1/agent/services"
+        status, body = http_get(url, headers=acl.auth_headers(self.consul_addr))
         assert status == 200, body
         services = json.loads(body)
         return {c: services[self.service_id(c)] for c in self.processes if self.service_id(c) in services}
@@ -127,7 +130,10 @@ class Stack:
         source = self.workdir / f"doc-{secrets.token_hex(3)}.yaml"
         source.write_text(text)
         command = [sys.executable, "-m", "meshop", "--consul-addr", self.consul_addr, "--prefix", self.prefix]
-        done = subprocess.run([*command, "apply", "-f", str(source)], capture_output=True, text=True, timeout=30)
+        env = {**os.environ, "CONSUL_HTTP_TOKEN": acl.token_for(self.consul_addr, self.prefix, ["apply"]) or ""}
+        done = subprocess.run(
+            [*command, "apply", "-f", str(source)], capture_output=True, text=True, timeout=30, env=env
+        )
         assert done.returncode == 0, done.stderr
 
     def stop(self) -> dict[str, int | None]:
@@ -142,15 +148,19 @@ class Stack:
         return "\n".join(f"--- {c}\n{p.log_tail(15)}" for c, p in self.processes.items())
 
 
-def prometheus_config(consul_addr: str) -> str:
+def prometheus_config(consul_addr: str, prefix: str = "") -> str:
     """The shipped prometheus.yml pointed at the test Consul, with 1 s scrapes and discovery refreshes.
 
-    Its relabelling and its rule file (the shipped alerts.yml, by absolute path) are kept as they are.
+    Its relabelling and its rule file (the shipped alerts.yml, by absolute path) are kept as they are;
+    with ``prefix`` on an ACL-enabled Consul, discovery uses that prefix's prometheus token.
     """
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
     config["global"] = {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
     config["rule_files"] = [str(MONITORING / name) for name in config["rule_files"]]
+    token = acl.token_for(consul_addr, prefix, ["prometheus"]) if prefix else None
     for job in config["scrape_configs"]:
         for sd in job["consul_sd_configs"]:
             sd.update(server=consul_addr, refresh_interval="1s")
+            if token:
+                sd["token"] = token
     return yaml.safe_dump(config)

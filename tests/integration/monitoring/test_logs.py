@@ -14,6 +14,7 @@ from meshop.consul.store import KVStore
 from meshop.model import keys
 from tests.integration.monitoring.conftest import remove_node_containers
 from tests.integration.monitoring.stack import Stack, sleeper_doc
+from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import wait_until
 
@@ -27,9 +28,9 @@ def test_json_logs_are_one_event_per_line_and_never_show_a_secret(
     consul_server: ConsulServer, docker_client: Any, tmp_path: Path
 ) -> None:
     prefix = f"t-{secrets.token_hex(4)}"
-    store = KVStore(ConsulConfig.from_env({}, addr=consul_server.addr, prefix=prefix))
+    store = KVStore(ConsulConfig.from_env({}, addr=consul_server.addr, token=consul_server.token, prefix=prefix))
     raw = store.client
-    key = f"{prefix}/secrets/app/api-token"  # the service's own secrets folder
+    key = f"{prefix}/secrets/app/api-token"  # the service's own secrets folder (its agent may read only those)
     values = [f"s3cret-{secrets.token_hex(8)}" for _ in range(2)]
     # secrets are read at apply time, so a changed key is seen on the next pass: resync every second
     extra = {"agent": ["--resync", "1"]}
@@ -55,6 +56,7 @@ def test_json_logs_are_one_event_per_line_and_never_show_a_secret(
         stack.stop()
         remove_node_containers(docker_client, stack.node)
         raw.kv.delete(key)
+        acl.close(consul_server.addr, prefix)
 
     for component in ("controller", "agent"):
         text = (tmp_path / f"{component}.log").read_text()

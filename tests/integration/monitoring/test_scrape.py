@@ -20,8 +20,8 @@ PROMETHEUS_OWN = {"up"}  # series Prometheus makes itself, never in a daemon's /
 
 
 @pytest.fixture
-def prometheus(consul_server: ConsulServer, tmp_path: Path) -> Iterator[PrometheusServer]:
-    server = PrometheusServer(tmp_path / "prometheus", prometheus_config(consul_server.addr)).start()
+def prometheus(consul_server: ConsulServer, stack: Stack, tmp_path: Path) -> Iterator[PrometheusServer]:
+    server = PrometheusServer(tmp_path / "prometheus", prometheus_config(consul_server.addr, stack.prefix)).start()
     try:
         yield server
     finally:

@@ -17,6 +17,7 @@ from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.operator.controller import Controller, ControllerOptions
 from tests.integration.operator.sim import CliController, SimNode
+from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import Process, free_port, wait_until
 
@@ -36,14 +37,15 @@ def sim_nodes(store: KVStore, prefix: str) -> Iterator[Callable[..., SimNode]]:
 
 
 @pytest.fixture
-def controllers(consul_config: ConsulConfig, prefix: str) -> Iterator[Callable[..., Controller]]:
-    """Start in-process controllers; options override the test defaults (grace 2 s, lock-delay 1 s)."""
+def controllers(role_config: Callable[..., ConsulConfig], prefix: str) -> Iterator[Callable[..., Controller]]:
+    """Start in-process controllers with the controller's token; options override the test defaults
+    (grace 2 s, lock-delay 1 s)."""
     started: list[Controller] = []
 
     def start(short: str = "c1", **options: Any) -> Controller:
         options = {"grace_period": 2.0, "lock_delay": 1, "check_ttl": 1.0, "resync": 30.0, **options}
         ctl = Controller(
-            consul_config, ControllerOptions(f"{prefix}-{short}", **{"local_cluster": True, **options})
+            role_config("controller"), ControllerOptions(f"{prefix}-{short}", **{"local_cluster": True, **options})
         ).start()
         started.append(ctl)
         return ctl
@@ -76,7 +78,8 @@ def cli_controllers(consul_server: ConsulServer, prefix: str, tmp_path: Path) ->
             f"127.0.0.1:{port}",
             *flags,
         ]
-        process = Process(args, log_path, env={"CONSUL_HTTP_TOKEN": "", "MESHOP_LOCAL_CLUSTER": "1"}).start()
+        token = acl.token_for(consul_server.addr, prefix, args[1:]) or ""  # args[0]: the program
+        process = Process(args, log_path, env={"CONSUL_HTTP_TOKEN": token, "MESHOP_LOCAL_CLUSTER": "1"}).start()
         handle = CliController(ident, process, port, log_path, args)
         started.append(handle)
         wait_until(lambda: handle.get("/healthz")[0] == 200, 20, what=f"controller {ident} to serve /healthz")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import threading
 import urllib.request
@@ -141,11 +142,12 @@ class CliController:
 
 
 def consul_kv_put(server: ConsulServer, key: str, text: str, tmp_path: Path) -> None:
-    """Write a document the way a user does: with the real ``consul`` CLI."""
+    """Write a document the way a user does: with the real ``consul`` CLI (and the master token)."""
     source = tmp_path / f"doc-{abs(hash((key, text)))}.txt"
     source.write_text(text)
     subprocess.run(
         [find_binary("consul", "MESHOP_CONSUL_BIN"), "kv", "put", f"-http-addr={server.addr}", key, f"@{source}"],
+        env={**os.environ, "CONSUL_HTTP_TOKEN": server.token},
         check=True,
         capture_output=True,
         timeout=20,

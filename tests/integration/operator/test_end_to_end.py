@@ -23,6 +23,7 @@ from meshop.model import keys
 from meshop.model.records import RouteRecord, loads_json
 from tests.conftest import TEST_IMAGE
 from tests.integration.operator.sim import CliController, condition, consul_kv_put, placement_of, service_doc
+from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import Process, wait_until
 
@@ -50,7 +51,8 @@ def agent_node(docker_client: Any, store: KVStore, consul_server: ConsulServer, 
         "--stop-grace",
         "1",
     ]
-    agent = Process(args, tmp_path / "agent.log").start()
+    token = acl.token_for(consul_server.addr, store.prefix, args[1:]) or ""  # the agent's own, for its node
+    agent = Process(args, tmp_path / "agent.log", env={"CONSUL_HTTP_TOKEN": token}).start()
     try:
         yield name
     finally:
@@ -96,9 +98,16 @@ def test_status_reaches_ready_with_a_real_agent_and_docker(
     running = docker_client.containers.list(filters={"label": [f"meshop.node={agent_node}", "meshop.service=hello"]})
     assert len(running) == 1
 
-    route = RouteRecord.from_dict(loads_json(store.get(keys.route("hello.test")).value))  # type: ignore[union-attr]
-    assert [u.node for u in route.upstreams] == [agent_node]
-    upstream = route.upstreams[0]
+    def route() -> RouteRecord | None:
+        entry = store.get(keys.route("hello.test"))
+        return RouteRecord.from_dict(loads_json(entry.value)) if entry else None
+
+    # Routes follow the replica's Consul check too, which may pass up to one check interval (1 s) after
+    # the agent's own probe made the replica Ready.
+    wait_until(lambda: [u.node for u in route().upstreams] == [agent_node], 5, what="the route")  # type: ignore[union-attr]
+    found = route()
+    assert found is not None
+    upstream = found.upstreams[0]
     with urllib.request.urlopen(f"http://{upstream.address}:{upstream.port}/", timeout=5) as response:
         assert response.status == 200
 

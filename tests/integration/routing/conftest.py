@@ -30,6 +30,7 @@ from tests.integration.routing.helpers import (
     start_gateway,
     stop_caddy_dir,
 )
+from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import wait_until
 
@@ -52,7 +53,7 @@ def cluster(
     consul_server: ConsulServer, docker_client: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
     prefix = f"t-{secrets.token_hex(4)}"
-    config = ConsulConfig.from_env({}, addr=consul_server.addr, prefix=prefix, timeout=5.0)
+    config = ConsulConfig.from_env({}, addr=consul_server.addr, token=consul_server.token, prefix=prefix, timeout=5.0)
     store = KVStore(config)
     workdir = tmp_path_factory.mktemp("routing")
     names = [f"ra{secrets.token_hex(3)}", f"rb{secrets.token_hex(3)}"]
@@ -64,7 +65,7 @@ def cluster(
             agents[name] = start_agent_process(consul_server.addr, prefix, name, workdir)
         gateway = start_gateway(consul_server.addr, prefix, workdir)
         options = ControllerOptions(f"{prefix}-c1", grace_period=5.0, lock_delay=1, check_ttl=1.0, local_cluster=True)
-        controller = Controller(config, options).start()
+        controller = Controller(acl.config_for(consul_server.addr, prefix, "controller"), options).start()
 
         def nodes_up() -> bool:
             for agent in agents.values():
@@ -87,3 +88,4 @@ def cluster(
             assert not agent.process.alive()
             stop_caddy_dir(agent.caddy_dir)
             cleanup_node(docker_client, store, agent.name)
+        acl.close(consul_server.addr, prefix)

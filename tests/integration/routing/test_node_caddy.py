@@ -48,7 +48,7 @@ def node(docker_client: Any, store: KVStore) -> Iterator[str]:
 
 @pytest.fixture
 def agents(
-    consul_config: ConsulConfig, tmp_path: Path, docker_client: Any, store: KVStore
+    role_config: Callable[..., ConsulConfig], tmp_path: Path, docker_client: Any, store: KVStore
 ) -> Iterator[Callable[..., InProcessAgent]]:
     """In-process agents; at the end each is stopped, then its node's containers removed (a running agent
     would recreate them, and a stopped one leaves them running by design)."""
@@ -56,7 +56,7 @@ def agents(
 
     def start(node: str, caddy: CaddyOptions | None = None, **kw: Any) -> InProcessAgent:
         caddy = caddy or CaddyOptions(ingress_port=free_port(), directory=short_dir("c"))
-        agent = start_in_process_agent(consul_config, node, tmp_path, caddy, **kw)
+        agent = start_in_process_agent(role_config("agent", node), node, tmp_path, caddy, **kw)
         started.append(agent)
         return agent
 

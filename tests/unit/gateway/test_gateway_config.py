@@ -25,7 +25,11 @@ N3_SICK = Upstream("n3", "10.0.0.3", 8080, False)
         ([route("a.example.com", N1, N2)], set(), (), {"a.example.com": ("10.0.0.1:8080", "10.0.0.2:8080")}),
         ([route("a.example.com", N1, N3_SICK)], set(), (), {"a.example.com": ("10.0.0.1:8080",)}),
         ([route("a.example.com", N1, N2)], {"n1"}, (), {"a.example.com": ("10.0.0.2:8080",)}),
-        ([route("a.example.com", N1)], {"n1"}, (), {"a.example.com": ()}),
+        ([route("a.example.com", N1)], {"n1"}, (), {"a.example.com": ("10.0.0.1:8080",)}),
+        ([route("a.example.com", N1, N2)], {"n1", "n2"}, (), {"a.example.com": ("10.0.0.1:8080", "10.0.0.2:8080")}),
+        ([route("a.example.com", N3_SICK)], {"n3"}, (), {"a.example.com": ()}),
+        ([route("a.example.com", N1, N3_SICK)], {"n1"}, (), {"a.example.com": ("10.0.0.1:8080",)}),
+        ([route("a.example.com")], {"n1"}, (), {"a.example.com": ()}),
         (
             [route("a.example.com", N1), route("b.other.org", N2)],
             set(),
@@ -33,11 +37,27 @@ N3_SICK = Upstream("n3", "10.0.0.3", 8080, False)
             {"a.example.com": ("10.0.0.1:8080",)},
         ),
     ],
-    ids=["all-healthy", "unhealthy-dropped", "down-node-dropped", "only-node-down", "outside-domains-skipped"],
+    ids=[
+        "all-healthy",
+        "unhealthy-dropped",
+        "down-node-dropped",
+        "only-node-down-fails-open",
+        "every-agent-down-keeps-all",
+        "unhealthy-upstream-never-revived",
+        "fail-open-keeps-only-healthy-ones",
+        "no-upstream-stays-empty",
+        "outside-domains-skipped",
+    ],
 )
 def test_plan_sites(routes, live, domains, expected) -> None:
     plan = plan_sites(routes, live, domains)
     assert {site.host: site.upstreams for site in plan.sites} == expected
+
+
+def test_fail_open_hosts_are_reported() -> None:
+    plan = plan_sites([route("a.example.com", N1), route("b.example.com", N1, N2)], {"n1"}, ())
+    assert plan.fail_open == ("a.example.com",)
+    assert plan_sites([route("a.example.com", N1)], set(), ()).fail_open == ()
 
 
 def test_skipped_hosts_are_reported() -> None:

@@ -36,6 +36,9 @@ class RecordingStore:
     def list(self, prefix: str, index: int = 0, wait: str | None = None) -> Listing:
         return Listing(1, ())
 
+    def keys(self, prefix: str) -> list[str]:
+        return []
+
 
 def a(service: str, node: str) -> Assignment:
     return Assignment(service, node, 1, 1, "h", {"image": "x"})

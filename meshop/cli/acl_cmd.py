@@ -1,0 +1,87 @@
+"""``meshop acl policies | init | token ROLE [--node N] | sync [--watch]``: least-privilege Consul ACLs.
+
+``init``, ``token`` and ``sync`` need a management token (``--token`` / ``CONSUL_HTTP_TOKEN``);
+``policies`` only renders. ``token`` prints the SecretID alone on stdout, so it can be captured.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import click
+
+from meshop.cli.context import CliContext
+from meshop.client.acl import AclAdmin, AclSyncWatch
+from meshop.errors import DocumentError
+from meshop.model import acl as policies
+
+ROLE = click.Choice(policies.ROLES)
+
+
+@click.group()
+def acl() -> None:
+    """Consul ACL policies and tokens for each meshop role (docs/security.md)."""
+
+
+@acl.command(name="policies")
+@click.option("--role", type=ROLE, help="Only this role.")
+@click.option("--node", help="The node of an agent policy (without: a placeholder node NODE).")
+@click.pass_obj
+def show_policies(obj: CliContext, role: str | None, node: str | None) -> None:
+    """Print the rendered policies (HCL) without touching Consul. An agent policy is shown without the
+    services placement adds (``acl sync`` adds them)."""
+    for name in [role] if role else policies.ROLES:
+        target = (node or "node") if name in policies.NODE_ROLES else None
+        try:
+            rendered = policies.render(name, obj.consul.prefix, target)
+        except policies.AclInputError as exc:
+            raise DocumentError(str(exc)) from None
+        click.echo(f"# {rendered.name}: {rendered.description}\n{rendered.rules}")
+
+
+@acl.command()
+@click.pass_obj
+def init(obj: CliContext) -> None:
+    """Create or update the policies of every role but the per-node agent (idempotent)."""
+    for name, changed in AclAdmin(obj.consul).init():
+        click.echo(f"policy/{name} {'written' if changed else 'unchanged'}")
+
+
+@acl.command()
+@click.argument("role", type=ROLE)
+@click.option("--node", help="The agent's node (required for the agent role).")
+@click.pass_obj
+def token(obj: CliContext, role: str, node: str | None) -> None:
+    """Print the SecretID of ROLE's token, creating policy and token when missing (idempotent: the same
+    role and node give the same token)."""
+    click.echo(AclAdmin(obj.consul).token(role, node))
+
+
+@acl.command()
+@click.option("--watch", is_flag=True, help="Keep the agent policies in step until stopped (SIGTERM/Ctrl-C).")
+@click.option(
+    "--resync", type=click.FloatRange(1.0), default=30.0, show_default=True, help="Seconds between full syncs."
+)
+@click.pass_obj
+def sync(obj: CliContext, watch: bool, resync: float) -> None:
+    """Bring every agent policy in step with placement: secrets and service names of what is assigned to
+    (or still runs on) its node."""
+    admin = AclAdmin(obj.consul)
+    if not watch:
+        changed = admin.sync()
+        click.echo(f"{len(changed)} agent polic{'y' if len(changed) == 1 else 'ies'} updated")
+        for name in changed:
+            click.echo(f"policy/{name} written")
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    watcher = AclSyncWatch(admin, resync).start()
+    try:
+        stop.wait()
+    finally:
+        watcher.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,187 @@
+"""What ``meshop acl`` does: create the role policies and tokens, and keep agent policies in step with
+placement. Run with a management token (``acl = "write"``); every step can be repeated.
+
+Agent policies follow placement: node N may read ``secrets/<S>/`` only while S is assigned to N, and
+register services only under the names it is assigned or still runs. Changing a policy needs
+``acl = "write"``, which is as good as a management token, so no meshop daemon holds it: ``meshop acl
+sync --watch`` is a small process of its own, run next to the Consul servers with the management token,
+that re-renders the agent policies whenever ``assignments/`` or ``observed/`` change. Until it has run,
+a newly assigned service's secret read or registration is refused and the agent retries it with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from meshop.consul.acl import AclApi, Policy
+from meshop.consul.config import ConsulConfig
+from meshop.consul.store import KVStore, Listing
+from meshop.consul.watch import Watch, watch_prefix
+from meshop.errors import ConsulError, DocumentError
+from meshop.model import acl as policies
+from meshop.model import keys
+from meshop.model.names import is_dns_label
+
+log = logging.getLogger(__name__)
+
+SHARED_ROLES = tuple(role for role in policies.ROLES if role not in policies.NODE_ROLES)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Per node: the services assigned to it, and those it reports running (``observed/``)."""
+
+    assigned: dict[str, frozenset[str]]
+    running: dict[str, frozenset[str]]
+
+    def of(self, node: str) -> tuple[frozenset[str], frozenset[str]]:
+        return self.assigned.get(node, frozenset()), self.running.get(node, frozenset())
+
+
+def placement_of(assignments: Listing, observed: Listing) -> Placement:
+    """Pure: node -> service names from the two listings; keys that are not ``<node>/<service>`` with
+    RFC 1123 names are skipped (``observed/`` is written by agents: hostile input)."""
+
+    def by_node(listing: Listing, prefix: str) -> dict[str, frozenset[str]]:
+        found: dict[str, set[str]] = {}
+        for entry in listing.entries:
+            parts = keys.split(entry.key, prefix)
+            if len(parts) == 2 and is_dns_label(parts[0]) and is_dns_label(parts[1]):
+                found.setdefault(parts[0], set()).add(parts[1])
+        return {node: frozenset(names) for node, names in found.items()}
+
+    return Placement(by_node(assignments, keys.ASSIGNMENTS), by_node(observed, keys.OBSERVED))
+
+
+def _checked(call: Callable[[], policies.RolePolicy]) -> policies.RolePolicy:
+    try:
+        return call()
+    except policies.AclInputError as exc:
+        raise DocumentError(str(exc)) from None
+
+
+class AclAdmin:
+    """The ACL set-up of one meshop prefix."""
+
+    def __init__(self, config: ConsulConfig) -> None:
+        self.config = config
+        self.api = AclApi(config)
+        self.store = KVStore(config, self.api.client)
+        self.prefix = config.prefix
+
+    def render(self, role: str, node: str | None = None) -> policies.RolePolicy:
+        """The role's policy; an agent's with the services placement gives its node right now."""
+        if role in policies.NODE_ROLES and node:
+            assigned, running = self.placement().of(node)
+            return _checked(lambda: policies.render(role, self.prefix, node, assigned, running))
+        return _checked(lambda: policies.render(role, self.prefix, node))
+
+    def placement(self) -> Placement:
+        return placement_of(self.store.list(keys.ASSIGNMENTS), self.store.list(keys.OBSERVED))
+
+    def init(self) -> list[tuple[str, bool]]:
+        """Create or update every shared role's policy: [(policy name, changed)]."""
+        results = []
+        for role in SHARED_ROLES:
+            rendered = self.render(role)
+            _, changed = self._upsert(rendered)
+            results.append((rendered.name, changed))
+        return results
+
+    def _upsert(self, rendered: policies.RolePolicy) -> tuple[Policy, bool]:
+        """Write ``rendered`` unless a policy of that name belongs to something else (another prefix
+        whose name maps to the same policy name, or a policy someone made by hand): that one is refused."""
+        current = self.api.policy(rendered.name)
+        if current is not None and current.description != rendered.description:
+            raise DocumentError(
+                f"ACL policy {rendered.name} exists but is not this one ({current.description!r}, "
+                f"expected {rendered.description!r}); rename or delete it, or use another prefix"
+            )
+        return self.api.upsert_policy(rendered.name, rendered.description, rendered.rules)
+
+    def token(self, role: str, node: str | None = None) -> str:
+        """The SecretID of the role's token: the existing one with this description, else a new one.
+        Its policy is created or brought up to date first."""
+        rendered = self.render(role, node)
+        policy, _ = self._upsert(rendered)
+        for token in self.api.tokens_of(policy.id):
+            if token.description == rendered.description and token.policies == (rendered.name,):
+                found = self.api.token(token.accessor_id)
+                if found is not None and found.secret_id:
+                    return found.secret_id
+        return self.api.create_token(rendered.description, [rendered.name]).secret_id
+
+    def sync(self, placement: Placement | None = None) -> list[str]:
+        """Re-render the policy of every node that has an agent policy; the names of those changed."""
+        placement = placement or self.placement()
+        changed = []
+        for policy in self.api.policies():
+            node = policies.agent_node_of(policy.name, self.prefix)
+            if node is None:
+                continue
+            assigned, running = placement.of(node)
+            rendered = _checked(lambda n=node, a=assigned, r=running: policies.render("agent", self.prefix, n, a, r))
+            if policy.description != rendered.description:
+                continue  # another prefix whose name maps to the same policy name: not ours
+            if self.api.upsert_policy(rendered.name, rendered.description, rendered.rules)[1]:
+                changed.append(rendered.name)
+        return changed
+
+
+class AclSyncWatch:
+    """``meshop acl sync --watch``: re-sync agent policies whenever the placement read from
+    ``assignments/`` and ``observed/`` (blocking queries) changes, and every ``resync`` seconds. Agents
+    rewrite ``observed/`` on every pass, so a wake-up whose placement equals the last synced one costs
+    no ACL call. A failed sync is logged and retried."""
+
+    def __init__(self, admin: AclAdmin, resync: float = 30.0) -> None:
+        self.admin = admin
+        self.resync = resync
+        self.passes = 0
+        self._synced: Placement | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._watches: list[Watch[Listing]] = []
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> AclSyncWatch:
+        for prefix in (keys.ASSIGNMENTS, keys.OBSERVED):
+            self._watches.append(watch_prefix(self.admin.store, prefix, lambda _: self._wake.set()))
+        self._thread = threading.Thread(target=self.run, name="acl-sync", daemon=True)
+        self._thread.start()
+        return self
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            woken = self._wake.wait(self.resync)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if not all(w.wait_ready(0) for w in self._watches):
+                continue
+            assignments, observed = (w.latest for w in self._watches)
+            assert assignments is not None and observed is not None
+            placement = placement_of(assignments, observed)
+            if woken and placement == self._synced:
+                continue
+            try:
+                for name in self.admin.sync(placement):
+                    log.info("agent policy %s follows placement now", name)
+                self._synced = placement
+            except (ConsulError, DocumentError) as exc:
+                log.warning("ACL sync failed (retrying): %s", exc)
+                self._synced = None
+                self._stop.wait(1.0)
+                self._wake.set()
+            self.passes += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for watch in self._watches:
+            watch.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

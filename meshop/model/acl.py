@@ -1,0 +1,172 @@
+"""Least-privilege Consul ACL policies, one per meshop role, rendered from (role, prefix, node, services).
+
+Pure: no I/O. ``meshop acl init`` / ``meshop acl token`` / ``meshop acl sync`` (``meshop.client.acl``)
+send what this module renders. Each rule follows from what the role's code reads and writes
+(docs/security.md, "Roles and tokens"):
+
+* ``controller``: reads the whole prefix except ``secrets/``; writes ``assignments/``, ``status/``,
+  ``routes/``, ``events/`` and the ``leader`` lock (sessions on any Consul node: it may run on any);
+  registers ``meshop-controller`` and ``meshop-metrics``.
+* ``gateway``: reads ``routes/``, ``desired/gateway`` and ``nodes/``; registers ``meshop-metrics``.
+* ``agent`` of node N: writes ``nodes/N`` and ``observed/N/``; reads ``assignments/N/``; registers
+  ``meshop-agent``, ``meshop-metrics`` and the services it runs; reads ``secrets/<S>/`` only for the
+  services S assigned to N. The assigned and running services change with placement, so this policy is
+  re-rendered by ``meshop acl sync`` (``services``: assigned to N; ``running``: what N reports in
+  ``observed/N/``, which it must still be able to deregister).
+* ``readonly``: reads the whole prefix except ``secrets/`` (status, get, describe, events, diff).
+* ``operator``: ``readonly`` plus writes to ``desired/`` (apply, delete, cordon, drain).
+* ``prometheus``: reads the ``meshop-metrics`` service and the nodes, and the local agent's datacenter
+  (what ``consul_sd_configs`` asks for).
+
+Every name pasted into HCL is checked first (prefix segments, RFC 1123 node and service names):
+a quote or a brace in a rule would be a way to grant more than this module means to.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from meshop.model.names import is_dns_label
+
+ROLES = ("controller", "gateway", "agent", "readonly", "operator", "prometheus")
+NODE_ROLES = ("agent",)
+
+AGENT_SERVICE = "meshop-agent"
+CONTROLLER_SERVICE = "meshop-controller"
+METRICS_SERVICE = "meshop-metrics"
+
+_PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9_.-]+", re.ASCII)
+_POLICY_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]", re.ASCII)
+MAX_POLICY_NAME = 128
+
+
+class AclInputError(ValueError):
+    """A role, prefix, node or service name that cannot be put into a policy safely."""
+
+
+@dataclass(frozen=True)
+class RolePolicy:
+    """One rendered policy: its Consul name, a description naming role and prefix, and the HCL rules."""
+
+    name: str
+    description: str
+    rules: str
+
+
+def check_prefix(prefix: str) -> str:
+    """The KV prefix without surrounding slashes; every segment of safe characters, no ``.``/``..``."""
+    text = prefix.strip("/")
+    segments = text.split("/")
+    if not text or any(not _PREFIX_SEGMENT.fullmatch(s) or s in (".", "..") for s in segments):
+        raise AclInputError(f"prefix {prefix!r}: ACL rules need path segments of A-Z a-z 0-9 _ . - only")
+    return text
+
+
+def _check_name(what: str, name: str) -> str:
+    if not is_dns_label(name):
+        raise AclInputError(f"{what} {name!r} is not an RFC 1123 label (a-z, 0-9, '-'; at most 63)")
+    return name
+
+
+def policy_name(role: str, prefix: str, node: str | None = None) -> str:
+    """``meshop-<prefix>-<role>[-<node>]``; characters Consul refuses in names become ``-``."""
+    _check_role(role, node)
+    slug = _POLICY_NAME_UNSAFE.sub("-", check_prefix(prefix))
+    name = f"meshop-{slug}-{role}" + (f"-{_check_name('node', node)}" if node else "")
+    if len(name) > MAX_POLICY_NAME:
+        raise AclInputError(f"policy name {name!r} is longer than Consul's {MAX_POLICY_NAME} characters")
+    return name
+
+
+def description(role: str, prefix: str, node: str | None = None) -> str:
+    """Names role, prefix and node: how ``meshop acl`` recognises its own policies and tokens again."""
+    return f"meshop {role} for prefix {check_prefix(prefix)}" + (f" on node {node}" if node else "")
+
+
+def _check_role(role: str, node: str | None) -> None:
+    if role not in ROLES:
+        raise AclInputError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if (role in NODE_ROLES) != bool(node):
+        raise AclInputError(f"role {role!r} {'needs' if role in NODE_ROLES else 'takes no'} --node")
+
+
+def _rule(kind: str, name: str, policy: str) -> str:
+    return f'{kind} "{name}" {{\n  policy = "{policy}"\n}}'
+
+
+def _read_all_but_secrets(p: str) -> list[str]:
+    return [_rule("key_prefix", f"{p}/", "read"), _rule("key_prefix", f"{p}/secrets/", "deny")]
+
+
+_CATALOG_READ = [_rule("service_prefix", "", "read"), _rule("node_prefix", "", "read")]
+
+
+def policy_rules(
+    role: str, prefix: str, node: str | None = None, services: Iterable[str] = (), running: Iterable[str] = ()
+) -> str:
+    """The HCL rules of ``role`` under ``prefix``; for ``agent``, of ``node`` with ``services`` assigned to
+    it (their secrets readable, their registrations writable) and ``running`` still registered by it."""
+    _check_role(role, node)
+    p = check_prefix(prefix)
+    if node is not None:
+        _check_name("node", node)
+    rules: list[str]
+    if role == "controller":
+        rules = _read_all_but_secrets(p) + [
+            _rule("key_prefix", f"{p}/{part}/", "write") for part in ("assignments", "status", "routes", "events")
+        ]
+        rules += [_rule("key", f"{p}/leader", "write"), _rule("session_prefix", "", "write")]
+        rules += [_rule("service", CONTROLLER_SERVICE, "write"), _rule("service", METRICS_SERVICE, "write")]
+        rules += _CATALOG_READ
+    elif role == "gateway":
+        rules = [
+            _rule("key_prefix", f"{p}/routes/", "read"),
+            _rule("key", f"{p}/desired/gateway", "read"),
+            _rule("key_prefix", f"{p}/nodes/", "read"),
+            _rule("service", METRICS_SERVICE, "write"),
+            *_CATALOG_READ,
+        ]
+    elif role == "agent":
+        assert node is not None
+        assigned = sorted({_check_name("service", s) for s in services})
+        registered = sorted(set(assigned) | {_check_name("service", s) for s in running})
+        rules = [
+            _rule("key", f"{p}/nodes/{node}", "write"),
+            _rule("key_prefix", f"{p}/observed/{node}/", "write"),
+            _rule("key_prefix", f"{p}/assignments/{node}/", "read"),
+            *(_rule("key_prefix", f"{p}/secrets/{s}/", "read") for s in assigned),
+            _rule("service", AGENT_SERVICE, "write"),
+            _rule("service", METRICS_SERVICE, "write"),
+            *(_rule("service", s, "write") for s in registered if s not in (AGENT_SERVICE, METRICS_SERVICE)),
+            *_CATALOG_READ,
+        ]
+    elif role == "readonly":
+        rules = _read_all_but_secrets(p) + _CATALOG_READ
+    elif role == "operator":
+        rules = [*_read_all_but_secrets(p), _rule("key_prefix", f"{p}/desired/", "write"), *_CATALOG_READ]
+    else:  # prometheus
+        rules = [
+            _rule("service", METRICS_SERVICE, "read"),
+            _rule("node_prefix", "", "read"),
+            _rule("agent_prefix", "", "read"),
+        ]
+    return "\n".join(rules) + "\n"
+
+
+def render(
+    role: str, prefix: str, node: str | None = None, services: Iterable[str] = (), running: Iterable[str] = ()
+) -> RolePolicy:
+    return RolePolicy(
+        policy_name(role, prefix, node),
+        description(role, prefix, node),
+        policy_rules(role, prefix, node, services, running),
+    )
+
+
+def agent_node_of(policy: str, prefix: str) -> str | None:
+    """The node of an agent policy name for ``prefix`` (``meshop-<prefix>-agent-<node>``), else None."""
+    head = policy_name("readonly", prefix).removesuffix("readonly") + "agent-"
+    node = policy.removeprefix(head) if policy.startswith(head) else ""
+    return node if is_dns_label(node) else None

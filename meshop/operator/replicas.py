@@ -1,0 +1,70 @@
+"""Replica health as Consul's own checks see it: the fast, agent-independent signal routes follow. Pure.
+
+The controller watches every check in the cluster (``/v1/health/state/any``). Two kinds matter:
+
+* a replica's check (service id ``meshop-<node>-<service>-<replica>``, registered by the node's agent,
+  run by the node's Consul agent every few seconds) says whether that copy answers;
+* a Consul node's ``serfHealth`` goes critical when the machine stops answering the cluster (power
+  off, network cut) — within seconds, while the replica checks it ran keep their last (passing) state.
+  Every replica on such a node counts as failing, and a meshop node whose agent is registered there is
+  ``dead``.
+
+``ReplicaHealth.state(service, node)`` is then ``dead``, ``critical`` (every registered check of that
+service on that node fails), ``passing`` (at least one passes) or ``unknown`` (no check: no replica
+registered with a check there, or no data). Routes drop ``dead`` and ``critical`` upstreams at once,
+and may keep ``passing`` ones when only the agents are unhealthy (``routes.py``: fail open).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from meshop.consul.services import CheckState
+
+SERF_HEALTH = "serfHealth"
+DEAD, CRITICAL, PASSING, UNKNOWN = "dead", "critical", "passing", "unknown"
+_GOOD = ("passing", "warning")
+
+
+def parse_replica_id(service_id: str, service: str) -> tuple[str, int] | None:
+    """``meshop-<node>-<service>-<replica>`` -> (node, replica); None for anything else."""
+    head = "meshop-"
+    if not service or not service_id.startswith(head):
+        return None
+    rest, _, replica = service_id[len(head) :].rpartition("-")
+    node, sep, name = rest.rpartition(f"-{service}")
+    if not replica.isdigit() or not sep or name or not node:
+        return None
+    return node, int(replica)
+
+
+@dataclass(frozen=True)
+class ReplicaHealth:
+    """``replicas``: service -> node -> passing | critical; ``dead``: meshop nodes whose machine is gone."""
+
+    replicas: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    dead: frozenset[str] = frozenset()
+
+    def state(self, service: str, node: str) -> str:
+        if node in self.dead:
+            return DEAD
+        return self.replicas.get(service, {}).get(node, UNKNOWN)
+
+
+def replica_health(checks: Iterable[CheckState], agent_hosts: Mapping[str, str]) -> ReplicaHealth:
+    """From every check in the cluster and where each meshop node's agent is registered (meshop node ->
+    Consul node): each routed replica's effective state, and the meshop nodes whose Consul node is gone."""
+    checks = list(checks)
+    serf_down = {c.node for c in checks if c.check_id == SERF_HEALTH and c.status == "critical"}
+    found: dict[str, dict[str, str]] = {}
+    for check in checks:
+        parsed = parse_replica_id(check.service_id, check.service_name)
+        if parsed is None:
+            continue
+        node = parsed[0]
+        good = check.status in _GOOD and check.node not in serf_down
+        per = found.setdefault(check.service_name, {})
+        per[node] = PASSING if good or per.get(node) == PASSING else CRITICAL
+    dead = frozenset(node for node, host in agent_hosts.items() if host in serf_down)
+    return ReplicaHealth(found, dead)

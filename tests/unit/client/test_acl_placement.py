@@ -1,0 +1,52 @@
+"""What ``meshop acl sync`` derives from KV (pure), and ``meshop acl policies`` (renders, no Consul)."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshop.cli.main import run
+from meshop.client.acl import placement_of
+from meshop.consul.store import Entry, Listing
+
+
+def listing(*keys: str) -> Listing:
+    return Listing(1, tuple(Entry(key, b"{}", 1) for key in keys))
+
+
+def test_placement_per_node_skips_keys_that_are_not_node_and_service() -> None:
+    assignments = listing("assignments/n1/web", "assignments/n1/db", "assignments/n2/web", "assignments/n3")
+    observed = listing(
+        "observed/n1/old",
+        'observed/n1/x" { policy = "write" }',  # an agent's hostile key: never a name in a policy
+        "observed/n1/a/b",
+        "observed/N1/web",
+        "observed/n2/web",
+    )
+    placement = placement_of(assignments, observed)
+    assert placement.of("n1") == ({"web", "db"}, {"old"})
+    assert placement.of("n2") == ({"web"}, {"web"})
+    assert placement.of("n3") == (set(), set())
+    assert "N1" not in placement.running
+
+
+def test_acl_policies_prints_every_role_without_consul(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--consul-addr", "127.0.0.1:1", "--prefix", "org/meshop", "acl", "policies"]) == 0
+    out = capsys.readouterr().out
+    for name in ("controller", "gateway", "agent-node", "readonly", "operator", "prometheus"):
+        assert f"# meshop-org-meshop-{name}: " in out
+    assert 'key_prefix "org/meshop/secrets/" {\n  policy = "deny"\n}' in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--prefix", 'a"b', "acl", "policies"], "prefix 'a\"b': ACL rules need path segments"),
+        (["acl", "policies", "--role", "agent", "--node", "N_1"], "node 'N_1' is not an RFC 1123 label"),
+        (["acl", "token", "root"], "'root' is not one of"),
+    ],
+    ids=["bad-prefix", "bad-node", "bad-role"],
+)
+def test_bad_input_is_one_clear_line(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--consul-addr", "127.0.0.1:1", *args]) != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -1,0 +1,178 @@
+"""The role policies: exactly what each role may read and write, judged by Consul's own matching rule
+(the longest matching key/key_prefix rule wins), and no way to smuggle a rule in through a name."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from meshop.model import acl
+
+RULE_RE = re.compile(r'(\w+) "([^"\n]*)" \{\n  policy = "(read|write|deny)"\n\}')
+LEVEL = {"deny": 0, "read": 1, "write": 2}
+
+
+def parse(rules: str) -> list[tuple[str, str, str]]:
+    """(kind, name, policy) of every rule; the whole text must be made of rules and nothing else."""
+    found = RULE_RE.findall(rules)
+    assert RULE_RE.sub("", rules).strip() == "", f"text outside rules:\n{rules}"
+    return found
+
+
+def may(rules: str, kind: str, name: str, access: str) -> bool:
+    """Consul's decision for ``kind`` (key, service, node, session, agent) on ``name``: an exact rule
+    first, else the longest matching prefix rule, else default deny."""
+    parsed = parse(rules)
+    exact = [p for k, n, p in parsed if k == kind and n == name]
+    matching = [(n, p) for k, n, p in parsed if k == f"{kind}_prefix" and name.startswith(n)]
+    prefixes = sorted(matching, key=lambda x: len(x[0]))
+    policy = exact[0] if exact else (prefixes[-1][1] if prefixes else "deny")
+    return LEVEL[policy] >= LEVEL[access]
+
+
+P = "meshop"
+AGENT_N1 = acl.policy_rules("agent", P, "n1", services=["web"], running=["old"])
+
+# (role rules, kind, resource, access, allowed)
+CASES = [
+    # the agent of n1: its own records, its own assignments, the secrets of what is assigned to it
+    (AGENT_N1, "key", "meshop/nodes/n1", "write", True),
+    (AGENT_N1, "key", "meshop/nodes/n2", "write", False),
+    (AGENT_N1, "key", "meshop/nodes/n10", "write", False),
+    (AGENT_N1, "key", "meshop/observed/n1/web", "write", True),
+    (AGENT_N1, "key", "meshop/observed/n2/web", "write", False),
+    (AGENT_N1, "key", "meshop/observed/n2/web", "read", False),
+    (AGENT_N1, "key", "meshop/assignments/n1/web", "read", True),
+    (AGENT_N1, "key", "meshop/assignments/n1/web", "write", False),
+    (AGENT_N1, "key", "meshop/assignments/n2/web", "read", False),
+    (AGENT_N1, "key", "meshop/secrets/web/password", "read", True),
+    (AGENT_N1, "key", "meshop/secrets/web/password", "write", False),
+    (AGENT_N1, "key", "meshop/secrets/webx/password", "read", False),
+    (AGENT_N1, "key", "meshop/secrets/old/password", "read", False),  # still running, no longer assigned
+    (AGENT_N1, "key", "meshop/secrets/db/password", "read", False),
+    (AGENT_N1, "key", "meshop/desired/services/web", "read", False),
+    (AGENT_N1, "key", "meshop/status/services/web", "write", False),
+    (AGENT_N1, "key", "meshop/routes/a.example.com", "write", False),
+    (AGENT_N1, "key", "meshop/leader", "write", False),
+    (AGENT_N1, "key", "other/nodes/n1", "write", False),
+    (AGENT_N1, "service", "meshop-agent", "write", True),
+    (AGENT_N1, "service", "meshop-metrics", "write", True),
+    (AGENT_N1, "service", "web", "write", True),
+    (AGENT_N1, "service", "old", "write", True),  # to deregister what it still runs
+    (AGENT_N1, "service", "db", "write", False),
+    (AGENT_N1, "service", "meshop-controller", "write", False),
+    (AGENT_N1, "service", "db", "read", True),
+    (AGENT_N1, "node", "any", "read", True),
+    (AGENT_N1, "node", "any", "write", False),
+    (AGENT_N1, "session", "any", "write", False),
+    # the controller: everything but secrets to read; placement, status, routes, events, leader to write
+    (acl.policy_rules("controller", P), "key", "meshop/desired/services/web", "read", True),
+    (acl.policy_rules("controller", P), "key", "meshop/desired/services/web", "write", False),
+    (acl.policy_rules("controller", P), "key", "meshop/nodes/n1", "write", False),
+    (acl.policy_rules("controller", P), "key", "meshop/observed/n1/web", "write", False),
+    (acl.policy_rules("controller", P), "key", "meshop/assignments/n1/web", "write", True),
+    (acl.policy_rules("controller", P), "key", "meshop/status/services/web", "write", True),
+    (acl.policy_rules("controller", P), "key", "meshop/routes/a.example.com", "write", True),
+    (acl.policy_rules("controller", P), "key", "meshop/events/1-a", "write", True),
+    (acl.policy_rules("controller", P), "key", "meshop/leader", "write", True),
+    (acl.policy_rules("controller", P), "key", "meshop/leaderx", "write", False),
+    (acl.policy_rules("controller", P), "key", "meshop/secrets/web/password", "read", False),
+    (acl.policy_rules("controller", P), "key", "meshopx/desired/services/web", "read", False),
+    (acl.policy_rules("controller", P), "session", "any-node", "write", True),
+    (acl.policy_rules("controller", P), "service", "meshop-controller", "write", True),
+    (acl.policy_rules("controller", P), "service", "meshop-agent", "write", False),
+    # the gateway: routes, its document and the nodes to read; nothing in KV to write
+    (acl.policy_rules("gateway", P), "key", "meshop/routes/a.example.com", "read", True),
+    (acl.policy_rules("gateway", P), "key", "meshop/routes/a.example.com", "write", False),
+    (acl.policy_rules("gateway", P), "key", "meshop/desired/gateway", "read", True),
+    (acl.policy_rules("gateway", P), "key", "meshop/desired/gateway", "write", False),
+    (acl.policy_rules("gateway", P), "key", "meshop/desired/services/web", "read", False),
+    (acl.policy_rules("gateway", P), "key", "meshop/nodes/n1", "read", True),
+    (acl.policy_rules("gateway", P), "key", "meshop/secrets/web/password", "read", False),
+    (acl.policy_rules("gateway", P), "service", "meshop-metrics", "write", True),
+    (acl.policy_rules("gateway", P), "service", "meshop-agent", "write", False),
+    # read-only and operator CLIs
+    (acl.policy_rules("readonly", P), "key", "meshop/events/1-a", "read", True),
+    (acl.policy_rules("readonly", P), "key", "meshop/leader", "read", True),
+    (acl.policy_rules("readonly", P), "key", "meshop/desired/services/web", "write", False),
+    (acl.policy_rules("readonly", P), "key", "meshop/secrets/web/password", "read", False),
+    (acl.policy_rules("readonly", P), "service", "web", "write", False),
+    (acl.policy_rules("operator", P), "key", "meshop/desired/services/web", "write", True),
+    (acl.policy_rules("operator", P), "key", "meshop/desired/nodes/n1", "write", True),
+    (acl.policy_rules("operator", P), "key", "meshop/status/services/web", "write", False),
+    (acl.policy_rules("operator", P), "key", "meshop/assignments/n1/web", "write", False),
+    (acl.policy_rules("operator", P), "key", "meshop/secrets/web/password", "read", False),
+    # Prometheus: discovery only
+    (acl.policy_rules("prometheus", P), "service", "meshop-metrics", "read", True),
+    (acl.policy_rules("prometheus", P), "service", "web", "read", False),
+    (acl.policy_rules("prometheus", P), "node", "any", "read", True),
+    (acl.policy_rules("prometheus", P), "agent", "any", "read", True),
+    (acl.policy_rules("prometheus", P), "key", "meshop/desired/services/web", "read", False),
+]
+
+
+def _id(case: tuple) -> str:
+    rules, kind, name, access, allowed = case
+    role = next(r for r in acl.ROLES if rules in (AGENT_N1, acl.policy_rules(r, P, "n1" if r == "agent" else None)))
+    return f"{role}-{'may' if allowed else 'not'}-{access}-{kind}-{name}"
+
+
+@pytest.mark.parametrize(("rules", "kind", "name", "access", "allowed"), CASES, ids=[_id(c) for c in CASES])
+def test_each_role_may_exactly_what_it_needs(rules: str, kind: str, name: str, access: str, allowed: bool) -> None:
+    assert may(rules, kind, name, access) is allowed
+
+
+def test_agent_policy_follows_placement() -> None:
+    before = acl.policy_rules("agent", P, "n1", services=["web"])
+    after = acl.policy_rules("agent", P, "n1", services=["db"])
+    assert may(before, "key", "meshop/secrets/web/k", "read") and not may(after, "key", "meshop/secrets/web/k", "read")
+    assert may(after, "key", "meshop/secrets/db/k", "read") and may(after, "service", "db", "write")
+    assert acl.policy_rules("agent", P, "n1", ["b", "a", "a"]) == acl.policy_rules("agent", P, "n1", ["a", "b"])
+
+
+def test_nested_prefix_and_names() -> None:
+    assert acl.policy_name("agent", "org/meshop", "n1") == "meshop-org-meshop-agent-n1"
+    assert acl.agent_node_of("meshop-org-meshop-agent-n1", "org/meshop") == "n1"
+    assert acl.agent_node_of("meshop-org-meshop-controller", "org/meshop") is None
+    assert acl.agent_node_of("meshop-other-agent-n1", "org/meshop") is None
+    assert 'key_prefix "org/meshop/observed/n1/"' in acl.policy_rules("agent", "/org/meshop/", "n1")
+    assert acl.description("agent", "meshop", "n1") == "meshop agent for prefix meshop on node n1"
+
+
+BAD = [
+    ("role", lambda: acl.render("root", P), "role 'root' is not one of"),
+    ("agent-without-node", lambda: acl.render("agent", P), "needs --node"),
+    ("node-for-controller", lambda: acl.render("controller", P, "n1"), "takes no --node"),
+    ("quote-in-node", lambda: acl.render("agent", P, 'n1" {}\nkey_prefix "'), "not an RFC 1123 label"),
+    ("quote-in-service", lambda: acl.render("agent", P, "n1", ['web"']), "service 'web\"'"),
+    ("upper-service", lambda: acl.render("agent", P, "n1", running=["Web"]), "service 'Web'"),
+    ("quote-in-prefix", lambda: acl.render("readonly", 'a"b'), "path segments"),
+    ("dotdot-prefix", lambda: acl.render("readonly", "a/../b"), "path segments"),
+    ("empty-prefix", lambda: acl.render("readonly", "/"), "path segments"),
+    ("long-name", lambda: acl.render("readonly", "p" * 120), "longer than"),
+]
+
+
+@pytest.mark.parametrize(("call", "message"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_unsafe_input_is_refused_with_the_reason(call, message: str) -> None:
+    with pytest.raises(acl.AclInputError, match=re.escape(message)):
+        call()
+
+
+NAMES = st.one_of(st.text(max_size=20), st.from_regex(r"[a-z0-9][a-z0-9-]{0,8}[a-z0-9]", fullmatch=True))
+
+
+@given(node=NAMES, service=NAMES, prefix=st.one_of(st.text(max_size=20), st.just("meshop")))
+def test_no_name_adds_a_rule(node: str, service: str, prefix: str) -> None:
+    """Whatever the names, the result is refused or holds exactly the agent's rules, about them."""
+    try:
+        rules = acl.policy_rules("agent", prefix, node, services=[service])
+    except acl.AclInputError:
+        return
+    parsed = parse(rules)
+    assert len(parsed) == len(parse(acl.policy_rules("agent", "p", "n", services=["s"])))
+    own = ("", "meshop-agent", "meshop-metrics", service)
+    assert all(name in own or name.startswith(prefix.strip("/") + "/") for _, name, _ in parsed)
