@@ -20,6 +20,7 @@ from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.operator.controller import Controller, ControllerOptions
 from tests.integration.operator.sim import SimNode
+from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import Process, free_port, wait_until
 
@@ -91,22 +92,26 @@ def fleet(
     consul_server: ConsulServer, honest_server: Netns, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Fleet]:
     prefix = f"t-{secrets.token_hex(4)}"
-    config = ConsulConfig.from_env({}, addr=consul_server.addr, prefix=prefix, timeout=5.0)
+    addr = consul_server.addr
+    config = ConsulConfig.from_env({}, addr=addr, token=consul_server.token, prefix=prefix, timeout=5.0)
     store = KVStore(config)
     workdir = tmp_path_factory.mktemp("fleet")
     http_port, https_port = free_port(), free_port()
     command = [sys.executable, "-m", "meshop", "--consul-addr", consul_server.addr, "--prefix", prefix]
     command += ["gateway", "run", "--caddy-dir", str(workdir / "gw"), "--tls", "off", "--resync", "2"]
     command += ["--http-port", str(http_port), "--https-port", str(https_port), "--metrics-addr", "127.0.0.1:0"]
-    gateway = Process(command, workdir / "gateway.log", env={"PYTHONUNBUFFERED": "1"}).start()
+    token = acl.token_for(addr, prefix, ["gateway", "run"]) or ""  # each daemon with its role's token
+    gateway = Process(command, workdir / "gateway.log", env={"PYTHONUNBUFFERED": "1", "CONSUL_HTTP_TOKEN": token})
+    gateway.start()
     options = ControllerOptions(f"{prefix}-c", grace_period=30.0, lock_delay=0, check_ttl=1.0, resync=2.0)
-    controller = Controller(config, options).start()
+    controller = Controller(acl.config_for(addr, prefix, "controller"), options).start()
     try:
         wait_until(lambda: controller.election.is_leader and controller.loop.passes > 0, 20, what="a leader")
         yield Fleet(store, controller, gateway, http_port, honest_server, consul_server)
     finally:
         controller.stop()
         gateway.stop()
+        acl.close_everywhere(prefix)
 
 
 def join(store: KVStore, name: str, address: str, ingress_port: int) -> SimNode:

@@ -19,6 +19,7 @@ from meshop.model import keys
 from meshop.model.records import ServiceStatus, loads_json
 from meshop.operator.controller import Controller, ControllerOptions
 from tests.integration.operator.sim import SimNode
+from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import wait_until
 
@@ -31,16 +32,18 @@ def service(name: str, **spec: object) -> str:
 @pytest.fixture
 def cluster(consul_server: ConsulServer) -> Iterator[tuple[KVStore, SimNode]]:
     prefix = f"t-{secrets.token_hex(4)}"
-    config = ConsulConfig.from_env({}, addr=consul_server.addr, prefix=prefix, timeout=10.0)
+    config = ConsulConfig.from_env({}, addr=consul_server.addr, token=consul_server.token, prefix=prefix, timeout=10.0)
     store = KVStore(config)
     node = SimNode(store, f"{prefix}-n1").join()
-    ctl = Controller(config, ControllerOptions(f"{prefix}-c", lock_delay=0, resync=1.0)).start()
+    role = acl.config_for(consul_server.addr, prefix, "controller", timeout=10.0)
+    ctl = Controller(role, ControllerOptions(f"{prefix}-c", lock_delay=0, resync=1.0)).start()
     try:
         wait_until(lambda: ctl.election.is_leader and ctl.loop.passes > 0, 20, what="a leader")
         yield store, node
     finally:
         ctl.stop()
         node.close()
+        acl.close_everywhere(prefix)
 
 
 def status(store: KVStore, name: str) -> ServiceStatus | None:

@@ -8,6 +8,7 @@ name, e.g. one a database of the user's had, so that service's clients were sent
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Iterator
@@ -22,16 +23,21 @@ from meshop.consul.client import make_client
 from meshop.consul.config import ConsulConfig
 from meshop.consul.services import Registration, Services
 from meshop.consul.store import KVStore
+from meshop.errors import ConsulError
 from meshop.model import ServiceSpec, keys
 from meshop.model.records import Capacity, NodeRecord, NodeStatus, ServiceStatus, dumps, loads_json
 from meshop.operator.controller import Controller, ControllerOptions
+from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import wait_until
 
 
 @pytest.fixture
-def config(consul_server: ConsulServer) -> ConsulConfig:
-    return ConsulConfig.from_env({}, addr=consul_server.addr, prefix=f"t-{secrets.token_hex(4)}", timeout=5.0)
+def config(consul_server: ConsulServer) -> Iterator[ConsulConfig]:
+    """The test's own view (master token): it writes and registers as an attacker would."""
+    prefix = f"t-{secrets.token_hex(4)}"
+    yield ConsulConfig.from_env({}, addr=consul_server.addr, token=consul_server.token, prefix=prefix, timeout=5.0)
+    acl.close_everywhere(prefix)
 
 
 def service(name: str) -> dict:
@@ -41,7 +47,8 @@ def service(name: str) -> dict:
 
 @pytest.fixture
 def controller(config: ConsulConfig) -> Iterator[Controller]:
-    ctl = Controller(config, ControllerOptions(f"{config.prefix}-c", grace_period=1.0, lock_delay=0, resync=1.0))
+    role = acl.config_for(f"{config.host}:{config.port}", config.prefix, "controller")
+    ctl = Controller(role, ControllerOptions(f"{config.prefix}-c", grace_period=1.0, lock_delay=0, resync=1.0))
     ctl.start()
     try:
         wait_until(lambda: ctl.election.is_leader and ctl.loop.passes > 0, 20, what="a leader")
@@ -56,7 +63,8 @@ def test_a_service_named_like_meshops_own_is_refused(
     store = KVStore(config)
     path = tmp_path / "agent.json"
     path.write_text(json.dumps(service("meshop-agent")))
-    code = run(["--consul-addr", config.address, "--prefix", config.prefix, "apply", "-f", str(path)])
+    token = acl.token_for(f"{config.host}:{config.port}", config.prefix, ["apply"]) or ""
+    code = run(["--consul-addr", config.address, "--prefix", config.prefix, "--token", token, "apply", "-f", str(path)])
     assert code == 1 and "metadata.name: is reserved" in capsys.readouterr().err
     store.put(keys.desired_service("meshop-agent"), json.dumps(service("meshop-agent")))  # straight to KV
 
@@ -91,6 +99,8 @@ def test_a_replica_registration_is_never_counted_as_agent_health(config: ConsulC
 
 
 def test_replicas_never_join_a_consul_service_meshop_does_not_own(config: ConsulConfig) -> None:
+    # the registrar with the master token: ACLs let an agent register a service name once a Service of
+    # that name is assigned to its node, which is exactly when this check is the only guard left
     services = Services(config, make_client(config))
     name = f"payments{secrets.token_hex(3)}"
     node = f"n{secrets.token_hex(3)}"
@@ -110,5 +120,6 @@ def test_replicas_never_join_a_consul_service_meshop_does_not_own(config: Consul
         assert registrar.sync({reg.service_id: (reg, container.id)}) == 1
         assert reg.service_id in services.local() and registrar.refused == {}
     finally:
-        services.deregister(reg.service_id)
-        services.deregister(f"{name}-db")
+        for sid in (reg.service_id, f"{name}-db"):
+            with contextlib.suppress(ConsulError):  # already gone
+                services.deregister(sid)

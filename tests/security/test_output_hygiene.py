@@ -8,7 +8,6 @@ operator's screen cleared, lines rewritten, the window retitled).
 from __future__ import annotations
 
 import json
-import secrets
 import time
 
 import pytest
@@ -18,6 +17,7 @@ from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.model import keys
 from meshop.model.records import Capacity, Condition, Event, NodeRecord, ServiceStatus, dumps
+from tests.support import acl
 from tests.support.consul_server import ConsulServer
 
 CLEAR = "\x1b[2J\x1b[H"  # clear the screen, cursor home
@@ -26,10 +26,10 @@ CSI_C1 = "\x9b1A"  # cursor up, as one C1 character
 
 
 def test_status_describe_and_events_print_escapes_not_control_sequences(
-    consul_server: ConsulServer, capsys: pytest.CaptureFixture[str]
+    consul_server: ConsulServer, prefix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    prefix = f"t-{secrets.token_hex(4)}"
-    store = KVStore(ConsulConfig.from_env({}, addr=consul_server.addr, prefix=prefix, timeout=5.0))
+    addr = consul_server.addr
+    store = KVStore(ConsulConfig.from_env({}, addr=addr, token=consul_server.token, prefix=prefix, timeout=5.0))
     doc = {"apiVersion": "meshop.io/v1alpha1", "kind": "Service", "metadata": {"name": "web"}}
     doc["spec"] = {"image": "busybox:1", "env": [{"name": "GREETING", "value": f"hi{CLEAR}"}]}
     store.put(keys.desired_service("web"), json.dumps(doc))
@@ -42,7 +42,8 @@ def test_status_describe_and_events_print_escapes_not_control_sequences(
 
     outputs = []
     for args in (["status"], ["describe", "service", "web"], ["events"], ["get", "nodes"]):
-        code = run(["--consul-addr", consul_server.addr, "--prefix", prefix, *args])
+        token = acl.token_for(addr, prefix, args) or ""  # the read-only role
+        code = run(["--consul-addr", addr, "--prefix", prefix, "--token", token, *args])
         out = capsys.readouterr().out
         assert code == 0, args
         outputs.append(out)

@@ -20,6 +20,7 @@ from meshop.consul.store import KVStore
 from meshop.model import keys
 from meshop.model.records import RouteRecord, ServiceStatus, loads_json
 from meshop.operator.controller import Controller, ControllerOptions
+from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import wait_until
 
@@ -40,18 +41,20 @@ def service(name: str, host: str) -> dict:
 @pytest.fixture
 def cluster(consul_server: ConsulServer) -> Iterator[tuple[ConsulConfig, KVStore, list[Controller]]]:
     prefix = f"t-{secrets.token_hex(4)}"
-    config = ConsulConfig.from_env({}, addr=consul_server.addr, prefix=prefix, timeout=5.0)
+    config = ConsulConfig.from_env({}, addr=consul_server.addr, token=consul_server.token, prefix=prefix, timeout=5.0)
     controllers: list[Controller] = []
     try:
         yield config, KVStore(config), controllers
     finally:
         for controller in controllers:
             controller.stop()
+        acl.close_everywhere(prefix)
 
 
 def start_controller(config: ConsulConfig, controllers: list[Controller], ident: str) -> Controller:
     options = ControllerOptions(ident, lock_delay=0, check_ttl=1.0, resync=2.0)
-    controller = Controller(config, options).start()
+    controller = Controller(acl.config_for(f"{config.host}:{config.port}", config.prefix, "controller"), options)
+    controller.start()
     controllers.append(controller)
     wait_until(lambda: controller.election.is_leader and controller.loop.passes > 0, 20, what=f"{ident} to lead")
     return controller
@@ -71,7 +74,9 @@ def degraded(store: KVStore, name: str) -> tuple[str, str] | None:
 
 
 def meshop(config: ConsulConfig, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = run(["--consul-addr", config.address, "--prefix", config.prefix, *args])
+    addr = f"{config.host}:{config.port}"
+    token = acl.token_for(addr, config.prefix, list(args)) or ""  # operator for apply, read-only otherwise
+    code = run(["--consul-addr", config.address, "--prefix", config.prefix, "--token", token, *args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
