@@ -117,7 +117,7 @@ def plan(state: ClusterState, now: float) -> Plan:
             assignments[name] = dict(existing)  # invalid: the last valid version keeps running untouched
             events[name] = _invalid_event(service, state.statuses.get(name))
     routes, route_problems = build_routes(
-        state.services, assignments, state.observed, state.nodes, state.routes, state.domains, state.health
+        state.services, assignments, state.observed, state.nodes, state.health, state.routes, state.domains
     )
     notes = {r.service: fail_open_note(r) for r in routes.values() if r.fail_open}
     statuses = {

@@ -128,9 +128,9 @@ def build_routes(
     assignments: Mapping[str, Mapping[str, Assignment]],
     observed: Mapping[str, Mapping[str, Observed]],
     nodes: Mapping[str, NodeView],
+    health: ReplicaHealth | None = None,
     previous: Mapping[str, RouteRecord] | None = None,
     domains: tuple[str, ...] = (),
-    health: ReplicaHealth | None = None,
 ) -> tuple[dict[str, RouteRecord], dict[str, tuple[str, str]]]:
     """Every route record by host, and the services whose route is not served (-> reason, why):
     ``RouteConflict`` (another service owns the host) or ``OutsideDomains``."""

@@ -92,7 +92,7 @@ def claimant(name: str, created: int, host: str = "web.example.com", path: str =
 def test_a_host_belongs_to_who_claimed_it_first(claimants, held_by, owner) -> None:  # type: ignore[no-untyped-def]
     services = {name: claimant(name, created) for name, created in claimants}
     previous = {"web.example.com": RouteRecord("web.example.com", held_by)} if held_by else {}
-    routes, problems = build_routes(services, {}, {}, {}, previous)
+    routes, problems = build_routes(services, {}, {}, {}, previous=previous)
     assert routes["web.example.com"].service == owner
     for name in services:
         if name == owner:
@@ -106,7 +106,7 @@ def test_a_host_belongs_to_who_claimed_it_first(claimants, held_by, owner) -> No
 def test_an_owner_that_routes_another_host_releases_its_old_one() -> None:
     services = {"web": claimant("web", 1, host="new.example.com"), "aaa": claimant("aaa", 9)}
     previous = {"web.example.com": RouteRecord("web.example.com", "web")}
-    routes, problems = build_routes(services, {}, {}, {}, previous)
+    routes, problems = build_routes(services, {}, {}, {}, previous=previous)
     assert {h: r.service for h, r in routes.items()} == {"web.example.com": "aaa", "new.example.com": "web"}
     assert problems == {}
 
@@ -127,7 +127,7 @@ def test_other_services_without_routes_are_untouched() -> None:
     ],
 )
 def test_a_host_outside_the_gateway_domains_is_reported(host, domains, outside) -> None:  # type: ignore[no-untyped-def]
-    routes, problems = build_routes({"web": claimant("web", 1, host=host)}, {}, {}, {}, None, domains)
+    routes, problems = build_routes({"web": claimant("web", 1, host=host)}, {}, {}, {}, domains=domains)
     assert host in routes  # the record stays: the gateway decides what it serves
     if outside:
         assert problems["web"][0] == "OutsideDomains" and host in problems["web"][1]
