@@ -352,3 +352,7 @@ def print_linearity(after: list[dict], before: list[dict]) -> None:
             for a, b in zip(after, before, strict=False)
         )
         print(f"  after/before (CPU): {ratios}")
+
+
+if __name__ == "__main__":
+    main()

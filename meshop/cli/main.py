@@ -37,6 +37,9 @@ COMMANDS = {
     "controller": "meshop.cli.controller_cmd:controller",
     "agent": "meshop.cli.agent_cmd:agent",
     "gateway": "meshop.cli.gateway_cmd:gateway",
+    "export": "meshop.cli.backup_cmd:export",
+    "import": "meshop.cli.backup_cmd:import_",
+    "cluster": "meshop.cli.backup_cmd:cluster",
     "acl": "meshop.cli.acl_cmd:acl",
 }
 

@@ -243,10 +243,14 @@ def node_row(name: str, problem: str | None, services: list[str], snapshot: Snap
         unhealthy = verdict is not None and verdict.state != "Ready"
         last_seen = verdict.since if verdict is not None and unhealthy else None
         notes.insert(0, _problem(problem, verdict.state if unhealthy and verdict else "", last_seen, snapshot.now))
+    held = bool(record and record.problem)  # the agent does not trust the KV: it changes nothing (agent.md)
+    if held and record is not None:
+        status = f"{status},Held"
+        notes.insert(0, record.problem)
     return NodeRow(
         name=name,
         status=status,
-        ready=problem is None,
+        ready=problem is None and not held,
         address=record.address if record else "",
         services=tuple(services),
         last_seen=last_seen,

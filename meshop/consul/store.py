@@ -65,6 +65,31 @@ class KVStore:
         entries = tuple(self._entry(item) for item in (raw or ()) if not item["Key"].endswith("/"))
         return Listing(int(new_index or 0), entries)
 
+    def list_together(self, prefixes: Sequence[str]) -> tuple[Listing, ...]:
+        """Several prefixes read in one transaction: one consistent moment of the KV for all of them.
+
+        (Two plain reads can straddle a change: e.g. a restarted Consul server replaying its log.)
+        ``index`` of each listing is 0: a transaction reports none.
+        """
+        if len(prefixes) > MAX_TXN_OPS:
+            raise ValueTooLarge(f"a transaction holds at most {MAX_TXN_OPS} operations; got {len(prefixes)}")
+        payload = [{"KV": {"Verb": "get-tree", "Key": self.full_key(p)}} for p in prefixes]
+        with consul_errors(self.config, f"reading {', '.join(self.full_key(p) for p in prefixes)}"):
+            response = self.client.txn.put(payload)
+        found: list[list[Entry]] = [[] for _ in prefixes]
+        for result in (response or {}).get("Results") or ():
+            raw = dict((result or {}).get("KV") or {})
+            if not raw or str(raw.get("Key", "")).endswith("/"):
+                continue
+            value = raw.get("Value")
+            raw["Value"] = base64.b64decode(value) if value else b""
+            entry = self._entry(raw)
+            for i, prefix in enumerate(prefixes):
+                if entry.key.startswith(prefix):
+                    found[i].append(entry)
+                    break
+        return tuple(Listing(0, tuple(sorted(entries, key=lambda e: e.key))) for entries in found)
+
     def keys(self, prefix: str) -> list[str]:
         """The keys under ``prefix`` (relative to meshop's prefix, sorted), without their values."""
         full = self.full_key(prefix)

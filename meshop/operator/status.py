@@ -187,5 +187,11 @@ def _not_ready_reason(
     for node in sorted(assignments):
         seen = observed.get(node)
         if seen is not None and seen.spec_hash == assignments[node].spec_hash and seen.containers:
-            return UNHEALTHY, f"{node}: {seen.ready}/{assignments[node].replicas} replicas pass their health check"
+            wanted = assignments[node].replicas
+            if service.spec.get("health"):
+                return UNHEALTHY, f"{node}: {seen.ready}/{wanted} replicas pass their health check"
+            # no health check to blame: say what the agent saw (never a check that does not exist)
+            phases = sorted({c.phase for c in seen.containers if c.phase and c.phase != "Ready"})
+            detail = f" ({', '.join(phases)})" if phases else ""
+            return PROGRESSING, f"{node}: {seen.ready}/{wanted} replicas ready{detail}"
     return PROGRESSING, f"waiting for agents to run generation {service.generation}"

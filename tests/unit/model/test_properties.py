@@ -249,6 +249,22 @@ def service_docs(draw: st.DrawFn) -> dict[str, Any]:
             optional={
                 "memory": st.one_of(st.integers(6 * 2**20, 2**40), st.sampled_from(["256Mi", "1Gi", "64M", "1.5Gi"])),
                 "cpus": st.floats(0.01, 64),
+                "pids": st.integers(8, 4194304),
+            },
+        ),
+        "security": st.fixed_dictionaries(
+            {},
+            optional={
+                "user": st.sampled_from(["1000", "1000:1000", "app", "app:staff", "_svc-1:0"]),
+                "readOnlyRootFilesystem": st.booleans(),
+                "noNewPrivileges": st.booleans(),
+                "capabilities": st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "drop": st.lists(st.sampled_from(["ALL", "NET_RAW", "cap_chown", "SYS_ADMIN"]), max_size=3),
+                        "add": st.lists(st.sampled_from(["NET_BIND_SERVICE", "cap_kill", "CHOWN"]), max_size=3),
+                    },
+                ),
             },
         ),
         "expose": st.fixed_dictionaries(

@@ -61,9 +61,9 @@ CASES = [
         placed("n1", "n2"),
         {"n1": A1, "n2": A2},
         {"n1": observed(A1), "n2": observed(A2, 0)},
-        {"Ready": ("False", "Unhealthy"), "Degraded": ("True", "Unhealthy")},
+        {"Ready": ("False", "Progressing"), "Degraded": ("True", "Progressing")},
         1,
-        id="running-but-failing-health-checks",
+        id="running-not-ready-without-a-health-check",
     ),
     pytest.param(
         placed("n1", "n2"),
@@ -219,3 +219,17 @@ def test_bounded_lists_of_problems(items: list[str], expected: str) -> None:
     from meshop.operator.status import bounded
 
     assert bounded(items) == expected
+
+
+def test_not_ready_blames_a_health_check_only_when_there_is_one() -> None:
+    """Issue 12: a service without a health check was said to fail "their health check"."""
+    from dataclasses import replace
+
+    checked = replace(WEB, spec={**WEB.spec, "health": {"tcp": {"port": 80}}})
+    for svc, reason, text in ((WEB, "Progressing", "replicas ready"), (checked, "Unhealthy", "health check")):
+        status = roll_up(
+            svc, placed("n1", "n2"), {"n1": A1, "n2": A2}, {"n1": observed(A1), "n2": observed(A2, 0)}, NODES, None, NOW
+        )
+        ready = status.condition("Ready")
+        assert ready is not None and ready.reason == reason and text in ready.message
+        assert (svc is checked) == ("health check" in ready.message)
