@@ -249,24 +249,19 @@ def write_services(directory: Path, count: int, tag: str) -> Path:
     return directory
 
 
-def meshop_runs(cluster: Cluster, sizes: list[int], repeat: int, workdir: Path) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {}
-    label = f"meshop.node={cluster.node}"
-    for r in range(repeat):
-        tag = f"a{r}{secrets.token_hex(2)}"
-        one = workdir / f"{tag}.yaml"
-        one.write_text(service_yaml(f"{tag}-one", tag))
-        started = time.perf_counter()
-        cluster.apply(one)
-        times.setdefault("1", []).append(until_running(cluster.env, f"meshop.service={tag}-one", 1, started))
-        cluster.clear()
-        for size in sizes:
-            directory = write_services(workdir / f"{tag}-{size}", size, f"{tag}n{size}")
-            started = time.perf_counter()
-            cluster.apply(directory)
-            times.setdefault(str(size), []).append(until_running(cluster.env, label, size, started))
-            cluster.clear()
-    return times
+def meshop_once(cluster: Cluster, size: int, workdir: Path) -> float:
+    """``meshop apply`` of ``size`` new services (one file, or a directory) until all run; then cleared."""
+    tag = f"a{secrets.token_hex(3)}"
+    if size == 1:
+        path = workdir / f"{tag}.yaml"
+        path.write_text(service_yaml(f"{tag}-one", tag))
+    else:
+        path = write_services(workdir / tag, size, tag)
+    started = time.perf_counter()
+    cluster.apply(path)
+    took = until_running(cluster.env, f"meshop.node={cluster.node}", size, started)
+    cluster.clear()
+    return took
 
 
 def docker_run_1(env: dict[str, str], repeat: int) -> list[float]:
@@ -321,21 +316,33 @@ def swarm_deploy(env: dict[str, str], count: int, repeat: int, workdir: Path) ->
 def end_to_end(
     consul: ConsulServer, trees: dict[str, Path | None], sizes: list[int], repeat: int, workdir: Path
 ) -> dict[str, dict[str, float]]:
-    """{method: {size: median seconds}} for meshop (each tree), docker run, compose and Swarm."""
-    table: dict[str, dict[str, float]] = {}
-    with isolated_engine(workdir) as sock:
+    """{method: {size: median seconds}} for meshop (each tree), docker run, compose and Swarm.
+
+    Every round runs every method once, one after the other (meshop trees in alternating order), so a
+    burst of load from elsewhere on the machine hits all of them alike."""
+    runs: dict[str, dict[str, list[float]]] = {}
+
+    def record(method: str, size: int, seconds: float) -> None:
+        runs.setdefault(method, {}).setdefault(str(size), []).append(seconds)
+
+    with isolated_engine(workdir) as sock, contextlib.ExitStack() as stack:
         env = {**os.environ, "DOCKER_HOST": sock}
+        clusters = []
         for label, tree in trees.items():
             cluster_dir = workdir / f"cluster-{label.replace(' ', '')}"
             cluster_dir.mkdir()
-            with Cluster(consul, sock, tree, cluster_dir) as cluster:
-                runs = meshop_runs(cluster, sizes, repeat, cluster_dir)
-            table[f"meshop apply ({label})"] = {k: statistics.median(v) for k, v in runs.items()}
-            print(f"measured meshop ({label})", flush=True)
-        table["docker run"] = {"1": statistics.median(docker_run_1(env, repeat))}
-        table["docker-compose up"] = {str(n): statistics.median(compose_up(env, n, repeat, workdir)) for n in sizes}
-        table["docker stack deploy"] = {str(n): statistics.median(swarm_deploy(env, n, repeat, workdir)) for n in sizes}
-    return table
+            clusters.append((f"meshop apply ({label})", stack.enter_context(Cluster(consul, sock, tree, cluster_dir))))
+        for r in range(repeat):
+            order = clusters if r % 2 == 0 else clusters[::-1]
+            for size in [1, *sizes]:
+                for method, cluster in order:
+                    record(method, size, meshop_once(cluster, size, workdir))
+            record("docker run", 1, docker_run_1(env, 1)[0])
+            for size in sizes:
+                record("docker-compose up", size, compose_up(env, size, 1, workdir)[0])
+                record("docker stack deploy", size, swarm_deploy(env, size, 1, workdir)[0])
+            print(f"round {r + 1} of {repeat} done", flush=True)
+    return {method: {size: statistics.median(v) for size, v in cells.items()} for method, cells in runs.items()}
 
 
 def print_end_to_end(table: dict[str, dict[str, float]], sizes: list[int], repeat: int) -> None:

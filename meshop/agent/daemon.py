@@ -96,7 +96,7 @@ class AgentDaemon:
         self._own_status = False
         self.presence: NodePresence | None = None
         self.watch: Watch | None = None
-        self.events = DockerEventsWatcher(self.runtime, self.wakeup)
+        self.events = DockerEventsWatcher(self.runtime, self.wakeup, on_die=self.reconciler.crashes.died)
 
     def record(self) -> NodeRecord:
         return NodeRecord(
@@ -108,6 +108,7 @@ class AgentDaemon:
             started_at=self.started_at,
             metrics_addr=self.status.address if self.status else "",
             ingress_port=self.options.caddy.ingress_port if self.options.caddy else 0,
+            problem=self.reconciler.kv_problem,
         )
 
     def ready(self) -> tuple[bool, str]:
@@ -122,6 +123,8 @@ class AgentDaemon:
             return False, "no reconcile pass yet"
         if self.loop.last_error:
             return False, f"last reconcile pass failed: {self.loop.last_error}"
+        if self.reconciler.kv_problem:
+            return False, self.reconciler.kv_problem
         if self.reconciler.driver_error:
             return False, f"Docker engine: {self.reconciler.driver_error}"
         return True, "ready"

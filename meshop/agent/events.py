@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from meshop.agent.runtime import EventStream, Runtime
 from meshop.errors import DriverError
@@ -21,8 +22,16 @@ WAKE_ACTIONS = frozenset({"die", "destroy", "oom", "pause", "unpause", "stop", "
 
 
 class DockerEventsWatcher:
-    def __init__(self, runtime: Runtime, wakeup: Wakeup, *, max_backoff: float = 5.0) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        wakeup: Wakeup,
+        *,
+        max_backoff: float = 5.0,
+        on_die: Callable[[str, int, float], None] | None = None,
+    ) -> None:
         self.runtime = runtime
+        self.on_die = on_die  # (container id, exit code, time): Docker forgets the code once it restarts
         self.wakeup = wakeup
         self.max_backoff = max_backoff
         self.connected = threading.Event()
@@ -55,6 +64,8 @@ class DockerEventsWatcher:
                         break
                     self.received += 1
                     action = str(event.get("Action") or event.get("status") or "").split(":", 1)[0]
+                    if action == "die" and self.on_die is not None:
+                        self._died(event)
                     if action in WAKE_ACTIONS:
                         self.wakeup.notify("docker")
                 if not self._stop.is_set():
@@ -70,3 +81,15 @@ class DockerEventsWatcher:
                 stream, self._stream = self._stream, None
                 if stream is not None:
                     stream.close()
+
+    def _died(self, event: dict) -> None:
+        actor = event.get("Actor") or {}
+        attributes = actor.get("Attributes") or {}
+        try:
+            code = int(attributes.get("exitCode", ""))
+            when = int(event.get("timeNano") or 0) / 1e9 or float(event.get("time") or 0)
+            container_id = str(actor.get("ID") or event.get("id") or "")
+        except (TypeError, ValueError):
+            return  # hostile or odd input: the container state still tells the code while it is down
+        if container_id and self.on_die is not None:
+            self.on_die(container_id, code, when)

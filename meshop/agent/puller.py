@@ -27,6 +27,7 @@ class Puller:
         self._lock = threading.Lock()
         self._pulling: dict[str, set[str]] = {}  # image -> services waiting for it
         self._failed: dict[str, tuple[str, set[str]]] = {}  # image -> (message, services yet to be told)
+        self._finished: list[tuple[str, tuple[str, ...], str | None]] = []  # (image, services, failure)
 
     def request(self, image: str, service: str) -> str | None:
         """None while the pull runs (or just started); the failure message once per failed pull."""
@@ -71,4 +72,12 @@ class Puller:
             waiting = self._pulling.pop(image, set())
             if message is not None:
                 self._failed[image] = (message, waiting)
+            if len(self._finished) < 1000:
+                self._finished.append((image, tuple(sorted(waiting)), message))
         self._on_done()
+
+    def take_finished(self) -> list[tuple[str, tuple[str, ...], str | None]]:
+        """Pulls finished since the last call: (image, services waiting, failure or None); for events."""
+        with self._lock:
+            finished, self._finished = self._finished, []
+        return finished

@@ -1,7 +1,9 @@
 """One reconcile pass of the node agent: read everything, plan, register, act, report.
 
-1. Read this node's assignments from Consul (authoritative), or fall back to the last good ones
-   (memory, then the state file): then nothing is deleted, only repaired.
+1. Read this node's assignments from Consul, then its fence (``fence.py``): when both answer and the
+   KV is the one the agent talked to, the pass is authoritative. Otherwise (Consul unreachable, or
+   emptied / rolled back) it falls back to the last good assignments (memory, then the state file):
+   then nothing is deleted, only repaired.
 2. Parse and check each assignment (schema rules, this agent's policy), resolve its secrets.
 3. List this node's managed containers; take the health monitor's latest probe results.
 4. ``plan()``; sync Consul registrations to the plan's ``serving`` map (deregister before removing);
@@ -20,12 +22,15 @@ from dataclasses import dataclass, field
 
 from meshop import metrics
 from meshop.agent import labels as L
+from meshop.agent.crashes import CrashInfo, CrashTracker, Readiness, describe, phase_of, worst
 from meshop.agent.desired import check_assignment, container_config, desired_service, primary_port, secret_keys
 from meshop.agent.executor import ApplyResult, Executor
+from meshop.agent.fence import FenceKeeper, Untrusted
 from meshop.agent.health import HealthMonitor, ProbeTarget
 from meshop.agent.holds import Holds
 from meshop.agent.hostpaths import resolve_binds
 from meshop.agent.ingress_sync import NodeIngress
+from meshop.agent.journal import Journal, entries
 from meshop.agent.observed import ObservedWriter
 from meshop.agent.plan import (
     Container,
@@ -123,7 +128,12 @@ class NodeReconciler:
         self.ingress = ingress
         self.node = settings.node
         self.cached: dict[str, Assignment] | None = state.load() if state else None
+        self.fence = FenceKeeper(store, self.node, state, clock)
         self.authoritative = False
+        self.kv_problem = ""  # set while the KV is not the one this agent talked to (see fence.py)
+        self.crashes = CrashTracker(settings.stable_after)
+        self.journal = Journal(store, self.node)
+        self._phase_requeue: float | None = None
         self.driver_error: str | None = None  # set while the Docker engine does not answer
         self.last_plan: Plan | None = None
         self.services = Holds(*settings.service_backoff)
@@ -146,11 +156,16 @@ class NodeReconciler:
             if not self.authoritative:
                 self.observed.forget()  # Consul is back (maybe restarted empty): re-read what it holds
             self.authoritative = True
+            self._kv_problem("")
         except ConsulError as exc:
             metrics.consul_errors_total.labels("agent", "assignments").inc()
             consul_error = exc
             assignments, unreadable = dict(self.cached or {}), {}
             self.authoritative = False
+        except Untrusted as exc:
+            assignments, unreadable = dict(self.cached or {}), {}
+            self.authoritative = False
+            self._kv_problem(str(exc))
         parsed = {name: self._parse(a) for name, a in assignments.items()}
         secrets = self._resolve_secrets(parsed) if self.authoritative else {}
         desired = self._desired(parsed, secrets)
@@ -162,6 +177,7 @@ class NodeReconciler:
             log.warning("cannot see the containers: %s", exc)
             return DRIVER_RETRY
         self.driver_error = None
+        crash_infos = self.crashes.observe(containers, now)
         healthy = self.monitor.results()
         world = World(
             now=now,
@@ -188,13 +204,15 @@ class NodeReconciler:
         self._update_probes(containers, parsed)
         if self.authoritative:
             try:
-                self._publish(parsed, unreadable, desired, current, containers, healthy, now)
+                self._publish(parsed, unreadable, desired, current, containers, healthy, now, crash_infos)
             except ConsulError as exc:
                 metrics.consul_errors_total.labels("agent", "observed").inc()
                 consul_error = consul_error or exc
             self._cleanup_volumes(set(assignments) | set(unreadable), containers)
         for state in metrics.CONTAINER_STATES:
             metrics.managed_containers.labels(state).set(sum(1 for c in containers if c.state == state))
+        if consul_error is None:
+            self.journal.flush()
         if consul_error is not None:
             raise consul_error
         if result.changed:
@@ -203,6 +221,7 @@ class NodeReconciler:
             d
             for d in (
                 current.requeue_after,
+                self._phase_requeue,
                 self.services.next_release(now),
                 self.restarts.next_release(now),
                 self.ingress.next_retry(now) if self.ingress else None,
@@ -216,7 +235,8 @@ class NodeReconciler:
 
     def _read_assignments(self) -> tuple[dict[str, Assignment], dict[str, Note]]:
         prefix = keys.node_assignments(self.node)
-        listing = self.store.list(prefix)
+        listing, fences = self.store.list_together([prefix, keys.fence(self.node)])
+        fence = next((e for e in fences.entries if e.key == keys.fence(self.node)), None)
         found: dict[str, Assignment] = {}
         unreadable: dict[str, Note] = {}
         previous = self.cached or {}
@@ -237,6 +257,10 @@ class NodeReconciler:
                 unreadable[name] = note
                 continue
             found[name] = assignment
+        try:
+            self.fence.confirm(fence, found, self.cached)
+        except OSError as exc:  # the pending token could not be kept: do not act on a change
+            raise ConsulError(f"could not save the fence to {self.state.path if self.state else ''}: {exc}") from None
         self.cached = found
         if self.state is not None:
             try:
@@ -244,6 +268,18 @@ class NodeReconciler:
             except OSError as exc:
                 log.warning("could not save assignments to %s: %s", self.state.path, exc)
         return found, unreadable
+
+    def _kv_problem(self, problem: str) -> None:
+        """Log (once per change) why the agent does not trust the KV; the node record and /readyz show it."""
+        if problem == self.kv_problem:
+            return
+        if problem:
+            log.error("%s", problem)
+            self.journal.add("KVNotRecognized", f"node/{self.node}", problem)
+        else:
+            log.warning("the KV is trusted again (fence confirmed)")
+            self.journal.add("KVAdopted", f"node/{self.node}", "the KV is trusted again; acting on its assignments")
+        self.kv_problem = problem
 
     def _parse(self, assignment: Assignment) -> _Parsed:
         key = f"{assignment.service}\0{assignment.spec_hash}\0{sorted(assignment.spec.items())!r}"
@@ -378,10 +414,14 @@ class NodeReconciler:
         containers: list[Container],
         healthy: Mapping[str, bool],
         now: float,
+        crash_infos: Mapping[str, CrashInfo],
     ) -> None:
         by_service: dict[str, list[Container]] = {}
         for container in containers:
             by_service.setdefault(container.service, []).append(container)
+        checks = self._consul_checks(parsed)
+        phases, crash_notes = self._phases(parsed, current, containers, healthy, checks, crash_infos, now)
+        exit_codes = {cid: info.last_exit.code for cid, info in crash_infos.items() if info.last_exit}
         records: dict[str, Observed] = {}
         for name in sorted(set(parsed) | set(unreadable)):
             item = parsed.get(name)
@@ -391,6 +431,7 @@ class NodeReconciler:
                 or (item.note if item else None)
                 or (svc.hold if svc else None)
                 or self._errors.get(name)
+                or crash_notes.get(name)
                 or (self.ingress.errors.get(name) if self.ingress else None)
                 or current.notes.get(name)
             )
@@ -405,9 +446,69 @@ class NodeReconciler:
                 healthy=healthy,
                 note=note,
                 now=now,
+                phases=phases,
+                exit_codes=exit_codes,
             )
         gone = {s for s in self.observed.services if s not in records and s not in by_service}
         self.observed.publish(records, delete=gone)
+
+    def _consul_checks(self, parsed: Mapping[str, _Parsed]) -> dict[str, str]:
+        """The worst check status of each local replica registration, only when some assigned service
+        has a health check (its replicas are Ready only once every check passes in Consul)."""
+        if not any(item.spec is not None and item.spec.health is not None for item in parsed.values()):
+            return {}
+        return self.registrar.services.local_service_health()
+
+    def _phases(
+        self,
+        parsed: Mapping[str, _Parsed],
+        current: Plan,
+        containers: list[Container],
+        healthy: Mapping[str, bool],
+        checks: Mapping[str, str],
+        infos: Mapping[str, CrashInfo],
+        now: float,
+    ) -> tuple[dict[str, str], dict[str, Note]]:
+        """Each container's phase (``crashes.py``) and, per service, the crash it should report; sets
+        ``_phase_requeue`` to when a phase will change by itself (minReadySeconds, a stable crash)."""
+        phases: dict[str, str] = {}
+        notes: dict[str, Note] = {}
+        wake: list[float] = []
+        for c in containers:
+            item = parsed.get(c.service)
+            spec = item.spec if item else None
+            if spec is None:
+                continue
+            serving = current.serving.get((c.service, c.replica)) == c.id
+            check = checks.get(replica_service_id(self.node, c.service, c.replica))
+            ready = Readiness(
+                has_health=spec.health is not None,
+                min_ready=spec.min_ready_seconds,
+                restart=spec.restart,
+                probe=healthy.get(c.id),
+                consul=serving and check == "passing",
+            )
+            info = infos.get(c.id, CrashInfo())
+            phase = phases[c.id] = phase_of(c, info, ready, now, self.settings.stable_after)
+            if info.loop_since == now and c.spec_hash == item.assignment.spec_hash:  # a crash loop begins
+                self.journal.add("Crashed", f"service/{c.service}", describe(c.replica, phase, c, info))
+            if (
+                phase in ("CrashLoopBackOff", "Failed")
+                and item is not None
+                and c.spec_hash == item.assignment.spec_hash
+            ):
+                text = describe(c.replica, phase, c, info)
+                if worst({0: phase, 1: notes[c.service].reason if c.service in notes else ""}) == phase:
+                    notes[c.service] = Note(phase, text)
+            if c.running and phase in ("Starting", "CrashLoopBackOff"):
+                if spec.health is None:
+                    wake.append(max(0.05, c.started_at + spec.min_ready_seconds - now))
+                elif now - c.started_at < spec.update.health_timeout:
+                    wake.append(0.25)  # the probe or Consul's check is about to pass
+                if phase == "CrashLoopBackOff":
+                    wake.append(max(0.05, c.started_at + self.settings.stable_after - now))
+        self._phase_requeue = min(wake) if wake else None
+        return phases, notes
 
     # -- bookkeeping ---------------------------------------------------------------------------------
 
@@ -439,9 +540,25 @@ class NodeReconciler:
             ):
                 self._errors.pop(service, None)
                 self.services.succeeded(service)
+        repaired = {
+            (a.service, a.replica)
+            for a in result.done
+            if isinstance(a, Create) and a.reason == "missing" and (a.service, a.replica) in self._seen
+        }
+        for kind, obj, message in entries(result.done, repaired):
+            self.journal.add(kind, obj, message)
+        for service in current.rollbacks:
+            self.journal.add("RolledBack", f"service/{service}", current.notes.get(service, Note("")).message)
+        for image, waiting, failure in self.executor.puller.take_finished():
+            for service in waiting:
+                if failure:
+                    self.journal.add("PullFailed", f"service/{service}", failure)
+                else:
+                    self.journal.add("Pulled", f"service/{service}", f"image {image} pulled")
         for action in result.done:
             if isinstance(action, Start):
                 self.restarts.failed(action.container.id, now)
+                self.crashes.started(action.container.id)
                 metrics.drift_repairs_total.labels("stopped").inc()
             elif isinstance(action, Replace) and action.reason in ("created-leftover", "dead"):
                 metrics.drift_repairs_total.labels(action.reason).inc()

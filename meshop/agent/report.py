@@ -1,7 +1,9 @@
 """What the agent tells Consul it sees: one ``Observed`` record per assigned service; pure.
 
-``ready`` counts replicas with a running container of the assigned spec hash that passes its health
-check (or has none). ``reason`` is a CamelCase word; ``error`` carries a message only for failures
+``ready`` counts replicas whose container of the assigned spec hash is in phase ``Ready``
+(``crashes.py``: running, not crash-looping, its check passing in Consul, or without a health check
+running ``minReadySeconds``); without phases (older callers) a running, healthy container counts.
+``reason`` is a CamelCase word; ``error`` carries a message only for failures
 (progress like ``Updating`` or ``Pulling`` has a reason and no error). Nothing here comes from env
 values, so no secret can reach Consul through it.
 """
@@ -27,7 +29,12 @@ def health_word(container: Container, has_health: bool, healthy: bool | None) ->
 
 
 def ready_count(
-    containers: Sequence[Container], replicas: int, spec_hash: str, has_health: bool, healthy: Mapping[str, bool]
+    containers: Sequence[Container],
+    replicas: int,
+    spec_hash: str,
+    has_health: bool,
+    healthy: Mapping[str, bool],
+    phases: Mapping[str, str] | None = None,
 ) -> int:
     ready = {
         c.replica
@@ -35,7 +42,7 @@ def ready_count(
         if 0 <= c.replica < replicas
         and c.running
         and c.spec_hash == spec_hash
-        and (not has_health or healthy.get(c.id) is True)
+        and (phases.get(c.id) == "Ready" if phases is not None else (not has_health or healthy.get(c.id) is True))
     }
     return len(ready)
 
@@ -52,6 +59,8 @@ def observed_record(
     healthy: Mapping[str, bool],
     note: Note | None,
     now: float,
+    phases: Mapping[str, str] | None = None,
+    exit_codes: Mapping[str, int] | None = None,
 ) -> Observed:
     states = tuple(
         ContainerState(
@@ -64,6 +73,8 @@ def observed_record(
             spec_hash=c.spec_hash,
             restart_count=c.restart_count,
             host_ports=dict(c.host_ports),
+            phase=(phases or {}).get(c.id, ""),
+            exit_code=(exit_codes or {}).get(c.id),
         )
         for c in sorted(containers, key=lambda c: (c.replica, c.name))
     )
@@ -72,7 +83,7 @@ def observed_record(
         node=node,
         spec_hash=spec_hash,
         generation=generation,
-        ready=ready_count(containers, replicas, spec_hash, has_health, healthy),
+        ready=ready_count(containers, replicas, spec_hash, has_health, healthy, phases),
         containers=states,
         reason=note.reason if note else "",
         error=note.message if note and note.reason not in PROGRESS else "",

@@ -2,7 +2,8 @@
 
 Written atomically (temporary file in the same folder, fsync, rename, fsync of the folder) and only
 when the content changes; a crash mid-write leaves the previous file intact. Assignments hold Consul
-key *names* of secrets, never their values.
+key *names* of secrets, never their values. Next to them: the node's fence token (``fence.py``) and
+a token being written (``pending``), so a restarted agent recognises the KV it talked to.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class StateFile:
         self.node = node
         self.path = self.directory / f"assignments-{node}.json"
         self._last: bytes | None = None
+        self.fence: str | None = None  # the token this agent last confirmed in fences/<node>
+        self.pending: str | None = None  # a token it is writing now (accepted too if it stops midway)
 
     def save(self, assignments: Mapping[str, Assignment]) -> bool:
         """Write if changed; True when written. OSError propagates (the caller logs it)."""
@@ -33,6 +36,8 @@ class StateFile:
             "format": FORMAT,
             "node": self.node,
             "assignments": [assignments[name].to_dict() for name in sorted(assignments)],
+            "fence": self.fence,
+            "pending": self.pending,
         }
         data = json.dumps(body, sort_keys=True, indent=1).encode("utf-8")
         if data == self._last:
@@ -69,6 +74,9 @@ class StateFile:
                 log.warning("ignoring %s: written for another node or format", self.path)
                 return None
             found = {a.service: a for a in (Assignment.from_dict(item) for item in body.get("assignments", []))}
+            fence, pending = body.get("fence"), body.get("pending")
+            self.fence = fence if isinstance(fence, str) and fence else None
+            self.pending = pending if isinstance(pending, str) and pending else None
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

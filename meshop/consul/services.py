@@ -87,6 +87,7 @@ class InstanceHealth:
     meta: Mapping[str, str]
     status: str  # passing | warning | critical
     output: str = ""
+    address: str = ""  # the Consul node's own address (the catalog's, not what the service claims)
 
 
 class Services:
@@ -119,6 +120,20 @@ class Services:
         """Services registered on the local agent, by service id."""
         with consul_errors(self.config, "listing local services"):
             return dict(self.client.agent.services())
+
+    def local_service_health(self) -> dict[str, str]:
+        """The worst status of each local service's checks, by service id (one call to the local agent).
+
+        A service whose checks all pass is ``passing``; one without checks is absent."""
+        with consul_errors(self.config, "listing local checks"):
+            raw = self.client.agent.checks()
+        order = {"passing": 0, "warning": 1, "critical": 2}
+        worst: dict[str, str] = {}
+        for body in dict(raw or {}).values():
+            sid, status = str((body or {}).get("ServiceID") or ""), str((body or {}).get("Status") or "critical")
+            if sid and order.get(status, 2) >= order.get(worst.get(sid, "passing"), 2):
+                worst[sid] = status if status in order else "critical"
+        return worst
 
     def ttl_pass(self, check_id: str, note: str = "") -> None:
         with consul_errors(self.config, f"passing check {check_id}"):
@@ -179,6 +194,7 @@ def _instance(item: Mapping[str, Any]) -> InstanceHealth:
         meta={str(k): str(v) for k, v in dict(service.get("Meta") or {}).items()},
         status=status if status in _SEVERITY else "critical",
         output=str(worst.get("Output", ""))[:500] if worst and status != "passing" else "",
+        address=str((item.get("Node") or {}).get("Address", "")),
     )
 
 

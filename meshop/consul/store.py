@@ -20,10 +20,10 @@ from consul.exceptions import ClientError as ConsulClientError
 
 from meshop.consul.client import consul_errors, make_client
 from meshop.consul.config import ConsulConfig
-from meshop.consul.kv import MAX_TXN_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES, Entry, Listing, TxnOp, as_bytes
+from meshop.consul.kv import MAX_TXN_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES, Entry, Listing, TxnOp, as_bytes, encoded_size
 from meshop.errors import ConsulAccessDenied, TxnConflict, ValueTooLarge
 
-__all__ = ["MAX_TXN_BYTES", "MAX_TXN_OPS", "MAX_VALUE_BYTES", "Entry", "KVStore", "Listing", "TxnOp"]
+__all__ = ["MAX_TXN_BYTES", "MAX_TXN_OPS", "MAX_VALUE_BYTES", "Entry", "KVStore", "Listing", "TxnOp", "encoded_size"]
 
 _TXN_SLACK = 64  # the body's "[", "]" and an op's {"KV": ...} wrapper, with room to spare
 _OP_INDEX = re.compile(r'"OpIndex"\s*:\s*(\d+)')
@@ -64,6 +64,31 @@ class KVStore:
             new_index, raw = self.client.kv.get(full, recurse=True, index=index or None, wait=wait)
         entries = tuple(self._entry(item) for item in (raw or ()) if not item["Key"].endswith("/"))
         return Listing(int(new_index or 0), entries)
+
+    def list_together(self, prefixes: Sequence[str]) -> tuple[Listing, ...]:
+        """Several prefixes read in one transaction: one consistent moment of the KV for all of them.
+
+        (Two plain reads can straddle a change: e.g. a restarted Consul server replaying its log.)
+        ``index`` of each listing is 0: a transaction reports none.
+        """
+        if len(prefixes) > MAX_TXN_OPS:
+            raise ValueTooLarge(f"a transaction holds at most {MAX_TXN_OPS} operations; got {len(prefixes)}")
+        payload = [{"KV": {"Verb": "get-tree", "Key": self.full_key(p)}} for p in prefixes]
+        with consul_errors(self.config, f"reading {', '.join(self.full_key(p) for p in prefixes)}"):
+            response = self.client.txn.put(payload)
+        found: list[list[Entry]] = [[] for _ in prefixes]
+        for result in (response or {}).get("Results") or ():
+            raw = dict((result or {}).get("KV") or {})
+            if not raw or str(raw.get("Key", "")).endswith("/"):
+                continue
+            value = raw.get("Value")
+            raw["Value"] = base64.b64decode(value) if value else b""
+            entry = self._entry(raw)
+            for i, prefix in enumerate(prefixes):
+                if entry.key.startswith(prefix):
+                    found[i].append(entry)
+                    break
+        return tuple(Listing(0, tuple(sorted(entries, key=lambda e: e.key))) for entries in found)
 
     def keys(self, prefix: str) -> list[str]:
         """The keys under ``prefix`` (relative to meshop's prefix, sorted), without their values."""

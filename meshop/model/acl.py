@@ -8,13 +8,16 @@ send what this module renders. Each rule follows from what the role's code reads
   ``routes/``, ``events/`` and the ``leader`` lock (sessions on any Consul node: it may run on any);
   registers ``meshop-controller`` and ``meshop-metrics``.
 * ``gateway``: reads ``routes/``, ``desired/gateway`` and ``nodes/``; registers ``meshop-metrics``.
-* ``agent`` of node N: writes ``nodes/N`` and ``observed/N/``; reads ``assignments/N/``; registers
+* ``agent`` of node N: writes ``nodes/N``, ``observed/N/``, its fence ``fences/N`` and events
+  (``events/``: what it did to containers; the log is bounded by whoever appends); reads
+  ``assignments/N/``; registers
   ``meshop-agent``, ``meshop-metrics`` and the services it runs; reads ``secrets/<S>/`` only for the
   services S assigned to N. The assigned and running services change with placement, so this policy is
   re-rendered by ``meshop acl sync`` (``services``: assigned to N; ``running``: what N reports in
   ``observed/N/``, which it must still be able to deregister).
 * ``readonly``: reads the whole prefix except ``secrets/`` (status, get, describe, events, diff).
-* ``operator``: ``readonly`` plus writes to ``desired/`` (apply, delete, cordon, drain).
+* ``operator``: ``readonly`` plus writes to ``desired/`` (apply, import, delete, cordon, drain) and to
+  ``fences/`` (``meshop cluster adopt``).
 * ``prometheus``: reads the ``meshop-metrics`` service and the nodes, and the local agent's datacenter
   (what ``consul_sd_configs`` asks for).
 
@@ -135,6 +138,8 @@ def policy_rules(
         rules = [
             _rule("key", f"{p}/nodes/{node}", "write"),
             _rule("key_prefix", f"{p}/observed/{node}/", "write"),
+            _rule("key", f"{p}/fences/{node}", "write"),
+            _rule("key_prefix", f"{p}/events/", "write"),
             _rule("key_prefix", f"{p}/assignments/{node}/", "read"),
             *(_rule("key_prefix", f"{p}/secrets/{s}/", "read") for s in assigned),
             _rule("service", AGENT_SERVICE, "write"),
@@ -145,7 +150,12 @@ def policy_rules(
     elif role == "readonly":
         rules = _read_all_but_secrets(p) + _CATALOG_READ
     elif role == "operator":
-        rules = [*_read_all_but_secrets(p), _rule("key_prefix", f"{p}/desired/", "write"), *_CATALOG_READ]
+        rules = [
+            *_read_all_but_secrets(p),
+            _rule("key_prefix", f"{p}/desired/", "write"),
+            _rule("key_prefix", f"{p}/fences/", "write"),
+            *_CATALOG_READ,
+        ]
     else:  # prometheus
         rules = [
             _rule("service", METRICS_SERVICE, "read"),

@@ -1,7 +1,9 @@
 """``spec_hash``: a short, stable fingerprint of what a service should run.
 
 Controller and agent compare it to tell "this container runs the current spec" from "replace it",
-so it must not depend on key order, on whether a default was written out, or on the process.
+so it must not depend on key order, on whether a default was written out, or on the process. Nor on
+``replicas``: how many copies run is no property of one container, so scaling adds or removes
+replicas and leaves the running ones untouched.
 """
 
 from __future__ import annotations
@@ -25,4 +27,8 @@ def spec_hash(spec: ServiceSpec | dict[str, Any]) -> str:
     number give the same hash; raises DocumentError when the dict cannot be read as a spec.
     """
     resolved = spec if isinstance(spec, ServiceSpec) else ServiceSpec.from_dict(spec)
-    return hashlib.sha256(canonical_json(resolved.to_dict()).encode("ascii")).hexdigest()[:16]
+    material = {k: v for k, v in resolved.to_dict().items() if k not in NOT_HASHED}
+    return hashlib.sha256(canonical_json(material).encode("ascii")).hexdigest()[:16]
+
+
+NOT_HASHED = frozenset({"replicas", "minReadySeconds"})  # spec fields that do not change what one container is

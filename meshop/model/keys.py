@@ -18,6 +18,7 @@ STATUS_NODES = "status/nodes/"
 ROUTES = "routes/"
 EVENTS = "events/"
 LEADER = "leader"
+FENCES = "fences/"
 SECRETS = "secrets/"
 
 
@@ -55,6 +56,11 @@ def service_status(name: str) -> str:
 
 def node_status(name: str) -> str:
     return f"{STATUS_NODES}{name}"
+
+
+def fence(node_name: str) -> str:
+    """The node's fence: the token its agent last confirmed, to recognise the KV it talked to."""
+    return f"{FENCES}{node_name}"
 
 
 def route(host: str) -> str:

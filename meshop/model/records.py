@@ -50,9 +50,11 @@ class NodeRecord:
     started_at: float = 0.0
     metrics_addr: str = ""
     ingress_port: int = 0  # the node-local Caddy's HTTP port; 0 when the node runs no Caddy
+    problem: str = ""  # why the agent holds back (e.g. it does not recognise the KV); "" when all is well
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "problem": self.problem,
             "name": self.name,
             "address": self.address,
             "labels": dict(self.labels),
@@ -74,6 +76,36 @@ class NodeRecord:
             started_at=float(data.get("startedAt", 0.0)),
             metrics_addr=str(data.get("metricsAddr", "")),
             ingress_port=int(data.get("ingressPort", 0)),
+            problem=str(data.get("problem", ""))[:500],
+        )
+
+
+@dataclass(frozen=True)
+class Fence:
+    """``fences/<node>``: the token the node's agent last confirmed in this KV (see ``meshop.agent.fence``).
+
+    The agent writes a new random ``token`` (check-and-set) whenever its assignments change and
+    remembers it on disk; ``adopt`` is set by ``meshop cluster adopt`` to tell the agent that this KV,
+    whatever token it holds, is the right one.
+    """
+
+    node: str
+    token: str = ""
+    epoch: int = 0  # how many tokens the agent wrote here: for people reading the KV
+    time: float = 0.0
+    adopt: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "token": self.token, "epoch": self.epoch, "time": self.time, "adopt": self.adopt}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Fence:
+        return cls(
+            node=str(data["node"]),
+            token=str(data.get("token", "")),
+            epoch=int(data.get("epoch", 0)),
+            time=float(data.get("time", 0.0)),
+            adopt=data.get("adopt") is True,
         )
 
 
@@ -127,9 +159,13 @@ class ContainerState:
     spec_hash: str
     restart_count: int = 0
     host_ports: Mapping[str, int] = field(default_factory=dict)  # "80/tcp" -> 32768
+    phase: str = ""  # Ready | Starting | Unhealthy | CrashLoopBackOff | Failed | Completed | NotRunning
+    exit_code: int | None = None  # of its last exit, when it exited since the agent watches it
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "phase": self.phase,
+            "exitCode": self.exit_code,
             "id": self.id,
             "name": self.name,
             "replica": self.replica,
@@ -153,6 +189,8 @@ class ContainerState:
             spec_hash=str(data.get("specHash", "")),
             restart_count=int(data.get("restartCount", 0)),
             host_ports={str(k): int(v) for k, v in dict(data.get("hostPorts") or {}).items()},
+            phase=str(data.get("phase", ""))[:40],
+            exit_code=None if data.get("exitCode") is None else int(data["exitCode"]),
         )
 
 

@@ -249,6 +249,7 @@ class ServiceSpec:
     ports: tuple[Port, ...] = ()
     volumes: tuple[Volume, ...] = ()
     replicas: int = 1
+    min_ready_seconds: float = 2.0  # without a health check: running this long without a crash is Ready
     placement: Placement = field(default_factory=Placement)
     route: Route | None = None
     health: HealthCheck | None = None
@@ -272,6 +273,7 @@ class ServiceSpec:
             ports=[p.to_dict() for p in self.ports],
             volumes=[v.to_dict() for v in self.volumes],
             replicas=self.replicas,
+            minReadySeconds=self.min_ready_seconds,
             placement=self.placement.to_dict(),
         )
         _opt(out, "route", self.route and self.route.to_dict())
@@ -313,6 +315,7 @@ class ServiceSpec:
             ports=tuple(Port.from_dict(p) for p in ports),
             volumes=tuple(Volume.from_dict(v) for v in d["volumes"]),
             replicas=int(d["replicas"]),
+            min_ready_seconds=float(d["minReadySeconds"]),
             placement=Placement.from_dict(d["placement"]),
             route=None if d.get("route") is None else Route.from_dict(d["route"], ports),
             health=None if d.get("health") is None else HealthCheck.from_dict(d["health"], ports),

@@ -94,3 +94,14 @@ def test_unreachable_consul_names_the_address() -> None:
     store = KVStore(ConsulConfig.from_env({}, addr=f"127.0.0.1:{port}", timeout=2))
     with pytest.raises(ConsulUnavailable, match=rf"Consul at http://127.0.0.1:{port} is unreachable.*CONSUL_HTTP_ADDR"):
         store.get("anything")
+
+
+def test_list_together_reads_several_prefixes_in_one_transaction(store: KVStore) -> None:
+    store.put("a/x", "1")
+    store.put("a/y", b"\x00two")
+    store.put("fence/n1", "f")
+    store.put("fence/n10", "other")  # shares the prefix: the caller picks the exact key
+    a, fence, none = store.list_together(["a/", "fence/n1", "nothing/"])
+    assert [(e.key, e.value) for e in a.entries] == [("a/x", b"1"), ("a/y", b"\x00two")]
+    assert [e.key for e in fence.entries] == ["fence/n1", "fence/n10"]
+    assert none.entries == () and all(e.modify_index > 0 for e in a.entries)

@@ -60,6 +60,11 @@ def test_agent_of_n1_stays_on_n1(store: KVStore, as_role: Store) -> None:
     store.put(keys.assignment("n2", "web"), "{}")
     agent = as_role("agent", "n1")
     agent.put(keys.node("n1"), "{}")
+    assert agent.cas(keys.fence("n1"), "{}", 0)  # its fence, read with its assignments in one transaction
+    assignments, fence = agent.list_together([keys.node_assignments("n1"), keys.fence("n1")])
+    assert assignments.entries == ()
+    assert [e.key for e in fence.entries] == [keys.fence("n1")]
+    denied(lambda: agent.put(keys.fence("n2"), "{}"))
     denied(lambda: agent.put(keys.node("n2"), "{}"))
     denied(lambda: agent.transact([TxnOp.set(keys.observed("n2", "web"), "{}")]))
     denied(lambda: agent.get(keys.assignment("n2", "web")))

@@ -57,7 +57,8 @@ def test_a_caddy_meshop_starts_holds_no_consul_token(
         args = ["gateway", "run", "--caddy-dir", str(caddy_dir), "--https-port", str(free_port())]
         args += ["--http-port", str(free_port()), "--metrics-addr", "127.0.0.1:0"]
         proc = meshop_process(consul_server.addr, prefix, args, tmp_path / "gateway.log")
-    # Consul without ACLs ignores the token; the daemon still holds it, as on an ACL-enabled fleet
+    # the daemon's own role token (the session Consul has ACLs on); a made-up one on a Consul without ACLs
+    token = (proc.env or {}).get("CONSUL_HTTP_TOKEN") or token
     proc.env = {**(proc.env or {}), "CONSUL_HTTP_TOKEN": token, "SOME_API_KEY": token}
     proc.start()
     try:

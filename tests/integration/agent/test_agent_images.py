@@ -66,8 +66,9 @@ def test_missing_image_is_an_observed_error_and_blocks_nobody(
     assert missing in record.error
     assert record.ready == 0 and record.containers == ()
     assert engine.containers("broken") == []
-    fine = observed(store, node, "fine")
-    assert fine is not None and fine.ready == 1 and fine.reason == ""
+    # Ready once it ran minReadySeconds (2 s) without a crash
+    fine = wait_until(lambda: (o := observed(store, node, "fine")) and o.ready == 1 and o, 5, what="fine Ready")
+    assert fine.reason == ""
     # retried with backoff: once the image appears in the registry the service starts by itself
     docker_client.images.get(TEST_IMAGE).tag(missing)
     try:

@@ -124,8 +124,9 @@ def test_agent_stopped_past_the_grace_period_moves_work_and_a_returning_node_get
     n1, n2 = sim_nodes("n1"), sim_nodes("n2")
     wait_leader(controllers(grace_period=2.0))
     store.put(keys.desired_service("web"), service_doc("web", replicas=1))
-    store.put(keys.desired_service("pinned"), service_doc("pinned", placement={"node": n1.name}))
+    # placed alone, web takes the first of two empty nodes; put together, spread would send it to n2
     wait_until(lambda: placement_of(store, "web") == {n1.name: 1}, 5, what="web on n1")
+    store.put(keys.desired_service("pinned"), service_doc("pinned", placement={"node": n1.name}))
     wait_until(lambda: placement_of(store, "pinned") == {n1.name: 1}, 5, what="pinned on n1")
     for node, service in ((n1, "web"), (n1, "pinned")):
         node.report(service)
@@ -239,7 +240,9 @@ def test_readiness_follows_consul_and_leadership_returns_after_a_consul_restart(
     server = ConsulServer(tmp_path / "consul").start()  # private: this test stops it
     try:
         config = ConsulConfig.from_env({}, addr=server.addr, prefix="r", timeout=2)
-        ctl = Controller(config, ControllerOptions("restart", lock_delay=0, check_ttl=1.0, resync=1.0)).start()
+        ctl = Controller(
+            config, ControllerOptions("restart", lock_delay=0, check_ttl=1.0, resync=1.0, local_cluster=True)
+        ).start()
         try:
             wait_until(lambda: ctl.ready() == (True, "leader"), 15, what="ready as leader")
             server.kill()

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from meshop.agent import labels as L
 from meshop.agent.desired import (
     config_hash,
     container_config,
@@ -137,3 +138,34 @@ def test_container_config_resolves_everything() -> None:
     assert mount.source == "meshop-n1-web-data" and mount.target == "/data"
     assert mount.volume_labels["meshop.delete-with-service"] == "true"
     assert cfg.memory == 64 * 2**20 and cfg.nano_cpus == 500_000_000
+
+
+def test_container_config_sets_the_hardening_and_never_leaves_tsdproxy_to_the_image() -> None:
+    s = spec(
+        resources={"pids": 64},
+        security={"user": "1000:1000", "readOnlyRootFilesystem": True, "capabilities": {"drop": ["all"]}},
+    )
+    cfg = container_config("n1", assignment(s), s, 0, "cafe", {}, "127.0.0.1")
+    assert cfg.labels["tsdproxy.enable"] == "false"  # an image's own LABEL tsdproxy.enable=true is overridden
+    assert (cfg.user, cfg.read_only_root, cfg.no_new_privileges, cfg.cap_drop, cfg.pids) == (
+        "1000:1000",
+        True,
+        True,
+        ("ALL",),
+        64,
+    )
+    assert container_config("n1", assignment(spec()), spec(), 0, "cafe", {}, "127.0.0.1").pids == 4096
+
+
+@pytest.mark.parametrize(
+    ("image_labels", "claims"),
+    [
+        (None, []),
+        ({"meshop.test-image": "1", "org.opencontainers.image.title": "x"}, []),
+        ({"meshop.managed": "true", "meshop.node": "n1"}, ["meshop.managed", "meshop.node"]),
+        ({"meshop.spec-hash": "h"}, ["meshop.spec-hash"]),
+    ],
+    ids=["none", "harmless", "ownership", "identity"],
+)
+def test_images_that_claim_identity_labels(image_labels: dict[str, str] | None, claims: list[str]) -> None:
+    assert L.claims_meshop(image_labels) == claims

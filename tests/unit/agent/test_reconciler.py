@@ -21,11 +21,11 @@ from meshop.agent.registrations import ReplicaRegistrar
 from meshop.agent.runtime import ContainerConfig, EngineInfo, ImagePullFailed, VolumeInfo
 from meshop.agent.statefile import StateFile
 from meshop.consul.config import ConsulConfig
-from meshop.consul.services import Registration
+from meshop.consul.services import InstanceHealth, Registration
 from meshop.consul.store import Entry, Listing, TxnOp
 from meshop.errors import ConsulUnavailable, DriverError
 from meshop.model import ServiceSpec, keys, spec_hash
-from meshop.model.records import Assignment, Observed, dumps, loads_json
+from meshop.model.records import Assignment, Fence, Observed, dumps, loads_json
 
 NODE = "n1"
 SLEEP = {"image": "img:1", "command": ["/bin/sleep"], "args": ["60"]}
@@ -110,6 +110,13 @@ class FakeStore:
         entries = tuple(Entry(k, v, 1) for k, v in sorted(self.data.items()) if k.startswith(prefix))
         return Listing(1, entries)
 
+    def keys(self, prefix: str) -> list[str]:
+        self._check()
+        return sorted(k for k in self.data if k.startswith(prefix))
+
+    def list_together(self, prefixes: Sequence[str]) -> tuple[Listing, ...]:
+        return tuple(self.list(prefix) for prefix in prefixes)
+
     def get(self, key: str) -> Entry | None:
         self._check()
         return Entry(key, self.data[key], 1) if key in self.data else None
@@ -118,6 +125,13 @@ class FakeStore:
         self._check()
         self.writes += 1
         self.data[key] = value.encode() if isinstance(value, str) else value
+
+    def cas(self, key: str, value: bytes | str, index: int) -> bool:
+        self._check()
+        if (index == 0) == (key in self.data):
+            return False
+        self.put(key, value)
+        return True
 
     def transact(self, ops: Sequence[TxnOp]) -> None:
         self._check()
@@ -134,6 +148,7 @@ class FakeStore:
 class FakeServices:
     store: FakeStore
     registered: dict[str, Registration] = field(default_factory=dict)
+    foreign: list[InstanceHealth] = field(default_factory=list)  # instances of other owners (meta service)
 
     def local(self) -> dict[str, dict]:
         self.store._check()
@@ -142,6 +157,10 @@ class FakeServices:
             for sid, r in self.registered.items()
         }
 
+    def local_service_health(self) -> dict[str, str]:
+        self.store._check()
+        return dict.fromkeys(self.registered, "passing")
+
     def register(self, reg: Registration) -> None:
         self.store._check()
         self.registered[reg.service_id] = reg
@@ -149,6 +168,11 @@ class FakeServices:
     def deregister(self, service_id: str) -> None:
         self.store._check()
         self.registered.pop(service_id, None)
+
+    def instances(self, name: str) -> tuple[int, list[InstanceHealth]]:
+        self.store._check()
+        ours = [InstanceHealth("c", sid, dict(r.meta), "passing") for sid, r in self.registered.items()]
+        return 1, [i for i in [*ours, *self.foreign] if i.meta.get("service", name) == name]
 
 
 @dataclass
@@ -222,6 +246,34 @@ def test_a_pass_creates_then_registers_and_reports() -> None:
     record = rig.observed("web")
     assert record is not None and record.ready == 2 and record.reason == ""
     assert rig.reconciler.reconcile() is None  # converged: nothing to come back for
+
+
+@pytest.mark.parametrize(
+    ("foreign", "registered"),
+    [
+        pytest.param([], True, id="a-new-name-is-ours"),
+        pytest.param(
+            [InstanceHealth("c", "meshop-n2-web-0", {"service": "web", "replica": "0"}, "passing")],
+            True,
+            id="other-nodes-replicas-are-ours",
+        ),
+        pytest.param([InstanceHealth("c", "web-by-hand", {"service": "web"}, "passing")], False, id="hand-made"),
+        pytest.param([InstanceHealth("c", "meshop-n2-web-0", {"service": "web"}, "passing")], False, id="no-replica"),
+    ],
+)
+def test_replicas_never_join_a_consul_service_meshop_does_not_own(foreign, registered) -> None:  # type: ignore[no-untyped-def]
+    rig = make_rig()
+    rig.services.foreign = foreign
+    rig.assign("web", SLEEP)
+    rig.settle()
+    assert ("meshop-n1-web-0" in rig.services.registered) is registered
+    refused = rig.reconciler.registrar.refused
+    assert ("web" in refused) is not registered
+    if not registered:
+        assert "web-by-hand" in refused["web"] or "meshop-n2-web-0" in refused["web"]
+        rig.services.foreign = []  # the foreign instance goes: the replica registers on the next pass
+        rig.settle()
+        assert "meshop-n1-web-0" in rig.services.registered and refused == {}
 
 
 def test_observed_state_is_written_only_when_it_changes() -> None:
@@ -332,6 +384,22 @@ def test_a_secret_echoed_in_a_runtime_error_is_redacted_from_observed_state_and_
         assert "with-a-newline" not in text and value not in text
 
 
+def test_a_crash_while_creating_is_logged_with_the_secret_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
+    rig = make_rig()
+    rig.secrets.values["meshop/secrets/web/pw"] = "crash-secret-value"
+
+    def crash(config: ContainerConfig) -> str:
+        raise ValueError(f"unexpected: {config.env}")
+
+    rig.runtime.create_and_start = crash  # type: ignore[method-assign]
+    rig.assign("web", {**SLEEP, "env": [{"name": "PW", "valueFrom": {"consulKey": "meshop/secrets/web/pw"}}]})
+    rig.settle()
+    record = rig.observed("web")
+    assert record is not None and record.reason == "CreateFailed" and "ValueError" in record.error
+    logged = caplog.text  # formatted, tracebacks included
+    assert "unexpected" in logged and "crash-secret-value" not in logged + str(rig.store.data)
+
+
 def test_a_secret_holding_a_nul_byte_is_refused_and_never_reaches_the_runtime() -> None:
     rig = make_rig()
     rig.secrets.values["meshop/secrets/web/pw"] = "abc\x00def-hidden"
@@ -365,6 +433,9 @@ def test_consul_that_comes_back_empty_gets_observed_state_rewritten() -> None:
     rig.store.data.clear()
     rig.store.down = False
     rig.assign("web", SLEEP)
+    rig.settle()
+    assert rig.observed("web") is None and rig.reconciler.kv_problem  # not its KV: nothing written
+    rig.store.data[keys.fence(NODE)] = dumps(Fence(NODE, adopt=True)).encode()  # meshop cluster adopt
     rig.settle()
     record = rig.observed("web")
     assert record is not None and record.ready == 1

@@ -45,6 +45,11 @@ CASES = [
     (AGENT_N1, "key", "meshop/observed/n1/web", "write", True),
     (AGENT_N1, "key", "meshop/observed/n2/web", "write", False),
     (AGENT_N1, "key", "meshop/observed/n2/web", "read", False),
+    (AGENT_N1, "key", "meshop/fences/n1", "write", True),  # its fence (issue 12): an emptied KV keeps containers
+    (AGENT_N1, "key", "meshop/fences/n2", "write", False),
+    (AGENT_N1, "key", "meshop/fences/n2", "read", False),
+    (AGENT_N1, "key", "meshop/fences/n10", "write", False),
+    (AGENT_N1, "key", "meshop/events/1-a", "write", True),  # its own events (pulled, crashed, removed, ...)
     (AGENT_N1, "key", "meshop/assignments/n1/web", "read", True),
     (AGENT_N1, "key", "meshop/assignments/n1/web", "write", False),
     (AGENT_N1, "key", "meshop/assignments/n2/web", "read", False),
@@ -98,6 +103,8 @@ CASES = [
     (acl.policy_rules("readonly", P), "key", "meshop/events/1-a", "read", True),
     (acl.policy_rules("readonly", P), "key", "meshop/leader", "read", True),
     (acl.policy_rules("readonly", P), "key", "meshop/desired/services/web", "write", False),
+    (acl.policy_rules("readonly", P), "key", "meshop/fences/n1", "write", False),
+    (acl.policy_rules("operator", P), "key", "meshop/fences/n1", "write", True),  # meshop cluster adopt
     (acl.policy_rules("readonly", P), "key", "meshop/secrets/web/password", "read", False),
     (acl.policy_rules("readonly", P), "service", "web", "write", False),
     (acl.policy_rules("operator", P), "key", "meshop/desired/services/web", "write", True),
@@ -138,7 +145,7 @@ def test_nested_prefix_and_names() -> None:
     assert acl.agent_node_of("meshop-org-meshop-agent-n1", "org/meshop") == "n1"
     assert acl.agent_node_of("meshop-org-meshop-controller", "org/meshop") is None
     assert acl.agent_node_of("meshop-other-agent-n1", "org/meshop") is None
-    assert "key_prefix \"org/meshop/observed/n1/\"" in acl.policy_rules("agent", "/org/meshop/", "n1")
+    assert 'key_prefix "org/meshop/observed/n1/"' in acl.policy_rules("agent", "/org/meshop/", "n1")
     assert acl.description("agent", "meshop", "n1") == "meshop agent for prefix meshop on node n1"
 
 

@@ -73,8 +73,16 @@ volumes:
 def test_spec_hash_is_stable_across_releases() -> None:
     """A changed hash restarts every container of every service: change this value only on purpose."""
     (spec,) = load_documents(PINNED_SPEC)
-    # b75af803: security (noNewPrivileges on) and resources.pids (4096) joined the spec: one roll to harden
-    assert spec_hash(spec) == "b75af803a91c6d20"
+    # b75af803: security (noNewPrivileges on) and resources.pids (4096) joined the spec: one roll to harden;
+    # in the same release replicas (and minReadySeconds) left the hash: scaling no longer replaces containers
+    assert spec_hash(spec) == "29afd452592aac19"
+
+
+def test_spec_hash_leaves_replicas_out() -> None:
+    """Scaling must not replace running containers (issue 12, item 7); any other field still counts."""
+    (spec,) = load_documents(PINNED_SPEC)
+    assert spec_hash({**spec, "replicas": 5, "minReadySeconds": 9}) == spec_hash(spec)
+    assert spec_hash({**spec, "args": ["-f"]}) != spec_hash(spec)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -193,6 +193,8 @@ durations = st.one_of(
     st.integers(1, 3600),
     st.floats(0.001, 3600),
 )
+intervals = st.one_of(st.sampled_from(["1s", "10s", "1m30s", "1.5s"]), st.integers(1, 3600), st.floats(1.0, 3600))
+service_name = label.filter(lambda name: not name.startswith("meshop-"))  # reserved for meshop's own
 label_maps = st.dictionaries(label, st.from_regex(r"([a-z0-9]([a-z0-9.]{0,8}[a-z0-9])?)?", fullmatch=True), max_size=3)
 
 
@@ -247,6 +249,22 @@ def service_docs(draw: st.DrawFn) -> dict[str, Any]:
             optional={
                 "memory": st.one_of(st.integers(6 * 2**20, 2**40), st.sampled_from(["256Mi", "1Gi", "64M", "1.5Gi"])),
                 "cpus": st.floats(0.01, 64),
+                "pids": st.integers(8, 4194304),
+            },
+        ),
+        "security": st.fixed_dictionaries(
+            {},
+            optional={
+                "user": st.sampled_from(["1000", "1000:1000", "app", "app:staff", "_svc-1:0"]),
+                "readOnlyRootFilesystem": st.booleans(),
+                "noNewPrivileges": st.booleans(),
+                "capabilities": st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "drop": st.lists(st.sampled_from(["ALL", "NET_RAW", "cap_chown", "SYS_ADMIN"]), max_size=3),
+                        "add": st.lists(st.sampled_from(["NET_BIND_SERVICE", "cap_kill", "CHOWN"]), max_size=3),
+                    },
+                ),
             },
         ),
         "expose": st.fixed_dictionaries(
@@ -290,9 +308,9 @@ def service_docs(draw: st.DrawFn) -> dict[str, Any]:
         )
         spec["health"] = {
             **probe,
-            **draw(st.fixed_dictionaries({}, optional={"interval": durations, "timeout": durations})),
+            **draw(st.fixed_dictionaries({}, optional={"interval": intervals, "timeout": durations})),
         }
-    meta = {"name": draw(label), **draw(st.fixed_dictionaries({}, optional={"labels": label_maps}))}
+    meta = {"name": draw(service_name), **draw(st.fixed_dictionaries({}, optional={"labels": label_maps}))}
     for env in spec.get("env", []):
         if "valueFrom" in env:  # secrets live in the service's own folder
             env["valueFrom"]["consulKey"] = f"meshop/secrets/{meta['name']}/{env['name']}"
