@@ -62,12 +62,6 @@ def timed(condition: Callable[[], object], what: str, timeout: float = LIMIT, in
     return time.monotonic() - started
 
 
-def traffic_off(loop: RequestLoop, since: float) -> float:
-    """Seconds from ``since`` to the last failed request after it (0: none failed)."""
-    late = [t for t, _ in loop.failures if t >= since]
-    return max(late) - since if late else 0.0
-
-
 # --- meshop -----------------------------------------------------------------------------------------------
 
 
@@ -119,7 +113,8 @@ def bench_meshop(fleet: Fleet) -> dict[str, float]:
     )
     time.sleep(3)
     loop.stop()
-    out["poweroff_traffic_off_s"] = traffic_off(loop, cut)
+    out["poweroff_traffic_off_s"] = loop.disturbed_until(cut)
+    out["poweroff_slow"] = len(loop.slow)
     out["poweroff_failed"] = len(loop.failures)
     out["poweroff_requests"] = loop.total
 
@@ -261,7 +256,8 @@ def bench_swarm(fleet: Fleet) -> dict[str, float]:
     out["poweroff_replaced_s"] = timed(lambda: swarm_running(fleet, others) == REPLICAS, "swarm: replacement running")
     time.sleep(3)
     loop.stop()
-    out["poweroff_traffic_off_s"] = traffic_off(loop, cut)
+    out["poweroff_traffic_off_s"] = loop.disturbed_until(cut)
+    out["poweroff_slow"] = len(loop.slow)
     out["poweroff_failed"] = len(loop.failures)
     out["poweroff_requests"] = loop.total
 
@@ -287,9 +283,10 @@ ROWS = [
     ("rolling update: duration (s)", "update_s"),
     ("rolling update: failed requests", "update_failed"),
     ("rolling update: requests sent", "update_requests"),
-    ("power-off: traffic off the node (s)", "poweroff_traffic_off_s"),
+    ("power-off: clients served normally after (s)", "poweroff_traffic_off_s"),
     ("power-off: replacement running (s)", "poweroff_replaced_s"),
     ("power-off: failed requests", "poweroff_failed"),
+    ("power-off: slow requests (> 1 s)", "poweroff_slow"),
     ("power-off: requests sent", "poweroff_requests"),
     ("node return: Ready and clean (s)", "return_ready_s"),
     ("node return: replicas on it after", "return_replicas_on_node"),
@@ -297,13 +294,13 @@ ROWS = [
 
 
 def table(meshop: dict[str, float], swarm: dict[str, float]) -> str:
-    lines = [f"{'figure':38} {'meshop':>9} {'swarm':>9} {'meshop/swarm':>13}"]
+    lines = [f"{'figure':46} {'meshop':>9} {'swarm':>9} {'meshop/swarm':>13}"]
     for label, key in ROWS:
         m, s = meshop.get(key), swarm.get(key)
         ratio = f"{m / s:.2f}" if m is not None and s else "-"
         fmt = (lambda v: f"{v:.2f}") if key.endswith("_s") else (lambda v: f"{v:.0f}")
         lines.append(
-            f"{label:38} {fmt(m) if m is not None else '-':>9} {fmt(s) if s is not None else '-':>9} {ratio:>13}"
+            f"{label:46} {fmt(m) if m is not None else '-':>9} {fmt(s) if s is not None else '-':>9} {ratio:>13}"
         )
     return "\n".join(lines)
 

@@ -136,7 +136,7 @@ def route_changes(repeat: int, full_repeat: int) -> dict[str, list[float]]:
             store.delete(keys.route("warmup.bench.test"))
             controller = Controller(
                 ConsulConfig.from_env({}, addr=consul.addr, prefix=prefix, timeout=10),
-                ControllerOptions(f"{prefix}-c1", lock_delay=1, check_ttl=1.0),
+                ControllerOptions(f"{prefix}-c1", lock_delay=1, check_ttl=1.0, local_cluster=True),
             ).start()
             wait_until(lambda: controller.election.is_leader, 30, what="the controller to lead")  # type: ignore[union-attr]
             for i in range(full_repeat):
@@ -183,7 +183,9 @@ def reloads(sizes: list[int], repeat: int) -> list[tuple[str, int, float, float]
         managed = ManagedCaddy(directory, render_global(admin=admin.address), caddy_bin)
         managed.start(admin)
         try:
-            settings = GatewaySettings(admin=admin.address, http_port=free_port(), https_port=free_port(), tls_mode=tls)
+            settings = GatewaySettings(
+                admin=admin.address, http_port=free_port(), https_port=free_port(), tls_mode=tls, local_cluster=True
+            )
             applier = ConfigApplier(admin, "benchmark")
             for count in sizes:
                 applier.apply(gateway_text(settings, count, 1))  # warm-up: certificates, listeners
@@ -230,7 +232,9 @@ def traffic_during_reloads(tls: str, port: int, reloads: int) -> dict[str, int]:
     admin = CaddyAdmin(f"unix/{directory / 'admin.sock'}")
     managed = ManagedCaddy(directory, render_global(admin=admin.address))
     managed.start(admin)
-    settings = GatewaySettings(admin.address, http_port=free_port(), https_port=free_port(), tls_mode=tls)
+    settings = GatewaySettings(
+        admin.address, http_port=free_port(), https_port=free_port(), tls_mode=tls, local_cluster=True
+    )
     applier = ConfigApplier(admin, "benchmark")
     counts: dict[str, int] = {}
     stop = threading.Event()

@@ -132,7 +132,8 @@ up() {
     rm -f "$MASTER"
   fi
 
-  start controller env "$(token_env controller)" "$MESHOP" controller run --id demo-controller --metrics-addr 127.0.0.1:0 --grace-period 10
+  start controller env "$(token_env controller)" "$MESHOP" controller run --id demo-controller --metrics-addr 127.0.0.1:0 --grace-period 10 \
+    --local-cluster
   # the agent runs the node's own Caddy: the gateway proxies to it, and it to the local containers
   if ! running agent; then
     port_free "$INGRESS_PORT" || fail "port $INGRESS_PORT is in use; set MESHOP_DEMO_INGRESS_PORT"
@@ -146,7 +147,7 @@ up() {
     done
   fi
   start gateway env "$(token_env gateway)" "$MESHOP" gateway run --caddy-dir "$DIR/caddy" --https-port "$HTTPS_PORT" \
-    --http-port "$HTTP_PORT" --tls internal --metrics-addr 127.0.0.1:0
+    --http-port "$HTTP_PORT" --tls internal --metrics-addr 127.0.0.1:0 --local-cluster
 
   if acl_on; then export CONSUL_HTTP_TOKEN_FILE="$DIR/operator.token"; fi  # apply, status: the operator's
   say "applying $EXAMPLES (the Node document as node \"$NODE\")"

@@ -11,6 +11,7 @@ the background ``Puller``. Every action is counted in ``meshop_actions_total``.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -133,14 +134,18 @@ class Executor:
 
     def _create(self, config: ContainerConfig, reason: str) -> None:
         log.info("creating %s (%s)", config.name, reason)
+        scrub = Redactor(config.secrets)
         try:
             self.runtime.create_and_start(config)
         except DriverError as exc:
             text = str(exc)
-            clean = Redactor(config.secrets)(text)
+            clean = scrub(text)
             if clean != text:
                 raise type(exc)(clean) from None
             raise
+        except Exception as exc:  # noqa: BLE001 - a bug, not Docker: its traceback may quote the env, scrub it
+            log.error("creating %s crashed:\n%s", config.name, scrub(traceback.format_exc()))
+            raise DriverError(f"creating {config.name} crashed ({type(exc).__name__})") from None
 
 
 def _replica(action: Action) -> int:

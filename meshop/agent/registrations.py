@@ -14,6 +14,12 @@ URL it can reach (and show the answer in the check's output). Instead the replic
 which never follows redirects (``report``). Trade-off: while the agent is down for longer than
 ``PROBE_TTL`` its HTTP-checked replicas turn critical in Consul (their TCP checks keep running).
 
+A Consul service name is meshop's only while every instance of it is a meshop replica (id ``meshop-…``
+with ``service`` and ``replica`` meta): before a replica's first registration the agent reads the
+catalog, and when anything else (a database registered by hand, Consul's own ``consul``) already uses the
+name, it does not register and says so (``refused``), so a Service cannot join a Consul service meshop
+does not own. Service names ``meshop-*`` are reserved by validation, so no replica joins meshop's own.
+
 ``promoted`` remembers when each container became its replica's registered one; the planner removes
 the container it replaced only ``drain`` seconds later, so clients that just resolved the old
 address still reach it.
@@ -21,16 +27,28 @@ address still reach it.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from meshop.agent.plan import Container
-from meshop.consul.services import CheckSpec, Registration, Services
+from meshop.consul.services import CheckSpec, InstanceHealth, Registration, Services
 from meshop.model import ServiceSpec
+
+log = logging.getLogger(__name__)
 
 AGENT_SERVICE = "meshop-agent"
 PROBE_TTL = 90.0  # seconds an HTTP verdict stays valid in Consul without the agent renewing it
 PROBE_REFRESH = 20.0  # the agent renews each verdict at least this often
+
+
+def foreign_instances(name: str, instances: Iterable[InstanceHealth]) -> list[str]:
+    """Ids of the instances of Consul service ``name`` that are not meshop replicas of a Service ``name``."""
+    return sorted(
+        i.service_id
+        for i in instances
+        if not (i.service_id.startswith("meshop-") and i.meta.get("service") == name and "replica" in i.meta)
+    )
 
 
 def replica_service_id(node: str, service: str, replica: int) -> str:
@@ -110,7 +128,9 @@ class ReplicaRegistrar:
         self.node = node
         self.clock = clock
         self.promoted: dict[str, float] = {}  # container id -> when its replica's registration switched to it
+        self.refused: dict[str, str] = {}  # service -> why its replicas are not registered
         self._reported: dict[str, tuple[bool, float]] = {}  # TTL check id -> (passing, when Consul was told)
+        self._unregistered: set[str] = set()  # TTL check ids of refused registrations: nothing to report to
 
     def sync(self, wanted: Mapping[str, tuple[Registration, str]]) -> int:
         """Make this node's replica registrations equal ``wanted`` (service id -> (registration,
@@ -122,8 +142,16 @@ class ReplicaRegistrar:
             if (body.get("Meta") or {}).get("node") == self.node and "replica" in (body.get("Meta") or {})
         }
         changes = 0
+        owned: dict[str, bool] = {}
+        self._unregistered = set()
         for sid, (reg, container_id) in sorted(wanted.items()):
             current = ours.get(sid)
+            if current is None:
+                if reg.name not in owned:
+                    owned[reg.name] = self._owned(reg.name)
+                if not owned[reg.name]:
+                    self._unregistered.update(c.check_id for c in reg.checks if c.ttl)
+                    continue
             if current is None or _differs(current, reg):
                 self.services.register(reg)
                 changes += 1
@@ -137,10 +165,24 @@ class ReplicaRegistrar:
         live = {c.check_id for reg, _ in wanted.values() for c in reg.checks if c.ttl}
         for check_id in set(self._reported) - live:
             del self._reported[check_id]
+        for name in [n for n in self.refused if owned.get(n, True)]:
+            del self.refused[name]  # now registered, or no longer wanted
         serving = {container_id for _, container_id in wanted.values()}
         for container_id in set(self.promoted) - serving:
             del self.promoted[container_id]
         return changes
+
+    def _owned(self, name: str) -> bool:
+        """Whether Consul service ``name`` may take this node's replicas (no foreign instance in it)."""
+        _, instances = self.services.instances(name)
+        foreign = foreign_instances(name, instances)
+        if not foreign:
+            return True
+        why = f"Consul service {name!r} is not meshop's: it has other instances ({', '.join(foreign[:3])})"
+        if self.refused.get(name) != why:
+            log.error("not registering the replicas of %s: %s", name, why)
+        self.refused[name] = why
+        return False
 
     def report(self, verdicts: Mapping[str, bool]) -> int:
         """Tell Consul the agent's HTTP verdicts (TTL check id -> passing) that changed or are due for
@@ -148,6 +190,8 @@ class ReplicaRegistrar:
         now = self.clock()
         sent = 0
         for check_id, passing in sorted(verdicts.items()):
+            if check_id in self._unregistered:
+                continue
             last = self._reported.get(check_id)
             if last is not None and last[0] == passing and now - last[1] < PROBE_REFRESH:
                 continue

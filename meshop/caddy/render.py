@@ -174,16 +174,27 @@ def _safe_path(path: str) -> str:
 
 
 def _safe_upstream(upstream: str) -> str:
+    """``host:port``, ``[ipv6]:port`` or ``ipv4:port`` and nothing else: no zone id (``ipaddress`` accepts
+    ``fe80::1%<anything>``, newlines and braces included), no unbracketed IPv6, no whitespace."""
     host, sep, port = upstream.rpartition(":")
-    if not sep:
+    if not sep or not port.isascii() or not port.isdigit():
         raise UnsafeValue(f"upstream without a port: {upstream!r}")
-    _port(int(port) if port.isdigit() else -1)
-    bare = host.strip("[]")
-    try:
-        ipaddress.ip_address(bare)
-    except ValueError:
-        _safe_host(bare)
+    _port(int(port))
+    if host.startswith("[") and host.endswith("]"):
+        if not _is_plain_ip(host[1:-1], version=6):
+            raise UnsafeValue(f"not an IPv6 address in brackets: {upstream!r}")
+    elif not (_is_plain_ip(host, version=4) or is_hostname(host)):
+        raise UnsafeValue(f"not an upstream address (IPv4, [IPv6] or hostname): {upstream!r}")
     return upstream
+
+
+def _is_plain_ip(text: str, version: int) -> bool:
+    if "%" in text or not text.isascii():
+        return False
+    try:
+        return ipaddress.ip_address(text).version == version
+    except ValueError:
+        return False
 
 
 def _safe_cidr(network: str) -> str:

@@ -7,7 +7,7 @@ import socket
 
 import click
 
-from meshop.cli.context import CliContext
+from meshop.cli.context import LOCAL_CLUSTER, CliContext
 from meshop.daemon import run_daemon
 from meshop.httpserver import StatusServer
 from meshop.logs import setup_logging
@@ -48,6 +48,7 @@ def controller() -> None:
     metavar="HOST:PORT",
     help="/metrics, /healthz, /readyz (port 0: any free port).",
 )
+@LOCAL_CLUSTER
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @click.pass_obj
@@ -59,6 +60,7 @@ def run(
     lock_delay: int,
     check_ttl: float,
     metrics_addr: str,
+    local_cluster: bool,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -70,6 +72,7 @@ def run(
         resync=resync,
         lock_delay=lock_delay,
         check_ttl=check_ttl,
+        local_cluster=local_cluster,
     )
     ctl = Controller(obj.consul, options)
 

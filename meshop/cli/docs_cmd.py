@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from meshop.cli.context import CliContext
 from meshop.client.apply import apply_changes, check_all, plan_changes, read_existing
-from meshop.client.sources import read_sources
-from meshop.errors import DocumentError
+from meshop.client.sources import SourcedDocument, read_sources
+from meshop.errors import DocumentError, ValidationFailed
 from meshop.model import keys
+
+if TYPE_CHECKING:
+    from meshop.consul.store import KVStore
 
 FILES = click.option(
     "-f",
@@ -21,13 +26,34 @@ FILES = click.option(
 )
 
 
+def check_routes(documents: list[SourcedDocument], store: KVStore, prefix: str) -> None:
+    """Refuse (nothing written) when a route host of these documents belongs to another service.
+    Reads ``desired/services/`` and ``routes/`` only when a document has a route."""
+    if not any(item.doc.get("kind") == "Service" and item.doc["spec"].get("route") for item in documents):
+        return
+    # here, not at the top: the ownership rule is the controller's planner code (start-up time)
+    from meshop.client.ownership import read_claims, route_violations
+
+    violations = route_violations(documents, read_claims(store), prefix)
+    if violations:
+        raise ValidationFailed(violations)
+
+
 @click.command()
 @FILES
+@click.option(
+    "--cluster",
+    is_flag=True,
+    help="Also check what only the cluster knows: that no other service owns a route host (diff and apply always do).",
+)
 @click.pass_obj
-def validate(obj: CliContext, paths: tuple[str, ...]) -> None:
-    """Check documents without touching Consul; every error is printed with its path."""
+def validate(obj: CliContext, paths: tuple[str, ...], cluster: bool) -> None:
+    """Check documents without touching Consul (with --cluster: route hosts against their owners too);
+    every error is printed with its path."""
     documents = read_sources(paths)
     check_all(documents, obj.consul.prefix)
+    if cluster:
+        check_routes(documents, obj.store(), obj.consul.prefix)
     for item in documents:
         click.echo(f"{item.doc['kind'].lower()}/{item.doc['metadata']['name']} valid ({item.source})")
 
@@ -40,6 +66,7 @@ def apply(obj: CliContext, paths: tuple[str, ...]) -> None:
     documents = read_sources(paths)
     check_all(documents, obj.consul.prefix)
     store = obj.store()
+    check_routes(documents, store, obj.consul.prefix)
     changes = plan_changes(documents, read_existing(store, documents))
     outcome = apply_changes(store, changes)
     for change in changes:
@@ -66,6 +93,7 @@ def diff(obj: CliContext, paths: tuple[str, ...]) -> None:
 
     documents = read_sources(paths)
     check_all(documents, obj.consul.prefix)
+    check_routes(documents, obj.store(), obj.consul.prefix)
     changes = plan_changes(documents, read_existing(obj.store(), documents))
     click.echo(format_diff(changes), nl=False)
     click.echo(format_placement(preview(read_cluster(obj.consul), changes, prefix=obj.consul.prefix)), nl=False)

@@ -11,7 +11,7 @@ from meshop.caddy.admin import CaddyAdmin
 from meshop.caddy.apply import ConfigApplier
 from meshop.caddy.process import ManagedCaddy
 from meshop.caddy.render import render_global
-from meshop.cli.context import CliContext
+from meshop.cli.context import LOCAL_CLUSTER, CliContext
 from meshop.daemon import run_daemon
 from meshop.errors import MeshopError
 from meshop.gateway.config import GatewaySettings
@@ -55,6 +55,7 @@ def gateway() -> None:
     "--id", "gateway_id", default=socket.gethostname, show_default="hostname", help="This gateway's id (metrics)."
 )
 @click.option("--resync", default=30.0, show_default=True, help="Seconds between full passes.")
+@LOCAL_CLUSTER
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
 )
@@ -72,6 +73,7 @@ def run(
     metrics_addr: str,
     gateway_id: str,
     resync: float,
+    local_cluster: bool,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -86,7 +88,12 @@ def run(
         caddy_admin = f"unix/{caddy_dir / 'admin.sock'}"
     admin = CaddyAdmin(caddy_admin or "")
     settings = GatewaySettings(
-        admin=admin.address, http_port=http_port, https_port=https_port, bind=binds, tls_mode=tls_mode
+        admin=admin.address,
+        http_port=http_port,
+        https_port=https_port,
+        bind=binds,
+        tls_mode=tls_mode,
+        local_cluster=local_cluster,
     )
     if caddy_dir:
         managed = ManagedCaddy(

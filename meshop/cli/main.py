@@ -16,6 +16,7 @@ import sys
 import click
 
 from meshop.cli.context import CliContext
+from meshop.cli.safe import printable  # tiny (re only): error lines from KV are escaped
 from meshop.consul.config import ConsulConfig
 from meshop.errors import MeshopError
 
@@ -92,7 +93,7 @@ def run(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except MeshopError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {printable(exc, multiline=True)}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -102,7 +103,7 @@ def run(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
-        click.echo(f"Internal error: {type(exc).__name__}: {exc} (please report this)", err=True)
+        click.echo(f"Internal error: {type(exc).__name__}: {printable(exc)} (please report this)", err=True)
         return 70
     return 0
 

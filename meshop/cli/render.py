@@ -1,7 +1,8 @@
 """Pure renderers for status, get, describe and events: plain data in, rich tables or text out.
 
 Every cell is a ``Text`` (never markup), so a message like ``spec.ports[0]`` or a user's ``[bold]`` is
-printed as written.
+printed as written, and every string from KV passes ``printable`` (``meshop.cli.safe``): control
+characters are shown as escapes, never sent to the terminal.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from meshop.cli.safe import printable
 from meshop.client.describe import ServiceDescription
 from meshop.client.events import LoggedEvent
 from meshop.client.status import CONVERGING, HEALTHY, NodeRow, ServiceRow, StatusReport
@@ -55,7 +57,7 @@ def grid(*headers: str, wrap: str = "") -> Table:
 
 def cells(*values: object, styles: Mapping[int, str] | None = None) -> list[Text]:
     styles = styles or {}
-    return [Text(str(v), style=styles.get(i, "")) for i, v in enumerate(values)]
+    return [Text(printable(v), style=styles.get(i, "")) for i, v in enumerate(values)]
 
 
 def placement(nodes: Mapping[str, int]) -> str:
@@ -113,7 +115,8 @@ def nodes_table(rows: Iterable[NodeRow], now: float) -> Table:
 def controller_line(report: StatusReport) -> Text:
     if report.leader is None:
         return Text("Controller: none is leading; statuses may be stale (is `meshop controller run` running?)", "red")
-    return Text(f"Controller: {report.leader.controller_id} leads (for {since(report.now, report.leader.since)})")
+    leader = printable(report.leader.controller_id)
+    return Text(f"Controller: {leader} leads (for {since(report.now, report.leader.since)})")
 
 
 def status_view(report: StatusReport) -> RenderableType:
@@ -144,8 +147,9 @@ def describe_view(desc: ServiceDescription, spec_yaml: str, now: float) -> Rende
         facts.add_row(*cells(key, value))
     parts: list[RenderableType] = [facts]
     if row.message:
-        parts += [Text(""), Text("Message:", "bold"), Text("  " + row.message)]
-    parts += [Text(""), Text("Spec:", "bold"), Text(_indent(spec_yaml) if spec_yaml else "  (document deleted)")]
+        parts += [Text(""), Text("Message:", "bold"), Text("  " + printable(row.message))]
+    spec = _indent(printable(spec_yaml, multiline=True)) if spec_yaml else "  (document deleted)"
+    parts += [Text(""), Text("Spec:", "bold"), Text(spec)]
     parts += [Text(""), Text("Conditions:", "bold"), _indented(_conditions(status, now))]
     parts += [Text(""), Text("Placement:", "bold"), _indented(_placement(desc))]
     parts += [Text(""), Text("Containers:", "bold"), _indented(_containers(desc))]
@@ -210,7 +214,8 @@ def events_table(events: Sequence[Any], now: float) -> Table:
 
 def event_line(logged: LoggedEvent) -> str:
     e = logged.event
-    return f"{timestamp(e.time)}  {e.kind:<13} {e.object:<24} {e.component or '-':<12} {e.message}"
+    kind, obj, component = printable(e.kind), printable(e.object), printable(e.component or "-")
+    return f"{timestamp(e.time)}  {kind:<13} {obj:<24} {component:<12} {printable(e.message)}"
 
 
 def _indent(text: str) -> str:

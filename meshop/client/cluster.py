@@ -18,7 +18,7 @@ from meshop.consul.services import InstanceHealth, Services
 from meshop.consul.store import Entry, KVStore, Listing
 from meshop.model import keys
 from meshop.model.records import NodeRecord, NodeStatus, ServiceStatus, loads_json
-from meshop.operator.controller import AGENT_SERVICE, agent_node
+from meshop.operator.controller import AGENT_SERVICE, agent_instances
 from meshop.operator.desired import Memo, ParsedNode, ParsedService, parse_node_entry, parse_service_entry
 from meshop.operator.nodes import agent_status
 
@@ -101,7 +101,7 @@ class Snapshot:
             records=records,
             statuses=statuses,
             node_statuses=node_statuses,
-            agents=agent_status((agent_node(i), i.status) for i in instances),
+            agents=agent_status((node, i.status) for node, i in agent_instances(instances)),
             leader=Leader.from_entry(leader),
         )
 

@@ -27,6 +27,7 @@ from meshop.operator.desired import (
 from meshop.operator.nodes import NodeHealth, problems_of
 from meshop.operator.plan import ClusterState, plan
 from meshop.operator.view import NodeState, NodeView
+from meshop.operator.volumes import claim_volumes
 from meshop.operator.writer import load_assignments
 
 Counts = Mapping[str, int]  # node -> replicas
@@ -91,7 +92,8 @@ def preview(
             touched.add(change.name)
         elif change.kind == "Node":
             node_docs[change.name] = parse_node_entry(change.name, entry)
-    services = {n: p.desired or with_last_valid(p, cluster.assignments.get(n, {})) for n, p in parsed.items()}
+    claimed = claim_volumes(parsed)
+    services = {n: p.desired or with_last_valid(p, cluster.assignments.get(n, {})) for n, p in claimed.items()}
     known = set(snap.records) | {node for per in cluster.assignments.values() for node in per}
     problems = problems_of(known, snap.records, snap.agents)
     views = {n: _view(n, snap, node_docs, problems[n]) for n in known}

@@ -7,7 +7,8 @@ A service's HEALTH says whether it is fine, still converging or failed:
 * ``Progressing`` agents are still starting, pulling or updating; also ``Unhealthy`` replicas while the
                   Ready condition has been False for less than the spec's ``update.healthTimeout`` (the
                   same patience the agent has before it calls an update failed).
-* ``Degraded``    some replicas serve but a failure keeps the rest from it (or a route conflict).
+* ``Degraded``    some replicas serve but a failure keeps the rest from it, or its route is not served
+                  (``RouteConflict``: another service owns the host; ``OutsideDomains``).
 * ``Failed``      nothing serves because of a failure: Invalid, NoMatchingNode, InsufficientCapacity,
                   NodeLost, ImagePullFailed, Unhealthy past the health timeout, ...
 * ``Terminating`` the document is gone; the controller is removing what it placed.
@@ -40,6 +41,7 @@ HEALTHY, PENDING, PROGRESSING, DEGRADED, FAILED, TERMINATING = (
 CONVERGING = frozenset({PENDING, PROGRESSING, TERMINATING})
 PROGRESS_REASONS = frozenset({"Progressing", "Updating", "Pulling"})
 DEFAULT_HEALTH_TIMEOUT = 60.0
+ROUTE_REASONS = frozenset({"RouteConflict", "OutsideDomains"})  # the route is not served
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,9 @@ def classify(parsed: ParsedService | None, status: ServiceStatus | None, snapsho
         if degraded is not None and degraded.status == "True":
             return DEGRADED, degraded.reason, degraded.message
         return HEALTHY, "", ""
+    if degraded is not None and degraded.status == "True" and degraded.reason in ROUTE_REASONS:
+        # not served by the gateway whatever its replicas do: say that first
+        return (DEGRADED if status.ready_replicas > 0 else FAILED), degraded.reason, degraded.message
     reason = ready.reason if ready else "Unknown"
     message = ready.message if ready else "no Ready condition"
     if reason in PROGRESS_REASONS:

@@ -12,6 +12,7 @@ from typing import Literal
 MAX_VALUE_BYTES = 512 * 1024
 MAX_TXN_OPS = 64
 MAX_TXN_BYTES = 512 * 1024  # Consul's txn_max_req_len: the whole JSON body, values in base64
+_OP_OVERHEAD = 416  # a key prefix of up to 256 bytes and the JSON around key and value (Verb, Index, ...)
 
 Verb = Literal["set", "cas", "delete", "delete-cas", "delete-tree", "check-index", "check-session", "check-not-exists"]
 
@@ -89,3 +90,11 @@ class TxnOp:
 
 def as_bytes(value: bytes | str) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else value
+
+
+def encoded_size(op: TxnOp) -> int:
+    """An upper bound of the bytes ``op`` adds to a /v1/txn request body, without encoding anything: its
+    value base64-encoded, its key (with a prefix of up to 256 bytes) and the JSON around them. The
+    controller's writer packs with it (``KVStore.txn_size`` is the exact figure, for a store at hand)."""
+    value = 0 if op.value is None else 4 * ((len(op.value) + 2) // 3)
+    return value + len(op.key.encode("utf-8")) + len(op.session or "") + _OP_OVERHEAD

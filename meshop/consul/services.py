@@ -87,6 +87,7 @@ class InstanceHealth:
     meta: Mapping[str, str]
     status: str  # passing | warning | critical
     output: str = ""
+    address: str = ""  # the Consul node's own address (the catalog's, not what the service claims)
 
 
 class Services:
@@ -193,6 +194,7 @@ def _instance(item: Mapping[str, Any]) -> InstanceHealth:
         meta={str(k): str(v) for k, v in dict(service.get("Meta") or {}).items()},
         status=status if status in _SEVERITY else "critical",
         output=str(worst.get("Output", ""))[:500] if worst and status != "passing" else "",
+        address=str((item.get("Node") or {}).get("Address", "")),
     )
 
 

@@ -20,10 +20,10 @@ from consul.exceptions import ClientError as ConsulClientError
 
 from meshop.consul.client import consul_errors, make_client
 from meshop.consul.config import ConsulConfig
-from meshop.consul.kv import MAX_TXN_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES, Entry, Listing, TxnOp, as_bytes
+from meshop.consul.kv import MAX_TXN_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES, Entry, Listing, TxnOp, as_bytes, encoded_size
 from meshop.errors import ConsulAccessDenied, TxnConflict, ValueTooLarge
 
-__all__ = ["MAX_TXN_BYTES", "MAX_TXN_OPS", "MAX_VALUE_BYTES", "Entry", "KVStore", "Listing", "TxnOp"]
+__all__ = ["MAX_TXN_BYTES", "MAX_TXN_OPS", "MAX_VALUE_BYTES", "Entry", "KVStore", "Listing", "TxnOp", "encoded_size"]
 
 _TXN_SLACK = 64  # the body's "[", "]" and an op's {"KV": ...} wrapper, with room to spare
 _OP_INDEX = re.compile(r'"OpIndex"\s*:\s*(\d+)')

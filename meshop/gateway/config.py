@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from meshop.caddy.render import ProxyOptions, Site, UnsafeValue, render_global, render_site
+from meshop.model.addresses import address_problem, join_host_port, port_problem
 from meshop.model.names import host_in_domain
-from meshop.model.records import RouteRecord
+from meshop.model.records import RouteRecord, Upstream
 
 
 @dataclass(frozen=True)
@@ -22,12 +23,14 @@ class GatewaySettings:
     email: str | None = None
     domains: tuple[str, ...] = ()  # empty: serve every route host
     proxy: ProxyOptions = field(default_factory=ProxyOptions)
+    local_cluster: bool = False  # upstreams on loopback/link-local addresses allowed (demo, tests)
 
 
 @dataclass(frozen=True)
 class GatewayPlan:
     sites: tuple[Site, ...]
     skipped: tuple[str, ...]  # hosts outside the Gateway's domains
+    refused: tuple[str, ...] = ()  # upstreams left out, with why (an address no node may claim)
     fail_open: tuple[str, ...] = ()  # hosts whose every upstream's agent is down: all kept (panic)
 
 
@@ -36,8 +39,14 @@ def in_domains(host: str, domains: Iterable[str]) -> bool:
     return not domains or any(host_in_domain(host, d) for d in domains)
 
 
-def plan_sites(routes: Iterable[RouteRecord], down_nodes: set[str], domains: tuple[str, ...]) -> GatewayPlan:
+def plan_sites(
+    routes: Iterable[RouteRecord], down_nodes: set[str], domains: tuple[str, ...], *, local_cluster: bool = False
+) -> GatewayPlan:
     """One site per route host with its healthy upstreams, leaving out nodes whose agent is down.
+
+    Route records carry addresses that nodes reported about themselves: each upstream is checked again
+    here (``address_problem``), so a bad one is left out (in ``refused``) and the site serves from the
+    others.
 
     Fail open (Envoy's panic threshold): when that would leave a route with no upstream only because
     every upstream's agent is down — a hung or restarting agent, not a failed replica (the controller
@@ -45,20 +54,32 @@ def plan_sites(routes: Iterable[RouteRecord], down_nodes: set[str], domains: tup
     """
     sites: list[Site] = []
     skipped: list[str] = []
+    refused: list[str] = []
     fail_open: list[str] = []
     for route in sorted(routes, key=lambda r: r.host):
         if not in_domains(route.host, domains):
             skipped.append(route.host)
             continue
-        healthy = {f"{u.address}:{u.port}" for u in route.upstreams if u.healthy}
-        alive = {f"{u.address}:{u.port}" for u in route.upstreams if u.healthy and u.node not in down_nodes}
+        acceptable = []
+        for u in route.upstreams:
+            problem = upstream_problem(u, local_cluster)
+            if problem:
+                refused.append(f"{route.host}: node {u.node!r}: {problem}")
+            elif u.healthy:
+                acceptable.append(u)
+        healthy = {join_host_port(u.address, u.port) for u in acceptable}
+        alive = {join_host_port(u.address, u.port) for u in acceptable if u.node not in down_nodes}
         if healthy and not alive:
             fail_open.append(route.host)
             alive = healthy
         upstreams = tuple(sorted(alive))
         health = route.health_path or None
         sites.append(Site(route.host, route.path, upstreams, health_path=health, comment=f"service {route.service}"))
-    return GatewayPlan(tuple(sites), tuple(skipped), tuple(fail_open))
+    return GatewayPlan(tuple(sites), tuple(skipped), tuple(refused), tuple(fail_open))
+
+
+def upstream_problem(upstream: Upstream, local_cluster: bool) -> str | None:
+    return address_problem(upstream.address, local_cluster=local_cluster) or port_problem(upstream.port)
 
 
 def render_gateway(settings: GatewaySettings, plan: GatewayPlan) -> tuple[str, list[str]]:

@@ -106,7 +106,10 @@ class GatewayDaemon:
             return 1.0  # first answers from Consul not in yet: render nothing rather than an empty config
         self._apply_gateway_document(self.gateway_watch.latest)
         plan = plan_sites(
-            parse_routes(self.routes_watch.latest), down_nodes(self.checks_watch.latest), self.settings.domains
+            parse_routes(self.routes_watch.latest),
+            down_nodes(self.checks_watch.latest),
+            self.settings.domains,
+            local_cluster=self.settings.local_cluster,
         )
         if plan.fail_open != self._fail_open:
             if plan.fail_open:
@@ -119,6 +122,8 @@ class GatewayDaemon:
             self._fail_open = plan.fail_open
         for host in plan.skipped:
             log.warning("route host %s is outside the gateway's domains %s; not served", host, self.settings.domains)
+        for problem in plan.refused:
+            log.error("upstream left out of the gateway config: %s", problem)
         text, refused = render_gateway(self.settings, plan)
         for problem in refused:
             log.error("route left out of the gateway config: %s", problem)

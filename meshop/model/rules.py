@@ -16,6 +16,7 @@ from meshop.model.schema import show
 from meshop.model.units import OutOfRange, parse_duration, parse_memory
 
 MIN_MEMORY = 6 * 2**20  # Docker refuses less than 6 MiB
+MIN_INTERVAL = 1.0  # health-check interval floor: Consul and the agent probe every replica this often
 # Docker's default capability set: the only ones a Service may add (back). Anything beyond it (SYS_ADMIN,
 # NET_ADMIN, SYS_PTRACE, ...) reaches into the host and is refused outright.
 ADDABLE_CAPS = frozenset(
@@ -117,7 +118,7 @@ def _duplicates(out: Out, path: str, items: list[Any], field: str, what: str) ->
                 seen[key] = i
 
 
-def _duration(out: Out, path: str, value: object) -> None:
+def _duration(out: Out, path: str, value: object, minimum: float = 0.0) -> None:
     if value is None or isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return
     try:
@@ -129,6 +130,8 @@ def _duration(out: Out, path: str, value: object) -> None:
         return
     if seconds <= 0:
         out.append(Violation(path, DURATION_RANGE))
+    elif seconds < minimum:
+        out.append(Violation(path, f"must be at least {minimum:g}s (every replica's check runs this often)"))
 
 
 def metadata_rules(out: Out, doc: dict[str, Any]) -> None:
@@ -157,8 +160,17 @@ def _port_ref(out: Out, path: str, ref: object, ports: list[Any]) -> None:
         out.append(Violation(path, f"{show(ref)} is not a declared tcp port (name or container port)"))
 
 
+RESERVED_PREFIX = "meshop-"
+RESERVED = (
+    "is reserved: meshop's own Consul services (meshop-agent, meshop-controller, meshop-metrics) use "
+    "names starting with 'meshop-', and a Service's replicas register under the Service's name"
+)
+
+
 def service_rules(out: Out, doc: dict[str, Any], policy: Policy, prefix: str = keys.DEFAULT_PREFIX) -> None:
     """``prefix``: meshop's KV prefix, which a secret's ``consulKey`` must start with."""
+    name = as_dict(doc.get("metadata")).get("name")
+    check(out, "metadata.name", name, not (isinstance(name, str) and name.startswith(RESERVED_PREFIX)), RESERVED)
     spec = as_dict(doc.get("spec"))
     image = spec.get("image")
     check(
@@ -197,7 +209,7 @@ def service_rules(out: Out, doc: dict[str, Any], policy: Policy, prefix: str = k
                 names.is_url_path(probe.get("path")),
                 URL_PATH,
             )
-        _duration(out, "spec.health.interval", health.get("interval"))
+        _duration(out, "spec.health.interval", health.get("interval"), minimum=MIN_INTERVAL)
         _duration(out, "spec.health.timeout", health.get("timeout"))
     _duration(out, "spec.update.healthTimeout", as_dict(spec.get("update")).get("healthTimeout"))
     _memory(out, as_dict(spec.get("resources")).get("memory"))

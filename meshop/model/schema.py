@@ -196,10 +196,12 @@ def _translate(err: SchemaError) -> Iterator[Violation]:
             yield Violation(where, f"{show(inst)} must be greater than {val}")
         case "minItems":
             yield Violation(where, "must not be empty" if val == 1 else f"must have at least {val} items")
+        case "maxItems":
+            yield Violation(where, f"has {len(inst)} items; at most {val} are allowed")
         case "oneOf":
             yield from _one_of(where, inst, val)
         case _:
-            yield Violation(where, err.message)
+            yield Violation(where, err.message[:200])  # a generic message may quote the whole value
 
 
 def _unknown(key: str, known: list[str]) -> str:

@@ -35,6 +35,7 @@ KEYWORDS = frozenset(
         "maximum",
         "exclusiveMinimum",
         "minItems",
+        "maxItems",
         "not",
         "oneOf",
         "allOf",
@@ -225,6 +226,11 @@ def _min_items(v: Validator, value: Any, inst: Any, schema: dict, at: tuple) -> 
         yield _error("minItems", value, inst, schema, at, f"{inst!r} should be non-empty")
 
 
+def _max_items(v: Validator, value: Any, inst: Any, schema: dict, at: tuple) -> Iterator[SchemaError]:
+    if isinstance(inst, list) and len(inst) > value:
+        yield _error("maxItems", value, inst, schema, at, f"has {len(inst)} items; at most {value} are allowed")
+
+
 def _not(v: Validator, value: Any, inst: Any, schema: dict, at: tuple) -> Iterator[SchemaError]:
     if v.is_valid(inst, value):
         yield _error("not", value, inst, schema, at, f"{inst!r} should not be valid under {value!r}")
@@ -262,6 +268,7 @@ _CHECKS = {
     "maximum": _maximum,
     "exclusiveMinimum": _exclusive_minimum,
     "minItems": _min_items,
+    "maxItems": _max_items,
     "not": _not,
     "oneOf": _one_of,
     "allOf": _all_of,

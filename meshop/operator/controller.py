@@ -15,7 +15,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,12 +29,14 @@ from meshop.consul.watch import Watch, watch_prefix
 from meshop.errors import ConsulError
 from meshop.loop import ReconcileLoop
 from meshop.model import keys
+from meshop.model.names import is_dns_label
 from meshop.model.records import NodeRecord, Observed
 from meshop.operator import nodes as node_health
 from meshop.operator.desired import (
     Memo,
     ParsedNode,
     ParsedService,
+    gateway_domains,
     node_view,
     parse_node_entry,
     parse_service_entry,
@@ -45,7 +47,9 @@ from meshop.operator.election import LeaderElection
 from meshop.operator.nodes import NodeHealth
 from meshop.operator.plan import ClusterState, PlannedEvent, diff, plan
 from meshop.operator.replicas import ReplicaHealth, replica_health
+from meshop.operator.status import bounded
 from meshop.operator.view import NodeState, NodeView
+from meshop.operator.volumes import claim_volumes
 from meshop.operator.writer import LeadershipLost, Owned, Writer
 from meshop.wakeup import Wakeup
 
@@ -55,9 +59,37 @@ COMPONENT = "controller"
 AGENT_SERVICE = "meshop-agent"
 
 
-def agent_node(instance: InstanceHealth) -> str:
-    """The node a ``meshop-agent`` registration speaks for (its ``node`` meta, else from its id)."""
-    return instance.meta.get("node") or instance.service_id.removeprefix(f"{AGENT_SERVICE}-")
+def agent_node(instance: InstanceHealth) -> str | None:
+    """The node a ``meshop-agent`` registration speaks for, or None when it is not an agent's own.
+
+    Only ids of the form ``meshop-agent-<node>`` count, with a ``node`` meta (when there is one) that
+    agrees: a service's replica can never be counted as agent health (its names are ``meshop-<node>-...``,
+    and Service names ``meshop-*`` are reserved).
+    """
+    node = instance.service_id.removeprefix(f"{AGENT_SERVICE}-")
+    if node == instance.service_id or not is_dns_label(node) or instance.meta.get("node", node) != node:
+        return None
+    return node
+
+
+def agent_instances(instances: Iterable[InstanceHealth]) -> list[tuple[str, InstanceHealth]]:
+    """(node, instance) for every registration that is an agent's own (``agent_node``)."""
+    found = []
+    for instance in instances:
+        node = agent_node(instance)
+        if node is not None:
+            found.append((node, instance))
+    return found
+
+
+def catalog_addresses(agents: Iterable[tuple[str, InstanceHealth]]) -> dict[str, str]:
+    """node -> the address Consul's catalog holds for the Consul node its agent is registered on, when
+    there is exactly one such address (two registrations that disagree prove nothing: none is used)."""
+    seen: dict[str, set[str]] = {}
+    for node, instance in agents:
+        if instance.address:
+            seen.setdefault(node, set()).add(instance.address)
+    return {node: next(iter(addresses)) for node, addresses in seen.items() if len(addresses) == 1}
 
 
 @dataclass(frozen=True)
@@ -70,6 +102,7 @@ class ControllerOptions:
     watch_wait: str = "30s"
     address: str = "127.0.0.1"  # advertised in the controller's own registration
     port: int = 0
+    local_cluster: bool = False  # node addresses on loopback/link-local accepted (demo, tests)
 
 
 @dataclass
@@ -125,6 +158,7 @@ class Controller:
         self._node_docs = Memo[ParsedNode](lambda e: parse_node_entry(e.key[len(keys.DESIRED_NODES) :], e))
         self._records = Memo[NodeRecord | None](read_record(NodeRecord.from_dict))
         self._observed = Memo[Observed | None](read_record(Observed.from_dict))
+        self._gateway = Memo[tuple[str, ...]](gateway_domains)
         self._reported_node_docs: dict[str, int] = {}
         self._announce: str | None = None
         self._pending: list[PlannedEvent] = []  # node events not yet written (kept across a failed write)
@@ -229,11 +263,21 @@ class Controller:
             except ConsulError:
                 metrics.consul_errors_total.labels(COMPONENT, "read").inc()
                 raise
-        desired, records, node_docs, observed, agent_status, health = self._read_snapshots()
+        desired, records, node_docs, observed, agent_status, catalog, health = self._read_snapshots()
         known = set(records) | ({n for per in self.owned.assignments.values() for n in per} if lock else set())
         problems = node_health.problems_of(known, records, agent_status)
         self.health, transitions = node_health.assess(self.health, problems, now, self.options.grace_period)
-        views = {n: node_view(n, records.get(n), node_docs.get(n), h) for n, h in self.health.items()}
+        views = {
+            n: node_view(
+                n,
+                records.get(n),
+                node_docs.get(n),
+                h,
+                catalog_address=catalog.get(n, ""),
+                local_cluster=self.options.local_cluster,
+            )
+            for n, h in self.health.items()
+        }
         self._node_metrics(views)
         requeue = node_health.next_deadline(self.health, now, self.options.grace_period)
         requeue = None if requeue is None else requeue + 0.05
@@ -244,7 +288,7 @@ class Controller:
 
         services = {
             name: parsed.desired or with_last_valid(parsed, self.owned.assignments.get(name, {}))
-            for name, parsed in desired.items()
+            for name, parsed in claim_volumes(desired).items()
         }
         state = ClusterState(
             services=services,
@@ -254,6 +298,7 @@ class Controller:
             statuses=self.owned.statuses,
             routes=self.owned.routes,
             node_statuses=self.owned.node_statuses,
+            domains=self._domains(),
             health=health,
         )
         target = plan(state, now)
@@ -302,6 +347,7 @@ class Controller:
         dict[str, ParsedNode],
         dict[str, dict[str, Observed]],
         dict[str, str],
+        dict[str, str],
         ReplicaHealth,
     ]:
         desired_listing: Listing = self.watches["desired"].latest
@@ -333,10 +379,16 @@ class Controller:
                 observed.setdefault(parts[1], {})[parts[0]] = seen
         self._observed.keep_only(e.key for e in observed_entries)
 
-        instances: list[InstanceHealth] = self.watches["agents"].latest or []
-        agent_status = node_health.agent_status((agent_node(i), i.status) for i in instances)
-        health = replica_health(self.watches["checks"].latest or [], {agent_node(i): i.node for i in instances})
-        return desired, records, node_docs, observed, agent_status, health
+        agents = agent_instances(self.watches["agents"].latest or [])
+        agent_status = node_health.agent_status((node, i.status) for node, i in agents)
+        health = replica_health(self.watches["checks"].latest or [], {node: i.node for node, i in agents})
+        return desired, records, node_docs, observed, agent_status, catalog_addresses(agents), health
+
+    def _domains(self) -> tuple[str, ...]:
+        """The Gateway document's domains (route hosts outside them get ``OutsideDomains``)."""
+        entry = next((e for e in self.watches["desired"].latest.entries if e.key == keys.DESIRED_GATEWAY), None)
+        self._gateway.keep_only([entry.key] if entry else [])
+        return self._gateway.get(entry) if entry else ()
 
     def _node_doc_events(self, node_docs: Mapping[str, ParsedNode]) -> list[PlannedEvent]:
         """One Invalid event per invalid version of a Node document."""
@@ -349,7 +401,7 @@ class Controller:
         for name, parsed in sorted(node_docs.items()):
             index = indexes.get(name, 0)
             if parsed.violations and self._reported_node_docs.get(name) != index:
-                errors = "; ".join(str(v) for v in parsed.violations)
+                errors = bounded(parsed.violations)
                 events.append(PlannedEvent("Invalid", f"node/{name}", f"{errors} (node cordoned until fixed)"))
                 self._reported_node_docs[name] = index
         return events

@@ -19,12 +19,15 @@ from meshop.model import (
     PERMISSIVE_POLICY,
     NodeDoc,
     ServiceSpec,
+    canonical_json,
     keys,
     load_documents,
+    parse_gateway,
     parse_node,
     parse_service,
     spec_hash,
 )
+from meshop.model.addresses import address_problem, port_problem
 from meshop.model.records import Assignment, NodeRecord, loads_json
 from meshop.operator.nodes import NodeHealth
 from meshop.operator.view import DesiredService, NodeView, RouteSpec, Workload
@@ -32,6 +35,8 @@ from meshop.operator.view import DesiredService, NodeView, RouteSpec, Workload
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+MAX_SPEC_BYTES = 256 * 1024  # an assignment (the spec + a few fields) base64-encoded stays well under 512 KiB
 
 
 class Memo(Generic[T]):
@@ -87,11 +92,12 @@ def route_of(spec: ServiceSpec) -> RouteSpec | None:
     return RouteSpec(spec.route.host, spec.route.path, spec.route.port, health_path)
 
 
-def desired_from_spec(name: str, generation: int, spec: ServiceSpec) -> DesiredService:
+def desired_from_spec(name: str, generation: int, spec: ServiceSpec, created: int = 0) -> DesiredService:
     route = route_of(spec)
     return DesiredService(
         name=name,
         generation=generation,
+        created=created,
         workload=workload_of(name, spec),
         spec=spec.to_dict(),
         spec_hash=spec_hash(spec),
@@ -108,6 +114,7 @@ class ParsedService:
     generation: int
     desired: DesiredService | None = None
     violations: tuple[Violation, ...] = ()
+    created: int = 0  # the document's CreateIndex
 
 
 def _one_document(entry: Entry, source: str) -> dict:
@@ -121,22 +128,31 @@ def _one_document(entry: Entry, source: str) -> dict:
 def parse_service_entry(name: str, entry: Entry, prefix: str = keys.DEFAULT_PREFIX) -> ParsedService:
     """``prefix``: meshop's KV prefix, which the service's secret keys must be under."""
     source = f"desired/services/{name}"
+    created = entry.create_index
     try:
         service = parse_service(_one_document(entry, source), PERMISSIVE_POLICY, source, prefix=prefix)
     except ValidationFailed as exc:
-        return ParsedService(name, entry.modify_index, violations=tuple(exc.violations))
+        return ParsedService(name, entry.modify_index, violations=tuple(exc.violations), created=created)
     except DocumentError as exc:
-        return ParsedService(name, entry.modify_index, violations=(Violation("", str(exc)),))
+        return ParsedService(name, entry.modify_index, violations=(Violation("", str(exc)),), created=created)
     if service.name != name:
         why = f"must be {name!r}, the name in the key {source}"
-        return ParsedService(name, entry.modify_index, violations=(Violation("metadata.name", why),))
+        return ParsedService(name, entry.modify_index, violations=(Violation("metadata.name", why),), created=created)
+    size = len(canonical_json(service.spec.to_dict()).encode("utf-8"))
+    if size > MAX_SPEC_BYTES:
+        why = (
+            f"the resolved spec is {size} bytes; at most {MAX_SPEC_BYTES} (each node's assignment carries it, "
+            "and Consul takes at most 512 KiB per transaction, base64 included)"
+        )
+        return ParsedService(name, entry.modify_index, violations=(Violation("spec", why),), created=created)
     # node policy (privileged, host network, bind mounts) is enforced by placement, node by node
-    return ParsedService(name, entry.modify_index, desired=desired_from_spec(name, entry.modify_index, service.spec))
+    desired = desired_from_spec(name, entry.modify_index, service.spec, created)
+    return ParsedService(name, entry.modify_index, desired=desired, created=created)
 
 
 def with_last_valid(parsed: ParsedService, running: Mapping[str, Assignment]) -> DesiredService:
     """The DesiredService of an invalid document: its violations plus the version its assignments run."""
-    base = DesiredService(parsed.name, parsed.generation, violations=parsed.violations)
+    base = DesiredService(parsed.name, parsed.generation, violations=parsed.violations, created=parsed.created)
     if not running:
         return base
     latest = max(running.values(), key=lambda a: (a.generation, a.node))
@@ -149,6 +165,7 @@ def with_last_valid(parsed: ParsedService, running: Mapping[str, Assignment]) ->
     return DesiredService(
         name=parsed.name,
         generation=parsed.generation,
+        created=parsed.created,
         violations=parsed.violations,
         workload=last.workload,
         spec=latest.spec,
@@ -177,6 +194,16 @@ def parse_node_entry(name: str, entry: Entry) -> ParsedNode:
     return ParsedNode(doc)
 
 
+def gateway_domains(entry: Entry) -> tuple[str, ...]:
+    """The domains of the Gateway document in ``entry``; () when it is invalid (the gateway then keeps
+    its previous settings and logs why; the controller flags no host rather than guess)."""
+    try:
+        return tuple(parse_gateway(_one_document(entry, keys.DESIRED_GATEWAY), keys.DESIRED_GATEWAY).domains)
+    except (ValidationFailed, DocumentError) as exc:
+        log.warning("%s: %s", keys.DESIRED_GATEWAY, exc)
+        return ()
+
+
 def read_record(factory: Callable[[Mapping], T]) -> Callable[[Entry], T | None]:
     """A Memo builder for a JSON record; an unreadable value is logged and read as None."""
 
@@ -190,7 +217,43 @@ def read_record(factory: Callable[[Mapping], T]) -> Callable[[Entry], T | None]:
     return build
 
 
-def node_view(name: str, record: NodeRecord | None, node_doc: ParsedNode | None, health: NodeHealth) -> NodeView:
+def node_address(
+    name: str, record: NodeRecord | None, catalog_address: str = "", *, local_cluster: bool = False
+) -> str:
+    """The address upstreams of ``name`` are dialled at: the one Consul's catalog holds for the node its
+    agent is registered on when that is acceptable, else the agent's own record's; "" when neither is
+    (a refused record is logged: its node then serves no route, everything else about it is unchanged).
+    The ingress port must be 0 (no node Caddy) or a port."""
+    if record is None:
+        return ""
+    problem = port_problem(record.ingress_port, zero_ok=True)
+    if problem is None and catalog_address and address_problem(catalog_address, local_cluster=local_cluster) is None:
+        return catalog_address
+    problem = problem or address_problem(record.address, local_cluster=local_cluster)
+    if problem is not None:
+        _warn_once(name, record, problem)
+        return ""
+    return record.address
+
+
+_warned: dict[str, str] = {}
+
+
+def _warn_once(name: str, record: NodeRecord, problem: str) -> None:
+    if _warned.get(name) != problem:
+        _warned[name] = problem
+        log.warning("node %s: record refused for routing (%s); it serves no route until it is fixed", name, problem)
+
+
+def node_view(
+    name: str,
+    record: NodeRecord | None,
+    node_doc: ParsedNode | None,
+    health: NodeHealth,
+    *,
+    catalog_address: str = "",
+    local_cluster: bool = False,
+) -> NodeView:
     """One node as placement sees it. An invalid Node document cordons its node until it is fixed."""
     doc = node_doc.doc if node_doc else None
     labels = dict(record.labels) if record else {}
@@ -199,7 +262,7 @@ def node_view(name: str, record: NodeRecord | None, node_doc: ParsedNode | None,
     return NodeView(
         name=name,
         state=health.state,
-        address=record.address if record else "",
+        address=node_address(name, record, catalog_address, local_cluster=local_cluster),
         labels=labels,
         memory=record.capacity.memory if record else 0,
         cpus=record.capacity.cpus if record else 0.0,

@@ -17,7 +17,7 @@ from meshop.operator.nodes import node_statuses
 from meshop.operator.placement import ServicePlacement, place
 from meshop.operator.replicas import ReplicaHealth
 from meshop.operator.routes import build_routes, fail_open_note
-from meshop.operator.status import ready_copies, roll_up
+from meshop.operator.status import bounded, ready_copies, roll_up
 from meshop.operator.view import DesiredService, NodeView, Workload
 
 
@@ -32,6 +32,7 @@ class ClusterState:
     statuses: Mapping[str, ServiceStatus] = field(default_factory=dict)
     routes: Mapping[str, RouteRecord] = field(default_factory=dict)
     node_statuses: Mapping[str, NodeStatus] = field(default_factory=dict)
+    domains: tuple[str, ...] = ()  # the Gateway document's; empty: every host is served
     health: ReplicaHealth = field(default_factory=ReplicaHealth)  # Consul's checks of the replicas
 
 
@@ -115,7 +116,9 @@ def plan(state: ClusterState, now: float) -> Plan:
         else:
             assignments[name] = dict(existing)  # invalid: the last valid version keeps running untouched
             events[name] = _invalid_event(service, state.statuses.get(name))
-    routes, conflicts = build_routes(state.services, assignments, state.observed, state.nodes, state.health)
+    routes, route_problems = build_routes(
+        state.services, assignments, state.observed, state.nodes, state.health, state.routes, state.domains
+    )
     notes = {r.service: fail_open_note(r) for r in routes.values() if r.fail_open}
     statuses = {
         name: roll_up(
@@ -126,7 +129,7 @@ def plan(state: ClusterState, now: float) -> Plan:
             state.nodes,
             state.statuses.get(name),
             now,
-            conflicts.get(name, ""),
+            route_problems.get(name),
             notes.get(name, ""),
         )
         for name, service in state.services.items()
@@ -248,5 +251,5 @@ def _invalid_event(service: DesiredService, previous: ServiceStatus | None) -> t
     before = previous.condition("Valid") if previous else None
     if before is not None and before.status == "False" and before.observed_generation == service.generation:
         return ()
-    errors = "; ".join(str(v) for v in service.violations)
+    errors = bounded(service.violations)
     return (PlannedEvent("Invalid", f"service/{service.name}", f"generation {service.generation}: {errors}"),)

@@ -3,8 +3,14 @@
 An upstream is a node that runs a Ready copy of the service (a running container whose health check
 passes, or that has none) and is not NotReady. Its address is the node record's; its port is the node's
 local Caddy (``ingressPort``) when the node runs one, else each ready container's published host port for
-the route's container port. One host belongs to one service: the first by name keeps it, the others are
-told in their status.
+the route's container port. Ports and addresses come from agents, so each is checked before use (an
+address is already vetted in the node's view; a host port must be 1-65535).
+
+A host is owned: it belongs to the service whose route record holds it (the record is the persisted claim,
+so ownership survives controller restarts and failover) for as long as that service exists and still
+routes that host; a later claimant is told who owns it (``RouteConflict``) and gets no record. A host no
+record holds goes to the claimant whose document was created first (Consul's CreateIndex), then by name.
+A route host outside the Gateway document's domains is reported too (the gateway does not serve it).
 
 Consul's own view of the replicas (``replicas.ReplicaHealth``) comes first where the agent cannot be
 trusted, because it does not wait for any agent: a node whose machine is gone (``serfHealth`` critical)
@@ -23,6 +29,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from meshop.model.addresses import port_problem
+from meshop.model.names import host_in_domain
 from meshop.model.records import Assignment, ContainerState, Observed, RouteRecord, Upstream
 from meshop.operator.replicas import CRITICAL, DEAD, PASSING, ReplicaHealth
 from meshop.operator.view import DesiredService, NodeState, NodeView
@@ -77,9 +85,42 @@ def _node_upstreams(
     found = {}
     for container in ready:
         port = container.host_ports.get(port_key)
-        if port:
+        if port and port_problem(port) is None:
             found[(view.address, port)] = Upstream(node, view.address, port, True)
     return found
+
+
+def host_owners(
+    services: Mapping[str, DesiredService], previous: Mapping[str, RouteRecord] | None = None
+) -> dict[str, str]:
+    """host -> the service that owns it: the one its route record names while that service still routes
+    the host, else the claimant created first (CreateIndex, then name)."""
+    claimants: dict[str, list[DesiredService]] = {}
+    for service in services.values():
+        if service.route is not None:
+            claimants.setdefault(service.route.host, []).append(service)
+    owners = {}
+    for host, claiming in claimants.items():
+        held = (previous or {}).get(host)
+        names = {s.name for s in claiming}
+        if held is not None and held.service in names:
+            owners[host] = held.service
+        else:
+            owners[host] = min(claiming, key=lambda s: (s.created or float("inf"), s.name)).name
+    return owners
+
+
+def conflict_message(host: str, owner: str) -> str:
+    return (
+        f"host {host} belongs to service {owner}, which claimed it first; it stays {owner}'s until {owner} "
+        "is deleted or routes another host"
+    )
+
+
+def outside_message(host: str, domains: tuple[str, ...]) -> str:
+    return (
+        f"host {host} is outside the Gateway document's domains ({', '.join(domains)}): the gateway does not serve it"
+    )
 
 
 def build_routes(
@@ -88,18 +129,24 @@ def build_routes(
     observed: Mapping[str, Mapping[str, Observed]],
     nodes: Mapping[str, NodeView],
     health: ReplicaHealth | None = None,
-) -> tuple[dict[str, RouteRecord], dict[str, str]]:
-    """Every route record by host, and the services whose host another service already has (-> why)."""
+    previous: Mapping[str, RouteRecord] | None = None,
+    domains: tuple[str, ...] = (),
+) -> tuple[dict[str, RouteRecord], dict[str, tuple[str, str]]]:
+    """Every route record by host, and the services whose route is not served (-> reason, why):
+    ``RouteConflict`` (another service owns the host) or ``OutsideDomains``."""
+    owners = host_owners(services, previous)
     routes: dict[str, RouteRecord] = {}
-    conflicts: dict[str, str] = {}
+    problems: dict[str, tuple[str, str]] = {}
     for name in sorted(services):
         service = services[name]
         if service.route is None:
             continue
         host = service.route.host
-        if host in routes:
-            conflicts[name] = f"host {host} is already routed to service {routes[host].service}"
+        if owners[host] != name:
+            problems[name] = ("RouteConflict", conflict_message(host, owners[host]))
             continue
+        if domains and not any(host_in_domain(host, d) for d in domains):
+            problems[name] = ("OutsideDomains", outside_message(host, domains))
         found, fail_open = upstreams(service, assignments.get(name, {}), observed.get(name, {}), nodes, health)
         routes[host] = RouteRecord(
             host=host,
@@ -109,7 +156,7 @@ def build_routes(
             upstreams=found,
             fail_open=fail_open,
         )
-    return routes, conflicts
+    return routes, problems
 
 
 def fail_open_note(route: RouteRecord) -> str:

@@ -7,7 +7,7 @@ transition time that changes only when the status does (``now`` is passed in).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from meshop.model.records import Assignment, Condition, Observed, ServiceStatus
@@ -19,6 +19,7 @@ INVALID = "Invalid"
 UNHEALTHY = "Unhealthy"
 PROGRESSING = "Progressing"
 ROUTE_CONFLICT = "RouteConflict"
+OUTSIDE_DOMAINS = "OutsideDomains"
 ROUTE_FAIL_OPEN = "RouteFailOpen"
 
 
@@ -39,7 +40,7 @@ def roll_up(
     nodes: Mapping[str, NodeView],
     previous: ServiceStatus | None,
     now: float,
-    route_conflict: str = "",
+    route_problem: tuple[str, str] | None = None,
     route_fail_open: str = "",
 ) -> ServiceStatus:
     """The status of one service after this plan (``placement`` is None for an invalid document).
@@ -59,8 +60,8 @@ def roll_up(
             "replicas": assignment.replicas if assignment else 0,
             "ready": copies,
             "state": view.state.value if view else "Unknown",
-            "reason": seen.reason if seen else "",
-            "error": seen.error if seen else "",
+            "reason": _clip(seen.reason, 64) if seen else "",
+            "error": _clip(seen.error, MAX_TEXT) if seen else "",
         }
 
     earlier = {c.type: c for c in previous.conditions} if previous else {}
@@ -73,8 +74,8 @@ def roll_up(
     conditions = [_valid(service, condition)]
     conditions.append(_scheduled(service, placement, previous, condition))
     conditions.extend(_ready_degraded(service, placement, assignments, observed, nodes, ready, condition))
-    if route_conflict:
-        conditions[-1] = condition("Degraded", TRUE, ROUTE_CONFLICT, route_conflict)
+    if route_problem is not None:  # RouteConflict or OutsideDomains: the route is not served
+        conditions[-1] = condition("Degraded", TRUE, *route_problem)
     elif route_fail_open:
         conditions[-1] = condition("Degraded", TRUE, ROUTE_FAIL_OPEN, route_fail_open)
     route = f"{service.route.host}{service.route.path}" if service.route else ""
@@ -102,10 +103,26 @@ def _created_at(previous: ServiceStatus | None, now: float) -> float:
     return min((c.last_transition for c in previous.conditions if c.last_transition), default=now)
 
 
+MAX_LISTED = 10  # violations spelled out in a status or an event; the rest are counted
+MAX_TEXT = 300  # characters of one violation, one agent error
+
+
+def bounded(items: Sequence[object], limit: int = MAX_LISTED, width: int = MAX_TEXT) -> str:
+    """``a; b; c and 7 more``: what status and events say about a list of problems, bounded in size
+    whatever the document (a hostile one can hold thousands of violations, or a 400 KiB key name)."""
+    shown = [_clip(str(item), width) for item in items[:limit]]
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return "; ".join(shown) + more
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _valid(service: DesiredService, condition: Any) -> Condition:
     if service.valid:
         return condition("Valid", TRUE, "Valid", "")
-    errors = "; ".join(str(v) for v in service.violations)
+    errors = bounded(service.violations)
     keeping = " (the last valid version keeps running)" if service.workload else ""
     return condition("Valid", FALSE, INVALID, f"{errors}{keeping}")
 
@@ -161,7 +178,7 @@ def _not_ready_reason(
     for node in sorted(assignments):
         seen = observed.get(node)
         if seen is not None and seen.reason and seen.spec_hash in ("", assignments[node].spec_hash):
-            return seen.reason, f"{node}: {seen.error or seen.reason}"
+            return _clip(seen.reason, 64), _clip(f"{node}: {seen.error or seen.reason}", MAX_TEXT)
     lost = sorted(n for n in assignments if n not in nodes or nodes[n].state is NodeState.NOT_READY)
     if lost:
         return NODE_LOST, f"node(s) {', '.join(lost)} NotReady"

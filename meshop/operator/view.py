@@ -93,6 +93,7 @@ class DesiredService:
     spec_hash: str = ""
     image: str = ""
     route: RouteSpec | None = None
+    created: int = 0  # the document's CreateIndex: who claimed a route host first (0: unknown)
 
     @property
     def valid(self) -> bool:

@@ -3,9 +3,13 @@
 A unit is what must land together: one service's assignment puts and deletes plus the events that
 report them; a status or a route is a unit of one. Units are packed into transactions of at most
 ``MAX_TXN_OPS - 1`` operations after the guard (``check-session`` on ``leader``), so a deposed leader's
-transaction fails as a whole. A refused guard raises ``LeadershipLost``: the caller steps down at once
-and writes nothing more. ``Owned`` is the write-through cache of what KV holds under the controller's
-keys, updated only after a transaction committed.
+transaction fails as a whole, and of at most ``MAX_TXN_BYTES`` of encoded request (values count
+base64-encoded, as Consul measures them): one large record never makes the transaction that carries
+everyone else's changes fail. A unit too large for any transaction is skipped and logged (its service's
+document is refused before that by the model's spec size cap), the others are written. A refused guard
+raises ``LeadershipLost``: the caller steps down at once and writes nothing more. ``Owned`` is the
+write-through cache of what KV holds under the controller's keys, updated only after a transaction
+committed.
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from meshop import metrics
 from meshop.consul.events import EventLog
-from meshop.consul.store import MAX_TXN_OPS, MAX_VALUE_BYTES, KVStore, TxnOp
+from meshop.consul.store import MAX_TXN_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES, KVStore, TxnOp, encoded_size
 from meshop.errors import ConflictError
 from meshop.model import keys
 from meshop.model.records import Assignment, NodeStatus, RouteRecord, ServiceStatus, dumps, loads_json
@@ -111,16 +115,21 @@ class Writer:
         """Commit ``changes``; raises LeadershipLost when the guard fails, ConsulError when Consul does."""
         stats = WriteStats()
         batch: list[_Unit] = []
-        room = MAX_TXN_OPS - 1
+        ops, size = 0, 0
+        room, room_bytes = MAX_TXN_OPS - 1, MAX_TXN_BYTES - encoded_size(guard)
         for unit in self._units(changes, owned):
-            if any(op.value is not None and len(op.value) > MAX_VALUE_BYTES for op in unit.ops):
-                log.error("cannot write %s: a value is over Consul's %d-byte limit", unit.what, MAX_VALUE_BYTES)
+            unit_size = sum(encoded_size(op) for op in unit.ops)
+            if any(op.value is not None and len(op.value) > MAX_VALUE_BYTES for op in unit.ops) or (
+                unit_size > room_bytes
+            ):
+                log.error("cannot write %s: %d bytes encoded, over Consul's request limit", unit.what, unit_size)
                 stats.skipped.append(unit.what)
                 continue
-            if sum(len(u.ops) for u in batch) + len(unit.ops) > room:
+            if ops + len(unit.ops) > room or size + unit_size > room_bytes:
                 self._commit(batch, guard, stats)
-                batch = []
+                batch, ops, size = [], 0, 0
             batch.append(unit)
+            ops, size = ops + len(unit.ops), size + unit_size
         self._commit(batch, guard, stats)
         if stats.events:
             try:
@@ -182,20 +191,38 @@ class Writer:
         deletes = [(node, TxnOp.delete(keys.assignment(node, write.service))) for node in write.delete]
         events = [self.events.prepare(e.kind, e.object, e.message) for e in write.events]
         room = MAX_TXN_OPS - 1
+        room_bytes = MAX_TXN_BYTES - 1024  # the guard's share, generously
         what = f"service/{write.service}"
-        if len(puts) + len(deletes) + len(events) <= room:
-            ops = [op for _, op in puts] + [op for _, op in deletes] + events
+        ops = [op for _, op in puts] + [op for _, op in deletes] + events
+        if len(ops) <= room and sum(encoded_size(op) for op in ops) <= room_bytes:
             yield _Unit(what, ops, _assign(owned, write.service, write.put, write.delete), len(events))
             return
         log.warning("%s: %d changes exceed one transaction; writing new copies first", what, len(puts) + len(deletes))
-        for start in range(0, len(puts), room):
-            chunk = puts[start : start + room]
+        for chunk in _chunks(puts, room, room_bytes, lambda item: encoded_size(item[1])):
             yield _Unit(what, [op for _, op in chunk], _assign(owned, write.service, [a for a, _ in chunk], ()))
-        for start in range(0, len(deletes), room):
-            chunk_d = deletes[start : start + room]
+        for chunk_d in _chunks(deletes, room, room_bytes, lambda item: encoded_size(item[1])):
             yield _Unit(what, [op for _, op in chunk_d], _assign(owned, write.service, (), [n for n, _ in chunk_d]))
         if events:
             yield _Unit(what, events, lambda: None, len(events))
+
+
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], room: int, room_bytes: int, size: Callable[[T], int]) -> Iterator[list[T]]:
+    """``items`` in order, in chunks of at most ``room`` items and ``room_bytes`` (an item larger than
+    that is a chunk of its own: the writer then skips it as too large)."""
+    chunk: list[T] = []
+    used = 0
+    for item in items:
+        n = size(item)
+        if chunk and (len(chunk) >= room or used + n > room_bytes):
+            yield chunk
+            chunk, used = [], 0
+        chunk.append(item)
+        used += n
+    if chunk:
+        yield chunk
 
 
 _KINDS = {

@@ -341,7 +341,7 @@ class Fleet:
 
     def set_link(self, name: str, up: bool) -> None:
         """A node's cable: down is a partition (or part of a power cut), up heals it."""
-        member = self.gateway if name == "gw" else self.node(name)
+        member = self.member(name)
         run("ip", "-n", self.switch_ns, "link", "set", member.port, "up" if up else "down")
 
     # -- processes ---------------------------------------------------------------------------------------
@@ -529,25 +529,35 @@ class Fleet:
         wait_for(self.nodes_ready, timeout, "every node to be Ready", interval=0.25)
         return time.monotonic() - started
 
+    def member(self, name: str) -> Member:
+        return self.gateway if name == "gw" else self.node(name)
+
     def power_off(self, name: str) -> int:
-        """Pull the plug on a node: its link down and every process in its namespace (engine, shims,
-        containers, Consul client, agent, node Caddy) SIGKILLed at once. Returns how many were killed."""
-        node = self.node(name)
+        """Pull the plug on a node (or the gateway, "gw"): its link down and every process in its namespace
+        (engine, shims, containers, Consul agent, meshop daemons, Caddy) SIGKILLed at once. Returns how many
+        were killed."""
         self.set_link(name, False)
-        killed = kill_tree(node.ns)
+        killed = kill_tree(self.member(name).ns)
         self._reap()
         return killed
 
     def power_on(self, name: str) -> None:
-        """Boot a node again: link up, engine, Consul client, agent (and the standby controller on n1)."""
-        node = self.node(name)
+        """Boot a node again: link up, engine, Consul client, agent (and the standby controller on n1); the
+        gateway: Consul server (its data dir kept), controller, gateway."""
+        member = self.member(name)
         self.set_link(name, True)
-        self.start_dockerd(node)
-        self.start_consul(node)
-        wait_for(lambda: self.engine_ready(node), 60, f"dockerd on {name}")
-        self.start_agent(node)
+        if name == "gw":
+            self.start_consul(member)
+            wait_for(lambda: self.consul_get("/v1/status/leader"), 60, "a Consul leader after the boot")
+            self.start_controller(member)
+            self.start_gateway()
+            return
+        self.start_dockerd(member)
+        self.start_consul(member)
+        wait_for(lambda: self.engine_ready(member), 60, f"dockerd on {name}")
+        self.start_agent(member)
         if name == self.node_names[0]:
-            self.start_controller(node)
+            self.start_controller(member)
 
     def restart_dockerd(self, name: str) -> None:
         node = self.node(name)
@@ -725,7 +735,8 @@ def http_get(addr: str, port: int, host: str, path: str = "/", timeout: float = 
 @dataclass
 class RequestLoop:
     """GETs through the gateway one after another in a thread, bounded in count and time. No retries:
-    every request that does not get a 200 is a failure, recorded with when and why."""
+    every request that does not get a 200 is a failure, recorded as (start, end, what); requests slower
+    than ``slow_after`` seconds (answered or not) are also kept as (start, end)."""
 
     addr: str
     host: str
@@ -734,9 +745,10 @@ class RequestLoop:
     limit: int = 20000
     max_seconds: float = 300.0
     timeout: float = 5.0
+    slow_after: float = 1.0
     ok: int = 0
-    failures: list[tuple[float, str]] = field(default_factory=list)
-    last_failure: float = 0.0
+    failures: list[tuple[float, float, str]] = field(default_factory=list)
+    slow: list[tuple[float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -750,12 +762,15 @@ class RequestLoop:
         for _ in range(self.limit):
             if self._stop.is_set() or time.monotonic() > deadline:
                 return
+            began = time.monotonic()
             status, body = http_get(self.addr, self.port, self.host, self.path, self.timeout)
+            ended = time.monotonic()
+            if ended - began > self.slow_after:
+                self.slow.append((began, ended))
             if status == 200:
                 self.ok += 1
             else:
-                self.last_failure = time.monotonic()
-                self.failures.append((self.last_failure, f"{status} {body[:80]}"))
+                self.failures.append((began, ended, f"{status} {body[:80]}"))
                 time.sleep(0.02)
 
     def stop(self) -> RequestLoop:
@@ -763,6 +778,12 @@ class RequestLoop:
         if self._thread:
             self._thread.join(timeout=self.timeout + 5)
         return self
+
+    def disturbed_until(self, since: float) -> float:
+        """Seconds from ``since`` to the end of the last failed or slow request that ended after it (0: none)."""
+        ends = [end for _, end, _ in self.failures] + [end for _, end in self.slow]
+        late = [end for end in ends if end >= since]
+        return max(late) - since if late else 0.0
 
     @property
     def total(self) -> int:

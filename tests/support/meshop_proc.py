@@ -14,7 +14,11 @@ def meshop_process(consul_addr: str, prefix: str, args: list[str], log_path: Pat
 
     On an ACL-enabled Consul it runs with its role's token for ``prefix`` (``tests.support.acl.role_of``:
     a daemon its own, ``apply``/``delete``/``nodes`` the operator's, anything else the read-only one),
-    passed as ``CONSUL_HTTP_TOKEN`` so it never shows in the process list."""
+    passed as ``CONSUL_HTTP_TOKEN`` so it never shows in the process list. Every node of a test cluster is
+    127.0.0.1, so controllers and gateways run with ``--local-cluster`` (``MESHOP_LOCAL_CLUSTER``);
+    tests/security starts its own without it."""
     command = [sys.executable, "-m", "meshop", "--consul-addr", consul_addr, "--prefix", prefix, *args]
     token = acl.token_for(consul_addr, prefix, args) or ""
-    return Process(command, log_path, env={"PYTHONUNBUFFERED": "1", "CONSUL_HTTP_TOKEN": token})
+    return Process(
+        command, log_path, env={"PYTHONUNBUFFERED": "1", "CONSUL_HTTP_TOKEN": token, "MESHOP_LOCAL_CLUSTER": "1"}
+    )

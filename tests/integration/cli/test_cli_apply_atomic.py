@@ -108,7 +108,7 @@ def test_a_huge_document_in_a_multi_document_apply_is_written_alone(meshop, stor
     directory = tmp_path / "docs"
     write_docs(directory, ["small"])
     (directory / "zbig.yaml").write_text(
-        (DOC % ("zbig", 1)) + "  env:\n" + "".join(f"    - {{name: V{i}, value: '{'v' * 1000}'}}\n" for i in range(420))
+        (DOC % ("zbig", 1)) + "  env:\n" + "".join(f"    - {{name: V{i}, value: '{'v' * 1700}'}}\n" for i in range(250))
     )
     code, out, err = meshop("apply", "-f", str(directory))
     assert code == 0, err

@@ -38,6 +38,7 @@ from tests.integration.routing.helpers import (
     start_gateway,
     stop_caddy_dir,
 )
+from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import wait_until
 
@@ -56,12 +57,12 @@ class OneNode:
 @pytest.fixture
 def one_node(consul_server: ConsulServer, docker_client: Any, tmp_path: Path) -> Iterator[OneNode]:
     prefix = f"t-{secrets.token_hex(4)}"
-    config = ConsulConfig.from_env({}, addr=consul_server.addr, prefix=prefix, timeout=5.0)
-    store = KVStore(config)
-    agent = start_agent_process(consul_server.addr, prefix, f"sa{secrets.token_hex(3)}", tmp_path)
+    config = ConsulConfig.from_env({}, addr=consul_server.addr, token=consul_server.token, prefix=prefix, timeout=5.0)
+    store = KVStore(config)  # the test's own reads and writes: the master token
+    agent = start_agent_process(consul_server.addr, prefix, f"sa{secrets.token_hex(3)}", tmp_path)  # role tokens
     gateway = start_gateway(consul_server.addr, prefix, tmp_path)
     options = ControllerOptions(f"{prefix}-c1", grace_period=5.0, lock_delay=1, check_ttl=1.0)
-    controller = Controller(config, options).start()
+    controller = Controller(acl.config_for(consul_server.addr, prefix, "controller"), options).start()
     try:
         yield OneNode(store, agent, gateway, controller)
     finally:
@@ -72,6 +73,7 @@ def one_node(consul_server: ConsulServer, docker_client: Any, tmp_path: Path) ->
         agent.process.stop()
         stop_caddy_dir(agent.caddy_dir)
         cleanup_node(docker_client, store, agent.name)
+        acl.close(consul_server.addr, prefix)
 
 
 class StrictLoop:
@@ -152,3 +154,4 @@ def test_a_stopped_agent_on_a_one_node_fleet_costs_no_request_for_30_seconds(one
     # The pause did what it should: the node went NotReady (grace 5 s) and the controller kept the route
     # open and said so in the service's status.
     assert ("NotReady", "RouteFailOpen", True) in seen, seen
+    print(f"agent stopped {PAUSE:.0f} s: {loop.ok} requests answered 200, {len(loop.failures)} failed")

@@ -44,7 +44,9 @@ def controllers(role_config: Callable[..., ConsulConfig], prefix: str) -> Iterat
 
     def start(short: str = "c1", **options: Any) -> Controller:
         options = {"grace_period": 2.0, "lock_delay": 1, "check_ttl": 1.0, "resync": 30.0, **options}
-        ctl = Controller(role_config("controller"), ControllerOptions(f"{prefix}-{short}", **options)).start()
+        ctl = Controller(
+            role_config("controller"), ControllerOptions(f"{prefix}-{short}", **{"local_cluster": True, **options})
+        ).start()
         started.append(ctl)
         return ctl
 
@@ -77,7 +79,7 @@ def cli_controllers(consul_server: ConsulServer, prefix: str, tmp_path: Path) ->
             *flags,
         ]
         token = acl.token_for(consul_server.addr, prefix, args[1:]) or ""  # args[0]: the program
-        process = Process(args, log_path, env={"CONSUL_HTTP_TOKEN": token}).start()
+        process = Process(args, log_path, env={"CONSUL_HTTP_TOKEN": token, "MESHOP_LOCAL_CLUSTER": "1"}).start()
         handle = CliController(ident, process, port, log_path, args)
         started.append(handle)
         wait_until(lambda: handle.get("/healthz")[0] == 200, 20, what=f"controller {ident} to serve /healthz")

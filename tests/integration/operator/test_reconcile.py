@@ -240,7 +240,9 @@ def test_readiness_follows_consul_and_leadership_returns_after_a_consul_restart(
     server = ConsulServer(tmp_path / "consul").start()  # private: this test stops it
     try:
         config = ConsulConfig.from_env({}, addr=server.addr, prefix="r", timeout=2)
-        ctl = Controller(config, ControllerOptions("restart", lock_delay=0, check_ttl=1.0, resync=1.0)).start()
+        ctl = Controller(
+            config, ControllerOptions("restart", lock_delay=0, check_ttl=1.0, resync=1.0, local_cluster=True)
+        ).start()
         try:
             wait_until(lambda: ctl.ready() == (True, "leader"), 15, what="ready as leader")
             server.kill()

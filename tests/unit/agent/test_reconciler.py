@@ -21,7 +21,7 @@ from meshop.agent.registrations import ReplicaRegistrar
 from meshop.agent.runtime import ContainerConfig, EngineInfo, ImagePullFailed, VolumeInfo
 from meshop.agent.statefile import StateFile
 from meshop.consul.config import ConsulConfig
-from meshop.consul.services import Registration
+from meshop.consul.services import InstanceHealth, Registration
 from meshop.consul.store import Entry, Listing, TxnOp
 from meshop.errors import ConsulUnavailable, DriverError
 from meshop.model import ServiceSpec, keys, spec_hash
@@ -148,6 +148,7 @@ class FakeStore:
 class FakeServices:
     store: FakeStore
     registered: dict[str, Registration] = field(default_factory=dict)
+    foreign: list[InstanceHealth] = field(default_factory=list)  # instances of other owners (meta service)
 
     def local(self) -> dict[str, dict]:
         self.store._check()
@@ -167,6 +168,11 @@ class FakeServices:
     def deregister(self, service_id: str) -> None:
         self.store._check()
         self.registered.pop(service_id, None)
+
+    def instances(self, name: str) -> tuple[int, list[InstanceHealth]]:
+        self.store._check()
+        ours = [InstanceHealth("c", sid, dict(r.meta), "passing") for sid, r in self.registered.items()]
+        return 1, [i for i in [*ours, *self.foreign] if i.meta.get("service", name) == name]
 
 
 @dataclass
@@ -240,6 +246,34 @@ def test_a_pass_creates_then_registers_and_reports() -> None:
     record = rig.observed("web")
     assert record is not None and record.ready == 2 and record.reason == ""
     assert rig.reconciler.reconcile() is None  # converged: nothing to come back for
+
+
+@pytest.mark.parametrize(
+    ("foreign", "registered"),
+    [
+        pytest.param([], True, id="a-new-name-is-ours"),
+        pytest.param(
+            [InstanceHealth("c", "meshop-n2-web-0", {"service": "web", "replica": "0"}, "passing")],
+            True,
+            id="other-nodes-replicas-are-ours",
+        ),
+        pytest.param([InstanceHealth("c", "web-by-hand", {"service": "web"}, "passing")], False, id="hand-made"),
+        pytest.param([InstanceHealth("c", "meshop-n2-web-0", {"service": "web"}, "passing")], False, id="no-replica"),
+    ],
+)
+def test_replicas_never_join_a_consul_service_meshop_does_not_own(foreign, registered) -> None:  # type: ignore[no-untyped-def]
+    rig = make_rig()
+    rig.services.foreign = foreign
+    rig.assign("web", SLEEP)
+    rig.settle()
+    assert ("meshop-n1-web-0" in rig.services.registered) is registered
+    refused = rig.reconciler.registrar.refused
+    assert ("web" in refused) is not registered
+    if not registered:
+        assert "web-by-hand" in refused["web"] or "meshop-n2-web-0" in refused["web"]
+        rig.services.foreign = []  # the foreign instance goes: the replica registers on the next pass
+        rig.settle()
+        assert "meshop-n1-web-0" in rig.services.registered and refused == {}
 
 
 def test_observed_state_is_written_only_when_it_changes() -> None:
@@ -348,6 +382,22 @@ def test_a_secret_echoed_in_a_runtime_error_is_redacted_from_observed_state_and_
     logged = "\n".join(r.getMessage() for r in caplog.records)
     for text in (str(rig.store.data), logged):
         assert "with-a-newline" not in text and value not in text
+
+
+def test_a_crash_while_creating_is_logged_with_the_secret_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
+    rig = make_rig()
+    rig.secrets.values["meshop/secrets/web/pw"] = "crash-secret-value"
+
+    def crash(config: ContainerConfig) -> str:
+        raise ValueError(f"unexpected: {config.env}")
+
+    rig.runtime.create_and_start = crash  # type: ignore[method-assign]
+    rig.assign("web", {**SLEEP, "env": [{"name": "PW", "valueFrom": {"consulKey": "meshop/secrets/web/pw"}}]})
+    rig.settle()
+    record = rig.observed("web")
+    assert record is not None and record.reason == "CreateFailed" and "ValueError" in record.error
+    logged = caplog.text  # formatted, tracebacks included
+    assert "unexpected" in logged and "crash-secret-value" not in logged + str(rig.store.data)
 
 
 def test_a_secret_holding_a_nul_byte_is_refused_and_never_reaches_the_runtime() -> None:

@@ -152,3 +152,32 @@ def test_trusted_proxies_are_networks_only() -> None:
                 tls=None,
                 proxy=ProxyOptions(trusted_proxies=(bad,)),
             )
+
+
+ZONE_INJECTION = "fe80::1%x\n}\nevil.example {\n\trespond pwned\n}\ny.example {\n\treverse_proxy 10.0.0.9:80"
+
+
+@pytest.mark.parametrize(
+    "upstream",
+    [
+        pytest.param(ZONE_INJECTION, id="zone-id-carrying-a-whole-site"),
+        pytest.param("[fe80::1%eth0]:80", id="bracketed-zone-id"),
+        pytest.param("2001:db8::1:80", id="unbracketed-ipv6"),
+        pytest.param("[10.0.0.1]:80", id="bracketed-ipv4"),
+        pytest.param("[node.example.com]:80", id="bracketed-hostname"),
+        pytest.param("10.0.0.1:\uff18\uff10", id="non-ascii-digits"),
+        pytest.param("10.0.0.1:0", id="port-zero"),
+    ],
+)
+def test_upstreams_are_plain_addresses_and_ports(upstream: str) -> None:
+    site = Site("ok.example.com", "/", (upstream,))
+    with pytest.raises(UnsafeValue):
+        render_site(site, scheme="https", bind=(), tls=None, proxy=PROXY)
+
+
+@pytest.mark.parametrize(
+    "upstream", ["10.0.0.1:80", "[2001:db8::1]:8080", "node-1.example.com:443"], ids=["ipv4", "ipv6", "hostname"]
+)
+def test_plain_upstreams_render(upstream: str) -> None:
+    text = render_site(Site("ok.example.com", "/", (upstream,)), scheme="https", bind=(), tls=None, proxy=PROXY)
+    assert f"reverse_proxy {upstream} {{" in text

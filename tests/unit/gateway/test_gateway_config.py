@@ -103,3 +103,28 @@ def test_a_corrupted_route_is_left_out_and_the_others_still_render() -> None:
     assert "good.example.com {" in text
     assert "evil" not in text
     assert len(refused) == 1 and refused[0].startswith("'evil.example.com {\\n}': not a hostname")
+
+
+@pytest.mark.parametrize(
+    ("upstream", "local", "served"),
+    [
+        pytest.param(Upstream("evil", "127.0.0.1", 8500, True), False, False, id="loopback-refused-in-a-fleet"),
+        pytest.param(Upstream("evil", "127.0.0.1", 8500, True), True, True, id="loopback-ok-in-a-local-cluster"),
+        pytest.param(Upstream("evil", "169.254.169.254", 80, True), False, False, id="link-local-metadata"),
+        pytest.param(Upstream("evil", "fe80::1%x\n}\nevil.example {", 80, True), True, False, id="zone-injection"),
+        pytest.param(Upstream("evil", "10.0.0.9", 70000, True), True, False, id="port-out-of-range"),
+        pytest.param(Upstream("v6", "2001:db8::9", 8080, True), False, True, id="ipv6-served-bracketed"),
+    ],
+)
+def test_upstreams_from_node_records_are_checked_again(upstream: Upstream, local: bool, served: bool) -> None:
+    plan = plan_sites([route("a.example.com", N1, upstream)], set(), (), local_cluster=local)
+    site = plan.sites[0]
+    assert "10.0.0.1:8080" in site.upstreams  # the honest node keeps serving either way
+    assert (len(site.upstreams) == 2) is served
+    assert bool(plan.refused) is not served
+    if not served:
+        assert repr(upstream.node) in plan.refused[0]
+    text, refused = render_gateway(GatewaySettings(admin="unix//tmp/gw.sock"), plan)
+    assert refused == [] and "evil.example" not in text
+    if upstream.node == "v6":
+        assert "[2001:db8::9]:8080" in text

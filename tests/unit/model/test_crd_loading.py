@@ -22,7 +22,12 @@ def test_each_crd_reads_the_same_with_either_parser(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("a: 1.10\nb: yes\nc: 2024-01-02\nd: '7'\ne: ~\n", {"a": 1.1, "b": "yes", "c": "2024-01-02", "d": "7", "e": None})],  # noqa: E501
+    [
+        (
+            "a: 1.10\nb: yes\nc: 2024-01-02\nd: '7'\ne: ~\n",
+            {"a": 1.1, "b": "yes", "c": "2024-01-02", "d": "7", "e": None},
+        )
+    ],
     ids=["yaml-1.2-core-rules"],
 )
 def test_the_fast_parser_keeps_meshops_scalar_rules(text: str, value: dict) -> None:

@@ -17,6 +17,7 @@ from meshop.model.rules import (
     LABEL_NAME,
     LABEL_VALUE,
     MEMORY_RANGE,
+    RESERVED,
     URL_PATH,
 )
 
@@ -319,6 +320,34 @@ CASES: list[tuple[str, Any, list[tuple[str, str]]]] = [
         [("spec.health", "only one of: http, tcp may be set")],
     ),
     ("health-neither", service({"health": {"interval": "5s"}}), [("spec.health", "needs one of: http, tcp")]),
+    # --- bounds and reserved names (trust boundaries) ----------------------------------------------
+    (
+        "health-interval-below-floor",
+        service({"health": {"tcp": {"port": 80}, "interval": "200ms"}}),
+        [("spec.health.interval", "must be at least 1s (every replica's check runs this often)")],
+    ),
+    (
+        "too-many-env",
+        service({"env": [{"name": f"V{i}", "value": "x"} for i in range(257)]}),
+        [("spec.env", "has 257 items; at most 256 are allowed")],
+    ),
+    (
+        "too-many-ports",
+        service({"ports": [{"name": f"p{i}", "container": i + 1} for i in range(65)]}),
+        [("spec.ports", "has 65 items; at most 64 are allowed")],
+    ),
+    (
+        "too-many-volumes",
+        service({"volumes": [{"name": f"v{i}", "mountPath": f"/v{i}"} for i in range(33)]}),
+        [("spec.volumes", "has 33 items; at most 32 are allowed")],
+    ),
+    (
+        "too-many-args",
+        service({"args": ["x"] * 257}),
+        [("spec.args", "has 257 items; at most 256 are allowed")],
+    ),
+    ("reserved-name-meshop-agent", service(metadata={"name": "meshop-agent"}), [("metadata.name", RESERVED)]),
+    ("reserved-name-meshop-prefix", service(metadata={"name": "meshop-web"}), [("metadata.name", RESERVED)]),
     # --- env and volumes -----------------------------------------------------------------------------
     (
         "env-duplicate",

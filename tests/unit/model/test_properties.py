@@ -193,6 +193,8 @@ durations = st.one_of(
     st.integers(1, 3600),
     st.floats(0.001, 3600),
 )
+intervals = st.one_of(st.sampled_from(["1s", "10s", "1m30s", "1.5s"]), st.integers(1, 3600), st.floats(1.0, 3600))
+service_name = label.filter(lambda name: not name.startswith("meshop-"))  # reserved for meshop's own
 label_maps = st.dictionaries(label, st.from_regex(r"([a-z0-9]([a-z0-9.]{0,8}[a-z0-9])?)?", fullmatch=True), max_size=3)
 
 
@@ -306,9 +308,9 @@ def service_docs(draw: st.DrawFn) -> dict[str, Any]:
         )
         spec["health"] = {
             **probe,
-            **draw(st.fixed_dictionaries({}, optional={"interval": durations, "timeout": durations})),
+            **draw(st.fixed_dictionaries({}, optional={"interval": intervals, "timeout": durations})),
         }
-    meta = {"name": draw(label), **draw(st.fixed_dictionaries({}, optional={"labels": label_maps}))}
+    meta = {"name": draw(service_name), **draw(st.fixed_dictionaries({}, optional={"labels": label_maps}))}
     for env in spec.get("env", []):
         if "valueFrom" in env:  # secrets live in the service's own folder
             env["valueFrom"]["consulKey"] = f"meshop/secrets/{meta['name']}/{env['name']}"

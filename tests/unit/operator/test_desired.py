@@ -204,3 +204,19 @@ def test_the_route_carries_the_health_path_only_when_the_route_reaches_it(
     assert parsed.violations == ()
     assert parsed.desired is not None and parsed.desired.route is not None
     assert parsed.desired.route.health_path == expected
+
+
+def test_a_spec_too_large_for_an_assignment_is_invalid_not_a_failed_transaction() -> None:
+    from meshop.consul.store import Entry
+    from meshop.operator.desired import MAX_SPEC_BYTES, parse_service_entry
+
+    doc = {
+        "apiVersion": "meshop.io/v1alpha1",
+        "kind": "Service",
+        "metadata": {"name": "big"},
+        "spec": {"image": "busybox:1", "env": [{"name": f"V{i}", "value": "x" * 2000} for i in range(200)]},
+    }
+    parsed = parse_service_entry("big", Entry("desired/services/big", json.dumps(doc).encode(), 7, 3))
+    assert parsed.desired is None and parsed.created == 3
+    (violation,) = parsed.violations
+    assert violation.path == "spec" and f"at most {MAX_SPEC_BYTES}" in violation.reason

@@ -192,7 +192,7 @@ def test_route_conflict_degrades() -> None:
         NODES,
         None,
         NOW,
-        route_conflict="host web.example.com is already routed to service api",
+        route_problem=("RouteConflict", "host web.example.com belongs to service api"),
     )
     assert conds(status)["Degraded"] == ("True", "RouteConflict")
     assert conds(status)["Ready"] == ("True", "Ready")
@@ -205,6 +205,20 @@ def test_created_at_is_kept_from_the_previous_status() -> None:
     assert roll_up(WEB, placed("n1", "n2"), a, {"n1": observed(A1)}, NODES, first, NOW + 50).created_at == NOW
     legacy = ServiceStatus("web", 42, (Condition("Valid", "True", last_transition=NOW - 99),))  # no createdAt
     assert roll_up(WEB, placed("n1", "n2"), a, {}, NODES, legacy, NOW).created_at == NOW - 99
+
+
+@pytest.mark.parametrize(
+    ("items", "expected"),
+    [
+        pytest.param(["a", "b"], "a; b", id="short"),
+        pytest.param([str(i) for i in range(12)], "0; 1; 2; 3; 4; 5; 6; 7; 8; 9 and 2 more", id="capped"),
+        pytest.param(["x" * 1000], "x" * 297 + "...", id="one-long-item-clipped"),
+    ],
+)
+def test_bounded_lists_of_problems(items: list[str], expected: str) -> None:
+    from meshop.operator.status import bounded
+
+    assert bounded(items) == expected
 
 
 def test_not_ready_blames_a_health_check_only_when_there_is_one() -> None:

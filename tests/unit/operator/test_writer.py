@@ -12,9 +12,10 @@ import pytest
 
 from meshop import metrics
 from meshop.consul.events import EventLog
-from meshop.consul.store import Listing, TxnOp
+from meshop.consul.store import MAX_TXN_BYTES, Listing, TxnOp, encoded_size
 from meshop.errors import ConflictError
-from meshop.model.records import Assignment, ServiceStatus
+from meshop.model import keys
+from meshop.model.records import Assignment, RouteRecord, ServiceStatus
 from meshop.operator.plan import Changes, PlannedEvent, ServiceWrite
 from meshop.operator.writer import LeadershipLost, Owned, Writer, action_kind
 
@@ -157,3 +158,21 @@ def test_committed_and_refused_writes_are_counted_as_controller_actions_by_kind(
 )
 def test_action_kind(op: TxnOp, kind: str) -> None:
     assert action_kind(op) == kind
+
+
+def test_transactions_are_packed_by_encoded_size_and_one_huge_unit_blocks_nothing() -> None:
+    big = "x" * (150 * 1024)  # 200 KiB base64: two fit one request, three do not
+    routes = tuple(RouteRecord(f"h{i}.example.com", big) for i in range(5))
+    huge = RouteRecord("huge.example.com", "y" * (400 * 1024))  # 533 KiB base64: fits no request
+    store = RecordingStore()
+    stats = Writer(
+        store, EventLog(store, "controller")
+    ).write(  # type: ignore[arg-type]
+        Changes(put_routes=(*routes[:2], huge, *routes[2:])), GUARD, Owned()
+    )
+    assert stats.skipped == ["route/huge.example.com"]
+    written = [op.key for txn in store.transactions for op in txn[1:]]
+    assert written == [keys.route(r.host) for r in routes]  # every other record is written, in order
+    for txn in store.transactions:
+        assert sum(encoded_size(op) for op in txn) <= MAX_TXN_BYTES
+    assert len(store.transactions) == 3

@@ -1,0 +1,28 @@
+"""Terminal hygiene: text that came from KV (documents, records, events) is shown, never obeyed. Pure.
+
+Anyone who can write a desired document, a node record or an event chooses the bytes ``meshop status``,
+``describe`` and ``events`` print. A raw ESC (``\\x1b``) would let them move the cursor, rewrite earlier
+lines, retitle the window or (on some terminals) make links and answer-back sequences; bidi overrides
+reorder what the operator reads. Every such character is printed as a visible escape (``\\x1b``,
+``\\u202e``) instead. Tables are single-line per cell, so newlines and tabs are escaped there too.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls but \t and \n, DEL, C1 controls, and the Unicode format characters that reorder or hide text
+_UNSAFE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+_MULTILINE = re.compile(f"[{_UNSAFE}]")
+_ONE_LINE = re.compile(f"[{_UNSAFE}\t\n]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: object, multiline: bool = False) -> str:
+    """``text`` with every control or reordering character shown as an escape; newlines kept when
+    ``multiline``."""
+    return (_MULTILINE if multiline else _ONE_LINE).sub(_escape, str(text))

@@ -1,0 +1,67 @@
+"""validate / diff / apply refuse a route host another service owns, naming the owner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from meshop.client.ownership import Claims, route_violations
+from meshop.client.sources import SourcedDocument
+from meshop.consul.store import Entry
+from meshop.model import keys
+from meshop.model.records import RouteRecord
+
+
+def doc(name: str, host: str | None = "web.example.com", image: str = "busybox:1") -> dict:
+    spec: dict = {"image": image, "ports": [{"name": "http", "container": 80}]}
+    if host:
+        spec["route"] = {"host": host, "port": "http"}
+    return {"apiVersion": "meshop.io/v1alpha1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+
+
+def stored(name: str, created: int, **kw) -> tuple[str, Entry]:  # type: ignore[no-untyped-def]
+    return name, Entry(keys.desired_service(name), json.dumps(doc(name, **kw)).encode(), created + 1, created)
+
+
+def claims(*services: tuple[str, Entry], routes: dict[str, str] | None = None) -> Claims:
+    return Claims(dict(services), {h: RouteRecord(h, s) for h, s in (routes or {}).items()})
+
+
+@pytest.mark.parametrize(
+    ("cluster", "applying", "owner"),
+    [
+        pytest.param(claims(), ["aaa"], None, id="free-host"),
+        pytest.param(claims(stored("web", 5), routes={"web.example.com": "web"}), ["aaa"], "web", id="owned"),
+        pytest.param(claims(stored("web", 5), routes={"web.example.com": "web"}), ["web"], None, id="owner-updates"),
+        pytest.param(claims(stored("web", 5)), ["aaa"], "web", id="stored-doc-claims-before-its-record"),
+        pytest.param(claims(routes={"web.example.com": "gone"}), ["aaa"], None, id="owner-deleted"),
+        pytest.param(
+            claims(stored("web", 5, host="other.example.com"), routes={"web.example.com": "web"}),
+            ["aaa"],
+            None,
+            id="owner-moved-to-another-host",
+        ),
+        pytest.param(
+            claims(stored("web", 5, image="Not An Image"), routes={"web.example.com": "web"}),
+            ["aaa"],
+            "web",
+            id="invalid-owner-with-a-running-version-keeps-it",
+        ),
+        pytest.param(claims(), ["web", "aaa"], "web", id="two-new-in-one-apply-first-listed-wins"),
+    ],
+)
+def test_route_violations(cluster: Claims, applying: list[str], owner: str | None) -> None:
+    documents = [SourcedDocument(f"{n}.yaml", doc(n)) for n in applying]
+    violations = route_violations(documents, cluster)
+    if owner is None:
+        assert violations == []
+    else:
+        (violation,) = violations
+        assert violation.path.endswith(": spec.route.host") and violation.path.startswith("aaa.yaml")
+        assert f"belongs to service {owner}" in violation.reason
+
+
+def test_services_without_routes_are_never_refused() -> None:
+    documents = [SourcedDocument("plain.yaml", doc("plain", host=None))]
+    assert route_violations(documents, claims(stored("web", 5), routes={"web.example.com": "web"})) == []
