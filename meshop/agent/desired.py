@@ -82,6 +82,7 @@ def desired_service(
         has_health=spec.health is not None,
         restart=spec.restart,
         hold=hold,
+        min_ready=spec.min_ready_seconds,
     )
 
 

@@ -48,6 +48,7 @@ class DesiredService:
     has_health: bool = False
     restart: str = "unless-stopped"
     hold: Note | None = None
+    min_ready: float = 0.0  # without a health check: seconds a new container must run before it takes over
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ other container of that replica is *old*:
   it; ``stop-first`` replaces (remove old, then create);
 * current and old: a start-first update in flight. Once the current one is running and healthy it
   becomes the served one; ``world.drain`` seconds after its registration was switched, the old ones
-  go. If it is not healthy within ``health_timeout``: with ``auto_rollback`` it is removed and the
-  old one stays (``rollbacks``), without it the update goes ahead and the service is ``Unhealthy``.
+  go. Healthy: its probe passed, or without a health check it has run ``min_ready`` seconds
+  (``minReadySeconds``: a new version that crashes at once never takes over). If it is not healthy
+  within ``health_timeout``: with ``auto_rollback`` it is removed and the old one stays
+  (``rollbacks``), without it the update goes ahead and the service is ``Unhealthy``.
 
 Safety: with ``world.authoritative`` False (assignments from the on-disk cache) nothing is removed or
 replaced except never-started leftovers; a service with ``hold`` or an unknown config hash keeps what
@@ -128,7 +130,9 @@ def _steady(svc: DesiredService, key: ReplicaKey, current: Container, world: Wor
 def _updating(
     svc: DesiredService, key: ReplicaKey, current: Container, old: list[Container], world: World, acc: _Acc
 ) -> None:
-    healthy = current.running and (not svc.has_health or world.healthy.get(current.id) is True)
+    healthy = current.running and (
+        world.healthy.get(current.id) is True if svc.has_health else world.now - current.started_at >= svc.min_ready
+    )
     if not world.authoritative:
         if healthy:
             acc.serve(key, current)

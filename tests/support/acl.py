@@ -21,9 +21,12 @@ from meshop.errors import ConsulError
 from meshop.model import acl as policies
 
 MASTER_TOKEN = "8d1d6b0e-6d2c-4a4f-9b1e-2f6f0c7d9a11"
+# Every test talks to the session's Consul from 127.0.0.1: Consul's default of 200 connections per client
+# address is soon reached by a few hundred tests' daemons, watches and pooled keep-alive connections.
 ACL_HCL = (
     'acl { enabled = true, default_policy = "deny", down_policy = "extend-cache", '
-    f'tokens {{ master = "{MASTER_TOKEN}", agent = "{MASTER_TOKEN}" }} }}'
+    f'tokens {{ master = "{MASTER_TOKEN}", agent = "{MASTER_TOKEN}" }} }} '
+    "limits { http_max_conns_per_client = 4096 }"
 )
 
 _masters: dict[str, str] = {}  # Consul address -> master token
@@ -87,8 +90,13 @@ class RoleTokens:
         Consul is thrown away at its end, so tests leave them (deleting doubles the per-test cost)."""
         if self._sync is not None:
             self._sync.stop()
-        if not delete:
-            return
+        try:
+            if delete:
+                self._delete()
+        finally:
+            self.admin.api.client.http.session.close()  # its pooled connections count against Consul's limit
+
+    def _delete(self) -> None:
         with contextlib.suppress(ConsulError):
             for _, accessor in self._made:
                 self.admin.api.delete_token(accessor)

@@ -76,3 +76,11 @@ def test_the_docker_driver_loads_without_paramiko_and_brings_ssh_back_on_demand(
     done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False", "True", "True"]
+
+
+def test_the_consul_config_does_not_load_the_document_model() -> None:
+    """``meshop.consul.config`` needs ``meshop.model.keys``: the package must not load documents, schemas
+    and the YAML loader with it (``meshop.model`` exports lazily)."""
+    code = "import sys, meshop.cli.main; print(sorted(m for m in sys.modules if m.startswith('meshop.model')))"
+    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
+    assert done.stdout.strip() == "['meshop.model', 'meshop.model.keys']"

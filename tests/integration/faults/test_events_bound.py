@@ -15,6 +15,7 @@ from meshop.cli.main import run
 from meshop.consul.events import EventLog
 from meshop.consul.store import KVStore, TxnOp
 from meshop.model import keys
+from tests.integration.cli.conftest import command_line
 from tests.support.consul_server import ConsulServer
 
 Cli = Callable[..., tuple[int, str, str]]
@@ -25,7 +26,7 @@ BOUND = 20
 def meshop(consul_server: ConsulServer, prefix: str, capsys: pytest.CaptureFixture[str]) -> Cli:
     def invoke(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
-        code = run(["--consul-addr", consul_server.addr, "--prefix", prefix, *args])
+        code = run(command_line(consul_server.addr, prefix, args))  # with the command's role token
         out, err = capsys.readouterr()
         return code, out, err
 

@@ -280,6 +280,32 @@ CASES = [
         Plan(remove=(Remove(OLD, "superseded"),)),
     ),
     Case(
+        "start-first-without-health-check-waits-min-ready",  # issue 12: minReadySeconds before it takes over
+        [svc(strategy="start-first", min_ready=5.0)],
+        [OLD, NEW_HEALTHY],  # running for 2 s only
+        world(),
+        Plan(serving={("web", 0): "old"}, requeue_after=0.25),
+        check_serving=True,
+    ),
+    Case(
+        "start-first-without-health-check-takes-over-after-min-ready",
+        [svc(strategy="start-first", min_ready=1.5)],
+        [OLD, NEW_HEALTHY],
+        world(promoted={"new": NOW - 5}),
+        Plan(remove=(Remove(OLD, "superseded"),), serving={("web", 0): "new"}),
+        check_serving=True,
+    ),
+    Case(
+        "start-first-new-crash-looping-never-ran-min-ready-rolls-back",
+        [svc(strategy="start-first", min_ready=2.0, health_timeout=10.0)],
+        [OLD, ctr("new", created_at=NOW - 11, started_at=NOW - 0.5, restart_count=6)],
+        world(),
+        Plan(
+            remove=(Remove(ctr("new", created_at=NOW - 11, started_at=NOW - 0.5, restart_count=6), "rollback"),),
+            rollbacks=("web",),
+        ),
+    ),
+    Case(
         "start-first-new-crashed-within-timeout-is-started",
         [svc(**START_FIRST)],
         [OLD, ctr("new", state="exited", exit_code=1, created_at=NOW - 2)],
