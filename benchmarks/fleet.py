@@ -310,12 +310,15 @@ def main() -> int:
     parser.add_argument("--grace", type=float, default=10.0, help="meshop controllers' --grace-period")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="mfbench-", dir="/tmp"))
-    with session_fleet(root, grace=args.grace) as fleet:
-        meshop = bench_meshop(fleet)
-        print("meshop:", json.dumps({k: round(v, 2) for k, v in meshop.items()}), flush=True)
-        swarm = bench_swarm(fleet)
-        print("swarm: ", json.dumps({k: round(v, 2) for k, v in swarm.items()}), flush=True)
-    shutil.rmtree(root, ignore_errors=True)  # kept when the teardown failed: `... fleet down --root ROOT`
+    try:
+        with session_fleet(root, grace=args.grace) as fleet:
+            meshop = bench_meshop(fleet)
+            print("meshop:", json.dumps({k: round(v, 2) for k, v in meshop.items()}), flush=True)
+            swarm = bench_swarm(fleet)
+            print("swarm: ", json.dumps({k: round(v, 2) for k, v in swarm.items()}), flush=True)
+    finally:
+        if not (root / "fleet.json").exists():  # kept when the teardown failed: `... fleet down --root ROOT`
+            shutil.rmtree(root, ignore_errors=True)
     print(f"\n3 nodes + gateway in network namespaces; meshop grace period {args.grace:g} s; Swarm defaults")
     print(table(meshop, swarm))
     return 0

@@ -23,10 +23,13 @@ def fleet() -> Iterator[Fleet]:
             pytest.fail(f"{binary} is missing: run `make setup`")
     # a short root: unix socket paths (engines, Caddy admin) are limited to 108 bytes
     root = Path(tempfile.mkdtemp(prefix="mfleet-", dir="/tmp"))
-    with session_fleet(root) as running:
-        yield running
-    # only after a complete teardown: otherwise `python -m tests.support.fleet down --root ROOT` finishes it
-    shutil.rmtree(root, ignore_errors=True)
+    try:
+        with session_fleet(root) as running:
+            yield running
+    finally:
+        # a complete teardown removes fleet.json; otherwise `python -m tests.support.fleet down --root ROOT`
+        if not (root / "fleet.json").exists():
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
