@@ -165,7 +165,7 @@ def one_run(workdir: Path) -> tuple[float, float, float]:
         doc["spec"]["route"] = {"host": HOST, "port": "http"}
         store.put(keys.desired_service("web"), json.dumps(doc))
         gateway = start_gateway(server.addr, prefix, workdir)
-        options = ControllerOptions(f"{prefix}-c", grace_period=GRACE, lock_delay=1, check_ttl=1.0)
+        options = ControllerOptions(f"{prefix}-c", grace_period=GRACE, lock_delay=1, check_ttl=1.0, local_cluster=True)
         controller = Controller(config, options).start()
 
         def assignment(node: str) -> Assignment | None:
