@@ -77,6 +77,10 @@ class ReconcileLoop:
         self.resync = resync
         self.error_retry = error_retry
         self.passes = 0
+        # passes begun, and the number of the last one that ended: a caller that saw ``begun == n``
+        # knows a pass that saw its change has ended once ``ended_begun > n`` (tests, a pass in flight)
+        self.begun = 0
+        self.ended_begun = 0
         self.last_success: float | None = None  # time.time() of the last clean pass
         self.last_error: str | None = None
         self._stopped = threading.Event()
@@ -92,6 +96,8 @@ class ReconcileLoop:
     def run_once(self) -> float | None:
         """One pass with metrics; returns the requested delay before the next one."""
         started = time.monotonic()
+        self.begun += 1
+        number = self.begun
         try:
             with cyclic_gc_paused():
                 again = self.reconcile()
@@ -102,6 +108,8 @@ class ReconcileLoop:
             log.exception("%s: reconcile pass failed", self.component)
             self._failed(exc, started)
             return self.error_retry
+        finally:
+            self.ended_begun = number
         duration = time.monotonic() - started
         self.passes += 1
         self.last_error = None

@@ -432,6 +432,7 @@ class NodeReconciler:
                 or (svc.hold if svc else None)
                 or self._errors.get(name)
                 or crash_notes.get(name)
+                or self._refused_note(name)
                 or (self.ingress.errors.get(name) if self.ingress else None)
                 or current.notes.get(name)
             )
@@ -451,6 +452,11 @@ class NodeReconciler:
             )
         gone = {s for s in self.observed.services if s not in records and s not in by_service}
         self.observed.publish(records, delete=gone)
+
+    def _refused_note(self, service: str) -> Note | None:
+        """Why the service's replicas are not in Consul: the name belongs to something else."""
+        why = self.registrar.refused.get(service)
+        return Note("ServiceNameTaken", why) if why else None
 
     def _consul_checks(self, parsed: Mapping[str, _Parsed]) -> dict[str, str]:
         """The worst check status of each local replica registration, only when some assigned service

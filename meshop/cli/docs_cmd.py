@@ -28,13 +28,14 @@ FILES = click.option(
 
 def check_routes(documents: list[SourcedDocument], store: KVStore, prefix: str) -> None:
     """Refuse (nothing written) when a route host of these documents belongs to another service.
-    Reads ``desired/services/`` and ``routes/`` only when a document has a route."""
+    Reads the cluster only when a document has a route."""
     if not any(item.doc.get("kind") == "Service" and item.doc["spec"].get("route") for item in documents):
         return
     # here, not at the top: the ownership rule is the controller's planner code (start-up time)
-    from meshop.client.ownership import read_claims, route_violations
+    from meshop.client.ownership import read_claims, route_hosts, route_violations
 
-    violations = route_violations(documents, read_claims(store), prefix)
+    hosts = route_hosts(documents)
+    violations = route_violations(documents, read_claims(store, hosts), prefix)
     if violations:
         raise ValidationFailed(violations)
 

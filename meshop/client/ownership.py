@@ -1,5 +1,5 @@
-"""Route hosts are owned: ``validate``, ``diff`` and ``apply`` refuse a Service whose route host belongs to
-another service, naming the owner, before anything is written. Pure, but for ``read_claims``.
+"""Route hosts are owned: ``validate --cluster``, ``diff`` and ``apply`` refuse a Service whose route host
+belongs to another service, naming the owner, before anything is written. Pure, but for ``read_claims``.
 
 The rule is the controller's (``meshop.operator.routes.host_owners``): the service a ``routes/<host>``
 record names keeps the host while its document exists and still routes that host (an invalid document
@@ -33,15 +33,40 @@ class Claims:
     routes: Mapping[str, RouteRecord]  # host -> record
 
 
-def read_claims(store: KVStore) -> Claims:
-    """Two listings: ``desired/services/`` and ``routes/`` (unreadable route records are ignored)."""
-    services = {e.key[len(keys.DESIRED_SERVICES) :]: e for e in store.list(keys.DESIRED_SERVICES).entries}
+def route_hosts(documents: Sequence[SourcedDocument]) -> set[str]:
+    """The route hosts the Service documents being applied claim."""
+    hosts = set()
+    for item in documents:
+        route = item.doc.get("spec", {}).get("route") if item.doc.get("kind") == "Service" else None
+        if isinstance(route, dict) and isinstance(route.get("host"), str):
+            hosts.add(route["host"])
+    return hosts
+
+
+def read_claims(store: KVStore, hosts: set[str]) -> Claims:
+    """The route records of ``hosts`` (a GET each) and the stored Service documents that could claim one
+    of them: one listing of ``desired/services/``, of which only the documents whose text holds one of the
+    hosts are kept (and later parsed), so an apply stays cheap in a cluster of thousands of services."""
+    needles = [host.encode() for host in hosts]
+    services = {
+        e.key[len(keys.DESIRED_SERVICES) :]: e
+        for e in store.list(keys.DESIRED_SERVICES).entries
+        if any(needle in e.value for needle in needles)
+    }
     routes: dict[str, RouteRecord] = {}
-    for entry in store.list(keys.ROUTES).entries:
-        try:
-            routes[entry.key[len(keys.ROUTES) :]] = RouteRecord.from_dict(loads_json(entry.value))
-        except (ValueError, KeyError, TypeError):
+    for host in sorted(hosts):
+        entry = store.get(keys.route(host))
+        if entry is None:
             continue
+        try:
+            routes[host] = RouteRecord.from_dict(loads_json(entry.value))
+        except (ValueError, KeyError, TypeError):
+            continue  # unreadable: the controller rewrites it
+    for record in routes.values():  # the owner's document, when its text does not name the host (YAML)
+        if record.service not in services:
+            entry = store.get(keys.desired_service(record.service))
+            if entry is not None:
+                services[record.service] = entry
     return Claims(services, routes)
 
 

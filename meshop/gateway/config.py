@@ -78,6 +78,22 @@ def plan_sites(
     return GatewayPlan(tuple(sites), tuple(skipped), tuple(refused), tuple(fail_open))
 
 
+EMPTYING_HOLD = 5.0  # seconds an empty routes/ answer must persist before the gateway serves nothing
+
+
+def emptying_wait(served_sites: int, planned_sites: int, emptied_since: float, now: float) -> float:
+    """Seconds to keep the current config before loading a plan that serves nothing (0: load it).
+
+    Never black-hole on uncertainty: a Consul server that restarts answers an empty ``routes/`` listing
+    for a moment while it replays its log, and loading that would drop every host at once. A plan that
+    takes the gateway from serving sites to serving none is loaded only after it has been the answer
+    for ``EMPTYING_HOLD`` seconds; a deliberate removal of the last route is served that much longer.
+    """
+    if planned_sites or not served_sites:
+        return 0.0
+    return max(0.0, emptied_since + EMPTYING_HOLD - now)
+
+
 def upstream_problem(upstream: Upstream, local_cluster: bool) -> str | None:
     return address_problem(upstream.address, local_cluster=local_cluster) or port_problem(upstream.port)
 

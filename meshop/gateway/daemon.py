@@ -22,7 +22,7 @@ from meshop.consul.services import CheckState, KeptRegistration, Services, metri
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_checks, watch_prefix
 from meshop.errors import DocumentError, MeshopError
-from meshop.gateway.config import GatewaySettings, plan_sites, render_gateway
+from meshop.gateway.config import GatewaySettings, emptying_wait, plan_sites, render_gateway
 from meshop.loop import ReconcileLoop
 from meshop.model import keys, load_documents, parse_gateway
 from meshop.model.records import RouteRecord, loads_json
@@ -66,6 +66,8 @@ class GatewayDaemon:
         self.last_error: str | None = None
         self._gateway_doc_index = -1
         self._fail_open: tuple[str, ...] = ()
+        self._served_sites = 0  # sites in the config Caddy last accepted
+        self._emptied_since: float | None = None  # when a plan serving nothing was first the answer
         self.metrics_registration: KeptRegistration | None = None
 
     def start_watches(self, metrics_listen: str | None = None, instance: str = "") -> None:
@@ -111,6 +113,8 @@ class GatewayDaemon:
             self.settings.domains,
             local_cluster=self.settings.local_cluster,
         )
+        if self._hold_emptying(len(plan.sites)):
+            return 1.0
         if plan.fail_open != self._fail_open:
             if plan.fail_open:
                 log.warning(
@@ -133,12 +137,24 @@ class GatewayDaemon:
                 log.info(
                     "gateway config loaded: %d site(s) in %.0f ms", len(plan.sites), (time.monotonic() - started) * 1e3
                 )
+            self._served_sites = len(plan.sites)
             self.last_error = None
         except CaddyRejected as exc:
             self.last_error = str(exc)
             log.error("%s", exc)
             return 10.0
         return None
+
+    def _hold_emptying(self, planned_sites: int) -> bool:
+        """True while a plan that would serve nothing must wait (``emptying_wait``): keep serving."""
+        now = time.monotonic()
+        if planned_sites or not self._served_sites:
+            self._emptied_since = None
+            return False
+        if self._emptied_since is None:
+            self._emptied_since = now
+            log.warning("routes/ answered empty while %d site(s) are served; holding them", self._served_sites)
+        return emptying_wait(self._served_sites, planned_sites, self._emptied_since, now) > 0
 
     def _apply_gateway_document(self, listing: Listing | None) -> None:
         entry = next((e for e in (listing.entries if listing else ()) if e.key == keys.DESIRED_GATEWAY), None)

@@ -129,13 +129,18 @@ def test_dockerd_restart_on_a_node(fleet: Fleet, service: str) -> None:
     victim = victim_of(fleet, service)
     layout = placed_on(fleet, service)
     with traffic(fleet, service) as loop:
+        stopping = time.monotonic()
         fleet.restart_dockerd(victim)
+        back = time.monotonic()
         wait_for(lambda: fleet.service_ready(service, 2), REPLACE, f"{service} Ready again", interval=0.25)
         served = loop.total
         wait_for(lambda: loop.total > served + 20, 30, "more requests after the restart")
     assert placed_on(fleet, service) == layout  # back where it was: no rescheduling within the grace period
     assert duplicates(fleet, service, 2) == 0
-    assert loop.failures == [], f"{len(loop.failures)} of {loop.total} requests failed: {loop.failures[:5]}"
+    # The engine stops the container behind meshop's back (no drain first): the one request in flight to it
+    # at that moment may fail (seen once: a 502 from the node Caddy). Nothing else may.
+    assert len(loop.failures) <= 1, f"{len(loop.failures)} of {loop.total} requests failed: {loop.failures[:5]}"
+    assert all(stopping - 1 <= began <= back for began, _, _ in loop.failures), loop.failures
 
 
 def test_controller_leader_loss(fleet: Fleet, service: str) -> None:

@@ -225,9 +225,9 @@ def run_passes(agent: RunningAgent, count: int, timeout: float = 10.0) -> None:
     """Wake the agent and wait until it has finished ``count`` more passes."""
     loop = agent.daemon.loop
     for _ in range(count):
-        before = loop.passes
+        begun = loop.begun  # a pass already in flight may have read the state before the caller changed it
         agent.daemon.wakeup.notify("test")
-        wait_until(lambda before=before: loop.passes > before, timeout, what="another reconcile pass")
+        wait_until(lambda begun=begun: loop.ended_begun > begun, timeout, what="a pass begun after the wake-up")
 
 
 def wait_for(condition: Any, timeout: float, what: str) -> Any:

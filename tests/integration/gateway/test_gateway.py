@@ -16,6 +16,7 @@ import pytest
 
 from meshop.consul.services import CheckSpec, Registration, Services
 from meshop.consul.store import KVStore
+from meshop.gateway.config import EMPTYING_HOLD
 from meshop.model import keys
 from meshop.model.records import RouteRecord, Upstream, dumps
 from tests.support import http
@@ -184,3 +185,28 @@ def test_a_corrupted_route_record_does_not_take_the_others_down(gateway: Gateway
     put_route(store, "later.localhost", Upstream("n1", "127.0.0.1", port_a, True))
     wait_until(answers(gateway, "later.localhost", "backend-a"), 5, what="a later route despite the bad ones")
     assert gateway.get("good.localhost")[0] == 200
+
+
+def test_routes_answering_empty_keep_serving_through_the_hold_then_stop(
+    gateway: Gateway, store: KVStore, two_backends
+) -> None:
+    """A restarting Consul answers routes/ empty for a moment: the gateway must not black-hole on it."""
+    (_, port_a), _ = two_backends
+    put_route(store, "keep.localhost", Upstream("n1", "127.0.0.1", port_a, True))
+    wait_until(answers(gateway, "keep.localhost", "backend-a"), 20, what="the gateway to serve the route")
+    store.delete_tree(keys.ROUTES)
+    emptied = time.monotonic()
+    served = 0
+    while time.monotonic() - emptied < EMPTYING_HOLD - 1.0:  # a request loop over most of the hold
+        assert answers(gateway, "keep.localhost", "backend-a")(), "the host was dropped during the hold"
+        served += 1
+    assert served > 0
+
+    def dropped() -> bool:
+        try:
+            gateway.get("keep.localhost")
+        except OSError:
+            return True
+        return False
+
+    wait_until(dropped, EMPTYING_HOLD + 15, what="the host dropped once the empty answer persisted")

@@ -149,9 +149,10 @@ class InProcessAgent:
         return fetch(self.caddy.ingress_port, host, path, timeout=timeout)
 
     def run_pass(self, timeout: float = 10.0) -> None:
-        before = self.daemon.loop.passes
+        loop = self.daemon.loop
+        begun = loop.begun  # a pass already in flight may have read the state before the caller changed it
         self.daemon.wakeup.notify("test")
-        wait_until(lambda: self.daemon.loop.passes > before, timeout, what="another reconcile pass")
+        wait_until(lambda: loop.ended_begun > begun, timeout, what="a reconcile pass begun after the wake-up")
 
     def stop(self) -> None:
         self.daemon.stop()

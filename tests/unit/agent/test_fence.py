@@ -4,9 +4,12 @@ tests/integration/faults/test_empty_kv.py)."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from meshop.agent.fence import judge
 from meshop.agent.plan import Container
@@ -140,3 +143,46 @@ def test_agent_events_keep_the_log_within_its_bound_exactly() -> None:
             journal.add("Created", f"service/s{i}", f"round {round_}")
         assert journal.flush() == 30
         assert len([k for k in store.data if k.startswith(keys.EVENTS)]) == min(40, 30 * (round_ + 1))
+
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("assign"), st.sampled_from(["a", "b", "c"])),
+        st.tuples(st.just("unassign"), st.sampled_from(["a", "b", "c"])),
+        st.tuples(st.sampled_from(["snapshot", "restore", "wipe", "adopt"]), st.just("")),
+    ),
+    max_size=14,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+def test_property_only_a_trusted_kv_removes_anything(tmp_path: Path, ops: list[tuple[str, str]]) -> None:
+    """Whatever happens to the KV (deliberate changes, snapshots restored, wipes, adoptions): while the
+    agent trusts it, its containers are exactly what it assigns; while it does not, nothing is removed."""
+    rig = make_rig(tmp_path / secrets.token_hex(4))
+    snapshots: list[dict[str, bytes]] = []
+    for op, name in ops:
+        before = {c.service for c in rig.runtime.containers.values()}
+        if op == "assign":
+            rig.assign(name, SLEEP)
+        elif op == "unassign":
+            rig.store.data.pop(keys.assignment(NODE, name), None)
+        elif op == "snapshot":
+            snapshots.append(dict(rig.store.data))
+        elif op == "restore" and snapshots:
+            rig.store.data = dict(snapshots[-1])
+        elif op == "wipe":
+            rig.store.data.clear()
+        elif op == "adopt":
+            rig.store.data[keys.fence(NODE)] = dumps(Fence(NODE, adopt=True)).encode()
+        rig.settle(3)
+        running = {c.service for c in rig.runtime.containers.values()}
+        assigned = {k.rsplit("/", 1)[1] for k in rig.store.data if k.startswith(keys.node_assignments(NODE))}
+        if rig.reconciler.kv_problem:
+            assert running >= before, (op, before, running)
+            assert not rig.reconciler.authoritative
+        else:
+            assert running == assigned, (op, running, assigned)
+        if op == "wipe" and before:
+            assert rig.reconciler.kv_problem  # a fence was written before, so an empty KV is never trusted

@@ -271,6 +271,8 @@ def test_replicas_never_join_a_consul_service_meshop_does_not_own(foreign, regis
     assert ("web" in refused) is not registered
     if not registered:
         assert "web-by-hand" in refused["web"] or "meshop-n2-web-0" in refused["web"]
+        record = rig.observed("web")
+        assert record is not None and record.reason == "ServiceNameTaken" and "is not meshop's" in record.error
         rig.services.foreign = []  # the foreign instance goes: the replica registers on the next pass
         rig.settle()
         assert "meshop-n1-web-0" in rig.services.registered and refused == {}

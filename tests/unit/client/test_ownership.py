@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from meshop.client.ownership import Claims, route_violations
+from meshop.client.ownership import Claims, read_claims, route_violations
 from meshop.client.sources import SourcedDocument
-from meshop.consul.store import Entry
+from meshop.consul.store import Entry, Listing
 from meshop.model import keys
 from meshop.model.records import RouteRecord
 
@@ -65,3 +65,32 @@ def test_route_violations(cluster: Claims, applying: list[str], owner: str | Non
 def test_services_without_routes_are_never_refused() -> None:
     documents = [SourcedDocument("plain.yaml", doc("plain", host=None))]
     assert route_violations(documents, claims(stored("web", 5), routes={"web.example.com": "web"})) == []
+
+
+class FakeStore:
+    """``list`` and ``get`` over a dict of relative keys (what ``read_claims`` uses)."""
+
+    def __init__(self, values: dict[str, bytes]) -> None:
+        self.values = values
+        self.gets: list[str] = []
+
+    def list(self, prefix: str) -> Listing:
+        return Listing(1, tuple(Entry(k, v, 1, 1) for k, v in sorted(self.values.items()) if k.startswith(prefix)))
+
+    def get(self, key: str) -> Entry | None:
+        self.gets.append(key)
+        return Entry(key, self.values[key], 1, 1) if key in self.values else None
+
+
+def test_read_claims_keeps_only_documents_that_can_claim_the_hosts() -> None:
+    values = {
+        keys.desired_service(f"s{i}"): json.dumps(doc(f"s{i}", host=f"s{i}.example.com")).encode() for i in range(50)
+    }
+    values[keys.desired_service("yaml-owner")] = b"kind: Service\nspec: {route: {host: web.example.com}}\n"
+    values[keys.route("web.example.com")] = json.dumps(RouteRecord("web.example.com", "owner").to_dict()).encode()
+    values[keys.desired_service("owner")] = json.dumps(doc("owner", host="web.example.com")).encode()
+    store = FakeStore(values)
+    claims = read_claims(store, {"web.example.com"})  # type: ignore[arg-type]
+    assert sorted(claims.services) == ["owner", "yaml-owner"]  # 2 of 52 documents are parsed later
+    assert claims.routes["web.example.com"].service == "owner"
+    assert store.gets == [keys.route("web.example.com")]

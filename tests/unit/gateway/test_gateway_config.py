@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from meshop.consul.services import CheckState
-from meshop.gateway.config import GatewaySettings, plan_sites, render_gateway
+from meshop.gateway.config import EMPTYING_HOLD, GatewaySettings, emptying_wait, plan_sites, render_gateway
 from meshop.gateway.daemon import down_nodes
 from meshop.model.records import RouteRecord, Upstream
 
@@ -128,3 +128,21 @@ def test_upstreams_from_node_records_are_checked_again(upstream: Upstream, local
     assert refused == [] and "evil.example" not in text
     if upstream.node == "v6":
         assert "[2001:db8::9]:8080" in text
+
+
+@pytest.mark.parametrize(
+    ("served", "planned", "since", "now", "wait"),
+    [
+        (0, 0, 100.0, 100.0, 0.0),  # nothing served yet: an empty config costs nothing
+        (3, 2, 100.0, 100.0, 0.0),  # a plan that still serves sites loads at once
+        (3, 0, 100.0, 100.0, EMPTYING_HOLD),  # everything would go: hold the whole time
+        (3, 0, 100.0, 103.0, EMPTYING_HOLD - 3.0),
+        (3, 0, 100.0, 100.0 + EMPTYING_HOLD, 0.0),  # still empty after the hold: deliberate, load it
+        (3, 0, 100.0, 200.0, 0.0),
+    ],
+    ids=["never-served", "shrinks", "empties-now", "empties-mid-hold", "hold-over", "long-after"],
+)
+def test_a_plan_that_serves_nothing_waits_for_the_hold(
+    served: int, planned: int, since: float, now: float, wait: float
+) -> None:
+    assert emptying_wait(served, planned, since, now) == pytest.approx(wait)
