@@ -24,7 +24,7 @@ from meshop.agent.docker_driver import DockerDriver
 from meshop.agent.events import DockerEventsWatcher
 from meshop.agent.executor import Executor
 from meshop.agent.health import HealthMonitor
-from meshop.agent.node_caddy import CaddyOptions, NodeCaddy
+from meshop.agent.ingress.node_caddy import CaddyOptions, NodeCaddy
 from meshop.agent.observed import ObservedWriter
 from meshop.agent.presence import NodePresence
 from meshop.agent.puller import Puller

@@ -29,7 +29,7 @@ from meshop.agent.fence import FenceKeeper, Untrusted
 from meshop.agent.health import HealthMonitor, ProbeTarget
 from meshop.agent.holds import Holds
 from meshop.agent.hostpaths import resolve_binds
-from meshop.agent.ingress_sync import NodeIngress
+from meshop.agent.ingress.sync import NodeIngress
 from meshop.agent.journal import Journal, entries
 from meshop.agent.observed import ObservedWriter
 from meshop.agent.plan import (

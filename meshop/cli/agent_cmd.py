@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from meshop.agent.ingress import TRUSTED_PROXIES
+from meshop.agent.ingress.node_caddy import CaddyOptions
+from meshop.agent.ingress.snippets import TRUSTED_PROXIES
 from meshop.agent.labels import is_label
-from meshop.agent.node_caddy import CaddyOptions
 from meshop.agent.reconciler import AgentSettings
 from meshop.cli.context import CliContext
 from meshop.daemon import run_daemon

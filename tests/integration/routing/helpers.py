@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from meshop.agent.daemon import AgentDaemon, DaemonOptions
-from meshop.agent.node_caddy import CaddyOptions
+from meshop.agent.ingress.node_caddy import CaddyOptions
 from meshop.agent.reconciler import AgentSettings
 from meshop.caddy.process import ManagedCaddy
 from meshop.consul.config import ConsulConfig

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from meshop.agent.node_caddy import CaddyOptions
+from meshop.agent.ingress.node_caddy import CaddyOptions
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from tests.integration.agent.helpers import assign

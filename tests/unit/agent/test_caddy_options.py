@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 import pytest
 
-from meshop.agent.ingress import TRUSTED_PROXIES
-from meshop.agent.node_caddy import CaddyOptions
+from meshop.agent.ingress.node_caddy import CaddyOptions
+from meshop.agent.ingress.snippets import TRUSTED_PROXIES
 from meshop.agent.reconciler import AgentSettings
 from meshop.cli.agent_cmd import caddy_options
 from meshop.errors import MeshopError

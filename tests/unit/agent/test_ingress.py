@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from meshop.agent.ingress import (
+from meshop.agent.ingress.snippets import (
     FALLBACK_FILE,
     IngressSettings,
     LocalRoute,

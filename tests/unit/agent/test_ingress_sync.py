@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from meshop.agent.ingress import FALLBACK_FILE, IngressSettings, LocalRoute
-from meshop.agent.ingress_sync import NodeIngress
+from meshop.agent.ingress.snippets import FALLBACK_FILE, IngressSettings, LocalRoute
+from meshop.agent.ingress.sync import NodeIngress
 from meshop.caddy.admin import CaddyRejected, CaddyUnavailable
 from meshop.caddy.apply import ConfigApplier
 from meshop.caddy.snippet_dir import SnippetDir

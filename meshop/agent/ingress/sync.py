@@ -1,4 +1,4 @@
-"""Keeps the node's Caddy serving the snippets ``ingress.render_ingress`` says, with validated reloads.
+"""Keeps the node's Caddy serving the snippets ``snippets.render_ingress`` says, with validated reloads.
 
 Each pass: compare meshop's files in the snippet folder *and* what Caddy last accepted with the wanted
 files (level-triggered, by content, so a hand-edited or deleted file is repaired), write the
@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from meshop.agent.holds import Holds
-from meshop.agent.ingress import (
+from meshop.agent.ingress.snippets import (
     FALLBACK_FILE,
     IngressSettings,
     LocalRoute,

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from meshop import metrics
-from meshop.agent.ingress import NODE_PROXY, TRUSTED_PROXIES, IngressSettings
-from meshop.agent.ingress_sync import NodeIngress
+from meshop.agent.ingress.snippets import NODE_PROXY, TRUSTED_PROXIES, IngressSettings
+from meshop.agent.ingress.sync import NodeIngress
 from meshop.caddy.admin import CaddyAdmin
 from meshop.caddy.apply import ConfigApplier
 from meshop.caddy.process import ManagedCaddy
