@@ -16,10 +16,19 @@ from meshop.consul.config import ConsulConfig
 from meshop.errors import ConflictError, ConsulAccessDenied, ConsulError, ConsulUnavailable, ValueTooLarge
 
 TOKEN_HEADER = "X-Consul-Token"
+CONSISTENCY = "consistent"  # never read a restarting server's half-replayed state (make_client)
 
 
 def make_client(config: ConsulConfig) -> consul.Consul:
-    """A client with a timeout on every call, the ACL token, and TLS from ``config``."""
+    """A client with a timeout on every call, the ACL token, TLS from ``config``, and consistent reads.
+
+    Consistent reads: a Consul server that has just restarted is elected and answers default-mode
+    reads about two seconds later, while it still replays its Raft log, so a read may return a prefix of
+    the KV (an empty ``desired/``, a few of a node's assignments): a controller would delete whatever that
+    prefix lacks. In consistent mode the server refuses ("Not ready to serve consistent reads") until the
+    replay is done; the caller retries as for any unreachable Consul. (py-consul applies it to KV, catalog
+    and session reads; ``KVStore.list_together`` asks for it on its transaction.)
+    """
     verify: bool | str = config.ca_file if (config.verify and config.ca_file) else config.verify
     cert = (config.cert_file, config.key_file) if config.cert_file and config.key_file else config.cert_file
     client = consul.Consul(
@@ -29,6 +38,7 @@ def make_client(config: ConsulConfig) -> consul.Consul:
         verify=verify,
         cert=cert,
         connections_timeout=config.timeout,
+        consistency=CONSISTENCY,
     )
     # py-consul lets CONSUL_HTTP_TOKEN override an explicit token; meshop wants flags to win.
     client.token = config.token

@@ -16,9 +16,10 @@ import re
 from collections.abc import Sequence
 
 import consul
+from consul.callback import CB
 from consul.exceptions import ClientError as ConsulClientError
 
-from meshop.consul.client import consul_errors, make_client
+from meshop.consul.client import CONSISTENCY, consul_errors, make_client
 from meshop.consul.config import ConsulConfig
 from meshop.consul.kv import MAX_TXN_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES, Entry, Listing, TxnOp, as_bytes, encoded_size
 from meshop.errors import ConsulAccessDenied, TxnConflict, ValueTooLarge
@@ -69,13 +70,14 @@ class KVStore:
         """Several prefixes read in one transaction: one consistent moment of the KV for all of them.
 
         (Two plain reads can straddle a change: e.g. a restarted Consul server replaying its log.)
-        ``index`` of each listing is 0: a transaction reports none.
+        ``index`` of each listing is 0: a transaction reports none. Read in consistent mode, like every
+        read of this client (``make_client``): py-consul's ``txn.put`` takes no such option.
         """
         if len(prefixes) > MAX_TXN_OPS:
             raise ValueTooLarge(f"a transaction holds at most {MAX_TXN_OPS} operations; got {len(prefixes)}")
         payload = [{"KV": {"Verb": "get-tree", "Key": self.full_key(p)}} for p in prefixes]
         with consul_errors(self.config, f"reading {', '.join(self.full_key(p) for p in prefixes)}"):
-            response = self.client.txn.put(payload)
+            response = self.client.http.put(CB.json(), "/v1/txn", params=[(CONSISTENCY, "1")], data=json.dumps(payload))
         found: list[list[Entry]] = [[] for _ in prefixes]
         for result in (response or {}).get("Results") or ():
             raw = dict((result or {}).get("KV") or {})

@@ -121,6 +121,12 @@ class ConsulServer:
         if self.process:
             self.process.kill()
 
+    def power_cycle(self) -> None:
+        """SIGKILL and start again without waiting: callers see the server while it elects and replays."""
+        self.kill()
+        self.starts += 1
+        self.process = Process(self.args(), self.workdir / f"consul-{self.starts}.log").start()
+
     def restart(self) -> ConsulServer:
         self.stop()
         return self.start()

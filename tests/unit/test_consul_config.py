@@ -64,3 +64,11 @@ def test_token_file(tmp_path) -> None:
     assert ConsulConfig.from_env({"CONSUL_HTTP_TOKEN_FILE": str(token_file)}).token == "file-token"
     with pytest.raises(MeshopError, match=r"CONSUL_HTTP_TOKEN_FILE .* cannot be read"):
         ConsulConfig.from_env({"CONSUL_HTTP_TOKEN_FILE": str(tmp_path / "missing")})
+
+
+def test_every_client_reads_consistently() -> None:
+    """A restarted server answers default-mode reads from its half-replayed log (see
+    tests/integration/faults/test_restart_reads.py); every meshop client asks for consistent reads."""
+    from meshop.consul.client import make_client
+
+    assert make_client(ConsulConfig()).consistency == "consistent"
