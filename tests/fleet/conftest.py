@@ -27,6 +27,12 @@ def fleet() -> Iterator[Fleet]:
         with session_fleet(root) as running:
             yield running
     finally:
+        keep = os.environ.get("MESHOP_FLEET_KEEP_LOGS")  # a folder: every member's logs are copied there
+        if keep:
+            for found in root.glob("*/*.log"):
+                target = Path(keep) / found.parent.name / found.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(found, target)
         # a complete teardown removes fleet.json; otherwise `python -m tests.support.fleet down --root ROOT`
         if not (root / "fleet.json").exists():
             shutil.rmtree(root, ignore_errors=True)
