@@ -168,6 +168,7 @@ class NodeReconciler:
             self._kv_problem(str(exc))
         parsed = {name: self._parse(a) for name, a in assignments.items()}
         secrets = self._resolve_secrets(parsed) if self.authoritative else {}
+        self._retry_unavailable_secrets(secrets, now)
         desired = self._desired(parsed, secrets)
         try:
             containers = self.runtime.list_managed()
@@ -316,6 +317,15 @@ class NodeReconciler:
                 continue
             resolved[name] = values
         return resolved
+
+    def _retry_unavailable_secrets(self, secrets: Mapping[str, dict[str, str] | Note], now: float) -> None:
+        """Come back for a secret that could not be read (not written yet, or ``acl sync`` has not yet
+        granted this node the service's folder): nothing else wakes the agent when it appears, so
+        without this the service would wait for the next resync."""
+        held = self.services.held(now)
+        for name, value in secrets.items():
+            if isinstance(value, Note) and value.reason == "SecretUnavailable" and name not in held:
+                self.services.failed(name, now)
 
     def _desired(
         self, parsed: Mapping[str, _Parsed], secrets: Mapping[str, dict[str, str] | Note]

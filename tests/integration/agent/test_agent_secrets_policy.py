@@ -135,3 +135,19 @@ def test_policy_refuses_risky_containers_unless_allowed(
         assert extra == {"privileged": True} and "operation not permitted" in record.error
     else:
         assert record.ready == 1 and engine.running("risky")
+
+
+def test_a_secret_written_after_the_assignment_is_picked_up_without_waiting_for_a_resync(
+    start_agent: AgentFactory, store: KVStore, engine: Engine, node: str, secret_key: str
+) -> None:
+    """Nothing wakes the agent when a secret appears (or when `acl sync` grants its folder): it must come
+    back for it by itself, well before the 30 s resync."""
+    start_agent()
+    assign(store, node, "app", {**SLEEPER, "env": [{"name": "DB_PASSWORD", "valueFrom": {"consulKey": secret_key}}]})
+    wait_until(
+        lambda: (o := observed(store, node, "app")) and o.reason == "SecretUnavailable", 10, what="SecretUnavailable"
+    )
+    value = f"late-{secrets.token_hex(8)}"
+    store.client.kv.put(secret_key, value)
+    wait_until(lambda: engine.running("app"), 10, what="the container, once the secret exists")
+    assert f"DB_PASSWORD={value}" in engine.running("app")[0].attrs["Config"]["Env"]
