@@ -7,30 +7,13 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable
 
-import pytest
-
-from meshop.cli.main import run
 from meshop.consul.events import EventLog
 from meshop.consul.store import KVStore, TxnOp
 from meshop.model import keys
-from tests.integration.cli.conftest import command_line
-from tests.support.consul_server import ConsulServer
+from tests.integration.faults.conftest import Cli
 
-Cli = Callable[..., tuple[int, str, str]]
 BOUND = 20
-
-
-@pytest.fixture
-def meshop(consul_server: ConsulServer, prefix: str, capsys: pytest.CaptureFixture[str]) -> Cli:
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = run(command_line(consul_server.addr, prefix, args))  # with the command's role token
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 def count(store: KVStore) -> int:

@@ -6,30 +6,13 @@ Before: ``meshop nodes cordon <typo>`` created a phantom ``desired/nodes/<typo>`
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
-from meshop.cli.main import run
 from meshop.consul.sessions import Sessions
 from meshop.consul.store import KVStore
 from meshop.model import keys
 from meshop.model.records import Capacity, NodeRecord, dumps
-from tests.integration.cli.conftest import command_line
-from tests.support.consul_server import ConsulServer
-
-Cli = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def meshop(consul_server: ConsulServer, prefix: str, capsys: pytest.CaptureFixture[str]) -> Cli:
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = run(command_line(consul_server.addr, prefix, args))  # with the command's role token
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
+from tests.integration.faults.conftest import Cli
 
 
 def register(store: KVStore, name: str) -> None:
