@@ -165,6 +165,7 @@ class Controller:
         self._thread: threading.Thread | None = None
         self._node_gauges: set[str] = set()
         self._service_gauges: set[str] = set()
+        self._gauges_mu = threading.Lock()  # a pass's service gauges vs. the clear when leadership is lost
         self.metrics_registration: KeptRegistration | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------
@@ -325,7 +326,7 @@ class Controller:
         self._pending.clear()
         if self._announce == lock.session:
             self._announce = None
-        self._service_metrics(target.statuses)
+        self._service_metrics(target.statuses, lock)
         self.last = PassStats(
             True, time.monotonic() - started, len(services), len(views), stats.transactions, stats.operations
         )
@@ -413,7 +414,13 @@ class Controller:
             metrics.node_ready.remove(gone)
         self._node_gauges = set(views)
 
-    def _service_metrics(self, statuses: Mapping[str, Any]) -> None:
+    def _service_metrics(self, statuses: Mapping[str, Any], lock: Lock) -> None:
+        with self._gauges_mu:
+            if self.election.lock != lock:
+                return  # lost while this pass ran: an ex-leader reports no services
+            self._set_service_metrics(statuses)
+
+    def _set_service_metrics(self, statuses: Mapping[str, Any]) -> None:
         counts = {"desired": len(statuses), "ready": 0, "degraded": 0, "invalid": 0}
         for name, status in statuses.items():
             ready = status.condition("Ready")
@@ -432,8 +439,9 @@ class Controller:
         self._service_gauges = set(statuses)
 
     def _clear_service_metrics(self) -> None:
-        for name in self._service_gauges:
-            with contextlib.suppress(KeyError):
-                metrics.service_ready.remove(name)
-        self._service_gauges = set()
-        metrics.services.clear()
+        with self._gauges_mu:
+            for name in self._service_gauges:
+                with contextlib.suppress(KeyError):
+                    metrics.service_ready.remove(name)
+            self._service_gauges = set()
+            metrics.services.clear()

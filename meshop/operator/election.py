@@ -232,14 +232,14 @@ class LeaderElection:
                 return
             self._lock = None
             self._lease_until = 0.0
+        if self.on_change:  # first: by the time the gauge says "not leader", nothing leader-only remains
+            self.on_change(None)
         metrics.leader.set(0)
         log.warning("lost leadership: %s; standing by", reason)
         session, self._session = self._session, None
         if session is not None:
             with contextlib.suppress(ConsulError):  # a live session must not keep (or retake) the lock
                 self.sessions.destroy(session)
-        if self.on_change:
-            self.on_change(None)
 
     def _register(self) -> None:
         check = CheckSpec(
