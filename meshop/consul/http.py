@@ -1,23 +1,23 @@
-"""Consul's KV and transaction API over the standard library's ``http.client``: the CLI's short path.
+"""Consul's KV and transaction API over a plain socket: the CLI's short path to Consul.
 
 ``meshop apply`` needs one KV read and one transaction; py-consul brings ``requests``, ``urllib3``,
-``idna`` and ``charset_normalizer`` along, about a third of the command's start-up. ``HTTPKV`` speaks
-the same HTTP from the same ``ConsulConfig``: address and scheme, the ACL token on every request (as a
-header, never in the URL), TLS with ``CONSUL_CACERT`` / client certificate / ``CONSUL_HTTP_SSL_VERIFY``,
-the timeout (plus the wait of a blocking query, as py-consul does), consistent reads; and it turns
-failures into the same meshop errors, with the same messages, as ``client.consul_errors``.
+``idna`` and ``charset_normalizer`` along (a third of the command's start-up), and even the standard
+library's ``http.client`` loads the ``email`` package and ``ssl``. ``HTTPKV`` speaks HTTP/1.0 over a
+socket, one connection per request (the server closes it after the answer: no chunked bodies, no
+kept-alive connection to find dead), from the same ``ConsulConfig`` as py-consul: address and scheme,
+the ACL token on every request (as a header, never in the URL), TLS (``ssl`` loaded only then) with
+``CONSUL_CACERT`` / client certificate / ``CONSUL_HTTP_SSL_VERIFY``, the timeout (plus the wait of a
+blocking query, as py-consul does), consistent reads; and it turns failures into the same meshop
+errors, with the same messages, as ``client.consul_errors``.
 
 ``KVStore`` uses it through the same small interface as ``client.ClientKV`` (py-consul); the daemons
-keep py-consul, whose sessions, catalog and health calls they need anyway. Not thread-safe: one
-connection, kept alive, reopened when the server has closed it.
+keep py-consul, whose sessions, catalog and health calls they need anyway.
 """
 
 from __future__ import annotations
 
 import base64
-import http.client
 import json
-import select
 import socket
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -30,11 +30,10 @@ Params = list[tuple[str, str]]
 
 
 class HTTPKV:
-    """The KV primitives ``KVStore`` needs, over one kept-alive connection."""
+    """The KV primitives ``KVStore`` needs; each call is one request on its own connection."""
 
     def __init__(self, config: ConsulConfig) -> None:
         self.config = config
-        self._conn: http.client.HTTPConnection | None = None
 
     def get(
         self,
@@ -57,11 +56,14 @@ class HTTPKV:
             params.append(("index", str(index)))
             if wait:
                 params.append(("wait", wait))
-        status, headers, body = self._call("GET", _kv_path(full), params, None, what, _seconds(wait) if index else 0.0)
-        consul_index = int(headers.get("X-Consul-Index") or 0)
-        if status == 404:
+        answer = self._call("GET", _kv_path(full), params, None, what, _seconds(wait) if index else 0.0)
+        try:
+            consul_index = int(answer.headers.get("x-consul-index") or 0)
+        except ValueError:
+            consul_index = 0
+        if answer.status == 404:
             return consul_index, None
-        data = _json(body, what, self.config)
+        data = _json(answer.body, what, self.config)
         if keys:
             return consul_index, data
         entries = [_decoded(item) for item in data or ()]
@@ -69,26 +71,21 @@ class HTTPKV:
 
     def put(self, full: str, data: bytes, what: str, *, cas: int | None = None) -> bool:
         params: Params = [] if cas is None else [("cas", str(cas))]
-        _, _, body = self._call("PUT", _kv_path(full), params, data, what)
-        return _json(body, what, self.config) is True
+        answer = self._call("PUT", _kv_path(full), params, data, what)
+        return _json(answer.body, what, self.config) is True
 
     def delete(self, full: str, what: str, *, cas: int | None = None, recurse: bool = False) -> bool:
         params: Params = [("recurse", "1")] if recurse else []
         if cas is not None:
             params.append(("cas", str(cas)))
-        _, _, body = self._call("DELETE", _kv_path(full), params, None, what)
-        return _json(body, what, self.config) is True
+        answer = self._call("DELETE", _kv_path(full), params, None, what)
+        return _json(answer.body, what, self.config) is True
 
     def txn(self, body: str, what: str, *, consistent: bool = False) -> tuple[int, str]:
         """(status, response text) of a transaction: 200 (done, results) or 409 (rolled back, errors)."""
         params: Params = [("consistent", "1")] if consistent else []
-        status, _, answer = self._call("PUT", "/v1/txn", params, body.encode("utf-8"), what, allow=(409,))
-        return status, answer.decode("utf-8", errors="replace")
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        answer = self._call("PUT", "/v1/txn", params, body.encode("utf-8"), what, allow=(409,))
+        return answer.status, answer.body.decode("utf-8", errors="replace")
 
     def _call(
         self,
@@ -99,53 +96,109 @@ class HTTPKV:
         what: str,
         wait: float = 0.0,
         allow: tuple[int, ...] = (),
-    ) -> tuple[int, http.client.HTTPMessage, bytes]:
-        """One request; returns (status, headers, body) for 2xx, 404 and ``allow``, raises for the rest."""
+    ) -> Answer:
+        """One request; returns the answer for 2xx, 404 and ``allow``, raises for the rest."""
         config = self.config
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        head = [f"{method} {path}?{urlencode(params)}" if params else f"{method} {path}"]
+        head[0] += " HTTP/1.0"
+        head.append(
+            f"Host: [{config.host}]:{config.port}" if ":" in config.host else f"Host: {config.host}:{config.port}"
+        )
         if config.token:
-            headers[TOKEN_HEADER] = config.token
-        url = f"{path}?{urlencode(params)}" if params else path
+            if not config.token.isprintable():  # a line break would end the header: refuse, never send
+                raise ConsulAccessDenied("the Consul ACL token holds a line break or control character")
+            head.append(f"{TOKEN_HEADER}: {config.token}")
+        if body is not None:
+            head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b"")
         timeout = config.timeout + wait + wait / 16  # a blocking query answers after up to wait + wait/16
+        tls_errors: tuple[type[BaseException], ...] = ()
         try:
-            conn = self._connection(timeout)
-            conn.request(method, url, body=body, headers=headers)
-            response = conn.getresponse()
-            answer = response.read()
-        except TimeoutError:
-            self.close()
-            raise _unavailable(config, what, "timed out") from None
-        except _ssl_errors() as exc:
-            self.close()
-            raise ConsulUnavailable(f"Consul at {config.address} failed {what}: TLS: {_short(exc)}") from None
-        except (OSError, http.client.HTTPException):
-            self.close()
-            raise _unavailable(config, what, "unreachable") from None
-        if response.will_close:
-            self.close()
-        status = response.status
-        if 200 <= status < 300 or status == 404 or status in allow:
-            return status, response.headers, answer
-        raise _error(config, what, status, answer.decode("utf-8", errors="replace"))
+            with socket.create_connection((config.host, config.port), timeout=timeout) as raw:
+                if config.scheme == "https":
+                    import ssl  # here: a plain-HTTP Consul (the usual loopback agent) never pays for it
 
-    def _connection(self, timeout: float) -> http.client.HTTPConnection:
-        conn = self._conn
-        if conn is not None and conn.sock is not None and _dropped(conn.sock):
-            self.close()  # the server closed the kept-alive connection: a fresh one, as urllib3 does
-            conn = None
-        if conn is None:
-            config = self.config
-            if config.scheme == "https":
-                conn = http.client.HTTPSConnection(
-                    config.host, config.port, timeout=timeout, context=tls_context(config)
-                )
-            else:
-                conn = http.client.HTTPConnection(config.host, config.port, timeout=timeout)
-            self._conn = conn
-        conn.timeout = timeout
-        if conn.sock is not None:
-            conn.sock.settimeout(timeout)
-        return conn
+                    tls_errors = (ssl.SSLError, ssl.CertificateError)
+                    with tls_context(config).wrap_socket(raw, server_hostname=config.host) as sock:
+                        data = _exchange(sock, request)
+                else:
+                    data = _exchange(raw, request)
+        except TimeoutError:
+            raise _unavailable(config, what, "timed out") from None
+        except OSError as exc:
+            if isinstance(exc, tls_errors):
+                raise ConsulUnavailable(f"Consul at {config.address} failed {what}: TLS: {_short(exc)}") from None
+            raise _unavailable(config, what, "unreachable") from None
+        answer = parse_answer(data)
+        if answer is None:
+            raise ConsulUnavailable(f"Consul at {config.address} failed {what}: not an HTTP answer")
+        if 200 <= answer.status < 300 or answer.status == 404 or answer.status in allow:
+            return answer
+        raise _error(config, what, answer.status, answer.body.decode("utf-8", errors="replace"))
+
+
+class Answer:
+    """An HTTP answer: status, headers (names in lower case), body."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+
+def _exchange(sock: socket.socket, request: bytes) -> bytes:
+    """Send ``request``, read the answer until the server closes the connection (HTTP/1.0)."""
+    sock.sendall(request)
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_answer(data: bytes) -> Answer | None:
+    """The answer in ``data`` (a whole HTTP/1.x response), or None when it is not one. A body longer
+    than its Content-Length is cut there; a shorter one, or chunked one cut short, is not an answer."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if not sep or len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        return None
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon:
+            return None
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        decoded = _unchunked(body)
+        if decoded is None:
+            return None
+        body = decoded
+    elif "content-length" in headers:
+        length = headers["content-length"]
+        if not length.isdigit() or len(body) < int(length):
+            return None
+        body = body[: int(length)]
+    return Answer(int(parts[1]), headers, body)
+
+
+def _unchunked(data: bytes) -> bytes | None:
+    out, at = [], 0
+    while True:
+        end = data.find(b"\r\n", at)
+        if end < 0:
+            return None
+        try:
+            size = int(data[at:end].split(b";", 1)[0], 16)
+        except ValueError:
+            return None
+        if size == 0:
+            return b"".join(out)
+        start = end + 2
+        if len(data) < start + size + 2:
+            return None
+        out.append(data[start : start + size])
+        at = start + size + 2
 
 
 def tls_context(config: ConsulConfig) -> Any:
@@ -160,22 +213,6 @@ def tls_context(config: ConsulConfig) -> Any:
     if config.cert_file:
         context.load_cert_chain(config.cert_file, config.key_file)
     return context
-
-
-def _ssl_errors() -> tuple[type[BaseException], ...]:
-    import sys
-
-    ssl = sys.modules.get("ssl")  # loaded only when a TLS connection was made
-    return (ssl.SSLError, ssl.CertificateError) if ssl is not None else ()
-
-
-def _dropped(sock: socket.socket) -> bool:
-    """True when the idle connection has something to read: the server's close (or garbage)."""
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
 
 
 def _kv_path(full: str) -> str:

@@ -6,9 +6,11 @@ every request, blocking queries longer than the timeout, a kept-alive connection
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,9 @@ from meshop.consul.http import HTTPKV
 from meshop.consul.store import KVStore, TxnOp
 from meshop.errors import ConsulAccessDenied, ConsulUnavailable
 from tests.support.consul_server import ConsulServer
+from tests.support.procs import find_binary, free_port
+
+BACKENDS: dict[str, Callable[[ConsulConfig], KVStore]] = {"py-consul": KVStore, "http": KVStore.over_http}
 
 CALLS: dict[str, Callable[[KVStore], object]] = {
     "get": lambda s: s.get("a"),
@@ -143,3 +148,41 @@ def test_a_server_that_never_answers_times_out(prefix: str) -> None:
             kv.get(f"{prefix}/k", "reading k")
     finally:
         listener.close()
+
+
+@pytest.fixture(scope="module")
+def tls_consul(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ConsulServer, int, Path]]:
+    """A ``-dev`` Consul that also serves HTTPS, with a CA and server certificate made by ``consul tls``
+    (names: localhost, 127.0.0.1). Yields the server, its HTTPS port and the CA file."""
+    workdir = tmp_path_factory.mktemp("consul-tls")
+    consul = find_binary("consul", "MESHOP_CONSUL_BIN")
+    for args in (["tls", "ca", "create"], ["tls", "cert", "create", "-server", "-dc", "dc1"]):
+        subprocess.run([consul, *args], cwd=workdir, check=True, capture_output=True, timeout=60)
+    https = free_port()
+    hcl = (
+        f"ports {{ https = {https} }}\n"
+        f'ca_file = "{workdir}/consul-agent-ca.pem" '
+        f'cert_file = "{workdir}/dc1-server-consul-0.pem" key_file = "{workdir}/dc1-server-consul-0-key.pem"'
+    )
+    server = ConsulServer(workdir, hcl=hcl).start()
+    try:
+        yield server, https, workdir / "consul-agent-ca.pem"
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS), ids=list(BACKENDS))
+def test_tls_honours_the_ca_the_verify_switch_and_refuses_an_unknown_ca(
+    tls_consul: tuple[ConsulServer, int, Path], backend: str
+) -> None:
+    """``CONSUL_HTTP_SSL`` + ``CONSUL_CACERT`` connect; without the CA the server's certificate is refused
+    (a clear error, nothing sent in clear); ``CONSUL_HTTP_SSL_VERIFY=false`` connects unverified. The same
+    for py-consul and the stdlib path."""
+    _, port, ca = tls_consul
+    make = BACKENDS[backend]
+    env = {"CONSUL_HTTP_ADDR": f"127.0.0.1:{port}", "CONSUL_HTTP_SSL": "true", "MESHOP_PREFIX": "tls"}
+    make(ConsulConfig.from_env({**env, "CONSUL_CACERT": str(ca)})).put("k", f"by {backend}")
+    with pytest.raises(ConsulUnavailable, match=rf"Consul at https://127.0.0.1:{port} "):
+        make(ConsulConfig.from_env(env)).get("k")
+    unverified = make(ConsulConfig.from_env({**env, "CONSUL_HTTP_SSL_VERIFY": "false"}))
+    assert unverified.get("k").value == f"by {backend}".encode()

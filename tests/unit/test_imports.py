@@ -53,9 +53,12 @@ def test_apply_talks_to_consul_without_py_consul_tables_planner_or_docker() -> N
     with socket.socket() as sock:  # a free port, closed again: nothing listens there
         sock.bind(("127.0.0.1", 0))
         addr = f"127.0.0.1:{sock.getsockname()[1]}"
-    names = loaded(["-m", "meshop", "--consul-addr", addr, "apply", "-f", str(EXAMPLE)])
-    assert "meshop" in names and "http" in names  # it got as far as the request
-    assert names & (NEVER | CONSUL_CLIENT | TABLES) == set()
+    argv = ["-m", "meshop", "--consul-addr", addr, "apply", "-f", str(EXAMPLE)]
+    names = loaded(argv)
+    assert "meshop" in names
+    assert names & (NEVER | CONSUL_CLIENT | TABLES | {"http", "ssl"}) == set()
+    done = subprocess.run([sys.executable, "-P", *argv], capture_output=True, text=True, timeout=120, cwd="/")
+    assert done.returncode == 2 and f"Consul at http://{addr} is unreachable" in done.stderr  # it got to the request
     code = "import meshop.cli.docs_cmd, meshop.consul.store"
     modules = subprocess.run(
         [sys.executable, "-P", "-c", f"{code}; import sys; print(' '.join(sys.modules))"],
