@@ -23,6 +23,8 @@ def fingerprint_of(pub: Path) -> str:
 
 
 class SshServer:
+    """Listens on 127.0.0.1 and 127.0.0.2 (two "nodes" with one host behind them)."""
+
     def __init__(self, workdir: Path, host_key_kind: str = "ed25519") -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -37,15 +39,15 @@ class SshServer:
     def target(self) -> str:
         return f"root@127.0.0.1:{self.port}"
 
-    def known_hosts_line(self) -> str:
+    def known_hosts_line(self, address: str = "127.0.0.1") -> str:
         kind, blob = (self.workdir / "host_key.pub").read_text().split()[:2]
-        return f"[127.0.0.1]:{self.port} {kind} {blob}\n"
+        return f"[{address}]:{self.port} {kind} {blob}\n"
 
     def start(self) -> SshServer:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         config = self.workdir / "sshd_config"
         config.write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
+            f"Port {self.port}\nListenAddress 127.0.0.1\nListenAddress 127.0.0.2\nHostKey {self.host_key}\n"
             f"AuthorizedKeysFile {self.workdir / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
             f"PidFile {self.workdir / 'sshd.pid'}\nSubsystem sftp internal-sftp\nMaxStartups 50\nMaxSessions 50\n"
