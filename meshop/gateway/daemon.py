@@ -69,6 +69,7 @@ class GatewayDaemon:
         self._served_sites = 0  # sites in the config Caddy last accepted
         self._emptied_since: float | None = None  # when a plan serving nothing was first the answer
         self.metrics_registration: KeptRegistration | None = None
+        self.presence: KeptRegistration | None = None  # meshop-gateway, with --advertise-addr (DNS follows it)
 
     def start_watches(self, metrics_listen: str | None = None, instance: str = "") -> None:
         """Start the watches; with ``metrics_listen`` (the bound status address) also register
@@ -102,8 +103,9 @@ class GatewayDaemon:
         return True, "ready"
 
     def reconcile(self) -> float | None:
-        if self.metrics_registration is not None:
-            self.metrics_registration.ensure()
+        for kept in (self.metrics_registration, self.presence):
+            if kept is not None:
+                kept.ensure()
         if not self.routes_watch.wait_ready(0) or not self.gateway_watch.wait_ready(0):
             return 1.0  # first answers from Consul not in yet: render nothing rather than an empty config
         self._apply_gateway_document(self.gateway_watch.latest)
