@@ -191,7 +191,7 @@ def plan_node(inputs: NodeInputs, software: Software) -> tuple[Step, ...]:
         *_units(["consul.service", "meshop-agent.service"]),
     ]
     if inputs.start:
-        changed = [s.path for s in steps if isinstance(s, File) and not s.path.startswith(render.WHEELS)]
+        changed = [s.path for s in steps if isinstance(s, File)]  # new config, binary or wheels: restart
         steps.append(_start(["consul.service", "meshop-agent.service"], changed))
     return tuple(steps)
 
@@ -213,11 +213,10 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
         File(render.CONSUL_CONFIG, consul_json.encode(), 0o600, (inputs.gossip_key,)),
         *_units(["consul.service"]),
     ]
-    if not inputs.start:
-        return tuple(steps)
+    if inputs.start:
+        steps.append(_start(["consul.service"], [render.CONSUL_CONFIG, render.CONSUL_BIN]))
     env = f"CONSUL_HTTP_TOKEN_FILE={MANAGEMENT_TOKEN} MESHOP_PREFIX={shlex.quote(inputs.prefix)}"
     steps += [
-        _start(["consul.service"], [render.CONSUL_CONFIG, render.CONSUL_BIN]),
         Command(
             "Consul ACLs bootstrapped; the management token kept in " + MANAGEMENT_TOKEN + " (0600)",
             check=f"[ -s {MANAGEMENT_TOKEN} ]",
@@ -237,7 +236,8 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
                 f"{shlex.quote('meshop consul agent ' + inputs.name)} -node-identity {inputs.name}:{inputs.datacenter} "
                 '-format=json | python3 -c \'import json,sys; t=json.load(sys.stdin)["SecretID"]; '
                 'print(json.dumps({"acl": {"tokens": {"agent": t}}}))\' '
-                f"> {AGENT_TOKEN_JSON}.new && mv {AGENT_TOKEN_JSON}.new {AGENT_TOKEN_JSON} && systemctl restart consul"
+                f"> {AGENT_TOKEN_JSON}.new && mv {AGENT_TOKEN_JSON}.new {AGENT_TOKEN_JSON} && "
+                f"consul reload -token-file={MANAGEMENT_TOKEN}"
             ),
         ),
         Command(
@@ -270,5 +270,6 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
         )
     units = ["meshop-controller.service", "meshop-gateway.service", "meshop-acl-sync.service"]
     steps += _units(units)
-    steps.append(_start(units, [f"/etc/systemd/system/{u}" for u in units] + [render.CONSUL_BIN]))
+    if inputs.start:
+        steps.append(_start(units, [s.path for s in steps if isinstance(s, File) and s.path != render.CONSUL_CONFIG]))
     return tuple(steps)

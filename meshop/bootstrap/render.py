@@ -29,7 +29,7 @@ PrivateTmp=yes
 def _unit(description: str, after: str, service: str, comment: str, requires: str = "") -> str:
     req = f"Requires={requires}\n" if requires else ""
     return (
-        f"{comment}[Unit]\nDescription={description}\nAfter=network-online.target {after}\n"
+        f"{comment}[Unit]\nDescription={description}\nAfter={' '.join(['network-online.target', after]).strip()}\n"
         f"Wants=network-online.target\n{req}\n[Service]\n{service}\n[Install]\nWantedBy=multi-user.target\n"
     )
 
@@ -174,7 +174,7 @@ def consul_config(
         "data_dir": CONSUL_DATA,
         "bind_addr": address,
         "advertise_addr": address,
-        "client_addr": "127.0.0.1",
+        "client_addr": f"127.0.0.1 {address}" if server else "127.0.0.1",
         "encrypt": gossip_key,
         "encrypt_verify_incoming": True,
         "encrypt_verify_outgoing": True,
