@@ -100,7 +100,7 @@ def emptying_wait(served_sites: int, planned_sites: int, emptied_since: float, n
 Pinned = Mapping[str, tuple[str, ...]]  # host -> the static upstreams of the config Caddy serves
 
 
-Probe = tuple[str, str, str, int]  # (route host, health path, address, port): one active health check
+Probe = tuple[str, str, str, int]  # (route host, health path, address, port); ("", "", a, p): TCP connect
 
 
 @dataclass(frozen=True)
@@ -128,9 +128,9 @@ def dynamic_sites(
     answer would fall back to the static list), sites with a hostname upstream, and every site when
     ``resolver`` is None.
 
-    Caddy's active health checks reach only the static list, so a site with a ``health_path`` has its
-    DNS-served upstreams checked by the gateway (``probes``); the ones ``failing`` are left out of the
-    answer, unless that would leave none (then all stay, and Caddy's passive health decides).
+    Caddy's health checks do not carry over to DNS-served upstreams, so the gateway checks them itself
+    (``probes``: a TCP connect per address, and the ``health_path`` where the site has one); the ones
+    ``failing`` are left out of the answer, unless that would leave none (then all stay: fail open).
     """
     if resolver is None:
         return DynamicPlan(plan, {})
@@ -143,12 +143,13 @@ def dynamic_sites(
             sites.append(site)
             continue
         name = site_name(site.host)
+        checks = {(a, p): [("", "", a, p)] for a, p in pairs}
         if site.health_path:
-            checks = {(a, p): (site.host, site.health_path, a, p) for a, p in pairs}
-            probes.update(checks.values())
-            passing = [pair for pair in pairs if checks[pair] not in failing]
-            pairs = passing or pairs
-        table[name] = tuple(pairs)
+            for (a, p), found in checks.items():
+                found.append((site.host, site.health_path, a, p))
+        probes.update(c for found in checks.values() for c in found)
+        passing = [pair for pair in pairs if not any(c in failing for c in checks[pair])]
+        table[name] = tuple(passing or pairs)
         static = pinned.get(site.host) or site.upstreams
         sites.append(replace(site, upstreams=static, dynamic=DynamicUpstreams(name, resolver, refresh)))
     return DynamicPlan(replace(plan, sites=tuple(sites)), table, frozenset(probes))

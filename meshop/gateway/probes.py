@@ -1,27 +1,40 @@
 """Active health checks of the gateway's DNS-served upstreams, done by the gateway itself.
 
-Caddy 2.6 checks only the static upstreams of a ``reverse_proxy``, and keeps the result per dial
-address: the names its ``dynamic srv`` lookups return are other addresses to it, so its own checks
-never reach them. The gateway therefore probes every upstream of a route with a ``healthPath`` the way
-Caddy would (``GET`` of the path with the route's Host, every ``interval``, ``timeout`` each; a status
-from 200 to 399 passes) and leaves the failing ones out of its DNS answer (``dynamic_sites``).
+Caddy 2.6 checks only the static upstreams of a ``reverse_proxy`` and keeps health per dial address;
+the upstreams its ``dynamic srv`` lookups return live for one request, so neither its active checks nor
+its passive failure counts carry over to the next request. The gateway therefore checks them itself
+and leaves the failing ones out of its DNS answer (``dynamic_sites``):
+
+* every distinct upstream address (a node's Caddy): a TCP connect every ``tcp_interval`` (1 s, 1 s
+  timeout), so a powered-off node leaves every route within about 2 s, before Consul's failure
+  detection says so and without each request waiting for a dial timeout there first;
+* every upstream of a route with a ``healthPath``, the way Caddy's active check would: ``GET`` of the
+  path with the route's Host every ``http_interval`` (5 s), ``timeout`` each; 200 to 399 passes.
 """
 
 from __future__ import annotations
 
 import http.client
 import logging
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 
-Target = tuple[str, str, str, int]  # (route host, health path, address, port)
+Target = tuple[str, str, str, int]  # (route host, health path, address, port); ("", "", a, p): TCP connect
 
 
 def probe(target: Target, timeout: float) -> bool:
     host, path, address, port = target
+    if not path:
+        try:
+            socket.create_connection((address, port), timeout=timeout).close()
+        except OSError:
+            return False
+        return True
     conn = http.client.HTTPConnection(address, port, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Host": host, "User-Agent": "meshop-gateway-probe"})
@@ -38,10 +51,21 @@ class Prober:
     """Probes ``targets`` (set by the daemon each pass) every ``interval`` s; ``failing`` is the set that
     failed their last probe. ``on_change`` runs (in the prober's thread) when that set changes."""
 
-    def __init__(self, on_change: Callable[[], None], interval: float = 5.0, timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        on_change: Callable[[], None],
+        http_interval: float = 5.0,
+        tcp_interval: float = 1.0,
+        timeout: float = 2.0,
+        tcp_timeout: float = 1.0,
+    ) -> None:
         self.on_change = on_change
-        self.interval = interval
+        self.http_interval = http_interval
+        self.tcp_interval = tcp_interval
         self.timeout = timeout
+        self.tcp_timeout = tcp_timeout
+        self._http_done = -float("inf")  # monotonic time of the last round of HTTP probes
+        self._results: dict[Target, bool] = {}
         self._targets: frozenset[Target] = frozenset()
         self.failing: frozenset[Target] = frozenset()
         self._stop = threading.Event()
@@ -63,16 +87,29 @@ class Prober:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
-            self.probe_once()
-            self._wake.wait(self.interval)
+            self.probe_once(time.monotonic())
+            self._wake.wait(self.tcp_interval)
 
-    def probe_once(self) -> None:
-        targets = sorted(self._targets)
-        results = list(self._pool.map(lambda t: probe(t, self.timeout), targets))
-        failing = frozenset(t for t, ok in zip(targets, results, strict=True) if not ok)
+    def probe_once(self, now: float) -> None:
+        """TCP targets every round, HTTP targets every ``http_interval``, new targets at once."""
+        targets = self._targets
+        due_http = now - self._http_done >= self.http_interval
+        if due_http:
+            self._http_done = now
+        chosen = sorted(t for t in targets if not t[1] or due_http or t not in self._results)
+        results = self._pool.map(lambda t: probe(t, self.timeout if t[1] else self.tcp_timeout), chosen)
+        known = {t: ok for t, ok in self._results.items() if t in targets}
+        known.update(zip(chosen, results, strict=True))
+        self._results = known
+        failing = frozenset(t for t, ok in known.items() if not ok)
         if failing != self.failing:
             for host, path, address, port in sorted(failing - self.failing):
-                log.warning("upstream %s:%d of %s fails its health path %s", address, port, host, path)
+                if path:
+                    log.warning("upstream %s:%d of %s fails its health path %s", address, port, host, path)
+                else:
+                    log.warning("upstream %s:%d does not accept connections", address, port)
+            for _host, _path, address, port in sorted(self.failing - failing):
+                log.info("upstream %s:%d passes its check again", address, port)
             self.failing = failing
             self.on_change()
 

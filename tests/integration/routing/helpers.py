@@ -132,12 +132,12 @@ class Gateway:
         return self.process.log_path.read_text(errors="replace").count("gateway config loaded")
 
 
-def start_gateway(consul_addr: str, prefix: str, workdir: Path) -> Gateway:
+def start_gateway(consul_addr: str, prefix: str, workdir: Path, *extra: str, log_name: str = "gateway.log") -> Gateway:
     caddy_dir = short_dir("g")
     https_port, http_port = free_port(), free_port()
     args = ["gateway", "run", "--caddy-dir", str(caddy_dir), "--https-port", str(https_port)]
-    args += ["--http-port", str(http_port), "--metrics-addr", "127.0.0.1:0", "--resync", "5"]
-    process = meshop_process(consul_addr, prefix, args, workdir / "gateway.log").start()
+    args += ["--http-port", str(http_port), "--metrics-addr", "127.0.0.1:0", "--resync", "5", *extra]
+    process = meshop_process(consul_addr, prefix, args, workdir / log_name).start()
     return Gateway(process, caddy_dir, https_port)
 
 

@@ -15,6 +15,7 @@ from meshop.errors import MeshopError
 from meshop.gateway import dns_wire
 from meshop.gateway.config import GatewayPlan, dynamic_sites
 from meshop.gateway.dns_wire import TYPE_A, TYPE_AAAA, TYPE_SRV, address_of, answer, query, site_name, target_name
+from meshop.gateway.probes import Prober
 from meshop.gateway.upstream_dns import UpstreamDNS
 
 NAME = site_name("web.example.com")
@@ -132,6 +133,8 @@ def test_ip_sites_go_dynamic_with_pinned_static_upstreams() -> None:
     assert planned.probes == {
         ("a.example.com", "/health", "10.0.0.1", 8080),
         ("a.example.com", "/health", "10.0.0.2", 8080),
+        ("", "", "10.0.0.1", 8080),
+        ("", "", "10.0.0.2", 8080),
     }
 
 
@@ -151,12 +154,14 @@ def test_the_rendered_text_does_not_change_when_only_upstreams_change() -> None:
     [
         (set(), [("10.0.0.1", 8080), ("10.0.0.2", 8080)]),
         ({("a.example.com", "/health", "10.0.0.2", 8080)}, [("10.0.0.1", 8080)]),
+        ({("", "", "10.0.0.1", 8080)}, [("10.0.0.2", 8080)]),
         (
-            {("a.example.com", "/health", "10.0.0.1", 8080), ("a.example.com", "/health", "10.0.0.2", 8080)},
+            {("a.example.com", "/health", "10.0.0.1", 8080), ("", "", "10.0.0.2", 8080)},
             [("10.0.0.1", 8080), ("10.0.0.2", 8080)],
         ),
+        ({("other.example.com", "/health", "10.0.0.2", 8080)}, [("10.0.0.1", 8080), ("10.0.0.2", 8080)]),
     ],
-    ids=["all-pass", "failing-left-out", "all-failing-keeps-all"],
+    ids=["all-pass", "health-path-failing-left-out", "unreachable-left-out", "all-failing-keeps-all", "other-host"],
 )
 def test_failing_probes_leave_the_answer(failing: set, served: list) -> None:
     planned = dynamic_sites(SITES, {}, "127.0.0.1:53", failing=frozenset(failing))
@@ -204,3 +209,31 @@ def test_responder_answers_on_loopback_and_swaps_tables() -> None:
 def test_responder_listens_on_loopback_only(listen: str) -> None:
     with pytest.raises(MeshopError, match="upstream DNS"):
         UpstreamDNS(listen)
+
+
+def test_prober_checks_tcp_every_round_and_http_on_its_interval() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    up, down = listener.getsockname()[1], closed.getsockname()[1]
+    changes: list[int] = []
+    prober = Prober(lambda: changes.append(1), http_interval=5.0, tcp_timeout=1.0)
+    try:
+        tcp_up, tcp_down = ("", "", "127.0.0.1", up), ("", "", "127.0.0.1", down)
+        http_down = ("a.example.com", "/health", "127.0.0.1", down)
+        prober.set_targets({tcp_up, tcp_down, http_down})
+        prober.probe_once(100.0)
+        assert prober.failing == {tcp_down, http_down}
+        assert changes == [1]
+        listener.close()
+        prober.probe_once(101.0)  # TCP again; HTTP only 5 s later
+        assert prober.failing == {tcp_up, tcp_down, http_down}
+        prober.set_targets({tcp_up})  # targets that went away are forgotten
+        prober.probe_once(102.0)
+        assert prober.failing == {tcp_up}
+    finally:
+        prober.stop()
+        listener.close()
+        closed.close()
