@@ -41,6 +41,7 @@ COMMANDS = {
     "import": "meshop.cli.backup_cmd:import_",
     "cluster": "meshop.cli.backup_cmd:cluster",
     "acl": "meshop.cli.acl_cmd:acl",
+    "dashboard": "meshop.cli.dashboard_cmd:dashboard",
 }
 
 
