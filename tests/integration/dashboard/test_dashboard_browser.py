@@ -134,7 +134,7 @@ def test_cordon_from_the_page_shows_in_meshop_status(cluster: Cluster, dashboard
     click(browser, "#confirm")
     await_page(browser, lambda d: rows(d, "nodes").get(cluster.node, {}).get("Status") == "Cordoned", 10, "Cordoned")
     assert status_of(cluster) == "Cordoned"
-    code, out, _ = invoke(cluster.consul.addr, cluster.prefix, "events", f"node/{cluster.node}", "-o", "json")
+    _, out, _ = invoke(cluster.consul.addr, cluster.prefix, "events", f"node/{cluster.node}", "-o", "json")
     (event,) = [json.loads(line) for line in out.splitlines()]
     assert (event["kind"], event["component"]) == ("Cordoned", "dashboard")
     assert event["message"] == "cordon requested from the dashboard by a local user (loopback)"
