@@ -20,7 +20,8 @@ def shell(title: str, body: str, viewer: Viewer, fragment: str = "", stream: str
         if viewer.user
         else ""
     )
-    who = f'<span class="who">{esc(viewer.user)} {"· actions on" if viewer.actions else "· read-only"} {logout}</span>'
+    user = viewer.user or "local"
+    who = f'<span class="who">{esc(user)} · {"actions on" if viewer.actions else "read-only"} {logout}</span>'
     live = f' id="live" data-stream="{esc(stream)}" data-fragment="{esc(fragment)}"' if fragment else ""
     status = '<span id="conn">connecting</span>' if fragment else ""
     return (
