@@ -24,6 +24,7 @@ have ip || missing+=(iproute2)
 have caddy || missing+=(caddy)
 have docker-registry || missing+=(docker-registry)
 have docker-compose || missing+=(docker-compose)
+have named || [ -x /usr/sbin/named ] || missing+=(bind9)  # a real DNS server for the RFC 2136 tests
 have sshd || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 if ! have docker || { ! docker_answers && ! have dockerd; }; then missing+=(docker.io); fi
 have iptables || missing+=(iptables)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from meshop import metrics
 from meshop.agent import labels as L
-from meshop.agent.crashes import CrashInfo, CrashTracker, Readiness, describe, phase_of, worst
+from meshop.agent.crashes import CrashInfo, CrashTracker
 from meshop.agent.desired import check_assignment, container_config, desired_service, primary_port, secret_keys
 from meshop.agent.executor import ApplyResult, Executor
 from meshop.agent.fence import FenceKeeper, Untrusted
@@ -32,6 +32,7 @@ from meshop.agent.hostpaths import resolve_binds
 from meshop.agent.ingress.sync import NodeIngress
 from meshop.agent.journal import Journal, entries
 from meshop.agent.observed import ObservedWriter
+from meshop.agent.phases import Assigned, container_phases
 from meshop.agent.plan import (
     Container,
     Create,
@@ -430,7 +431,15 @@ class NodeReconciler:
         for container in containers:
             by_service.setdefault(container.service, []).append(container)
         checks = self._consul_checks(parsed)
-        phases, crash_notes = self._phases(parsed, current, containers, healthy, checks, crash_infos, now)
+        assigned = {n: Assigned(p.spec, p.assignment.spec_hash) for n, p in parsed.items() if p.spec is not None}
+        stable = self.settings.stable_after
+        found = container_phases(
+            self.node, assigned, current.serving, containers, healthy, checks, crash_infos, now, stable
+        )
+        for obj, message in found.crashed:
+            self.journal.add("Crashed", obj, message)
+        self._phase_requeue = found.requeue
+        phases, crash_notes = found.by_container, found.notes
         exit_codes = {cid: info.last_exit.code for cid, info in crash_infos.items() if info.last_exit}
         records: dict[str, Observed] = {}
         for name in sorted(set(parsed) | set(unreadable)):
@@ -474,57 +483,6 @@ class NodeReconciler:
         if not any(item.spec is not None and item.spec.health is not None for item in parsed.values()):
             return {}
         return self.registrar.services.local_service_health()
-
-    def _phases(
-        self,
-        parsed: Mapping[str, _Parsed],
-        current: Plan,
-        containers: list[Container],
-        healthy: Mapping[str, bool],
-        checks: Mapping[str, str],
-        infos: Mapping[str, CrashInfo],
-        now: float,
-    ) -> tuple[dict[str, str], dict[str, Note]]:
-        """Each container's phase (``crashes.py``) and, per service, the crash it should report; sets
-        ``_phase_requeue`` to when a phase will change by itself (minReadySeconds, a stable crash)."""
-        phases: dict[str, str] = {}
-        notes: dict[str, Note] = {}
-        wake: list[float] = []
-        for c in containers:
-            item = parsed.get(c.service)
-            spec = item.spec if item else None
-            if spec is None:
-                continue
-            serving = current.serving.get((c.service, c.replica)) == c.id
-            check = checks.get(replica_service_id(self.node, c.service, c.replica))
-            ready = Readiness(
-                has_health=spec.health is not None,
-                min_ready=spec.min_ready_seconds,
-                restart=spec.restart,
-                probe=healthy.get(c.id),
-                consul=serving and check == "passing",
-            )
-            info = infos.get(c.id, CrashInfo())
-            phase = phases[c.id] = phase_of(c, info, ready, now, self.settings.stable_after)
-            if info.loop_since == now and c.spec_hash == item.assignment.spec_hash:  # a crash loop begins
-                self.journal.add("Crashed", f"service/{c.service}", describe(c.replica, phase, c, info))
-            if (
-                phase in ("CrashLoopBackOff", "Failed")
-                and item is not None
-                and c.spec_hash == item.assignment.spec_hash
-            ):
-                text = describe(c.replica, phase, c, info)
-                if worst({0: phase, 1: notes[c.service].reason if c.service in notes else ""}) == phase:
-                    notes[c.service] = Note(phase, text)
-            if c.running and phase in ("Starting", "CrashLoopBackOff"):
-                if spec.health is None:
-                    wake.append(max(0.05, c.started_at + spec.min_ready_seconds - now))
-                elif now - c.started_at < spec.update.health_timeout:
-                    wake.append(0.25)  # the probe or Consul's check is about to pass
-                if phase == "CrashLoopBackOff":
-                    wake.append(max(0.05, c.started_at + self.settings.stable_after - now))
-        self._phase_requeue = min(wake) if wake else None
-        return phases, notes
 
     # -- bookkeeping ---------------------------------------------------------------------------------
 

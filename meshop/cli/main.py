@@ -41,6 +41,8 @@ COMMANDS = {
     "import": "meshop.cli.backup_cmd:import_",
     "cluster": "meshop.cli.backup_cmd:cluster",
     "acl": "meshop.cli.acl_cmd:acl",
+    "logs": "meshop.cli.remote_cmd:logs",
+    "exec": "meshop.cli.remote_cmd:exec_",
     "dashboard": "meshop.cli.dashboard_cmd:dashboard",
 }
 

@@ -26,3 +26,19 @@ def printable(text: object, multiline: bool = False) -> str:
     """``text`` with every control or reordering character shown as an escape; newlines kept when
     ``multiline``."""
     return (_MULTILINE if multiline else _ONE_LINE).sub(_escape, str(text))
+
+
+# ESC-introduced sequences: CSI (colours, cursor moves), OSC (titles, links; ends with BEL or ST), DCS/SOS/PM/APC
+# strings, and two-character escapes; C1 CSI/OSC forms too.
+_SEQUENCES = re.compile(
+    r"(\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]).*?(\x07|\x1b\\|\x9c|$)"
+    r"|\x1b[ -/]*[0-~]",
+    re.DOTALL,
+)
+
+
+def strip_terminal(text: str) -> str:
+    """Container output made safe for a terminal: escape sequences removed, every other control or
+    reordering character shown as an escape (one line: ``\\r`` and tabs too). For ``meshop logs``."""
+    return printable(_SEQUENCES.sub("", text))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from tests.conftest import TEST_IMAGE
 from tests.support import acl
 from tests.support.meshop_proc import meshop_process
 from tests.support.procs import Process, wait_until
+from tests.support.registry import RegistryServer
 
 HTTPD = {
     "image": TEST_IMAGE,
@@ -236,3 +239,18 @@ def wait_for(condition: Any, timeout: float, what: str) -> Any:
 
 def elapsed_since(start: float) -> float:
     return time.monotonic() - start
+
+
+@contextlib.contextmanager
+def registry_only_image(docker_client: Any, registry: RegistryServer, name: str) -> Iterator[str]:
+    """A reference that exists only in the registry (pushed, then the local tag removed): pulls are real."""
+    reference = f"{registry.addr}/{name}:1"
+    docker_client.images.get(TEST_IMAGE).tag(reference)
+    for line in docker_client.images.push(reference, stream=True, decode=True):
+        assert "error" not in line, line
+    docker_client.images.remove(reference)
+    try:
+        yield reference
+    finally:
+        with contextlib.suppress(Exception):
+            docker_client.images.remove(reference, force=True)

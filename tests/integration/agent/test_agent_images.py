@@ -13,7 +13,7 @@ import pytest
 
 from meshop.consul.store import KVStore
 from tests.conftest import TEST_IMAGE
-from tests.integration.agent.helpers import SLEEPER, AgentFactory, Engine, assign, observed
+from tests.integration.agent.helpers import SLEEPER, AgentFactory, Engine, assign, observed, registry_only_image
 from tests.support.procs import wait_until
 from tests.support.registry import RegistryServer
 
@@ -21,14 +21,8 @@ from tests.support.registry import RegistryServer
 @pytest.fixture
 def registry_image(docker_client: Any, registry: RegistryServer, node: str) -> Iterator[str]:
     """A reference that exists only in the registry (pushed, then the local tag removed)."""
-    reference = f"{registry.addr}/meshop-agent-{node}:1"
-    docker_client.images.get(TEST_IMAGE).tag(reference)
-    for line in docker_client.images.push(reference, stream=True, decode=True):
-        assert "error" not in line, line
-    docker_client.images.remove(reference)
-    yield reference
-    with contextlib.suppress(Exception):
-        docker_client.images.remove(reference, force=True)
+    with registry_only_image(docker_client, registry, f"meshop-agent-{node}") as reference:
+        yield reference
 
 
 def test_image_only_in_the_registry_is_pulled(

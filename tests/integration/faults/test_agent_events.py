@@ -5,7 +5,6 @@ Real agent, Consul, Docker and registry; events read back through ``meshop event
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +14,15 @@ import pytest
 from meshop.consul.store import KVStore
 from meshop.model import keys
 from tests.conftest import TEST_IMAGE
-from tests.integration.agent.helpers import SLEEPER, AgentFactory, Engine, assign, http_spec, passing
+from tests.integration.agent.helpers import (
+    SLEEPER,
+    AgentFactory,
+    Engine,
+    assign,
+    http_spec,
+    passing,
+    registry_only_image,
+)
 from tests.integration.cli.conftest import invoke
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import wait_until
@@ -24,14 +31,8 @@ from tests.support.registry import RegistryServer
 
 @pytest.fixture
 def registry_image(docker_client: Any, registry: RegistryServer, node: str) -> Iterator[str]:
-    reference = f"{registry.addr}/meshop-events-{node}:1"
-    docker_client.images.get(TEST_IMAGE).tag(reference)
-    for line in docker_client.images.push(reference, stream=True, decode=True):
-        assert "error" not in line, line
-    docker_client.images.remove(reference)
-    yield reference
-    with contextlib.suppress(Exception):
-        docker_client.images.remove(reference, force=True)
+    with registry_only_image(docker_client, registry, f"meshop-events-{node}") as reference:
+        yield reference
 
 
 def _events(consul: ConsulServer, prefix: str, node: str) -> list[dict[str, Any]]:

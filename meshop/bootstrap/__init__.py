@@ -1,0 +1,1 @@
+"""Bootstrap of gateway and nodes over SSH: a pure planner of idempotent steps and one executor."""

@@ -1,0 +1,59 @@
+"""The host key decision, apart from paramiko: pure.
+
+Rule: a key listed for the host in a known_hosts file is the only one accepted; a listed host that offers
+another key is refused (a changed key is never overridden here, only by editing known_hosts). An unlisted
+host is accepted only when its fingerprint equals the pinned ``--host-key``, or on explicit
+trust-on-first-use (``--accept-new-host-key``), which prints the fingerprint; either way the key is then
+remembered in meshop's own known_hosts. Anything else is refused, with the fingerprint shown so the
+operator can compare it out of band. There is no "accept anything" mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Verdict(Enum):
+    KNOWN = "known"  # listed with this key
+    PINNED = "pinned"  # unlisted, matches --host-key: accept and remember
+    TOFU = "tofu"  # unlisted, trust-on-first-use asked for: accept, print, remember
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class Trust:
+    """How host keys are judged for one command."""
+
+    pinned: str | None = None  # SHA256:... from --host-key
+    accept_new: bool = False  # --accept-new-host-key (TOFU)
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reason: str = ""
+
+
+def decide(offered: str, listed: frozenset[str], trust: Trust) -> Decision:
+    """``offered``: the server key's fingerprint; ``listed``: fingerprints known_hosts holds for this host
+    and key type (empty when unlisted)."""
+    if trust.pinned is not None and offered != trust.pinned:
+        return Decision(Verdict.REFUSED, f"offers {offered}, but --host-key is {trust.pinned}")
+    if listed:
+        if offered in listed:
+            return Decision(Verdict.KNOWN)
+        return Decision(
+            Verdict.REFUSED,
+            f"offers {offered}, but known_hosts lists {', '.join(sorted(listed))} (host key changed? "
+            "verify it out of band, then remove the old line)",
+        )
+    if trust.pinned is not None:
+        return Decision(Verdict.PINNED)
+    if trust.accept_new:
+        return Decision(Verdict.TOFU)
+    return Decision(
+        Verdict.REFUSED,
+        f"is not in known_hosts; it offers {offered}: verify it on the host (ssh-keygen -lf "
+        "/etc/ssh/ssh_host_ed25519_key.pub) and pass --host-key, or --accept-new-host-key to trust it as shown",
+    )

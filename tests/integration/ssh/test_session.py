@@ -1,0 +1,85 @@
+"""The SSH module against a real sshd: host keys are verified before anything runs, SFTP writes are atomic
+and private."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from meshop.ssh.hostkeys import Trust
+from meshop.ssh.session import HostKeyRefused, connect
+from meshop.ssh.target import parse_target
+from tests.support.sshd import SshServer
+
+OTHER = "SHA256:" + "x" * 43
+
+
+def _accepted_logins(sshd: SshServer) -> int:
+    return sshd.process.log_tail(10_000).count("Accepted publickey")
+
+
+def _connect(sshd, trust, known, **kw):
+    return connect(parse_target(sshd.target), trust, known, identity=str(sshd.client_key), **kw)
+
+
+def test_pinned_key_runs_commands_and_is_remembered(sshd, known):
+    with _connect(sshd, Trust(pinned=sshd.fingerprint), known) as ssh:
+        result = ssh.run("echo out; echo err >&2; exit 3")
+    assert (result.exit_code, result.stdout, result.stderr) == (3, b"out\n", b"err\n")
+    assert known.own.read_text() == sshd.known_hosts_line()
+    assert stat.S_IMODE(known.own.stat().st_mode) == 0o600
+    with _connect(sshd, Trust(), known) as ssh:  # known now: no flag needed
+        assert ssh.run("true").ok
+
+
+@pytest.mark.parametrize("how", ["wrong-pin", "unknown", "changed-key", "changed-key-tofu"])
+def test_untrusted_key_is_refused_before_login(sshd, known, tmp_path, how):
+    marker = tmp_path / "ran"
+    if how.startswith("changed-key"):
+        other = SshServer(tmp_path / "other")  # a host key the server does not have
+        known.read[0].write_text(other.known_hosts_line().replace(str(other.port), str(sshd.port)))
+    trust = {
+        "wrong-pin": Trust(pinned=OTHER),
+        "unknown": Trust(),
+        "changed-key": Trust(),
+        "changed-key-tofu": Trust(accept_new=True),
+    }[how]
+    before = _accepted_logins(sshd)
+    with pytest.raises(HostKeyRefused) as info, _connect(sshd, trust, known) as ssh:
+        ssh.run(f"touch {marker}")
+    assert info.value.offered == sshd.fingerprint
+    assert sshd.fingerprint in str(info.value)  # shown, so the operator can compare it out of band
+    assert not marker.exists()
+    assert _accepted_logins(sshd) == before  # refused before authentication
+    assert not known.own.exists()  # nothing remembered
+
+
+def test_trust_on_first_use_prints_the_fingerprint(sshd, known):
+    said: list[str] = []
+    with _connect(sshd, Trust(accept_new=True), known, say=said.append) as ssh:
+        assert ssh.run("true").ok
+    assert len(said) == 1 and sshd.fingerprint in said[0]
+    said.clear()
+    with _connect(sshd, Trust(accept_new=True), known, say=said.append):
+        pass
+    assert said == []  # known now: nothing to trust any more
+
+
+def test_user_known_hosts_is_read_not_written(sshd, known):
+    known.read[0].write_text(sshd.known_hosts_line())
+    with _connect(sshd, Trust(), known) as ssh:
+        assert ssh.run("true").ok
+    assert not known.own.exists()
+
+
+def test_put_file_is_private_from_the_start_and_replaces_atomically(sshd, known, tmp_path):
+    path = tmp_path / "agent.env"
+    path.write_text("old")
+    with _connect(sshd, Trust(pinned=sshd.fingerprint), known) as ssh:
+        ssh.put_file(str(path), b"CONSUL_HTTP_TOKEN=secret\n", 0o600)
+        assert ssh.read_file(str(path)) == b"CONSUL_HTTP_TOKEN=secret\n"
+        assert ssh.read_file(str(tmp_path / "missing")) is None
+        assert list(ssh.lines("printf 'a\\nb\\n'; echo c >&2")) == [b"a", b"b", b"c"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
