@@ -8,13 +8,13 @@ import http.client
 import secrets
 import subprocess
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
+from meshop.consul.store import KVStore
 from meshop.dashboard.server import Dashboard, Settings
-from tests.integration.dashboard.conftest import Cluster
 from tests.support import acl
+from tests.support.consul_server import ConsulServer
 
 SUBNET = "10.233"
 
@@ -56,29 +56,35 @@ def curl(ns: str, *args: str) -> tuple[int, str, str]:
     return int(head.split()[1]), head, body
 
 
-def test_beyond_loopback_every_page_needs_a_login(cluster: Cluster, outside: tuple[str, str]) -> None:
+NODE = "n1"
+
+
+def test_beyond_loopback_every_page_needs_a_login(
+    consul_server: ConsulServer, prefix: str, store: KVStore, outside: tuple[str, str]
+) -> None:
     ns, address = outside
-    config = acl.config_for(cluster.consul.addr, cluster.prefix, "readonly")
+    store.put(f"nodes/{NODE}", b"{}")  # a node the cordon could name
+    config = acl.config_for(consul_server.addr, prefix, "readonly")
     server = Dashboard(config, Settings(listen=f"{address}:0")).start()
     try:
         assert server.login_required
         base = f"http://{address}:{server.port}"
-        for path in ("/", "/service/web", f"/nodes/{cluster.node}/cordon"):
+        for path in ("/", "/service/web", f"/nodes/{NODE}/cordon"):
             status, head, _ = curl(ns, f"{base}{path}")
             assert (status, "location: /login" in head.lower()) == (303, True), path
         for path in ("/fragment/overview", "/stream", "/fragment/service/web"):
             status, _, body = curl(ns, f"{base}{path}")
             assert (status, body) == (401, "sign in first\n"), path
-            assert cluster.prefix not in body
-        status, _, _ = curl(ns, "-X", "POST", "-d", "csrf=x", f"{base}/nodes/{cluster.node}/cordon")
+            assert prefix not in body
+        status, _, _ = curl(ns, "-X", "POST", "-d", "csrf=x", f"{base}/nodes/{NODE}/cordon")
         assert status == 303  # to the login; nothing written
-        assert cluster.store.get(f"desired/nodes/{cluster.node}") is None
+        assert store.get(f"desired/nodes/{NODE}") is None
 
         status, _, body = curl(ns, "-d", "method=token&token=00000000-0000-0000-0000-000000000000", f"{base}/login")
-        assert status == 401 and f"may not read {cluster.prefix}/" in body
-        agent = acl.roles(cluster.consul.addr, cluster.prefix).token("agent", cluster.node)  # type: ignore[union-attr]
+        assert status == 401 and f"may not read {prefix}/" in body
+        agent = acl.roles(consul_server.addr, prefix).token("agent", NODE)  # type: ignore[union-attr]
         status, _, body = curl(ns, "-d", f"method=token&token={agent}", f"{base}/login")
-        assert status == 401 and f"may not read {cluster.prefix}/" in body  # an agent's token reads no leader key
+        assert status == 401 and f"may not read {prefix}/" in body  # an agent's token reads no leader key
 
         token = config.token
         status, head, _ = curl(ns, "-d", f"method=token&token={token}", f"{base}/login")
@@ -88,13 +94,15 @@ def test_beyond_loopback_every_page_needs_a_login(cluster: Cluster, outside: tup
         session = cookie.split(":", 1)[1].split(";", 1)[0].strip()
         status, _, body = curl(ns, "-H", f"Cookie: {session}", f"{base}/")
         assert status == 200 and "<h2>Nodes" in body and token not in body
-        status, _, _ = curl(ns, "-H", f"Cookie: {session}", "-d", "csrf=wrong", f"{base}/nodes/{cluster.node}/cordon")
+        status, _, _ = curl(ns, "-H", f"Cookie: {session}", "-d", "csrf=wrong", f"{base}/nodes/{NODE}/cordon")
         assert status == 403
     finally:
         server.stop()
 
 
-def test_loopback_without_login_answers_only_loopback_host_names(dashboard: Any) -> None:
+def test_loopback_without_login_answers_only_loopback_host_names(consul_server: ConsulServer, prefix: str) -> None:
+    dashboard = Dashboard(acl.config_for(consul_server.addr, prefix, "readonly"), Settings("127.0.0.1:0")).start()
+
     def get(host: str) -> int:
         conn = http.client.HTTPConnection("127.0.0.1", dashboard.port, timeout=10)
         try:
@@ -103,7 +111,10 @@ def test_loopback_without_login_answers_only_loopback_host_names(dashboard: Any)
         finally:
             conn.close()
 
-    assert not dashboard.login_required
-    assert get(f"127.0.0.1:{dashboard.port}") == 200
-    assert get(f"localhost:{dashboard.port}") == 200
-    assert get(f"rebind.attacker.example:{dashboard.port}") == 421  # DNS rebinding: refused
+    try:
+        assert not dashboard.login_required
+        assert get(f"127.0.0.1:{dashboard.port}") == 200
+        assert get(f"localhost:{dashboard.port}") == 200
+        assert get(f"rebind.attacker.example:{dashboard.port}") == 421  # DNS rebinding: refused
+    finally:
+        dashboard.stop()
