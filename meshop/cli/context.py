@@ -9,7 +9,7 @@ import click
 
 from meshop.consul.config import ConsulConfig
 
-if TYPE_CHECKING:  # the Consul client (requests, urllib3) loads only when a command talks to Consul
+if TYPE_CHECKING:
     from meshop.consul.store import KVStore
 
 
@@ -18,9 +18,12 @@ class CliContext:
     consul: ConsulConfig
 
     def store(self) -> KVStore:
+        """A KV store over the standard library's HTTP client: a command that only reads and writes KV
+        (apply, delete, get) never imports py-consul and requests (start-up time); ``.client`` still
+        makes the py-consul client for a command that needs sessions or health."""
         from meshop.consul.store import KVStore
 
-        return KVStore(self.consul)
+        return KVStore.over_http(self.consul)
 
 
 LOCAL_CLUSTER = click.option(

@@ -16,6 +16,7 @@ from meshop.daemon import run_daemon
 from meshop.errors import MeshopError
 from meshop.gateway.config import GatewaySettings
 from meshop.gateway.daemon import COMPONENT, GatewayDaemon
+from meshop.gateway.upstream_dns import UpstreamDNS
 from meshop.httpserver import StatusServer
 from meshop.logs import setup_logging
 
@@ -54,6 +55,14 @@ def gateway() -> None:
 @click.option(
     "--id", "gateway_id", default=socket.gethostname, show_default="hostname", help="This gateway's id (metrics)."
 )
+@click.option(
+    "--upstream-dns",
+    default="127.0.0.1:0",
+    show_default=True,
+    metavar="IP:PORT|off",
+    help="Loopback UDP address of the DNS responder that hands Caddy each route's upstreams (port 0: any "
+    "free port), so upstream changes need no Caddy reload; 'off': upstreams in the Caddyfile.",
+)
 @click.option("--resync", default=30.0, show_default=True, help="Seconds between full passes.")
 @LOCAL_CLUSTER
 @click.option(
@@ -72,6 +81,7 @@ def run(
     tls_mode: str,
     metrics_addr: str,
     gateway_id: str,
+    upstream_dns: str,
     resync: float,
     local_cluster: bool,
     log_level: str,
@@ -99,7 +109,8 @@ def run(
         managed = ManagedCaddy(
             caddy_dir, render_global(admin=admin.address, http_port=http_port, https_port=https_port), caddy_bin
         )
-    daemon = GatewayDaemon(obj.consul, settings, ConfigApplier(admin, "gateway", managed), resync=resync)
+    dns = None if upstream_dns == "off" else UpstreamDNS(upstream_dns)
+    daemon = GatewayDaemon(obj.consul, settings, ConfigApplier(admin, "gateway", managed), resync=resync, dns=dns)
 
     def start(server: StatusServer) -> None:
         if managed is not None:

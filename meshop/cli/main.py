@@ -34,6 +34,8 @@ COMMANDS = {
     "validate": "meshop.cli.docs_cmd:validate",
     "delete": "meshop.cli.docs_cmd:delete",
     "nodes": "meshop.cli.nodes_cmd:nodes",
+    "node": "meshop.cli.nodes_cmd:nodes",
+    "init": "meshop.cli.bootstrap_cmd:init",
     "controller": "meshop.cli.controller_cmd:controller",
     "agent": "meshop.cli.agent_cmd:agent",
     "gateway": "meshop.cli.gateway_cmd:gateway",

@@ -6,11 +6,15 @@ exceptions; everything above them deals in ``meshop.errors``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import consul
 import requests
+from consul.callback import CB
+from consul.exceptions import ClientError as ConsulClientError
 
 from meshop.consul.config import ConsulConfig
 from meshop.errors import ConflictError, ConsulAccessDenied, ConsulError, ConsulUnavailable, ValueTooLarge
@@ -83,3 +87,49 @@ def consul_errors(config: ConsulConfig, what: str) -> Iterator[None]:
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text[:300]
+
+
+class ClientKV:
+    """The KV primitives ``KVStore`` needs, over py-consul (the daemons' path; ``http.HTTPKV`` is the
+    CLI's, with the same interface and errors)."""
+
+    def __init__(self, client: consul.Consul, config: ConsulConfig) -> None:
+        self.client, self.config = client, config
+
+    def get(
+        self,
+        full: str,
+        what: str,
+        *,
+        recurse: bool = False,
+        keys: bool = False,
+        index: int | None = None,
+        wait: str | None = None,
+    ) -> tuple[int, Any]:
+        with consul_errors(self.config, what):
+            new_index, raw = self.client.kv.get(full, recurse=recurse, keys=keys, index=index or None, wait=wait)
+        return int(new_index or 0), raw
+
+    def put(self, full: str, data: bytes, what: str, *, cas: int | None = None) -> bool:
+        with consul_errors(self.config, what):
+            return bool(self.client.kv.put(full, data, cas=cas))
+
+    def delete(self, full: str, what: str, *, cas: int | None = None, recurse: bool = False) -> bool:
+        with consul_errors(self.config, what):
+            return bool(self.client.kv.delete(full, cas=cas, recurse=recurse or None))
+
+    def txn(self, body: str, what: str, *, consistent: bool = False) -> tuple[int, str]:
+        """(status, response text): 200 (done) or 409 (rolled back); other failures raise."""
+        params = [(CONSISTENCY, "1")] if consistent else []
+        with consul_errors(self.config, what):
+            try:
+                answer = self.client.http.put(CB.json(), "/v1/txn", params=params, data=body)
+            except ConsulClientError as exc:
+                text = str(exc)
+                if text.startswith("409"):
+                    return 409, text[4:]
+                raise
+        return 200, json.dumps(answer)
+
+    def close(self) -> None:
+        """Nothing to do: the py-consul client is shared (``KVStore.client``)."""

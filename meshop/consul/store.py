@@ -14,15 +14,14 @@ import base64
 import json
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-import consul
-from consul.callback import CB
-from consul.exceptions import ClientError as ConsulClientError
-
-from meshop.consul.client import CONSISTENCY, consul_errors, make_client
 from meshop.consul.config import ConsulConfig
 from meshop.consul.kv import MAX_TXN_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES, Entry, Listing, TxnOp, as_bytes, encoded_size
-from meshop.errors import ConsulAccessDenied, TxnConflict, ValueTooLarge
+from meshop.errors import ConflictError, ConsulAccessDenied, ConsulError, TxnConflict, ValueTooLarge
+
+if TYPE_CHECKING:  # py-consul (requests, urllib3) loads only for a store over it, not for ``over_http``
+    import consul
 
 __all__ = ["MAX_TXN_BYTES", "MAX_TXN_OPS", "MAX_VALUE_BYTES", "Entry", "KVStore", "Listing", "TxnOp", "encoded_size"]
 
@@ -30,13 +29,61 @@ _TXN_SLACK = 64  # the body's "[", "]" and an op's {"KV": ...} wrapper, with roo
 _OP_INDEX = re.compile(r'"OpIndex"\s*:\s*(\d+)')
 
 
-class KVStore:
-    """The only door to Consul's KV for meshop; every call has a timeout and clear errors."""
+class Backend(Protocol):
+    """The KV primitives a store sends through: ``client.ClientKV`` (py-consul) or ``http.HTTPKV``.
+    Each raises meshop errors; ``what`` names the operation in them."""
 
-    def __init__(self, config: ConsulConfig, client: consul.Consul | None = None) -> None:
+    def get(
+        self,
+        full: str,
+        what: str,
+        *,
+        recurse: bool = False,
+        keys: bool = False,
+        index: int | None = None,
+        wait: str | None = None,
+    ) -> tuple[int, Any]: ...
+
+    def put(self, full: str, data: bytes, what: str, *, cas: int | None = None) -> bool: ...
+
+    def delete(self, full: str, what: str, *, cas: int | None = None, recurse: bool = False) -> bool: ...
+
+    def txn(self, body: str, what: str, *, consistent: bool = False) -> tuple[int, str]: ...
+
+
+class KVStore:
+    """The only door to Consul's KV for meshop; every call has a timeout and clear errors.
+
+    ``KVStore(config)`` goes through py-consul (the daemons, which need its client for sessions and
+    health anyway: ``.client``); ``KVStore.over_http(config)`` through the standard library only (the
+    CLI: no ``requests`` to import). Same requests, same answers, same errors."""
+
+    def __init__(self, config: ConsulConfig, client: consul.Consul | None = None, *, backend: Backend | None = None):
         self.config = config
-        self.client = client or make_client(config)
         self.prefix = config.prefix
+        self._client = client
+        if backend is None:
+            from meshop.consul.client import ClientKV, make_client
+
+            self._client = client or make_client(config)
+            backend = ClientKV(self._client, config)
+        self.backend = backend
+
+    @classmethod
+    def over_http(cls, config: ConsulConfig) -> KVStore:
+        """A store that needs no py-consul: the CLI's (``client`` is still there, made on first use)."""
+        from meshop.consul.http import HTTPKV
+
+        return cls(config, backend=HTTPKV(config))
+
+    @property
+    def client(self) -> consul.Consul:
+        """The py-consul client, for callers that need more than the KV (sessions, catalog, health)."""
+        if self._client is None:
+            from meshop.consul.client import make_client
+
+            self._client = make_client(self.config)
+        return self._client
 
     def full_key(self, key: str) -> str:
         key = key.lstrip("/")
@@ -48,36 +95,41 @@ class KVStore:
         return full
 
     def get(self, key: str) -> Entry | None:
-        with consul_errors(self.config, f"reading {self.full_key(key)}"):
-            _, raw = self.client.kv.get(self.full_key(key))
+        full = self.full_key(key)
+        _, raw = self.backend.get(full, f"reading {full}")
         return self._entry(raw) if raw else None
 
     def get_blocking(self, key: str, index: int = 0, wait: str | None = None) -> tuple[int, Entry | None]:
         """One key and the Consul index to block on; with ``index`` > 0 a blocking query up to ``wait``."""
-        with consul_errors(self.config, f"reading {self.full_key(key)}"):
-            new_index, raw = self.client.kv.get(self.full_key(key), index=index or None, wait=wait)
-        return int(new_index or 0), (self._entry(raw) if raw else None)
+        full = self.full_key(key)
+        new_index, raw = self.backend.get(full, f"reading {full}", index=index or None, wait=wait)
+        return new_index, (self._entry(raw) if raw else None)
 
     def list(self, prefix: str, index: int = 0, wait: str | None = None) -> Listing:
         """All entries under ``prefix``; with ``index`` > 0 this is a blocking query up to ``wait``."""
         full = self.full_key(prefix)
-        with consul_errors(self.config, f"listing {full}"):
-            new_index, raw = self.client.kv.get(full, recurse=True, index=index or None, wait=wait)
+        new_index, raw = self.backend.get(full, f"listing {full}", recurse=True, index=index or None, wait=wait)
         entries = tuple(self._entry(item) for item in (raw or ()) if not item["Key"].endswith("/"))
-        return Listing(int(new_index or 0), entries)
+        return Listing(new_index, entries)
 
     def list_together(self, prefixes: Sequence[str]) -> tuple[Listing, ...]:
         """Several prefixes read in one transaction: one consistent moment of the KV for all of them.
 
         (Two plain reads can straddle a change: e.g. a restarted Consul server replaying its log.)
         ``index`` of each listing is 0: a transaction reports none. Read in consistent mode, like every
-        read of this client (``make_client``): py-consul's ``txn.put`` takes no such option.
+        read of this store (``client.make_client``).
         """
         if len(prefixes) > MAX_TXN_OPS:
             raise ValueTooLarge(f"a transaction holds at most {MAX_TXN_OPS} operations; got {len(prefixes)}")
         payload = [{"KV": {"Verb": "get-tree", "Key": self.full_key(p)}} for p in prefixes]
-        with consul_errors(self.config, f"reading {', '.join(self.full_key(p) for p in prefixes)}"):
-            response = self.client.http.put(CB.json(), "/v1/txn", params=[(CONSISTENCY, "1")], data=json.dumps(payload))
+        what = f"reading {', '.join(self.full_key(p) for p in prefixes)}"
+        status, text = self.backend.txn(json.dumps(payload), what, consistent=True)
+        if status != 200:  # rolled back: as ``client.consul_errors`` says of any 409
+            raise ConflictError(f"{what} lost against a concurrent writer: {' '.join(f'409 {text}'.split())[:300]}")
+        try:
+            response = json.loads(text) if text else {}
+        except ValueError:
+            raise ConsulError(f"Consul at {self.config.address} failed {what}: the answer is not JSON") from None
         found: list[list[Entry]] = [[] for _ in prefixes]
         for result in (response or {}).get("Results") or ():
             raw = dict((result or {}).get("KV") or {})
@@ -95,29 +147,28 @@ class KVStore:
     def keys(self, prefix: str) -> list[str]:
         """The keys under ``prefix`` (relative to meshop's prefix, sorted), without their values."""
         full = self.full_key(prefix)
-        with consul_errors(self.config, f"listing keys of {full}"):
-            _, raw = self.client.kv.get(full, keys=True)
+        _, raw = self.backend.get(full, f"listing keys of {full}", keys=True)
         base = self.full_key("")
         return sorted(k[len(base) :] for k in raw or () if k.startswith(base) and not k.endswith("/"))
 
     def put(self, key: str, value: bytes | str) -> None:
         data = self._checked(key, value)
-        with consul_errors(self.config, f"writing {self.full_key(key)}"):
-            self.client.kv.put(self.full_key(key), data)
+        full = self.full_key(key)
+        self.backend.put(full, data, f"writing {full}")
 
     def cas(self, key: str, value: bytes | str, index: int) -> bool:
         """Check-and-set: write only if ModifyIndex is ``index`` (0 = create only). False if beaten."""
         data = self._checked(key, value)
-        with consul_errors(self.config, f"writing {self.full_key(key)}"):
-            return bool(self.client.kv.put(self.full_key(key), data, cas=index))
+        full = self.full_key(key)
+        return self.backend.put(full, data, f"writing {full}", cas=index)
 
     def delete(self, key: str, cas: int | None = None) -> bool:
-        with consul_errors(self.config, f"deleting {self.full_key(key)}"):
-            return bool(self.client.kv.delete(self.full_key(key), cas=cas))
+        full = self.full_key(key)
+        return self.backend.delete(full, f"deleting {full}", cas=cas)
 
     def delete_tree(self, prefix: str) -> None:
-        with consul_errors(self.config, f"deleting {self.full_key(prefix)}"):
-            self.client.kv.delete(self.full_key(prefix), recurse=True)
+        full = self.full_key(prefix)
+        self.backend.delete(full, f"deleting {full}", recurse=True)
 
     def transact(self, ops: Sequence[TxnOp]) -> None:
         """Apply ``ops`` atomically; any failed check rolls everything back and raises ``TxnConflict``
@@ -136,21 +187,18 @@ class KVStore:
                 f"a transaction's request is at most {MAX_TXN_BYTES} bytes; this one has {len(body)} "
                 f"(first key {self.full_key(ops[0].key)})"
             )
-        with consul_errors(self.config, f"a transaction of {len(ops)} operation(s)"):
-            try:
-                self.client.txn.put(payload)
-            except ConsulClientError as exc:
-                if str(exc).startswith("409") and "permission denied" in str(exc).lower():
-                    text = " ".join(str(exc).split())[:300]
-                    raise ConsulAccessDenied(
-                        f"Consul at {self.config.address} denied a transaction of {len(ops)} operation(s): "
-                        f"ACL permission denied; set CONSUL_HTTP_TOKEN / --token to a token with access ({text})"
-                    ) from None
-                if str(exc).startswith("409"):
-                    failed = tuple(int(i) for i in _OP_INDEX.findall(str(exc)))
-                    text = " ".join(str(exc).split())[:300]
-                    raise TxnConflict(f"transaction rolled back: {text}", failed) from None
-                raise
+        what = f"a transaction of {len(ops)} operation(s)"
+        status, text = self.backend.txn(body, what)
+        if status == 200:
+            return
+        short = " ".join(f"409 {text}".split())[:300]
+        if "permission denied" in text.lower():
+            raise ConsulAccessDenied(
+                f"Consul at {self.config.address} denied {what}: "
+                f"ACL permission denied; set CONSUL_HTTP_TOKEN / --token to a token with access ({short})"
+            )
+        failed = tuple(int(i) for i in _OP_INDEX.findall(text))
+        raise TxnConflict(f"transaction rolled back: {short}", failed)
 
     def txn_size(self, op: TxnOp) -> int:
         """Bytes ``op`` adds to a transaction's request body (its value base64-encoded)."""

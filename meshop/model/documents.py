@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshop.errors import DocumentError, ValidationFailed, Violation
 from meshop.model import gateway_rules, rules
-from meshop.model.gateway import Gateway
 from meshop.model.keys import DEFAULT_PREFIX
-from meshop.model.node import NodeDoc
 from meshop.model.policy import DEFAULT_POLICY, Policy
 from meshop.model.schema import (
+    API_VERSION,
     MAX_DEPTH,
     Sanitized,
     apply_defaults,
@@ -21,8 +20,12 @@ from meshop.model.schema import (
     schema_violations,
 )
 from meshop.model.schemawalk import json_type
-from meshop.model.service import API_VERSION, Service
 from meshop.model.yamlload import MAX_VALUES, load_yaml, where
+
+if TYPE_CHECKING:  # the value objects load with the first parse_*: validating needs none (start-up time)
+    from meshop.model.gateway import Gateway
+    from meshop.model.node import NodeDoc
+    from meshop.model.service import Service
 
 KINDS = ("Service", "Node", "Gateway")
 MAX_BYTES = 512 * 1024  # Consul's limit for one KV value
@@ -167,16 +170,22 @@ def parse_service(
     doc: object, policy: Policy = DEFAULT_POLICY, source: str = "", *, prefix: str = DEFAULT_PREFIX
 ) -> Service:
     """A valid Service document as a Service; raises ValidationFailed listing every violation."""
+    from meshop.model.service import Service
+
     return Service.from_dict(_parse(doc, policy, source, "Service", prefix))
 
 
 def parse_node(doc: object, policy: Policy = DEFAULT_POLICY, source: str = "") -> NodeDoc:
     """A valid Node document as a NodeDoc (``policy`` is accepted for symmetry; unused)."""
+    from meshop.model.node import NodeDoc
+
     return NodeDoc.from_dict(_parse(doc, policy, source, "Node"))
 
 
 def parse_gateway(doc: object, policy: Policy = DEFAULT_POLICY, source: str = "") -> Gateway:
     """A valid Gateway document as a Gateway; raises ValidationFailed listing every violation."""
+    from meshop.model.gateway import Gateway
+
     return Gateway.from_dict(_parse(doc, policy, source, "Gateway"))
 
 

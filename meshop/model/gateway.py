@@ -8,8 +8,7 @@ from typing import Any
 
 from meshop.errors import DocumentError
 from meshop.model.frozen import FrozenDict, freeze
-from meshop.model.schema import apply_defaults, load_schema
-from meshop.model.service import API_VERSION
+from meshop.model.schema import API_VERSION, apply_defaults, load_schema
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,11 @@ fills them in, so the CRD files are the single source of truth for what an omitt
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import math
+import os
 from collections.abc import Iterator
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from meshop.errors import Violation
@@ -25,6 +24,7 @@ from meshop.model.schemacheck import SchemaError, Validator
 from meshop.model.schemawalk import Schema
 from meshop.model.yamlload import load_yaml
 
+API_VERSION = "meshop.io/v1alpha1"  # of every kind (``meshop.model.service`` re-exports it)
 SCHEMA_FILES = {"Service": "service.yaml", "Node": "node.yaml", "Gateway": "gateway.yaml"}
 MAX_DEPTH = 64
 MAX_VALUES = 200_000
@@ -34,8 +34,11 @@ MAX_INT = 2**63
 @cache
 def load_schema(kind: str) -> Schema:
     """The JSON Schema of ``kind``, read from the installed ``meshop.crds`` package data."""
+    import meshop.crds  # the package data's directory; not ``importlib.resources`` (start-up time)
+
     name = SCHEMA_FILES[kind]
-    text = resources.files("meshop.crds").joinpath(name).read_text(encoding="utf-8")
+    with open(os.path.join(os.path.dirname(meshop.crds.__file__ or ""), name), encoding="utf-8") as handle:
+        text = handle.read()
     (schema,) = load_yaml(text, source=f"crds/{name}", own_file=True)
     assert isinstance(schema, dict)
     return schema
@@ -205,6 +208,8 @@ def _translate(err: SchemaError) -> Iterator[Violation]:
 
 
 def _unknown(key: str, known: list[str]) -> str:
+    import difflib  # only when a key is unknown
+
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
     return f"unknown field (did you mean {close[0]}?)" if close else "unknown field"
 

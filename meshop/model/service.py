@@ -14,10 +14,9 @@ from typing import Any
 from meshop.errors import DocumentError
 from meshop.model.frozen import FrozenDict, freeze
 from meshop.model.rules import tcp_port
-from meshop.model.schema import apply_defaults, load_schema
+from meshop.model.schema import API_VERSION, apply_defaults, load_schema
 from meshop.model.units import parse_duration, parse_memory
 
-API_VERSION = "meshop.io/v1alpha1"
 Json = dict[str, Any]
 
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from meshop.consul.services import CheckState
+if TYPE_CHECKING:  # a type only: ``meshop apply``'s route check plans with this module, without py-consul
+    from meshop.consul.services import CheckState
 
 SERF_HEALTH = "serfHealth"
 DEAD, CRITICAL, PASSING, UNKNOWN = "dead", "critical", "passing", "unknown"

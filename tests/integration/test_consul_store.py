@@ -1,4 +1,7 @@
-"""KVStore against a real Consul: round trips, check-and-set, transactions, limits, errors."""
+"""KVStore against a real Consul: round trips, check-and-set, transactions, limits, errors.
+
+Every test runs over both backends: py-consul (the daemons') and the standard library's HTTP client
+(``KVStore.over_http``, the CLI's): same answers, same errors."""
 
 from __future__ import annotations
 
@@ -8,6 +11,18 @@ from meshop.consul.config import ConsulConfig
 from meshop.consul.store import MAX_TXN_OPS, MAX_VALUE_BYTES, KVStore, TxnOp
 from meshop.errors import ConflictError, ConsulUnavailable, ValueTooLarge
 from tests.support.procs import free_port
+
+BACKENDS = {"py-consul": KVStore, "http": KVStore.over_http}
+
+
+@pytest.fixture(params=list(BACKENDS))
+def make_store(request: pytest.FixtureRequest):
+    return BACKENDS[request.param]
+
+
+@pytest.fixture
+def store(make_store, consul_config: ConsulConfig) -> KVStore:
+    return make_store(consul_config)
 
 
 def test_put_get_list_delete_round_trip(store: KVStore) -> None:
@@ -27,9 +42,9 @@ def test_put_get_list_delete_round_trip(store: KVStore) -> None:
     assert store.get("nodes/n1") is not None
 
 
-def test_prefix_keeps_stores_apart(consul_config: ConsulConfig) -> None:
-    mine = KVStore(consul_config)
-    other = KVStore(consul_config.with_prefix(consul_config.prefix + "-other"))
+def test_prefix_keeps_stores_apart(make_store, consul_config: ConsulConfig) -> None:
+    mine = make_store(consul_config)
+    other = make_store(consul_config.with_prefix(consul_config.prefix + "-other"))
     mine.put("k", "mine")
     other.put("k", "other")
     assert mine.get("k").value == b"mine"
@@ -89,9 +104,9 @@ def test_oversize_value_and_transaction_are_refused_before_sending(store: KVStor
     assert len(store.list("many/").entries) == MAX_TXN_OPS
 
 
-def test_unreachable_consul_names_the_address() -> None:
+def test_unreachable_consul_names_the_address(make_store) -> None:
     port = free_port()  # nothing listens here
-    store = KVStore(ConsulConfig.from_env({}, addr=f"127.0.0.1:{port}", timeout=2))
+    store = make_store(ConsulConfig.from_env({}, addr=f"127.0.0.1:{port}", timeout=2))
     with pytest.raises(ConsulUnavailable, match=rf"Consul at http://127.0.0.1:{port} is unreachable.*CONSUL_HTTP_ADDR"):
         store.get("anything")
 

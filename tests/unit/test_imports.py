@@ -7,6 +7,7 @@ benchmarks/cli_latency.py and benchmarks/footprint.py; these tests keep the impo
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -46,11 +47,19 @@ def test_quick_commands_load_only_what_they_use(argv: list[str], absent: set[str
     assert names & absent == set()
 
 
-def test_apply_loads_the_consul_client_but_no_tables_planner_or_docker() -> None:
+def test_apply_talks_to_consul_without_py_consul_tables_planner_or_docker() -> None:
+    """A real ``meshop apply`` (against an address where nothing listens: it stops at the first request)
+    loads the standard library's HTTP client only (``KVStore.over_http``)."""
+    with socket.socket() as sock:  # a free port, closed again: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        addr = f"127.0.0.1:{sock.getsockname()[1]}"
+    argv = ["-m", "meshop", "--consul-addr", addr, "apply", "-f", str(EXAMPLE)]
+    names = loaded(argv)
+    assert "meshop" in names
+    assert names & (NEVER | CONSUL_CLIENT | TABLES | {"http", "ssl"}) == set()
+    done = subprocess.run([sys.executable, "-P", *argv], capture_output=True, text=True, timeout=120, cwd="/")
+    assert done.returncode == 2 and f"Consul at http://{addr} is unreachable" in done.stderr  # it got to the request
     code = "import meshop.cli.docs_cmd, meshop.consul.store"
-    names = loaded(["-c", code])
-    assert names & NEVER == set()
-    assert "rich" not in names
     modules = subprocess.run(
         [sys.executable, "-P", "-c", f"{code}; import sys; print(' '.join(sys.modules))"],
         capture_output=True,
