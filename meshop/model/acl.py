@@ -18,8 +18,8 @@ send what this module renders. Each rule follows from what the role's code reads
   re-rendered by ``meshop acl sync`` (``services``: assigned to N; ``running``: what N reports in
   ``observed/N/``, which it must still be able to deregister).
 * ``readonly``: reads the whole prefix except ``secrets/`` (status, get, describe, events, diff).
-* ``operator``: ``readonly`` plus writes to ``desired/`` (apply, import, delete, cordon, drain) and to
-  ``fences/`` (``meshop cluster adopt``).
+* ``operator``: ``readonly`` plus writes to ``desired/`` (apply, import, delete, cordon, drain), to
+  ``fences/`` (``meshop cluster adopt``) and to ``events/`` (the dashboard records its actions).
 * ``prometheus``: reads the ``meshop-metrics`` service and the nodes, and the local agent's datacenter
   (what ``consul_sd_configs`` asks for).
 
@@ -160,6 +160,7 @@ def policy_rules(
             *_read_all_but_secrets(p),
             _rule("key_prefix", f"{p}/desired/", "write"),
             _rule("key_prefix", f"{p}/fences/", "write"),
+            _rule("key_prefix", f"{p}/events/", "write"),
             *_CATALOG_READ,
         ]
     else:  # prometheus
