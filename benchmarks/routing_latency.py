@@ -12,7 +12,11 @@
    certificates already exist).
 3. Requests during reloads: one client sending GETs back to back (a new connection each) through the
    gateway config while it is reloaded ``--traffic-reloads`` times, 50 ms apart; counts the answers and
-   the connections Caddy broke (the reason the routing tests' request loop resends such a GET once).
+   the connections Caddy broke.
+4. Requests across upstream changes through ``meshop gateway run`` (``tls internal``): a route's upstream
+   switched between two backends ``--upstream-changes`` times in KV, 100 ms apart, under the same client;
+   failed requests per 100 changes and Caddy config loads, with ``--upstream-dns off`` (every change a
+   full reload, as before) and with the gateway's upstream DNS (the default).
 
 Starts its own Consul, Caddies, containers and meshop processes and stops them by PID / removes them by
 label. Prints figures, not a pass/fail.
@@ -52,6 +56,7 @@ from meshop.model import keys  # noqa: E402
 from meshop.model.records import RouteRecord, Upstream, dumps  # noqa: E402
 from meshop.operator.controller import Controller, ControllerOptions  # noqa: E402
 from tests.integration.routing.helpers import (  # noqa: E402
+    Gateway,
     httpd_spec,
     service_doc,
     start_agent_process,
@@ -275,15 +280,79 @@ def traffic_during_reloads(tls: str, port: int, reloads: int) -> dict[str, int]:
     return counts
 
 
+def upstream_changes(changes: int) -> dict[str, dict[str, int]]:
+    """{mode: outcome counts + "loads"} for a route's upstream switched ``changes`` times in KV."""
+    results: dict[str, dict[str, int]] = {}
+    with environment() as (consul, store, workdir, _prefix, client):
+        backends = [run_httpd(client, "bench-c", page="ok"), run_httpd(client, "bench-d", page="ok")]
+        try:
+            for mode, extra in (("reload (--upstream-dns off)", ("--upstream-dns", "off")), ("upstream DNS", ())):
+                host = f"flip{len(results)}.bench.test"
+                gateway = start_gateway(consul.addr, store.prefix, workdir, *extra, log_name=f"gw{len(results)}.log")
+                try:
+                    results[mode] = flip_under_load(store, gateway, host, [port for _, port in backends], changes)
+                finally:
+                    gateway.process.stop()
+                    stop_caddy_dir(gateway.caddy_dir)
+                store.delete(keys.route(host))
+        finally:
+            for container, _ in backends:
+                container.remove(force=True)
+    return results
+
+
+def flip_under_load(store: KVStore, gateway: Gateway, host: str, ports: list[int], changes: int) -> dict[str, int]:
+    def put(i: int) -> None:
+        record = RouteRecord(
+            host=host, service="flip", upstreams=(Upstream(f"n{i % 2}", "127.0.0.1", ports[i % 2], True),)
+        )
+        store.put(keys.route(host), dumps(record))
+
+    def loads() -> int:
+        return gateway.process.log_path.read_text(errors="replace").count("gateway config loaded")
+
+    put(0)
+    wait_until(answers(lambda: gateway.get(host, timeout=5), "ok"), 60, what="the flip route")
+    counts: dict[str, int] = {}
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                key = str(gateway.get(host, timeout=5)[0])
+            except OSError as exc:
+                key = type(exc).__name__
+            counts[key] = counts.get(key, 0) + 1
+
+    before = loads()
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        for i in range(1, changes + 1):
+            put(i)
+            time.sleep(0.1)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        thread.join()
+    counts["loads"] = loads() - before
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--full-repeat", type=int, default=3)
     parser.add_argument("--sizes", default="10,100,500")
     parser.add_argument("--traffic-reloads", type=int, default=300)
+    parser.add_argument("--upstream-changes", type=int, default=300)
+    parser.add_argument("--only-upstream-changes", action="store_true", help="run part 4 alone")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
 
+    if args.only_upstream_changes:
+        print_upstream_changes(upstream_changes(args.upstream_changes), args.upstream_changes)
+        return
     changes = route_changes(args.repeat, args.full_repeat)
     print("\nRoute change in KV -> served through the gateway (HTTPS, tls internal)")
     print(f"{'change':<28}{'median':>10}{'min':>10}{'max':>10}  runs")
@@ -306,7 +375,21 @@ def main() -> None:
             ok = counts.get("200", 0)
             broken = {k: v for k, v in counts.items() if k != "200"}
             print(f"tls {tls:<9} answered 200: {ok:>6}   other: {broken or 'none'}")
-    print(json.dumps({"changes": changes, "reloads": rows, "traffic": traffic}), file=sys.stderr)
+    flips = upstream_changes(args.upstream_changes) if args.upstream_changes else {}
+    print_upstream_changes(flips, args.upstream_changes)
+    print(json.dumps({"changes": changes, "reloads": rows, "traffic": traffic, "flips": flips}), file=sys.stderr)
+
+
+def print_upstream_changes(flips: dict[str, dict[str, int]], changes: int) -> None:
+    if not flips:
+        return
+    print(f"\nOne client, GETs back to back through the gateway, while a route's upstream changes {changes} times")
+    print(f"{'mode':<30}{'answered 200':>14}{'failed':>8}{'per 100 changes':>17}{'config loads':>14}  failures")
+    for mode, counts in flips.items():
+        failed = {k: v for k, v in counts.items() if k not in ("200", "loads")}
+        total = sum(failed.values())
+        per100 = total * 100 / changes
+        print(f"{mode:<30}{counts.get('200', 0):>14}{total:>8}{per100:>17.1f}{counts['loads']:>14}  {failed or 'none'}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,17 @@ class ProxyOptions:
 
 
 @dataclass(frozen=True)
+class DynamicUpstreams:
+    """Caddy 2.6's ``dynamic srv``: the upstreams come from an SRV lookup of ``name`` at request time
+    (cached ``refresh`` long), targets resolved by the same ``resolver`` (``IP:PORT``, UDP); the site's
+    static ``upstreams`` serve only while that lookup fails."""
+
+    name: str
+    resolver: str
+    refresh: str = "1s"
+
+
+@dataclass(frozen=True)
 class Site:
     """One routed host: requests for ``host`` + ``path`` go to ``upstreams`` (``addr:port``)."""
 
@@ -39,6 +50,7 @@ class Site:
     upstreams: tuple[str, ...]
     health_path: str | None = None  # active health checks (with the site's Host header) when set
     comment: str = ""
+    dynamic: DynamicUpstreams | None = None
 
 
 def render_site(
@@ -113,6 +125,16 @@ def _reverse_proxy(site: Site, proxy: ProxyOptions) -> list[str]:
     lines.append("\tunhealthy_status 502 503 504")
     if proxy.trusted_proxies:
         lines.append(f"\ttrusted_proxies {' '.join(_safe_cidr(c) for c in proxy.trusted_proxies)}")
+    if site.dynamic is not None:
+        resolver = _safe_resolver(site.dynamic.resolver)
+        lines.append(f"\tdynamic srv {_safe_host(site.dynamic.name)} {{")
+        lines.append(f"\t\trefresh {_safe_duration(site.dynamic.refresh)}")
+        lines.append(f"\t\tresolvers udp/{resolver}")
+        lines.append("\t\tdial_timeout 1s")
+        lines.append("\t}")
+        lines.append("\ttransport http {")
+        lines.append(f"\t\tresolvers udp/{resolver}")
+        lines.append("\t}")
     if site.health_path:
         lines.append(f"\thealth_uri {_safe_path(site.health_path)}")
         lines.append(f"\thealth_interval {_safe_duration(proxy.health_interval)}")
@@ -186,6 +208,18 @@ def _safe_upstream(upstream: str) -> str:
     elif not (_is_plain_ip(host, version=4) or is_hostname(host)):
         raise UnsafeValue(f"not an upstream address (IPv4, [IPv6] or hostname): {upstream!r}")
     return upstream
+
+
+def _safe_resolver(address: str) -> str:
+    """``IPv4:port`` or ``[IPv6]:port`` of a DNS responder."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isascii() or not port.isdigit():
+        raise UnsafeValue(f"resolver without a port: {address!r}")
+    _port(int(port))
+    plain = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not _is_plain_ip(plain, version=6 if plain is not host else 4):
+        raise UnsafeValue(f"not an IP address and port: {address!r}")
+    return address
 
 
 def _is_plain_ip(text: str, version: int) -> bool:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
-from meshop.caddy.render import ProxyOptions, Site, UnsafeValue, render_global, render_site
+from meshop.caddy.render import DynamicUpstreams, ProxyOptions, Site, UnsafeValue, render_global, render_site
+from meshop.gateway.dns_wire import site_name, target_name
 from meshop.model.addresses import address_problem, join_host_port, port_problem
 from meshop.model.names import host_in_domain
 from meshop.model.records import RouteRecord, Upstream
@@ -24,6 +25,8 @@ class GatewaySettings:
     domains: tuple[str, ...] = ()  # empty: serve every route host
     proxy: ProxyOptions = field(default_factory=ProxyOptions)
     local_cluster: bool = False  # upstreams on loopback/link-local addresses allowed (demo, tests)
+    upstream_dns: str | None = None  # IP:PORT of the gateway's upstream DNS responder (None: static upstreams)
+    dns_refresh: str = "1s"  # how long Caddy keeps a site's SRV answer
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,69 @@ def emptying_wait(served_sites: int, planned_sites: int, emptied_since: float, n
     if planned_sites or not served_sites:
         return 0.0
     return max(0.0, emptied_since + EMPTYING_HOLD - now)
+
+
+Pinned = Mapping[str, tuple[str, ...]]  # host -> the static upstreams of the config Caddy serves
+
+
+Probe = tuple[str, str, str, int]  # (route host, health path, address, port); ("", "", a, p): TCP connect
+
+
+@dataclass(frozen=True)
+class DynamicPlan:
+    plan: GatewayPlan  # what to render: dynamic sites carry their pinned static upstreams
+    table: dict[str, tuple[tuple[str, int], ...]]  # SRV name -> (address, port): what the DNS answers now
+    probes: frozenset[Probe] = frozenset()  # the gateway's own active checks of DNS-served upstreams
+
+
+def dynamic_sites(
+    plan: GatewayPlan,
+    pinned: Pinned,
+    resolver: str | None,
+    refresh: str = "1s",
+    failing: frozenset[Probe] = frozenset(),
+) -> DynamicPlan:
+    """Serve upstream changes through DNS, so they need no Caddy reload (which costs requests on 2.6.2).
+
+    A site whose upstreams are all IP addresses is rendered with ``dynamic srv`` (its SRV name in
+    ``table``, answered by the gateway's responder) and, as static upstreams, the ones of the config
+    Caddy already serves (``pinned``): Caddy uses those only while the responder does not answer (the
+    gateway daemon stopped), so the rendered text, and with it the config, stays the same while only
+    upstreams change. A site's static list is refreshed whenever the config is reloaded for another
+    reason. Rendered like before (no DNS): sites without upstreams (they answer 503; an empty SRV
+    answer would fall back to the static list), sites with a hostname upstream, and every site when
+    ``resolver`` is None.
+
+    Caddy's health checks do not carry over to DNS-served upstreams, so the gateway checks them itself
+    (``probes``: a TCP connect per address, and the ``health_path`` where the site has one); the ones
+    ``failing`` are left out of the answer, unless that would leave none (then all stay: fail open).
+    """
+    if resolver is None:
+        return DynamicPlan(plan, {})
+    sites: list[Site] = []
+    table: dict[str, tuple[tuple[str, int], ...]] = {}
+    probes: set[Probe] = set()
+    for site in plan.sites:
+        pairs = [_split(u) for u in site.upstreams]
+        if not pairs or any(target_name(address) is None for address, _ in pairs):
+            sites.append(site)
+            continue
+        name = site_name(site.host)
+        checks = {(a, p): [("", "", a, p)] for a, p in pairs}
+        if site.health_path:
+            for (a, p), found in checks.items():
+                found.append((site.host, site.health_path, a, p))
+        probes.update(c for found in checks.values() for c in found)
+        passing = [pair for pair in pairs if not any(c in failing for c in checks[pair])]
+        table[name] = tuple(passing or pairs)
+        static = pinned.get(site.host) or site.upstreams
+        sites.append(replace(site, upstreams=static, dynamic=DynamicUpstreams(name, resolver, refresh)))
+    return DynamicPlan(replace(plan, sites=tuple(sites)), table, frozenset(probes))
+
+
+def _split(upstream: str) -> tuple[str, int]:
+    host, _, port = upstream.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def upstream_problem(upstream: Upstream, local_cluster: bool) -> str | None:

@@ -4,6 +4,8 @@ Inputs, each a blocking-query watch feeding one ``Wakeup``: ``routes/`` (written
 ``desired/gateway`` (domains, TLS), and the ``meshop-agent`` health checks — so a node whose agent
 stops answering leaves every upstream pool at once, without waiting for the controller to reschedule.
 A config Caddy refuses leaves the previous one serving; the error is logged, counted and retried.
+Upstreams reach Caddy through the gateway's own DNS responder (``upstream_dns``, ``dynamic srv``), so a
+change of upstreams alone needs no reload; only a change of the sites does (``dynamic_sites``).
 With its status listener's address the gateway registers ``meshop-metrics`` (Prometheus discovery)
 and deregisters it on a clean stop, like the controller and the agents.
 """
@@ -22,7 +24,9 @@ from meshop.consul.services import CheckState, KeptRegistration, Services, metri
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_checks, watch_prefix
 from meshop.errors import DocumentError, MeshopError
-from meshop.gateway.config import GatewaySettings, emptying_wait, plan_sites, render_gateway
+from meshop.gateway.config import GatewaySettings, Pinned, dynamic_sites, emptying_wait, plan_sites, render_gateway
+from meshop.gateway.probes import Prober
+from meshop.gateway.upstream_dns import UpstreamDNS
 from meshop.loop import ReconcileLoop
 from meshop.model import keys, load_documents, parse_gateway
 from meshop.model.records import RouteRecord, loads_json
@@ -53,7 +57,17 @@ def parse_routes(listing: Listing | None) -> list[RouteRecord]:
 
 
 class GatewayDaemon:
-    def __init__(self, config: ConsulConfig, settings: GatewaySettings, applier: ConfigApplier, resync: float = 30.0):
+    def __init__(
+        self,
+        config: ConsulConfig,
+        settings: GatewaySettings,
+        applier: ConfigApplier,
+        resync: float = 30.0,
+        dns: UpstreamDNS | None = None,
+    ):
+        if dns is not None:
+            settings = replace(settings, upstream_dns=dns.address)
+        self.dns = dns
         self.config = config
         self.base_settings = settings
         self.settings = settings
@@ -67,12 +81,20 @@ class GatewayDaemon:
         self._gateway_doc_index = -1
         self._fail_open: tuple[str, ...] = ()
         self._served_sites = 0  # sites in the config Caddy last accepted
+        self._pinned: Pinned = {}  # host -> static upstreams in the config Caddy last accepted
         self._emptied_since: float | None = None  # when a plan serving nothing was first the answer
         self.metrics_registration: KeptRegistration | None = None
+        self.presence: KeptRegistration | None = None  # meshop-gateway, with --advertise-addr (DNS follows it)
+        self.prober = Prober(lambda: self.wakeup.notify("probe")) if dns is not None else None
 
     def start_watches(self, metrics_listen: str | None = None, instance: str = "") -> None:
         """Start the watches; with ``metrics_listen`` (the bound status address) also register
         ``meshop-metrics``. A failed registration is logged, not fatal: routing matters more."""
+        if self.dns is not None:
+            self.dns.start()
+            log.info("upstream DNS for Caddy on udp/%s", self.dns.address)
+        if self.prober is not None:
+            self.prober.start()
         notify = self.wakeup.notify
         self.routes_watch = watch_prefix(self.store, keys.ROUTES, lambda _: notify("routes"), component=COMPONENT)
         self.gateway_watch = watch_prefix(
@@ -89,6 +111,10 @@ class GatewayDaemon:
         self.loop.stop()
         for watch in self.watches:
             watch.stop()
+        if self.prober is not None:
+            self.prober.stop()
+        if self.dns is not None:
+            self.dns.stop()
         if self.metrics_registration is not None:
             self.metrics_registration.withdraw()
 
@@ -102,8 +128,9 @@ class GatewayDaemon:
         return True, "ready"
 
     def reconcile(self) -> float | None:
-        if self.metrics_registration is not None:
-            self.metrics_registration.ensure()
+        for kept in (self.metrics_registration, self.presence):
+            if kept is not None:
+                kept.ensure()
         if not self.routes_watch.wait_ready(0) or not self.gateway_watch.wait_ready(0):
             return 1.0  # first answers from Consul not in yet: render nothing rather than an empty config
         self._apply_gateway_document(self.gateway_watch.latest)
@@ -128,7 +155,13 @@ class GatewayDaemon:
             log.warning("route host %s is outside the gateway's domains %s; not served", host, self.settings.domains)
         for problem in plan.refused:
             log.error("upstream left out of the gateway config: %s", problem)
-        text, refused = render_gateway(self.settings, plan)
+        failing = self.prober.failing if self.prober is not None else frozenset()
+        dynamic = dynamic_sites(plan, self._pinned, self.settings.upstream_dns, self.settings.dns_refresh, failing)
+        if self.prober is not None:
+            self.prober.set_targets(dynamic.probes)
+        if self.dns is not None:
+            self.dns.publish(dynamic.table)  # before a load: a new site's name answers once Caddy asks
+        text, refused = render_gateway(self.settings, dynamic.plan)
         for problem in refused:
             log.error("route left out of the gateway config: %s", problem)
         try:
@@ -137,6 +170,7 @@ class GatewayDaemon:
                 log.info(
                     "gateway config loaded: %d site(s) in %.0f ms", len(plan.sites), (time.monotonic() - started) * 1e3
                 )
+            self._pinned = {site.host: site.upstreams for site in dynamic.plan.sites}
             self._served_sites = len(plan.sites)
             self.last_error = None
         except CaddyRejected as exc:

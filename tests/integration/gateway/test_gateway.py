@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from meshop.caddy.process import ManagedCaddy
 from meshop.consul.services import CheckSpec, Registration, Services
 from meshop.consul.store import KVStore
 from meshop.gateway.config import EMPTYING_HOLD
@@ -210,3 +211,58 @@ def test_routes_answering_empty_keep_serving_through_the_hold_then_stop(
         return False
 
     wait_until(dropped, EMPTYING_HOLD + 15, what="the host dropped once the empty answer persisted")
+
+
+def loads(gw: Gateway) -> int:
+    """Configs the gateway loaded into its Caddy so far (one log line each)."""
+    return gw.process.log_path.read_text(errors="replace").count("gateway config loaded")
+
+
+def test_upstream_changes_reach_caddy_through_dns_without_a_reload_and_cost_no_request(
+    gateway: Gateway, store: KVStore, two_backends
+) -> None:
+    """Caddy 2.6.2 resets a few connections per 100 reloads: switching a route's upstream back and forth
+    under a request loop (every GET sent once) must load no config and fail no request."""
+    (_, port_a), (_, port_b) = two_backends
+    a, b = Upstream("n1", "127.0.0.1", port_a, True), Upstream("n2", "127.0.0.1", port_b, True)
+    put_route(store, "flip.localhost", a)
+    wait_until(answers(gateway, "flip.localhost", "backend-a"), 20, what="the first upstream")
+    before = loads(gateway)
+    failures: list[str] = []
+    for i in range(6):
+        upstream, page = (b, "backend-b") if i % 2 == 0 else (a, "backend-a")
+        put_route(store, "flip.localhost", upstream)
+        deadline, seen = time.monotonic() + 10, False
+        while not seen and time.monotonic() < deadline:
+            try:
+                status, body = gateway.get("flip.localhost")
+            except OSError as exc:
+                failures.append(repr(exc))
+                continue
+            if status != 200:
+                failures.append(f"HTTP {status}")
+            seen = page in body
+        assert seen, f"switch {i}: {page} not served within 10 s"
+    assert failures == []
+    assert loads(gateway) == before, "an upstream change reloaded Caddy"
+
+
+def test_caddy_keeps_serving_the_loaded_upstreams_when_the_gateway_process_dies(
+    gateway: Gateway, store: KVStore, two_backends
+) -> None:
+    """Its DNS responder goes with the gateway process: Caddy then falls back to the static upstreams of
+    the config it serves, instead of failing every request."""
+    (_, port_a), _ = two_backends
+    put_route(store, "orphan.localhost", Upstream("n1", "127.0.0.1", port_a, True))
+    wait_until(answers(gateway, "orphan.localhost", "backend-a"), 20, what="the route served")
+    gateway.process.kill()
+    caddy_log = gateway.caddy_dir / "caddy.log"
+    try:
+        served = 0
+        # every request succeeds, through the moment Caddy's cached SRV answer expires and its lookups fail
+        while "falling back to static upstreams" not in caddy_log.read_text(errors="replace") or served < 5:
+            assert answers(gateway, "orphan.localhost", "backend-a")(), "a request failed without the gateway"
+            served += 1
+            assert served < 2000, "Caddy never looked the upstreams up again"
+    finally:
+        ManagedCaddy(gateway.caddy_dir, "").stop_stale()

@@ -87,7 +87,7 @@ def test_start_first_update_through_the_node_caddy_fails_no_request(
     spec = httpd_spec(**ROUTE, env=[{"name": "VERSION", "value": "one"}], update={"strategy": "start-first"})
     assign(store, node, "web", spec)
     wait_until(serves(agent, "web.test", "VERSION=one"), 20, what="the first version behind the node Caddy")
-    loop = RequestLoop(lambda: agent.get("web.test", "/cgi-bin/env")).start()
+    loop = RequestLoop(lambda: agent.get("web.test", "/cgi-bin/env"), resend=True).start()
     try:
         loop.wait_more(20)
         # the new version needs 1.5 s before it answers: routing to it before its probe passed would fail
