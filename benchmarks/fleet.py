@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -105,15 +107,22 @@ def bench_meshop(fleet: Fleet) -> dict[str, float]:
     others = [n for n in fleet.node_names if n != victim]
     loop = RequestLoop(fleet.gateway.addr, HOST).start()
     time.sleep(1)
+    victim_addr = fleet.node(victim).addr
     cut = time.monotonic()
     fleet.power_off(victim)
+    moments = watch_poweroff(fleet, victim, victim_addr, cut)
     out["poweroff_replaced_s"] = timed(
         lambda: len(fleet.containers(SERVICE, others)) == REPLICAS and fleet.service_ready(SERVICE, REPLICAS, others),
         "meshop: replacement running",
     )
     time.sleep(3)
     loop.stop()
+    moments.stop()
     out["poweroff_traffic_off_s"] = loop.disturbed_until(cut)
+    out["poweroff_checks_failed_s"] = moments.checks_failed
+    out["poweroff_route_dropped_s"] = moments.route_dropped
+    out["poweroff_traffic_off_after_checks_s"] = max(0.0, out["poweroff_traffic_off_s"] - moments.checks_failed)
+    out["poweroff_replaced_after_checks_s"] = out["poweroff_replaced_s"] - moments.checks_failed
     out["poweroff_slow"] = len(loop.slow)
     out["poweroff_failed"] = len(loop.failures)
     out["poweroff_requests"] = loop.total
@@ -130,6 +139,42 @@ def bench_meshop(fleet: Fleet) -> dict[str, float]:
     fleet.cli("delete", "service", SERVICE)
     wait_for(lambda: not fleet.containers(SERVICE), LIMIT, "meshop: service gone")
     return out
+
+
+class PowerOffMoments:
+    """Seconds from the cut until Consul counts the node's replica checks as failed (its ``serfHealth``
+    critical: the node's own agent, which ran them, is gone) and until ``routes/<HOST>`` drops it."""
+
+    def __init__(self, fleet: Fleet, victim: str, victim_addr: str, cut: float) -> None:
+        self.checks_failed = self.route_dropped = float("nan")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(fleet, victim, victim_addr, cut), daemon=True)
+        self._thread.start()
+
+    def _run(self, fleet: Fleet, victim: str, victim_addr: str, cut: float) -> None:
+        pending = lambda: math.isnan(self.checks_failed) or math.isnan(self.route_dropped)  # noqa: E731
+        while not self._stop.is_set() and pending():
+            try:
+                if math.isnan(self.checks_failed):
+                    checks = fleet.consul_get(f"/v1/health/node/{victim}") or []
+                    if any(c["CheckID"] == "serfHealth" and c["Status"] == "critical" for c in checks):
+                        self.checks_failed = time.monotonic() - cut
+                if math.isnan(self.route_dropped):
+                    route = fleet.kv(f"routes/{HOST}") or {}
+                    ups = route.get("upstreams", [])
+                    if all(u.get("address") != victim_addr or not u.get("healthy") for u in ups):
+                        self.route_dropped = time.monotonic() - cut
+            except OSError:
+                pass
+            self._stop.wait(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def watch_poweroff(fleet: Fleet, victim: str, victim_addr: str, cut: float) -> PowerOffMoments:
+    return PowerOffMoments(fleet, victim, victim_addr, cut)
 
 
 # --- Docker Swarm -------------------------------------------------------------------------------------------
@@ -285,6 +330,10 @@ ROWS = [
     ("rolling update: requests sent", "update_requests"),
     ("power-off: clients served normally after (s)", "poweroff_traffic_off_s"),
     ("power-off: replacement running (s)", "poweroff_replaced_s"),
+    ("power-off: replica checks failed (s)", "poweroff_checks_failed_s"),
+    ("power-off: routes/ without the node (s)", "poweroff_route_dropped_s"),
+    ("power-off: traffic off, after checks failed (s)", "poweroff_traffic_off_after_checks_s"),
+    ("power-off: replacement, after checks failed (s)", "poweroff_replaced_after_checks_s"),
     ("power-off: failed requests", "poweroff_failed"),
     ("power-off: slow requests (> 1 s)", "poweroff_slow"),
     ("power-off: requests sent", "poweroff_requests"),
@@ -308,13 +357,14 @@ def table(meshop: dict[str, float], swarm: dict[str, float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grace", type=float, default=10.0, help="meshop controllers' --grace-period")
+    parser.add_argument("--meshop-only", action="store_true", help="skip the Swarm half")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="mfbench-", dir="/tmp"))
     try:
         with session_fleet(root, grace=args.grace) as fleet:
             meshop = bench_meshop(fleet)
             print("meshop:", json.dumps({k: round(v, 2) for k, v in meshop.items()}), flush=True)
-            swarm = bench_swarm(fleet)
+            swarm = {} if args.meshop_only else bench_swarm(fleet)
             print("swarm: ", json.dumps({k: round(v, 2) for k, v in swarm.items()}), flush=True)
     finally:
         if not (root / "fleet.json").exists():  # kept when the teardown failed: `... fleet down --root ROOT`
