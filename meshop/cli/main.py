@@ -34,6 +34,8 @@ COMMANDS = {
     "validate": "meshop.cli.docs_cmd:validate",
     "delete": "meshop.cli.docs_cmd:delete",
     "nodes": "meshop.cli.nodes_cmd:nodes",
+    "node": "meshop.cli.nodes_cmd:nodes",
+    "init": "meshop.cli.bootstrap_cmd:init",
     "controller": "meshop.cli.controller_cmd:controller",
     "agent": "meshop.cli.agent_cmd:agent",
     "gateway": "meshop.cli.gateway_cmd:gateway",
@@ -43,6 +45,7 @@ COMMANDS = {
     "acl": "meshop.cli.acl_cmd:acl",
     "logs": "meshop.cli.remote_cmd:logs",
     "exec": "meshop.cli.remote_cmd:exec_",
+    "dashboard": "meshop.cli.dashboard_cmd:dashboard",
 }
 
 

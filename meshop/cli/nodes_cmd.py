@@ -27,3 +27,13 @@ def _mode_command(mode: str, help_text: str) -> click.Command:
 nodes.add_command(_mode_command("cordon", "Stop placing new work on NAME; what runs there stays."))
 nodes.add_command(_mode_command("uncordon", "Allow new work on NAME again (ends a drain too)."))
 nodes.add_command(_mode_command("drain", "Move NAME's work elsewhere, start-first, then keep it cordoned."))
+
+
+def _bootstrap_commands() -> None:
+    """``meshop node add`` (SSH bootstrap) lives with ``init`` in bootstrap_cmd; it is registered here."""
+    from meshop.cli.bootstrap_cmd import node_add
+
+    nodes.add_command(node_add)
+
+
+_bootstrap_commands()

@@ -86,6 +86,15 @@ class AclApi:
             raw = self.http.put(CB.json(), "/v1/acl/token", data=json.dumps(body))
         return _token(raw)
 
+    def token_self(self) -> Token | None:
+        """The token this client sends, with its policy names; None when Consul runs without ACLs."""
+        with consul_errors(self.config, "reading its own ACL token"):
+            try:
+                raw = self.http.get(CB.json(), "/v1/acl/token/self")
+            except consul.ACLDisabled:
+                return None
+        return _token(raw or {})
+
     def delete_token(self, accessor_id: str) -> None:
         with consul_errors(self.config, "deleting an ACL token"):
             self.http.delete(CB.boolean(), f"/v1/acl/token/{quote(accessor_id, safe='')}")

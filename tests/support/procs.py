@@ -73,6 +73,7 @@ class Process:
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **(self.env or {})},
                 start_new_session=True,
+                preexec_fn=_default_interrupt,
             )
         finally:
             log.close()
@@ -109,3 +110,10 @@ class Process:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def _default_interrupt() -> None:
+    """In the child: SIGINT does what it does for a user at a terminal. A test run started in the
+    background by a non-interactive shell (``make test &``) inherits SIGINT *ignored*, and Python then
+    installs no KeyboardInterrupt handler, so a test that presses Ctrl-C would see nothing happen."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -1,0 +1,196 @@
+"""The files a bootstrap writes, rendered from validated inputs. Pure.
+
+systemd units for Consul, the agent, the controller, the gateway and ``acl sync``; their env files (mode
+0600: they hold tokens); Consul's server and client configuration with gossip encryption and ACLs
+(default deny). The units shipped in ``agents/`` are these texts (a unit test keeps them equal).
+Values are checked before they get here (``inputs.py``); env values are written one per line, never
+quoted into a shell.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+BIN = "/usr/local/bin/meshop"
+VENV = "/opt/meshop/venv"
+WHEELS = "/opt/meshop/wheels"
+CONSUL_BIN = "/usr/local/bin/consul"
+CONSUL_DIR = "/etc/consul.d"
+CONSUL_CONFIG = f"{CONSUL_DIR}/consul.json"
+CONSUL_DATA = "/var/lib/consul"
+
+_HARDENING = """NoNewPrivileges=yes
+ProtectHome=yes
+PrivateTmp=yes
+"""
+
+
+def _unit(description: str, after: str, service: str, comment: str, requires: str = "") -> str:
+    req = f"Requires={requires}\n" if requires else ""
+    return (
+        f"{comment}[Unit]\nDescription={description}\nAfter={' '.join(['network-online.target', after]).strip()}\n"
+        f"Wants=network-online.target\n{req}\n[Service]\n{service}\n[Install]\nWantedBy=multi-user.target\n"
+    )
+
+
+AGENT_UNIT = _unit(
+    "meshop node agent",
+    "docker.service consul.service",
+    """Type=simple
+EnvironmentFile=/etc/meshop/agent.env
+ExecStart=/usr/local/bin/meshop agent run \\
+    --node ${MESHOP_NODE} \\
+    --advertise-addr ${MESHOP_ADVERTISE_ADDR} \\
+    --labels ${MESHOP_NODE_LABELS} \\
+    --state-dir /var/lib/meshop/agent \\
+    --metrics-addr ${MESHOP_METRICS_ADDR} \\
+    --log-format json \\
+    $MESHOP_AGENT_POLICY \\
+    $MESHOP_AGENT_ROUTING
+StateDirectory=meshop/agent meshop/caddy
+# SIGTERM: the agent finishes its pass, deregisters itself and exits; containers keep running.
+KillSignal=SIGTERM
+KillMode=mixed
+TimeoutStopSec=30
+Restart=always
+RestartSec=2
+# The agent needs the Docker socket (root or the docker group) and nothing else on the host.
+"""
+    + _HARDENING,
+    """# systemd unit for the meshop node agent. `meshop node add` installs it (docs/install.md); by hand:
+#   cp agents/meshop-agent.service /etc/systemd/system/
+#   cp agents/meshop-agent.env /etc/meshop/agent.env   # then edit it (node name, addresses, token); mode 0600
+#   systemctl daemon-reload && systemctl enable --now meshop-agent
+#
+# See docs/agent.md. The agent keeps this node's containers equal to meshop/assignments/<node>/ in Consul. Stopping it
+# leaves the containers running; it deregisters the node's meshop-agent service on a clean stop.
+""",
+    requires="docker.service",
+)
+
+CONTROLLER_UNIT = _unit(
+    "meshop controller",
+    "consul.service",
+    """Type=simple
+EnvironmentFile=/etc/meshop/controller.env
+ExecStart=/usr/local/bin/meshop controller run --metrics-addr ${MESHOP_METRICS_ADDR} --log-format json
+# SIGTERM: the leader releases its lock, so a standby takes over at once.
+KillSignal=SIGTERM
+TimeoutStopSec=30
+Restart=always
+RestartSec=2
+DynamicUser=yes
+"""
+    + _HARDENING,
+    """# systemd unit for the meshop controller (on the gateway; more hosts for hot standbys). `meshop init`
+# installs it with /etc/meshop/controller.env (mode 0600: CONSUL_HTTP_TOKEN of the controller role).
+# The controller only talks to Consul: no Docker, no files (docs/controller.md).
+""",
+)
+
+GATEWAY_UNIT = _unit(
+    "meshop gateway (Caddy for every route)",
+    "consul.service",
+    """Type=simple
+EnvironmentFile=/etc/meshop/gateway.env
+ExecStart=/usr/local/bin/meshop gateway run --caddy-dir /var/lib/meshop/gateway \\
+    --metrics-addr ${MESHOP_METRICS_ADDR} --log-format json \\
+    $MESHOP_GATEWAY_ARGS
+StateDirectory=meshop/gateway
+KillSignal=SIGTERM
+TimeoutStopSec=30
+Restart=always
+RestartSec=2
+# Caddy binds 80 and 443 as this unit's child.
+AmbientCapabilities=CAP_NET_BIND_SERVICE
+"""
+    + _HARDENING,
+    """# systemd unit for the meshop gateway: runs its own Caddy (TLS) with state in /var/lib/meshop/gateway.
+# `meshop init` installs it with /etc/meshop/gateway.env (mode 0600: the gateway role's token;
+# MESHOP_GATEWAY_ARGS, e.g. --bind 0.0.0.0 --tls acme). See docs/routing.md.
+""",
+)
+
+ACL_SYNC_UNIT = _unit(
+    "meshop acl sync --watch (agent policies follow placement)",
+    "consul.service",
+    """Type=simple
+EnvironmentFile=/etc/meshop/acl-sync.env
+ExecStart=/usr/local/bin/meshop acl sync --watch
+Restart=always
+RestartSec=5
+DynamicUser=yes
+"""
+    + _HARDENING,
+    """# systemd unit for `meshop acl sync --watch`, next to the Consul server: it holds the management token
+# (/etc/meshop/acl-sync.env, mode 0600), which no meshop daemon holds (docs/security.md).
+""",
+)
+
+CONSUL_UNIT = _unit(
+    "Consul agent",
+    "",
+    f"""Type=notify
+ExecStart={CONSUL_BIN} agent -config-dir={CONSUL_DIR}
+ExecReload=/bin/kill -HUP $MAINPID
+KillSignal=SIGTERM
+Restart=on-failure
+RestartSec=2
+LimitNOFILE=65536
+""",
+    "# systemd unit for Consul, installed by `meshop init` (server) and `meshop node add` (client).\n",
+)
+
+UNITS = {
+    "meshop-agent.service": AGENT_UNIT,
+    "meshop-controller.service": CONTROLLER_UNIT,
+    "meshop-gateway.service": GATEWAY_UNIT,
+    "meshop-acl-sync.service": ACL_SYNC_UNIT,
+    "consul.service": CONSUL_UNIT,
+}
+
+
+def env_file(comment: str, values: Mapping[str, str]) -> str:
+    """systemd EnvironmentFile text; values were checked to hold no newline, quote or backslash."""
+    return f"# {comment}\n" + "".join(f"{key}={value}\n" for key, value in values.items())
+
+
+def consul_config(
+    *,
+    node: str,
+    address: str,
+    datacenter: str,
+    gossip_key: str,
+    agent_token: str,
+    server: bool,
+    join: str = "",
+) -> str:
+    """Consul's JSON config: bound to the tailnet address, HTTP on loopback only, gossip encrypted, ACLs
+    on with default deny. A server bootstraps alone (``bootstrap_expect`` 1); a client joins ``join``."""
+    config: dict[str, object] = {
+        "node_name": node,
+        "datacenter": datacenter,
+        "data_dir": CONSUL_DATA,
+        "bind_addr": address,
+        "advertise_addr": address,
+        "client_addr": f"127.0.0.1 {address}" if server else "127.0.0.1",
+        "encrypt": gossip_key,
+        "encrypt_verify_incoming": True,
+        "encrypt_verify_outgoing": True,
+        "acl": {
+            "enabled": True,
+            "default_policy": "deny",
+            "down_policy": "extend-cache",
+            "enable_token_persistence": True,
+            **({"tokens": {"agent": agent_token}} if agent_token else {}),
+        },
+        "ports": {"dns": -1, "grpc": -1},
+        "disable_update_check": True,
+        "leave_on_terminate": False,
+    }
+    if server:
+        config |= {"server": True, "bootstrap_expect": 1}
+    else:
+        config |= {"retry_join": [join]}
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,168 @@
+"""Bootstrap plans: which steps, which files, what --dry-run shows, what is refused. Pure tables."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from meshop.bootstrap import render
+from meshop.bootstrap.plan import (
+    GatewayInputs,
+    NodeInputs,
+    PlanInputError,
+    Software,
+    check_inputs,
+    plan_gateway,
+    plan_node,
+)
+from meshop.bootstrap.steps import REDACTED, Command, File, Packages, show
+
+REPO = Path(__file__).resolve().parents[3]
+KEY = base64.b64encode(b"k" * 32).decode()
+CONSUL_TOKEN = "11111111-2222-3333-4444-555555555555"
+AGENT_TOKEN = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+SOFTWARE = Software(
+    "0.1.0", b"\x7fELF consul", (("meshop-0.1.0-py3-none-any.whl", b"w1"), ("click-8.1.7-py3-none-any.whl", b"w2"))
+)
+NODE = NodeInputs("n1", "100.64.0.11", "100.64.0.1", KEY, CONSUL_TOKEN, AGENT_TOKEN, {"zone": "fra1"})
+GATEWAY = GatewayInputs("gw", "100.64.0.1", KEY)
+
+
+def _files(steps) -> dict[str, File]:
+    return {s.path: s for s in steps if isinstance(s, File)}
+
+
+def test_node_plan_steps_in_order():
+    steps = plan_node(NODE, SOFTWARE)
+    titles = [s.title for s in steps]
+    assert titles[0].startswith("packages docker.io")
+    assert titles[1] == "packages caddy python3-venv ca-certificates"
+    files = _files(steps)
+    assert list(files) == [
+        "/usr/local/bin/consul",
+        "/opt/meshop/wheels/click-8.1.7-py3-none-any.whl",
+        "/opt/meshop/wheels/meshop-0.1.0-py3-none-any.whl",
+        "/etc/consul.d/consul.json",
+        "/etc/meshop/agent.env",
+        "/etc/systemd/system/consul.service",
+        "/etc/systemd/system/meshop-agent.service",
+    ]
+    assert isinstance(steps[-1], Command) and "systemctl" in steps[-1].apply
+    assert "/etc/meshop/agent.env" in steps[-1].after_change  # a new token restarts the agent
+
+
+def test_node_files_hold_the_inputs_with_private_modes():
+    files = _files(plan_node(NODE, SOFTWARE))
+    config = json.loads(files["/etc/consul.d/consul.json"].content)
+    assert config["encrypt"] == KEY and config["retry_join"] == ["100.64.0.1"]
+    assert config["acl"]["default_policy"] == "deny" and config["acl"]["tokens"]["agent"] == CONSUL_TOKEN
+    assert config["bind_addr"] == "100.64.0.11" and config["client_addr"] == "127.0.0.1"
+    assert "server" not in config
+    env = files["/etc/meshop/agent.env"].content.decode()
+    assert f"CONSUL_HTTP_TOKEN={AGENT_TOKEN}\n" in env and "MESHOP_NODE=n1\n" in env
+    assert "MESHOP_NODE_LABELS=zone=fra1\n" in env
+    assert files["/etc/meshop/agent.env"].mode == files["/etc/consul.d/consul.json"].mode == 0o600
+    assert files["/usr/local/bin/consul"].mode == 0o755
+
+
+def test_dry_run_shows_every_file_but_no_secret():
+    steps = plan_node(NODE, SOFTWARE)
+    text = "\n".join(show(s) for s in steps)
+    for secret in (KEY, CONSUL_TOKEN, AGENT_TOKEN):
+        assert secret not in text
+    assert text.count(REDACTED) >= 3
+    assert "| MESHOP_NODE=n1" in text and "| ExecStart=/usr/local/bin/meshop agent run \\" in text
+    assert "/usr/local/bin/consul (mode 0755): 11 bytes, sha256 " in text  # binaries by size and digest
+
+
+def test_without_systemd_nothing_is_started():
+    steps = plan_node(replace(NODE, start=False), SOFTWARE)
+    assert not any("systemctl" in getattr(s, "apply", "") for s in steps)
+
+
+def test_gateway_plan_makes_tokens_on_the_gateway():
+    steps = plan_gateway(GATEWAY, SOFTWARE)
+    config = json.loads(_files(steps)["/etc/consul.d/consul.json"].content)
+    assert config["server"] is True and config["bootstrap_expect"] == 1 and config["encrypt"] == KEY
+    assert config["acl"]["default_policy"] == "deny" and "tokens" not in config["acl"]
+    commands = [s for s in steps if isinstance(s, Command)]
+    names = " ".join(c.name for c in commands)
+    for part in ("ACLs bootstrapped", "controller token", "gateway token", "acl-sync token", "agent token"):
+        assert part in names
+    env_steps = [c for c in commands if c.name.startswith("/etc/meshop/")]
+    assert all("umask 077" in c.apply and "= 600" in c.check for c in env_steps)
+    units = [p for p in _files(steps) if p.startswith("/etc/systemd/system/")]
+    assert units == [
+        "/etc/systemd/system/consul.service",
+        "/etc/systemd/system/meshop-controller.service",
+        "/etc/systemd/system/meshop-gateway.service",
+        "/etc/systemd/system/meshop-acl-sync.service",
+    ]
+    assert all(not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-", show(s)) for s in steps)  # no token in any step
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"name": "N_1"}, "--name"),
+        ({"name": "n1\nEvil=1"}, "--name"),
+        ({"address": "127.0.0.1"}, "--address"),
+        ({"address": "x y"}, "--address"),
+        ({"join": ""}, "--join"),
+        ({"gossip_key": "not base64!"}, "gossip key"),
+        ({"gossip_key": base64.b64encode(b"short").decode()}, "gossip key"),
+        ({"agent_token": "t\nMESHOP_NODE=other"}, "agent token"),
+        ({"consul_token": ""}, "Consul agent token"),
+        ({"labels": {"zone": "a,b=c"}}, "--labels"),
+        ({"labels": {"bad key": "v"}}, "--labels"),
+        ({"prefix": "a/../b"}, "prefix"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "-".join(v),
+)
+def test_bad_node_inputs_are_refused_by_name(change, field):
+    with pytest.raises(PlanInputError, match=re.escape(field)):
+        check_inputs(replace(NODE, **change), SOFTWARE)
+
+
+@pytest.mark.parametrize(
+    ("software", "field"),
+    [
+        (replace(SOFTWARE, version="1.0; rm -rf /"), "version"),
+        (replace(SOFTWARE, wheels=(("click.whl", b""),)), "meshop's own wheel"),
+        (replace(SOFTWARE, wheels=(*SOFTWARE.wheels, ("../x.whl", b""))), "wheel '../x.whl'"),
+    ],
+    ids=["version", "no-meshop-wheel", "wheel-path"],
+)
+def test_bad_software_is_refused(software, field):
+    with pytest.raises(PlanInputError, match=re.escape(field)):
+        check_inputs(NODE, software)
+
+
+def test_gateway_args_cannot_reach_a_shell():
+    with pytest.raises(PlanInputError, match="gateway args"):
+        check_inputs(replace(GATEWAY, gateway_args="--bind 0.0.0.0 $(id)"), SOFTWARE)
+
+
+def test_good_inputs_pass_and_local_cluster_allows_loopback():
+    check_inputs(NODE, SOFTWARE)
+    check_inputs(GATEWAY, SOFTWARE)
+    check_inputs(replace(NODE, address="127.0.0.1", join="127.0.0.1"), SOFTWARE, local_cluster=True)
+
+
+def test_wheel_digest_follows_content():
+    assert SOFTWARE.digest != replace(SOFTWARE, wheels=(("meshop-0.1.0-py3-none-any.whl", b"other"),)).digest
+
+
+@pytest.mark.parametrize("name", ["meshop-agent", "meshop-controller", "meshop-gateway", "meshop-acl-sync"])
+def test_shipped_units_are_the_rendered_ones(name):
+    assert (REPO / "agents" / f"{name}.service").read_text() == render.UNITS[f"{name}.service"]
+
+
+def test_package_steps_skip_docker_when_an_engine_is_there():
+    docker = plan_node(NODE, SOFTWARE)[0]
+    assert isinstance(docker, Packages) and docker.check.startswith("{ [ -S /var/run/docker.sock ]; } ||")
