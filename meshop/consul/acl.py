@@ -13,10 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import consul
-from consul.callback import CB
-
-from meshop.consul.client import consul_errors, make_client
+from meshop.consul.client import CB, consul, consul_errors, make_client  # py-consul, loaded the lean way (meshop.libs)
 from meshop.consul.config import ConsulConfig
 
 

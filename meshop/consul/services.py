@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import consul
-
 from meshop import metrics
-from meshop.consul.client import consul_errors
+from meshop.consul.client import (
+    consul,  # py-consul, loaded the lean way (meshop.libs)
+    consul_errors,
+)
 from meshop.consul.config import ConsulConfig
 from meshop.errors import ConsulError
 

@@ -20,7 +20,7 @@ from meshop.operator.dns import DnsWriter
 from tests.integration.dns.test_writer import gateway_doc
 from tests.support.bind_server import BindServer
 from tests.support.meshop_proc import meshop_process
-from tests.support.procs import Process, free_port, wait_until
+from tests.support.procs import Process, free_port, kill_pidfile, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +60,7 @@ def test_records_follow_real_gateways(writer: DnsWriter, bind: BindServer, consu
     g2 = start_gateway(consul_server.addr, prefix, tmp_path, "g2", "127.0.0.42", drain=4)
     try:
         wait_until(lambda: web() == ["127.0.0.41", "127.0.0.42"], 40, what=f"both gateways in DNS (have {web()})")
+        kill_pidfile(tmp_path / "g1" / "caddy.pid")  # the machine dies: its Caddy with it
         g1.kill()
         killed = time.monotonic()
         wait_until(lambda: web() == ["127.0.0.42"], 15, what="the killed gateway withdrawn")
@@ -71,4 +72,6 @@ def test_records_follow_real_gateways(writer: DnsWriter, bind: BindServer, consu
     finally:
         g1.stop()
         g2.stop()
+        for gid in ("g1", "g2"):
+            kill_pidfile(tmp_path / gid / "caddy.pid")
     assert not g2.alive()

@@ -12,6 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from meshop import metrics
+from meshop.cli.render import dns_line
+from meshop.client.cluster import read_snapshot
+from meshop.client.status import build_report
 from meshop.consul.client import make_client
 from meshop.consul.events import EventLog
 from meshop.consul.services import Services
@@ -92,7 +95,13 @@ def cluster(store: KVStore, consul_config, role_config, bind: BindServer, prefix
     gateways = Services(gw_config, make_client(gw_config))
     registered: list[str] = []
     try:
-        yield {"writer": writer, "gateways": gateways, "registered": registered, "store": store}
+        yield {
+            "writer": writer,
+            "gateways": gateways,
+            "registered": registered,
+            "store": store,
+            "readonly": role_config("readonly"),
+        }
     finally:
         writer.stop()
         for service_id in sorted(set(registered)):
@@ -132,6 +141,12 @@ def test_records_follow_gateway_health(cluster: dict, bind: BindServer, caplog) 
     assert bind.ttl("web", "A") == 30
     st = wait_until(lambda: (s := status(store)) and s.gateways == ("g1", "g2") and s, timeout=10, what="status")
     assert st.mode == "gateways" and st.last_error == "" and st.names == 2
+    report = build_report(read_snapshot(cluster["readonly"]))  # what `meshop status` shows
+    assert [(g.gateway_id, g.address, g.health, g.in_dns) for g in report.gateways] == [
+        ("g1", "127.0.0.21", "passing", True),
+        ("g2", "127.0.0.22", "passing", True),
+    ]
+    assert "-> gateways g1, g2; last update" in str(dns_line(report))
 
     g1.kill()
     expect(bind, {"web": ["127.0.0.22"], "api": ["127.0.0.22"]}, "g1 killed")
