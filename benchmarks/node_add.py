@@ -137,20 +137,12 @@ def main() -> int:
         assert sh("docker", "exec", gw, "test", "-e", "/etc/consul.d", check=False).returncode != 0
         print(f"wrong host key refused, fingerprint shown: {gw_fp}")
 
-        init_s, out = meshop(
-            env,
-            "init",
-            f"root@127.0.0.1:{gw_port}",
-            "--address",
-            gw_ip,
-            "--host-key",
-            gw_fp,
-            "--no-start",
-            "--gateway-args",
-            "--bind 0.0.0.0 --tls internal",
-            *common,
-        )
+        init = ["init", f"root@127.0.0.1:{gw_port}", "--address", gw_ip, "--host-key", gw_fp, "--no-start"]
+        init += ["--gateway-args", "--bind 0.0.0.0 --tls internal", *common]
+        init_s, out = meshop(env, *init)
         print(out.stdout.strip())
+        init_again_s, out = meshop(env, *init)
+        assert "0 step(s) changed" in out.stdout, out.stdout + out.stderr
         unit_exec(gw, "meshop-controller.service")
         add = [
             "node",
