@@ -213,15 +213,41 @@ def main() -> int:
         problems = [ln for ln in verify.stderr.splitlines() if "meshop" in ln or "consul" in ln]
         problems = [ln for ln in problems if "Command /usr/local/bin/" not in ln]  # binaries live in the containers
         assert not problems, verify.stderr
+
+        sh("docker", "stop", "-t", "5", node)
+        remove = ["node", "remove", "n1", "--gateway", f"root@127.0.0.1:{gw_port}", "-i", str(key)]
+        remove_s, out = meshop(env, *remove)
+        print(out.stdout.strip())
+        remove_again_s, out = meshop(env, *remove)
+        assert out.stdout.count(" 0 step(s) changed") == 2, out.stdout + out.stderr
+        left = sh("docker", "exec", gw, "consul", "members", "-token-file=/etc/meshop/management.token").stdout
+        assert not re.search(r"^n1\s+\S+\s+(alive|failed)", left, re.M), left
+        gone = sh(
+            "docker",
+            "exec",
+            gw,
+            "consul",
+            "kv",
+            "get",
+            "-token-file=/etc/meshop/management.token",
+            "meshop/nodes/n1",
+            check=False,
+        )
+        assert gone.returncode != 0, gone.stdout
+        tokens = sh(
+            "docker", "exec", gw, "consul", "acl", "token", "list", "-token-file=/etc/meshop/management.token"
+        ).stdout
+        assert "on node n1" not in tokens and "consul agent n1" not in tokens, tokens
         print(f"image (debootstrap; 0 when cached): {image_s:.1f} s")
         print(f"meshop init (fresh gateway):         {init_s:.1f} s")
         print(f"meshop init again (no-op):           {init_again_s:.1f} s")
         print(f"meshop node add (fresh node):        {add_s:.1f} s")
         print(f"agent started -> node Ready:         {ready_s:.1f} s")
         print(f"meshop node add again (no-op):       {second_s:.1f} s")
-        print(
-            "checks: wrong host key refused; packages, 0600 files, systemd-analyze verify, consul member, Ready, no-op"
-        )
+        print(f"meshop node remove (dead node):      {remove_s:.1f} s")
+        print(f"meshop node remove again (no-op):    {remove_again_s:.1f} s")
+        print("checks: wrong host key refused; packages, 0600 files, systemd-analyze verify, consul member, Ready,")
+        print("        no-op re-runs; remove: member left, records deleted, tokens revoked, no-op again")
     finally:
         if not opts.keep:
             for cid in containers:

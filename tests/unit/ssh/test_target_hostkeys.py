@@ -83,8 +83,16 @@ def test_bad_fingerprint_is_refused(text):
         (A, {A, B}, Trust(pinned=A), Verdict.KNOWN),
     ],
     ids=[
-        "listed", "changed", "changed-tofu", "unknown", "tofu", "pinned", "pin-mismatch", "pin-mismatch-tofu",
-        "listed-but-pin-differs", "listed-and-pinned",
+        "listed",
+        "changed",
+        "changed-tofu",
+        "unknown",
+        "tofu",
+        "pinned",
+        "pin-mismatch",
+        "pin-mismatch-tofu",
+        "listed-but-pin-differs",
+        "listed-and-pinned",
     ],
 )
 def test_decide(offered, listed, trust, verdict):
