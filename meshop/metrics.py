@@ -25,8 +25,10 @@ CONTROLLER_ACTION_KINDS = tuple(
 DRIFT_REASONS = ("missing", "stopped", "created-leftover", "dead")
 CONTAINER_STATES = ("created", "running", "restarting", "paused", "exited", "dead", "removing")
 CADDY_RESULTS = ("ok", "rejected", "error")
+DNS_RESULTS = ("ok", "refused", "error")
+DNS_KINDS = ("create", "update", "withdraw")
 CONSUL_OPERATIONS = {
-    "controller": ("watch", "read", "write", "guarded-write", "election", "heartbeat"),
+    "controller": ("watch", "read", "write", "guarded-write", "election", "heartbeat", "dns"),
     "agent": ("watch", "assignments", "registrations", "observed", "secrets", "heartbeat"),
     "gateway": ("watch", "registration"),
 }
@@ -85,6 +87,13 @@ service_ready = Gauge(
     "meshop_service_ready", "1 when the service's Ready condition is True, else 0; leader only.", ["service"]
 )
 node_ready = Gauge("meshop_node_ready", "1 when the node is Ready, 0 when NotReady.", ["node"])
+dns_updates_total = Counter(
+    "meshop_dns_updates_total",
+    "DNS record changes sent by the leader's DNS writer, by kind (create|update|withdraw) and result "
+    "(ok|refused: the server said no, e.g. a wrong TSIG key|error: unreachable, timeout).",
+    ["kind", "result"],
+)
+dns_names = Gauge("meshop_dns_names", "Names the DNS writer manages, by mode (gateways|direct); leader only.", ["mode"])
 leader = Gauge("meshop_leader", "1 while this controller holds the leader lock (always 0 in agents and gateways).")
 
 # --- gateway (and any component that loads a Caddy config) --------------------------------------------
@@ -120,6 +129,11 @@ def init_component(component: str) -> None:
         for kind in CONTROLLER_ACTION_KINDS:
             for result in RESULTS:
                 actions_total.labels(component, kind, result)
+        for kind in DNS_KINDS:
+            for result in DNS_RESULTS:
+                dns_updates_total.labels(kind, result)
+        for mode in ("gateways", "direct"):
+            dns_names.labels(mode)
     elif component == "gateway":
         for result in CADDY_RESULTS:
             caddy_reloads_total.labels(component, result)

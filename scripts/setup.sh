@@ -28,6 +28,9 @@ have named || [ -x /usr/sbin/named ] || missing+=(bind9)  # a real DNS server fo
 have sshd || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 if ! have docker || { ! docker_answers && ! have dockerd; }; then missing+=(docker.io); fi
 have iptables || missing+=(iptables)
+# the dashboard's browser tests: Debian's headless Chromium and its driver (browsers cannot be downloaded)
+have chromium || missing+=(chromium)
+have chromedriver || missing+=(chromium-driver)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"

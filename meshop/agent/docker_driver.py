@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -32,21 +31,17 @@ from meshop.agent.runtime import (
     VolumeNotOwned,
 )
 from meshop.errors import DriverError
+from meshop.libs import blocked, without_charset_detection
 
 # The Docker SDK imports paramiko (and with it cryptography, ~20 MB resident) at import time, for an
 # ssh:// engine only. The agent talks to a local socket: load the SDK without it, and add the SSH
-# transport back in ``_enable_ssh`` when an ssh:// engine is asked for.
-_BLOCK_PARAMIKO = "paramiko" not in sys.modules
-if _BLOCK_PARAMIKO:
-    sys.modules["paramiko"] = None  # type: ignore[assignment]  # "import paramiko" raises ImportError
-try:
+# transport back in ``_enable_ssh`` when an ssh:// engine is asked for. (And requests without its
+# character-set detector: ``meshop.libs``.)
+with without_charset_detection(), blocked("paramiko"):
     import docker
     import docker.errors
     import docker.types
     from docker.utils import parse_repository_tag
-finally:
-    if _BLOCK_PARAMIKO:
-        del sys.modules["paramiko"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

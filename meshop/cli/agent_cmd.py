@@ -17,6 +17,7 @@ from meshop.cli.context import CliContext
 from meshop.daemon import run_daemon
 from meshop.logs import setup_logging
 from meshop.model import Policy
+from meshop.tailscale import resolve_advertise
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,12 @@ def agent() -> None:
 
 @agent.command("run")
 @click.option("--node", required=True, envvar="MESHOP_NODE", help="This node's name (RFC 1123 label).")
-@click.option("--advertise-addr", required=True, metavar="ADDR", help="Address other nodes and Consul reach us at.")
+@click.option(
+    "--advertise-addr",
+    required=True,
+    metavar="ADDR|tailscale",
+    help="Address other nodes and Consul reach us at; 'tailscale': this machine's tailnet address (tailscale CLI).",
+)
 @click.option("--publish-addr", metavar="ADDR", help="Host address ports are published on [advertise address].")
 @click.option("--labels", default="", metavar="K=V,...", help="Node labels for placement.")
 @click.option("--docker-host", metavar="URL", envvar="DOCKER_HOST", help="Docker engine [env: DOCKER_HOST].")
@@ -220,6 +226,7 @@ def run(
         raise click.BadParameter(f"{node!r} is not an RFC 1123 label (a-z, 0-9, '-')", param_hint="--node")
     if not advertise_addr.strip():
         raise click.BadParameter("must not be empty", param_hint="--advertise-addr")
+    advertise_addr = resolve_advertise(advertise_addr)
     setup_logging(log_level, log_format)
     settings = AgentSettings(
         node=node,

@@ -16,9 +16,13 @@ from meshop.daemon import run_daemon
 from meshop.errors import MeshopError
 from meshop.gateway.config import GatewaySettings
 from meshop.gateway.daemon import COMPONENT, GatewayDaemon
+from meshop.gateway.presence import Presence, gateway_registration, presence
 from meshop.gateway.upstream_dns import UpstreamDNS
 from meshop.httpserver import StatusServer
 from meshop.logs import setup_logging
+from meshop.model.addresses import address_problem
+from meshop.model.names import is_dns_label
+from meshop.tailscale import resolve_advertise
 
 
 @click.group()
@@ -64,6 +68,22 @@ def gateway() -> None:
     "free port), so upstream changes need no Caddy reload; 'off': upstreams in the Caddyfile.",
 )
 @click.option("--resync", default=30.0, show_default=True, help="Seconds between full passes.")
+@click.option(
+    "--advertise-addr",
+    metavar="IP|tailscale",
+    help="Register this gateway as meshop-gateway with this address (what DNS records hold); "
+    "'tailscale': the tailnet address from the tailscale CLI. Without it DNS never points here.",
+)
+@click.option(
+    "--check-interval", default=2.0, show_default=True, type=click.FloatRange(0.5, 60), help="Health check seconds."
+)
+@click.option(
+    "--drain",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="On a planned stop: leave DNS first, keep serving this many seconds (record TTL + margin), then stop.",
+)
 @LOCAL_CLUSTER
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
@@ -83,6 +103,9 @@ def run(
     gateway_id: str,
     upstream_dns: str,
     resync: float,
+    advertise_addr: str | None,
+    check_interval: float,
+    drain: float,
     local_cluster: bool,
     log_level: str,
     log_format: str,
@@ -91,6 +114,13 @@ def run(
     setup_logging(log_level, log_format)
     if bool(caddy_dir) == bool(caddy_admin):
         raise MeshopError("give exactly one of --caddy-dir (meshop runs Caddy) or --caddy-admin (use a running Caddy)")
+    advertise = resolve_advertise(advertise_addr) if advertise_addr else None
+    if advertise is not None:
+        problem = address_problem(advertise, local_cluster=local_cluster)
+        if problem:
+            raise click.BadParameter(problem, param_hint="--advertise-addr")
+        if not is_dns_label(gateway_id):
+            raise click.BadParameter("must be an RFC 1123 label to register the gateway", param_hint="--id")
     managed = None
     if caddy_dir:
         caddy_dir = caddy_dir.resolve()
@@ -115,10 +145,19 @@ def run(
     def start(server: StatusServer) -> None:
         if managed is not None:
             managed.start(admin)
+        if advertise is not None:
+            serve = f"{binds[0]}:{http_port if tls_mode == 'off' else https_port}"
+            registration = gateway_registration(gateway_id, advertise, serve, server.address, check_interval)
+            daemon.presence = presence(daemon.services, registration)
+            daemon.presence.ensure()
         daemon.start_watches(metrics_listen=server.address, instance=gateway_id)
 
     def stop() -> None:
+        if isinstance(daemon.presence, Presence):
+            daemon.presence.drain(drain)
         daemon.stop()
+        if daemon.presence is not None:
+            daemon.presence.withdraw()
         if managed is not None:
             managed.stop()
 

@@ -45,6 +45,7 @@ COMMANDS = {
     "acl": "meshop.cli.acl_cmd:acl",
     "logs": "meshop.cli.remote_cmd:logs",
     "exec": "meshop.cli.remote_cmd:exec_",
+    "dashboard": "meshop.cli.dashboard_cmd:dashboard",
 }
 
 

@@ -123,7 +123,40 @@ def status_view(report: StatusReport) -> RenderableType:
     parts: list[RenderableType] = [controller_line(report), Text("")]
     parts += [Text("SERVICES", "bold"), services_table(report.services, report.now) if report.services else "none"]
     parts += [Text(""), Text("NODES", "bold"), nodes_table(report.nodes, report.now) if report.nodes else "none"]
+    if report.gateways or report.dns:
+        parts += [Text(""), Text("GATEWAYS", "bold"), gateways_table(report) if report.gateways else "none"]
+        parts += [dns_line(report)]
     return Group(*parts)
+
+
+def gateways_table(report: StatusReport) -> Table:
+    table = grid("GATEWAY", "ADDRESS", "HEALTH", "IN DNS", "MESSAGE", wrap="MESSAGE")
+    for row in report.gateways:
+        style = "green" if row.health == "passing" else "red"
+        table.add_row(
+            *cells(
+                row.gateway_id, row.address, row.health, "yes" if row.in_dns else "no", row.output, styles={2: style}
+            )
+        )
+    return table
+
+
+def dns_line(report: StatusReport) -> Text:
+    dns = report.dns
+    if dns is None or dns.provider == "none":
+        return Text("DNS: not managed (the Gateway document has no dns provider)", "dim")
+    if dns.mode == "direct":
+        target = "no gateway is healthy: direct to the nodes serving each host"
+    else:
+        target = "gateways " + (", ".join(printable(g) for g in dns.gateways) or "none")
+    text = f"DNS ({printable(dns.provider)}, zone {printable(dns.zone)}): {dns.names} name(s) -> {target}"
+    if dns.last_update:
+        text += f"; last update {since(report.now, dns.last_update)} ago: {printable(dns.last_change)}"
+    if dns.conflicts:
+        text += f"; {len(dns.conflicts)} name(s) held by records meshop does not own"
+    if dns.last_error:
+        return Text(f"{text}\nDNS error: {printable(dns.last_error)}", "red")
+    return Text(text, "yellow" if dns.mode == "direct" else "")
 
 
 def describe_view(desc: ServiceDescription, spec_yaml: str, now: float) -> RenderableType:

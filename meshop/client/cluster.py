@@ -1,6 +1,7 @@
 """One read-only picture of the cluster for ``meshop status`` / ``get``: documents, records, agent health.
 
-``read_snapshot`` makes the requests (three KV listings, the leader key, the ``meshop-agent`` health);
+``read_snapshot`` makes the requests (three KV listings, the leader key, the ``meshop-agent`` and
+``meshop-gateway`` health);
 ``Snapshot.build`` is pure, so ``--watch`` builds the same picture from its blocking-query watches.
 Nothing here writes to Consul.
 """
@@ -13,11 +14,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshop.client.gateways import GATEWAY_SERVICE
 from meshop.consul.config import ConsulConfig
 from meshop.consul.services import InstanceHealth, Services
 from meshop.consul.store import Entry, KVStore, Listing
 from meshop.model import keys
-from meshop.model.records import NodeRecord, NodeStatus, ServiceStatus, loads_json
+from meshop.model.records import DnsStatus, NodeRecord, NodeStatus, ServiceStatus, loads_json
 from meshop.operator.controller import AGENT_SERVICE, agent_instances
 from meshop.operator.desired import Memo, ParsedNode, ParsedService, parse_node_entry, parse_service_entry
 from meshop.operator.nodes import agent_status
@@ -59,6 +61,8 @@ class Snapshot:
     node_statuses: Mapping[str, NodeStatus] = field(default_factory=dict)
     agents: Mapping[str, str] = field(default_factory=dict)  # node -> worst status of its agent's checks
     leader: Leader | None = None
+    dns: DnsStatus | None = None  # the leader's DNS writer (status/dns)
+    gateways: tuple[InstanceHealth, ...] = ()  # meshop-gateway registrations (not followed by --watch)
 
     @classmethod
     def build(
@@ -68,6 +72,7 @@ class Snapshot:
         leader: Entry | None,
         now: float,
         memo: Parsers | None = None,
+        gateways: Iterable[InstanceHealth] = (),
     ) -> Snapshot:
         """Pure: sort every entry of ``listings`` (any of PREFIXES) into the snapshot's tables."""
         memo = memo or Parsers()
@@ -78,6 +83,7 @@ class Snapshot:
         records: dict[str, NodeRecord] = {}
         statuses: dict[str, ServiceStatus] = {}
         node_statuses: dict[str, NodeStatus] = {}
+        dns: dict[str, DnsStatus] = {}
         for entry in (e for listing in listings for e in listing.entries):
             key = entry.key
             if _name(key, keys.DESIRED_SERVICES):
@@ -92,6 +98,8 @@ class Snapshot:
                 _put(statuses, _name(key, keys.STATUS_SERVICES), entry.value, ServiceStatus.from_dict)
             elif _name(key, keys.STATUS_NODES):
                 _put(node_statuses, _name(key, keys.STATUS_NODES), entry.value, NodeStatus.from_dict)
+            elif key == keys.STATUS_DNS:
+                _put(dns, "dns", entry.value, DnsStatus.from_dict)
         return cls(
             now=now,
             services=services,
@@ -103,6 +111,8 @@ class Snapshot:
             node_statuses=node_statuses,
             agents=agent_status((node, i.status) for node, i in agent_instances(instances)),
             leader=Leader.from_entry(leader),
+            dns=dns.get("dns"),
+            gateways=tuple(gateways),
         )
 
 
@@ -134,9 +144,11 @@ def check_access(store: KVStore) -> Entry | None:
 
 
 def read_snapshot(config: ConsulConfig, clock: Any = time.time) -> Snapshot:
-    """Read everything status needs (five requests)."""
+    """Read everything status needs (six requests)."""
     store = KVStore(config)
     leader = check_access(store)
     listings = [store.list(prefix) for prefix in PREFIXES]
-    _, instances = Services(config, store.client).instances(AGENT_SERVICE)
-    return Snapshot.build(listings, instances, leader, clock(), Parsers(config.prefix))
+    services = Services(config, store.client)
+    _, instances = services.instances(AGENT_SERVICE)
+    _, gateways = services.instances(GATEWAY_SERVICE)
+    return Snapshot.build(listings, instances, leader, clock(), Parsers(config.prefix), gateways)

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from meshop.client.cluster import Leader, Snapshot
-from meshop.model.records import ServiceStatus
+from meshop.client.gateways import GatewayRow, gateway_rows
+from meshop.model.records import DnsStatus, ServiceStatus
 from meshop.operator.desired import ParsedService
 from meshop.operator.nodes import problems_of
 
@@ -113,6 +114,8 @@ class StatusReport:
     services: tuple[ServiceRow, ...]
     nodes: tuple[NodeRow, ...]
     leader: Leader | None
+    gateways: tuple[GatewayRow, ...] = ()
+    dns: DnsStatus | None = None
 
     def fingerprint(self) -> str:
         """The report without what changes by itself with time: equal fingerprints need no redraw."""
@@ -137,11 +140,20 @@ class StatusReport:
             "ready": self.all_ready,
             "services": [row.to_dict() for row in self.services],
             "nodes": [row.to_dict() for row in self.nodes],
+            **({"gateways": [row.to_dict() for row in self.gateways]} if self.gateways else {}),
+            **({"dns": self.dns.to_dict()} if self.dns else {}),
         }
 
 
 def build_report(snapshot: Snapshot) -> StatusReport:
-    return StatusReport(snapshot.now, service_rows(snapshot), node_rows(snapshot), snapshot.leader)
+    return StatusReport(
+        snapshot.now,
+        service_rows(snapshot),
+        node_rows(snapshot),
+        snapshot.leader,
+        gateway_rows(snapshot.gateways, snapshot.dns),
+        snapshot.dns,
+    )
 
 
 def service_rows(snapshot: Snapshot) -> tuple[ServiceRow, ...]:

@@ -13,10 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import consul
-from consul.callback import CB
-
-from meshop.consul.client import consul_errors, make_client
+from meshop.consul.client import CB, consul, consul_errors, make_client  # py-consul, loaded the lean way (meshop.libs)
 from meshop.consul.config import ConsulConfig
 
 
@@ -85,6 +82,15 @@ class AclApi:
         with consul_errors(self.config, "creating an ACL token"):
             raw = self.http.put(CB.json(), "/v1/acl/token", data=json.dumps(body))
         return _token(raw)
+
+    def token_self(self) -> Token | None:
+        """The token this client sends, with its policy names; None when Consul runs without ACLs."""
+        with consul_errors(self.config, "reading its own ACL token"):
+            try:
+                raw = self.http.get(CB.json(), "/v1/acl/token/self")
+            except consul.ACLDisabled:
+                return None
+        return _token(raw or {})
 
     def delete_token(self, accessor_id: str) -> None:
         with consul_errors(self.config, "deleting an ACL token"):

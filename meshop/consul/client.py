@@ -11,13 +11,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import consul
-import requests
-from consul.callback import CB
-from consul.exceptions import ClientError as ConsulClientError
-
 from meshop.consul.config import ConsulConfig
 from meshop.errors import ConflictError, ConsulAccessDenied, ConsulError, ConsulUnavailable, ValueTooLarge
+from meshop.libs import without_charset_detection
+
+with without_charset_detection():  # see meshop.libs: ~4 MB less in every daemon
+    import consul
+    import requests
+    from consul.callback import CB
+    from consul.exceptions import ClientError as ConsulClientError
 
 TOKEN_HEADER = "X-Consul-Token"
 CONSISTENCY = "consistent"  # never read a restarting server's half-replayed state (make_client)

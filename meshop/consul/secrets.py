@@ -9,9 +9,11 @@ never logged, and errors name the key, never the value.
 
 from __future__ import annotations
 
-import consul
-
-from meshop.consul.client import consul_errors, make_client
+from meshop.consul.client import (
+    consul,  # py-consul, loaded the lean way (meshop.libs)
+    consul_errors,
+    make_client,
+)
 from meshop.consul.config import ConsulConfig
 from meshop.errors import SecretRefused
 from meshop.model import keys

@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import consul
-
 from meshop import metrics
-from meshop.consul.client import consul_errors
+from meshop.consul.client import (
+    consul,  # py-consul, loaded the lean way (meshop.libs)
+    consul_errors,
+)
 from meshop.consul.config import ConsulConfig
 from meshop.errors import ConsulError
 
@@ -88,6 +89,7 @@ class InstanceHealth:
     status: str  # passing | warning | critical
     output: str = ""
     address: str = ""  # the Consul node's own address (the catalog's, not what the service claims)
+    service_address: str = ""  # what the registration claims (a gateway's advertised address)
 
 
 class Services:
@@ -115,6 +117,11 @@ class Services:
     def deregister(self, service_id: str) -> None:
         with consul_errors(self.config, f"deregistering service {service_id}"):
             self.client.agent.service.deregister(service_id)
+
+    def maintenance(self, service_id: str, enable: bool, reason: str = "") -> None:
+        """Consul's maintenance mode for one local registration: its health is critical while on."""
+        with consul_errors(self.config, f"setting maintenance of {service_id}"):
+            self.client.agent.service.maintenance(service_id, enable, reason or None)
 
     def local(self) -> dict[str, dict]:
         """Services registered on the local agent, by service id."""
@@ -195,6 +202,7 @@ def _instance(item: Mapping[str, Any]) -> InstanceHealth:
         status=status if status in _SEVERITY else "critical",
         output=str(worst.get("Output", ""))[:500] if worst and status != "passing" else "",
         address=str((item.get("Node") or {}).get("Address", "")),
+        service_address=str(service.get("Address", ""))[:255],
     )
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import consul
-import consul.exceptions
-
-from meshop.consul.client import consul_errors
+from meshop.consul.client import (
+    consul,  # py-consul, loaded the lean way (meshop.libs)
+    consul_errors,
+)
 from meshop.consul.store import KVStore, TxnOp
 
 

@@ -84,6 +84,7 @@ class GatewayDaemon:
         self._pinned: Pinned = {}  # host -> static upstreams in the config Caddy last accepted
         self._emptied_since: float | None = None  # when a plan serving nothing was first the answer
         self.metrics_registration: KeptRegistration | None = None
+        self.presence: KeptRegistration | None = None  # meshop-gateway, with --advertise-addr (DNS follows it)
         self.prober = Prober(lambda: self.wakeup.notify("probe")) if dns is not None else None
 
     def start_watches(self, metrics_listen: str | None = None, instance: str = "") -> None:
@@ -127,8 +128,9 @@ class GatewayDaemon:
         return True, "ready"
 
     def reconcile(self) -> float | None:
-        if self.metrics_registration is not None:
-            self.metrics_registration.ensure()
+        for kept in (self.metrics_registration, self.presence):
+            if kept is not None:
+                kept.ensure()
         if not self.routes_watch.wait_ready(0) or not self.gateway_watch.wait_ready(0):
             return 1.0  # first answers from Consul not in yet: render nothing rather than an empty config
         self._apply_gateway_document(self.gateway_watch.latest)

@@ -4,10 +4,12 @@ Pure: no I/O. ``meshop acl init`` / ``meshop acl token`` / ``meshop acl sync`` (
 send what this module renders. Each rule follows from what the role's code reads and writes
 (docs/security.md, "Roles and tokens"):
 
-* ``controller``: reads the whole prefix except ``secrets/``; writes ``assignments/``, ``status/``,
+* ``controller``: reads the whole prefix except ``secrets/`` (but ``secrets/meshop-dns/``: the TSIG key of
+  the DNS writer); writes ``assignments/``, ``status/``,
   ``routes/``, ``events/`` and the ``leader`` lock (sessions on any Consul node: it may run on any);
   registers ``meshop-controller`` and ``meshop-metrics``.
-* ``gateway``: reads ``routes/``, ``desired/gateway`` and ``nodes/``; registers ``meshop-metrics``.
+* ``gateway``: reads ``routes/``, ``desired/gateway`` and ``nodes/``; registers ``meshop-metrics`` and
+  ``meshop-gateway`` (its health, which DNS follows).
 * ``agent`` of node N: writes ``nodes/N``, ``observed/N/``, its fence ``fences/N`` and events
   (``events/``: what it did to containers; the log is bounded by whoever appends); reads
   ``assignments/N/``; registers
@@ -16,8 +18,8 @@ send what this module renders. Each rule follows from what the role's code reads
   re-rendered by ``meshop acl sync`` (``services``: assigned to N; ``running``: what N reports in
   ``observed/N/``, which it must still be able to deregister).
 * ``readonly``: reads the whole prefix except ``secrets/`` (status, get, describe, events, diff).
-* ``operator``: ``readonly`` plus writes to ``desired/`` (apply, import, delete, cordon, drain) and to
-  ``fences/`` (``meshop cluster adopt``).
+* ``operator``: ``readonly`` plus writes to ``desired/`` (apply, import, delete, cordon, drain), to
+  ``fences/`` (``meshop cluster adopt``) and to ``events/`` (the dashboard records its actions).
 * ``prometheus``: reads the ``meshop-metrics`` service and the nodes, and the local agent's datacenter
   (what ``consul_sd_configs`` asks for).
 
@@ -39,6 +41,8 @@ NODE_ROLES = ("agent",)
 AGENT_SERVICE = "meshop-agent"
 CONTROLLER_SERVICE = "meshop-controller"
 METRICS_SERVICE = "meshop-metrics"
+GATEWAY_SERVICE = "meshop-gateway"
+DNS_SECRETS = "meshop-dns"  # secrets/meshop-dns/: the TSIG key the leader's DNS writer signs with
 
 _PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9_.-]+", re.ASCII)
 _POLICY_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]", re.ASCII)
@@ -120,6 +124,7 @@ def policy_rules(
         rules = _read_all_but_secrets(p) + [
             _rule("key_prefix", f"{p}/{part}/", "write") for part in ("assignments", "status", "routes", "events")
         ]
+        rules += [_rule("key_prefix", f"{p}/secrets/{DNS_SECRETS}/", "read")]
         rules += [_rule("key", f"{p}/leader", "write"), _rule("session_prefix", "", "write")]
         rules += [_rule("service", CONTROLLER_SERVICE, "write"), _rule("service", METRICS_SERVICE, "write")]
         rules += _CATALOG_READ
@@ -129,6 +134,7 @@ def policy_rules(
             _rule("key", f"{p}/desired/gateway", "read"),
             _rule("key_prefix", f"{p}/nodes/", "read"),
             _rule("service", METRICS_SERVICE, "write"),
+            _rule("service", GATEWAY_SERVICE, "write"),
             *_CATALOG_READ,
         ]
     elif role == "agent":
@@ -154,6 +160,7 @@ def policy_rules(
             *_read_all_but_secrets(p),
             _rule("key_prefix", f"{p}/desired/", "write"),
             _rule("key_prefix", f"{p}/fences/", "write"),
+            _rule("key_prefix", f"{p}/events/", "write"),
             *_CATALOG_READ,
         ]
     else:  # prometheus

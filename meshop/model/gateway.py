@@ -19,10 +19,19 @@ class GatewayDNS:
     key_name: str | None = None
     key_secret_key: str | None = None  # Consul key holding the TSIG secret (never the secret itself)
     key_algorithm: str = "hmac-sha256"
+    ttl: int = 60
+    records: str = "hosts"  # hosts | wildcard
+    owner_id: str | None = None  # default: the Gateway's name
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"provider": self.provider, "keyAlgorithm": self.key_algorithm}
+        out: dict[str, Any] = {
+            "provider": self.provider,
+            "keyAlgorithm": self.key_algorithm,
+            "ttl": self.ttl,
+            "records": self.records,
+        }
         for key, value in (
+            ("ownerId", self.owner_id),
             ("server", self.server),
             ("zone", self.zone),
             ("keyName", self.key_name),
@@ -41,6 +50,9 @@ class GatewayDNS:
             d.get("keyName"),
             d.get("keySecretKey"),
             str(d["keyAlgorithm"]),
+            int(d.get("ttl", 60)),
+            str(d.get("records", "hosts")),
+            d.get("ownerId"),
         )
 
 

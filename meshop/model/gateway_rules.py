@@ -63,6 +63,13 @@ def gateway_rules(out: Out, doc: dict[str, Any]) -> None:
         )
     check(
         out,
+        "spec.dns.ownerId",
+        dns.get("ownerId"),
+        names.is_dns_label(dns.get("ownerId")),
+        "must be an RFC 1123 label (a-z, 0-9, '-'; at most 63): it is written into a TXT record",
+    )
+    check(
+        out,
         "spec.dns.keySecretKey",
         dns.get("keySecretKey"),
         names.is_consul_key(dns.get("keySecretKey")),

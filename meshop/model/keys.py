@@ -15,11 +15,13 @@ ASSIGNMENTS = "assignments/"
 OBSERVED = "observed/"
 STATUS_SERVICES = "status/services/"
 STATUS_NODES = "status/nodes/"
+STATUS_DNS = "status/dns"
 ROUTES = "routes/"
 EVENTS = "events/"
 LEADER = "leader"
 FENCES = "fences/"
 SECRETS = "secrets/"
+DNS_SECRETS_OWNER = "meshop-dns"  # secrets/meshop-dns/: the TSIG key (Service names meshop-* are reserved)
 
 
 def desired_service(name: str) -> str:

@@ -429,3 +429,46 @@ class Event:
             message=str(data.get("message", "")),
             component=str(data.get("component", "")),
         )
+
+
+@dataclass(frozen=True)
+class DnsStatus:
+    """``status/dns``, written by the leading controller's DNS writer: where the records point and how
+    the last update went. Never holds the TSIG key or its secret."""
+
+    provider: str = "none"
+    zone: str = ""
+    mode: str = ""  # gateways | direct | "" (nothing managed)
+    gateways: tuple[str, ...] = ()  # ids of the gateways the records point at
+    names: int = 0  # names meshop wants in the zone
+    last_update: float = 0.0  # when a change last went through
+    last_change: str = ""  # what it was
+    last_error: str = ""  # "" when the last pass succeeded
+    conflicts: tuple[str, ...] = ()  # wanted names held by records meshop does not own
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "zone": self.zone,
+            "mode": self.mode,
+            "gateways": list(self.gateways),
+            "names": self.names,
+            "lastUpdate": self.last_update,
+            "lastChange": self.last_change,
+            "lastError": self.last_error,
+            "conflicts": list(self.conflicts),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DnsStatus:
+        return cls(
+            provider=str(data.get("provider", "none"))[:32],
+            zone=str(data.get("zone", ""))[:255],
+            mode=str(data.get("mode", ""))[:16],
+            gateways=tuple(str(g)[:63] for g in list(data.get("gateways") or ())[:64]),
+            names=int(data.get("names", 0)),
+            last_update=float(data.get("lastUpdate", 0.0)),
+            last_change=str(data.get("lastChange", ""))[:500],
+            last_error=str(data.get("lastError", ""))[:500],
+            conflicts=tuple(str(c)[:300] for c in list(data.get("conflicts") or ())[:32]),
+        )

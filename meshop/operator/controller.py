@@ -43,6 +43,7 @@ from meshop.operator.desired import (
     read_record,
     with_last_valid,
 )
+from meshop.operator.dns import DnsWriter
 from meshop.operator.election import LeaderElection
 from meshop.operator.nodes import NodeHealth
 from meshop.operator.plan import ClusterState, PlannedEvent, diff, plan
@@ -149,6 +150,15 @@ class Controller:
             heartbeat_services=Services(config, store_factory(config).client),
             confirm_store=store_factory(config),
         )
+        dns_store = store_factory(config)
+        self.dns = DnsWriter(  # the zone's one writer: acts only while this controller leads
+            dns_store,
+            Services(config, dns_store.client),
+            lambda: self.election.lock if self.election.confirmed else None,
+            local_cluster=options.local_cluster,
+            resync=options.resync,
+            wait=options.watch_wait,
+        )
         self.watches: dict[str, Watch[Any]] = {}
         self.health: dict[str, NodeHealth] = {}
         self.last = PassStats()
@@ -204,10 +214,12 @@ class Controller:
             self.metrics_registration.ensure()
             self.election.port = registration.port
         self.election.start()
+        self.dns.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop passes (the one in flight finishes), then release the lock and deregister."""
         self.loop.stop()
+        self.dns.stop(timeout)
         for watch in self.watches.values():
             watch.stop()
         if self._thread is not None:
@@ -243,6 +255,7 @@ class Controller:
             self._clear_service_metrics()  # only the leader reports services; a standby's would be stale
         self._announce = lock.session if lock is not None else None
         self.wakeup.notify("leader")
+        self.dns.wakeup.notify("leader")
 
     # --- the pass -----------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -73,6 +74,7 @@ class Process:
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **(self.env or {})},
                 start_new_session=True,
+                preexec_fn=_default_interrupt,
             )
         finally:
             log.close()
@@ -109,3 +111,28 @@ class Process:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def _default_interrupt() -> None:
+    """In the child: SIGINT does what it does for a user at a terminal. A test run started in the
+    background by a non-interactive shell (``make test &``) inherits SIGINT *ignored*, and Python then
+    installs no KeyboardInterrupt handler, so a test that presses Ctrl-C would see nothing happen."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def kill_pidfile(pidfile: Path, sig: int = signal.SIGKILL) -> bool:
+    """Signal the process whose PID a daemon we started wrote to ``pidfile`` (e.g. a gateway's own Caddy
+    left running when the test killed the gateway); False when the file or the process is gone."""
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, sig)
+    except (OSError, ValueError):
+        return False
+    with contextlib.suppress(OSError):
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            status = Path(f"/proc/{pid}/status").read_text()
+            if "\nState:\tZ" in status:
+                break
+            time.sleep(0.02)
+    return True

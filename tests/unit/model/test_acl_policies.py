@@ -112,6 +112,7 @@ CASES = [
     (acl.policy_rules("operator", P), "key", "meshop/status/services/web", "write", False),
     (acl.policy_rules("operator", P), "key", "meshop/assignments/n1/web", "write", False),
     (acl.policy_rules("operator", P), "key", "meshop/secrets/web/password", "read", False),
+    (acl.policy_rules("operator", P), "key", "meshop/events/1-a", "write", True),  # dashboard
     # Prometheus: discovery only
     (acl.policy_rules("prometheus", P), "service", "meshop-metrics", "read", True),
     (acl.policy_rules("prometheus", P), "service", "web", "read", False),

@@ -1,0 +1,193 @@
+"""Who may see the dashboard and act on it: bind policy, password hashes, sessions, CSRF. Pure but for
+``secrets`` (random tokens) and ``hashlib.scrypt``; the clock is passed in.
+
+* Bound to loopback (the default) the page is open like the CLI is to local users; a request must then
+  name a loopback host (``Host``), so a web page elsewhere cannot reach it through DNS rebinding.
+* Bound to anything else it requires a login: a Consul ACL token that may read meshop's keys (checked
+  against Consul by the server), or the password whose scrypt hash is in ``--password-file``.
+* A session is a random id in a cookie (HttpOnly, SameSite=Strict, Path=/), server-side, with a CSRF
+  token every form that acts must send back; failed logins are throttled.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+
+COOKIE = "meshop_session"
+SESSION_TTL = 12 * 3600.0
+MAX_SESSIONS = 1000
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+class AuthConfigError(ValueError):
+    """A password file or listen address the dashboard cannot use; the message names it and why."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address (or ``localhost``) that only this machine can reach. ``0.0.0.0``/``::``
+    (every interface), other addresses and names are not."""
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def split_host(header: str) -> tuple[str, str]:
+    """``Host`` header -> (host, port or ""): ``a:8080``, ``[::1]:8080``, ``[::1]``, ``a``."""
+    if header.startswith("["):
+        host, _, rest = header[1:].partition("]")
+        return host, rest[1:] if rest.startswith(":") else rest
+    if header.count(":") == 1:
+        host, _, port = header.partition(":")
+        return host, port
+    return header, ""
+
+
+def host_allowed(header: str | None, port: int) -> bool:
+    """For a loopback dashboard without login: the request's ``Host`` must be a loopback name or address
+    (with our port, or none): a rebinding attacker's name is refused although it resolves to 127.0.0.1."""
+    if not header:
+        return False
+    host, given = split_host(header.strip())
+    return is_loopback(host) and given in ("", str(port))
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """``scrypt$n$r$p$<salt>$<hash>`` (base64): the one line ``--password-file`` holds."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, maxmem=64 * 2**20, **SCRYPT)
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT['n']}${SCRYPT['r']}${SCRYPT['p']}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+@dataclass(frozen=True)
+class PasswordHash:
+    n: int
+    r: int
+    p: int
+    salt: bytes
+    digest: bytes
+
+    @classmethod
+    def parse(cls, line: str, source: str = "password file") -> PasswordHash:
+        parts = line.strip().split("$")
+        try:
+            if len(parts) != 6 or parts[0] != "scrypt":
+                raise ValueError("not scrypt$N$r$p$salt$hash")
+            n, r, p = (int(x) for x in parts[1:4])
+            if n < 2**14 or n & (n - 1) or not 1 <= r <= 32 or not 1 <= p <= 16:
+                raise ValueError("scrypt parameters too weak or malformed (N >= 16384, a power of two)")
+            salt, digest = base64.b64decode(parts[4], validate=True), base64.b64decode(parts[5], validate=True)
+            if len(salt) < 8 or len(digest) < 16:
+                raise ValueError("salt or hash too short")
+        except ValueError as exc:
+            raise AuthConfigError(f"{source}: {exc}; make one with `meshop dashboard --hash-password`") from None
+        return cls(n, r, p, salt, digest)
+
+    def verify(self, password: str) -> bool:
+        got = hashlib.scrypt(
+            password.encode(), salt=self.salt, n=self.n, r=self.r, p=self.p, dklen=len(self.digest), maxmem=256 * 2**20
+        )
+        return hmac.compare_digest(got, self.digest)
+
+
+@dataclass(frozen=True)
+class Session:
+    sid: str
+    csrf: str
+    user: str
+    expires: float
+
+
+class Sessions:
+    """Server-side sessions by random id; at most ``limit`` (the oldest go first)."""
+
+    def __init__(self, ttl: float = SESSION_TTL, limit: int = MAX_SESSIONS) -> None:
+        self.ttl = ttl
+        self.limit = limit
+        self._by_id: OrderedDict[str, Session] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def create(self, user: str, now: float) -> Session:
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), user, now + self.ttl)
+        with self._lock:
+            self._by_id[session.sid] = session
+            while len(self._by_id) > self.limit:
+                self._by_id.popitem(last=False)
+        return session
+
+    def get(self, sid: str | None, now: float) -> Session | None:
+        if not sid:
+            return None
+        with self._lock:
+            session = self._by_id.get(sid)
+            if session is not None and session.expires <= now:
+                del self._by_id[sid]
+                return None
+            return session
+
+    def drop(self, sid: str) -> None:
+        with self._lock:
+            self._by_id.pop(sid, None)
+
+
+def session_id(cookie_header: str | None) -> str | None:
+    if not cookie_header:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(cookie_header)
+    except CookieError:
+        return None
+    morsel = jar.get(COOKIE)
+    return morsel.value if morsel else None
+
+
+def set_cookie(session: Session, now: float) -> str:
+    """HttpOnly (no script reads it), SameSite=Strict (no other site's page sends it), Path=/."""
+    max_age = max(0, int(session.expires - now))
+    return f"{COOKIE}={session.sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}"
+
+
+def clear_cookie() -> str:
+    return f"{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"
+
+
+def csrf_ok(expected: str, got: str | None) -> bool:
+    return bool(expected) and got is not None and hmac.compare_digest(expected.encode(), got.encode())
+
+
+class Throttle:
+    """At most ``limit`` failed logins per ``window`` seconds across all clients; then logins wait."""
+
+    def __init__(self, limit: int = 10, window: float = 60.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def _expire(self, now: float) -> None:
+        while self._failures and self._failures[0] <= now - self.window:
+            self._failures.popleft()
+
+    def blocked(self, now: float) -> bool:
+        with self._lock:
+            self._expire(now)
+            return len(self._failures) >= self.limit
+
+    def failed(self, now: float) -> None:
+        with self._lock:
+            self._expire(now)
+            self._failures.append(now)

@@ -1,0 +1,100 @@
+"""The dashboard's live state: the latest ``Snapshot`` (the same ``StatusWatch`` as ``meshop status
+--watch``), the route records and the event log, each kept by a Consul blocking query; and a version
+number that every server-sent-event stream waits on.
+
+One ``Live`` serves every browser: N open pages cost the same Consul queries as one. A page learns of a
+change through ``wait_change`` and then fetches its fragment, which is rendered from ``overview()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from meshop.client.events import events_in
+from meshop.client.status import build_report
+from meshop.client.watch import StatusWatch
+from meshop.consul.config import ConsulConfig
+from meshop.consul.store import KVStore, Listing
+from meshop.consul.watch import Watch, watch_prefix
+from meshop.dashboard.views import EVENTS_SHOWN, Overview
+from meshop.model import keys
+from meshop.model.records import RouteRecord, loads_json
+
+
+def routes_in(listing: Listing | None) -> tuple[RouteRecord, ...]:
+    """Readable route records, by host; an unreadable one is left out (it is hostile or half-written)."""
+    found = []
+    for entry in listing.entries if listing else ():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            found.append(RouteRecord.from_dict(loads_json(entry.value)))
+    return tuple(sorted(found, key=lambda r: (r.host, r.path)))
+
+
+class Live:
+    def __init__(self, config: ConsulConfig, *, wait: str = "30s", clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.status = StatusWatch(config, wait=wait, settle=0.05, clock=clock)
+        self.wait = wait
+        self.version = 0
+        self.problem = ""
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._watches: list[Watch[Any]] = []
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Live:
+        self.status.start()
+        store = KVStore(self.config)
+        self.routes = watch_prefix(store, keys.ROUTES, lambda _: self._bump(), wait=self.wait)
+        self.events = watch_prefix(KVStore(self.config), keys.EVENTS, lambda _: self._bump(), wait=self.wait)
+        self._watches = [self.routes, self.events]
+        self._thread = threading.Thread(target=self._follow, name="dashboard-live", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        for watch in self._watches:
+            watch.stop()
+        self.status.stop()
+
+    def ready(self, timeout: float) -> bool:
+        """True once every watch has answered once."""
+        deadline = time.monotonic() + timeout
+        watches = [*self.status._all(), *self._watches]
+        return all(w.wait_ready(max(0.0, deadline - time.monotonic())) for w in watches)
+
+    def overview(self) -> Overview:
+        """The overview as of now, from the watches' latest answers (no request to Consul)."""
+        report = build_report(self.status.snapshot())
+        events = tuple(e.event for e in events_in(self.events.latest.entries if self.events.latest else ()))
+        return Overview(report, routes_in(self.routes.latest), events[-EVENTS_SHOWN:])
+
+    def wait_change(self, seen: int, timeout: float) -> int:
+        """Block until the version differs from ``seen`` (or ``timeout``, or stop); the current version."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.version != seen or self._stopping, timeout)
+            return self.version
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def _bump(self) -> None:
+        with self._cond:
+            self.version += 1
+            self._cond.notify_all()
+
+    def _follow(self) -> None:
+        for update in self.status.updates(check_every=1.0):
+            if self._stopping:
+                return
+            self.problem = update.problem
+            self._bump()

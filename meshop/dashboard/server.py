@@ -1,0 +1,341 @@
+"""The dashboard's HTTP server (stdlib ``ThreadingHTTPServer``): routes, login, CSRF, SSE, headers.
+
+Pages and fragments render from ``Live`` (one set of Consul blocking queries for every browser) or,
+for a service page, from ``client.describe`` (what ``meshop describe`` reads); actions go through
+``actions.node_action``. Every response carries a strict Content-Security-Policy (scripts and styles
+from here only, no framing) and ``Cache-Control: no-store``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from meshop.client.cluster import check_access
+from meshop.client.describe import describe_service
+from meshop.consul.acl import AclApi
+from meshop.consul.config import ConsulConfig
+from meshop.consul.events import EventLog
+from meshop.consul.store import KVStore
+from meshop.dashboard import assets, auth, pages, views
+from meshop.dashboard.actions import node_action
+from meshop.dashboard.live import Live
+from meshop.errors import ConsulAccessDenied, ConsulError, MeshopError, NotFound
+from meshop.httpserver import parse_listen
+
+log = logging.getLogger(__name__)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",  # no-referrer would make browsers send ``Origin: null`` on POST
+    "Cache-Control": "no-store",
+}
+NODE_ACTION = re.compile(r"^/nodes/([^/]+)/(cordon|uncordon|drain)$")
+SERVICE = re.compile(r"^/(fragment/)?service/([^/]+)$")
+MAX_BODY = 16 * 1024
+KEEPALIVE = 15.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    listen: str = "127.0.0.1:8080"
+    password: auth.PasswordHash | None = None
+    actions: bool = False  # checked against the token's policies before this is set
+
+
+class Dashboard:
+    """The server and its state; ``start()`` binds, ``stop()`` ends every stream and the watches."""
+
+    def __init__(self, config: ConsulConfig, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.settings = settings
+        self.clock = clock
+        host, port = parse_listen(settings.listen)
+        self.loopback = auth.is_loopback(host)
+        self.login_required = not self.loopback or settings.password is not None
+        self.sessions = auth.Sessions()
+        self.throttle = auth.Throttle()
+        self.local_csrf = secrets.token_urlsafe(32)  # the loopback page without login: one token per process
+        self.store = KVStore(config)
+        self.events = EventLog(self.store, "dashboard")
+        self.live = Live(config, clock=clock)
+        handler = _handler(self)
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise MeshopError(f"cannot listen on {settings.listen}: {exc.strerror}") from None
+        self.httpd.daemon_threads = True
+        self.host = host
+        self.port = int(self.httpd.server_address[1])
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="dashboard-http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def start(self, ready_timeout: float = 15.0) -> Dashboard:
+        check_access(self.store)  # a clear error (unreachable, access denied) before serving anything
+        self.live.start()
+        if not self.live.ready(ready_timeout):
+            self.live.stop()
+            raise MeshopError(f"Consul at {self.config.address} did not answer the dashboard's watches")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.live.stop()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # -- who is asking -----------------------------------------------------------------------------------
+    def viewer(self, cookie: str | None) -> views.Viewer | None:
+        """The viewer of a request; None when a login is required and the request has no live session."""
+        if not self.login_required:
+            return views.Viewer(actions=self.settings.actions, csrf=self.local_csrf)
+        session = self.sessions.get(auth.session_id(cookie), self.clock())
+        if session is None:
+            return None
+        return views.Viewer(actions=self.settings.actions, csrf=session.csrf, user=session.user)
+
+    def login(self, form: dict[str, str]) -> tuple[auth.Session | None, str]:
+        """(session, "") or (None, why not). A token must be able to read meshop's keys in Consul."""
+        now = self.clock()
+        if self.throttle.blocked(now):
+            return None, "too many failed sign-ins; wait a minute"
+        method = form.get("method", "")
+        user, error = "", "unknown sign-in method"
+        if method == "password" and self.settings.password is not None:
+            if self.settings.password.verify(form.get("password", "")):
+                user = "password"
+            else:
+                error = "wrong password"
+        elif method == "token":
+            user, error = self._check_token(form.get("token", "").strip())
+        if not user:
+            self.throttle.failed(now)
+            return None, error
+        return self.sessions.create(user, now), ""
+
+    def _check_token(self, token: str) -> tuple[str, str]:
+        if not token or len(token) > 128 or not token.isprintable():
+            return "", "a Consul ACL token is required"
+        config = replace(self.config, token=token)
+        try:
+            itself = AclApi(config).token_self()
+            if itself is None:
+                return "", "Consul runs without ACLs, so a token proves nothing: start with --password-file"
+            check_access(KVStore(config))  # a GET, refused with 403 unless the token may read meshop's keys
+        except ConsulAccessDenied:
+            return "", f"this token may not read {self.config.prefix}/ (use the read-only role's token)"
+        except ConsulError:
+            return "", "Consul could not check the token; try again"
+        return f"token {itself.accessor_id[:8]}", ""
+
+    def act(self, viewer: views.Viewer, node: str, mode: str) -> bool:
+        who = viewer.user or "a local user (loopback)"
+        return node_action(self.store, self.events, node, mode, who)
+
+
+def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "meshop-dashboard"
+        sys_version = ""
+
+        # -- plumbing ------------------------------------------------------------------------------------
+        def log_message(self, format: str, *args: object) -> None:
+            log.debug("%s %s", self.address_string(), format % args)
+
+        def _send(self, code: int, body: str | bytes, ctype: str = "text/html; charset=utf-8", **headers: str) -> None:
+            data = body.encode() if isinstance(body, str) else body
+            self.send_response(code)
+            for name, value in {**SECURITY_HEADERS, "Content-Type": ctype, **headers}.items():
+                self.send_header(name.replace("_", "-"), value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the browser moved on
+                    self.wfile.write(data)
+
+        def _redirect(self, where: str, **headers: str) -> None:
+            self._send(303, b"", "text/plain", Location=where, **headers)
+
+        def _path(self) -> tuple[str, dict[str, list[str]]]:
+            parts = urlsplit(self.path)
+            return parts.path, parse_qs(parts.query)
+
+        def _form(self) -> dict[str, str] | None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                return None
+            raw = self.rfile.read(length).decode("utf-8", "replace")
+            return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+
+        def _admitted(self) -> bool:
+            """Loopback without login: the Host must be a loopback one (no DNS rebinding)."""
+            if dash.login_required or auth.host_allowed(self.headers.get("Host"), dash.port):
+                return True
+            self._send(421, pages.error(421, "this dashboard answers only to a loopback host name"))
+            return False
+
+        def _same_origin(self) -> bool:
+            """A browser names the page a POST comes from; it must be this dashboard (``null``: refused)."""
+            origin = self.headers.get("Origin")
+            return origin is None or urlsplit(origin).netloc == (self.headers.get("Host") or "")
+
+        def _viewer_or_login(self, page: bool) -> views.Viewer | None:
+            viewer = dash.viewer(self.headers.get("Cookie"))
+            if viewer is None:
+                if page:
+                    self._redirect("/login")
+                else:
+                    self._send(401, "sign in first\n", "text/plain; charset=utf-8")
+            return viewer
+
+        # -- GET -----------------------------------------------------------------------------------------
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
+        def do_GET(self) -> None:
+            if not self._admitted():
+                return
+            path, query = self._path()
+            if path == "/static/app.css":
+                return self._send(200, assets.CSS, "text/css; charset=utf-8")
+            if path == "/static/app.js":
+                return self._send(200, assets.JS, "text/javascript; charset=utf-8")
+            if path == "/login":
+                if not dash.login_required:
+                    return self._redirect("/")
+                return self._send(200, pages.login(password=dash.settings.password is not None))
+            page = not (path.startswith("/fragment/") or path == "/stream")
+            viewer = self._viewer_or_login(page)
+            if viewer is None:
+                return None
+            try:
+                self._get(path, query, viewer)
+            except NotFound as exc:
+                self._send(404, pages.error(404, str(exc), viewer))
+            except MeshopError as exc:
+                self._send(503, pages.error(503, str(exc), viewer))
+
+        def _get(self, path: str, query: dict[str, list[str]], viewer: views.Viewer) -> None:
+            if path == "/":
+                version = dash.live.version  # read first: any change after it is announced to the page
+                body = views.overview(dash.live.overview(), viewer)
+                page = pages.shell("Fleet", body, viewer, "/fragment/overview", f"/stream?since={version}")
+                return self._send(200, page)
+            if path == "/fragment/overview":
+                return self._send(200, views.overview(dash.live.overview(), viewer))
+            if path == "/stream":
+                return self._stream(query)
+            found = SERVICE.match(path)
+            if found:
+                name = unquote(found.group(2))
+                version = dash.live.version
+                desc = describe_service(KVStore(dash.config), name, dash.clock)
+                body = views.service(desc, dash.clock())
+                if found.group(1):
+                    return self._send(200, body)
+                return self._send(
+                    200,
+                    pages.shell(name, body, viewer, f"/fragment/service/{found.group(2)}", f"/stream?since={version}"),
+                )
+            found = NODE_ACTION.match(path)
+            if found and viewer.actions:
+                return self._send(200, pages.confirm(found.group(2), unquote(found.group(1)), viewer))
+            if found:
+                return self._send(
+                    403, pages.error(403, "this dashboard is read-only (start it with --actions)", viewer)
+                )
+            return self._send(404, pages.error(404, "no such page", viewer))
+
+        def _stream(self, query: dict[str, list[str]]) -> None:
+            """Server-sent events: ``changed`` whenever the live state moved (at once if it moved since
+            the page was rendered: ``?since=``); a comment every 15 s keeps proxies from closing it."""
+            self.send_response(200)
+            for name, value in {
+                **SECURITY_HEADERS,
+                "Content-Type": "text/event-stream",
+                "X-Accel-Buffering": "no",
+            }.items():
+                self.send_header(name, value)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            since = (query.get("since") or [""])[0]
+            seen = int(since) if since.isdigit() else -1
+            try:
+                self.wfile.write(b"retry: 2000\n\n")
+                self.wfile.flush()
+                while not dash.live.stopping:
+                    version = dash.live.wait_change(seen, KEEPALIVE)
+                    if dash.live.stopping:
+                        return
+                    if dash.login_required and dash.viewer(self.headers.get("Cookie")) is None:
+                        return  # logged out or expired: the page reloads into the login
+                    line = f"event: changed\ndata: {version}\n\n" if version != seen else ": keep-alive\n\n"
+                    seen = version
+                    self.wfile.write(line.encode())
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                return
+
+        # -- POST ----------------------------------------------------------------------------------------
+        def do_POST(self) -> None:
+            if not self._admitted():
+                return
+            if not self._same_origin():
+                return self._send(403, pages.error(403, "cross-origin request refused"))
+            path, _ = self._path()
+            form = self._form()
+            if form is None:
+                return self._send(413, pages.error(413, "request too large"))
+            if path == "/login":
+                return self._login(form)
+            viewer = self._viewer_or_login(page=True)
+            if viewer is None:
+                return None
+            if not auth.csrf_ok(viewer.csrf, form.get("csrf")):
+                return self._send(403, pages.error(403, "the form's CSRF token is missing or stale; reload", viewer))
+            if path == "/logout":
+                sid = auth.session_id(self.headers.get("Cookie"))
+                if sid:
+                    dash.sessions.drop(sid)
+                return self._redirect("/login", Set_Cookie=auth.clear_cookie())
+            found = NODE_ACTION.match(path)
+            if found is None:
+                return self._send(404, pages.error(404, "no such action", viewer))
+            if not viewer.actions:
+                return self._send(
+                    403, pages.error(403, "this dashboard is read-only (start it with --actions)", viewer)
+                )
+            try:
+                dash.act(viewer, unquote(found.group(1)), found.group(2))
+            except NotFound as exc:
+                return self._send(404, pages.error(404, str(exc), viewer))
+            except MeshopError as exc:
+                return self._send(409, pages.error(409, str(exc), viewer))
+            return self._redirect("/")
+
+        def _login(self, form: dict[str, str]) -> None:
+            if not dash.login_required:
+                return self._redirect("/")
+            session, error = dash.login(form)
+            if session is None:
+                return self._send(401, pages.login(error, password=dash.settings.password is not None))
+            return self._redirect("/", Set_Cookie=auth.set_cookie(session, dash.clock()))
+
+    return Handler

@@ -1,0 +1,251 @@
+"""The dashboard's live fragments: the fleet overview and one service, as HTML from plain data. Pure.
+
+Every string that came from Consul passes ``esc``; CSS classes and links are built only from fixed
+words (health, node status) or percent-encoded names. The same rows as ``meshop status`` (``client.status``)
+and ``meshop describe`` (``client.describe``) are shown, so the page and the CLI never disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import yaml
+
+from meshop.client.describe import ServiceDescription
+from meshop.client.status import CONVERGING, NodeRow, ServiceRow, StatusReport
+from meshop.dashboard.html import esc, tag, url_part
+from meshop.model.records import Event, RouteRecord
+
+HEALTH_CLASS = {"Healthy": "ok", "Degraded": "warn", "Failed": "bad"}
+NODE_CLASS = {"Ready": "ok", "Cordoned": "warn", "Draining": "warn"}
+EVENTS_SHOWN = 25
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What the overview shows, all read at ``report.now``."""
+
+    report: StatusReport
+    routes: tuple[RouteRecord, ...] = ()
+    events: tuple[Event, ...] = ()
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who looks: whether the page offers actions, and the CSRF token its forms carry."""
+
+    actions: bool = False
+    csrf: str = ""
+    user: str = ""
+
+
+def age(seconds: float | None) -> str:
+    """kubectl-style ages, as ``meshop status`` prints them: 45s, 12m, 5h, 3d; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    s = max(0, int(seconds))
+    if s < 120:
+        return f"{s}s"
+    if s < 2 * 3600:
+        return f"{s // 60}m"
+    if s < 48 * 3600:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def clock(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def placement(nodes: Mapping[str, int]) -> str:
+    return ",".join(f"{n}={c}" if c > 1 else n for n, c in sorted(nodes.items()) if c > 0) or "-"
+
+
+def labels(values: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(values.items())) or "-"
+
+
+def health_class(health: str) -> str:
+    return HEALTH_CLASS.get(health, "wait" if health in CONVERGING else "")
+
+
+def node_class(status: str) -> str:
+    return NODE_CLASS.get(status, "bad" if status.startswith("NotReady") or "Held" in status else "")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
+    """A table whose cells are already HTML; each cell carries its header (the phone layout shows it)."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td data-label="{esc(h)}">{c}</td>' for h, c in zip(headers, row, strict=True)) + "</tr>"
+        for row in rows
+    )
+    attr = f' class="{cls}"' if cls else ""
+    return f'<div class="scroll"><table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def message(row: ServiceRow) -> str:
+    return f"{row.reason}: {row.message}" if row.reason and row.message else row.reason or row.message
+
+
+def service_cells(row: ServiceRow, now: float) -> list[str]:
+    return [
+        f'<a href="/service/{url_part(row.name)}">{esc(row.name)}</a>',
+        esc(f"{row.ready}/{row.desired}"),
+        esc(placement(row.nodes)),
+        esc(row.image or "-"),
+        esc(row.route or "-"),
+        tag("span", row.health, f"badge {health_class(row.health)}".strip()),
+        esc(age(now - row.created_at) if row.created_at else "-"),
+        tag("span", message(row), "msg"),
+    ]
+
+
+def node_actions(row: NodeRow, viewer: Viewer) -> str:
+    if not viewer.actions:
+        return ""
+    modes = ["uncordon"] if ("Cordoned" in row.status or "Draining" in row.status) else ["cordon", "drain"]
+    return " ".join(f'<a class="act" href="/nodes/{url_part(row.name)}/{m}">{m}</a>' for m in modes)
+
+
+def node_cells(row: NodeRow, now: float, viewer: Viewer) -> list[str]:
+    seen = (
+        "now"
+        if row.ready and row.last_seen is not None and now - row.last_seen < 1
+        else age(None if row.last_seen is None else now - row.last_seen)
+    )
+    cells = [
+        esc(row.name),
+        esc(row.address or "-"),
+        tag("span", row.status, f"badge {node_class(row.status)}".strip()),
+        esc(", ".join(row.services) or "-"),
+        esc(seen),
+        esc(labels(row.labels)),
+        tag("span", row.message, "msg"),
+    ]
+    return [*cells, node_actions(row, viewer)] if viewer.actions else cells
+
+
+SERVICE_HEADERS = ("Name", "Ready", "Nodes", "Image", "Route", "Health", "Age", "Message")
+NODE_HEADERS = ("Name", "Address", "Status", "Services", "Last seen", "Labels", "Message")
+
+
+def leader_line(report: StatusReport) -> str:
+    if report.leader is None:
+        return '<p class="leader bad">No controller is leading: statuses may be stale.</p>'
+    lead = report.leader
+    host = f" on {lead.host}" if lead.host else ""
+    since = f" for {age(report.now - lead.since)}" if lead.since else ""
+    return f'<p class="leader">Controller {esc(lead.controller_id + host)} leads{esc(since)}.</p>'
+
+
+def route_cells(route: RouteRecord) -> list[str]:
+    healthy = sum(1 for u in route.upstreams if u.healthy)
+    ups = ", ".join(f"{u.node} {u.address}:{u.port}{'' if u.healthy else ' (down)'}" for u in route.upstreams)
+    return [
+        esc(route.host + route.path),
+        f'<a href="/service/{url_part(route.service)}">{esc(route.service)}</a>',
+        esc(f"{healthy}/{len(route.upstreams)}"),
+        esc(ups or "-"),
+    ]
+
+
+def event_rows(events: Sequence[Event], now: float) -> list[list[str]]:
+    return [
+        [esc(age(now - e.time)), esc(e.kind), esc(e.object), esc(e.component), tag("span", e.message, "msg")]
+        for e in reversed(events[-EVENTS_SHOWN:])
+    ]
+
+
+def overview(view: Overview, viewer: Viewer) -> str:
+    """The overview's live part: leader, services, nodes, routes (what the gateways serve), events."""
+    report, now = view.report, view.report.now
+    node_headers = (*NODE_HEADERS, "Actions") if viewer.actions else NODE_HEADERS
+    parts = [
+        leader_line(report),
+        f'<h2>Services <span class="count">{len(report.services)}</span></h2>',
+        table(SERVICE_HEADERS, (service_cells(r, now) for r in report.services), "services")
+        if report.services
+        else '<p class="empty">No services yet: <code>meshop apply -f</code> a Service document.</p>',
+        f'<h2>Nodes <span class="count">{len(report.nodes)}</span></h2>',
+        table(node_headers, (node_cells(r, now, viewer) for r in report.nodes), "nodes")
+        if report.nodes
+        else '<p class="empty">No node has registered.</p>',
+        "<h2>Routes</h2>",
+        table(("Host", "Service", "Healthy", "Upstreams"), (route_cells(r) for r in view.routes), "routes")
+        if view.routes
+        else '<p class="empty">No routes.</p>',
+        "<h2>Events</h2>",
+        table(("Age", "Kind", "Object", "By", "Message"), event_rows(view.events, now), "events")
+        if view.events
+        else '<p class="empty">No events.</p>',
+        f'<p class="time">As of {esc(clock(now))}.</p>',
+    ]
+    return "\n".join(parts)
+
+
+def service(desc: ServiceDescription, now: float) -> str:
+    """One service: facts, conditions with reasons, placement and containers per node, events, document."""
+    row = desc.row
+    facts = [
+        ("Health", tag("span", row.health, f"badge {health_class(row.health)}".strip())),
+        ("Replicas", esc(f"{row.desired} desired, {row.ready} ready")),
+        ("Nodes", esc(placement(row.nodes))),
+        ("Image", esc(row.image or "-")),
+        ("Route", esc(row.route or "-")),
+        ("Message", tag("span", message(row) or "-", "msg")),
+        ("Generation", esc(f"{row.generation} (observed {row.observed_generation})")),
+    ]
+    parts = [
+        f"<h2>{esc(row.name)}</h2>",
+        '<dl class="facts">' + "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>",
+        "<h3>Conditions</h3>",
+    ]
+    conditions = desc.status.conditions if desc.status else ()
+    parts.append(
+        table(
+            ("Type", "Status", "Reason", "Since", "Message"),
+            (
+                [
+                    esc(c.type),
+                    esc(c.status),
+                    esc(c.reason or "-"),
+                    esc(age(now - c.last_transition)),
+                    tag("span", c.message, "msg"),
+                ]
+                for c in conditions
+            ),
+            "conditions",
+        )
+        if conditions
+        else '<p class="empty">No status yet.</p>'
+    )
+    parts.append("<h3>Containers</h3>")
+    rows = [
+        [
+            esc(node),
+            esc(c.replica),
+            esc(c.phase or c.state),
+            esc(c.health or "-"),
+            esc(c.restart_count),
+            tag("span", c.name, "mono"),
+        ]
+        for node, obs in sorted(desc.observed.items())
+        for c in obs.containers
+    ]
+    parts.append(
+        table(("Node", "Replica", "Phase", "Health", "Restarts", "Container"), rows, "containers")
+        if rows
+        else '<p class="empty">No containers reported.</p>'
+    )
+    parts.append("<h3>Events</h3>")
+    parts.append(
+        table(("Age", "Kind", "Object", "By", "Message"), event_rows(desc.events, now), "events")
+        if desc.events
+        else '<p class="empty">No events.</p>'
+    )
+    document = yaml.safe_dump(dict(desc.document), sort_keys=False) if desc.document else "(deleted)"
+    parts += ["<h3>Document</h3>", tag("pre", document, "doc"), f'<p class="time">As of {esc(clock(now))}.</p>']
+    return "\n".join(parts)

@@ -1,0 +1,296 @@
+"""The DNS writer: while this controller leads, keep the Gateway's DNS zone pointing at healthy gateways.
+
+One writer at a time: it runs in every controller but acts only while that controller holds the
+confirmed leader lease (``LeaderElection.confirmed``), and every KV write it makes (events,
+``status/dns``) carries the leader guard. A DNS update cannot carry a Consul guard: the lease is checked
+again right before each one, and a deposed leader's late update is undone by the next leader's pass
+(level-triggered: it reads the zone and the cluster afresh).
+
+Each pass reads (watches, so changes wake it at once): the Gateway document (``desired/gateway``:
+hostile input, validated by the same rules as ``meshop apply``), ``routes/`` (hosts and the nodes
+serving them), and the health of every ``meshop-gateway`` registration (its Consul checks and its
+node's ``serfHealth``). Registrations are hostile too: only ids ``meshop-gateway-<label>`` with an
+address no node may not claim count. The TSIG secret is read from ``<prefix>/secrets/meshop-dns/``
+(nowhere else) on each pass and lives only in the provider's keyring: it is never logged, evented or
+written to status. Then ``targets.desired_records`` -> provider ``read`` -> ``plan`` -> ``apply`` per
+change, one event per change, ``status/dns`` when it changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from meshop import metrics
+from meshop.consul.events import EventLog
+from meshop.consul.secrets import SecretReader
+from meshop.consul.services import InstanceHealth, Services
+from meshop.consul.sessions import Lock
+from meshop.consul.store import KVStore, Listing, TxnOp
+from meshop.consul.watch import Watch, watch_prefix
+from meshop.dns.plan import plan
+from meshop.dns.provider import DnsError, DnsRefused, Provider
+from meshop.dns.rfc2136 import Rfc2136Provider, Rfc2136Settings
+from meshop.dns.targets import GatewayInstance, desired_records
+from meshop.errors import ConsulError, MeshopError, SecretRefused
+from meshop.loop import ReconcileLoop
+from meshop.model import keys, load_documents, parse_gateway
+from meshop.model.addresses import address_problem
+from meshop.model.gateway import Gateway, GatewayDNS
+from meshop.model.gateway_rules import _SERVER_RE
+from meshop.model.names import host_in_domain, is_dns_label
+from meshop.model.records import DnsStatus, RouteRecord, dumps, loads_json
+from meshop.wakeup import Wakeup
+
+log = logging.getLogger(__name__)
+
+GATEWAY_SERVICE = "meshop-gateway"
+COMPONENT = "controller"
+LOOP = "controller-dns"
+EVENT_KINDS = {"create": "DnsRecordCreated", "update": "DnsRecordUpdated", "withdraw": "DnsRecordWithdrawn"}
+
+ProviderFactory = Callable[[GatewayDNS, str], Provider]
+
+
+def rfc2136_provider(dns: GatewayDNS, secret: str) -> Provider:
+    m = _SERVER_RE.fullmatch(dns.server or "")
+    if m is None:
+        raise DnsError(f"spec.dns.server {dns.server!r} is not host:port")
+    host = m.group(1).strip("[]")
+    settings = Rfc2136Settings(host, int(m.group(2)), dns.zone or "", dns.key_name or "", secret, dns.key_algorithm)
+    return Rfc2136Provider(settings)
+
+
+def gateway_instances(instances: list[InstanceHealth] | None, *, local_cluster: bool) -> tuple[list, list[str]]:
+    """The registrations that are gateways' own, with the address each advertises; and why others were
+    left out. Healthy means every check passes, the node's ``serfHealth`` included."""
+    found: list[GatewayInstance] = []
+    refused: list[str] = []
+    for inst in instances or ():
+        gid = inst.service_id.removeprefix(f"{GATEWAY_SERVICE}-")
+        if gid == inst.service_id or not is_dns_label(gid) or inst.meta.get("id", gid) != gid:
+            refused.append(f"registration {inst.service_id[:80]!r} is not a gateway's own")
+            continue
+        address = inst.service_address or inst.address
+        problem = address_problem(address, local_cluster=local_cluster)
+        if problem:
+            refused.append(f"gateway {gid}: {problem}")
+            continue
+        found.append(GatewayInstance(gid, address, inst.status == "passing"))
+    return found, refused
+
+
+def served_hosts(listing: Listing | None, domains: tuple[str, ...], *, local_cluster: bool) -> dict[str, list[str]]:
+    """host -> addresses of the nodes with a healthy upstream for it, for hosts in the Gateway's domains."""
+    hosts: dict[str, list[str]] = {}
+    for entry in listing.entries if listing else ():
+        try:
+            route = RouteRecord.from_dict(loads_json(entry.value))
+        except (ValueError, KeyError, TypeError):
+            continue
+        if entry.key != keys.route(route.host) or not any(host_in_domain(route.host, d) for d in domains):
+            continue
+        addresses = hosts.setdefault(route.host, [])
+        for u in route.upstreams:
+            if u.healthy and address_problem(u.address, local_cluster=local_cluster) is None:
+                addresses.append(u.address)
+    return hosts
+
+
+@dataclass
+class DnsOutcome:
+    """What the last pass did (tests, ``status/dns``)."""
+
+    status: DnsStatus
+    changes: int = 0
+
+
+class DnsWriter:
+    def __init__(
+        self,
+        store: KVStore,
+        services: Services,
+        lock: Callable[[], Lock | None],
+        *,
+        local_cluster: bool = False,
+        resync: float = 30.0,
+        wait: str = "30s",
+        provider_factory: ProviderFactory = rfc2136_provider,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.services = services
+        self.lock = lock  # the confirmed leader lock, or None
+        self.local_cluster = local_cluster
+        self.wait = wait
+        self.provider_factory = provider_factory
+        self.clock = clock
+        self.secrets = SecretReader(store.config, store.client)
+        self.events = EventLog(store, COMPONENT, clock=clock)
+        self.wakeup = Wakeup()
+        self.loop = ReconcileLoop(LOOP, self.reconcile, self.wakeup, resync=resync)
+        self.watches: list[Watch] = []
+        self.status = DnsStatus()
+        self._written = ""  # status/dns as this writer last wrote it
+        self._failures = 0
+        self._last_error_evented = ""
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> DnsWriter:
+        notify = self.wakeup.notify
+        self.gateway_watch = watch_prefix(
+            self.store, keys.DESIRED_GATEWAY, lambda _: notify("gateway"), wait=self.wait, component=COMPONENT
+        )
+        self.routes_watch = watch_prefix(self.store, keys.ROUTES, lambda _: notify("routes"), wait=self.wait)
+        self.gateways_watch = Watch(
+            f"health:{GATEWAY_SERVICE}",
+            lambda index, w: self.services.instances(GATEWAY_SERVICE, index, w),
+            lambda _: notify("gateways"),
+            wait=self.wait,
+            component=COMPONENT,
+        ).start()
+        self.watches = [self.gateway_watch, self.routes_watch, self.gateways_watch]
+        self._thread = threading.Thread(target=self.loop.run_forever, name="controller-dns", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.loop.stop()
+        for watch in self.watches:
+            watch.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # --- the pass -----------------------------------------------------------------------------------
+
+    def reconcile(self) -> float | None:
+        lock = self.lock()
+        if lock is None:
+            self._written = ""  # a later leadership starts from what is in KV, not what we wrote
+            for mode in ("gateways", "direct"):
+                metrics.dns_names.labels(mode).set(0)
+            return None
+        if not all(w.wait_ready(0) for w in self.watches):
+            return 0.2
+        try:
+            gateway = self._gateway()
+        except DnsError as exc:
+            return self._failed(lock, self.status, exc)
+        if gateway is None or gateway.dns.provider == "none":
+            return self._publish(lock, DnsStatus())
+        dns = gateway.dns
+        base = DnsStatus(provider=dns.provider, zone=(dns.zone or "").rstrip("."))
+        try:
+            outcome = self._pass(lock, gateway, base)
+        except (MeshopError, ConsulError) as exc:
+            return self._failed(lock, base, exc)
+        self._failures = 0
+        self._last_error_evented = ""
+        return self._publish(lock, outcome.status)
+
+    def _pass(self, lock: Lock, gateway: Gateway, base: DnsStatus) -> DnsOutcome:
+        dns = gateway.dns
+        gateways, refused = gateway_instances(self.gateways_watch.latest, local_cluster=self.local_cluster)
+        for problem in refused:
+            log.warning("DNS: %s; not used", problem)
+        hosts = served_hosts(self.routes_watch.latest, gateway.domains, local_cluster=self.local_cluster)
+        targets = desired_records(
+            hosts, gateways, zone=dns.zone or "", wildcard=dns.records == "wildcard", domains=gateway.domains
+        )
+        try:
+            secret = self.secrets.get(keys.DNS_SECRETS_OWNER, dns.key_secret_key or "")
+        except SecretRefused as exc:
+            raise DnsError(f"spec.dns.keySecretKey: {exc}") from None
+        if secret is None:
+            raise DnsError(f"spec.dns.keySecretKey: Consul key {dns.key_secret_key} does not exist")
+        provider = self.provider_factory(dns, secret)
+        owner = dns.owner_id or gateway.name
+        result = plan(targets.records, provider.read(), owner, dns.ttl)
+        for conflict in result.conflicts:
+            log.warning("DNS: %s", conflict)
+        status = DnsStatus(
+            base.provider,
+            base.zone,
+            targets.mode,
+            targets.gateways,
+            len(targets.records),
+            self.status.last_update,
+            self.status.last_change,
+            "",
+            result.conflicts,
+        )
+        for mode in ("gateways", "direct"):
+            metrics.dns_names.labels(mode).set(len(targets.records) if mode == targets.mode else 0)
+        for change in result.changes:
+            if self.lock() != lock:
+                raise DnsError("leadership lost during the pass; the remaining DNS changes are left to the next leader")
+            try:
+                provider.apply(change, owner)
+            except DnsRefused:
+                metrics.dns_updates_total.labels(change.kind, "refused").inc()
+                raise
+            except DnsError:
+                metrics.dns_updates_total.labels(change.kind, "error").inc()
+                raise
+            metrics.dns_updates_total.labels(change.kind, "ok").inc()
+            log.info("DNS (%s): %s", targets.mode, change.describe())
+            status = DnsStatus(**{**status.__dict__, "last_update": self.clock(), "last_change": change.describe()})
+            self.status = status
+            self._event(
+                lock, EVENT_KINDS[change.kind], f"dns/{change.name}", f"{change.describe()}; mode {targets.mode}"
+            )
+        return DnsOutcome(status, len(result.changes))
+
+    def _failed(self, lock: Lock, base: DnsStatus, exc: Exception) -> float:
+        self._failures += 1
+        message = str(exc)[:500]
+        log.error("DNS update failed: %s", message)
+        if isinstance(exc, ConsulError):
+            metrics.consul_errors_total.labels(COMPONENT, "dns").inc()
+        status = DnsStatus(
+            base.provider,
+            base.zone,
+            self.status.mode,
+            self.status.gateways,
+            self.status.names,
+            self.status.last_update,
+            self.status.last_change,
+            message,
+            self.status.conflicts,
+        )
+        if message != self._last_error_evented:
+            self._last_error_evented = message
+            with contextlib.suppress(ConsulError, DnsError):
+                self._event(lock, "DnsUpdateFailed", "dns/" + (base.zone or "zone"), message)
+        with contextlib.suppress(ConsulError):
+            self._publish(lock, status)
+        return min(60.0, 2.0 ** min(self._failures, 6))
+
+    def _gateway(self) -> Gateway | None:
+        listing = self.gateway_watch.latest
+        entry = next((e for e in (listing.entries if listing else ()) if e.key == keys.DESIRED_GATEWAY), None)
+        if entry is None:
+            return None
+        try:
+            docs = load_documents(entry.value, source=keys.DESIRED_GATEWAY)
+            if len(docs) != 1:
+                raise DnsError(f"{keys.DESIRED_GATEWAY}: expected one Gateway document, found {len(docs)}")
+            return parse_gateway(docs[0], source=keys.DESIRED_GATEWAY)
+        except MeshopError as exc:
+            raise DnsError(f"the Gateway document is not valid; DNS left as it is: {exc}") from None
+
+    def _event(self, lock: Lock, kind: str, obj: str, message: str) -> None:
+        self.store.transact([lock.guard(), self.events.prepare(kind, obj, message)])
+        self.events.appended(1, lock.guard())
+
+    def _publish(self, lock: Lock, status: DnsStatus) -> float | None:
+        self.status = status
+        text = dumps(status)
+        if text != self._written:
+            self.store.transact([lock.guard(), TxnOp.set(keys.STATUS_DNS, text)])
+            self._written = text
+        return None

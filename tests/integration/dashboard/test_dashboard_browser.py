@@ -1,0 +1,151 @@
+"""The dashboard in a real headless Chromium against real Consul, controller and agent.
+
+The page is opened once and never reloaded: a service appearing, becoming Ready and a degraded one
+with its reason arrive through server-sent events. A cordon clicked on the page (with its confirmation)
+shows in ``meshop status``; hostile text in an event is shown, never run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from meshop.consul.events import EventLog
+from meshop.model import keys
+from tests.conftest import TEST_IMAGE
+from tests.integration.cli.conftest import invoke
+from tests.integration.dashboard.conftest import Cluster
+from tests.integration.operator.sim import service_doc
+from tests.support.procs import wait_until
+
+WEB = {
+    "image": TEST_IMAGE,
+    "command": ["/bin/httpd"],
+    "args": ["-f", "-p", "80", "-h", "/www"],
+    "replicas": 1,
+    "health": {"http": {"path": "/", "port": "http"}, "interval": "1s", "timeout": "1s"},
+}
+HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>\u202eevil'
+
+
+def rows(driver: Any, table: str) -> dict[str, dict[str, str]]:
+    """The rows of one table on the page, by first cell: {header: text}."""
+    script = """
+      const t = document.querySelector('table.' + arguments[0]);
+      if (!t) return [];
+      return [...t.querySelectorAll('tbody tr')].map(tr =>
+        Object.fromEntries([...tr.querySelectorAll('td')].map(td => [td.dataset.label, td.innerText.trim()])));
+    """
+    return {r["Name"]: r for r in driver.execute_script(script, table)}
+
+
+def await_page(driver: Any, condition: Any, timeout: float, what: str) -> Any:
+    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
+        lambda d: condition(d), message=f"{what}; page:\n{d_text(driver)}"
+    )
+
+
+def click(driver: Any, css: str) -> None:
+    """Click ``css``; the live table may be swapped between finding and clicking: find it again."""
+
+    def attempt(d: Any) -> bool:
+        try:
+            d.find_element(By.CSS_SELECTOR, css).click()
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+        return True
+
+    WebDriverWait(driver, 10, poll_frequency=0.1).until(attempt, message=f"cannot click {css}")
+
+
+def d_text(driver: Any) -> str:
+    return driver.find_element(By.TAG_NAME, "main").text[:3000]
+
+
+def test_live_table_ready_degraded_and_hostile_text(
+    cluster: Cluster, dashboard: Any, browser: Any, tmp_path: Path
+) -> None:
+    browser.get(dashboard.url)
+    assert browser.title == "Fleet · meshop"
+    await_page(browser, lambda d: d.find_element(By.ID, "conn").text == "live", 10, "the event stream to open")
+    host = f"web.{cluster.prefix}.test"
+    cluster.store.put(keys.desired_service("web"), service_doc("web", route={"host": host, "port": "http"}, **WEB))
+
+    def web_ready(d: Any) -> dict[str, str] | None:
+        row = rows(d, "services").get("web")
+        return row if row and row["Health"] == "Healthy" else None
+
+    web = await_page(browser, web_ready, 60, f"web to become Healthy on the page\n{cluster.logs()}")
+    assert (web["Ready"], web["Nodes"], web["Image"], web["Route"]) == ("1/1", cluster.node, TEST_IMAGE, host + "/")
+    assert int(browser.find_element(By.ID, "live").get_attribute("data-updates")) > 0  # live, not reloaded
+
+    # a second service claiming web's host: its replica serves, but the gateway will not route it
+    cluster.store.put(keys.desired_service("copy"), service_doc("copy", route={"host": host, "port": "http"}, **WEB))
+
+    def degraded(d: Any) -> dict[str, str] | None:
+        row = rows(d, "services").get("copy")
+        return row if row and row["Health"] == "Degraded" else None
+
+    copy = await_page(browser, degraded, 60, f"copy to be Degraded\n{cluster.logs()}")
+    assert copy["Message"].startswith("RouteConflict: ") and "web" in copy["Message"]
+    badge = browser.find_element(By.XPATH, "//table[contains(@class,'services')]//span[text()='Degraded']")
+    assert "warn" in badge.get_attribute("class").split()
+
+    EventLog(cluster.store, "test").append("Hostile", "service/web", HOSTILE)
+    await_page(browser, lambda d: "Hostile" in d.find_element(By.CSS_SELECTOR, "table.events").text, 10, "the event")
+    shown = browser.find_element(By.XPATH, "//table[contains(@class,'events')]//tr[td[text()='Hostile']]/td[5]").text
+    assert shown == HOSTILE.replace("\u202e", "\\u202e")  # the markup as text; the bidi override visible
+    assert browser.execute_script("return window.pwned === undefined")
+    assert browser.find_elements(By.CSS_SELECTOR, "main img, main script") == []
+
+    nodes = rows(browser, "nodes")
+    assert nodes[cluster.node]["Status"] == "Ready" and nodes[cluster.node]["Labels"] == "zone=test"
+    shot = tmp_path / "dashboard.png"
+    browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("MESHOP_DASHBOARD_SCREENSHOT"):  # how docs/dashboard.png is made
+        shutil.copy(shot, os.environ["MESHOP_DASHBOARD_SCREENSHOT"])
+
+    click(browser, "table.services a[href='/service/copy']")
+    await_page(browser, lambda d: d.title == "copy · meshop", 10, "the service page")
+    page = d_text(browser)
+    assert "RouteConflict" in page and "Conditions" in page and "Document" in page
+    assert (
+        f"{cluster.node}\n0\nReady" in page
+        or cluster.node in browser.find_element(By.CSS_SELECTOR, "table.containers").text
+    )
+    cluster.store.delete(keys.desired_service("copy"))
+
+
+def test_cordon_from_the_page_shows_in_meshop_status(cluster: Cluster, dashboard: Any, browser: Any) -> None:
+    wait_until(lambda: cluster.store.get(keys.node(cluster.node)), 30, what="the agent to register")
+    browser.get(dashboard.url)
+    await_page(browser, lambda d: cluster.node in rows(d, "nodes"), 10, "the node row")
+    click(browser, f"a.act[href='/nodes/{cluster.node}/cordon']")
+    await_page(browser, lambda d: d.find_elements(By.ID, "confirm"), 10, "the confirmation")
+    assert status_of(cluster) == "Ready"  # nothing happens before the confirmation
+    click(browser, "#confirm")
+    await_page(browser, lambda d: rows(d, "nodes").get(cluster.node, {}).get("Status") == "Cordoned", 10, "Cordoned")
+    assert status_of(cluster) == "Cordoned"
+    _, out, _ = invoke(cluster.consul.addr, cluster.prefix, "events", f"node/{cluster.node}", "-o", "json")
+    (event,) = [json.loads(line) for line in out.splitlines()]
+    assert (event["kind"], event["component"]) == ("Cordoned", "dashboard")
+    assert event["message"] == "cordon requested from the dashboard by a local user (loopback)"
+
+    click(browser, f"a.act[href='/nodes/{cluster.node}/uncordon']")
+    click(browser, "#confirm")
+    await_page(browser, lambda d: rows(d, "nodes").get(cluster.node, {}).get("Status") == "Ready", 10, "Ready again")
+    assert status_of(cluster) == "Ready"
+
+
+def status_of(cluster: Cluster) -> str:
+    code, out, err = invoke(cluster.consul.addr, cluster.prefix, "status", "-o", "json")
+    assert code in (0, 1), err
+    return next(n["status"] for n in json.loads(out)["nodes"] if n["name"] == cluster.node)

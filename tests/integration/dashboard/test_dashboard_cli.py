@@ -1,0 +1,48 @@
+"""``meshop dashboard`` as a user runs it: serves, stops cleanly on SIGTERM, refuses --actions with a
+read-only token and a malformed --password-file with one clear line each."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+from pathlib import Path
+
+from tests.integration.cli.conftest import invoke
+from tests.support import acl
+from tests.support.consul_server import ConsulServer
+from tests.support.meshop_proc import meshop_process
+from tests.support.procs import wait_until
+
+
+def test_serves_on_loopback_and_stops_on_sigterm(consul_server: ConsulServer, prefix: str, tmp_path: Path) -> None:
+    log = tmp_path / "dashboard.log"
+    proc = meshop_process(consul_server.addr, prefix, ["dashboard", "--listen", "127.0.0.1:0"], log).start()
+    try:
+        line = wait_until(lambda: re.search(r"serving (http://\S+) \((.*)\)", log.read_text()), 20, what="serving")
+        url, how = line.group(1), line.group(2)  # type: ignore[union-attr]
+        assert how == "no login (loopback only); read-only"
+        with urllib.request.urlopen(url, timeout=10) as page:
+            body = page.read().decode()
+        assert page.status == 200 and "<h2>Nodes" in body and "/nodes/" not in body  # read-only: no actions
+    finally:
+        proc.stop()
+    assert "Traceback" not in log.read_text()
+
+
+def test_actions_need_an_operator_token(consul_server: ConsulServer, prefix: str) -> None:
+    readonly = acl.token_for(consul_server.addr, prefix, ["status"])
+    code, _, err = invoke(
+        consul_server.addr, prefix, "--token", readonly or "", "dashboard", "--actions", role_token=False
+    )
+    assert code == 1, err
+    assert err.startswith(f"Error: --actions needs a token with the operator role for prefix {prefix}")
+    assert f"meshop-{prefix}-readonly" in err
+
+
+def test_password_file_is_checked_before_serving(consul_server: ConsulServer, prefix: str, tmp_path: Path) -> None:
+    bad = tmp_path / "pw"
+    bad.write_text("hunter2\n")
+    code, out, err = invoke(consul_server.addr, prefix, "dashboard", "--password-file", str(bad))
+    assert (code, out) == (1, "")
+    hint = "make one with `meshop dashboard --hash-password`"
+    assert err == f"Error: --password-file {bad}: not scrypt$N$r$p$salt$hash; {hint}\n"

@@ -1,0 +1,120 @@
+"""Beyond loopback the dashboard requires a login: served on an address of a veth pair whose other end
+is in a network namespace this test creates, and asked from inside that namespace (another "machine").
+On loopback without login it answers only to loopback host names (no DNS rebinding)."""
+
+from __future__ import annotations
+
+import http.client
+import secrets
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from meshop.consul.store import KVStore
+from meshop.dashboard.server import Dashboard, Settings
+from tests.support import acl
+from tests.support.consul_server import ConsulServer
+
+SUBNET = "10.233"
+
+
+def sh(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=30, check=True)
+
+
+@pytest.fixture
+def outside() -> Iterator[tuple[str, str]]:
+    """(namespace, the host's address facing it): a /30 on a veth pair, removed at the end."""
+    used = sh("ip", "-o", "-4", "addr").stdout
+    free = [k for k in range(1, 255) if f" {SUBNET}.{k}." not in used]
+    tag = secrets.token_hex(3)
+    ns, host_if, k = f"mdash-{tag}", f"md{tag}", free[secrets.randbelow(len(free))]
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        sh("ip", "addr", "add", f"{SUBNET}.{k}.1/30", "dev", host_if)
+        sh("ip", "link", "set", host_if, "up")
+        sh("ip", "-n", ns, "addr", "add", f"{SUBNET}.{k}.2/30", "dev", "eth0")
+        sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        yield ns, f"{SUBNET}.{k}.1"
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+
+
+def curl(ns: str, *args: str) -> tuple[int, str, str]:
+    """(status, headers, body) of a request made from inside ``ns``."""
+    done = subprocess.run(
+        ["ip", "netns", "exec", ns, "curl", "-s", "-m", "10", "-D", "-", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    head, _, body = done.stdout.partition("\n\n")  # text mode: \r\n reads as \n
+    return int(head.split()[1]), head, body
+
+
+NODE = "n1"
+
+
+def test_beyond_loopback_every_page_needs_a_login(
+    consul_server: ConsulServer, prefix: str, store: KVStore, outside: tuple[str, str]
+) -> None:
+    ns, address = outside
+    store.put(f"nodes/{NODE}", b"{}")  # a node the cordon could name
+    config = acl.config_for(consul_server.addr, prefix, "readonly")
+    server = Dashboard(config, Settings(listen=f"{address}:0")).start()
+    try:
+        assert server.login_required
+        base = f"http://{address}:{server.port}"
+        for path in ("/", "/service/web", f"/nodes/{NODE}/cordon"):
+            status, head, _ = curl(ns, f"{base}{path}")
+            assert (status, "location: /login" in head.lower()) == (303, True), path
+        for path in ("/fragment/overview", "/stream", "/fragment/service/web"):
+            status, _, body = curl(ns, f"{base}{path}")
+            assert (status, body) == (401, "sign in first\n"), path
+            assert prefix not in body
+        status, _, _ = curl(ns, "-X", "POST", "-d", "csrf=x", f"{base}/nodes/{NODE}/cordon")
+        assert status == 303  # to the login; nothing written
+        assert store.get(f"desired/nodes/{NODE}") is None
+
+        status, _, body = curl(ns, "-d", "method=token&token=00000000-0000-0000-0000-000000000000", f"{base}/login")
+        assert status == 401 and f"may not read {prefix}/" in body
+        agent = acl.roles(consul_server.addr, prefix).token("agent", NODE)  # type: ignore[union-attr]
+        status, _, body = curl(ns, "-d", f"method=token&token={agent}", f"{base}/login")
+        assert status == 401 and f"may not read {prefix}/" in body  # an agent's token reads no leader key
+
+        token = config.token
+        status, head, _ = curl(ns, "-d", f"method=token&token={token}", f"{base}/login")
+        assert status == 303
+        cookie = next(line for line in head.splitlines() if line.lower().startswith("set-cookie:"))
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        session = cookie.split(":", 1)[1].split(";", 1)[0].strip()
+        status, _, body = curl(ns, "-H", f"Cookie: {session}", f"{base}/")
+        assert status == 200 and "<h2>Nodes" in body and token not in body
+        status, _, _ = curl(ns, "-H", f"Cookie: {session}", "-d", "csrf=wrong", f"{base}/nodes/{NODE}/cordon")
+        assert status == 403
+    finally:
+        server.stop()
+
+
+def test_loopback_without_login_answers_only_loopback_host_names(consul_server: ConsulServer, prefix: str) -> None:
+    dashboard = Dashboard(acl.config_for(consul_server.addr, prefix, "readonly"), Settings("127.0.0.1:0")).start()
+
+    def get(host: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", dashboard.port, timeout=10)
+        try:
+            conn.request("GET", "/", headers={"Host": host})
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+    try:
+        assert not dashboard.login_required
+        assert get(f"127.0.0.1:{dashboard.port}") == 200
+        assert get(f"localhost:{dashboard.port}") == 200
+        assert get(f"rebind.attacker.example:{dashboard.port}") == 421  # DNS rebinding: refused
+    finally:
+        dashboard.stop()

@@ -1,0 +1,77 @@
+"""Two real ``meshop gateway run`` processes register themselves (``--advertise-addr``) with health
+checks Consul runs; the DNS writer (controller token, a held leader lock) points a real BIND9's records
+at the healthy ones: a killed gateway is withdrawn, a drained one leaves DNS while it still serves."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from meshop.consul.services import Services
+from meshop.consul.sessions import Sessions
+from meshop.consul.store import KVStore
+from meshop.model import keys
+from meshop.model.records import RouteRecord, Upstream, dumps
+from meshop.operator.dns import DnsWriter
+from tests.integration.dns.test_writer import gateway_doc
+from tests.support.bind_server import BindServer
+from tests.support.meshop_proc import meshop_process
+from tests.support.procs import Process, free_port, kill_pidfile, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def start_gateway(consul_addr: str, prefix: str, tmp_path: Path, gid: str, address: str, drain: float) -> Process:
+    args = ["gateway", "run", "--caddy-dir", str(tmp_path / gid), "--id", gid, "--advertise-addr", address]
+    args += ["--https-port", str(free_port()), "--http-port", str(free_port()), "--metrics-addr", "127.0.0.1:0"]
+    args += ["--check-interval", "0.5", "--drain", str(drain), "--resync", "5"]
+    return meshop_process(consul_addr, prefix, args, tmp_path / f"{gid}.log").start()
+
+
+@pytest.fixture
+def writer(store: KVStore, role_config, bind: BindServer, prefix: str) -> Iterator[DnsWriter]:
+    store.put(f"{keys.SECRETS}meshop-dns/tsig", bind.secret)
+    store.put(keys.DESIRED_GATEWAY, gateway_doc(bind, prefix, "secrets/meshop-dns/tsig", ttl=5))
+    host = f"web.{bind.zone}"
+    store.put(keys.route(host), dumps(RouteRecord(host, "web", "/", (Upstream("n1", "127.0.1.1", 8080, True),))))
+    ctl = role_config("controller")
+    ctl_store = KVStore(ctl)
+    sessions = Sessions(ctl_store)
+    lock = sessions.acquire(keys.LEADER, sessions.create("dns-test"), "{}")
+    assert lock is not None
+    dns = DnsWriter(ctl_store, Services(ctl, ctl_store.client), lambda: lock, local_cluster=True, wait="5s").start()
+    try:
+        yield dns
+    finally:
+        dns.stop()
+        sessions.release(lock)
+
+
+def test_records_follow_real_gateways(writer: DnsWriter, bind: BindServer, consul_server, prefix, tmp_path) -> None:
+    def web() -> list[str]:
+        return bind.query("web", "A")
+
+    wait_until(lambda: web() == ["127.0.1.1"], 20, what="direct to the node before any gateway")
+    g1 = start_gateway(consul_server.addr, prefix, tmp_path, "g1", "127.0.0.41", drain=0)
+    g2 = start_gateway(consul_server.addr, prefix, tmp_path, "g2", "127.0.0.42", drain=4)
+    try:
+        wait_until(lambda: web() == ["127.0.0.41", "127.0.0.42"], 40, what=f"both gateways in DNS (have {web()})")
+        kill_pidfile(tmp_path / "g1" / "caddy.pid")  # the machine dies: its Caddy with it
+        g1.kill()
+        killed = time.monotonic()
+        wait_until(lambda: web() == ["127.0.0.42"], 15, what="the killed gateway withdrawn")
+        assert time.monotonic() - killed < 10  # checks every 0.5 s; the writer wakes on the health change
+        g2.signal(signal.SIGTERM)  # planned stop: leave DNS first, keep serving for --drain seconds
+        wait_until(lambda: web() == ["127.0.1.1"], 10, what="the draining gateway withdrawn")
+        assert g2.alive(), "the draining gateway stopped before DNS moved away from it"
+        g2.popen.wait(20)
+    finally:
+        g1.stop()
+        g2.stop()
+        for gid in ("g1", "g2"):
+            kill_pidfile(tmp_path / gid / "caddy.pid")
+    assert not g2.alive()

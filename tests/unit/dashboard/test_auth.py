@@ -1,0 +1,137 @@
+"""Bind policy, password hashes, sessions, CSRF and the login throttle of the dashboard."""
+
+from __future__ import annotations
+
+import pytest
+
+from meshop.dashboard import auth
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("10.0.0.5", False),
+        ("100.64.1.2", False),
+        ("dash.example.com", False),
+        ("localhost.attacker.example", False),
+    ],
+    ids=[
+        "v4",
+        "v4-other",
+        "v6",
+        "v6-bracketed",
+        "localhost",
+        "any-v4",
+        "any-v6",
+        "empty",
+        "private",
+        "tailnet",
+        "name",
+        "lookalike",
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert auth.is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("header", "ok"),
+    [
+        ("127.0.0.1:8080", True),
+        ("localhost:8080", True),
+        ("[::1]:8080", True),
+        ("localhost", True),
+        ("127.0.0.1:9999", False),
+        ("evil.example:8080", False),
+        ("evil.example", False),
+        (None, False),
+        ("", False),
+        ("127.0.0.1:8080@evil", False),
+    ],
+    ids=[
+        "v4",
+        "localhost",
+        "v6",
+        "no-port",
+        "other-port",
+        "rebinding",
+        "rebinding-no-port",
+        "missing",
+        "empty",
+        "junk",
+    ],
+)
+def test_host_allowed(header: str | None, ok: bool) -> None:
+    assert auth.host_allowed(header, 8080) is ok
+
+
+def test_password_hash_round_trip_and_wrong_password() -> None:
+    line = auth.hash_password("correct horse battery", salt=b"0123456789abcdef")
+    assert line.startswith("scrypt$16384$8$1$")
+    parsed = auth.PasswordHash.parse(line + "\n")
+    assert parsed.verify("correct horse battery")
+    assert not parsed.verify("correct horse batterY")
+    assert auth.hash_password("x") != auth.hash_password("x")  # salted
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("", "not scrypt"),
+        ("md5$abc", "not scrypt"),
+        ("scrypt$1024$8$1$MDEyMzQ1Njc=$MDEyMzQ1Njc4OWFiY2RlZg==", "weak"),
+        ("scrypt$16384$8$1$!!$!!", "base64"),
+        ("scrypt$16384$8$1$MDE=$MDEyMzQ1Njc4OWFiY2RlZg==", "too short"),
+    ],
+    ids=["empty", "other-scheme", "weak-n", "not-base64", "short-salt"],
+)
+def test_bad_password_file_names_the_file_and_reason(line: str, reason: str) -> None:
+    with pytest.raises(auth.AuthConfigError, match=f"^pw.txt: .*{reason}.*--hash-password"):
+        auth.PasswordHash.parse(line, "pw.txt")
+
+
+def test_sessions_expire_and_are_bounded() -> None:
+    sessions = auth.Sessions(ttl=10, limit=2)
+    a = sessions.create("password", now=100)
+    assert sessions.get(a.sid, 109) == a
+    assert sessions.get(a.sid, 110) is None  # expired, and gone
+    b, c, d = (sessions.create("u", now=200) for _ in range(3))
+    assert sessions.get(b.sid, 201) is None and sessions.get(d.sid, 201) == d  # the oldest went
+    sessions.drop(d.sid)
+    assert sessions.get(d.sid, 201) is None
+    assert sessions.get(None, 0) is None and sessions.get("forged", 0) is None
+    assert len({c.sid, c.csrf, d.sid, d.csrf}) == 4
+
+
+def test_cookie_is_httponly_samesite_strict_and_parsed_back() -> None:
+    session = auth.Session("abc", "csrf", "u", expires=160)
+    header = auth.set_cookie(session, now=100)
+    assert header == "meshop_session=abc; HttpOnly; SameSite=Strict; Path=/; Max-Age=60"
+    assert auth.session_id("other=1; meshop_session=abc") == "abc"
+    assert auth.session_id('bad"cookie') is None and auth.session_id(None) is None
+
+
+@pytest.mark.parametrize(
+    ("expected", "got", "ok"),
+    [("t", "t", True), ("t", "u", False), ("t", None, False), ("", "", False), ("t", "", False)],
+    ids=["same", "other", "missing", "no-session-token", "empty"],
+)
+def test_csrf(expected: str, got: str | None, ok: bool) -> None:
+    assert auth.csrf_ok(expected, got) is ok
+
+
+def test_throttle_blocks_after_the_limit_within_the_window() -> None:
+    throttle = auth.Throttle(limit=3, window=60)
+    for t in (0, 1, 2):
+        assert not throttle.blocked(t)
+        throttle.failed(t)
+    assert throttle.blocked(30)
+    assert not throttle.blocked(61)  # the first failure left the window

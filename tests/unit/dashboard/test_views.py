@@ -1,0 +1,213 @@
+"""The dashboard's pure rendering: hostile text from Consul is shown, never parsed as markup."""
+
+from __future__ import annotations
+
+import html.parser
+
+import pytest
+
+from meshop.client.cluster import Leader
+from meshop.client.describe import ServiceDescription
+from meshop.client.status import NodeRow, ServiceRow, StatusReport
+from meshop.dashboard import pages, views
+from meshop.dashboard.html import esc, url_part
+from meshop.model.records import Condition, Event, RouteRecord, ServiceStatus, Upstream
+
+NOW = 1_800_000_000.0
+HOSTILE = "<img src=x onerror=alert(1)>\"'&\u202e\x1b[2J"
+
+
+class Tags(html.parser.HTMLParser):
+    """Every start tag of a document, with its attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def tags_of(text: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = Tags()
+    parser.feed(text)
+    return parser.tags
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("web", "web"),
+        ("<b>", "&lt;b&gt;"),
+        ('a"b', "a&quot;b"),
+        ("it's", "it&#x27;s"),
+        ("a&b", "a&amp;b"),
+        ("\u202eevil", "\\u202eevil"),
+        ("\x1b[31m", "\\x1b[31m"),
+        ("line\nbreak", "line\nbreak"),  # kept: documents are shown in <pre>
+    ],
+    ids=["plain", "tag", "double-quote", "single-quote", "ampersand", "bidi-override", "escape", "newline"],
+)
+def test_esc(raw: str, shown: str) -> None:
+    assert esc(raw) == shown
+
+
+def test_url_part_cannot_leave_its_segment() -> None:
+    assert url_part('../a b/"<') == "..%2Fa%20b%2F%22%3C"
+
+
+def report(**kw: object) -> StatusReport:
+    service = ServiceRow(
+        name=HOSTILE,
+        health="Degraded",
+        ready=1,
+        desired=2,
+        nodes={"n1": 2},
+        image=HOSTILE,
+        route=HOSTILE,
+        reason="RouteConflict",
+        message=HOSTILE,
+    )
+    node = NodeRow(
+        name="n1",
+        status="Ready",
+        ready=True,
+        address="10.0.0.1",
+        services=("web",),
+        last_seen=NOW,
+        labels={"zone": HOSTILE},
+        message=HOSTILE,
+    )
+    return StatusReport(NOW, (service,), (node,), Leader("c1", HOSTILE, NOW - 30))
+
+
+def overview(actions: bool = False) -> str:
+    route = RouteRecord(host="web.example.com", service="web", upstreams=(Upstream("n1", "10.0.0.1", 80, True),))
+    event = Event(NOW - 5, "Hostile", "service/web", HOSTILE, "agent/n1")
+    view = views.Overview(report(), (route,), (event,))
+    return views.overview(view, views.Viewer(actions=actions, csrf="tok"))
+
+
+def test_overview_shows_hostile_text_as_text_only() -> None:
+    text = overview()
+    assert {tag for tag, _ in tags_of(text)} <= {
+        "p",
+        "h2",
+        "span",
+        "div",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "a",
+    }
+    assert "<img" not in text and "\x1b" not in text and "\u202e" not in text
+    assert text.count(esc(HOSTILE)) >= 6  # name, image, route, message, label, event message, leader host
+    links = [a["href"] for tag, a in tags_of(text) if tag == "a"]
+    assert links == [f"/service/{url_part(HOSTILE)}", "/service/web"]
+
+
+@pytest.mark.parametrize(
+    ("status", "actions", "links"),
+    [
+        ("Ready", False, []),
+        ("Ready", True, ["/nodes/n1/cordon", "/nodes/n1/drain"]),
+        ("Cordoned", True, ["/nodes/n1/uncordon"]),
+        ("NotReady,Draining", True, ["/nodes/n1/uncordon"]),
+    ],
+    ids=["read-only", "ready", "cordoned", "draining"],
+)
+def test_node_actions_only_when_allowed(status: str, actions: bool, links: list[str]) -> None:
+    row = NodeRow(name="n1", status=status, ready=True)
+    got = [a["href"] for tag, a in tags_of(views.node_actions(row, views.Viewer(actions=actions))) if tag == "a"]
+    assert got == links
+
+
+@pytest.mark.parametrize(
+    ("health", "css"),
+    [
+        ("Healthy", "ok"),
+        ("Degraded", "warn"),
+        ("Failed", "bad"),
+        ("Pending", "wait"),
+        ("Progressing", "wait"),
+        (HOSTILE, ""),
+    ],
+    ids=["healthy", "degraded", "failed", "pending", "progressing", "unknown-word"],
+)
+def test_health_class_is_a_fixed_word(health: str, css: str) -> None:
+    assert views.health_class(health) == css
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "-"), (5, "5s"), (119, "119s"), (600, "10m"), (3 * 3600, "3h"), (5 * 86400, "5d")],
+    ids=["unknown", "seconds", "under-two-minutes", "minutes", "hours", "days"],
+)
+def test_age(seconds: float | None, text: str) -> None:
+    assert views.age(seconds) == text
+
+
+def test_service_page_escapes_document_conditions_and_events() -> None:
+    status = ServiceStatus.from_dict(
+        {
+            "name": "x",
+            "observedGeneration": 3,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "Unhealthy",
+                    "message": HOSTILE,
+                    "lastTransitionTime": NOW - 60,
+                }
+            ],
+        }
+    )
+    desc = ServiceDescription(
+        row=report().services[0],
+        document={"metadata": {"name": HOSTILE}},
+        status=status,
+        events=(Event(NOW, "Crashed", "service/x", HOSTILE),),
+    )
+    text = views.service(desc, NOW)
+    assert "<img" not in text and "\u202e" not in text
+    assert "Unhealthy" in text and "60s" in text
+    assert {tag for tag, _ in tags_of(text)} <= {
+        "h2",
+        "h3",
+        "dl",
+        "dt",
+        "dd",
+        "span",
+        "p",
+        "div",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "pre",
+    }
+
+
+def test_shell_loads_only_our_script_and_confirm_posts_the_csrf_token() -> None:
+    viewer = views.Viewer(actions=True, csrf='"><script>', user=HOSTILE)
+    page = pages.confirm("cordon", HOSTILE, viewer)
+    found = tags_of(page)
+    assert [a for tag, a in found if tag == "script"] == [{"src": "/static/app.js"}]
+    (form,) = [a for tag, a in found if tag == "form" and a.get("action", "").startswith("/nodes/")]
+    assert form == {"method": "post", "action": f"/nodes/{url_part(HOSTILE)}/cordon".replace("&amp;", "&")}
+    assert {"type": "hidden", "name": "csrf", "value": '"><script>'} in [a for tag, a in found if tag == "input"]
+    assert "<img" not in page
+
+
+def test_login_page_offers_password_only_when_configured() -> None:
+    names = lambda text: [a.get("name") for tag, a in tags_of(text) if tag == "input"]  # noqa: E731
+    assert names(pages.login()) == ["method", "token"]
+    assert names(pages.login("wrong password", password=True)) == ["method", "password", "method", "token"]
+    assert "Condition" not in pages.login()  # sanity: nothing from the cluster on the login page
+    _ = Condition
