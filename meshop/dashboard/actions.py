@@ -1,11 +1,13 @@
 """What the dashboard may change: cordon, uncordon and drain a node, exactly as ``meshop nodes`` does
-(``client.nodes.set_node_mode``: check-and-set on the Node document, unknown nodes refused), each
-recorded in the event log with who asked. Off unless the dashboard runs with ``--actions`` and a token
+(``client.nodes.set_node_mode``: check-and-set on the Node document, unknown nodes refused), and a
+rolling restart of a service (``client.restart``: ``spec.restartedAt``), each recorded in the event log
+with who asked. Off unless the dashboard runs with ``--actions`` and a token
 that may write ``desired/`` (the operator role, or a management token)."""
 
 from __future__ import annotations
 
 from meshop.client.nodes import MODES, set_node_mode
+from meshop.client.restart import restart_service
 from meshop.consul.acl import AclApi
 from meshop.consul.config import ConsulConfig
 from meshop.consul.events import EventLog
@@ -47,3 +49,9 @@ def node_action(store: KVStore, log: EventLog, node: str, mode: str, user: str) 
     if changed:
         log.append(EVENT_KIND[mode], f"node/{node}", f"{mode} requested from the dashboard by {user}")
     return changed
+
+
+def service_restart(store: KVStore, log: EventLog, name: str, user: str, now: float) -> None:
+    """A rolling restart of service ``name``; the event says who asked."""
+    restart_service(store, name, now)
+    log.append("RestartRequested", f"service/{name}", f"rolling restart requested from the dashboard by {user}")

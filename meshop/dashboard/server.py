@@ -26,7 +26,7 @@ from meshop.consul.config import ConsulConfig
 from meshop.consul.events import EventLog
 from meshop.consul.store import KVStore
 from meshop.dashboard import assets, auth, pages, views
-from meshop.dashboard.actions import node_action
+from meshop.dashboard.actions import node_action, service_restart
 from meshop.dashboard.live import Live
 from meshop.errors import ConsulAccessDenied, ConsulError, MeshopError, NotFound
 from meshop.httpserver import parse_listen
@@ -43,6 +43,7 @@ SECURITY_HEADERS = {
 }
 NODE_ACTION = re.compile(r"^/nodes/([^/]+)/(cordon|uncordon|drain)$")
 SERVICE = re.compile(r"^/(fragment/)?service/([^/]+)$")
+SERVICE_ACTION = re.compile(r"^/service/([^/]+)/(restart)$")
 MAX_BODY = 16 * 1024
 KEEPALIVE = 15.0
 
@@ -147,6 +148,9 @@ class Dashboard:
         who = viewer.user or "a local user (loopback)"
         return node_action(self.store, self.events, node, mode, who)
 
+    def restart(self, viewer: views.Viewer, service: str) -> None:
+        service_restart(self.store, self.events, service, viewer.user or "a local user (loopback)", self.clock())
+
 
 def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -246,16 +250,18 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
                 name = unquote(found.group(2))
                 version = dash.live.version
                 desc = describe_service(KVStore(dash.config), name, dash.clock)
-                body = views.service(desc, dash.clock())
+                body = views.service(desc, dash.clock(), viewer)
                 if found.group(1):
                     return self._send(200, body)
                 return self._send(
                     200,
                     pages.shell(name, body, viewer, f"/fragment/service/{found.group(2)}", f"/stream?since={version}"),
                 )
-            found = NODE_ACTION.match(path)
+            found, kind = NODE_ACTION.match(path), "node"
+            if found is None:
+                found, kind = SERVICE_ACTION.match(path), "service"
             if found and viewer.actions:
-                return self._send(200, pages.confirm(found.group(2), unquote(found.group(1)), viewer))
+                return self._send(200, pages.confirm(found.group(2), kind, unquote(found.group(1)), viewer))
             if found:
                 return self._send(
                     403, pages.error(403, "this dashboard is read-only (start it with --actions)", viewer)
@@ -315,20 +321,23 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
                 if sid:
                     dash.sessions.drop(sid)
                 return self._redirect("/login", Set_Cookie=auth.clear_cookie())
-            found = NODE_ACTION.match(path)
-            if found is None:
+            node, service = NODE_ACTION.match(path), SERVICE_ACTION.match(path)
+            if node is None and service is None:
                 return self._send(404, pages.error(404, "no such action", viewer))
             if not viewer.actions:
                 return self._send(
                     403, pages.error(403, "this dashboard is read-only (start it with --actions)", viewer)
                 )
             try:
-                dash.act(viewer, unquote(found.group(1)), found.group(2))
+                if node is not None:
+                    dash.act(viewer, unquote(node.group(1)), node.group(2))
+                elif service is not None:
+                    dash.restart(viewer, unquote(service.group(1)))
             except NotFound as exc:
                 return self._send(404, pages.error(404, str(exc), viewer))
             except MeshopError as exc:
                 return self._send(409, pages.error(409, str(exc), viewer))
-            return self._redirect("/")
+            return self._redirect(f"/service/{service.group(1)}" if service else "/")
 
         def _login(self, form: dict[str, str]) -> None:
             if not dash.login_required:

@@ -186,8 +186,9 @@ def overview(view: Overview, viewer: Viewer) -> str:
     return "\n".join(parts)
 
 
-def service(desc: ServiceDescription, now: float) -> str:
-    """One service: facts, conditions with reasons, placement and containers per node, events, document."""
+def service(desc: ServiceDescription, now: float, viewer: Viewer | None = None) -> str:
+    """One service: facts, conditions with reasons, placement and containers per node, events, document;
+    a rolling restart when the viewer may act and the document exists."""
     row = desc.row
     facts = [
         ("Health", tag("span", row.health, f"badge {health_class(row.health)}".strip())),
@@ -198,8 +199,10 @@ def service(desc: ServiceDescription, now: float) -> str:
         ("Message", tag("span", message(row) or "-", "msg")),
         ("Generation", esc(f"{row.generation} (observed {row.observed_generation})")),
     ]
+    restart = viewer is not None and viewer.actions and desc.document
     parts = [
         f"<h2>{esc(row.name)}</h2>",
+        f'<p><a class="act" href="/service/{url_part(row.name)}/restart">restart</a></p>' if restart else "",
         '<dl class="facts">' + "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>",
         "<h3>Conditions</h3>",
     ]

@@ -19,6 +19,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from meshop.consul.events import EventLog
 from meshop.model import keys
+from meshop.model.records import Observed, loads_json
 from tests.conftest import TEST_IMAGE
 from tests.integration.cli.conftest import invoke
 from tests.integration.dashboard.conftest import Cluster
@@ -62,7 +63,7 @@ def click(driver: Any, css: str) -> None:
             return False
         return True
 
-    WebDriverWait(driver, 10, poll_frequency=0.1).until(attempt, message=f"cannot click {css}")
+    WebDriverWait(driver, 10, poll_frequency=0.1).until(attempt, message=f"cannot click {css}; page:\n{d_text(driver)}")
 
 
 def d_text(driver: Any) -> str:
@@ -149,3 +150,24 @@ def status_of(cluster: Cluster) -> str:
     code, out, err = invoke(cluster.consul.addr, cluster.prefix, "status", "-o", "json")
     assert code in (0, 1), err
     return next(n["status"] for n in json.loads(out)["nodes"] if n["name"] == cluster.node)
+
+
+def test_restart_from_the_service_page_replaces_the_replica(cluster: Cluster, dashboard: Any, browser: Any) -> None:
+    def containers() -> tuple[int, set[str]]:
+        entry = cluster.store.get(keys.observed(cluster.node, "web"))
+        observed = Observed.from_dict(loads_json(entry.value)) if entry else None
+        return (observed.ready, {c.id for c in observed.containers}) if observed else (0, set())
+
+    before = wait_until(lambda: containers()[1] if containers()[0] == 1 else None, 60, what="web's replica")
+    browser.get(dashboard.url + "service/web")
+    click(browser, "a.act[href='/service/web/restart']")
+    await_page(browser, lambda d: d.find_elements(By.ID, "confirm"), 10, "the confirmation")
+    assert containers()[1] == before  # nothing happens before the confirmation
+    click(browser, "#confirm")
+    await_page(browser, lambda d: d.title == "web · meshop", 10, "back on the service page")
+    wait_until(
+        lambda: containers()[0] == 1 and not containers()[1] & before, 60, what=f"a new replica\n{cluster.logs()}"
+    )
+    await_page(browser, lambda d: "RestartRequested" in d.find_element(By.CSS_SELECTOR, "table.events").text, 10, "ev")
+    doc = json.loads(cluster.store.get(keys.desired_service("web")).value)  # type: ignore[union-attr]
+    assert doc["spec"]["restartedAt"].endswith("Z") and doc["spec"]["replicas"] == 1

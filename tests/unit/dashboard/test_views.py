@@ -196,7 +196,7 @@ def test_service_page_escapes_document_conditions_and_events() -> None:
 
 def test_shell_loads_only_our_script_and_confirm_posts_the_csrf_token() -> None:
     viewer = views.Viewer(actions=True, csrf='"><script>', user=HOSTILE)
-    page = pages.confirm("cordon", HOSTILE, viewer)
+    page = pages.confirm("cordon", "node", HOSTILE, viewer)
     found = tags_of(page)
     assert [a for tag, a in found if tag == "script"] == [{"src": "/static/app.js"}]
     (form,) = [a for tag, a in found if tag == "form" and a.get("action", "").startswith("/nodes/")]
@@ -211,3 +211,15 @@ def test_login_page_offers_password_only_when_configured() -> None:
     assert names(pages.login("wrong password", password=True)) == ["method", "password", "method", "token"]
     assert "Condition" not in pages.login()  # sanity: nothing from the cluster on the login page
     _ = Condition
+
+
+@pytest.mark.parametrize(
+    ("actions", "document", "links"),
+    [(False, {"spec": {}}, []), (True, {"spec": {}}, ["/service/web/restart"]), (True, None, [])],
+    ids=["read-only", "actions", "deleted"],
+)
+def test_service_page_offers_restart_only_when_allowed(actions: bool, document: dict | None, links: list[str]) -> None:
+    row = ServiceRow(name="web", health="Healthy", ready=1, desired=1)
+    desc = ServiceDescription(row=row, document=document, status=None)
+    text = views.service(desc, NOW, views.Viewer(actions=actions))
+    assert [a["href"] for tag, a in tags_of(text) if tag == "a" and "act" in (a.get("class") or "")] == links
