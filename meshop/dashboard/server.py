@@ -26,7 +26,7 @@ from meshop.consul.config import ConsulConfig
 from meshop.consul.events import EventLog
 from meshop.consul.store import KVStore
 from meshop.dashboard import assets, auth, pages, views
-from meshop.dashboard.actions import node_action, service_restart
+from meshop.dashboard.actions import node_action, service_restart, writer_policies
 from meshop.dashboard.live import Live
 from meshop.errors import ConsulAccessDenied, ConsulError, MeshopError, NotFound
 from meshop.httpserver import parse_listen
@@ -53,6 +53,7 @@ class Settings:
     listen: str = "127.0.0.1:8080"
     password: auth.PasswordHash | None = None
     actions: bool = False  # checked against the token's policies before this is set
+    idle_timeout: float = 30.0  # a connection that sends nothing this long is closed (no slowloris)
 
 
 class Dashboard:
@@ -108,41 +109,44 @@ class Dashboard:
         session = self.sessions.get(auth.session_id(cookie), self.clock())
         if session is None:
             return None
-        return views.Viewer(actions=self.settings.actions, csrf=session.csrf, user=session.user)
+        return views.Viewer(actions=self.settings.actions and session.may_act, csrf=session.csrf, user=session.user)
 
     def login(self, form: dict[str, str]) -> tuple[auth.Session | None, str]:
-        """(session, "") or (None, why not). A token must be able to read meshop's keys in Consul."""
+        """(session, "") or (None, why not). A token must be able to read meshop's keys in Consul; the
+        session may act (with ``--actions``) only when that token could write ``desired/`` itself: the
+        dashboard acts with its own token, which must not lend a read-only token its rights."""
         now = self.clock()
         if self.throttle.blocked(now):
             return None, "too many failed sign-ins; wait a minute"
         method = form.get("method", "")
-        user, error = "", "unknown sign-in method"
+        user, may_act, error = "", False, "unknown sign-in method"
         if method == "password" and self.settings.password is not None:
             if self.settings.password.verify(form.get("password", "")):
-                user = "password"
+                user, may_act = "password", True
             else:
                 error = "wrong password"
         elif method == "token":
-            user, error = self._check_token(form.get("token", "").strip())
+            user, may_act, error = self._check_token(form.get("token", "").strip())
         if not user:
             self.throttle.failed(now)
             return None, error
-        return self.sessions.create(user, now), ""
+        return self.sessions.create(user, now, may_act), ""
 
-    def _check_token(self, token: str) -> tuple[str, str]:
+    def _check_token(self, token: str) -> tuple[str, bool, str]:
+        """(user, whether the token may write desired/, "") or ("", False, why not)."""
         if not token or len(token) > 128 or not token.isprintable():
-            return "", "a Consul ACL token is required"
+            return "", False, "a Consul ACL token is required"
         config = replace(self.config, token=token)
         try:
             itself = AclApi(config).token_self()
             if itself is None:
-                return "", "Consul runs without ACLs, so a token proves nothing: start with --password-file"
+                return "", False, "Consul runs without ACLs, so a token proves nothing: start with --password-file"
             check_access(KVStore(config))  # a GET, refused with 403 unless the token may read meshop's keys
         except ConsulAccessDenied:
-            return "", f"this token may not read {self.config.prefix}/ (use the read-only role's token)"
+            return "", False, f"this token may not read {self.config.prefix}/ (use the read-only role's token)"
         except ConsulError:
-            return "", "Consul could not check the token; try again"
-        return f"token {itself.accessor_id[:8]}", ""
+            return "", False, "Consul could not check the token; try again"
+        return f"token {itself.accessor_id[:8]}", bool(writer_policies(itself.policies, self.config.prefix)), ""
 
     def act(self, viewer: views.Viewer, node: str, mode: str) -> bool:
         who = viewer.user or "a local user (loopback)"
@@ -157,6 +161,7 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "meshop-dashboard"
         sys_version = ""
+        timeout = dash.settings.idle_timeout  # on the socket: a half-sent request cannot hold a thread
 
         # -- plumbing ------------------------------------------------------------------------------------
         def log_message(self, format: str, *args: object) -> None:
@@ -181,10 +186,16 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             return parts.path, parse_qs(parts.query)
 
         def _form(self) -> dict[str, str] | None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
+            """The urlencoded body; None (and the answer sent) when its length is missing a number or
+            too large: ``-1`` would read until the client hangs up, text would end the handler."""
+            given = (self.headers.get("Content-Length") or "0").strip()
+            if not (given.isascii() and given.isdigit()):
+                self._send(400, pages.error(400, "Content-Length must be a number"), Connection="close")
                 return None
-            raw = self.rfile.read(length).decode("utf-8", "replace")
+            if int(given) > MAX_BODY:
+                self._send(413, pages.error(413, "request too large"), Connection="close")
+                return None
+            raw = self.rfile.read(int(given)).decode("utf-8", "replace")
             return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
 
         def _admitted(self) -> bool:
@@ -308,7 +319,8 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             path, _ = self._path()
             form = self._form()
             if form is None:
-                return self._send(413, pages.error(413, "request too large"))
+                self.close_connection = True  # the unread body must not be taken for the next request
+                return None
             if path == "/login":
                 return self._login(form)
             viewer = self._viewer_or_login(page=True)
