@@ -6,6 +6,8 @@ that may write ``desired/`` (the operator role, or a management token)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from meshop.client.nodes import MODES, set_node_mode
 from meshop.client.restart import restart_service
 from meshop.consul.acl import AclApi
@@ -30,8 +32,7 @@ def check_actions_allowed(config: ConsulConfig) -> str:
     token = AclApi(config).token_self()
     if token is None:
         return "Consul runs without ACLs"
-    allowed = {roles.policy_name(role, config.prefix) for role in WRITERS} | {MANAGEMENT}
-    granted = sorted(set(token.policies) & allowed)
+    granted = writer_policies(token.policies, config.prefix)
     if granted:
         return f"token has {', '.join(granted)}"
     have = ", ".join(token.policies) or "none"
@@ -39,6 +40,12 @@ def check_actions_allowed(config: ConsulConfig) -> str:
         f"--actions needs a token with the operator role for prefix {config.prefix} "
         f"(`meshop acl token operator`); this token's policies: {have}"
     )
+
+
+def writer_policies(policies: Sequence[str], prefix: str) -> list[str]:
+    """Those of ``policies`` that may write ``desired/`` (operator role of ``prefix``, management)."""
+    allowed = {roles.policy_name(role, prefix) for role in WRITERS} | {MANAGEMENT}
+    return sorted(set(policies) & allowed)
 
 
 def node_action(store: KVStore, log: EventLog, node: str, mode: str, user: str) -> bool:

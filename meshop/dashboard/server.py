@@ -26,7 +26,7 @@ from meshop.consul.config import ConsulConfig
 from meshop.consul.events import EventLog
 from meshop.consul.store import KVStore
 from meshop.dashboard import assets, auth, pages, views
-from meshop.dashboard.actions import node_action, service_restart
+from meshop.dashboard.actions import node_action, service_restart, writer_policies
 from meshop.dashboard.live import Live
 from meshop.errors import ConsulAccessDenied, ConsulError, MeshopError, NotFound
 from meshop.httpserver import parse_listen
@@ -108,41 +108,44 @@ class Dashboard:
         session = self.sessions.get(auth.session_id(cookie), self.clock())
         if session is None:
             return None
-        return views.Viewer(actions=self.settings.actions, csrf=session.csrf, user=session.user)
+        return views.Viewer(actions=self.settings.actions and session.may_act, csrf=session.csrf, user=session.user)
 
     def login(self, form: dict[str, str]) -> tuple[auth.Session | None, str]:
-        """(session, "") or (None, why not). A token must be able to read meshop's keys in Consul."""
+        """(session, "") or (None, why not). A token must be able to read meshop's keys in Consul; the
+        session may act (with ``--actions``) only when that token could write ``desired/`` itself: the
+        dashboard acts with its own token, which must not lend a read-only token its rights."""
         now = self.clock()
         if self.throttle.blocked(now):
             return None, "too many failed sign-ins; wait a minute"
         method = form.get("method", "")
-        user, error = "", "unknown sign-in method"
+        user, may_act, error = "", False, "unknown sign-in method"
         if method == "password" and self.settings.password is not None:
             if self.settings.password.verify(form.get("password", "")):
-                user = "password"
+                user, may_act = "password", True
             else:
                 error = "wrong password"
         elif method == "token":
-            user, error = self._check_token(form.get("token", "").strip())
+            user, may_act, error = self._check_token(form.get("token", "").strip())
         if not user:
             self.throttle.failed(now)
             return None, error
-        return self.sessions.create(user, now), ""
+        return self.sessions.create(user, now, may_act), ""
 
-    def _check_token(self, token: str) -> tuple[str, str]:
+    def _check_token(self, token: str) -> tuple[str, bool, str]:
+        """(user, whether the token may write desired/, "") or ("", False, why not)."""
         if not token or len(token) > 128 or not token.isprintable():
-            return "", "a Consul ACL token is required"
+            return "", False, "a Consul ACL token is required"
         config = replace(self.config, token=token)
         try:
             itself = AclApi(config).token_self()
             if itself is None:
-                return "", "Consul runs without ACLs, so a token proves nothing: start with --password-file"
+                return "", False, "Consul runs without ACLs, so a token proves nothing: start with --password-file"
             check_access(KVStore(config))  # a GET, refused with 403 unless the token may read meshop's keys
         except ConsulAccessDenied:
-            return "", f"this token may not read {self.config.prefix}/ (use the read-only role's token)"
+            return "", False, f"this token may not read {self.config.prefix}/ (use the read-only role's token)"
         except ConsulError:
-            return "", "Consul could not check the token; try again"
-        return f"token {itself.accessor_id[:8]}", ""
+            return "", False, "Consul could not check the token; try again"
+        return f"token {itself.accessor_id[:8]}", bool(writer_policies(itself.policies, self.config.prefix)), ""
 
     def act(self, viewer: views.Viewer, node: str, mode: str) -> bool:
         who = viewer.user or "a local user (loopback)"

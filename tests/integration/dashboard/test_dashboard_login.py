@@ -5,6 +5,7 @@ On loopback without login it answers only to loopback host names (no DNS rebindi
 from __future__ import annotations
 
 import http.client
+import re
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from meshop.consul.store import KVStore
+from meshop.dashboard.auth import PasswordHash, hash_password
 from meshop.dashboard.server import Dashboard, Settings
 from tests.support import acl
 from tests.support.consul_server import ConsulServer
@@ -118,3 +120,48 @@ def test_loopback_without_login_answers_only_loopback_host_names(consul_server: 
         assert get(f"rebind.attacker.example:{dashboard.port}") == 421  # DNS rebinding: refused
     finally:
         dashboard.stop()
+
+
+def test_a_read_only_token_cannot_act_through_an_operator_dashboard(
+    consul_server: ConsulServer, prefix: str, store: KVStore
+) -> None:
+    """The dashboard acts with its own (operator) token: a viewer signed in with the read-only role's
+    token must not borrow it (before: that session could cordon, drain and restart)."""
+    store.put(f"nodes/{NODE}", b"{}")
+    password = PasswordHash.parse(hash_password("correct horse battery"))
+    operator = acl.config_for(consul_server.addr, prefix, "operator")
+    server = Dashboard(operator, Settings("127.0.0.1:0", password=password, actions=True)).start()
+
+    def request(method: str, path: str, body: str = "", cookie: str = "") -> tuple[int, str, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            headers = {"Content-Type": "application/x-www-form-urlencoded", **({"Cookie": cookie} if cookie else {})}
+            conn.request(method, path, body=body or None, headers=headers)
+            answer = conn.getresponse()
+            return answer.status, answer.getheader("Set-Cookie") or "", answer.read().decode()
+        finally:
+            conn.close()
+
+    def sign_in(token: str) -> tuple[str, str]:
+        status, cookie, _ = request("POST", "/login", f"method=token&token={token}")
+        assert status == 303, status
+        session = cookie.split(";", 1)[0]
+        status, _, page = request("GET", "/", cookie=session)
+        found = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert status == 200 and found, page
+        return session, found.group(1)
+
+    try:
+        session, csrf = sign_in(acl.config_for(consul_server.addr, prefix, "readonly").token or "")
+        status, _, page = request("GET", f"/nodes/{NODE}/cordon", cookie=session)
+        assert status == 403 and "read-only" in page
+        status, _, page = request("POST", f"/nodes/{NODE}/cordon", f"csrf={csrf}", session)
+        assert status == 403 and "read-only" in page
+        assert store.get(f"desired/nodes/{NODE}") is None  # nothing written with the dashboard's token
+
+        session, csrf = sign_in(operator.token or "")
+        status, _, _ = request("POST", f"/nodes/{NODE}/cordon", f"csrf={csrf}", session)
+        assert status == 303
+        assert store.get(f"desired/nodes/{NODE}") is not None
+    finally:
+        server.stop()
