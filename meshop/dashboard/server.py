@@ -53,6 +53,7 @@ class Settings:
     listen: str = "127.0.0.1:8080"
     password: auth.PasswordHash | None = None
     actions: bool = False  # checked against the token's policies before this is set
+    idle_timeout: float = 30.0  # a connection that sends nothing this long is closed (no slowloris)
 
 
 class Dashboard:
@@ -160,6 +161,7 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "meshop-dashboard"
         sys_version = ""
+        timeout = dash.settings.idle_timeout  # on the socket: a half-sent request cannot hold a thread
 
         # -- plumbing ------------------------------------------------------------------------------------
         def log_message(self, format: str, *args: object) -> None:
@@ -184,10 +186,16 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             return parts.path, parse_qs(parts.query)
 
         def _form(self) -> dict[str, str] | None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
+            """The urlencoded body; None (and the answer sent) when its length is missing a number or
+            too large: ``-1`` would read until the client hangs up, text would end the handler."""
+            given = (self.headers.get("Content-Length") or "0").strip()
+            if not (given.isascii() and given.isdigit()):
+                self._send(400, pages.error(400, "Content-Length must be a number"), Connection="close")
                 return None
-            raw = self.rfile.read(length).decode("utf-8", "replace")
+            if int(given) > MAX_BODY:
+                self._send(413, pages.error(413, "request too large"), Connection="close")
+                return None
+            raw = self.rfile.read(int(given)).decode("utf-8", "replace")
             return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
 
         def _admitted(self) -> bool:
@@ -311,7 +319,8 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             path, _ = self._path()
             form = self._form()
             if form is None:
-                return self._send(413, pages.error(413, "request too large"))
+                self.close_connection = True  # the unread body must not be taken for the next request
+                return None
             if path == "/login":
                 return self._login(form)
             viewer = self._viewer_or_login(page=True)
