@@ -96,6 +96,10 @@ class StatusWatch:
         down = [w for w in self._all() if not w.connected and w.last_error]
         return down[0].last_error or "" if down else ""
 
+    def watches(self) -> list[Watch[Any]]:
+        """Every watch this feed runs (started)."""
+        return self._all()
+
     def _all(self) -> list[Watch[Any]]:
         return [w for w in (*self.kv, self.leader, self.agents) if w is not None]
 

@@ -223,3 +223,53 @@ def test_service_page_offers_restart_only_when_allowed(actions: bool, document: 
     desc = ServiceDescription(row=row, document=document, status=None)
     text = views.service(desc, NOW, views.Viewer(actions=actions))
     assert [a["href"] for tag, a in tags_of(text) if tag == "a" and "act" in (a.get("class") or "")] == links
+
+
+def test_gateways_dns_and_a_consul_problem_are_shown_escaped() -> None:
+    from meshop.client.gateways import GatewayRow
+    from meshop.model.records import DnsStatus
+
+    gateways = (
+        GatewayRow("gw1", "10.0.0.2", "passing", True),
+        GatewayRow("gw2", "10.0.0.3", "critical", False, HOSTILE),
+    )
+    dns = DnsStatus(
+        provider="rfc2136",
+        zone="example.com",
+        mode="gateways",
+        gateways=("gw1",),
+        names=3,
+        last_update=NOW - 30,
+        last_change="A web.example.com -> gw1",
+        last_error=HOSTILE,
+    )
+    base = report()
+    rep = StatusReport(base.now, base.services, base.nodes, base.leader, gateways, dns)
+    text = views.overview(views.Overview(rep, problem=HOSTILE), views.Viewer())
+    assert "<img" not in text and "\u202e" not in text
+    assert text.startswith(f'<p class="problem bad">Consul: {esc(HOSTILE)} (retrying')
+    assert '<span class="badge ok">passing</span>' in text and '<span class="badge bad">critical</span>' in text
+    assert "DNS (rfc2136, zone example.com): 3 name(s) → gateways gw1; last update 30s ago" in text
+    assert f'<span class="msg">DNS error: {esc(HOSTILE)}</span>' in text
+
+
+@pytest.mark.parametrize(
+    ("dns", "shown"),
+    [
+        (None, "DNS: not managed"),
+        ({"provider": "none"}, "DNS: not managed"),
+        (
+            {"provider": "rfc2136", "zone": "z", "mode": "direct", "names": 1},
+            "1 name(s) → no gateway is healthy: direct to the nodes",
+        ),
+        (
+            {"provider": "rfc2136", "zone": "z", "mode": "gateways", "conflicts": ["a", "b"]},
+            "2 name(s) held by records meshop does not own",
+        ),
+    ],
+    ids=["none", "provider-none", "direct", "conflicts"],
+)
+def test_dns_line(dns: dict | None, shown: str) -> None:
+    from meshop.model.records import DnsStatus
+
+    assert shown in views.dns_line(None if dns is None else DnsStatus.from_dict(dns), NOW)
