@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import html.parser
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from meshop.client.cluster import Leader
 from meshop.client.describe import ServiceDescription
@@ -273,3 +276,16 @@ def test_dns_line(dns: dict | None, shown: str) -> None:
     from meshop.model.records import DnsStatus
 
     assert shown in views.dns_line(None if dns is None else DnsStatus.from_dict(dns), NOW)
+
+
+@given(st.text())
+def test_esc_never_yields_markup_and_shows_the_text(text: str) -> None:
+    shown = esc(text)
+    assert tags_of(f"<p>{shown}</p>") == [("p", {})]
+    assert tags_of(f"<a title=\"{shown}\" class='{shown}'>x</a>") == [
+        ("a", {"title": html.unescape(shown), "class": html.unescape(shown)})
+    ]
+    visible = html.unescape(shown)
+    assert not any(ch in visible for ch in "\x1b\u202e\u200b\x00")  # shown as escapes instead
+    if all(ch.isprintable() or ch in "\n\t" for ch in text) and not any("\u200b" <= ch <= "\u206f" for ch in text):
+        assert visible == text  # ordinary text comes back unchanged
