@@ -99,6 +99,10 @@ def test_beyond_loopback_every_page_needs_a_login(
         assert status == 200 and "<h2>Nodes" in body and token not in body
         status, _, _ = curl(ns, "-H", f"Cookie: {session}", "-d", "csrf=wrong", f"{base}/nodes/{NODE}/cordon")
         assert status == 403
+        # a page elsewhere posting a login (login CSRF) is refused by its Origin, even with a good token
+        evil = ("-H", "Origin: http://evil.example", "-d", f"method=token&token={token}", f"{base}/login")
+        status, head, body = curl(ns, *evil)
+        assert (status, "cross-origin request refused" in body, "set-cookie" in head.lower()) == (403, True, False)
     finally:
         server.stop()
 

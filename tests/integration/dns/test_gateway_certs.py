@@ -86,7 +86,7 @@ def test_a_standby_serves_certificates_from_the_first_gateways_ca(
         else:  # before this change: g2 has a CA of its own, which g1's clients do not trust
             wait_until(lambda: (tmp_path / "g2" / "data" / "caddy" / "pki").exists(), 30, what="g2's own CA")
             with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):
-                wait_until(lambda: http.get(port2, HOST, tls_ca=str(ca1)), 5, what="g2 with g1's CA")
+                wait_until(lambda: http.get(port2, HOST, tls_ca=str(ca1)), 2, what="g2 with g1's CA")
     finally:
         for process, gid in started:
             process.stop()
