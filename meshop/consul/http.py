@@ -130,7 +130,8 @@ class HTTPKV:
         except TimeoutError:
             raise _unavailable(config, what, "timed out") from None
         except AnswerTooLarge:
-            raise ConsulUnavailable(f"Consul at {config.address} failed {what}: the answer exceeds {MAX_ANSWER} bytes") from None
+            too_large = f"the answer exceeds {MAX_ANSWER} bytes"
+            raise ConsulUnavailable(f"Consul at {config.address} failed {what}: {too_large}") from None
         except OSError as exc:
             if isinstance(exc, tls_errors):
                 raise ConsulUnavailable(f"Consul at {config.address} failed {what}: TLS: {_short(exc)}") from None
