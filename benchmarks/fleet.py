@@ -27,11 +27,16 @@ user puts a proxy in front. Host-mode ports rule out start-first, so Swarm updat
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import math
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from meshop.caddy.render import ProxyOptions, Site, render_site  # noqa: E402
+from meshop.gateway import dns_wire  # noqa: E402
 from tests.support.fleet import (  # noqa: E402
     Fleet,
     RequestLoop,
@@ -105,15 +111,23 @@ def bench_meshop(fleet: Fleet) -> dict[str, float]:
     others = [n for n in fleet.node_names if n != victim]
     loop = RequestLoop(fleet.gateway.addr, HOST).start()
     time.sleep(1)
+    victim_addr = fleet.node(victim).addr
     cut = time.monotonic()
     fleet.power_off(victim)
+    moments = watch_poweroff(fleet, victim, victim_addr, cut)
     out["poweroff_replaced_s"] = timed(
         lambda: len(fleet.containers(SERVICE, others)) == REPLICAS and fleet.service_ready(SERVICE, REPLICAS, others),
         "meshop: replacement running",
     )
     time.sleep(3)
     loop.stop()
+    moments.stop()
     out["poweroff_traffic_off_s"] = loop.disturbed_until(cut)
+    out["poweroff_checks_failed_s"] = moments.checks_failed
+    out["poweroff_route_dropped_s"] = moments.route_dropped
+    out["poweroff_dns_dropped_s"] = moments.dns_dropped
+    out["poweroff_traffic_off_after_checks_s"] = max(0.0, out["poweroff_traffic_off_s"] - moments.checks_failed)
+    out["poweroff_replaced_after_checks_s"] = out["poweroff_replaced_s"] - moments.checks_failed
     out["poweroff_slow"] = len(loop.slow)
     out["poweroff_failed"] = len(loop.failures)
     out["poweroff_requests"] = loop.total
@@ -130,6 +144,83 @@ def bench_meshop(fleet: Fleet) -> dict[str, float]:
     fleet.cli("delete", "service", SERVICE)
     wait_for(lambda: not fleet.containers(SERVICE), LIMIT, "meshop: service gone")
     return out
+
+
+class PowerOffMoments:
+    """Seconds from the cut until Consul counts the node's replica checks as failed (its ``serfHealth``
+    critical: the node's own agent, which ran them, is gone), until ``routes/<HOST>`` drops it, and until
+    the gateway's upstream DNS answer (what its Caddy uses, cached 1 s) drops it."""
+
+    def __init__(self, fleet: Fleet, victim: str, victim_addr: str, cut: float) -> None:
+        self.checks_failed = self.route_dropped = self.dns_dropped = float("nan")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(fleet, victim, victim_addr, cut), daemon=True)
+        self._thread.start()
+        self._dns = threading.Thread(target=self._run_dns, args=(fleet, victim_addr, cut), daemon=True)
+        self._dns.start()
+
+    def _run_dns(self, fleet: Fleet, victim_addr: str, cut: float) -> None:
+        """In the gateway's network namespace (this thread only: setns), ask its responder for HOST."""
+        log = (fleet.gateway.dir / "gateway.log").read_text(errors="replace")
+        found = re.findall(r"upstream DNS for Caddy on udp/([0-9.]+):(\d+)", log)
+        if not found:
+            return
+        host, port = found[-1][0], int(found[-1][1])
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        with open(f"/var/run/netns/{fleet.gateway.ns}") as ns:
+            if libc.setns(ns.fileno(), 0x40000000) != 0:  # CLONE_NEWNET
+                return
+        target = dns_wire.target_name(victim_addr)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(1)
+            while not self._stop.is_set() and math.isnan(self.dns_dropped):
+                try:
+                    sock.sendto(dns_wire.query(dns_wire.site_name(HOST), dns_wire.TYPE_SRV), (host, port))
+                    if target is not None and target.encode() not in _labels(sock.recv(512)):
+                        self.dns_dropped = time.monotonic() - cut
+                except OSError:
+                    pass
+                self._stop.wait(0.05)
+
+    def _run(self, fleet: Fleet, victim: str, victim_addr: str, cut: float) -> None:
+        pending = lambda: math.isnan(self.checks_failed) or math.isnan(self.route_dropped)  # noqa: E731
+        while not self._stop.is_set() and pending():
+            try:
+                if math.isnan(self.checks_failed):
+                    checks = fleet.consul_get(f"/v1/health/node/{victim}") or []
+                    if any(c["CheckID"] == "serfHealth" and c["Status"] == "critical" for c in checks):
+                        self.checks_failed = time.monotonic() - cut
+                if math.isnan(self.route_dropped):
+                    route = fleet.kv(f"routes/{HOST}") or {}
+                    ups = route.get("upstreams", [])
+                    if all(u.get("address") != victim_addr or not u.get("healthy") for u in ups):
+                        self.route_dropped = time.monotonic() - cut
+            except OSError:
+                pass
+            self._stop.wait(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._dns.join(timeout=5)
+
+
+def _labels(packet: bytes) -> bytes:
+    """The packet with length-prefixed labels turned into dotted text, enough to search a target name."""
+    out, i = bytearray(), 0
+    while i < len(packet):
+        n = packet[i]
+        if 0 < n < 64 and i + 1 + n <= len(packet) and packet[i + 1 : i + 1 + n].isascii():
+            out += packet[i + 1 : i + 1 + n] + b"."
+            i += 1 + n
+        else:
+            out += b" "
+            i += 1
+    return bytes(out)
+
+
+def watch_poweroff(fleet: Fleet, victim: str, victim_addr: str, cut: float) -> PowerOffMoments:
+    return PowerOffMoments(fleet, victim, victim_addr, cut)
 
 
 # --- Docker Swarm -------------------------------------------------------------------------------------------
@@ -285,6 +376,11 @@ ROWS = [
     ("rolling update: requests sent", "update_requests"),
     ("power-off: clients served normally after (s)", "poweroff_traffic_off_s"),
     ("power-off: replacement running (s)", "poweroff_replaced_s"),
+    ("power-off: replica checks failed (s)", "poweroff_checks_failed_s"),
+    ("power-off: routes/ without the node (s)", "poweroff_route_dropped_s"),
+    ("power-off: gateway DNS without the node (s)", "poweroff_dns_dropped_s"),
+    ("power-off: traffic off, after checks failed (s)", "poweroff_traffic_off_after_checks_s"),
+    ("power-off: replacement, after checks failed (s)", "poweroff_replaced_after_checks_s"),
     ("power-off: failed requests", "poweroff_failed"),
     ("power-off: slow requests (> 1 s)", "poweroff_slow"),
     ("power-off: requests sent", "poweroff_requests"),
@@ -308,13 +404,14 @@ def table(meshop: dict[str, float], swarm: dict[str, float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grace", type=float, default=10.0, help="meshop controllers' --grace-period")
+    parser.add_argument("--meshop-only", action="store_true", help="skip the Swarm half")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="mfbench-", dir="/tmp"))
     try:
         with session_fleet(root, grace=args.grace) as fleet:
             meshop = bench_meshop(fleet)
             print("meshop:", json.dumps({k: round(v, 2) for k, v in meshop.items()}), flush=True)
-            swarm = bench_swarm(fleet)
+            swarm = {} if args.meshop_only else bench_swarm(fleet)
             print("swarm: ", json.dumps({k: round(v, 2) for k, v in swarm.items()}), flush=True)
     finally:
         if not (root / "fleet.json").exists():  # kept when the teardown failed: `... fleet down --root ROOT`

@@ -13,6 +13,12 @@ from meshop.model.rules import CONSUL_KEY, Out, as_dict, as_list, check
 _SERVER_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]]+):([0-9]{1,5})", re.ASCII)
 
 
+def split_server_address(value: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a ``host:port`` that ``is_server_address`` accepts (IPv6 without brackets)."""
+    m = _SERVER_RE.fullmatch(value) if is_server_address(value) else None
+    return (m.group(1).strip("[]"), int(m.group(2))) if m else None
+
+
 def is_server_address(value: object) -> bool:
     """``host:port`` with a hostname, an IPv4 address or a bracketed IPv6 address."""
     m = _SERVER_RE.fullmatch(value) if isinstance(value, str) else None

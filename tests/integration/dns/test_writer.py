@@ -15,6 +15,7 @@ from meshop import metrics
 from meshop.cli.render import dns_line
 from meshop.client.cluster import read_snapshot
 from meshop.client.status import build_report
+from meshop.client.watch import StatusWatch
 from meshop.consul.client import make_client
 from meshop.consul.events import EventLog
 from meshop.consul.services import Services
@@ -147,6 +148,13 @@ def test_records_follow_gateway_health(cluster: dict, bind: BindServer, caplog) 
         ("g2", "127.0.0.22", "passing", True),
     ]
     assert "-> gateways g1, g2; last update" in str(dns_line(report))
+    feed = StatusWatch(cluster["readonly"]).start()  # what `meshop status --watch` draws
+    try:
+        wait_until(lambda: all(w.wait_ready(0) for w in feed.watches()), 10, what="the status watches")
+        watched = build_report(feed.snapshot())
+        assert [g.gateway_id for g in watched.gateways] == ["g1", "g2"] and watched.dns == report.dns
+    finally:
+        feed.stop()
 
     g1.kill()
     expect(bind, {"web": ["127.0.0.22"], "api": ["127.0.0.22"]}, "g1 killed")
