@@ -26,7 +26,7 @@ from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_prefix
 from meshop.dashboard.views import EVENTS_SHOWN, Overview
 from meshop.model import keys
-from meshop.model.records import RouteRecord, loads_json
+from meshop.model.records import Event, RouteRecord, loads_json
 
 
 def routes_in(listing: Listing | None) -> tuple[RouteRecord, ...]:
@@ -88,6 +88,11 @@ class Live:
         events = tuple(e.event for e in events_in(self.events.latest.entries if self.events.latest else ()))
         problem = self.problem or next((w.last_error or "" for w in self._watches if not w.connected), "")
         return Overview(build_report(snapshot), routes_in(self.routes.latest), events[-EVENTS_SHOWN:], problem)
+
+    def events_about(self, obj: str) -> tuple[Event, ...]:
+        """Every logged event about ``obj`` (``node/n1``), oldest first, from the watch's last answer."""
+        entries = self.events.latest.entries if self.events.latest else ()
+        return tuple(e.event for e in events_in(entries) if e.event.object == obj)
 
     def wait_change(self, seen: int, timeout: float) -> int:
         """Block until the version differs from ``seen`` (or ``timeout``, or stop); the current version."""

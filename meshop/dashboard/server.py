@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from meshop.client.cluster import check_access
-from meshop.client.describe import describe_service
+from meshop.client.describe import describe_service, node_observed
 from meshop.consul.acl import AclApi
 from meshop.consul.config import ConsulConfig
 from meshop.consul.events import EventLog
@@ -43,6 +43,7 @@ SECURITY_HEADERS = {
 }
 NODE_ACTION = re.compile(r"^/nodes/([^/]+)/(cordon|uncordon|drain)$")
 SERVICE = re.compile(r"^/(fragment/)?service/([^/]+)$")
+NODE = re.compile(r"^/(fragment/)?node/([^/]+)$")
 SERVICE_ACTION = re.compile(r"^/service/([^/]+)/(restart)$")
 MAX_BODY = 16 * 1024
 KEEPALIVE = 15.0
@@ -268,6 +269,9 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
                     200,
                     pages.shell(name, body, viewer, f"/fragment/service/{found.group(2)}", f"/stream?since={version}"),
                 )
+            found = NODE.match(path)
+            if found:
+                return self._node(found.group(2), bool(found.group(1)), viewer)
             found, kind = NODE_ACTION.match(path), "node"
             if found is None:
                 found, kind = SERVICE_ACTION.match(path), "service"
@@ -278,6 +282,20 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
                     403, pages.error(403, "this dashboard is read-only (start it with --actions)", viewer)
                 )
             return self._send(404, pages.error(404, "no such page", viewer))
+
+        def _node(self, quoted: str, fragment: bool, viewer: views.Viewer) -> None:
+            name = unquote(quoted)
+            version = dash.live.version
+            overview = dash.live.overview()
+            row = next((r for r in overview.report.nodes if r.name == name), None)
+            if row is None:
+                raise NotFound(f"node/{name} not found: no agent registered it and no Node document names it")
+            observed = node_observed(KVStore(dash.config), name)
+            body = views.node(row, observed, dash.live.events_about(f"node/{name}"), overview.report.now, viewer)
+            if fragment:
+                return self._send(200, body)
+            page = pages.shell(f"node {name}", body, viewer, f"/fragment/node/{quoted}", f"/stream?since={version}")
+            return self._send(200, page)
 
         def _stream(self, query: dict[str, list[str]]) -> None:
             """Server-sent events: ``changed`` whenever the live state moved (at once if it moved since

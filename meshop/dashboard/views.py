@@ -17,7 +17,7 @@ from meshop.client.describe import ServiceDescription
 from meshop.client.gateways import GatewayRow
 from meshop.client.status import CONVERGING, NodeRow, ServiceRow, StatusReport
 from meshop.dashboard.html import esc, tag, url_part
-from meshop.model.records import DnsStatus, Event, RouteRecord
+from meshop.model.records import DnsStatus, Event, Observed, RouteRecord
 
 HEALTH_CLASS = {"Healthy": "ok", "Degraded": "warn", "Failed": "bad"}
 NODE_CLASS = {"Ready": "ok", "Cordoned": "warn", "Draining": "warn"}
@@ -119,7 +119,7 @@ def node_cells(row: NodeRow, now: float, viewer: Viewer) -> list[str]:
         else age(None if row.last_seen is None else now - row.last_seen)
     )
     cells = [
-        esc(row.name),
+        f'<a href="/node/{url_part(row.name)}">{esc(row.name)}</a>',
         esc(row.address or "-"),
         tag("span", row.status, f"badge {node_class(row.status)}".strip()),
         esc(", ".join(row.services) or "-"),
@@ -267,7 +267,7 @@ def service(desc: ServiceDescription, now: float, viewer: Viewer | None = None) 
     parts.append("<h3>Containers</h3>")
     rows = [
         [
-            esc(node),
+            f'<a href="/node/{url_part(node)}">{esc(node)}</a>',
             esc(c.replica),
             esc(c.phase or c.state),
             esc(c.health or "-"),
@@ -290,4 +290,47 @@ def service(desc: ServiceDescription, now: float, viewer: Viewer | None = None) 
     )
     document = yaml.safe_dump(dict(desc.document), sort_keys=False) if desc.document else "(deleted)"
     parts += ["<h3>Document</h3>", tag("pre", document, "doc"), f'<p class="time">As of {esc(clock(now))}.</p>']
+    return "\n".join(parts)
+
+
+def node(row: NodeRow, observed: Mapping[str, Observed], events: Sequence[Event], now: float, viewer: Viewer) -> str:
+    """One node: its row as ``meshop status`` has it, its containers per service as its agent reports
+    them (``observed/<node>/``), and the events about it."""
+    seen = node_cells(row, now, viewer)
+    facts = [
+        ("Status", seen[2]),
+        ("Address", esc(row.address or "-")),
+        ("Last seen", seen[4]),
+        ("Labels", esc(labels(row.labels))),
+        ("Version", esc(row.version or "-")),
+        ("Message", tag("span", row.message or "-", "msg")),
+    ]
+    containers = [
+        [
+            f'<a href="/service/{url_part(service)}">{esc(service)}</a>',
+            esc(c.replica),
+            esc(c.phase or c.state),
+            esc(c.health or "-"),
+            esc(c.restart_count),
+            esc(c.image),
+            tag("span", c.name, "mono"),
+        ]
+        for service, obs in observed.items()
+        for c in obs.containers
+    ]
+    actions = node_actions(row, viewer)
+    parts = [
+        f"<h2>Node {esc(row.name)}</h2>",
+        f"<p>{actions}</p>" if actions else "",
+        '<dl class="facts">' + "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>",
+        f'<h3>Containers <span class="count">{len(containers)}</span></h3>',
+        table(("Service", "Replica", "Phase", "Health", "Restarts", "Image", "Container"), containers, "containers")
+        if containers
+        else '<p class="empty">No containers reported.</p>',
+        "<h3>Events</h3>",
+        table(("Age", "Kind", "Object", "By", "Message"), event_rows(events, now), "events")
+        if events
+        else '<p class="empty">No events.</p>',
+        f'<p class="time">As of {esc(clock(now))}.</p>',
+    ]
     return "\n".join(parts)

@@ -167,6 +167,12 @@ def test_cordon_from_the_page_shows_in_meshop_status(cluster: Cluster, dashboard
     assert (event["kind"], event["component"]) == ("Cordoned", "dashboard")
     assert event["message"] == "cordon requested from the dashboard by a local user (loopback)"
 
+    # the node's own page: its containers as its agent reports them, the event, and the way back
+    click(browser, f"table.nodes a[href='/node/{cluster.node}']")
+    await_page(browser, lambda d: d.title == f"node {cluster.node} · meshop", 10, "the node page")
+    web = await_page(browser, lambda d: rows(d, "containers", key="Service").get("web"), 10, "web's container")
+    assert (web["Replica"], web["Phase"], web["Image"]) == ("0", "Ready", TEST_IMAGE)
+    assert rows(browser, "events", key="Kind")["Cordoned"]["By"] == "dashboard"
     click(browser, f"a.act[href='/nodes/{cluster.node}/uncordon']")
     click(browser, "#confirm")
     await_page(browser, lambda d: rows(d, "nodes").get(cluster.node, {}).get("Status") == "Ready", 10, "Ready again")

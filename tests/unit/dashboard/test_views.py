@@ -109,7 +109,7 @@ def test_overview_shows_hostile_text_as_text_only() -> None:
     assert "<img" not in text and "\x1b" not in text and "\u202e" not in text
     assert text.count(esc(HOSTILE)) >= 6  # name, image, route, message, label, event message, leader host
     links = [a["href"] for tag, a in tags_of(text) if tag == "a"]
-    assert links == [f"/service/{url_part(HOSTILE)}", "/service/web"]
+    assert links == [f"/service/{url_part(HOSTILE)}", "/node/n1", "/service/web"]
 
 
 @pytest.mark.parametrize(
@@ -289,3 +289,30 @@ def test_esc_never_yields_markup_and_shows_the_text(text: str) -> None:
     assert not any(ch in visible for ch in "\x1b\u202e\u200b\x00")  # shown as escapes instead
     if all(ch.isprintable() or ch in "\n\t" for ch in text) and not any("\u200b" <= ch <= "\u206f" for ch in text):
         assert visible == text  # ordinary text comes back unchanged
+
+
+def test_node_page_lists_its_containers_and_events_escaped() -> None:
+    from meshop.model.records import ContainerState, Observed
+
+    container = ContainerState(
+        id="c1",
+        name=HOSTILE,
+        replica=0,
+        image=HOSTILE,
+        state="running",
+        health="passing",
+        spec_hash="h",
+        phase="Ready",
+        restart_count=2,
+    )
+    observed = {
+        "web": Observed(service="web", node="n1", spec_hash="h", generation=1, ready=1, containers=(container,))
+    }
+    row = report().nodes[0]
+    events = (Event(NOW - 3, "Cordoned", "node/n1", HOSTILE, "dashboard"),)
+    text = views.node(row, observed, events, NOW, views.Viewer(actions=True))
+    assert "<img" not in text and "\u202e" not in text
+    found = tags_of(text)
+    assert [a["href"] for tag, a in found if tag == "a"] == ["/nodes/n1/cordon", "/nodes/n1/drain", "/service/web"]
+    assert '<td data-label="Phase">Ready</td>' in text and '<td data-label="Restarts">2</td>' in text
+    assert text.count(esc(HOSTILE)) >= 4  # label, message, container name and image, event message
