@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from meshop.client.cluster import check_access
-from meshop.client.describe import describe_service
+from meshop.client.describe import describe_service, node_observed
 from meshop.consul.acl import AclApi
 from meshop.consul.config import ConsulConfig
 from meshop.consul.events import EventLog
@@ -43,6 +43,7 @@ SECURITY_HEADERS = {
 }
 NODE_ACTION = re.compile(r"^/nodes/([^/]+)/(cordon|uncordon|drain)$")
 SERVICE = re.compile(r"^/(fragment/)?service/([^/]+)$")
+NODE = re.compile(r"^/(fragment/)?node/([^/]+)$")
 SERVICE_ACTION = re.compile(r"^/service/([^/]+)/(restart)$")
 MAX_BODY = 16 * 1024
 KEEPALIVE = 15.0
@@ -53,6 +54,7 @@ class Settings:
     listen: str = "127.0.0.1:8080"
     password: auth.PasswordHash | None = None
     actions: bool = False  # checked against the token's policies before this is set
+    idle_timeout: float = 30.0  # a connection that sends nothing this long is closed (no slowloris)
 
 
 class Dashboard:
@@ -160,6 +162,7 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "meshop-dashboard"
         sys_version = ""
+        timeout = dash.settings.idle_timeout  # on the socket: a half-sent request cannot hold a thread
 
         # -- plumbing ------------------------------------------------------------------------------------
         def log_message(self, format: str, *args: object) -> None:
@@ -184,10 +187,16 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             return parts.path, parse_qs(parts.query)
 
         def _form(self) -> dict[str, str] | None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
+            """The urlencoded body; None (and the answer sent) when its length is missing a number or
+            too large: ``-1`` would read until the client hangs up, text would end the handler."""
+            given = (self.headers.get("Content-Length") or "0").strip()
+            if not (given.isascii() and given.isdigit()):
+                self._send(400, pages.error(400, "Content-Length must be a number"), Connection="close")
                 return None
-            raw = self.rfile.read(length).decode("utf-8", "replace")
+            if int(given) > MAX_BODY:
+                self._send(413, pages.error(413, "request too large"), Connection="close")
+                return None
+            raw = self.rfile.read(int(given)).decode("utf-8", "replace")
             return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
 
         def _admitted(self) -> bool:
@@ -260,6 +269,9 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
                     200,
                     pages.shell(name, body, viewer, f"/fragment/service/{found.group(2)}", f"/stream?since={version}"),
                 )
+            found = NODE.match(path)
+            if found:
+                return self._node(found.group(2), bool(found.group(1)), viewer)
             found, kind = NODE_ACTION.match(path), "node"
             if found is None:
                 found, kind = SERVICE_ACTION.match(path), "service"
@@ -270,6 +282,20 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
                     403, pages.error(403, "this dashboard is read-only (start it with --actions)", viewer)
                 )
             return self._send(404, pages.error(404, "no such page", viewer))
+
+        def _node(self, quoted: str, fragment: bool, viewer: views.Viewer) -> None:
+            name = unquote(quoted)
+            version = dash.live.version
+            overview = dash.live.overview()
+            row = next((r for r in overview.report.nodes if r.name == name), None)
+            if row is None:
+                raise NotFound(f"node/{name} not found: no agent registered it and no Node document names it")
+            observed = node_observed(KVStore(dash.config), name)
+            body = views.node(row, observed, dash.live.events_about(f"node/{name}"), overview.report.now, viewer)
+            if fragment:
+                return self._send(200, body)
+            page = pages.shell(f"node {name}", body, viewer, f"/fragment/node/{quoted}", f"/stream?since={version}")
+            return self._send(200, page)
 
         def _stream(self, query: dict[str, list[str]]) -> None:
             """Server-sent events: ``changed`` whenever the live state moved (at once if it moved since
@@ -311,7 +337,8 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             path, _ = self._path()
             form = self._form()
             if form is None:
-                return self._send(413, pages.error(413, "request too large"))
+                self.close_connection = True  # the unread body must not be taken for the next request
+                return None
             if path == "/login":
                 return self._login(form)
             viewer = self._viewer_or_login(page=True)
