@@ -1,4 +1,4 @@
-"""A DNS responder on loopback serving the gateway's upstreams to its Caddy (``dns_wire`` answers).
+"""A DNS responder on loopback serving upstreams to a Caddy (``dns_wire`` answers): the gateway's and a node's.
 
 One UDP socket, one thread; the table is an immutable mapping swapped whole by ``publish``, so a query
 sees either the old or the new table, never half of one. It binds loopback only: nothing outside the
@@ -13,8 +13,8 @@ import socket
 import threading
 from types import MappingProxyType
 
+from meshop.caddy.dns_wire import Table, answer
 from meshop.errors import MeshopError
-from meshop.gateway.dns_wire import Table, answer
 from meshop.httpserver import parse_listen
 
 log = logging.getLogger(__name__)
