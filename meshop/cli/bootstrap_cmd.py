@@ -233,3 +233,51 @@ def node_add(
             _run(plan_node(inputs, software), node)
         if wait and not no_start:
             wait_ready(gw, name, obj.consul.prefix, wait, _say)
+
+
+@click.command(name="remove")
+@click.argument("name")
+@click.option("--gateway", "gateway", required=True, metavar="[USER@]HOST", help="The gateway `meshop init` set up.")
+@click.option("--host", metavar="[USER@]HOST", help="The node itself, to stop its units (omit for a dead node).")
+@HOST_KEY
+@GATEWAY_HOST_KEY
+@ACCEPT_NEW
+@IDENTITY
+@DRY_RUN
+@click.pass_obj
+def node_remove(
+    obj: CliContext,
+    name: str,
+    gateway: str,
+    host: str | None,
+    host_key: str | None,
+    gateway_host_key: str | None,
+    accept_new_host_key: bool,
+    identity: str | None,
+    dry_run: bool,
+) -> None:
+    """Take node NAME out: drain it and wait, stop and disable its units (with --host), revoke its tokens
+    and policy, make Consul forget it, delete its records. Re-runnable after a failure."""
+    from meshop.bootstrap.removal import plan_removal
+    from meshop.model.acl import AclInputError
+
+    try:
+        before, on_node, after = plan_removal(name, obj.consul.prefix)
+    except AclInputError as exc:
+        raise DocumentError(str(exc)) from None
+    if dry_run:
+        _say("on the gateway:")
+        _print_plan(before)
+        _say("on the node (with --host):")
+        _print_plan(on_node)
+        _say("on the gateway:")
+        _print_plan(after)
+        return
+    with _connect(gateway, gateway_host_key, accept_new_host_key, identity) as gw:
+        _run(before, gw)
+        if host:
+            with _connect(host, host_key, accept_new_host_key, identity) as node:
+                _run(on_node, node)
+        else:
+            _say(f"no --host: the units on {name} are left as they are (its tokens are revoked next)")
+        _run(after, gw)

@@ -15,6 +15,7 @@ from meshop.caddy.upstream_dns import UpstreamDNS
 from meshop.cli.context import LOCAL_CLUSTER, CliContext
 from meshop.daemon import run_daemon
 from meshop.errors import MeshopError
+from meshop.gateway.certs import CertSync, safe_sync
 from meshop.gateway.config import GatewaySettings
 from meshop.gateway.daemon import COMPONENT, GatewayDaemon
 from meshop.gateway.presence import Presence, gateway_registration, presence
@@ -84,6 +85,14 @@ def gateway() -> None:
     type=click.FloatRange(0, 3600),
     help="On a planned stop: leave DNS first, keep serving this many seconds (record TTL + margin), then stop.",
 )
+@click.option(
+    "--share-certs/--no-share-certs",
+    default=True,
+    show_default=True,
+    help="With --caddy-dir: share the CA and certificates with the other gateways through Consul KV "
+    "(secrets/meshop-gateway/certs/), so a standby serves valid certificates before it takes traffic.",
+)
+@click.option("--certs-interval", default=10.0, show_default=True, type=click.FloatRange(1, 3600), hidden=True)
 @LOCAL_CLUSTER
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
@@ -106,6 +115,8 @@ def run(
     advertise_addr: str | None,
     check_interval: float,
     drain: float,
+    share_certs: bool,
+    certs_interval: float,
     local_cluster: bool,
     log_level: str,
     log_format: str,
@@ -142,9 +153,15 @@ def run(
     dns = None if upstream_dns == "off" else UpstreamDNS(upstream_dns)
     daemon = GatewayDaemon(obj.consul, settings, ConfigApplier(admin, "gateway", managed), resync=resync, dns=dns)
 
+    certs = CertSync(daemon.store, caddy_dir / "data" / "caddy") if caddy_dir and share_certs else None
+
     def start(server: StatusServer) -> None:
+        if certs is not None:
+            safe_sync(certs, at_start=True)  # the fleet's CA and certificates before Caddy starts
         if managed is not None:
             managed.start(admin)
+        if certs is not None:
+            certs.start(certs_interval)
         if advertise is not None:
             serve = f"{binds[0]}:{http_port if tls_mode == 'off' else https_port}"
             registration = gateway_registration(gateway_id, advertise, serve, server.address, check_interval)
@@ -156,6 +173,8 @@ def run(
         if isinstance(daemon.presence, Presence):
             daemon.presence.drain(drain)
         daemon.stop()
+        if certs is not None:
+            certs.stop()
         if daemon.presence is not None:
             daemon.presence.withdraw()
         if managed is not None:

@@ -125,6 +125,19 @@ def node_objects(snapshot: Snapshot, name: str | None = None) -> list[dict[str, 
     return out
 
 
+def node_observed(store: KVStore, node: str) -> dict[str, Observed]:
+    """What node's agent reports per service (``observed/<node>/``): its containers; unreadable records
+    (hostile or half-written) are left out."""
+    found = {}
+    for entry in store.list(keys.node_observed(node)).entries:
+        parts = keys.split(entry.key, keys.OBSERVED)
+        if len(parts) == 2 and parts[0] == node:
+            record = _read(entry.value, Observed.from_dict)
+            if record is not None:
+                found[parts[1]] = record
+    return dict(sorted(found.items()))
+
+
 def _by_node(store: KVStore, prefix: str, service: str, factory: Callable[[Any], Any]) -> dict[str, Any]:
     result = {}
     for entry in store.list(prefix).entries:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshop.client.cluster import PREFIXES, Parsers, Snapshot
+from meshop.client.gateways import GATEWAY_SERVICE
 from meshop.consul.config import ConsulConfig
 from meshop.consul.services import Services
 from meshop.consul.store import KVStore
@@ -42,6 +43,7 @@ class StatusWatch:
         self.kv: list[Watch[Any]] = []
         self.leader: Watch[Any] | None = None
         self.agents: Watch[Any] | None = None
+        self.gateways: Watch[Any] | None = None
 
     def start(self) -> StatusWatch:
         notify = self._notifier
@@ -55,6 +57,13 @@ class StatusWatch:
             f"health:{AGENT_SERVICE}",
             lambda i, w: services.instances(AGENT_SERVICE, i, w),
             notify("agents"),
+            wait=self.wait,
+        ).start()
+        gateways = Services(self.config, KVStore(self.config).client)
+        self.gateways = Watch(
+            f"health:{GATEWAY_SERVICE}",
+            lambda i, w: gateways.instances(GATEWAY_SERVICE, i, w),
+            notify("gateways"),
             wait=self.wait,
         ).start()
         return self
@@ -85,7 +94,8 @@ class StatusWatch:
         assert self.leader is not None and self.agents is not None
         leader = self.leader.latest
         listings = [w.latest for w in self.kv]
-        return Snapshot.build(listings, self.agents.latest or [], leader, self.clock(), self.parsers)
+        gateways = (self.gateways.latest if self.gateways else None) or []
+        return Snapshot.build(listings, self.agents.latest or [], leader, self.clock(), self.parsers, gateways)
 
     def _settle(self) -> None:
         deadline = time.monotonic() + 4 * self.settle
@@ -96,8 +106,12 @@ class StatusWatch:
         down = [w for w in self._all() if not w.connected and w.last_error]
         return down[0].last_error or "" if down else ""
 
+    def watches(self) -> list[Watch[Any]]:
+        """Every watch this feed runs (started)."""
+        return self._all()
+
     def _all(self) -> list[Watch[Any]]:
-        return [w for w in (*self.kv, self.leader, self.agents) if w is not None]
+        return [w for w in (*self.kv, self.leader, self.agents, self.gateways) if w is not None]
 
     def _notifier(self, reason: str) -> Callable[[object], None]:
         return lambda _value: self.wakeup.notify(reason)

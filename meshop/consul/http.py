@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
+import time
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -26,6 +28,8 @@ from meshop.consul.config import ConsulConfig
 from meshop.errors import ConflictError, ConsulAccessDenied, ConsulError, ConsulUnavailable, ValueTooLarge
 
 TOKEN_HEADER = "X-Consul-Token"
+MAX_ANSWER = 256 * 2**20  # far above any KV listing meshop reads; an endless answer must not eat memory
+_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() also takes "²", which int() refuses
 Params = list[tuple[str, str]]
 
 
@@ -105,8 +109,8 @@ class HTTPKV:
             f"Host: [{config.host}]:{config.port}" if ":" in config.host else f"Host: {config.host}:{config.port}"
         )
         if config.token:
-            if not config.token.isprintable():  # a line break would end the header: refuse, never send
-                raise ConsulAccessDenied("the Consul ACL token holds a line break or control character")
+            if not (config.token.isascii() and config.token.isprintable()):  # a line break would end the header
+                raise ConsulAccessDenied("the Consul ACL token holds a line break, control or non-ASCII character")
             head.append(f"{TOKEN_HEADER}: {config.token}")
         if body is not None:
             head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
@@ -120,11 +124,14 @@ class HTTPKV:
 
                     tls_errors = (ssl.SSLError, ssl.CertificateError)
                     with tls_context(config).wrap_socket(raw, server_hostname=config.host) as sock:
-                        data = _exchange(sock, request)
+                        data = _exchange(sock, request, timeout)
                 else:
-                    data = _exchange(raw, request)
+                    data = _exchange(raw, request, timeout)
         except TimeoutError:
             raise _unavailable(config, what, "timed out") from None
+        except AnswerTooLarge:
+            too_large = f"the answer exceeds {MAX_ANSWER} bytes"
+            raise ConsulUnavailable(f"Consul at {config.address} failed {what}: {too_large}") from None
         except OSError as exc:
             if isinstance(exc, tls_errors):
                 raise ConsulUnavailable(f"Consul at {config.address} failed {what}: TLS: {_short(exc)}") from None
@@ -146,13 +153,29 @@ class Answer:
         self.status, self.headers, self.body = status, headers, body
 
 
-def _exchange(sock: socket.socket, request: bytes) -> bytes:
-    """Send ``request``, read the answer until the server closes the connection (HTTP/1.0)."""
+class AnswerTooLarge(Exception):
+    """The server sent more than ``MAX_ANSWER`` bytes."""
+
+
+def _exchange(sock: socket.socket, request: bytes, timeout: float) -> bytes:
+    """Send ``request``, read the answer until the server closes the connection (HTTP/1.0): within
+    ``timeout`` in all (the socket's own timeout is per call: a server sending a byte now and then would
+    hold it forever) and at most ``MAX_ANSWER`` bytes."""
+    deadline = time.monotonic() + timeout
     sock.sendall(request)
-    chunks = []
-    while chunk := sock.recv(65536):
+    chunks, size = [], 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        sock.settimeout(left)
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_ANSWER:
+            raise AnswerTooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def parse_answer(data: bytes) -> Answer | None:
@@ -161,7 +184,7 @@ def parse_answer(data: bytes) -> Answer | None:
     head, sep, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
-    if not sep or len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+    if not sep or len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _DIGITS.fullmatch(parts[1]):
         return None
     headers: dict[str, str] = {}
     for line in lines[1:]:
@@ -176,7 +199,7 @@ def parse_answer(data: bytes) -> Answer | None:
         body = decoded
     elif "content-length" in headers:
         length = headers["content-length"]
-        if not length.isdigit() or len(body) < int(length):
+        if not _DIGITS.fullmatch(length) or len(body) < int(length):
             return None
         body = body[: int(length)]
     return Answer(int(parts[1]), headers, body)
@@ -188,10 +211,10 @@ def _unchunked(data: bytes) -> bytes | None:
         end = data.find(b"\r\n", at)
         if end < 0:
             return None
-        try:
-            size = int(data[at:end].split(b";", 1)[0], 16)
-        except ValueError:
+        size_text = data[at:end].split(b";", 1)[0].strip()
+        if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", size_text):
             return None
+        size = int(size_text, 16)
         if size == 0:
             return b"".join(out)
         start = end + 2

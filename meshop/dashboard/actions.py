@@ -1,11 +1,15 @@
 """What the dashboard may change: cordon, uncordon and drain a node, exactly as ``meshop nodes`` does
-(``client.nodes.set_node_mode``: check-and-set on the Node document, unknown nodes refused), each
-recorded in the event log with who asked. Off unless the dashboard runs with ``--actions`` and a token
+(``client.nodes.set_node_mode``: check-and-set on the Node document, unknown nodes refused), and a
+rolling restart of a service (``client.restart``: ``spec.restartedAt``), each recorded in the event log
+with who asked. Off unless the dashboard runs with ``--actions`` and a token
 that may write ``desired/`` (the operator role, or a management token)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from meshop.client.nodes import MODES, set_node_mode
+from meshop.client.restart import restart_service
 from meshop.consul.acl import AclApi
 from meshop.consul.config import ConsulConfig
 from meshop.consul.events import EventLog
@@ -28,8 +32,7 @@ def check_actions_allowed(config: ConsulConfig) -> str:
     token = AclApi(config).token_self()
     if token is None:
         return "Consul runs without ACLs"
-    allowed = {roles.policy_name(role, config.prefix) for role in WRITERS} | {MANAGEMENT}
-    granted = sorted(set(token.policies) & allowed)
+    granted = writer_policies(token.policies, config.prefix)
     if granted:
         return f"token has {', '.join(granted)}"
     have = ", ".join(token.policies) or "none"
@@ -37,6 +40,12 @@ def check_actions_allowed(config: ConsulConfig) -> str:
         f"--actions needs a token with the operator role for prefix {config.prefix} "
         f"(`meshop acl token operator`); this token's policies: {have}"
     )
+
+
+def writer_policies(policies: Sequence[str], prefix: str) -> list[str]:
+    """Those of ``policies`` that may write ``desired/`` (operator role of ``prefix``, management)."""
+    allowed = {roles.policy_name(role, prefix) for role in WRITERS} | {MANAGEMENT}
+    return sorted(set(policies) & allowed)
 
 
 def node_action(store: KVStore, log: EventLog, node: str, mode: str, user: str) -> bool:
@@ -47,3 +56,9 @@ def node_action(store: KVStore, log: EventLog, node: str, mode: str, user: str) 
     if changed:
         log.append(EVENT_KIND[mode], f"node/{node}", f"{mode} requested from the dashboard by {user}")
     return changed
+
+
+def service_restart(store: KVStore, log: EventLog, name: str, user: str, now: float) -> None:
+    """A rolling restart of service ``name``; the event says who asked."""
+    restart_service(store, name, now)
+    log.append("RestartRequested", f"service/{name}", f"rolling restart requested from the dashboard by {user}")

@@ -32,7 +32,7 @@ td .msg { white-space: pre-wrap; word-break: break-word; }
 .badge { display: inline-block; padding: .05rem .5rem; border-radius: 1rem; font-size: .85em; font-weight: 600;
   border: 1px solid currentColor; white-space: nowrap; }
 .ok { color: var(--ok); } .warn { color: var(--warn); } .bad { color: var(--bad); } .wait { color: var(--wait); }
-.leader { color: var(--muted); } .leader.bad { color: var(--bad); font-weight: 600; }
+.leader { color: var(--muted); } .leader.bad, .problem { color: var(--bad); font-weight: 600; }
 .empty, .time { color: var(--muted); }
 a.act, button.act { display: inline-block; margin: 0 .3rem .2rem 0; padding: .15rem .6rem;
   border: 1px solid var(--line); border-radius: 4px; text-decoration: none; color: var(--fg);
@@ -53,6 +53,7 @@ input[type=password], input[type=text] { padding: .45rem; font-size: 1rem; borde
   tr { border: 1px solid var(--line); border-radius: 6px; margin: 0 0 .6rem; padding: .3rem .5rem; }
   td { border: none; padding: .15rem 0; display: grid; grid-template-columns: 6.5rem 1fr; gap: .5rem; }
   td::before { content: attr(data-label); color: var(--muted); font-size: .85em; }
+  td .badge { justify-self: start; }
 }
 """
 

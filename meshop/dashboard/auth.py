@@ -109,6 +109,7 @@ class Session:
     csrf: str
     user: str
     expires: float
+    may_act: bool = False  # whoever signed in may act (password, or a token that may write desired/)
 
 
 class Sessions:
@@ -120,8 +121,8 @@ class Sessions:
         self._by_id: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
 
-    def create(self, user: str, now: float) -> Session:
-        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), user, now + self.ttl)
+    def create(self, user: str, now: float, may_act: bool = False) -> Session:
+        session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), user, now + self.ttl, may_act)
         with self._lock:
             self._by_id[session.sid] = session
             while len(self._by_id) > self.limit:

@@ -1,5 +1,6 @@
 """The dashboard's live state: the latest ``Snapshot`` (the same ``StatusWatch`` as ``meshop status
---watch``), the route records and the event log, each kept by a Consul blocking query; and a version
+--watch``), the route records, the event log and the gateways' health, each kept by a Consul blocking
+query; and a version
 number that every server-sent-event stream waits on.
 
 One ``Live`` serves every browser: N open pages cost the same Consul queries as one. A page learns of a
@@ -12,17 +13,20 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from meshop.client.events import events_in
+from meshop.client.gateways import GATEWAY_SERVICE
 from meshop.client.status import build_report
 from meshop.client.watch import StatusWatch
 from meshop.consul.config import ConsulConfig
+from meshop.consul.services import Services
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_prefix
 from meshop.dashboard.views import EVENTS_SHOWN, Overview
 from meshop.model import keys
-from meshop.model.records import RouteRecord, loads_json
+from meshop.model.records import Event, RouteRecord, loads_json
 
 
 def routes_in(listing: Listing | None) -> tuple[RouteRecord, ...]:
@@ -52,7 +56,14 @@ class Live:
         store = KVStore(self.config)
         self.routes = watch_prefix(store, keys.ROUTES, lambda _: self._bump(), wait=self.wait)
         self.events = watch_prefix(KVStore(self.config), keys.EVENTS, lambda _: self._bump(), wait=self.wait)
-        self._watches = [self.routes, self.events]
+        services = Services(self.config, KVStore(self.config).client)
+        self.gateways = Watch(
+            f"health:{GATEWAY_SERVICE}",
+            lambda i, w: services.instances(GATEWAY_SERVICE, i, w),
+            lambda _: self._bump(),
+            wait=self.wait,
+        ).start()
+        self._watches = [self.routes, self.events, self.gateways]
         self._thread = threading.Thread(target=self._follow, name="dashboard-live", daemon=True)
         self._thread.start()
         return self
@@ -68,14 +79,20 @@ class Live:
     def ready(self, timeout: float) -> bool:
         """True once every watch has answered once."""
         deadline = time.monotonic() + timeout
-        watches = [*self.status._all(), *self._watches]
+        watches = [*self.status.watches(), *self._watches]
         return all(w.wait_ready(max(0.0, deadline - time.monotonic())) for w in watches)
 
     def overview(self) -> Overview:
         """The overview as of now, from the watches' latest answers (no request to Consul)."""
-        report = build_report(self.status.snapshot())
+        snapshot = replace(self.status.snapshot(), gateways=tuple(self.gateways.latest or ()))
         events = tuple(e.event for e in events_in(self.events.latest.entries if self.events.latest else ()))
-        return Overview(report, routes_in(self.routes.latest), events[-EVENTS_SHOWN:])
+        problem = self.problem or next((w.last_error or "" for w in self._watches if not w.connected), "")
+        return Overview(build_report(snapshot), routes_in(self.routes.latest), events[-EVENTS_SHOWN:], problem)
+
+    def events_about(self, obj: str) -> tuple[Event, ...]:
+        """Every logged event about ``obj`` (``node/n1``), oldest first, from the watch's last answer."""
+        entries = self.events.latest.entries if self.events.latest else ()
+        return tuple(e.event for e in events_in(entries) if e.event.object == obj)
 
     def wait_change(self, seen: int, timeout: float) -> int:
         """Block until the version differs from ``seen`` (or ``timeout``, or stop); the current version."""

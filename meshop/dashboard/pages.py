@@ -6,10 +6,12 @@ from meshop.dashboard.html import esc, url_part
 from meshop.dashboard.views import Viewer
 
 ACTION_TEXT = {
-    "cordon": "Stop placing new work on node {node}. What runs there stays.",
-    "uncordon": "Allow new work on node {node} again (this also ends a drain).",
-    "drain": "Move the work of node {node} elsewhere (start-first), then keep it cordoned.",
+    "cordon": "Stop placing new work on node {name}. What runs there stays.",
+    "uncordon": "Allow new work on node {name} again (this also ends a drain).",
+    "drain": "Move the work of node {name} elsewhere (start-first), then keep it cordoned.",
+    "restart": "Replace every replica of service {name}, by its update strategy (start-first keeps it serving).",
 }
+KIND_PATH = {"node": "nodes", "service": "service"}
 
 
 def shell(title: str, body: str, viewer: Viewer, fragment: str = "", stream: str = "/stream") -> str:
@@ -58,17 +60,18 @@ def login(error: str = "", password: bool = False) -> str:
     return shell("Sign in", "\n".join(parts), Viewer())
 
 
-def confirm(action: str, node: str, viewer: Viewer) -> str:
+def confirm(action: str, kind: str, name: str, viewer: Viewer) -> str:
     """The confirmation every action asks for; the form carries the session's CSRF token."""
-    text = ACTION_TEXT[action].format(node=node)
+    text = ACTION_TEXT[action].format(name=name)
+    back = f"/service/{url_part(name)}" if kind == "service" else "/"
     body = (
-        f"<h2>{esc(action.capitalize())} node {esc(node)}?</h2><p>{esc(text)}</p>"
-        f'<form method="post" action="/nodes/{url_part(node)}/{esc(action)}">'
+        f"<h2>{esc(action.capitalize())} {esc(kind)} {esc(name)}?</h2><p>{esc(text)}</p>"
+        f'<form method="post" action="/{KIND_PATH[kind]}/{url_part(name)}/{esc(action)}">'
         f'<input type="hidden" name="csrf" value="{esc(viewer.csrf)}">'
-        f'<button class="act danger" type="submit" id="confirm">{esc(action.capitalize())} {esc(node)}</button> '
-        '<a class="act" href="/" id="cancel">Cancel</a></form>'
+        f'<button class="act danger" type="submit" id="confirm">{esc(action.capitalize())} {esc(name)}</button> '
+        f'<a class="act" href="{back}" id="cancel">Cancel</a></form>'
     )
-    return shell(f"{action} {node}", body, viewer)
+    return shell(f"{action} {name}", body, viewer)
 
 
 def error(code: int, text: str, viewer: Viewer | None = None) -> str:

@@ -20,13 +20,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from meshop.client.cluster import check_access
-from meshop.client.describe import describe_service
+from meshop.client.describe import describe_service, node_observed
 from meshop.consul.acl import AclApi
 from meshop.consul.config import ConsulConfig
 from meshop.consul.events import EventLog
 from meshop.consul.store import KVStore
 from meshop.dashboard import assets, auth, pages, views
-from meshop.dashboard.actions import node_action
+from meshop.dashboard.actions import node_action, service_restart, writer_policies
 from meshop.dashboard.live import Live
 from meshop.errors import ConsulAccessDenied, ConsulError, MeshopError, NotFound
 from meshop.httpserver import parse_listen
@@ -43,6 +43,8 @@ SECURITY_HEADERS = {
 }
 NODE_ACTION = re.compile(r"^/nodes/([^/]+)/(cordon|uncordon|drain)$")
 SERVICE = re.compile(r"^/(fragment/)?service/([^/]+)$")
+NODE = re.compile(r"^/(fragment/)?node/([^/]+)$")
+SERVICE_ACTION = re.compile(r"^/service/([^/]+)/(restart)$")
 MAX_BODY = 16 * 1024
 KEEPALIVE = 15.0
 
@@ -52,6 +54,7 @@ class Settings:
     listen: str = "127.0.0.1:8080"
     password: auth.PasswordHash | None = None
     actions: bool = False  # checked against the token's policies before this is set
+    idle_timeout: float = 30.0  # a connection that sends nothing this long is closed (no slowloris)
 
 
 class Dashboard:
@@ -107,45 +110,51 @@ class Dashboard:
         session = self.sessions.get(auth.session_id(cookie), self.clock())
         if session is None:
             return None
-        return views.Viewer(actions=self.settings.actions, csrf=session.csrf, user=session.user)
+        return views.Viewer(actions=self.settings.actions and session.may_act, csrf=session.csrf, user=session.user)
 
     def login(self, form: dict[str, str]) -> tuple[auth.Session | None, str]:
-        """(session, "") or (None, why not). A token must be able to read meshop's keys in Consul."""
+        """(session, "") or (None, why not). A token must be able to read meshop's keys in Consul; the
+        session may act (with ``--actions``) only when that token could write ``desired/`` itself: the
+        dashboard acts with its own token, which must not lend a read-only token its rights."""
         now = self.clock()
         if self.throttle.blocked(now):
             return None, "too many failed sign-ins; wait a minute"
         method = form.get("method", "")
-        user, error = "", "unknown sign-in method"
+        user, may_act, error = "", False, "unknown sign-in method"
         if method == "password" and self.settings.password is not None:
             if self.settings.password.verify(form.get("password", "")):
-                user = "password"
+                user, may_act = "password", True
             else:
                 error = "wrong password"
         elif method == "token":
-            user, error = self._check_token(form.get("token", "").strip())
+            user, may_act, error = self._check_token(form.get("token", "").strip())
         if not user:
             self.throttle.failed(now)
             return None, error
-        return self.sessions.create(user, now), ""
+        return self.sessions.create(user, now, may_act), ""
 
-    def _check_token(self, token: str) -> tuple[str, str]:
+    def _check_token(self, token: str) -> tuple[str, bool, str]:
+        """(user, whether the token may write desired/, "") or ("", False, why not)."""
         if not token or len(token) > 128 or not token.isprintable():
-            return "", "a Consul ACL token is required"
+            return "", False, "a Consul ACL token is required"
         config = replace(self.config, token=token)
         try:
             itself = AclApi(config).token_self()
             if itself is None:
-                return "", "Consul runs without ACLs, so a token proves nothing: start with --password-file"
+                return "", False, "Consul runs without ACLs, so a token proves nothing: start with --password-file"
             check_access(KVStore(config))  # a GET, refused with 403 unless the token may read meshop's keys
         except ConsulAccessDenied:
-            return "", f"this token may not read {self.config.prefix}/ (use the read-only role's token)"
+            return "", False, f"this token may not read {self.config.prefix}/ (use the read-only role's token)"
         except ConsulError:
-            return "", "Consul could not check the token; try again"
-        return f"token {itself.accessor_id[:8]}", ""
+            return "", False, "Consul could not check the token; try again"
+        return f"token {itself.accessor_id[:8]}", bool(writer_policies(itself.policies, self.config.prefix)), ""
 
     def act(self, viewer: views.Viewer, node: str, mode: str) -> bool:
         who = viewer.user or "a local user (loopback)"
         return node_action(self.store, self.events, node, mode, who)
+
+    def restart(self, viewer: views.Viewer, service: str) -> None:
+        service_restart(self.store, self.events, service, viewer.user or "a local user (loopback)", self.clock())
 
 
 def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
@@ -153,6 +162,7 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         server_version = "meshop-dashboard"
         sys_version = ""
+        timeout = dash.settings.idle_timeout  # on the socket: a half-sent request cannot hold a thread
 
         # -- plumbing ------------------------------------------------------------------------------------
         def log_message(self, format: str, *args: object) -> None:
@@ -177,10 +187,16 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             return parts.path, parse_qs(parts.query)
 
         def _form(self) -> dict[str, str] | None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
+            """The urlencoded body; None (and the answer sent) when its length is missing a number or
+            too large: ``-1`` would read until the client hangs up, text would end the handler."""
+            given = (self.headers.get("Content-Length") or "0").strip()
+            if not (given.isascii() and given.isdigit()):
+                self._send(400, pages.error(400, "Content-Length must be a number"), Connection="close")
                 return None
-            raw = self.rfile.read(length).decode("utf-8", "replace")
+            if int(given) > MAX_BODY:
+                self._send(413, pages.error(413, "request too large"), Connection="close")
+                return None
+            raw = self.rfile.read(int(given)).decode("utf-8", "replace")
             return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
 
         def _admitted(self) -> bool:
@@ -246,21 +262,40 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
                 name = unquote(found.group(2))
                 version = dash.live.version
                 desc = describe_service(KVStore(dash.config), name, dash.clock)
-                body = views.service(desc, dash.clock())
+                body = views.service(desc, dash.clock(), viewer)
                 if found.group(1):
                     return self._send(200, body)
                 return self._send(
                     200,
                     pages.shell(name, body, viewer, f"/fragment/service/{found.group(2)}", f"/stream?since={version}"),
                 )
-            found = NODE_ACTION.match(path)
+            found = NODE.match(path)
+            if found:
+                return self._node(found.group(2), bool(found.group(1)), viewer)
+            found, kind = NODE_ACTION.match(path), "node"
+            if found is None:
+                found, kind = SERVICE_ACTION.match(path), "service"
             if found and viewer.actions:
-                return self._send(200, pages.confirm(found.group(2), unquote(found.group(1)), viewer))
+                return self._send(200, pages.confirm(found.group(2), kind, unquote(found.group(1)), viewer))
             if found:
                 return self._send(
                     403, pages.error(403, "this dashboard is read-only (start it with --actions)", viewer)
                 )
             return self._send(404, pages.error(404, "no such page", viewer))
+
+        def _node(self, quoted: str, fragment: bool, viewer: views.Viewer) -> None:
+            name = unquote(quoted)
+            version = dash.live.version
+            overview = dash.live.overview()
+            row = next((r for r in overview.report.nodes if r.name == name), None)
+            if row is None:
+                raise NotFound(f"node/{name} not found: no agent registered it and no Node document names it")
+            observed = node_observed(KVStore(dash.config), name)
+            body = views.node(row, observed, dash.live.events_about(f"node/{name}"), overview.report.now, viewer)
+            if fragment:
+                return self._send(200, body)
+            page = pages.shell(f"node {name}", body, viewer, f"/fragment/node/{quoted}", f"/stream?since={version}")
+            return self._send(200, page)
 
         def _stream(self, query: dict[str, list[str]]) -> None:
             """Server-sent events: ``changed`` whenever the live state moved (at once if it moved since
@@ -302,7 +337,8 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             path, _ = self._path()
             form = self._form()
             if form is None:
-                return self._send(413, pages.error(413, "request too large"))
+                self.close_connection = True  # the unread body must not be taken for the next request
+                return None
             if path == "/login":
                 return self._login(form)
             viewer = self._viewer_or_login(page=True)
@@ -315,20 +351,23 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
                 if sid:
                     dash.sessions.drop(sid)
                 return self._redirect("/login", Set_Cookie=auth.clear_cookie())
-            found = NODE_ACTION.match(path)
-            if found is None:
+            node, service = NODE_ACTION.match(path), SERVICE_ACTION.match(path)
+            if node is None and service is None:
                 return self._send(404, pages.error(404, "no such action", viewer))
             if not viewer.actions:
                 return self._send(
                     403, pages.error(403, "this dashboard is read-only (start it with --actions)", viewer)
                 )
             try:
-                dash.act(viewer, unquote(found.group(1)), found.group(2))
+                if node is not None:
+                    dash.act(viewer, unquote(node.group(1)), node.group(2))
+                elif service is not None:
+                    dash.restart(viewer, unquote(service.group(1)))
             except NotFound as exc:
                 return self._send(404, pages.error(404, str(exc), viewer))
             except MeshopError as exc:
                 return self._send(409, pages.error(409, str(exc), viewer))
-            return self._redirect("/")
+            return self._redirect(f"/service/{service.group(1)}" if service else "/")
 
         def _login(self, form: dict[str, str]) -> None:
             if not dash.login_required:

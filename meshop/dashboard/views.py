@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import yaml
 
 from meshop.client.describe import ServiceDescription
+from meshop.client.gateways import GatewayRow
 from meshop.client.status import CONVERGING, NodeRow, ServiceRow, StatusReport
 from meshop.dashboard.html import esc, tag, url_part
-from meshop.model.records import Event, RouteRecord
+from meshop.model.records import DnsStatus, Event, Observed, RouteRecord
 
 HEALTH_CLASS = {"Healthy": "ok", "Degraded": "warn", "Failed": "bad"}
 NODE_CLASS = {"Ready": "ok", "Cordoned": "warn", "Draining": "warn"}
@@ -30,6 +31,7 @@ class Overview:
     report: StatusReport
     routes: tuple[RouteRecord, ...] = ()
     events: tuple[Event, ...] = ()
+    problem: str = ""  # Consul cannot be read right now: what is shown is the last answer
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def node_cells(row: NodeRow, now: float, viewer: Viewer) -> list[str]:
         else age(None if row.last_seen is None else now - row.last_seen)
     )
     cells = [
-        esc(row.name),
+        f'<a href="/node/{url_part(row.name)}">{esc(row.name)}</a>',
         esc(row.address or "-"),
         tag("span", row.status, f"badge {node_class(row.status)}".strip()),
         esc(", ".join(row.services) or "-"),
@@ -159,11 +161,43 @@ def event_rows(events: Sequence[Event], now: float) -> list[list[str]]:
     ]
 
 
+def gateway_cells(row: GatewayRow) -> list[str]:
+    css = "ok" if row.health == "passing" else "bad"
+    return [
+        esc(row.gateway_id),
+        esc(row.address or "-"),
+        tag("span", row.health, f"badge {css}"),
+        esc("yes" if row.in_dns else "no"),
+        tag("span", row.output, "msg"),
+    ]
+
+
+def dns_line(dns: DnsStatus | None, now: float) -> str:
+    """Where the DNS writer points the records and how its last update went (as ``meshop status``)."""
+    if dns is None or dns.provider == "none":
+        return '<p class="empty">DNS: not managed (the Gateway document has no dns provider).</p>'
+    if dns.mode == "direct":
+        target = "no gateway is healthy: direct to the nodes serving each host"
+    else:
+        target = "gateways " + (", ".join(dns.gateways) or "none")
+    text = f"DNS ({dns.provider}, zone {dns.zone}): {dns.names} name(s) → {target}"
+    if dns.last_update:
+        text += f"; last update {age(now - dns.last_update)} ago: {dns.last_change}"
+    if dns.conflicts:
+        text += f"; {len(dns.conflicts)} name(s) held by records meshop does not own"
+    css = "bad" if dns.last_error else "warn" if dns.mode == "direct" else ""
+    error = f'<br><span class="msg">DNS error: {esc(dns.last_error)}</span>' if dns.last_error else ""
+    return f'<p class="dns {css}">{esc(text)}{error}</p>'
+
+
 def overview(view: Overview, viewer: Viewer) -> str:
     """The overview's live part: leader, services, nodes, routes (what the gateways serve), events."""
     report, now = view.report, view.report.now
     node_headers = (*NODE_HEADERS, "Actions") if viewer.actions else NODE_HEADERS
     parts = [
+        f'<p class="problem bad">Consul: {esc(view.problem)} (retrying; showing the last answer)</p>'
+        if view.problem
+        else "",
         leader_line(report),
         f'<h2>Services <span class="count">{len(report.services)}</span></h2>',
         table(SERVICE_HEADERS, (service_cells(r, now) for r in report.services), "services")
@@ -173,6 +207,11 @@ def overview(view: Overview, viewer: Viewer) -> str:
         table(node_headers, (node_cells(r, now, viewer) for r in report.nodes), "nodes")
         if report.nodes
         else '<p class="empty">No node has registered.</p>',
+        "<h2>Gateways and DNS</h2>",
+        table(("Gateway", "Address", "Health", "In DNS", "Message"), (gateway_cells(g) for g in report.gateways), "gw")
+        if report.gateways
+        else '<p class="empty">No gateway registered.</p>',
+        dns_line(report.dns, now),
         "<h2>Routes</h2>",
         table(("Host", "Service", "Healthy", "Upstreams"), (route_cells(r) for r in view.routes), "routes")
         if view.routes
@@ -186,8 +225,9 @@ def overview(view: Overview, viewer: Viewer) -> str:
     return "\n".join(parts)
 
 
-def service(desc: ServiceDescription, now: float) -> str:
-    """One service: facts, conditions with reasons, placement and containers per node, events, document."""
+def service(desc: ServiceDescription, now: float, viewer: Viewer | None = None) -> str:
+    """One service: facts, conditions with reasons, placement and containers per node, events, document;
+    a rolling restart when the viewer may act and the document exists."""
     row = desc.row
     facts = [
         ("Health", tag("span", row.health, f"badge {health_class(row.health)}".strip())),
@@ -198,8 +238,10 @@ def service(desc: ServiceDescription, now: float) -> str:
         ("Message", tag("span", message(row) or "-", "msg")),
         ("Generation", esc(f"{row.generation} (observed {row.observed_generation})")),
     ]
+    restart = viewer is not None and viewer.actions and desc.document
     parts = [
         f"<h2>{esc(row.name)}</h2>",
+        f'<p><a class="act" href="/service/{url_part(row.name)}/restart">restart</a></p>' if restart else "",
         '<dl class="facts">' + "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>",
         "<h3>Conditions</h3>",
     ]
@@ -225,7 +267,7 @@ def service(desc: ServiceDescription, now: float) -> str:
     parts.append("<h3>Containers</h3>")
     rows = [
         [
-            esc(node),
+            f'<a href="/node/{url_part(node)}">{esc(node)}</a>',
             esc(c.replica),
             esc(c.phase or c.state),
             esc(c.health or "-"),
@@ -248,4 +290,47 @@ def service(desc: ServiceDescription, now: float) -> str:
     )
     document = yaml.safe_dump(dict(desc.document), sort_keys=False) if desc.document else "(deleted)"
     parts += ["<h3>Document</h3>", tag("pre", document, "doc"), f'<p class="time">As of {esc(clock(now))}.</p>']
+    return "\n".join(parts)
+
+
+def node(row: NodeRow, observed: Mapping[str, Observed], events: Sequence[Event], now: float, viewer: Viewer) -> str:
+    """One node: its row as ``meshop status`` has it, its containers per service as its agent reports
+    them (``observed/<node>/``), and the events about it."""
+    seen = node_cells(row, now, viewer)
+    facts = [
+        ("Status", seen[2]),
+        ("Address", esc(row.address or "-")),
+        ("Last seen", seen[4]),
+        ("Labels", esc(labels(row.labels))),
+        ("Version", esc(row.version or "-")),
+        ("Message", tag("span", row.message or "-", "msg")),
+    ]
+    containers = [
+        [
+            f'<a href="/service/{url_part(service)}">{esc(service)}</a>',
+            esc(c.replica),
+            esc(c.phase or c.state),
+            esc(c.health or "-"),
+            esc(c.restart_count),
+            esc(c.image),
+            tag("span", c.name, "mono"),
+        ]
+        for service, obs in observed.items()
+        for c in obs.containers
+    ]
+    actions = node_actions(row, viewer)
+    parts = [
+        f"<h2>Node {esc(row.name)}</h2>",
+        f"<p>{actions}</p>" if actions else "",
+        '<dl class="facts">' + "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>",
+        f'<h3>Containers <span class="count">{len(containers)}</span></h3>',
+        table(("Service", "Replica", "Phase", "Health", "Restarts", "Image", "Container"), containers, "containers")
+        if containers
+        else '<p class="empty">No containers reported.</p>',
+        "<h3>Events</h3>",
+        table(("Age", "Kind", "Object", "By", "Message"), event_rows(events, now), "events")
+        if events
+        else '<p class="empty">No events.</p>',
+        f'<p class="time">As of {esc(clock(now))}.</p>',
+    ]
     return "\n".join(parts)

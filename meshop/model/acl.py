@@ -9,7 +9,8 @@ send what this module renders. Each rule follows from what the role's code reads
   ``routes/``, ``events/`` and the ``leader`` lock (sessions on any Consul node: it may run on any);
   registers ``meshop-controller`` and ``meshop-metrics``.
 * ``gateway``: reads ``routes/``, ``desired/gateway`` and ``nodes/``; registers ``meshop-metrics`` and
-  ``meshop-gateway`` (its health, which DNS follows).
+  ``meshop-gateway`` (its health, which DNS follows); reads and writes ``secrets/meshop-gateway/`` (the CA
+  and certificates the gateways share).
 * ``agent`` of node N: writes ``nodes/N``, ``observed/N/``, its fence ``fences/N`` and events
   (``events/``: what it did to containers; the log is bounded by whoever appends); reads
   ``assignments/N/``; registers
@@ -135,6 +136,7 @@ def policy_rules(
             _rule("key_prefix", f"{p}/nodes/", "read"),
             _rule("service", METRICS_SERVICE, "write"),
             _rule("service", GATEWAY_SERVICE, "write"),
+            _rule("key_prefix", f"{p}/secrets/{GATEWAY_SERVICE}/", "write"),  # certificates shared by gateways
             *_CATALOG_READ,
         ]
     elif role == "agent":

@@ -259,6 +259,7 @@ class ServiceSpec:
     security: Security = field(default_factory=Security)
     privileged: bool = False
     network_mode: str = "bridge"
+    restarted_at: str = ""  # a rolling restart was asked at this time ("": never); part of the spec hash
 
     def to_dict(self) -> Json:
         """The KV form: JSON-safe, camelCase, every default written, stable key set."""
@@ -286,7 +287,7 @@ class ServiceSpec:
             privileged=self.privileged,
             networkMode=self.network_mode,
         )
-        return out
+        return _opt(out, "restartedAt", self.restarted_at or None)  # absent when unset: old hashes stay
 
     @classmethod
     def from_dict(cls, data: Json) -> ServiceSpec:
@@ -325,6 +326,7 @@ class ServiceSpec:
             security=Security.from_dict(d["security"]),
             privileged=bool(d["privileged"]),
             network_mode=str(d["networkMode"]),
+            restarted_at=str(d.get("restartedAt") or ""),
         )
 
 

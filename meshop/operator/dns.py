@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from meshop import metrics
 from meshop.consul.events import EventLog
@@ -41,7 +41,7 @@ from meshop.loop import ReconcileLoop
 from meshop.model import keys, load_documents, parse_gateway
 from meshop.model.addresses import address_problem
 from meshop.model.gateway import Gateway, GatewayDNS
-from meshop.model.gateway_rules import _SERVER_RE
+from meshop.model.gateway_rules import split_server_address
 from meshop.model.names import host_in_domain, is_dns_label
 from meshop.model.records import DnsStatus, RouteRecord, dumps, loads_json
 from meshop.wakeup import Wakeup
@@ -57,11 +57,11 @@ ProviderFactory = Callable[[GatewayDNS, str], Provider]
 
 
 def rfc2136_provider(dns: GatewayDNS, secret: str) -> Provider:
-    m = _SERVER_RE.fullmatch(dns.server or "")
-    if m is None:
+    server = split_server_address(dns.server or "")
+    if server is None:
         raise DnsError(f"spec.dns.server {dns.server!r} is not host:port")
-    host = m.group(1).strip("[]")
-    settings = Rfc2136Settings(host, int(m.group(2)), dns.zone or "", dns.key_name or "", secret, dns.key_algorithm)
+    host, port = server
+    settings = Rfc2136Settings(host, port, dns.zone or "", dns.key_name or "", secret, dns.key_algorithm)
     return Rfc2136Provider(settings)
 
 
@@ -176,6 +176,8 @@ class DnsWriter:
             return None
         if not all(w.wait_ready(0) for w in self.watches):
             return 0.2
+        if not self._written:
+            self._resume()
         try:
             gateway = self._gateway()
         except DnsError as exc:
@@ -238,7 +240,7 @@ class DnsWriter:
                 raise
             metrics.dns_updates_total.labels(change.kind, "ok").inc()
             log.info("DNS (%s): %s", targets.mode, change.describe())
-            status = DnsStatus(**{**status.__dict__, "last_update": self.clock(), "last_change": change.describe()})
+            status = replace(status, last_update=self.clock(), last_change=change.describe())
             self.status = status
             self._event(
                 lock, EVENT_KINDS[change.kind], f"dns/{change.name}", f"{change.describe()}; mode {targets.mode}"
@@ -269,6 +271,16 @@ class DnsWriter:
         with contextlib.suppress(ConsulError):
             self._publish(lock, status)
         return min(60.0, 2.0 ** min(self._failures, 6))
+
+    def _resume(self) -> None:
+        """A new leader starts from the ``status/dns`` its predecessor wrote (last update and change)."""
+        try:
+            entry = self.store.get(keys.STATUS_DNS)
+            if entry is not None:
+                self.status = DnsStatus.from_dict(loads_json(entry.value))
+                self._written = entry.value.decode() if isinstance(entry.value, bytes) else str(entry.value)
+        except (ConsulError, ValueError, KeyError, TypeError) as exc:
+            log.warning("DNS: could not read the last status/dns (%s); starting afresh", exc)
 
     def _gateway(self) -> Gateway | None:
         listing = self.gateway_watch.latest

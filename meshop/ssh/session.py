@@ -257,16 +257,24 @@ class SshSession:
             raise SshError(f"{self.target}: cannot read {path}: {exc}") from None
 
     def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        """Write ``path`` atomically: a temporary file made with ``mode`` first (a secret is never readable
-        by others, not even for a moment), then renamed over the old one."""
+        """Write ``path`` atomically: written in a fresh directory of mode 0700 next to it, given ``mode``
+        there, then renamed over the old one. SFTP creates a file with the server's default mode (0644
+        under the usual umask) before any chmod: in a shared folder another local user could open it in
+        that moment and read the secret written later through that descriptor; nobody else can enter
+        the 0700 directory."""
         sftp = self.sftp()
-        tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.{secrets.token_hex(4)}.tmp")
+        folder = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.{secrets.token_hex(4)}.tmp")
+        tmp = posixpath.join(folder, posixpath.basename(path))
         try:
+            sftp.mkdir(folder, 0o700)
             with sftp.open(tmp, "wb") as fh:
                 fh.chmod(mode)
                 fh.write(data)
             sftp.posix_rename(tmp, path)
         except OSError as exc:
+            raise SshError(f"{self.target}: cannot write {path}: {exc}") from None
+        finally:
             with contextlib.suppress(OSError):
                 sftp.remove(tmp)
-            raise SshError(f"{self.target}: cannot write {path}: {exc}") from None
+            with contextlib.suppress(OSError):
+                sftp.rmdir(folder)

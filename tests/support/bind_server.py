@@ -76,19 +76,23 @@ zone "{self.zone}" {{
         self.process = Process(
             [named, "-g", "-c", str(self.workdir / "named.conf"), "-n", "1"], self.workdir / "named.log"
         ).start()
-        wait_until(lambda: self.query("ns1", "A") == ["127.0.0.1"], timeout=20, what=f"named on {self.server}")
+        try:  # over TCP: refused at once until named listens (free_port checked the TCP port only)
+            wait_until(lambda: self.query("ns1", "A", timeout=1) == ["127.0.0.1"], timeout=20, what="named")
+        except TimeoutError as exc:
+            self.stop()
+            raise TimeoutError(f"{exc}; named log:\n{self.process.log_tail(20)}") from None
         return self
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
 
-    def query(self, name: str, rdtype: str) -> list[str]:
+    def query(self, name: str, rdtype: str, timeout: float = 2.0) -> list[str]:
         """The answer for ``name`` (relative to the zone, or ``@``) as sorted presentation strings."""
         if self.process is None or not self.process.alive():
             raise RuntimeError(f"named is not running:\n{self.process.log_tail() if self.process else ''}")
         fqdn = f"{self.zone}." if name == "@" else f"{name}.{self.zone}."
-        response = dns.query.udp(dns.message.make_query(fqdn, rdtype), "127.0.0.1", port=self.port, timeout=2)
+        response = dns.query.tcp(dns.message.make_query(fqdn, rdtype), "127.0.0.1", port=self.port, timeout=timeout)
         out = []
         for rrset in response.answer:
             if rrset.rdtype == dns.rdatatype.from_text(rdtype):
@@ -97,5 +101,5 @@ zone "{self.zone}" {{
 
     def ttl(self, name: str, rdtype: str) -> int | None:
         fqdn = f"{name}.{self.zone}."
-        response = dns.query.udp(dns.message.make_query(fqdn, rdtype), "127.0.0.1", port=self.port, timeout=2)
+        response = dns.query.tcp(dns.message.make_query(fqdn, rdtype), "127.0.0.1", port=self.port, timeout=2)
         return next((rrset.ttl for rrset in response.answer), None)

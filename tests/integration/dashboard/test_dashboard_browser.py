@@ -13,12 +13,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from meshop.consul.events import EventLog
+from meshop.consul.services import Registration, Services
 from meshop.model import keys
+from meshop.model.records import Observed, loads_json
 from tests.conftest import TEST_IMAGE
 from tests.integration.cli.conftest import invoke
 from tests.integration.dashboard.conftest import Cluster
@@ -35,21 +37,28 @@ WEB = {
 HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>\u202eevil'
 
 
-def rows(driver: Any, table: str) -> dict[str, dict[str, str]]:
-    """The rows of one table on the page, by first cell: {header: text}."""
+def rows(driver: Any, table: str, key: str = "Name") -> dict[str, dict[str, str]]:
+    """The rows of one table on the page by their ``key`` cell: {header: text, "class:<header>": classes}.
+    Read in one script: the live part is swapped under the driver, so element handles go stale."""
     script = """
       const t = document.querySelector('table.' + arguments[0]);
       if (!t) return [];
-      return [...t.querySelectorAll('tbody tr')].map(tr =>
-        Object.fromEntries([...tr.querySelectorAll('td')].map(td => [td.dataset.label, td.innerText.trim()])));
+      return [...t.querySelectorAll('tbody tr')].map(tr => Object.fromEntries([...tr.querySelectorAll('td')]
+        .flatMap(td => [[td.dataset.label, td.innerText.trim()],
+                        ['class:' + td.dataset.label, td.firstElementChild ? td.firstElementChild.className : '']])));
     """
-    return {r["Name"]: r for r in driver.execute_script(script, table)}
+    return {r[key]: r for r in driver.execute_script(script, table)}
+
+
+def text_of(driver: Any, css: str) -> str:
+    return driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : ''", css)
 
 
 def await_page(driver: Any, condition: Any, timeout: float, what: str) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(
-        lambda d: condition(d), message=f"{what}; page:\n{d_text(driver)}"
-    )
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
+    except TimeoutException:
+        raise AssertionError(f"timed out waiting for {what}; the page now:\n{d_text(driver)}") from None
 
 
 def click(driver: Any, css: str) -> None:
@@ -62,11 +71,11 @@ def click(driver: Any, css: str) -> None:
             return False
         return True
 
-    WebDriverWait(driver, 10, poll_frequency=0.1).until(attempt, message=f"cannot click {css}")
+    WebDriverWait(driver, 10, poll_frequency=0.1).until(attempt, message=f"cannot click {css}; page:\n{d_text(driver)}")
 
 
 def d_text(driver: Any) -> str:
-    return driver.find_element(By.TAG_NAME, "main").text[:3000]
+    return text_of(driver, "main")[:3000]
 
 
 def test_live_table_ready_degraded_and_hostile_text(
@@ -95,32 +104,51 @@ def test_live_table_ready_degraded_and_hostile_text(
 
     copy = await_page(browser, degraded, 60, f"copy to be Degraded\n{cluster.logs()}")
     assert copy["Message"].startswith("RouteConflict: ") and "web" in copy["Message"]
-    badge = browser.find_element(By.XPATH, "//table[contains(@class,'services')]//span[text()='Degraded']")
-    assert "warn" in badge.get_attribute("class").split()
+    assert copy["class:Health"].split() == ["badge", "warn"]
 
     EventLog(cluster.store, "test").append("Hostile", "service/web", HOSTILE)
-    await_page(browser, lambda d: "Hostile" in d.find_element(By.CSS_SELECTOR, "table.events").text, 10, "the event")
-    shown = browser.find_element(By.XPATH, "//table[contains(@class,'events')]//tr[td[text()='Hostile']]/td[5]").text
+    await_page(browser, lambda d: "Hostile" in rows(d, "events", key="Kind"), 10, "the event")
+    shown = rows(browser, "events", key="Kind")["Hostile"]["Message"]
     assert shown == HOSTILE.replace("\u202e", "\\u202e")  # the markup as text; the bidi override visible
     assert browser.execute_script("return window.pwned === undefined")
     assert browser.find_elements(By.CSS_SELECTOR, "main img, main script") == []
 
-    nodes = rows(browser, "nodes")
-    assert nodes[cluster.node]["Status"] == "Ready" and nodes[cluster.node]["Labels"] == "zone=test"
-    shot = tmp_path / "dashboard.png"
-    browser.save_screenshot(str(shot))
-    assert shot.stat().st_size > 10_000
-    if os.environ.get("MESHOP_DASHBOARD_SCREENSHOT"):  # how docs/dashboard.png is made
-        shutil.copy(shot, os.environ["MESHOP_DASHBOARD_SCREENSHOT"])
+    # a gateway registering in Consul's catalog shows up live (the meshop-gateway health watch)
+    services = Services(cluster.store.config, cluster.store.client)
+    gid = f"gw{cluster.node[-6:]}"
+    services.register(Registration(f"meshop-gateway-{gid}", "meshop-gateway", "127.0.0.1", 443))
+    try:
+        gateway = await_page(browser, lambda d: rows(d, "gw", key="Gateway").get(gid), 10, "the gateway row")
+        assert (gateway["Address"], gateway["Health"], gateway["In DNS"]) == ("127.0.0.1", "passing", "no")
+
+        nodes = rows(browser, "nodes")
+        assert nodes[cluster.node]["Status"] == "Ready" and nodes[cluster.node]["Labels"] == "zone=test"
+        shot = tmp_path / "dashboard.png"
+        browser.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+        if os.environ.get("MESHOP_DASHBOARD_SCREENSHOT"):  # how docs/dashboard.png is made
+            shutil.copy(shot, os.environ["MESHOP_DASHBOARD_SCREENSHOT"])
+
+        browser.set_window_size(390, 844)  # a phone: every row a card, each cell labelled
+        try:
+            thead = "return getComputedStyle(document.querySelector('table.services thead')).display"
+            label = "return getComputedStyle(document.querySelector('table.services td'), '::before').content"
+            assert browser.execute_script(thead) == "none"
+            assert browser.execute_script(label) == '"Name"'
+            assert browser.execute_script("return document.documentElement.scrollWidth") <= 390  # no side-scroll
+            if os.environ.get("MESHOP_DASHBOARD_SCREENSHOT"):
+                browser.save_screenshot(os.environ["MESHOP_DASHBOARD_SCREENSHOT"].replace(".png", "-phone.png"))
+        finally:
+            browser.set_window_size(1280, 1000)
+    finally:
+        services.deregister(f"meshop-gateway-{gid}")
 
     click(browser, "table.services a[href='/service/copy']")
     await_page(browser, lambda d: d.title == "copy · meshop", 10, "the service page")
     page = d_text(browser)
     assert "RouteConflict" in page and "Conditions" in page and "Document" in page
-    assert (
-        f"{cluster.node}\n0\nReady" in page
-        or cluster.node in browser.find_element(By.CSS_SELECTOR, "table.containers").text
-    )
+    container = rows(browser, "containers", key="Node")[cluster.node]
+    assert (container["Replica"], container["Phase"], container["Health"]) == ("0", "Ready", "passing")
     cluster.store.delete(keys.desired_service("copy"))
 
 
@@ -139,6 +167,12 @@ def test_cordon_from_the_page_shows_in_meshop_status(cluster: Cluster, dashboard
     assert (event["kind"], event["component"]) == ("Cordoned", "dashboard")
     assert event["message"] == "cordon requested from the dashboard by a local user (loopback)"
 
+    # the node's own page: its containers as its agent reports them, the event, and the way back
+    click(browser, f"table.nodes a[href='/node/{cluster.node}']")
+    await_page(browser, lambda d: d.title == f"node {cluster.node} · meshop", 10, "the node page")
+    web = await_page(browser, lambda d: rows(d, "containers", key="Service").get("web"), 10, "web's container")
+    assert (web["Replica"], web["Phase"], web["Image"]) == ("0", "Ready", TEST_IMAGE)
+    assert rows(browser, "events", key="Kind")["Cordoned"]["By"] == "dashboard"
     click(browser, f"a.act[href='/nodes/{cluster.node}/uncordon']")
     click(browser, "#confirm")
     await_page(browser, lambda d: rows(d, "nodes").get(cluster.node, {}).get("Status") == "Ready", 10, "Ready again")
@@ -149,3 +183,24 @@ def status_of(cluster: Cluster) -> str:
     code, out, err = invoke(cluster.consul.addr, cluster.prefix, "status", "-o", "json")
     assert code in (0, 1), err
     return next(n["status"] for n in json.loads(out)["nodes"] if n["name"] == cluster.node)
+
+
+def test_restart_from_the_service_page_replaces_the_replica(cluster: Cluster, dashboard: Any, browser: Any) -> None:
+    def containers() -> tuple[int, set[str]]:
+        entry = cluster.store.get(keys.observed(cluster.node, "web"))
+        observed = Observed.from_dict(loads_json(entry.value)) if entry else None
+        return (observed.ready, {c.id for c in observed.containers}) if observed else (0, set())
+
+    before = wait_until(lambda: containers()[1] if containers()[0] == 1 else None, 60, what="web's replica")
+    browser.get(dashboard.url + "service/web")
+    click(browser, "a.act[href='/service/web/restart']")
+    await_page(browser, lambda d: d.find_elements(By.ID, "confirm"), 10, "the confirmation")
+    assert containers()[1] == before  # nothing happens before the confirmation
+    click(browser, "#confirm")
+    await_page(browser, lambda d: d.title == "web · meshop", 10, "back on the service page")
+    wait_until(
+        lambda: containers()[0] == 1 and not containers()[1] & before, 60, what=f"a new replica\n{cluster.logs()}"
+    )
+    await_page(browser, lambda d: "RestartRequested" in rows(d, "events", key="Kind"), 10, "the restart's event")
+    doc = json.loads(cluster.store.get(keys.desired_service("web")).value)  # type: ignore[union-attr]
+    assert doc["spec"]["restartedAt"].endswith("Z") and doc["spec"]["replicas"] == 1

@@ -5,13 +5,16 @@ On loopback without login it answers only to loopback host names (no DNS rebindi
 from __future__ import annotations
 
 import http.client
+import re
 import secrets
+import socket
 import subprocess
 from collections.abc import Iterator
 
 import pytest
 
 from meshop.consul.store import KVStore
+from meshop.dashboard.auth import PasswordHash, hash_password
 from meshop.dashboard.server import Dashboard, Settings
 from tests.support import acl
 from tests.support.consul_server import ConsulServer
@@ -96,6 +99,10 @@ def test_beyond_loopback_every_page_needs_a_login(
         assert status == 200 and "<h2>Nodes" in body and token not in body
         status, _, _ = curl(ns, "-H", f"Cookie: {session}", "-d", "csrf=wrong", f"{base}/nodes/{NODE}/cordon")
         assert status == 403
+        # a page elsewhere posting a login (login CSRF) is refused by its Origin, even with a good token
+        evil = ("-H", "Origin: http://evil.example", "-d", f"method=token&token={token}", f"{base}/login")
+        status, head, body = curl(ns, *evil)
+        assert (status, "cross-origin request refused" in body, "set-cookie" in head.lower()) == (403, True, False)
     finally:
         server.stop()
 
@@ -118,3 +125,73 @@ def test_loopback_without_login_answers_only_loopback_host_names(consul_server: 
         assert get(f"rebind.attacker.example:{dashboard.port}") == 421  # DNS rebinding: refused
     finally:
         dashboard.stop()
+
+
+def test_a_read_only_token_cannot_act_through_an_operator_dashboard(
+    consul_server: ConsulServer, prefix: str, store: KVStore
+) -> None:
+    """The dashboard acts with its own (operator) token: a viewer signed in with the read-only role's
+    token must not borrow it (before: that session could cordon, drain and restart)."""
+    store.put(f"nodes/{NODE}", b"{}")
+    password = PasswordHash.parse(hash_password("correct horse battery"))
+    operator = acl.config_for(consul_server.addr, prefix, "operator")
+    server = Dashboard(operator, Settings("127.0.0.1:0", password=password, actions=True)).start()
+
+    def request(method: str, path: str, body: str = "", cookie: str = "") -> tuple[int, str, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            headers = {"Content-Type": "application/x-www-form-urlencoded", **({"Cookie": cookie} if cookie else {})}
+            conn.request(method, path, body=body or None, headers=headers)
+            answer = conn.getresponse()
+            return answer.status, answer.getheader("Set-Cookie") or "", answer.read().decode()
+        finally:
+            conn.close()
+
+    def sign_in(token: str) -> tuple[str, str]:
+        status, cookie, _ = request("POST", "/login", f"method=token&token={token}")
+        assert status == 303, status
+        session = cookie.split(";", 1)[0]
+        status, _, page = request("GET", "/", cookie=session)
+        found = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert status == 200 and found, page
+        return session, found.group(1)
+
+    try:
+        session, csrf = sign_in(acl.config_for(consul_server.addr, prefix, "readonly").token or "")
+        status, _, page = request("GET", f"/nodes/{NODE}/cordon", cookie=session)
+        assert status == 403 and "read-only" in page
+        status, _, page = request("POST", f"/nodes/{NODE}/cordon", f"csrf={csrf}", session)
+        assert status == 403 and "read-only" in page
+        assert store.get(f"desired/nodes/{NODE}") is None  # nothing written with the dashboard's token
+
+        session, csrf = sign_in(operator.token or "")
+        status, _, _ = request("POST", f"/nodes/{NODE}/cordon", f"csrf={csrf}", session)
+        assert status == 303
+        assert store.get(f"desired/nodes/{NODE}") is not None
+    finally:
+        server.stop()
+
+
+def test_half_sent_requests_and_bad_lengths_cannot_hold_the_server(consul_server: ConsulServer, prefix: str) -> None:
+    """Slowloris: a connection that stops mid-request is closed after the idle timeout (before: held a
+    thread forever); ``Content-Length: -1`` read until the client hung up, text ended the handler with
+    no answer at all; both now answer 400."""
+    config = acl.config_for(consul_server.addr, prefix, "readonly")
+    server = Dashboard(config, Settings("127.0.0.1:0", idle_timeout=1.0)).start()
+
+    def exchange(data: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(data)
+            chunks = []
+            while chunk := sock.recv(65536):  # the server must close; a hang is a TimeoutError
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+    host = f"Host: 127.0.0.1:{server.port}\r\n".encode()
+    try:
+        assert exchange(b"GET / HTTP/1.1\r\n" + host) == b""  # never finished: closed, no answer
+        for length in (b"-1", b"abc", b"\xb2"):
+            answer = exchange(b"POST /nodes/n1/cordon HTTP/1.1\r\n" + host + b"Content-Length: " + length + b"\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 400 "), (length, answer[:200])
+    finally:
+        server.stop()

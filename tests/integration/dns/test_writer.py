@@ -15,6 +15,7 @@ from meshop import metrics
 from meshop.cli.render import dns_line
 from meshop.client.cluster import read_snapshot
 from meshop.client.status import build_report
+from meshop.client.watch import StatusWatch
 from meshop.consul.client import make_client
 from meshop.consul.events import EventLog
 from meshop.consul.services import Services
@@ -147,6 +148,13 @@ def test_records_follow_gateway_health(cluster: dict, bind: BindServer, caplog) 
         ("g2", "127.0.0.22", "passing", True),
     ]
     assert "-> gateways g1, g2; last update" in str(dns_line(report))
+    feed = StatusWatch(cluster["readonly"]).start()  # what `meshop status --watch` draws
+    try:
+        wait_until(lambda: all(w.wait_ready(0) for w in feed.watches()), 10, what="the status watches")
+        watched = build_report(feed.snapshot())
+        assert [g.gateway_id for g in watched.gateways] == ["g1", "g2"] and watched.dns == report.dns
+    finally:
+        feed.stop()
 
     g1.kill()
     expect(bind, {"web": ["127.0.0.22"], "api": ["127.0.0.22"]}, "g1 killed")
@@ -187,12 +195,23 @@ def test_wrong_tsig_key_is_a_clear_status_and_no_change(cluster: dict, bind: Bin
     assert bind.secret not in everything and bind.other_secret not in everything
 
 
-def test_secret_outside_its_folder_is_refused(cluster: dict, bind: BindServer, prefix: str) -> None:
+@pytest.mark.parametrize(
+    ("secret_key", "error"),
+    [
+        ("secrets/web/tsig", "must lie in <prefix>/secrets/meshop-dns/"),  # refused by validation
+        ("../other/secrets/meshop-dns/tsig", "is outside"),  # valid shape, another prefix: refused by the reader
+    ],
+    ids=["another-folder", "another-prefix"],
+)
+def test_secret_outside_its_folder_is_refused(
+    cluster: dict, bind: BindServer, prefix: str, secret_key: str, error: str
+) -> None:
     store = cluster["store"]
     expect(bind, {"web": ["127.0.1.1", "127.0.1.2"], "api": ["127.0.1.2"]}, "first records")
     store.put("secrets/web/tsig", bind.secret)
-    store.put(keys.DESIRED_GATEWAY, gateway_doc(bind, prefix, "secrets/web/tsig", ttl=45))
-    wait_until(lambda: "outside" in (status(store) or DnsStatus()).last_error, timeout=20, what="refused secret folder")
+    doc = gateway_doc(bind, prefix, "secrets/web/tsig", ttl=45).replace(f"{prefix}/secrets/web/tsig", "KEY")
+    store.put(keys.DESIRED_GATEWAY, doc.replace("KEY", secret_key.replace("../other", "other")))
+    wait_until(lambda: error in (status(store) or DnsStatus()).last_error, timeout=20, what="refused secret key")
     assert "spec.dns.keySecretKey" in status(store).last_error
     assert records(bind) == {"web": ["127.0.1.1", "127.0.1.2"], "api": ["127.0.1.2"]}
     assert bind.ttl("web", "A") == 30  # the TTL change was not sent

@@ -4,6 +4,7 @@ and private."""
 from __future__ import annotations
 
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,33 @@ def test_put_file_is_private_from_the_start_and_replaces_atomically(sshd, known,
         assert list(ssh.lines("printf 'a\\nb\\n'; echo c >&2")) == [b"a", b"b", b"c"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_put_file_never_creates_a_secret_another_user_could_open(sshd, known, tmp_path):
+    """SFTP creates the file with the server's default mode before ``chmod``: in that moment another
+    local user could open the temporary file (it sits next to the target, e.g. in /etc/meshop, 0755) and
+    read the token through that descriptor later. At its creation either the file is private or it sits
+    in a directory of put_file's own that only its owner may enter (before: 0644 in the target's folder)."""
+    folder = tmp_path / "etc-meshop"
+    folder.mkdir(mode=0o755)
+    path = folder / "agent.env"
+    seen: list[tuple[int, list[int]]] = []
+    with _connect(sshd, Trust(pinned=sshd.fingerprint), known) as ssh:
+        sftp = ssh.sftp()
+        opened = sftp.open
+
+        def spy(name, mode="r", *args, **kw):
+            handle = opened(name, mode, *args, **kw)
+            if "w" in mode:  # just created, nothing chmod-ed yet
+                created = Path(name)
+                own_dirs = [d for d in created.parents if folder in d.parents]  # below the target's folder
+                seen.append((stat.S_IMODE(created.stat().st_mode), [stat.S_IMODE(d.stat().st_mode) for d in own_dirs]))
+            return handle
+
+        sftp.open = spy
+        ssh.put_file(str(path), b"CONSUL_HTTP_TOKEN=secret\n", 0o600)
+    assert path.read_bytes() == b"CONSUL_HTTP_TOKEN=secret\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(seen) == 1
+    file_mode, dir_modes = seen[0]
+    assert not file_mode & 0o077 or any(not d & 0o011 for d in dir_modes), seen
+    assert sorted(p.name for p in folder.iterdir()) == ["agent.env"]  # nothing left behind

@@ -105,3 +105,11 @@ def test_missing_wheels_are_explained(tmp_path):
         str(tmp_path / "none"),
     )
     assert code == 1 and "scripts/build-wheels.sh" in err
+
+
+def test_node_remove_dry_run():
+    code, out, err = _run("node", "remove", "n1", "--gateway", "root@192.0.2.1", "--dry-run")
+    assert code == 0, err
+    assert "drain n1" in out and "systemctl disable --now" in out and "consul force-leave" in out
+    code, _, err = _run("node", "remove", "N_1", "--gateway", "gw", "--dry-run")
+    assert code == 1 and "Traceback" not in err

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import html.parser
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from meshop.client.cluster import Leader
 from meshop.client.describe import ServiceDescription
@@ -106,7 +109,7 @@ def test_overview_shows_hostile_text_as_text_only() -> None:
     assert "<img" not in text and "\x1b" not in text and "\u202e" not in text
     assert text.count(esc(HOSTILE)) >= 6  # name, image, route, message, label, event message, leader host
     links = [a["href"] for tag, a in tags_of(text) if tag == "a"]
-    assert links == [f"/service/{url_part(HOSTILE)}", "/service/web"]
+    assert links == [f"/service/{url_part(HOSTILE)}", "/node/n1", "/service/web"]
 
 
 @pytest.mark.parametrize(
@@ -196,7 +199,7 @@ def test_service_page_escapes_document_conditions_and_events() -> None:
 
 def test_shell_loads_only_our_script_and_confirm_posts_the_csrf_token() -> None:
     viewer = views.Viewer(actions=True, csrf='"><script>', user=HOSTILE)
-    page = pages.confirm("cordon", HOSTILE, viewer)
+    page = pages.confirm("cordon", "node", HOSTILE, viewer)
     found = tags_of(page)
     assert [a for tag, a in found if tag == "script"] == [{"src": "/static/app.js"}]
     (form,) = [a for tag, a in found if tag == "form" and a.get("action", "").startswith("/nodes/")]
@@ -211,3 +214,105 @@ def test_login_page_offers_password_only_when_configured() -> None:
     assert names(pages.login("wrong password", password=True)) == ["method", "password", "method", "token"]
     assert "Condition" not in pages.login()  # sanity: nothing from the cluster on the login page
     _ = Condition
+
+
+@pytest.mark.parametrize(
+    ("actions", "document", "links"),
+    [(False, {"spec": {}}, []), (True, {"spec": {}}, ["/service/web/restart"]), (True, None, [])],
+    ids=["read-only", "actions", "deleted"],
+)
+def test_service_page_offers_restart_only_when_allowed(actions: bool, document: dict | None, links: list[str]) -> None:
+    row = ServiceRow(name="web", health="Healthy", ready=1, desired=1)
+    desc = ServiceDescription(row=row, document=document, status=None)
+    text = views.service(desc, NOW, views.Viewer(actions=actions))
+    assert [a["href"] for tag, a in tags_of(text) if tag == "a" and "act" in (a.get("class") or "")] == links
+
+
+def test_gateways_dns_and_a_consul_problem_are_shown_escaped() -> None:
+    from meshop.client.gateways import GatewayRow
+    from meshop.model.records import DnsStatus
+
+    gateways = (
+        GatewayRow("gw1", "10.0.0.2", "passing", True),
+        GatewayRow("gw2", "10.0.0.3", "critical", False, HOSTILE),
+    )
+    dns = DnsStatus(
+        provider="rfc2136",
+        zone="example.com",
+        mode="gateways",
+        gateways=("gw1",),
+        names=3,
+        last_update=NOW - 30,
+        last_change="A web.example.com -> gw1",
+        last_error=HOSTILE,
+    )
+    base = report()
+    rep = StatusReport(base.now, base.services, base.nodes, base.leader, gateways, dns)
+    text = views.overview(views.Overview(rep, problem=HOSTILE), views.Viewer())
+    assert "<img" not in text and "\u202e" not in text
+    assert text.startswith(f'<p class="problem bad">Consul: {esc(HOSTILE)} (retrying')
+    assert '<span class="badge ok">passing</span>' in text and '<span class="badge bad">critical</span>' in text
+    assert "DNS (rfc2136, zone example.com): 3 name(s) → gateways gw1; last update 30s ago" in text
+    assert f'<span class="msg">DNS error: {esc(HOSTILE)}</span>' in text
+
+
+@pytest.mark.parametrize(
+    ("dns", "shown"),
+    [
+        (None, "DNS: not managed"),
+        ({"provider": "none"}, "DNS: not managed"),
+        (
+            {"provider": "rfc2136", "zone": "z", "mode": "direct", "names": 1},
+            "1 name(s) → no gateway is healthy: direct to the nodes",
+        ),
+        (
+            {"provider": "rfc2136", "zone": "z", "mode": "gateways", "conflicts": ["a", "b"]},
+            "2 name(s) held by records meshop does not own",
+        ),
+    ],
+    ids=["none", "provider-none", "direct", "conflicts"],
+)
+def test_dns_line(dns: dict | None, shown: str) -> None:
+    from meshop.model.records import DnsStatus
+
+    assert shown in views.dns_line(None if dns is None else DnsStatus.from_dict(dns), NOW)
+
+
+@given(st.text())
+def test_esc_never_yields_markup_and_shows_the_text(text: str) -> None:
+    shown = esc(text)
+    assert tags_of(f"<p>{shown}</p>") == [("p", {})]
+    assert tags_of(f"<a title=\"{shown}\" class='{shown}'>x</a>") == [
+        ("a", {"title": html.unescape(shown), "class": html.unescape(shown)})
+    ]
+    visible = html.unescape(shown)
+    assert not any(ch in visible for ch in "\x1b\u202e\u200b\x00")  # shown as escapes instead
+    if all(ch.isprintable() or ch in "\n\t" for ch in text) and not any("\u200b" <= ch <= "\u206f" for ch in text):
+        assert visible == text  # ordinary text comes back unchanged
+
+
+def test_node_page_lists_its_containers_and_events_escaped() -> None:
+    from meshop.model.records import ContainerState, Observed
+
+    container = ContainerState(
+        id="c1",
+        name=HOSTILE,
+        replica=0,
+        image=HOSTILE,
+        state="running",
+        health="passing",
+        spec_hash="h",
+        phase="Ready",
+        restart_count=2,
+    )
+    observed = {
+        "web": Observed(service="web", node="n1", spec_hash="h", generation=1, ready=1, containers=(container,))
+    }
+    row = report().nodes[0]
+    events = (Event(NOW - 3, "Cordoned", "node/n1", HOSTILE, "dashboard"),)
+    text = views.node(row, observed, events, NOW, views.Viewer(actions=True))
+    assert "<img" not in text and "\u202e" not in text
+    found = tags_of(text)
+    assert [a["href"] for tag, a in found if tag == "a"] == ["/nodes/n1/cordon", "/nodes/n1/drain", "/service/web"]
+    assert '<td data-label="Phase">Ready</td>' in text and '<td data-label="Restarts">2</td>' in text
+    assert text.count(esc(HOSTILE)) >= 4  # label, message, container name and image, event message

@@ -1,0 +1,87 @@
+"""``meshop node remove``: the steps that take a node out of the cluster. Pure.
+
+Order: drain (the controller moves its work elsewhere, start-first; the step waits until nothing is
+assigned to the node), stop and disable its units (only when the node can be reached: a dead node is
+removed without it), revoke its two tokens and its agent policy, make Consul forget the member, delete
+its records. Every step has a check, so a removal that failed half-way is simply run again. Commands run
+on the gateway with the management token file that ``meshop init`` left there.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from meshop.bootstrap import render
+from meshop.bootstrap.plan import MANAGEMENT_TOKEN
+from meshop.bootstrap.steps import Command
+from meshop.model import acl
+
+DRAIN_TIMEOUT = 600
+_TOKENS = (  # python3 -c _TOKENS check|delete DESCRIPTION...: are there tokens with these descriptions / delete them
+    "import json,subprocess,sys; "
+    'run=lambda *a: subprocess.run(["consul","acl","token",*a,"-token-file=' + MANAGEMENT_TOKEN + '"],'
+    "check=True,capture_output=True).stdout; "
+    'found=[t["AccessorID"] for t in json.loads(run("list","-format=json") or b"[]") '
+    'if t.get("Description") in sys.argv[2:]]; '
+    '[run("delete","-id",i) for i in found] if sys.argv[1]=="delete" else sys.exit(1 if found else 0)'
+)
+
+
+def plan_removal(node: str, prefix: str) -> tuple[tuple[Command, ...], tuple[Command, ...], tuple[Command, ...]]:
+    """(gateway steps before, node steps, gateway steps after); ``node`` and ``prefix`` are checked here."""
+    descriptions = [acl.description("agent", prefix, node), f"meshop consul agent {node}"]
+    policy = acl.policy_name("agent", prefix, node)  # checks node and prefix
+    q = shlex.quote
+    tok = f"-token-file={MANAGEMENT_TOKEN}"
+    kv = lambda key: q(f"{prefix}/{key}")  # noqa: E731
+    env = f"CONSUL_HTTP_TOKEN_FILE={MANAGEMENT_TOKEN} MESHOP_PREFIX={q(prefix)}"
+    nothing_assigned = f'[ -z "$(consul kv get {tok} -recurse {kv(f"assignments/{node}/")})" ]'
+    before = (
+        Command(
+            f"node {node} drained: nothing assigned to it any more (waits up to {DRAIN_TIMEOUT}s)",
+            check=nothing_assigned,
+            apply=(
+                f"{env} {render.BIN} nodes drain {q(node)} && for i in $(seq {DRAIN_TIMEOUT}); do "
+                f"{nothing_assigned} && break; sleep 1; done"
+            ),
+        ),
+    )
+    units = "meshop-agent.service consul.service"
+    on_node = (
+        Command(
+            f"{units} stopped and disabled",
+            check=f"! systemctl is-active -q {units} && ! systemctl is-enabled -q {units} 2>/dev/null",
+            apply=f"systemctl disable --now -q {units}",
+        ),
+    )
+    args = " ".join(q(d) for d in descriptions)
+    singles = (f"nodes/{node}", f"fences/{node}", f"status/nodes/{node}", f"desired/nodes/{node}")
+    after = (
+        Command(
+            f"tokens of node {node} revoked",
+            check=f"python3 -c {q(_TOKENS)} check {args}",
+            apply=f"python3 -c {q(_TOKENS)} delete {args}",
+        ),
+        Command(
+            f"ACL policy {policy} deleted",
+            check=f"! consul acl policy read {tok} -name {q(policy)} >/dev/null 2>&1",
+            apply=f"consul acl policy delete {tok} -name {q(policy)}",
+        ),
+        Command(
+            f"Consul forgot member {node}",
+            check=f'! consul members {tok} | awk \'$1 == "{node}" && $3 != "left"\' | grep -q .',
+            apply=f"consul force-leave {tok} {q(node)}",
+        ),
+        Command(
+            f"records of node {node} deleted (nodes/, fences/, status/nodes/, observed/, desired/nodes/)",
+            check=" && ".join(
+                [f"! consul kv get {tok} {kv(k)} >/dev/null 2>&1" for k in singles]
+                + [f'[ -z "$(consul kv get {tok} -recurse {kv(f"observed/{node}/")})" ]']
+            ),
+            apply=" && ".join(
+                [f"consul kv delete {tok} {kv(k)}" for k in singles]
+                + [f"consul kv delete {tok} -recurse {kv(f'observed/{node}/')}"]
+            ),
+        ),
+    )
+    return before, on_node, after
