@@ -13,6 +13,15 @@ from meshop.model.rules import CONSUL_KEY, Out, as_dict, as_list, check
 _SERVER_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]]+):([0-9]{1,5})", re.ASCII)
 
 
+DNS_SECRETS_FOLDER = "secrets/meshop-dns/"
+
+
+def in_dns_folder(key: str) -> bool:
+    """``<prefix>/secrets/meshop-dns/<name...>`` for some prefix (the writer checks the exact prefix)."""
+    _, sep, rest = f"/{key}".partition(f"/{DNS_SECRETS_FOLDER}")
+    return bool(sep) and bool(rest)
+
+
 def split_server_address(value: str) -> tuple[str, int] | None:
     """``(host, port)`` of a ``host:port`` that ``is_server_address`` accepts (IPv6 without brackets)."""
     m = _SERVER_RE.fullmatch(value) if is_server_address(value) else None
@@ -74,10 +83,13 @@ def gateway_rules(out: Out, doc: dict[str, Any]) -> None:
         names.is_dns_label(dns.get("ownerId")),
         "must be an RFC 1123 label (a-z, 0-9, '-'; at most 63): it is written into a TXT record",
     )
-    check(
-        out,
-        "spec.dns.keySecretKey",
-        dns.get("keySecretKey"),
-        names.is_consul_key(dns.get("keySecretKey")),
-        CONSUL_KEY,
-    )
+    secret_key = dns.get("keySecretKey")
+    check(out, "spec.dns.keySecretKey", secret_key, names.is_consul_key(secret_key), CONSUL_KEY)
+    if names.is_consul_key(secret_key) and not in_dns_folder(str(secret_key)):
+        out.append(
+            Violation(
+                "spec.dns.keySecretKey",
+                f"must lie in <prefix>/{DNS_SECRETS_FOLDER} (the one folder the DNS writer reads), "
+                f"e.g. meshop/{DNS_SECRETS_FOLDER}tsig",
+            )
+        )

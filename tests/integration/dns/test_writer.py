@@ -195,12 +195,23 @@ def test_wrong_tsig_key_is_a_clear_status_and_no_change(cluster: dict, bind: Bin
     assert bind.secret not in everything and bind.other_secret not in everything
 
 
-def test_secret_outside_its_folder_is_refused(cluster: dict, bind: BindServer, prefix: str) -> None:
+@pytest.mark.parametrize(
+    ("secret_key", "error"),
+    [
+        ("secrets/web/tsig", "must lie in <prefix>/secrets/meshop-dns/"),  # refused by validation
+        ("../other/secrets/meshop-dns/tsig", "is outside"),  # valid shape, another prefix: refused by the reader
+    ],
+    ids=["another-folder", "another-prefix"],
+)
+def test_secret_outside_its_folder_is_refused(
+    cluster: dict, bind: BindServer, prefix: str, secret_key: str, error: str
+) -> None:
     store = cluster["store"]
     expect(bind, {"web": ["127.0.1.1", "127.0.1.2"], "api": ["127.0.1.2"]}, "first records")
     store.put("secrets/web/tsig", bind.secret)
-    store.put(keys.DESIRED_GATEWAY, gateway_doc(bind, prefix, "secrets/web/tsig", ttl=45))
-    wait_until(lambda: "outside" in (status(store) or DnsStatus()).last_error, timeout=20, what="refused secret folder")
+    doc = gateway_doc(bind, prefix, "secrets/web/tsig", ttl=45).replace(f"{prefix}/secrets/web/tsig", "KEY")
+    store.put(keys.DESIRED_GATEWAY, doc.replace("KEY", secret_key.replace("../other", "other")))
+    wait_until(lambda: error in (status(store) or DnsStatus()).last_error, timeout=20, what="refused secret key")
     assert "spec.dns.keySecretKey" in status(store).last_error
     assert records(bind) == {"web": ["127.0.1.1", "127.0.1.2"], "api": ["127.0.1.2"]}
     assert bind.ttl("web", "A") == 30  # the TTL change was not sent

@@ -563,6 +563,34 @@ CASES: list[tuple[str, Any, list[tuple[str, str]]]] = [
             ("spec.dns.zone", "is required"),
         ],
     ),
+    (
+        "gateway-rfc2136-secret-elsewhere",
+        gateway(
+            {
+                "dns": {
+                    "provider": "rfc2136",
+                    "server": "ns1:53",
+                    "zone": "example.com.",
+                    "keyName": "meshop",
+                    "keySecretKey": "meshop/secrets/web/db-password",
+                    "ownerId": "Prod Cluster",
+                    "ttl": 1,
+                }
+            }
+        ),
+        [
+            (
+                "spec.dns.keySecretKey",
+                "must lie in <prefix>/secrets/meshop-dns/ (the one folder the DNS writer reads), "
+                "e.g. meshop/secrets/meshop-dns/tsig",
+            ),
+            (
+                "spec.dns.ownerId",
+                "must be an RFC 1123 label (a-z, 0-9, '-'; at most 63): it is written into a TXT record",
+            ),
+            ("spec.dns.ttl", "must be a whole number of seconds from 5 to 86400"),
+        ],
+    ),
 ]
 
 
