@@ -45,8 +45,10 @@ def read_table(path: str) -> Table:
 def serve(sock: socket.socket, path: str) -> None:
     stamp: tuple[int, int] | None = None
     table: Table = {}
+    count = 0
     while True:
-        packet, peer = sock.recvfrom(512)
+        packet, peer = sock.recvfrom(4096)  # a query with an OPT record may exceed 512
+        count += 1
         try:
             info = os.stat(path)
             if (info.st_ino, info.st_mtime_ns) != stamp:
@@ -54,7 +56,7 @@ def serve(sock: socket.socket, path: str) -> None:
         except OSError:
             pass  # keep the last table
         try:
-            response = answer(packet, table)
+            response = answer(packet, table, count)  # the count rotates an answer that must be cut
             if response is not None:
                 sock.sendto(response, peer)
         except (OSError, ValueError):  # one bad packet or peer never stops the responder
