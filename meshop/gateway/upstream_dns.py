@@ -65,7 +65,7 @@ class UpstreamDNS:
                 continue
             self.queries += 1
             try:
-                response = answer(packet, self._table)
+                response = answer(packet, self._table, self.queries)
                 if response is not None:
                     self._sock.sendto(response, peer)
             except Exception:  # one bad packet never stops the responder
