@@ -49,6 +49,9 @@ def test_password_file_is_checked_before_serving(consul_server: ConsulServer, pr
     assert (code, out) == (1, "")
     hint = "make one with `meshop dashboard --hash-password`"
     assert err == f"Error: --password-file {bad}: not scrypt$N$r$p$salt$hash; {hint}\n"
+    bad.write_bytes(b"\xff\xfe scrypt\n")  # before: a UnicodeDecodeError traceback
+    code, out, err = invoke(consul_server.addr, prefix, "dashboard", "--password-file", str(bad))
+    assert (code, out, err) == (1, "", f"Error: --password-file {bad}: not text (make it with --hash-password)\n")
 
 
 def test_meshop_restart_service_sets_restarted_at_and_needs_the_operator_role(
