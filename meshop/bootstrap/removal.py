@@ -70,7 +70,12 @@ def plan_removal(node: str, prefix: str) -> tuple[tuple[Command, ...], tuple[Com
         Command(
             f"Consul forgot member {node}",
             check=f'! consul members {tok} | awk \'$1 == "{node}" && $3 != "left"\' | grep -q .',
-            apply=f"consul force-leave {tok} {q(node)}",
+            # a member that only just went away is still "alive" until gossip notices: repeat for up to 60 s
+            apply=(
+                f"for i in $(seq 60); do consul force-leave {tok} {q(node)} >/dev/null 2>&1; "
+                f'consul members {tok} | awk \'$1 == "{node}" && $3 != "left"\' | grep -q . || exit 0; '
+                "sleep 1; done; exit 1"
+            ),
         ),
         Command(
             f"records of node {node} deleted (nodes/, fences/, status/nodes/, observed/, desired/nodes/)",

@@ -149,7 +149,10 @@ def exec_(
     connections = Connections(ssh_options(ssh_user, ssh_port, identity, accept_new_host_key), _say)
     try:
         session = connections.to(target)
-        size = os.get_terminal_size() if tty else os.terminal_size((80, 24))
+        try:
+            size = os.get_terminal_size() if tty else os.terminal_size((80, 24))
+        except OSError:  # --tty without a terminal
+            size = os.terminal_size((80, 24))
         chan = session.channel(
             exec_command(target.container_id, command, tty=tty, interactive=True),
             pty=tty,

@@ -59,7 +59,7 @@ def bridge(
 ) -> int:
     """Copy between ``chan`` (a started exec channel) and the descriptors until the command exits."""
     out, err = _Lines(stdout, None if tty else clean), _Lines(stderr, None if tty else clean)
-    with _raw(stdin) if tty else contextlib.nullcontext():
+    with _raw(stdin) if tty and os.isatty(stdin) else contextlib.nullcontext():
         watch_stdin = True
         while True:
             readable, _, _ = select.select([chan, stdin] if watch_stdin else [chan], [], [], 0.5)

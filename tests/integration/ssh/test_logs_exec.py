@@ -163,3 +163,28 @@ def test_hostile_records_are_skipped_not_run(replicas, cli, store, tmp_path):
     out = subprocess.run(argv, env=env, capture_output=True, timeout=60)
     assert out.returncode == 1 and "is not a Docker id" in out.stderr.decode()
     assert not (tmp_path / "ran").exists()
+
+
+def test_exec_on_a_terminal_gets_a_tty(replicas, cli):
+    import os
+    import pty
+
+    argv, env = cli("exec", "web", "--node", "n1", "--", "sh", "-c", "tty; exit 5")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    output = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closed: the command has exited
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        code = proc.wait(60)
+        os.close(master)
+    assert code == 5, output
+    assert b"/dev/pts/" in output  # the command ran on a terminal of its own
