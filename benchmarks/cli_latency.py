@@ -265,7 +265,12 @@ def meshop_once(cluster: Cluster, size: int, workdir: Path) -> float:
         path = write_services(workdir / tag, size, tag)
     started = time.perf_counter()
     cluster.apply(path)
-    took = until_running(cluster.env, f"meshop.node={cluster.node}", size, started)
+    try:
+        took = until_running(cluster.env, f"meshop.node={cluster.node}", size, started)
+    except TimeoutError:
+        for name, process in (("controller", cluster.controller), ("agent", cluster.agent)):
+            print(f"--- {name} ({cluster.prefix}), last lines:\n{process.log_tail()}", flush=True)
+        raise
     cluster.clear()
     return took
 

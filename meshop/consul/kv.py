@@ -6,13 +6,16 @@ client, and ``meshop.consul.store`` sends them.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 MAX_VALUE_BYTES = 512 * 1024
 MAX_TXN_OPS = 64
 MAX_TXN_BYTES = 512 * 1024  # Consul's txn_max_req_len: the whole JSON body, values in base64
-_OP_OVERHEAD = 416  # a key prefix of up to 256 bytes and the JSON around key and value (Verb, Index, ...)
+TXN_ROOM_BYTES = MAX_TXN_BYTES - 2  # what the operations may take: the body is "[" op, op, ... "]"
+T = TypeVar("T")
 
 Verb = Literal["set", "cas", "delete", "delete-cas", "delete-tree", "check-index", "check-session", "check-not-exists"]
 
@@ -92,9 +95,59 @@ def as_bytes(value: bytes | str) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else value
 
 
-def encoded_size(op: TxnOp) -> int:
-    """An upper bound of the bytes ``op`` adds to a /v1/txn request body, without encoding anything: its
-    value base64-encoded, its key (with a prefix of up to 256 bytes) and the JSON around them. The
-    controller's writer packs with it (``KVStore.txn_size`` is the exact figure, for a store at hand)."""
-    value = 0 if op.value is None else 4 * ((len(op.value) + 2) // 3)
-    return value + len(op.key.encode("utf-8")) + len(op.session or "") + _OP_OVERHEAD
+def full_key(prefix: str, key: str) -> str:
+    """``key`` under meshop's KV ``prefix`` (``KVStore.full_key``)."""
+    key = key.lstrip("/")
+    return f"{prefix}/{key}" if prefix else key
+
+
+def txn_body(op: TxnOp, key: str, value: str | None) -> dict[str, object]:
+    """The ``KV`` object of ``op`` in a /v1/txn request: ``key`` in full, ``value`` base64-encoded."""
+    body: dict[str, object] = {"Verb": op.verb, "Key": key}
+    if value is not None:
+        body["Value"] = value
+    if op.index is not None:
+        body["Index"] = op.index
+    if op.session is not None:
+        body["Session"] = op.session
+    return body
+
+
+def encoded_size(op: TxnOp, prefix: str = "") -> int:
+    """Exactly the bytes ``op`` adds to a /v1/txn request body as ``KVStore.transact`` encodes it (its key
+    under ``prefix``, its value base64-encoded), plus two for the ``", "`` between operations; without
+    encoding the value (the base64 length is arithmetic), so the controller can weigh thousands cheaply.
+    The one measure of Consul's request limit, for ``pack`` (tests/unit/test_consul_pack.py holds it to
+    the encoded request)."""
+    value = None if op.value is None else ""
+    skeleton = json.dumps({"KV": txn_body(op, full_key(prefix, op.key), value)})
+    return len(skeleton) + (0 if op.value is None else 4 * ((len(op.value) + 2) // 3)) + 2
+
+
+def pack(
+    items: Iterable[T],
+    weight: Callable[[T], tuple[int, int]],
+    room: int = MAX_TXN_OPS,
+    room_bytes: int = TXN_ROOM_BYTES,
+) -> Iterator[list[T]]:
+    """``items`` in order, cut into the fewest consecutive batches of at most ``room`` operations and
+    ``room_bytes`` of request, ``weight(item)`` being its (operations, ``encoded_size`` bytes). Lazy: a
+    batch is yielded when the next item no longer fits it. An item heavier than a whole batch is a batch
+    of its own; the caller tells (``fits``) and writes it some other way or skips it. Used by ``meshop
+    apply`` (``KVStore.txn_batches``) and the controller's writer alike."""
+    batch: list[T] = []
+    ops = size = 0
+    for item in items:
+        n, b = weight(item)
+        if batch and (ops + n > room or size + b > room_bytes):
+            yield batch
+            batch, ops, size = [], 0, 0
+        batch.append(item)
+        ops, size = ops + n, size + b
+    if batch:
+        yield batch
+
+
+def fits(ops: int, size: int, room: int = MAX_TXN_OPS, room_bytes: int = TXN_ROOM_BYTES) -> bool:
+    """Whether ``ops`` operations of ``size`` encoded bytes fit one transaction."""
+    return ops <= room and size <= room_bytes

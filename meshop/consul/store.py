@@ -17,15 +17,40 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from meshop.consul.config import ConsulConfig
-from meshop.consul.kv import MAX_TXN_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES, Entry, Listing, TxnOp, as_bytes, encoded_size
+from meshop.consul.kv import (
+    MAX_TXN_BYTES,
+    MAX_TXN_OPS,
+    MAX_VALUE_BYTES,
+    TXN_ROOM_BYTES,
+    Entry,
+    Listing,
+    TxnOp,
+    as_bytes,
+    encoded_size,
+    fits,
+    full_key,
+    pack,
+    txn_body,
+)
 from meshop.errors import ConflictError, ConsulAccessDenied, ConsulError, TxnConflict, ValueTooLarge
 
 if TYPE_CHECKING:  # py-consul (requests, urllib3) loads only for a store over it, not for ``over_http``
     import consul
 
-__all__ = ["MAX_TXN_BYTES", "MAX_TXN_OPS", "MAX_VALUE_BYTES", "Entry", "KVStore", "Listing", "TxnOp", "encoded_size"]
+__all__ = [
+    "MAX_TXN_BYTES",
+    "MAX_TXN_OPS",
+    "MAX_VALUE_BYTES",
+    "TXN_ROOM_BYTES",
+    "Entry",
+    "KVStore",
+    "Listing",
+    "TxnOp",
+    "encoded_size",
+    "fits",
+    "pack",
+]
 
-_TXN_SLACK = 64  # the body's "[", "]" and an op's {"KV": ...} wrapper, with room to spare
 _OP_INDEX = re.compile(r'"OpIndex"\s*:\s*(\d+)')
 
 
@@ -86,8 +111,7 @@ class KVStore:
         return self._client
 
     def full_key(self, key: str) -> str:
-        key = key.lstrip("/")
-        return f"{self.prefix}/{key}" if self.prefix else key
+        return full_key(self.prefix, key)
 
     def relative_key(self, full: str) -> str:
         if self.prefix and full.startswith(self.prefix + "/"):
@@ -201,37 +225,22 @@ class KVStore:
         raise TxnConflict(f"transaction rolled back: {short}", failed)
 
     def txn_size(self, op: TxnOp) -> int:
-        """Bytes ``op`` adds to a transaction's request body (its value base64-encoded)."""
-        return len(json.dumps({"KV": self._txn_op(op)})) + 2
+        """Bytes ``op`` adds to a transaction's request body (``kv.encoded_size`` under this prefix)."""
+        return encoded_size(op, self.prefix)
 
     def txn_batches(self, ops: Sequence[TxnOp]) -> list[list[TxnOp]]:
         """``ops`` cut, in order, into the fewest transactions within Consul's limits (one when they fit).
 
         An operation too large for any transaction (a value near 512 KiB grows by a third in base64)
         is a batch of its own, for a plain check-and-set write (``fits_txn`` tells)."""
-        batches: list[list[TxnOp]] = []
-        size = 0
-        for op in ops:
-            op_size = self.txn_size(op)
-            if not batches or len(batches[-1]) >= MAX_TXN_OPS or size + op_size > MAX_TXN_BYTES - _TXN_SLACK:
-                batches.append([])
-                size = 0
-            batches[-1].append(op)
-            size += op_size
-        return batches
+        return list(pack(ops, lambda op: (1, self.txn_size(op))))
 
     def fits_txn(self, op: TxnOp) -> bool:
-        return self.txn_size(op) <= MAX_TXN_BYTES - _TXN_SLACK
+        return fits(1, self.txn_size(op))
 
     def _txn_op(self, op: TxnOp) -> dict[str, object]:
-        body: dict[str, object] = {"Verb": op.verb, "Key": self.full_key(op.key)}
-        if op.value is not None:
-            body["Value"] = base64.b64encode(self._checked(op.key, op.value)).decode("ascii")
-        if op.index is not None:
-            body["Index"] = op.index
-        if op.session is not None:
-            body["Session"] = op.session
-        return body
+        value = None if op.value is None else base64.b64encode(self._checked(op.key, op.value)).decode("ascii")
+        return txn_body(op, self.full_key(op.key), value)
 
     def _checked(self, key: str, value: bytes | str) -> bytes:
         data = as_bytes(value)

@@ -25,6 +25,7 @@ COOKIE = "meshop_session"
 SESSION_TTL = 12 * 3600.0
 MAX_SESSIONS = 1000
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+SCRYPT_MAXMEM = 256 * 2**20  # what a verification may use; a file asking for more is refused at start
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
@@ -89,6 +90,8 @@ class PasswordHash:
             n, r, p = (int(x) for x in parts[1:4])
             if n < 2**14 or n & (n - 1) or not 1 <= r <= 32 or not 1 <= p <= 16:
                 raise ValueError("scrypt parameters too weak or malformed (N >= 16384, a power of two)")
+            if 129 * r * n > SCRYPT_MAXMEM:  # scrypt needs 128*r*N bytes (and a little more)
+                raise ValueError(f"scrypt parameters need more than {SCRYPT_MAXMEM // 2**20} MiB per sign-in")
             salt, digest = base64.b64decode(parts[4], validate=True), base64.b64decode(parts[5], validate=True)
             if len(salt) < 8 or len(digest) < 16:
                 raise ValueError("salt or hash too short")
@@ -98,7 +101,13 @@ class PasswordHash:
 
     def verify(self, password: str) -> bool:
         got = hashlib.scrypt(
-            password.encode(), salt=self.salt, n=self.n, r=self.r, p=self.p, dklen=len(self.digest), maxmem=256 * 2**20
+            password.encode(),
+            salt=self.salt,
+            n=self.n,
+            r=self.r,
+            p=self.p,
+            dklen=len(self.digest),
+            maxmem=SCRYPT_MAXMEM,
         )
         return hmac.compare_digest(got, self.digest)
 

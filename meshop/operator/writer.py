@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any
 
 from meshop import metrics
 from meshop.consul.events import EventLog
-from meshop.consul.store import MAX_TXN_BYTES, MAX_TXN_OPS, MAX_VALUE_BYTES, KVStore, TxnOp, encoded_size
+from meshop.consul.kv import TXN_ROOM_BYTES, fits, pack
+from meshop.consul.store import MAX_TXN_OPS, MAX_VALUE_BYTES, KVStore, TxnOp, encoded_size
 from meshop.errors import ConflictError
 from meshop.model import keys
 from meshop.model.records import Assignment, NodeStatus, RouteRecord, ServiceStatus, dumps, loads_json
@@ -114,23 +115,11 @@ class Writer:
     def write(self, changes: Changes, guard: TxnOp, owned: Owned) -> WriteStats:
         """Commit ``changes``; raises LeadershipLost when the guard fails, ConsulError when Consul does."""
         stats = WriteStats()
-        batch: list[_Unit] = []
-        ops, size = 0, 0
-        room, room_bytes = MAX_TXN_OPS - 1, MAX_TXN_BYTES - encoded_size(guard)
-        for unit in self._units(changes, owned):
-            unit_size = sum(encoded_size(op) for op in unit.ops)
-            if any(op.value is not None and len(op.value) > MAX_VALUE_BYTES for op in unit.ops) or (
-                unit_size > room_bytes
-            ):
-                log.error("cannot write %s: %d bytes encoded, over Consul's request limit", unit.what, unit_size)
-                stats.skipped.append(unit.what)
-                continue
-            if ops + len(unit.ops) > room or size + unit_size > room_bytes:
-                self._commit(batch, guard, stats)
-                batch, ops, size = [], 0, 0
-            batch.append(unit)
-            ops, size = ops + len(unit.ops), size + unit_size
-        self._commit(batch, guard, stats)
+        room, room_bytes = MAX_TXN_OPS - 1, TXN_ROOM_BYTES - self._size(guard)
+        weighed = ((unit, sum(self._size(op) for op in unit.ops)) for unit in self._units(changes, owned))
+        writable = (item for item in weighed if self._writable(*item, room_bytes, stats))
+        for batch in pack(writable, lambda item: (len(item[0].ops), item[1]), room, room_bytes):
+            self._commit([unit for unit, _ in batch], guard, stats)
         if stats.events:
             try:
                 self.events.appended(stats.events, guard)
@@ -138,6 +127,18 @@ class Writer:
                 metrics.consul_errors_total.labels(COMPONENT, "guarded-write").inc()
                 raise LeadershipLost(f"guarded write refused, leadership lost: {exc}") from None
         return stats
+
+    def _size(self, op: TxnOp) -> int:
+        return encoded_size(op, self.store.prefix)
+
+    @staticmethod
+    def _writable(unit: _Unit, size: int, room_bytes: int, stats: WriteStats) -> bool:
+        """False (logged, counted as skipped) for a unit no transaction can carry."""
+        if size <= room_bytes and not any(op.value is not None and len(op.value) > MAX_VALUE_BYTES for op in unit.ops):
+            return True
+        log.error("cannot write %s: %d bytes encoded, over Consul's request limit", unit.what, size)
+        stats.skipped.append(unit.what)
+        return False
 
     def _commit(self, batch: Sequence[_Unit], guard: TxnOp, stats: WriteStats) -> None:
         if not batch:
@@ -191,38 +192,23 @@ class Writer:
         deletes = [(node, TxnOp.delete(keys.assignment(node, write.service))) for node in write.delete]
         events = [self.events.prepare(e.kind, e.object, e.message) for e in write.events]
         room = MAX_TXN_OPS - 1
-        room_bytes = MAX_TXN_BYTES - 1024  # the guard's share, generously
+        room_bytes = TXN_ROOM_BYTES - 1024  # the guard's share, generously
         what = f"service/{write.service}"
         ops = [op for _, op in puts] + [op for _, op in deletes] + events
-        if len(ops) <= room and sum(encoded_size(op) for op in ops) <= room_bytes:
+        if fits(len(ops), sum(self._size(op) for op in ops), room, room_bytes):
             yield _Unit(what, ops, _assign(owned, write.service, write.put, write.delete), len(events))
             return
         log.warning("%s: %d changes exceed one transaction; writing new copies first", what, len(puts) + len(deletes))
-        for chunk in _chunks(puts, room, room_bytes, lambda item: encoded_size(item[1])):
+
+        def weight(item: tuple[object, TxnOp]) -> tuple[int, int]:
+            return 1, self._size(item[1])
+
+        for chunk in pack(puts, weight, room, room_bytes):
             yield _Unit(what, [op for _, op in chunk], _assign(owned, write.service, [a for a, _ in chunk], ()))
-        for chunk_d in _chunks(deletes, room, room_bytes, lambda item: encoded_size(item[1])):
+        for chunk_d in pack(deletes, weight, room, room_bytes):
             yield _Unit(what, [op for _, op in chunk_d], _assign(owned, write.service, (), [n for n, _ in chunk_d]))
         if events:
             yield _Unit(what, events, lambda: None, len(events))
-
-
-T = TypeVar("T")
-
-
-def _chunks(items: Sequence[T], room: int, room_bytes: int, size: Callable[[T], int]) -> Iterator[list[T]]:
-    """``items`` in order, in chunks of at most ``room`` items and ``room_bytes`` (an item larger than
-    that is a chunk of its own: the writer then skips it as too large)."""
-    chunk: list[T] = []
-    used = 0
-    for item in items:
-        n = size(item)
-        if chunk and (len(chunk) >= room or used + n > room_bytes):
-            yield chunk
-            chunk, used = [], 0
-        chunk.append(item)
-        used += n
-    if chunk:
-        yield chunk
 
 
 _KINDS = {

@@ -214,11 +214,15 @@ class SshSession:
         chan.close()
         return Result(code, bytes(out), bytes(err))
 
-    def check(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None) -> Result:
-        """``run`` that raises SshError (with the tail of stderr) on a non-zero exit."""
+    def check(
+        self, command: str, *, stdin: bytes | None = None, timeout: float | None = None, secret_output: bool = False
+    ) -> Result:
+        """``run`` that raises SshError (with the tail of stderr) on a non-zero exit. ``secret_output``:
+        the command prints a secret (a token), so its stdout never goes into the error, only stderr."""
         result = self.run(command, stdin=stdin, timeout=timeout)
         if not result.ok:
-            tail = (result.stderr or result.stdout).decode("utf-8", "replace").strip()[-800:]
+            shown = result.stderr if secret_output else (result.stderr or result.stdout)
+            tail = shown.decode("utf-8", "replace").strip()[-800:]
             raise SshError(f"{self.target}: {command!r} exited {result.exit_code}: {tail}")
         return result
 

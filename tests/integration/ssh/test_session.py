@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from meshop.ssh.hostkeys import Trust
-from meshop.ssh.session import HostKeyRefused, connect
+from meshop.ssh.session import HostKeyRefused, SshError, connect
 from meshop.ssh.target import parse_target
 from tests.support.sshd import SshServer
 
@@ -114,3 +114,21 @@ def test_put_file_never_creates_a_secret_another_user_could_open(sshd, known, tm
     file_mode, dir_modes = seen[0]
     assert not file_mode & 0o077 or any(not d & 0o011 for d in dir_modes), seen
     assert sorted(p.name for p in folder.iterdir()) == ["agent.env"]  # nothing left behind
+
+
+def test_a_failing_command_that_printed_a_secret_never_shows_it(sshd, known, tmp_path):
+    """``node add`` reads the node's tokens from a command's stdout on the gateway; when that command
+    fails after printing (a token, then a non-zero exit), the error showed stdout for want of stderr."""
+    token = "8f1c0d2e-5b6a-4c3d-9e8f-0a1b2c3d4e5f"
+    secret = tmp_path / "token"
+    secret.write_text(token + "\n")
+    with _connect(sshd, Trust(pinned=sshd.fingerprint), known) as ssh:
+        with pytest.raises(SshError) as shown:
+            ssh.check(f"cat {secret}; exit 3")
+        assert token in str(shown.value)  # an ordinary command's output helps the reader
+        with pytest.raises(SshError) as hidden:
+            ssh.check(f"cat {secret}; echo 'consul: ACL not found' >&2; exit 3", secret_output=True)
+        with pytest.raises(SshError) as silent:
+            ssh.check(f"cat {secret}; exit 3", secret_output=True)
+    assert "ACL not found" in str(hidden.value) and token not in str(hidden.value)
+    assert token not in str(silent.value) and "exited 3" in str(silent.value)

@@ -90,8 +90,11 @@ def test_password_hash_round_trip_and_wrong_password() -> None:
         ("scrypt$1024$8$1$MDEyMzQ1Njc=$MDEyMzQ1Njc4OWFiY2RlZg==", "weak"),
         ("scrypt$16384$8$1$!!$!!", "base64"),
         ("scrypt$16384$8$1$MDE=$MDEyMzQ1Njc4OWFiY2RlZg==", "too short"),
+        # accepted before, then every sign-in raised in scrypt (memory limit) and got no answer at all
+        ("scrypt$1048576$8$1$MDEyMzQ1Njc=$MDEyMzQ1Njc4OWFiY2RlZg==", "more than 256 MiB"),
+        ("scrypt$1099511627776$8$1$MDEyMzQ1Njc=$MDEyMzQ1Njc4OWFiY2RlZg==", "more than 256 MiB"),
     ],
-    ids=["empty", "other-scheme", "weak-n", "not-base64", "short-salt"],
+    ids=["empty", "other-scheme", "weak-n", "not-base64", "short-salt", "n-2-20", "n-2-40"],
 )
 def test_bad_password_file_names_the_file_and_reason(line: str, reason: str) -> None:
     with pytest.raises(auth.AuthConfigError, match=f"^pw.txt: .*{reason}.*--hash-password"):

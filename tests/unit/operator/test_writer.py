@@ -6,13 +6,16 @@ a real one (a deposed leader's transaction is refused as a whole).
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Sequence
 
 import pytest
 
 from meshop import metrics
 from meshop.consul.events import EventLog
-from meshop.consul.store import MAX_TXN_BYTES, Listing, TxnOp, encoded_size
+from meshop.consul.kv import full_key, txn_body
+from meshop.consul.store import MAX_TXN_BYTES, Listing, TxnOp
 from meshop.errors import ConflictError
 from meshop.model import keys
 from meshop.model.records import Assignment, RouteRecord, ServiceStatus
@@ -22,7 +25,13 @@ from meshop.operator.writer import LeadershipLost, Owned, Writer, action_kind
 GUARD = TxnOp.check_session("leader", "s1")
 
 
+def _b64(op: TxnOp) -> str | None:
+    return None if op.value is None else base64.b64encode(op.value).decode()
+
+
 class RecordingStore:
+    prefix = "meshop"
+
     def __init__(self, fail_after: int | None = None) -> None:
         self.transactions: list[list[TxnOp]] = []
         self.fail_after = fail_after
@@ -174,5 +183,7 @@ def test_transactions_are_packed_by_encoded_size_and_one_huge_unit_blocks_nothin
     written = [op.key for txn in store.transactions for op in txn[1:]]
     assert written == [keys.route(r.host) for r in routes]  # every other record is written, in order
     for txn in store.transactions:
-        assert sum(encoded_size(op) for op in txn) <= MAX_TXN_BYTES
+        assert (
+            len(json.dumps([{"KV": txn_body(op, full_key("meshop", op.key), _b64(op))} for op in txn])) <= MAX_TXN_BYTES
+        )
     assert len(store.transactions) == 3
