@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from meshop.caddy.dns_wire import site_name
 from meshop.caddy.render import DynamicUpstreams, ProxyOptions, Site, render_site
-from meshop.gateway.dns_wire import site_name
-from meshop.gateway.upstream_dns import UpstreamDNS
+from meshop.caddy.upstream_dns import UpstreamDNS
 from tests.support.caddy_server import CaddyServer
 from tests.support.http import get
 from tests.support.procs import free_port, wait_until

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from meshop.caddy import dns_wire
+from meshop.caddy.dns_wire import TYPE_A, TYPE_AAAA, TYPE_SRV, address_of, answer, query, site_name, target_name
 from meshop.caddy.render import DynamicUpstreams, ProxyOptions, Site, UnsafeValue, render_site
+from meshop.caddy.upstream_dns import UpstreamDNS
 from meshop.errors import MeshopError
-from meshop.gateway import dns_wire
 from meshop.gateway.config import GatewayPlan, dynamic_sites
-from meshop.gateway.dns_wire import TYPE_A, TYPE_AAAA, TYPE_SRV, address_of, answer, query, site_name, target_name
 from meshop.gateway.probes import Prober
-from meshop.gateway.upstream_dns import UpstreamDNS
 
 NAME = site_name("web.example.com")
 TABLE = {NAME: (("10.0.0.1", 8080), ("fd7a:115c:a1e0::1", 9090))}

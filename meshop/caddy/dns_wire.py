@@ -1,4 +1,4 @@
-"""The gateway's upstream names on DNS: pure encoding of the few answers Caddy asks for.
+"""Upstreams for Caddy on DNS: pure encoding of the few answers its dynamic upstreams ask for.
 
 Caddy 2.6's ``dynamic srv`` upstreams look up one SRV name per site at request time (cached for
 ``refresh``); each SRV record names a target and a port, and Caddy dials ``target:port`` through the
