@@ -70,7 +70,7 @@ def test_served_hosts_keep_hosts_in_the_gateway_domains_and_dialable_healthy_ups
             route("a.apps.example.com", "a.apps.example.com", ("203.0.113.1", True), ("203.0.113.2", False)),
             route("b.apps.example.com", "b.apps.example.com", ("127.0.0.1", True), ("203.0.113.3", True)),
             route("mail.example.com", "mail.example.com", ("203.0.113.4", True)),  # outside the domains
-            route("c.apps.example.com", "www.example.com", ("203.0.113.5", True)),  # key and host disagree
+            route("c.apps.example.com", "e.apps.example.com", ("203.0.113.5", True)),  # key and host disagree
             Entry("routes/d.apps.example.com", b"{not json", 1),
         ),
     )
