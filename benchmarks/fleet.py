@@ -44,8 +44,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from meshop.caddy import dns_wire  # noqa: E402
 from meshop.caddy.render import ProxyOptions, Site, render_site  # noqa: E402
-from meshop.gateway import dns_wire  # noqa: E402
 from tests.support.fleet import (  # noqa: E402
     Fleet,
     RequestLoop,

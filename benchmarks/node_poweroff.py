@@ -40,9 +40,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from meshop.caddy import dns_wire  # noqa: E402
 from meshop.consul.config import ConsulConfig  # noqa: E402
 from meshop.consul.store import KVStore  # noqa: E402
-from meshop.gateway import dns_wire  # noqa: E402
 from meshop.model import keys  # noqa: E402
 from meshop.model.records import (  # noqa: E402
     Assignment,

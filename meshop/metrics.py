@@ -94,6 +94,11 @@ dns_updates_total = Counter(
     ["kind", "result"],
 )
 dns_names = Gauge("meshop_dns_names", "Names the DNS writer manages, by mode (gateways|direct); leader only.", ["mode"])
+dns_failing = Gauge(
+    "meshop_dns_failing",
+    "1 while the DNS writer's last pass failed (zone unreadable, TSIG key refused, an update refused), else 0; "
+    "leader only.",
+)
 leader = Gauge("meshop_leader", "1 while this controller holds the leader lock (always 0 in agents and gateways).")
 
 # --- gateway (and any component that loads a Caddy config) --------------------------------------------
@@ -134,6 +139,7 @@ def init_component(component: str) -> None:
                 dns_updates_total.labels(kind, result)
         for mode in ("gateways", "direct"):
             dns_names.labels(mode)
+        dns_failing.set(0)
     elif component == "gateway":
         for result in CADDY_RESULTS:
             caddy_reloads_total.labels(component, result)

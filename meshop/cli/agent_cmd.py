@@ -43,6 +43,7 @@ def caddy_options(
     ingress_bind: tuple[str, ...],
     trusted_proxies: tuple[str, ...],
     settings: AgentSettings,
+    upstream_dns: str = "127.0.0.1:0",
 ) -> CaddyOptions | None:
     """The node Caddy flags -> options; None without any (the agent then routes nothing, as before)."""
     if not (caddy_dir or caddy_admin or caddy_config or caddy_snippets):
@@ -70,6 +71,7 @@ def caddy_options(
         snippets=caddy_snippets.resolve() if caddy_snippets else None,
         caddy_bin=caddy_bin,
         trusted_proxies=tuple(trusted_proxies),
+        upstream_dns=None if upstream_dns == "off" else upstream_dns,
     )
     options.check()
     if settings.advertise_addr not in ingress_bind and not {"0.0.0.0", "::"} & set(ingress_bind):
@@ -190,6 +192,15 @@ def agent() -> None:
     metavar="CIDR",
     help="Peers whose X-Forwarded-* headers reach the containers unchanged (repeat; the gateway's network).",
 )
+@click.option(
+    "--caddy-upstream-dns",
+    "caddy_upstream_dns",
+    default="127.0.0.1:0",
+    show_default=True,
+    metavar="IP:PORT|off",
+    help="Loopback UDP address of the DNS responder that hands the node Caddy each route's local replicas "
+    "(port 0: any free port), so replica changes need no Caddy reload; 'off': replicas in the snippet files.",
+)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
@@ -218,6 +229,7 @@ def run(
     ingress_port: int | None,
     ingress_bind: tuple[str, ...],
     trusted_proxies: tuple[str, ...],
+    caddy_upstream_dns: str,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -252,6 +264,7 @@ def run(
         ingress_bind,
         trusted_proxies,
         settings,
+        caddy_upstream_dns,
     )
     from meshop.agent.daemon import AgentDaemon, DaemonOptions  # the Docker SDK: only when an agent runs
 

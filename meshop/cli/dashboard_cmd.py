@@ -50,6 +50,8 @@ def dashboard(obj: CliContext, listen: str, password_file: Path | None, actions:
             text = password_file.read_text()
         except OSError as exc:
             raise DocumentError(f"--password-file {password_file}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise DocumentError(f"--password-file {password_file}: not text (make it with --hash-password)") from None
         try:
             password = auth.PasswordHash.parse(text, f"--password-file {password_file}")
         except auth.AuthConfigError as exc:

@@ -11,6 +11,7 @@ from meshop.caddy.admin import CaddyAdmin
 from meshop.caddy.apply import ConfigApplier
 from meshop.caddy.process import ManagedCaddy
 from meshop.caddy.render import render_global
+from meshop.caddy.upstream_dns import UpstreamDNS
 from meshop.cli.context import LOCAL_CLUSTER, CliContext
 from meshop.daemon import run_daemon
 from meshop.errors import MeshopError
@@ -18,7 +19,6 @@ from meshop.gateway.certs import CertSync, safe_sync
 from meshop.gateway.config import GatewaySettings
 from meshop.gateway.daemon import COMPONENT, GatewayDaemon
 from meshop.gateway.presence import Presence, gateway_registration, presence
-from meshop.gateway.upstream_dns import UpstreamDNS
 from meshop.httpserver import StatusServer
 from meshop.logs import setup_logging
 from meshop.model.addresses import address_problem

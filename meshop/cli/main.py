@@ -46,6 +46,7 @@ COMMANDS = {
     "logs": "meshop.cli.remote_cmd:logs",
     "exec": "meshop.cli.remote_cmd:exec_",
     "dashboard": "meshop.cli.dashboard_cmd:dashboard",
+    "restart": "meshop.cli.restart_cmd:restart",
 }
 
 

@@ -19,24 +19,12 @@ from rich.text import Text
 from meshop.cli.safe import printable
 from meshop.client.describe import ServiceDescription
 from meshop.client.events import LoggedEvent
+from meshop.client.formats import age as format_age
+from meshop.client.formats import labels, placement
 from meshop.client.status import CONVERGING, HEALTHY, NodeRow, ServiceRow, StatusReport
 
 HEALTH_STYLE = {HEALTHY: "green", "Degraded": "yellow", "Failed": "bold red"}
 NODE_STYLE = {"Ready": "green", "Cordoned": "yellow", "Draining": "yellow"}
-
-
-def format_age(seconds: float | None) -> str:
-    """kubectl-style ages: 45s, 12m, 5h, 3d; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    s = max(0, int(seconds))
-    if s < 120:
-        return f"{s}s"
-    if s < 2 * 3600:
-        return f"{s // 60}m"
-    if s < 48 * 3600:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
 
 
 def since(now: float, then: float | None) -> str:
@@ -58,14 +46,6 @@ def grid(*headers: str, wrap: str = "") -> Table:
 def cells(*values: object, styles: Mapping[int, str] | None = None) -> list[Text]:
     styles = styles or {}
     return [Text(printable(v), style=styles.get(i, "")) for i, v in enumerate(values)]
-
-
-def placement(nodes: Mapping[str, int]) -> str:
-    return ",".join(f"{n}={c}" if c > 1 else n for n, c in sorted(nodes.items()) if c > 0) or "-"
-
-
-def labels(values: Mapping[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(values.items())) or "-"
 
 
 def health_style(row: ServiceRow) -> str:

@@ -86,7 +86,9 @@ def node_tokens(gateway: SshSession, node: str, datacenter: str, prefix: str) ->
     """(Consul agent token, meshop agent token) of ``node``, made on the gateway when missing."""
     consul_token = (
         gateway.check(
-            f"python3 - {shlex.quote(node)} {shlex.quote(datacenter)}", stdin=CONSUL_AGENT_TOKEN_SCRIPT.encode()
+            f"python3 - {shlex.quote(node)} {shlex.quote(datacenter)}",
+            stdin=CONSUL_AGENT_TOKEN_SCRIPT.encode(),
+            secret_output=True,
         )
         .text()
         .strip()
@@ -94,7 +96,8 @@ def node_tokens(gateway: SshSession, node: str, datacenter: str, prefix: str) ->
     agent_token = (
         gateway.check(
             f"CONSUL_HTTP_TOKEN_FILE={MANAGEMENT_TOKEN} MESHOP_PREFIX={shlex.quote(prefix)} {render.BIN} "
-            f"acl token agent --node {shlex.quote(node)}"
+            f"acl token agent --node {shlex.quote(node)}",
+            secret_output=True,
         )
         .text()
         .strip()

@@ -25,6 +25,7 @@ COOKIE = "meshop_session"
 SESSION_TTL = 12 * 3600.0
 MAX_SESSIONS = 1000
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+SCRYPT_MAXMEM = 256 * 2**20  # what a verification may use; a file asking for more is refused at start
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
@@ -89,6 +90,8 @@ class PasswordHash:
             n, r, p = (int(x) for x in parts[1:4])
             if n < 2**14 or n & (n - 1) or not 1 <= r <= 32 or not 1 <= p <= 16:
                 raise ValueError("scrypt parameters too weak or malformed (N >= 16384, a power of two)")
+            if 129 * r * n > SCRYPT_MAXMEM:  # scrypt needs 128*r*N bytes (and a little more)
+                raise ValueError(f"scrypt parameters need more than {SCRYPT_MAXMEM // 2**20} MiB per sign-in")
             salt, digest = base64.b64decode(parts[4], validate=True), base64.b64decode(parts[5], validate=True)
             if len(salt) < 8 or len(digest) < 16:
                 raise ValueError("salt or hash too short")
@@ -98,7 +101,13 @@ class PasswordHash:
 
     def verify(self, password: str) -> bool:
         got = hashlib.scrypt(
-            password.encode(), salt=self.salt, n=self.n, r=self.r, p=self.p, dklen=len(self.digest), maxmem=256 * 2**20
+            password.encode(),
+            salt=self.salt,
+            n=self.n,
+            r=self.r,
+            p=self.p,
+            dklen=len(self.digest),
+            maxmem=SCRYPT_MAXMEM,
         )
         return hmac.compare_digest(got, self.digest)
 
@@ -171,24 +180,33 @@ def csrf_ok(expected: str, got: str | None) -> bool:
 
 
 class Throttle:
-    """At most ``limit`` failed logins per ``window`` seconds across all clients; then logins wait."""
+    """At most ``limit`` failed logins per ``window`` seconds from one client address; then that address
+    waits. Per address, not for everybody: a global count let anyone who reaches the port lock every
+    user out with ten bad attempts a minute. At most ``clients`` addresses are remembered (the least
+    recently failing go first). Behind a proxy every client has the proxy's address: one shared count."""
 
-    def __init__(self, limit: int = 10, window: float = 60.0) -> None:
+    def __init__(self, limit: int = 10, window: float = 60.0, clients: int = 10_000) -> None:
         self.limit = limit
         self.window = window
-        self._failures: deque[float] = deque()
+        self.clients = clients
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _expire(self, now: float) -> None:
-        while self._failures and self._failures[0] <= now - self.window:
-            self._failures.popleft()
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.get(client, deque())
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
 
-    def blocked(self, now: float) -> bool:
+    def blocked(self, now: float, client: str = "") -> bool:
         with self._lock:
-            self._expire(now)
-            return len(self._failures) >= self.limit
+            return len(self._recent(client, now)) >= self.limit
 
-    def failed(self, now: float) -> None:
+    def failed(self, now: float, client: str = "") -> None:
         with self._lock:
-            self._expire(now)
-            self._failures.append(now)
+            failures = self._recent(client, now)
+            failures.append(now)
+            self._failures[client] = failures
+            self._failures.move_to_end(client)
+            while len(self._failures) > self.clients:
+                self._failures.popitem(last=False)

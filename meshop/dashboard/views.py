@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import yaml
 
 from meshop.client.describe import ServiceDescription
+from meshop.client.formats import age, labels, placement
 from meshop.client.gateways import GatewayRow
 from meshop.client.status import CONVERGING, NodeRow, ServiceRow, StatusReport
 from meshop.dashboard.html import esc, tag, url_part
@@ -43,30 +44,8 @@ class Viewer:
     user: str = ""
 
 
-def age(seconds: float | None) -> str:
-    """kubectl-style ages, as ``meshop status`` prints them: 45s, 12m, 5h, 3d; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    s = max(0, int(seconds))
-    if s < 120:
-        return f"{s}s"
-    if s < 2 * 3600:
-        return f"{s // 60}m"
-    if s < 48 * 3600:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
-
-
 def clock(t: float) -> str:
     return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def placement(nodes: Mapping[str, int]) -> str:
-    return ",".join(f"{n}={c}" if c > 1 else n for n, c in sorted(nodes.items()) if c > 0) or "-"
-
-
-def labels(values: Mapping[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(values.items())) or "-"
 
 
 def health_class(health: str) -> str:

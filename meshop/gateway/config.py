@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from meshop.caddy.dns_wire import site_name, target_name
 from meshop.caddy.render import DynamicUpstreams, ProxyOptions, Site, UnsafeValue, render_global, render_site
-from meshop.gateway.dns_wire import site_name, target_name
 from meshop.model.addresses import address_problem, join_host_port, port_problem
 from meshop.model.names import host_in_domain
 from meshop.model.records import RouteRecord, Upstream

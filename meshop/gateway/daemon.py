@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from meshop.caddy.admin import CaddyRejected
 from meshop.caddy.apply import ConfigApplier
+from meshop.caddy.upstream_dns import UpstreamDNS
 from meshop.consul.client import make_client
 from meshop.consul.config import ConsulConfig
 from meshop.consul.services import CheckState, KeptRegistration, Services, metrics_registration
@@ -26,7 +27,6 @@ from meshop.consul.watch import Watch, watch_checks, watch_prefix
 from meshop.errors import DocumentError, MeshopError
 from meshop.gateway.config import GatewaySettings, Pinned, dynamic_sites, emptying_wait, plan_sites, render_gateway
 from meshop.gateway.probes import Prober
-from meshop.gateway.upstream_dns import UpstreamDNS
 from meshop.loop import ReconcileLoop
 from meshop.model import keys, load_documents, parse_gateway
 from meshop.model.records import RouteRecord, loads_json

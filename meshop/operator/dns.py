@@ -173,6 +173,7 @@ class DnsWriter:
             self._written = ""  # a later leadership starts from what is in KV, not what we wrote
             for mode in ("gateways", "direct"):
                 metrics.dns_names.labels(mode).set(0)
+            metrics.dns_failing.set(0)  # only the leader reports DNS health
             return None
         if not all(w.wait_ready(0) for w in self.watches):
             return 0.2
@@ -183,6 +184,7 @@ class DnsWriter:
         except DnsError as exc:
             return self._failed(lock, self.status, exc)
         if gateway is None or gateway.dns.provider == "none":
+            metrics.dns_failing.set(0)
             return self._publish(lock, DnsStatus())
         dns = gateway.dns
         base = DnsStatus(provider=dns.provider, zone=(dns.zone or "").rstrip("."))
@@ -192,6 +194,7 @@ class DnsWriter:
             return self._failed(lock, base, exc)
         self._failures = 0
         self._last_error_evented = ""
+        metrics.dns_failing.set(0)
         return self._publish(lock, outcome.status)
 
     def _pass(self, lock: Lock, gateway: Gateway, base: DnsStatus) -> DnsOutcome:
@@ -249,6 +252,7 @@ class DnsWriter:
 
     def _failed(self, lock: Lock, base: DnsStatus, exc: Exception) -> float:
         self._failures += 1
+        metrics.dns_failing.set(1)
         message = str(exc)[:500]
         log.error("DNS update failed: %s", message)
         if isinstance(exc, ConsulError):

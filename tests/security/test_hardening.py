@@ -37,7 +37,14 @@ def test_a_default_container_has_no_new_privileges_and_a_pids_limit(
     host = container.attrs["HostConfig"]
     assert "no-new-privileges:true" in (host.get("SecurityOpt") or [])
     assert host["PidsLimit"] == 4096
-    status = container.exec_run(["/bin/cat", "/proc/1/status"]).output.decode()
+    # an exec into a container that has only just started can come back empty under load: read until it answers
+    status = wait_until(
+        lambda: (
+            (out := container.exec_run(["/bin/cat", "/proc/1/status"]).output.decode()) and "NoNewPrivs" in out and out
+        ),
+        10,
+        what="/proc/1/status from inside the container",
+    )
     assert "NoNewPrivs:\t1" in status
 
 

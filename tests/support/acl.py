@@ -33,7 +33,7 @@ _masters: dict[str, str] = {}  # Consul address -> master token
 _roles: dict[tuple[str, str], RoleTokens] = {}
 _lock = threading.Lock()
 
-OPERATOR_COMMANDS = {"apply", "delete", "nodes"}
+OPERATOR_COMMANDS = {"apply", "delete", "nodes", "restart"}
 DAEMONS = {"controller": "controller", "gateway": "gateway", "agent": "agent"}
 
 
@@ -142,7 +142,7 @@ def close_everywhere(prefix: str) -> None:
 
 def role_of(args: list[str]) -> tuple[str, str | None]:
     """The role a meshop command line runs as: daemons by their command, ``apply``/``delete``/``nodes``
-    as operator, every other (reading) command read-only."""
+    (and ``restart``) as operator, every other (reading) command read-only."""
     command, rest = "", iter(args)
     for arg in rest:
         if arg in ("--consul-addr", "--prefix", "--token"):

@@ -21,6 +21,7 @@ from meshop.caddy.apply import ConfigApplier
 from meshop.caddy.process import ManagedCaddy
 from meshop.caddy.render import render_global, render_import
 from meshop.caddy.snippet_dir import SnippetDir
+from meshop.caddy.upstream_dns import UpstreamDNS
 from meshop.errors import DriverError, MeshopError
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class CaddyOptions:
     snippets: Path | None = None
     caddy_bin: str = "caddy"
     trusted_proxies: tuple[str, ...] = TRUSTED_PROXIES
+    upstream_dns: str | None = "127.0.0.1:0"  # the node Caddy's upstream DNS responder (None: static snippets)
 
     def check(self) -> None:
         external = (self.admin, self.config, self.snippets)
@@ -99,8 +101,14 @@ class NodeCaddy:
             config_path = options.config
             main_config = config_path.read_text
         self.folder = folder
+        self.dns = UpstreamDNS(options.upstream_dns) if options.upstream_dns else None
         self.ingress = NodeIngress(
-            settings, folder, ConfigApplier(self.admin, "agent", self.managed), main_config, managed=self.managed
+            settings,
+            folder,
+            ConfigApplier(self.admin, "agent", self.managed),
+            main_config,
+            managed=self.managed,
+            dns=self.dns,
         )
 
     def _rendered_main(self) -> str:
@@ -109,6 +117,9 @@ class NodeCaddy:
     def start(self) -> None:
         """Start the Caddy meshop runs (on the files of the last run; without them if Caddy refuses those)."""
         self.folder.path.mkdir(parents=True, exist_ok=True)
+        if self.dns is not None:
+            self.dns.start()
+            log.info("upstream DNS for the node Caddy on udp/%s", self.dns.address)
         if self.managed is None:
             self._check_external()
             return
@@ -129,6 +140,8 @@ class NodeCaddy:
         if self.managed is not None:
             self.managed.stop()
             log.info("node Caddy stopped")
+        if self.dns is not None:
+            self.dns.stop()
 
     def _check_external(self) -> None:
         assert self.options.config is not None

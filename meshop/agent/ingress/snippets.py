@@ -10,16 +10,23 @@ node instead of receiving an empty answer.
 
 Values come from specs that passed the model's validation, and ``meshop.caddy.render`` checks them
 again; a service whose values it refuses gets no file and an error (never a broken Caddyfile).
+
+With the agent's upstream DNS (``resolver``), a snippet names its upstreams by a ``dynamic srv`` lookup
+(``upstream_table`` is what the DNS answers) and lists, as static upstreams, the ones of the file Caddy
+already serves (``pinned``, read back from it by ``static_upstreams``): a change of local replicas then
+leaves the file as it is and needs no reload (the gateway does the same, ``gateway/config.py``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from meshop.agent.plan import Container, ReplicaKey
 from meshop.agent.registrations import host_port
-from meshop.caddy.render import ProxyOptions, Site, UnsafeValue, render_fallback, render_site
+from meshop.caddy.dns_wire import site_name, target_name
+from meshop.caddy.render import DynamicUpstreams, ProxyOptions, Site, UnsafeValue, render_fallback, render_site
 from meshop.model import ServiceSpec
 
 FALLBACK_FILE = "meshop-ingress.caddy"
@@ -105,19 +112,34 @@ def local_routes(
     return routes
 
 
-def render_ingress(routes: Mapping[str, LocalRoute], settings: IngressSettings) -> IngressFiles:
-    """The snippet files for ``routes``: the catch-all file, and one per service with a ready replica."""
+def render_ingress(
+    routes: Mapping[str, LocalRoute],
+    settings: IngressSettings,
+    *,
+    resolver: str | None = None,
+    pinned: Mapping[str, tuple[str, ...]] | None = None,
+) -> IngressFiles:
+    """The snippet files for ``routes``: the catch-all file, and one per service with a ready replica.
+
+    With ``resolver`` a service whose upstreams are IP addresses gets ``dynamic srv`` upstreams and, as
+    static ones, its ``pinned`` list (what Caddy serves now) when it has one."""
     files = {FALLBACK_FILE: render_fallback(settings.port, settings.bind, "rendered by meshop agent - catch-all")}
     refused: dict[str, str] = {}
     for name in sorted(routes):
         route = routes[name]
         if not route.upstreams:
             continue
+        upstreams = tuple(address for _, address in route.upstreams)
+        dynamic = None
+        if resolver is not None and _dns_pairs(route) is not None:
+            dynamic = DynamicUpstreams(site_name(route.host), resolver)
+            upstreams = (pinned or {}).get(name) or upstreams
         site = Site(
             route.host,
             route.path,
-            tuple(address for _, address in route.upstreams),
+            upstreams,
             comment=f"rendered by meshop agent for service {name} - edits are overwritten",
+            dynamic=dynamic,
         )
         try:
             files[snippet_file(name)] = render_site(
@@ -132,6 +154,38 @@ def render_ingress(routes: Mapping[str, LocalRoute], settings: IngressSettings) 
         except UnsafeValue as exc:
             refused[name] = str(exc)
     return IngressFiles(files, refused)
+
+
+def upstream_table(routes: Mapping[str, LocalRoute]) -> dict[str, tuple[str, tuple[tuple[str, int], ...]]]:
+    """service -> (SRV name, (address, port) of each upstream): what the upstream DNS answers for the
+    services ``render_ingress`` renders dynamic."""
+    table = {}
+    for name, route in routes.items():
+        pairs = _dns_pairs(route)
+        if pairs:
+            table[name] = (site_name(route.host), pairs)
+    return table
+
+
+_REVERSE_PROXY = re.compile(r"^\s*reverse_proxy ([^{\n]+) \{$", re.MULTILINE)
+
+
+def static_upstreams(text: str) -> tuple[str, ...]:
+    """The static upstreams of a snippet meshop rendered (its first ``reverse_proxy`` line), or ()."""
+    found = _REVERSE_PROXY.search(text)
+    return tuple(found.group(1).split()) if found else ()
+
+
+def _dns_pairs(route: LocalRoute) -> tuple[tuple[str, int], ...] | None:
+    """(address, port) of each upstream when every address is an IP (a DNS target can spell it)."""
+    pairs = []
+    for _, upstream in route.upstreams:
+        host, _, port = upstream.rpartition(":")
+        host = host.strip("[]")
+        if target_name(host) is None:
+            return None
+        pairs.append((host, int(port)))
+    return tuple(pairs) or None
 
 
 def _join(address: str, port: int) -> str:

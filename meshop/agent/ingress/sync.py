@@ -16,6 +16,11 @@ difference, and load the node's Caddyfile (which imports the folder) through the
 ``gate`` is how start-first updates stay gapless through Caddy: the planner removes a replaced
 container ``drain`` seconds after its replacement was *promoted*; for a routed service a replacement
 counts as promoted only once a config Caddy accepted sends traffic to it.
+
+With an upstream DNS (``dns``) the snippets name their upstreams by ``dynamic srv`` and the pass
+publishes the local replicas there before loading anything: a change of replicas alone leaves every
+file as Caddy serves it (no reload). Caddy keeps an answer up to ``refresh`` seconds, so a container
+counts as routed ``refresh`` seconds after it was first published (the old one drains after that).
 """
 
 from __future__ import annotations
@@ -32,12 +37,15 @@ from meshop.agent.ingress.snippets import (
     local_routes,
     render_ingress,
     snippet_file,
+    static_upstreams,
+    upstream_table,
 )
 from meshop.agent.plan import Container, Note, ReplicaKey
 from meshop.caddy.admin import CaddyRejected
 from meshop.caddy.apply import ConfigApplier
 from meshop.caddy.process import ManagedCaddy
 from meshop.caddy.snippet_dir import SnippetDir
+from meshop.caddy.upstream_dns import UpstreamDNS
 from meshop.errors import DriverError
 from meshop.model import ServiceSpec
 
@@ -60,7 +68,12 @@ class NodeIngress:
         *,
         managed: ManagedCaddy | None = None,
         retry: tuple[float, float] = (1.0, 60.0),
+        dns: UpstreamDNS | None = None,
+        refresh: float = 1.0,
     ) -> None:
+        self.dns = dns
+        self.refresh = refresh
+        self._table: dict[str, tuple[str, tuple[tuple[str, int], ...]]] = {}  # service -> what the DNS answers
         self.settings = settings
         self.folder = folder
         self.applier = applier
@@ -91,15 +104,23 @@ class NodeIngress:
 
     def sync(self, routes: Mapping[str, LocalRoute], keep: Iterable[str], now: float) -> None:
         """Make Caddy serve ``routes``; ``keep``: unassigned services whose containers still exist."""
-        rendered = render_ingress(routes, self.settings)
+        keep = set(keep)
+        self._ensure_running()
+        good = self.loaded if self.loaded is not None else self.folder.read()
+        resolver = self.dns.address if self.dns is not None else None
+        pinned = {s: static_upstreams(text) for name, text in good.items() if (s := file_service(name))}
+        rendered = render_ingress(routes, self.settings, resolver=resolver, pinned=pinned)
         wanted = dict(rendered.files)
         for service in keep:
             name = snippet_file(service)
             if service not in routes and self.loaded and name in self.loaded:
                 wanted[name] = self.loaded[name]
         self.wanted_ids = frozenset(cid for route in routes.values() for cid in route.container_ids)
-        self._ensure_running()
-        good = self.loaded if self.loaded is not None else self.folder.read()
+        if self.dns is not None:  # before any load: a site Caddy starts serving finds its name answered
+            table = upstream_table(routes)
+            table.update({s: self._table[s] for s in keep if s not in routes and s in self._table})
+            self._table = table
+            self.dns.publish(dict(table.values()))
         target = self._target(wanted, good, now)
         try:
             if self.loaded is None or self.loaded != target or self.folder.read() != target:
@@ -214,7 +235,8 @@ class NodeIngress:
             name = snippet_file(service)
             if fallback_ok and name in wanted and loaded.get(name) == wanted[name]:
                 routed |= route.container_ids
-        self.routed_since = {cid: self.routed_since.get(cid, now) for cid in routed}
+        lag = self.refresh if self.dns is not None else 0.0  # Caddy's cached answer may still be the old one
+        self.routed_since = {cid: self.routed_since.get(cid, now + lag) for cid in routed}
         self.holds.forget_except(set(wanted) | set(self._refused_text))
 
     def _ensure_running(self) -> None:

@@ -3,10 +3,13 @@ read-only token and a malformed --password-file with one clear line each."""
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.request
 from pathlib import Path
 
+from meshop.consul.store import KVStore
+from meshop.model import keys
 from tests.integration.cli.conftest import invoke
 from tests.support import acl
 from tests.support.consul_server import ConsulServer
@@ -46,3 +49,27 @@ def test_password_file_is_checked_before_serving(consul_server: ConsulServer, pr
     assert (code, out) == (1, "")
     hint = "make one with `meshop dashboard --hash-password`"
     assert err == f"Error: --password-file {bad}: not scrypt$N$r$p$salt$hash; {hint}\n"
+    bad.write_bytes(b"\xff\xfe scrypt\n")  # before: a UnicodeDecodeError traceback
+    code, out, err = invoke(consul_server.addr, prefix, "dashboard", "--password-file", str(bad))
+    assert (code, out, err) == (1, "", f"Error: --password-file {bad}: not text (make it with --hash-password)\n")
+
+
+def test_meshop_restart_service_sets_restarted_at_and_needs_the_operator_role(
+    consul_server: ConsulServer, prefix: str, store: KVStore
+) -> None:
+    doc = {"apiVersion": "meshop.io/v1alpha1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"image": "x:1"}}
+    store.put(keys.desired_service("web"), json.dumps(doc))
+    readonly = acl.token_for(consul_server.addr, prefix, ["status"]) or ""
+    code, _, err = invoke(consul_server.addr, prefix, "--token", readonly, "restart", "svc", "web", role_token=False)
+    assert code == 2 and "denied" in err  # Consul refuses the read-only role
+    assert json.loads(store.get(keys.desired_service("web")).value) == doc  # type: ignore[union-attr]
+
+    code, out, err = invoke(consul_server.addr, prefix, "restart", "service", "web")
+    assert (code, err) == (0, "")
+    stored = json.loads(store.get(keys.desired_service("web")).value)  # type: ignore[union-attr]
+    assert out == f"service/web restarted (spec.restartedAt {stored['spec']['restartedAt']})\n"
+    assert stored == {**doc, "spec": {"image": "x:1", "restartedAt": stored["spec"]["restartedAt"]}}
+
+    code, out, err = invoke(consul_server.addr, prefix, "restart", "service", "nope")
+    assert (code, out) == (1, "")
+    assert err == f"Error: service/nope not found: no {prefix}/desired/services/nope\n"

@@ -189,6 +189,7 @@ def test_wrong_tsig_key_is_a_clear_status_and_no_change(cluster: dict, bind: Bin
         g1.kill()
     assert records(bind) == {"web": ["127.0.1.1", "127.0.1.2"], "api": ["127.0.1.2"]}
     assert refused == metrics.dns_updates_total.labels("update", "refused")._value.get()  # refused at the read
+    assert metrics.dns_failing._value.get() == 1  # MeshopDnsFailing's input
     failed = [e for e in EventLog(store, "test").recent(200) if e.kind == "DnsUpdateFailed"]
     assert failed and ("BADSIG" in failed[-1].message or "signature" in failed[-1].message)
     everything = caplog.text + str(st) + " ".join(e.message for e in failed)

@@ -213,18 +213,13 @@ def fetch(
 class RequestLoop:
     """GETs one after the other in a background thread until stopped (bounded); every GET is sent once and
     everything that is not a 200 answer is a failure, a connection broken before any answer included.
-
-    ``resend=True`` sends a GET whose connection broke before any answer once more (``resent``), as a
-    browser would: only for a loop straight at a node's Caddy, which still reloads its config on every
-    change of local replicas, and Caddy 2.6.2 resets a few percent of the connections that arrive while it
-    reloads (docs/routing.md, Known limits). The gateway changes upstreams without a reload."""
+    Neither the gateway nor a node's Caddy reloads for a change of upstreams (they come from an upstream
+    DNS), so nothing meshop routes makes Caddy 2.6.2 reset a connection (docs/routing.md)."""
 
     fetch: Callable[[], tuple[int, str]]
     limit: int = 20000
-    resend: bool = False
     results: list[tuple[float, int, str]] = field(default_factory=list)  # (end time, status, answering HOSTNAME)
     failures: list[tuple[float, float, str]] = field(default_factory=list)  # (start, end, what)
-    resent: list[tuple[float, str]] = field(default_factory=list)  # (time, why)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -237,13 +232,7 @@ class RequestLoop:
         while not self._stop.is_set() and len(self.results) + len(self.failures) < self.limit:
             started = time.monotonic()
             try:
-                try:
-                    status, body = self.fetch()
-                except NoResponse as exc:
-                    if not self.resend:
-                        raise
-                    self.resent.append((time.monotonic(), str(exc)))
-                    status, body = self.fetch()
+                status, body = self.fetch()
             except OSError as exc:
                 self.failures.append((started, time.monotonic(), repr(exc)))
                 continue
@@ -261,7 +250,7 @@ class RequestLoop:
 
     def report(self) -> str:
         total = len(self.results) + len(self.failures)
-        return f"{len(self.failures)} of {total} requests failed: {self.failures[:5]}; resent: {self.resent[:5]}"
+        return f"{len(self.failures)} of {total} requests failed: {self.failures[:5]}"
 
     def stop(self) -> None:
         self._stop.set()

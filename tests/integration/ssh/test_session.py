@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from meshop.ssh.hostkeys import Trust
-from meshop.ssh.session import HostKeyRefused, connect
+from meshop.ssh.session import HostKeyRefused, SshError, connect
 from meshop.ssh.target import parse_target
 from tests.support.sshd import SshServer
 
@@ -34,17 +34,27 @@ def test_pinned_key_runs_commands_and_is_remembered(sshd, known):
         assert ssh.run("true").ok
 
 
-@pytest.mark.parametrize("how", ["wrong-pin", "unknown", "changed-key", "changed-key-tofu"])
+@pytest.mark.parametrize(
+    "how", ["wrong-pin", "unknown", "changed-key", "changed-key-tofu", "revoked-tofu", "revoked-pinned"]
+)
 def test_untrusted_key_is_refused_before_login(sshd, known, tmp_path, how):
+    """``revoked-*``: the user's known_hosts marks the server's key ``@revoked`` (next to a
+    ``@cert-authority`` line): before, paramiko's loader raised InvalidHostKey on either marker line (a
+    traceback), and had it skipped them, TOFU or a pin would have taken the revoked key."""
     marker = tmp_path / "ran"
     if how.startswith("changed-key"):
         other = SshServer(tmp_path / "other")  # a host key the server does not have
         known.read[0].write_text(other.known_hosts_line().replace(str(other.port), str(sshd.port)))
+    if how.startswith("revoked"):
+        ca = SshServer(tmp_path / "ca").known_hosts_line().split(" ", 1)[1]
+        known.read[0].write_text(f"@cert-authority *.example.com {ca}@revoked {sshd.known_hosts_line()}")
     trust = {
         "wrong-pin": Trust(pinned=OTHER),
         "unknown": Trust(),
         "changed-key": Trust(),
         "changed-key-tofu": Trust(accept_new=True),
+        "revoked-tofu": Trust(accept_new=True),
+        "revoked-pinned": Trust(pinned=sshd.fingerprint),
     }[how]
     before = _accepted_logins(sshd)
     with pytest.raises(HostKeyRefused) as info, _connect(sshd, trust, known) as ssh:
@@ -67,8 +77,14 @@ def test_trust_on_first_use_prints_the_fingerprint(sshd, known):
     assert said == []  # known now: nothing to trust any more
 
 
-def test_user_known_hosts_is_read_not_written(sshd, known):
-    known.read[0].write_text(sshd.known_hosts_line())
+@pytest.mark.parametrize("hashed", [False, True], ids=["plain", "hashed"])
+def test_user_known_hosts_is_read_not_written(sshd, known, hashed):
+    """Plain and OpenSSH-hashed (``HashKnownHosts yes``) names, next to a CA line meshop skips."""
+    import paramiko
+
+    name, rest = sshd.known_hosts_line().split(" ", 1)
+    ca = "@cert-authority *.example.com " + rest
+    known.read[0].write_text(ca + (paramiko.HostKeys.hash_host(name) if hashed else name) + " " + rest)
     with _connect(sshd, Trust(), known) as ssh:
         assert ssh.run("true").ok
     assert not known.own.exists()
@@ -114,3 +130,21 @@ def test_put_file_never_creates_a_secret_another_user_could_open(sshd, known, tm
     file_mode, dir_modes = seen[0]
     assert not file_mode & 0o077 or any(not d & 0o011 for d in dir_modes), seen
     assert sorted(p.name for p in folder.iterdir()) == ["agent.env"]  # nothing left behind
+
+
+def test_a_failing_command_that_printed_a_secret_never_shows_it(sshd, known, tmp_path):
+    """``node add`` reads the node's tokens from a command's stdout on the gateway; when that command
+    fails after printing (a token, then a non-zero exit), the error showed stdout for want of stderr."""
+    token = "8f1c0d2e-5b6a-4c3d-9e8f-0a1b2c3d4e5f"
+    secret = tmp_path / "token"
+    secret.write_text(token + "\n")
+    with _connect(sshd, Trust(pinned=sshd.fingerprint), known) as ssh:
+        with pytest.raises(SshError) as shown:
+            ssh.check(f"cat {secret}; exit 3")
+        assert token in str(shown.value)  # an ordinary command's output helps the reader
+        with pytest.raises(SshError) as hidden:
+            ssh.check(f"cat {secret}; echo 'consul: ACL not found' >&2; exit 3", secret_output=True)
+        with pytest.raises(SshError) as silent:
+            ssh.check(f"cat {secret}; exit 3", secret_output=True)
+    assert "ACL not found" in str(hidden.value) and token not in str(hidden.value)
+    assert token not in str(silent.value) and "exited 3" in str(silent.value)

@@ -90,8 +90,11 @@ def test_password_hash_round_trip_and_wrong_password() -> None:
         ("scrypt$1024$8$1$MDEyMzQ1Njc=$MDEyMzQ1Njc4OWFiY2RlZg==", "weak"),
         ("scrypt$16384$8$1$!!$!!", "base64"),
         ("scrypt$16384$8$1$MDE=$MDEyMzQ1Njc4OWFiY2RlZg==", "too short"),
+        # accepted before, then every sign-in raised in scrypt (memory limit) and got no answer at all
+        ("scrypt$1048576$8$1$MDEyMzQ1Njc=$MDEyMzQ1Njc4OWFiY2RlZg==", "more than 256 MiB"),
+        ("scrypt$1099511627776$8$1$MDEyMzQ1Njc=$MDEyMzQ1Njc4OWFiY2RlZg==", "more than 256 MiB"),
     ],
-    ids=["empty", "other-scheme", "weak-n", "not-base64", "short-salt"],
+    ids=["empty", "other-scheme", "weak-n", "not-base64", "short-salt", "n-2-20", "n-2-40"],
 )
 def test_bad_password_file_names_the_file_and_reason(line: str, reason: str) -> None:
     with pytest.raises(auth.AuthConfigError, match=f"^pw.txt: .*{reason}.*--hash-password"):
@@ -135,3 +138,19 @@ def test_throttle_blocks_after_the_limit_within_the_window() -> None:
         throttle.failed(t)
     assert throttle.blocked(30)
     assert not throttle.blocked(61)  # the first failure left the window
+
+
+def test_throttle_counts_per_client_address() -> None:
+    """Before: one count for everybody, so anyone reaching the port locked every user out."""
+    throttle = auth.Throttle(limit=3, window=60)
+    for t in range(3):
+        throttle.failed(t, "10.0.0.66")
+    assert throttle.blocked(5, "10.0.0.66")
+    assert not throttle.blocked(5, "10.0.0.7")
+
+
+def test_throttle_remembers_a_bounded_number_of_addresses() -> None:
+    throttle = auth.Throttle(limit=1, window=60, clients=2)
+    for client in ("a", "b", "c"):
+        throttle.failed(0, client)
+    assert not throttle.blocked(1, "a") and throttle.blocked(1, "b") and throttle.blocked(1, "c")

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from meshop.caddy import dns_wire
+from meshop.caddy.dns_wire import TYPE_A, TYPE_AAAA, TYPE_SRV, address_of, answer, query, site_name, target_name
 from meshop.caddy.render import DynamicUpstreams, ProxyOptions, Site, UnsafeValue, render_site
+from meshop.caddy.upstream_dns import UpstreamDNS
 from meshop.errors import MeshopError
-from meshop.gateway import dns_wire
 from meshop.gateway.config import GatewayPlan, dynamic_sites
-from meshop.gateway.dns_wire import TYPE_A, TYPE_AAAA, TYPE_SRV, address_of, answer, query, site_name, target_name
 from meshop.gateway.probes import Prober
-from meshop.gateway.upstream_dns import UpstreamDNS
 
 NAME = site_name("web.example.com")
 TABLE = {NAME: (("10.0.0.1", 8080), ("fd7a:115c:a1e0::1", 9090))}
@@ -237,3 +237,38 @@ def test_prober_checks_tcp_every_round_and_http_on_its_interval() -> None:
         prober.stop()
         listener.close()
         closed.close()
+
+
+def _edns(packet: bytes, size: int) -> bytes:
+    """``packet`` with an OPT record offering ``size`` bytes (as Go's resolver sends: 1232)."""
+    return packet[:10] + struct.pack("!H", 1) + packet[12:] + b"\x00" + struct.pack("!HHIH", 41, size, 0, 0)
+
+
+MANY = {NAME: tuple((f"10.0.{k // 250}.{k % 250 + 1}", 8000 + k) for k in range(60))}
+
+
+@pytest.mark.parametrize(
+    ("offered", "limit"),
+    [(None, 512), (1232, 1232), (4096, 1232), (100, 512)],
+    ids=["no-edns", "go-1232", "big-buffer-capped", "tiny-buffer-floor"],
+)
+def test_an_srv_answer_fits_the_askers_buffer(offered: int | None, limit: int) -> None:
+    """60 upstreams take ~3 KB; before, the whole answer was sent and Go read a cut datagram."""
+    packet = query(NAME, TYPE_SRV) if offered is None else _edns(query(NAME, TYPE_SRV), offered)
+    response = answer(packet, MANY) or b""
+    rcode, records = parse(response)
+    assert rcode == dns_wire.NOERROR and records and len(response) <= limit
+    assert len(response) + 60 > limit  # filled: one more record (49+ bytes) would not fit
+    assert not struct.unpack("!H", response[2:4])[0] & 0x0200  # not marked truncated (no TCP here)
+
+
+def test_a_cut_answer_rotates_so_every_upstream_is_served() -> None:
+    packet = _edns(query(NAME, TYPE_SRV), 1232)
+    ports: set[int] = set()
+    for turn in range(6):
+        ports |= {port for _, port in srv_targets(parse(answer(packet, MANY, rotate=turn * 17) or b"")[1])}
+    assert ports == {port for _, port in MANY[NAME]}
+
+
+def test_an_answer_that_fits_is_whole_and_in_order_whatever_the_rotation() -> None:
+    assert answer(query(NAME, TYPE_SRV), TABLE, rotate=1) == answer(query(NAME, TYPE_SRV), TABLE)

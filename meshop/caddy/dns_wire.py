@@ -1,4 +1,4 @@
-"""The gateway's upstream names on DNS: pure encoding of the few answers Caddy asks for.
+"""Upstreams for Caddy on DNS: pure encoding of the few answers its dynamic upstreams ask for.
 
 Caddy 2.6's ``dynamic srv`` upstreams look up one SRV name per site at request time (cached for
 ``refresh``); each SRV record names a target and a port, and Caddy dials ``target:port`` through the
@@ -12,6 +12,13 @@ no Caddy reload:
 Only RFC 1035 basics: one question, class IN, no compression in what we parse (a query never needs it),
 answers pointing back at the question. Everything else gets an error code, never an exception: the
 packets come from a local socket but are still treated as hostile input.
+
+An answer fits the asker's UDP buffer: 512 bytes, or the size its EDNS(0) OPT record offers (at most
+1232, what Go's resolver in Caddy reads). A site with more upstreams than fit (~20 IPv4, ~16 IPv6 in
+1232 bytes) gets as many as fit, starting at a rotating offset, so every upstream is served in turn
+(Caddy asks again every ``refresh``). Without the cap Go read a cut datagram ("cannot unmarshal DNS
+message") and the site fell back to its pinned static upstreams. The answer is not marked truncated:
+Go would retry over TCP, which this responder does not speak.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ TTL = 1  # seconds; Caddy keeps its own cache for the site's ``refresh``
 TYPE_A, TYPE_AAAA, TYPE_SRV = 1, 28, 33
 CLASS_IN = 1
 NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
+TYPE_OPT = 41
+UDP_PLAIN, UDP_MAX = 512, 1232  # without EDNS; the most we send even when a bigger buffer is offered
 
 Table = Mapping[str, tuple[tuple[str, int], ...]]  # SRV name (lower case, no trailing dot) -> (address, port)
 
@@ -61,9 +70,10 @@ def address_of(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
     return None
 
 
-def answer(query: bytes, table: Table) -> bytes | None:
+def answer(query: bytes, table: Table, rotate: int = 0) -> bytes | None:
     """The response to one DNS query packet, or None for a packet not worth an answer (too short, a
-    response itself). Names under ``ZONE`` only; anything else is REFUSED."""
+    response itself). Names under ``ZONE`` only; anything else is REFUSED. ``rotate``: where a cut
+    SRV answer starts (the responder passes its query count)."""
     if len(query) < 12:
         return None
     ident, flags, qdcount = struct.unpack("!HHH", query[:6])
@@ -96,7 +106,31 @@ def answer(query: bytes, table: Table) -> bytes | None:
             elif qtype == TYPE_AAAA and ip.version == 6:
                 records.append(_record(TYPE_AAAA, ip.packed))
     rcode = NOERROR if known else NXDOMAIN
+    records = _fitting(records, _udp_limit(query, end) - 12 - len(question), rotate)
     return _header(ident, flags, rcode, qd=1, an=len(records)) + question + b"".join(records)
+
+
+def _udp_limit(query: bytes, end: int) -> int:
+    """The asker's UDP buffer: the payload size of an OPT record right after the question, else 512."""
+    arcount = struct.unpack("!H", query[10:12])[0]
+    opt = query[end : end + 5]
+    if arcount and len(opt) == 5 and opt[0] == 0 and struct.unpack("!H", opt[1:3])[0] == TYPE_OPT:
+        return min(max(struct.unpack("!H", opt[3:5])[0], UDP_PLAIN), UDP_MAX)
+    return UDP_PLAIN
+
+
+def _fitting(records: list[bytes], room: int, rotate: int) -> list[bytes]:
+    """``records`` when they fit in ``room`` bytes, else as many as fit from ``rotate`` on (cyclically)."""
+    if sum(map(len, records)) <= room:
+        return records
+    start = rotate % len(records)
+    out: list[bytes] = []
+    for record in records[start:] + records[:start]:
+        if len(record) > room:
+            break
+        out.append(record)
+        room -= len(record)
+    return out
 
 
 def _header(ident: int, query_flags: int, rcode: int, *, qd: int = 0, an: int = 0) -> bytes:
