@@ -22,19 +22,22 @@ ZONE = "example.test"
 
 
 class BindServer:
-    def __init__(self, workdir: Path, zone: str = ZONE, key_name: str = "meshop-key") -> None:
+    def __init__(
+        self, workdir: Path, zone: str = ZONE, key_name: str = "meshop-key", address: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.workdir = workdir
+        self.address = address  # the fleet runs one on its gateway's address, port 53
         self.zone = zone
         self.key_name = key_name
         self.secret = base64.b64encode(secrets.token_bytes(32)).decode()
         self.other_key = "other-key"
         self.other_secret = base64.b64encode(secrets.token_bytes(32)).decode()
-        self.port = free_port()
+        self.port = port or free_port()
         self.process: Process | None = None
 
     @property
     def server(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.address}:{self.port}"
 
     def write_config(self, extra_records: str = "") -> None:
         d = self.workdir
@@ -50,7 +53,7 @@ class BindServer:
     pid-file "{d}/named.pid";
     session-keyfile "{d}/session.key";
     managed-keys-directory "{d}";
-    listen-on port {self.port} {{ 127.0.0.1; }};
+    listen-on port {self.port} {{ {self.address}; }};
     listen-on-v6 {{ none; }};
     recursion no;
     dnssec-validation no;
@@ -69,13 +72,13 @@ zone "{self.zone}" {{
 """
         )
 
+    def command(self) -> list[str]:
+        return [find_binary("named", "MESHOP_NAMED_BIN"), "-g", "-c", str(self.workdir / "named.conf"), "-n", "1"]
+
     def start(self, extra_records: str = "") -> BindServer:
         if not (self.workdir / "named.conf").exists():
             self.write_config(extra_records)
-        named = find_binary("named", "MESHOP_NAMED_BIN")
-        self.process = Process(
-            [named, "-g", "-c", str(self.workdir / "named.conf"), "-n", "1"], self.workdir / "named.log"
-        ).start()
+        self.process = Process(self.command(), self.workdir / "named.log").start()
         try:  # over TCP: refused at once until named listens (free_port checked the TCP port only)
             wait_until(lambda: self.query("ns1", "A", timeout=1) == ["127.0.0.1"], timeout=20, what="named")
         except TimeoutError as exc:
@@ -89,10 +92,10 @@ zone "{self.zone}" {{
 
     def query(self, name: str, rdtype: str, timeout: float = 2.0) -> list[str]:
         """The answer for ``name`` (relative to the zone, or ``@``) as sorted presentation strings."""
-        if self.process is None or not self.process.alive():
+        if self.process is not None and not self.process.alive():
             raise RuntimeError(f"named is not running:\n{self.process.log_tail() if self.process else ''}")
         fqdn = f"{self.zone}." if name == "@" else f"{name}.{self.zone}."
-        response = dns.query.tcp(dns.message.make_query(fqdn, rdtype), "127.0.0.1", port=self.port, timeout=timeout)
+        response = dns.query.tcp(dns.message.make_query(fqdn, rdtype), self.address, port=self.port, timeout=timeout)
         out = []
         for rrset in response.answer:
             if rrset.rdtype == dns.rdatatype.from_text(rdtype):
@@ -101,5 +104,5 @@ zone "{self.zone}" {{
 
     def ttl(self, name: str, rdtype: str) -> int | None:
         fqdn = f"{name}.{self.zone}."
-        response = dns.query.tcp(dns.message.make_query(fqdn, rdtype), "127.0.0.1", port=self.port, timeout=2)
+        response = dns.query.tcp(dns.message.make_query(fqdn, rdtype), self.address, port=self.port, timeout=2)
         return next((rrset.ttl for rrset in response.answer), None)

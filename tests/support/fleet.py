@@ -10,6 +10,9 @@ Layout (K: the fleet's subnet octet, 10.231.K.0/24)::
     node n1  mf-<id>-n1 10.231.K.11 ─ dockerd, Consul client, meshop agent + node Caddy, standby controller
     node n2  mf-<id>-n2 10.231.K.12 ─ dockerd, Consul client, meshop agent + node Caddy
     ...
+    with --gateways 2: g2 mf-<id>-g2 10.231.K.3 ─ Consul client, a second meshop gateway + Caddy
+    with --dns: BIND9 (named) on 10.231.K.2:53 in the gateway namespace, zone fleet.test, and a
+    client namespace cl mf-<id>-cl 10.231.K.250 (nothing runs there until a benchmark starts a client)
 
 Every process is started with ``nsenter --net=/var/run/netns/<ns>`` (never ``ip netns exec``: it
 remounts /sys and dockerd then fails), in its own session, with ``MESHOP_FLEET_DIR=<root>`` in its
@@ -53,6 +56,9 @@ LOCK = Path("/run/meshop-fleet.lock")
 IMAGE = "meshop-test/busybox:1"
 INGRESS_PORT = 8080
 GATEWAY_PORT = 80
+DNS_ZONE = "fleet.test"
+DNS_KEY = "meshop-key"
+GATEWAY_CHECK_INTERVAL = 1.0  # seconds; the gateways' Consul checks when DNS follows them
 
 
 def log(message: str) -> None:
@@ -232,6 +238,9 @@ class Fleet:
     octet: int | None = None
     grace: float = 10.0
     prefix: str = "meshop"
+    gateways: int = 1  # 2: a second gateway namespace g2; both register with --advertise-addr
+    dns: bool = False  # BIND9 on the gateway namespace, the Gateway document's dns section, a client namespace
+    dns_ttl: int = 5
     _children: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -241,6 +250,10 @@ class Fleet:
             saved = json.loads(state.read_text())
             self.fid, self.nodes, self.octet = saved["fid"], saved["nodes"], saved["octet"]
             self.grace, self.prefix = saved.get("grace", self.grace), saved.get("prefix", self.prefix)
+            self.gateways, self.dns = saved.get("gateways", 1), saved.get("dns", False)
+            self.dns_ttl = saved.get("dns_ttl", self.dns_ttl)
+        if self.gateways not in (1, 2):
+            raise ValueError(f"gateways {self.gateways}: 1 or 2")
         if len(self.fid) > 8 or not self.fid.isalnum():
             raise ValueError(f"fleet id {self.fid!r}: at most 8 letters or digits (it names interfaces)")
 
@@ -266,6 +279,23 @@ class Fleet:
         return Member("gw", f"mf-{self.fid}-gw", f"{SUBNET}.{self.octet}.2", "p-gw", self.root, str(self.root))
 
     @property
+    def gateway2(self) -> Member:
+        return Member("g2", f"mf-{self.fid}-g2", f"{SUBNET}.{self.octet}.3", "p-g2", self.root, str(self.root))
+
+    @property
+    def client(self) -> Member:
+        """An empty namespace for a client (a benchmark's resolver and request loop), only with ``dns``."""
+        return Member("cl", f"mf-{self.fid}-cl", f"{SUBNET}.{self.octet}.250", "p-cl", self.root, str(self.root))
+
+    @property
+    def gateway_members(self) -> list[Member]:
+        return [self.gateway, self.gateway2][: self.gateways]
+
+    @property
+    def dns_server(self) -> str:
+        return f"{self.gateway.addr}:53"
+
+    @property
     def node_names(self) -> list[str]:
         return [f"n{i}" for i in range(1, self.nodes + 1)]
 
@@ -277,7 +307,9 @@ class Fleet:
 
     @property
     def members(self) -> list[Member]:
-        return [self.gateway, *(self.node(n) for n in self.node_names)]
+        extra = [self.gateway2] if self.gateways > 1 else []
+        extra += [self.client] if self.dns else []
+        return [self.gateway, *(self.node(n) for n in self.node_names), *extra]
 
     @property
     def consul_addr(self) -> str:
@@ -313,6 +345,9 @@ class Fleet:
                 "octet": self.octet,
                 "grace": self.grace,
                 "prefix": self.prefix,
+                "gateways": self.gateways,
+                "dns": self.dns,
+                "dns_ttl": self.dns_ttl,
             }
             (self.root / "fleet.json").write_text(json.dumps(state) + "\n")
             namespaces = set(run("ip", "netns", "list").stdout.decode().split())
@@ -439,12 +474,54 @@ class Fleet:
         args += ["--metrics-addr", f"{member.addr}:9465"]
         self.spawn(member, "controller", [*self.meshop(member, f"{member.addr}:8500"), *args])
 
-    def start_gateway(self) -> None:
-        gw = self.gateway
-        args = ["gateway", "run", "--id", "gw", "--caddy-dir", str(gw.dir / "caddy"), "--tls", "off"]
+    def start_gateway(self, gw: Member | None = None) -> None:
+        """The gateway on ``gw`` (default the first); with two, each registers its address for DNS and drains
+        for the record TTL + 3 s on SIGTERM (a planned handover)."""
+        gw = gw or self.gateway
+        args = ["gateway", "run", "--id", gw.name, "--caddy-dir", str(gw.dir / "caddy"), "--tls", "off"]
         args += ["--http-port", str(GATEWAY_PORT), "--https-port", "443", "--bind", gw.addr]
         args += ["--metrics-addr", f"{gw.addr}:9466"]
+        if self.gateways > 1 or self.dns:
+            args += ["--advertise-addr", gw.addr, "--check-interval", str(GATEWAY_CHECK_INTERVAL)]
+            args += ["--drain", str(self.dns_ttl + 3)]
         self.spawn(gw, "gateway", [*self.meshop(gw, f"{gw.addr}:8500"), *args])
+
+    def bind(self) -> Any:
+        """The fleet's BIND9 (tests.support.bind_server, imported only with ``dns``: it needs dnspython);
+        its TSIG secret is kept beside named.conf so a restart (gateway boot) keeps the key."""
+        from tests.support.bind_server import BindServer
+
+        folder = self.gateway.dir / "named"
+        server = BindServer(folder, zone=DNS_ZONE, key_name=DNS_KEY, address=self.gateway.addr, port=53)
+        secret = folder / "tsig.secret"
+        if secret.exists():
+            server.secret = secret.read_text().strip()
+        else:
+            server.write_config()
+            secret.write_text(server.secret + "\n")
+            secret.chmod(0o600)
+        return server
+
+    def start_named(self) -> None:
+        self.spawn(self.gateway, "named", self.bind().command())
+
+    def dns_query(self, host: str) -> list[str]:
+        """The A records BIND answers for ``host`` (a name under the zone, e.g. web.fleet.test)."""
+        return list(self.bind().query(host.removesuffix(f".{DNS_ZONE}"), "A", timeout=1))
+
+    def configure_dns(self) -> None:
+        """The TSIG secret where the DNS writer reads it (``<prefix>/secrets/meshop-dns/``, the secrets
+        folder: on a fleet without ACLs a plain KV write) and the Gateway document pointing at BIND."""
+        key = f"{self.prefix}/secrets/meshop-dns/tsig"
+        request = urllib.request.Request(
+            f"http://{self.consul_addr}/v1/kv/{key}", data=self.bind().secret.encode(), method="PUT"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            response.read()
+        dns = {"provider": "rfc2136", "server": self.dns_server, "zone": DNS_ZONE, "keyName": DNS_KEY}
+        dns.update({"keySecretKey": key, "ttl": self.dns_ttl, "records": "hosts"})
+        spec = {"domains": [DNS_ZONE], "tls": {"mode": "off"}, "dns": dns}
+        self.apply({"apiVersion": "meshop.io/v1alpha1", "kind": "Gateway", "metadata": {"name": "fleet"}, "spec": spec})
 
     def start_agent(self, node: Member) -> None:
         args = [
@@ -514,15 +591,24 @@ class Fleet:
         self.start_consul(gw)
         for node in self.node_names:
             self.start_consul(self.node(node))
+        if self.gateways > 1:
+            self.start_consul(self.gateway2)
+        if self.dns:
+            self.start_named()
         for name in self.node_names:
             node = self.node(name)
             wait_for(lambda n=node: self.engine_ready(n), 60, f"dockerd on {name}")  # type: ignore[misc]
             self.load_image(node)
         wait_for(lambda: self.consul_get("/v1/status/leader"), 60, "a Consul leader on the gateway")
-        wait_for(lambda: self.members_alive() >= {"gw", *self.node_names}, 60, "every Consul agent to join")
+        agents = {m.name for m in self.gateway_members} | set(self.node_names)
+        wait_for(lambda: self.members_alive() >= agents, 60, "every Consul agent to join")
+        if self.dns:
+            wait_for(lambda: self.dns_query(f"ns1.{DNS_ZONE}") == ["127.0.0.1"], 30, "named on the gateway")
+            self.configure_dns()
         self.start_controller(gw)
         wait_for(lambda: self.leader() == "ctl-gw" or self.leader(), 30, "a controller to lead")
-        self.start_gateway()
+        for member in self.gateway_members:
+            self.start_gateway(member)
         for name in self.node_names:
             self.start_agent(self.node(name))
         self.start_controller(self.node(self.node_names[0]))  # the hot standby
@@ -530,7 +616,8 @@ class Fleet:
         return time.monotonic() - started
 
     def member(self, name: str) -> Member:
-        return self.gateway if name == "gw" else self.node(name)
+        named = {m.name: m for m in (self.gateway, self.gateway2, self.client)}
+        return named[name] if name in named else self.node(name)
 
     def power_off(self, name: str) -> int:
         """Pull the plug on a node (or the gateway, "gw"): its link down and every process in its namespace
@@ -548,9 +635,15 @@ class Fleet:
         self.set_link(name, True)
         if name == "gw":
             self.start_consul(member)
+            if self.dns:
+                self.start_named()
             wait_for(lambda: self.consul_get("/v1/status/leader"), 60, "a Consul leader after the boot")
             self.start_controller(member)
             self.start_gateway()
+            return
+        if name == "g2":
+            self.start_consul(member)
+            self.start_gateway(member)
             return
         self.start_dockerd(member)
         self.start_consul(member)
@@ -585,11 +678,16 @@ class Fleet:
             except Exception as exc:  # noqa: BLE001 - reported at the end
                 errors.append(repr(exc))
 
-        step(lambda: parallel([lambda p=p: self.stop(gw, p) for p in ("gateway", "controller")]))
+        gateways = self.gateway_members
+        drains = self.gateways > 1 or self.dns  # --drain: no need to wait for it at teardown
+        step(lambda: parallel([lambda m=m: self.stop(m, "gateway", timeout=2 if drains else 30) for m in gateways]))
+        step(lambda: self.stop(gw, "controller"))
         step(lambda: parallel([lambda n=n, p=p: self.stop(n, p) for n in nodes for p in ("controller", "agent")]))
         step(lambda: parallel([lambda n=n: self._engine_down(n) for n in nodes]))
-        step(lambda: parallel([lambda n=n: self.stop(n, "consul") for n in nodes]))  # leave while the server runs
+        clients = [*nodes, *gateways[1:]]
+        step(lambda: parallel([lambda n=n: self.stop(n, "consul") for n in clients]))  # leave while the server runs
         step(lambda: self.stop(gw, "consul"))
+        step(lambda: self.stop(gw, "named"))
         for member in [*self.members, Member("net", self.switch_ns, "", "", self.root, str(self.root))]:
             step(lambda m=member: kill_tree(m.ns))  # anything left in our own namespaces (Caddies, shims)
         self._reap()
@@ -811,9 +909,11 @@ def service_doc(
 
 
 @contextlib.contextmanager
-def session_fleet(root: Path, nodes: int = 3, grace: float = 10.0) -> Iterator[Fleet]:
+def session_fleet(
+    root: Path, nodes: int = 3, grace: float = 10.0, gateways: int = 1, dns: bool = False
+) -> Iterator[Fleet]:
     """A fleet of its own (random id, its own subnet) for a test session or a benchmark; always torn down."""
-    fleet = Fleet(root, fid=f"t{secrets.token_hex(3)}", nodes=nodes, grace=grace)
+    fleet = Fleet(root, fid=f"t{secrets.token_hex(3)}", nodes=nodes, grace=grace, gateways=gateways, dns=dns)
     try:
         fleet.up()
         yield fleet
@@ -841,6 +941,10 @@ def _cmd_up(fleet: Fleet) -> None:
     print(fleet.cli("status").stdout)
     status, body = http_get(fleet.gateway.addr, GATEWAY_PORT, EXAMPLE_HOST)
     print(f"$ curl -H 'Host: {EXAMPLE_HOST}' {fleet.gateway_url}/\n{status} {body.strip()}\n")
+    if fleet.dns:
+        wanted = sorted(m.addr for m in fleet.gateway_members)
+        wait_for(lambda: fleet.dns_query(EXAMPLE_HOST) == wanted, 60, f"{EXAMPLE_HOST} in DNS")
+        print(f"$ dig @{fleet.gateway.addr} {EXAMPLE_HOST} A\n{', '.join(wanted)} (TTL {fleet.dns_ttl} s)\n")
     env = " ".join(f"{k}={v}" for k, v in fleet.env().items())
     print(f"Try:\n  {env} .venv/bin/meshop status\n  curl -H 'Host: {EXAMPLE_HOST}' {fleet.gateway_url}/")
     print(f"  {sys.executable} -m tests.support.fleet power-off n2     # then power-on n2")
@@ -855,11 +959,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("node", nargs="?")
     parser.add_argument("--root", type=Path, default=REPO / ".dev" / "fleet")
     parser.add_argument("--nodes", type=int, default=int(os.environ.get("FLEET_NODES", "3")))
+    parser.add_argument("--gateways", type=int, choices=[1, 2], default=1, help="2: a second gateway namespace g2")
+    parser.add_argument("--dns", action="store_true", help="BIND9 on the gateway, the Gateway's dns section")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("fleet: network namespaces need root", file=sys.stderr)
         return 1
-    fleet = Fleet(args.root, nodes=args.nodes)
+    fleet = Fleet(args.root, nodes=args.nodes, gateways=args.gateways, dns=args.dns)
     try:
         if args.command == "up":
             _cmd_up(fleet)
