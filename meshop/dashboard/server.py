@@ -30,6 +30,7 @@ from meshop.dashboard.actions import node_action, service_restart, writer_polici
 from meshop.dashboard.live import Live
 from meshop.errors import ConsulAccessDenied, ConsulError, MeshopError, NotFound
 from meshop.httpserver import parse_listen
+from meshop.model.names import is_dns_label
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +261,8 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             found = SERVICE.match(path)
             if found:
                 name = unquote(found.group(2))
+                if not is_dns_label(name):  # a service name; never a path into other keys (``..%2F``)
+                    raise NotFound(f"no such service: {name[:80]!r}")
                 version = dash.live.version
                 desc = describe_service(KVStore(dash.config), name, dash.clock)
                 body = views.service(desc, dash.clock(), viewer)

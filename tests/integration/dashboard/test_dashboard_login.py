@@ -13,9 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.dashboard.auth import PasswordHash, hash_password
 from meshop.dashboard.server import Dashboard, Settings
+from meshop.errors import DocumentError
 from tests.support import acl
 from tests.support.consul_server import ConsulServer
 
@@ -221,3 +223,31 @@ def test_failed_sign_ins_from_one_address_do_not_lock_out_another(consul_server:
         assert sign_in("127.0.0.1", "correct horse battery")[0] == 303  # everybody else does not
     finally:
         server.stop()
+
+
+def test_a_service_name_in_the_url_cannot_walk_to_other_keys(
+    consul_server: ConsulServer, prefix: str, store: KVStore
+) -> None:
+    """``/service/..%2F..%2Fsecrets%2Fapp%2Fpw``: Consul cleans the key's URL path and redirects, py-consul
+    follows, so the page read ``secrets/app/pw`` with the dashboard's token and showed it as the service's
+    document (a management token, allowed for ``--actions``, reads every secret). Now a 404, and the
+    store refuses such a key on both backends."""
+    store.put("secrets/app/pw", b'{"user": "db", "password": "hunter2-secret"}')
+    config = ConsulConfig.from_env({}, addr=consul_server.addr, token=consul_server.token, prefix=prefix)
+    server = Dashboard(config, Settings("127.0.0.1:0")).start()
+    try:
+        for path in ("/service/..%2F..%2Fsecrets%2Fapp%2Fpw", "/fragment/service/..%2F..%2Fsecrets%2Fapp%2Fpw"):
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            try:
+                conn.request("GET", path, headers={"Host": f"127.0.0.1:{server.port}"})
+                answer = conn.getresponse()
+                body = answer.read().decode()
+            finally:
+                conn.close()
+            assert answer.status == 404 and "hunter2" not in body, (path, answer.status)
+    finally:
+        server.stop()
+    for backend in (KVStore(config), KVStore.over_http(config)):
+        for key in ("desired/services/../../secrets/app/pw", "desired/./x", "../other"):
+            with pytest.raises(DocumentError, match=re.escape("'.' or '..' segment")):
+                backend.get(key)
