@@ -20,6 +20,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -252,6 +253,7 @@ def main() -> int:
         if not opts.keep:
             for cid in containers:
                 subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

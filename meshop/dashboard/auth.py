@@ -180,24 +180,33 @@ def csrf_ok(expected: str, got: str | None) -> bool:
 
 
 class Throttle:
-    """At most ``limit`` failed logins per ``window`` seconds across all clients; then logins wait."""
+    """At most ``limit`` failed logins per ``window`` seconds from one client address; then that address
+    waits. Per address, not for everybody: a global count let anyone who reaches the port lock every
+    user out with ten bad attempts a minute. At most ``clients`` addresses are remembered (the least
+    recently failing go first). Behind a proxy every client has the proxy's address: one shared count."""
 
-    def __init__(self, limit: int = 10, window: float = 60.0) -> None:
+    def __init__(self, limit: int = 10, window: float = 60.0, clients: int = 10_000) -> None:
         self.limit = limit
         self.window = window
-        self._failures: deque[float] = deque()
+        self.clients = clients
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _expire(self, now: float) -> None:
-        while self._failures and self._failures[0] <= now - self.window:
-            self._failures.popleft()
+    def _recent(self, client: str, now: float) -> deque[float]:
+        failures = self._failures.get(client, deque())
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
 
-    def blocked(self, now: float) -> bool:
+    def blocked(self, now: float, client: str = "") -> bool:
         with self._lock:
-            self._expire(now)
-            return len(self._failures) >= self.limit
+            return len(self._recent(client, now)) >= self.limit
 
-    def failed(self, now: float) -> None:
+    def failed(self, now: float, client: str = "") -> None:
         with self._lock:
-            self._expire(now)
-            self._failures.append(now)
+            failures = self._recent(client, now)
+            failures.append(now)
+            self._failures[client] = failures
+            self._failures.move_to_end(client)
+            while len(self._failures) > self.clients:
+                self._failures.popitem(last=False)

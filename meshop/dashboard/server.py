@@ -112,12 +112,12 @@ class Dashboard:
             return None
         return views.Viewer(actions=self.settings.actions and session.may_act, csrf=session.csrf, user=session.user)
 
-    def login(self, form: dict[str, str]) -> tuple[auth.Session | None, str]:
+    def login(self, form: dict[str, str], client: str = "") -> tuple[auth.Session | None, str]:
         """(session, "") or (None, why not). A token must be able to read meshop's keys in Consul; the
         session may act (with ``--actions``) only when that token could write ``desired/`` itself: the
         dashboard acts with its own token, which must not lend a read-only token its rights."""
         now = self.clock()
-        if self.throttle.blocked(now):
+        if self.throttle.blocked(now, client):
             return None, "too many failed sign-ins; wait a minute"
         method = form.get("method", "")
         user, may_act, error = "", False, "unknown sign-in method"
@@ -129,7 +129,7 @@ class Dashboard:
         elif method == "token":
             user, may_act, error = self._check_token(form.get("token", "").strip())
         if not user:
-            self.throttle.failed(now)
+            self.throttle.failed(now, client)
             return None, error
         return self.sessions.create(user, now, may_act), ""
 
@@ -372,7 +372,7 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
         def _login(self, form: dict[str, str]) -> None:
             if not dash.login_required:
                 return self._redirect("/")
-            session, error = dash.login(form)
+            session, error = dash.login(form, self.client_address[0])
             if session is None:
                 return self._send(401, pages.login(error, password=dash.settings.password is not None))
             return self._redirect("/", Set_Cookie=auth.set_cookie(session, dash.clock()))

@@ -35,9 +35,12 @@ class Decision:
     reason: str = ""
 
 
-def decide(offered: str, listed: frozenset[str], trust: Trust) -> Decision:
+def decide(offered: str, listed: frozenset[str], trust: Trust, revoked: frozenset[str] = frozenset()) -> Decision:
     """``offered``: the server key's fingerprint; ``listed``: fingerprints known_hosts holds for this host
-    and key type (empty when unlisted)."""
+    and key type (empty when unlisted); ``revoked``: fingerprints a ``@revoked`` line names for this
+    host, refused whatever else says yes (a pin, TOFU, a listing)."""
+    if offered in revoked:
+        return Decision(Verdict.REFUSED, f"offers {offered}, which known_hosts marks @revoked")
     if trust.pinned is not None and offered != trust.pinned:
         return Decision(Verdict.REFUSED, f"offers {offered}, but --host-key is {trust.pinned}")
     if listed:

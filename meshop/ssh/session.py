@@ -9,7 +9,10 @@ or TOFU are remembered in meshop's own known_hosts (``MESHOP_KNOWN_HOSTS``, defa
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import hmac
 import os
 import posixpath
 import secrets
@@ -63,21 +66,48 @@ class Result:
         return self.stdout.decode("utf-8", "replace")
 
 
-def _listed(paths: tuple[Path, ...], name: str) -> dict[str, str]:
-    """Fingerprint -> key type of every key the files list for ``name``."""
-    import paramiko
-
+def _listed(paths: tuple[Path, ...], name: str) -> tuple[dict[str, str], frozenset[str]]:
+    """(fingerprint -> key type of every key the files list for ``name``, fingerprints of the keys a
+    ``@revoked`` line names for it). Lines are read one by one: paramiko's loader raises on any marker
+    line (``@cert-authority``, common where SSH certificates are used, and ``@revoked``), which ended
+    the command with a traceback and would have lost the revocation; CA lines are skipped (meshop does
+    not accept host certificates)."""
     found: dict[str, str] = {}
+    revoked: set[str] = set()
     for path in paths:
         if not path.is_file():
             continue
         try:
-            keys = paramiko.HostKeys(str(path))
-        except (OSError, paramiko.SSHException, ValueError) as exc:
-            raise SshError(f"cannot read known_hosts {path}: {exc}") from None
-        for key in (keys.lookup(name) or {}).values():
-            found[fingerprint(key.asbytes())] = key.get_name()
-    return found
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError as exc:
+            raise SshError(f"cannot read known_hosts {path}: {exc.strerror}") from None
+        for number, line in enumerate(lines, 1):
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            marker = fields.pop(0) if fields[0].startswith("@") else ""
+            if marker not in ("", "@revoked") or len(fields) < 3:
+                continue
+            if not any(_host_matches(pattern, name) for pattern in fields[0].split(",")):
+                continue
+            try:
+                blob = base64.b64decode(fields[2], validate=True)
+            except (binascii.Error, ValueError):
+                raise SshError(f"known_hosts {path} line {number}: the key is not base64") from None
+            if marker:
+                revoked.add(fingerprint(blob))
+            else:
+                found[fingerprint(blob)] = fields[1]
+    return found, frozenset(revoked)
+
+
+def _host_matches(pattern: str, name: str) -> bool:
+    """A known_hosts host field entry names ``name``: equal, or OpenSSH's hashed form ``|1|salt|hash``."""
+    if pattern.startswith("|1|"):
+        import paramiko
+
+        return hmac.compare_digest(paramiko.HostKeys.hash_host(name, pattern), pattern)
+    return pattern == name
 
 
 def _disabled_host_key_types(listed: dict[str, str], preferred: tuple[str, ...]) -> list[str]:
@@ -117,12 +147,12 @@ def connect(
     known = known or KnownHosts()
     trust = trust or Trust()
     name = target.known_hosts_name
-    listed = _listed((*known.read, known.own), name)
+    listed, revoked = _listed((*known.read, known.own), name)
 
     class Policy(paramiko.MissingHostKeyPolicy):
         def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
             offered = fingerprint(key.asbytes())
-            decision = decide(offered, frozenset(listed), trust)
+            decision = decide(offered, frozenset(listed), trust, revoked)
             if decision.verdict is Verdict.REFUSED:
                 raise HostKeyRefused(f"host key of {target} refused: it {decision.reason}", offered)
             if decision.verdict is Verdict.TOFU:

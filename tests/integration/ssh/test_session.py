@@ -34,17 +34,27 @@ def test_pinned_key_runs_commands_and_is_remembered(sshd, known):
         assert ssh.run("true").ok
 
 
-@pytest.mark.parametrize("how", ["wrong-pin", "unknown", "changed-key", "changed-key-tofu"])
+@pytest.mark.parametrize(
+    "how", ["wrong-pin", "unknown", "changed-key", "changed-key-tofu", "revoked-tofu", "revoked-pinned"]
+)
 def test_untrusted_key_is_refused_before_login(sshd, known, tmp_path, how):
+    """``revoked-*``: the user's known_hosts marks the server's key ``@revoked`` (next to a
+    ``@cert-authority`` line): before, paramiko's loader raised InvalidHostKey on either marker line (a
+    traceback), and had it skipped them, TOFU or a pin would have taken the revoked key."""
     marker = tmp_path / "ran"
     if how.startswith("changed-key"):
         other = SshServer(tmp_path / "other")  # a host key the server does not have
         known.read[0].write_text(other.known_hosts_line().replace(str(other.port), str(sshd.port)))
+    if how.startswith("revoked"):
+        ca = SshServer(tmp_path / "ca").known_hosts_line().split(" ", 1)[1]
+        known.read[0].write_text(f"@cert-authority *.example.com {ca}@revoked {sshd.known_hosts_line()}")
     trust = {
         "wrong-pin": Trust(pinned=OTHER),
         "unknown": Trust(),
         "changed-key": Trust(),
         "changed-key-tofu": Trust(accept_new=True),
+        "revoked-tofu": Trust(accept_new=True),
+        "revoked-pinned": Trust(pinned=sshd.fingerprint),
     }[how]
     before = _accepted_logins(sshd)
     with pytest.raises(HostKeyRefused) as info, _connect(sshd, trust, known) as ssh:
@@ -67,8 +77,14 @@ def test_trust_on_first_use_prints_the_fingerprint(sshd, known):
     assert said == []  # known now: nothing to trust any more
 
 
-def test_user_known_hosts_is_read_not_written(sshd, known):
-    known.read[0].write_text(sshd.known_hosts_line())
+@pytest.mark.parametrize("hashed", [False, True], ids=["plain", "hashed"])
+def test_user_known_hosts_is_read_not_written(sshd, known, hashed):
+    """Plain and OpenSSH-hashed (``HashKnownHosts yes``) names, next to a CA line meshop skips."""
+    import paramiko
+
+    name, rest = sshd.known_hosts_line().split(" ", 1)
+    ca = "@cert-authority *.example.com " + rest
+    known.read[0].write_text(ca + (paramiko.HostKeys.hash_host(name) if hashed else name) + " " + rest)
     with _connect(sshd, Trust(), known) as ssh:
         assert ssh.run("true").ok
     assert not known.own.exists()

@@ -138,3 +138,19 @@ def test_throttle_blocks_after_the_limit_within_the_window() -> None:
         throttle.failed(t)
     assert throttle.blocked(30)
     assert not throttle.blocked(61)  # the first failure left the window
+
+
+def test_throttle_counts_per_client_address() -> None:
+    """Before: one count for everybody, so anyone reaching the port locked every user out."""
+    throttle = auth.Throttle(limit=3, window=60)
+    for t in range(3):
+        throttle.failed(t, "10.0.0.66")
+    assert throttle.blocked(5, "10.0.0.66")
+    assert not throttle.blocked(5, "10.0.0.7")
+
+
+def test_throttle_remembers_a_bounded_number_of_addresses() -> None:
+    throttle = auth.Throttle(limit=1, window=60, clients=2)
+    for client in ("a", "b", "c"):
+        throttle.failed(0, client)
+    assert not throttle.blocked(1, "a") and throttle.blocked(1, "b") and throttle.blocked(1, "c")

@@ -100,3 +100,9 @@ def test_decide(offered, listed, trust, verdict):
     assert decision.verdict is verdict
     if verdict is Verdict.REFUSED:
         assert offered in decision.reason  # the operator sees what the server offered
+
+
+@pytest.mark.parametrize("trust", [Trust(), Trust(accept_new=True), Trust(pinned=A)], ids=["listed", "tofu", "pinned"])
+def test_a_revoked_key_is_refused_whatever_says_yes(trust):
+    decision = decide(A, frozenset({A}), trust, revoked=frozenset({A}))
+    assert decision.verdict is Verdict.REFUSED and "@revoked" in decision.reason

@@ -1,0 +1,78 @@
+"""What the DNS writer takes from Consul before it plans records: gateway registrations and routes are
+hostile input (a registration by another token, a hand-edited route). Pure functions of the writer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from meshop.consul.kv import Entry, Listing
+from meshop.consul.services import InstanceHealth
+from meshop.dns.targets import GatewayInstance
+from meshop.operator.dns import gateway_instances, served_hosts
+
+
+def gw(service_id: str, address: str = "203.0.113.7", meta_id: str | None = None, status: str = "passing"):
+    meta = {} if meta_id is None else {"id": meta_id}
+    return InstanceHealth("n", service_id, meta, status, address="198.51.100.1", service_address=address)
+
+
+@pytest.mark.parametrize(
+    ("instance", "found", "why"),
+    [
+        (gw("meshop-gateway-gw1"), GatewayInstance("gw1", "203.0.113.7", True), ""),
+        (gw("meshop-gateway-gw1", status="critical"), GatewayInstance("gw1", "203.0.113.7", False), ""),
+        (gw("meshop-gateway-gw1", address=""), GatewayInstance("gw1", "198.51.100.1", True), ""),
+        (gw("web-1"), None, "is not a gateway's own"),
+        (gw("meshop-gateway-GW_1"), None, "is not a gateway's own"),
+        (gw("meshop-gateway-gw1", meta_id="gw2"), None, "is not a gateway's own"),
+        (gw("meshop-gateway-gw1", address="127.0.0.1"), None, "loopback"),
+        (gw("meshop-gateway-gw1", address="::ffff:127.0.0.1"), None, "loopback"),
+        (gw("meshop-gateway-gw1", address="169.254.169.254"), None, "link-local"),
+        (gw("meshop-gateway-gw1", address="0.0.0.0"), None, "unspecified"),
+        (gw("meshop-gateway-gw1", address="10.0.0.1%eth0"), None, "zone id"),
+    ],
+    ids=[
+        "own",
+        "critical-kept-unhealthy",
+        "node-address",
+        "other-service",
+        "bad-label",
+        "meta-id-differs",
+        "loopback",
+        "mapped-loopback",
+        "metadata-service",
+        "unspecified",
+        "zone-id",
+    ],
+)
+def test_only_a_gateways_own_registration_with_a_dialable_address_counts(instance, found, why) -> None:
+    gateways, refused = gateway_instances([instance], local_cluster=False)
+    assert gateways == ([found] if found else [])
+    assert (why in refused[0]) if why else refused == []
+
+
+def route(key_host: str, host: str, *upstreams: tuple[str, bool]) -> Entry:
+    body = {
+        "host": host,
+        "service": "web",
+        "path": "/",
+        "upstreams": [{"node": "n", "address": a, "port": 8080, "healthy": h} for a, h in upstreams],
+    }
+    return Entry(f"routes/{key_host}", json.dumps(body).encode(), 1)
+
+
+def test_served_hosts_keep_hosts_in_the_gateway_domains_and_dialable_healthy_upstreams() -> None:
+    listing = Listing(
+        1,
+        (
+            route("a.apps.example.com", "a.apps.example.com", ("203.0.113.1", True), ("203.0.113.2", False)),
+            route("b.apps.example.com", "b.apps.example.com", ("127.0.0.1", True), ("203.0.113.3", True)),
+            route("mail.example.com", "mail.example.com", ("203.0.113.4", True)),  # outside the domains
+            route("c.apps.example.com", "e.apps.example.com", ("203.0.113.5", True)),  # key and host disagree
+            Entry("routes/d.apps.example.com", b"{not json", 1),
+        ),
+    )
+    hosts = served_hosts(listing, ("apps.example.com",), local_cluster=False)
+    assert hosts == {"a.apps.example.com": ["203.0.113.1"], "b.apps.example.com": ["203.0.113.3"]}
