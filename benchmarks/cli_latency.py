@@ -218,7 +218,9 @@ class Cluster:
         self.env = {**environment(tree), "DOCKER_HOST": sock}
         base = [PYTHON, "-P", "-m", "meshop", "--consul-addr", consul.addr, "--prefix", self.prefix]
         env = {"PYTHONPATH": str(tree) if tree else "", "DOCKER_HOST": sock}
-        self.controller = Process([*base, "controller", "run", "--metrics-addr", "127.0.0.1:0"], workdir / "c.log", env)
+        # its own --id: two clusters share this Consul agent, and a controller registers meshop-controller-<id>
+        controller = ["controller", "run", "--id", f"ctl-{self.prefix}", "--metrics-addr", "127.0.0.1:0"]
+        self.controller = Process([*base, *controller], workdir / f"{self.prefix}-controller.log", env)
         agent = ["agent", "run", "--node", self.node, "--advertise-addr", "127.0.0.1", "--metrics-addr", "127.0.0.1:0"]
         agent += ["--state-dir", str(workdir / f"{self.prefix}-state"), "--stop-grace", "1"]
         self.agent = Process([*base, *agent], workdir / f"{self.prefix}-agent.log", env)
@@ -407,9 +409,9 @@ def main() -> None:
             trees = {label: compiled(tree, Path(tmp)) for label, tree in trees.items()}
         print("bytecode:", "none (sources compiled on every run)" if args.source_only else "compiled", flush=True)
         results = command_latency(consul, trees, args.repeat, Path(tmp))
+        print_latency(results, trees, args.repeat)  # now: the end-to-end part takes minutes and may fail
         if args.e2e:
             table = end_to_end(consul, trees, sizes, args.e2e_repeat, Path(tmp))
-    print_latency(results, trees, args.repeat)
     if table is not None:
         print_end_to_end(table, sizes, args.e2e_repeat)
 

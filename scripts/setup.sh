@@ -35,8 +35,20 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv python
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -q >/dev/null
-  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  # Only the programs are wanted: without a policy-rc.d, Debian would also start system services that
+  # listen on every interface (named on :53, sshd, docker-registry on :5000, caddy on :80). A policy
+  # that forbids starting them is put in place for the install only, and only when there is none.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# meshop setup.sh: no service starts while it installs packages\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 0755 "$policy"
+    made_policy=1
+  fi
+  status=0
+  $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+  if [ -n "$made_policy" ]; then $SUDO rm -f "$policy"; fi
+  [ "$status" -eq 0 ] || { log "apt-get failed (exit $status)"; exit "$status"; }
 fi
 
 # --- Packages from Debian 11 (bullseye), fetched without touching the system's apt configuration ----

@@ -253,8 +253,8 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
     ):
         path = f"/etc/meshop/{role}.env"
         token = f"$(cat {MANAGEMENT_TOKEN})" if role == "acl-sync" else f"$({env} {render.BIN} acl token {role})"
-        lines = "".join(
-            f"{k}={v}\\n"
+        lines = "".join(  # handed to printf as an argument, never as its format: a % stays a %
+            f"{k}={v}\n"
             for k, v in {"MESHOP_PREFIX": inputs.prefix, "CONSUL_HTTP_ADDR": "127.0.0.1:8500", **extra}.items()
         )
         steps.append(
@@ -263,8 +263,8 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
                 check=f"[ \"$(stat -c %a {path} 2>/dev/null)\" = 600 ] && grep -q '^CONSUL_HTTP_TOKEN=.' {path} "
                 f"&& grep -qxF {shlex.quote('MESHOP_PREFIX=' + inputs.prefix)} {path}",
                 apply=(
-                    f"umask 077; t={token} && printf '{lines}CONSUL_HTTP_TOKEN=%s\\n' \"$t\" > {path}.new "
-                    f"&& mv {path}.new {path}"
+                    f"umask 077; t={token} && printf '%sCONSUL_HTTP_TOKEN=%s\\n' {shlex.quote(lines)} \"$t\" "
+                    f"> {path}.new && mv {path}.new {path}"
                 ),
             )
         )

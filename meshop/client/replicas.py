@@ -19,7 +19,7 @@ from meshop.model import keys, records
 from meshop.model.addresses import address_problem
 from meshop.model.names import is_dns_label
 
-_CONTAINER_ID = re.compile(r"^[0-9a-f]{12,64}$")
+_CONTAINER_ID = re.compile(r"[0-9a-f]{12,64}")
 _SINCE = re.compile(
     r"^(\d{1,9}(\.\d+)?(ns|us|ms|s|m|h))+$|^\d{4}-\d\d-\d\d([T ][0-9:.]+(Z|[+-]\d\d:?\d\d)?)?$|^\d{1,12}$"
 )
@@ -87,7 +87,7 @@ def find(
         for container in obs.containers:
             if replica is not None and container.replica != replica:
                 continue
-            if not _CONTAINER_ID.match(container.id):
+            if not _CONTAINER_ID.fullmatch(container.id):
                 skipped.append(f"{where}/{container.replica}: container id {container.id[:80]!r} is not a Docker id")
                 continue
             found.append(Replica(where, container.replica, container.id, addresses[where], container.state))

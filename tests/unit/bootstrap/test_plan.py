@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -166,3 +167,17 @@ def test_shipped_units_are_the_rendered_ones(name):
 def test_package_steps_skip_docker_when_an_engine_is_there():
     docker = plan_node(NODE, SOFTWARE)[0]
     assert isinstance(docker, Packages) and docker.check.startswith("{ [ -S /var/run/docker.sock ]; } ||")
+
+
+def test_env_files_are_written_verbatim_even_with_a_percent_sign(tmp_path: Path) -> None:
+    """The env file's lines are printf's argument, not its format: ``%`` in gateway args stays ``%``."""
+    inputs = replace(GATEWAY, gateway_args="--bind 0.0.0.0 --label rate=50%s")
+    step = next(s for s in plan_gateway(inputs, SOFTWARE) if isinstance(s, Command) and "gateway.env" in s.name)
+    target = tmp_path / "gateway.env"
+    script = step.apply.replace("/etc/meshop/gateway.env", str(target))
+    script = script.replace(script[script.index("t=") + 2 : script.index(" && printf")], "secret-token")
+    subprocess.run(["sh", "-c", script], check=True)
+    text = target.read_text()
+    assert "MESHOP_GATEWAY_ARGS=--bind 0.0.0.0 --label rate=50%s\n" in text
+    assert text.endswith("CONSUL_HTTP_TOKEN=secret-token\n")
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
