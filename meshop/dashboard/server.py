@@ -314,7 +314,8 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.close_connection = True
             since = (query.get("since") or [""])[0]
-            seen = int(since) if since.isdigit() else -1
+            # ASCII digits only ("²".isdigit() is true, int() refuses it; 5000 digits exceed int()'s limit)
+            seen = int(since) if since.isascii() and since.isdigit() and len(since) <= 18 else -1
             try:
                 self.wfile.write(b"retry: 2000\n\n")
                 self.wfile.flush()

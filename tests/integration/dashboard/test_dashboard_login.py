@@ -251,3 +251,19 @@ def test_a_service_name_in_the_url_cannot_walk_to_other_keys(
         for key in ("desired/services/../../secrets/app/pw", "desired/./x", "../other"):
             with pytest.raises(DocumentError, match=re.escape("'.' or '..' segment")):
                 backend.get(key)
+
+
+@pytest.mark.parametrize("since", ["%C2%B2", "9" * 5000, "12"], ids=["superscript", "5000-digits", "digits"])
+def test_the_stream_starts_whatever_since_says(consul_server: ConsulServer, prefix: str, since: str) -> None:
+    """Before: ``?since=²`` or 5000 digits raised in int() after the 200 was sent: the stream ended at once."""
+    server = Dashboard(acl.config_for(consul_server.addr, prefix, "readonly"), Settings("127.0.0.1:0")).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(f"GET /stream?since={since} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+            data = b""
+            while b"retry: 2000" not in data:
+                chunk = sock.recv(4096)
+                assert chunk, data  # closed before the stream began
+                data += chunk
+    finally:
+        server.stop()
