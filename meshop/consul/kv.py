@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from meshop.errors import DocumentError
+
 MAX_VALUE_BYTES = 512 * 1024
 MAX_TXN_OPS = 64
 MAX_TXN_BYTES = 512 * 1024  # Consul's txn_max_req_len: the whole JSON body, values in base64
@@ -96,9 +98,15 @@ def as_bytes(value: bytes | str) -> bytes:
 
 
 def full_key(prefix: str, key: str) -> str:
-    """``key`` under meshop's KV ``prefix`` (``KVStore.full_key``)."""
+    """``key`` under meshop's KV ``prefix`` (``KVStore.full_key``). A ``.`` or ``..`` segment is refused:
+    Consul's HTTP server cleans the URL path and redirects, and py-consul follows, so
+    ``desired/services/../../secrets/x`` read ``secrets/x`` (a name taken from a URL or a document
+    would read, with the reader's token, a key it never meant)."""
     key = key.lstrip("/")
-    return f"{prefix}/{key}" if prefix else key
+    full = f"{prefix}/{key}" if prefix else key
+    if "." in full and any(part in (".", "..") for part in full.split("/")):
+        raise DocumentError(f"Consul key {full!r} has a '.' or '..' segment; refused")
+    return full
 
 
 def txn_body(op: TxnOp, key: str, value: str | None) -> dict[str, object]:
