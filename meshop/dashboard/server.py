@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from meshop.client.cluster import check_access
@@ -30,6 +31,7 @@ from meshop.dashboard.actions import node_action, service_restart, writer_polici
 from meshop.dashboard.live import Live
 from meshop.errors import ConsulAccessDenied, ConsulError, MeshopError, NotFound
 from meshop.httpserver import parse_listen
+from meshop.model.names import is_dns_label
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class Settings:
     password: auth.PasswordHash | None = None
     actions: bool = False  # checked against the token's policies before this is set
     idle_timeout: float = 30.0  # a connection that sends nothing this long is closed (no slowloris)
+    max_connections: int = 256  # served at once (a thread each); more are closed at once
 
 
 class Dashboard:
@@ -75,7 +78,7 @@ class Dashboard:
         self.live = Live(config, clock=clock)
         handler = _handler(self)
         try:
-            self.httpd = ThreadingHTTPServer((host, port), handler)
+            self.httpd = _BoundedServer((host, port), handler, settings.max_connections)
         except OSError as exc:
             raise MeshopError(f"cannot listen on {settings.listen}: {exc.strerror}") from None
         self.httpd.daemon_threads = True
@@ -155,6 +158,32 @@ class Dashboard:
 
     def restart(self, viewer: views.Viewer, service: str) -> None:
         service_restart(self.store, self.events, service, viewer.user or "a local user (loopback)", self.clock())
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """At most ``limit`` connections at once, one thread each: a client trickling a header byte within
+    every idle timeout keeps its thread, so without a bound many such clients would exhaust threads and
+    memory. A connection over the limit is closed at once (live pages reconnect their stream)."""
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], limit: int) -> None:
+        self._slots = threading.BoundedSemaphore(limit)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
@@ -260,6 +289,8 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             found = SERVICE.match(path)
             if found:
                 name = unquote(found.group(2))
+                if not is_dns_label(name):  # a service name; never a path into other keys (``..%2F``)
+                    raise NotFound(f"no such service: {name[:80]!r}")
                 version = dash.live.version
                 desc = describe_service(KVStore(dash.config), name, dash.clock)
                 body = views.service(desc, dash.clock(), viewer)
@@ -311,7 +342,8 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.close_connection = True
             since = (query.get("since") or [""])[0]
-            seen = int(since) if since.isdigit() else -1
+            # ASCII digits only ("²".isdigit() is true, int() refuses it; 5000 digits exceed int()'s limit)
+            seen = int(since) if since.isascii() and since.isdigit() and len(since) <= 18 else -1
             try:
                 self.wfile.write(b"retry: 2000\n\n")
                 self.wfile.flush()

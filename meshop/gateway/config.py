@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from meshop.caddy.dns_wire import site_name, target_name
 from meshop.caddy.render import DynamicUpstreams, ProxyOptions, Site, UnsafeValue, render_global, render_site
-from meshop.model.addresses import address_problem, join_host_port, port_problem
+from meshop.model.addresses import address_problem, is_ip_address, join_host_port, port_problem
 from meshop.model.names import host_in_domain
 from meshop.model.records import RouteRecord, Upstream
 
@@ -42,19 +42,30 @@ def in_domains(host: str, domains: Iterable[str]) -> bool:
     return not domains or any(host_in_domain(host, d) for d in domains)
 
 
+Resolved = Mapping[str, tuple[str, ...]]  # hostname -> the IP addresses the gateway resolved it to
+
+
 def plan_sites(
-    routes: Iterable[RouteRecord], down_nodes: set[str], domains: tuple[str, ...], *, local_cluster: bool = False
+    routes: Iterable[RouteRecord],
+    down_nodes: set[str],
+    domains: tuple[str, ...],
+    *,
+    local_cluster: bool = False,
+    resolved: Resolved | None = None,
 ) -> GatewayPlan:
     """One site per route host with its healthy upstreams, leaving out nodes whose agent is down.
 
     Route records carry addresses that nodes reported about themselves: each upstream is checked again
     here (``address_problem``), so a bad one is left out (in ``refused``) and the site serves from the
-    others.
+    others. A hostname upstream is never handed to Caddy: it is replaced by the addresses the gateway
+    resolved it to (``resolved``, looked up by the daemon), each checked the same way, so a name a
+    compromised node points at the gateway's loopback is refused like the address itself.
 
     Fail open (Envoy's panic threshold): when that would leave a route with no upstream only because
     every upstream's agent is down — a hung or restarting agent, not a failed replica (the controller
     drops those from the record itself) — the route keeps all of them; its hosts are in ``fail_open``.
     """
+    resolved = resolved or {}
     sites: list[Site] = []
     skipped: list[str] = []
     refused: list[str] = []
@@ -63,15 +74,15 @@ def plan_sites(
         if not in_domains(route.host, domains):
             skipped.append(route.host)
             continue
-        acceptable = []
+        acceptable: list[tuple[str, str]] = []  # (node, ip:port)
         for u in route.upstreams:
             problem = upstream_problem(u, local_cluster)
-            if problem:
-                refused.append(f"{route.host}: node {u.node!r}: {problem}")
-            elif u.healthy:
-                acceptable.append(u)
-        healthy = {join_host_port(u.address, u.port) for u in acceptable}
-        alive = {join_host_port(u.address, u.port) for u in acceptable if u.node not in down_nodes}
+            addresses, problems = ((), [problem]) if problem else dial_addresses(u.address, resolved, local_cluster)
+            refused.extend(f"{route.host}: node {u.node!r}: {p}" for p in problems)
+            if u.healthy:
+                acceptable.extend((u.node, join_host_port(a, u.port)) for a in addresses)
+        healthy = {upstream for _, upstream in acceptable}
+        alive = {upstream for node, upstream in acceptable if node not in down_nodes}
         if healthy and not alive:
             fail_open.append(route.host)
             alive = healthy
@@ -79,6 +90,38 @@ def plan_sites(
         health = route.health_path or None
         sites.append(Site(route.host, route.path, upstreams, health_path=health, comment=f"service {route.service}"))
     return GatewayPlan(tuple(sites), tuple(skipped), tuple(refused), tuple(fail_open))
+
+
+def dial_addresses(address: str, resolved: Resolved, local_cluster: bool) -> tuple[tuple[str, ...], list[str]]:
+    """The IP addresses to dial for a checked upstream address, and why others were left out.
+
+    An IP address is itself. A hostname is what it resolved to, each address checked again: one that
+    resolves to the gateway's loopback (or link-local, …) is refused outside ``--local-cluster``."""
+    if is_ip_address(address):
+        return (address,), []
+    answers = resolved.get(address, ())
+    if not answers:
+        return (), [f"{address!r} did not resolve to any address (left out until it does)"]
+    accepted, problems = [], []
+    for ip in sorted(set(answers)):
+        problem = address_problem(ip, local_cluster=local_cluster) if is_ip_address(ip) else "not an IP address"
+        if problem:
+            problems.append(f"{address!r} resolves to {ip}: {problem}")
+        else:
+            accepted.append(ip)
+    return tuple(accepted), problems
+
+
+def hostnames(routes: Iterable[RouteRecord], *, local_cluster: bool = False) -> frozenset[str]:
+    """The upstream hostnames the gateway must resolve (the ones that pass ``address_problem``)."""
+    return frozenset(
+        u.address
+        for route in routes
+        for u in route.upstreams
+        if isinstance(u.address, str)
+        and not is_ip_address(u.address)
+        and address_problem(u.address, local_cluster=local_cluster) is None
+    )
 
 
 EMPTYING_HOLD = 5.0  # seconds an empty routes/ answer must persist before the gateway serves nothing
@@ -125,8 +168,8 @@ def dynamic_sites(
     gateway daemon stopped), so the rendered text, and with it the config, stays the same while only
     upstreams change. A site's static list is refreshed whenever the config is reloaded for another
     reason. Rendered like before (no DNS): sites without upstreams (they answer 503; an empty SRV
-    answer would fall back to the static list), sites with a hostname upstream, and every site when
-    ``resolver`` is None.
+    answer would fall back to the static list) and every site when ``resolver`` is None (hostname
+    upstreams never get here: ``plan_sites`` replaced them with their checked addresses).
 
     Caddy's health checks do not carry over to DNS-served upstreams, so the gateway checks them itself
     (``probes``: a TCP connect per address, and the ``health_path`` where the site has one); the ones

@@ -6,6 +6,7 @@ stops answering leaves every upstream pool at once, without waiting for the cont
 A config Caddy refuses leaves the previous one serving; the error is logged, counted and retried.
 Upstreams reach Caddy through the gateway's own DNS responder (``upstream_dns``, ``dynamic srv``), so a
 change of upstreams alone needs no reload; only a change of the sites does (``dynamic_sites``).
+Upstream hostnames are resolved by the gateway (``resolve``) and served as checked IP addresses.
 With its status listener's address the gateway registers ``meshop-metrics`` (Prometheus discovery)
 and deregisters it on a clean stop, like the controller and the agents.
 """
@@ -25,8 +26,17 @@ from meshop.consul.services import CheckState, KeptRegistration, Services, metri
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_checks, watch_prefix
 from meshop.errors import DocumentError, MeshopError
-from meshop.gateway.config import GatewaySettings, Pinned, dynamic_sites, emptying_wait, plan_sites, render_gateway
+from meshop.gateway.config import (
+    GatewaySettings,
+    Pinned,
+    dynamic_sites,
+    emptying_wait,
+    hostnames,
+    plan_sites,
+    render_gateway,
+)
 from meshop.gateway.probes import Prober
+from meshop.gateway.resolve import NameResolver
 from meshop.loop import ReconcileLoop
 from meshop.model import keys, load_documents, parse_gateway
 from meshop.model.records import RouteRecord, loads_json
@@ -64,6 +74,7 @@ class GatewayDaemon:
         applier: ConfigApplier,
         resync: float = 30.0,
         dns: UpstreamDNS | None = None,
+        resolver: NameResolver | None = None,
     ):
         if dns is not None:
             settings = replace(settings, upstream_dns=dns.address)
@@ -86,6 +97,8 @@ class GatewayDaemon:
         self.metrics_registration: KeptRegistration | None = None
         self.presence: KeptRegistration | None = None  # meshop-gateway, with --advertise-addr (DNS follows it)
         self.prober = Prober(lambda: self.wakeup.notify("probe")) if dns is not None else None
+        # upstream hostnames are resolved here and served as checked IPs: Caddy never dials a name
+        self.resolver = resolver or NameResolver(lambda: self.wakeup.notify("resolve"))
 
     def start_watches(self, metrics_listen: str | None = None, instance: str = "") -> None:
         """Start the watches; with ``metrics_listen`` (the bound status address) also register
@@ -95,6 +108,7 @@ class GatewayDaemon:
             log.info("upstream DNS for Caddy on udp/%s", self.dns.address)
         if self.prober is not None:
             self.prober.start()
+        self.resolver.start()
         notify = self.wakeup.notify
         self.routes_watch = watch_prefix(self.store, keys.ROUTES, lambda _: notify("routes"), component=COMPONENT)
         self.gateway_watch = watch_prefix(
@@ -113,6 +127,7 @@ class GatewayDaemon:
             watch.stop()
         if self.prober is not None:
             self.prober.stop()
+        self.resolver.stop()
         if self.dns is not None:
             self.dns.stop()
         if self.metrics_registration is not None:
@@ -134,11 +149,14 @@ class GatewayDaemon:
         if not self.routes_watch.wait_ready(0) or not self.gateway_watch.wait_ready(0):
             return 1.0  # first answers from Consul not in yet: render nothing rather than an empty config
         self._apply_gateway_document(self.gateway_watch.latest)
+        routes = parse_routes(self.routes_watch.latest)
+        local = self.settings.local_cluster
         plan = plan_sites(
-            parse_routes(self.routes_watch.latest),
+            routes,
             down_nodes(self.checks_watch.latest),
             self.settings.domains,
-            local_cluster=self.settings.local_cluster,
+            local_cluster=local,
+            resolved=self.resolver.answers(hostnames(routes, local_cluster=local)),
         )
         if self._hold_emptying(len(plan.sites)):
             return 1.0

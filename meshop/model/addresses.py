@@ -48,6 +48,11 @@ def address_problem(address: object, *, local_cluster: bool = False) -> str | No
     return None
 
 
+def is_ip_address(text: str) -> bool:
+    """True for a plain IPv4/IPv6 address (no zone id); False for a hostname or anything else."""
+    return _ip(text) is not None
+
+
 def port_problem(port: object, *, zero_ok: bool = False) -> str | None:
     """Why ``port`` is not a TCP port (``zero_ok``: 0 means "none", as ``ingressPort`` uses it)."""
     if isinstance(port, bool) or not isinstance(port, int):

@@ -42,7 +42,7 @@ from meshop.model import keys, load_documents, parse_gateway
 from meshop.model.addresses import address_problem
 from meshop.model.gateway import Gateway, GatewayDNS
 from meshop.model.gateway_rules import split_server_address
-from meshop.model.names import host_in_domain, is_dns_label
+from meshop.model.names import host_in_domain, is_dns_label, is_hostname
 from meshop.model.records import DnsStatus, RouteRecord, dumps, loads_json
 from meshop.wakeup import Wakeup
 
@@ -93,6 +93,8 @@ def served_hosts(listing: Listing | None, domains: tuple[str, ...], *, local_clu
         except (ValueError, KeyError, TypeError):
             continue
         if entry.key != keys.route(route.host) or not any(host_in_domain(route.host, d) for d in domains):
+            continue
+        if not is_hostname(route.host):  # RouteRecord takes "*.apps…": a route never makes a wildcard record
             continue
         addresses = hosts.setdefault(route.host, [])
         for u in route.upstreams:

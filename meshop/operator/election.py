@@ -1,6 +1,7 @@
 """Leader election: one controller acts, the others stand by, a deposed one stops writing at once.
 
-Each controller registers itself in Consul as ``meshop-controller`` (id ``meshop-controller-<id>``) with
+Each controller registers itself in Consul as ``meshop-controller`` (id ``meshop-controller-<id>``, the
+KV prefix added when it is not the default: ``controller_service_id``) with
 a TTL check that its own heartbeat thread passes every ``check_ttl / 3`` seconds. Its session is tied to
 that check (and the Consul node's ``serfHealth``), not to a session TTL: session TTLs are at least 10 s and
 are reaped only after up to twice that, whereas a TTL check goes critical ``check_ttl`` after the last
@@ -41,10 +42,22 @@ from meshop.consul.sessions import Lock, Sessions
 from meshop.consul.store import KVStore
 from meshop.errors import ConsulError
 from meshop.model import keys
+from meshop.model.keys import DEFAULT_PREFIX
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "meshop-controller"
+
+
+def controller_service_id(prefix: str, controller_id: str) -> str:
+    """``meshop-controller-<id>``; under another KV prefix ``meshop-controller-<prefix>-<id>``. Two meshop
+    installations sharing a Consul agent (staging and production prefixes, both controllers defaulting
+    to the host name as id) would otherwise register the same service: each replaced the other's check
+    and destroyed the other's session ("named after its id"), and neither stayed leader."""
+    if prefix == DEFAULT_PREFIX:
+        return f"{SERVICE_NAME}-{controller_id}"
+    slug = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in prefix)
+    return f"{SERVICE_NAME}-{slug}-{controller_id}"
 
 
 class LeaderElection:
@@ -70,7 +83,7 @@ class LeaderElection:
         self.services = services
         self.heartbeat_services = heartbeat_services or services
         self.controller_id = controller_id
-        self.service_id = f"{SERVICE_NAME}-{controller_id}"
+        self.service_id = controller_service_id(store.prefix, controller_id)
         self.check_id = f"{self.service_id}:ttl:{secrets.token_hex(4)}"  # unique to this process
         self.lock_delay = lock_delay
         self.check_ttl = check_ttl

@@ -1,6 +1,7 @@
 """Fixtures for the controller/gateway attacks: a cluster as a fleet runs it (no ``--local-cluster``):
 real Consul, an in-process controller, a real
-``meshop gateway run`` with its own Caddy (plain HTTP on loopback), and one honest node whose "node Caddy"
+``meshop gateway run`` with its own Caddy (plain HTTP on loopback; names resolved through a hosts file of
+its own, in a private mount namespace), and one honest node whose "node Caddy"
 is an HTTP server in a network namespace of its own (10.213.x.2), so the honest address is not loopback.
 Nodes are ``SimNode``s: records and registrations written as an agent (or a compromised one) would.
 Every process is stopped by its PID; the namespace is deleted at the end.
@@ -23,6 +24,9 @@ from tests.integration.operator.sim import SimNode
 from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import Process, free_port, wait_until
+
+HONEST_NAME = "honest.nodes.sec.test"  # resolves to the honest node's address, for the gateway only
+LOOPBACK_NAME = "loop.nodes.sec.test"  # resolves to 127.0.0.1, for the gateway only
 
 
 @dataclass
@@ -101,6 +105,14 @@ def fleet(
     command += ["gateway", "run", "--caddy-dir", str(workdir / "gw"), "--tls", "off", "--resync", "2"]
     command += ["--http-port", str(http_port), "--https-port", str(https_port), "--metrics-addr", "127.0.0.1:0"]
     token = acl.token_for(addr, prefix, ["gateway", "run"]) or ""  # each daemon with its role's token
+    # the gateway (and its Caddy) resolve names through a hosts file of the test's own (a private mount
+    # namespace; the machine's /etc/hosts is shared): a name for the honest node and one for loopback
+    hosts = workdir / "hosts"
+    hosts.write_text(
+        f"127.0.0.1 localhost\n{honest_server.address} {HONEST_NAME}\n127.0.0.1 {LOOPBACK_NAME}\n", encoding="utf-8"
+    )
+    mount = f'mount --bind {hosts} /etc/hosts && exec "$@"'
+    command = ["unshare", "-m", "--propagation", "private", "sh", "-c", mount, "sh", *command]
     gateway = Process(command, workdir / "gateway.log", env={"PYTHONUNBUFFERED": "1", "CONSUL_HTTP_TOKEN": token})
     gateway.start()
     options = ControllerOptions(f"{prefix}-c", grace_period=30.0, lock_delay=0, check_ttl=1.0, resync=2.0)

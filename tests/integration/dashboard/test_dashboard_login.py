@@ -13,11 +13,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.dashboard.auth import PasswordHash, hash_password
 from meshop.dashboard.server import Dashboard, Settings
+from meshop.errors import DocumentError
 from tests.support import acl
 from tests.support.consul_server import ConsulServer
+from tests.support.procs import wait_until
 
 SUBNET = "10.233"
 
@@ -220,4 +223,81 @@ def test_failed_sign_ins_from_one_address_do_not_lock_out_another(consul_server:
         assert status == 401 and "too many failed sign-ins" in page  # the guessing address waits
         assert sign_in("127.0.0.1", "correct horse battery")[0] == 303  # everybody else does not
     finally:
+        server.stop()
+
+
+def test_a_service_name_in_the_url_cannot_walk_to_other_keys(
+    consul_server: ConsulServer, prefix: str, store: KVStore
+) -> None:
+    """``/service/..%2F..%2Fsecrets%2Fapp%2Fpw``: Consul cleans the key's URL path and redirects, py-consul
+    follows, so the page read ``secrets/app/pw`` with the dashboard's token and showed it as the service's
+    document (a management token, allowed for ``--actions``, reads every secret). Now a 404, and the
+    store refuses such a key on both backends."""
+    store.put("secrets/app/pw", b'{"user": "db", "password": "hunter2-secret"}')
+    config = ConsulConfig.from_env({}, addr=consul_server.addr, token=consul_server.token, prefix=prefix)
+    server = Dashboard(config, Settings("127.0.0.1:0")).start()
+    try:
+        for path in ("/service/..%2F..%2Fsecrets%2Fapp%2Fpw", "/fragment/service/..%2F..%2Fsecrets%2Fapp%2Fpw"):
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            try:
+                conn.request("GET", path, headers={"Host": f"127.0.0.1:{server.port}"})
+                answer = conn.getresponse()
+                body = answer.read().decode()
+            finally:
+                conn.close()
+            assert answer.status == 404 and "hunter2" not in body, (path, answer.status)
+    finally:
+        server.stop()
+    for backend in (KVStore(config), KVStore.over_http(config)):
+        for key in ("desired/services/../../secrets/app/pw", "desired/./x", "../other"):
+            with pytest.raises(DocumentError, match=re.escape("'.' or '..' segment")):
+                backend.get(key)
+
+
+@pytest.mark.parametrize("since", ["%C2%B2", "9" * 5000, "12"], ids=["superscript", "5000-digits", "digits"])
+def test_the_stream_starts_whatever_since_says(consul_server: ConsulServer, prefix: str, since: str) -> None:
+    """Before: ``?since=²`` or 5000 digits raised in int() after the 200 was sent: the stream ended at once."""
+    server = Dashboard(acl.config_for(consul_server.addr, prefix, "readonly"), Settings("127.0.0.1:0")).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(f"GET /stream?since={since} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+            data = b""
+            while b"retry: 2000" not in data:
+                chunk = sock.recv(4096)
+                assert chunk, data  # closed before the stream began
+                data += chunk
+    finally:
+        server.stop()
+
+
+def test_connections_beyond_the_limit_are_closed_and_the_slots_come_back(
+    consul_server: ConsulServer, prefix: str
+) -> None:
+    """A client trickling a header byte within every idle timeout keeps a thread for ever; before, any
+    number of them got one each. Over the limit a connection is closed at once, and a slot is free again
+    when its connection ends."""
+    config = acl.config_for(consul_server.addr, prefix, "readonly")
+    server = Dashboard(config, Settings("127.0.0.1:0", max_connections=2)).start()
+    host = f"Host: 127.0.0.1:{server.port}\r\n".encode()
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(2)]
+    try:
+        for sock in held:
+            sock.sendall(b"GET / HTTP/1.1\r\n")  # half a request: the handler waits for the rest
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
+            extra.sendall(b"GET / HTTP/1.1\r\n" + host + b"\r\n")
+            assert extra.recv(100) == b""  # closed unanswered (before: 200)
+        held.pop().close()
+        answer = b""
+
+        def served() -> bool:
+            nonlocal answer
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\n" + host + b"Connection: close\r\n\r\n")
+                answer = sock.recv(100)
+            return answer.startswith(b"HTTP/1.1 200")
+
+        wait_until(served, 10, interval=0.05, what="a slot freed by the closed connection")
+    finally:
+        for sock in held:
+            sock.close()
         server.stop()

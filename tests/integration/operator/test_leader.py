@@ -5,17 +5,23 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+from meshop.consul.config import ConsulConfig
 from meshop.consul.services import Services
 from meshop.consul.sessions import Sessions
 from meshop.consul.store import KVStore, TxnOp
 from meshop.model import keys
 from meshop.model.records import Assignment, loads_json
 from meshop.operator.controller import Controller
+from meshop.operator.election import controller_service_id
 from meshop.operator.plan import Changes, ServiceWrite
 from meshop.operator.writer import LeadershipLost, Owned, Writer
 from tests.integration.operator.sim import CliController, SimNode, events_of, leader_id, service_doc
-from tests.support.procs import wait_until
+from tests.support import acl
+from tests.support.consul_server import ConsulServer
+from tests.support.meshop_proc import meshop_process
+from tests.support.procs import free_port, wait_until
 
 LOCK_DELAY = 2
 
@@ -67,14 +73,14 @@ def test_sigterm_releases_the_lock_at_once_and_deregisters(
     b = cli_controllers("b", *flags)
     wait_until(lambda: b.get("/readyz")[0] == 200, 20, what="b ready")
     services = Services(store.config, store.client)
-    assert f"meshop-controller-{a.id}" in services.local()
+    assert controller_service_id(store.prefix, a.id) in services.local()
 
     a.process.stop()  # SIGTERM
     stopped = time.monotonic()
     assert a.process.popen is not None and a.process.popen.returncode == 0
     wait_until(lambda: leader_id(store) == b.id, 5, what="b to lead")
     assert time.monotonic() - stopped < 3  # released, so lock-delay (10 s) did not apply
-    assert f"meshop-controller-{a.id}" not in services.local()
+    assert controller_service_id(store.prefix, a.id) not in services.local()
     assert "released leadership" in a.log()
 
 
@@ -147,3 +153,45 @@ def test_an_in_process_leader_steps_down_when_its_session_is_destroyed(
     entry = store.get(keys.LEADER)
     assert entry is not None and entry.session == ctl.election.lock.session  # type: ignore[union-attr]
     assert loads_json(entry.value)["id"] == ctl.options.controller_id
+
+
+def test_two_installations_sharing_a_consul_agent_each_keep_a_leader(
+    consul_server: ConsulServer, store: KVStore, tmp_path: Path
+) -> None:
+    """Staging and production under two KV prefixes, each controller with the same id (the default is the
+    host name): each must lead its own prefix and stay leader. Before, both registered the same service id,
+    replaced each other's check and destroyed each other's session, so leadership flapped or was lost."""
+    other_prefix = f"{store.prefix}-b"
+    other = KVStore(ConsulConfig.from_env({}, addr=consul_server.addr, token=consul_server.token, prefix=other_prefix))
+    procs = []
+    try:
+        for prefix in (store.prefix, other_prefix):
+            metrics = f"127.0.0.1:{free_port()}"
+            args = [
+                "controller",
+                "run",
+                "--id",
+                "same-host",
+                "--check-ttl",
+                "1",
+                "--lock-delay",
+                "1",
+                "--metrics-addr",
+                metrics,
+            ]
+            procs.append(meshop_process(consul_server.addr, prefix, args, tmp_path / f"{prefix}.log").start())
+        wait_until(lambda: leader_id(store) == "same-host" and leader_id(other) == "same-host", 20, what="both lead")
+        sessions = {store.get(keys.LEADER).session, other.get(keys.LEADER).session}  # type: ignore[union-attr]
+        deadline = time.monotonic() + 4  # several check TTLs and heartbeats: nobody loses anything
+        while time.monotonic() < deadline:
+            assert {store.get(keys.LEADER).session, other.get(keys.LEADER).session} == sessions  # type: ignore[union-attr]
+            time.sleep(0.2)
+        local = Services(store.config, store.client).local()
+        assert {
+            controller_service_id(store.prefix, "same-host"),
+            controller_service_id(other_prefix, "same-host"),
+        } <= set(local)
+    finally:
+        for proc in procs:
+            proc.stop()
+        acl.close_everywhere(other_prefix)

@@ -72,6 +72,8 @@ def test_served_hosts_keep_hosts_in_the_gateway_domains_and_dialable_healthy_ups
             route("mail.example.com", "mail.example.com", ("203.0.113.4", True)),  # outside the domains
             route("c.apps.example.com", "e.apps.example.com", ("203.0.113.5", True)),  # key and host disagree
             Entry("routes/d.apps.example.com", b"{not json", 1),
+            route("*.apps.example.com", "*.apps.example.com", ("203.0.113.6", True)),  # a hand-written wildcard
+            route("_x.apps.example.com", "_x.apps.example.com", ("203.0.113.7", True)),
         ),
     )
     hosts = served_hosts(listing, ("apps.example.com",), local_cluster=False)

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from meshop.caddy.dns_wire import site_name
 from meshop.consul.services import CheckState
-from meshop.gateway.config import EMPTYING_HOLD, GatewaySettings, emptying_wait, plan_sites, render_gateway
+from meshop.gateway.config import (
+    EMPTYING_HOLD,
+    GatewaySettings,
+    dynamic_sites,
+    emptying_wait,
+    hostnames,
+    plan_sites,
+    render_gateway,
+)
 from meshop.gateway.daemon import down_nodes
 from meshop.model.records import RouteRecord, Upstream
 
@@ -146,3 +155,52 @@ def test_a_plan_that_serves_nothing_waits_for_the_hold(
     served: int, planned: int, since: float, now: float, wait: float
 ) -> None:
     assert emptying_wait(served, planned, since, now) == pytest.approx(wait)
+
+
+NAMED = Upstream("named", "app.nodes.example", 8080, True)
+
+
+@pytest.mark.parametrize(
+    ("resolved", "local", "served", "refused"),
+    [
+        pytest.param({"app.nodes.example": ("10.0.0.7",)}, False, ("10.0.0.7:8080",), 0, id="public-address-served"),
+        pytest.param({"app.nodes.example": ("127.0.0.1",)}, False, (), 1, id="resolves-to-loopback-refused"),
+        pytest.param({"app.nodes.example": ("127.0.0.1",)}, True, ("127.0.0.1:8080",), 0, id="loopback-ok-locally"),
+        pytest.param({"app.nodes.example": ("169.254.169.254",)}, False, (), 1, id="resolves-to-metadata"),
+        pytest.param({"app.nodes.example": ("::1", "::ffff:127.0.0.1")}, False, (), 2, id="v6-loopback-and-mapped"),
+        pytest.param({"app.nodes.example": ("0.0.0.0",)}, False, (), 1, id="resolves-to-unspecified"),
+        pytest.param(
+            {"app.nodes.example": ("10.0.0.7", "127.0.0.1")}, False, ("10.0.0.7:8080",), 1, id="mixed-keeps-good-ones"
+        ),
+        pytest.param({"app.nodes.example": ("2001:db8::7",)}, False, ("[2001:db8::7]:8080",), 0, id="ipv6-bracketed"),
+        pytest.param({"app.nodes.example": ()}, False, (), 1, id="resolves-to-nothing"),
+        pytest.param({}, False, (), 1, id="not-resolved"),
+        pytest.param({"app.nodes.example": ("not-an-ip\n}",)}, True, (), 1, id="garbage-answer"),
+    ],
+)
+def test_hostname_upstreams_are_served_as_their_checked_addresses(resolved, local, served, refused) -> None:
+    plan = plan_sites([route("a.example.com", N1, NAMED)], set(), (), local_cluster=local, resolved=resolved)
+    assert plan.sites[0].upstreams == tuple(sorted(("10.0.0.1:8080", *served)))  # never the name itself
+    assert len(plan.refused) == refused
+    assert all("'named'" in r and "app.nodes.example" in r for r in plan.refused)
+    text, problems = render_gateway(GatewaySettings(admin="unix//tmp/gw.sock"), plan)
+    assert problems == [] and "app.nodes.example" not in text
+    assert local or "127.0.0.1:8080" not in text
+    dynamic = dynamic_sites(plan, {}, "127.0.0.1:5353")  # served through the upstream DNS like IP upstreams
+    assert dynamic.plan.sites[0].dynamic is not None
+    assert {f"{a}:{p}" if ":" not in a else f"[{a}]:{p}" for a, p in dynamic.table[site_name("a.example.com")]} == {
+        *served,
+        "10.0.0.1:8080",
+    }
+
+
+def test_a_down_node_leaves_with_every_address_its_name_resolved_to() -> None:
+    resolved = {"app.nodes.example": ("10.0.0.7", "10.0.0.8")}
+    plan = plan_sites([route("a.example.com", N1, NAMED)], {"named"}, (), resolved=resolved)
+    assert plan.sites[0].upstreams == ("10.0.0.1:8080",)
+
+
+def test_hostnames_to_resolve() -> None:
+    routes = [route("a.example.com", N1, NAMED, Upstream("lo", "localhost", 80, True))]
+    assert hostnames(routes) == {"app.nodes.example"}  # localhost is refused before any lookup
+    assert hostnames(routes, local_cluster=True) == {"app.nodes.example", "localhost"}
