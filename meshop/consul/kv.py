@@ -98,12 +98,18 @@ def as_bytes(value: bytes | str) -> bytes:
 
 
 def full_key(prefix: str, key: str) -> str:
-    """``key`` under meshop's KV ``prefix`` (``KVStore.full_key``). A ``.`` or ``..`` segment is refused:
-    Consul's HTTP server cleans the URL path and redirects, and py-consul follows, so
-    ``desired/services/../../secrets/x`` read ``secrets/x`` (a name taken from a URL or a document
-    would read, with the reader's token, a key it never meant)."""
+    """``key`` under meshop's KV ``prefix`` (``KVStore.full_key``)."""
     key = key.lstrip("/")
-    full = f"{prefix}/{key}" if prefix else key
+    return f"{prefix}/{key}" if prefix else key
+
+
+def url_key(prefix: str, key: str) -> str:
+    """``full_key`` for a key that goes into a request's URL (``/v1/kv/<key>``). A ``.`` or ``..`` segment
+    is refused there: Consul's HTTP server cleans the path and redirects, and py-consul follows, so
+    ``desired/services/../../secrets/x`` read ``secrets/x`` (a name taken from a URL or a document would
+    read, with the reader's token, a key it never meant). Transactions carry keys in their body, taken
+    literally: a hostile literal key (an agent may write ``events/..``) is still deleted there."""
+    full = full_key(prefix, key)
     if "." in full and any(part in (".", "..") for part in full.split("/")):
         raise DocumentError(f"Consul key {full!r} has a '.' or '..' segment; refused")
     return full

@@ -31,6 +31,7 @@ from meshop.consul.kv import (
     full_key,
     pack,
     txn_body,
+    url_key,
 )
 from meshop.errors import ConflictError, ConsulAccessDenied, ConsulError, TxnConflict, ValueTooLarge
 
@@ -113,25 +114,28 @@ class KVStore:
     def full_key(self, key: str) -> str:
         return full_key(self.prefix, key)
 
+    def _url_key(self, key: str) -> str:
+        return url_key(self.prefix, key)
+
     def relative_key(self, full: str) -> str:
         if self.prefix and full.startswith(self.prefix + "/"):
             return full[len(self.prefix) + 1 :]
         return full
 
     def get(self, key: str) -> Entry | None:
-        full = self.full_key(key)
+        full = self._url_key(key)
         _, raw = self.backend.get(full, f"reading {full}")
         return self._entry(raw) if raw else None
 
     def get_blocking(self, key: str, index: int = 0, wait: str | None = None) -> tuple[int, Entry | None]:
         """One key and the Consul index to block on; with ``index`` > 0 a blocking query up to ``wait``."""
-        full = self.full_key(key)
+        full = self._url_key(key)
         new_index, raw = self.backend.get(full, f"reading {full}", index=index or None, wait=wait)
         return new_index, (self._entry(raw) if raw else None)
 
     def list(self, prefix: str, index: int = 0, wait: str | None = None) -> Listing:
         """All entries under ``prefix``; with ``index`` > 0 this is a blocking query up to ``wait``."""
-        full = self.full_key(prefix)
+        full = self._url_key(prefix)
         new_index, raw = self.backend.get(full, f"listing {full}", recurse=True, index=index or None, wait=wait)
         entries = tuple(self._entry(item) for item in (raw or ()) if not item["Key"].endswith("/"))
         return Listing(new_index, entries)
@@ -170,28 +174,28 @@ class KVStore:
 
     def keys(self, prefix: str) -> list[str]:
         """The keys under ``prefix`` (relative to meshop's prefix, sorted), without their values."""
-        full = self.full_key(prefix)
+        full = self._url_key(prefix)
         _, raw = self.backend.get(full, f"listing keys of {full}", keys=True)
         base = self.full_key("")
         return sorted(k[len(base) :] for k in raw or () if k.startswith(base) and not k.endswith("/"))
 
     def put(self, key: str, value: bytes | str) -> None:
         data = self._checked(key, value)
-        full = self.full_key(key)
+        full = self._url_key(key)
         self.backend.put(full, data, f"writing {full}")
 
     def cas(self, key: str, value: bytes | str, index: int) -> bool:
         """Check-and-set: write only if ModifyIndex is ``index`` (0 = create only). False if beaten."""
         data = self._checked(key, value)
-        full = self.full_key(key)
+        full = self._url_key(key)
         return self.backend.put(full, data, f"writing {full}", cas=index)
 
     def delete(self, key: str, cas: int | None = None) -> bool:
-        full = self.full_key(key)
+        full = self._url_key(key)
         return self.backend.delete(full, f"deleting {full}", cas=cas)
 
     def delete_tree(self, prefix: str) -> None:
-        full = self.full_key(prefix)
+        full = self._url_key(prefix)
         self.backend.delete(full, f"deleting {full}", recurse=True)
 
     def transact(self, ops: Sequence[TxnOp]) -> None:

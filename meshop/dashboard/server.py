@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from meshop.client.cluster import check_access
@@ -56,6 +57,7 @@ class Settings:
     password: auth.PasswordHash | None = None
     actions: bool = False  # checked against the token's policies before this is set
     idle_timeout: float = 30.0  # a connection that sends nothing this long is closed (no slowloris)
+    max_connections: int = 256  # served at once (a thread each); more are closed at once
 
 
 class Dashboard:
@@ -76,7 +78,7 @@ class Dashboard:
         self.live = Live(config, clock=clock)
         handler = _handler(self)
         try:
-            self.httpd = ThreadingHTTPServer((host, port), handler)
+            self.httpd = _BoundedServer((host, port), handler, settings.max_connections)
         except OSError as exc:
             raise MeshopError(f"cannot listen on {settings.listen}: {exc.strerror}") from None
         self.httpd.daemon_threads = True
@@ -156,6 +158,32 @@ class Dashboard:
 
     def restart(self, viewer: views.Viewer, service: str) -> None:
         service_restart(self.store, self.events, service, viewer.user or "a local user (loopback)", self.clock())
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """At most ``limit`` connections at once, one thread each: a client trickling a header byte within
+    every idle timeout keeps its thread, so without a bound many such clients would exhaust threads and
+    memory. A connection over the limit is closed at once (live pages reconnect their stream)."""
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], limit: int) -> None:
+        self._slots = threading.BoundedSemaphore(limit)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:

@@ -5,11 +5,14 @@ Every test runs over both backends: py-consul (the daemons') and the standard li
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from meshop.consul.config import ConsulConfig
+from meshop.consul.events import EventLog
 from meshop.consul.store import MAX_TXN_OPS, MAX_VALUE_BYTES, KVStore, TxnOp
-from meshop.errors import ConflictError, ConsulUnavailable, ValueTooLarge
+from meshop.errors import ConflictError, ConsulUnavailable, DocumentError, ValueTooLarge
 from tests.support.procs import free_port
 
 BACKENDS = {"py-consul": KVStore, "http": KVStore.over_http}
@@ -120,3 +123,20 @@ def test_list_together_reads_several_prefixes_in_one_transaction(store: KVStore)
     assert [(e.key, e.value) for e in a.entries] == [("a/x", b"1"), ("a/y", b"\x00two")]
     assert [e.key for e in fence.entries] == ["fence/n1", "fence/n10"]
     assert none.entries == () and all(e.modify_index > 0 for e in a.entries)
+
+
+def test_dot_segments_are_refused_in_urls_and_taken_literally_in_transactions(store: KVStore) -> None:
+    """A URL key with ``..`` is cleaned by Consul and redirected (py-consul follows: another key is read),
+    so it is refused. An agent may write ``events/..`` literally (a transaction); the event log, which
+    deletes its oldest keys in transactions, must still trim it and keep appending."""
+    store.put("secrets/app/pw", b"hunter2")
+    for backend in (store, KVStore.over_http(store.config)):
+        for key in ("desired/services/../../secrets/app/pw", "./x", "a/."):
+            with pytest.raises(DocumentError, match=re.escape("'.' or '..' segment")):
+                backend.get(key)
+    store.transact([TxnOp.set("events/..", "{}")])  # the oldest key there ('.' sorts before digits)
+    log = EventLog(store, "test", max_events=2)
+    for n in range(3):
+        log.append("Test", "object/x", f"event {n}")
+    remaining = store.keys("events/")
+    assert "events/.." not in remaining and len(remaining) == 2

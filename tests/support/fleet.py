@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meshop.bootstrap.render import gossip_lan_hcl
+
 REPO = Path(__file__).resolve().parents[2]
 MARK = "MESHOP_FLEET_DIR"
 SUBNET = "10.231"  # 10.231.K.0/24 per fleet; only namespaces this harness creates use it
@@ -427,6 +429,7 @@ class Fleet:
             find_binary("consul"), "agent", "-node", member.name, "-bind", member.addr,
             "-client", f"127.0.0.1 {member.addr}", "-data-dir", str(data), "-dns-port", "-1", "-grpc-port", "-1",
             "-log-level", "warn", "-hcl", "performance { raft_multiplier = 1 }", "-disable-host-node-id",
+            "-hcl", gossip_lan_hcl(),  # the gossip timing meshop's bootstrap writes
         ]  # fmt: skip
         if member.name == "gw":
             args += ["-server", "-bootstrap-expect", "1", "-ui=false"]

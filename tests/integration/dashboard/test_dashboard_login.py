@@ -20,6 +20,7 @@ from meshop.dashboard.server import Dashboard, Settings
 from meshop.errors import DocumentError
 from tests.support import acl
 from tests.support.consul_server import ConsulServer
+from tests.support.procs import wait_until
 
 SUBNET = "10.233"
 
@@ -266,4 +267,37 @@ def test_the_stream_starts_whatever_since_says(consul_server: ConsulServer, pref
                 assert chunk, data  # closed before the stream began
                 data += chunk
     finally:
+        server.stop()
+
+
+def test_connections_beyond_the_limit_are_closed_and_the_slots_come_back(
+    consul_server: ConsulServer, prefix: str
+) -> None:
+    """A client trickling a header byte within every idle timeout keeps a thread for ever; before, any
+    number of them got one each. Over the limit a connection is closed at once, and a slot is free again
+    when its connection ends."""
+    config = acl.config_for(consul_server.addr, prefix, "readonly")
+    server = Dashboard(config, Settings("127.0.0.1:0", max_connections=2)).start()
+    host = f"Host: 127.0.0.1:{server.port}\r\n".encode()
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(2)]
+    try:
+        for sock in held:
+            sock.sendall(b"GET / HTTP/1.1\r\n")  # half a request: the handler waits for the rest
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
+            extra.sendall(b"GET / HTTP/1.1\r\n" + host + b"\r\n")
+            assert extra.recv(100) == b""  # closed unanswered (before: 200)
+        held.pop().close()
+        answer = b""
+
+        def served() -> bool:
+            nonlocal answer
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\n" + host + b"Connection: close\r\n\r\n")
+                answer = sock.recv(100)
+            return answer.startswith(b"HTTP/1.1 200")
+
+        wait_until(served, 10, interval=0.05, what="a slot freed by the closed connection")
+    finally:
+        for sock in held:
+            sock.close()
         server.stop()

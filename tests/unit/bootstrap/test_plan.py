@@ -61,6 +61,7 @@ def test_node_files_hold_the_inputs_with_private_modes():
     files = _files(plan_node(NODE, SOFTWARE))
     config = json.loads(files["/etc/consul.d/consul.json"].content)
     assert config["encrypt"] == KEY and config["retry_join"] == ["100.64.0.1"]
+    assert config["gossip_lan"]["suspicion_mult"] == 3  # quick failure detection on every agent, not only the server
     assert config["acl"]["default_policy"] == "deny" and config["acl"]["tokens"]["agent"] == CONSUL_TOKEN
     assert config["bind_addr"] == "100.64.0.11" and config["client_addr"] == "127.0.0.1"
     assert "server" not in config
@@ -90,6 +91,7 @@ def test_gateway_plan_makes_tokens_on_the_gateway():
     steps = plan_gateway(GATEWAY, SOFTWARE)
     config = json.loads(_files(steps)["/etc/consul.d/consul.json"].content)
     assert config["server"] is True and config["bootstrap_expect"] == 1 and config["encrypt"] == KEY
+    assert config["gossip_lan"] == {"probe_interval": "500ms", "probe_timeout": "300ms", "suspicion_mult": 3}
     assert config["acl"]["default_policy"] == "deny" and "tokens" not in config["acl"]
     commands = [s for s in steps if isinstance(s, Command)]
     names = " ".join(c.name for c in commands)
