@@ -130,6 +130,12 @@ class NodeCaddy:
         ``desired/gateway``); True when they changed. A document that does not validate keeps the
         previous ones (logged): an operator's typo never takes HTTPS away from running routes."""
         entry = next((e for e in (listing.entries if listing else ()) if e.key == keys.DESIRED_GATEWAY), None)
+        if entry is None:
+            log.warning(
+                "node HTTPS: no Gateway document at %s (or this agent's token may not read it: run "
+                "`meshop acl sync`); no HTTPS sites",
+                keys.DESIRED_GATEWAY,
+            )
         try:
             tls = tls_from_document(entry.value if entry else None)
         except MeshopError as exc:
