@@ -33,6 +33,7 @@ from meshop.agent.registrations import ReplicaRegistrar
 from meshop.agent.runtime import EngineInfo, Runtime
 from meshop.agent.statefile import StateFile
 from meshop.consul.config import ConsulConfig
+from meshop.consul.kv import Listing
 from meshop.consul.secrets import SecretReader
 from meshop.consul.services import Services
 from meshop.consul.store import KVStore
@@ -96,6 +97,7 @@ class AgentDaemon:
         self._own_status = False
         self.presence: NodePresence | None = None
         self.watch: Watch | None = None
+        self.gateway_watch: Watch | None = None  # desired/gateway, with --ingress-https-port only
         self.events = DockerEventsWatcher(self.runtime, self.wakeup, on_die=self.reconciler.crashes.died)
 
     def record(self) -> NodeRecord:
@@ -156,6 +158,10 @@ class AgentDaemon:
             lambda _listing: self.wakeup.notify("assignments"),
             component="agent",
         )
+        if self.caddy is not None and self.caddy.options.https_port is not None:
+            self.gateway_watch = watch_prefix(
+                self.store, keys.DESIRED_GATEWAY, self._gateway_changed, component="agent"
+            )
         self.events.start()
         log.info(
             "agent for node %s started (advertise %s, publish %s, resync %gs)",
@@ -165,6 +171,11 @@ class AgentDaemon:
             self.options.resync,
         )
         return self
+
+    def _gateway_changed(self, listing: Listing) -> None:
+        """The Gateway document changed: a new TLS mode or domains for the node's HTTPS sites."""
+        if self.caddy is not None and self.caddy.follow_gateway(listing):
+            self.wakeup.notify("gateway")
 
     def run(self) -> None:
         """Reconcile until ``stop()``; blocks the calling thread."""
@@ -178,6 +189,8 @@ class AgentDaemon:
         self.loop.stop()
         if self.watch:
             self.watch.stop()
+        if self.gateway_watch:
+            self.gateway_watch.stop()
         self.events.stop()
         self.monitor.stop()
         self.puller.stop()

@@ -44,12 +44,17 @@ def caddy_options(
     trusted_proxies: tuple[str, ...],
     settings: AgentSettings,
     upstream_dns: str = "127.0.0.1:0",
+    https_port: int | None = None,
 ) -> CaddyOptions | None:
     """The node Caddy flags -> options; None without any (the agent then routes nothing, as before)."""
     if not (caddy_dir or caddy_admin or caddy_config or caddy_snippets):
         if ingress_port:
             raise click.BadParameter("needs --caddy-dir or a Caddy of your own", param_hint="--ingress-port")
+        if https_port:
+            raise click.BadParameter("needs --caddy-dir or a Caddy of your own", param_hint="--ingress-https-port")
         return None
+    if https_port is not None and https_port == ingress_port:
+        raise click.BadParameter("must differ from --ingress-port", param_hint="--ingress-https-port")
     if not ingress_port:
         raise click.BadParameter("required with --caddy-dir / --caddy-admin", param_hint="--ingress-port")
     for address in ingress_bind:
@@ -72,6 +77,7 @@ def caddy_options(
         caddy_bin=caddy_bin,
         trusted_proxies=tuple(trusted_proxies),
         upstream_dns=None if upstream_dns == "off" else upstream_dns,
+        https_port=https_port,
     )
     options.check()
     if settings.advertise_addr not in ingress_bind and not {"0.0.0.0", "::"} & set(ingress_bind):
@@ -176,6 +182,12 @@ def agent() -> None:
     help="The node Caddy's HTTP port for routes (required with a Caddy; the gateway proxies to it).",
 )
 @click.option(
+    "--ingress-https-port",
+    type=click.IntRange(1, 65535),
+    help="Also serve the routes of local replicas over HTTPS on this port (TLS mode of the Gateway "
+    "document), for clients DNS sends straight to this node when no gateway is healthy. Off by default.",
+)
+@click.option(
     "--ingress-bind",
     "ingress_bind",
     multiple=True,
@@ -227,6 +239,7 @@ def run(
     caddy_snippets: Path | None,
     caddy_bin: str,
     ingress_port: int | None,
+    ingress_https_port: int | None,
     ingress_bind: tuple[str, ...],
     trusted_proxies: tuple[str, ...],
     caddy_upstream_dns: str,
@@ -265,6 +278,7 @@ def run(
         trusted_proxies,
         settings,
         caddy_upstream_dns,
+        ingress_https_port,
     )
     from meshop.agent.daemon import AgentDaemon, DaemonOptions  # the Docker SDK: only when an agent runs
 

@@ -13,7 +13,7 @@ send what this module renders. Each rule follows from what the role's code reads
   and certificates the gateways share).
 * ``agent`` of node N: writes ``nodes/N``, ``observed/N/``, its fence ``fences/N`` and events
   (``events/``: what it did to containers; the log is bounded by whoever appends); reads
-  ``assignments/N/``; registers
+  ``assignments/N/`` and ``desired/gateway`` (its TLS mode, for ``--ingress-https-port``); registers
   ``meshop-agent``, ``meshop-metrics`` and the services it runs; reads ``secrets/<S>/`` only for the
   services S assigned to N. The assigned and running services change with placement, so this policy is
   re-rendered by ``meshop acl sync`` (``services``: assigned to N; ``running``: what N reports in
@@ -149,6 +149,7 @@ def policy_rules(
             _rule("key", f"{p}/fences/{node}", "write"),
             _rule("key_prefix", f"{p}/events/", "write"),
             _rule("key_prefix", f"{p}/assignments/{node}/", "read"),
+            _rule("key", f"{p}/desired/gateway", "read"),  # the TLS mode of the node's HTTPS sites
             *(_rule("key_prefix", f"{p}/secrets/{s}/", "read") for s in assigned),
             _rule("service", AGENT_SERVICE, "write"),
             _rule("service", METRICS_SERVICE, "write"),

@@ -5,6 +5,10 @@ With ``--caddy-dir DIR`` meshop writes ``DIR/Caddyfile`` (admin API on the unix 
 ``import DIR/sites/*.caddy``), starts ``caddy run`` on it (PID in ``DIR/caddy.pid``) and stops it by that
 PID when the agent stops. With a Caddy of your own, the agent loads your Caddyfile (read from disk at each
 reload) through its admin API; that file must import the snippet folder.
+
+With ``--ingress-https-port`` the routes are also served over HTTPS (``tls.py``); the TLS mode follows the
+Gateway document, which the agent then watches (``follow_gateway``). A Caddy meshop runs keeps its
+certificates and keys (and, for ``tls internal``, its local CA) under ``DIR/data/caddy``.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ from pathlib import Path
 from meshop import metrics
 from meshop.agent.ingress.snippets import NODE_PROXY, TRUSTED_PROXIES, IngressSettings
 from meshop.agent.ingress.sync import NodeIngress
+from meshop.agent.ingress.tls import NodeTLS, tls_from_document
 from meshop.caddy.admin import CaddyAdmin
 from meshop.caddy.apply import ConfigApplier
 from meshop.caddy.process import ManagedCaddy
 from meshop.caddy.render import render_global, render_import
 from meshop.caddy.snippet_dir import SnippetDir
 from meshop.caddy.upstream_dns import UpstreamDNS
+from meshop.consul.kv import Listing
 from meshop.errors import DriverError, MeshopError
+from meshop.model import keys
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,7 @@ class CaddyOptions:
     caddy_bin: str = "caddy"
     trusted_proxies: tuple[str, ...] = TRUSTED_PROXIES
     upstream_dns: str | None = "127.0.0.1:0"  # the node Caddy's upstream DNS responder (None: static snippets)
+    https_port: int | None = None  # HTTPS for local routes (TLS mode from the Gateway document); None: off
 
     def check(self) -> None:
         external = (self.admin, self.config, self.snippets)
@@ -51,6 +59,10 @@ class CaddyOptions:
             raise MeshopError("a Caddy of your own needs all of --caddy-admin, --caddy-config and --caddy-snippets")
         if not 0 < self.ingress_port < 65536:
             raise MeshopError(f"--ingress-port {self.ingress_port} is not a port")
+        if self.https_port is not None and not 0 < self.https_port < 65536:
+            raise MeshopError(f"--ingress-https-port {self.https_port} is not a port")
+        if self.https_port == self.ingress_port:
+            raise MeshopError("--ingress-https-port must differ from --ingress-port")
         if self.directory is not None and len(str(self.socket_path)) > MAX_SOCKET_PATH:
             raise MeshopError(f"--caddy-dir {self.directory} is too long for a unix socket path; use a shorter one")
 
@@ -81,18 +93,20 @@ class NodeCaddy:
             upstream_host=upstream_host,
             host_network_host=host_network_host,
             proxy=replace(NODE_PROXY, trusted_proxies=options.trusted_proxies),
+            https_port=options.https_port,
         )
         folder = SnippetDir(options.snippet_folder)
         self.managed: ManagedCaddy | None = None
         if options.directory is not None:
-            directory = options.directory
+            # HTTPS sites need Caddy's certificate automation; the plain http:// sites are untouched by it
+            auto_https = "disable_redirects" if options.https_port else "off"
             self.admin = CaddyAdmin(f"unix/{self.options.socket_path}")
             main = (
                 "# Rendered by meshop agent; edits are overwritten. Routes live in sites/.\n"
-                + render_global(admin=self.admin.address, auto_https="off")
+                + render_global(admin=self.admin.address, auto_https=auto_https)
                 + render_import(str(folder.path))
             )
-            self.managed = ManagedCaddy(directory, main, options.caddy_bin)
+            self.managed = ManagedCaddy(options.directory, main, options.caddy_bin)
             self._main_text = main
             main_config = self._rendered_main
         else:
@@ -110,6 +124,32 @@ class NodeCaddy:
             managed=self.managed,
             dns=self.dns,
         )
+
+    def follow_gateway(self, listing: Listing | None) -> bool:
+        """Take the TLS mode and domains of the Gateway document in ``listing`` (called by the watch of
+        ``desired/gateway``); True when they changed. A document that does not validate keeps the
+        previous ones (logged): an operator's typo never takes HTTPS away from running routes."""
+        entry = next((e for e in (listing.entries if listing else ()) if e.key == keys.DESIRED_GATEWAY), None)
+        if entry is None:
+            log.warning(
+                "node HTTPS: no Gateway document at %s (or this agent's token may not read it: run "
+                "`meshop acl sync`); no HTTPS sites",
+                keys.DESIRED_GATEWAY,
+            )
+        try:
+            tls = tls_from_document(entry.value if entry else None)
+        except MeshopError as exc:
+            log.error("node HTTPS keeps its previous TLS settings: %s", exc)
+            return False
+        return self.set_tls(tls)
+
+    def set_tls(self, tls: NodeTLS) -> bool:
+        settings = self.ingress.settings
+        if settings.tls == tls:
+            return False
+        log.info("node HTTPS: TLS mode %s, domains %s", tls.mode, ", ".join(tls.domains) or "all")
+        self.ingress.settings = replace(settings, tls=tls)  # one reference swap: the next pass renders it
+        return True
 
     def _rendered_main(self) -> str:
         return self._main_text

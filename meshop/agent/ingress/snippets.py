@@ -8,6 +8,12 @@ no ready local replica gets no file. ``meshop-ingress.caddy`` holds the catch-al
 listener open and drops connections for hosts this node does not serve, so the gateway retries another
 node instead of receiving an empty answer.
 
+With ``https_port`` (``--ingress-https-port``) and a Gateway document whose TLS mode is not ``off``, the
+same file also holds an HTTPS site for the route's host on that port (``tls internal`` or ACME, as the
+gateway), so clients DNS sends straight to the node when no gateway is healthy get TLS from it. Only
+hosts of routes served by a ready local replica get one: a name no local replica serves has no site and
+no certificate on this node (``tls.NodeTLS``).
+
 Values come from specs that passed the model's validation, and ``meshop.caddy.render`` checks them
 again; a service whose values it refuses gets no file and an error (never a broken Caddyfile).
 
@@ -23,6 +29,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from meshop.agent.ingress.tls import NO_TLS, NodeTLS
 from meshop.agent.plan import Container, ReplicaKey
 from meshop.agent.registrations import host_port
 from meshop.caddy.dns_wire import site_name, target_name
@@ -61,6 +68,8 @@ class IngressSettings:
     upstream_host: str = "127.0.0.1"  # the address container ports are published on (as the agent probes)
     host_network_host: str = "127.0.0.1"  # where host-network containers listen (the advertise address)
     proxy: ProxyOptions = NODE_PROXY
+    https_port: int | None = None  # --ingress-https-port: HTTPS sites for the local routes (None: none)
+    tls: NodeTLS = NO_TLS  # from the Gateway document; mode "off" renders no HTTPS site
 
 
 @dataclass(frozen=True)
@@ -151,7 +160,17 @@ def render_ingress(
                 port=settings.port,
                 abort_on_error=True,
             )
+            if settings.https_port is not None and settings.tls.serves(route.host):
+                files[snippet_file(name)] += "\n" + render_site(
+                    site,
+                    scheme="https",
+                    bind=settings.bind,
+                    tls="internal" if settings.tls.mode == "internal" else None,
+                    proxy=settings.proxy,
+                    port=settings.https_port,
+                )
         except UnsafeValue as exc:
+            files.pop(snippet_file(name), None)
             refused[name] = str(exc)
     return IngressFiles(files, refused)
 

@@ -59,6 +59,9 @@ CASES = [
     (AGENT_N1, "key", "meshop/secrets/old/password", "read", False),  # still running, no longer assigned
     (AGENT_N1, "key", "meshop/secrets/db/password", "read", False),
     (AGENT_N1, "key", "meshop/desired/services/web", "read", False),
+    (AGENT_N1, "key", "meshop/desired/gateway", "read", True),  # TLS mode of --ingress-https-port sites
+    (AGENT_N1, "key", "meshop/desired/gateway", "write", False),
+    (AGENT_N1, "key", "meshop/desired/gateways", "read", False),
     (AGENT_N1, "key", "meshop/status/services/web", "write", False),
     (AGENT_N1, "key", "meshop/routes/a.example.com", "write", False),
     (AGENT_N1, "key", "meshop/leader", "write", False),
