@@ -25,7 +25,7 @@ from meshop.consul.config import ConsulConfig
 from meshop.consul.services import CheckState, KeptRegistration, Services, metrics_registration
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_checks, watch_prefix
-from meshop.errors import DocumentError, MeshopError
+from meshop.errors import MeshopError
 from meshop.gateway.config import (
     GatewaySettings,
     Pinned,
@@ -38,7 +38,7 @@ from meshop.gateway.config import (
 from meshop.gateway.probes import Prober
 from meshop.gateway.resolve import NameResolver
 from meshop.loop import ReconcileLoop
-from meshop.model import keys, load_documents, parse_gateway
+from meshop.model import keys, parse_stored_gateway
 from meshop.model.records import RouteRecord, loads_json
 from meshop.wakeup import Wakeup
 
@@ -218,10 +218,7 @@ class GatewayDaemon:
             self.settings = self.base_settings
             return
         try:
-            docs = load_documents(entry.value, source=keys.DESIRED_GATEWAY)
-            if len(docs) != 1:
-                raise DocumentError(f"{keys.DESIRED_GATEWAY}: expected one Gateway document, found {len(docs)}")
-            gateway = parse_gateway(docs[0], source=keys.DESIRED_GATEWAY)
+            gateway = parse_stored_gateway(entry.value)
         except MeshopError as exc:
             log.error("keeping the previous gateway settings: %s", exc)
             return

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         parse_gateway,
         parse_node,
         parse_service,
+        parse_stored_gateway,
         validate,
     )
     from meshop.model.frozen import FrozenDict
@@ -80,6 +81,7 @@ _WHERE = {
     "parse_document": "meshop.model.documents",
     "parse_duration": "meshop.model.units",
     "parse_gateway": "meshop.model.documents",
+    "parse_stored_gateway": "meshop.model.documents",
     "parse_memory": "meshop.model.units",
     "parse_node": "meshop.model.documents",
     "parse_service": "meshop.model.documents",
@@ -129,6 +131,7 @@ __all__ = [
     "parse_memory",
     "parse_node",
     "parse_service",
+    "parse_stored_gateway",
     "spec_hash",
     "validate",
 ]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from meshop.errors import DocumentError, ValidationFailed, Violation
 from meshop.model import gateway_rules, rules
-from meshop.model.keys import DEFAULT_PREFIX
+from meshop.model.keys import DEFAULT_PREFIX, DESIRED_GATEWAY
 from meshop.model.policy import DEFAULT_POLICY, Policy
 from meshop.model.schema import (
     API_VERSION,
@@ -187,6 +187,16 @@ def parse_gateway(doc: object, policy: Policy = DEFAULT_POLICY, source: str = ""
     from meshop.model.gateway import Gateway
 
     return Gateway.from_dict(_parse(doc, policy, source, "Gateway"))
+
+
+def parse_stored_gateway(value: str | bytes) -> Gateway:
+    """The Gateway document stored at ``desired/gateway``, as the gateway, the DNS writer and the node
+    agents read it: exactly one document, valid. Raises DocumentError (ValidationFailed for broken rules)
+    naming the key."""
+    docs = load_documents(value, source=DESIRED_GATEWAY)
+    if len(docs) != 1:
+        raise DocumentError(f"{DESIRED_GATEWAY}: expected one Gateway document, found {len(docs)}")
+    return parse_gateway(docs[0], source=DESIRED_GATEWAY)
 
 
 def parse_document(

@@ -38,7 +38,7 @@ from meshop.dns.rfc2136 import Rfc2136Provider, Rfc2136Settings
 from meshop.dns.targets import GatewayInstance, desired_records
 from meshop.errors import ConsulError, MeshopError, SecretRefused
 from meshop.loop import ReconcileLoop
-from meshop.model import keys, load_documents, parse_gateway
+from meshop.model import keys, parse_stored_gateway
 from meshop.model.addresses import address_problem
 from meshop.model.gateway import Gateway, GatewayDNS
 from meshop.model.gateway_rules import split_server_address
@@ -294,10 +294,7 @@ class DnsWriter:
         if entry is None:
             return None
         try:
-            docs = load_documents(entry.value, source=keys.DESIRED_GATEWAY)
-            if len(docs) != 1:
-                raise DnsError(f"{keys.DESIRED_GATEWAY}: expected one Gateway document, found {len(docs)}")
-            return parse_gateway(docs[0], source=keys.DESIRED_GATEWAY)
+            return parse_stored_gateway(entry.value)
         except MeshopError as exc:
             raise DnsError(f"the Gateway document is not valid; DNS left as it is: {exc}") from None
 

@@ -3,7 +3,7 @@ document, so a node is ready to answer HTTPS clients before the DNS writer point
 healthy gateway, docs/dns.md "Direct to the nodes").
 
 The Gateway document (``desired/gateway``) is written by operators, and read here as hostile input: it
-must parse and validate as the gateway's does (``parse_gateway``); a bad one keeps what was read before.
+must parse and validate as the gateway's does (``parse_stored_gateway``); a bad one keeps what was read before.
 The hosts themselves never come from it: only routes of services with ready replicas on this node get an
 HTTPS site (``snippets.render_ingress``); the document's ``domains`` only narrow them, as on the gateway.
 """
@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meshop.errors import DocumentError
-from meshop.model import keys, load_documents, parse_gateway
+from meshop.model import parse_stored_gateway
 from meshop.model.names import host_in_domain
 
 OFF = "off"
@@ -42,8 +41,5 @@ def tls_from_document(value: bytes | None) -> NodeTLS:
     not validate."""
     if value is None:
         return NO_TLS
-    docs = load_documents(value, source=keys.DESIRED_GATEWAY)
-    if len(docs) != 1:
-        raise DocumentError(f"{keys.DESIRED_GATEWAY}: expected one Gateway document, found {len(docs)}")
-    gateway = parse_gateway(docs[0], source=keys.DESIRED_GATEWAY)
+    gateway = parse_stored_gateway(value)
     return NodeTLS(gateway.tls_mode, tuple(gateway.domains))
