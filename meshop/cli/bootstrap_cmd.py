@@ -6,6 +6,7 @@ the fingerprint). ``--dry-run`` prints every step and file (secrets redacted) an
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -130,10 +131,9 @@ def init(
         return
     with _connect(gateway, host_key, accept_new_host_key, identity) as host:
         facts = gateway_facts(host)
-        if facts is not None:  # a re-run keeps the cluster's gossip key
-            inputs = GatewayInputs(
-                name, address, facts.gossip_key, facts.datacenter, obj.consul.prefix, gateway_args, not no_start
-            )
+        if facts is not None:  # a re-run keeps the cluster's gossip key; what the host says is checked too
+            inputs = replace(inputs, gossip_key=facts.gossip_key, datacenter=facts.datacenter)
+            _checked(inputs, software, local_cluster)
         _run(plan_gateway(inputs, software), host)
 
 
