@@ -7,7 +7,6 @@ containers and volumes labelled with the module's node.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import subprocess
@@ -21,12 +20,12 @@ import pytest
 import yaml
 
 from meshop.consul.config import ConsulConfig
-from meshop.consul.services import Services
 from meshop.consul.store import KVStore
 from meshop.model import keys
 from tests.conftest import TEST_IMAGE
 from tests.integration.cli.conftest import invoke
 from tests.integration.operator.sim import SimNode, service_doc
+from tests.integration.routing.helpers import cleanup_node
 from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.meshop_proc import meshop_process
@@ -95,14 +94,7 @@ def cluster(
     finally:
         agent.stop()
         controller.stop()
-        for container in docker_client.containers.list(all=True, filters={"label": [f"meshop.node={node}"]}):
-            with contextlib.suppress(Exception):
-                container.remove(force=True, v=True)
-        services = Services(store.config, store.client)
-        for sid, body in services.local().items():
-            if (body.get("Meta") or {}).get("node") == node:
-                with contextlib.suppress(Exception):
-                    services.deregister(sid)
+        cleanup_node(docker_client, store, node)
         acl.close(consul_server.addr, prefix)
 
 

@@ -4,7 +4,6 @@ Selenium through Debian's chromedriver (browsers cannot be downloaded here)."""
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -15,9 +14,9 @@ from typing import Any
 import pytest
 
 from meshop.consul.config import ConsulConfig
-from meshop.consul.services import Services
 from meshop.consul.store import KVStore
 from meshop.dashboard.server import Dashboard, Settings
+from tests.integration.routing.helpers import cleanup_node
 from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.meshop_proc import meshop_process
@@ -55,14 +54,7 @@ def cluster(
     finally:
         agent.stop()
         controller.stop()
-        for container in docker_client.containers.list(all=True, filters={"label": [f"meshop.node={node}"]}):
-            with contextlib.suppress(Exception):
-                container.remove(force=True, v=True)
-        services = Services(store.config, store.client)
-        for sid, body in services.local().items():
-            if (body.get("Meta") or {}).get("node") == node:
-                with contextlib.suppress(Exception):
-                    services.deregister(sid)
+        cleanup_node(docker_client, store, node)
         acl.close(consul_server.addr, prefix)
 
 
