@@ -47,7 +47,8 @@ class LazyGroup(click.Group):
     """A group whose listed sub-commands (``COMMANDS``) are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [*super().list_commands(ctx), *(name for name in COMMANDS if name not in self.commands)]
+        """The group's own commands, then ``COMMANDS`` in their order, whichever have loaded already."""
+        return [*(name for name in super().list_commands(ctx) if name not in COMMANDS), *COMMANDS]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
