@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from meshop.client.sources import SourcedDocument
-from meshop.consul.kv import Entry, TxnOp
 from meshop.errors import ConflictError, DocumentError, MeshopError, TxnConflict, ValidationFailed, Violation
 from meshop.model import keys, load_documents, validate
 
-if TYPE_CHECKING:  # the HTTP client loads only when apply talks to Consul (``meshop validate`` never does)
+if TYPE_CHECKING:  # the KV types and the HTTP client load only when apply talks to Consul (``validate`` never does)
+    from meshop.consul.kv import Entry
     from meshop.consul.store import KVStore
 
 Action = Literal["created", "configured", "unchanged"]
@@ -132,6 +132,8 @@ def apply_changes(store: KVStore, changes: list[Change]) -> Outcome:
 
     Raises ConflictError naming the document that changed since it was read; with one transaction
     nothing at all was written then."""
+    from meshop.consul.kv import TxnOp  # here, not at the top: ``meshop validate`` needs only ``check_all``
+
     pending = [change for change in changes if change.action != "unchanged"]
     ops = [TxnOp.cas(change.key, change.value, change.index) for change in pending]
     batches = store.txn_batches(ops)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from urllib.parse import urlsplit
 
 from meshop.errors import MeshopError
 from meshop.model.keys import DEFAULT_PREFIX
@@ -64,15 +63,24 @@ class ConsulConfig:
             key_file=env.get("CONSUL_CLIENT_KEY") or None,
             verify=verify_flag not in ("false", "0", "no"),
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
-            prefix=(prefix or env.get("MESHOP_PREFIX") or DEFAULT_PREFIX).strip("/"),
+            prefix=resolve_prefix(prefix, env),
         )
 
     def with_prefix(self, prefix: str) -> ConsulConfig:
         return replace(self, prefix=prefix.strip("/"))
 
 
+def resolve_prefix(prefix: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The KV prefix alone (flag, then ``MESHOP_PREFIX``, then the default), for a command that never
+    talks to Consul (``meshop validate``): its address and token are not even read."""
+    env = os.environ if env is None else env
+    return (prefix or env.get("MESHOP_PREFIX") or DEFAULT_PREFIX).strip("/")
+
+
 def parse_addr(raw: str, default_scheme: str = "http") -> tuple[str, str, int]:
     """``host:port``, ``http://host:port`` or ``https://host`` -> (scheme, host, port)."""
+    from urllib.parse import urlsplit  # here, not at the top: ``meshop validate`` never parses an address
+
     text = raw.strip()
     if "://" not in text:
         text = f"{default_scheme}://{text}"
