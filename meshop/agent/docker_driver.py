@@ -45,9 +45,9 @@ with without_charset_detection(), blocked("paramiko"):
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# kept connections to the engine: the executor's WORKERS (32) acting at once, the pulls and the pass's own
+# kept connections to the engine: the executor's WORKERS (16) acting at once, the pulls and the pass's own
 # reads; a caller beyond it still gets a connection, which is closed afterwards (and urllib3 warns)
-POOL_SIZE = 40
+POOL_SIZE = 32
 Scrub = Callable[[str], str]
 
 

@@ -50,11 +50,10 @@ log = logging.getLogger(__name__)
 BuildConfig = Callable[[str, int, str], ContainerConfig]  # (service, replica, config hash) -> config
 
 # Replicas acted on at once. Starting a container is mostly dockerd's and the kernel's work (network
-# namespace, veth, iptables, the port proxy: ~0.3 s each on the 2-core development machine), and dockerd
-# overlaps it well: 50 starts took ~15 % less time with 32 or 50 callers than with 16. Threads are made
-# only as a pass needs them (an agent with 10 services never has more than 10). The Docker driver's
-# connection pool is sized for this many callers plus the pulls and the pass's own reads.
-WORKERS = 32
+# namespace, veth, iptables, the port proxy: ~0.3 s each on the 2-core development machine); 50 starts
+# took the same time with 16, 32 or 50 callers there (benchmarks/apply_breakdown.py, docs/agent.md), so
+# more threads buy nothing. Threads are made only as a pass needs them.
+WORKERS = 16
 
 
 @dataclass
