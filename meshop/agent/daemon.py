@@ -158,6 +158,8 @@ class AgentDaemon:
             lambda _listing: self.wakeup.notify("assignments"),
             component="agent",
         )
+        watch = self.watch
+        self.reconciler.assignments_version = lambda: watch.index
         if self.caddy is not None and self.caddy.options.https_port is not None:
             self.gateway_watch = watch_prefix(
                 self.store, keys.DESIRED_GATEWAY, self._gateway_changed, component="agent"

@@ -144,6 +144,10 @@ class NodeReconciler:
         self._parse_cache: dict[str, tuple[ServiceSpec | None, Note | None]] = {}
         self._binds: dict[str, dict[str, str]] = {}  # service -> allowed hostPath -> resolved path, this pass
         self._probe_ttls = False  # some replica's HTTP verdict lives in a TTL check: renew it in time
+        # the assignments watch's index (the daemon sets it): a pass that sees it move while it planned
+        # reads again, once, before it acts
+        self.assignments_version: Callable[[], int] = lambda: 0
+        self._looking_again = False
         if self.cached is not None:
             log.info("loaded %d assignment(s) from %s", len(self.cached), state.path if state else "")
 
@@ -151,6 +155,7 @@ class NodeReconciler:
 
     def reconcile(self) -> float | None:
         now = self.clock()
+        version = self.assignments_version()
         consul_error: ConsulError | None = None
         try:
             assignments, unreadable = self._read_assignments()
@@ -194,6 +199,16 @@ class NodeReconciler:
             protected=frozenset(unreadable) | frozenset(n for n, p in parsed.items() if p.spec is None),
         )
         current = plan(desired, containers, world)
+        if current.actions and not self._looking_again and self.assignments_version() != version:
+            # more assignments arrived while this pass read and planned (an apply of more services than
+            # one transaction holds comes in parts): read once more, so they start together instead of
+            # waiting until this pass has started all of the first part
+            log.debug("assignments changed while planning; reading them again")
+            self._looking_again = True
+            try:
+                return self.reconcile()
+            finally:
+                self._looking_again = False
         self.last_plan = current
         # Consul's registrations and the node Caddy's routes stop pointing at a container before an action
         # removes or restarts it. A plan that only creates (a new service, a surge) changes nothing that

@@ -528,3 +528,41 @@ def test_registrations_follow_creations_and_precede_removals(change, before: str
     rig.reconciler.reconcile()
     assert before in calls and after in calls, calls
     assert calls.index(before) < calls.index(after), calls
+
+
+def test_assignments_that_arrive_while_a_pass_plans_are_started_by_the_same_pass() -> None:
+    """An apply of more services than one Consul transaction holds reaches the agent in parts; the
+    assignments watch moving while the pass planned makes it read once more before acting."""
+    rig = make_rig()
+    rig.assign("first", SLEEP)
+    versions = iter([1, 2])  # pass start, after planning: the second part landed meanwhile
+
+    def version() -> int:
+        value = next(versions, 2)
+        if value == 2 and keys.assignment(NODE, "second") not in rig.store.data:
+            rig.assign("second", SLEEP)
+        return value
+
+    rig.reconciler.assignments_version = version
+    rig.reconciler.reconcile()
+    assert sorted(rig.runtime.attempts) == ["first", "second"]
+
+
+def test_a_pass_reads_again_at_most_once_however_often_the_assignments_move() -> None:
+    rig = make_rig()
+    rig.assign("web", SLEEP)
+    counter = itertools.count()
+    reads = 0
+    list_together = rig.store.list_together
+
+    def counting(prefixes: Sequence[str]) -> tuple[Listing, ...]:
+        nonlocal reads
+        reads += 1
+        return list_together(prefixes)
+
+    rig.store.list_together = counting  # type: ignore[method-assign]
+    rig.reconciler.assignments_version = lambda: next(counter)  # moves on every look
+    rig.reconciler.reconcile()
+    assert reads == 2 and rig.runtime.attempts == ["web"]
+    rig.reconciler.reconcile()  # nothing to do: no second read for a pass without actions
+    assert reads == 3
