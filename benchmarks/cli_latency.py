@@ -289,7 +289,9 @@ def until_running(env: dict[str, str], label: str, count: int, started: float) -
 class Cluster:
     """A meshop controller and agent (from one tree) on the isolated engine, on their own prefix."""
 
-    def __init__(self, consul: ConsulServer, sock: str, tree: Path | None, workdir: Path) -> None:
+    def __init__(
+        self, consul: ConsulServer, sock: str, tree: Path | None, workdir: Path, log_level: str = "info"
+    ) -> None:
         self.consul, self.tree, self.workdir = consul, tree, workdir
         self.prefix = f"e2e-{secrets.token_hex(3)}"
         self.node = f"n-{secrets.token_hex(3)}"
@@ -299,8 +301,10 @@ class Cluster:
         env = {"PYTHONPATH": str(tree) if tree else "", "DOCKER_HOST": sock}
         # its own --id: two clusters share this Consul agent, and a controller registers meshop-controller-<id>
         controller = ["controller", "run", "--id", f"ctl-{self.prefix}", "--metrics-addr", "127.0.0.1:0"]
+        controller += ["--log-level", log_level]
         self.controller = Process([*base, *controller], workdir / f"{self.prefix}-controller.log", env)
         agent = ["agent", "run", "--node", self.node, "--advertise-addr", "127.0.0.1", "--metrics-addr", "127.0.0.1:0"]
+        agent += ["--log-level", log_level]
         agent += ["--state-dir", str(workdir / f"{self.prefix}-state"), "--stop-grace", "1"]
         self.agent = Process([*base, *agent], workdir / f"{self.prefix}-agent.log", env)
 
