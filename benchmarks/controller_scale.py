@@ -419,6 +419,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9, help="warm passes per worker, one per round")
     parser.add_argument("--before", type=Path, help="an older meshop checkout to measure in the same run")
     parser.add_argument("--warm-only", action="store_true", help="skip the cold start (no cold rows)")
+    parser.add_argument("--json", type=Path, help="also write every measurement (each pass of each round) here")
     parser.add_argument("--worker", nargs=4, metavar=("MODE", "ADDR", "PREFIX", "SERVICES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -465,6 +466,8 @@ def main() -> None:
             server.stop()
 
     results = [rows[("", size)] for size in sizes]
+    if args.json:
+        args.json.write_text(json.dumps({f"{tag or 'after'}:{size}": row for (tag, size), row in rows.items()}))
     before = [rows[("before", size)] for size in sizes] if args.before else []
     print()
     print(
