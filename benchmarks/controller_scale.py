@@ -543,6 +543,11 @@ def print_linearity(after: list[dict], before: list[dict], rounds: int) -> None:
                 for r, x in zip(rows, ratios, strict=True)
             )
             print(f"  {label:<7}{name:<7}{cells}")
+        cells = "   ".join(
+            f"{r['services']}: {r['warm_gc_cpu_s']:.3f}s {r['warm_gc_cpu_s'] / r['services'] * 1e6:5.0f}us/svc"
+            for r in rows
+        )
+        print(f"  {label:<7}{'GC':<7}{cells}   (cyclic collector, all threads, per pass; in the passes above when on)")
     if before:
         ratios = ", ".join(
             f"{a['services']}: {a['warm_pass_cpu_s'] / b['warm_pass_cpu_s']:.2f}x"
