@@ -1,13 +1,23 @@
 """How long meshop's CLI takes, and how fast ``meshop apply`` gets containers running, against its peers.
 
-    .venv/bin/python benchmarks/cli_latency.py [--before DIR] [--repeat 15] [--e2e] [--sizes 10,50]
+    .venv/bin/python benchmarks/cli_latency.py [--before DIR] [--installed] [--repeat 15] [--e2e] [--sizes 10,50]
 
-Part 1, command latency (always): wall time of one command, median of ``--repeat`` runs, for the
-installed console script (``.venv/bin/meshop``) and ``python -m meshop``: ``version``,
-``validate -f one.yaml``, ``apply -f one.yaml`` (a real write: the document changes every run) and
-``status`` against a real Consul this script starts, next to ``python -c pass`` (the interpreter's own
-floor). With ``--before DIR`` (a checkout of an older meshop, e.g. ``git archive 8250582 | tar -x -C DIR``)
-the same commands run with ``PYTHONPATH=DIR`` in the same run, and the table shows before/after.
+Part 1, command latency (always): wall time and CPU time of one command, median of ``--repeat`` runs,
+for the console script and ``python -m meshop``: ``version``, ``validate -f one.yaml``,
+``apply -f one.yaml`` (a real write: the document changes every run) and ``status`` against a real
+Consul this script starts, next to ``python -c pass`` (the interpreter's own floor). With ``--before DIR``
+(a checkout of an older meshop, e.g. ``git archive 8250582 | tar -x -C DIR``) the same commands run
+with ``PYTHONPATH=DIR`` in the same run, and the table shows before/after.
+
+The dev venv's columns run each tree's console script as pip would write it into ``.venv/bin`` (from
+that tree's own entry point in its ``setup.cfg``: the entry point moved, so ``.venv/bin/meshop`` of
+this checkout cannot run an older tree). The dev venv installs meshop editable, and its finder
+(``__editable___meshop_0_1_0_finder``) costs every command ~25 ms of imports (pathlib, re, enum...)
+before meshop runs. ``--installed`` therefore also measures meshop as a user gets it from pip: each
+tree is copied and ``pip install --no-deps --no-build-isolation``-ed (not editable; pip compiles the
+bytecode) into a fresh venv of its own, whose dependencies come from the dev venv's site-packages by
+one plain path line in a ``.pth`` file (a path line costs no import); rows ``installed ...``, with that
+venv's own ``python -c pass``.
 
 Both trees run from compiled bytecode, as a meshop installed by pip does (pip compiles on install; this
 machine sets ``PYTHONDONTWRITEBYTECODE``, so without it every command would compile meshop's sources
@@ -28,6 +38,7 @@ Prints medians and ratios (meshop / peer: below 1 means meshop is faster).
 from __future__ import annotations
 
 import argparse
+import configparser
 import contextlib
 import json
 import os
@@ -37,6 +48,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Iterator
@@ -49,7 +61,6 @@ from tests.support.consul_server import ConsulServer  # noqa: E402
 from tests.support.procs import Process, wait_until  # noqa: E402
 
 PYTHON = sys.executable
-SCRIPT = str(Path(sys.executable).with_name("meshop"))
 IMAGE = "meshop-test/busybox:1"
 
 
@@ -92,17 +103,80 @@ def environment(tree: Path | None) -> dict[str, str]:
     return env
 
 
-def command_latency(consul: ConsulServer, trees: dict[str, Path | None], repeat: int, workdir: Path) -> dict:
-    """{(label, launcher, command): median seconds} for every tree, interleaved so load hits all alike."""
+# (argv of a launcher, environment); the launcher's command line is that argv + meshop's arguments
+Launcher = tuple[list[str], dict[str, str]]
+PACKAGING = ("setup.py", "setup.cfg", "pyproject.toml", "README.md")
+COMMANDS = ("version", "validate -f one.yaml", "apply -f one.yaml", "status")
+
+
+def console_script(tree: Path | None, workdir: Path) -> str:
+    """The console script pip would write for ``tree`` into the dev venv: its own setup.cfg's entry point
+    (``meshop.cli.main:main`` before the fast path, ``meshop.cli.fast:main`` since), run by this Python."""
+    config = configparser.ConfigParser()
+    config.read((tree or REPO) / "setup.cfg")
+    lines = config["options.entry_points"]["console_scripts"].splitlines()
+    entries = {name.strip(): target.strip() for name, _, target in (line.partition("=") for line in lines) if target}
+    module, func = entries["meshop"].split(":")
+    path = workdir / f"meshop-{secrets.token_hex(3)}"
+    path.write_text(
+        f"#!{PYTHON}\nimport sys\nfrom {module} import {func}\n"
+        f"if __name__ == '__main__':\n    sys.argv[0] = sys.argv[0].removesuffix('.exe')\n    sys.exit({func}())\n"
+    )
+    path.chmod(0o755)
+    return str(path)
+
+
+def installed_venv(tree: Path | None, workdir: Path) -> Path:
+    """A fresh venv with ``tree`` pip-installed from a copy (the checkout is not written), not editable,
+    bytecode compiled by pip; the dependencies come from the dev venv's site-packages (a .pth path line)."""
+    name = secrets.token_hex(3)
+    source, venv = workdir / f"src-{name}", workdir / f"venv-{name}"
+    for part in ("meshop", "crds"):
+        shutil.copytree((tree or REPO) / part, source / part, ignore=shutil.ignore_patterns("__pycache__"))
+    for part in PACKAGING:
+        if ((tree or REPO) / part).exists():
+            shutil.copy2((tree or REPO) / part, source / part)
+    subprocess.run([PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    purelib = subprocess.run([python, "-c", where], capture_output=True, text=True, check=True).stdout.strip()
+    Path(purelib, "meshop-bench-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    pip = [PYTHON, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+    subprocess.run([*pip, str(source)], check=True, stdout=subprocess.DEVNULL, env=environment(None))
+    return venv
+
+
+def launchers(trees: dict[str, Path | None], installed: bool, workdir: Path) -> dict[str, dict[str, Launcher]]:
+    """{tree label: {launcher name: launcher}}; see the docstring."""
+    out: dict[str, dict[str, Launcher]] = {}
+    for label, tree in trees.items():
+        env = environment(tree)
+        out[label] = {
+            "console script": ([console_script(tree, workdir)], env),
+            "python -m meshop": ([PYTHON, "-m", "meshop"], env),
+        }
+        if installed:
+            venv = installed_venv(tree, workdir)
+            plain = environment(None)
+            out[label]["installed script"] = ([str(venv / "bin" / "meshop")], plain)
+            out[label]["installed -m meshop"] = ([str(venv / "bin" / "python"), "-m", "meshop"], plain)
+            out[label]["installed floor"] = ([str(venv / "bin" / "python")], plain)
+    return out
+
+
+def command_latency(consul: ConsulServer, targets: dict[str, dict[str, Launcher]], repeat: int, workdir: Path) -> dict:
+    """{(label, launcher, command): median (wall, CPU) seconds} for every tree, interleaved so load hits all
+    alike; ("floor", "python -c pass", "") for the dev venv, (label, "installed floor", "") per installed venv."""
     one = workdir / "one.yaml"
-    launchers = {"console script": [SCRIPT], "python -m meshop": [PYTHON, "-m", "meshop"]}
     results: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     floor: list[tuple[float, float]] = []
     for i in range(repeat):
         floor.append(timed_run([PYTHON, "-c", "pass"], environment(None)))
-        for label, tree in trees.items():
-            env = environment(tree)
-            for launcher, base in launchers.items():
+        for label, named in targets.items():
+            for launcher, (base, env) in named.items():
+                if launcher == "installed floor":
+                    results.setdefault((label, launcher, ""), []).append(timed_run([*base, "-c", "pass"], env))
+                    continue
                 one.write_text(service_yaml("latency", f"{label}-{launcher}-{i}"))
                 common = [*base, "--consul-addr", consul.addr, "--prefix", f"lat-{label.replace(' ', '')}"]
                 commands = {
@@ -122,23 +196,27 @@ def medians(values: list[tuple[float, float]]) -> tuple[float, float]:
     return statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
 
 
-def print_latency(results: dict, trees: dict[str, Path | None], repeat: int) -> None:
+def print_latency(results: dict, targets: dict[str, dict[str, Launcher]], repeat: int) -> None:
     floor_wall, floor_cpu = results[("floor", "python -c pass", "")]
-    print(
-        f"\ncommand latency, median of {repeat} runs (ms), wall time / CPU time; "
-        f"`python -c pass` takes {floor_wall * 1000:.0f} / {floor_cpu * 1000:.0f} ms here"
-    )
-    labels = list(trees)
+    labels = list(targets)
+    floors = f"`python -c pass` takes {floor_wall * 1000:.0f} / {floor_cpu * 1000:.0f} ms in the dev venv"
+    for label in labels:
+        if (label, "installed floor", "") in results:
+            wall, cpu = results[(label, "installed floor", "")]
+            floors += f", {wall * 1000:.0f} / {cpu * 1000:.0f} ms in the installed venv ({label})"
+    print(f"\ncommand latency, median of {repeat} runs (ms), wall time / CPU time; {floors}")
     header = "".join(f"{label:>14}" for label in labels)
     ratio = "   after/before (wall, CPU)" if len(labels) == 2 else ""
-    print(f"{'launcher':<18}{'command':<24}{header}{ratio}")
-    for launcher in ("console script", "python -m meshop"):
-        for name in ("version", "validate -f one.yaml", "apply -f one.yaml", "status"):
+    print(f"{'launcher':<22}{'command':<24}{header}{ratio}")
+    for launcher in targets[labels[0]]:
+        if launcher == "installed floor":
+            continue
+        for name in COMMANDS:
             cells = [results[(label, launcher, name)] for label in labels]
             line = "".join(f"{w * 1000:>8.0f} /{c * 1000:>4.0f}" for w, c in cells)
             if len(cells) == 2:
                 line += f"   {cells[1][0] / cells[0][0]:>6.2f}x, {cells[1][1] / cells[0][1]:.2f}x"
-            print(f"{launcher:<18}{name:<24}{line}")
+            print(f"{launcher:<22}{name:<24}{line}")
 
 
 @contextlib.contextmanager
@@ -211,17 +289,22 @@ def until_running(env: dict[str, str], label: str, count: int, started: float) -
 class Cluster:
     """A meshop controller and agent (from one tree) on the isolated engine, on their own prefix."""
 
-    def __init__(self, consul: ConsulServer, sock: str, tree: Path | None, workdir: Path) -> None:
+    def __init__(
+        self, consul: ConsulServer, sock: str, tree: Path | None, workdir: Path, log_level: str = "info"
+    ) -> None:
         self.consul, self.tree, self.workdir = consul, tree, workdir
         self.prefix = f"e2e-{secrets.token_hex(3)}"
         self.node = f"n-{secrets.token_hex(3)}"
         self.env = {**environment(tree), "DOCKER_HOST": sock}
+        self.script = console_script(tree, workdir)
         base = [PYTHON, "-P", "-m", "meshop", "--consul-addr", consul.addr, "--prefix", self.prefix]
         env = {"PYTHONPATH": str(tree) if tree else "", "DOCKER_HOST": sock}
         # its own --id: two clusters share this Consul agent, and a controller registers meshop-controller-<id>
         controller = ["controller", "run", "--id", f"ctl-{self.prefix}", "--metrics-addr", "127.0.0.1:0"]
+        controller += ["--log-level", log_level]
         self.controller = Process([*base, *controller], workdir / f"{self.prefix}-controller.log", env)
         agent = ["agent", "run", "--node", self.node, "--advertise-addr", "127.0.0.1", "--metrics-addr", "127.0.0.1:0"]
+        agent += ["--log-level", log_level]
         agent += ["--state-dir", str(workdir / f"{self.prefix}-state"), "--stop-grace", "1"]
         self.agent = Process([*base, *agent], workdir / f"{self.prefix}-agent.log", env)
 
@@ -238,7 +321,7 @@ class Cluster:
         remove_labelled(self.env, f"meshop.node={self.node}")
 
     def apply(self, path: Path) -> None:
-        argv = [SCRIPT, "--consul-addr", self.consul.addr, "--prefix", self.prefix, "apply", "-f", str(path)]
+        argv = [self.script, "--consul-addr", self.consul.addr, "--prefix", self.prefix, "apply", "-f", str(path)]
         done = subprocess.run(argv, env=self.env, capture_output=True, text=True, cwd="/")
         if done.returncode != 0:
             raise RuntimeError(done.stderr)
@@ -383,6 +466,9 @@ def compiled(tree: Path | None, workdir: Path) -> Path | None:
         for part in ("meshop", "crds"):
             if (tree / part).is_dir():
                 shutil.copytree(tree / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+        for part in PACKAGING:  # its entry point, and what ``--installed`` builds it from
+            if (tree / part).exists():
+                shutil.copy2(tree / part, copy / part)
         tree = copy
     target = REPO if tree is None else tree
     subprocess.run([PYTHON, "-m", "compileall", "-q", str(target / "meshop")], check=True, stdout=subprocess.DEVNULL)
@@ -392,6 +478,7 @@ def compiled(tree: Path | None, workdir: Path) -> Path | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", type=Path, help="an older meshop checkout to measure in the same run")
+    parser.add_argument("--installed", action="store_true", help="also measure pip-installed (non-editable) venvs")
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--e2e", action="store_true", help="also measure to running containers against peers")
     parser.add_argument("--e2e-repeat", type=int, default=3)
@@ -408,8 +495,9 @@ def main() -> None:
         if not args.source_only:
             trees = {label: compiled(tree, Path(tmp)) for label, tree in trees.items()}
         print("bytecode:", "none (sources compiled on every run)" if args.source_only else "compiled", flush=True)
-        results = command_latency(consul, trees, args.repeat, Path(tmp))
-        print_latency(results, trees, args.repeat)  # now: the end-to-end part takes minutes and may fail
+        targets = launchers(trees, args.installed, Path(tmp))
+        results = command_latency(consul, targets, args.repeat, Path(tmp))
+        print_latency(results, targets, args.repeat)  # now: the end-to-end part takes minutes and may fail
         if args.e2e:
             table = end_to_end(consul, trees, sizes, args.e2e_repeat, Path(tmp))
     if table is not None:

@@ -1,3 +1,3 @@
-from meshop.cli.main import main
+from meshop.cli.fast import main
 
 main()

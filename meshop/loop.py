@@ -98,6 +98,7 @@ class ReconcileLoop:
         started = time.monotonic()
         self.begun += 1
         number = self.begun
+        log.debug("%s: pass %d begins", self.component, number)
         try:
             with cyclic_gc_paused():
                 again = self.reconcile()
@@ -111,6 +112,7 @@ class ReconcileLoop:
         finally:
             self.ended_begun = number
         duration = time.monotonic() - started
+        log.debug("%s: pass %d ended in %.0f ms", self.component, number, duration * 1000)
         self.passes += 1
         self.last_error = None
         self.last_success = time.time()
@@ -129,6 +131,7 @@ class ReconcileLoop:
             delay = self.run_once()
             timeout = self.resync if delay is None else min(delay, self.resync)
             reasons = self.wakeup.wait(timeout) or {"resync" if delay is None else "requeue"}
+            log.debug("%s: woken (%s)", self.component, ", ".join(sorted(reasons)))
 
     def _failed(self, exc: BaseException, started: float) -> None:
         self.passes += 1

@@ -22,7 +22,7 @@ from pathlib import Path
 from meshop import __version__, metrics
 from meshop.agent.docker_driver import DockerDriver
 from meshop.agent.events import DockerEventsWatcher
-from meshop.agent.executor import Executor
+from meshop.agent.executor import WORKERS, Executor
 from meshop.agent.health import HealthMonitor
 from meshop.agent.ingress.node_caddy import CaddyOptions, NodeCaddy
 from meshop.agent.observed import ObservedWriter
@@ -58,7 +58,7 @@ class DaemonOptions:
     resync: float = 30.0
     ttl: float = 10.0
     heartbeat: float = 3.0
-    workers: int = 16
+    workers: int = WORKERS
     caddy: CaddyOptions | None = None  # the node's Caddy for routes; None: the agent routes nothing
 
 

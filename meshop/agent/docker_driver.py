@@ -45,6 +45,9 @@ with without_charset_detection(), blocked("paramiko"):
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# kept connections to the engine: the executor's WORKERS (32) acting at once, the pulls and the pass's own
+# reads; a caller beyond it still gets a connection, which is closed afterwards (and urllib3 warns)
+POOL_SIZE = 40
 Scrub = Callable[[str], str]
 
 
@@ -69,9 +72,9 @@ class DockerDriver:
         try:
             _enable_ssh(base_url)
             if base_url:
-                self.client = docker.DockerClient(base_url=base_url, timeout=int(timeout), max_pool_size=32)
+                self.client = docker.DockerClient(base_url=base_url, timeout=int(timeout), max_pool_size=POOL_SIZE)
             else:
-                self.client = docker.from_env(timeout=int(timeout), max_pool_size=32)
+                self.client = docker.from_env(timeout=int(timeout), max_pool_size=POOL_SIZE)
         except docker.errors.DockerException as exc:
             raise DriverError(f"cannot reach the Docker engine ({_short(exc)})") from None
         self.api = self.client.api
@@ -196,16 +199,24 @@ class DockerDriver:
                 "claim its labels (a container of it could pass for another service's)"
             )
         scrub = Redactor(config.secrets)  # Docker and runc echo env entries they refuse: before shortening
+        began = time.monotonic()
         try:
             container_id = self._create(config, scrub)
         except NameConflict:
             self._clear_name(config.name)
             container_id = self._create(config, scrub)
+        created = time.monotonic()
         try:
             self._call(f"starting {config.name}", lambda: self.api.start(container_id), scrub)
         except DriverError:
             self._remove_quietly(container_id)  # leave no Created-state leftover behind
             raise
+        log.debug(
+            "%s: created in %.0f ms, started in %.0f ms",
+            config.name,
+            (created - began) * 1000,
+            (time.monotonic() - created) * 1000,
+        )
         return container_id
 
     def start(self, container_id: str) -> None:

@@ -179,6 +179,7 @@ class NodeReconciler:
             log.warning("cannot see the containers: %s", exc)
             return DRIVER_RETRY
         self.driver_error = None
+        log.debug("read %d assignment(s), %d container(s)", len(assignments), len(containers))
         crash_infos = self.crashes.observe(containers, now)
         healthy = self.monitor.results()
         world = World(
@@ -194,14 +195,17 @@ class NodeReconciler:
         )
         current = plan(desired, containers, world)
         self.last_plan = current
-        if self.authoritative:
-            try:
-                self._sync_registrations(current, containers, parsed, healthy)
-            except ConsulError as exc:
-                metrics.consul_errors_total.labels("agent", "registrations").inc()
-                consul_error = consul_error or exc
-        self._sync_ingress(current, containers, parsed, healthy)
+        # Consul's registrations and the node Caddy's routes stop pointing at a container before an action
+        # removes or restarts it. A plan that only creates (a new service, a surge) changes nothing that
+        # is served: it starts its containers first and syncs after, a Consul round trip off the way there
+        creates_only = all(isinstance(a, Create | Pull) for a in current.actions)
+        serving_error = None if creates_only else self._sync_serving(current, containers, parsed, healthy)
+        if current.actions:
+            log.debug("planned %d action(s)", len(current.actions))
         result = self.executor.apply(current, self._builder(parsed, secrets))
+        if creates_only:
+            serving_error = self._sync_serving(current, containers, parsed, healthy)
+        consul_error = consul_error or serving_error
         self._account(current, result, containers, desired, now)
         self._update_probes(containers, parsed)
         if self.authoritative:
@@ -372,6 +376,20 @@ class NodeReconciler:
         """When each serving container took over; a routed one only once the node's Caddy sends it traffic."""
         promoted = dict(self.registrar.promoted)
         return self.ingress.gate(promoted) if self.ingress else promoted
+
+    def _sync_serving(
+        self, current: Plan, containers: list[Container], parsed: Mapping[str, _Parsed], healthy: Mapping[str, bool]
+    ) -> ConsulError | None:
+        """Consul's replica registrations and the node Caddy's routes to the plan's ``serving`` map."""
+        error = None
+        if self.authoritative:
+            try:
+                self._sync_registrations(current, containers, parsed, healthy)
+            except ConsulError as exc:
+                metrics.consul_errors_total.labels("agent", "registrations").inc()
+                error = exc
+        self._sync_ingress(current, containers, parsed, healthy)
+        return error
 
     def _sync_ingress(
         self, current: Plan, containers: list[Container], parsed: Mapping[str, _Parsed], healthy: Mapping[str, bool]

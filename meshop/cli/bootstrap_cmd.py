@@ -11,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from meshop.cli.context import LOCAL_CLUSTER, CliContext
+from meshop.cli.context import CliContext
+from meshop.cli.flags import LOCAL_CLUSTER
 from meshop.cli.remote_cmd import ACCEPT_NEW, IDENTITY
 from meshop.cli.safe import strip_terminal
 from meshop.errors import DocumentError

@@ -7,7 +7,8 @@ import socket
 
 import click
 
-from meshop.cli.context import LOCAL_CLUSTER, CliContext
+from meshop.cli.context import CliContext
+from meshop.cli.flags import LOCAL_CLUSTER
 from meshop.daemon import run_daemon
 from meshop.httpserver import StatusServer
 from meshop.logs import setup_logging

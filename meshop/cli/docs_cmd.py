@@ -6,14 +6,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from meshop.cli.context import CliContext
-from meshop.client.apply import apply_changes, check_all, plan_changes, read_existing
-from meshop.client.sources import SourcedDocument, read_sources
-from meshop.errors import DocumentError, ValidationFailed
+from meshop.cli.docs import apply_documents, check_routes, validate_documents
+from meshop.client.apply import plan_changes, read_existing
+from meshop.client.checks import check_all
+from meshop.client.sources import read_sources
+from meshop.errors import DocumentError
 from meshop.model import keys
 
 if TYPE_CHECKING:
-    from meshop.consul.store import KVStore
+    from meshop.cli.context import CliContext
 
 FILES = click.option(
     "-f",
@@ -24,20 +25,6 @@ FILES = click.option(
     metavar="FILE|DIR|-",
     help="Document file, a directory of *.yaml/*.yml/*.json, or - for stdin (repeatable).",
 )
-
-
-def check_routes(documents: list[SourcedDocument], store: KVStore, prefix: str) -> None:
-    """Refuse (nothing written) when a route host of these documents belongs to another service.
-    Reads the cluster only when a document has a route."""
-    if not any(item.doc.get("kind") == "Service" and item.doc["spec"].get("route") for item in documents):
-        return
-    # here, not at the top: the ownership rule is the controller's planner code (start-up time)
-    from meshop.client.ownership import read_claims, route_hosts, route_violations
-
-    hosts = route_hosts(documents)
-    violations = route_violations(documents, read_claims(store, hosts), prefix)
-    if violations:
-        raise ValidationFailed(violations)
 
 
 @click.command()
@@ -51,12 +38,7 @@ def check_routes(documents: list[SourcedDocument], store: KVStore, prefix: str) 
 def validate(obj: CliContext, paths: tuple[str, ...], cluster: bool) -> None:
     """Check documents without touching Consul (with --cluster: route hosts against their owners too);
     every error is printed with its path."""
-    documents = read_sources(paths)
-    check_all(documents, obj.consul.prefix)
-    if cluster:
-        check_routes(documents, obj.store(), obj.consul.prefix)
-    for item in documents:
-        click.echo(f"{item.doc['kind'].lower()}/{item.doc['metadata']['name']} valid ({item.source})")
+    validate_documents(obj, paths, cluster, click.echo)
 
 
 @click.command()
@@ -64,20 +46,7 @@ def validate(obj: CliContext, paths: tuple[str, ...], cluster: bool) -> None:
 @click.pass_obj
 def apply(obj: CliContext, paths: tuple[str, ...]) -> None:
     """Validate every document, then write them (created / configured / unchanged)."""
-    documents = read_sources(paths)
-    check_all(documents, obj.consul.prefix)
-    store = obj.store()
-    check_routes(documents, store, obj.consul.prefix)
-    changes = plan_changes(documents, read_existing(store, documents))
-    outcome = apply_changes(store, changes)
-    for change in changes:
-        click.echo(f"{change.kind.lower()}/{change.name} {change.action}")
-    if outcome.batches > 1:
-        click.echo(
-            f"note: {outcome.written} documents exceed one Consul transaction (64 operations, 512 KiB): "
-            f"written in {outcome.batches} transactions, each atomic on its own",
-            err=True,
-        )
+    apply_documents(obj, paths, click.echo)
 
 
 @click.command()

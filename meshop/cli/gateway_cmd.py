@@ -12,7 +12,8 @@ from meshop.caddy.apply import ConfigApplier
 from meshop.caddy.process import ManagedCaddy
 from meshop.caddy.render import render_global
 from meshop.caddy.upstream_dns import UpstreamDNS
-from meshop.cli.context import LOCAL_CLUSTER, CliContext
+from meshop.cli.context import CliContext
+from meshop.cli.flags import LOCAL_CLUSTER
 from meshop.daemon import run_daemon
 from meshop.errors import MeshopError
 from meshop.gateway.certs import CertSync, safe_sync

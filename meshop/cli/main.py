@@ -1,26 +1,19 @@
-"""The ``meshop`` command: global flags, sub-command registration, and error -> exit code mapping.
+"""The ``meshop`` command: global flags, sub-command registration, and click's own errors.
 
-No traceback ever reaches a user: a ``MeshopError`` prints one clear message and exits with its code;
-anything else is reported as an internal error. Exit codes: 0 ok, 1 invalid input or not found,
-2 Consul unreachable or access denied, 3 a host driver failed, 64 usage error, 70 internal error,
-130 interrupted. (``meshop diff`` exits 1 when there are changes; ``meshop status --check`` exits 1
-when something is not Ready.)
+Click is the reference for every command line: help, usage and every option live here. The console
+script enters through ``meshop.cli.fast``, which runs a few simple, hot command lines without loading
+click and hands everything else to ``run`` here. Exit codes and the error -> exit code mapping:
+``meshop.cli.exits``.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 
 import click
 
 from meshop.cli.context import CliContext
-from meshop.cli.safe import printable  # tiny (re only): error lines from KV are escaped
-from meshop.consul.config import ConsulConfig
-from meshop.errors import MeshopError
-
-EXIT_USAGE = 64
+from meshop.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE, guarded
 
 # Each sub-command's module is imported only when that command runs (or for --help): ``meshop
 # validate`` must not pay for the agent's Docker SDK, the controller or rich's tables (start-up time).
@@ -54,7 +47,8 @@ class LazyGroup(click.Group):
     """A group whose listed sub-commands (``COMMANDS``) are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [*super().list_commands(ctx), *(name for name in COMMANDS if name not in self.commands)]
+        """The group's own commands, then ``COMMANDS`` in their order, whichever have loaded already."""
+        return [*(name for name in super().list_commands(ctx) if name not in COMMANDS), *COMMANDS]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
@@ -70,7 +64,7 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, consul_addr: str | None, token: str | None, prefix: str | None) -> None:
     """meshop: declarative Docker services across a handful of nodes, on Consul KV."""
-    ctx.obj = CliContext(consul=ConsulConfig.from_env(addr=consul_addr, token=token, prefix=prefix))
+    ctx.obj = CliContext(addr=consul_addr, token=token, prefix=prefix)
 
 
 @cli.command()
@@ -86,42 +80,28 @@ def version(fmt: str) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run one command; returns its exit code. Errors become one line on stderr, never a traceback."""
+    """Run one command through click; returns its exit code. Errors become one line on stderr, never a
+    traceback."""
+    return guarded(lambda: _click_main(argv))
+
+
+def _click_main(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="meshop", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
-        return 130
+        return EXIT_INTERRUPTED
     except click.UsageError as exc:
         exc.show()
         return EXIT_USAGE
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except MeshopError as exc:
-        click.echo(f"Error: {printable(exc, multiline=True)}", err=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `meshop events | head`: the reader left; nothing is wrong
-        _silence_stdout()
-        return 0
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 0
-    except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
-        click.echo(f"Internal error: {type(exc).__name__}: {printable(exc)} (please report this)", err=True)
-        return 70
     return 0
 
 
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's final flush does not fail on the closed pipe again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):  # not a real file (tests capture stdout)
-        pass
-
-
 def main() -> None:
-    sys.exit(run())
+    """The console script of an install made before ``meshop.cli.fast`` became the entry point."""
+    from meshop.cli.fast import main as fast_main
+
+    fast_main()

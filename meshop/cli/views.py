@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 if TYPE_CHECKING:  # types only: ``meshop validate`` and ``version`` must not import the planners
+    from collections.abc import Mapping, Sequence
+
     from meshop.client.apply import Change
     from meshop.client.preview import PlacementPreview
 
 
 def to_yaml(data: object, sort_keys: bool = False) -> str:
+    import yaml  # here, not at the top: ``meshop version`` prints text without it (start-up time)
+
     return yaml.safe_dump(data, sort_keys=sort_keys, default_flow_style=False, allow_unicode=True)
 
 
 def format_diff(changes: Sequence[Change]) -> str:
     """A unified diff per changed document, like ``kubectl diff``; one line per unchanged one."""
+    import difflib  # only ``meshop diff`` needs it (start-up time of ``version``)
+
     out: list[str] = []
     for change in changes:
         label = f"{change.kind.lower()}/{change.name}"

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from meshop.errors import DocumentError
 from meshop.model import load_documents
@@ -13,8 +12,7 @@ from meshop.model import load_documents
 SUFFIXES = (".yaml", ".yml", ".json")
 
 
-@dataclass(frozen=True)
-class SourcedDocument:
+class SourcedDocument(NamedTuple):  # not a dataclass: ``meshop validate`` never loads ``dataclasses``
     source: str  # "whoami.yaml" or "whoami.yaml#2" for the second document of a file
     doc: dict[str, Any]
 
@@ -35,18 +33,19 @@ def read_sources(paths: tuple[str, ...]) -> list[SourcedDocument]:
 def _texts(path: str) -> list[tuple[str, bytes]]:
     if path == "-":
         return [("<stdin>", sys.stdin.buffer.read())]
-    p = Path(path)
-    if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix in SUFFIXES and f.is_file())
+    if os.path.isdir(path):
+        names = (os.path.join(path, name) for name in os.listdir(path) if os.path.splitext(name)[1] in SUFFIXES)
+        files = sorted(name for name in names if os.path.isfile(name))
         if not files:
             raise DocumentError(f"{path}: no *.yaml, *.yml or *.json files in this directory")
-        return [(str(f), _read(f)) for f in files]
-    return [(path, _read(p))]
+        return [(name, _read(name)) for name in files]
+    return [(path, _read(path))]
 
 
-def _read(path: Path) -> bytes:
+def _read(path: str) -> bytes:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as handle:
+            return handle.read()
     except FileNotFoundError:
         raise DocumentError(f"{path}: no such file") from None
     except OSError as exc:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from urllib.parse import urlsplit
 
 from meshop.errors import MeshopError
-from meshop.model.keys import DEFAULT_PREFIX
+from meshop.model.keys import DEFAULT_PREFIX, resolve_prefix
 
 DEFAULT_ADDR = "127.0.0.1:8500"
 DEFAULT_TIMEOUT = 10.0
@@ -64,7 +63,7 @@ class ConsulConfig:
             key_file=env.get("CONSUL_CLIENT_KEY") or None,
             verify=verify_flag not in ("false", "0", "no"),
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
-            prefix=(prefix or env.get("MESHOP_PREFIX") or DEFAULT_PREFIX).strip("/"),
+            prefix=resolve_prefix(prefix, env),
         )
 
     def with_prefix(self, prefix: str) -> ConsulConfig:
@@ -73,6 +72,8 @@ class ConsulConfig:
 
 def parse_addr(raw: str, default_scheme: str = "http") -> tuple[str, str, int]:
     """``host:port``, ``http://host:port`` or ``https://host`` -> (scheme, host, port)."""
+    from urllib.parse import urlsplit  # here, not at the top: ``meshop validate`` never parses an address
+
     text = raw.strip()
     if "://" not in text:
         text = f"{default_scheme}://{text}"

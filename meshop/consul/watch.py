@@ -121,6 +121,7 @@ class Watch(Generic[T]):
         with self._lock:
             self._latest = value
         self.wakeups += 1
+        log.debug("watch %s: index %d", self.name, new_index)
         if self.component:
             metrics.watch_wakeups_total.labels(self.component, self.name).inc()
         self._ready.set()

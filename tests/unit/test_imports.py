@@ -1,30 +1,53 @@
 """What each entry point loads: the CLI's quick commands and the daemons stay clear of libraries they do not use.
 
 Each case runs a fresh interpreter with ``-X importtime`` (the import list of that process alone) and
-checks which top-level packages it loaded. The issue-17 figures (start-up time, idle memory) come from
-benchmarks/cli_latency.py and benchmarks/footprint.py; these tests keep the imports from creeping back.
+checks which top-level packages it loaded. The commands run from a copy of the package laid out as pip
+installs it, without ``site`` (``-S``; the dependencies on ``PYTHONPATH``): the dev venv's editable-install
+finder imports pathlib, urllib.parse and re at start-up, which would hide whether meshop imports them.
+The issue-17 figures (start-up time, idle memory) come from benchmarks/cli_latency.py and
+benchmarks/footprint.py; these tests keep the imports from creeping back.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "charts" / "examples" / "whoami.yaml"
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "charts" / "examples" / "whoami.yaml"
 CONSUL_CLIENT = {"consul", "requests", "urllib3"}
 TABLES = {"rich"}
 NEVER = {"jsonschema", "paramiko", "cryptography", "docker"}
+CLICK = {"click"}
 
 
-def loaded(code: list[str]) -> set[str]:
-    """Top-level packages a fresh ``python -P -X importtime ...`` imported."""
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment for a ``python -S`` that sees meshop as pip installs it (``crds`` inside the package)."""
+    root = tmp_path_factory.mktemp("site")
+    shutil.copytree(REPO / "meshop", root / "meshop", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "crds", root / "meshop" / "crds", ignore=shutil.ignore_patterns("__pycache__"))
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), sysconfig.get_paths()["purelib"]])}
+
+
+def loaded(code: list[str], env: dict[str, str]) -> set[str]:
+    """Top-level packages a fresh ``python -P -S -X importtime ...`` imported."""
     done = subprocess.run(
-        [sys.executable, "-P", "-X", "importtime", *code], capture_output=True, text=True, timeout=120, cwd="/"
+        [sys.executable, "-P", "-S", "-X", "importtime", *code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+        env=env,
     )
+    assert "Traceback" not in done.stderr, done.stderr
     names = set()
     for line in done.stderr.splitlines():
         if line.startswith("import time:") and "self [us]" not in line:
@@ -35,28 +58,32 @@ def loaded(code: list[str]) -> set[str]:
 @pytest.mark.parametrize(
     ("argv", "absent"),
     [
-        (["version"], NEVER | CONSUL_CLIENT | TABLES),
-        (["validate", "-f", str(EXAMPLE)], NEVER | CONSUL_CLIENT | TABLES),
+        (["version"], NEVER | CONSUL_CLIENT | TABLES | CLICK),
+        (["validate", "-f", str(EXAMPLE)], NEVER | CONSUL_CLIENT | TABLES | CLICK | {"urllib", "pathlib"}),
+        (["validate", "--filename", str(EXAMPLE), "-o", "json"], NEVER | CONSUL_CLIENT | TABLES),  # click's: -o
         (["--help"], NEVER),  # lists every command: their modules load, still without docker
     ],
-    ids=["version", "validate", "help"],
+    ids=["version", "validate", "validate-unusual", "help"],
 )
-def test_quick_commands_load_only_what_they_use(argv: list[str], absent: set[str]) -> None:
-    names = loaded(["-m", "meshop", *argv])
-    assert "meshop" in names and "click" in names
+def test_quick_commands_load_only_what_they_use(argv: list[str], absent: set[str], installed: dict[str, str]) -> None:
+    """The fast path (``meshop.cli.fast``) runs version and validate without click; any other command line
+    goes to click."""
+    names = loaded(["-m", "meshop", *argv], installed)
+    assert "meshop" in names
     assert names & absent == set()
+    assert ("click" in names) == (argv[0] == "--help" or "-o" in argv)
 
 
-def test_apply_talks_to_consul_without_py_consul_tables_planner_or_docker() -> None:
+def test_apply_talks_to_consul_without_py_consul_tables_planner_or_docker(installed: dict[str, str]) -> None:
     """A real ``meshop apply`` (against an address where nothing listens: it stops at the first request)
     loads the standard library's HTTP client only (``KVStore.over_http``)."""
     with socket.socket() as sock:  # a free port, closed again: nothing listens there
         sock.bind(("127.0.0.1", 0))
         addr = f"127.0.0.1:{sock.getsockname()[1]}"
     argv = ["-m", "meshop", "--consul-addr", addr, "apply", "-f", str(EXAMPLE)]
-    names = loaded(argv)
+    names = loaded(argv, installed)
     assert "meshop" in names
-    assert names & (NEVER | CONSUL_CLIENT | TABLES | {"http", "ssl"}) == set()
+    assert names & (NEVER | CONSUL_CLIENT | TABLES | CLICK | {"http", "ssl"}) == set()
     done = subprocess.run([sys.executable, "-P", *argv], capture_output=True, text=True, timeout=120, cwd="/")
     assert done.returncode == 2 and f"Consul at http://{addr} is unreachable" in done.stderr  # it got to the request
     code = "import meshop.cli.docs_cmd, meshop.consul.store"
@@ -69,8 +96,8 @@ def test_apply_talks_to_consul_without_py_consul_tables_planner_or_docker() -> N
     assert not [m for m in modules if m.startswith(("meshop.operator", "meshop.agent"))]
 
 
-def test_the_controller_does_not_load_docker_rich_or_jsonschema() -> None:
-    names = loaded(["-c", "import meshop.cli.controller_cmd, meshop.operator.controller"])
+def test_the_controller_does_not_load_docker_rich_or_jsonschema(installed: dict[str, str]) -> None:
+    names = loaded(["-c", "import meshop.cli.controller_cmd, meshop.operator.controller"], installed)
     assert names & (NEVER | TABLES | {"tenacity"}) == set()
 
 

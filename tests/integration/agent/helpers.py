@@ -15,6 +15,7 @@ from typing import Any
 
 from meshop.agent.daemon import AgentDaemon, DaemonOptions
 from meshop.agent.reconciler import AgentSettings
+from meshop.agent.runtime import Runtime
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.model import Policy, ServiceSpec, keys, spec_hash
@@ -167,6 +168,7 @@ class AgentFactory:
         heartbeat: float = 3.0,
         ttl: float = 10.0,
         wait_ready: bool = True,
+        runtime: Runtime | None = None,
     ) -> RunningAgent:
         settings = AgentSettings(
             node=self.node,
@@ -186,7 +188,7 @@ class AgentFactory:
             heartbeat=heartbeat,
             ttl=ttl,
         )
-        daemon = AgentDaemon(options).start()
+        daemon = AgentDaemon(options, runtime).start()
         thread = threading.Thread(target=daemon.run, name=f"agent-{self.node}", daemon=True)
         thread.start()
         running = RunningAgent(daemon, thread)

@@ -457,3 +457,74 @@ def test_docker_unreachable_fails_softly_and_is_reported() -> None:
     del rig.runtime.list_managed  # back to the class's method
     rig.settle(1)
     assert rig.reconciler.driver_error is None
+
+
+def recording(rig: Rig) -> list[str]:
+    """What the pass does to Docker and to the node's registrations, in order."""
+    calls: list[str] = []
+    runtime, services = rig.runtime, rig.services
+    create, remove, start = runtime.create_and_start, runtime.remove, runtime.start
+    local, deregister = services.local, services.deregister
+
+    def on_create(cfg: ContainerConfig) -> str:
+        calls.append(f"create {cfg.labels['meshop.service']}/{cfg.labels['meshop.replica']}")
+        return create(cfg)
+
+    def on_remove(container_id: str, grace: float) -> None:
+        calls.append(f"remove {runtime.containers[container_id].replica}")
+        remove(container_id, grace)
+
+    def on_start(container_id: str) -> None:
+        calls.append(f"start {runtime.containers[container_id].replica}")
+        start(container_id)
+
+    def on_local() -> dict[str, dict]:
+        calls.append("read registrations")
+        return local()
+
+    def on_deregister(service_id: str) -> None:
+        calls.append(f"deregister {service_id}")
+        deregister(service_id)
+
+    runtime.create_and_start, runtime.remove, runtime.start = on_create, on_remove, on_start  # type: ignore[method-assign]
+    services.local, services.deregister = on_local, on_deregister  # type: ignore[method-assign]
+    return calls
+
+
+def _scale_down(rig: Rig) -> None:
+    rig.assign("web", SLEEP, replicas=1)
+
+
+def _stop_first_update(rig: Rig) -> None:
+    rig.assign("web", {**SLEEP, "args": ["120"], "update": {"strategy": "stop-first"}}, replicas=2)
+
+
+def _crash(rig: Rig) -> None:
+    cid = next(c.id for c in rig.runtime.containers.values() if c.replica == 1)
+    rig.runtime.containers[cid] = replace(rig.runtime.containers[cid], state="exited", exit_code=1)
+
+
+@pytest.mark.parametrize(
+    ("change", "before", "after"),
+    [
+        pytest.param(None, "create web/0", "read registrations", id="new-service-starts-before-registrations"),
+        pytest.param(_scale_down, "deregister meshop-n1-web-1", "remove 1", id="scale-down-deregisters-first"),
+        pytest.param(_stop_first_update, "deregister meshop-n1-web-0", "remove 0", id="stop-first-deregisters-first"),
+        pytest.param(_crash, "read registrations", "start 1", id="restart-syncs-registrations-first"),
+    ],
+)
+def test_registrations_follow_creations_and_precede_removals(change, before: str, after: str) -> None:  # type: ignore[no-untyped-def]
+    """Only a plan that merely creates starts its containers before the registration sync (the way to a
+    running container is shorter by a Consul round trip); anything removed or restarted is taken out of
+    Consul first."""
+    rig = make_rig()
+    if change is not None:
+        rig.assign("web", {**SLEEP, "update": {"strategy": "stop-first"}}, replicas=2)
+        rig.settle()
+        change(rig)
+    else:
+        rig.assign("web", SLEEP)
+    calls = recording(rig)
+    rig.reconciler.reconcile()
+    assert before in calls and after in calls, calls
+    assert calls.index(before) < calls.index(after), calls

@@ -1,0 +1,138 @@
+"""The executor: replicas acted on in parallel up to its bound, each replica's actions in order, and one
+failure confined to its own service (the real engine: tests/integration/agent/test_agent_concurrency.py)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+
+from meshop.agent.executor import WORKERS, Executor
+from meshop.agent.plan import Container, Create, Plan, Remove, Replace
+from meshop.agent.puller import Puller
+from meshop.agent.runtime import ContainerConfig, NameConflict
+from meshop.errors import DriverError
+
+
+def config(service: str, replica: int, config_hash: str) -> ContainerConfig:
+    return ContainerConfig(
+        name=f"meshop-n1-{service}-{replica}-{config_hash}",
+        image="img:1",
+        labels={"meshop.service": service, "meshop.replica": str(replica)},
+    )
+
+
+def old(service: str, replica: int) -> Container:
+    return Container(f"old-{service}-{replica}", f"old-{service}", service, replica, "h0", "h0", 1, "img:1", "running")
+
+
+@dataclass
+class GatedRuntime:
+    """Every create waits at a gate until ``release()``; counts how many wait at once."""
+
+    fail: dict[str, Exception] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+    in_flight: int = 0
+    most: int = 0
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _open: bool = False
+
+    def create_and_start(self, cfg: ContainerConfig) -> str:
+        service = cfg.labels["meshop.service"]
+        with self._cond:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._open, timeout=10)
+            self.in_flight -= 1
+            self.log.append(f"create {service}/{cfg.labels['meshop.replica']}")
+        if service in self.fail:
+            raise self.fail[service]
+        return f"id-{cfg.name}"
+
+    def remove(self, container_id: str, grace: float) -> None:
+        with self._cond:
+            self.log.append(f"remove {container_id}")
+
+    def wait_in_flight(self, count: int) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.in_flight >= count, timeout=10)
+
+    def release(self) -> None:
+        with self._cond:
+            self._open = True
+            self._cond.notify_all()
+
+
+def run_in_background(executor: Executor, plan: Plan) -> tuple[threading.Thread, dict]:
+    out: dict = {}
+    thread = threading.Thread(target=lambda: out.setdefault("result", executor.apply(plan, config)))
+    thread.start()
+    return thread, out
+
+
+@pytest.mark.parametrize(
+    ("workers", "services"),
+    [
+        pytest.param(1, 4, id="one-worker-one-at-a-time"),
+        pytest.param(3, 8, id="bounded-by-the-workers"),
+        pytest.param(8, 8, id="all-at-once-within-the-bound"),
+    ],
+)
+def test_replicas_are_created_in_parallel_up_to_the_bound(workers: int, services: int) -> None:
+    runtime = GatedRuntime()
+    executor = Executor(runtime, Puller(runtime, lambda: None), workers=workers)  # type: ignore[arg-type]
+    plan = Plan(create=tuple(Create(f"s{i}", 0, "h1", "missing") for i in range(services)))
+    thread, out = run_in_background(executor, plan)
+    try:
+        assert runtime.wait_in_flight(workers), f"only {runtime.in_flight} create(s) at once, expected {workers}"
+    finally:
+        runtime.release()
+        thread.join(10)
+        executor.stop()
+    assert runtime.most == workers  # never more than the bound
+    assert len(out["result"].done) == services and out["result"].errors == {}
+
+
+def test_the_default_bound_lets_many_services_start_together() -> None:
+    assert 16 < WORKERS <= 64  # parallel like compose, bounded for a small node
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        pytest.param(DriverError("starting meshop-n1-bad-0 failed: exec: /nope"), "CreateFailed", id="docker"),
+        pytest.param(NameConflict("container name meshop-n1-bad-0 is in use"), "NameConflict", id="name-taken"),
+        pytest.param(RuntimeError("a bug"), "CreateFailed", id="crash"),
+    ],
+)
+def test_a_failing_create_is_reported_for_its_service_only(failure: Exception, reason: str) -> None:
+    runtime = GatedRuntime(fail={"bad": failure})
+    runtime.release()
+    executor = Executor(runtime, Puller(runtime, lambda: None), workers=4)  # type: ignore[arg-type]
+    names = ["a", "bad", "b", "c", "d", "e"]
+    try:
+        result = executor.apply(Plan(create=tuple(Create(n, 0, "h1", "missing") for n in names)), config)
+    finally:
+        executor.stop()
+    assert set(result.errors) == {"bad"}
+    assert result.errors["bad"].reason == reason
+    assert sorted(a.service for a in result.done) == ["a", "b", "c", "d", "e"]
+
+
+def test_a_replicas_actions_stay_in_order_while_other_services_run() -> None:
+    runtime = GatedRuntime()
+    runtime.release()
+    executor = Executor(runtime, Puller(runtime, lambda: None), workers=8)  # type: ignore[arg-type]
+    plan = Plan(
+        remove=(Remove(old("web", 2), "scale-down"),),
+        replace=(Replace((old("web", 0),), "web", 0, "h1", "update"),),
+        create=tuple(Create(f"s{i}", 0, "h1", "missing") for i in range(5)),
+    )
+    try:
+        result = executor.apply(plan, config)
+    finally:
+        executor.stop()
+    assert result.errors == {} and len(result.done) == 7
+    assert runtime.log.index("remove old-web-0") < runtime.log.index("create web/0")  # stop-first: old goes first
