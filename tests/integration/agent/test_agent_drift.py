@@ -75,7 +75,7 @@ def test_docker_stop_is_started_again_and_repeated_stops_back_off(
             return container.status == "running" and container.attrs["State"]["StartedAt"] != started_at
 
         wait_until(started_again, 10, what="the stopped container started again")
-        wait_until(lambda: restarts.backoff.failures(container.id) == attempt + 1, 5, what="the restart counted")
+        wait_until(lambda n=attempt + 1: restarts.backoff.failures(container.id) == n, 5, what="the restart counted")
         hold_ends.append(restarts.until[container.id])
     # the holds grow, 1 s, 2 s, 4 s from each restart; a restart comes no earlier than the previous
     # hold's end, so each hold ends at least its own length after the previous one (load only adds)
