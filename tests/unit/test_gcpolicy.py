@@ -4,6 +4,8 @@ applies it. Real ``gc`` state of this process: each test restores what it change
 from __future__ import annotations
 
 import gc
+import threading
+import time
 import weakref
 
 import pytest
@@ -34,10 +36,27 @@ def tracked(obj: object) -> bool:
 
 
 @pytest.fixture(autouse=True)
-def gc_restored(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def policy_to_ourselves(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """``make test`` runs every test in one process, where another loop may still run passes. Each test
+    holds the policy's lock from a moment no pass is in flight, so no other pass begins or ends meanwhile."""
+    original, held = gcpolicy._lock, threading.RLock()
+    held.acquire()
+    deadline = time.monotonic() + 60
+    while True:
+        with original:
+            if gcpolicy._pauses == 0:
+                gcpolicy._lock = held  # type: ignore[assignment]
+                break
+        assert time.monotonic() < deadline, "another loop's pass has been in flight for 60 s"
+        time.sleep(0.01)
     monkeypatch.setattr(gcpolicy, "_last_refresh", 0.0)  # refresh only when a test asks for it
-    yield
-    assert gc.isenabled()
+    try:
+        yield
+        assert gc.isenabled()
+    finally:
+        with original:
+            gcpolicy._lock = original
+            held.release()
 
 
 def test_paused_counts_overlapping_passes() -> None:
