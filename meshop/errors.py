@@ -16,7 +16,7 @@ MeshopError                    base; never shown with a traceback
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class MeshopError(Exception):
@@ -25,9 +25,10 @@ class MeshopError(Exception):
     exit_code = 1
 
 
-@dataclass(frozen=True, order=True)
-class Violation:
-    """One validation problem: where it is (``spec.ports[0].container``) and why."""
+class Violation(NamedTuple):
+    """One validation problem: where it is (``spec.ports[0].container``) and why; sorts by path, then
+    reason. A NamedTuple, not a dataclass: every command imports this module, and ``dataclasses`` loads
+    ``inspect`` (``meshop validate``'s start-up time)."""
 
     path: str
     reason: str

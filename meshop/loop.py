@@ -2,63 +2,24 @@
 
 A pass is level-triggered: ``reconcile()`` reads the whole state it needs and returns the seconds
 until it wants to run again (a retry or a health wait), or None. An exception fails the pass, is
-logged and counted, and the loop carries on: one bad pass never stops the daemon.
+logged and counted, and the loop carries on: one bad pass never stops the daemon. Python's cyclic
+garbage collector is paused during a pass and settled after a clean one (``meshop.gcpolicy``).
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
-from meshop import metrics
+from meshop import gcpolicy, metrics
 from meshop.errors import ConsulError
 from meshop.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
 Reconcile = Callable[[], float | None]
-
-_gc_lock = threading.Lock()
-_gc_pauses = 0  # passes in flight (several loops may share a process: tests, benchmarks)
-_gc_frozen = False
-
-
-@contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while a pass runs.
-
-    A pass allocates many short-lived objects; each 700 allocations the collector starts, and its
-    older generations walk every long-lived object (parsed documents, records, listings): at 5,000
-    services that was over a third of a controller pass, growing faster than the pass itself. Reference
-    counting still frees everything acyclic at once; cycles made in a pass wait for the next collection
-    after it, so memory stays bounded by one pass's garbage.
-    """
-    global _gc_pauses
-    with _gc_lock:
-        _gc_pauses += 1
-        gc.disable()
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pauses -= 1
-            if _gc_pauses == 0:
-                gc.enable()
-
-
-def freeze_startup_objects() -> None:
-    """After the first clean pass, move everything alive (modules, clients, caches) out of the
-    collector's reach (``gc.freeze``): later collections walk only what changed since start-up."""
-    global _gc_frozen
-    with _gc_lock:
-        if not _gc_frozen:
-            _gc_frozen = True
-            gc.collect()
-            gc.freeze()
 
 
 class ReconcileLoop:
@@ -100,7 +61,7 @@ class ReconcileLoop:
         number = self.begun
         log.debug("%s: pass %d begins", self.component, number)
         try:
-            with cyclic_gc_paused():
+            with gcpolicy.paused():
                 again = self.reconcile()
         except ConsulError as exc:
             self._failed(exc, started)
@@ -119,7 +80,7 @@ class ReconcileLoop:
         metrics.reconcile_total.labels(self.component, "ok").inc()
         metrics.reconcile_duration_seconds.labels(self.component, "ok").observe(duration)
         metrics.last_successful_reconcile_timestamp_seconds.labels(self.component).set(self.last_success)
-        freeze_startup_objects()
+        gcpolicy.settle()
         return again
 
     def run_forever(self) -> None:

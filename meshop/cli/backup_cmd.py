@@ -10,8 +10,9 @@ import click
 from meshop.cli.context import CliContext
 from meshop.cli.output import dump
 from meshop.cli.views import to_yaml
-from meshop.client.apply import apply_changes, check_all, plan_changes, read_existing
+from meshop.client.apply import apply_changes, plan_changes, read_existing
 from meshop.client.backup import adopt, export_documents, node_problem, nodes_to_adopt
+from meshop.client.checks import check_all
 from meshop.client.sources import read_sources
 
 

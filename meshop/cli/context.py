@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from meshop.consul.config import ConsulConfig, resolve_prefix
+from meshop.model.keys import resolve_prefix
 
 if TYPE_CHECKING:
+    from meshop.consul.config import ConsulConfig
     from meshop.consul.store import KVStore
 
 
@@ -21,12 +23,14 @@ class CliContext:
 
     @cached_property
     def consul(self) -> ConsulConfig:
+        from meshop.consul.config import ConsulConfig  # a dataclass: ``meshop validate`` never loads them
+
         return ConsulConfig.from_env(addr=self.addr, token=self.token, prefix=self.prefix_flag)
 
     @property
     def prefix(self) -> str:
         """The KV prefix, as ``consul.prefix`` has it, without reading the rest of the configuration."""
-        return resolve_prefix(self.prefix_flag)
+        return resolve_prefix(self.prefix_flag, os.environ)
 
     def store(self) -> KVStore:
         """A KV store over the standard library's HTTP client: a command that only reads and writes KV

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from meshop.cli.safe import printable
-from meshop.client.apply import apply_changes, check_all, plan_changes, read_existing
+from meshop.client.checks import check_all
 from meshop.client.sources import read_sources
 from meshop.errors import ValidationFailed
 
@@ -33,6 +33,9 @@ def validate_documents(obj: CliContext, paths: Sequence[str], cluster: bool, ech
 
 def apply_documents(obj: CliContext, paths: Sequence[str], echo: Echo) -> None:
     """Validate every document, then write them (created / configured / unchanged)."""
+    # here, not at the top: the plan's types are dataclasses, which ``meshop validate`` never loads
+    from meshop.client.apply import apply_changes, plan_changes, read_existing
+
     documents = read_sources(tuple(paths))
     check_all(documents, obj.prefix)
     store = obj.store()

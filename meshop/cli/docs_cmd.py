@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import click
 
 from meshop.cli.docs import apply_documents, check_routes, validate_documents
-from meshop.client.apply import check_all, plan_changes, read_existing
+from meshop.client.apply import plan_changes, read_existing
+from meshop.client.checks import check_all
 from meshop.client.sources import read_sources
 from meshop.errors import DocumentError
 from meshop.model import keys

@@ -10,11 +10,18 @@ reorder what the operator reads. Every such character is printed as a visible es
 from __future__ import annotations
 
 import re
+from functools import cache
 
 # C0 controls but \t and \n, DEL, C1 controls, and the Unicode format characters that reorder or hide text
 _UNSAFE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
-_MULTILINE = re.compile(f"[{_UNSAFE}]")
-_ONE_LINE = re.compile(f"[{_UNSAFE}\t\n]")
+_MULTILINE = f"[{_UNSAFE}]"
+_ONE_LINE = f"[{_UNSAFE}\t\n]"
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """Compiled on first use: most text has nothing to escape, and each class costs a millisecond to compile."""
+    return re.compile(pattern, re.DOTALL)
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -25,20 +32,23 @@ def _escape(match: re.Match[str]) -> str:
 def printable(text: object, multiline: bool = False) -> str:
     """``text`` with every control or reordering character shown as an escape; newlines kept when
     ``multiline``."""
-    return (_MULTILINE if multiline else _ONE_LINE).sub(_escape, str(text))
+    text = str(text)
+    # every character escaped here is unprintable to Python (Cc, Cf, Zl, Zp): plain text needs no pattern
+    if (text.replace("\n", "").replace("\t", "") if multiline else text).isprintable():
+        return text
+    return _compiled(_MULTILINE if multiline else _ONE_LINE).sub(_escape, text)
 
 
 # ESC-introduced sequences: CSI (colours, cursor moves), OSC (titles, links; ends with BEL or ST), DCS/SOS/PM/APC
 # strings, and two-character escapes; C1 CSI/OSC forms too.
-_SEQUENCES = re.compile(
+_SEQUENCES = (
     r"(\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
     r"|(\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]).*?(\x07|\x1b\\|\x9c|$)"
-    r"|\x1b[ -/]*[0-~]",
-    re.DOTALL,
+    r"|\x1b[ -/]*[0-~]"
 )
 
 
 def strip_terminal(text: str) -> str:
     """Container output made safe for a terminal: escape sequences removed, every other control or
     reordering character shown as an escape (one line: ``\\r`` and tabs too). For ``meshop logs``."""
-    return printable(_SEQUENCES.sub("", text))
+    return printable(_compiled(_SEQUENCES).sub("", text))

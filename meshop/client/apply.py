@@ -17,12 +17,13 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from meshop.client.checks import key_for
 from meshop.client.sources import SourcedDocument
-from meshop.errors import ConflictError, DocumentError, MeshopError, TxnConflict, ValidationFailed, Violation
-from meshop.model import keys, load_documents, validate
+from meshop.consul.kv import Entry, TxnOp
+from meshop.errors import ConflictError, MeshopError, TxnConflict
+from meshop.model import keys, load_documents
 
-if TYPE_CHECKING:  # the KV types and the HTTP client load only when apply talks to Consul (``validate`` never does)
-    from meshop.consul.kv import Entry
+if TYPE_CHECKING:  # the HTTP client loads only when apply talks to Consul (``diff`` plans before)
     from meshop.consul.store import KVStore
 
 Action = Literal["created", "configured", "unchanged"]
@@ -40,37 +41,8 @@ class Change:
     after: dict[str, Any] | None = None
 
 
-def key_for(doc: dict[str, Any]) -> str:
-    kind = doc.get("kind")
-    name = doc.get("metadata", {}).get("name", "")
-    if kind == "Service":
-        return keys.desired_service(name)
-    if kind == "Node":
-        return keys.desired_node(name)
-    if kind == "Gateway":
-        return keys.DESIRED_GATEWAY
-    raise DocumentError(f"kind {kind!r} cannot be applied")
-
-
 def canonical(doc: dict[str, Any]) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def check_all(documents: list[SourcedDocument], prefix: str = keys.DEFAULT_PREFIX) -> None:
-    """Every violation of every document, or nothing: raises one ValidationFailed listing them all."""
-    problems: list[Violation] = []
-    seen: dict[str, str] = {}
-    for item in documents:
-        violations = validate(item.doc, prefix=prefix)
-        problems.extend(Violation(f"{item.source}: {v.path}" if v.path else item.source, v.reason) for v in violations)
-        if violations:
-            continue
-        key = key_for(item.doc)
-        if key in seen:
-            problems.append(Violation(item.source, f"defines {key} again (first in {seen[key]})"))
-        seen[key] = item.source
-    if problems:
-        raise ValidationFailed(problems)
 
 
 def stored_document(entry: Entry) -> dict[str, Any] | None:
@@ -132,8 +104,6 @@ def apply_changes(store: KVStore, changes: list[Change]) -> Outcome:
 
     Raises ConflictError naming the document that changed since it was read; with one transaction
     nothing at all was written then."""
-    from meshop.consul.kv import TxnOp  # here, not at the top: ``meshop validate`` needs only ``check_all``
-
     pending = [change for change in changes if change.action != "unchanged"]
     ops = [TxnOp.cas(change.key, change.value, change.index) for change in pending]
     batches = store.txn_batches(ops)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from meshop.errors import DocumentError
 from meshop.model import load_documents
@@ -13,8 +12,7 @@ from meshop.model import load_documents
 SUFFIXES = (".yaml", ".yml", ".json")
 
 
-@dataclass(frozen=True)
-class SourcedDocument:
+class SourcedDocument(NamedTuple):  # not a dataclass: ``meshop validate`` never loads ``dataclasses``
     source: str  # "whoami.yaml" or "whoami.yaml#2" for the second document of a file
     doc: dict[str, Any]
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from meshop.errors import MeshopError
-from meshop.model.keys import DEFAULT_PREFIX
+from meshop.model.keys import DEFAULT_PREFIX, resolve_prefix
 
 DEFAULT_ADDR = "127.0.0.1:8500"
 DEFAULT_TIMEOUT = 10.0
@@ -68,13 +68,6 @@ class ConsulConfig:
 
     def with_prefix(self, prefix: str) -> ConsulConfig:
         return replace(self, prefix=prefix.strip("/"))
-
-
-def resolve_prefix(prefix: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """The KV prefix alone (flag, then ``MESHOP_PREFIX``, then the default), for a command that never
-    talks to Consul (``meshop validate``): its address and token are not even read."""
-    env = os.environ if env is None else env
-    return (prefix or env.get("MESHOP_PREFIX") or DEFAULT_PREFIX).strip("/")
 
 
 def parse_addr(raw: str, default_scheme: str = "http") -> tuple[str, str, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from meshop.errors import DocumentError, ValidationFailed, Violation
@@ -62,6 +61,7 @@ def load_documents(text: str | bytes, source: str = "") -> list[dict[str, Any]]:
 
 def _load_json(text: str, source: str) -> object:
     """JSON first, for its exact error positions; None when it is not JSON (flow-style YAML is)."""
+    import json  # here, not at the top: only a JSON document needs it (``meshop validate``'s start-up time)
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any
 
@@ -35,6 +34,8 @@ def is_server_address(value: object) -> bool:
         return False
     host = m.group(1)
     if host.startswith("["):
+        import ipaddress  # here, not at the top: only a bracketed address needs it (start-up time)
+
         try:
             return ipaddress.ip_address(host[1:-1]).version == 6
         except ValueError:

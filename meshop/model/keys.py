@@ -5,6 +5,11 @@ One place for the layout of ../docs/architecture.md, so no other module builds a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 DEFAULT_PREFIX = "meshop"
 DESIRED = "desired/"
 DESIRED_SERVICES = "desired/services/"
@@ -22,6 +27,12 @@ LEADER = "leader"
 FENCES = "fences/"
 SECRETS = "secrets/"
 DNS_SECRETS_OWNER = "meshop-dns"  # secrets/meshop-dns/: the TSIG key (Service names meshop-* are reserved)
+
+
+def resolve_prefix(flag: str | None, env: Mapping[str, str]) -> str:
+    """The KV prefix: the ``--prefix`` flag, else ``MESHOP_PREFIX``, else ``meshop``; without slashes at
+    the ends. (``ConsulConfig.from_env`` uses it, and ``meshop validate``, which needs nothing else.)"""
+    return (flag or env.get("MESHOP_PREFIX") or DEFAULT_PREFIX).strip("/")
 
 
 def desired_service(name: str) -> str:

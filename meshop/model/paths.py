@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 
@@ -18,6 +17,8 @@ def join(parts: Iterable[object]) -> str:
         elif isinstance(part, str) and _IDENT.fullmatch(part):
             out.append(f".{part}" if out else part)
         else:
+            import json  # only an odd key needs it (start-up time)
+
             out.append(f"[{json.dumps(str(part))[:80]}]")
     return "".join(out)
 

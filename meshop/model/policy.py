@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Policy:
-    """Node policy; ``DEFAULT_POLICY`` refuses bind mounts, privileged mode and host networking."""
+class Policy(NamedTuple):
+    """Node policy; ``DEFAULT_POLICY`` refuses bind mounts, privileged mode and host networking. (Not a
+    dataclass: validating a document, ``meshop validate``, never loads ``dataclasses``.)"""
 
     allow_bind_mounts: bool = False
     allow_privileged: bool = False

@@ -10,7 +10,6 @@ fills them in, so the CRD files are the single source of truth for what an omitt
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 from collections.abc import Iterator
@@ -147,6 +146,8 @@ class Sanitized:
 
 def show(value: object) -> str:
     """Short, ASCII-only rendering of a value for a message."""
+    import json  # only a message needs it (start-up time of a valid ``meshop validate``)
+
     text = json.dumps(value, ensure_ascii=True, default=str)
     return text if len(text) <= 48 else text[:45] + "..."
 

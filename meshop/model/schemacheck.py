@@ -14,8 +14,7 @@ ignored: a CRD that starts using one fails its tests until the keyword is added 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # keywords that only annotate (or are read by the keyword next to them: ``then``/``else`` by ``if``)
 ANNOTATIONS = frozenset(
@@ -44,9 +43,9 @@ KEYWORDS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class SchemaError:
-    """One failed keyword: what ``jsonschema.ValidationError`` carries, as far as meshop reads it."""
+class SchemaError(NamedTuple):
+    """One failed keyword: what ``jsonschema.ValidationError`` carries, as far as meshop reads it. (Not a
+    dataclass: validating a document, ``meshop validate``, never loads ``dataclasses``.)"""
 
     validator: str  # the keyword that failed
     validator_value: Any  # its value in the schema

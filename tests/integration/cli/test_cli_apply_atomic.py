@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from meshop.client.apply import apply_changes, check_all, plan_changes, read_existing
+from meshop.client.apply import apply_changes, plan_changes, read_existing
+from meshop.client.checks import check_all
 from meshop.client.sources import read_sources
 from meshop.consul.store import MAX_TXN_BYTES, MAX_TXN_OPS, KVStore, TxnOp
 from meshop.errors import ConflictError

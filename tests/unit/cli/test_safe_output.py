@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from meshop.cli import safe
 from meshop.cli.render import cells, event_line
 from meshop.cli.safe import printable
 from meshop.client.events import LoggedEvent
@@ -37,6 +40,20 @@ def test_multiline_keeps_newlines_only() -> None:
 def test_nothing_a_terminal_obeys_survives(text: str) -> None:
     out = printable(text)
     assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0x202A <= ord(c) <= 0x202E for c in out)
+
+
+def test_every_escaped_character_is_unprintable_to_python() -> None:
+    """``printable`` returns text that ``str.isprintable()`` without looking further: that is exact only
+    while every character its patterns escape is one Python calls unprintable."""
+    pattern = re.compile(safe._ONE_LINE)
+    escaped = [chr(code) for code in range(0x10000) if pattern.fullmatch(chr(code))]
+    assert len(escaped) > 70 and not [c for c in escaped if c.isprintable()]
+
+
+@given(st.text(), st.booleans())
+def test_the_shortcut_changes_nothing(text: str, multiline: bool) -> None:
+    pattern = re.compile(safe._MULTILINE if multiline else safe._ONE_LINE)
+    assert printable(text, multiline) == pattern.sub(safe._escape, text)
 
 
 def test_table_cells_and_event_lines_are_escaped() -> None:
