@@ -147,13 +147,13 @@ class NodeReconciler:
         # the assignments watch's index (the daemon sets it): a pass that sees it move while it planned
         # reads again, once, before it acts
         self.assignments_version: Callable[[], int] = lambda: 0
-        self._looking_again = False
         if self.cached is not None:
             log.info("loaded %d assignment(s) from %s", len(self.cached), state.path if state else "")
 
     # -- the pass ------------------------------------------------------------------------------------
 
-    def reconcile(self) -> float | None:
+    def reconcile(self, *, again: bool = False) -> float | None:
+        """One pass; ``again``: this pass already read the assignments once more (never a third time)."""
         now = self.clock()
         version = self.assignments_version()
         consul_error: ConsulError | None = None
@@ -199,16 +199,12 @@ class NodeReconciler:
             protected=frozenset(unreadable) | frozenset(n for n, p in parsed.items() if p.spec is None),
         )
         current = plan(desired, containers, world)
-        if current.actions and not self._looking_again and self.assignments_version() != version:
+        if current.actions and not again and self.assignments_version() != version:
             # more assignments arrived while this pass read and planned (an apply of more services than
             # one transaction holds comes in parts): read once more, so they start together instead of
             # waiting until this pass has started all of the first part
             log.debug("assignments changed while planning; reading them again")
-            self._looking_again = True
-            try:
-                return self.reconcile()
-            finally:
-                self._looking_again = False
+            return self.reconcile(again=True)
         self.last_plan = current
         # Consul's registrations and the node Caddy's routes stop pointing at a container before an action
         # removes or restarts it. A plan that only creates (a new service, a surge) changes nothing that
