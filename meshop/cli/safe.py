@@ -10,18 +10,11 @@ reorder what the operator reads. Every such character is printed as a visible es
 from __future__ import annotations
 
 import re
-from functools import cache
 
 # C0 controls but \t and \n, DEL, C1 controls, and the Unicode format characters that reorder or hide text
 _UNSAFE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
 _MULTILINE = f"[{_UNSAFE}]"
 _ONE_LINE = f"[{_UNSAFE}\t\n]"
-
-
-@cache
-def _compiled(pattern: str) -> re.Pattern[str]:
-    """Compiled on first use: most text has nothing to escape, and each class costs a millisecond to compile."""
-    return re.compile(pattern, re.DOTALL)
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -36,7 +29,8 @@ def printable(text: object, multiline: bool = False) -> str:
     # every character escaped here is unprintable to Python (Cc, Cf, Zl, Zp): plain text needs no pattern
     if (text.replace("\n", "").replace("\t", "") if multiline else text).isprintable():
         return text
-    return _compiled(_MULTILINE if multiline else _ONE_LINE).sub(_escape, text)
+    # patterns compiled on first use (``re`` keeps them): most text has nothing to escape
+    return re.sub(_MULTILINE if multiline else _ONE_LINE, _escape, text)
 
 
 # ESC-introduced sequences: CSI (colours, cursor moves), OSC (titles, links; ends with BEL or ST), DCS/SOS/PM/APC
@@ -51,4 +45,4 @@ _SEQUENCES = (
 def strip_terminal(text: str) -> str:
     """Container output made safe for a terminal: escape sequences removed, every other control or
     reordering character shown as an escape (one line: ``\\r`` and tabs too). For ``meshop logs``."""
-    return printable(_compiled(_SEQUENCES).sub("", text))
+    return printable(re.sub(_SEQUENCES, "", text, flags=re.DOTALL))

@@ -2,14 +2,13 @@
 
 Each check is a full match of a small ASCII-only pattern: whatever passes cannot carry braces, quotes,
 spaces, newlines or anything else a Caddyfile, a Docker label or a shell would read as syntax. A pattern
-is compiled on its first use (``_full``), not at import: compiling all of them costs every command a few
-milliseconds on a small VM, and most documents need only two or three.
+is compiled on its first use (``_full``, through ``re``'s own cache), not at import: compiling all of
+them costs every command a few milliseconds on a small VM, and most documents need only two or three.
 """
 
 from __future__ import annotations
 
 import re
-from functools import cache
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = rf"{_LABEL}(?:\.{_LABEL})*"
@@ -42,14 +41,9 @@ def _is_str(value: object) -> bool:
     return isinstance(value, str)
 
 
-@cache
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.ASCII)
-
-
 def _full(pattern: str, text: str) -> re.Match[str] | None:
-    """``pattern`` (one of the above) matching all of ``text``."""
-    return _compiled(pattern).fullmatch(text)
+    """``pattern`` (one of the above) matching all of ``text``; ``re`` compiles it once and keeps it."""
+    return re.fullmatch(pattern, text, re.ASCII)
 
 
 def is_dns_label(s: object) -> bool:
