@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cli_latency import Cluster, consul_server, isolated_engine, service_yaml, until_running, write_services
+from cli_latency import Cluster, consul_server, isolated_engine, new_services, until_running
 
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ [\w.]+: (.*)$")
 STEPS = ("cli exit", "controller woke", "controller wrote", "agent woke", "first create", "last started", "running")
@@ -56,11 +56,7 @@ def first(lines: list[tuple[float, str]], pattern: str, after: float = 0.0) -> f
 
 def one_round(cluster: Cluster, size: int, workdir: Path, show: bool = False) -> dict[str, float]:
     tag = f"b{secrets.token_hex(3)}"
-    if size == 1:
-        path = workdir / f"{tag}.yaml"
-        path.write_text(service_yaml(f"{tag}-one", tag))
-    else:
-        path = write_services(workdir / tag, size, tag)
+    path = new_services(workdir, size, tag)
     began, wall = time.perf_counter(), time.time()
     cluster.apply(path)
     cli = time.perf_counter() - began

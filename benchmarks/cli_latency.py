@@ -340,14 +340,19 @@ def write_services(directory: Path, count: int, tag: str) -> Path:
     return directory
 
 
-def meshop_once(cluster: Cluster, size: int, workdir: Path) -> float:
-    """``meshop apply`` of ``size`` new services (one file, or a directory) until all run; then cleared."""
-    tag = f"a{secrets.token_hex(3)}"
+def new_services(workdir: Path, size: int, tag: str) -> Path:
+    """What ``meshop apply -f`` gets for ``size`` new services tagged ``tag``: one file, or a directory."""
     if size == 1:
         path = workdir / f"{tag}.yaml"
         path.write_text(service_yaml(f"{tag}-one", tag))
-    else:
-        path = write_services(workdir / tag, size, tag)
+        return path
+    return write_services(workdir / tag, size, tag)
+
+
+def meshop_once(cluster: Cluster, size: int, workdir: Path) -> float:
+    """``meshop apply`` of ``size`` new services (one file, or a directory) until all run; then cleared."""
+    tag = f"a{secrets.token_hex(3)}"
+    path = new_services(workdir, size, tag)
     started = time.perf_counter()
     cluster.apply(path)
     try:

@@ -549,16 +549,11 @@ def print_linearity(after: list[dict], before: list[dict], rounds: int) -> None:
         )
         print(f"  {label:<7}{'GC':<7}{cells}   (cyclic collector, all threads, per pass; in the passes above when on)")
     if before:
-        ratios = ", ".join(
-            f"{a['services']}: {a['warm_pass_cpu_s'] / b['warm_pass_cpu_s']:.2f}x"
-            for a, b in zip(after, before, strict=True)
-        )
-        print(f"  after/before (CPU): {ratios}")
-        ratios = ", ".join(
-            f"{a['services']}: {a['warm_loop_cpu_s'] / b['warm_loop_cpu_s']:.2f}x"
-            for a, b in zip(after, before, strict=True)
-        )
-        print(f"  after/before (CPU+GC): {ratios}")
+        for name, field in (("CPU", "warm_pass_cpu_s"), ("CPU+GC", "warm_loop_cpu_s")):
+            ratios = ", ".join(
+                f"{a['services']}: {a[field] / b[field]:.2f}x" for a, b in zip(after, before, strict=True)
+            )
+            print(f"  after/before ({name}): {ratios}")
 
 
 if __name__ == "__main__":
