@@ -1,7 +1,7 @@
 """Every Prometheus metric meshop exports, in one place (names follow Prometheus conventions).
 
 Each process runs one component (controller, agent or gateway) and serves these from its ``/metrics``
-endpoint (``meshop.httpserver``); samples carry a ``component`` label wherever several components count
+endpoint (``meshop.daemon.status_server``); samples carry a ``component`` label wherever several components count
 the same thing. ``init_component`` creates the label sets a component will use at zero when it starts,
 so rates and alerts work from the first event and a dashboard never shows "no data" for a quiet daemon.
 docs/monitoring.md lists every metric with its labels.

@@ -1,6 +1,6 @@
 """The node agent process: wires the reconciler to its wake-ups, heartbeat and status server.
 
-``meshop agent run`` hands the loop to ``meshop.daemon.run_daemon`` (status server, signals) with
+``meshop agent run`` hands the loop to ``meshop.daemon.run.run_daemon`` (status server, signals) with
 ``start`` and ``shutdown`` as its hooks; tests run ``start()``, ``run()`` and ``shutdown()`` themselves.
 
 Threads: the reconcile loop (the caller's thread, ``run()``), the assignments watch (Consul blocking
@@ -20,30 +20,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshop import __version__, metrics
-from meshop.agent.docker_driver import DockerDriver
-from meshop.agent.events import DockerEventsWatcher
-from meshop.agent.executor import WORKERS, Executor
-from meshop.agent.health import HealthMonitor
+from meshop.agent.cluster.observed import ObservedWriter
+from meshop.agent.cluster.presence import NodePresence
+from meshop.agent.cluster.registrations import ReplicaRegistrar
+from meshop.agent.cluster.statefile import StateFile
+from meshop.agent.engine.docker_driver import DockerDriver
+from meshop.agent.engine.event_watcher import DockerEventsWatcher
+from meshop.agent.engine.executor import WORKERS, Executor
+from meshop.agent.engine.probes import HealthMonitor
+from meshop.agent.engine.puller import Puller
+from meshop.agent.engine.runtime import EngineInfo, Runtime
 from meshop.agent.ingress.node_caddy import CaddyOptions, NodeCaddy
-from meshop.agent.observed import ObservedWriter
-from meshop.agent.presence import NodePresence
-from meshop.agent.puller import Puller
 from meshop.agent.reconciler import AgentSettings, NodeReconciler
-from meshop.agent.registrations import ReplicaRegistrar
-from meshop.agent.runtime import EngineInfo, Runtime
-from meshop.agent.statefile import StateFile
 from meshop.consul.config import ConsulConfig
 from meshop.consul.kv import Listing
 from meshop.consul.secrets import SecretReader
 from meshop.consul.services import Services
 from meshop.consul.store import KVStore
 from meshop.consul.watch import Watch, watch_prefix
+from meshop.daemon.loop import ReconcileLoop
+from meshop.daemon.status_server import StatusServer
+from meshop.daemon.wakeup import Wakeup
 from meshop.errors import DriverError
-from meshop.httpserver import StatusServer
-from meshop.loop import ReconcileLoop
 from meshop.model import keys
 from meshop.model.records import Capacity, NodeRecord
-from meshop.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 

@@ -21,19 +21,29 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from meshop import metrics
-from meshop.agent import labels as L
-from meshop.agent.crashes import CrashInfo, CrashTracker
-from meshop.agent.desired import check_assignment, container_config, desired_service, primary_port, secret_keys
-from meshop.agent.executor import ApplyResult, Executor
-from meshop.agent.fence import FenceKeeper, Untrusted
-from meshop.agent.health import HealthMonitor, ProbeTarget
-from meshop.agent.holds import Holds
-from meshop.agent.hostpaths import resolve_binds
+from meshop.agent.cluster.fence import FenceKeeper, Untrusted
+from meshop.agent.cluster.journal import Journal, entries
+from meshop.agent.cluster.observed import ObservedWriter
+from meshop.agent.cluster.registrations import (
+    PROBE_REFRESH,
+    ReplicaRegistrar,
+    host_port,
+    probe_check_id,
+    replica_registration,
+    replica_service_id,
+)
+from meshop.agent.cluster.statefile import StateFile
+from meshop.agent.engine.executor import ApplyResult, Executor
+from meshop.agent.engine.hostpaths import resolve_binds
+from meshop.agent.engine.probes import HealthMonitor, ProbeTarget
+from meshop.agent.engine.runtime import ContainerConfig, Runtime
 from meshop.agent.ingress.sync import NodeIngress
-from meshop.agent.journal import Journal, entries
-from meshop.agent.observed import ObservedWriter
-from meshop.agent.phases import Assigned, container_phases
-from meshop.agent.plan import (
+from meshop.agent.memory.crashes import CrashInfo, CrashTracker
+from meshop.agent.memory.holds import Holds
+from meshop.agent.planning import labels as L
+from meshop.agent.planning.desired import check_assignment, container_config, desired_service, primary_port, secret_keys
+from meshop.agent.planning.phases import Assigned, container_phases
+from meshop.agent.planning.plan import (
     Container,
     Create,
     DesiredService,
@@ -45,19 +55,9 @@ from meshop.agent.plan import (
     World,
     action_service,
 )
-from meshop.agent.planner import plan
-from meshop.agent.redact import env_problem
-from meshop.agent.registrations import (
-    PROBE_REFRESH,
-    ReplicaRegistrar,
-    host_port,
-    probe_check_id,
-    replica_registration,
-    replica_service_id,
-)
-from meshop.agent.report import observed_record
-from meshop.agent.runtime import ContainerConfig, Runtime
-from meshop.agent.statefile import StateFile
+from meshop.agent.planning.planner import plan
+from meshop.agent.planning.redact import env_problem
+from meshop.agent.planning.report import observed_record
 from meshop.consul.secrets import SecretReader
 from meshop.consul.services import Registration
 from meshop.consul.store import KVStore

@@ -21,8 +21,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from meshop.caddy.dns_wire import Table
+from meshop.daemon.status_server import parse_listen
 from meshop.errors import DriverError, MeshopError
-from meshop.httpserver import parse_listen
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ import click
 
 from meshop.agent.ingress.node_caddy import CaddyOptions
 from meshop.agent.ingress.snippets import TRUSTED_PROXIES
-from meshop.agent.labels import is_label
+from meshop.agent.planning.labels import is_label
 from meshop.agent.reconciler import AgentSettings
 from meshop.cli.context import CliContext
-from meshop.daemon import run_daemon
-from meshop.logs import setup_logging
+from meshop.daemon.logs import setup_logging
+from meshop.daemon.run import run_daemon
 from meshop.model import Policy
 from meshop.tailscale import resolve_advertise
 

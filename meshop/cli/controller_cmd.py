@@ -9,9 +9,9 @@ import click
 
 from meshop.cli.context import CliContext
 from meshop.cli.flags import LOCAL_CLUSTER
-from meshop.daemon import run_daemon
-from meshop.httpserver import StatusServer
-from meshop.logs import setup_logging
+from meshop.daemon.logs import setup_logging
+from meshop.daemon.run import run_daemon
+from meshop.daemon.status_server import StatusServer
 from meshop.operator.controller import COMPONENT, Controller, ControllerOptions
 
 log = logging.getLogger("meshop.controller")

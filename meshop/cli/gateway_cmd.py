@@ -14,14 +14,14 @@ from meshop.caddy.render import render_global
 from meshop.caddy.upstream_dns import UpstreamDNS
 from meshop.cli.context import CliContext
 from meshop.cli.flags import LOCAL_CLUSTER
-from meshop.daemon import run_daemon
+from meshop.daemon.logs import setup_logging
+from meshop.daemon.run import run_daemon
+from meshop.daemon.status_server import StatusServer
 from meshop.errors import MeshopError
 from meshop.gateway.certs import CertSync, safe_sync
 from meshop.gateway.config import GatewaySettings
 from meshop.gateway.daemon import COMPONENT, GatewayDaemon
 from meshop.gateway.presence import Presence, gateway_registration, presence
-from meshop.httpserver import StatusServer
-from meshop.logs import setup_logging
 from meshop.model.addresses import address_problem
 from meshop.model.names import is_dns_label
 from meshop.tailscale import resolve_advertise

@@ -7,7 +7,7 @@ export into the KV it came from changes nothing, and export → import → expor
 
 ``adopt`` tells a node's agent that the KV as it is now is the right one: it writes
 ``fences/<node>`` with ``adopt: true`` (check-and-set); the agent then writes a fresh token and acts
-on the assignments it reads (see ``meshop.agent.fence``).
+on the assignments it reads (see ``meshop.agent.cluster.fence``).
 """
 
 from __future__ import annotations

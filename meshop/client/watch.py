@@ -19,9 +19,9 @@ from meshop.consul.config import ConsulConfig
 from meshop.consul.services import Services
 from meshop.consul.store import KVStore
 from meshop.consul.watch import Watch, watch_prefix
+from meshop.daemon.wakeup import Wakeup
 from meshop.model import keys
 from meshop.operator.controller import AGENT_SERVICE
-from meshop.wakeup import Wakeup
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ from meshop.consul.acl import AclApi
 from meshop.consul.config import ConsulConfig
 from meshop.consul.events import EventLog
 from meshop.consul.store import KVStore
+from meshop.daemon.status_server import parse_listen
 from meshop.dashboard import assets, auth, pages, views
 from meshop.dashboard.actions import node_action, service_restart, writer_policies
 from meshop.dashboard.live import Live
 from meshop.errors import ConsulAccessDenied, ConsulError, MeshopError, NotFound
-from meshop.httpserver import parse_listen
 from meshop.model.names import is_dns_label
 
 log = logging.getLogger(__name__)

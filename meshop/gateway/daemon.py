@@ -25,6 +25,8 @@ from meshop.consul.config import ConsulConfig
 from meshop.consul.services import CheckState, KeptRegistration, Services, metrics_registration
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_checks, watch_prefix
+from meshop.daemon.loop import ReconcileLoop
+from meshop.daemon.wakeup import Wakeup
 from meshop.errors import MeshopError
 from meshop.gateway.config import (
     GatewaySettings,
@@ -37,10 +39,8 @@ from meshop.gateway.config import (
 )
 from meshop.gateway.probes import Prober
 from meshop.gateway.resolve import NameResolver
-from meshop.loop import ReconcileLoop
 from meshop.model import keys, parse_stored_gateway
 from meshop.model.records import RouteRecord, loads_json
-from meshop.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 AGENT_SERVICE = "meshop-agent"

@@ -82,7 +82,7 @@ class NodeRecord:
 
 @dataclass(frozen=True)
 class Fence:
-    """``fences/<node>``: the token the node's agent last confirmed in this KV (see ``meshop.agent.fence``).
+    """``fences/<node>``: the token the node's agent last confirmed in this KV (see ``meshop.agent.cluster.fence``).
 
     The agent writes a new random ``token`` (check-and-set) whenever its assignments change and
     remembers it on disk; ``adopt`` is set by ``meshop cluster adopt`` to tell the agent that this KV,

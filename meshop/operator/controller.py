@@ -26,8 +26,9 @@ from meshop.consul.services import InstanceHealth, KeptRegistration, Services, m
 from meshop.consul.sessions import Lock
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_prefix
+from meshop.daemon.loop import ReconcileLoop
+from meshop.daemon.wakeup import Wakeup
 from meshop.errors import ConsulError
-from meshop.loop import ReconcileLoop
 from meshop.model import keys
 from meshop.model.names import is_dns_label
 from meshop.model.records import NodeRecord, Observed
@@ -52,7 +53,6 @@ from meshop.operator.status import bounded
 from meshop.operator.view import NodeState, NodeView
 from meshop.operator.volumes import claim_volumes
 from meshop.operator.writer import LeadershipLost, Owned, Writer
-from meshop.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ class Controller:
         return self
 
     def start_services(self, metrics_listen: str | None = None) -> None:
-        """Watches and the election; the caller runs ``self.loop`` (``meshop.daemon.run_daemon`` does).
+        """Watches and the election; the caller runs ``self.loop`` (``meshop.daemon.run.run_daemon`` does).
 
         With ``metrics_listen`` the controller also registers ``meshop-metrics`` for Prometheus discovery.
         """

@@ -32,19 +32,19 @@ from meshop.consul.services import InstanceHealth, Services
 from meshop.consul.sessions import Lock
 from meshop.consul.store import KVStore, Listing, TxnOp
 from meshop.consul.watch import Watch, watch_prefix
+from meshop.daemon.loop import ReconcileLoop
+from meshop.daemon.wakeup import Wakeup
 from meshop.dns.plan import plan
 from meshop.dns.provider import DnsError, DnsRefused, Provider
 from meshop.dns.rfc2136 import Rfc2136Provider, Rfc2136Settings
 from meshop.dns.targets import GatewayInstance, desired_records
 from meshop.errors import ConsulError, MeshopError, SecretRefused
-from meshop.loop import ReconcileLoop
 from meshop.model import keys, parse_stored_gateway
 from meshop.model.addresses import address_problem
 from meshop.model.gateway import Gateway, GatewayDNS
 from meshop.model.gateway_rules import split_server_address
 from meshop.model.names import host_in_domain, is_dns_label, is_hostname
 from meshop.model.records import DnsStatus, RouteRecord, dumps, loads_json
-from meshop.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 

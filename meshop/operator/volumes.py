@@ -17,7 +17,7 @@ from meshop.operator.desired import ParsedService
 
 
 def docker_volume_suffix(service: str, volume: str) -> str:
-    """What follows ``meshop-<node>-`` in the Docker volume's name (see ``meshop.agent.labels``)."""
+    """What follows ``meshop-<node>-`` in the Docker volume's name (see ``meshop.agent.planning.labels``)."""
     return f"{service}-{volume}"
 
 

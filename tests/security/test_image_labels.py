@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from meshop.agent import labels as L
+from meshop.agent.planning import labels as L
 from meshop.consul.store import KVStore
 from tests.conftest import TEST_IMAGE
 from tests.integration.agent.helpers import (

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from meshop.agent.plan import Container
-from meshop.agent.registrations import ReplicaRegistrar, replica_registration
+from meshop.agent.cluster.registrations import ReplicaRegistrar, replica_registration
+from meshop.agent.planning.plan import Container
 from meshop.cli.main import run
 from meshop.consul.client import make_client
 from meshop.consul.config import ConsulConfig

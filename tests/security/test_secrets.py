@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from meshop.agent.docker_driver import DockerDriver
-from meshop.agent.labels import container_labels
-from meshop.agent.runtime import ContainerConfig
+from meshop.agent.engine.docker_driver import DockerDriver
+from meshop.agent.engine.runtime import ContainerConfig
+from meshop.agent.planning.labels import container_labels
 from meshop.consul.store import KVStore
 from meshop.errors import DriverError
 from meshop.model import keys

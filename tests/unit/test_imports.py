@@ -105,7 +105,7 @@ def test_the_controller_does_not_load_docker_rich_or_jsonschema(installed: dict[
 
 def test_the_docker_driver_loads_without_paramiko_and_brings_ssh_back_on_demand() -> None:
     code = (
-        "import sys, meshop.agent.docker_driver as d, docker.api.client as c\n"
+        "import sys, meshop.agent.engine.docker_driver as d, docker.api.client as c\n"
         "print('paramiko' in sys.modules, hasattr(c, 'SSHHTTPAdapter'))\n"
         "d._enable_ssh('ssh://user@127.0.0.1:1')\n"
         "print('paramiko' in sys.modules, hasattr(c, 'SSHHTTPAdapter'))\n"
@@ -127,7 +127,7 @@ def test_the_consul_config_does_not_load_the_document_model() -> None:
 def test_the_daemons_load_requests_without_its_charset_detector() -> None:
     """``meshop.libs``: ~4 MB less per daemon; bodies without a declared charset still decode (UTF-8)."""
     code = (
-        "import sys, meshop.cli.agent_cmd, meshop.cli.controller_cmd, meshop.agent.docker_driver\n"
+        "import sys, meshop.cli.agent_cmd, meshop.cli.controller_cmd, meshop.agent.engine.docker_driver\n"
         "names = ('requests', 'consul', 'docker', 'charset_normalizer', 'chardet')\n"
         "print(sorted(m for m in names if sys.modules.get(m)))\n"
     )

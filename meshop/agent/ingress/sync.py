@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from meshop.agent.holds import Holds
 from meshop.agent.ingress.snippets import (
     FALLBACK_FILE,
     IngressSettings,
@@ -40,7 +39,8 @@ from meshop.agent.ingress.snippets import (
     static_upstreams,
     upstream_table,
 )
-from meshop.agent.plan import Container, Note, ReplicaKey
+from meshop.agent.memory.holds import Holds
+from meshop.agent.planning.plan import Container, Note, ReplicaKey
 from meshop.caddy.admin import CaddyRejected
 from meshop.caddy.apply import ConfigApplier
 from meshop.caddy.process import ManagedCaddy

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from meshop.agent.daemon import AgentDaemon, DaemonOptions
+from meshop.agent.engine.runtime import Runtime
 from meshop.agent.reconciler import AgentSettings
-from meshop.agent.runtime import Runtime
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.model import Policy, ServiceSpec, keys, spec_hash

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 
-from meshop.agent.docker_driver import DockerDriver
-from meshop.agent.runtime import ContainerConfig
+from meshop.agent.engine.docker_driver import DockerDriver
+from meshop.agent.engine.runtime import ContainerConfig
 from meshop.consul.store import KVStore, TxnOp
 from meshop.model import keys
 from meshop.model.records import dumps

@@ -12,7 +12,7 @@ from typing import Any
 import docker
 
 from meshop import metrics
-from meshop.agent import labels as L
+from meshop.agent.planning import labels as L
 from meshop.consul.store import KVStore
 from tests.conftest import TEST_IMAGE
 from tests.integration.agent.helpers import SLEEPER, AgentFactory, Engine, assign, observed, run_passes

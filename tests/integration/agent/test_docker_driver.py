@@ -13,9 +13,9 @@ from typing import Any
 import docker.errors
 import pytest
 
-from meshop.agent import labels as L
-from meshop.agent.docker_driver import DockerDriver
-from meshop.agent.runtime import ContainerConfig, ImagePullFailed, Mount, NameConflict, PortBinding
+from meshop.agent.engine.docker_driver import DockerDriver
+from meshop.agent.engine.runtime import ContainerConfig, ImagePullFailed, Mount, NameConflict, PortBinding
+from meshop.agent.planning import labels as L
 from meshop.errors import DriverError
 from tests.conftest import TEST_IMAGE
 from tests.support.procs import free_port, wait_until

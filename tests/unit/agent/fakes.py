@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field, replace
 
-from meshop.agent.plan import Container, Create, DesiredService, Plan, Pull, Remove, Replace, ReplicaKey, Start
+from meshop.agent.planning.plan import Container, Create, DesiredService, Plan, Pull, Remove, Replace, ReplicaKey, Start
 
 
 @dataclass

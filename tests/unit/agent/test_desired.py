@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from meshop.agent import labels as L
-from meshop.agent.desired import (
+from meshop.agent.planning import labels as L
+from meshop.agent.planning.desired import (
     config_hash,
     container_config,
     desired_service,

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from meshop.agent.executor import Executor
-from meshop.agent.plan import Container, Create, Plan, Remove, Replace
-from meshop.agent.puller import Puller
-from meshop.agent.runtime import ContainerConfig, NameConflict
+from meshop.agent.engine.executor import Executor
+from meshop.agent.engine.puller import Puller
+from meshop.agent.engine.runtime import ContainerConfig, NameConflict
+from meshop.agent.planning.plan import Container, Create, Plan, Remove, Replace
 from meshop.errors import DriverError
 
 

@@ -1,4 +1,4 @@
-"""The fence rule (``meshop.agent.fence``): table tests of ``judge`` and the agent's behaviour on a
+"""The fence rule (``meshop.agent.cluster.fence``): table tests of ``judge`` and the agent's behaviour on a
 KV that was emptied, rolled back or adopted (in-memory store and engine; the real-component proof is
 tests/integration/faults/test_empty_kv.py)."""
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meshop.agent.fence import judge
-from meshop.agent.plan import Container
+from meshop.agent.cluster.fence import judge
+from meshop.agent.planning.plan import Container
 from meshop.model import keys
 from meshop.model.records import Fence, dumps, loads_json
 from tests.unit.agent.test_reconciler import NODE, SLEEP, FakeStore, make_rig
@@ -133,7 +133,7 @@ def test_deliberate_removal_of_every_service_still_removes(tmp_path: Path) -> No
 
 def test_agent_events_keep_the_log_within_its_bound_exactly() -> None:
     """The journal deletes the oldest events beyond the bound in the transaction that adds its own."""
-    from meshop.agent.journal import Journal
+    from meshop.agent.cluster.journal import Journal
 
     store = FakeStore()
     journal = Journal(store, NODE)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from meshop.agent.hostpaths import resolve_binds, within
+from meshop.agent.engine.hostpaths import resolve_binds, within
 from meshop.model import ServiceSpec
 
 

@@ -17,7 +17,7 @@ from meshop.agent.ingress.snippets import (
     render_ingress,
     snippet_file,
 )
-from meshop.agent.plan import Container
+from meshop.agent.planning.plan import Container
 from meshop.model import ServiceSpec
 
 SETTINGS = IngressSettings(port=8081, bind=("127.0.0.1",), upstream_host="127.0.0.1", host_network_host="10.0.0.5")

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from meshop.agent.health import HealthMonitor, ProbeTarget, probe
-from meshop.agent.holds import Holds
-from meshop.agent.plan import Container, Note
-from meshop.agent.puller import Puller
-from meshop.agent.registrations import PROBE_REFRESH, ReplicaRegistrar, replica_registration
-from meshop.agent.report import observed_record, ready_count
-from meshop.agent.runtime import ImagePullFailed
-from meshop.agent.statefile import StateFile
+from meshop.agent.cluster.registrations import PROBE_REFRESH, ReplicaRegistrar, replica_registration
+from meshop.agent.cluster.statefile import StateFile
+from meshop.agent.engine.probes import HealthMonitor, ProbeTarget, probe
+from meshop.agent.engine.puller import Puller
+from meshop.agent.engine.runtime import ImagePullFailed
+from meshop.agent.memory.holds import Holds
+from meshop.agent.planning.plan import Container, Note
+from meshop.agent.planning.report import observed_record, ready_count
 from meshop.cli.agent_cmd import parse_labels
 from meshop.cli.main import cli
 from meshop.model import ServiceSpec

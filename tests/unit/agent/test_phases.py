@@ -1,4 +1,4 @@
-"""Table tests for each container's phase and the crash a service reports (meshop/agent/phases.py)."""
+"""Table tests for each container's phase and the crash a service reports (meshop/agent/planning/phases.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from meshop.agent.crashes import FAIL_RESTARTS, CrashInfo, Exit
-from meshop.agent.phases import Assigned, container_phases
-from meshop.agent.plan import Container
+from meshop.agent.memory.crashes import FAIL_RESTARTS, CrashInfo, Exit
+from meshop.agent.planning.phases import Assigned, container_phases
+from meshop.agent.planning.plan import Container
 from meshop.model import ServiceSpec
 
 NOW = 1000.0

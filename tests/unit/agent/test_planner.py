@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from meshop.agent.plan import (
+from meshop.agent.planning.plan import (
     Container,
     Create,
     DesiredService,
@@ -18,7 +18,7 @@ from meshop.agent.plan import (
     Start,
     World,
 )
-from meshop.agent.planner import plan
+from meshop.agent.planning.planner import plan
 
 IMG = "app:1"
 NOW = 1000.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshop.agent.plan import Container, DesiredService, World, restart_allowed
-from meshop.agent.planner import plan
+from meshop.agent.planning.plan import Container, DesiredService, World, restart_allowed
+from meshop.agent.planning.planner import plan
 from tests.unit.agent.fakes import FakeEngine
 
 NAMES = ["a", "b", "c", "gone"]

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from meshop.agent.executor import Executor
-from meshop.agent.observed import ObservedWriter
-from meshop.agent.plan import Container
-from meshop.agent.puller import Puller
+from meshop.agent.cluster.observed import ObservedWriter
+from meshop.agent.cluster.registrations import ReplicaRegistrar
+from meshop.agent.cluster.statefile import StateFile
+from meshop.agent.engine.executor import Executor
+from meshop.agent.engine.puller import Puller
+from meshop.agent.engine.runtime import ContainerConfig, EngineInfo, ImagePullFailed, VolumeInfo
+from meshop.agent.planning.plan import Container
 from meshop.agent.reconciler import AgentSettings, NodeReconciler
-from meshop.agent.registrations import ReplicaRegistrar
-from meshop.agent.runtime import ContainerConfig, EngineInfo, ImagePullFailed, VolumeInfo
-from meshop.agent.statefile import StateFile
 from meshop.consul.config import ConsulConfig
 from meshop.consul.services import InstanceHealth, Registration
 from meshop.consul.store import Entry, Listing, TxnOp

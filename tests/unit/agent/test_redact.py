@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshop.agent.redact import REDACTED, Redactor, env_problem, go_quoted, redact
+from meshop.agent.planning.redact import REDACTED, Redactor, env_problem, go_quoted, redact
 
 SECRET = "s3cr\x00t\nline-two"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from meshop.agent.registrations import ReplicaRegistrar, foreign_instances
+from meshop.agent.cluster.registrations import ReplicaRegistrar, foreign_instances
 from meshop.consul.services import CheckSpec, InstanceHealth, Registration
 
 

@@ -7,12 +7,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from meshop.agent.events import DockerEventsWatcher
-from meshop.agent.presence import NodePresence
+from meshop.agent.cluster.presence import NodePresence
+from meshop.agent.engine.event_watcher import DockerEventsWatcher
 from meshop.consul.services import Registration
+from meshop.daemon.wakeup import Wakeup
 from meshop.errors import ConsulUnavailable, DriverError
 from meshop.model.records import NodeRecord
-from meshop.wakeup import Wakeup
 from tests.support.procs import wait_until
 
 

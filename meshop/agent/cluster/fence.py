@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from meshop.agent.statefile import StateFile
+from meshop.agent.cluster.statefile import StateFile
 from meshop.consul.store import Entry, KVStore
 from meshop.errors import ConflictError
 from meshop.model import keys

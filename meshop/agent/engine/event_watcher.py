@@ -12,9 +12,9 @@ import logging
 import threading
 from collections.abc import Callable
 
-from meshop.agent.runtime import EventStream, Runtime
+from meshop.agent.engine.runtime import EventStream, Runtime
+from meshop.daemon.wakeup import Wakeup
 from meshop.errors import DriverError
-from meshop.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 

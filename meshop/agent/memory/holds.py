@@ -7,7 +7,7 @@ the next hold ends lets the loop sleep exactly that long instead of polling.
 
 from __future__ import annotations
 
-from meshop.backoff import Backoff
+from meshop.daemon.backoff import Backoff
 
 
 class Holds:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from meshop.agent.crashes import CrashInfo, Readiness, describe, phase_of, worst
-from meshop.agent.plan import Container, Note
-from meshop.agent.registrations import replica_service_id
+from meshop.agent.cluster.registrations import replica_service_id
+from meshop.agent.memory.crashes import CrashInfo, Readiness, describe, phase_of, worst
+from meshop.agent.planning.plan import Container, Note
 from meshop.model import ServiceSpec
 
 FAILING = ("CrashLoopBackOff", "Failed")

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from meshop.agent.runtime import Runtime
+from meshop.agent.engine.runtime import Runtime
 from meshop.errors import DriverError
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The cyclic GC policy every daemon's loop applies (``meshop.gcpolicy``), and that the controller's loop
+"""The cyclic GC policy every daemon's loop applies (``meshop.daemon.gcpolicy``), and that the controller's loop
 applies it. Real ``gc`` state of this process: each test restores what it changes."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import weakref
 
 import pytest
 
-from meshop import gcpolicy
 from meshop.consul.config import ConsulConfig
-from meshop.loop import ReconcileLoop
+from meshop.daemon import gcpolicy
+from meshop.daemon.loop import ReconcileLoop
+from meshop.daemon.wakeup import Wakeup
 from meshop.operator.controller import Controller, ControllerOptions
-from meshop.wakeup import Wakeup
 
 
 class Node:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from meshop.agent.plan import Container, restart_allowed
+from meshop.agent.planning.plan import Container, restart_allowed
 
 FAIL_RESTARTS = 10
 FAIL_AFTER = 120.0

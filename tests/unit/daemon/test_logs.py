@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from meshop.logs import JsonFormatter, TextFormatter
+from meshop.daemon.logs import JsonFormatter, TextFormatter
 
 
 def record(msg: str, exc: bool = False) -> logging.LogRecord:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from meshop.agent.plan import Container, Note
+from meshop.agent.planning.plan import Container, Note
 from meshop.model.records import ContainerState, Observed
 
 PROGRESS = frozenset({"Updating", "Pulling"})

@@ -11,8 +11,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from meshop.agent.plan import Container
-from meshop.agent.redact import secret_env
+from meshop.agent.planning.plan import Container
+from meshop.agent.planning.redact import secret_env
 from meshop.errors import DriverError
 
 

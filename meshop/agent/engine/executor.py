@@ -19,7 +19,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from meshop import metrics
-from meshop.agent.plan import (
+from meshop.agent.engine.puller import Puller
+from meshop.agent.engine.runtime import (
+    ContainerConfig,
+    ContainerGone,
+    ImagePullFailed,
+    ImageRefused,
+    NameConflict,
+    Runtime,
+    VolumeNotOwned,
+)
+from meshop.agent.planning.plan import (
     Action,
     Container,
     Create,
@@ -32,17 +42,7 @@ from meshop.agent.plan import (
     action_kind,
     action_service,
 )
-from meshop.agent.puller import Puller
-from meshop.agent.redact import Redactor
-from meshop.agent.runtime import (
-    ContainerConfig,
-    ContainerGone,
-    ImagePullFailed,
-    ImageRefused,
-    NameConflict,
-    Runtime,
-    VolumeNotOwned,
-)
+from meshop.agent.planning.redact import Redactor
 from meshop.errors import DriverError
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import threading
 from collections.abc import Callable
 
 from meshop import metrics
-from meshop.httpserver import Readiness, StatusServer
-from meshop.loop import ReconcileLoop
+from meshop.daemon.loop import ReconcileLoop
+from meshop.daemon.status_server import Readiness, StatusServer
 
 log = logging.getLogger(__name__)
 

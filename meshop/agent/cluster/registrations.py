@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 
-from meshop.agent.plan import Container
+from meshop.agent.planning.plan import Container
 from meshop.consul.services import CheckSpec, InstanceHealth, Registration, Services
 from meshop.model import ServiceSpec
 

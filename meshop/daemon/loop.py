@@ -3,7 +3,7 @@
 A pass is level-triggered: ``reconcile()`` reads the whole state it needs and returns the seconds
 until it wants to run again (a retry or a health wait), or None. An exception fails the pass, is
 logged and counted, and the loop carries on: one bad pass never stops the daemon. Python's cyclic
-garbage collector is paused during a pass and settled after a clean one (``meshop.gcpolicy``).
+garbage collector is paused during a pass and settled after a clean one (``meshop.daemon.gcpolicy``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from meshop import gcpolicy, metrics
+from meshop import metrics
+from meshop.daemon import gcpolicy
+from meshop.daemon.wakeup import Wakeup
 from meshop.errors import ConsulError
-from meshop.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
-from meshop.agent import labels as L
-from meshop.agent.plan import Container
-from meshop.agent.redact import Redactor
-from meshop.agent.runtime import (
+from meshop.agent.engine.runtime import (
     ContainerConfig,
     ContainerGone,
     EngineInfo,
@@ -30,6 +27,9 @@ from meshop.agent.runtime import (
     VolumeInfo,
     VolumeNotOwned,
 )
+from meshop.agent.planning import labels as L
+from meshop.agent.planning.plan import Container
+from meshop.agent.planning.redact import Redactor
 from meshop.errors import DriverError
 from meshop.libs import blocked, without_charset_detection
 

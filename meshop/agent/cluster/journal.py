@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
-from meshop.agent.plan import Action, Create, Remove, Replace, Start
+from meshop.agent.planning.plan import Action, Create, Remove, Replace, Start
 from meshop.consul.events import EventLog
 from meshop.consul.store import MAX_TXN_OPS, KVStore, TxnOp
 from meshop.errors import ConsulError

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
-from meshop.agent.plan import (
+from meshop.agent.planning.plan import (
     BROKEN_STATES,
     Container,
     Create,

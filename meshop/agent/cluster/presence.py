@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from meshop import metrics
-from meshop.agent.registrations import AGENT_SERVICE, agent_check_id, agent_service_id
+from meshop.agent.cluster.registrations import AGENT_SERVICE, agent_check_id, agent_service_id
 from meshop.consul.services import CheckSpec, Registration, Services, metrics_registration
 from meshop.consul.store import KVStore
 from meshop.errors import ConsulError

@@ -18,9 +18,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from meshop.agent import labels as L
-from meshop.agent.plan import DesiredService, Note, Strategy
-from meshop.agent.runtime import ContainerConfig, Mount, PortBinding
+from meshop.agent.engine.runtime import ContainerConfig, Mount, PortBinding
+from meshop.agent.planning import labels as L
+from meshop.agent.planning.plan import DesiredService, Note, Strategy
 from meshop.model import API_VERSION, PERMISSIVE_POLICY, Policy, ServiceSpec, validate
 from meshop.model.records import Assignment
 

@@ -1,0 +1,1 @@
+"""Everything a node writes to or reads from Consul: fence, state file, observed, journal, registrations, presence."""

@@ -1,0 +1,1 @@
+"""What the agent remembers between passes: restart holds and crash accounting."""

@@ -1,0 +1,1 @@
+"""Running a daemon: the reconcile loop, wake-ups, GC policy, backoff, the status server, logging."""
