@@ -10,6 +10,7 @@ token for the test's prefix (``tests/support/acl.py``; ``role_config`` for in-pr
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,12 @@ from tests.support.consul_server import ConsulServer
 from tests.support.registry import RegistryServer
 
 TEST_IMAGE = "meshop-test/busybox:1"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist hands its workers the controlling terminal's size (COLUMNS=80 without one); meshop's
+    # tables read COLUMNS in a pipe, and the tests compare whole columns as a pipe (a script) sees them
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session")
@@ -107,3 +114,11 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
         yield server
     finally:
         server.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n`` (xdist, ``--dist loadgroup``), tests that share one expensive session resource
+    run on one worker: the fleet's tests build one network-namespace fleet per worker that runs them."""
+    for item in items:
+        if "tests/fleet/" in item.nodeid.replace("\\", "/"):
+            item.add_marker(pytest.mark.xdist_group("fleet"))

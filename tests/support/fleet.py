@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from meshop.bootstrap.render import gossip_lan_hcl
+from tests.support.procs import PATIENCE
 
 REPO = Path(__file__).resolve().parents[2]
 MARK = "MESHOP_FLEET_DIR"
@@ -75,7 +76,9 @@ def run(*args: str, check: bool = True, input: bytes | None = None) -> subproces
 
 
 def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> Any:
-    """Poll ``condition`` until it returns something truthy; TimeoutError naming ``what`` after ``timeout``."""
+    """Poll ``condition`` until it returns something truthy; TimeoutError naming ``what`` after ``timeout``
+    (times ``procs.PATIENCE`` in a parallel test run)."""
+    timeout *= PATIENCE
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
     while True:

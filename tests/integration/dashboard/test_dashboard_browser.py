@@ -25,7 +25,7 @@ from tests.conftest import TEST_IMAGE
 from tests.integration.cli.conftest import invoke
 from tests.integration.dashboard.conftest import Cluster
 from tests.integration.operator.sim import service_doc
-from tests.support.procs import wait_until
+from tests.support.procs import PATIENCE, wait_until
 
 WEB = {
     "image": TEST_IMAGE,
@@ -56,7 +56,7 @@ def text_of(driver: Any, css: str) -> str:
 
 def await_page(driver: Any, condition: Any, timeout: float, what: str) -> Any:
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
+        return WebDriverWait(driver, timeout * PATIENCE, poll_frequency=0.2).until(condition)
     except TimeoutException:
         raise AssertionError(f"timed out waiting for {what}; the page now:\n{d_text(driver)}") from None
 
@@ -167,7 +167,9 @@ def test_cordon_from_the_page_shows_in_meshop_status(cluster: Cluster, dashboard
     assert (event["kind"], event["component"]) == ("Cordoned", "dashboard")
     assert event["message"] == "cordon requested from the dashboard by a local user (loopback)"
 
-    # the node's own page: its containers as its agent reports them, the event, and the way back
+    # the node's own page: its containers as its agent reports them, the event, and the way back (web's
+    # replica started at the fixture's apply; on a loaded machine it may still be starting here)
+    wait_until(lambda: observed_ready(cluster, "web") == 1, 60, what="web's replica Ready")
     click(browser, f"table.nodes a[href='/node/{cluster.node}']")
     await_page(browser, lambda d: d.title == f"node {cluster.node} · meshop", 10, "the node page")
     web = await_page(browser, lambda d: rows(d, "containers", key="Service").get("web"), 10, "web's container")
@@ -177,6 +179,11 @@ def test_cordon_from_the_page_shows_in_meshop_status(cluster: Cluster, dashboard
     click(browser, "#confirm")
     await_page(browser, lambda d: rows(d, "nodes").get(cluster.node, {}).get("Status") == "Ready", 10, "Ready again")
     assert status_of(cluster) == "Ready"
+
+
+def observed_ready(cluster: Cluster, service: str) -> int:
+    entry = cluster.store.get(keys.observed(cluster.node, service))
+    return Observed.from_dict(loads_json(entry.value)).ready if entry else 0
 
 
 def status_of(cluster: Cluster) -> str:
