@@ -10,7 +10,7 @@ import pytest
 from meshop.agent.ingress.node_caddy import CaddyOptions
 from meshop.agent.ingress.snippets import TRUSTED_PROXIES
 from meshop.agent.reconciler import AgentSettings
-from meshop.cli.agent_cmd import caddy_options
+from meshop.cli.commands.agent import caddy_options
 from meshop.errors import MeshopError
 
 SETTINGS = AgentSettings(node="n1", advertise_addr="100.64.0.7")

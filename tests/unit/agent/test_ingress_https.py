@@ -14,7 +14,7 @@ from meshop.agent.ingress.node_caddy import CaddyOptions, NodeCaddy
 from meshop.agent.ingress.snippets import TRUSTED_PROXIES, IngressSettings, LocalRoute, render_ingress
 from meshop.agent.ingress.tls import NO_TLS, NodeTLS, tls_from_document
 from meshop.agent.reconciler import AgentSettings
-from meshop.cli.agent_cmd import caddy_options
+from meshop.cli.commands.agent import caddy_options
 from meshop.consul.kv import Entry, Listing
 from meshop.errors import DocumentError
 

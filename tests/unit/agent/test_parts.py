@@ -21,7 +21,7 @@ from meshop.agent.engine.runtime import ImagePullFailed
 from meshop.agent.memory.holds import Holds
 from meshop.agent.planning.plan import Container, Note
 from meshop.agent.planning.report import observed_record, ready_count
-from meshop.cli.agent_cmd import parse_labels
+from meshop.cli.commands.agent import parse_labels
 from meshop.cli.main import cli
 from meshop.model import ServiceSpec
 from meshop.model.records import Assignment
