@@ -173,3 +173,8 @@ def test_it_builds_the_daemon_options(tmp_path: Path) -> None:
         7.0,
     )
     assert options.metrics_addr == "127.0.0.1:9464"
+
+
+def test_the_dataclass_defaults_are_the_fields_defaults() -> None:
+    """One default per key: ``AgentConfig(...)`` built directly (tests) agrees with ``load``."""
+    assert AgentConfig.load(BASE) == AgentConfig(**BASE)  # type: ignore[arg-type]

@@ -87,3 +87,8 @@ def test_it_builds_the_gateway_settings_the_flags_built() -> None:
         admin="127.0.0.1:2019", http_port=8080, https_port=443, bind=("0.0.0.0",), tls_mode="off"
     )
     assert GatewayConfig.load({"caddy_dir": Path("/g")}).admin_address() == "unix//g/admin.sock"
+
+
+def test_the_dataclass_defaults_are_the_fields_defaults() -> None:
+    """One default per key: ``GatewayConfig(...)`` built directly agrees with ``load``."""
+    assert GatewayConfig.load({**BASE, "id": "g1"}) == GatewayConfig(id="g1", caddy_dir=Path(BASE["caddy_dir"]))
