@@ -111,7 +111,8 @@ COMMANDS = ("version", "validate -f one.yaml", "apply -f one.yaml", "status")
 
 def console_script(tree: Path | None, workdir: Path) -> str:
     """The console script pip would write for ``tree`` into the dev venv: its own setup.cfg's entry point
-    (``meshop.cli.main:main`` before the fast path, ``meshop.cli.fast:main`` since), run by this Python."""
+    (``meshop.cli.main:main`` before the fast path, ``meshop.cli.fast:main`` with it, ``meshop.cli.entry:main``
+    since fast and main no longer import each other), run by this Python."""
     config = configparser.ConfigParser()
     config.read((tree or REPO) / "setup.cfg")
     lines = config["options.entry_points"]["console_scripts"].splitlines()

@@ -1,3 +1,3 @@
-from meshop.cli.fast import main
+from meshop.cli.entry import main
 
 main()

@@ -11,6 +11,7 @@ MeshopError                    base; never shown with a traceback
 │   │   └── TxnConflict        a transaction's check failed: which operations (by position)
 │   └── ValueTooLarge          a value or transaction exceeds Consul's limits
 ├── SecretRefused              a secret key outside its service's folder, or a value no env can hold
+├── ConfigError                a daemon's configuration (flag or config file): names the field (exit 64)
 └── DriverError                Docker, Caddy or SSH refused an action (exit 3)
 """
 
@@ -93,6 +94,18 @@ class ValueTooLarge(ConsulError):
 class SecretRefused(MeshopError):
     """The agent will not read or pass on a secret: its key is outside the service's own secrets folder,
     or its value cannot be an environment variable (a NUL byte). The message never holds the value."""
+
+
+class ConfigError(MeshopError):
+    """A daemon's configuration is refused: ``field`` (the config file's key; ``--field-name`` as a flag) and
+    ``reason``; ``source`` is the config file the value came from, or empty for a flag, its environment
+    variable, or a field given nowhere (``missing``). The CLI shows it as a usage error of that flag."""
+
+    exit_code = 64
+
+    def __init__(self, field: str, reason: str, source: str = "", *, missing: bool = False) -> None:
+        self.field, self.reason, self.source, self.missing = field, reason, source, missing
+        super().__init__(f"{source}: {field}: {reason}" if source else f"{field}: {reason}")
 
 
 class DriverError(MeshopError):

@@ -27,7 +27,7 @@ class StepFailed(DriverError):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class StepOutcome:
     title: str
     changed: bool
     seconds: float
@@ -43,15 +43,15 @@ def _fail(step: Step, what: str, result: Result) -> StepFailed:
 
 def execute(
     steps: Sequence[Step], host: Host, progress: Progress = lambda *_: None, timeout: float = 900
-) -> list[Outcome]:
-    outcomes: list[Outcome] = []
+) -> list[StepOutcome]:
+    outcomes: list[StepOutcome] = []
     written: set[str] = set()
     for index, step in enumerate(steps, 1):
         started = time.monotonic()
         progress(index, len(steps), step, "checking")
         forced = isinstance(step, Command) and bool(written.intersection(step.after_change))
         if not forced and host.run(step.check, timeout=timeout).ok:
-            outcomes.append(Outcome(step.title, False, time.monotonic() - started))
+            outcomes.append(StepOutcome(step.title, False, time.monotonic() - started))
             progress(index, len(steps), step, "ok")
             continue
         progress(index, len(steps), step, "applying")
@@ -69,6 +69,6 @@ def execute(
         checked = host.run(step.check, timeout=timeout)
         if not checked.ok:
             raise _fail(step, "the check after applying", checked)
-        outcomes.append(Outcome(step.title, True, time.monotonic() - started))
+        outcomes.append(StepOutcome(step.title, True, time.monotonic() - started))
         progress(index, len(steps), step, "changed")
     return outcomes

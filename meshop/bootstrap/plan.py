@@ -154,7 +154,8 @@ def _start(names: Sequence[str], changed_by: Sequence[str]) -> Command:
 
 def plan_node(inputs: NodeInputs, software: Software) -> tuple[Step, ...]:
     """``meshop node add``: Docker (unless an engine is there), Caddy, Consul client joined with its own
-    token, meshop in a virtualenv, the agent's env file and unit; then both units running."""
+    token, meshop in a virtualenv, the agent's config file (no secrets), env file (its token) and unit;
+    then both units running."""
     consul_json = render.consul_config(
         node=inputs.name,
         address=inputs.address,
@@ -164,23 +165,15 @@ def plan_node(inputs: NodeInputs, software: Software) -> tuple[Step, ...]:
         server=False,
         join=inputs.join,
     )
+    config = render.agent_config(node=inputs.name, address=inputs.address, labels=inputs.labels)
     env = render.env_file(
         f"meshop agent of node {inputs.name}, written by `meshop node add` (mode 0600: holds its token)",
-        {
-            "MESHOP_NODE": inputs.name,
-            "MESHOP_ADVERTISE_ADDR": inputs.address,
-            "MESHOP_NODE_LABELS": ",".join(f"{k}={v}" for k, v in sorted(inputs.labels.items())),
-            "MESHOP_METRICS_ADDR": "127.0.0.1:9464",
-            "MESHOP_PREFIX": inputs.prefix,
-            "CONSUL_HTTP_ADDR": "127.0.0.1:8500",
-            "CONSUL_HTTP_TOKEN": inputs.agent_token,
-            "MESHOP_AGENT_POLICY": "",
-            "MESHOP_AGENT_ROUTING": "",
-        },
+        {"MESHOP_PREFIX": inputs.prefix, "CONSUL_HTTP_ADDR": "127.0.0.1:8500", "CONSUL_HTTP_TOKEN": inputs.agent_token},
     )
     secrets = (inputs.gossip_key, inputs.consul_token, inputs.agent_token)
     config_files = [
         File(render.CONSUL_CONFIG, consul_json.encode(), 0o600, secrets),
+        File(render.AGENT_CONFIG, config.encode(), 0o644),
         File("/etc/meshop/agent.env", env.encode(), 0o600, secrets),
     ]
     steps: list[Step] = [
@@ -246,9 +239,10 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
             apply=f"{env} {render.BIN} acl init >/dev/null",
         ),
     ]
+    steps.append(File(render.GATEWAY_CONFIG, render.gateway_config().encode(), 0o644))
     for role, extra in (
         ("controller", {"MESHOP_METRICS_ADDR": "127.0.0.1:9465"}),
-        ("gateway", {"MESHOP_METRICS_ADDR": "127.0.0.1:9466", "MESHOP_GATEWAY_ARGS": inputs.gateway_args}),
+        ("gateway", {"MESHOP_GATEWAY_ARGS": inputs.gateway_args}),
         ("acl-sync", {}),
     ):
         path = f"/etc/meshop/{role}.env"

@@ -1,10 +1,11 @@
 """The files a bootstrap writes, rendered from validated inputs. Pure.
 
-systemd units for Consul, the agent, the controller, the gateway and ``acl sync``; their env files (mode
-0600: they hold tokens); Consul's server and client configuration with gossip encryption and ACLs
-(default deny). The units shipped in ``agents/`` are these texts (a unit test keeps them equal).
-Values are checked before they get here (``inputs.py``); env values are written one per line, never
-quoted into a shell.
+systemd units for Consul, the agent, the controller, the gateway and ``acl sync``; the agent's and the
+gateway's configuration files (``/etc/meshop/agent.yaml``, ``gateway.yaml``: the keys of
+``meshop.config``, no secrets); their env files (mode 0600: they hold the tokens); Consul's server and
+client configuration with gossip encryption and ACLs (default deny). The units shipped in ``agents/`` are
+these texts (a unit test keeps them equal). Values are checked before they get here
+(``plan.check_inputs``); env values are written one per line, never quoted into a shell.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ CONSUL_BIN = "/usr/local/bin/consul"
 CONSUL_DIR = "/etc/consul.d"
 CONSUL_CONFIG = f"{CONSUL_DIR}/consul.json"
 CONSUL_DATA = "/var/lib/consul"
+AGENT_CONFIG = "/etc/meshop/agent.yaml"
+GATEWAY_CONFIG = "/etc/meshop/gateway.yaml"
 
 _HARDENING = """NoNewPrivileges=yes
 ProtectHome=yes
@@ -39,15 +42,7 @@ AGENT_UNIT = _unit(
     "docker.service consul.service",
     """Type=simple
 EnvironmentFile=/etc/meshop/agent.env
-ExecStart=/usr/local/bin/meshop agent run \\
-    --node ${MESHOP_NODE} \\
-    --advertise-addr ${MESHOP_ADVERTISE_ADDR} \\
-    --labels ${MESHOP_NODE_LABELS} \\
-    --state-dir /var/lib/meshop/agent \\
-    --metrics-addr ${MESHOP_METRICS_ADDR} \\
-    --log-format json \\
-    $MESHOP_AGENT_POLICY \\
-    $MESHOP_AGENT_ROUTING
+ExecStart=/usr/local/bin/meshop agent run --config /etc/meshop/agent.yaml
 StateDirectory=meshop/agent meshop/caddy
 # SIGTERM: the agent finishes its pass, deregisters itself and exits; containers keep running.
 KillSignal=SIGTERM
@@ -60,7 +55,8 @@ RestartSec=2
     + _HARDENING,
     """# systemd unit for the meshop node agent. `meshop node add` installs it (docs/install.md); by hand:
 #   cp agents/meshop-agent.service /etc/systemd/system/
-#   cp agents/meshop-agent.env /etc/meshop/agent.env   # then edit it (node name, addresses, token); mode 0600
+#   cp agents/meshop-agent.yaml /etc/meshop/agent.yaml # then edit it (node name, address, labels, policy)
+#   cp agents/meshop-agent.env /etc/meshop/agent.env   # then edit it (Consul token); mode 0600
 #   systemctl daemon-reload && systemctl enable --now meshop-agent
 #
 # See docs/agent.md. The agent keeps this node's containers equal to meshop/assignments/<node>/ in Consul. Stopping it
@@ -94,9 +90,7 @@ GATEWAY_UNIT = _unit(
     "consul.service",
     """Type=simple
 EnvironmentFile=/etc/meshop/gateway.env
-ExecStart=/usr/local/bin/meshop gateway run --caddy-dir /var/lib/meshop/gateway \\
-    --metrics-addr ${MESHOP_METRICS_ADDR} --log-format json \\
-    $MESHOP_GATEWAY_ARGS
+ExecStart=/usr/local/bin/meshop gateway run --config /etc/meshop/gateway.yaml $MESHOP_GATEWAY_ARGS
 StateDirectory=meshop/gateway
 KillSignal=SIGTERM
 TimeoutStopSec=30
@@ -107,8 +101,9 @@ AmbientCapabilities=CAP_NET_BIND_SERVICE
 """
     + _HARDENING,
     """# systemd unit for the meshop gateway: runs its own Caddy (TLS) with state in /var/lib/meshop/gateway.
-# `meshop init` installs it with /etc/meshop/gateway.env (mode 0600: the gateway role's token;
-# MESHOP_GATEWAY_ARGS, e.g. --bind 0.0.0.0 --tls acme). See docs/routing.md.
+# `meshop init` installs it with /etc/meshop/gateway.yaml (its settings: docs/config.md) and
+# /etc/meshop/gateway.env (mode 0600: the gateway role's token; MESHOP_GATEWAY_ARGS, flags over the
+# file, e.g. --bind 0.0.0.0 --tls acme). See docs/routing.md.
 """,
 )
 
@@ -149,6 +144,36 @@ UNITS = {
     "meshop-acl-sync.service": ACL_SYNC_UNIT,
     "consul.service": CONSUL_UNIT,
 }
+
+
+def config_file(comment: str, values: Mapping[str, object]) -> str:
+    """A daemon's YAML configuration (``meshop.config`` reads it): plain keys in the given order."""
+    import yaml
+
+    return f"# {comment}\n" + yaml.safe_dump(dict(values), sort_keys=False, default_flow_style=False)
+
+
+def agent_config(*, node: str, address: str, labels: Mapping[str, str]) -> str:
+    """``/etc/meshop/agent.yaml`` of a node ``meshop node add`` sets up; the token stays in agent.env."""
+    return config_file(
+        f"meshop agent of node {node}, written by `meshop node add`; keys: docs/config.md",
+        {
+            "node": node,
+            "advertise_addr": address,
+            "labels": dict(sorted(labels.items())),
+            "state_dir": "/var/lib/meshop/agent",
+            "metrics_addr": "127.0.0.1:9464",
+            "log_format": "json",
+        },
+    )
+
+
+def gateway_config() -> str:
+    """``/etc/meshop/gateway.yaml`` that ``meshop init`` writes (``--gateway-args`` go to the env file)."""
+    return config_file(
+        "meshop gateway, written by `meshop init`; keys: docs/config.md",
+        {"caddy_dir": "/var/lib/meshop/gateway", "metrics_addr": "127.0.0.1:9466", "log_format": "json"},
+    )
 
 
 def env_file(comment: str, values: Mapping[str, str]) -> str:

@@ -1,5 +1,5 @@
 """What ``meshop validate`` and ``meshop apply`` do, as plain functions over the global flags and an
-output callback: the click commands (``docs_cmd``) and the fast path (``fast``) both call these, so
+output callback: the click commands (``commands.documents``) and the fast path (``fast``) both call these, so
 both read, check, write and print alike. No click here: the fast path must not load it."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The console script's entry point: the hot, simple command lines without click; everything else via click.
+"""The console script's fast path: the hot, simple command lines without click (``meshop.cli.entry`` runs it first).
 
 Why: importing click costs more than a third of ``meshop validate``'s start-up on a small VM (its
 ``inspect``, ``typing``, ``uuid``, ``datetime``...), and issue 17 wants ``validate`` under 100 ms and
@@ -16,8 +16,9 @@ knows exactly these shapes, and run through the same functions the click command
     with ``-`` (but ``-f -``, stdin).
 
 Click stays the reference: any other command line (help, ``-o``, ``--``, an unknown or repeated option,
-``-fPATH``, shell completion, ...) is not ours, and ``meshop.cli.main.run`` handles it, with click's help,
-usage errors and messages. tests/unit/cli/test_fast_path.py holds both paths to the same output.
+``-fPATH``, shell completion, ...) is not ours: ``run`` returns None and the console script's entry
+(``meshop.cli.entry``) hands it to ``meshop.cli.main.run``, with click's help, usage errors and messages.
+This module never imports ``main``. tests/unit/cli/test_fast_path.py holds both paths to the same output.
 """
 
 from __future__ import annotations
@@ -135,13 +136,3 @@ def _write(text: str, err: bool = False) -> None:
     stream = sys.stderr if err else sys.stdout
     stream.write(text)
     stream.flush()
-
-
-def main() -> None:
-    argv = sys.argv[1:]
-    code = run(argv)
-    if code is None:
-        from meshop.cli.main import run as run_click
-
-        code = run_click(argv)
-    sys.exit(code)

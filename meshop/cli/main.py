@@ -1,8 +1,9 @@
 """The ``meshop`` command: global flags, sub-command registration, and click's own errors.
 
-Click is the reference for every command line: help, usage and every option live here. The console
-script enters through ``meshop.cli.fast``, which runs a few simple, hot command lines without loading
-click and hands everything else to ``run`` here. Exit codes and the error -> exit code mapping:
+Click is the reference for every command line: help, usage and every option live here; the commands
+themselves are in ``meshop.cli.commands``, one module per command group. The console script enters
+through ``meshop.cli.entry``, which runs a few simple, hot command lines through ``meshop.cli.fast``
+without loading click and hands everything else to ``run`` here. Exit codes and the error -> exit code mapping:
 ``meshop.cli.exits``.
 """
 
@@ -18,28 +19,28 @@ from meshop.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE, guarded
 # Each sub-command's module is imported only when that command runs (or for --help): ``meshop
 # validate`` must not pay for the agent's Docker SDK, the controller or rich's tables (start-up time).
 COMMANDS = {
-    "status": "meshop.cli.status_cmd:status",
-    "get": "meshop.cli.get_cmd:get",
-    "describe": "meshop.cli.get_cmd:describe",
-    "events": "meshop.cli.events_cmd:events",
-    "apply": "meshop.cli.docs_cmd:apply",
-    "diff": "meshop.cli.docs_cmd:diff",
-    "validate": "meshop.cli.docs_cmd:validate",
-    "delete": "meshop.cli.docs_cmd:delete",
-    "nodes": "meshop.cli.nodes_cmd:nodes",
-    "node": "meshop.cli.nodes_cmd:nodes",
-    "init": "meshop.cli.bootstrap_cmd:init",
-    "controller": "meshop.cli.controller_cmd:controller",
-    "agent": "meshop.cli.agent_cmd:agent",
-    "gateway": "meshop.cli.gateway_cmd:gateway",
-    "export": "meshop.cli.backup_cmd:export",
-    "import": "meshop.cli.backup_cmd:import_",
-    "cluster": "meshop.cli.backup_cmd:cluster",
-    "acl": "meshop.cli.acl_cmd:acl",
-    "logs": "meshop.cli.remote_cmd:logs",
-    "exec": "meshop.cli.remote_cmd:exec_",
-    "dashboard": "meshop.cli.dashboard_cmd:dashboard",
-    "restart": "meshop.cli.restart_cmd:restart",
+    "status": "meshop.cli.commands.status:status",
+    "get": "meshop.cli.commands.get:get",
+    "describe": "meshop.cli.commands.get:describe",
+    "events": "meshop.cli.commands.events:events",
+    "apply": "meshop.cli.commands.documents:apply",
+    "diff": "meshop.cli.commands.documents:diff",
+    "validate": "meshop.cli.commands.documents:validate",
+    "delete": "meshop.cli.commands.documents:delete",
+    "nodes": "meshop.cli.commands.nodes:nodes",
+    "node": "meshop.cli.commands.nodes:nodes",
+    "init": "meshop.cli.commands.bootstrap:init",
+    "controller": "meshop.cli.commands.controller:controller",
+    "agent": "meshop.cli.commands.agent:agent",
+    "gateway": "meshop.cli.commands.gateway:gateway",
+    "export": "meshop.cli.commands.backup:export",
+    "import": "meshop.cli.commands.backup:import_",
+    "cluster": "meshop.cli.commands.backup:cluster",
+    "acl": "meshop.cli.commands.acl:acl",
+    "logs": "meshop.cli.commands.remote:logs",
+    "exec": "meshop.cli.commands.remote:exec_",
+    "dashboard": "meshop.cli.commands.dashboard:dashboard",
+    "restart": "meshop.cli.commands.restart:restart",
 }
 
 
@@ -98,10 +99,3 @@ def _click_main(argv: list[str] | None) -> int:
         exc.show()
         return exc.exit_code
     return 0
-
-
-def main() -> None:
-    """The console script of an install made before ``meshop.cli.fast`` became the entry point."""
-    from meshop.cli.fast import main as fast_main
-
-    fast_main()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # types only: ``meshop validate`` and ``version`` must not import the planners
     from collections.abc import Mapping, Sequence
 
-    from meshop.client.apply import Change
+    from meshop.client.apply import DocumentChange
     from meshop.client.preview import PlacementPreview
 
 
@@ -17,7 +17,7 @@ def to_yaml(data: object, sort_keys: bool = False) -> str:
     return yaml.safe_dump(data, sort_keys=sort_keys, default_flow_style=False, allow_unicode=True)
 
 
-def format_diff(changes: Sequence[Change]) -> str:
+def format_diff(changes: Sequence[DocumentChange]) -> str:
     """A unified diff per changed document, like ``kubectl diff``; one line per unchanged one."""
     import difflib  # only ``meshop diff`` needs it (start-up time of ``version``)
 

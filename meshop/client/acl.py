@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from meshop.consul.acl import AclApi, Policy
+from meshop.consul.acl import AclApi, AclPolicy
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_prefix
@@ -31,7 +31,7 @@ SHARED_ROLES = tuple(role for role in policies.ROLES if role not in policies.NOD
 
 
 @dataclass(frozen=True)
-class Placement:
+class ServicesByNode:
     """Per node: the services assigned to it, and those it reports running (``observed/``)."""
 
     assigned: dict[str, frozenset[str]]
@@ -41,7 +41,7 @@ class Placement:
         return self.assigned.get(node, frozenset()), self.running.get(node, frozenset())
 
 
-def placement_of(assignments: Listing, observed: Listing) -> Placement:
+def placement_of(assignments: Listing, observed: Listing) -> ServicesByNode:
     """Pure: node -> service names from the two listings; keys that are not ``<node>/<service>`` with
     RFC 1123 names are skipped (``observed/`` is written by agents: hostile input)."""
 
@@ -53,7 +53,7 @@ def placement_of(assignments: Listing, observed: Listing) -> Placement:
                 found.setdefault(parts[0], set()).add(parts[1])
         return {node: frozenset(names) for node, names in found.items()}
 
-    return Placement(by_node(assignments, keys.ASSIGNMENTS), by_node(observed, keys.OBSERVED))
+    return ServicesByNode(by_node(assignments, keys.ASSIGNMENTS), by_node(observed, keys.OBSERVED))
 
 
 def _checked(call: Callable[[], policies.RolePolicy]) -> policies.RolePolicy:
@@ -79,7 +79,7 @@ class AclAdmin:
             return _checked(lambda: policies.render(role, self.prefix, node, assigned, running))
         return _checked(lambda: policies.render(role, self.prefix, node))
 
-    def placement(self) -> Placement:
+    def placement(self) -> ServicesByNode:
         return placement_of(self.store.list(keys.ASSIGNMENTS), self.store.list(keys.OBSERVED))
 
     def init(self) -> list[tuple[str, bool]]:
@@ -91,7 +91,7 @@ class AclAdmin:
             results.append((rendered.name, changed))
         return results
 
-    def _upsert(self, rendered: policies.RolePolicy) -> tuple[Policy, bool]:
+    def _upsert(self, rendered: policies.RolePolicy) -> tuple[AclPolicy, bool]:
         """Write ``rendered`` unless a policy of that name belongs to something else (another prefix
         whose name maps to the same policy name, or a policy someone made by hand): that one is refused."""
         current = self.api.policy(rendered.name)
@@ -114,7 +114,7 @@ class AclAdmin:
                     return found.secret_id
         return self.api.create_token(rendered.description, [rendered.name]).secret_id
 
-    def sync(self, placement: Placement | None = None) -> list[str]:
+    def sync(self, placement: ServicesByNode | None = None) -> list[str]:
         """Re-render the policy of every node that has an agent policy; the names of those changed."""
         placement = placement or self.placement()
         changed = []
@@ -141,7 +141,7 @@ class AclSyncWatch:
         self.admin = admin
         self.resync = resync
         self.passes = 0
-        self._synced: Placement | None = None
+        self._synced: ServicesByNode | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._watches: list[Watch[Listing]] = []

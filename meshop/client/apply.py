@@ -30,7 +30,7 @@ Action = Literal["created", "configured", "unchanged"]
 
 
 @dataclass(frozen=True)
-class Change:
+class DocumentChange:
     kind: str
     name: str
     key: str
@@ -54,7 +54,7 @@ def stored_document(entry: Entry) -> dict[str, Any] | None:
     return docs[0] if len(docs) == 1 else None
 
 
-def plan_changes(documents: list[SourcedDocument], existing: dict[str, Entry | None]) -> list[Change]:
+def plan_changes(documents: list[SourcedDocument], existing: dict[str, Entry | None]) -> list[DocumentChange]:
     """Pure: what apply would do for each (already validated) document, given what is stored."""
     changes = []
     for item in documents:
@@ -68,7 +68,7 @@ def plan_changes(documents: list[SourcedDocument], existing: dict[str, Entry | N
         else:
             action = "configured"
         changes.append(
-            Change(
+            DocumentChange(
                 kind=item.doc["kind"],
                 name=item.doc["metadata"]["name"],
                 key=key,
@@ -99,7 +99,7 @@ class Outcome:
     batches: int  # transactions used (1 unless Consul's limits forced a split)
 
 
-def apply_changes(store: KVStore, changes: list[Change]) -> Outcome:
+def apply_changes(store: KVStore, changes: list[DocumentChange]) -> Outcome:
     """Write every changed document with check-and-set, in one transaction where Consul allows.
 
     Raises ConflictError naming the document that changed since it was read; with one transaction
@@ -122,7 +122,7 @@ def apply_changes(store: KVStore, changes: list[Change]) -> Outcome:
     return Outcome(written=done, batches=len(batches))
 
 
-def _conflict_message(part: list[Change], failed: tuple[int, ...], written: list[Change]) -> str:
+def _conflict_message(part: list[DocumentChange], failed: tuple[int, ...], written: list[DocumentChange]) -> str:
     culprits = [part[i] for i in failed if 0 <= i < len(part)] or part
     names = ", ".join(f"{c.kind.lower()}/{c.name}" for c in culprits)
     what = "changed in Consul since apply read it" if len(culprits) == 1 else "changed in Consul since apply read them"

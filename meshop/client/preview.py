@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from meshop.client.apply import Change
+from meshop.client.apply import DocumentChange
 from meshop.client.cluster import Snapshot, read_snapshot
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import Entry, KVStore
@@ -73,7 +73,7 @@ def read_cluster(config: ConsulConfig) -> Cluster:
 
 
 def preview(
-    cluster: Cluster, changes: Sequence[Change], now: float | None = None, prefix: str = keys.DEFAULT_PREFIX
+    cluster: Cluster, changes: Sequence[DocumentChange], now: float | None = None, prefix: str = keys.DEFAULT_PREFIX
 ) -> list[PlacementPreview]:
     """Pure: the placement of every service the changes touch, and of any other whose placement moves."""
     snap = cluster.snapshot

@@ -18,7 +18,7 @@ from meshop.consul.config import ConsulConfig
 
 
 @dataclass(frozen=True)
-class Policy:
+class AclPolicy:
     id: str
     name: str
     description: str
@@ -39,19 +39,19 @@ class AclApi:
         self.client = client or make_client(config)
         self.http = self.client.http
 
-    def policy(self, name: str) -> Policy | None:
+    def policy(self, name: str) -> AclPolicy | None:
         """The policy called ``name``, rules included; None when there is none."""
         with consul_errors(self.config, f"reading ACL policy {name}"):
             raw = _unless_not_found(lambda: self.http.get(CB.json(), f"/v1/acl/policy/name/{quote(name, safe='')}"))
         return _policy(raw) if raw else None
 
-    def policies(self) -> list[Policy]:
+    def policies(self) -> list[AclPolicy]:
         """Every policy, without rules (Consul lists them so)."""
         with consul_errors(self.config, "listing ACL policies"):
             raw = self.http.get(CB.json(), "/v1/acl/policies")
         return [_policy(item) for item in raw or ()]
 
-    def upsert_policy(self, name: str, description: str, rules: str) -> tuple[Policy, bool]:
+    def upsert_policy(self, name: str, description: str, rules: str) -> tuple[AclPolicy, bool]:
         """Create the policy or bring an existing one to these rules; (policy, whether anything changed)."""
         current = self.policy(name)
         body = {"Name": name, "Description": description, "Rules": rules}
@@ -107,8 +107,8 @@ def _unless_not_found(call: Callable[[], Any]) -> Any:
         raise
 
 
-def _policy(raw: dict) -> Policy:
-    return Policy(
+def _policy(raw: dict) -> AclPolicy:
+    return AclPolicy(
         id=str(raw.get("ID", "")),
         name=str(raw.get("Name", "")),
         description=str(raw.get("Description", "")),

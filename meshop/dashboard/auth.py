@@ -121,7 +121,7 @@ class Session:
     may_act: bool = False  # whoever signed in may act (password, or a token that may write desired/)
 
 
-class Sessions:
+class LoginSessions:
     """Server-side sessions by random id; at most ``limit`` (the oldest go first)."""
 
     def __init__(self, ttl: float = SESSION_TTL, limit: int = MAX_SESSIONS) -> None:

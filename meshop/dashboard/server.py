@@ -70,7 +70,7 @@ class Dashboard:
         host, port = parse_listen(settings.listen)
         self.loopback = auth.is_loopback(host)
         self.login_required = not self.loopback or settings.password is not None
-        self.sessions = auth.Sessions()
+        self.sessions = auth.LoginSessions()
         self.throttle = auth.Throttle()
         self.local_csrf = secrets.token_urlsafe(32)  # the loopback page without login: one token per process
         self.store = KVStore(config)

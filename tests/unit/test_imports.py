@@ -88,7 +88,7 @@ def test_apply_talks_to_consul_without_py_consul_tables_planner_or_docker(instal
     assert names & (NEVER | CONSUL_CLIENT | TABLES | CLICK | {"http", "ssl"}) == set()
     done = subprocess.run([sys.executable, "-P", *argv], capture_output=True, text=True, timeout=120, cwd="/")
     assert done.returncode == 2 and f"Consul at http://{addr} is unreachable" in done.stderr  # it got to the request
-    code = "import meshop.cli.docs_cmd, meshop.consul.store"
+    code = "import meshop.cli.commands.documents, meshop.consul.store"
     modules = subprocess.run(
         [sys.executable, "-P", "-c", f"{code}; import sys; print(' '.join(sys.modules))"],
         capture_output=True,
@@ -99,7 +99,7 @@ def test_apply_talks_to_consul_without_py_consul_tables_planner_or_docker(instal
 
 
 def test_the_controller_does_not_load_docker_rich_or_jsonschema(installed: dict[str, str]) -> None:
-    names = loaded(["-c", "import meshop.cli.controller_cmd, meshop.operator.controller"], installed)
+    names = loaded(["-c", "import meshop.cli.commands.controller, meshop.operator.controller"], installed)
     assert names & (NEVER | TABLES | {"tenacity"}) == set()
 
 
@@ -127,7 +127,7 @@ def test_the_consul_config_does_not_load_the_document_model() -> None:
 def test_the_daemons_load_requests_without_its_charset_detector() -> None:
     """``meshop.libs``: ~4 MB less per daemon; bodies without a declared charset still decode (UTF-8)."""
     code = (
-        "import sys, meshop.cli.agent_cmd, meshop.cli.controller_cmd, meshop.agent.engine.docker_driver\n"
+        "import sys, meshop.cli.commands.agent, meshop.cli.commands.controller, meshop.agent.engine.docker_driver\n"
         "names = ('requests', 'consul', 'docker', 'charset_normalizer', 'chardet')\n"
         "print(sorted(m for m in names if sys.modules.get(m)))\n"
     )

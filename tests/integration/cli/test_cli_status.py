@@ -83,8 +83,15 @@ def cluster(
         ["controller", "run", "--id", f"{prefix}-c", "--metrics-addr", "127.0.0.1:0", "--grace-period", "2"],
         tmp / "controller.log",
     ).start()
-    agent_args = ["agent", "run", "--node", node, "--advertise-addr", "127.0.0.1", "--labels", "zone=test"]
-    agent_args += ["--state-dir", str(tmp / "agent"), "--metrics-addr", "127.0.0.1:0", "--stop-grace", "1"]
+    # the agent as its unit runs it: settings from --config (address, labels, state), flags over the file;
+    # --node as a flag too: tests/support/acl.py reads it from the command line to make the agent's token
+    agent_yaml = tmp / "agent.yaml"
+    agent_yaml.write_text(
+        f"node: other\nadvertise_addr: 127.0.0.1\nlabels: {{zone: test}}\nstate_dir: {tmp / 'agent'}\n"
+        "metrics_addr: 127.0.0.1:9464\nstop_grace: 30\n"
+    )
+    agent_args = ["agent", "run", "--config", str(agent_yaml), "--node", node, "--metrics-addr", "127.0.0.1:0"]
+    agent_args += ["--stop-grace", "1"]
     agent = meshop_process(consul_server.addr, prefix, agent_args, tmp / "agent.log").start()
     c = Cluster(consul_server, prefix, node, store, agent, controller)
     try:

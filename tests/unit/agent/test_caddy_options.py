@@ -4,43 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import pytest
 
 from meshop.agent.ingress.node_caddy import CaddyOptions
-from meshop.agent.ingress.snippets import TRUSTED_PROXIES
 from meshop.agent.reconciler import AgentSettings
-from meshop.cli.agent_cmd import caddy_options
-from meshop.errors import MeshopError
+from meshop.config.agent import AgentConfig
+from meshop.errors import ConfigError, MeshopError
 
 SETTINGS = AgentSettings(node="n1", advertise_addr="100.64.0.7")
 LOOPBACK = ("127.0.0.1",)
 
 
-def options(**kw):  # type: ignore[no-untyped-def]
-    args = {
-        "caddy_dir": None,
-        "caddy_admin": None,
-        "caddy_config": None,
-        "caddy_snippets": None,
-        "caddy_bin": "caddy",
-        "ingress_port": None,
-        "ingress_bind": LOOPBACK,
-        "trusted_proxies": TRUSTED_PROXIES,
-        "settings": SETTINGS,
-        **kw,
-    }
-    return caddy_options(**args)
+def options(**kw: object) -> CaddyOptions | None:
+    """What ``meshop agent run`` builds from these node Caddy flags (``AgentConfig``, keys of the config file)."""
+    given = {"node": SETTINGS.node, "advertise_addr": SETTINGS.advertise_addr, **kw}
+    return AgentConfig.load(given).caddy(SETTINGS)
 
 
 def test_without_caddy_flags_the_agent_routes_nothing() -> None:
     assert options() is None
-    with pytest.raises(click.BadParameter, match="--caddy-dir"):
+    with pytest.raises(ConfigError, match="--caddy-dir"):
         options(ingress_port=8088)
 
 
 def test_caddy_dir_needs_an_ingress_port_and_becomes_a_managed_caddy(tmp_path: Path) -> None:
-    with pytest.raises(click.BadParameter, match="required with --caddy-dir"):
+    with pytest.raises(ConfigError, match="required with --caddy-dir"):
         options(caddy_dir=tmp_path)
     got = options(caddy_dir=tmp_path, ingress_port=8088, ingress_bind=("100.64.0.7",))
     assert got == CaddyOptions(ingress_port=8088, ingress_bind=("100.64.0.7",), directory=tmp_path.resolve())
@@ -60,11 +48,15 @@ def test_a_caddy_of_your_own_needs_all_three_flags_and_not_caddy_dir(tmp_path: P
 
 @pytest.mark.parametrize(
     ("flag", "value"),
-    [("ingress_bind", ("localhost",)), ("ingress_bind", ("0.0.0.0 {",)), ("trusted_proxies", ("private_ranges",))],
+    [
+        ("ingress_bind", ("localhost",)),
+        ("ingress_bind", ("0.0.0.0 {",)),
+        ("ingress_trusted_proxy", ("private_ranges",)),
+    ],
     ids=["bind-name", "bind-brace", "proxy-keyword"],
 )
 def test_addresses_are_ip_addresses_and_networks(tmp_path: Path, flag: str, value: tuple[str, ...]) -> None:
-    with pytest.raises(click.BadParameter):
+    with pytest.raises(ConfigError):
         options(caddy_dir=tmp_path, ingress_port=8088, **{flag: value})
 
 

@@ -7,16 +7,15 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import click
 import pytest
 
 from meshop.agent.ingress.node_caddy import CaddyOptions, NodeCaddy
-from meshop.agent.ingress.snippets import TRUSTED_PROXIES, IngressSettings, LocalRoute, render_ingress
+from meshop.agent.ingress.snippets import IngressSettings, LocalRoute, render_ingress
 from meshop.agent.ingress.tls import NO_TLS, NodeTLS, tls_from_document
 from meshop.agent.reconciler import AgentSettings
-from meshop.cli.agent_cmd import caddy_options
+from meshop.config.agent import AgentConfig
 from meshop.consul.kv import Entry, Listing
-from meshop.errors import DocumentError
+from meshop.errors import ConfigError, DocumentError
 
 SETTINGS = IngressSettings(port=8081, bind=("100.64.0.7",), https_port=8443)
 UP = (("a", "127.0.0.1:40000"),)
@@ -144,26 +143,16 @@ def test_the_node_caddy_follows_the_document_and_keeps_its_tls_on_a_bad_one(tmp_
     assert "auto_https off" in plain._main_text  # without the flag the node Caddy is as before
 
 
-def options(**kw):  # type: ignore[no-untyped-def]
-    args = {
-        "caddy_dir": None,
-        "caddy_admin": None,
-        "caddy_config": None,
-        "caddy_snippets": None,
-        "caddy_bin": "caddy",
-        "ingress_port": None,
-        "ingress_bind": ("127.0.0.1",),
-        "trusted_proxies": TRUSTED_PROXIES,
-        "settings": AgentSettings(node="n1", advertise_addr="127.0.0.1"),
-        **kw,
-    }
-    return caddy_options(**args)
+def options(**kw: object) -> CaddyOptions | None:
+    """What ``meshop agent run`` builds from these node Caddy flags (``AgentConfig``, keys of the config file)."""
+    given = {"node": "n1", "advertise_addr": "127.0.0.1", **kw}
+    return AgentConfig.load(given).caddy(AgentSettings(node="n1", advertise_addr="127.0.0.1"))
 
 
 def test_the_https_port_flag(tmp_path: Path) -> None:
     assert options(caddy_dir=tmp_path, ingress_port=8081).https_port is None  # off by default
-    assert options(caddy_dir=tmp_path, ingress_port=8081, https_port=8443).https_port == 8443
-    with pytest.raises(click.BadParameter, match="--caddy-dir"):
-        options(https_port=8443)
-    with pytest.raises(click.BadParameter, match="differ"):
-        options(caddy_dir=tmp_path, ingress_port=8443, https_port=8443)
+    assert options(caddy_dir=tmp_path, ingress_port=8081, ingress_https_port=8443).https_port == 8443
+    with pytest.raises(ConfigError, match="--caddy-dir"):
+        options(ingress_https_port=8443)
+    with pytest.raises(ConfigError, match="differ"):
+        options(caddy_dir=tmp_path, ingress_port=8443, ingress_https_port=8443)

@@ -21,8 +21,8 @@ from meshop.agent.engine.runtime import ImagePullFailed
 from meshop.agent.memory.holds import Holds
 from meshop.agent.planning.plan import Container, Note
 from meshop.agent.planning.report import observed_record, ready_count
-from meshop.cli.agent_cmd import parse_labels
 from meshop.cli.main import cli
+from meshop.config.agent import parse_labels
 from meshop.model import ServiceSpec
 from meshop.model.records import Assignment
 from tests.support.procs import wait_until

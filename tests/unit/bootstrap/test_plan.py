@@ -49,12 +49,14 @@ def test_node_plan_steps_in_order():
         "/opt/meshop/wheels/click-8.1.7-py3-none-any.whl",
         "/opt/meshop/wheels/meshop-0.1.0-py3-none-any.whl",
         "/etc/consul.d/consul.json",
+        "/etc/meshop/agent.yaml",
         "/etc/meshop/agent.env",
         "/etc/systemd/system/consul.service",
         "/etc/systemd/system/meshop-agent.service",
     ]
     assert isinstance(steps[-1], Command) and "systemctl" in steps[-1].apply
     assert "/etc/meshop/agent.env" in steps[-1].after_change  # a new token restarts the agent
+    assert "/etc/meshop/agent.yaml" in steps[-1].after_change  # so does a new configuration
 
 
 def test_node_files_hold_the_inputs_with_private_modes():
@@ -66,9 +68,16 @@ def test_node_files_hold_the_inputs_with_private_modes():
     assert config["bind_addr"] == "100.64.0.11" and config["client_addr"] == "127.0.0.1"
     assert "server" not in config
     env = files["/etc/meshop/agent.env"].content.decode()
-    assert f"CONSUL_HTTP_TOKEN={AGENT_TOKEN}\n" in env and "MESHOP_NODE=n1\n" in env
-    assert "MESHOP_NODE_LABELS=zone=fra1\n" in env
+    assert env.splitlines()[1:] == [
+        "MESHOP_PREFIX=meshop",
+        "CONSUL_HTTP_ADDR=127.0.0.1:8500",
+        f"CONSUL_HTTP_TOKEN={AGENT_TOKEN}",
+    ]
     assert files["/etc/meshop/agent.env"].mode == files["/etc/consul.d/consul.json"].mode == 0o600
+    yaml_file = files["/etc/meshop/agent.yaml"]
+    assert yaml_file.mode == 0o644 and yaml_file.secrets == ()  # no token: readable, shown in full by --dry-run
+    for secret in (KEY, CONSUL_TOKEN, AGENT_TOKEN):
+        assert secret.encode() not in yaml_file.content
     assert files["/usr/local/bin/consul"].mode == 0o755
 
 
@@ -78,7 +87,9 @@ def test_dry_run_shows_every_file_but_no_secret():
     for secret in (KEY, CONSUL_TOKEN, AGENT_TOKEN):
         assert secret not in text
     assert text.count(REDACTED) >= 3
-    assert "| MESHOP_NODE=n1" in text and "| ExecStart=/usr/local/bin/meshop agent run \\" in text
+    assert (
+        "| node: n1" in text and "| ExecStart=/usr/local/bin/meshop agent run --config /etc/meshop/agent.yaml" in text
+    )
     assert "/usr/local/bin/consul (mode 0755): 11 bytes, sha256 " in text  # binaries by size and digest
 
 
@@ -164,6 +175,34 @@ def test_wheel_digest_follows_content():
 @pytest.mark.parametrize("name", ["meshop-agent", "meshop-controller", "meshop-gateway", "meshop-acl-sync"])
 def test_shipped_units_are_the_rendered_ones(name):
     assert (REPO / "agents" / f"{name}.service").read_text() == render.UNITS[f"{name}.service"]
+
+
+def test_the_written_config_files_are_what_the_daemons_read(tmp_path: Path) -> None:
+    """The agent.yaml ``node add`` writes and the gateway.yaml ``init`` writes load into the daemons'
+    configuration objects with the inputs (so a key the bootstrap writes is one ``meshop.config`` knows);
+    so do the samples shipped in ``agents/``."""
+    from meshop.config.agent import AgentConfig
+    from meshop.config.gateway import GatewayConfig
+
+    agent_yaml = tmp_path / "agent.yaml"
+    agent_yaml.write_bytes(_files(plan_node(NODE, SOFTWARE))["/etc/meshop/agent.yaml"].content)
+    agent = AgentConfig.load({}, agent_yaml)
+    assert (agent.node, agent.advertise_addr, dict(agent.labels)) == ("n1", "100.64.0.11", {"zone": "fra1"})
+    assert (agent.state_dir, agent.metrics_addr, agent.log_format) == (
+        Path("/var/lib/meshop/agent"),
+        "127.0.0.1:9464",
+        "json",
+    )
+    gateway_yaml = tmp_path / "gateway.yaml"
+    gateway_yaml.write_bytes(_files(plan_gateway(GATEWAY, SOFTWARE))["/etc/meshop/gateway.yaml"].content)
+    gateway = GatewayConfig.load({}, gateway_yaml)
+    assert (gateway.caddy_dir, gateway.metrics_addr, gateway.log_format) == (
+        Path("/var/lib/meshop/gateway"),
+        "127.0.0.1:9466",
+        "json",
+    )
+    assert AgentConfig.load({}, REPO / "agents" / "meshop-agent.yaml").node == "node1"
+    assert GatewayConfig.load({}, REPO / "agents" / "meshop-gateway.yaml").caddy_dir == Path("/var/lib/meshop/gateway")
 
 
 def test_package_steps_skip_docker_when_an_engine_is_there():

@@ -52,8 +52,9 @@ def test_node_add_dry_run_prints_every_step(software):
         "packages docker.io",
         "file /usr/local/bin/consul (mode 0755): 7 bytes",
         "file /etc/consul.d/consul.json",
+        "file /etc/meshop/agent.yaml (mode 0644)",
+        "|   zone: fra1",
         "file /etc/meshop/agent.env (mode 0600)",
-        "| MESHOP_NODE_LABELS=zone=fra1",
         "meshop-agent.service",
         "systemd: consul.service meshop-agent.service enabled and running",
     ):
@@ -67,6 +68,7 @@ def test_init_dry_run_prints_every_step(software):
     for part in (
         "ACLs bootstrapped",
         "/etc/meshop/controller.env (0600)",
+        "file /etc/meshop/gateway.yaml (mode 0644)",
         "meshop-gateway.service",
         "meshop-acl-sync.service",
         '"default_policy": "deny"',

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshop.cli import docs_cmd, fast, main
+from meshop.cli import entry, fast, main
+from meshop.cli.commands import documents
 from meshop.cli.context import CliContext
 from meshop.client import version
 
@@ -208,7 +209,7 @@ def test_anything_unusual_goes_to_click(
 
     def entry_point(_: list[str]) -> int:
         with pytest.raises(SystemExit) as exited:
-            fast.main()
+            entry.main()
         return int(exited.value.code or 0)
 
     assert outcome(entry_point, argv, capsys, monkeypatch) == outcome(main.run, argv, capsys, monkeypatch)
@@ -253,8 +254,8 @@ def test_what_the_fast_path_parses_click_reads_the_same(argv: list[str]) -> None
         return {"version": "0", "commit": "c", "python": "3", "platform": "p", "libraries": {}}
 
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(io.StringIO()):
-        patch.setattr(docs_cmd, "validate_documents", validate)
-        patch.setattr(docs_cmd, "apply_documents", apply)
+        patch.setattr(documents, "validate_documents", validate)
+        patch.setattr(documents, "apply_documents", apply)
         patch.setattr(version, "build_info", build_info)
         assert main.run(argv) == 0
     assert seen == [(call.command, call.flags if call.command != "version" else {}, call.paths, call.cluster)]

@@ -102,7 +102,7 @@ def test_bad_password_file_names_the_file_and_reason(line: str, reason: str) -> 
 
 
 def test_sessions_expire_and_are_bounded() -> None:
-    sessions = auth.Sessions(ttl=10, limit=2)
+    sessions = auth.LoginSessions(ttl=10, limit=2)
     a = sessions.create("password", now=100)
     assert sessions.get(a.sid, 109) == a
     assert sessions.get(a.sid, 110) is None  # expired, and gone

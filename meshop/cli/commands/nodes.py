@@ -30,8 +30,8 @@ nodes.add_command(_mode_command("drain", "Move NAME's work elsewhere, start-firs
 
 
 def _bootstrap_commands() -> None:
-    """``meshop node add`` (SSH bootstrap) lives with ``init`` in bootstrap_cmd; it is registered here."""
-    from meshop.cli.bootstrap_cmd import node_add, node_remove
+    """``meshop node add`` (SSH bootstrap) lives with ``init`` in commands.bootstrap; it is registered here."""
+    from meshop.cli.commands.bootstrap import node_add, node_remove
 
     nodes.add_command(node_add)
     nodes.add_command(node_remove)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import click
 
+from meshop.cli.commands.remote import ACCEPT_NEW, IDENTITY
 from meshop.cli.context import CliContext
 from meshop.cli.flags import LOCAL_CLUSTER
-from meshop.cli.remote_cmd import ACCEPT_NEW, IDENTITY
 from meshop.cli.safe import strip_terminal
 from meshop.errors import DocumentError
 
