@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -33,6 +32,7 @@ from meshop.consul.sessions import Lock
 from meshop.consul.store import KVStore, Listing, TxnOp
 from meshop.consul.watch import Watch, watch_prefix
 from meshop.daemon.loop import ReconcileLoop
+from meshop.daemon.threads import DaemonThread
 from meshop.daemon.wakeup import Wakeup
 from meshop.dns.plan import plan
 from meshop.dns.provider import DnsError, DnsRefused, Provider
@@ -140,7 +140,7 @@ class DnsWriter:
         self._written = ""  # status/dns as this writer last wrote it
         self._failures = 0
         self._last_error_evented = ""
-        self._thread: threading.Thread | None = None
+        self._thread: DaemonThread | None = None
 
     def start(self) -> DnsWriter:
         notify = self.wakeup.notify
@@ -156,8 +156,7 @@ class DnsWriter:
             component=COMPONENT,
         ).start()
         self.watches = [self.gateway_watch, self.routes_watch, self.gateways_watch]
-        self._thread = threading.Thread(target=self.loop.run_forever, name="controller-dns", daemon=True)
-        self._thread.start()
+        self._thread = self.loop.start("controller-dns")
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
