@@ -187,7 +187,8 @@ class DockerDriver:
                 delay,
             )
 
-        policy = BackoffPolicy(base=self.pull_backoff, maximum=max(self.pull_backoff, 30.0), jitter=0.2)
+        # exact delays, as the holds that follow a failed pull: three attempts are no herd worth spreading
+        policy = BackoffPolicy(base=self.pull_backoff, maximum=max(self.pull_backoff, 30.0))
         try:
             retry_call(
                 attempt, attempts=self.pull_attempts, policy=policy, retry_on=(_PullAttemptFailed,), on_retry=retrying
