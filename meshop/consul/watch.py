@@ -58,7 +58,7 @@ class Watch(Generic[T]):
         self._wait = wait
         self._min_interval = min_interval
         policy = BackoffPolicy(base=min(0.1, max_backoff), maximum=max_backoff, jitter=0.2)
-        self._failures = Streak(policy, random)
+        self._streak = Streak(policy, random)
         self._thread = DaemonThread(f"watch-{name}", self._run)
         self._stopping = self._thread.stopping
         self._ready = threading.Event()
@@ -100,11 +100,11 @@ class Watch(Generic[T]):
             try:
                 new_index, value = self._fetch(self.index, self._wait if self.index else None)
             except ConsulError as exc:
-                delay = self._failures.failed()
-                self._record_error(exc, self._failures.failures)
+                delay = self._streak.failed()
+                self._record_error(exc, self._streak.failures)
                 self._stopping.wait(delay)
                 continue
-            self._failures.succeeded()
+            self._streak.succeeded()
             self.connected = True
             self._deliver(new_index, value)
             elapsed = time.monotonic() - started

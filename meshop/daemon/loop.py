@@ -50,7 +50,7 @@ class ReconcileLoop:
         self.reconcile = reconcile
         self.wakeup = wakeup
         self.resync = resync
-        self.failures = Streak(backoff, random)
+        self.streak = Streak(backoff, random)
         self.passes = 0
         # passes begun, and the number of the last one that ended: a caller that saw ``begun == n``
         # knows a pass that saw its change has ended once ``ended_begun > n`` (tests, a pass in flight)
@@ -91,7 +91,7 @@ class ReconcileLoop:
         duration = time.monotonic() - started
         log.debug("%s: pass %d ended in %.0f ms", self.component, number, duration * 1000)
         self.passes += 1
-        self.failures.succeeded()
+        self.streak.succeeded()
         metrics.reconcile_consecutive_failures.labels(self.component).set(0)
         self.last_error = None
         self.last_success = time.time()
@@ -116,15 +116,15 @@ class ReconcileLoop:
         """Count and log a failed pass; returns the backoff delay before the next try."""
         self.passes += 1
         self.last_error = str(exc)
-        delay = self.failures.failed()
+        delay = self.streak.failed()
         metrics.reconcile_total.labels(self.component, "error").inc()
         metrics.reconcile_duration_seconds.labels(self.component, "error").observe(time.monotonic() - started)
-        metrics.reconcile_consecutive_failures.labels(self.component).set(self.failures.failures)
+        metrics.reconcile_consecutive_failures.labels(self.component).set(self.streak.failures)
         if isinstance(exc, ConsulError):
             log.warning(
                 "%s: reconcile pass failed (%d in a row; next try in %.1f s): %s",
                 self.component,
-                self.failures.failures,
+                self.streak.failures,
                 delay,
                 exc,
             )

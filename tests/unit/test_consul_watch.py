@@ -21,10 +21,10 @@ def test_a_failing_watch_backs_off_then_resets_on_the_first_answer() -> None:
     watch = Watch("test", fetch, max_backoff=0.02, random=lambda: 0.5).start()
     try:
         assert watch.wait_ready(5)
-        wait_until(lambda: watch._failures.failures == 0, 5, what="the streak reset by the answer")
+        wait_until(lambda: watch._streak.failures == 0, 5, what="the streak reset by the answer")
         assert watch.errors == 3 and watch.connected and watch.latest == "value"
         assert asked[:4] == [0, 0, 0, 0]  # after a failure it re-reads without blocking
-        assert watch._failures.policy.delay(3, lambda: 0.0) == 0.02  # 0.02 s is both base and cap here
+        assert watch._streak.policy.delay(3, lambda: 0.0) == 0.02  # 0.02 s is both base and cap here
     finally:
         watch.stop()
         assert watch.join(5)

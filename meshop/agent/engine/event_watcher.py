@@ -39,7 +39,7 @@ class DockerEventsWatcher:
         self.on_die = on_die  # (container id, exit code, time): Docker forgets the code once it restarts
         self.wakeup = wakeup
         self.max_backoff = max_backoff
-        self.failures = Streak(BackoffPolicy(base=min(0.2, max_backoff), maximum=max_backoff, jitter=0.2), random)
+        self.streak = Streak(BackoffPolicy(base=min(0.2, max_backoff), maximum=max_backoff, jitter=0.2), random)
         self.connected = threading.Event()
         self.received = 0
         self._stream: EventStream | None = None
@@ -64,7 +64,7 @@ class DockerEventsWatcher:
                 self._stream = self.runtime.events()
                 self.connected.set()
                 self.wakeup.notify("docker-connect")
-                self.failures.succeeded()
+                self.streak.succeeded()
                 for event in self._stream:
                     if self._stop.is_set():
                         break
@@ -80,7 +80,7 @@ class DockerEventsWatcher:
                 self.connected.clear()
                 if self._stop.is_set():
                     return
-                delay = self.failures.failed()
+                delay = self.streak.failed()
                 log.warning("docker events: %s; reconnecting in %.1fs", exc, delay)
                 self._stop.wait(delay)
             finally:

@@ -63,7 +63,7 @@ def test_failed_passes_back_off_exponentially_and_a_clean_pass_resets() -> None:
     try:
         wait_until(lambda: len(wakeup.timeouts) >= 5, 5, what="four failed passes and a clean one")
         assert wakeup.timeouts[:5] == pytest.approx([0.009, 0.018, 0.036, 0.036, RESYNC])  # grew, capped, reset
-        assert loop.failures.failures == 0 and failures_gauge("test-backoff") == 0
+        assert loop.streak.failures == 0 and failures_gauge("test-backoff") == 0
         assert loop.last_error is None and loop.last_success is not None
         wakeup.notify("poke")  # the next pass fails again: it starts from the base, not where it left off
         wait_until(lambda: len(wakeup.timeouts) >= 7, 5, what="one more failure and a clean pass")
@@ -89,7 +89,7 @@ def test_a_wake_up_runs_a_pass_at_once_even_in_a_long_backoff() -> None:
     loop = ReconcileLoop("test-wake", scripted([ConsulUnavailable("down (test)")]), wakeup, backoff=slow)
     thread = loop.start("test-wake-loop")
     try:
-        wait_until(lambda: loop.failures.failures == 1, 5, what="the failed first pass")
+        wait_until(lambda: loop.streak.failures == 1, 5, what="the failed first pass")
         wakeup.notify("desired")
         wait_until(lambda: loop.last_success is not None, 5, what="a clean pass right after the wake-up")
     finally:
