@@ -49,6 +49,11 @@ last_successful_reconcile_timestamp_seconds = Gauge(
     "Unix time of the last reconcile pass that finished without error.",
     ["component"],
 )
+reconcile_consecutive_failures = Gauge(
+    "meshop_reconcile_consecutive_failures",
+    "Reconcile passes failed in a row (0 after a clean pass); the loop backs off exponentially meanwhile.",
+    ["component"],
+)
 reconcile_wakeups_total = Counter(
     "meshop_reconcile_wakeups_total",
     "Why reconcile passes ran: a watch's name, docker, health, pull, resync, requeue, start, ...",
@@ -117,6 +122,7 @@ def set_build_info(component: str) -> None:
 def init_component(component: str) -> None:
     """Build info, and every label set ``component`` is known to use, created at zero."""
     set_build_info(component)
+    reconcile_consecutive_failures.labels(component)
     for result in RESULTS:
         reconcile_total.labels(component, result)
         reconcile_duration_seconds.labels(component, result)

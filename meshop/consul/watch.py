@@ -3,10 +3,12 @@
 The loop follows Consul's rules for blocking queries: it starts from index 0 and then never blocks on
 an index below 1, resets when the index goes backwards (a restarted or restored server) and re-reads
 without blocking after any failed request (the server it reaches next may be such a one), waits at least
-``min_interval`` between queries (so a flapping key cannot spin it), and backs off exponentially with
-jitter while Consul is unreachable (0.1 s doubling up to ``max_backoff``, plus up to 0.3 s at random;
-a plain loop rather than tenacity, whose import alone cost every daemon 2 MB of resident memory).
-``stop()`` returns at once; the thread is a daemon and delivers nothing after it.
+``min_interval`` between queries (so a flapping key cannot spin it), and backs off while Consul is
+unreachable with the shared policy (``meshop.daemon.backoff``: 0.1 s doubling up to ``max_backoff``,
+up to a fifth less at random; reset by the first answer). It is a loop of its own rather than a
+tenacity retry because a watch is not one call retried: every answer changes the next query (its
+index), a failure changes it too (back to 0), and it runs until stopped, never "gives up".
+``stop()`` returns at once; the thread is a ``DaemonThread`` and delivers nothing after it.
 
 A daemon passes its ``component``: the watch then counts its wake-ups (``meshop_watch_wakeups_total``)
 and failed requests (``meshop_consul_errors_total{operation="watch"}``) itself, because only the watch
@@ -16,7 +18,6 @@ sees every blocking query; without one (library use, tests) it exports nothing.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from typing import Generic, TypeVar
 from meshop import metrics
 from meshop.consul.services import CheckState, Services
 from meshop.consul.store import KVStore, Listing
+from meshop.daemon.backoff import BackoffPolicy, Random, Streak
+from meshop.daemon.threads import DaemonThread
 from meshop.errors import ConsulError
 
 T = TypeVar("T")
@@ -46,6 +49,7 @@ class Watch(Generic[T]):
         min_interval: float = 0.02,
         max_backoff: float = 10.0,
         component: str | None = None,
+        random: Random | None = None,
     ) -> None:
         self.name = name
         self.component = component
@@ -53,12 +57,13 @@ class Watch(Generic[T]):
         self._on_change = on_change
         self._wait = wait
         self._min_interval = min_interval
-        self._max_backoff = max_backoff
-        self._stopping = threading.Event()
+        policy = BackoffPolicy(base=min(0.1, max_backoff), maximum=max_backoff, jitter=0.2)
+        self._streak = Streak(policy, random)
+        self._thread = DaemonThread(f"watch-{name}", self._run)
+        self._stopping = self._thread.stopping
         self._ready = threading.Event()
         self._lock = threading.Lock()
         self._latest: T | None = None
-        self._thread: threading.Thread | None = None
         self.index = 0
         self.errors = 0
         self.wakeups = 0
@@ -69,16 +74,16 @@ class Watch(Generic[T]):
             metrics.consul_errors_total.labels(component, "watch")
 
     def start(self) -> Watch[T]:
-        self._thread = threading.Thread(target=self._run, name=f"watch-{self.name}", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
+        """Returns at once; a blocking query in flight ends with its wait, delivering nothing."""
+        self._thread.signal()
 
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread:
-            self._thread.join(timeout)
+    def join(self, timeout: float | None = None) -> bool:
+        """False (and a warning) when the thread is still in its query after ``timeout``."""
+        return self._thread.join(timeout)
 
     def wait_ready(self, timeout: float) -> bool:
         """True once a first result arrived (Consul answered at least once)."""
@@ -90,17 +95,16 @@ class Watch(Generic[T]):
             return self._latest
 
     def _run(self) -> None:
-        failures = 0
         while not self._stopping.is_set():
             started = time.monotonic()
             try:
                 new_index, value = self._fetch(self.index, self._wait if self.index else None)
             except ConsulError as exc:
-                failures += 1
-                self._record_error(exc, failures)
-                self._stopping.wait(min(0.1 * 2 ** (failures - 1), self._max_backoff) + random.uniform(0, 0.3))
+                delay = self._streak.failed()
+                self._record_error(exc, self._streak.failures)
+                self._stopping.wait(delay)
                 continue
-            failures = 0
+            self._streak.succeeded()
             self.connected = True
             self._deliver(new_index, value)
             elapsed = time.monotonic() - started

@@ -1,1 +1,2 @@
-"""Running a daemon: the reconcile loop, wake-ups, GC policy, backoff, the status server, logging."""
+"""Running a daemon: the reconcile loop, wake-ups, GC policy, the one backoff policy, single-call retries
+(tenacity), background threads, the status server, logging (docs/architecture.md)."""

@@ -6,12 +6,12 @@ says so (connected to Consul and reconciling), else 503 with the reason.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from meshop.daemon.threads import DaemonThread
 from meshop.errors import MeshopError
 
 Readiness = Callable[[], tuple[bool, str]]
@@ -62,7 +62,7 @@ class StatusServer:
         self.httpd.daemon_threads = True
         self.host = host
         self.port = int(self.httpd.server_address[1])
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="status-http", daemon=True)
+        self._thread = DaemonThread("status-http", self.httpd.serve_forever, on_stop=self.httpd.shutdown)
 
     @property
     def address(self) -> str:
@@ -72,6 +72,7 @@ class StatusServer:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        self.httpd.shutdown()
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._thread.started:  # shutdown() waits for serve_forever: it would hang if that never ran
+            self._thread.stop(timeout)
         self.httpd.server_close()

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshop.consul.store import KVStore
+from meshop.daemon.threads import DaemonThread
 from meshop.errors import ConsulError
 from meshop.model import keys
 from meshop.model.names import is_consul_key
@@ -87,7 +88,7 @@ class CertSync:
         self.data_dir = data_dir
         self.folder = f"{keys.SECRETS}{FOLDER}/certs/"
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: DaemonThread | None = None
 
     def start(self, interval: float = 10.0) -> CertSync:
         """Sync every ``interval`` seconds in a thread (uploads what Caddy issued or renewed)."""
@@ -96,14 +97,13 @@ class CertSync:
             while not self._stopping.wait(interval):
                 safe_sync(self)
 
-        self._thread = threading.Thread(target=run, name="gateway-certs", daemon=True)
-        self._thread.start()
+        self._thread = DaemonThread("gateway-certs", run, stopping=self._stopping).start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
         if self._thread is not None:
-            self._thread.join(10)
+            self._thread.stop(10)
             safe_sync(self)  # what Caddy issued since the last round
 
     def local(self) -> dict[str, tuple[FileState, bytes]]:

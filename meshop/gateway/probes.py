@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
+from meshop.daemon.threads import DaemonThread
+
 log = logging.getLogger(__name__)
 
 Target = tuple[str, str, str, int]  # (route host, health path, address, port); ("", "", a, p): TCP connect
@@ -68,9 +70,9 @@ class Prober:
         self._results: dict[Target, bool] = {}
         self._targets: frozenset[Target] = frozenset()
         self.failing: frozenset[Target] = frozenset()
-        self._stop = threading.Event()
         self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = DaemonThread("gateway-prober", self._run, on_stop=self._wake.set)
+        self._stop = self._thread.stopping
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gateway-probe")
 
     def set_targets(self, targets: Iterable[Target]) -> None:
@@ -80,7 +82,6 @@ class Prober:
         self._targets = targets
 
     def start(self) -> Prober:
-        self._thread = threading.Thread(target=self._run, name="gateway-prober", daemon=True)
         self._thread.start()
         return self
 
@@ -114,8 +115,5 @@ class Prober:
             self.on_change()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._thread.stop(timeout=10)
         self._pool.shutdown(wait=False, cancel_futures=True)

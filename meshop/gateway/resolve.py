@@ -20,6 +20,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from meshop.daemon.threads import DaemonThread
+
 log = logging.getLogger(__name__)
 
 Lookup = Callable[[str], tuple[str, ...]]
@@ -50,7 +52,7 @@ class NameResolver:
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: DaemonThread | None = None
 
     def answers(self, names: Iterable[str]) -> dict[str, tuple[str, ...]]:
         """The current addresses of ``names``; a name not asked about before is looked up now (bounded)."""
@@ -71,14 +73,13 @@ class NameResolver:
         self._resolve(wanted)
 
     def start(self) -> NameResolver:
-        self._thread = threading.Thread(target=self._run, name="gateway-resolver", daemon=True)
-        self._thread.start()
+        self._thread = DaemonThread("gateway-resolver", self._run, stopping=self._stop).start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.timeout + 5)
+            self._thread.stop(timeout=self.timeout + 5)
+        self._stop.set()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -27,6 +27,7 @@ from meshop.consul.sessions import Lock
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_prefix
 from meshop.daemon.loop import ReconcileLoop
+from meshop.daemon.threads import DaemonThread
 from meshop.daemon.wakeup import Wakeup
 from meshop.errors import ConsulError
 from meshop.model import keys
@@ -172,7 +173,7 @@ class Controller:
         self._reported_node_docs: dict[str, int] = {}
         self._announce: str | None = None
         self._pending: list[PlannedEvent] = []  # node events not yet written (kept across a failed write)
-        self._thread: threading.Thread | None = None
+        self._thread: DaemonThread | None = None
         self._node_gauges: set[str] = set()
         self._service_gauges: set[str] = set()
         self._gauges_mu = threading.Lock()  # a pass's service gauges vs. the clear when leadership is lost
@@ -183,8 +184,7 @@ class Controller:
     def start(self) -> Controller:
         """Watches, election and the reconcile loop in background threads (tests, benchmarks)."""
         self.start_services()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="controller-loop", daemon=True)
-        self._thread.start()
+        self._thread = self.loop.start("controller-loop")
         return self
 
     def start_services(self, metrics_listen: str | None = None) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -32,7 +31,9 @@ from meshop.consul.services import InstanceHealth, Services
 from meshop.consul.sessions import Lock
 from meshop.consul.store import KVStore, Listing, TxnOp
 from meshop.consul.watch import Watch, watch_prefix
+from meshop.daemon.backoff import BackoffPolicy, Streak
 from meshop.daemon.loop import ReconcileLoop
+from meshop.daemon.threads import DaemonThread
 from meshop.daemon.wakeup import Wakeup
 from meshop.dns.plan import plan
 from meshop.dns.provider import DnsError, DnsRefused, Provider
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 GATEWAY_SERVICE = "meshop-gateway"
 COMPONENT = "controller"
 LOOP = "controller-dns"
+# a failed DNS pass (zone unreadable, key refused) is caught and retried by this policy, not the loop's
+RETRY = BackoffPolicy(base=2.0, maximum=60.0, jitter=0.2)
 EVENT_KINDS = {"create": "DnsRecordCreated", "update": "DnsRecordUpdated", "withdraw": "DnsRecordWithdrawn"}
 
 ProviderFactory = Callable[[GatewayDNS, str], Provider]
@@ -138,9 +141,9 @@ class DnsWriter:
         self.watches: list[Watch] = []
         self.status = DnsStatus()
         self._written = ""  # status/dns as this writer last wrote it
-        self._failures = 0
+        self._failures = Streak(RETRY)  # failed passes in a row: 2 s, 4 s, ... 60 s until one succeeds
         self._last_error_evented = ""
-        self._thread: threading.Thread | None = None
+        self._thread: DaemonThread | None = None
 
     def start(self) -> DnsWriter:
         notify = self.wakeup.notify
@@ -156,8 +159,7 @@ class DnsWriter:
             component=COMPONENT,
         ).start()
         self.watches = [self.gateway_watch, self.routes_watch, self.gateways_watch]
-        self._thread = threading.Thread(target=self.loop.run_forever, name="controller-dns", daemon=True)
-        self._thread.start()
+        self._thread = self.loop.start("controller-dns")
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -194,7 +196,7 @@ class DnsWriter:
             outcome = self._pass(lock, gateway, base)
         except (MeshopError, ConsulError) as exc:
             return self._failed(lock, base, exc)
-        self._failures = 0
+        self._failures.succeeded()
         self._last_error_evented = ""
         metrics.dns_failing.set(0)
         return self._publish(lock, outcome.status)
@@ -253,7 +255,7 @@ class DnsWriter:
         return DnsOutcome(status, len(result.changes))
 
     def _failed(self, lock: Lock, base: DnsStatus, exc: Exception) -> float:
-        self._failures += 1
+        delay = self._failures.failed()
         metrics.dns_failing.set(1)
         message = str(exc)[:500]
         log.error("DNS update failed: %s", message)
@@ -276,7 +278,7 @@ class DnsWriter:
                 self._event(lock, "DnsUpdateFailed", "dns/" + (base.zone or "zone"), message)
         with contextlib.suppress(ConsulError):
             self._publish(lock, status)
-        return min(60.0, 2.0 ** min(self._failures, 6))
+        return delay
 
     def _resume(self) -> None:
         """A new leader starts from the ``status/dns`` its predecessor wrote (last update and change)."""

@@ -103,6 +103,18 @@ def test_the_controller_does_not_load_docker_rich_or_jsonschema(installed: dict[
     assert names & (NEVER | TABLES | {"tenacity"}) == set()
 
 
+@pytest.mark.parametrize(
+    ("module", "has_tenacity"),
+    [("meshop.gateway.daemon", False), ("meshop.operator.dns", False), ("meshop.agent.daemon", True)],
+    ids=["gateway", "dns-writer", "agent"],
+)
+def test_only_the_agent_loads_tenacity_for_its_docker_pulls(module: str, has_tenacity: bool) -> None:
+    """tenacity (``meshop.daemon.retry``) retries single calls: today the Docker pull, so only the agent loads it."""
+    code = f"import sys, {module}; print('tenacity' in sys.modules)"
+    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
+    assert done.stdout.strip() == str(has_tenacity), done.stderr
+
+
 def test_the_docker_driver_loads_without_paramiko_and_brings_ssh_back_on_demand() -> None:
     code = (
         "import sys, meshop.agent.engine.docker_driver as d, docker.api.client as c\n"

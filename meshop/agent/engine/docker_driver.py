@@ -30,6 +30,8 @@ from meshop.agent.engine.runtime import (
 from meshop.agent.planning import labels as L
 from meshop.agent.planning.plan import Container
 from meshop.agent.planning.redact import Redactor
+from meshop.daemon.backoff import BackoffPolicy
+from meshop.daemon.retry import retry_call
 from meshop.errors import DriverError
 from meshop.libs import blocked, without_charset_detection
 
@@ -44,6 +46,12 @@ with without_charset_detection(), blocked("paramiko"):
     from docker.utils import parse_repository_tag
 
 log = logging.getLogger(__name__)
+
+
+class _PullAttemptFailed(Exception):
+    """One pull attempt failed (retried by ``retry_call``); its text is the short reason."""
+
+
 T = TypeVar("T")
 # kept connections to the engine: the executor's WORKERS (16) acting at once, the pulls and the pass's own
 # reads; a caller beyond it still gets a connection, which is closed afterwards (and urllib3 warns)
@@ -157,29 +165,36 @@ class DockerDriver:
     def pull(self, image: str) -> None:
         """Pull ``image`` with retries and exponential backoff; ``ImagePullFailed`` when all attempts fail."""
         repository, tag = parse_repository_tag(image)
-        last = ""
-        for attempt in range(1, self.pull_attempts + 1):
+
+        def attempt() -> None:
             try:
                 for chunk in self.api.pull(repository, tag=tag or "latest", stream=True, decode=True):
                     if isinstance(chunk, dict) and chunk.get("error"):
                         raise docker.errors.APIError(str(chunk["error"]))
-                if self.image_present(image):
-                    return
-                last = "pull finished but the image is not there"
+                present = self.image_present(image)
             except (docker.errors.DockerException, OSError) as exc:
-                last = _short(exc)
-            if attempt < self.pull_attempts:
-                delay = self.pull_backoff * 2 ** (attempt - 1)
-                log.info(
-                    "pull of %s failed (attempt %d/%d: %s); retrying in %.1fs",
-                    image,
-                    attempt,
-                    self.pull_attempts,
-                    last,
-                    delay,
-                )
-                time.sleep(delay)
-        raise ImagePullFailed(f"pulling {image} failed after {self.pull_attempts} attempts: {last}")
+                raise _PullAttemptFailed(_short(exc)) from None
+            if not present:
+                raise _PullAttemptFailed("pull finished but the image is not there")
+
+        def retrying(number: int, exc: BaseException, delay: float) -> None:
+            log.info(
+                "pull of %s failed (attempt %d/%d: %s); retrying in %.1fs",
+                image,
+                number,
+                self.pull_attempts,
+                exc,
+                delay,
+            )
+
+        # exact delays, as the holds that follow a failed pull: three attempts are no herd worth spreading
+        policy = BackoffPolicy(base=self.pull_backoff, maximum=max(self.pull_backoff, 30.0))
+        try:
+            retry_call(
+                attempt, attempts=self.pull_attempts, policy=policy, retry_on=(_PullAttemptFailed,), on_retry=retrying
+            )
+        except _PullAttemptFailed as exc:
+            raise ImagePullFailed(f"pulling {image} failed after {self.pull_attempts} attempts: {exc}") from None
 
     def create_and_start(self, config: ContainerConfig) -> str:
         """Create and start; on a name clash with our own leftover, remove it and retry once.

@@ -2,8 +2,10 @@
 
 Only events that can mean drift wake it (a container died, was destroyed, paused, ran out of
 memory); the events carry no decisions, the next pass looks at everything. The stream runs on its
-own thread and reconnects with backoff when Docker restarts; after every (re)connect it wakes the
-loop once, because events missed while disconnected are lost.
+own ``DaemonThread`` and reconnects when Docker restarts, backing off with the shared policy
+(``meshop.daemon.backoff``: 0.2 s doubling up to ``max_backoff``, up to a fifth less at random; reset
+by a connect); after every (re)connect it wakes the loop once, because events missed while disconnected
+are lost.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import threading
 from collections.abc import Callable
 
 from meshop.agent.engine.runtime import EventStream, Runtime
+from meshop.daemon.backoff import BackoffPolicy, Random, Streak
+from meshop.daemon.threads import DaemonThread
 from meshop.daemon.wakeup import Wakeup
 from meshop.errors import DriverError
 
@@ -29,36 +33,38 @@ class DockerEventsWatcher:
         *,
         max_backoff: float = 5.0,
         on_die: Callable[[str, int, float], None] | None = None,
+        random: Random | None = None,
     ) -> None:
         self.runtime = runtime
         self.on_die = on_die  # (container id, exit code, time): Docker forgets the code once it restarts
         self.wakeup = wakeup
         self.max_backoff = max_backoff
+        self.streak = Streak(BackoffPolicy(base=min(0.2, max_backoff), maximum=max_backoff, jitter=0.2), random)
         self.connected = threading.Event()
         self.received = 0
         self._stream: EventStream | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="docker-events", daemon=True)
+        self._thread = DaemonThread("docker-events", self._run, on_stop=self._close_stream)
+        self._stop = self._thread.stopping
 
     def start(self) -> DockerEventsWatcher:
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
+        self._thread.stop(timeout=5)
+
+    def _close_stream(self) -> None:
         stream = self._stream
         if stream is not None:
             stream.close()
-        self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        backoff = 0.2
         while not self._stop.is_set():
             try:
                 self._stream = self.runtime.events()
                 self.connected.set()
                 self.wakeup.notify("docker-connect")
-                backoff = 0.2
+                self.streak.succeeded()
                 for event in self._stream:
                     if self._stop.is_set():
                         break
@@ -74,9 +80,9 @@ class DockerEventsWatcher:
                 self.connected.clear()
                 if self._stop.is_set():
                     return
-                log.warning("docker events: %s; reconnecting in %.1fs", exc, backoff)
-                self._stop.wait(backoff)
-                backoff = min(self.max_backoff, backoff * 2)
+                delay = self.streak.failed()
+                log.warning("docker events: %s; reconnecting in %.1fs", exc, delay)
+                self._stop.wait(delay)
             finally:
                 stream, self._stream = self._stream, None
                 if stream is not None:

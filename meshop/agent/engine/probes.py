@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from meshop.daemon.threads import DaemonThread
+
 log = logging.getLogger(__name__)
 
 
@@ -75,17 +77,16 @@ class HealthMonitor:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe")
         self._lock = threading.Lock()
         self._states: dict[str, _State] = {}
-        self._stop = threading.Event()
         self._kick = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="health-monitor", daemon=True)
+        self._thread = DaemonThread("health-monitor", self._run, on_stop=self._kick.set)
+        self._stop = self._thread.stopping
 
     def start(self) -> HealthMonitor:
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._kick.set()
+        self._thread.signal()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def update(self, targets: Mapping[str, ProbeTarget]) -> None:
