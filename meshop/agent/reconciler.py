@@ -46,11 +46,11 @@ from meshop.agent.planning.phases import Assigned, container_phases
 from meshop.agent.planning.plan import (
     Container,
     Create,
-    DesiredService,
+    NodePlan,
     Note,
-    Plan,
     Pull,
     Replace,
+    ServiceTarget,
     Start,
     World,
     action_service,
@@ -136,7 +136,7 @@ class NodeReconciler:
         self.journal = Journal(store, self.node)
         self._phase_requeue: float | None = None
         self.driver_error: str | None = None  # set while the Docker engine does not answer
-        self.last_plan: Plan | None = None
+        self.last_plan: NodePlan | None = None
         self.services = Holds(*settings.service_backoff)
         self.restarts = Holds(*settings.restart_backoff)
         self._errors: dict[str, Note] = {}
@@ -345,8 +345,8 @@ class NodeReconciler:
 
     def _desired(
         self, parsed: Mapping[str, _Parsed], secrets: Mapping[str, dict[str, str] | Note]
-    ) -> dict[str, DesiredService]:
-        desired: dict[str, DesiredService] = {}
+    ) -> dict[str, ServiceTarget]:
+        desired: dict[str, ServiceTarget] = {}
         self._binds = {}
         for name, item in parsed.items():
             if item.spec is None:
@@ -389,7 +389,7 @@ class NodeReconciler:
         return self.ingress.gate(promoted) if self.ingress else promoted
 
     def _sync_serving(
-        self, current: Plan, containers: list[Container], parsed: Mapping[str, _Parsed], healthy: Mapping[str, bool]
+        self, current: NodePlan, containers: list[Container], parsed: Mapping[str, _Parsed], healthy: Mapping[str, bool]
     ) -> ConsulError | None:
         """Consul's replica registrations and the node Caddy's routes to the plan's ``serving`` map."""
         error = None
@@ -403,7 +403,7 @@ class NodeReconciler:
         return error
 
     def _sync_ingress(
-        self, current: Plan, containers: list[Container], parsed: Mapping[str, _Parsed], healthy: Mapping[str, bool]
+        self, current: NodePlan, containers: list[Container], parsed: Mapping[str, _Parsed], healthy: Mapping[str, bool]
     ) -> None:
         """Point the node Caddy's routes at the containers the plan serves, before any action removes one."""
         if self.ingress is None:
@@ -417,7 +417,7 @@ class NodeReconciler:
     # -- Consul side ---------------------------------------------------------------------------------
 
     def _sync_registrations(
-        self, current: Plan, containers: list[Container], parsed: Mapping[str, _Parsed], healthy: Mapping[str, bool]
+        self, current: NodePlan, containers: list[Container], parsed: Mapping[str, _Parsed], healthy: Mapping[str, bool]
     ) -> None:
         by_id = {c.id: c for c in containers}
         wanted: dict[str, tuple[Registration, str]] = {}
@@ -449,8 +449,8 @@ class NodeReconciler:
         self,
         parsed: Mapping[str, _Parsed],
         unreadable: Mapping[str, Note],
-        desired: Mapping[str, DesiredService],
-        current: Plan,
+        desired: Mapping[str, ServiceTarget],
+        current: NodePlan,
         containers: list[Container],
         healthy: Mapping[str, bool],
         now: float,
@@ -517,10 +517,10 @@ class NodeReconciler:
 
     def _account(
         self,
-        current: Plan,
+        current: NodePlan,
         result: ApplyResult,
         containers: list[Container],
-        desired: Mapping[str, DesiredService],
+        desired: Mapping[str, ServiceTarget],
         now: float,
     ) -> None:
         for service, note in result.errors.items():

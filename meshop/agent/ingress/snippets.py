@@ -2,7 +2,7 @@
 
 For every assigned service with a ``route``, one snippet file (``meshop-svc-<service>.caddy``) with a
 plain-HTTP site for the route's host and path on the node's ingress port, proxying to the service's
-*local ready* replicas: the containers the plan serves (``Plan.serving``) that run and passed the
+*local ready* replicas: the containers the plan serves (``NodePlan.serving``) that run and passed the
 agent's own health probe, at the host port published for the route's container port. A service with
 no ready local replica gets no file. ``meshop-ingress.caddy`` holds the catch-all site that keeps the
 listener open and drops connections for hosts this node does not serve, so the gateway retries another
