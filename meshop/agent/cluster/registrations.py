@@ -31,6 +31,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 
+from meshop.agent.planning.desired import host_port
+from meshop.agent.planning.labels import replica_service_id
 from meshop.agent.planning.plan import Container
 from meshop.consul.services import CheckSpec, InstanceHealth, Registration, Services
 from meshop.model import ServiceSpec
@@ -51,10 +53,6 @@ def foreign_instances(name: str, instances: Iterable[InstanceHealth]) -> list[st
     )
 
 
-def replica_service_id(node: str, service: str, replica: int) -> str:
-    return f"meshop-{node}-{service}-{replica}"
-
-
 def agent_service_id(node: str) -> str:
     return f"{AGENT_SERVICE}-{node}"
 
@@ -65,12 +63,6 @@ def agent_check_id(node: str) -> str:
 
 def probe_check_id(service_id: str) -> str:
     return f"{service_id}:health"
-
-
-def host_port(container: Container, port: int, protocol: str, spec: ServiceSpec) -> int | None:
-    if spec.network_mode == "host":
-        return port
-    return container.host_ports.get(f"{port}/{protocol}")
 
 
 def _duration(seconds: float) -> str:

@@ -29,8 +29,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from meshop.agent.cluster.registrations import host_port
 from meshop.agent.ingress.tls import NO_TLS, NodeTLS
+from meshop.agent.planning.desired import host_port
 from meshop.agent.planning.plan import Container, ReplicaKey
 from meshop.caddy.dns_wire import site_name, target_name
 from meshop.caddy.render import DynamicUpstreams, ProxyOptions, Site, UnsafeValue, render_fallback, render_site
