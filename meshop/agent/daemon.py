@@ -87,8 +87,9 @@ class AgentDaemon:
         )
         journal = Journal(self.store, self.node)
         state = StateFile(options.state_dir, self.node) if options.state_dir else None
+        self.assignments = AssignmentReader(self.store, self.node, state, journal, clocks.wall)
         cluster = ClusterParts(
-            assignments=AssignmentReader(self.store, self.node, state, journal, clocks.wall),
+            assignments=self.assignments,
             registrar=self.registrar,
             observed=ObservedWriter(self.store, self.node),
             secrets=SecretResolver(SecretReader(options.consul, self.store.client)),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ class FakeRuntime:
     fail_create: set[str] = field(default_factory=set)
     configs: list[ContainerConfig] = field(default_factory=list)
     attempts: list[str] = field(default_factory=list)
+    wall: Callable[[], float] = lambda: 1.0  # Docker's clock: created and started times are wall times
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -76,13 +77,13 @@ class FakeRuntime:
                 generation=int(labels["meshop.generation"]),
                 image=config.image,
                 state="running",
-                created_at=1.0,
-                started_at=1.0,
+                created_at=self.wall(),
+                started_at=self.wall(),
             )
         return cid
 
     def start(self, container_id: str) -> None:
-        self.containers[container_id] = replace(self.containers[container_id], state="running")
+        self.containers[container_id] = replace(self.containers[container_id], state="running", started_at=self.wall())
 
     def remove(self, container_id: str, grace: float) -> None:
         with self._lock:
@@ -257,6 +258,7 @@ def make_rig(
     runtime: FakeRuntime | None = None,
     store: FakeStore | None = None,
     clocks: Clocks = SYSTEM,
+    settings: AgentSettings | None = None,
 ) -> Rig:
     """A reconciler over in-memory Docker and Consul, with the real cluster, memory and planning parts."""
     runtime = runtime or FakeRuntime()
@@ -268,6 +270,6 @@ def make_rig(
     registrar = ReplicaRegistrar(services, NODE, "10.0.0.1", clocks.mono)
     cluster = ClusterParts(reader, registrar, ObservedWriter(store, NODE), SecretResolver(secrets), journal)
     engine = EngineParts(runtime, Executor(runtime, Puller(runtime, lambda: None), grace=0), FakeMonitor())
-    settings = AgentSettings(node=NODE, advertise_addr="10.0.0.1", drain=0.0)
+    settings = settings or AgentSettings(node=NODE, advertise_addr="10.0.0.1", drain=0.0)
     reconciler = NodeReconciler(settings, cluster, engine, clocks=clocks)
     return Rig(runtime, store, services, secrets, journal, reader, registrar, reconciler)
