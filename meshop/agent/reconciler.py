@@ -1,21 +1,18 @@
 """One reconcile pass of the node agent: read, plan, register, act, report; each a named step.
 
-1. **read** (``_read``): this node's assignments with its fence (``cluster/assignments.py``): when
-   Consul answers and the KV is the one the agent talked to, the pass is *authoritative*; otherwise
-   it runs the last good assignments and nothing is deleted, only repaired. Then each assignment is
-   parsed and checked, its secrets resolved, its bind mounts resolved on the host, and the node's
-   managed containers listed (their Docker times moved onto the monotonic clock, ``memory/ages.py``).
-2. **plan** (``planning/planner.py``): pure, from what was read and what the agent remembers (holds,
-   promotions). Assignments that moved while it planned are read once more, before anything is done.
-3. **register** (``_register``): Consul's replica registrations and the node Caddy's routes follow the
-   plan's ``serving`` map *before* anything is removed or restarted (a plan that only creates starts
-   its containers first: a Consul round trip off their way).
-4. **act**: the executor applies the plan; ``memory`` learns from what it did (``_remember``).
-5. **report** (``_report``): observed state where it changed, events, volumes of removed services.
+1. **read**: this node's assignments with its fence (``cluster/assignments.py``; not *authoritative*
+   when Consul does not answer or the KV is not the one the agent talked to: then nothing is deleted,
+   only repaired), parsed and checked, their secrets and bind mounts resolved; the node's managed
+   containers, their Docker times moved onto the monotonic clock (``memory/ages.py``).
+2. **plan**: ``planning/planner.py``, pure. Assignments that moved meanwhile are read once more.
+3. **register**: Consul's replica registrations and the node Caddy's routes follow the plan's
+   ``serving`` map *before* anything is removed or restarted (a plan that only creates starts its
+   containers first: a Consul round trip off their way).
+4. **act**: the executor applies the plan; ``memory`` learns from what it did.
+5. **report**: observed state where it changed, events, volumes of removed services.
 
-A failure to reach Consul fails the pass at its end (after the containers were seen to), so the loop
-retries soon and ``/readyz`` reports it. Per-service failures only hold that service. Durations and
-deadlines use the monotonic clock; the wall clock only stamps records (``clocks.py``).
+A Consul failure fails the pass at its end (after the containers were seen to), so the loop retries
+and ``/readyz`` says why; a service's failure only holds that service. Durations are monotonic (``clocks.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +24,7 @@ from dataclasses import dataclass, field
 from meshop import metrics
 from meshop.agent.clocks import SYSTEM, Clocks
 from meshop.agent.cluster.assignments import Reading
-from meshop.agent.cluster.journal import entries
+from meshop.agent.cluster.journal import entries, pull_entries
 from meshop.agent.cluster.registrations import PROBE_REFRESH
 from meshop.agent.engine.executor import ApplyResult
 from meshop.agent.engine.hostpaths import resolve_binds
@@ -216,22 +213,17 @@ class NodeReconciler:
                 log.exception("syncing the node Caddy's routes failed")
         return error
 
-    # -- 4. act: what the executor did, remembered ------------------------------------------------------
+    # -- 4. act (the executor), and what the agent learns from it ----------------------------------------
 
     def _remember(self, current: NodePlan, result: ApplyResult, seen: Seen) -> None:
         done, after = result.done, self.clocks.mono()
         repaired = self.memory.record(current, done, result.errors, seen.containers, seen.targets, seen.now, after)
-        journal = self.cluster.journal
-        for kind, obj, message in entries(done, repaired):
-            journal.add(kind, obj, message)
-        for service in current.rollbacks:
-            journal.add("RolledBack", f"service/{service}", current.notes.get(service, Note("")).message)
-        for image, waiting, failure in self.engine.executor.finished_pulls():
-            for service in waiting:
-                if failure:
-                    journal.add("PullFailed", f"service/{service}", failure)
-                else:
-                    journal.add("Pulled", f"service/{service}", f"image {image} pulled")
+        rolled_back = [
+            ("RolledBack", f"service/{s}", current.notes.get(s, Note("")).message) for s in current.rollbacks
+        ]
+        pulled = pull_entries(self.engine.executor.finished_pulls())
+        for kind, obj, message in [*entries(done, repaired), *rolled_back, *pulled]:
+            self.cluster.journal.add(kind, obj, message)
         targets = probe_targets(seen.containers, seen.specs, self.settings.probe_host, self.settings.advertise_addr)
         self.engine.monitor.update(targets)
 
