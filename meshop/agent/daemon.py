@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from meshop import __version__, metrics
+from meshop.agent.clocks import SYSTEM, Clocks
+from meshop.agent.cluster.assignments import AssignmentReader
+from meshop.agent.cluster.journal import Journal
 from meshop.agent.cluster.observed import ObservedWriter
 from meshop.agent.cluster.presence import NodePresence
 from meshop.agent.cluster.registrations import ReplicaRegistrar
+from meshop.agent.cluster.secrets import SecretResolver
 from meshop.agent.cluster.statefile import StateFile
 from meshop.agent.engine.docker_driver import DockerDriver
 from meshop.agent.engine.event_watcher import DockerEventsWatcher
@@ -31,6 +34,7 @@ from meshop.agent.engine.probes import HealthMonitor
 from meshop.agent.engine.puller import Puller
 from meshop.agent.engine.runtime import EngineInfo, Runtime
 from meshop.agent.ingress.node_caddy import CaddyOptions, NodeCaddy
+from meshop.agent.parts import ClusterParts, EngineParts
 from meshop.agent.reconciler import AgentSettings, NodeReconciler
 from meshop.consul.config import ConsulConfig
 from meshop.consul.kv import Listing
@@ -63,42 +67,44 @@ class DaemonOptions:
 
 
 class AgentDaemon:
-    def __init__(self, options: DaemonOptions, runtime: Runtime | None = None) -> None:
+    def __init__(self, options: DaemonOptions, runtime: Runtime | None = None, *, clocks: Clocks = SYSTEM) -> None:
         self.options = options
         self.settings = options.settings
         self.node = options.settings.node
+        self.clocks = clocks
         self.runtime: Runtime = runtime or DockerDriver(self.node, options.docker_host)
         self.store = KVStore(options.consul)
         self.services = Services(options.consul, self.store.client)
         self.wakeup = Wakeup()
-        self.started_at = time.time()
+        self.started_at = clocks.wall()  # for people: the node record's startedAt
         self.engine: EngineInfo = self.runtime.info()
         self.monitor = HealthMonitor(lambda: self.wakeup.notify("health"))
         self.puller = Puller(self.runtime, lambda: self.wakeup.notify("pull"))
         self.executor = Executor(self.runtime, self.puller, grace=self.settings.stop_grace, workers=options.workers)
-        self.registrar = ReplicaRegistrar(self.services, self.node)
+        self.registrar = ReplicaRegistrar(self.services, self.node, self.settings.advertise_addr, clocks.mono)
         self.caddy = (
             NodeCaddy(options.caddy, self.settings.probe_host, self.settings.advertise_addr) if options.caddy else None
         )
-        self.reconciler = NodeReconciler(
-            self.settings,
-            self.store,
-            self.runtime,
-            self.executor,
-            self.registrar,
-            self.monitor,
-            ObservedWriter(self.store, self.node),
-            SecretReader(options.consul, self.store.client),
-            StateFile(options.state_dir, self.node) if options.state_dir else None,
-            ingress=self.caddy.ingress if self.caddy else None,
+        journal = Journal(self.store, self.node)
+        state = StateFile(options.state_dir, self.node) if options.state_dir else None
+        self.assignments = AssignmentReader(self.store, self.node, state, journal, clocks.wall)
+        cluster = ClusterParts(
+            assignments=self.assignments,
+            registrar=self.registrar,
+            observed=ObservedWriter(self.store, self.node),
+            secrets=SecretResolver(SecretReader(options.consul, self.store.client)),
+            journal=journal,
         )
+        engine = EngineParts(runtime=self.runtime, executor=self.executor, monitor=self.monitor)
+        ingress = self.caddy.ingress if self.caddy else None
+        self.reconciler = NodeReconciler(self.settings, cluster, engine, ingress, clocks)
         self.loop = ReconcileLoop("agent", self.reconciler.reconcile, self.wakeup, resync=options.resync)
         self.status: StatusServer | None = None
         self._own_status = False
         self.presence: NodePresence | None = None
         self.watch: Watch | None = None
         self.gateway_watch: Watch | None = None  # desired/gateway, with --ingress-https-port only
-        self.events = DockerEventsWatcher(self.runtime, self.wakeup, on_die=self.reconciler.crashes.died)
+        self.events = DockerEventsWatcher(self.runtime, self.wakeup, on_die=self.reconciler.memory.crashes.died)
 
     def record(self) -> NodeRecord:
         return NodeRecord(

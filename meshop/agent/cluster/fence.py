@@ -33,8 +33,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from meshop.agent.cluster.kv import NodeKV
 from meshop.agent.cluster.statefile import StateFile
-from meshop.consul.store import Entry, KVStore
+from meshop.consul.store import Entry
 from meshop.errors import ConflictError
 from meshop.model import keys
 from meshop.model.records import Assignment, Fence, dumps, loads_json
@@ -96,11 +97,13 @@ class FenceKeeper:
     also holds every assignment change it acted on.
     """
 
-    def __init__(self, store: KVStore, node: str, state: StateFile | None, clock: Callable[[], float] = time.time):
+    def __init__(
+        self, store: NodeKV, node: str, state: StateFile | None, clock: Callable[[], float] = time.time
+    ):  # wall: the fence record says when, for people
         self.store = store
         self.node = node
         self.state = state
-        self.clock = clock
+        self.clock = clock  # wall: the fence record says when it was written, for people
         self.remembered = state.fence if state else None
         self.pending = state.pending if state else None
 

@@ -58,6 +58,17 @@ def entries(done: Sequence[Action], repaired: Iterable[tuple[str, int]] = ()) ->
     return out
 
 
+def pull_entries(finished: Iterable[tuple[str, Sequence[str], str | None]]) -> list[Entry]:
+    """Events for background pulls that finished: (image, services waiting, failure or None) each."""
+    return [
+        ("PullFailed", f"service/{service}", failure)
+        if failure
+        else ("Pulled", f"service/{service}", f"image {image} pulled")
+        for image, waiting, failure in finished
+        for service in waiting
+    ]
+
+
 class Journal:
     def __init__(self, store: KVStore, node: str) -> None:
         self.log = EventLog(store, f"agent/{node}")

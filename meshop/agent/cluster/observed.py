@@ -12,7 +12,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
-from meshop.consul.store import MAX_TXN_OPS, KVStore, TxnOp
+from meshop.agent.cluster.kv import NodeKV
+from meshop.consul.store import MAX_TXN_OPS, TxnOp
 from meshop.model import keys
 from meshop.model.records import Observed, dumps, loads_json
 
@@ -24,7 +25,7 @@ def _content(record: Observed) -> str:
 
 
 class ObservedWriter:
-    def __init__(self, store: KVStore, node: str) -> None:
+    def __init__(self, store: NodeKV, node: str) -> None:
         self.store = store
         self.node = node
         self._written: dict[str, str] = {}  # service -> content last written

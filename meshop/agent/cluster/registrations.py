@@ -20,9 +20,10 @@ catalog, and when anything else (a database registered by hand, Consul's own ``c
 name, it does not register and says so (``refused``), so a Service cannot join a Consul service meshop
 does not own. Service names ``meshop-*`` are reserved by validation, so no replica joins meshop's own.
 
-``promoted`` remembers when each container became its replica's registered one; the planner removes
-the container it replaced only ``drain`` seconds later, so clients that just resolved the old
-address still reach it.
+``promoted`` remembers when each container became its replica's registered one (monotonic time); the
+planner removes the container it replaced only ``drain`` seconds later, so clients that just resolved
+the old address still reach it. ``follow`` is the pass's step: registrations and verdicts from the
+plan's ``serving`` map.
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
-from meshop.agent.planning.plan import Container
-from meshop.consul.services import CheckSpec, InstanceHealth, Registration, Services
+from meshop.agent.planning.desired import host_port, primary_port
+from meshop.agent.planning.labels import replica_service_id
+from meshop.agent.planning.plan import Container, Note, ReplicaKey
+from meshop.consul.services import CheckSpec, InstanceHealth, Registration
 from meshop.model import ServiceSpec
 
 log = logging.getLogger(__name__)
@@ -51,10 +55,6 @@ def foreign_instances(name: str, instances: Iterable[InstanceHealth]) -> list[st
     )
 
 
-def replica_service_id(node: str, service: str, replica: int) -> str:
-    return f"meshop-{node}-{service}-{replica}"
-
-
 def agent_service_id(node: str) -> str:
     return f"{AGENT_SERVICE}-{node}"
 
@@ -65,12 +65,6 @@ def agent_check_id(node: str) -> str:
 
 def probe_check_id(service_id: str) -> str:
     return f"{service_id}:health"
-
-
-def host_port(container: Container, port: int, protocol: str, spec: ServiceSpec) -> int | None:
-    if spec.network_mode == "host":
-        return port
-    return container.host_ports.get(f"{port}/{protocol}")
 
 
 def _duration(seconds: float) -> str:
@@ -122,15 +116,81 @@ def replica_registration(
     return Registration(service_id, service, address, port or 0, meta=meta, checks=checks)
 
 
+class Catalog(Protocol):
+    """What the registrar uses of ``meshop.consul.services.Services`` (this node's Consul agent)."""
+
+    def local(self) -> dict[str, dict[str, Any]]: ...
+
+    def local_service_health(self) -> dict[str, str]: ...
+
+    def register(self, reg: Registration, /) -> None: ...
+
+    def deregister(self, service_id: str, /) -> None: ...
+
+    def instances(self, service: str, /) -> tuple[int, list[InstanceHealth]]: ...
+
+    def ttl_pass(self, check_id: str, /, note: str = "") -> None: ...
+
+    def ttl_fail(self, check_id: str, /, note: str = "") -> None: ...
+
+
 class ReplicaRegistrar:
-    def __init__(self, services: Services, node: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, services: Catalog, node: str, address: str = "", clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.services = services
         self.node = node
-        self.clock = clock
+        self.address = address  # the node's advertise address: every replica registers with it
+        self.clock = clock  # monotonic: promotions and verdict renewals are durations
         self.promoted: dict[str, float] = {}  # container id -> when its replica's registration switched to it
         self.refused: dict[str, str] = {}  # service -> why its replicas are not registered
+        self.renews = False  # some replica's HTTP verdict lives in a TTL check: renew it within PROBE_REFRESH
         self._reported: dict[str, tuple[bool, float]] = {}  # TTL check id -> (passing, when Consul was told)
         self._unregistered: set[str] = set()  # TTL check ids of refused registrations: nothing to report to
+
+    def follow(
+        self,
+        serving: Mapping[ReplicaKey, str],
+        containers: Iterable[Container],
+        specs: Mapping[str, ServiceSpec],
+        healthy: Mapping[str, bool],
+    ) -> None:
+        """Registrations equal to the plan's ``serving`` map, then the agent's HTTP verdicts reported.
+        Raises ConsulError."""
+        by_id = {c.id: c for c in containers}
+        wanted: dict[str, tuple[Registration, str]] = {}
+        for (service, replica), container_id in serving.items():
+            spec = specs[service]
+            reg = replica_registration(
+                self.node,
+                self.address,
+                service,
+                replica,
+                by_id[container_id],
+                spec,
+                primary_port(spec),
+                healthy.get(container_id) if spec.health else True,
+            )
+            wanted[replica_service_id(self.node, service, replica)] = (reg, container_id)
+        self.sync(wanted)
+        verdicts = {
+            probe_check_id(sid): healthy.get(container_id) is True
+            for sid, (reg, container_id) in wanted.items()
+            if any(check.ttl for check in reg.checks)
+        }
+        self.report(verdicts)
+        self.renews = bool(verdicts)
+
+    def replica_checks(self, specs: Mapping[str, ServiceSpec]) -> dict[str, str]:
+        """The worst check status of each local replica registration, only when some assigned service
+        has a health check (its replicas are Ready only once every check passes in Consul)."""
+        if not any(spec.health is not None for spec in specs.values()):
+            return {}
+        return self.services.local_service_health()
+
+    def refusals(self) -> dict[str, Note]:
+        """Why some services' replicas are not in Consul: their names belong to something else."""
+        return {service: Note("ServiceNameTaken", why) for service, why in self.refused.items()}
 
     def sync(self, wanted: Mapping[str, tuple[Registration, str]]) -> int:
         """Make this node's replica registrations equal ``wanted`` (service id -> (registration,

@@ -33,8 +33,8 @@ from meshop.agent.planning.plan import (
     Action,
     Container,
     Create,
+    NodePlan,
     Note,
-    Plan,
     Pull,
     Remove,
     Replace,
@@ -77,7 +77,11 @@ class Executor:
     def stop(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def apply(self, plan: Plan, build: BuildConfig) -> ApplyResult:
+    def finished_pulls(self) -> list[tuple[str, tuple[str, ...], str | None]]:
+        """Background pulls finished since the last call: (image, services waiting, failure or None)."""
+        return self.puller.take_finished()
+
+    def apply(self, plan: NodePlan, build: BuildConfig) -> ApplyResult:
         groups: dict[tuple[str, int, str], list[Action]] = defaultdict(list)
         for action in plan.actions:  # removals, replacements, creations, starts: in that order
             # a removal depends on nothing else: each gets its own group, so many stop in parallel

@@ -14,11 +14,14 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from meshop.agent.planning.desired import host_port
+from meshop.agent.planning.plan import Container
 from meshop.daemon.threads import DaemonThread
+from meshop.model import ServiceSpec
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,27 @@ class ProbeTarget:
     path: str = "/"
     interval: float = 10.0
     timeout: float = 2.0
+
+
+def probe_targets(
+    containers: Iterable[Container], specs: Mapping[str, ServiceSpec], probe_host: str, host_network_addr: str
+) -> dict[str, ProbeTarget]:
+    """What to probe: each running container whose service has a health check, on its published port
+    (``probe_host``; with host networking on ``host_network_addr``, where the container listens)."""
+    targets: dict[str, ProbeTarget] = {}
+    for container in containers:
+        spec = specs.get(container.service)
+        if spec is None or spec.health is None or not container.running:
+            continue
+        port = host_port(container, spec.health.port, "tcp", spec)
+        if not port:
+            continue
+        host = host_network_addr if spec.network_mode == "host" else probe_host
+        health = spec.health
+        targets[container.id] = ProbeTarget(
+            health.kind, host, port, health.path or "/", health.interval, health.timeout
+        )
+    return targets
 
 
 def probe(target: ProbeTarget) -> bool:

@@ -1,18 +1,20 @@
 """The small interface between the agent and a container engine, and the errors it raises.
 
 ``DockerDriver`` (the only module that imports ``docker``) implements it; unit tests use an in-memory
-one. ``ContainerConfig`` is one container fully resolved (secret values included), so its ``env`` is
-kept out of ``repr`` and must never be logged.
+one. What to create (``ContainerConfig``, ``Mount``, ``PortBinding``) is planning's (``planning/config.py``)
+and re-exported here for the engine's callers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
+from meshop.agent.planning.config import ContainerConfig as ContainerConfig
+from meshop.agent.planning.config import Mount as Mount
+from meshop.agent.planning.config import PortBinding as PortBinding
 from meshop.agent.planning.plan import Container
-from meshop.agent.planning.redact import secret_env
 from meshop.errors import DriverError
 
 
@@ -34,52 +36,6 @@ class VolumeNotOwned(DriverError):
 
 class ContainerGone(DriverError):
     """The container disappeared while the agent was acting on it."""
-
-
-@dataclass(frozen=True)
-class Mount:
-    target: str
-    source: str | None = None  # volume name or host path; None: an anonymous volume
-    kind: str = "volume"  # volume | bind
-    read_only: bool = False
-    volume_labels: Mapping[str, str] = field(default_factory=dict)  # for named volumes the agent creates
-
-
-@dataclass(frozen=True)
-class PortBinding:
-    container: int
-    protocol: str = "tcp"
-    host_ip: str = "127.0.0.1"
-    host_port: int | None = None  # None: an ephemeral port
-
-
-@dataclass(frozen=True)
-class ContainerConfig:
-    name: str
-    image: str
-    labels: Mapping[str, str]
-    entrypoint: tuple[str, ...] | None = None
-    command: tuple[str, ...] | None = None
-    env: tuple[str, ...] = field(default=(), repr=False)  # NAME=value, secrets resolved: never log
-    secret_names: tuple[str, ...] = ()  # env names whose values are secrets: redacted from every error
-    ports: tuple[PortBinding, ...] = ()
-    mounts: tuple[Mount, ...] = ()
-    restart: str = "unless-stopped"
-    memory: int | None = None
-    nano_cpus: int | None = None
-    pids: int | None = None
-    privileged: bool = False
-    network_mode: str = "bridge"
-    user: str | None = None  # None: the image's USER
-    read_only_root: bool = False
-    no_new_privileges: bool = True
-    cap_drop: tuple[str, ...] = ()
-    cap_add: tuple[str, ...] = ()
-
-    @property
-    def secrets(self) -> dict[str, str]:
-        """Env name -> secret value, for redacting errors about this container."""
-        return secret_env(self.env, self.secret_names)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 For every assigned service with a ``route``, one snippet file (``meshop-svc-<service>.caddy``) with a
 plain-HTTP site for the route's host and path on the node's ingress port, proxying to the service's
-*local ready* replicas: the containers the plan serves (``Plan.serving``) that run and passed the
+*local ready* replicas: the containers the plan serves (``NodePlan.serving``) that run and passed the
 agent's own health probe, at the host port published for the route's container port. A service with
 no ready local replica gets no file. ``meshop-ingress.caddy`` holds the catch-all site that keeps the
 listener open and drops connections for hosts this node does not serve, so the gateway retries another
@@ -29,8 +29,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from meshop.agent.cluster.registrations import host_port
 from meshop.agent.ingress.tls import NO_TLS, NodeTLS
+from meshop.agent.planning.desired import host_port
 from meshop.agent.planning.plan import Container, ReplicaKey
 from meshop.caddy.dns_wire import site_name, target_name
 from meshop.caddy.render import DynamicUpstreams, ProxyOptions, Site, UnsafeValue, render_fallback, render_site

@@ -2,7 +2,9 @@
 
 The reconciler holds a service after a failed action (nothing new is tried for it until the hold
 ends) and a container after each restart (a crash loop is restarted with growing delays); knowing when
-the next hold ends lets the loop sleep exactly that long instead of polling.
+the next hold ends lets the loop sleep exactly that long instead of polling. Every ``now`` is the
+caller's monotonic time (``meshop/agent/clocks.py``): a step of the wall clock neither ends a hold
+nor stretches it.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from meshop.agent.engine.runtime import ContainerConfig, Mount, PortBinding
 from meshop.agent.planning import labels as L
-from meshop.agent.planning.plan import DesiredService, Note, Strategy
+from meshop.agent.planning.config import ContainerConfig, Mount, PortBinding
+from meshop.agent.planning.plan import Container, Note, ServiceTarget, Strategy
 from meshop.model import API_VERSION, PERMISSIVE_POLICY, Policy, ServiceSpec, validate
 from meshop.model.records import Assignment
 
@@ -62,14 +62,14 @@ def desired_service(
     policy: Policy,
     secrets: Mapping[str, str] | None,
     hold: Note | None = None,
-) -> DesiredService:
+) -> ServiceTarget:
     """``secrets`` None means they could not be read now: the config hash is unknown."""
     refusal = policy_refusal(spec, policy)
     if refusal and hold is None:
         hold = Note("PolicyRefused", refusal)
     needs_secrets = bool(secret_keys(spec))
     known = secrets is not None or not needs_secrets
-    return DesiredService(
+    return ServiceTarget(
         name=assignment.service,
         replicas=assignment.replicas,
         spec_hash=assignment.spec_hash,
@@ -84,6 +84,13 @@ def desired_service(
         hold=hold,
         min_ready=spec.min_ready_seconds,
     )
+
+
+def host_port(container: Container, port: int, protocol: str, spec: ServiceSpec) -> int | None:
+    """The host port a container's ``port/protocol`` is published on (the port itself with host networking)."""
+    if spec.network_mode == "host":
+        return port
+    return container.host_ports.get(f"{port}/{protocol}")
 
 
 def primary_port(spec: ServiceSpec) -> tuple[int, str] | None:

@@ -1,4 +1,5 @@
-"""The labels and names meshop puts on the Docker objects it manages; pure.
+"""The labels and names meshop puts on the Docker objects it manages, and the Consul id of each
+replica (the phases look up its check by it, the registrar registers it); pure.
 
 A container is the agent's only if it carries ``meshop.managed=true`` *and* ``meshop.node=<node>``:
 another node sharing the engine, or a container made by hand, is never touched.
@@ -25,6 +26,11 @@ _LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 def is_label(name: str) -> bool:
     """An RFC 1123 label: what node and service names must be before they go into Docker names."""
     return bool(_LABEL_RE.match(name))
+
+
+def replica_service_id(node: str, service: str, replica: int) -> str:
+    """The Consul service id of one replica: ``meshop-<node>-<service>-<replica>``."""
+    return f"meshop-{node}-{service}-{replica}"
 
 
 IDENTITY = (MANAGED, NODE, SERVICE, REPLICA, SPEC_HASH, CONFIG_HASH, GENERATION)  # what ownership reads

@@ -1,9 +1,23 @@
 """Each local container's phase and the crash each service reports: pure, from one pass's picture.
 
-``crashes.phase_of`` names one container's phase; this module applies it to every container of the
-node, picks per service the worst crash to report, lists the crash loops that began in this pass (the
-reconciler journals them as events) and says when a phase will change by itself, so the agent looks
-again then (``minReadySeconds`` elapsing, a restarted container becoming stable, a check about to pass).
+Every time here is on one clock: the monotonic one, with Docker's start and creation times moved onto
+it when the agent first saw each container (``memory/ages.py``), so a step of the wall clock changes
+no phase. The phases:
+
+* ``CrashLoopBackOff``: it exited and is being restarted (``restarting``; ``exited`` with a restart
+  policy that restarts it; or ``running`` for less than ``stable_after`` seconds since a crash);
+* ``Failed``: it exited and nothing will start it again (restart ``no``, ``on-failure`` after exit 0
+  counts as ``Completed``), or it has been crash-looping for ``FAIL_RESTARTS`` restarts or
+  ``FAIL_AFTER`` seconds (Docker keeps retrying with its own backoff; the word says it is no blip);
+* ``Ready``: running and, with a health check, its own probe *and* its check in Consul pass; without
+  one, running ``minReadySeconds`` without a crash;
+* ``Unhealthy`` (probe failing), ``Starting`` (not ready yet), ``NotRunning`` (created, paused, dead).
+
+``phase_of`` names one container's phase (``CrashInfo``: what ``memory/crashes.py`` remembers of it);
+``container_phases`` applies it to every container of the node, picks per service the worst crash to
+report, lists the crash loops that began in this pass (the reconciler journals them as events) and
+says when a phase will change by itself, so the agent looks again then (``minReadySeconds`` elapsing,
+a restarted container becoming stable, a check about to pass).
 """
 
 from __future__ import annotations
@@ -11,10 +25,87 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from meshop.agent.cluster.registrations import replica_service_id
-from meshop.agent.memory.crashes import CrashInfo, Readiness, describe, phase_of, worst
-from meshop.agent.planning.plan import Container, Note
+from meshop.agent.planning.labels import replica_service_id
+from meshop.agent.planning.plan import Container, Note, restart_allowed
 from meshop.model import ServiceSpec
+
+FAIL_RESTARTS = 10
+FAIL_AFTER = 120.0
+
+
+@dataclass(frozen=True)
+class Exit:
+    code: int
+    at: float | None = None  # Docker's wall time of the exit, when its event told it (for people only)
+
+
+@dataclass(frozen=True)
+class CrashInfo:
+    """What the agent knows about one container beyond Docker's current state."""
+
+    last_exit: Exit | None = None
+    restarts: int = 0  # Docker's restart count plus the agent's own starts
+    loop_since: float | None = None  # monotonic time it was first seen crash-looping (None: it is not)
+    loop_restarts: int = 0  # restarts since then
+
+
+@dataclass(frozen=True)
+class ReplicaReadiness:
+    has_health: bool
+    min_ready: float
+    restart: str
+    probe: bool | None = None  # the agent's own probe (None: no result yet)
+    consul: bool | None = None  # the replica's check in Consul passes (None: unknown)
+
+
+def crashing(container: Container, info: CrashInfo, now: float, stable_after: float) -> bool:
+    if container.state == "restarting":
+        return True
+    if container.state == "exited":
+        return container.exit_code != 0 or info.restarts > 0
+    if container.running and info.last_exit is not None and info.restarts > 0:
+        return now - container.started_at < stable_after
+    return False
+
+
+def phase_of(
+    container: Container, info: CrashInfo, ready: ReplicaReadiness, now: float, stable_after: float = 10.0
+) -> str:
+    if container.state == "exited" and not restart_allowed(ready.restart, container.exit_code):
+        return "Completed" if container.exit_code == 0 else "Failed"
+    if crashing(container, info, now, stable_after):
+        if info.loop_since is not None and (info.loop_restarts >= FAIL_RESTARTS or now - info.loop_since >= FAIL_AFTER):
+            return "Failed"
+        return "CrashLoopBackOff"
+    if not container.running:
+        return "Starting" if container.state == "exited" else "NotRunning"
+    if ready.has_health:
+        if ready.probe is False:
+            return "Unhealthy"
+        return "Ready" if ready.probe and ready.consul else "Starting"
+    return "Ready" if now - container.started_at >= ready.min_ready else "Starting"
+
+
+def describe(replica: int, phase: str, container: Container, info: CrashInfo) -> str:
+    """One line for ``Observed.error``: never mentions a health check, only what Docker reported."""
+    code = info.last_exit.code if info.last_exit else container.exit_code
+    text = f"replica {replica} exited with code {code}"
+    if info.restarts:
+        text += f", restarted {info.restarts} time(s)"
+    if phase == "Failed" and container.state == "exited":
+        return text + "; its restart policy does not start it again"
+    if phase == "Failed":
+        return text + f" and keeps crashing (Docker retries with growing delays; since {info.loop_restarts} restarts)"
+    return text + "; restarting with a growing delay"
+
+
+def worst(phases: Mapping[int, str]) -> str | None:
+    """The phase that names a service's problem: Failed before CrashLoopBackOff; None if neither."""
+    for phase in ("Failed", "CrashLoopBackOff"):
+        if phase in phases.values():
+            return phase
+    return None
+
 
 FAILING = ("CrashLoopBackOff", "Failed")
 
@@ -58,7 +149,7 @@ def container_phases(
             continue
         spec, current = item.spec, c.spec_hash == item.spec_hash
         check = checks.get(replica_service_id(node, c.service, c.replica))
-        ready = Readiness(
+        ready = ReplicaReadiness(
             has_health=spec.health is not None,
             min_ready=spec.min_ready_seconds,
             restart=spec.restart,

@@ -1,8 +1,8 @@
 """The value types the agent's planner works on: what should run, what runs, what to do about it.
 
-All frozen dataclasses and pure. ``DesiredService`` is one assignment reduced to what the planner
+All frozen dataclasses and pure. ``ServiceTarget`` is one assignment reduced to what the planner
 needs; ``Container`` is one managed container as Docker reports it; ``World`` carries everything else
-the planner may look at (the clock, probe results, holds); ``Plan`` holds the actions in named buckets.
+the planner may look at (the clock, probe results, holds); ``NodePlan`` holds the actions in named buckets.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class Note:
 
 
 @dataclass(frozen=True)
-class DesiredService:
+class ServiceTarget:
     """One assignment as the planner sees it.
 
     ``config_hash`` names the exact container configuration (spec hash plus a digest of resolved
@@ -137,7 +137,7 @@ Action = Pull | Create | Start | Remove | Replace
 
 
 @dataclass(frozen=True)
-class Plan:
+class NodePlan:
     """The actions of one pass in named buckets, plus what the registrations should point at.
 
     ``serving`` maps each replica to the container its Consul registration must point at;

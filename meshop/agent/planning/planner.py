@@ -1,4 +1,4 @@
-"""``plan(desired, containers, world) -> Plan``: the agent's whole decision, as a pure function.
+"""``plan(desired, containers, world) -> NodePlan``: the agent's whole decision, as a pure function.
 
 Level-triggered: it looks at every assignment and every managed container of the node each time and
 says what to do next; applying the plan and planning again converges (start-first updates take a few
@@ -31,13 +31,13 @@ from meshop.agent.planning.plan import (
     BROKEN_STATES,
     Container,
     Create,
-    DesiredService,
+    NodePlan,
     Note,
-    Plan,
     Pull,
     Remove,
     Replace,
     ReplicaKey,
+    ServiceTarget,
     Start,
     World,
     restart_allowed,
@@ -46,7 +46,7 @@ from meshop.agent.planning.plan import (
 HEALTH_POLL = 0.25  # how soon to look again while a new container's health is pending
 
 
-def plan(desired: Mapping[str, DesiredService], containers: Sequence[Container], world: World) -> Plan:
+def plan(desired: Mapping[str, ServiceTarget], containers: Sequence[Container], world: World) -> NodePlan:
     acc = _Acc()
     by_service: dict[str, list[Container]] = defaultdict(list)
     for container in containers:
@@ -61,7 +61,7 @@ def plan(desired: Mapping[str, DesiredService], containers: Sequence[Container],
     return acc.build()
 
 
-def _plan_service(svc: DesiredService, containers: list[Container], world: World, acc: _Acc) -> None:
+def _plan_service(svc: ServiceTarget, containers: list[Container], world: World, acc: _Acc) -> None:
     by_replica: dict[int, list[Container]] = defaultdict(list)
     for container in containers:
         by_replica[container.replica].append(container)
@@ -74,7 +74,7 @@ def _plan_service(svc: DesiredService, containers: list[Container], world: World
         _plan_replica(svc, replica, by_replica.get(replica, []), world, acc)
 
 
-def _plan_replica(svc: DesiredService, replica: int, containers: list[Container], world: World, acc: _Acc) -> None:
+def _plan_replica(svc: ServiceTarget, replica: int, containers: list[Container], world: World, acc: _Acc) -> None:
     key = (svc.name, replica)
     current = _preferred([c for c in containers if svc.config_hash is not None and c.config_hash == svc.config_hash])
     old = [c for c in containers if c not in current]
@@ -89,7 +89,7 @@ def _plan_replica(svc: DesiredService, replica: int, containers: list[Container]
         _updating(svc, key, current[0], old, world, acc)
 
 
-def _without_current(svc: DesiredService, key: ReplicaKey, old: list[Container], world: World, acc: _Acc) -> None:
+def _without_current(svc: ServiceTarget, key: ReplicaKey, old: list[Container], world: World, acc: _Acc) -> None:
     may_create = _may_create(svc, world)
     if not old:
         if may_create:
@@ -113,7 +113,7 @@ def _without_current(svc: DesiredService, key: ReplicaKey, old: list[Container],
         acc.replace.append(Replace(tuple(old), svc.name, key[1], svc.config_hash, "update"))
 
 
-def _steady(svc: DesiredService, key: ReplicaKey, current: Container, world: World, acc: _Acc) -> None:
+def _steady(svc: ServiceTarget, key: ReplicaKey, current: Container, world: World, acc: _Acc) -> None:
     if current.running:
         acc.serve(key, current)
     elif current.state == "exited":
@@ -128,7 +128,7 @@ def _steady(svc: DesiredService, key: ReplicaKey, current: Container, world: Wor
 
 
 def _updating(
-    svc: DesiredService, key: ReplicaKey, current: Container, old: list[Container], world: World, acc: _Acc
+    svc: ServiceTarget, key: ReplicaKey, current: Container, old: list[Container], world: World, acc: _Acc
 ) -> None:
     healthy = current.running and (
         world.healthy.get(current.id) is True if svc.has_health else world.now - current.started_at >= svc.min_ready
@@ -191,7 +191,7 @@ def _updating(
     acc.requeue(min(HEALTH_POLL, max(0.0, svc.health_timeout - waited)))
 
 
-def _keep(svc: DesiredService, key: ReplicaKey, containers: list[Container], world: World, acc: _Acc) -> None:
+def _keep(svc: ServiceTarget, key: ReplicaKey, containers: list[Container], world: World, acc: _Acc) -> None:
     """Delete nothing: serve the best running container, start the best stopped one if none is alive."""
     ordered = _preferred(containers)
     acc.serve(key, ordered)
@@ -199,7 +199,7 @@ def _keep(svc: DesiredService, key: ReplicaKey, containers: list[Container], wor
         acc.restart(svc, ordered[0], world)
 
 
-def _may_create(svc: DesiredService, world: World) -> bool:
+def _may_create(svc: ServiceTarget, world: World) -> bool:
     return svc.config_hash is not None and svc.hold is None and svc.name not in world.service_hold
 
 
@@ -225,19 +225,19 @@ class _Acc:
     def remove(self, container: Container, reason: str) -> None:
         self.remove_.append(Remove(container, reason))
 
-    def pull_image(self, svc: DesiredService) -> None:
+    def pull_image(self, svc: ServiceTarget) -> None:
         if not any(p.image == svc.image and p.service == svc.name for p in self.pull):
             self.pull.append(Pull(svc.name, svc.image))
         self.note(svc.name, Note("Pulling", f"pulling image {svc.image}"))
 
-    def create_or_pull(self, svc: DesiredService, key: ReplicaKey, reason: str, world: World) -> None:
+    def create_or_pull(self, svc: ServiceTarget, key: ReplicaKey, reason: str, world: World) -> None:
         if svc.image not in world.images:
             self.pull_image(svc)
         else:
             assert svc.config_hash is not None
             self.create.append(Create(svc.name, key[1], svc.config_hash, reason))
 
-    def restart(self, svc: DesiredService, container: Container, world: World) -> None:
+    def restart(self, svc: ServiceTarget, container: Container, world: World) -> None:
         if restart_allowed(svc.restart, container.exit_code) and container.id not in world.restart_hold:
             self.start.append(Start(container, "stopped"))
 
@@ -254,8 +254,8 @@ class _Acc:
         delay = max(0.0, delay)
         self.requeue_after = delay if self.requeue_after is None else min(self.requeue_after, delay)
 
-    def build(self) -> Plan:
-        return Plan(
+    def build(self) -> NodePlan:
+        return NodePlan(
             pull=tuple(self.pull),
             create=tuple(self.create),
             start=tuple(self.start),

@@ -1,7 +1,7 @@
 """What the agent tells Consul it sees: one ``Observed`` record per assigned service; pure.
 
 ``ready`` counts replicas whose container of the assigned spec hash is in phase ``Ready``
-(``crashes.py``: running, not crash-looping, its check passing in Consul, or without a health check
+(``phases.py``: running, not crash-looping, its check passing in Consul, or without a health check
 running ``minReadySeconds``); without phases (older callers) a running, healthy container counts.
 ``reason`` is a CamelCase word; ``error`` carries a message only for failures
 (progress like ``Updating`` or ``Pulling`` has a reason and no error). Nothing here comes from env
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from meshop.agent.planning.plan import Container, Note
+from meshop.agent.planning.intake import Parsed
+from meshop.agent.planning.plan import Container, Note, ServiceTarget
 from meshop.model.records import ContainerState, Observed
 
 PROGRESS = frozenset({"Updating", "Pulling"})
@@ -89,3 +90,48 @@ def observed_record(
         error=note.message if note and note.reason not in PROGRESS else "",
         last_reconcile=now,
     )
+
+
+def node_records(
+    node: str,
+    parsed: Mapping[str, Parsed],
+    unreadable: Mapping[str, Note],
+    targets: Mapping[str, ServiceTarget],
+    containers: Sequence[Container],
+    healthy: Mapping[str, bool],
+    phases: Mapping[str, str],
+    exit_codes: Mapping[str, int],
+    notes: Sequence[Mapping[str, Note]],
+    now: float,
+) -> dict[str, Observed]:
+    """One record per assigned (or unreadable) service. Its note is the first that applies: the
+    assignment unreadable or invalid, the service held (secrets, policy), then ``notes`` in order
+    (the caller's: failed actions, crashes, refused names, routes, the plan's progress)."""
+    by_service: dict[str, list[Container]] = {}
+    for container in containers:
+        by_service.setdefault(container.service, []).append(container)
+    records: dict[str, Observed] = {}
+    for name in sorted(set(parsed) | set(unreadable)):
+        item = parsed.get(name)
+        target = targets.get(name)
+        note = (
+            unreadable.get(name)
+            or (item.note if item else None)
+            or (target.hold if target else None)
+            or next((found[name] for found in notes if name in found), None)
+        )
+        records[name] = observed_record(
+            node=node,
+            service=name,
+            spec_hash=item.assignment.spec_hash if item else "",
+            generation=item.assignment.generation if item else 0,
+            replicas=item.assignment.replicas if item else 0,
+            containers=by_service.get(name, []),
+            has_health=bool(item and item.spec and item.spec.health),
+            healthy=healthy,
+            note=note,
+            now=now,
+            phases=phases,
+            exit_codes=exit_codes,
+        )
+    return records

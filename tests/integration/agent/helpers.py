@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from meshop.agent.clocks import SYSTEM, Clocks
 from meshop.agent.daemon import AgentDaemon, DaemonOptions
 from meshop.agent.engine.runtime import Runtime
 from meshop.agent.reconciler import AgentSettings
@@ -169,6 +170,7 @@ class AgentFactory:
         ttl: float = 10.0,
         wait_ready: bool = True,
         runtime: Runtime | None = None,
+        clocks: Clocks = SYSTEM,
     ) -> RunningAgent:
         settings = AgentSettings(
             node=self.node,
@@ -188,7 +190,7 @@ class AgentFactory:
             heartbeat=heartbeat,
             ttl=ttl,
         )
-        daemon = AgentDaemon(options, runtime).start()
+        daemon = AgentDaemon(options, runtime, clocks=clocks).start()
         thread = threading.Thread(target=daemon.run, name=f"agent-{self.node}", daemon=True)
         thread.start()
         running = RunningAgent(daemon, thread)

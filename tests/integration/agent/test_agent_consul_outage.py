@@ -113,7 +113,7 @@ def test_agent_restarted_while_consul_is_down_keeps_and_repairs_its_containers(
 
     second = start_agent(config=config, resync=1.0, wait_ready=False)
     wait_until(lambda: second.daemon.loop.passes >= 3, 15, what="three passes of the restarted agent")
-    assert set(second.daemon.reconciler.cached or {}) == {"web", "sleeper"}
+    assert set(second.daemon.assignments.cached or {}) == {"web", "sleeper"}
     assert {c.id for c in engine.running()} == ids
     victim = engine.running("sleeper")[0]
     victim.remove(force=True)

@@ -85,9 +85,9 @@ def test_failed_pull_backs_off_with_growing_delays(
 ) -> None:
     agent = start_agent()
     assign(store, node, "broken", {**SLEEPER, "image": f"{registry.addr}/meshop-missing-{node}:2"})
-    holds = agent.daemon.reconciler.services
+    holds = agent.daemon.reconciler.memory.services
     wait_until(lambda: holds.backoff.failures("broken") >= 3, 40, what="three failed pull rounds")
     first = holds.backoff.failures("broken")
-    delay = holds.until["broken"] - time.time()
+    delay = holds.until["broken"] - time.monotonic()
     assert delay > 1.0  # base 1 s doubled at least twice: 4 s after the third failure
     assert first >= 3

@@ -142,7 +142,7 @@ def test_unhealthy_start_first_update_rolls_back(
     (remaining,) = wait_until(only_old, 5, what="only the old container left")
     assert remaining.labels["meshop.spec-hash"] == first.spec_hash
     # the failed version is retried later (backoff), not sooner than its healthTimeout
-    assert agent.daemon.reconciler.services.until["web"] - time.time() > 1.5
+    assert agent.daemon.reconciler.memory.services.until["web"] - time.monotonic() > 1.5
     assert len(passing(consul_server.addr, "web", node)) == 1
     assert second.spec_hash != first.spec_hash
 

@@ -9,7 +9,17 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field, replace
 
-from meshop.agent.planning.plan import Container, Create, DesiredService, Plan, Pull, Remove, Replace, ReplicaKey, Start
+from meshop.agent.planning.plan import (
+    Container,
+    Create,
+    NodePlan,
+    Pull,
+    Remove,
+    Replace,
+    ReplicaKey,
+    ServiceTarget,
+    Start,
+)
 
 
 @dataclass
@@ -24,7 +34,7 @@ class FakeEngine:
         self.containers[container.id] = container
         return container
 
-    def apply(self, plan: Plan, desired: dict[str, DesiredService], now: float) -> None:
+    def apply(self, plan: NodePlan, desired: dict[str, ServiceTarget], now: float) -> None:
         for action in plan.actions:
             if isinstance(action, Pull):
                 self.images.add(action.image)
@@ -44,7 +54,7 @@ class FakeEngine:
                 self.promoted[container_id] = now
         self.registered = dict(plan.serving)
 
-    def _create(self, svc: DesiredService, replica: int, config_hash: str, now: float) -> None:
+    def _create(self, svc: ServiceTarget, replica: int, config_hash: str, now: float) -> None:
         number = next(self._ids)
         self.add(
             Container(

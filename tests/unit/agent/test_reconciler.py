@@ -4,234 +4,20 @@ tests/integration/agent): cache on uncertainty, error isolation, secrets, write-
 from __future__ import annotations
 
 import itertools
-import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from meshop.agent.cluster.observed import ObservedWriter
-from meshop.agent.cluster.registrations import ReplicaRegistrar
-from meshop.agent.cluster.statefile import StateFile
-from meshop.agent.engine.executor import Executor
-from meshop.agent.engine.puller import Puller
-from meshop.agent.engine.runtime import ContainerConfig, EngineInfo, ImagePullFailed, VolumeInfo
+from meshop.agent.planning.config import ContainerConfig
 from meshop.agent.planning.plan import Container
-from meshop.agent.reconciler import AgentSettings, NodeReconciler
-from meshop.consul.config import ConsulConfig
-from meshop.consul.services import InstanceHealth, Registration
-from meshop.consul.store import Entry, Listing, TxnOp
+from meshop.consul.services import InstanceHealth
+from meshop.consul.store import Listing
 from meshop.errors import ConsulUnavailable, DriverError
-from meshop.model import ServiceSpec, keys, spec_hash
-from meshop.model.records import Assignment, Fence, Observed, dumps, loads_json
-
-NODE = "n1"
-SLEEP = {"image": "img:1", "command": ["/bin/sleep"], "args": ["60"]}
-
-
-@dataclass
-class FakeRuntime:
-    containers: dict[str, Container] = field(default_factory=dict)
-    images: set[str] = field(default_factory=lambda: {"img:1"})
-    fail_create: set[str] = field(default_factory=set)
-    configs: list[ContainerConfig] = field(default_factory=list)
-    attempts: list[str] = field(default_factory=list)
-    _ids: Any = field(default_factory=lambda: itertools.count(1))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def list_managed(self) -> list[Container]:
-        return list(self.containers.values())
-
-    def image_present(self, image: str) -> bool:
-        return image in self.images
-
-    def pull(self, image: str) -> None:
-        raise ImagePullFailed(f"no {image}")
-
-    def create_and_start(self, config: ContainerConfig) -> str:
-        labels = config.labels
-        with self._lock:
-            self.attempts.append(labels["meshop.service"])
-            if labels["meshop.service"] in self.fail_create:
-                echoed = " ".join(f'"{entry}"' for entry in config.env)  # as runc quotes what it refuses
-                raise DriverError(f"creating {config.name} failed: boom {echoed}")
-            cid = f"id{next(self._ids):04d}"
-            self.configs.append(config)
-            self.containers[cid] = Container(
-                id=cid,
-                name=config.name,
-                service=labels["meshop.service"],
-                replica=int(labels["meshop.replica"]),
-                spec_hash=labels["meshop.spec-hash"],
-                config_hash=labels["meshop.config-hash"],
-                generation=int(labels["meshop.generation"]),
-                image=config.image,
-                state="running",
-                created_at=1.0,
-                started_at=1.0,
-            )
-        return cid
-
-    def start(self, container_id: str) -> None:
-        self.containers[container_id] = replace(self.containers[container_id], state="running")
-
-    def remove(self, container_id: str, grace: float) -> None:
-        with self._lock:
-            self.containers.pop(container_id, None)
-
-    def list_volumes(self) -> list[VolumeInfo]:
-        return []
-
-    def remove_volume(self, name: str) -> bool:
-        return False
-
-    def info(self) -> EngineInfo:
-        return EngineInfo(2, 2**30)
-
-    def events(self) -> Any:
-        raise NotImplementedError
-
-
-@dataclass
-class FakeStore:
-    data: dict[str, bytes] = field(default_factory=dict)
-    config: ConsulConfig = field(default_factory=lambda: ConsulConfig(prefix="meshop"))
-    down: bool = False
-    writes: int = 0
-
-    def _check(self) -> None:
-        if self.down:
-            raise ConsulUnavailable("Consul at http://127.0.0.1:1 is unreachable (test)")
-
-    def list(self, prefix: str, index: int = 0, wait: str | None = None) -> Listing:
-        self._check()
-        entries = tuple(Entry(k, v, 1) for k, v in sorted(self.data.items()) if k.startswith(prefix))
-        return Listing(1, entries)
-
-    def keys(self, prefix: str) -> list[str]:
-        self._check()
-        return sorted(k for k in self.data if k.startswith(prefix))
-
-    def list_together(self, prefixes: Sequence[str]) -> tuple[Listing, ...]:
-        return tuple(self.list(prefix) for prefix in prefixes)
-
-    def get(self, key: str) -> Entry | None:
-        self._check()
-        return Entry(key, self.data[key], 1) if key in self.data else None
-
-    def put(self, key: str, value: bytes | str) -> None:
-        self._check()
-        self.writes += 1
-        self.data[key] = value.encode() if isinstance(value, str) else value
-
-    def cas(self, key: str, value: bytes | str, index: int) -> bool:
-        self._check()
-        if (index == 0) == (key in self.data):
-            return False
-        self.put(key, value)
-        return True
-
-    def transact(self, ops: Sequence[TxnOp]) -> None:
-        self._check()
-        for op in ops:
-            self.writes += 1
-            if op.verb == "set":
-                assert op.value is not None
-                self.data[op.key] = op.value
-            elif op.verb == "delete":
-                self.data.pop(op.key, None)
-
-
-@dataclass
-class FakeServices:
-    store: FakeStore
-    registered: dict[str, Registration] = field(default_factory=dict)
-    foreign: list[InstanceHealth] = field(default_factory=list)  # instances of other owners (meta service)
-
-    def local(self) -> dict[str, dict]:
-        self.store._check()
-        return {
-            sid: {"Service": r.name, "Address": r.address, "Port": r.port, "Meta": dict(r.meta)}
-            for sid, r in self.registered.items()
-        }
-
-    def local_service_health(self) -> dict[str, str]:
-        self.store._check()
-        return dict.fromkeys(self.registered, "passing")
-
-    def register(self, reg: Registration) -> None:
-        self.store._check()
-        self.registered[reg.service_id] = reg
-
-    def deregister(self, service_id: str) -> None:
-        self.store._check()
-        self.registered.pop(service_id, None)
-
-    def instances(self, name: str) -> tuple[int, list[InstanceHealth]]:
-        self.store._check()
-        ours = [InstanceHealth("c", sid, dict(r.meta), "passing") for sid, r in self.registered.items()]
-        return 1, [i for i in [*ours, *self.foreign] if i.meta.get("service", name) == name]
-
-
-@dataclass
-class FakeSecrets:
-    values: dict[str, str] = field(default_factory=dict)
-
-    def get(self, service: str, key: str) -> str | None:
-        return self.values.get(key)
-
-
-class FakeMonitor:
-    def update(self, targets: Mapping[str, Any]) -> None:
-        self.targets = dict(targets)
-
-    def results(self) -> dict[str, bool]:
-        return {}
-
-
-@dataclass
-class Rig:
-    runtime: FakeRuntime
-    store: FakeStore
-    services: FakeServices
-    secrets: FakeSecrets
-    reconciler: NodeReconciler
-
-    def assign(self, service: str, spec: dict[str, Any], replicas: int = 1, raw: bytes | None = None) -> Assignment:
-        resolved = ServiceSpec.from_dict(spec)
-        assignment = Assignment(service, NODE, replicas, 1, spec_hash(resolved), resolved.to_dict())
-        self.store.data[keys.assignment(NODE, service)] = raw if raw is not None else dumps(assignment).encode()
-        return assignment
-
-    def observed(self, service: str) -> Observed | None:
-        value = self.store.data.get(keys.observed(NODE, service))
-        return Observed.from_dict(loads_json(value)) if value else None
-
-    def settle(self, passes: int = 4) -> None:
-        for _ in range(passes):
-            self.reconciler.reconcile()
-
-
-def make_rig(tmp_path: Path | None = None, runtime: FakeRuntime | None = None, store: FakeStore | None = None) -> Rig:
-    runtime = runtime or FakeRuntime()
-    store = store or FakeStore()
-    services = FakeServices(store)
-    secrets = FakeSecrets()
-    executor = Executor(runtime, Puller(runtime, lambda: None), grace=0)
-    reconciler = NodeReconciler(
-        AgentSettings(node=NODE, advertise_addr="10.0.0.1", drain=0.0),
-        store,  # type: ignore[arg-type]
-        runtime,
-        executor,
-        ReplicaRegistrar(services, NODE),  # type: ignore[arg-type]
-        FakeMonitor(),  # type: ignore[arg-type]
-        ObservedWriter(store, NODE),  # type: ignore[arg-type]
-        secrets,  # type: ignore[arg-type]
-        StateFile(tmp_path, NODE) if tmp_path else None,
-    )
-    return Rig(runtime, store, services, secrets, reconciler)
+from meshop.model import keys
+from meshop.model.records import Fence, dumps
+from tests.unit.agent.rig import NODE, SLEEP, FakeRuntime, FakeStore, Rig, make_rig
 
 
 def test_a_pass_creates_then_registers_and_reports() -> None:
@@ -267,7 +53,7 @@ def test_replicas_never_join_a_consul_service_meshop_does_not_own(foreign, regis
     rig.assign("web", SLEEP)
     rig.settle()
     assert ("meshop-n1-web-0" in rig.services.registered) is registered
-    refused = rig.reconciler.registrar.refused
+    refused = rig.registrar.refused
     assert ("web" in refused) is not registered
     if not registered:
         assert "web-by-hand" in refused["web"] or "meshop-n2-web-0" in refused["web"]
@@ -328,7 +114,7 @@ def test_one_failing_service_does_not_block_another_and_backs_off() -> None:
     assert runtime.attempts.count("bad") == 1  # held in backoff, not retried on every pass
     record = rig.observed("bad")
     assert record is not None and record.reason == "CreateFailed" and "boom" in record.error
-    assert rig.reconciler.services.held(rig.reconciler.clock()) == frozenset({"bad"})
+    assert rig.reconciler.memory.services.held(rig.reconciler.clocks.mono()) == frozenset({"bad"})
     assert rig.reconciler.reconcile() is not None  # it asks to come back when the backoff ends
 
 

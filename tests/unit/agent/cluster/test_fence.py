@@ -15,7 +15,7 @@ from meshop.agent.cluster.fence import judge
 from meshop.agent.planning.plan import Container
 from meshop.model import keys
 from meshop.model.records import Fence, dumps, loads_json
-from tests.unit.agent.test_reconciler import NODE, SLEEP, FakeStore, make_rig
+from tests.unit.agent.rig import NODE, SLEEP, FakeStore, make_rig
 
 T1, T2 = "aaaa", "bbbb"
 
@@ -66,7 +66,7 @@ def test_first_pass_claims_the_fence_and_a_change_rotates_it(tmp_path: Path) -> 
     rig.assign("web", SLEEP)
     rig.settle()
     first = _fence(rig.store)
-    assert first.epoch == 1 and rig.reconciler.fence.remembered == first.token
+    assert first.epoch == 1 and rig.reader.fence.remembered == first.token
     rig.settle()
     assert _fence(rig.store) == first  # nothing changed: no write
     rig.assign("db", SLEEP)
@@ -115,7 +115,7 @@ def test_adopt_makes_the_kv_authoritative_again(tmp_path: Path) -> None:
     rig.store.data[keys.fence(NODE)] = dumps(Fence(NODE, adopt=True)).encode()  # meshop cluster adopt
     rig.settle()
     assert rig.reconciler.kv_problem == "" and rig.reconciler.authoritative
-    assert not _fence(rig.store).adopt and _fence(rig.store).token == rig.reconciler.fence.remembered
+    assert not _fence(rig.store).adopt and _fence(rig.store).token == rig.reader.fence.remembered
     assert "x" not in rig.runtime.containers  # deliberate now: the orphan goes
     assert [c.service for c in rig.runtime.containers.values()] == ["web"]
 

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from meshop.agent.memory.crashes import FAIL_RESTARTS, CrashInfo, Exit
-from meshop.agent.planning.phases import Assigned, container_phases
+from meshop.agent.planning.phases import FAIL_RESTARTS, Assigned, CrashInfo, Exit, container_phases
 from meshop.agent.planning.plan import Container
 from meshop.model import ServiceSpec
 

@@ -11,7 +11,7 @@ import pytest
 from meshop.agent.engine.executor import Executor
 from meshop.agent.engine.puller import Puller
 from meshop.agent.engine.runtime import ContainerConfig, NameConflict
-from meshop.agent.planning.plan import Container, Create, Plan, Remove, Replace
+from meshop.agent.planning.plan import Container, Create, NodePlan, Remove, Replace
 from meshop.errors import DriverError
 
 
@@ -65,7 +65,7 @@ class GatedRuntime:
             self._cond.notify_all()
 
 
-def run_in_background(executor: Executor, plan: Plan) -> tuple[threading.Thread, dict]:
+def run_in_background(executor: Executor, plan: NodePlan) -> tuple[threading.Thread, dict]:
     out: dict = {}
     thread = threading.Thread(target=lambda: out.setdefault("result", executor.apply(plan, config)))
     thread.start()
@@ -83,7 +83,7 @@ def run_in_background(executor: Executor, plan: Plan) -> tuple[threading.Thread,
 def test_replicas_are_created_in_parallel_up_to_the_bound(workers: int, services: int) -> None:
     runtime = GatedRuntime()
     executor = Executor(runtime, Puller(runtime, lambda: None), workers=workers)  # type: ignore[arg-type]
-    plan = Plan(create=tuple(Create(f"s{i}", 0, "h1", "missing") for i in range(services)))
+    plan = NodePlan(create=tuple(Create(f"s{i}", 0, "h1", "missing") for i in range(services)))
     thread, out = run_in_background(executor, plan)
     try:
         assert runtime.wait_in_flight(workers), f"only {runtime.in_flight} create(s) at once, expected {workers}"
@@ -109,7 +109,7 @@ def test_a_failing_create_is_reported_for_its_service_only(failure: Exception, r
     executor = Executor(runtime, Puller(runtime, lambda: None), workers=4)  # type: ignore[arg-type]
     names = ["a", "bad", "b", "c", "d", "e"]
     try:
-        result = executor.apply(Plan(create=tuple(Create(n, 0, "h1", "missing") for n in names)), config)
+        result = executor.apply(NodePlan(create=tuple(Create(n, 0, "h1", "missing") for n in names)), config)
     finally:
         executor.stop()
     assert set(result.errors) == {"bad"}
@@ -121,7 +121,7 @@ def test_a_replicas_actions_stay_in_order_while_other_services_run() -> None:
     runtime = GatedRuntime()
     runtime.release()
     executor = Executor(runtime, Puller(runtime, lambda: None), workers=8)  # type: ignore[arg-type]
-    plan = Plan(
+    plan = NodePlan(
         remove=(Remove(old("web", 2), "scale-down"),),
         replace=(Replace((old("web", 0),), "web", 0, "h1", "update"),),
         create=tuple(Create(f"s{i}", 0, "h1", "missing") for i in range(5)),

@@ -9,12 +9,12 @@ import pytest
 from meshop.agent.planning.plan import (
     Container,
     Create,
-    DesiredService,
+    NodePlan,
     Note,
-    Plan,
     Pull,
     Remove,
     Replace,
+    ServiceTarget,
     Start,
     World,
 )
@@ -24,7 +24,7 @@ IMG = "app:1"
 NOW = 1000.0
 
 
-def svc(name: str = "web", **kw: object) -> DesiredService:
+def svc(name: str = "web", **kw: object) -> ServiceTarget:
     base: dict[str, object] = dict(
         name=name,
         replicas=1,
@@ -39,7 +39,7 @@ def svc(name: str = "web", **kw: object) -> DesiredService:
         restart="unless-stopped",
     )
     base.update(kw)
-    return DesiredService(**base)  # type: ignore[arg-type]
+    return ServiceTarget(**base)  # type: ignore[arg-type]
 
 
 def ctr(cid: str, service: str = "web", replica: int = 0, config_hash: str = "c1", **kw: object) -> Container:
@@ -69,10 +69,10 @@ def world(**kw: object) -> World:
 @dataclass
 class Case:
     id: str
-    desired: list[DesiredService]
+    desired: list[ServiceTarget]
     containers: list[Container]
     world: World
-    expect: Plan
+    expect: NodePlan
     check_serving: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -82,27 +82,27 @@ NEW_HEALTHY = ctr("new", created_at=NOW - 2, started_at=NOW - 2)
 START_FIRST = dict(strategy="start-first", has_health=True)
 
 CASES = [
-    Case("nothing-to-do", [], [], world(), Plan()),
+    Case("nothing-to-do", [], [], world(), NodePlan()),
     Case(
         "new-assignment-creates-every-replica",
         [svc(replicas=3)],
         [],
         world(),
-        Plan(create=tuple(Create("web", r, "c1", "missing") for r in range(3))),
+        NodePlan(create=tuple(Create("web", r, "c1", "missing") for r in range(3))),
     ),
     Case(
         "image-missing-pulls-first-and-creates-nothing",
         [svc(replicas=2)],
         [],
         world(images=frozenset()),
-        Plan(pull=(Pull("web", IMG),), notes={"web": Note("Pulling", f"pulling image {IMG}")}),
+        NodePlan(pull=(Pull("web", IMG),), notes={"web": Note("Pulling", f"pulling image {IMG}")}),
     ),
     Case(
         "running-current-is-left-alone-and-served",
         [svc()],
         [ctr("a")],
         world(),
-        Plan(serving={("web", 0): "a"}),
+        NodePlan(serving={("web", 0): "a"}),
         check_serving=True,
     ),
     Case(
@@ -110,107 +110,113 @@ CASES = [
         [svc()],
         [ctr("a", state="exited", exit_code=137)],
         world(),
-        Plan(start=(Start(ctr("a", state="exited", exit_code=137), "stopped"),)),
+        NodePlan(start=(Start(ctr("a", state="exited", exit_code=137), "stopped"),)),
     ),
-    Case("exited-with-restart-no-stays", [svc(restart="no")], [ctr("a", state="exited", exit_code=1)], world(), Plan()),
+    Case(
+        "exited-with-restart-no-stays",
+        [svc(restart="no")],
+        [ctr("a", state="exited", exit_code=1)],
+        world(),
+        NodePlan(),
+    ),
     Case(
         "on-failure-clean-exit-stays",
         [svc(restart="on-failure")],
         [ctr("a", state="exited", exit_code=0)],
         world(),
-        Plan(),
+        NodePlan(),
     ),
     Case(
         "on-failure-crash-is-started",
         [svc(restart="on-failure")],
         [ctr("a", state="exited", exit_code=2)],
         world(),
-        Plan(start=(Start(ctr("a", state="exited", exit_code=2), "stopped"),)),
+        NodePlan(start=(Start(ctr("a", state="exited", exit_code=2), "stopped"),)),
     ),
     Case(
         "crash-loop-waits-for-its-restart-backoff",
         [svc()],
         [ctr("a", state="exited", exit_code=1)],
         world(restart_hold=frozenset({"a"})),
-        Plan(),
+        NodePlan(),
     ),
-    Case("restarting-by-docker-is-left-alone", [svc()], [ctr("a", state="restarting")], world(), Plan()),
+    Case("restarting-by-docker-is-left-alone", [svc()], [ctr("a", state="restarting")], world(), NodePlan()),
     Case(
         "created-leftover-is-replaced",
         [svc()],
         [ctr("a", state="created")],
         world(),
-        Plan(replace=(Replace((ctr("a", state="created"),), "web", 0, "c1", "created-leftover"),)),
+        NodePlan(replace=(Replace((ctr("a", state="created"),), "web", 0, "c1", "created-leftover"),)),
     ),
     Case(
         "created-leftover-is-replaced-even-from-cache",
         [svc()],
         [ctr("a", state="created")],
         world(authoritative=False),
-        Plan(replace=(Replace((ctr("a", state="created"),), "web", 0, "c1", "created-leftover"),)),
+        NodePlan(replace=(Replace((ctr("a", state="created"),), "web", 0, "c1", "created-leftover"),)),
     ),
     Case(
         "dead-is-replaced",
         [svc()],
         [ctr("a", state="dead")],
         world(),
-        Plan(replace=(Replace((ctr("a", state="dead"),), "web", 0, "c1", "dead"),)),
+        NodePlan(replace=(Replace((ctr("a", state="dead"),), "web", 0, "c1", "dead"),)),
     ),
     Case(
         "unassigned-service-is-removed",
         [svc()],
         [ctr("a"), ctr("x", service="gone")],
         world(),
-        Plan(remove=(Remove(ctr("x", service="gone"), "orphan"),)),
+        NodePlan(remove=(Remove(ctr("x", service="gone"), "orphan"),)),
     ),
     Case(
         "unassigned-service-kept-when-assignments-from-cache",
         [],
         [ctr("x", service="gone")],
         world(authoritative=False),
-        Plan(),
+        NodePlan(),
     ),
     Case(
         "unreadable-assignment-keeps-its-containers",
         [],
         [ctr("x", service="broken")],
         world(protected=frozenset({"broken"})),
-        Plan(),
+        NodePlan(),
     ),
     Case(
         "scale-down-removes-high-replicas",
         [svc(replicas=1)],
         [ctr("a"), ctr("b", replica=1), ctr("c", replica=-1)],
         world(),
-        Plan(remove=(Remove(ctr("c", replica=-1), "scale-down"), Remove(ctr("b", replica=1), "scale-down"))),
+        NodePlan(remove=(Remove(ctr("c", replica=-1), "scale-down"), Remove(ctr("b", replica=1), "scale-down"))),
     ),
     Case(
         "scale-down-waits-for-consul",
         [svc(replicas=1)],
         [ctr("a"), ctr("b", replica=1)],
         world(authoritative=False),
-        Plan(),
+        NodePlan(),
     ),
     Case(
         "replicas-zero-removes-all",
         [svc(replicas=0)],
         [ctr("a")],
         world(),
-        Plan(remove=(Remove(ctr("a"), "scale-down"),)),
+        NodePlan(remove=(Remove(ctr("a"), "scale-down"),)),
     ),
     Case(
         "stop-first-update-replaces",
         [svc()],
         [OLD],
         world(),
-        Plan(replace=(Replace((OLD,), "web", 0, "c1", "update"),)),
+        NodePlan(replace=(Replace((OLD,), "web", 0, "c1", "update"),)),
     ),
     Case(
         "start-first-update-starts-new-next-to-old",
         [svc(**START_FIRST)],
         [OLD],
         world(),
-        Plan(create=(Create("web", 0, "c1", "surge"),), serving={("web", 0): "old"}, requeue_after=0.25),
+        NodePlan(create=(Create("web", 0, "c1", "surge"),), serving={("web", 0): "old"}, requeue_after=0.25),
         check_serving=True,
     ),
     Case(
@@ -218,14 +224,14 @@ CASES = [
         [svc(**START_FIRST)],
         [replace(OLD, state="exited")],
         world(),
-        Plan(replace=(Replace((replace(OLD, state="exited"),), "web", 0, "c1", "update"),)),
+        NodePlan(replace=(Replace((replace(OLD, state="exited"),), "web", 0, "c1", "update"),)),
     ),
     Case(
         "start-first-new-healthy-switches-serving-then-drains",
         [svc(**START_FIRST)],
         [OLD, NEW_HEALTHY],
         world(healthy={"new": True}),
-        Plan(serving={("web", 0): "new"}, requeue_after=1.0),
+        NodePlan(serving={("web", 0): "new"}, requeue_after=1.0),
         check_serving=True,
     ),
     Case(
@@ -233,7 +239,7 @@ CASES = [
         [svc(**START_FIRST)],
         [OLD, NEW_HEALTHY],
         world(healthy={"new": True}, promoted={"new": NOW - 1.5}),
-        Plan(remove=(Remove(OLD, "superseded"),), serving={("web", 0): "new"}),
+        NodePlan(remove=(Remove(OLD, "superseded"),), serving={("web", 0): "new"}),
         check_serving=True,
     ),
     Case(
@@ -241,7 +247,7 @@ CASES = [
         [svc(**START_FIRST)],
         [OLD, NEW_HEALTHY],
         world(healthy={"new": True}, promoted={"new": NOW - 0.25}),
-        Plan(serving={("web", 0): "new"}, requeue_after=0.75),
+        NodePlan(serving={("web", 0): "new"}, requeue_after=0.75),
         check_serving=True,
     ),
     Case(
@@ -249,7 +255,7 @@ CASES = [
         [svc(**START_FIRST)],
         [OLD, NEW_HEALTHY],
         world(healthy={"new": False}),
-        Plan(serving={("web", 0): "old"}, requeue_after=0.25),
+        NodePlan(serving={("web", 0): "old"}, requeue_after=0.25),
         check_serving=True,
     ),
     Case(
@@ -257,7 +263,7 @@ CASES = [
         [svc(**START_FIRST)],
         [OLD, ctr("new", created_at=NOW - 11)],
         world(healthy={"new": False}),
-        Plan(
+        NodePlan(
             remove=(Remove(ctr("new", created_at=NOW - 11), "rollback"),),
             serving={("web", 0): "old"},
             rollbacks=("web",),
@@ -269,7 +275,7 @@ CASES = [
         [svc(auto_rollback=False, **START_FIRST)],
         [OLD, ctr("new", created_at=NOW - 11)],
         world(healthy={"new": False}),
-        Plan(remove=(Remove(OLD, "superseded"),), serving={("web", 0): "new"}),
+        NodePlan(remove=(Remove(OLD, "superseded"),), serving={("web", 0): "new"}),
         check_serving=True,
     ),
     Case(
@@ -277,14 +283,14 @@ CASES = [
         [svc(strategy="start-first")],
         [OLD, NEW_HEALTHY],
         world(promoted={"new": NOW - 5}),
-        Plan(remove=(Remove(OLD, "superseded"),)),
+        NodePlan(remove=(Remove(OLD, "superseded"),)),
     ),
     Case(
         "start-first-without-health-check-waits-min-ready",  # issue 12: minReadySeconds before it takes over
         [svc(strategy="start-first", min_ready=5.0)],
         [OLD, NEW_HEALTHY],  # running for 2 s only
         world(),
-        Plan(serving={("web", 0): "old"}, requeue_after=0.25),
+        NodePlan(serving={("web", 0): "old"}, requeue_after=0.25),
         check_serving=True,
     ),
     Case(
@@ -292,7 +298,7 @@ CASES = [
         [svc(strategy="start-first", min_ready=1.5)],
         [OLD, NEW_HEALTHY],
         world(promoted={"new": NOW - 5}),
-        Plan(remove=(Remove(OLD, "superseded"),), serving={("web", 0): "new"}),
+        NodePlan(remove=(Remove(OLD, "superseded"),), serving={("web", 0): "new"}),
         check_serving=True,
     ),
     Case(
@@ -300,7 +306,7 @@ CASES = [
         [svc(strategy="start-first", min_ready=2.0, health_timeout=10.0)],
         [OLD, ctr("new", created_at=NOW - 11, started_at=NOW - 0.5, restart_count=6)],
         world(),
-        Plan(
+        NodePlan(
             remove=(Remove(ctr("new", created_at=NOW - 11, started_at=NOW - 0.5, restart_count=6), "rollback"),),
             rollbacks=("web",),
         ),
@@ -310,7 +316,7 @@ CASES = [
         [svc(**START_FIRST)],
         [OLD, ctr("new", state="exited", exit_code=1, created_at=NOW - 2)],
         world(),
-        Plan(
+        NodePlan(
             start=(Start(ctr("new", state="exited", exit_code=1, created_at=NOW - 2), "stopped"),), requeue_after=0.25
         ),
     ),
@@ -319,14 +325,14 @@ CASES = [
         [svc()],
         [OLD, ctr("new")],
         world(),
-        Plan(remove=(Remove(OLD, "superseded"),)),
+        NodePlan(remove=(Remove(OLD, "superseded"),)),
     ),
     Case(
         "update-waits-for-image-old-keeps-running",
         [svc(image="app:3")],
         [OLD],
         world(),
-        Plan(pull=(Pull("web", "app:3"),), serving={("web", 0): "old"}),
+        NodePlan(pull=(Pull("web", "app:3"),), serving={("web", 0): "old"}),
         check_serving=True,
     ),
     Case(
@@ -334,7 +340,7 @@ CASES = [
         [svc(**START_FIRST)],
         [OLD],
         world(authoritative=False),
-        Plan(serving={("web", 0): "old"}),
+        NodePlan(serving={("web", 0): "old"}),
         check_serving=True,
     ),
     Case(
@@ -342,64 +348,64 @@ CASES = [
         [svc(replicas=2)],
         [ctr("a")],
         world(authoritative=False),
-        Plan(create=(Create("web", 1, "c1", "missing"),)),
+        NodePlan(create=(Create("web", 1, "c1", "missing"),)),
     ),
     Case(
         "service-in-backoff-gets-nothing-new",
         [svc(replicas=2)],
         [ctr("a")],
         world(service_hold=frozenset({"web"})),
-        Plan(),
+        NodePlan(),
     ),
     Case(
         "update-of-service-in-backoff-waits",
         [svc(**START_FIRST)],
         [OLD],
         world(service_hold=frozenset({"web"})),
-        Plan(),
+        NodePlan(),
     ),
     Case(
         "policy-refusal-keeps-old-creates-nothing",
         [svc(hold=Note("PolicyRefused", "privileged"))],
         [OLD],
         world(),
-        Plan(),
+        NodePlan(),
     ),
     Case(
         "policy-refusal-fresh-service-creates-nothing",
         [svc(hold=Note("PolicyRefused", "privileged"))],
         [],
         world(),
-        Plan(),
+        NodePlan(),
     ),
-    Case("unknown-config-keeps-running-container", [svc(config_hash=None)], [OLD], world(), Plan()),
+    Case("unknown-config-keeps-running-container", [svc(config_hash=None)], [OLD], world(), NodePlan()),
     Case(
         "unknown-config-still-restarts-stopped-container",
         [svc(config_hash=None)],
         [replace(OLD, state="exited")],
         world(),
-        Plan(start=(Start(replace(OLD, state="exited"), "stopped"),)),
+        NodePlan(start=(Start(replace(OLD, state="exited"), "stopped"),)),
     ),
     Case(
         "duplicate-of-current-config-is-removed",
         [svc()],
         [ctr("a"), ctr("b", state="exited", created_at=NOW - 200)],
         world(),
-        Plan(remove=(Remove(ctr("b", state="exited", created_at=NOW - 200), "duplicate"),)),
+        NodePlan(remove=(Remove(ctr("b", state="exited", created_at=NOW - 200), "duplicate"),)),
     ),
     Case(
         "container-being-removed-is-ignored",
         [svc()],
         [ctr("a"), ctr("b", replica=1, state="removing")],
         world(),
-        Plan(),
+        NodePlan(),
     ),
     Case(
         "two-services-are-independent",
         [svc("a"), svc("b", image="app:9")],
         [],
         world(),
-        Plan(pull=(Pull("b", "app:9"),), create=(Create("a", 0, "c1", "missing"),)),
+        NodePlan(pull=(Pull("b", "app:9"),), create=(Create("a", 0, "c1", "missing"),)),
     ),
 ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshop.agent.planning.plan import Container, DesiredService, World, restart_allowed
+from meshop.agent.planning.plan import Container, ServiceTarget, World, restart_allowed
 from meshop.agent.planning.planner import plan
 from tests.unit.agent.fakes import FakeEngine
 
@@ -16,10 +16,10 @@ POLICIES = ["no", "always", "unless-stopped", "on-failure"]
 
 
 @st.composite
-def desired_services(draw: st.DrawFn, strategies: tuple[str, ...]) -> dict[str, DesiredService]:
+def desired_services(draw: st.DrawFn, strategies: tuple[str, ...]) -> dict[str, ServiceTarget]:
     names = draw(st.lists(st.sampled_from(NAMES[:3]), unique=True, max_size=3))
     return {
-        name: DesiredService(
+        name: ServiceTarget(
             name=name,
             replicas=draw(st.integers(0, 3)),
             spec_hash="s",
@@ -56,7 +56,7 @@ def containers(draw: st.DrawFn, names: tuple[str, ...] = tuple(NAMES), max_repli
     ]
 
 
-def assert_converged(engine: FakeEngine, desired: dict[str, DesiredService]) -> None:
+def assert_converged(engine: FakeEngine, desired: dict[str, ServiceTarget]) -> None:
     """Exactly one container per desired replica, with the desired config, running unless its policy says no."""
     by_replica: dict[tuple[str, int], list[Container]] = {}
     for container in engine.containers.values():
@@ -74,7 +74,7 @@ def assert_converged(engine: FakeEngine, desired: dict[str, DesiredService]) -> 
             assert container.state in ("running", "restarting", "paused")
 
 
-def run_until_quiet(desired: dict[str, DesiredService], engine: FakeEngine, rounds: int) -> int:
+def run_until_quiet(desired: dict[str, ServiceTarget], engine: FakeEngine, rounds: int) -> int:
     now = 100.0
     for round_number in range(rounds):
         world = World(
@@ -93,7 +93,7 @@ def run_until_quiet(desired: dict[str, DesiredService], engine: FakeEngine, roun
 
 @settings(max_examples=300, deadline=None)
 @given(desired=desired_services(("stop-first",)), start=containers())
-def test_stop_first_converges_in_one_application(desired: dict[str, DesiredService], start: list[Container]) -> None:
+def test_stop_first_converges_in_one_application(desired: dict[str, ServiceTarget], start: list[Container]) -> None:
     engine = FakeEngine(images={"img:1", "img:2"})
     for container in start:
         engine.add(container)
@@ -107,7 +107,7 @@ def test_stop_first_converges_in_one_application(desired: dict[str, DesiredServi
 @settings(max_examples=300, deadline=None)
 @given(desired=desired_services(("stop-first", "start-first")), start=containers(), images=st.booleans())
 def test_any_state_reaches_the_desired_fixed_point(
-    desired: dict[str, DesiredService], start: list[Container], images: bool
+    desired: dict[str, ServiceTarget], start: list[Container], images: bool
 ) -> None:
     engine = FakeEngine(images={"img:1", "img:2"} if images else set())
     for container in start:
@@ -118,7 +118,7 @@ def test_any_state_reaches_the_desired_fixed_point(
 
 @settings(max_examples=200, deadline=None)
 @given(desired=desired_services(("stop-first", "start-first")), start=containers())
-def test_from_cache_nothing_running_is_ever_removed(desired: dict[str, DesiredService], start: list[Container]) -> None:
+def test_from_cache_nothing_running_is_ever_removed(desired: dict[str, ServiceTarget], start: list[Container]) -> None:
     world = World(now=100.0, authoritative=False, images=frozenset({"img:1", "img:2"}))
     result = plan(desired, start, world)
     removed = [a.container for a in result.remove] + [c for r in result.replace for c in r.old]
@@ -128,11 +128,11 @@ def test_from_cache_nothing_running_is_ever_removed(desired: dict[str, DesiredSe
 @settings(max_examples=300, deadline=None)
 @given(desired=desired_services(("start-first",)), start=containers(("a", "b"), 1), promoted=st.booleans())
 def test_start_first_keeps_a_live_old_container_until_a_new_one_is_healthy(
-    desired: dict[str, DesiredService], start: list[Container], promoted: bool
+    desired: dict[str, ServiceTarget], start: list[Container], promoted: bool
 ) -> None:
     """With auto-rollback and every probe failing, no live container of an assigned replica is ever removed."""
     for name, svc in desired.items():
-        desired[name] = DesiredService(**{**svc.__dict__, "has_health": True, "auto_rollback": True})
+        desired[name] = ServiceTarget(**{**svc.__dict__, "has_health": True, "auto_rollback": True})
     world = World(
         now=50.0,
         images=frozenset({"img:1", "img:2"}),

@@ -22,7 +22,7 @@ from meshop.caddy.apply import ConfigApplier
 from meshop.caddy.dns_wire import site_name
 from meshop.caddy.snippet_dir import SnippetDir
 from meshop.caddy.upstream_dns import UpstreamDNS
-from tests.unit.agent.test_ingress_sync import FakeAdmin
+from tests.unit.agent.ingress.test_ingress_sync import FakeAdmin
 
 SETTINGS = IngressSettings(port=8081)
 OLD = LocalRoute("web", "web.example.com", "/", (("c1", "127.0.0.1:40000"),))
