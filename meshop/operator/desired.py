@@ -272,6 +272,6 @@ def node_view(
         allow_host_network=doc.policy.allow_host_network if doc else False,
         allow_bind_mounts=doc.policy.allow_bind_mounts if doc else False,
         ingress_port=record.ingress_port if record else 0,
-        unhealthy_since=health.unhealthy_since,
+        unhealthy_since=health.unhealthy_at,
         problem=health.problem,
     )

@@ -45,7 +45,7 @@ class Owned:
     statuses: dict[str, ServiceStatus] = field(default_factory=dict)
     routes: dict[str, RouteRecord] = field(default_factory=dict)
     node_statuses: dict[str, NodeStatus] = field(default_factory=dict)
-    loaded_at: float | None = None  # None: stale, reload before trusting it
+    loaded_at: float | None = None  # monotonic; None: stale, reload before trusting it
     session: str | None = None  # the leadership it was loaded under
 
     def invalidate(self) -> None:
