@@ -40,8 +40,14 @@ def _no_constant(name: str) -> Any:
 
 
 def loads_json(value: bytes | str) -> dict[str, Any]:
-    """A record's JSON object; ValueError (RecordError for NaN, Infinity and non-objects) otherwise."""
-    data = json.loads(value, parse_constant=_no_constant)
+    """A record's JSON object, or RecordError: not UTF-8, not JSON, NaN or Infinity, nested too deep for
+    the parser (``[`` * 100000 raises RecursionError, which no reader would catch), not an object."""
+    try:
+        data = json.loads(value, parse_constant=_no_constant)
+    except RecordError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise RecordError(f"not JSON: {type(exc).__name__}: {exc}"[:200]) from None
     if not isinstance(data, dict):
         raise RecordError("record is not a JSON object")
     return data
