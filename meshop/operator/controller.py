@@ -93,6 +93,11 @@ def catalog_addresses(agents: Iterable[tuple[str, InstanceHealth]]) -> dict[str,
     return {node: next(iter(addresses)) for node, addresses in seen.items() if len(addresses) == 1}
 
 
+def _count_refused(key: str) -> None:
+    """A node's record the strict reader refused: skipped as if absent (logged by ``read_record``)."""
+    metrics.refused_records_total.labels(COMPONENT, key.partition("/")[0]).inc()
+
+
 @dataclass(frozen=True)
 class ControllerOptions:
     controller_id: str
@@ -171,8 +176,8 @@ class Controller:
             lambda e: parse_service_entry(e.key[len(keys.DESIRED_SERVICES) :], e, config.prefix)
         )
         self._node_docs = Memo[ParsedNode](lambda e: parse_node_entry(e.key[len(keys.DESIRED_NODES) :], e))
-        self._records = Memo[NodeRecord | None](read_record(NodeRecord.from_dict))
-        self._observed = Memo[Observed | None](read_record(Observed.from_dict))
+        self._records = Memo[NodeRecord | None](read_record(NodeRecord.from_dict, _count_refused))
+        self._observed = Memo[Observed | None](read_record(Observed.from_dict, _count_refused))
         self._gateway = Memo[tuple[str, ...]](gateway_domains)
         self._reported_node_docs: dict[str, int] = {}
         self._announce: str | None = None

@@ -88,6 +88,7 @@ def _read(key: str, value: bytes, factory: Callable[[dict], object]):  # type: i
         return factory(loads_json(value))
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("ignoring unreadable record %s (it will be rewritten): %s", key, exc)
+        metrics.refused_records_total.labels(COMPONENT, key.partition("/")[0]).inc()
         return None
 
 

@@ -307,3 +307,26 @@ def test_the_cli_and_gateway_readers_never_raise_on_it_either(world: dict[str, A
     for route in parse_routes(Listing(4, tuple(world["routes"]))):
         assert isinstance(route, RouteRecord)
         decoded(RouteRecord, json.dumps(route.to_dict()).encode())
+
+
+def test_a_refused_node_record_is_skipped_as_absent_and_counted() -> None:
+    from meshop import metrics
+
+    refused = metrics.refused_records_total.labels("controller", "nodes")
+    before = refused._value.get()
+    bad = {**node_base("n1"), "ingressPort": "8080"}  # a string where a port number is due
+    good = node_base("n2")
+    world = {
+        "nodes": [
+            Entry(keys.node("n1"), json.dumps(bad).encode(), 7),
+            Entry(keys.node("n2"), json.dumps(good).encode(), 8),
+        ],
+        "observed": [],
+        "agents": [],
+        "checks": [],
+    }
+    ctl = leading_controller(world)
+    ctl.reconcile()
+    ctl.reconcile()  # the memo keeps the verdict: one refused version counts once
+    assert refused._value.get() == before + 1
+    assert ctl.health["n1"].problem == "node record missing"
