@@ -284,7 +284,7 @@ class _Plan:
             value = getattr(record, f.name)
             if f.omit is not _MISSING and value == f.omit:
                 continue
-            out[f.key] = f.encode(value)
+            out[f.key] = value if f.encode is _same else f.encode(value)
         return out
 
 

@@ -18,8 +18,6 @@ from typing import Annotated, Any, Literal, Self
 
 from meshop.model.codec import Cap, RecordError, decode, encode
 
-__all__ = ["RecordError", "dumps", "loads_json"]
-
 # States, as the writers spell them: an unknown one is refused (see codec.py for how one is added)
 ContainerHealth = Literal["passing", "warning", "critical", "starting", "none"]
 ContainerPhase = Literal["", "Ready", "Starting", "Unhealthy", "CrashLoopBackOff", "Failed", "Completed", "NotRunning"]
