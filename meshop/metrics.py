@@ -62,6 +62,11 @@ reconcile_wakeups_total = Counter(
 consul_errors_total = Counter(
     "meshop_consul_errors_total", "Failed Consul requests, by component and operation.", ["component", "operation"]
 )
+refused_records_total = Counter(
+    "meshop_refused_records_total",
+    "Records read from KV and refused (not JSON, a wrong type, an unknown state), by component and KV folder.",
+    ["component", "kind"],
+)
 watch_wakeups_total = Counter(
     "meshop_watch_wakeups_total",
     "Consul blocking-query watches that returned a change, by component and watch.",

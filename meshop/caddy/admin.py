@@ -14,6 +14,7 @@ import json
 import socket
 
 from meshop.errors import DriverError, MeshopError
+from meshop.model.digits import parse_port
 
 
 class CaddyRejected(DriverError):
@@ -34,7 +35,7 @@ def check_admin_address(address: str) -> str:
     if address.startswith("unix/"):
         return address
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or parse_port(port) is None:
         raise MeshopError(f"Caddy admin address {address!r} is not unix//PATH or HOST:PORT")
     host = host.strip("[]")
     if host != "localhost":

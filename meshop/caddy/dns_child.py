@@ -20,8 +20,16 @@ import socket
 import sys
 
 from meshop.caddy.dns_wire import Table, answer
+from meshop.model.digits import PORT_MAX, parse_uint
 
 PR_SET_PDEATHSIG = 1
+FD_MAX = 2**31 - 1
+PID_MAX = 2**22  # Linux's pid_max ceiling
+
+
+def _is_port(value: object) -> bool:
+    """A JSON port number: an int (not a bool) in 1..65535."""
+    return type(value) is int and 0 < value <= PORT_MAX
 
 
 def read_table(path: str) -> Table:
@@ -35,9 +43,9 @@ def read_table(path: str) -> Table:
     for name, pairs in data.items() if isinstance(data, dict) else ():
         if isinstance(name, str) and isinstance(pairs, list):
             table[name] = tuple(
-                (str(p[0]), int(p[1]))
+                (p[0], p[1])
                 for p in pairs
-                if isinstance(p, list) and len(p) == 2 and isinstance(p[1], int) and 0 < p[1] < 65536
+                if isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and _is_port(p[1])
             )
     return table
 
@@ -64,10 +72,12 @@ def serve(sock: socket.socket, path: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 3 or not argv[0].isdigit() or not argv[2].isdigit():
+    fd = parse_uint(argv[0], limit=FD_MAX) if argv else None
+    parent = parse_uint(argv[2], limit=PID_MAX) if len(argv) >= 3 else None
+    if fd is None or parent is None:
         print("usage: python -m meshop.caddy.dns_child FD TABLE_FILE PARENT_PID [4|6] (started by meshop)")
         return 2
-    fd, path, parent = int(argv[0]), argv[1], int(argv[2])
+    path = argv[1]
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the parent died before the death signal was armed

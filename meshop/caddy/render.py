@@ -12,9 +12,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from meshop.model.digits import parse_port
 from meshop.model.names import is_hostname, is_url_path, is_wildcard_hostname
 
-_DURATION = re.compile(r"^\d+(ms|s|m)$")
+_DURATION = re.compile(r"^[0-9]+(ms|s|m)$")
 
 
 @dataclass(frozen=True)
@@ -199,9 +200,10 @@ def _safe_upstream(upstream: str) -> str:
     """``host:port``, ``[ipv6]:port`` or ``ipv4:port`` and nothing else: no zone id (``ipaddress`` accepts
     ``fe80::1%<anything>``, newlines and braces included), no unbracketed IPv6, no whitespace."""
     host, sep, port = upstream.rpartition(":")
-    if not sep or not port.isascii() or not port.isdigit():
+    number = parse_port(port, zero=True)  # 0 is refused by _port, naming it
+    if not sep or number is None:
         raise UnsafeValue(f"upstream without a port: {upstream!r}")
-    _port(int(port))
+    _port(number)
     if host.startswith("[") and host.endswith("]"):
         if not _is_plain_ip(host[1:-1], version=6):
             raise UnsafeValue(f"not an IPv6 address in brackets: {upstream!r}")
@@ -213,9 +215,10 @@ def _safe_upstream(upstream: str) -> str:
 def _safe_resolver(address: str) -> str:
     """``IPv4:port`` or ``[IPv6]:port`` of a DNS responder."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isascii() or not port.isdigit():
+    number = parse_port(port, zero=True)  # 0 is refused by _port, naming it
+    if not sep or number is None:
         raise UnsafeValue(f"resolver without a port: {address!r}")
-    _port(int(port))
+    _port(number)
     plain = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not _is_plain_ip(plain, version=6 if plain is not host else 4):
         raise UnsafeValue(f"not an IP address and port: {address!r}")
@@ -248,7 +251,7 @@ def _safe_bind(address: str) -> str:
 
 
 def _safe_admin(address: str) -> str:
-    if not re.fullmatch(r"unix//[A-Za-z0-9._/-]+|[A-Za-z0-9.:\[\]-]+:\d+", address):
+    if not re.fullmatch(r"unix//[A-Za-z0-9._/-]+|[A-Za-z0-9.:\[\]-]+:[0-9]+", address):
         raise UnsafeValue(f"not an admin address: {address!r}")
     return address
 

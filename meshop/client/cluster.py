@@ -44,7 +44,10 @@ class Leader:
             data = loads_json(entry.value)
         except ValueError:
             return cls("unknown")
-        return cls(str(data.get("id", "unknown")), str(data.get("host", "")), float(data.get("since", 0.0)))
+        ident, host, since = data.get("id", "unknown"), data.get("host", ""), data.get("since", 0.0)
+        if not (isinstance(ident, str) and isinstance(host, str) and type(since) in (int, float)):
+            return cls("unknown")  # written by a controller: another shape is not worth guessing at
+        return cls(ident, host, float(since))
 
 
 @dataclass(frozen=True)

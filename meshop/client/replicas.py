@@ -21,7 +21,8 @@ from meshop.model.names import is_dns_label
 
 _CONTAINER_ID = re.compile(r"[0-9a-f]{12,64}")
 _SINCE = re.compile(
-    r"^(\d{1,9}(\.\d+)?(ns|us|ms|s|m|h))+$|^\d{4}-\d\d-\d\d([T ][0-9:.]+(Z|[+-]\d\d:?\d\d)?)?$|^\d{1,12}$"
+    r"^(\d{1,9}(\.\d+)?(ns|us|ms|s|m|h))+$|^\d{4}-\d\d-\d\d([T ][0-9:.]+(Z|[+-]\d\d:?\d\d)?)?$|^\d{1,12}$",
+    re.ASCII,  # \d is 0-9 only: docker takes no other digits
 )
 
 

@@ -10,6 +10,7 @@ carry secrets: callers pass names, reasons and validation paths, never env value
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from collections.abc import Callable
 from meshop.consul.store import KVStore, TxnOp
 from meshop.model.keys import EVENTS
 from meshop.model.records import Event, dumps, loads_json
+
+log = logging.getLogger(__name__)
 
 MAX_EVENTS = 1000
 
@@ -78,7 +81,12 @@ class EventLog:
 
     def recent(self, limit: int = 50, obj: str | None = None) -> list[Event]:
         """The newest ``limit`` events, oldest first; optionally only those about ``obj``."""
-        events = [Event.from_dict(loads_json(entry.value)) for entry in self.store.list(EVENTS).entries]
+        events = []
+        for entry in self.store.list(EVENTS).entries:
+            try:  # agents write events too: a refused one is left out, never the whole log
+                events.append(Event.from_dict(loads_json(entry.value)))
+            except ValueError as exc:
+                log.warning("ignoring unreadable event %s: %s", entry.key, exc)
         if obj is not None:
             events = [event for event in events if event.object == obj]
         return events[-limit:]

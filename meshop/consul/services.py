@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from meshop import metrics
 from meshop.consul.client import (
@@ -154,20 +153,20 @@ class Services:
         """Every check of ``service`` across the cluster; blocking when ``index`` > 0."""
         with consul_errors(self.config, f"reading checks of {service}"):
             new_index, raw = self.client.health.checks(service, index=index or None, wait=wait)
-        return int(new_index or 0), [_check_state(item) for item in raw or ()]
+        return int(new_index or 0), [c for c in map(_check_state, raw or ()) if c is not None]
 
     def all_checks(self, index: int = 0, wait: str | None = None) -> tuple[int, list[CheckState]]:
         """Every check in the datacenter (``/v1/health/state/any``), node checks included; blocking when
         ``index`` > 0."""
         with consul_errors(self.config, "reading every health check"):
             new_index, raw = self.client.health.state("any", index=index or None, wait=wait)
-        return int(new_index or 0), [_check_state(item) for item in raw or ()]
+        return int(new_index or 0), [c for c in map(_check_state, raw or ()) if c is not None]
 
     def instances(self, service: str, index: int = 0, wait: str | None = None) -> tuple[int, list[InstanceHealth]]:
         """Every instance of ``service`` with its health (service and node checks); blocking when ``index`` > 0."""
         with consul_errors(self.config, f"reading health of {service}"):
             new_index, raw = self.client.health.service(service, index=index or None, wait=wait)
-        return int(new_index or 0), [_instance(item) for item in raw or ()]
+        return int(new_index or 0), [i for i in map(_instance, raw or ()) if i is not None]
 
     def passing(self, service: str) -> list[dict]:
         """Healthy instances of ``service`` (``/v1/health/service/<name>?passing``)."""
@@ -176,33 +175,51 @@ class Services:
         return list(raw or ())
 
 
-def _check_state(item: Mapping[str, object]) -> CheckState:
-    return CheckState(
-        node=str(item.get("Node", "")),
-        check_id=str(item.get("CheckID", "")),
-        service_id=str(item.get("ServiceID", "")),
-        service_name=str(item.get("ServiceName", "")),
-        status=str(item.get("Status", "")),
-        output=str(item.get("Output", ""))[:500],
-    )
+def _text(data: object, key: str) -> str | None:
+    """``data[key]`` when ``data`` is an object and that is a string ("" when absent), else None.
+
+    Consul's answers always have these shapes; the parsers below still never coerce (``str(x)``) what a
+    service registration carries, and skip an entry of another shape instead of failing the whole read.
+    """
+    value = data.get(key, "") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _check_state(item: object) -> CheckState | None:
+    fields = [_text(item, k) for k in ("Node", "CheckID", "ServiceID", "ServiceName", "Status", "Output")]
+    if any(f is None for f in fields):
+        return None
+    node, check_id, service_id, service_name, status, output = (f or "" for f in fields)
+    return CheckState(node, check_id, service_id, service_name, status, output[:500])
 
 
 _SEVERITY = {"passing": 0, "warning": 1, "critical": 2}
 
 
-def _instance(item: Mapping[str, Any]) -> InstanceHealth:
-    service = item.get("Service") or {}
-    checks = list(item.get("Checks") or ())
-    worst = max(checks, key=lambda c: _SEVERITY.get(str(c.get("Status")), 2), default=None)
-    status = str(worst.get("Status", "critical")) if worst else "passing"
+def _instance(item: object) -> InstanceHealth | None:
+    node = item.get("Node") if isinstance(item, dict) else None
+    service = (item.get("Service") or {}) if isinstance(item, dict) else None
+    checks = (item.get("Checks") or []) if isinstance(item, dict) else None
+    meta = (service.get("Meta") or {}) if isinstance(service, dict) else None
+    texts = [_text(node, "Node"), _text(node, "Address"), _text(service, "ID"), _text(service, "Address")]
+    if any(t is None for t in texts) or not isinstance(meta, dict) or not isinstance(checks, list):
+        return None
+    if not all(isinstance(v, str) for v in meta.values()):
+        return None
+    states = [(_text(c, "Status"), _text(c, "Output")) for c in checks]
+    if any(status is None or output is None for status, output in states):
+        return None
+    node_name, address, service_id, service_address = (t or "" for t in texts)
+    worst = max(states, key=lambda c: _SEVERITY.get(c[0] or "", 2), default=None)
+    status = (worst[0] or "critical") if worst else "passing"
     return InstanceHealth(
-        node=str((item.get("Node") or {}).get("Node", "")),
-        service_id=str(service.get("ID", "")),
-        meta={str(k): str(v) for k, v in dict(service.get("Meta") or {}).items()},
+        node=node_name,
+        service_id=service_id,
+        meta=dict(meta),
         status=status if status in _SEVERITY else "critical",
-        output=str(worst.get("Output", ""))[:500] if worst and status != "passing" else "",
-        address=str((item.get("Node") or {}).get("Address", "")),
-        service_address=str(service.get("Address", ""))[:255],
+        output=(worst[1] or "")[:500] if worst and status != "passing" else "",
+        address=address,
+        service_address=service_address[:255],
     )
 
 

@@ -13,16 +13,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from meshop.daemon.threads import DaemonThread
 from meshop.errors import MeshopError
+from meshop.model.digits import parse_port
 
 Readiness = Callable[[], tuple[bool, str]]
 
 
 def parse_listen(addr: str) -> tuple[str, int]:
     """``127.0.0.1:9464`` or ``:9464`` (loopback) -> (host, port)."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    host, sep, port_text = addr.rpartition(":")
+    port = parse_port(port_text, zero=True)
+    if not sep or port is None:
         raise MeshopError(f"listen address {addr!r} is not HOST:PORT")
-    return (host.strip("[]") or "127.0.0.1"), int(port)
+    return (host.strip("[]") or "127.0.0.1"), port
 
 
 class StatusServer:

@@ -94,6 +94,11 @@ def catalog_addresses(agents: Iterable[tuple[str, InstanceHealth]]) -> dict[str,
     return {node: next(iter(addresses)) for node, addresses in seen.items() if len(addresses) == 1}
 
 
+def _count_refused(key: str) -> None:
+    """A node's record the strict reader refused: skipped as if absent (logged by ``read_record``)."""
+    metrics.refused_records_total.labels(COMPONENT, key.partition("/")[0]).inc()
+
+
 @dataclass(frozen=True)
 class ControllerOptions:
     controller_id: str
@@ -126,11 +131,16 @@ class Controller:
         options: ControllerOptions,
         *,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         store_factory: Callable[[ConsulConfig], KVStore] = KVStore,
     ) -> None:
+        """``clock`` (wall) stamps what records show people (since, lastTransitionTime, createdAt, event
+        times); ``monotonic`` measures every duration a decision rests on (the nodes' grace period, when
+        owned keys are re-read), so an NTP step moves no deadline."""
         self.config = config
         self.options = options
         self.clock = clock
+        self.monotonic = monotonic
         self._new_store = store_factory
         self.store = store_factory(config)
         self.events = EventLog(self.store, COMPONENT, clock=clock)
@@ -167,8 +177,8 @@ class Controller:
             lambda e: parse_service_entry(e.key[len(keys.DESIRED_SERVICES) :], e, config.prefix)
         )
         self._node_docs = Memo[ParsedNode](lambda e: parse_node_entry(e.key[len(keys.DESIRED_NODES) :], e))
-        self._records = Memo[NodeRecord | None](read_record(NodeRecord.from_dict))
-        self._observed = Memo[Observed | None](read_record(Observed.from_dict))
+        self._records = Memo[NodeRecord | None](read_record(NodeRecord.from_dict, _count_refused))
+        self._observed = Memo[Observed | None](read_record(Observed.from_dict, _count_refused))
         self._gateway = Memo[tuple[str, ...]](gateway_domains)
         self._reported_node_docs: dict[str, int] = {}
         self._announce: str | None = None
@@ -265,22 +275,24 @@ class Controller:
             self.metrics_registration.ensure()
         if not all(watch.wait_ready(0) for watch in self.watches.values()):
             return 0.1  # never plan from a partial picture: an empty desired/ would delete everything
-        now = self.clock()
+        now, tick = self.clock(), self.monotonic()  # wall for records, monotonic for durations
         lock = self.election.lock
         if lock is not None and (
             self.owned.loaded_at is None
             or self.owned.session != lock.session
-            or now - self.owned.loaded_at >= self.options.resync
+            or tick - self.owned.loaded_at >= self.options.resync
         ):
             try:
-                self.owned.load(self.store, lock.session, now)
+                self.owned.load(self.store, lock.session, tick)
             except ConsulError:
                 metrics.consul_errors_total.labels(COMPONENT, "read").inc()
                 raise
         desired, records, node_docs, observed, agent_status, catalog, health = self._read_snapshots()
         known = set(records) | ({n for per in self.owned.assignments.values() for n in per} if lock else set())
         problems = node_health.problems_of(known, records, agent_status)
-        self.health, transitions = node_health.assess(self.health, problems, now, self.options.grace_period)
+        self.health, transitions = node_health.assess(
+            self.health, problems, now=tick, wall=now, grace=self.options.grace_period
+        )
         views = {
             n: node_view(
                 n,
@@ -293,7 +305,7 @@ class Controller:
             for n, h in self.health.items()
         }
         self._node_metrics(views)
-        requeue = node_health.next_deadline(self.health, now, self.options.grace_period)
+        requeue = node_health.next_deadline(self.health, tick, self.options.grace_period)
         requeue = None if requeue is None else requeue + 0.05
         if lock is None:
             metrics.leader.set(0)

@@ -204,14 +204,19 @@ def gateway_domains(entry: Entry) -> tuple[str, ...]:
         return ()
 
 
-def read_record(factory: Callable[[Mapping], T]) -> Callable[[Entry], T | None]:
-    """A Memo builder for a JSON record; an unreadable value is logged and read as None."""
+def read_record(
+    factory: Callable[[Mapping], T], refused: Callable[[str], None] | None = None
+) -> Callable[[Entry], T | None]:
+    """A Memo builder for a JSON record; an unreadable (or refused) value is logged, passed to ``refused``
+    (the controller counts it) and read as None."""
 
     def build(entry: Entry) -> T | None:
         try:
             return factory(loads_json(entry.value))
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable record %s: %s", entry.key, exc)
+            if refused is not None:
+                refused(entry.key)
             return None
 
     return build
@@ -272,6 +277,6 @@ def node_view(
         allow_host_network=doc.policy.allow_host_network if doc else False,
         allow_bind_mounts=doc.policy.allow_bind_mounts if doc else False,
         ingress_port=record.ingress_port if record else 0,
-        unhealthy_since=health.unhealthy_since,
+        unhealthy_since=health.unhealthy_at,
         problem=health.problem,
     )

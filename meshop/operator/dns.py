@@ -133,7 +133,7 @@ class DnsWriter:
         self.local_cluster = local_cluster
         self.wait = wait
         self.provider_factory = provider_factory
-        self.clock = clock
+        self.clock = clock  # wall: stamps status/dns lastUpdate and events only; no deadline here uses it
         self.secrets = SecretReader(store.config, store.client)
         self.events = EventLog(store, COMPONENT, clock=clock)
         self.wakeup = Wakeup()

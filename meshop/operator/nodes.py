@@ -1,10 +1,17 @@
-"""Node readiness over time: pure, with the clock passed in.
+"""Node readiness over time: pure, with the clocks passed in.
 
 A node is healthy while its agent's record exists in ``nodes/`` and its ``meshop-agent`` health (the TTL
 check plus the Consul node's own checks) passes. An unhealthy node is SUSPECT (keeps its work, gets no
 new work) until it has been unhealthy for the grace period, then NOT_READY (its movable work is placed
 elsewhere). ``assess`` returns the new states and the NodeLost / NodeReady transitions to report;
 ``node_statuses`` turns them into the ``status/nodes/<n>`` records ``meshop status`` shows.
+
+Two clocks, never mixed: the grace period is measured on the monotonic clock (``now``), which an NTP step
+cannot move, so a step of the wall clock never marks a node NotReady or keeps one Suspect longer. The
+wall clock (``wall``) only stamps when a node was first seen unhealthy, for the record people read. A
+wall time read back from a record (a previous leader's ``status/nodes/<n>`` ``since``) is only ever
+carried forward for display, never subtracted from a clock to decide anything: a freshly elected
+controller measures a full grace period of its own.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from meshop.operator.view import NodeState, NodeView
 @dataclass(frozen=True)
 class NodeHealth:
     state: NodeState
-    unhealthy_since: float | None = None
+    unhealthy_since: float | None = None  # monotonic: when first seen unhealthy (the grace period counts from it)
     problem: str = ""  # why the node is unhealthy: "agent check critical", "node record missing", ...
+    unhealthy_at: float | None = None  # the same moment on the wall clock: for ``status/nodes/<n>`` only
 
 
 @dataclass(frozen=True)
@@ -33,13 +41,16 @@ class Transition:
 def assess(
     previous: Mapping[str, NodeHealth],
     problems: Mapping[str, str | None],
+    *,
     now: float,
+    wall: float,
     grace: float,
 ) -> tuple[dict[str, NodeHealth], list[Transition]]:
     """New health for every node in ``problems`` (node -> None when healthy, else what is wrong).
 
-    Nodes missing from ``problems`` are forgotten. The grace period counts from the first pass that saw
-    the node unhealthy (a freshly started controller therefore waits a full grace period too).
+    ``now`` is monotonic, ``wall`` the wall clock at the same moment. Nodes missing from ``problems`` are
+    forgotten. The grace period counts from the first pass that saw the node unhealthy (a freshly
+    started controller therefore waits a full grace period too).
     """
     result: dict[str, NodeHealth] = {}
     transitions: list[Transition] = []
@@ -51,20 +62,23 @@ def assess(
             if before is not None and before.state is NodeState.NOT_READY:
                 transitions.append(Transition(node, "NodeReady", f"node {node} is Ready again"))
             continue
-        since = before.unhealthy_since if before is not None and before.unhealthy_since is not None else now
+        seen = before is not None and before.unhealthy_since is not None
+        since = before.unhealthy_since if seen and before.unhealthy_since is not None else now
+        at = before.unhealthy_at if seen and before.unhealthy_at is not None else wall
         if now - since >= grace:
-            result[node] = NodeHealth(NodeState.NOT_READY, since, problem)
+            result[node] = NodeHealth(NodeState.NOT_READY, since, problem, at)
             if before is None or before.state is not NodeState.NOT_READY:
                 transitions.append(
                     Transition(node, "NodeLost", f"node {node} is NotReady: {problem} for {now - since:.0f}s")
                 )
         else:
-            result[node] = NodeHealth(NodeState.SUSPECT, since, problem)
+            result[node] = NodeHealth(NodeState.SUSPECT, since, problem, at)
     return result, transitions
 
 
 def next_deadline(health: Mapping[str, NodeHealth], now: float, grace: float) -> float | None:
-    """Seconds until the first SUSPECT node's grace period ends (when a pass must run), or None."""
+    """Seconds until the first SUSPECT node's grace period ends (when a pass must run), or None; ``now``
+    is monotonic, as ``assess``'s."""
     waits = [
         max(0.0, h.unhealthy_since + grace - now)
         for h in health.values()
@@ -99,7 +113,8 @@ def node_statuses(
 ) -> dict[str, NodeStatus]:
     """One record per node; unchanged while the node's state and problem are, so an idle pass writes none.
 
-    ``since`` is when a Ready node became Ready, or when an unhealthy node was first seen unhealthy.
+    ``since`` is when a Ready node became Ready, or when an unhealthy node was first seen unhealthy; wall
+    times (``now`` is the wall clock here), read by people only.
     """
     result: dict[str, NodeStatus] = {}
     for name, view in sorted(nodes.items()):

@@ -21,12 +21,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from meshop.model.digits import parse_uint
+
 if TYPE_CHECKING:  # a type only: ``meshop apply``'s route check plans with this module, without py-consul
     from meshop.consul.services import CheckState
 
 SERF_HEALTH = "serfHealth"
 DEAD, CRITICAL, PASSING, UNKNOWN = "dead", "critical", "passing", "unknown"
 _GOOD = ("passing", "warning")
+REPLICA_MAX = 9999  # far above any replica count; a longer "number" is not a replica id
 
 
 def parse_replica_id(service_id: str, service: str) -> tuple[str, int] | None:
@@ -36,9 +39,10 @@ def parse_replica_id(service_id: str, service: str) -> tuple[str, int] | None:
         return None
     rest, _, replica = service_id[len(head) :].rpartition("-")
     node, sep, name = rest.rpartition(f"-{service}")
-    if not replica.isdigit() or not sep or name or not node:
+    number = parse_uint(replica, limit=REPLICA_MAX)
+    if number is None or not sep or name or not node:
         return None
-    return node, int(replica)
+    return node, number
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ class NodeView:
     allow_host_network: bool = False
     allow_bind_mounts: bool = False
     ingress_port: int = 0
-    unhealthy_since: float | None = None  # when the node was first seen unhealthy (Suspect, NotReady)
+    unhealthy_since: float | None = None  # wall clock: when first seen unhealthy (for ``status/nodes`` only)
     problem: str = ""  # why it is unhealthy
 
 

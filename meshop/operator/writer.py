@@ -45,7 +45,7 @@ class Owned:
     statuses: dict[str, ServiceStatus] = field(default_factory=dict)
     routes: dict[str, RouteRecord] = field(default_factory=dict)
     node_statuses: dict[str, NodeStatus] = field(default_factory=dict)
-    loaded_at: float | None = None  # None: stale, reload before trusting it
+    loaded_at: float | None = None  # monotonic; None: stale, reload before trusting it
     session: str | None = None  # the leadership it was loaded under
 
     def invalidate(self) -> None:
@@ -88,6 +88,7 @@ def _read(key: str, value: bytes, factory: Callable[[dict], object]):  # type: i
         return factory(loads_json(value))
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("ignoring unreadable record %s (it will be rewritten): %s", key, exc)
+        metrics.refused_records_total.labels(COMPONENT, key.partition("/")[0]).inc()
         return None
 
 

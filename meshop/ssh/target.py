@@ -11,6 +11,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from meshop.model.digits import parse_port
+
 _USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
 _FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
@@ -55,9 +57,10 @@ def parse_target(text: str, default_user: str = "root", default_port: int = 22) 
         if not _HOST.match(host) or ".." in host:
             raise TargetError(f"target {text!r}: host {host!r} is not a hostname or IP address")
     if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        parsed = parse_port(port_text)
+        if parsed is None:
             raise TargetError(f"target {text!r}: port {port_text!r} is not 1-65535")
-        port = int(port_text)
+        port = parsed
     return SshTarget(host=host, user=user, port=port)
 
 

@@ -42,10 +42,13 @@ def controllers(role_config: Callable[..., ConsulConfig], prefix: str) -> Iterat
     (grace 2 s, lock-delay 1 s)."""
     started: list[Controller] = []
 
-    def start(short: str = "c1", **options: Any) -> Controller:
+    def start(short: str = "c1", *, clocks: dict[str, Callable[[], float]] | None = None, **options: Any) -> Controller:
+        """``clocks``: ``clock`` (wall) and ``monotonic`` to inject instead of the real ones."""
         options = {"grace_period": 2.0, "lock_delay": 1, "check_ttl": 1.0, "resync": 30.0, **options}
         ctl = Controller(
-            role_config("controller"), ControllerOptions(f"{prefix}-{short}", **{"local_cluster": True, **options})
+            role_config("controller"),
+            ControllerOptions(f"{prefix}-{short}", **{"local_cluster": True, **options}),
+            **(clocks or {}),
         ).start()
         started.append(ctl)
         return ctl

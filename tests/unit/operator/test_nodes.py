@@ -9,6 +9,7 @@ from meshop.operator.view import NodeState
 
 READY, SUSPECT, NOT_READY = NodeState.READY, NodeState.SUSPECT, NodeState.NOT_READY
 GRACE = 30.0
+WALL = 1_700_000_000.0  # the wall clock at monotonic 0: the two clocks differ, as they do
 
 
 @pytest.mark.parametrize(
@@ -26,45 +27,54 @@ def test_problems_of(known: set[str], records: set[str], agents: dict[str, str],
 
 
 def test_unhealthy_node_is_suspect_until_the_grace_period_ends_then_not_ready() -> None:
-    health, events = assess({}, {"n1": None, "n2": None}, now=100.0, grace=GRACE)
+    health, events = assess({}, {"n1": None, "n2": None}, now=100.0, wall=WALL + 100.0, grace=GRACE)
     assert {k: h.state for k, h in health.items()} == {"n1": READY, "n2": READY}
     assert events == []
 
-    health, events = assess(health, {"n1": "agent check critical", "n2": None}, now=110.0, grace=GRACE)
-    assert health["n1"] == NodeHealth(SUSPECT, 110.0, "agent check critical")
+    health, events = assess(
+        health, {"n1": "agent check critical", "n2": None}, now=110.0, wall=WALL + 110.0, grace=GRACE
+    )
+    assert health["n1"] == NodeHealth(SUSPECT, 110.0, "agent check critical", WALL + 110.0)
     assert events == []
     assert next_deadline(health, 110.0, GRACE) == pytest.approx(30.0)
 
-    health, events = assess(health, {"n1": "agent check critical", "n2": None}, now=139.9, grace=GRACE)
+    health, events = assess(
+        health, {"n1": "agent check critical", "n2": None}, now=139.9, wall=WALL + 139.9, grace=GRACE
+    )
     assert health["n1"].state is SUSPECT
     assert next_deadline(health, 139.9, GRACE) == pytest.approx(0.1)
 
-    health, events = assess(health, {"n1": "agent check critical", "n2": None}, now=140.0, grace=GRACE)
+    health, events = assess(
+        health, {"n1": "agent check critical", "n2": None}, now=140.0, wall=WALL + 140.0, grace=GRACE
+    )
     assert health["n1"].state is NOT_READY
     assert [(e.node, e.kind) for e in events] == [("n1", "NodeLost")]
     assert "agent check critical for 30s" in events[0].message
     assert next_deadline(health, 140.0, GRACE) is None
 
-    health, events = assess(health, {"n1": "agent check critical", "n2": None}, now=200.0, grace=GRACE)
+    health, events = assess(
+        health, {"n1": "agent check critical", "n2": None}, now=200.0, wall=WALL + 200.0, grace=GRACE
+    )
     assert events == []  # reported once
 
-    health, events = assess(health, {"n1": None, "n2": None}, now=210.0, grace=GRACE)
+    health, events = assess(health, {"n1": None, "n2": None}, now=210.0, wall=WALL + 210.0, grace=GRACE)
     assert health["n1"] == NodeHealth(READY)
     assert [(e.node, e.kind) for e in events] == [("n1", "NodeReady")]
 
 
 def test_a_blip_shorter_than_the_grace_period_resets() -> None:
-    health, _ = assess({}, {"n1": "agent check critical"}, now=0.0, grace=GRACE)
-    health, _ = assess(health, {"n1": None}, now=20.0, grace=GRACE)
-    health, _ = assess(health, {"n1": "agent check critical"}, now=40.0, grace=GRACE)
+    health, _ = assess({}, {"n1": "agent check critical"}, now=0.0, wall=WALL + 0.0, grace=GRACE)
+    health, _ = assess(health, {"n1": None}, now=20.0, wall=WALL + 20.0, grace=GRACE)
+    health, _ = assess(health, {"n1": "agent check critical"}, now=40.0, wall=WALL + 40.0, grace=GRACE)
     assert health["n1"].state is SUSPECT and health["n1"].unhealthy_since == 40.0
-    health, events = assess(health, {"n1": "agent check critical"}, now=60.0, grace=GRACE)
+    assert health["n1"].unhealthy_at == WALL + 40.0
+    health, events = assess(health, {"n1": "agent check critical"}, now=60.0, wall=WALL + 60.0, grace=GRACE)
     assert health["n1"].state is SUSPECT and events == []
 
 
 def test_recovering_from_suspect_is_not_an_event_and_forgotten_nodes_drop_out() -> None:
-    health, _ = assess({}, {"n1": "node record missing", "n2": None}, now=0.0, grace=GRACE)
-    health, events = assess(health, {"n1": None}, now=5.0, grace=GRACE)
+    health, _ = assess({}, {"n1": "node record missing", "n2": None}, now=0.0, wall=WALL + 0.0, grace=GRACE)
+    health, events = assess(health, {"n1": None}, now=5.0, wall=WALL + 5.0, grace=GRACE)
     assert events == []
     assert set(health) == {"n1"}
 
@@ -94,3 +104,21 @@ def test_agent_status_keeps_the_worst_check_per_node() -> None:
 
     pairs = [("n1", "passing"), ("n1", "critical"), ("n2", "warning"), ("n2", "passing"), ("n3", "bogus")]
     assert agent_status(pairs) == {"n1": "critical", "n2": "warning", "n3": "bogus"}
+
+
+@pytest.mark.parametrize("step", [3600.0, -3600.0, 10.0, -10.0], ids=["+1h", "-1h", "+10s", "-10s"])
+def test_a_wall_clock_step_moves_no_grace_period(step: float) -> None:
+    """The grace period runs on the monotonic clock: an NTP step of the wall clock neither ends it early
+    nor stretches it, and the wall stamp people read stays the one first taken."""
+    health, _ = assess({}, {"n1": "agent check critical", "n2": None}, now=0.0, wall=WALL, grace=GRACE)
+    health, events = assess(
+        health, {"n1": "agent check critical", "n2": None}, now=5.0, wall=WALL + 5.0 + step, grace=GRACE
+    )
+    assert (health["n1"].state, health["n2"].state, events) == (SUSPECT, READY, [])
+    assert health["n1"].unhealthy_at == WALL
+    assert next_deadline(health, 5.0, GRACE) == pytest.approx(25.0)
+    health, events = assess(
+        health, {"n1": "agent check critical", "n2": None}, now=30.0, wall=WALL + 30.0 + step, grace=GRACE
+    )
+    assert health["n1"].state is NOT_READY and [(e.node, e.kind) for e in events] == [("n1", "NodeLost")]
+    assert health["n2"].state is READY

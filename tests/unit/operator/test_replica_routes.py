@@ -42,6 +42,15 @@ def serf(consul_node: str, status: str) -> CheckState:
         ("meshop-metrics-controller-c1", "meshop-metrics", None),
         ("other-n1-web-0", "web", None),
         ("meshop--web-0", "web", None),
+        ("meshop-n1-web-²", "web", None),  # isdigit() is True and int() raises: a crash of every pass once
+        ("meshop-n1-web-١٢", "web", None),  # int() would take it
+        ("meshop-n1-web-+1", "web", None),
+        ("meshop-n1-web- 1", "web", None),
+        ("meshop-n1-web-1_0", "web", None),
+        ("meshop-n1-web-", "web", None),
+        ("meshop-n1-web-" + "9" * 5000, "web", None),
+        ("meshop-n1-web-99999", "web", None),
+        ("meshop-n1-web-0007", "web", ("n1", 7)),
     ],
     ids=lambda v: str(v),
 )

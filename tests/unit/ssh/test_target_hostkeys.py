@@ -41,8 +41,26 @@ def test_parse_target(text, expected):
         ("root@host\n[evil]:22", "host"),
         ("root@[2001:db8::1", "IPv6"),
         ("root@a..b", "host"),
+        ("root@host:²", "port"),
+        ("root@host:\uff12\uff12", "port"),
+        ("root@host:+22", "port"),
+        ("root@host:" + "9" * 5000, "port"),
     ],
-    ids=["option-user", "option-host", "port-0", "port-big", "port-text", "space", "newline", "v6-open", "dots"],
+    ids=[
+        "option-user",
+        "option-host",
+        "port-0",
+        "port-big",
+        "port-text",
+        "space",
+        "newline",
+        "v6-open",
+        "dots",
+        "port-superscript",
+        "port-fullwidth",
+        "port-sign",
+        "port-huge",
+    ],
 )
 def test_bad_targets_name_the_field(text, names):
     with pytest.raises(TargetError, match=names):
