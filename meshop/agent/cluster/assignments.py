@@ -30,8 +30,10 @@ from meshop.model.records import Assignment, loads_json
 log = logging.getLogger(__name__)
 
 
-class EventSink(Protocol):
-    def add(self, kind: str, obj: str, message: str) -> None: ...
+class EventNotes(Protocol):
+    """Where the reader notes an event (``journal.Journal``; the reconciler's ``EventSink`` adds a flush)."""
+
+    def add(self, kind: str, obj: str, message: str, /) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Reading:
 
 class AssignmentReader:
     def __init__(
-        self, store: NodeKV, node: str, state: StateFile | None, journal: EventSink, wall: Callable[[], float]
+        self, store: NodeKV, node: str, state: StateFile | None, journal: EventNotes, wall: Callable[[], float]
     ) -> None:
         self.store = store
         self.node = node
