@@ -117,8 +117,15 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n`` (xdist, ``--dist loadgroup``), tests that share one expensive session resource
-    run on one worker: the fleet's tests build one network-namespace fleet per worker that runs them."""
+    """Under ``pytest -n`` (xdist, ``--dist loadgroup``), tests that share one expensive resource run on one
+    worker: the fleet's tests (one network-namespace fleet per worker that runs them), and the tests of a
+    module whose fixtures are module- or package-scoped (a cluster of real processes built once per
+    module, as in a serial run, and never twice at once on two workers)."""
     for item in items:
-        if "tests/fleet/" in item.nodeid.replace("\\", "/"):
+        path = item.nodeid.split("::", 1)[0]
+        if path.startswith("tests/fleet/"):
             item.add_marker(pytest.mark.xdist_group("fleet"))
+            continue
+        fixturedefs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        if any(d.scope in ("module", "package") for defs in fixturedefs.values() for d in defs):
+            item.add_marker(pytest.mark.xdist_group(path))

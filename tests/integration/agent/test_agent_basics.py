@@ -25,15 +25,11 @@ from tests.integration.agent.helpers import (
 from tests.support.procs import wait_until
 
 
-def test_assignment_runs_within_two_seconds_with_its_labels(
-    start_agent: AgentFactory, store: KVStore, engine: Engine, node: str
-) -> None:
+def test_assignment_runs_with_its_labels(start_agent: AgentFactory, store: KVStore, engine: Engine, node: str) -> None:
     start_agent()
-    started = time.monotonic()
     assignment = assign(store, node, "web", http_spec(replicas=2), generation=42)
-    wait_until(lambda: len(engine.running("web")) == 2, 2.0, what="two running replicas within 2 s")
-    took = time.monotonic() - started
-    assert took < 2.0
+    # how fast is a figure of benchmarks/agent_converge.py; here: it runs, as assigned
+    wait_until(lambda: len(engine.running("web")) == 2, 10.0, what="two running replicas")
     labels = sorted((c.labels for c in engine.running("web")), key=lambda lab: lab["meshop.replica"])
     assert [lab["meshop.replica"] for lab in labels] == ["0", "1"]
     for lab in labels:
