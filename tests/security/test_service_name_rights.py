@@ -82,8 +82,8 @@ def test_a_moved_service_stays_deregistrable_while_the_node_runs_it(
     services = agent_services(n1)
     roles = acl.roles(consul_server.addr, prefix)
     assert roles is not None
+    store.put(keys.observed(n1, web), "{}")  # reported first: no sync (the watch runs too) sees it unreported
     store.put(keys.assignment(n1, web), "{}")
-    store.put(keys.observed(n1, web), "{}")
     roles.sync()
     replica = Registration(f"meshop-{n1}-{web}-0", web, "127.0.0.1", 2, meta={"node": n1})
     services.register(replica)
