@@ -2,7 +2,9 @@
 placement. Run with a management token (``acl = "write"``); every step can be repeated.
 
 Agent policies follow placement: node N may read ``secrets/<S>/`` only while S is assigned to N, and
-register services only under the names it is assigned or still runs. Changing a policy needs
+register services only under the names the controller assigned to it (``assignments/N/``). What N
+reports in ``observed/N/`` is N's own word: it never adds a name, it only keeps one N was granted before
+(read back from N's current policy) while N still runs it, so N can deregister what it stops. Changing a policy needs
 ``acl = "write"``, which is as good as a management token, so no meshop daemon holds it: ``meshop acl
 sync --watch`` is a small process of its own, run next to the Consul servers with the management token,
 that re-renders the agent policies whenever ``assignments/`` or ``observed/`` change. Until it has run,
@@ -40,6 +42,12 @@ class ServicesByNode:
     def of(self, node: str) -> tuple[frozenset[str], frozenset[str]]:
         return self.assigned.get(node, frozenset()), self.running.get(node, frozenset())
 
+    def rights(self, node: str, granted: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+        """(assigned, kept) for ``node``'s policy: kept are names ``granted`` before (its current policy)
+        that it still reports running and that are no longer assigned to it."""
+        assigned, running = self.of(node)
+        return assigned, (granted & running) - assigned
+
 
 def placement_of(assignments: Listing, observed: Listing) -> ServicesByNode:
     """Pure: node -> service names from the two listings; keys that are not ``<node>/<service>`` with
@@ -75,9 +83,14 @@ class AclAdmin:
     def render(self, role: str, node: str | None = None) -> policies.RolePolicy:
         """The role's policy; an agent's with the services placement gives its node right now."""
         if role in policies.NODE_ROLES and node:
-            assigned, running = self.placement().of(node)
-            return _checked(lambda: policies.render(role, self.prefix, node, assigned, running))
+            assigned, kept = self.placement().rights(node, self._granted(node))
+            return _checked(lambda: policies.render(role, self.prefix, node, assigned, kept))
         return _checked(lambda: policies.render(role, self.prefix, node))
+
+    def _granted(self, node: str) -> frozenset[str]:
+        """The service names ``node``'s agent policy grants now (none when it has no policy yet)."""
+        current = self.api.policy(_checked(lambda: policies.render("agent", self.prefix, node)).name)
+        return policies.granted_services(current.rules) if current is not None else frozenset()
 
     def placement(self) -> ServicesByNode:
         return placement_of(self.store.list(keys.ASSIGNMENTS), self.store.list(keys.OBSERVED))
@@ -122,10 +135,16 @@ class AclAdmin:
             node = policies.agent_node_of(policy.name, self.prefix)
             if node is None:
                 continue
-            assigned, running = placement.of(node)
-            rendered = _checked(lambda n=node, a=assigned, r=running: policies.render("agent", self.prefix, n, a, r))
-            if policy.description != rendered.description:
+            current = self.api.policy(policy.name)
+            if current is None:
+                continue
+            granted = policies.granted_services(current.rules)
+            assigned, kept = placement.rights(node, granted)
+            rendered = _checked(lambda n=node, a=assigned, k=kept: policies.render("agent", self.prefix, n, a, k))
+            if current.description != rendered.description:
                 continue  # another prefix whose name maps to the same policy name: not ours
+            if (current.rules, current.description) == (rendered.rules, rendered.description):
+                continue
             if self.api.upsert_policy(rendered.name, rendered.description, rendered.rules)[1]:
                 changed.append(rendered.name)
         return changed

@@ -1,9 +1,10 @@
 """``meshop events [OBJECT] [--follow]``: the bounded event log (``events/``), oldest first, and new
 entries as they land; optionally only those about one object.
 
-Following uses a blocking-query watch on ``events/`` (no polling). Keys sort by time, so "new" is simply
-"a key after the last one shown"; an event trimmed from the log before it was shown is not missed by
-that rule, only lost with the log's bound.
+Following uses a blocking-query watch on ``events/`` (no polling). Each writer has a folder of its own
+(``events/<writer>/``) whose keys end in a time-ordered segment; events of all writers are merged by that
+segment (``event_order``), so "new" is simply "ordered after the last one shown"; an event trimmed from
+the log before it was shown is not missed by that rule, only lost with its writer's bound.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshop.client.cluster import check_access
+from meshop.consul.events import event_order
 from meshop.consul.store import Entry, KVStore, Listing
 from meshop.consul.watch import watch_prefix
 from meshop.errors import DocumentError
@@ -31,8 +33,9 @@ class LoggedEvent:
 def events_in(entries: tuple[Entry, ...], after: str = "") -> list[LoggedEvent]:
     """Readable events of ``entries`` whose key sorts after ``after``, oldest first."""
     out = []
-    for entry in sorted(entries, key=lambda e: e.key):
-        if entry.key <= after:
+    last = event_order(after)
+    for entry in sorted(entries, key=lambda e: event_order(e.key)):
+        if event_order(entry.key) <= last:
             continue
         try:
             out.append(LoggedEvent(entry.key, Event.from_dict(loads_json(entry.value))))

@@ -1,11 +1,17 @@
 """The bounded event log under ``events/``: what happened, for ``meshop events`` and ``describe``.
 
-Keys sort by time (``events/<ns since epoch, 20 digits>-<random>``), so listing is chronological.
-The bound is exact: ``append`` writes the event and deletes the oldest ones beyond ``max_events`` in
-one transaction (from a keys-only listing), and a writer that commits prepared events in its own
-transactions trims right after each commit (``appended``), so at rest ``events/`` never holds more
-than ``max_events`` keys (before: up to ``trim_every`` more; 1001 was seen). Messages must never
-carry secrets: callers pass names, reasons and validation paths, never env values.
+Each writer appends to a folder of its own, ``events/<writer>/<ns since epoch, 20 digits>-<random>``:
+``controller``, ``agent-<node>``, and ``audit`` (the dashboard's actions). Each role's token may write
+only its own folder (issue 24: before, any agent token could overwrite or delete the whole log, the
+audit records included), and readers merge the folders by the key's last segment, which sorts by time
+(``event_order``).
+
+The bound is per writer: a writer may delete only in its own folder, so ``append`` writes the event
+and deletes the oldest of *its own* beyond ``max_events`` in one transaction (from a keys-only
+listing), and a writer that commits prepared events in its own transactions trims right after each
+commit (``appended``). At rest each folder holds at most ``max_events`` keys, so ``events/`` holds at
+most ``max_events`` per writer. Messages must never carry secrets: callers pass names, reasons and
+validation paths, never env values.
 """
 
 from __future__ import annotations
@@ -16,12 +22,24 @@ import time
 from collections.abc import Callable
 
 from meshop.consul.store import KVStore, TxnOp
-from meshop.model.keys import EVENTS
+from meshop.model.keys import AUDIT_EVENTS, EVENTS, events_of
 from meshop.model.records import Event, dumps, loads_json
 
 log = logging.getLogger(__name__)
 
-MAX_EVENTS = 1000
+MAX_EVENTS = 1000  # per writer
+AUDIT_COMPONENTS = ("dashboard", "cli")  # what people did: kept in events/audit/, where no agent writes
+
+
+def writer_of(component: str) -> str:
+    """The folder a component's events go to: ``agent/n1`` -> ``agent-n1``, the dashboard and the CLI
+    -> ``audit``, anything else its own name."""
+    return AUDIT_EVENTS if component in AUDIT_COMPONENTS else component.replace("/", "-")
+
+
+def event_order(key: str) -> tuple[str, str]:
+    """Sort key of an event key across writers' folders: its time-ordered last segment, then the key."""
+    return key.rpartition("/")[2], key
 
 
 class EventLog:
@@ -36,6 +54,7 @@ class EventLog:
     ) -> None:
         self.store = store
         self.component = component
+        self.folder = events_of(writer_of(component))
         self.max_events = max_events
         self.trim_every = trim_every
         self.clock = clock
@@ -43,7 +62,7 @@ class EventLog:
 
     def append(self, kind: str, obj: str, message: str) -> Event:
         event = Event(time=self.clock(), kind=kind, object=obj, message=message[:1000], component=self.component)
-        keys = self.store.keys(EVENTS)
+        keys = self.store.keys(self.folder)
         excess = keys[: max(0, len(keys) + 1 - self.max_events)]
         put = TxnOp.set(self._key(event), dumps(event))
         self.store.transact([put, *(TxnOp.delete(k) for k in excess[:63])])
@@ -65,9 +84,9 @@ class EventLog:
         return 0
 
     def trim(self, guard: TxnOp | None = None) -> int:
-        """Delete the oldest events beyond ``max_events``; returns how many went."""
+        """Delete this writer's oldest events beyond ``max_events``; returns how many went."""
         self._since_trim = 0
-        keys = self.store.keys(EVENTS)
+        keys = self.store.keys(self.folder)
         excess = keys[: max(0, len(keys) - self.max_events)]
         chunk = 63 if guard else 64
         for start in range(0, len(excess), chunk):
@@ -75,14 +94,13 @@ class EventLog:
             self.store.transact([guard, *deletes] if guard else deletes)
         return len(excess)
 
-    @staticmethod
-    def _key(event: Event) -> str:
-        return f"{EVENTS}{int(event.time * 1e9):020d}-{secrets.token_hex(3)}"
+    def _key(self, event: Event) -> str:
+        return f"{self.folder}{int(event.time * 1e9):020d}-{secrets.token_hex(3)}"
 
     def recent(self, limit: int = 50, obj: str | None = None) -> list[Event]:
-        """The newest ``limit`` events, oldest first; optionally only those about ``obj``."""
+        """The newest ``limit`` events of every writer, oldest first; optionally only those about ``obj``."""
         events = []
-        for entry in self.store.list(EVENTS).entries:
+        for entry in sorted(self.store.list(EVENTS).entries, key=lambda e: event_order(e.key)):
             try:  # agents write events too: a refused one is left out, never the whole log
                 events.append(Event.from_dict(loads_json(entry.value)))
             except ValueError as exc:

@@ -9,6 +9,12 @@ The rule:
   (the route's healthy upstreams), so traffic reaches a node's own Caddy; a wildcard points at every
   node serving some host under its domain. When a gateway is healthy again, records move back.
 
+A gateway counts only when it holds a claim (``gateways/<id>``, KV only the gateway role may write) for
+the very address its ``meshop-gateway-<id>`` registration advertises (``claimed_address``): the service
+name alone is a weaker proof (Consul scopes service rights by name only, and a stale or misconfigured
+agent policy once granted ``meshop-gateway``), so a registration no gateway token vouched for is
+ignored, whatever Consul says (issue 24).
+
 Only IP literals become records (A for IPv4, AAAA for IPv6); anything else is skipped with a reason.
 The caller has already refused addresses no node or gateway may claim (``address_problem``).
 """
@@ -16,10 +22,11 @@ The caller has already refused addresses no node or gateway may claim (``address
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from meshop.model.names import host_in_domain
+from meshop.model.names import host_in_domain, is_dns_label
 
 GATEWAYS = "gateways"
 DIRECT = "direct"
@@ -40,6 +47,30 @@ class Targets:
     mode: str  # gateways | direct
     gateways: tuple[str, ...] = ()  # ids of the gateways the records point at
     skipped: tuple[str, ...] = ()  # why a host or an address was left out
+
+
+def gateway_claims(entries: Iterable[tuple[str, bytes | str]], prefix: str) -> dict[str, str]:
+    """Gateway id -> the address its claim names, from ``(key, value)`` pairs under ``prefix``
+    (``gateways/``); keys that are not one label deep and values that are not ``{"address": str}``
+    objects are skipped."""
+    claims: dict[str, str] = {}
+    for key, value in entries:
+        gid = key.removeprefix(prefix)
+        if gid == key or not is_dns_label(gid):
+            continue
+        try:
+            record = json.loads(value)
+        except ValueError:
+            continue
+        address = record.get("address") if isinstance(record, dict) else None
+        if isinstance(address, str) and address:
+            claims[gid] = address
+    return claims
+
+
+def claim_value(address: str) -> str:
+    """The claim a gateway writes for itself: the address its registration advertises."""
+    return json.dumps({"address": address})
 
 
 def ip_literal(address: str) -> str | None:

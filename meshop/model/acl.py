@@ -6,21 +6,30 @@ send what this module renders. Each rule follows from what the role's code reads
 
 * ``controller``: reads the whole prefix except ``secrets/`` (but ``secrets/meshop-dns/``: the TSIG key of
   the DNS writer); writes ``assignments/``, ``status/``,
-  ``routes/``, ``events/`` and the ``leader`` lock (sessions on any Consul node: it may run on any);
-  registers ``meshop-controller`` and ``meshop-metrics``.
+  ``routes/``, ``events/controller/`` and the ``leader`` lock (sessions on any Consul node: it may run on any);
+  registers ``meshop-controller`` and ``meshop-metrics``. Its events go to ``events/controller/``.
 * ``gateway``: reads ``routes/``, ``desired/gateway`` and ``nodes/``; registers ``meshop-metrics`` and
-  ``meshop-gateway`` (its health, which DNS follows); reads and writes ``secrets/meshop-gateway/`` (the CA
+  ``meshop-gateway`` (its health, which DNS follows) and writes its claim ``gateways/<id>`` (the address
+  the DNS writer accepts for that registration); reads and writes ``secrets/meshop-gateway/`` (the CA
   and certificates the gateways share).
-* ``agent`` of node N: writes ``nodes/N``, ``observed/N/``, its fence ``fences/N`` and events
-  (``events/``: what it did to containers; the log is bounded by whoever appends); reads
-  ``assignments/N/`` and ``desired/gateway`` (its TLS mode, for ``--ingress-https-port``); registers
-  ``meshop-agent``, ``meshop-metrics`` and the services it runs; reads ``secrets/<S>/`` only for the
-  services S assigned to N. The assigned and running services change with placement, so this policy is
-  re-rendered by ``meshop acl sync`` (``services``: assigned to N; ``running``: what N reports in
-  ``observed/N/``, which it must still be able to deregister).
+* ``agent`` of node N: writes ``nodes/N``, ``observed/N/``, its fence ``fences/N`` and its own events
+  (``events/agent-N/``: what it did to containers, bounded per writer); reads ``assignments/N/`` and
+  ``desired/gateway`` (its TLS mode, for ``--ingress-https-port``); registers ``meshop-agent``,
+  ``meshop-metrics`` and the services assigned to it; reads ``secrets/<S>/`` only for the services S
+  assigned to N. The assigned services change with placement, so this policy is re-rendered by
+  ``meshop acl sync`` (``services``: assigned to N by the controller; ``kept``: names N was granted
+  before and still reports running in ``observed/N/``, so it can deregister what it stops — never a name
+  N only reports, since ``observed/N/`` is N's own word).
+
+Service names (docs/security.md, "Service names"): ``meshop-*`` names are meshop's own, so every
+role that registers gets ``service_prefix "meshop-"`` read (never write) and exact write rules for the few names its
+daemon registers (an exact rule beats a prefix rule): the controller ``meshop-controller`` and
+``meshop-metrics``, the gateway ``meshop-gateway`` and ``meshop-metrics``, an agent ``meshop-agent`` and
+``meshop-metrics``. A ``meshop-*`` name never becomes an agent's service right, whatever placement says.
 * ``readonly``: reads the whole prefix except ``secrets/`` (status, get, describe, events, diff).
 * ``operator``: ``readonly`` plus writes to ``desired/`` (apply, import, delete, cordon, drain), to
-  ``fences/`` (``meshop cluster adopt``) and to ``events/`` (the dashboard records its actions).
+  ``fences/`` (``meshop cluster adopt``) and to ``events/audit/`` (the dashboard records its actions
+  there, where no agent can write).
 * ``prometheus``: reads the ``meshop-metrics`` service and the nodes, and the local agent's datacenter
   (what ``consul_sd_configs`` asks for).
 
@@ -34,6 +43,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from meshop.model.keys import AUDIT_EVENTS, CONTROLLER_EVENTS, agent_events
 from meshop.model.names import is_dns_label
 
 ROLES = ("controller", "gateway", "agent", "readonly", "operator", "prometheus")
@@ -43,6 +53,7 @@ AGENT_SERVICE = "meshop-agent"
 CONTROLLER_SERVICE = "meshop-controller"
 METRICS_SERVICE = "meshop-metrics"
 GATEWAY_SERVICE = "meshop-gateway"
+RESERVED_SERVICE_PREFIX = "meshop-"  # meshop's own Consul service names: never an agent's by placement
 DNS_SECRETS = "meshop-dns"  # secrets/meshop-dns/: the TSIG key the leader's DNS writer signs with
 
 _PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9_.-]+", re.ASCII)
@@ -111,11 +122,34 @@ def _read_all_but_secrets(p: str) -> list[str]:
 _CATALOG_READ = [_rule("service_prefix", "", "read"), _rule("node_prefix", "", "read")]
 
 
+def _own_names(*names: str) -> list[str]:
+    """Write on exactly ``names``, read only on every other ``meshop-*`` name: the longer prefix rule
+    beats a ``service_prefix ""`` write that another policy on the same token might grant."""
+    return [_rule("service_prefix", RESERVED_SERVICE_PREFIX, "read"), *(_rule("service", n, "write") for n in names)]
+
+
+def agent_service_names(services: Iterable[str], kept: Iterable[str] = ()) -> list[str]:
+    """The Consul service names an agent may register beyond its own ``meshop-agent``/``meshop-metrics``:
+    RFC 1123 labels outside ``meshop-*``, from its assignments (and ``kept``), nothing else."""
+    names = {_check_name("service", s) for s in (*services, *kept)}
+    return sorted(n for n in names if not n.startswith(RESERVED_SERVICE_PREFIX))
+
+
+_SERVICE_WRITE = re.compile(r'^service "([a-z0-9-]+)" \{\n  policy = "write"\n\}', re.MULTILINE | re.ASCII)
+
+
+def granted_services(rules: str) -> frozenset[str]:
+    """The service names an agent policy rendered here grants write on (its own ``meshop-*`` excluded):
+    what ``acl sync`` may keep for a node that still runs them after they moved away."""
+    return frozenset(n for n in _SERVICE_WRITE.findall(rules) if not n.startswith(RESERVED_SERVICE_PREFIX))
+
+
 def policy_rules(
-    role: str, prefix: str, node: str | None = None, services: Iterable[str] = (), running: Iterable[str] = ()
+    role: str, prefix: str, node: str | None = None, services: Iterable[str] = (), kept: Iterable[str] = ()
 ) -> str:
     """The HCL rules of ``role`` under ``prefix``; for ``agent``, of ``node`` with ``services`` assigned to
-    it (their secrets readable, their registrations writable) and ``running`` still registered by it."""
+    it (their secrets readable, their registrations writable) and ``kept``: names granted before that it
+    still runs (registrations writable, so it can deregister them; no secrets)."""
     _check_role(role, node)
     p = check_prefix(prefix)
     if node is not None:
@@ -123,37 +157,37 @@ def policy_rules(
     rules: list[str]
     if role == "controller":
         rules = _read_all_but_secrets(p) + [
-            _rule("key_prefix", f"{p}/{part}/", "write") for part in ("assignments", "status", "routes", "events")
+            _rule("key_prefix", f"{p}/{part}/", "write") for part in ("assignments", "status", "routes")
         ]
+        rules += [_rule("key_prefix", f"{p}/events/{CONTROLLER_EVENTS}/", "write")]
         rules += [_rule("key_prefix", f"{p}/secrets/{DNS_SECRETS}/", "read")]
         rules += [_rule("key", f"{p}/leader", "write"), _rule("session_prefix", "", "write")]
-        rules += [_rule("service", CONTROLLER_SERVICE, "write"), _rule("service", METRICS_SERVICE, "write")]
+        rules += _own_names(CONTROLLER_SERVICE, METRICS_SERVICE)
         rules += _CATALOG_READ
     elif role == "gateway":
         rules = [
             _rule("key_prefix", f"{p}/routes/", "read"),
             _rule("key", f"{p}/desired/gateway", "read"),
             _rule("key_prefix", f"{p}/nodes/", "read"),
-            _rule("service", METRICS_SERVICE, "write"),
-            _rule("service", GATEWAY_SERVICE, "write"),
+            *_own_names(GATEWAY_SERVICE, METRICS_SERVICE),
+            _rule("key_prefix", f"{p}/gateways/", "write"),  # claims: the address each registration may hold
             _rule("key_prefix", f"{p}/secrets/{GATEWAY_SERVICE}/", "write"),  # certificates shared by gateways
             *_CATALOG_READ,
         ]
     elif role == "agent":
         assert node is not None
         assigned = sorted({_check_name("service", s) for s in services})
-        registered = sorted(set(assigned) | {_check_name("service", s) for s in running})
+        registered = agent_service_names(assigned, kept)
         rules = [
             _rule("key", f"{p}/nodes/{node}", "write"),
             _rule("key_prefix", f"{p}/observed/{node}/", "write"),
             _rule("key", f"{p}/fences/{node}", "write"),
-            _rule("key_prefix", f"{p}/events/", "write"),
+            _rule("key_prefix", f"{p}/events/{agent_events(node)}/", "write"),
             _rule("key_prefix", f"{p}/assignments/{node}/", "read"),
             _rule("key", f"{p}/desired/gateway", "read"),  # the TLS mode of the node's HTTPS sites
             *(_rule("key_prefix", f"{p}/secrets/{s}/", "read") for s in assigned),
-            _rule("service", AGENT_SERVICE, "write"),
-            _rule("service", METRICS_SERVICE, "write"),
-            *(_rule("service", s, "write") for s in registered if s not in (AGENT_SERVICE, METRICS_SERVICE)),
+            *_own_names(AGENT_SERVICE, METRICS_SERVICE),
+            *(_rule("service", s, "write") for s in registered),
             *_CATALOG_READ,
         ]
     elif role == "readonly":
@@ -163,7 +197,7 @@ def policy_rules(
             *_read_all_but_secrets(p),
             _rule("key_prefix", f"{p}/desired/", "write"),
             _rule("key_prefix", f"{p}/fences/", "write"),
-            _rule("key_prefix", f"{p}/events/", "write"),
+            _rule("key_prefix", f"{p}/events/{AUDIT_EVENTS}/", "write"),
             *_CATALOG_READ,
         ]
     else:  # prometheus
@@ -176,12 +210,12 @@ def policy_rules(
 
 
 def render(
-    role: str, prefix: str, node: str | None = None, services: Iterable[str] = (), running: Iterable[str] = ()
+    role: str, prefix: str, node: str | None = None, services: Iterable[str] = (), kept: Iterable[str] = ()
 ) -> RolePolicy:
     return RolePolicy(
         policy_name(role, prefix, node),
         description(role, prefix, node),
-        policy_rules(role, prefix, node, services, running),
+        policy_rules(role, prefix, node, services, kept),
     )
 
 

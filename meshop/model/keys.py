@@ -22,11 +22,28 @@ STATUS_SERVICES = "status/services/"
 STATUS_NODES = "status/nodes/"
 STATUS_DNS = "status/dns"
 ROUTES = "routes/"
-EVENTS = "events/"
+EVENTS = "events/"  # events/<writer>/<ns, 20 digits>-<random>: one folder per writer (its own ACL prefix)
+CONTROLLER_EVENTS = "controller"  # the controller's and its DNS writer's events
+AUDIT_EVENTS = "audit"  # what people did through the dashboard or the CLI: no agent can write here
+GATEWAYS = "gateways/"  # gateways/<id>: the address a meshop-gateway-<id> registration may hold
 LEADER = "leader"
 FENCES = "fences/"
 SECRETS = "secrets/"
 DNS_SECRETS_OWNER = "meshop-dns"  # secrets/meshop-dns/: the TSIG key (Service names meshop-* are reserved)
+
+
+def agent_events(node: str) -> str:
+    """The event folder (under ``events/``) of node ``node``'s agent."""
+    return f"agent-{node}"
+
+
+def events_of(writer: str) -> str:
+    """``events/<writer>/``: the folder one writer appends to and trims."""
+    return f"{EVENTS}{writer}/"
+
+
+def gateway_claim(gateway_id: str) -> str:
+    return f"{GATEWAYS}{gateway_id}"
 
 
 def resolve_prefix(flag: str | None, env: Mapping[str, str]) -> str:

@@ -49,7 +49,7 @@ from meshop.operator.dns import DnsWriter
 from meshop.operator.election import LeaderElection
 from meshop.operator.nodes import NodeHealth
 from meshop.operator.plan import ClusterState, PlannedEvent, diff, plan
-from meshop.operator.replicas import ReplicaHealth, replica_health
+from meshop.operator.replicas import ReplicaHealth, agent_hosts, replica_health
 from meshop.operator.status import bounded
 from meshop.operator.view import NodeState, NodeView
 from meshop.operator.volumes import claim_volumes
@@ -407,7 +407,7 @@ class Controller:
 
         agents = agent_instances(self.watches["agents"].latest or [])
         agent_status = node_health.agent_status((node, i.status) for node, i in agents)
-        health = replica_health(self.watches["checks"].latest or [], {node: i.node for node, i in agents})
+        health = replica_health(self.watches["checks"].latest or [], agent_hosts((node, i.node) for node, i in agents))
         return desired, records, node_docs, observed, agent_status, catalog_addresses(agents), health
 
     def _domains(self) -> tuple[str, ...]:

@@ -9,8 +9,9 @@ again right before each one, and a deposed leader's late update is undone by the
 Each pass reads (watches, so changes wake it at once): the Gateway document (``desired/gateway``:
 hostile input, validated by the same rules as ``meshop apply``), ``routes/`` (hosts and the nodes
 serving them), and the health of every ``meshop-gateway`` registration (its Consul checks and its
-node's ``serfHealth``). Registrations are hostile too: only ids ``meshop-gateway-<label>`` with an
-address no node may not claim count. The TSIG secret is read from ``<prefix>/secrets/meshop-dns/``
+node's ``serfHealth``), and the gateways' claims (``gateways/``). Registrations are hostile too: only ids
+``meshop-gateway-<label>`` with an address no node may not claim, and that a gateway claimed for that
+address (``targets.gateway_claims``), count. The TSIG secret is read from ``<prefix>/secrets/meshop-dns/``
 (nowhere else) on each pass and lives only in the provider's keyring: it is never logged, evented or
 written to status. Then ``targets.desired_records`` -> provider ``read`` -> ``plan`` -> ``apply`` per
 change, one event per change, ``status/dns`` when it changed.
@@ -21,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from meshop import metrics
@@ -38,7 +39,7 @@ from meshop.daemon.wakeup import Wakeup
 from meshop.dns.plan import plan
 from meshop.dns.provider import DnsError, DnsRefused, Provider
 from meshop.dns.rfc2136 import Rfc2136Provider, Rfc2136Settings
-from meshop.dns.targets import GatewayInstance, desired_records
+from meshop.dns.targets import GatewayInstance, desired_records, gateway_claims
 from meshop.errors import ConsulError, MeshopError, SecretRefused
 from meshop.model import keys, parse_stored_gateway
 from meshop.model.addresses import address_problem
@@ -68,9 +69,11 @@ def rfc2136_provider(dns: GatewayDNS, secret: str) -> Provider:
     return Rfc2136Provider(settings)
 
 
-def gateway_instances(instances: list[InstanceHealth] | None, *, local_cluster: bool) -> tuple[list, list[str]]:
-    """The registrations that are gateways' own, with the address each advertises; and why others were
-    left out. Healthy means every check passes, the node's ``serfHealth`` included."""
+def gateway_instances(
+    instances: list[InstanceHealth] | None, claims: Mapping[str, str], *, local_cluster: bool
+) -> tuple[list, list[str]]:
+    """The registrations that are gateways' own, with the address each advertises and ``claims`` vouches
+    for; and why others were left out. Healthy means every check passes, the node's ``serfHealth`` included."""
     found: list[GatewayInstance] = []
     refused: list[str] = []
     for inst in instances or ():
@@ -79,6 +82,9 @@ def gateway_instances(instances: list[InstanceHealth] | None, *, local_cluster: 
             refused.append(f"registration {inst.service_id[:80]!r} is not a gateway's own")
             continue
         address = inst.service_address or inst.address
+        if claims.get(gid) != address:
+            refused.append(f"gateway {gid}: no claim in gateways/ for {address[:80]!r} (not registered by a gateway)")
+            continue
         problem = address_problem(address, local_cluster=local_cluster)
         if problem:
             refused.append(f"gateway {gid}: {problem}")
@@ -158,7 +164,8 @@ class DnsWriter:
             wait=self.wait,
             component=COMPONENT,
         ).start()
-        self.watches = [self.gateway_watch, self.routes_watch, self.gateways_watch]
+        self.claims_watch = watch_prefix(self.store, keys.GATEWAYS, lambda _: notify("claims"), wait=self.wait)
+        self.watches = [self.gateway_watch, self.routes_watch, self.gateways_watch, self.claims_watch]
         self._thread = self.loop.start("controller-dns")
         return self
 
@@ -203,7 +210,9 @@ class DnsWriter:
 
     def _pass(self, lock: Lock, gateway: Gateway, base: DnsStatus) -> DnsOutcome:
         dns = gateway.dns
-        gateways, refused = gateway_instances(self.gateways_watch.latest, local_cluster=self.local_cluster)
+        claimed = self.claims_watch.latest
+        claims = gateway_claims(((e.key, e.value) for e in claimed.entries) if claimed else (), keys.GATEWAYS)
+        gateways, refused = gateway_instances(self.gateways_watch.latest, claims, local_cluster=self.local_cluster)
         for problem in refused:
             log.warning("DNS: %s; not used", problem)
         hosts = served_hosts(self.routes_watch.latest, gateway.domains, local_cluster=self.local_cluster)

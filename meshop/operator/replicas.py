@@ -9,6 +9,12 @@ The controller watches every check in the cluster (``/v1/health/state/any``). Tw
   Every replica on such a node counts as failing, and a meshop node whose agent is registered there is
   ``dead``.
 
+Registrations are hostile (Consul scopes service rights by name, not by node: every agent may register
+``meshop-agent`` and the services assigned to it, with any id): a replica's check counts for meshop node
+N only when it runs on the Consul node N's agent is registered on, and that Consul node is one
+(``agent_hosts``: a second ``meshop-agent-N`` elsewhere makes it unknown, not the forger's choice). So a
+node cannot fail (or pass) another node's replicas, nor declare it dead, from its own Consul agent.
+
 ``ReplicaHealth.state(service, node)`` is then ``dead``, ``critical`` (every registered check of that
 service on that node fails), ``passing`` (at least one passes) or ``unknown`` (no check: no replica
 registered with a check there, or no data). Routes drop ``dead`` and ``critical`` upstreams at once,
@@ -58,6 +64,15 @@ class ReplicaHealth:
         return self.replicas.get(service, {}).get(node, UNKNOWN)
 
 
+def agent_hosts(agents: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """meshop node -> the Consul node its agent is registered on, from (meshop node, Consul node) pairs;
+    a meshop node registered on more than one Consul node has none (which one is true is unknowable)."""
+    seen: dict[str, set[str]] = {}
+    for node, host in agents:
+        seen.setdefault(node, set()).add(host)
+    return {node: next(iter(hosts)) for node, hosts in seen.items() if len(hosts) == 1}
+
+
 def replica_health(checks: Iterable[CheckState], agent_hosts: Mapping[str, str]) -> ReplicaHealth:
     """From every check in the cluster and where each meshop node's agent is registered (meshop node ->
     Consul node): each routed replica's effective state, and the meshop nodes whose Consul node is gone."""
@@ -69,6 +84,8 @@ def replica_health(checks: Iterable[CheckState], agent_hosts: Mapping[str, str])
         if parsed is None:
             continue
         node = parsed[0]
+        if agent_hosts.get(node) != check.node:
+            continue  # not where node's agent runs: another node's registration (or a stale one)
         good = check.status in _GOOD and check.node not in serf_down
         per = found.setdefault(check.service_name, {})
         per[node] = PASSING if good or per.get(node) == PASSING else CRITICAL

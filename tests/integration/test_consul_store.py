@@ -127,16 +127,16 @@ def test_list_together_reads_several_prefixes_in_one_transaction(store: KVStore)
 
 def test_dot_segments_are_refused_in_urls_and_taken_literally_in_transactions(store: KVStore) -> None:
     """A URL key with ``..`` is cleaned by Consul and redirected (py-consul follows: another key is read),
-    so it is refused. An agent may write ``events/..`` literally (a transaction); the event log, which
-    deletes its oldest keys in transactions, must still trim it and keep appending."""
+    so it is refused. An agent may write ``events/agent-N/..`` literally (a transaction, in its own folder);
+    the event log, which deletes its oldest keys in transactions, must still trim it and keep appending."""
     store.put("secrets/app/pw", b"hunter2")
     for backend in (store, KVStore.over_http(store.config)):
         for key in ("desired/services/../../secrets/app/pw", "./x", "a/."):
             with pytest.raises(DocumentError, match=re.escape("'.' or '..' segment")):
                 backend.get(key)
-    store.transact([TxnOp.set("events/..", "{}")])  # the oldest key there ('.' sorts before digits)
     log = EventLog(store, "test", max_events=2)
+    store.transact([TxnOp.set(f"{log.folder}..", "{}")])  # the oldest key there ('.' sorts before digits)
     for n in range(3):
         log.append("Test", "object/x", f"event {n}")
-    remaining = store.keys("events/")
-    assert "events/.." not in remaining and len(remaining) == 2
+    remaining = store.keys(log.folder)
+    assert f"{log.folder}.." not in remaining and len(remaining) == 2

@@ -17,7 +17,6 @@ from meshop.agent.planning.plan import Action, Create, Remove, Replace, Start
 from meshop.consul.events import EventLog
 from meshop.consul.store import MAX_TXN_OPS, KVStore, TxnOp
 from meshop.errors import ConsulError
-from meshop.model.keys import EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ class Journal:
             return 0
         written = 0
         try:
-            existing = self.store.keys(EVENTS)
+            existing = self.store.keys(self.log.folder)  # its own folder: the only one it may trim
             for start in range(0, len(pending), CHUNK):
                 puts = [self.log.prepare(*entry) for entry in pending[start : start + CHUNK]]
                 excess = max(0, len(existing) + len(puts) - self.log.max_events)

@@ -9,7 +9,7 @@ import pytest
 from meshop.consul.client import make_client
 from meshop.consul.services import Services
 from meshop.consul.store import KVStore
-from meshop.gateway.presence import gateway_registration
+from meshop.gateway.presence import gateway_registration, presence
 from meshop.model import keys
 from meshop.operator.controller import Controller, ControllerOptions
 from tests.integration.dns.test_writer import FakeGatewayEndpoint, gateway_doc
@@ -45,7 +45,8 @@ def test_only_the_leader_writes_and_the_next_one_carries_on(
     def add(gid: str, address: str) -> None:
         endpoint = FakeGatewayEndpoint().start()
         target = f"127.0.0.1:{endpoint.port}"
-        services.register(gateway_registration(gid, address, target, target, interval=0.5))
+        registration = gateway_registration(gid, address, target, target, interval=0.5)
+        presence(services, registration, KVStore(role_config("gateway"))).ensure()  # claim, then register
         ids.append(f"meshop-gateway-{gid}")
         endpoints.append(endpoint)
 

@@ -21,7 +21,7 @@ from meshop.consul.events import EventLog
 from meshop.consul.services import Services
 from meshop.consul.sessions import Sessions
 from meshop.consul.store import KVStore
-from meshop.gateway.presence import gateway_registration
+from meshop.gateway.presence import gateway_registration, presence
 from meshop.model import keys
 from meshop.model.records import DnsStatus, RouteRecord, Upstream, dumps, loads_json
 from meshop.operator.dns import DnsWriter
@@ -99,6 +99,7 @@ def cluster(store: KVStore, consul_config, role_config, bind: BindServer, prefix
         yield {
             "writer": writer,
             "gateways": gateways,
+            "gateway_store": KVStore(gw_config),
             "registered": registered,
             "store": store,
             "readonly": role_config("readonly"),
@@ -113,7 +114,8 @@ def cluster(store: KVStore, consul_config, role_config, bind: BindServer, prefix
 def add_gateway(cluster: dict, gid: str, address: str) -> FakeGatewayEndpoint:
     endpoint = FakeGatewayEndpoint().start()
     target = f"127.0.0.1:{endpoint.port}"
-    cluster["gateways"].register(gateway_registration(gid, address, target, target, interval=0.5))
+    registration = gateway_registration(gid, address, target, target, interval=0.5)
+    presence(cluster["gateways"], registration, cluster["gateway_store"]).ensure()  # claim, then register
     cluster["registered"].append(f"meshop-gateway-{gid}")
     return endpoint
 

@@ -45,7 +45,7 @@ def test_the_default_bound_is_exactly_1000(store: KVStore) -> None:
     assert count(store) == 1000
     log.append("NodeLost", "node/n1", "gone")
     assert count(store) == 1000
-    store.transact([TxnOp.set(f"{keys.EVENTS}99999999999999999999-zz", "junk")])  # an extra key by anyone
+    store.transact([TxnOp.set(f"{log.folder}99999999999999999999-zz", "junk")])  # an extra key in its folder
     log.appended(1)
     assert count(store) == 1000
 

@@ -9,7 +9,7 @@ import pytest
 
 from meshop.consul.kv import Entry, Listing
 from meshop.consul.services import InstanceHealth
-from meshop.dns.targets import GatewayInstance
+from meshop.dns.targets import GatewayInstance, gateway_claims
 from meshop.operator.dns import gateway_instances, served_hosts
 
 
@@ -32,6 +32,8 @@ def gw(service_id: str, address: str = "203.0.113.7", meta_id: str | None = None
         (gw("meshop-gateway-gw1", address="169.254.169.254"), None, "link-local"),
         (gw("meshop-gateway-gw1", address="0.0.0.0"), None, "unspecified"),
         (gw("meshop-gateway-gw1", address="10.0.0.1%eth0"), None, "zone id"),
+        (gw("meshop-gateway-evil"), None, "no claim in gateways/"),  # issue 24: no gateway vouched for it
+        (gw("meshop-gateway-gw1", address="203.0.113.66"), None, "no claim in gateways/"),  # another address
     ],
     ids=[
         "own",
@@ -45,12 +47,28 @@ def gw(service_id: str, address: str = "203.0.113.7", meta_id: str | None = None
         "metadata-service",
         "unspecified",
         "zone-id",
+        "unclaimed-id",
+        "claimed-for-another-address",
     ],
 )
 def test_only_a_gateways_own_registration_with_a_dialable_address_counts(instance, found, why) -> None:
-    gateways, refused = gateway_instances([instance], local_cluster=False)
+    advertised = instance.service_address or instance.address
+    claims = {"gw1": "203.0.113.7" if advertised == "203.0.113.66" else advertised}  # gw1 claimed what it shows
+    gateways, refused = gateway_instances([instance], claims, local_cluster=False)
     assert gateways == ([found] if found else [])
     assert (why in refused[0]) if why else refused == []
+
+
+def test_claims_are_read_strictly() -> None:
+    entries = [
+        ("gateways/gw1", b'{"address": "203.0.113.7"}'),
+        ("gateways/gw2", b'{"address": 7}'),
+        ("gateways/gw3", b"not json"),
+        ("gateways/a/b", b'{"address": "203.0.113.8"}'),
+        ("gateways/GW4", b'{"address": "203.0.113.9"}'),
+        ("other/gw5", b'{"address": "203.0.113.10"}'),
+    ]
+    assert gateway_claims(entries, "gateways/") == {"gw1": "203.0.113.7"}
 
 
 def route(key_host: str, host: str, *upstreams: tuple[str, bool]) -> Entry:

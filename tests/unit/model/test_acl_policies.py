@@ -34,7 +34,7 @@ def may(rules: str, kind: str, name: str, access: str) -> bool:
 
 
 P = "meshop"
-AGENT_N1 = acl.policy_rules("agent", P, "n1", services=["web"], running=["old"])
+AGENT_N1 = acl.policy_rules("agent", P, "n1", services=["web", "meshop-gateway"], kept=["old", "meshop-controller"])
 
 # (role rules, kind, resource, access, allowed)
 CASES = [
@@ -49,7 +49,12 @@ CASES = [
     (AGENT_N1, "key", "meshop/fences/n2", "write", False),
     (AGENT_N1, "key", "meshop/fences/n2", "read", False),
     (AGENT_N1, "key", "meshop/fences/n10", "write", False),
-    (AGENT_N1, "key", "meshop/events/1-a", "write", True),  # its own events (pulled, crashed, removed, ...)
+    (AGENT_N1, "key", "meshop/events/agent-n1/1-a", "write", True),  # its own events (pulled, crashed, ...)
+    (AGENT_N1, "key", "meshop/events/agent-n2/1-a", "write", False),  # issue 24: not another node's
+    (AGENT_N1, "key", "meshop/events/agent-n10/1-a", "write", False),
+    (AGENT_N1, "key", "meshop/events/audit/1-a", "write", False),  # nor the dashboard's audit records
+    (AGENT_N1, "key", "meshop/events/controller/1-a", "write", False),
+    (AGENT_N1, "key", "meshop/events/1-a", "write", False),
     (AGENT_N1, "key", "meshop/assignments/n1/web", "read", True),
     (AGENT_N1, "key", "meshop/assignments/n1/web", "write", False),
     (AGENT_N1, "key", "meshop/assignments/n2/web", "read", False),
@@ -71,7 +76,11 @@ CASES = [
     (AGENT_N1, "service", "web", "write", True),
     (AGENT_N1, "service", "old", "write", True),  # to deregister what it still runs
     (AGENT_N1, "service", "db", "write", False),
-    (AGENT_N1, "service", "meshop-controller", "write", False),
+    (AGENT_N1, "service", "meshop-controller", "write", False),  # even when "kept" names it
+    (AGENT_N1, "service", "meshop-gateway", "write", False),  # even when "assigned" names it (issue 24)
+    (AGENT_N1, "service", "meshop-gateway-evil", "write", False),
+    (AGENT_N1, "service", "meshop-metrics-x", "write", False),
+    (AGENT_N1, "service", "meshop-gateway", "read", True),
     (AGENT_N1, "service", "db", "read", True),
     (AGENT_N1, "node", "any", "read", True),
     (AGENT_N1, "node", "any", "write", False),
@@ -84,7 +93,10 @@ CASES = [
     (acl.policy_rules("controller", P), "key", "meshop/assignments/n1/web", "write", True),
     (acl.policy_rules("controller", P), "key", "meshop/status/services/web", "write", True),
     (acl.policy_rules("controller", P), "key", "meshop/routes/a.example.com", "write", True),
-    (acl.policy_rules("controller", P), "key", "meshop/events/1-a", "write", True),
+    (acl.policy_rules("controller", P), "key", "meshop/events/controller/1-a", "write", True),
+    (acl.policy_rules("controller", P), "key", "meshop/events/audit/1-a", "write", False),
+    (acl.policy_rules("controller", P), "key", "meshop/events/agent-n1/1-a", "write", False),
+    (acl.policy_rules("controller", P), "key", "meshop/events/1-a", "read", True),
     (acl.policy_rules("controller", P), "key", "meshop/leader", "write", True),
     (acl.policy_rules("controller", P), "key", "meshop/leaderx", "write", False),
     (acl.policy_rules("controller", P), "key", "meshop/secrets/web/password", "read", False),
@@ -92,6 +104,8 @@ CASES = [
     (acl.policy_rules("controller", P), "session", "any-node", "write", True),
     (acl.policy_rules("controller", P), "service", "meshop-controller", "write", True),
     (acl.policy_rules("controller", P), "service", "meshop-agent", "write", False),
+    (acl.policy_rules("controller", P), "service", "meshop-gateway", "write", False),
+    (acl.policy_rules("controller", P), "service", "meshop-metrics", "write", True),
     # the gateway: routes, its document and the nodes to read; nothing in KV to write
     (acl.policy_rules("gateway", P), "key", "meshop/routes/a.example.com", "read", True),
     (acl.policy_rules("gateway", P), "key", "meshop/routes/a.example.com", "write", False),
@@ -102,6 +116,12 @@ CASES = [
     (acl.policy_rules("gateway", P), "key", "meshop/secrets/web/password", "read", False),
     (acl.policy_rules("gateway", P), "service", "meshop-metrics", "write", True),
     (acl.policy_rules("gateway", P), "service", "meshop-agent", "write", False),
+    (acl.policy_rules("gateway", P), "service", "meshop-gateway", "write", True),
+    (acl.policy_rules("gateway", P), "service", "meshop-controller", "write", False),
+    (acl.policy_rules("gateway", P), "key", "meshop/gateways/g1", "write", True),  # its claim
+    (AGENT_N1, "key", "meshop/gateways/g1", "write", False),
+    (acl.policy_rules("controller", P), "key", "meshop/gateways/g1", "write", False),
+    (acl.policy_rules("operator", P), "key", "meshop/gateways/g1", "write", False),
     # read-only and operator CLIs
     (acl.policy_rules("readonly", P), "key", "meshop/events/1-a", "read", True),
     (acl.policy_rules("readonly", P), "key", "meshop/leader", "read", True),
@@ -115,7 +135,8 @@ CASES = [
     (acl.policy_rules("operator", P), "key", "meshop/status/services/web", "write", False),
     (acl.policy_rules("operator", P), "key", "meshop/assignments/n1/web", "write", False),
     (acl.policy_rules("operator", P), "key", "meshop/secrets/web/password", "read", False),
-    (acl.policy_rules("operator", P), "key", "meshop/events/1-a", "write", True),  # dashboard
+    (acl.policy_rules("operator", P), "key", "meshop/events/audit/1-a", "write", True),  # dashboard
+    (acl.policy_rules("operator", P), "key", "meshop/events/agent-n1/1-a", "write", False),
     # Prometheus: discovery only
     (acl.policy_rules("prometheus", P), "service", "meshop-metrics", "read", True),
     (acl.policy_rules("prometheus", P), "service", "web", "read", False),
@@ -144,6 +165,13 @@ def test_agent_policy_follows_placement() -> None:
     assert acl.policy_rules("agent", P, "n1", ["b", "a", "a"]) == acl.policy_rules("agent", P, "n1", ["a", "b"])
 
 
+def test_sync_keeps_only_names_granted_before() -> None:
+    """A name n1 reports running (observed/) is kept only when its policy granted it already."""
+    rules = acl.policy_rules("agent", P, "n1", services=["web", "meshop-gateway"], kept=["old"])
+    assert acl.granted_services(rules) == {"web", "old"}
+    assert acl.agent_service_names(["b", "meshop-controller", "a"], ["meshop-metrics"]) == ["a", "b"]
+
+
 def test_nested_prefix_and_names() -> None:
     assert acl.policy_name("agent", "org/meshop", "n1") == "meshop-org-meshop-agent-n1"
     assert acl.agent_node_of("meshop-org-meshop-agent-n1", "org/meshop") == "n1"
@@ -159,7 +187,7 @@ BAD = [
     ("node-for-controller", lambda: acl.render("controller", P, "n1"), "takes no --node"),
     ("quote-in-node", lambda: acl.render("agent", P, 'n1" {}\nkey_prefix "'), "not an RFC 1123 label"),
     ("quote-in-service", lambda: acl.render("agent", P, "n1", ['web"']), "service 'web\"'"),
-    ("upper-service", lambda: acl.render("agent", P, "n1", running=["Web"]), "service 'Web'"),
+    ("upper-service", lambda: acl.render("agent", P, "n1", kept=["Web"]), "service 'Web'"),
     ("quote-in-prefix", lambda: acl.render("readonly", 'a"b'), "path segments"),
     ("dotdot-prefix", lambda: acl.render("readonly", "a/../b"), "path segments"),
     ("empty-prefix", lambda: acl.render("readonly", "/"), "path segments"),
@@ -184,6 +212,7 @@ def test_no_name_adds_a_rule(node: str, service: str, prefix: str) -> None:
     except acl.AclInputError:
         return
     parsed = parse(rules)
-    assert len(parsed) == len(parse(acl.policy_rules("agent", "p", "n", services=["s"])))
-    own = ("", "meshop-agent", "meshop-metrics", service)
+    reserved = service.startswith("meshop-")  # never a right by placement: one rule fewer
+    assert len(parsed) == len(parse(acl.policy_rules("agent", "p", "n", services=["s"]))) - reserved
+    own = ("", "meshop-", "meshop-agent", "meshop-metrics", service)
     assert all(name in own or name.startswith(prefix.strip("/") + "/") for _, name, _ in parsed)

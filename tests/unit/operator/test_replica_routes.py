@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from meshop.consul.services import CheckState
-from meshop.operator.replicas import ReplicaHealth, parse_replica_id, replica_health
+from meshop.operator.replicas import ReplicaHealth, agent_hosts, parse_replica_id, replica_health
 from meshop.operator.routes import build_routes, fail_open_note
 from meshop.operator.view import NodeState, RouteSpec
 from tests.unit.operator.helpers import assignment, node, observed, service
@@ -61,18 +61,20 @@ def test_parse_replica_id(service_id: str, service_name: str, expected: tuple[st
 @pytest.mark.parametrize(
     ("checks", "hosts", "expected", "dead"),
     [
-        pytest.param([hc("n1", "web", 0, "passing")], {}, {"web": {"n1": "passing"}}, set(), id="passing"),
-        pytest.param([hc("n1", "web", 0, "warning")], {}, {"web": {"n1": "passing"}}, set(), id="warning-serves"),
+        pytest.param([hc("n1", "web", 0, "passing")], {"n1": "c1"}, {"web": {"n1": "passing"}}, set(), id="passing"),
+        pytest.param(
+            [hc("n1", "web", 0, "warning")], {"n1": "c1"}, {"web": {"n1": "passing"}}, set(), id="warning-serves"
+        ),
         pytest.param(
             [hc("n1", "web", 0, "critical"), hc("n1", "web", 1, "passing")],
-            {},
+            {"n1": "c1"},
             {"web": {"n1": "passing"}},
             set(),
             id="one-passing-replica-is-enough",
         ),
         pytest.param(
             [hc("n1", "web", 0, "critical"), hc("n1", "web", 1, "critical")],
-            {},
+            {"n1": "c1"},
             {"web": {"n1": "critical"}},
             set(),
             id="all-critical",
@@ -85,12 +87,28 @@ def test_parse_replica_id(service_id: str, service_name: str, expected: tuple[st
             id="serf-critical-fails-its-replicas-and-kills-the-node",
         ),
         pytest.param([serf("c2", "critical")], {"n1": "c1"}, {}, set(), id="serf-of-another-node"),
+        # issue 24: a check registered on another Consul node than the node's agent is another node's word
+        pytest.param(
+            [hc("n2", "web", 0, "critical", "c1"), hc("n1", "web", 0, "passing", "c1")],
+            {"n1": "c1", "n2": "c2"},
+            {"web": {"n1": "passing"}},
+            set(),
+            id="forged-from-another-consul-node",
+        ),
+        pytest.param([hc("n3", "web", 0, "critical", "c3")], {}, {}, set(), id="no-agent-no-consul-verdict"),
     ],
 )
 def test_replica_health(checks, hosts, expected, dead) -> None:  # type: ignore[no-untyped-def]
+    """``hosts``: where each meshop node's agent is registered (``agent_hosts``)."""
     health = replica_health(checks, hosts)
     assert {s: dict(per) for s, per in health.replicas.items()} == expected
     assert health.dead == dead
+
+
+def test_an_agent_registered_on_two_consul_nodes_has_no_host() -> None:
+    """A second ``meshop-agent-n2`` elsewhere (any agent token may register one) proves nothing."""
+    assert agent_hosts([("n1", "c1"), ("n2", "c2"), ("n2", "evil"), ("n1", "c1")]) == {"n1": "c1"}
+    assert replica_health([serf("evil", "critical")], agent_hosts([("n2", "c2"), ("n2", "evil")])).dead == set()
 
 
 @pytest.mark.parametrize(
