@@ -1,9 +1,11 @@
 """The documents of one command line, checked together before anything reads or writes Consul: each
-one valid, and no two for the same key. ``meshop validate`` runs only this; ``diff`` and ``apply``
-(``meshop.client.apply``) run it first, so an invalid set costs nothing."""
+one valid, no Service whose resolved spec the controller would refuse as too large, and no two for the
+same key. ``meshop validate`` runs only this; ``diff``, ``apply`` and ``import`` run it first, so an
+invalid set costs nothing."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from meshop.errors import DocumentError, ValidationFailed, Violation
@@ -11,6 +13,9 @@ from meshop.model import keys, validate
 
 if TYPE_CHECKING:
     from meshop.client.sources import SourcedDocument
+
+
+SMALL_SPEC_BYTES = 32 * 1024  # a spec this small in JSON resolves well under the limit (MAX_SPEC_BYTES)
 
 
 def key_for(doc: dict[str, Any]) -> str:
@@ -34,9 +39,25 @@ def check_all(documents: list[SourcedDocument], prefix: str = keys.DEFAULT_PREFI
         problems.extend(Violation(f"{item.source}: {v.path}" if v.path else item.source, v.reason) for v in violations)
         if violations:
             continue
+        too_large = too_large_to_place(item.doc, prefix)
+        if too_large:
+            problems.append(Violation(f"{item.source}: spec", too_large))
         key = key_for(item.doc)
         if key in seen:
             problems.append(Violation(item.source, f"defines {key} again (first in {seen[key]})"))
         seen[key] = item.source
     if problems:
         raise ValidationFailed(problems)
+
+
+def too_large_to_place(doc: dict[str, Any], prefix: str) -> str | None:
+    """The controller's size limit on a valid Service's resolved spec (``model.hashing``), checked here so
+    ``apply`` refuses what the controller would (before: a 417 KB document was written, then refused).
+    Only a large document is resolved: resolving loads the value objects, which ``validate`` and a
+    small ``apply`` do without (start-up time); a spec resolves to at most a few times its JSON."""
+    if doc.get("kind") != "Service" or len(json.dumps(doc.get("spec"))) <= SMALL_SPEC_BYTES:
+        return None
+    from meshop.model import parse_service
+    from meshop.model.hashing import spec_size_problem
+
+    return spec_size_problem(parse_service(doc, prefix=prefix).spec)
