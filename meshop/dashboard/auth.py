@@ -1,12 +1,15 @@
 """Who may see the dashboard and act on it: bind policy, password hashes, sessions, CSRF. Pure but for
 ``secrets`` (random tokens) and ``hashlib.scrypt``; the clock is passed in.
 
-* Bound to loopback (the default) the page is open like the CLI is to local users; a request must then
-  name a loopback host (``Host``), so a web page elsewhere cannot reach it through DNS rebinding.
+* Bound to loopback (the default) a read-only page is open like the CLI is to local users; a request
+  must then name a loopback host (``Host``), so a web page elsewhere cannot reach it through DNS
+  rebinding. A dashboard that can act (``--actions``) requires a login on loopback too: every local
+  user of the host reaches loopback, and an action runs with the dashboard's operator token.
 * Bound to anything else it requires a login: a Consul ACL token that may read meshop's keys (checked
   against Consul by the server), or the password whose scrypt hash is in ``--password-file``.
 * A session is a random id in a cookie (HttpOnly, SameSite=Strict, Path=/), server-side, with a CSRF
-  token every form that acts must send back; failed logins are throttled.
+  token every form that acts must send back; sign-ins are throttled per address (a try is counted
+  before the password is checked) and at most a few are checked at once.
 """
 
 from __future__ import annotations
@@ -131,12 +134,19 @@ class LoginSessions:
         self._lock = threading.Lock()
 
     def create(self, user: str, now: float, may_act: bool = False) -> Session:
+        """A new session; expired ones go first, then, past ``limit``, the oldest (signed out)."""
         session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), user, now + self.ttl, may_act)
         with self._lock:
+            while self._by_id and next(iter(self._by_id.values())).expires <= now:  # oldest first: same TTL
+                self._by_id.popitem(last=False)
             self._by_id[session.sid] = session
             while len(self._by_id) > self.limit:
                 self._by_id.popitem(last=False)
         return session
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_id)
 
     def get(self, sid: str | None, now: float) -> Session | None:
         if not sid:
@@ -180,33 +190,48 @@ def csrf_ok(expected: str, got: str | None) -> bool:
 
 
 class Throttle:
-    """At most ``limit`` failed logins per ``window`` seconds from one client address; then that address
-    waits. Per address, not for everybody: a global count let anyone who reaches the port lock every
-    user out with ten bad attempts a minute. At most ``clients`` addresses are remembered (the least
-    recently failing go first). Behind a proxy every client has the proxy's address: one shared count."""
+    """At most ``limit`` sign-in tries per ``window`` seconds from one client address; then that address
+    waits. A try is counted (``reserve``) before its password or token is checked, in one step under the
+    lock, and given back (``refund``) only when it succeeded: checking first and counting after the
+    check let concurrent guesses all pass the check before any was counted (60 at once got 12 tries
+    against a limit of 10). Per address, not for everybody: a global count let anyone who reaches the
+    port lock every user out with ten bad attempts a minute. At most ``clients`` addresses are remembered
+    (the least recently trying go first). Behind a proxy every client has the proxy's address: one
+    shared count."""
 
     def __init__(self, limit: int = 10, window: float = 60.0, clients: int = 10_000) -> None:
         self.limit = limit
         self.window = window
         self.clients = clients
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._tries: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _recent(self, client: str, now: float) -> deque[float]:
-        failures = self._failures.get(client, deque())
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        return failures
+        tries = self._tries.get(client, deque())
+        while tries and tries[0] <= now - self.window:
+            tries.popleft()
+        return tries
+
+    def reserve(self, now: float, client: str = "") -> bool:
+        """Count one try for ``client`` and say whether it may be made (False: over the limit, not counted)."""
+        with self._lock:
+            tries = self._recent(client, now)
+            if len(tries) >= self.limit:
+                return False
+            tries.append(now)
+            self._tries[client] = tries
+            self._tries.move_to_end(client)
+            while len(self._tries) > self.clients:
+                self._tries.popitem(last=False)
+            return True
+
+    def refund(self, client: str = "") -> None:
+        """A reserved try succeeded: it does not count against the address."""
+        with self._lock:
+            tries = self._tries.get(client)
+            if tries:
+                tries.pop()
 
     def blocked(self, now: float, client: str = "") -> bool:
         with self._lock:
             return len(self._recent(client, now)) >= self.limit
-
-    def failed(self, now: float, client: str = "") -> None:
-        with self._lock:
-            failures = self._recent(client, now)
-            failures.append(now)
-            self._failures[client] = failures
-            self._failures.move_to_end(client)
-            while len(self._failures) > self.clients:
-                self._failures.popitem(last=False)

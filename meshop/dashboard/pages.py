@@ -53,7 +53,7 @@ def login(error: str = "", password: bool = False) -> str:
         )
     parts.append(
         '<form class="login" method="post" action="/login"><input type="hidden" name="method" value="token">'
-        '<label for="token">Consul ACL token (the read-only role is enough)</label>'
+        '<label for="token">Consul ACL token (the read-only role may look; acting needs the operator role)</label>'
         '<input type="password" id="token" name="token" autocomplete="off" required>'
         '<button class="act" type="submit" id="login-token">Sign in with token</button></form>'
     )

@@ -52,12 +52,22 @@ KEEPALIVE = 15.0
 
 
 @dataclass(frozen=True)
+class LoginResult:
+    """A sign-in's outcome: a session, or the HTTP status and why not (401 wrong, 429 throttled, 503 busy)."""
+
+    session: auth.Session | None
+    status: int = 303
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     listen: str = "127.0.0.1:8080"
     password: auth.PasswordHash | None = None
     actions: bool = False  # checked against the token's policies before this is set
     idle_timeout: float = 30.0  # a connection that sends nothing this long is closed (no slowloris)
     max_connections: int = 256  # served at once (a thread each); more are closed at once
+    max_logins: int = 4  # sign-ins checked at once (a password check takes 16 MiB); more answer 503
 
 
 class Dashboard:
@@ -69,9 +79,12 @@ class Dashboard:
         self.clock = clock
         host, port = parse_listen(settings.listen)
         self.loopback = auth.is_loopback(host)
-        self.login_required = not self.loopback or settings.password is not None
+        # open only on loopback, read-only and without a password file: every local user reaches loopback,
+        # and an action runs with the dashboard's own (operator) token
+        self.login_required = not self.loopback or settings.password is not None or settings.actions
         self.sessions = auth.LoginSessions()
         self.throttle = auth.Throttle()
+        self.checking = threading.BoundedSemaphore(settings.max_logins)  # sign-ins being checked now
         self.local_csrf = secrets.token_urlsafe(32)  # the loopback page without login: one token per process
         self.store = KVStore(config)
         self.events = EventLog(self.store, "dashboard")
@@ -93,6 +106,12 @@ class Dashboard:
 
     def start(self, ready_timeout: float = 15.0) -> Dashboard:
         check_access(self.store)  # a clear error (unreachable, access denied) before serving anything
+        if self.login_required and self.settings.password is None and AclApi(self.config).token_self() is None:
+            why = "it can act (--actions)" if self.loopback else f"it listens beyond loopback ({self.settings.listen})"
+            raise MeshopError(
+                f"this dashboard requires a login ({why}), but Consul runs without ACLs, so no token can "
+                "sign in: give --password-file (make one with `meshop dashboard --hash-password`)"
+            )
         self.live.start()
         if not self.live.ready(ready_timeout):
             self.live.stop()
@@ -108,33 +127,41 @@ class Dashboard:
     # -- who is asking -----------------------------------------------------------------------------------
     def viewer(self, cookie: str | None) -> views.Viewer | None:
         """The viewer of a request; None when a login is required and the request has no live session."""
-        if not self.login_required:
-            return views.Viewer(actions=self.settings.actions, csrf=self.local_csrf)
+        if not self.login_required:  # loopback and read-only: nothing on the page can act
+            return views.Viewer(actions=False, csrf=self.local_csrf)
         session = self.sessions.get(auth.session_id(cookie), self.clock())
         if session is None:
             return None
         return views.Viewer(actions=self.settings.actions and session.may_act, csrf=session.csrf, user=session.user)
 
-    def login(self, form: dict[str, str], client: str = "") -> tuple[auth.Session | None, str]:
-        """(session, "") or (None, why not). A token must be able to read meshop's keys in Consul; the
-        session may act (with ``--actions``) only when that token could write ``desired/`` itself: the
-        dashboard acts with its own token, which must not lend a read-only token its rights."""
-        now = self.clock()
-        if self.throttle.blocked(now, client):
-            return None, "too many failed sign-ins; wait a minute"
-        method = form.get("method", "")
-        user, may_act, error = "", False, "unknown sign-in method"
-        if method == "password" and self.settings.password is not None:
-            if self.settings.password.verify(form.get("password", "")):
-                user, may_act = "password", True
-            else:
-                error = "wrong password"
-        elif method == "token":
-            user, may_act, error = self._check_token(form.get("token", "").strip())
-        if not user:
-            self.throttle.failed(now, client)
-            return None, error
-        return self.sessions.create(user, now, may_act), ""
+    def login(self, form: dict[str, str], client: str = "") -> LoginResult:
+        """A session, or why not. A token must be able to read meshop's keys in Consul; the session may
+        act (with ``--actions``) only when that token could write ``desired/`` itself: the dashboard acts
+        with its own token, which must not lend a read-only token its rights.
+
+        At most ``max_logins`` sign-ins are checked at once (more answer 503 at once, uncounted): each
+        password check takes scrypt's 16 MiB, and 200 at once took the dashboard from 37 to 326 MiB. A
+        try is counted before it is checked and given back only when it succeeds."""
+        if not self.checking.acquire(blocking=False):
+            return LoginResult(None, 503, "too many sign-ins at once; try again in a moment")
+        try:
+            if not self.throttle.reserve(self.clock(), client):
+                return LoginResult(None, 429, "too many failed sign-ins; wait a minute")
+            method = form.get("method", "")
+            user, may_act, error = "", False, "unknown sign-in method"
+            if method == "password" and self.settings.password is not None:
+                if self.settings.password.verify(form.get("password", "")):
+                    user, may_act = "password", True
+                else:
+                    error = "wrong password"
+            elif method == "token":
+                user, may_act, error = self._check_token(form.get("token", "").strip())
+            if not user:
+                return LoginResult(None, 401, error)
+            self.throttle.refund(client)
+            return LoginResult(self.sessions.create(user, self.clock(), may_act))
+        finally:
+            self.checking.release()
 
     def _check_token(self, token: str) -> tuple[str, bool, str]:
         """(user, whether the token may write desired/, "") or ("", False, why not)."""
@@ -153,17 +180,20 @@ class Dashboard:
         return f"token {itself.accessor_id[:8]}", bool(writer_policies(itself.policies, self.config.prefix)), ""
 
     def act(self, viewer: views.Viewer, node: str, mode: str) -> bool:
-        who = viewer.user or "a local user (loopback)"
-        return node_action(self.store, self.events, node, mode, who)
+        return node_action(self.store, self.events, node, mode, viewer.user)
 
     def restart(self, viewer: views.Viewer, service: str) -> None:
-        service_restart(self.store, self.events, service, viewer.user or "a local user (loopback)", self.clock())
+        service_restart(self.store, self.events, service, viewer.user, self.clock())
 
 
 class _BoundedServer(ThreadingHTTPServer):
     """At most ``limit`` connections at once, one thread each: a client trickling a header byte within
     every idle timeout keeps its thread, so without a bound many such clients would exhaust threads and
-    memory. A connection over the limit is closed at once (live pages reconnect their stream)."""
+    memory. A connection over the limit is closed at once (live pages reconnect their stream). The
+    listen backlog is 128, not socketserver's 5: a burst of connections waits to be accepted instead of
+    being reset by the kernel (200 at once: dozens were reset)."""
+
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], limit: int) -> None:
         self._slots = threading.BoundedSemaphore(limit)
@@ -229,8 +259,8 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
 
         def _admitted(self) -> bool:
-            """Loopback without login: the Host must be a loopback one (no DNS rebinding)."""
-            if dash.login_required or auth.host_allowed(self.headers.get("Host"), dash.port):
+            """On loopback the Host must be a loopback one (no DNS rebinding), with a login or without."""
+            if not dash.loopback or auth.host_allowed(self.headers.get("Host"), dash.port):
                 return True
             self._send(421, pages.error(421, "this dashboard answers only to a loopback host name"))
             return False
@@ -404,9 +434,11 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
         def _login(self, form: dict[str, str]) -> None:
             if not dash.login_required:
                 return self._redirect("/")
-            session, error = dash.login(form, self.client_address[0])
-            if session is None:
-                return self._send(401, pages.login(error, password=dash.settings.password is not None))
-            return self._redirect("/", Set_Cookie=auth.set_cookie(session, dash.clock()))
+            result = dash.login(form, self.client_address[0])
+            if result.session is None:
+                page = pages.login(result.error, password=dash.settings.password is not None)
+                extra = {"Retry_After": "60" if result.status == 429 else "1"} if result.status != 401 else {}
+                return self._send(result.status, page, **extra)
+            return self._redirect("/", Set_Cookie=auth.set_cookie(result.session, dash.clock()))
 
     return Handler

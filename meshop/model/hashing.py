@@ -32,3 +32,18 @@ def spec_hash(spec: ServiceSpec | dict[str, Any]) -> str:
 
 
 NOT_HASHED = frozenset({"replicas", "minReadySeconds"})  # spec fields that do not change what one container is
+
+MAX_SPEC_BYTES = 256 * 1024  # an assignment (the spec + a few fields) base64-encoded stays well under 512 KiB
+
+
+def spec_size_problem(spec: ServiceSpec) -> str | None:
+    """Why the resolved ``spec`` is too large to place, or None. The controller refuses such a document
+    and ``apply``/``import`` refuse it up front, by this one measure: every node's assignment carries
+    the spec, and Consul takes at most 512 KiB per transaction, base64 included."""
+    size = len(canonical_json(spec.to_dict()).encode("utf-8"))
+    if size <= MAX_SPEC_BYTES:
+        return None
+    return (
+        f"the resolved spec is {size} bytes; at most {MAX_SPEC_BYTES} (each node's assignment carries it, "
+        "and Consul takes at most 512 KiB per transaction, base64 included)"
+    )

@@ -19,7 +19,6 @@ from meshop.model import (
     PERMISSIVE_POLICY,
     NodeDoc,
     ServiceSpec,
-    canonical_json,
     keys,
     load_documents,
     parse_gateway,
@@ -28,6 +27,7 @@ from meshop.model import (
     spec_hash,
 )
 from meshop.model.addresses import address_problem, port_problem
+from meshop.model.hashing import spec_size_problem
 from meshop.model.records import Assignment, NodeRecord, loads_json
 from meshop.operator.nodes import NodeHealth
 from meshop.operator.view import DesiredService, NodeView, RouteSpec, Workload
@@ -35,8 +35,6 @@ from meshop.operator.view import DesiredService, NodeView, RouteSpec, Workload
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-MAX_SPEC_BYTES = 256 * 1024  # an assignment (the spec + a few fields) base64-encoded stays well under 512 KiB
 
 
 class Memo(Generic[T]):
@@ -138,13 +136,9 @@ def parse_service_entry(name: str, entry: Entry, prefix: str = keys.DEFAULT_PREF
     if service.name != name:
         why = f"must be {name!r}, the name in the key {source}"
         return ParsedService(name, entry.modify_index, violations=(Violation("metadata.name", why),), created=created)
-    size = len(canonical_json(service.spec.to_dict()).encode("utf-8"))
-    if size > MAX_SPEC_BYTES:
-        why = (
-            f"the resolved spec is {size} bytes; at most {MAX_SPEC_BYTES} (each node's assignment carries it, "
-            "and Consul takes at most 512 KiB per transaction, base64 included)"
-        )
-        return ParsedService(name, entry.modify_index, violations=(Violation("spec", why),), created=created)
+    too_large = spec_size_problem(service.spec)
+    if too_large:
+        return ParsedService(name, entry.modify_index, violations=(Violation("spec", too_large),), created=created)
     # node policy (privileged, host network, bind mounts) is enforced by placement, node by node
     desired = desired_from_spec(name, entry.modify_index, service.spec, created)
     return ParsedService(name, entry.modify_index, desired=desired, created=created)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from meshop.errors import DriverError
-from meshop.ssh.hostkeys import Trust, Verdict, decide
+from meshop.ssh.hostkeys import Trust, Verdict, decide, names_host
 from meshop.ssh.target import SshTarget, fingerprint
 
 
@@ -66,14 +66,24 @@ class Result:
         return self.stdout.decode("utf-8", "replace")
 
 
-def _listed(paths: tuple[Path, ...], name: str) -> tuple[dict[str, str], frozenset[str]]:
-    """(fingerprint -> key type of every key the files list for ``name``, fingerprints of the keys a
-    ``@revoked`` line names for it). Lines are read one by one: paramiko's loader raises on any marker
-    line (``@cert-authority``, common where SSH certificates are used, and ``@revoked``), which ended
-    the command with a traceback and would have lost the revocation; CA lines are skipped (meshop does
-    not accept host certificates)."""
+@dataclass(frozen=True)
+class Listing:
+    """What the known_hosts files say about one host name."""
+
+    keys: dict[str, str]  # fingerprint -> key type of every key listed for it
+    revoked: frozenset[str]  # fingerprints a @revoked line names for it
+    cert_authority: bool  # a @cert-authority line names it (not trusted for that: no host certificates)
+
+
+def _listed(paths: tuple[Path, ...], name: str) -> Listing:
+    """Every line of the files naming ``name`` (``hostkeys.names_host``: wildcards, ``!`` negation,
+    hashed names). Lines are read one by one: paramiko's loader raises on any marker line
+    (``@cert-authority``, common where SSH certificates are used, and ``@revoked``), which ended the
+    command with a traceback and would have lost the revocation; a CA line is only noted, never read as
+    a host key (meshop does not accept host certificates), and other markers are skipped."""
     found: dict[str, str] = {}
     revoked: set[str] = set()
+    cert_authority = False
     for path in paths:
         if not path.is_file():
             continue
@@ -86,9 +96,12 @@ def _listed(paths: tuple[Path, ...], name: str) -> tuple[dict[str, str], frozens
             if not fields or fields[0].startswith("#"):
                 continue
             marker = fields.pop(0) if fields[0].startswith("@") else ""
-            if marker not in ("", "@revoked") or len(fields) < 3:
+            if marker not in ("", "@revoked", "@cert-authority") or len(fields) < 3:
                 continue
-            if not any(_host_matches(pattern, name) for pattern in fields[0].split(",")):
+            if not names_host(fields[0], name, _hashed_matches):
+                continue
+            if marker == "@cert-authority":
+                cert_authority = True
                 continue
             try:
                 blob = base64.b64decode(fields[2], validate=True)
@@ -98,16 +111,17 @@ def _listed(paths: tuple[Path, ...], name: str) -> tuple[dict[str, str], frozens
                 revoked.add(fingerprint(blob))
             else:
                 found[fingerprint(blob)] = fields[1]
-    return found, frozenset(revoked)
+    return Listing(found, frozenset(revoked), cert_authority)
 
 
-def _host_matches(pattern: str, name: str) -> bool:
-    """A known_hosts host field entry names ``name``: equal, or OpenSSH's hashed form ``|1|salt|hash``."""
-    if pattern.startswith("|1|"):
-        import paramiko
+def _hashed_matches(pattern: str, name: str) -> bool:
+    """OpenSSH's hashed form ``|1|salt|hash`` names ``name``."""
+    import paramiko
 
+    try:
         return hmac.compare_digest(paramiko.HostKeys.hash_host(name, pattern), pattern)
-    return pattern == name
+    except (binascii.Error, ValueError, IndexError):
+        return False  # a malformed hashed entry names nobody
 
 
 def _disabled_host_key_types(listed: dict[str, str], preferred: tuple[str, ...]) -> list[str]:
@@ -147,12 +161,13 @@ def connect(
     known = known or KnownHosts()
     trust = trust or Trust()
     name = target.known_hosts_name
-    listed, revoked = _listed((*known.read, known.own), name)
+    listing = _listed((*known.read, known.own), name)
+    listed = listing.keys
 
     class Policy(paramiko.MissingHostKeyPolicy):
         def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
             offered = fingerprint(key.asbytes())
-            decision = decide(offered, frozenset(listed), trust, revoked)
+            decision = decide(offered, frozenset(listed), trust, listing.revoked, listing.cert_authority)
             if decision.verdict is Verdict.REFUSED:
                 raise HostKeyRefused(f"host key of {target} refused: it {decision.reason}", offered)
             if decision.verdict is Verdict.TOFU:

@@ -39,6 +39,10 @@ OK_HEAD = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nX-Consul-Index:
         (OK_HEAD + b"Content-Length: \xb2\r\n\r\ntrue", None),  # latin-1 superscript two: isdigit(), not int()
         (b"HTTP/1.0 \xb2\xb2\xb2 OK\r\n\r\n", None),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nab\r\n0\r\n\r\n", None),
+        (b"HTTP/1.0 " + b"2" * 4301 + b" OK\r\n\r\n", None),  # int() raised ValueError past 4,300 digits
+        (OK_HEAD + b"Content-Length: " + b"9" * 4301 + b"\r\n\r\ntrue", None),
+        (b"HTTP/1.0 2000 OK\r\n\r\n", None),  # a status has three digits
+        (OK_HEAD + b"Content-Length: 0004\r\n\r\ntrue", (200, b"true")),
     ],
     ids=[
         "content-length",
@@ -59,6 +63,10 @@ OK_HEAD = b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nX-Consul-Index:
         "superscript-length",
         "superscript-status",
         "negative-chunk",
+        "4300-digit-status",
+        "4300-digit-length",
+        "four-digit-status",
+        "leading-zeros",
     ],
 )
 def test_parse_answer(data: bytes, expected: tuple[int, bytes] | None) -> None:

@@ -8,6 +8,7 @@ import time
 import click
 
 from meshop.cli.context import CliContext
+from meshop.cli.docs import check_routes
 from meshop.cli.output import dump
 from meshop.cli.views import to_yaml
 from meshop.client.apply import apply_changes, plan_changes, read_existing
@@ -36,10 +37,12 @@ def export(obj: CliContext, fmt: str) -> None:
 )
 @click.pass_obj
 def import_(obj: CliContext, paths: tuple[str, ...]) -> None:
-    """Restore desired documents from an export: validated first, written with check-and-set like apply."""
+    """Restore desired documents from an export: checked first as apply checks them (each document, and
+    no route host another service owns), written with check-and-set like apply."""
     documents = read_sources(paths)
-    check_all(documents)
+    check_all(documents, obj.prefix)
     store = obj.store()
+    check_routes(documents, store, obj.prefix)
     changes = plan_changes(documents, read_existing(store, documents))
     apply_changes(store, changes)
     for change in changes:

@@ -19,7 +19,7 @@ from meshop.errors import DocumentError
     default="127.0.0.1:8080",
     show_default=True,
     metavar="HOST:PORT",
-    help="Where to serve. Anything but loopback requires a login (token or password).",
+    help="Where to serve. Anything but loopback (or any dashboard with --actions) requires a login.",
 )
 @click.option(
     "--password-file",
@@ -27,7 +27,10 @@ from meshop.errors import DocumentError
     help="A file holding the scrypt hash of the login password (make one with --hash-password).",
 )
 @click.option(
-    "--actions", is_flag=True, help="Offer cordon, uncordon and drain; the token must have the operator role."
+    "--actions",
+    is_flag=True,
+    help="Offer cordon, uncordon, drain and restart; a login is then required, on loopback too, and the "
+    "token must have the operator role.",
 )
 @click.option("--hash-password", is_flag=True, help="Read a password on stdin, print its hash line, and exit.")
 @click.pass_obj

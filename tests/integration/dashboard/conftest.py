@@ -60,7 +60,8 @@ def cluster(
 
 @pytest.fixture(scope="module")
 def dashboard(cluster: Cluster) -> Iterator[Dashboard]:
-    """Served on loopback (no login) with the operator's token and actions on."""
+    """Served on loopback with the operator's token and actions on: a login is required (the browser
+    signs in with the operator's token, see ``browser``)."""
     config = acl.config_for(cluster.consul.addr, cluster.prefix, "operator")
     server = Dashboard(config, Settings(listen="127.0.0.1:0", actions=True)).start()
     try:
@@ -77,8 +78,20 @@ def chromium_paths() -> tuple[str, str]:
     return browser, driver
 
 
+def sign_in(driver: Any, dashboard: Dashboard) -> None:
+    """A dashboard that can act asks for a login on loopback too: sign in on its page with the
+    operator's token (the dashboard's own, so the session may act)."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(dashboard.url)
+    assert driver.current_url.endswith("/login"), driver.current_url
+    driver.find_element(By.ID, "token").send_keys(dashboard.config.token or "")
+    driver.find_element(By.ID, "login-token").click()
+    assert driver.title == "Fleet · meshop", driver.page_source[:2000]
+
+
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def browser(tmp_path_factory: pytest.TempPathFactory, dashboard: Dashboard) -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -100,6 +113,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     driver = webdriver.Chrome(service=Service(executable_path=driver_path, log_output=str(log)), options=options)
     driver.set_page_load_timeout(20)
     try:
+        sign_in(driver, dashboard)
         yield driver
     finally:
         driver.quit()

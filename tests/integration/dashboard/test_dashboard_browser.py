@@ -17,6 +17,7 @@ from selenium.common.exceptions import NoSuchElementException, StaleElementRefer
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from meshop.consul.acl import AclApi
 from meshop.consul.events import EventLog
 from meshop.consul.services import Registration, Services
 from meshop.model import keys
@@ -165,7 +166,9 @@ def test_cordon_from_the_page_shows_in_meshop_status(cluster: Cluster, dashboard
     _, out, _ = invoke(cluster.consul.addr, cluster.prefix, "events", f"node/{cluster.node}", "-o", "json")
     (event,) = [json.loads(line) for line in out.splitlines()]
     assert (event["kind"], event["component"]) == ("Cordoned", "dashboard")
-    assert event["message"] == "cordon requested from the dashboard by a local user (loopback)"
+    itself = AclApi(dashboard.config).token_self()  # who signed in: the operator's token
+    assert itself is not None
+    assert event["message"] == f"cordon requested from the dashboard by token {itself.accessor_id[:8]}"
 
     # the node's own page: its containers as its agent reports them, the event, and the way back (web's
     # replica started at the fixture's apply; on a loaded machine it may still be starting here)

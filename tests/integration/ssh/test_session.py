@@ -148,3 +148,30 @@ def test_a_failing_command_that_printed_a_secret_never_shows_it(sshd, known, tmp
             ssh.check(f"cat {secret}; exit 3", secret_output=True)
     assert "ACL not found" in str(hidden.value) and token not in str(hidden.value)
     assert token not in str(silent.value) and "exited 3" in str(silent.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "trusted"),
+    [
+        ("[127.0.0.*]:{port} {key}", True),
+        ("[127.0.0.?]:{port} {key}", True),
+        ("other.example.com,[127.0.0.*]:* {key}", True),
+        ("[127.0.0.*]:{port},![127.0.0.1]:{port} {key}", False),  # the negated match excludes it
+        ("@cert-authority [127.0.0.*]:{port} {key}", False),  # a CA line is no host key, even this one
+    ],
+    ids=["star", "question", "list", "negated", "cert-authority"],
+)
+def test_known_hosts_patterns_as_openssh(sshd, known, line, trusted):
+    """Before: a wildcard line was compared as a literal name, so a host that ``ssh`` trusts through
+    ``*`` was refused by meshop; a @cert-authority line was skipped without a word."""
+    _, key = sshd.known_hosts_line().split(" ", 1)
+    known.read[0].write_text(line.format(port=sshd.port, key=key.strip()) + "\n")
+    if trusted:
+        with _connect(sshd, Trust(), known) as ssh:
+            assert ssh.run("true").ok
+        return
+    with pytest.raises(HostKeyRefused) as info, _connect(sshd, Trust(), known):
+        pass
+    assert "is not in known_hosts" in str(info.value)
+    if line.startswith("@cert-authority"):
+        assert "does not verify host certificates" in str(info.value)

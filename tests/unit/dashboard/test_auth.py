@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from meshop.dashboard import auth
@@ -131,26 +133,58 @@ def test_csrf(expected: str, got: str | None, ok: bool) -> None:
     assert auth.csrf_ok(expected, got) is ok
 
 
-def test_throttle_blocks_after_the_limit_within_the_window() -> None:
+def test_throttle_counts_a_try_before_it_is_checked_and_refuses_past_the_limit() -> None:
     throttle = auth.Throttle(limit=3, window=60)
-    for t in (0, 1, 2):
-        assert not throttle.blocked(t)
-        throttle.failed(t)
+    assert [throttle.reserve(t) for t in (0, 1, 2, 3)] == [True, True, True, False]
     assert throttle.blocked(30)
-    assert not throttle.blocked(61)  # the first failure left the window
+    assert throttle.reserve(60.5)  # the first try left the window
+    assert not throttle.reserve(60.5)
+
+
+def test_a_successful_try_is_refunded() -> None:
+    throttle = auth.Throttle(limit=2, window=60)
+    assert throttle.reserve(0) and throttle.reserve(1)
+    throttle.refund()
+    assert throttle.reserve(2) and not throttle.reserve(3)
+
+
+def test_concurrent_tries_get_exactly_the_limit() -> None:
+    """Before: blocked() then failed() after the check, so tries racing past the check were all made."""
+    throttle = auth.Throttle(limit=10, window=60)
+    start = threading.Barrier(60)
+    granted: list[bool] = []
+
+    def attempt() -> None:
+        start.wait()
+        granted.append(throttle.reserve(0, "10.0.0.66"))
+
+    threads = [threading.Thread(target=attempt) for _ in range(60)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert (granted.count(True), granted.count(False)) == (10, 50)
 
 
 def test_throttle_counts_per_client_address() -> None:
     """Before: one count for everybody, so anyone reaching the port locked every user out."""
     throttle = auth.Throttle(limit=3, window=60)
     for t in range(3):
-        throttle.failed(t, "10.0.0.66")
-    assert throttle.blocked(5, "10.0.0.66")
-    assert not throttle.blocked(5, "10.0.0.7")
+        assert throttle.reserve(t, "10.0.0.66")
+    assert not throttle.reserve(5, "10.0.0.66")
+    assert throttle.reserve(5, "10.0.0.7")
 
 
 def test_throttle_remembers_a_bounded_number_of_addresses() -> None:
     throttle = auth.Throttle(limit=1, window=60, clients=2)
     for client in ("a", "b", "c"):
-        throttle.failed(0, client)
+        throttle.reserve(0, client)
     assert not throttle.blocked(1, "a") and throttle.blocked(1, "b") and throttle.blocked(1, "c")
+
+
+def test_sessions_drop_expired_ones_before_the_oldest_live_one() -> None:
+    sessions = auth.LoginSessions(ttl=10, limit=2)
+    sessions.create("a", now=0)
+    live = sessions.create("b", now=5)
+    new = sessions.create("c", now=11)  # a expired: it goes, b stays
+    assert len(sessions) == 2 and sessions.get(live.sid, 12) == live and sessions.get(new.sid, 12) == new

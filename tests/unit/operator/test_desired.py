@@ -208,7 +208,8 @@ def test_the_route_carries_the_health_path_only_when_the_route_reaches_it(
 
 def test_a_spec_too_large_for_an_assignment_is_invalid_not_a_failed_transaction() -> None:
     from meshop.consul.store import Entry
-    from meshop.operator.desired import MAX_SPEC_BYTES, parse_service_entry
+    from meshop.model.hashing import MAX_SPEC_BYTES
+    from meshop.operator.desired import parse_service_entry
 
     doc = {
         "apiVersion": "meshop.io/v1alpha1",

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from meshop.ssh.hostkeys import Trust, Verdict, decide
+from meshop.ssh.hostkeys import CA_NOTE, Trust, Verdict, decide, names_host
 from meshop.ssh.target import SshTarget, TargetError, fingerprint, parse_fingerprint, parse_target
 
 A = "SHA256:" + "A" * 43
@@ -124,3 +124,70 @@ def test_decide(offered, listed, trust, verdict):
 def test_a_revoked_key_is_refused_whatever_says_yes(trust):
     decision = decide(A, frozenset({A}), trust, revoked=frozenset({A}))
     assert decision.verdict is Verdict.REFUSED and "@revoked" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("field", "name", "named"),
+    [
+        ("vps1.example.com", "vps1.example.com", True),
+        ("VPS1.Example.com", "vps1.example.COM", True),  # case-insensitive, as OpenSSH
+        ("vps1.example.com", "vps2.example.com", False),
+        ("*.example.com", "vps1.example.com", True),
+        ("*.example.com", "example.com", False),
+        ("*.example.com", "vps1.example.com.evil", False),  # the whole name, not a prefix
+        ("vps?.example.com", "vps1.example.com", True),
+        ("vps?.example.com", "vps10.example.com", False),
+        ("*", "anything", True),
+        ("[10.0.0.5]:2222", "[10.0.0.5]:2222", True),  # brackets are literal, not a character class
+        ("[10.0.0.*]:2222", "[10.0.0.5]:2222", True),
+        ("[10.0.0.*]:2222", "[10.0.0.5]:22", False),
+        ("10.0.0.5", "[10.0.0.5]:2222", False),  # another port is another host
+        ("a.example.com,*.example.com", "b.example.com", True),
+        ("*.example.com,!bad.example.com", "bad.example.com", False),  # a negated match excludes
+        ("!bad.example.com,*.example.com", "bad.example.com", False),  # wherever it stands
+        ("*.example.com,!bad.example.com", "good.example.com", True),
+        ("!bad.example.com", "good.example.com", False),  # a negation alone names nobody
+        ("a.example.com,", "a.example.com", True),
+        ("a.b", "aXb", False),  # a dot is a dot
+        ("", "a", False),
+    ],
+    ids=[
+        "exact",
+        "case",
+        "other",
+        "star",
+        "star-needs-a-label",
+        "star-whole-name",
+        "question",
+        "question-one-char",
+        "only-star",
+        "bracketed-port",
+        "bracketed-star",
+        "bracketed-other-port",
+        "port-22-pattern",
+        "list",
+        "negated-after",
+        "negated-before",
+        "negated-other",
+        "negation-alone",
+        "empty-entry",
+        "dot-literal",
+        "empty",
+    ],
+)
+def test_names_host_as_openssh(field: str, name: str, named: bool) -> None:
+    assert names_host(field, name) is named
+
+
+def test_a_hashed_entry_is_judged_by_its_checker() -> None:
+    assert names_host("|1|salt|hash", "h", lambda pattern, name: (pattern, name) == ("|1|salt|hash", "h"))
+    assert not names_host("|1|salt|hash,!h", "h", lambda _p, _n: True)
+
+
+@pytest.mark.parametrize("trust", [Trust(), Trust(pinned=B)], ids=["unlisted", "pin-mismatch"])
+def test_a_cert_authority_line_trusts_nothing(trust: Trust) -> None:
+    """A @cert-authority line naming the host is never read as its key; the refusal says why."""
+    decision = decide(A, frozenset(), trust, cert_authority=True)
+    assert decision.verdict is Verdict.REFUSED
+    if trust.pinned is None:
+        assert decision.reason.endswith(CA_NOTE)
