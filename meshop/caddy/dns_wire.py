@@ -28,6 +28,8 @@ import ipaddress
 import struct
 from collections.abc import Mapping
 
+from meshop.model.digits import parse_uint
+
 ZONE = "meshop.internal"
 TTL = 1  # seconds; Caddy keeps its own cache for the site's ``refresh``
 TYPE_A, TYPE_AAAA, TYPE_SRV = 1, 28, 33
@@ -61,7 +63,7 @@ def address_of(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
     try:
         if rest == f"ip4.{ZONE}":
             parts = label.split("-")
-            if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts):
+            if len(parts) == 4 and all(parse_uint(p, limit=255) is not None and len(p) <= 3 for p in parts):
                 return ipaddress.IPv4Address(".".join(parts))
         elif rest == f"ip6.{ZONE}" and len(label) == 32:
             return ipaddress.IPv6Address(bytes.fromhex(label))

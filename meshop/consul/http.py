@@ -26,10 +26,11 @@ from urllib.parse import quote, urlencode
 
 from meshop.consul.config import ConsulConfig
 from meshop.errors import ConflictError, ConsulAccessDenied, ConsulError, ConsulUnavailable, ValueTooLarge
+from meshop.model.digits import parse_uint
 
 TOKEN_HEADER = "X-Consul-Token"
 MAX_ANSWER = 256 * 2**20  # far above any KV listing meshop reads; an endless answer must not eat memory
-MAX_LENGTH_DIGITS = 18  # a Content-Length or index of more digits is no answer meshop reads (MAX_ANSWER has 9)
+MAX_LENGTH = 10**18 - 1  # a larger Content-Length or index is no answer meshop reads (MAX_ANSWER has 9 digits)
 Params = list[tuple[str, str]]
 
 
@@ -61,7 +62,7 @@ class HTTPKV:
             if wait:
                 params.append(("wait", wait))
         answer = self._call("GET", _kv_path(full), params, None, what, _seconds(wait) if index else 0.0)
-        consul_index = bounded_number(answer.headers.get("x-consul-index", ""), MAX_LENGTH_DIGITS) or 0
+        consul_index = parse_uint(answer.headers.get("x-consul-index", ""), limit=MAX_LENGTH) or 0
         if answer.status == 404:
             return consul_index, None
         data = _json(answer.body, what, self.config)
@@ -181,7 +182,7 @@ def parse_answer(data: bytes) -> Answer | None:
     head, sep, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
-    status = bounded_number(parts[1], 3) if len(parts) >= 2 else None
+    status = parse_uint(parts[1], limit=999) if len(parts) >= 2 and len(parts[1]) == 3 else None
     if not sep or status is None or not parts[0].startswith("HTTP/1."):
         return None
     headers: dict[str, str] = {}
@@ -196,20 +197,11 @@ def parse_answer(data: bytes) -> Answer | None:
             return None
         body = decoded
     elif "content-length" in headers:
-        length = bounded_number(headers["content-length"], MAX_LENGTH_DIGITS)
+        length = parse_uint(headers["content-length"], limit=MAX_LENGTH)
         if length is None or len(body) < length:
             return None
         body = body[:length]
     return Answer(status, headers, body)
-
-
-def bounded_number(text: str, digits: int) -> int | None:
-    """``text`` as a number when it is 1 to ``digits`` ASCII digits, else None. ``str.isdigit()`` also
-    takes "²", which int() refuses, and int() raises ValueError past 4,300 digits: a server answering
-    such a status line or Content-Length ended the CLI with a traceback instead of a clean error."""
-    if not 0 < len(text) <= digits or not (text.isascii() and text.isdigit()):
-        return None
-    return int(text)
 
 
 def _unchunked(data: bytes) -> bytes | None:

@@ -31,6 +31,7 @@ from meshop.dashboard import assets, auth, pages, views
 from meshop.dashboard.actions import node_action, service_restart, writer_policies
 from meshop.dashboard.live import Live
 from meshop.errors import ConsulAccessDenied, ConsulError, MeshopError, NotFound
+from meshop.model.digits import parse_uint
 from meshop.model.names import is_dns_label
 
 log = logging.getLogger(__name__)
@@ -248,14 +249,14 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
         def _form(self) -> dict[str, str] | None:
             """The urlencoded body; None (and the answer sent) when its length is missing a number or
             too large: ``-1`` would read until the client hangs up, text would end the handler."""
-            given = (self.headers.get("Content-Length") or "0").strip()
-            if not (given.isascii() and given.isdigit()):
+            length = parse_uint((self.headers.get("Content-Length") or "0").strip(), limit=10**18)
+            if length is None:  # not ASCII digits, or past 18 of them (int() refuses 4,301)
                 self._send(400, pages.error(400, "Content-Length must be a number"), Connection="close")
                 return None
-            if int(given) > MAX_BODY:
+            if length > MAX_BODY:
                 self._send(413, pages.error(413, "request too large"), Connection="close")
                 return None
-            raw = self.rfile.read(int(given)).decode("utf-8", "replace")
+            raw = self.rfile.read(length).decode("utf-8", "replace")
             return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
 
         def _admitted(self) -> bool:
@@ -372,8 +373,8 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.close_connection = True
             since = (query.get("since") or [""])[0]
-            # ASCII digits only ("²".isdigit() is true, int() refuses it; 5000 digits exceed int()'s limit)
-            seen = int(since) if since.isascii() and since.isdigit() and len(since) <= 18 else -1
+            seen = parse_uint(since, limit=10**18)  # ASCII digits only ("²".isdigit() is true)
+            seen = -1 if seen is None else seen
             try:
                 self.wfile.write(b"retry: 2000\n\n")
                 self.wfile.flush()
