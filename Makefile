@@ -1,8 +1,8 @@
 # meshop: `make test` and `make demo` do all set-up themselves (see scripts/setup.sh).
 PY := .venv/bin/python
 # make test runs the tests in parallel workers (pytest-xdist): most of a test's time is spent waiting on
-# real processes (Consul, Docker, Caddy), so more workers than the 2 cores pay off; the fleet's tests run
-# on one worker (tests/conftest.py groups them). TEST_WORKERS=0 runs everything in this process.
+# real processes (Consul, Docker, Caddy), so more workers than the 2 cores pay off; tests that share one resource run
+# on one worker (tests/support/groups.py). TEST_WORKERS=0 runs everything in this process.
 TEST_WORKERS ?= 4
 .DEFAULT_GOAL := help
 
@@ -24,7 +24,7 @@ lint: setup
 	.venv/bin/lint-imports
 
 test: lint
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 unit: setup
 	$(PY) -m pytest tests/unit
