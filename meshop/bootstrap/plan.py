@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from meshop.bootstrap import render
+from meshop.bootstrap import checks, render
 from meshop.bootstrap.steps import Command, File, Packages, Step
 from meshop.model.addresses import address_problem
 from meshop.model.names import is_dns_label, is_label_key, is_label_value
@@ -143,10 +143,7 @@ def _start(names: Sequence[str], changed_by: Sequence[str]) -> Command:
     units = " ".join(names)
     return Command(
         f"systemd: {units} enabled and running",
-        check=(
-            f"systemctl is-enabled -q {units} && systemctl is-active -q {units} && "
-            f'[ "$(systemctl show -p NeedDaemonReload --value {units} | sort -u)" = no ]'
-        ),
+        check=checks.units_running(names),
         apply=f"systemctl daemon-reload && systemctl enable -q {units} && systemctl restart {units}",
         after_change=tuple(changed_by),
     )
