@@ -190,6 +190,7 @@ def plan_node(inputs: NodeInputs, software: Software) -> tuple[Step, ...]:
     if inputs.start:
         changed = [s.path for s in steps if isinstance(s, File)]  # new config, binary or wheels: restart
         steps.append(_start(["consul.service", "meshop-agent.service"], changed))
+        steps.append(checks.consul_leader(changed))
     return tuple(steps)
 
 
@@ -212,6 +213,7 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
     ]
     if inputs.start:
         steps.append(_start(["consul.service"], [render.CONSUL_CONFIG, render.CONSUL_BIN]))
+        steps.append(checks.consul_leader([render.CONSUL_CONFIG, render.CONSUL_BIN]))
     env = f"CONSUL_HTTP_TOKEN_FILE={MANAGEMENT_TOKEN} MESHOP_PREFIX={shlex.quote(inputs.prefix)}"
     steps += [
         Command(

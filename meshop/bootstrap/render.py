@@ -131,7 +131,9 @@ DynamicUser=yes
 CONSUL_UNIT = _unit(
     "Consul agent",
     "",
-    f"""Type=notify
+    f"""# A lone Consul server never sends READY=1 (hashicorp/consul#7137): systemd would kill it after 90 s.
+# Started once exec'd; meshop checks readiness itself (a leader on /v1/status/leader).
+Type=exec
 ExecStart={CONSUL_BIN} agent -config-dir={CONSUL_DIR}
 ExecReload=/bin/kill -HUP $MAINPID
 KillSignal=SIGTERM

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from meshop.bootstrap import checks
+from meshop.bootstrap import checks, render
+from meshop.bootstrap.plan import plan_gateway, plan_node
+from tests.unit.bootstrap.test_plan import GATEWAY, NODE, SOFTWARE
 
 # systemctl as a table: E_<unit>, A_<unit>, R_<unit> (unit with '.'/'-' as '_') hold is-enabled's
 # answer, is-active's state and NeedDaemonReload; many-unit calls answer as systemd does (any-of for
@@ -57,3 +59,39 @@ def test_units_running_checks_every_unit_on_its_own(tmp_path: Path, change, pass
 
 def test_units_running_one_unit(tmp_path: Path):
     assert _run(tmp_path, checks.units_running(["a.service"]), ALL_GOOD) == 0
+
+
+def test_consul_is_started_as_exec_and_its_leader_awaited():
+    """A lone server never sends READY=1: Type=notify would be killed after 90 s on every init."""
+    assert "Type=exec\n" in render.CONSUL_UNIT and "Type=notify" not in render.CONSUL_UNIT
+    for steps in (plan_gateway(GATEWAY, SOFTWARE), plan_node(NODE, SOFTWARE)):
+        titles = [s.title for s in steps]
+        started = next(i for i, t in enumerate(titles) if t.startswith("systemd: consul.service"))
+        assert titles[started + 1].startswith("Consul answers and has a leader")
+        assert render.CONSUL_CONFIG in steps[started + 1].after_change  # a restart is awaited too
+
+
+@pytest.mark.parametrize(("body", "passes"), [(b'"100.64.0.1:8300"', True), (b'""', False), (None, False)])
+def test_consul_leader_check_reads_the_status_endpoint(tmp_path: Path, body, passes):
+    """The check against a real HTTP server: a leader's address passes, "" (no leader) and no answer fail."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/v1/status/leader" else 404)
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port if body is not None else 1}"
+        check = checks.consul_leader().check.replace(checks.CONSUL_HTTP, url)
+        assert (_run(tmp_path, check, {}) == 0) is passes
+    finally:
+        server.shutdown()
+        server.server_close()

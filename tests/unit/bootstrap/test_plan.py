@@ -53,8 +53,9 @@ def test_node_plan_steps_in_order():
         "/etc/systemd/system/consul.service",
         "/etc/systemd/system/meshop-agent.service",
     ]
-    assert isinstance(steps[-1], Command) and "systemctl" in steps[-1].apply
-    assert "/etc/meshop/agent.env" in steps[-1].after_change  # a new token restarts the agent
+    start = next(s for s in steps if s.title.startswith("systemd: "))
+    assert isinstance(start, Command) and "systemctl" in start.apply
+    assert "/etc/meshop/agent.env" in start.after_change  # a new token restarts the agent
 
 
 def test_node_files_hold_the_inputs_with_private_modes():
