@@ -26,11 +26,11 @@ PrivateTmp=yes
 """
 
 
-def _unit(description: str, after: str, service: str, comment: str, requires: str = "") -> str:
-    req = f"Requires={requires}\n" if requires else ""
+def _unit(description: str, after: str, service: str, comment: str, wants: str = "") -> str:
     return (
         f"{comment}[Unit]\nDescription={description}\nAfter={' '.join(['network-online.target', after]).strip()}\n"
-        f"Wants=network-online.target\n{req}\n[Service]\n{service}\n[Install]\nWantedBy=multi-user.target\n"
+        f"Wants={' '.join(['network-online.target', wants]).strip()}\n\n[Service]\n{service}\n"
+        "[Install]\nWantedBy=multi-user.target\n"
     )
 
 
@@ -66,7 +66,8 @@ RestartSec=2
 # See docs/agent.md. The agent keeps this node's containers equal to meshop/assignments/<node>/ in Consul. Stopping it
 # leaves the containers running; it deregisters the node's meshop-agent service on a clean stop.
 """,
-    requires="docker.service",
+    # Wants, not Requires: an engine of the user's own (rootless, podman's socket, snap) has no docker.service.
+    wants="docker.service",
 )
 
 CONTROLLER_UNIT = _unit(

@@ -95,3 +95,11 @@ def test_consul_leader_check_reads_the_status_endpoint(tmp_path: Path, body, pas
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_agent_wants_docker_but_runs_with_an_engine_of_the_users_own():
+    unit = render.AGENT_UNIT
+    assert "Requires=" not in unit  # no docker.service (rootless, podman's socket): the agent still starts
+    assert (
+        "Wants=network-online.target docker.service\n" in unit and "After=network-online.target docker.service" in unit
+    )
