@@ -183,6 +183,7 @@ def plan_node(inputs: NodeInputs, software: Software) -> tuple[Step, ...]:
     steps: list[Step] = [
         Packages(("docker.io",), unless="[ -S /var/run/docker.sock ]", why="skipped when /var/run/docker.sock exists"),
         Packages(("caddy", "python3-venv", "ca-certificates")),
+        *([checks.stock_caddy_off()] if inputs.start else []),  # no systemd: no caddy.service running
         *_software(software),
         *config_files,
         *_units(["consul.service", "meshop-agent.service"]),
@@ -207,6 +208,7 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
     )
     steps: list[Step] = [
         Packages(("caddy", "python3-venv", "ca-certificates")),
+        *([checks.stock_caddy_off()] if inputs.start else []),  # no systemd: no caddy.service running
         *_software(software),
         File(render.CONSUL_CONFIG, consul_json.encode(), 0o600, (inputs.gossip_key,)),
         *_units(["consul.service"]),
@@ -270,5 +272,6 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
     units = ["meshop-controller.service", "meshop-gateway.service", "meshop-acl-sync.service"]
     steps += _units(units)
     if inputs.start:
+        steps.append(checks.ports_free((80, 443), "meshop-gateway.service"))  # its Caddy's; refused loads else
         steps.append(_start(units, [s.path for s in steps if isinstance(s, File) and s.path != render.CONSUL_CONFIG]))
     return tuple(steps)

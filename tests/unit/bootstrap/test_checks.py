@@ -103,3 +103,48 @@ def test_agent_wants_docker_but_runs_with_an_engine_of_the_users_own():
     assert (
         "Wants=network-online.target docker.service\n" in unit and "After=network-online.target docker.service" in unit
     )
+
+
+def test_stock_caddy_is_masked_on_every_host_and_the_gateway_ports_checked():
+    for steps in (plan_gateway(GATEWAY, SOFTWARE), plan_node(NODE, SOFTWARE)):
+        titles = [s.title for s in steps]
+        assert titles.index("Debian's own caddy.service stopped and masked (meshop runs its own Caddy)") == (
+            titles.index("packages caddy python3-venv ca-certificates") + 1
+        )
+    titles = [s.title for s in plan_gateway(GATEWAY, SOFTWARE)]
+    assert titles[-2] == "ports 80/443 free for meshop-gateway.service" and titles[-1].startswith("systemd: meshop-")
+
+
+SS = """#!/bin/sh
+printf '%s\\n' "$SS_OUT"
+"""
+
+
+@pytest.mark.parametrize(
+    ("listeners", "passes"),
+    [
+        ("", True),
+        ('LISTEN 0 4096 *:80 *:* users:(("caddy",pid=PID_MESHOP,fd=7))', True),  # meshop's own Caddy
+        ('LISTEN 0 4096 *:80 *:* users:(("caddy",pid=PID_OTHER,fd=7))', False),  # Debian's caddy.service
+    ],
+)
+def test_ports_free_tells_meshops_caddy_from_anyone_elses(tmp_path: Path, listeners, passes):
+    """Who holds a port is told by its cgroup (the unit), read from /proc (a stand-in folder here)."""
+    command = checks.ports_free((80, 443), "meshop-gateway.service")
+    fake_proc = tmp_path / "proc"
+    holders = {"101": "0::/system.slice/meshop-gateway.service\n", "202": "0::/system.slice/caddy.service\n"}
+    for pid, cgroup in holders.items():
+        (fake_proc / pid).mkdir(parents=True)
+        (fake_proc / pid / "cgroup").write_text(cgroup)
+        (fake_proc / pid / "comm").write_text("caddy\n")
+    script = command.check.replace("/proc/", f"{fake_proc}/")
+    out = listeners.replace("PID_MESHOP", "101").replace("PID_OTHER", "202")
+    assert (_run(tmp_path, script, {"SS_OUT": out}, ss=SS) == 0) is passes
+    if not passes:
+        failed = subprocess.run(
+            ["sh", "-c", command.apply.replace("/proc/", f"{fake_proc}/")],
+            env={"SS_OUT": out, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"},
+            capture_output=True,
+            text=True,
+        )
+        assert failed.returncode == 1 and "ports 80/443 are held by: caddy (pid 202)" in failed.stderr
