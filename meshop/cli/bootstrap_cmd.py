@@ -27,9 +27,8 @@ WHEELS = click.option(
     "--wheels",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="MESHOP_WHEELS",
-    default=".dev/wheels",
-    show_default=True,
-    help="meshop's wheel and its dependencies' (scripts/build-wheels.sh).",
+    help="meshop's wheel and its dependencies' (scripts/build-wheels.sh) [default: .dev/wheels of the "
+    "checkout this meshop runs from, wherever the command is typed].",
 )
 CONSUL_BINARY = click.option(
     "--consul-binary", type=click.Path(dir_okay=False), help="Consul binary to install [default: consul on PATH]."
@@ -111,7 +110,7 @@ def init(
     host_key: str | None,
     accept_new_host_key: bool,
     identity: str | None,
-    wheels: Path,
+    wheels: Path | None,
     consul_binary: str | None,
     dry_run: bool,
     no_start: bool,
@@ -173,7 +172,7 @@ def node_add(
     gateway_host_key: str | None,
     accept_new_host_key: bool,
     identity: str | None,
-    wheels: Path,
+    wheels: Path | None,
     consul_binary: str | None,
     dry_run: bool,
     no_start: bool,
