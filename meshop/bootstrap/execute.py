@@ -66,6 +66,7 @@ def execute(
             applied = host.run(step.apply, timeout=timeout)
             if not applied.ok:
                 raise _fail(step, "apply", applied)
+            written.add(step.title)  # a Command that wrote something (an env file) can force a restart too
         checked = host.run(step.check, timeout=timeout)
         if not checked.ok:
             raise _fail(step, "the check after applying", checked)

@@ -76,6 +76,14 @@ class GatewayInputs:
     start: bool = True
 
 
+def gateway_args(inputs: GatewayInputs) -> str:
+    """``meshop gateway run``'s flags: the user's, registering the gateway at its tailnet address unless
+    they say otherwise (without it `meshop status` and the dashboard say "no gateway" while it serves)."""
+    if "--advertise-addr" in inputs.gateway_args.split():
+        return inputs.gateway_args
+    return f"{inputs.gateway_args} --advertise-addr {inputs.address}".strip()
+
+
 def check_inputs(inputs: NodeInputs | GatewayInputs, software: Software, *, local_cluster: bool = False) -> None:
     """Every input that reaches a file or command, checked: PlanInputError names the first bad one."""
     problems: list[str] = []
@@ -249,7 +257,7 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
     ]
     for role, extra in (
         ("controller", {"MESHOP_METRICS_ADDR": "127.0.0.1:9465"}),
-        ("gateway", {"MESHOP_METRICS_ADDR": "127.0.0.1:9466", "MESHOP_GATEWAY_ARGS": inputs.gateway_args}),
+        ("gateway", {"MESHOP_METRICS_ADDR": "127.0.0.1:9466", "MESHOP_GATEWAY_ARGS": gateway_args(inputs)}),
         ("acl-sync", {}),
     ):
         path = f"/etc/meshop/{role}.env"
@@ -262,7 +270,7 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
             Command(
                 f"{path} (0600) with the {role} token",
                 check=f"[ \"$(stat -c %a {path} 2>/dev/null)\" = 600 ] && grep -q '^CONSUL_HTTP_TOKEN=.' {path} "
-                f"&& grep -qxF {shlex.quote('MESHOP_PREFIX=' + inputs.prefix)} {path}",
+                + "".join(f"&& grep -qxF {shlex.quote(line)} {path} " for line in lines.splitlines()).rstrip(),
                 apply=(
                     f"umask 077; t={token} && printf '%sCONSUL_HTTP_TOKEN=%s\\n' {shlex.quote(lines)} \"$t\" "
                     f"> {path}.new && mv {path}.new {path}"
@@ -273,5 +281,7 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
     steps += _units(units)
     if inputs.start:
         steps.append(checks.ports_free((80, 443), "meshop-gateway.service"))  # its Caddy's; refused loads else
-        steps.append(_start(units, [s.path for s in steps if isinstance(s, File) and s.path != render.CONSUL_CONFIG]))
+        env_files = [s.title for s in steps if isinstance(s, Command) and s.title.startswith("/etc/meshop/")]
+        files = [s.path for s in steps if isinstance(s, File) and s.path != render.CONSUL_CONFIG]
+        steps.append(_start(units, files + env_files))  # a rewritten env file restarts its daemon
     return tuple(steps)

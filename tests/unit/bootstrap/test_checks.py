@@ -148,3 +148,34 @@ def test_ports_free_tells_meshops_caddy_from_anyone_elses(tmp_path: Path, listen
             text=True,
         )
         assert failed.returncode == 1 and "ports 80/443 are held by: caddy (pid 202)" in failed.stderr
+
+
+class _Shell:
+    """A host that runs commands in a local shell (the executor's Host protocol)."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+
+    def run(self, command: str, *, stdin: bytes | None = None, timeout: float | None = None):
+        from meshop.ssh.session import Result
+
+        self.ran.append(command)
+        done = subprocess.run(["sh", "-c", command], capture_output=True)
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    def put_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        raise AssertionError("no files here")
+
+
+def test_a_command_that_applied_forces_the_steps_that_follow_it(tmp_path: Path):
+    from meshop.bootstrap.execute import execute
+    from meshop.bootstrap.steps import Command
+
+    flag, restarted = tmp_path / "env", tmp_path / "restarted"
+    write = Command("env file", check=f"[ -e {flag} ]", apply=f"touch {flag}")
+    restart = Command("restart", check="true", apply=f"touch {restarted}", after_change=("env file",))
+    outcomes = execute([write, restart], _Shell())
+    assert [o.changed for o in outcomes] == [True, True] and restarted.exists()
+    restarted.unlink()
+    assert [o.changed for o in execute([write, restart], _Shell())] == [False, False]  # a re-run: nothing
+    assert not restarted.exists()

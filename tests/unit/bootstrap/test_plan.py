@@ -18,6 +18,7 @@ from meshop.bootstrap.plan import (
     PlanInputError,
     Software,
     check_inputs,
+    gateway_args,
     plan_gateway,
     plan_node,
 )
@@ -181,6 +182,35 @@ def test_env_files_are_written_verbatim_even_with_a_percent_sign(tmp_path: Path)
     script = script.replace(script[script.index("t=") + 2 : script.index(" && printf")], "secret-token")
     subprocess.run(["sh", "-c", script], check=True)
     text = target.read_text()
-    assert "MESHOP_GATEWAY_ARGS=--bind 0.0.0.0 --label rate=50%s\n" in text
+    assert "MESHOP_GATEWAY_ARGS=--bind 0.0.0.0 --label rate=50%s --advertise-addr 100.64.0.1\n" in text
     assert text.endswith("CONSUL_HTTP_TOKEN=secret-token\n")
     assert oct(target.stat().st_mode & 0o777) == "0o600"
+
+
+def _gateway_env_step(inputs: GatewayInputs, target: Path) -> Command:
+    step = next(s for s in plan_gateway(inputs, SOFTWARE) if isinstance(s, Command) and "gateway.env" in s.name)
+    return replace(
+        step,
+        check=step.check.replace("/etc/meshop/gateway.env", str(target)),
+        apply=step.apply.replace("/etc/meshop/gateway.env", str(target)).replace(
+            step.apply[step.apply.index("t=") + 2 : step.apply.index(" && printf")], "secret-token"
+        ),
+    )
+
+
+def test_gateway_registers_its_address_unless_told_otherwise(tmp_path: Path) -> None:
+    """Without --advertise-addr `meshop status` said "no gateway" while it served."""
+    assert gateway_args(GATEWAY) == "--bind 0.0.0.0 --tls acme --advertise-addr 100.64.0.1"
+    own = replace(GATEWAY, gateway_args="--tls internal --advertise-addr 100.64.0.9")
+    assert gateway_args(own) == "--tls internal --advertise-addr 100.64.0.9"
+
+
+def test_env_file_check_follows_every_line_and_a_rewrite_restarts_the_daemons(tmp_path: Path) -> None:
+    target = tmp_path / "gateway.env"
+    step = _gateway_env_step(GATEWAY, target)
+    subprocess.run(["sh", "-c", step.apply], check=True)
+    assert subprocess.run(["sh", "-c", step.check]).returncode == 0
+    changed = _gateway_env_step(replace(GATEWAY, gateway_args="--bind 0.0.0.0 --tls internal"), target)
+    assert subprocess.run(["sh", "-c", changed.check]).returncode != 0  # new args: the file is rewritten
+    start = plan_gateway(GATEWAY, SOFTWARE)[-1]
+    assert isinstance(start, Command) and step.title in start.after_change
