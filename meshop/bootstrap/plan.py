@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from meshop.bootstrap import checks, render
+from meshop.bootstrap import checks, render, wheels
 from meshop.bootstrap.steps import Command, File, Packages, Step
 from meshop.model.addresses import address_problem
 from meshop.model.names import is_dns_label, is_label_key, is_label_value
@@ -116,6 +116,10 @@ def check_inputs(inputs: NodeInputs | GatewayInputs, software: Software, *, loca
     for name, _ in software.wheels:
         if not _WHEEL.match(name):
             problems.append(f"wheel {name!r}: not a wheel file name")
+    try:
+        wheels.python_need(name for name, _ in software.wheels)
+    except ValueError as exc:
+        problems.append(str(exc))
     if not any(name.startswith("meshop-") for name, _ in software.wheels):
         problems.append("wheels: meshop's own wheel is missing")
     if problems:
@@ -123,9 +127,11 @@ def check_inputs(inputs: NodeInputs | GatewayInputs, software: Software, *, loca
 
 
 def _software(software: Software) -> list[Step]:
-    venv, wheels, stamp = render.VENV, render.WHEELS, f"{render.VENV}/.meshop-wheels"
+    venv, folder, stamp = render.VENV, render.WHEELS, f"{render.VENV}/.meshop-wheels"
     steps: list[Step] = [File(render.CONSUL_BIN, software.consul, 0o755)]
-    steps += [File(f"{wheels}/{name}", data, 0o644) for name, data in sorted(software.wheels)]
+    if python := wheels.python_check(wheels.python_need(name for name, _ in software.wheels)):
+        steps.append(python)  # before pip: a wrong python3 fails here with the version the wheels need
+    steps += [File(f"{folder}/{name}", data, 0o644) for name, data in sorted(software.wheels)]
     steps.append(
         Command(
             f"meshop {software.version} in its own virtualenv {venv}, linked as {render.BIN}",
@@ -135,7 +141,7 @@ def _software(software: Software) -> list[Step]:
             ),
             apply=(
                 f"rm -rf {venv} && python3 -m venv {venv} && {venv}/bin/pip install -q --no-index "
-                f"--find-links {wheels} {shlex.quote('meshop==' + software.version)} && "
+                f"--find-links {folder} {shlex.quote('meshop==' + software.version)} && "
                 f"echo {software.digest} > {stamp} && ln -sfn {venv}/bin/meshop {render.BIN}"
             ),
         )
