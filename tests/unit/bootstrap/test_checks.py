@@ -69,6 +69,8 @@ def test_consul_is_started_as_exec_and_its_leader_awaited():
         started = next(i for i, t in enumerate(titles) if t.startswith("systemd: consul.service"))
         assert titles[started + 1].startswith("Consul answers and has a leader")
         assert render.CONSUL_CONFIG in steps[started + 1].after_change  # a restart is awaited too
+    bootstrap = next(s for s in plan_gateway(GATEWAY, SOFTWARE) if s.title.startswith("Consul ACLs bootstrapped"))
+    assert "consul info" not in bootstrap.apply  # refused before the bootstrap: it waited 60 s on every init
 
 
 @pytest.mark.parametrize(("body", "passes"), [(b'"100.64.0.1:8300"', True), (b'""', False), (None, False)])
