@@ -128,4 +128,8 @@ if [ ! -f "$stamp" ] || [ "$ROOT/setup.cfg" -nt "$stamp" ] || [ "$ROOT/setup.py"
   }
   touch "$stamp"
 fi
+case ":$PATH:" in
+  *":$ROOT/.venv/bin:"*) ;;
+  *) log "meshop is .venv/bin/meshop and consul .dev/bin/consul: export PATH=$ROOT/.venv/bin:$BIN:\$PATH" ;;
+esac
 log "ready"

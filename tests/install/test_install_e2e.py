@@ -35,6 +35,11 @@ IMAGE = "traefik/whoami:v1.10"  # charts/fleet's public image; a busybox stand-i
 UNITS = {"gw": ["consul", "meshop-controller", "meshop-gateway", "meshop-acl-sync"], "n1": ["consul", "meshop-agent"]}
 UNITS["n2"] = UNITS["n1"]
 TIMINGS: dict[str, float] = {}
+SSH_AS_HOME = """#!/bin/bash
+args=()
+for a in "$@"; do args+=("${a//"=~/"/"=$HOME/"}"); done
+exec /usr/bin/ssh -i "$HOME/.ssh/id_ed25519" "${args[@]}"
+"""
 
 
 class Session:
@@ -48,7 +53,15 @@ class Session:
         shutil.copytree(REPO / "charts" / "fleet", self.cwd / "charts" / "fleet")
         gateway = self.cwd / "charts" / "fleet" / "gateway.yaml"
         gateway.write_text(re.sub(r"tls: \{mode: acme[^}]*\}", "tls: {mode: internal}", gateway.read_text()))
-        path = f"{REPO}/.venv/bin:{REPO}/.dev/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        # OpenSSH takes ~ and its keys from the passwd entry's home, never from $HOME: this ssh makes the
+        # test's HOME the user's (a real user's HOME is that home), nothing else
+        wrapper = self.home / "bin" / "ssh"
+        wrapper.parent.mkdir()
+        wrapper.write_text(SSH_AS_HOME)
+        wrapper.chmod(0o755)
+        path = (
+            f"{wrapper.parent}:{REPO}/.venv/bin:{REPO}/.dev/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/bin"
+        )
         self.state.write_text(f"export HOME={self.home} PATH={path}\n")
 
     def run(self, command: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -193,9 +206,14 @@ def test_the_five_commands_and_what_follows(fleet: Fleet) -> None:
             assert " 0 step(s) changed" in result.stdout, result.stdout + result.stderr
     assert _started(fleet) == before
 
-    # node remove and re-add: one replica first (two replicas spread over two nodes cannot leave one)
-    session.run("sed -i 's/replicas: 2/replicas: 1/' charts/fleet/whoami.yaml && meshop apply -f charts/fleet/")
+    # node remove: two spread replicas cannot share n1, so it fails fast saying why; with one it drains
     remove = substitute(command_containing(page, "meshop node remove"), addresses, keys)
+    started = time.monotonic()
+    refused = session.run(remove)
+    TIMINGS["node remove n2, refused (2 spread replicas)"] = round(time.monotonic() - started, 1)
+    assert refused.returncode != 0 and "whoami: 1/2 replicas placed" in refused.stderr, refused.stderr
+    assert time.monotonic() - started < 120
+    session.run("sed -i 's/replicas: 2/replicas: 1/' charts/fleet/whoami.yaml && meshop apply -f charts/fleet/")
     session.timed("node remove n2", remove)
     session.timed("node remove n2 again (no-op)", remove)
     assert _kv(fleet, "nodes/n2") == ""
