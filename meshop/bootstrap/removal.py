@@ -17,6 +17,7 @@ from meshop.bootstrap.steps import Command
 from meshop.model import acl
 
 DRAIN_TIMEOUT = 600
+AGENT_STATE = "/var/lib/meshop/agent"  # the agent unit's --state-dir
 DRAIN_GRACE = 15  # seconds the controller has to re-place the node's replicas before "cannot be placed" counts
 # python3 -c _DRAIN_WAIT NODE PREFIX TIMEOUT GRACE, on the gateway: wait until nothing is assigned to NODE;
 # fail fast, naming the services and the controller's reasons, when a replica cannot be placed elsewhere
@@ -84,6 +85,13 @@ def plan_removal(node: str, prefix: str) -> tuple[tuple[Command, ...], tuple[Com
             f"{units} stopped and disabled",
             check=f"! systemctl is-active -q {units} && ! systemctl is-enabled -q {units} 2>/dev/null",
             apply=f"systemctl disable --now -q {units}",
+        ),
+        # The agent remembers this cluster's fence for the node; the records go next, so a later `node add`
+        # would find no fence and hold the node ("the KV was emptied") until `meshop cluster adopt`.
+        Command(
+            f"the agent's memory of this cluster removed ({AGENT_STATE}: its fence, holds)",
+            check=f"[ ! -e {AGENT_STATE} ]",
+            apply=f"rm -rf {AGENT_STATE}",
         ),
     )
     args = " ".join(q(d) for d in descriptions)

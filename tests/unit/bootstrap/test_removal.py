@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from meshop.bootstrap import render
 from meshop.bootstrap.removal import _DRAIN_WAIT, plan_removal
 from meshop.model.acl import AclInputError
 
@@ -19,6 +20,8 @@ def test_steps_in_order_and_scoped_to_the_node():
     before, on_node, after = plan_removal("n1", "meshop")
     assert [c.name.split(" ")[0] for c in before] == ["node"] and "drain n1" in before[0].apply
     assert "systemctl disable --now" in on_node[0].apply
+    assert on_node[1].apply == "rm -rf /var/lib/meshop/agent"  # a re-added node starts unfenced, not Held
+    assert "--state-dir /var/lib/meshop/agent " in render.AGENT_UNIT
     names = [c.name for c in after]
     assert names[0] == "tokens of node n1 revoked" and names[1] == "ACL policy meshop-meshop-agent-n1 deleted"
     assert names[2] == "Consul forgot member n1" and names[3].startswith("records of node n1 deleted")
