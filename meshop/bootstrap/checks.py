@@ -29,20 +29,23 @@ def units_running(units: Sequence[str]) -> str:
 
 
 def _poll(check: str, what: str, hint: str) -> str:
-    """Apply of a readiness step: wait up to READY_SECONDS for ``check``, else say what and where to look."""
+    """Apply of a readiness step: wait up to READY_SECONDS for ``check``, else show its last answer and
+    say what and where to look."""
     return (
-        f"for i in $(seq {READY_SECONDS}); do {check} && exit 0; sleep 1; done; "
+        f"for i in $(seq {READY_SECONDS}); do {check} 2>/dev/null && exit 0; sleep 1; done; {check}; "
         f"echo {shlex.quote(f'{what} after {READY_SECONDS} s; {hint}')} >&2; exit 1"
     )
 
 
 def _http_ok(url: str, refuse: str = "") -> str:
-    """python3 (always there: python3-venv is installed first): the URL answers 2xx, and not ``refuse``."""
+    """python3 (always there: python3-venv is installed first): the URL answers 2xx, and not ``refuse``;
+    else its answer (a daemon's /readyz says why it is not ready) on stderr."""
     code = (
-        "import sys,urllib.request\n"
+        "import sys,urllib.error,urllib.request\n"
         "try: body=urllib.request.urlopen(sys.argv[1], timeout=5).read().strip()\n"
-        "except Exception: sys.exit(1)\n"
-        "sys.exit(body == sys.argv[2].encode())"
+        "except urllib.error.HTTPError as e: sys.exit(sys.argv[1]+': '+e.read().decode(errors='replace')[:300])\n"
+        "except Exception as e: sys.exit(sys.argv[1]+': '+str(e))\n"
+        "sys.exit(sys.argv[1]+': '+body.decode() if body == sys.argv[2].encode() else 0)"
     )
     return f"python3 -c {shlex.quote(code)} {shlex.quote(url)} {shlex.quote(refuse)}"
 

@@ -206,6 +206,7 @@ def plan_node(inputs: NodeInputs, software: Software) -> tuple[Step, ...]:
         changed = [s.path for s in steps if isinstance(s, File)]  # new config, binary or wheels: restart
         steps.append(_start(["consul.service", "meshop-agent.service"], changed))
         steps.append(checks.consul_leader(changed))
+        steps.append(checks.http_ready("meshop agent", "http://127.0.0.1:9464/readyz", "meshop-agent", changed))
     return tuple(steps)
 
 
@@ -290,4 +291,8 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
         env_files = [s.title for s in steps if isinstance(s, Command) and s.title.startswith("/etc/meshop/")]
         files = [s.path for s in steps if isinstance(s, File) and s.path != render.CONSUL_CONFIG]
         steps.append(_start(units, files + env_files))  # a rewritten env file restarts its daemon
+        # ready: its Caddy loaded the config (a refused load, e.g. a port taken, fails init here, with why)
+        steps.append(
+            checks.http_ready("meshop gateway", "http://127.0.0.1:9466/readyz", "meshop-gateway", files + env_files)
+        )
     return tuple(steps)

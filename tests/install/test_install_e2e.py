@@ -201,6 +201,11 @@ def test_the_five_commands_and_what_follows(fleet: Fleet) -> None:
     verified = _https("--cacert", str(ca))
     assert verified.stdout == "200", verified.stderr
 
+    # the gateway registered itself at its address: status lists it (it said "none" while serving)
+    status = session.run("meshop status")
+    gateways = status.stdout.split("GATEWAYS", 1)[-1].split("\n\n", 1)[0]
+    assert "gw" in gateways and "none" not in gateways.split(), status.stdout + status.stderr
+
     # logs -f from both nodes (lines are prefixed NODE/INDEX); exec returns the command's exit code
     logs = session.run("timeout 15 meshop logs whoami -f", timeout=60)
     assert {"n1", "n2"} <= set(re.findall(r"^(n[12])/\d+ \| whoami stand-in on ", logs.stdout, re.M)), logs.stdout

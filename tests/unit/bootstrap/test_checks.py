@@ -114,7 +114,7 @@ def test_stock_caddy_is_masked_on_every_host_and_the_gateway_ports_checked():
             titles.index("packages caddy python3-venv ca-certificates") + 1
         )
     titles = [s.title for s in plan_gateway(GATEWAY, SOFTWARE)]
-    assert titles[-2] == "ports 80/443 free for meshop-gateway.service" and titles[-1].startswith("systemd: meshop-")
+    assert titles[-3] == "ports 80/443 free for meshop-gateway.service" and titles[-2].startswith("systemd: meshop-")
 
 
 SS = """#!/bin/sh
@@ -181,3 +181,38 @@ def test_a_command_that_applied_forces_the_steps_that_follow_it(tmp_path: Path):
     restarted.unlink()
     assert [o.changed for o in execute([write, restart], _Shell())] == [False, False]  # a re-run: nothing
     assert not restarted.exists()
+
+
+def test_agent_and_gateway_readiness_awaited_after_their_start():
+    node = [s.title for s in plan_node(NODE, SOFTWARE)]
+    assert node[-1] == "meshop agent ready (http://127.0.0.1:9464/readyz)"
+    gateway = [s.title for s in plan_gateway(GATEWAY, SOFTWARE)]
+    assert gateway[-2].startswith("systemd: meshop-controller.service")
+    assert gateway[-1] == "meshop gateway ready (http://127.0.0.1:9466/readyz)"
+
+
+def test_a_readiness_step_that_gives_up_shows_the_daemons_answer(tmp_path: Path, monkeypatch):
+    import http.server
+    import threading
+
+    class NotReady(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(503)
+            self.end_headers()
+            self.wfile.write(b"not ready: caddy load refused: listen tcp :443: address already in use")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotReady)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(checks, "READY_SECONDS", 1)
+    try:
+        step = checks.http_ready("meshop gateway", f"http://127.0.0.1:{server.server_port}/readyz", "meshop-gateway")
+        failed = subprocess.run(["sh", "-c", step.apply], capture_output=True, text=True, timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert failed.returncode == 1
+    assert "caddy load refused: listen tcp :443: address already in use" in failed.stderr
+    assert "meshop gateway is not ready after 1 s; see journalctl -u meshop-gateway" in failed.stderr

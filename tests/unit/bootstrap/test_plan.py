@@ -212,5 +212,5 @@ def test_env_file_check_follows_every_line_and_a_rewrite_restarts_the_daemons(tm
     assert subprocess.run(["sh", "-c", step.check]).returncode == 0
     changed = _gateway_env_step(replace(GATEWAY, gateway_args="--bind 0.0.0.0 --tls internal"), target)
     assert subprocess.run(["sh", "-c", changed.check]).returncode != 0  # new args: the file is rewritten
-    start = plan_gateway(GATEWAY, SOFTWARE)[-1]
+    start = next(s for s in plan_gateway(GATEWAY, SOFTWARE) if s.title.startswith("systemd: meshop-"))
     assert isinstance(start, Command) and step.title in start.after_change
