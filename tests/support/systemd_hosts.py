@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -110,6 +111,7 @@ class Fleet:
     def _run(self, host: Host, client_key: Path, engine: bool) -> None:
         mounts = ["-v", f"{client_key}:/root/.ssh/authorized_keys:ro"]
         if engine:
+            shutil.rmtree(host.engine_dir(), ignore_errors=True)  # a fresh VPS: no images or containers of a past run
             sock = host.engine_dir() / "sock"
             sock.mkdir(parents=True, exist_ok=True)
             link = host.engine_dir() / "engine.conf"
