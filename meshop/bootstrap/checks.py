@@ -58,6 +58,7 @@ def consul_leader(after_change: Sequence[str] = ()) -> Command:
         check=check,
         apply=_poll(check, "Consul has no leader", "see journalctl -u consul"),
         after_change=tuple(after_change),
+        changes=False,
     )
 
 
@@ -68,6 +69,7 @@ def http_ready(name: str, url: str, unit: str, after_change: Sequence[str] = ())
         check=check,
         apply=_poll(check, f"{name} is not ready", f"see journalctl -u {unit}"),
         after_change=tuple(after_change),
+        changes=False,
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from meshop.bootstrap import checks, render
 from meshop.bootstrap.plan import plan_gateway, plan_node
+from meshop.bootstrap.steps import Command
 from tests.unit.bootstrap.test_plan import GATEWAY, NODE, SOFTWARE
 
 # systemctl as a table: E_<unit>, A_<unit>, R_<unit> (unit with '.'/'-' as '_') hold is-enabled's
@@ -171,7 +172,6 @@ class _Shell:
 
 def test_a_command_that_applied_forces_the_steps_that_follow_it(tmp_path: Path):
     from meshop.bootstrap.execute import execute
-    from meshop.bootstrap.steps import Command
 
     flag, restarted = tmp_path / "env", tmp_path / "restarted"
     write = Command("env file", check=f"[ -e {flag} ]", apply=f"touch {flag}")
@@ -216,3 +216,14 @@ def test_a_readiness_step_that_gives_up_shows_the_daemons_answer(tmp_path: Path,
     assert failed.returncode == 1
     assert "caddy load refused: listen tcp :443: address already in use" in failed.stderr
     assert "meshop gateway is not ready after 1 s; see journalctl -u meshop-gateway" in failed.stderr
+
+
+def test_a_readiness_wait_is_not_a_change(tmp_path: Path):
+    """Waiting for a daemon that is briefly not ready changes nothing: the re-run still says 0 changed."""
+    from meshop.bootstrap.execute import execute
+
+    flag = tmp_path / "ready"
+    wait = checks.http_ready("x", "http://127.0.0.1:1/", "x")
+    wait = type(wait)(wait.name, check=f"[ -e {flag} ]", apply=f"touch {flag}", changes=False)
+    restart = Command("restart", check="true", apply="false", after_change=(wait.title,))
+    assert [o.changed for o in execute([wait, restart], _Shell())] == [False, False]
