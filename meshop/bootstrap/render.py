@@ -167,6 +167,9 @@ def env_file(comment: str, values: Mapping[str, str]) -> str:
 GOSSIP_LAN = {"probe_interval": "500ms", "probe_timeout": "300ms", "suspicion_mult": 3}
 
 
+CLIENT_ACL_TTL = {"token_ttl": "5s", "policy_ttl": "5s", "role_ttl": "5s"}
+
+
 def gossip_lan_hcl() -> str:
     """``GOSSIP_LAN`` as HCL, for ``consul agent -hcl`` (the fleet harness's agents)."""
     fields = " ".join(f"{k} = {json.dumps(v)}" for k, v in GOSSIP_LAN.items())
@@ -202,6 +205,9 @@ def consul_config(
             "down_policy": "extend-cache",
             "enable_token_persistence": True,
             **({"tokens": {"agent": agent_token}} if agent_token else {}),
+            # A client agent caches tokens and policies (default 30 s): an agent policy `acl sync` widened
+            # for a newly placed service was refused that long (the agent NotReady after every apply).
+            **({} if server else CLIENT_ACL_TTL),
         },
         "ports": {"dns": -1, "grpc": -1},
         "gossip_lan": dict(GOSSIP_LAN),

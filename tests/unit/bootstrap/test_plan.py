@@ -214,3 +214,10 @@ def test_env_file_check_follows_every_line_and_a_rewrite_restarts_the_daemons(tm
     assert subprocess.run(["sh", "-c", changed.check]).returncode != 0  # new args: the file is rewritten
     start = next(s for s in plan_gateway(GATEWAY, SOFTWARE) if s.title.startswith("systemd: meshop-"))
     assert isinstance(start, Command) and step.title in start.after_change
+
+
+def test_client_agents_cache_acls_briefly_so_a_widened_agent_policy_applies_within_seconds():
+    node = json.loads(_files(plan_node(NODE, SOFTWARE))["/etc/consul.d/consul.json"].content)["acl"]
+    assert node["token_ttl"] == node["policy_ttl"] == node["role_ttl"] == "5s"
+    server = json.loads(_files(plan_gateway(GATEWAY, SOFTWARE))["/etc/consul.d/consul.json"].content)["acl"]
+    assert "policy_ttl" not in server  # a server resolves from its own state: nothing cached
