@@ -45,9 +45,16 @@ else:
 """
 
 
-def load_software(wheels: Path, consul_binary: str | None) -> Software:
+def checkout_wheels() -> Path:
+    """``.dev/wheels`` of the checkout this meshop runs from (``make setup`` installs it editable), so the
+    default does not depend on the folder the command is typed in."""
+    return Path(__file__).resolve().parents[2] / ".dev" / "wheels"
+
+
+def load_software(wheels: Path | None, consul_binary: str | None) -> Software:
     """meshop's wheels (its own, built locally, and its dependencies: ``scripts/build-wheels.sh``) and the
     Consul binary to upload."""
+    wheels = wheels or checkout_wheels()
     if not wheels.is_dir():
         raise DocumentError(f"--wheels {wheels}: not a folder (make one with scripts/build-wheels.sh)")
     found = tuple((p.name, p.read_bytes()) for p in sorted(wheels.glob("*.whl")))
