@@ -217,7 +217,9 @@ class _Converter:
                 item = ports.setdefault(key, {"name": fields.port_name(*key), "container": port.container})
                 if port.protocol != "tcp":
                     item["protocol"] = port.protocol
-                if port.host is not None:
+                if port.host is not None and not 0 <= port.host < 65536:
+                    self.warn(original, "ports", f"{entry!r}: host port {port.host} is out of range; an ephemeral one")
+                elif port.host:  # 0: Docker picks one, as without a host port
                     if "host" in item or (port.host, port.protocol) in hosts:
                         self.warn(original, "ports", f"{entry!r}: a container port is published once; left out")
                     else:
