@@ -41,6 +41,7 @@ COMMANDS = {
     "exec": "meshop.cli.commands.remote:exec_",
     "dashboard": "meshop.cli.commands.dashboard:dashboard",
     "restart": "meshop.cli.commands.restart:restart",
+    "convert": "meshop.cli.commands.convert:convert",
 }
 
 
