@@ -120,7 +120,7 @@ FIELDS: dict[str, v.Field] = {
     "ingress_https_port": v.Field(v.optional(v.port)),
     "ingress_bind": v.Field(_ip_addresses, ("127.0.0.1",)),
     "ingress_trusted_proxy": v.Field(_networks, tuple(TRUSTED_PROXIES)),
-    "caddy_upstream_dns": v.Field(v.text, "127.0.0.1:0"),
+    "caddy_upstream_dns": v.Field(v.text, "unix"),
     "log_format": v.Field(v.choice(*LOG_FORMATS), "text"),
     "log_level": v.Field(v.choice(*LOG_LEVELS), "info"),
 }
@@ -152,7 +152,7 @@ class AgentConfig:
     ingress_https_port: int | None = None
     ingress_bind: tuple[str, ...] = ("127.0.0.1",)
     ingress_trusted_proxy: tuple[str, ...] = tuple(TRUSTED_PROXIES)
-    caddy_upstream_dns: str = "127.0.0.1:0"
+    caddy_upstream_dns: str = "unix"
     log_format: str = "text"
     log_level: str = "info"
 

@@ -48,7 +48,7 @@ class CaddyOptions:
     snippets: Path | None = None
     caddy_bin: str = "caddy"
     trusted_proxies: tuple[str, ...] = TRUSTED_PROXIES
-    upstream_dns: str | None = "127.0.0.1:0"  # the node Caddy's upstream DNS responder (None: static snippets)
+    upstream_dns: str | None = "unix"  # the node Caddy's upstream DNS responder (None: static snippets)
     https_port: int | None = None  # HTTPS for local routes (TLS mode from the Gateway document); None: off
 
     def check(self) -> None:
@@ -115,7 +115,7 @@ class NodeCaddy:
             config_path = options.config
             main_config = config_path.read_text
         self.folder = folder
-        self.dns = UpstreamDNS(options.upstream_dns) if options.upstream_dns else None
+        self.dns = UpstreamDNS(options.upstream_dns, options.directory) if options.upstream_dns else None
         self.ingress = NodeIngress(
             settings,
             folder,
