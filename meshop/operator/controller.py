@@ -31,7 +31,6 @@ from meshop.daemon.threads import DaemonThread
 from meshop.daemon.wakeup import Wakeup
 from meshop.errors import ConsulError
 from meshop.model import keys
-from meshop.model.inventory import parse_inventory
 from meshop.model.names import is_dns_label
 from meshop.model.records import NodeRecord, Observed
 from meshop.operator import nodes as node_health
@@ -46,7 +45,7 @@ from meshop.operator.desired import (
     read_record,
     with_last_valid,
 )
-from meshop.operator.dns import DnsWriter
+from meshop.operator.dns import DnsWriter, node_inventory
 from meshop.operator.election import LeaderElection
 from meshop.operator.nodes import NodeHealth
 from meshop.operator.plan import ClusterState, PlannedEvent, diff, plan
@@ -169,6 +168,7 @@ class Controller:
             Services(config, dns_store.client),
             lambda: self.election.lock if self.election.confirmed else None,
             local_cluster=options.local_cluster,
+            trust_records=options.trust_node_records,
             resync=options.resync,
             wait=options.watch_wait,
         )
@@ -422,13 +422,7 @@ class Controller:
 
     def _inventory(self) -> dict[str, tuple[str, ...]]:
         """node -> the addresses ``inventory/nodes/<node>`` lets it claim (a broken entry grants nothing)."""
-        found: dict[str, tuple[str, ...]] = {}
-        for entry in self.watches["inventory"].latest.entries:
-            name = entry.key[len(keys.INVENTORY_NODES) :]
-            addresses = parse_inventory(entry.value)
-            if addresses is not None and is_dns_label(name):
-                found[name] = addresses
-        return found
+        return node_inventory(self.watches["inventory"].latest)
 
     def _domains(self) -> tuple[str, ...]:
         """The Gateway document's domains (route hosts outside them get ``OutsideDomains``)."""
