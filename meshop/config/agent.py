@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from meshop.agent.ingress.node_caddy import CaddyOptions
-from meshop.agent.ingress.snippets import TRUSTED_PROXIES
+from meshop.agent.ingress.snippets import GATEWAYS, TRUSTED_PROXIES
 from meshop.agent.planning.labels import is_label
 from meshop.agent.reconciler import AgentSettings
 from meshop.config import values as v
@@ -90,6 +90,8 @@ def _ip_addresses(raw: object) -> tuple[str, ...]:
 def _networks(raw: object) -> tuple[str, ...]:
     items = v.texts(raw)
     for item in items:
+        if item == GATEWAYS:  # the gateways' claimed addresses, followed as they change
+            continue
         try:
             ipaddress.ip_network(item, strict=False)
         except ValueError:

@@ -186,6 +186,7 @@ def policy_rules(
             _rule("key_prefix", f"{p}/events/{agent_events(node)}/", "write"),
             _rule("key_prefix", f"{p}/assignments/{node}/", "read"),
             _rule("key", f"{p}/desired/gateway", "read"),  # the TLS mode of the node's HTTPS sites
+            _rule("key_prefix", f"{p}/gateways/", "read"),  # the gateways' addresses: trusted proxies
             *(_rule("key_prefix", f"{p}/secrets/{s}/", "read") for s in assigned),
             *_own_names(AGENT_SERVICE, METRICS_SERVICE),
             *(_rule("service", s, "write") for s in registered),

@@ -116,8 +116,9 @@ def agent() -> None:
     multiple=True,
     default=_default("ingress_trusted_proxy"),
     show_default=True,
-    metavar="CIDR",
-    help="Peers whose X-Forwarded-* headers reach the containers unchanged (repeat; the gateway's network).",
+    metavar="CIDR|gateways",
+    help="Peers whose X-Forwarded-* headers reach the containers unchanged (repeat); 'gateways': each address "
+    "a gateway claimed in gateways/<id>, followed as it changes (the default, with this host).",
 )
 @click.option(
     "--caddy-upstream-dns",

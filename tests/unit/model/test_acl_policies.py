@@ -56,6 +56,8 @@ CASES = [
     (AGENT_N1, "key", "meshop/events/controller/1-a", "write", False),
     (AGENT_N1, "key", "meshop/events/1-a", "write", False),
     (AGENT_N1, "key", "meshop/inventory/nodes/n1", "write", False),  # issue 24: its address is not its word
+    (AGENT_N1, "key", "meshop/gateways/gw1", "read", True),  # whose X-Forwarded-* its Caddy trusts
+    (AGENT_N1, "key", "meshop/gateways/gw1", "write", False),
     (AGENT_N1, "key", "meshop/assignments/n1/web", "read", True),
     (AGENT_N1, "key", "meshop/assignments/n1/web", "write", False),
     (AGENT_N1, "key", "meshop/assignments/n2/web", "read", False),
