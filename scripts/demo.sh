@@ -133,7 +133,7 @@ up() {
   fi
 
   start controller env "$(token_env controller)" "$MESHOP" controller run --id demo-controller --metrics-addr 127.0.0.1:0 --grace-period 10 \
-    --local-cluster
+    --local-cluster --trust-node-records  # one node, this host: its own record is all the demo has
   # the agent runs the node's own Caddy: the gateway proxies to it, and it to the local containers
   if ! running agent; then
     port_free "$INGRESS_PORT" || fail "port $INGRESS_PORT is in use; set MESHOP_DEMO_INGRESS_PORT"

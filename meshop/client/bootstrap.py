@@ -112,6 +112,16 @@ def node_tokens(gateway: SshSession, node: str, datacenter: str, prefix: str) ->
     return consul_token, agent_token
 
 
+def record_inventory(gateway: SshSession, node: str, address: str, prefix: str, *, local_cluster: bool) -> None:
+    """Write ``inventory/nodes/<node>`` (the address the node may be dialled at) on the gateway with the
+    management token: the node's own tokens can never write it (issue 24)."""
+    from meshop.client.nodes import inventory_entry
+
+    key, value = inventory_entry(node, (address,), local_cluster=local_cluster)
+    full = f"{prefix.strip('/')}/{key}"
+    gateway.check(f"consul kv put -token-file={MANAGEMENT_TOKEN} {shlex.quote(full)} -", stdin=value.encode())
+
+
 def node_state(gateway: SshSession, node: str, prefix: str) -> str:
     """The controller's verdict on ``node`` (``status/nodes/<node>``), read on the gateway; "" when none."""
     result = gateway.run(

@@ -195,6 +195,7 @@ def node_add(
         load_software,
         new_gossip_key,
         node_tokens,
+        record_inventory,
         wait_ready,
     )
 
@@ -224,6 +225,7 @@ def node_add(
         if facts is None:
             raise DocumentError(f"{gw.target} has no meshop Consul server: run `meshop init` on it first")
         consul_token, agent_token = node_tokens(gw, name, facts.datacenter, obj.consul.prefix)
+        record_inventory(gw, name, address, obj.consul.prefix, local_cluster=local_cluster)  # issue 24
         inputs = NodeInputs(
             name,
             address,

@@ -12,7 +12,7 @@ import sys
 import click
 
 from meshop.cli.context import CliContext
-from meshop.cli.flags import LOCAL_CLUSTER
+from meshop.cli.flags import LOCAL_CLUSTER, TRUST_NODE_RECORDS
 from meshop.cli.safe import strip_terminal
 from meshop.errors import DocumentError, MeshopError
 
@@ -68,6 +68,7 @@ def _say(text: str) -> None:
 @IDENTITY
 @ACCEPT_NEW
 @LOCAL_CLUSTER
+@TRUST_NODE_RECORDS
 @click.pass_obj
 def logs(
     obj: CliContext,
@@ -83,13 +84,16 @@ def logs(
     identity: str | None,
     accept_new_host_key: bool,
     local_cluster: bool,
+    trust_node_records: bool,
 ) -> None:
     """Print the output of SERVICE's replicas on every node, each line prefixed with node/replica."""
     from meshop.client.remote import Connections, locate, stream_logs
     from meshop.client.replicas import check_since
 
     check_since(since)
-    found = locate(obj.consul, service, node=node, replica=replica, local_cluster=local_cluster)
+    found = locate(
+        obj.consul, service, node=node, replica=replica, local_cluster=local_cluster, trust_records=trust_node_records
+    )
     for reason in found.skipped:
         _say(f"skipped: {reason}")
     connections = Connections(ssh_options(ssh_user, ssh_port, identity, accept_new_host_key), _say)
@@ -123,6 +127,7 @@ def logs(
 @IDENTITY
 @ACCEPT_NEW
 @LOCAL_CLUSTER
+@TRUST_NODE_RECORDS
 @click.pass_obj
 def exec_(
     obj: CliContext,
@@ -136,13 +141,16 @@ def exec_(
     identity: str | None,
     accept_new_host_key: bool,
     local_cluster: bool,
+    trust_node_records: bool,
 ) -> None:
     """Run COMMAND in one replica of SERVICE (``meshop exec web -- sh -c 'ls /'``); exits with its code."""
     from meshop.client.remote import Connections, locate
     from meshop.client.replicas import exec_command
     from meshop.ssh.interactive import bridge
 
-    found = locate(obj.consul, service, node=node, replica=replica, local_cluster=local_cluster)
+    found = locate(
+        obj.consul, service, node=node, replica=replica, local_cluster=local_cluster, trust_records=trust_node_records
+    )
     running = [r for r in found.replicas if r.state == "running"] or list(found.replicas)
     target = running[0]
     if tty is None:
