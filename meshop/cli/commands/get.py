@@ -10,7 +10,7 @@ import click
 from meshop.cli.context import CliContext
 from meshop.cli.output import OUTPUT, dump, show
 from meshop.cli.render import describe_view, nodes_table, services_table
-from meshop.cli.views import to_yaml
+from meshop.cli.views import documents_text, to_yaml
 from meshop.client.cluster import read_snapshot
 from meshop.client.describe import (
     describe_service,
@@ -54,12 +54,13 @@ def _complete(ctx: click.Context, incomplete: str, names: Callable[[ConsulConfig
 @OUTPUT
 @click.pass_obj
 def get(obj: CliContext, kind: str, name: str | None, fmt: str) -> None:
-    """List services or nodes (or one by NAME); -o json|yaml adds the stored document and records."""
+    """List services or nodes (or one by NAME); -o json|yaml prints their documents, which apply -f -
+    takes back (the server's view is under status:, which apply ignores)."""
     snapshot = read_snapshot(obj.consul)
     services = KINDS[kind] == "services"
     if fmt != "table":
         items = service_objects(snapshot, name) if services else node_objects(snapshot, name)
-        click.echo(dump(items[0] if name else items, fmt), nl=False)
+        click.echo(documents_text(items, fmt, one=name is not None), nl=False)
     elif services:
         show(services_table(service_summaries(snapshot, name), snapshot.now))
     else:
