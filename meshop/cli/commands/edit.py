@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from meshop.cli.commands.get import complete_name
+from meshop.cli import complete
 from meshop.cli.docs import check_routes
 from meshop.cli.views import format_diff
 from meshop.client.apply import apply_changes, plan_changes, stored_document
@@ -37,7 +37,7 @@ KINDS = {"service": "Service", "services": "Service", "svc": "Service", "node": 
 
 @click.command()
 @click.argument("kind", type=click.Choice(sorted(KINDS)), metavar="service|node")
-@click.argument("name", shell_complete=complete_name)
+@click.argument("name", shell_complete=complete.by_kind)
 @click.pass_obj
 def edit(obj: CliContext, kind: str, name: str) -> None:
     """Edit a stored document in $EDITOR (else $VISUAL, else vi): validated when saved (an invalid one
