@@ -4,6 +4,8 @@ Click completes commands, flags and choices by itself (``_MESHOP_COMPLETE=bash_s
 meshop``, docs/cli.md); these callbacks add the names only the cluster knows. A completion runs on every
 Tab press, so it lists keys only (no values), gives Consul ``TIMEOUT`` seconds, and on any failure (Consul
 down, no token, a bad flag) completes nothing: a shell must never print a traceback under the prompt.
+Only RFC 1123 labels are offered: a key written by hand with a newline or an escape sequence in its name
+must not add completions or reach the terminal.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import click
 from click.shell_completion import CompletionItem
 
 from meshop.model import keys
+from meshop.model.names import is_dns_label
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -63,7 +66,8 @@ def _names(ctx: click.Context, incomplete: str, read: Callable[[KVStore], Iterab
         config = ConsulConfig.from_env(
             addr=root.get("consul_addr"), token=root.get("token"), prefix=root.get("prefix"), timeout=TIMEOUT
         )
-        return sorted({name for name in read(KVStore.over_http(config)) if name.startswith(incomplete)})
+        found = read(KVStore.over_http(config))
+        return sorted({name for name in found if name.startswith(incomplete) and is_dns_label(name)})
     except Exception:  # noqa: BLE001 - completion completes nothing rather than break the user's prompt
         return []
 

@@ -49,6 +49,8 @@ def edit(obj: CliContext, kind: str, name: str) -> None:
     entry = store.get(key)
     if entry is None and kind == "Service":
         raise NotFound(f"{label} not found (no {store.full_key(key)}); write it with meshop apply -f")
+    if entry is None and store.get(keys.node(name)) is None:  # as ``nodes cordon``: no phantom nodes from a typo
+        raise NotFound(f"{label} not found: no agent registered it and no Node document names it")
     handle, path = tempfile.mkstemp(prefix="meshop-edit-", suffix=".yaml")
     os.close(handle)
     keep = False

@@ -27,6 +27,7 @@ def env(consul_server, prefix: str, store: KVStore) -> dict[str, str]:
     store.put(keys.node("n1"), "{}")
     store.put(keys.desired_node("n2"), "{}")
     store.put(keys.node_assignments("n1") + "web", "{}")  # deeper keys are not names
+    store.put(keys.desired_service("Web,plain"), "{}")  # nor what is no name (written by hand): never offered
     return {
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "HOME": os.environ.get("HOME", "/root"),

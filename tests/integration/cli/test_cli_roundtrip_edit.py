@@ -171,6 +171,9 @@ def test_edit_of_a_node_without_a_document_creates_one(
     meshop, store: KVStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EDITOR", editor(tmp_path, "printf 'spec: {drain: true}\\n' >> \"$1\"\n"))
+    code, _, err = meshop("edit", "node", "n2")
+    assert code == 1 and "node/n2 not found: no agent registered it" in err  # a typo makes no phantom node
+    store.put(keys.node("n2"), "{}")  # its agent's record
     code, out, err = meshop("edit", "node", "n2")
     assert (code, err) == (0, "") and out.endswith("node/n2 created\n")
     assert json.loads(store.get(keys.desired_node("n2")).value)["spec"] == {"drain": True}
