@@ -198,7 +198,7 @@ down() {
   if running consul && running controller && running agent; then
     # the meshop way first: delete the documents and let the agent remove its containers
     for name in $("$MESHOP" get services -o json 2>/dev/null | "$ROOT/.venv/bin/python" -c \
-      'import json,sys; print(" ".join(s["name"] for s in json.load(sys.stdin)))' 2>/dev/null); do
+      'import json,sys; print(" ".join(s["metadata"]["name"] for s in json.load(sys.stdin)))' 2>/dev/null); do
       "$MESHOP" delete service "$name" >/dev/null 2>&1 || true
     done
     wait_for 20 "containers to go" no_containers || say "some containers are still there; removing them by label"

@@ -27,6 +27,7 @@ COMMANDS = {
     "diff": "meshop.cli.commands.documents:diff",
     "validate": "meshop.cli.commands.documents:validate",
     "delete": "meshop.cli.commands.documents:delete",
+    "edit": "meshop.cli.commands.edit:edit",
     "nodes": "meshop.cli.commands.nodes:nodes",
     "node": "meshop.cli.commands.nodes:nodes",
     "init": "meshop.cli.commands.bootstrap:init",

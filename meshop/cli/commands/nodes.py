@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from meshop.cli import complete
 from meshop.cli.context import CliContext
 from meshop.cli.flags import LOCAL_CLUSTER
 from meshop.client.nodes import set_inventory, set_node_mode
@@ -16,7 +17,7 @@ def nodes() -> None:
 
 def _mode_command(mode: str, help_text: str) -> click.Command:
     @click.command(name=mode, help=help_text)
-    @click.argument("name")
+    @click.argument("name", shell_complete=complete.nodes)
     @click.pass_obj
     def command(obj: CliContext, name: str) -> None:
         _, changed = set_node_mode(obj.store(), name, mode)

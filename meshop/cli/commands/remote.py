@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from meshop.cli import complete
 from meshop.cli.context import CliContext
 from meshop.cli.flags import LOCAL_CLUSTER, TRUST_NODE_RECORDS
 from meshop.cli.safe import strip_terminal
@@ -56,12 +57,12 @@ def _say(text: str) -> None:
 
 
 @click.command()
-@click.argument("service")
+@click.argument("service", shell_complete=complete.services)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until interrupted.")
 @click.option("--since", metavar="WHEN", help="Only lines since a duration ago (10m) or a time (2026-12-01T10:00:00Z).")
 @click.option("--tail", type=click.IntRange(0), metavar="N", help="Only the last N lines of each replica.")
 @click.option("--replica", type=click.IntRange(0), help="Only this replica number.")
-@click.option("--node", help="Only replicas on this node.")
+@click.option("--node", help="Only replicas on this node.", shell_complete=complete.nodes)
 @click.option("-t", "--timestamps", is_flag=True, help="Show each line's timestamp.")
 @SSH_USER
 @SSH_PORT
@@ -115,10 +116,10 @@ def logs(
 
 
 @click.command(name="exec", context_settings={"ignore_unknown_options": True})
-@click.argument("service")
+@click.argument("service", shell_complete=complete.services)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--replica", type=click.IntRange(0), help="This replica number (default: the first running one).")
-@click.option("--node", help="A replica on this node.")
+@click.option("--node", help="A replica on this node.", shell_complete=complete.nodes)
 @click.option(
     "--tty/--no-tty", default=None, help="Allocate a terminal [default: when stdin and stdout are terminals]."
 )
