@@ -7,6 +7,7 @@ MeshopError                    base; never shown with a traceback
 ├── ConsulError                talking to Consul failed (exit 2)
 │   ├── ConsulUnavailable      cannot connect / timed out: names the address
 │   ├── ConsulAccessDenied     ACL token missing or lacking a permission (HTTP 403)
+│   ├── NoQuorum               Consul answers, but its servers elect no leader (no Raft quorum)
 │   ├── ConflictError          a check-and-set or transaction lost against another writer
 │   │   └── TxnConflict        a transaction's check failed: which operations (by position)
 │   └── ValueTooLarge          a value or transaction exceeds Consul's limits
@@ -73,6 +74,10 @@ class ConsulUnavailable(ConsulError):
 
 class ConsulAccessDenied(ConsulError):
     """Consul refused the request: the ACL token is missing or lacks a permission."""
+
+
+class NoQuorum(ConsulError):
+    """Consul's servers elect no leader: every read and write waits and fails until a majority is back."""
 
 
 class ConflictError(ConsulError):

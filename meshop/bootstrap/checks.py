@@ -62,6 +62,24 @@ def consul_leader(after_change: Sequence[str] = ()) -> Command:
     )
 
 
+def raft_peer(address: str, after_change: Sequence[str] = ()) -> Command:
+    """A server ``node add --server`` made is in the cluster's Raft configuration (the leader added it;
+    autopilot makes it a voter 10 s later). ``/v1/status/peers`` needs no token."""
+    code = (
+        "import json,sys,urllib.request\n"
+        "peers=json.load(urllib.request.urlopen(sys.argv[1], timeout=5))\n"
+        "sys.exit(0 if sys.argv[2] in peers else 'Raft peers: '+' '.join(peers))"
+    )
+    check = f"python3 -c {shlex.quote(code)} {CONSUL_HTTP}/v1/status/peers {shlex.quote(address + ':8300')}"
+    return Command(
+        f"this Consul server is a Raft peer ({address}:8300 in /v1/status/peers)",
+        check=check,
+        apply=_poll(check, "the server was not added to the Raft peers", "see journalctl -u consul"),
+        after_change=tuple(after_change),
+        changes=False,
+    )
+
+
 def http_ready(name: str, url: str, unit: str, after_change: Sequence[str] = ()) -> Command:
     check = _http_ok(url)
     return Command(

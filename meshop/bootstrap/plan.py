@@ -63,6 +63,11 @@ class NodeInputs:
     datacenter: str = "dc1"
     prefix: str = "meshop"
     start: bool = True  # enable and start the units (no systemd in a container: off)
+    # ``node add --server``: a Consul server joining the gateway's cluster and a controller standby here
+    # (so losing the gateway host loses neither the quorum nor the leading controller); the token is the
+    # controller role's, made on the gateway like the others.
+    server: bool = False
+    controller_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,10 @@ def check_inputs(inputs: NodeInputs | GatewayInputs, software: Software, *, loca
     if isinstance(inputs, NodeInputs):
         if problem := address_problem(inputs.join, local_cluster=local_cluster):
             problems.append(f"--join: {problem}")
-        for what, token in (("Consul agent token", inputs.consul_token), ("agent token", inputs.agent_token)):
+        tokens = [("Consul agent token", inputs.consul_token), ("agent token", inputs.agent_token)]
+        if inputs.server:
+            tokens.append(("controller token", inputs.controller_token))
+        for what, token in tokens:
             if not _TOKEN.match(token):
                 problems.append(f"{what}: not a Consul token (UUID)")
         for key, value in inputs.labels.items():
@@ -166,14 +174,15 @@ def _start(names: Sequence[str], changed_by: Sequence[str]) -> Command:
 def plan_node(inputs: NodeInputs, software: Software) -> tuple[Step, ...]:
     """``meshop node add``: Docker (unless an engine is there), Caddy, Consul client joined with its own
     token, meshop in a virtualenv, the agent's config file (no secrets), env file (its token) and unit;
-    then both units running."""
+    then both units running. With ``server``: Consul as a server joining the gateway's cluster (it must
+    become a Raft peer) and a controller standby with its role token."""
     consul_json = render.consul_config(
         node=inputs.name,
         address=inputs.address,
         datacenter=inputs.datacenter,
         gossip_key=inputs.gossip_key,
         agent_token=inputs.consul_token,
-        server=False,
+        server=inputs.server,
         join=inputs.join,
     )
     config = render.agent_config(node=inputs.name, address=inputs.address, labels=inputs.labels)
@@ -187,18 +196,35 @@ def plan_node(inputs: NodeInputs, software: Software) -> tuple[Step, ...]:
         File(render.AGENT_CONFIG, config.encode(), 0o644),
         File("/etc/meshop/agent.env", env.encode(), 0o600, secrets),
     ]
+    units = ["consul.service", "meshop-agent.service"]
+    if inputs.server:
+        controller_env = render.env_file(
+            "meshop controller standby, written by `meshop node add --server` (mode 0600: holds its token)",
+            {
+                "MESHOP_PREFIX": inputs.prefix,
+                "CONSUL_HTTP_ADDR": "127.0.0.1:8500",
+                "MESHOP_METRICS_ADDR": "127.0.0.1:9465",
+                "CONSUL_HTTP_TOKEN": inputs.controller_token,
+            },
+        )
+        config_files.append(
+            File("/etc/meshop/controller.env", controller_env.encode(), 0o600, (inputs.controller_token,))
+        )
+        units.append("meshop-controller.service")
     steps: list[Step] = [
         Packages(("docker.io",), unless="[ -S /var/run/docker.sock ]", why="skipped when /var/run/docker.sock exists"),
         Packages(("caddy", "python3-venv", "ca-certificates")),
         *([checks.stock_caddy_off()] if inputs.start else []),  # no systemd: no caddy.service running
         *_software(software),
         *config_files,
-        *_units(["consul.service", "meshop-agent.service"]),
+        *_units(units),
     ]
     if inputs.start:
         changed = [s.path for s in steps if isinstance(s, File)]  # new config, binary or wheels: restart
-        steps.append(_start(["consul.service", "meshop-agent.service"], changed))
+        steps.append(_start(units, changed))
         steps.append(checks.consul_leader(changed))
+        if inputs.server:
+            steps.append(checks.raft_peer(inputs.address, changed))
         steps.append(checks.http_ready("meshop agent", "http://127.0.0.1:9464/readyz", "meshop-agent", changed))
     return tuple(steps)
 

@@ -80,7 +80,13 @@ def plan_removal(node: str, prefix: str) -> tuple[tuple[Command, ...], tuple[Com
         ),
     )
     units = "meshop-agent.service consul.service"
+    controller = "meshop-controller.service"  # a server node's standby (node add --server); else absent
     on_node = (
+        Command(
+            f"{controller} stopped and disabled (a server node's controller standby)",
+            check=f"! systemctl is-active -q {controller} && ! systemctl is-enabled -q {controller} 2>/dev/null",
+            apply=f"systemctl disable --now -q {controller}",
+        ),
         Command(
             f"{units} stopped and disabled",
             check=f"! systemctl is-active -q {units} && ! systemctl is-enabled -q {units} 2>/dev/null",

@@ -99,8 +99,16 @@ def controller_line(report: StatusReport) -> Text:
     return Text(f"Controller: {leader} leads (for {since(report.now, report.leader.since)})")
 
 
+def control_plane_line(report: StatusReport) -> list[RenderableType]:
+    """Said only when losing one Consul server would stop failover (or the quorum is gone)."""
+    plane = report.control_plane
+    if plane is None or not plane.problem:
+        return []
+    return [Text(f"Control plane: {printable(plane.problem)}", "red" if not plane.quorum else "yellow")]
+
+
 def status_view(report: StatusReport) -> RenderableType:
-    parts: list[RenderableType] = [controller_line(report), Text("")]
+    parts: list[RenderableType] = [controller_line(report), *control_plane_line(report), Text("")]
     parts += [Text("SERVICES", "bold"), services_table(report.services, report.now) if report.services else "none"]
     parts += [Text(""), Text("NODES", "bold"), nodes_table(report.nodes, report.now) if report.nodes else "none"]
     if report.gateways or report.dns:

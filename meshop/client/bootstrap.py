@@ -122,6 +122,19 @@ def record_inventory(gateway: SshSession, node: str, address: str, prefix: str, 
     gateway.check(f"consul kv put -token-file={MANAGEMENT_TOKEN} {shlex.quote(full)} -", stdin=value.encode())
 
 
+def controller_token(gateway: SshSession, prefix: str) -> str:
+    """The controller role's token (the one the gateway's controller has), for a standby on a server node."""
+    return (
+        gateway.check(
+            f"CONSUL_HTTP_TOKEN_FILE={MANAGEMENT_TOKEN} MESHOP_PREFIX={shlex.quote(prefix)} {render.BIN} "
+            "acl token controller",
+            secret_output=True,
+        )
+        .text()
+        .strip()
+    )
+
+
 def node_state(gateway: SshSession, node: str, prefix: str) -> str:
     """The controller's verdict on ``node`` (``status/nodes/<node>``), read on the gateway; "" when none."""
     result = gateway.run(

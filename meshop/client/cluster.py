@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from meshop.client.controlplane import ControlPlane, control_plane
 from meshop.client.gateways import GATEWAY_SERVICE
 from meshop.consul.config import ConsulConfig
+from meshop.consul.servers import raft_servers
 from meshop.consul.services import InstanceHealth, Services
 from meshop.consul.store import Entry, KVStore, Listing
 from meshop.model import keys
@@ -66,6 +68,7 @@ class Snapshot:
     leader: Leader | None = None
     dns: DnsStatus | None = None  # the leader's DNS writer (status/dns)
     gateways: tuple[InstanceHealth, ...] = ()  # meshop-gateway registrations (not followed by --watch)
+    control_plane: ControlPlane | None = None  # Consul's Raft servers (None: not read, e.g. --watch)
 
     @classmethod
     def build(
@@ -146,12 +149,21 @@ def check_access(store: KVStore) -> Entry | None:
     return store.get(keys.LEADER)
 
 
-def read_snapshot(config: ConsulConfig, clock: Any = time.time) -> Snapshot:
-    """Read everything status needs (six requests)."""
+def read_control_plane(store: KVStore, addresses: Mapping[str, str] | None = None) -> ControlPlane:
+    """The Raft leader and peers (two requests that need neither a token nor a leader)."""
+    leader, peers = raft_servers(store.config, store.client)
+    return control_plane(leader, peers, addresses or {})
+
+
+def read_snapshot(config: ConsulConfig, clock: Any = time.time, plane: ControlPlane | None = None) -> Snapshot:
+    """Read everything status needs (six requests; two more for the control plane unless given)."""
     store = KVStore(config)
+    plane = plane or read_control_plane(store)
     leader = check_access(store)
     listings = [store.list(prefix) for prefix in PREFIXES]
     services = Services(config, store.client)
     _, instances = services.instances(AGENT_SERVICE)
     _, gateways = services.instances(GATEWAY_SERVICE)
-    return Snapshot.build(listings, instances, leader, clock(), Parsers(config.prefix), gateways)
+    snapshot = Snapshot.build(listings, instances, leader, clock(), Parsers(config.prefix), gateways)
+    names = {name: record.address for name, record in snapshot.records.items()}
+    return replace(snapshot, control_plane=control_plane(plane.leader, plane.peers, names))

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from meshop.client.cluster import Leader, Snapshot
+from meshop.client.controlplane import ControlPlane
 from meshop.client.gateways import GatewayRow, gateway_rows
 from meshop.model.records import DnsStatus, ServiceStatus
 from meshop.operator.desired import ParsedService
@@ -116,6 +117,7 @@ class StatusReport:
     leader: Leader | None
     gateways: tuple[GatewayRow, ...] = ()
     dns: DnsStatus | None = None
+    control_plane: ControlPlane | None = None
 
     def fingerprint(self) -> str:
         """The report without what changes by itself with time: equal fingerprints need no redraw."""
@@ -142,6 +144,7 @@ class StatusReport:
             "nodes": [row.to_dict() for row in self.nodes],
             **({"gateways": [row.to_dict() for row in self.gateways]} if self.gateways else {}),
             **({"dns": self.dns.to_dict()} if self.dns else {}),
+            **({"controlPlane": self.control_plane.to_dict()} if self.control_plane else {}),
         }
 
 
@@ -153,6 +156,7 @@ def build_report(snapshot: Snapshot) -> StatusReport:
         snapshot.leader,
         gateway_rows(snapshot.gateways, snapshot.dns),
         snapshot.dns,
+        snapshot.control_plane,
     )
 
 

@@ -33,6 +33,7 @@ td .msg { white-space: pre-wrap; word-break: break-word; }
   border: 1px solid currentColor; white-space: nowrap; }
 .ok { color: var(--ok); } .warn { color: var(--warn); } .bad { color: var(--bad); } .wait { color: var(--wait); }
 .leader { color: var(--muted); } .leader.bad, .problem { color: var(--bad); font-weight: 600; }
+.leader.warn { color: var(--warn); font-weight: 600; }
 .empty, .time { color: var(--muted); }
 a.act, button.act { display: inline-block; margin: 0 .3rem .2rem 0; padding: .15rem .6rem;
   border: 1px solid var(--line); border-radius: 4px; text-decoration: none; color: var(--fg);

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from meshop.client.cluster import read_control_plane
+from meshop.client.controlplane import ControlPlane, control_plane
 from meshop.client.events import events_in
 from meshop.client.gateways import GATEWAY_SERVICE
 from meshop.client.status import build_report
@@ -25,6 +27,7 @@ from meshop.consul.services import Services
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_prefix
 from meshop.dashboard.views import EVENTS_SHOWN, Overview
+from meshop.errors import ConsulError
 from meshop.model import keys
 from meshop.model.records import Event, RouteRecord, loads_json
 
@@ -39,8 +42,18 @@ def routes_in(listing: Listing | None) -> tuple[RouteRecord, ...]:
 
 
 class Live:
-    def __init__(self, config: ConsulConfig, *, wait: str = "30s", clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: ConsulConfig,
+        *,
+        wait: str = "30s",
+        clock: Callable[[], float] = time.time,
+        plane_every: float = 5.0,
+    ) -> None:
         self.config = config
+        self.plane_every = plane_every  # the Raft status endpoints have no blocking query: polled
+        self.plane: ControlPlane | None = None
+        self._plane_stop = threading.Event()
         self.clock = clock
         self.status = StatusWatch(config, wait=wait, settle=0.05, clock=clock)
         self.wait = wait
@@ -66,9 +79,21 @@ class Live:
         self._watches = [self.routes, self.events, self.gateways]
         self._thread = threading.Thread(target=self._follow, name="dashboard-live", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._poll_plane, name="dashboard-control-plane", daemon=True).start()
         return self
 
+    def _poll_plane(self) -> None:
+        store = KVStore(self.config)
+        while not self._plane_stop.is_set():
+            with contextlib.suppress(ConsulError):  # unreachable: the watches say so already
+                plane = read_control_plane(store)
+                if plane != self.plane:
+                    self.plane = plane
+                    self._bump()
+            self._plane_stop.wait(self.plane_every)
+
     def stop(self) -> None:
+        self._plane_stop.set()
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -85,6 +110,9 @@ class Live:
     def overview(self) -> Overview:
         """The overview as of now, from the watches' latest answers (no request to Consul)."""
         snapshot = replace(self.status.snapshot(), gateways=tuple(self.gateways.latest or ()))
+        if self.plane is not None:
+            names = {name: record.address for name, record in snapshot.records.items()}
+            snapshot = replace(snapshot, control_plane=control_plane(self.plane.leader, self.plane.peers, names))
         events = tuple(e.event for e in events_in(self.events.latest.entries if self.events.latest else ()))
         problem = self.problem or next((w.last_error or "" for w in self._watches if not w.connected), "")
         return Overview(build_report(snapshot), routes_in(self.routes.latest), events[-EVENTS_SHOWN:], problem)

@@ -122,6 +122,14 @@ def leader_line(report: StatusReport) -> str:
     return f'<p class="leader">Controller {esc(lead.controller_id + host)} leads{esc(since)}.</p>'
 
 
+def control_plane_line(report: StatusReport) -> str:
+    """As ``meshop status``: only when losing one Consul server would stop failover, or nothing leads."""
+    plane = report.control_plane
+    if plane is None or not plane.problem:
+        return ""
+    return f'<p class="leader {"bad" if not plane.quorum else "warn"}">Control plane: {esc(plane.problem)}</p>'
+
+
 def route_cells(route: RouteRecord) -> list[str]:
     healthy = sum(1 for u in route.upstreams if u.healthy)
     ups = ", ".join(f"{u.node} {u.address}:{u.port}{'' if u.healthy else ' (down)'}" for u in route.upstreams)
@@ -178,6 +186,7 @@ def overview(view: Overview, viewer: Viewer) -> str:
         if view.problem
         else "",
         leader_line(report),
+        control_plane_line(report),
         f'<h2>Services <span class="count">{len(report.services)}</span></h2>',
         table(SERVICE_HEADERS, (service_cells(r, now) for r in report.services), "services")
         if report.services

@@ -18,6 +18,14 @@ def five_commands(page: str) -> list[str]:
     return _commands(found.group(1))
 
 
+def commands_under(page: str, heading: str) -> list[str]:
+    """The shell commands of the first ```sh block under the ``## heading`` (e.g. the three-server one)."""
+    found = re.search(rf"^## {re.escape(heading)}\n.*?^```sh\n(.*?)^```", page, re.S | re.M)
+    if not found:
+        raise ValueError(f"docs/install.md has no ```sh block under '## {heading}'")
+    return _commands(found.group(1))
+
+
 def command_containing(page: str, needle: str) -> str:
     """The one `...` command of the page that contains ``needle`` (e.g. ``meshop node remove``)."""
     found = [c for c in re.findall(r"`([^`\n]+)`", page) if needle in c]

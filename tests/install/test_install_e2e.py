@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.install.docs_commands import command_containing, five_commands, substitute
+from tests.install.docs_commands import command_containing, commands_under, five_commands, substitute
 from tests.support import systemd_hosts
 from tests.support.systemd_hosts import REPO, WORK, Fleet, Host
 
@@ -247,3 +247,42 @@ def test_the_five_commands_and_what_follows(fleet: Fleet) -> None:
     _wait(lambda: _node_state(fleet, "n1") == "Ready" and _serving(fleet, n1), 180, "n1 Ready and serving")
     TIMINGS["reboot of n1 -> Ready and serving"] = round(time.monotonic() - started, 1)
     assert _https().stdout == "200"
+
+    # one Consul server to three on the running fleet: the two `node add --server` commands as written
+    single = _status_json(session, "100.64.0.1")
+    assert "losing 100.64.0.1 stops failover" in single["controlPlane"]["problem"], single
+    servers = commands_under(page, "Three Consul servers: no host whose loss stops failover")
+    assert len(servers) == 2 and all("--server" in c for c in servers), servers
+    for name, command in zip(("n1", "n2"), servers, strict=True):
+        session.timed(f"node add {name} --server (one server to three)", substitute(command, addresses, keys))
+    for name, command in zip(("n1", "n2"), servers, strict=True):
+        again = session.timed(f"node add {name} --server again (no-op)", substitute(command, addresses, keys))
+        assert " 0 step(s) changed" in again.stdout, again.stdout + again.stderr
+    peers = "CONSUL_HTTP_TOKEN_FILE=/etc/meshop/management.token consul operator raft list-peers"
+    voters = lambda: fleet.hosts["gw"].exec("sh", "-c", peers).stdout.count(" true ")  # noqa: E731
+    _wait(lambda: voters() == 3, 60, "three Raft voters (autopilot promotes after 10 s)")
+    three = _status_json(session, "100.64.0.11")  # any server answers HTTP on its tailnet address
+    assert three["controlPlane"]["problem"] == "" and len(three["controlPlane"]["servers"]) == 3, three
+    assert _kv(fleet, "nodes/n1") and _https().stdout == "200"  # no KV lost, still serving
+    # the gateway host off: the survivors keep a quorum and a standby controller on n1 or n2 leads
+    before = three["controller"]["leader"]["id"]
+    started = time.monotonic()
+    systemd_hosts.sh("docker", "stop", "-t", "0", fleet.hosts["gw"].container)
+    _wait(
+        lambda: (
+            (_status_json(session, "100.64.0.11").get("controller") or {}).get("leader", {}) not in (None, {})
+            and _status_json(session, "100.64.0.11")["controller"]["leader"]["id"] != before
+        ),
+        120,
+        "a controller standby leads with the gateway host off",
+    )
+    TIMINGS["gateway host off (3 servers) -> a standby controller leads"] = round(time.monotonic() - started, 1)
+
+
+def _status_json(session: Session, server: str) -> dict:
+    """``meshop status -o json`` through the Consul server at ``server`` ({} while it does not answer)."""
+    result = session.run(f"CONSUL_HTTP_ADDR={server}:8500 meshop status -o json", timeout=60)
+    try:
+        return json.loads(result.stdout) if result.returncode == 0 else {}
+    except ValueError:
+        return {}

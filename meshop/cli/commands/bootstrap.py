@@ -152,6 +152,12 @@ def init(
 @click.option("--gateway", "gateway", required=True, metavar="[USER@]HOST", help="The gateway `meshop init` set up.")
 @click.option("--labels", default="", metavar="K=V,...", help="Node labels for placement.")
 @click.option(
+    "--server",
+    is_flag=True,
+    help="Also a Consul server (joins the gateway's cluster as a Raft voter) and a controller standby: "
+    "two such nodes make three servers, so losing one host keeps the quorum (docs/install.md).",
+)
+@click.option(
     "--wait",
     type=click.FloatRange(0),
     default=180,
@@ -175,6 +181,7 @@ def node_add(
     address: str,
     gateway: str,
     labels: str,
+    server: bool,
     wait: float,
     host_key: str | None,
     gateway_host_key: str | None,
@@ -187,10 +194,12 @@ def node_add(
     local_cluster: bool,
 ) -> None:
     """Set up HOST ([user@]host[:port]) as node NAME: Docker, Caddy, Consul client joined with its own
-    token, meshop, the agent's env file and unit; then wait until the node is Ready."""
+    token, meshop, the agent's env file and unit; then wait until the node is Ready. With --server its
+    Consul is a server of the gateway's cluster and it runs a controller standby."""
     from meshop.bootstrap.plan import NodeInputs, plan_node
     from meshop.client.bootstrap import (
         PLACEHOLDER_TOKEN,
+        controller_token,
         gateway_facts,
         load_software,
         new_gossip_key,
@@ -214,6 +223,8 @@ def node_add(
         label_map,
         prefix=obj.consul.prefix,
         start=not no_start,
+        server=server,
+        controller_token=PLACEHOLDER_TOKEN if server else "",
     )
     if dry_run:
         _checked(inputs, software, local_cluster)
@@ -237,6 +248,8 @@ def node_add(
             facts.datacenter,
             obj.consul.prefix,
             not no_start,
+            server=server,
+            controller_token=controller_token(gw, obj.consul.prefix) if server else "",
         )
         _checked(inputs, software, local_cluster)
         with _connect(host, host_key, accept_new_host_key, identity) as node:

@@ -10,9 +10,11 @@ from rich.text import Text
 from meshop.cli.context import CliContext
 from meshop.cli.output import OUTPUT, console, dump, show
 from meshop.cli.render import status_view, timestamp
-from meshop.client.cluster import read_snapshot
+from meshop.client.cluster import read_control_plane, read_snapshot
 from meshop.client.status import StatusReport, build_report
 from meshop.client.watch import StatusWatch
+from meshop.consul.store import KVStore
+from meshop.errors import NoQuorum
 
 
 @click.command()
@@ -23,10 +25,14 @@ from meshop.client.watch import StatusWatch
 )
 @click.pass_obj
 def status(obj: CliContext, fmt: str, watch: bool, check: bool) -> None:
-    """Services (READY, HEALTH: converging or failed, MESSAGE) and nodes (STATUS, LAST SEEN)."""
+    """Services (READY, HEALTH: converging or failed, MESSAGE) and nodes (STATUS, LAST SEEN); the control
+    plane (Consul's servers) when losing one host would stop failover; exit 2 when it has no quorum."""
     if watch and check:
         raise click.UsageError("--watch and --check do not go together")
-    report = build_report(read_snapshot(obj.consul))  # fails fast (exit 2) when Consul is unreachable
+    plane = read_control_plane(KVStore(obj.consul))  # fails fast (exit 2) when Consul is unreachable
+    if not plane.quorum:  # every KV read would wait for a leader and fail: say why, exit 2
+        raise NoQuorum(f"the control plane has {plane.problem}")
+    report = build_report(read_snapshot(obj.consul, plane=plane))
     if not watch:
         _print(report, fmt)
         if check and not report.all_ready:

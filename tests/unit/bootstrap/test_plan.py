@@ -260,3 +260,63 @@ def test_client_agents_cache_acls_briefly_so_a_widened_agent_policy_applies_with
     assert node["token_ttl"] == node["policy_ttl"] == node["role_ttl"] == "5s"
     server = json.loads(_files(plan_gateway(GATEWAY, SOFTWARE))["/etc/consul.d/consul.json"].content)["acl"]
     assert "policy_ttl" not in server  # a server resolves from its own state: nothing cached
+
+
+CONTROLLER_TOKEN = "cccccccc-1111-2222-3333-444444444444"
+SERVER_NODE = replace(NODE, server=True, controller_token=CONTROLLER_TOKEN)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "expected"),
+    [
+        pytest.param(
+            GATEWAY,
+            {"server": True, "bootstrap_expect": 1, "client_addr": "127.0.0.1 100.64.0.1"},
+            id="gateway-founds-the-cluster",
+        ),
+        pytest.param(
+            SERVER_NODE,
+            {"server": True, "retry_join": ["100.64.0.1"], "client_addr": "127.0.0.1 100.64.0.11"},
+            id="server-node-joins-never-bootstraps",
+        ),
+        pytest.param(
+            NODE, {"retry_join": ["100.64.0.1"], "client_addr": "127.0.0.1"}, id="client-node-joins-loopback-http"
+        ),
+    ],
+)
+def test_consul_config_per_role(inputs, expected):
+    """One founder (bootstrap_expect 1: ACLs are bootstrapped there before anyone can join), servers that
+    join it and never bootstrap (no second cluster), clients; every server with dead-server cleanup."""
+    plan = plan_gateway if isinstance(inputs, GatewayInputs) else plan_node
+    config = json.loads(_files(plan(inputs, SOFTWARE))["/etc/consul.d/consul.json"].content)
+    assert {k: config.get(k) for k in expected} == expected
+    server = config.get("server", False)
+    assert ("bootstrap_expect" in config) == isinstance(inputs, GatewayInputs)
+    assert config.get("autopilot") == ({"cleanup_dead_servers": True} if server else None)
+    assert config.get("performance") == ({"raft_multiplier": 1} if server else None)
+    assert config["acl"]["default_policy"] == "deny" and config["encrypt"] == KEY
+    assert ("token_ttl" in config["acl"]) == (not server)  # a server resolves tokens itself
+
+
+def test_server_node_runs_a_controller_standby_and_waits_to_be_a_raft_peer():
+    steps = plan_node(SERVER_NODE, SOFTWARE)
+    files = _files(steps)
+    env = files["/etc/meshop/controller.env"]
+    assert env.mode == 0o600 and env.secrets == (CONTROLLER_TOKEN,)
+    assert f"CONSUL_HTTP_TOKEN={CONTROLLER_TOKEN}\n".encode() in env.content
+    assert b"CONSUL_HTTP_ADDR=127.0.0.1:8500\n" in env.content  # its own server: alive while the gateway is not
+    assert "/etc/systemd/system/meshop-controller.service" in files
+    start = next(s for s in steps if s.title.startswith("systemd: "))
+    assert "meshop-controller.service" in start.title and "/etc/meshop/controller.env" in start.after_change
+    titles = [s.title for s in steps]
+    peer = next(i for i, t in enumerate(titles) if "Raft peer" in t)
+    assert titles.index(start.title) < peer and "100.64.0.11:8300" in steps[peer].check
+    assert CONTROLLER_TOKEN not in "\n".join(show(s) for s in steps)
+    plain = {s.title for s in plan_node(NODE, SOFTWARE)}
+    assert not any("Raft peer" in t or "controller" in t for t in plain)
+
+
+def test_server_node_needs_a_controller_token():
+    with pytest.raises(PlanInputError, match="controller token"):
+        check_inputs(replace(SERVER_NODE, controller_token=""), SOFTWARE)
+    check_inputs(SERVER_NODE, SOFTWARE)
