@@ -74,7 +74,7 @@ def write_usage(store: KVStore, services: int, nodes: int, sampled_at: float, ro
     for s in range(services):
         for replica in range(2):
             cpu = float((s * 7 + replica * 13 + round_ * 5) % 90)
-            usage = ReplicaUsage(f"svc{s}", replica, cpu=cpu, memory=(20 + cpu) * 2**20, memory_limit=256 * 2**20)
+            usage = ReplicaUsage(f"svc{s}", replica, cpu=cpu, memory=int(20 + cpu) * 2**20, memory_limit=256 * 2**20)
             per_node[(s * 2 + replica) % nodes].append(usage)
     ops = []
     for i, replicas in per_node.items():
