@@ -55,11 +55,11 @@ def test_a_busy_replica_shows_cpu_and_memory_in_top(
 
     def busy_row() -> dict | None:
         rows = [r for r in top(consul_server.addr, prefix, "replicas", "busy") if r["node"] == node]
-        return rows[0] if rows and rows[0]["cpu"] > 0 and rows[0]["memory"] > 0 else None
+        # a shell spinning: a good share of a core even on a loaded machine (a sample may catch it starved)
+        return rows[0] if rows and rows[0]["cpu"] > 5.0 and rows[0]["memory"] > 0 else None
 
     row = wait_until(busy_row, 30, what="the busy replica's CPU and memory in meshop top")
     assert row["replica"] == 0 and row["memoryLimit"] == 64 * 2**20 and not row["stale"]
-    assert row["cpu"] > 5.0, row  # a shell spinning: a good share of a core even on a loaded machine
     nodes = {r["node"]: r for r in top(consul_server.addr, prefix, "nodes")}
     assert nodes[node]["cpu"] > 0 and 0 < nodes[node]["memory"] < nodes[node]["memoryTotal"]
     services = {r["service"]: r for r in top(consul_server.addr, prefix, "services")}
@@ -67,6 +67,13 @@ def test_a_busy_replica_shows_cpu_and_memory_in_top(
     # the record is the agent's own key, readable as a record; memory agrees with `docker stats`
     record = UsageRecord.from_dict(loads_json(store.get(keys.usage(node)).value))  # type: ignore[union-attr]
     assert record.node == node and record.memory_total > 0
-    ours = next(r for r in agent.daemon.sampler.latest.replicas if r.service == "busy")  # type: ignore[union-attr]
-    theirs = docker_memory(engine.running("busy")[0].name)
-    assert abs(ours.memory - theirs) <= max(0.1 * theirs, 64 * 1024), (ours.memory, theirs)
+    name = engine.running("busy")[0].name
+
+    def agree() -> tuple[int, int] | None:
+        sampler = agent.daemon.sampler
+        assert sampler is not None and sampler.latest is not None
+        ours = next(r.memory for r in sampler.latest.replicas if r.service == "busy")
+        theirs = docker_memory(name)
+        return (ours, theirs) if abs(ours - theirs) <= max(0.1 * theirs, 64 * 1024) else None
+
+    wait_until(agree, 20, what="the sampled memory within 10 % of docker stats")
