@@ -133,7 +133,7 @@ up() {
   fi
 
   start controller env "$(token_env controller)" "$MESHOP" controller run --id demo-controller --metrics-addr 127.0.0.1:0 --grace-period 10 \
-    --local-cluster
+    --local-cluster --trust-node-records  # one node, this host: its own record is all the demo has
   # the agent runs the node's own Caddy: the gateway proxies to it, and it to the local containers
   if ! running agent; then
     port_free "$INGRESS_PORT" || fail "port $INGRESS_PORT is in use; set MESHOP_DEMO_INGRESS_PORT"
@@ -198,7 +198,7 @@ down() {
   if running consul && running controller && running agent; then
     # the meshop way first: delete the documents and let the agent remove its containers
     for name in $("$MESHOP" get services -o json 2>/dev/null | "$ROOT/.venv/bin/python" -c \
-      'import json,sys; print(" ".join(s["name"] for s in json.load(sys.stdin)))' 2>/dev/null); do
+      'import json,sys; print(" ".join(s["metadata"]["name"] for s in json.load(sys.stdin)))' 2>/dev/null); do
       "$MESHOP" delete service "$name" >/dev/null 2>&1 || true
     done
     wait_for 20 "containers to go" no_containers || say "some containers are still there; removing them by label"

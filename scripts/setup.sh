@@ -28,6 +28,10 @@ have named || [ -x /usr/sbin/named ] || missing+=(bind9)  # a real DNS server fo
 have sshd || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 if ! have docker || { ! docker_answers && ! have dockerd; }; then missing+=(docker.io); fi
 have iptables || missing+=(iptables)
+have debootstrap || missing+=(debootstrap)
+# the shell-completion tests load meshop's zsh and fish scripts in the real shells (~19 MB installed each)
+have zsh || missing+=(zsh)
+have fish || missing+=(fish)  # the end-to-end install test's Debian 12 hosts (make test-install)
 # the dashboard's browser tests: Debian's headless Chromium and its driver (browsers cannot be downloaded)
 have chromium || missing+=(chromium)
 have chromedriver || missing+=(chromium-driver)
@@ -127,4 +131,8 @@ if [ ! -f "$stamp" ] || [ "$ROOT/setup.cfg" -nt "$stamp" ] || [ "$ROOT/setup.py"
   }
   touch "$stamp"
 fi
+case ":$PATH:" in
+  *":$ROOT/.venv/bin:"*) ;;
+  *) log "meshop is .venv/bin/meshop and consul .dev/bin/consul: export PATH=$ROOT/.venv/bin:$BIN:\$PATH" ;;
+esac
 log "ready"

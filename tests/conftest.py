@@ -116,16 +116,16 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
         server.stop()
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n`` (xdist, ``--dist loadgroup``), tests that share one expensive resource run on one
-    worker: the fleet's tests (one network-namespace fleet per worker that runs them), and the tests of a
-    module whose fixtures are module- or package-scoped (a cluster of real processes built once per
-    module, as in a serial run, and never twice at once on two workers)."""
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        if path.startswith("tests/fleet/"):
-            item.add_marker(pytest.mark.xdist_group("fleet"))
-            continue
-        fixturedefs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-        if any(d.scope in ("module", "package") for defs in fixturedefs.values() for d in defs):
-            item.add_marker(pytest.mark.xdist_group(path))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under ``pytest -n`` (``make test``): tests that share an expensive resource run on one worker, in
+    order (``tests/support/groups.py``); the largest units start first, so the fleet's chain of tests
+    does not end the run alone."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    from tests.support.groups import unit_of
+
+    class SharedResourceScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid)
+
+    return SharedResourceScheduling(config, log)  # type: ignore[arg-type]

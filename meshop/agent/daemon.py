@@ -109,6 +109,7 @@ class AgentDaemon:
         self.presence: NodePresence | None = None
         self.watch: Watch | None = None
         self.gateway_watch: Watch | None = None  # desired/gateway, with --ingress-https-port only
+        self.claims_watch: Watch | None = None  # gateways/: whose X-Forwarded-* the node Caddy trusts
         self.sampler = (
             UsageSampler(
                 self.node,
@@ -188,6 +189,8 @@ class AgentDaemon:
             self.gateway_watch = watch_prefix(
                 self.store, keys.DESIRED_GATEWAY, self._gateway_changed, component="agent"
             )
+        if self.caddy is not None and self.caddy.follows_gateways:
+            self.claims_watch = watch_prefix(self.store, keys.GATEWAYS, self._claims_changed, component="agent")
         self.events.start()
         if self.sampler is not None:
             self.sampler.start()
@@ -205,6 +208,11 @@ class AgentDaemon:
         if self.caddy is not None and self.caddy.follow_gateway(listing):
             self.wakeup.notify("gateway")
 
+    def _claims_changed(self, listing: Listing) -> None:
+        """A gateway claimed or dropped an address: the node Caddy trusts forwarded headers from it."""
+        if self.caddy is not None and self.caddy.follow_gateways(listing):
+            self.wakeup.notify("gateways")
+
     def run(self) -> None:
         """Reconcile until ``stop()``; blocks the calling thread."""
         self.loop.run_forever()
@@ -219,6 +227,8 @@ class AgentDaemon:
             self.watch.stop()
         if self.gateway_watch:
             self.gateway_watch.stop()
+        if self.claims_watch:
+            self.claims_watch.stop()
         self.events.stop()
         if self.sampler is not None:
             self.sampler.stop()

@@ -66,9 +66,12 @@ def execute(
             applied = host.run(step.apply, timeout=timeout)
             if not applied.ok:
                 raise _fail(step, "apply", applied)
+            if not isinstance(step, Command) or step.changes:
+                written.add(step.title)  # a Command that wrote something (an env file) can force a restart too
         checked = host.run(step.check, timeout=timeout)
         if not checked.ok:
             raise _fail(step, "the check after applying", checked)
-        outcomes.append(StepOutcome(step.title, True, time.monotonic() - started))
-        progress(index, len(steps), step, "changed")
+        changed = not isinstance(step, Command) or step.changes  # a readiness wait is not a change
+        outcomes.append(StepOutcome(step.title, changed, time.monotonic() - started))
+        progress(index, len(steps), step, "changed" if changed else "ok")
     return outcomes

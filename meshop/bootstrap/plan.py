@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from meshop.bootstrap import render
+from meshop.bootstrap import checks, render, wheels
 from meshop.bootstrap.steps import Command, File, Packages, Step
 from meshop.model.addresses import address_problem
 from meshop.model.names import is_dns_label, is_label_key, is_label_value
@@ -76,6 +76,14 @@ class GatewayInputs:
     start: bool = True
 
 
+def gateway_args(inputs: GatewayInputs) -> str:
+    """``meshop gateway run``'s flags: the user's, registering the gateway at its tailnet address unless
+    they say otherwise (without it `meshop status` and the dashboard say "no gateway" while it serves)."""
+    if "--advertise-addr" in inputs.gateway_args.split():
+        return inputs.gateway_args
+    return f"{inputs.gateway_args} --advertise-addr {inputs.address}".strip()
+
+
 def check_inputs(inputs: NodeInputs | GatewayInputs, software: Software, *, local_cluster: bool = False) -> None:
     """Every input that reaches a file or command, checked: PlanInputError names the first bad one."""
     problems: list[str] = []
@@ -108,6 +116,10 @@ def check_inputs(inputs: NodeInputs | GatewayInputs, software: Software, *, loca
     for name, _ in software.wheels:
         if not _WHEEL.match(name):
             problems.append(f"wheel {name!r}: not a wheel file name")
+    try:
+        wheels.python_need(name for name, _ in software.wheels)
+    except ValueError as exc:
+        problems.append(str(exc))
     if not any(name.startswith("meshop-") for name, _ in software.wheels):
         problems.append("wheels: meshop's own wheel is missing")
     if problems:
@@ -115,9 +127,11 @@ def check_inputs(inputs: NodeInputs | GatewayInputs, software: Software, *, loca
 
 
 def _software(software: Software) -> list[Step]:
-    venv, wheels, stamp = render.VENV, render.WHEELS, f"{render.VENV}/.meshop-wheels"
+    venv, folder, stamp = render.VENV, render.WHEELS, f"{render.VENV}/.meshop-wheels"
     steps: list[Step] = [File(render.CONSUL_BIN, software.consul, 0o755)]
-    steps += [File(f"{wheels}/{name}", data, 0o644) for name, data in sorted(software.wheels)]
+    if python := wheels.python_check(wheels.python_need(name for name, _ in software.wheels)):
+        steps.append(python)  # before pip: a wrong python3 fails here with the version the wheels need
+    steps += [File(f"{folder}/{name}", data, 0o644) for name, data in sorted(software.wheels)]
     steps.append(
         Command(
             f"meshop {software.version} in its own virtualenv {venv}, linked as {render.BIN}",
@@ -127,7 +141,7 @@ def _software(software: Software) -> list[Step]:
             ),
             apply=(
                 f"rm -rf {venv} && python3 -m venv {venv} && {venv}/bin/pip install -q --no-index "
-                f"--find-links {wheels} {shlex.quote('meshop==' + software.version)} && "
+                f"--find-links {folder} {shlex.quote('meshop==' + software.version)} && "
                 f"echo {software.digest} > {stamp} && ln -sfn {venv}/bin/meshop {render.BIN}"
             ),
         )
@@ -143,10 +157,7 @@ def _start(names: Sequence[str], changed_by: Sequence[str]) -> Command:
     units = " ".join(names)
     return Command(
         f"systemd: {units} enabled and running",
-        check=(
-            f"systemctl is-enabled -q {units} && systemctl is-active -q {units} && "
-            f'[ "$(systemctl show -p NeedDaemonReload --value {units} | sort -u)" = no ]'
-        ),
+        check=checks.units_running(names),
         apply=f"systemctl daemon-reload && systemctl enable -q {units} && systemctl restart {units}",
         after_change=tuple(changed_by),
     )
@@ -179,6 +190,7 @@ def plan_node(inputs: NodeInputs, software: Software) -> tuple[Step, ...]:
     steps: list[Step] = [
         Packages(("docker.io",), unless="[ -S /var/run/docker.sock ]", why="skipped when /var/run/docker.sock exists"),
         Packages(("caddy", "python3-venv", "ca-certificates")),
+        *([checks.stock_caddy_off()] if inputs.start else []),  # no systemd: no caddy.service running
         *_software(software),
         *config_files,
         *_units(["consul.service", "meshop-agent.service"]),
@@ -186,6 +198,8 @@ def plan_node(inputs: NodeInputs, software: Software) -> tuple[Step, ...]:
     if inputs.start:
         changed = [s.path for s in steps if isinstance(s, File)]  # new config, binary or wheels: restart
         steps.append(_start(["consul.service", "meshop-agent.service"], changed))
+        steps.append(checks.consul_leader(changed))
+        steps.append(checks.http_ready("meshop agent", "http://127.0.0.1:9464/readyz", "meshop-agent", changed))
     return tuple(steps)
 
 
@@ -202,20 +216,22 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
     )
     steps: list[Step] = [
         Packages(("caddy", "python3-venv", "ca-certificates")),
+        *([checks.stock_caddy_off()] if inputs.start else []),  # no systemd: no caddy.service running
         *_software(software),
         File(render.CONSUL_CONFIG, consul_json.encode(), 0o600, (inputs.gossip_key,)),
         *_units(["consul.service"]),
     ]
     if inputs.start:
         steps.append(_start(["consul.service"], [render.CONSUL_CONFIG, render.CONSUL_BIN]))
+        steps.append(checks.consul_leader([render.CONSUL_CONFIG, render.CONSUL_BIN]))
     env = f"CONSUL_HTTP_TOKEN_FILE={MANAGEMENT_TOKEN} MESHOP_PREFIX={shlex.quote(inputs.prefix)}"
     steps += [
         Command(
             "Consul ACLs bootstrapped; the management token kept in " + MANAGEMENT_TOKEN + " (0600)",
             check=f"[ -s {MANAGEMENT_TOKEN} ]",
             apply=(
-                "for i in $(seq 60); do consul info -http-addr=127.0.0.1:8500 2>/dev/null | grep -q 'leader = true' "
-                "&& break; sleep 1; done; umask 077; mkdir -p /etc/meshop && "
+                # the leader was awaited by the step before (`consul info` is refused before this bootstrap)
+                "umask 077; mkdir -p /etc/meshop && "
                 "consul acl bootstrap -format=json | "
                 "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"SecretID\"])' "
                 f"> {MANAGEMENT_TOKEN}.new && mv {MANAGEMENT_TOKEN}.new {MANAGEMENT_TOKEN}"
@@ -242,7 +258,7 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
     steps.append(File(render.GATEWAY_CONFIG, render.gateway_config().encode(), 0o644))
     for role, extra in (
         ("controller", {"MESHOP_METRICS_ADDR": "127.0.0.1:9465"}),
-        ("gateway", {"MESHOP_GATEWAY_ARGS": inputs.gateway_args}),
+        ("gateway", {"MESHOP_GATEWAY_ARGS": gateway_args(inputs)}),
         ("acl-sync", {}),
     ):
         path = f"/etc/meshop/{role}.env"
@@ -255,7 +271,7 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
             Command(
                 f"{path} (0600) with the {role} token",
                 check=f"[ \"$(stat -c %a {path} 2>/dev/null)\" = 600 ] && grep -q '^CONSUL_HTTP_TOKEN=.' {path} "
-                f"&& grep -qxF {shlex.quote('MESHOP_PREFIX=' + inputs.prefix)} {path}",
+                + "".join(f"&& grep -qxF {shlex.quote(line)} {path} " for line in lines.splitlines()).rstrip(),
                 apply=(
                     f"umask 077; t={token} && printf '%sCONSUL_HTTP_TOKEN=%s\\n' {shlex.quote(lines)} \"$t\" "
                     f"> {path}.new && mv {path}.new {path}"
@@ -265,5 +281,12 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
     units = ["meshop-controller.service", "meshop-gateway.service", "meshop-acl-sync.service"]
     steps += _units(units)
     if inputs.start:
-        steps.append(_start(units, [s.path for s in steps if isinstance(s, File) and s.path != render.CONSUL_CONFIG]))
+        steps.append(checks.ports_free((80, 443), "meshop-gateway.service"))  # its Caddy's; refused loads else
+        env_files = [s.title for s in steps if isinstance(s, Command) and s.title.startswith("/etc/meshop/")]
+        files = [s.path for s in steps if isinstance(s, File) and s.path != render.CONSUL_CONFIG]
+        steps.append(_start(units, files + env_files))  # a rewritten env file restarts its daemon
+        # ready: its Caddy loaded the config (a refused load, e.g. a port taken, fails init here, with why)
+        steps.append(
+            checks.http_ready("meshop gateway", "http://127.0.0.1:9466/readyz", "meshop-gateway", files + env_files)
+        )
     return tuple(steps)

@@ -17,6 +17,38 @@ from meshop.bootstrap.steps import Command
 from meshop.model import acl
 
 DRAIN_TIMEOUT = 600
+AGENT_STATE = render.AGENT_STATE_DIR  # the state_dir of the agent.yaml node add writes
+DRAIN_GRACE = 15  # seconds the controller has to re-place the node's replicas before "cannot be placed" counts
+# python3 -c _DRAIN_WAIT NODE PREFIX TIMEOUT GRACE, on the gateway: wait until nothing is assigned to NODE;
+# fail fast, naming the services and the controller's reasons, when a replica cannot be placed elsewhere
+# (its status says Scheduled False: e.g. two spread replicas and one node left), instead of waiting it out.
+_DRAIN_WAIT = (
+    "import json,subprocess,sys,time\n"
+    "node,prefix,limit,grace=sys.argv[1],sys.argv[2],float(sys.argv[3]),float(sys.argv[4])\n"
+    "def kv(*a):\n"
+    "    r=subprocess.run(['consul','kv','get','-token-file="
+    + MANAGEMENT_TOKEN
+    + "',*a],capture_output=True,text=True)\n"
+    "    return r.stdout if r.returncode==0 else ''\n"
+    "start=time.monotonic()\n"
+    "while True:\n"
+    "    keys=kv('-keys',prefix+'/assignments/'+node+'/').split()\n"
+    "    services=[k.rsplit('/',1)[1] for k in keys if not k.endswith('/')]\n"
+    "    if not services: sys.exit(0)\n"
+    "    stuck=[]\n"
+    "    for s in services:\n"
+    "        try: conditions=json.loads(kv(prefix+'/status/services/'+s) or '{}').get('conditions') or []\n"
+    "        except (ValueError,AttributeError): conditions=[]\n"
+    "        stuck+=[s+': '+str(c.get('message') or c.get('reason')) for c in conditions\n"
+    "                if c.get('type')=='Scheduled' and c.get('status')=='False']\n"
+    "    waited=time.monotonic()-start\n"
+    "    if (stuck and waited>=grace) or waited>=limit:\n"
+    "        why='; '.join(stuck) or 'still assigned: '+', '.join(services)\n"
+    "        print('node %s cannot be drained (after %.0f s): %s. Scale the service down, add a node or relax its '\n"
+    "              'placement, then run node remove again.' % (node,waited,why),file=sys.stderr)\n"
+    "        sys.exit(1)\n"
+    "    time.sleep(1)\n"
+)
 _TOKENS = (  # python3 -c _TOKENS check|delete DESCRIPTION...: are there tokens with these descriptions / delete them
     "import json,subprocess,sys; "
     'run=lambda *a: subprocess.run(["consul","acl","token",*a,"-token-file=' + MANAGEMENT_TOKEN + '"],'
@@ -38,11 +70,12 @@ def plan_removal(node: str, prefix: str) -> tuple[tuple[Command, ...], tuple[Com
     nothing_assigned = f'[ -z "$(consul kv get {tok} -recurse {kv(f"assignments/{node}/")})" ]'
     before = (
         Command(
-            f"node {node} drained: nothing assigned to it any more (waits up to {DRAIN_TIMEOUT}s)",
+            f"node {node} drained: nothing assigned to it any more (waits up to {DRAIN_TIMEOUT}s; "
+            "fails at once, with the reason, when a replica cannot be placed elsewhere)",
             check=nothing_assigned,
             apply=(
-                f"{env} {render.BIN} nodes drain {q(node)} && for i in $(seq {DRAIN_TIMEOUT}); do "
-                f"{nothing_assigned} && break; sleep 1; done"
+                f"{env} {render.BIN} nodes drain {q(node)} >/dev/null && "
+                f"python3 -c {q(_DRAIN_WAIT)} {q(node)} {q(prefix)} {DRAIN_TIMEOUT} {DRAIN_GRACE}"
             ),
         ),
     )
@@ -52,6 +85,13 @@ def plan_removal(node: str, prefix: str) -> tuple[tuple[Command, ...], tuple[Com
             f"{units} stopped and disabled",
             check=f"! systemctl is-active -q {units} && ! systemctl is-enabled -q {units} 2>/dev/null",
             apply=f"systemctl disable --now -q {units}",
+        ),
+        # The agent remembers this cluster's fence for the node; the records go next, so a later `node add`
+        # would find no fence and hold the node ("the KV was emptied") until `meshop cluster adopt`.
+        Command(
+            f"the agent's memory of this cluster removed ({AGENT_STATE}: its fence, holds)",
+            check=f"[ ! -e {AGENT_STATE} ]",
+            apply=f"rm -rf {AGENT_STATE}",
         ),
     )
     args = " ".join(q(d) for d in descriptions)

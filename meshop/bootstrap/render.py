@@ -29,11 +29,11 @@ PrivateTmp=yes
 """
 
 
-def _unit(description: str, after: str, service: str, comment: str, requires: str = "") -> str:
-    req = f"Requires={requires}\n" if requires else ""
+def _unit(description: str, after: str, service: str, comment: str, wants: str = "") -> str:
     return (
         f"{comment}[Unit]\nDescription={description}\nAfter={' '.join(['network-online.target', after]).strip()}\n"
-        f"Wants=network-online.target\n{req}\n[Service]\n{service}\n[Install]\nWantedBy=multi-user.target\n"
+        f"Wants={' '.join(['network-online.target', wants]).strip()}\n\n[Service]\n{service}\n"
+        "[Install]\nWantedBy=multi-user.target\n"
     )
 
 
@@ -62,7 +62,8 @@ RestartSec=2
 # See docs/agent.md. The agent keeps this node's containers equal to meshop/assignments/<node>/ in Consul. Stopping it
 # leaves the containers running; it deregisters the node's meshop-agent service on a clean stop.
 """,
-    requires="docker.service",
+    # Wants, not Requires: an engine of the user's own (rootless, podman's socket, snap) has no docker.service.
+    wants="docker.service",
 )
 
 CONTROLLER_UNIT = _unit(
@@ -126,7 +127,9 @@ DynamicUser=yes
 CONSUL_UNIT = _unit(
     "Consul agent",
     "",
-    f"""Type=notify
+    f"""# A lone Consul server never sends READY=1 (hashicorp/consul#7137): systemd would kill it after 90 s.
+# Started once exec'd; meshop checks readiness itself (a leader on /v1/status/leader).
+Type=exec
 ExecStart={CONSUL_BIN} agent -config-dir={CONSUL_DIR}
 ExecReload=/bin/kill -HUP $MAINPID
 KillSignal=SIGTERM
@@ -153,6 +156,9 @@ def config_file(comment: str, values: Mapping[str, object]) -> str:
     return f"# {comment}\n" + yaml.safe_dump(dict(values), sort_keys=False, default_flow_style=False)
 
 
+AGENT_STATE_DIR = "/var/lib/meshop/agent"  # the agent's fence and holds; `node remove --host` deletes it
+
+
 def agent_config(*, node: str, address: str, labels: Mapping[str, str]) -> str:
     """``/etc/meshop/agent.yaml`` of a node ``meshop node add`` sets up; the token stays in agent.env."""
     return config_file(
@@ -161,7 +167,7 @@ def agent_config(*, node: str, address: str, labels: Mapping[str, str]) -> str:
             "node": node,
             "advertise_addr": address,
             "labels": dict(sorted(labels.items())),
-            "state_dir": "/var/lib/meshop/agent",
+            "state_dir": AGENT_STATE_DIR,
             "metrics_addr": "127.0.0.1:9464",
             "log_format": "json",
         },
@@ -187,6 +193,9 @@ def env_file(comment: str, values: Mapping[str, str]) -> str:
 # later. probe_timeout is the peers' round trip it tolerates: a node reached only through a slow DERP relay
 # (round trip > 300 ms) is probed indirectly through the others, and suspected (it refutes) more often.
 GOSSIP_LAN = {"probe_interval": "500ms", "probe_timeout": "300ms", "suspicion_mult": 3}
+
+
+CLIENT_ACL_TTL = {"token_ttl": "5s", "policy_ttl": "5s", "role_ttl": "5s"}
 
 
 def gossip_lan_hcl() -> str:
@@ -224,6 +233,9 @@ def consul_config(
             "down_policy": "extend-cache",
             "enable_token_persistence": True,
             **({"tokens": {"agent": agent_token}} if agent_token else {}),
+            # A client agent caches tokens and policies (default 30 s): an agent policy `acl sync` widened
+            # for a newly placed service was refused that long (the agent NotReady after every apply).
+            **({} if server else CLIENT_ACL_TTL),
         },
         "ports": {"dns": -1, "grpc": -1},
         "gossip_lan": dict(GOSSIP_LAN),

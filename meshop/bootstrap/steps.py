@@ -72,6 +72,7 @@ class Command:
     check: str
     apply: str
     after_change: tuple[str, ...] = ()  # files: when one of them was written in this run, apply even if checked
+    changes: bool = True  # False: apply only waits for the check (a readiness step), it changes nothing
 
     @property
     def title(self) -> str:

@@ -34,7 +34,8 @@ class ProxyOptions:
 @dataclass(frozen=True)
 class DynamicUpstreams:
     """Caddy 2.6's ``dynamic srv``: the upstreams come from an SRV lookup of ``name`` at request time
-    (cached ``refresh`` long), targets resolved by the same ``resolver`` (``IP:PORT``, UDP); the site's
+    (cached ``refresh`` long), targets resolved by the same ``resolver`` (``unixpacket//PATH``, a unix
+    SEQPACKET socket in a private folder, or ``IP:PORT``, UDP: ``upstream_dns``); the site's
     static ``upstreams`` serve only while that lookup fails."""
 
     name: str
@@ -130,11 +131,11 @@ def _reverse_proxy(site: Site, proxy: ProxyOptions) -> list[str]:
         resolver = _safe_resolver(site.dynamic.resolver)
         lines.append(f"\tdynamic srv {_safe_host(site.dynamic.name)} {{")
         lines.append(f"\t\trefresh {_safe_duration(site.dynamic.refresh)}")
-        lines.append(f"\t\tresolvers udp/{resolver}")
+        lines.append(f"\t\tresolvers {resolver}")
         lines.append("\t\tdial_timeout 1s")
         lines.append("\t}")
         lines.append("\ttransport http {")
-        lines.append(f"\t\tresolvers udp/{resolver}")
+        lines.append(f"\t\tresolvers {resolver}")
         lines.append("\t}")
     if site.health_path:
         lines.append(f"\thealth_uri {_safe_path(site.health_path)}")
@@ -212,8 +213,17 @@ def _safe_upstream(upstream: str) -> str:
     return upstream
 
 
+_SOCKET_PATH = re.compile(r"/[A-Za-z0-9_./-]{1,106}", re.ASCII)
+
+
 def _safe_resolver(address: str) -> str:
-    """``IPv4:port`` or ``[IPv6]:port`` of a DNS responder."""
+    """Caddy's network address of a DNS responder: ``unixpacket//abs/path`` as given (plain path
+    characters, no ``..``), or ``udp/`` + ``IPv4:port`` / ``[IPv6]:port``."""
+    if address.startswith("unixpacket/"):
+        path = address[len("unixpacket/") :]
+        if not _SOCKET_PATH.fullmatch(path) or ".." in path.split("/"):
+            raise UnsafeValue(f"not a unix socket path: {address!r}")
+        return address
     host, sep, port = address.rpartition(":")
     number = parse_port(port, zero=True)  # 0 is refused by _port, naming it
     if not sep or number is None:
@@ -222,7 +232,7 @@ def _safe_resolver(address: str) -> str:
     plain = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not _is_plain_ip(plain, version=6 if plain is not host else 4):
         raise UnsafeValue(f"not an IP address and port: {address!r}")
-    return address
+    return f"udp/{address}"
 
 
 def _is_plain_ip(text: str, version: int) -> bool:

@@ -1,9 +1,20 @@
-"""A DNS responder on loopback serving upstreams to a Caddy (``dns_wire`` answers): the gateway's and a node's.
+"""A DNS responder serving upstreams to a Caddy (``dns_wire`` answers): the gateway's and a node's.
 
-This side binds the UDP socket (so the address is known at once, port 0 included), writes the table
-to a file, atomically, on every ``publish``, and runs the answering loop in a child process
-(``dns_child``) that inherits the socket: a parent that hangs leaves Caddy its last answers, one that
-dies takes the child with it. The child is started and stopped by its PID. Loopback only.
+This side binds the socket (so the address is known at once), writes the table to a file, atomically,
+on every ``publish``, and runs the answering loop in a child process (``dns_child``) that inherits the
+socket: a parent that hangs leaves Caddy its last answers, one that dies takes the child with it. The
+child is started and stopped by its PID.
+
+Where Caddy asks (issue 24): a Caddy outlives a SIGKILLed gateway (it keeps serving its last config) and
+keeps asking the responder's address. A loopback UDP port is then free for *any* local user to bind and
+answer with upstreams of their choice (Consul's API on the gateway host, say). So by default (``unix``)
+the responder listens on a unix SEQPACKET socket (Caddy 2.6: ``resolvers unixpacket//PATH``) inside a
+folder only this user can enter and nobody else can create: a fresh ``mkdtemp`` folder (mode 0700) in
+``folder`` when that is private to this user (the managed Caddy's own folder), else in the system's temp
+folder — and then the folder is emptied but never removed, since a removed name in a world-writable
+``/tmp`` could be created again by anyone while a Caddy still asks it. ``unix:PATH`` names the socket
+(its folder must be this user's or root's and writable by nobody else); ``IP:PORT`` (loopback UDP) stays
+for a Caddy that runs as another user, with the squatting risk above (docs/security.md).
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -26,29 +38,93 @@ from meshop.errors import DriverError, MeshopError
 
 log = logging.getLogger(__name__)
 
+UNIX = "unix"
+UNIX_NETWORK = "unixpacket/"  # Caddy's network address prefix: ``unixpacket//run/x.sock``
+SOCKET_NAME = "dns.sock"
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes, NUL included
+
+
+def private_folder(path: Path) -> str | None:
+    """Why no other user could be kept from creating entries in ``path``, or None when none can: it is a
+    real folder (not a symlink), owned by this user or root, writable by neither group nor others."""
+    try:
+        info = path.lstat()
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{path} is not a folder"
+    if info.st_uid not in (os.getuid(), 0):
+        return f"{path} belongs to uid {info.st_uid}"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{path} is writable by group or others"
+    return None
+
 
 class UpstreamDNS:
-    def __init__(self, listen: str = "127.0.0.1:0") -> None:
+    def __init__(self, listen: str = UNIX, folder: Path | None = None) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="meshop-dns-", dir=self._base(folder)))
+        self._keep_dir = folder is None or self._dir.parent != folder  # in /tmp: never free the name
+        try:
+            self._sock, self.address, self._kind = self._bind(listen)
+        except BaseException:
+            self._remove_dir()
+            raise
+        self.table_file = self._dir / "table.json"
+        self.table_file = self._dir / "table.json"
+        self._table: Table = MappingProxyType({})
+        self._write({})
+        self.child: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def _base(folder: Path | None) -> str | None:
+        """``folder`` when a socket there is private and short enough, else None (the temp folder)."""
+        if folder is None or private_folder(folder) is not None:
+            return None
+        if len(str(folder)) + len("/meshop-dns-xxxxxxxx/") + len(SOCKET_NAME) > MAX_SOCKET_PATH:
+            return None
+        return str(folder)
+
+    def _bind(self, listen: str) -> tuple[socket.socket, str, str]:
+        """The listening socket, the address Caddy asks (``unixpacket//PATH`` or ``IP:PORT``) and its kind."""
+        if listen == UNIX or listen.startswith(f"{UNIX}:"):
+            path = self._dir / SOCKET_NAME if listen == UNIX else Path(listen[len(UNIX) + 1 :])
+            if not path.is_absolute() or len(str(path)) > MAX_SOCKET_PATH:
+                raise MeshopError(
+                    f"upstream DNS socket {listen!r}: an absolute path of at most {MAX_SOCKET_PATH} bytes"
+                )
+            problem = private_folder(path.parent)
+            if problem is not None:
+                raise MeshopError(f"upstream DNS socket {listen!r}: another user could take it ({problem})")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                if path.is_socket():
+                    path.unlink()  # our own folder: a socket left by an earlier run of ours
+                sock.bind(str(path))
+                sock.listen(64)
+            except OSError as exc:
+                sock.close()
+                raise MeshopError(f"cannot listen for upstream DNS on {path}: {exc}") from None
+            self._socket_path: Path | None = path
+            return sock, f"{UNIX_NETWORK}{path}", UNIX
+        self._socket_path = None
         host, port = parse_listen(listen)
         try:
             if not ipaddress.ip_address(host).is_loopback:
                 raise MeshopError(f"upstream DNS address {listen!r} must be on loopback")
         except ValueError:
-            raise MeshopError(f"upstream DNS address {listen!r} is not an IP address and port") from None
-        self._family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(self._family, socket.SOCK_DGRAM)
+            raise MeshopError(
+                f"upstream DNS address {listen!r} is not an IP address and port, unix or unix:PATH"
+            ) from None
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            self._sock.bind((host, port))
+            sock.bind((host, port))
         except OSError as exc:
-            self._sock.close()
+            sock.close()
             raise MeshopError(f"cannot listen for upstream DNS on {listen}: {exc}") from None
-        bound = self._sock.getsockname()
-        self.address = f"[{bound[0]}]:{bound[1]}" if self._family == socket.AF_INET6 else f"{bound[0]}:{bound[1]}"
-        self._dir = Path(tempfile.mkdtemp(prefix="meshop-dns-"))
-        self.table_file = self._dir / "table.json"
-        self._table: Table = MappingProxyType({})
-        self._write({})
-        self.child: subprocess.Popen[bytes] | None = None
+        bound = sock.getsockname()
+        address = f"[{bound[0]}]:{bound[1]}" if family == socket.AF_INET6 else f"{bound[0]}:{bound[1]}"
+        return sock, address, "6" if family == socket.AF_INET6 else "4"
 
     def publish(self, table: Table) -> None:
         table = MappingProxyType(dict(table))
@@ -67,8 +143,15 @@ class UpstreamDNS:
 
     def start(self) -> UpstreamDNS:
         fd = self._sock.fileno()
-        family = "6" if self._family == socket.AF_INET6 else "4"
-        args = [sys.executable, "-m", "meshop.caddy.dns_child", str(fd), str(self.table_file), str(os.getpid()), family]
+        args = [
+            sys.executable,
+            "-m",
+            "meshop.caddy.dns_child",
+            str(fd),
+            str(self.table_file),
+            str(os.getpid()),
+            self._kind,
+        ]
         try:
             self.child = subprocess.Popen(args, pass_fds=(fd,), stdin=subprocess.DEVNULL)
         except OSError as exc:
@@ -87,4 +170,14 @@ class UpstreamDNS:
                 self.child.kill()
                 self.child.wait(timeout=5)
         self._sock.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._socket_path is not None:
+            self._socket_path.unlink(missing_ok=True)
+        self._remove_dir()
+
+    def _remove_dir(self) -> None:
+        """Remove the table and socket; the folder itself only where nobody else could create it again."""
+        if self._keep_dir:
+            for entry in self._dir.iterdir() if self._dir.is_dir() else ():
+                entry.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(self._dir, ignore_errors=True)

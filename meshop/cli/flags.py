@@ -24,6 +24,15 @@ LOCAL_CLUSTER = click.option(
     "Off in a fleet, where such an address in a node record would point the gateway at its own host.",
 )
 
+TRUST_NODE_RECORDS = click.option(
+    "--trust-node-records",
+    is_flag=True,
+    envvar="MESHOP_TRUST_NODE_RECORDS",
+    help="A node without an entry in inventory/nodes/ is dialled at the address it claims itself (its record "
+    "or catalog entry), as before the inventory. Off by default: such a node serves no route and logs/exec "
+    "skip it; record its addresses with `meshop nodes inventory NODE ADDRESS...` instead.",
+)
+
 
 def config_option(example: str) -> Callable[[F], F]:
     """``--config FILE``: the daemon's YAML configuration; the flags the user gives override its keys."""

@@ -28,6 +28,7 @@ COMMANDS = {
     "diff": "meshop.cli.commands.documents:diff",
     "validate": "meshop.cli.commands.documents:validate",
     "delete": "meshop.cli.commands.documents:delete",
+    "edit": "meshop.cli.commands.edit:edit",
     "nodes": "meshop.cli.commands.nodes:nodes",
     "node": "meshop.cli.commands.nodes:nodes",
     "init": "meshop.cli.commands.bootstrap:init",
@@ -42,6 +43,7 @@ COMMANDS = {
     "exec": "meshop.cli.commands.remote:exec_",
     "dashboard": "meshop.cli.commands.dashboard:dashboard",
     "restart": "meshop.cli.commands.restart:restart",
+    "convert": "meshop.cli.commands.convert:convert",
 }
 
 

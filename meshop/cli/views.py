@@ -12,9 +12,20 @@ if TYPE_CHECKING:  # types only: ``meshop validate`` and ``version`` must not im
 
 
 def to_yaml(data: object, sort_keys: bool = False) -> str:
-    import yaml  # here, not at the top: ``meshop version`` prints text without it (start-up time)
+    """``data`` as YAML that reads back as ``data`` (``meshop.client.yamltext``)."""
+    from meshop.client.yamltext import dump_yaml
 
-    return yaml.safe_dump(data, sort_keys=sort_keys, default_flow_style=False, allow_unicode=True)
+    return dump_yaml(data, sort_keys)
+
+
+def documents_text(docs: Sequence[Mapping[str, Any]], fmt: str, one: bool = False) -> str:
+    """Documents as ``get -o json|yaml`` prints them, in a form ``apply -f -`` reads back: YAML documents
+    separated by ``---``, or a JSON array (``one``: the one document itself)."""
+    if fmt == "json":
+        import json
+
+        return json.dumps(docs[0] if one else list(docs), indent=2) + "\n"
+    return "---\n".join(to_yaml(doc) for doc in docs)
 
 
 def format_diff(changes: Sequence[DocumentChange]) -> str:

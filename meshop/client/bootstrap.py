@@ -45,9 +45,16 @@ else:
 """
 
 
-def load_software(wheels: Path, consul_binary: str | None) -> Software:
+def checkout_wheels() -> Path:
+    """``.dev/wheels`` of the checkout this meshop runs from (``make setup`` installs it editable), so the
+    default does not depend on the folder the command is typed in."""
+    return Path(__file__).resolve().parents[2] / ".dev" / "wheels"
+
+
+def load_software(wheels: Path | None, consul_binary: str | None) -> Software:
     """meshop's wheels (its own, built locally, and its dependencies: ``scripts/build-wheels.sh``) and the
     Consul binary to upload."""
+    wheels = wheels or checkout_wheels()
     if not wheels.is_dir():
         raise DocumentError(f"--wheels {wheels}: not a folder (make one with scripts/build-wheels.sh)")
     found = tuple((p.name, p.read_bytes()) for p in sorted(wheels.glob("*.whl")))
@@ -103,6 +110,16 @@ def node_tokens(gateway: SshSession, node: str, datacenter: str, prefix: str) ->
         .strip()
     )
     return consul_token, agent_token
+
+
+def record_inventory(gateway: SshSession, node: str, address: str, prefix: str, *, local_cluster: bool) -> None:
+    """Write ``inventory/nodes/<node>`` (the address the node may be dialled at) on the gateway with the
+    management token: the node's own tokens can never write it (issue 24)."""
+    from meshop.client.nodes import inventory_entry
+
+    key, value = inventory_entry(node, (address,), local_cluster=local_cluster)
+    full = f"{prefix.strip('/')}/{key}"
+    gateway.check(f"consul kv put -token-file={MANAGEMENT_TOKEN} {shlex.quote(full)} -", stdin=value.encode())
 
 
 def node_state(gateway: SshSession, node: str, prefix: str) -> str:

@@ -19,6 +19,7 @@ from meshop.consul.store import KVStore
 from meshop.errors import NotFound
 from meshop.model import keys
 from meshop.model.records import Assignment, Event, Observed, ServiceStatus, loads_json
+from meshop.model.schema import API_VERSION
 
 RECENT_EVENTS = 10
 
@@ -80,19 +81,15 @@ def service_summaries(snapshot: Snapshot, name: str | None = None) -> list[Servi
 
 
 def service_objects(snapshot: Snapshot, name: str | None = None) -> list[dict[str, Any]]:
-    """``get services -o json|yaml``: per service its summary, stored document and status record."""
+    """``get services -o json|yaml``: per service its stored document, with the server's view under
+    ``status`` (the summary row and the controller's status record). ``apply -f -`` takes it back as it
+    is: apply, diff and validate drop ``status`` (``meshop.client.sources``)."""
     out = []
     for row in service_summaries(snapshot, name):
         entry = snapshot.service_entries.get(row.name)
-        status = snapshot.statuses.get(row.name)
-        out.append(
-            {
-                "name": row.name,
-                "summary": row.to_dict(),
-                "document": stored_document(entry) if entry else None,
-                "status": status.to_dict() if status else None,
-            }
-        )
+        record = snapshot.statuses.get(row.name)
+        status = {**(record.to_dict() if record else {}), "summary": row.to_dict()}
+        out.append(server_object("Service", row.name, stored_document(entry) if entry else None, status))
     return out
 
 
@@ -106,23 +103,32 @@ def node_summaries(snapshot: Snapshot, name: str | None = None) -> list[NodeRow]
 
 
 def node_objects(snapshot: Snapshot, name: str | None = None) -> list[dict[str, Any]]:
-    """``get nodes -o json|yaml``: per node its summary, agent record, Node document and controller verdict."""
+    """``get nodes -o json|yaml``: per node its Node document (a bare one when none is stored), with the
+    server's view under ``status``: the controller's verdict, the summary row, the agent's record and
+    its Consul health."""
     out = []
     for row in node_summaries(snapshot, name):
         record = snapshot.records.get(row.name)
         verdict = snapshot.node_statuses.get(row.name)
         entry = snapshot.node_doc_entries.get(row.name)
-        out.append(
-            {
-                "name": row.name,
-                "summary": row.to_dict(),
-                "record": record.to_dict() if record else None,
-                "document": stored_document(entry) if entry else None,
-                "status": verdict.to_dict() if verdict else None,
-                "agentHealth": snapshot.agents.get(row.name),
-            }
-        )
+        status = {
+            **(verdict.to_dict() if verdict else {}),
+            "summary": row.to_dict(),
+            "record": record.to_dict() if record else None,
+            "agentHealth": snapshot.agents.get(row.name),
+        }
+        out.append(server_object("Node", row.name, stored_document(entry) if entry else None, status))
     return out
+
+
+def server_object(kind: str, name: str, document: Mapping[str, Any] | None, status: dict[str, Any]) -> dict[str, Any]:
+    """A stored document as ``get -o yaml`` prints it: apiVersion, kind, metadata and spec first (as
+    people write them), then anything else, then ``status``. Without a stored document (a Service whose
+    document was deleted, a Node nobody wrote one for): the bare document, which applies as "created"."""
+    doc = dict(document) if document else {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}}
+    doc.pop("status", None)  # never stored (the schema refuses it); never two
+    first = {key: doc.pop(key) for key in ("apiVersion", "kind", "metadata", "spec") if key in doc}
+    return {**first, **doc, "status": status}
 
 
 def node_observed(store: KVStore, node: str) -> dict[str, Observed]:

@@ -9,6 +9,8 @@ from meshop.client.apply import canonical, stored_document
 from meshop.consul.store import KVStore
 from meshop.errors import ConflictError, DocumentError, NotFound
 from meshop.model import API_VERSION, keys
+from meshop.model.addresses import address_problem
+from meshop.model.inventory import MAX_ADDRESSES, inventory_value, parse_inventory
 from meshop.model.names import is_dns_label
 
 MODES = {
@@ -59,3 +61,31 @@ def set_node_mode(store: KVStore, node: str, mode: str, attempts: int = 5) -> tu
         if store.cas(keys.desired_node(node), canonical(doc), entry.modify_index if entry else 0):
             return doc, True
     raise ConflictError(f"node/{node} kept changing while being updated; try again")
+
+
+def inventory_entry(node: str, addresses: tuple[str, ...], *, local_cluster: bool = False) -> tuple[str, str]:
+    """(key, value) of ``inventory/nodes/<node>`` listing ``addresses``, each checked by the address rule
+    first (a numeric-looking name, loopback, a zone id are refused here, not only when dialled)."""
+    if not is_dns_label(node):
+        raise DocumentError(f"node name {node!r}: must be an RFC 1123 label (a-z, 0-9, '-')")
+    if not 0 < len(addresses) <= MAX_ADDRESSES:
+        raise DocumentError(f"node/{node}: give 1 to {MAX_ADDRESSES} addresses")
+    for address in addresses:
+        problem = address_problem(address, local_cluster=local_cluster)
+        if problem is not None:
+            raise DocumentError(f"node/{node}: {problem}")
+    return keys.inventory_node(node), inventory_value(list(dict.fromkeys(addresses)))
+
+
+def set_inventory(
+    store: KVStore, node: str, addresses: tuple[str, ...], *, local_cluster: bool = False
+) -> tuple[tuple[str, ...] | None, bool]:
+    """Record the addresses ``node`` may be dialled at (the operator's token: no agent may write there);
+    returns (the entry before, changed)."""
+    key, value = inventory_entry(node, addresses, local_cluster=local_cluster)
+    entry = store.get(key)
+    before = parse_inventory(entry.value) if entry else None
+    if entry is not None and parse_inventory(value) == before:
+        return before, False
+    store.put(key, value)
+    return before, True

@@ -34,10 +34,28 @@ class SshOptions:
     known: KnownHosts | None = None
 
 
-def locate(config: ConsulConfig, service: str, *, node: str | None, replica: int | None, local_cluster: bool) -> Found:
+def locate(
+    config: ConsulConfig,
+    service: str,
+    *,
+    node: str | None,
+    replica: int | None,
+    local_cluster: bool,
+    trust_records: bool = False,
+) -> Found:
+    """Where ``service``'s replicas run, each with the address its node's inventory entry allows."""
     store = KVStore(config)
-    observed, nodes = store.list_together([keys.OBSERVED, keys.NODES])
-    found = find(service, observed, nodes, node=node, replica=replica, local_cluster=local_cluster)
+    observed, nodes, inventory = store.list_together([keys.OBSERVED, keys.NODES, keys.INVENTORY_NODES])
+    found = find(
+        service,
+        observed,
+        nodes,
+        node=node,
+        replica=replica,
+        local_cluster=local_cluster,
+        inventory=inventory,
+        trust_records=trust_records,
+    )
     if not found.replicas:
         where = "".join(f" on node {node}" if node else "") + (
             f" with replica {replica}" if replica is not None else ""

@@ -2,8 +2,10 @@
 
 The answer comes from what agents wrote (``observed/<node>/<service>``) and their node records
 (``nodes/<node>``): both are hostile input. A container id must be a Docker id (hex), a node name an
-RFC 1123 label, an address one that ``address_problem`` accepts; anything else is skipped with the reason,
-never pasted into a remote command. Commands are built here with every argument quoted.
+RFC 1123 label; the address SSH dials is the one the node's operator-written inventory entry allows
+(``model.inventory.choose_address``: the record's claim only when listed there, and ``address_problem``
+accepts it); anything else is skipped with the reason, never pasted into a remote command. Commands are
+built here with every argument quoted.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from meshop.consul.kv import Listing
 from meshop.errors import DocumentError
 from meshop.model import keys, records
-from meshop.model.addresses import address_problem
+from meshop.model.inventory import choose_address, parse_inventory
 from meshop.model.names import is_dns_label
 
 _CONTAINER_ID = re.compile(r"[0-9a-f]{12,64}")
@@ -53,8 +55,13 @@ def find(
     node: str | None = None,
     replica: int | None = None,
     local_cluster: bool = False,
+    inventory: Listing | None = None,
+    trust_records: bool = False,
 ) -> Found:
     """Every container of ``service`` the agents report (optionally on one node / one replica number)."""
+    allowed = {
+        e.key[len(keys.INVENTORY_NODES) :]: parse_inventory(e.value) for e in (inventory.entries if inventory else ())
+    }
     addresses: dict[str, str] = {}
     skipped: list[str] = []
     for entry in nodes.entries:
@@ -63,11 +70,13 @@ def find(
             record = records.NodeRecord.from_dict(records.loads_json(entry.value))
         except (ValueError, KeyError, TypeError):
             continue
-        problem = address_problem(record.address, local_cluster=local_cluster)
+        chosen = choose_address(
+            record.address, "", allowed.get(name), trust_records=trust_records, local_cluster=local_cluster
+        )
         if record.name == name and is_dns_label(name):
-            addresses[name] = record.address if problem is None else ""
-            if problem:
-                skipped.append(f"node {name}: {problem}")
+            addresses[name] = chosen.address
+            if chosen.problem:
+                skipped.append(f"node {name}: {chosen.problem}")
     found: list[Replica] = []
     for entry in observed.entries:
         parts = keys.split(entry.key, keys.OBSERVED)

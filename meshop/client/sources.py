@@ -1,4 +1,9 @@
-"""Read documents from ``-f FILE``, ``-f DIR`` (every *.yaml, *.yml, *.json in it) or ``-f -`` (stdin)."""
+"""Read documents from ``-f FILE``, ``-f DIR`` (every *.yaml, *.yml, *.json in it) or ``-f -`` (stdin).
+
+A top-level ``status`` is dropped on the way in, as kubectl ignores it: it is the server's view that
+``meshop get -o yaml`` prints under the document, so that output applies back as it is. Users never
+write status; the schemas still refuse it anywhere else (a document put into KV by hand).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ def read_sources(paths: tuple[str, ...]) -> list[SourcedDocument]:
         for source, text in _texts(path):
             docs = load_documents(text, source=source)
             for i, doc in enumerate(docs):
+                doc.pop("status", None)
                 out.append(SourcedDocument(f"{source}#{i + 1}" if len(docs) > 1 else source, doc))
     return out
 

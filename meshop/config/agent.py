@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from meshop.agent.ingress.node_caddy import CaddyOptions
-from meshop.agent.ingress.snippets import TRUSTED_PROXIES
+from meshop.agent.ingress.snippets import GATEWAYS, TRUSTED_PROXIES
 from meshop.agent.planning.labels import is_label
 from meshop.agent.reconciler import AgentSettings
 from meshop.config import values as v
@@ -90,6 +90,8 @@ def _ip_addresses(raw: object) -> tuple[str, ...]:
 def _networks(raw: object) -> tuple[str, ...]:
     items = v.texts(raw)
     for item in items:
+        if item == GATEWAYS:  # the gateways' claimed addresses, followed as they change
+            continue
         try:
             ipaddress.ip_network(item, strict=False)
         except ValueError:
@@ -121,7 +123,7 @@ FIELDS: dict[str, v.Field] = {
     "ingress_https_port": v.Field(v.optional(v.port)),
     "ingress_bind": v.Field(_ip_addresses, ("127.0.0.1",)),
     "ingress_trusted_proxy": v.Field(_networks, tuple(TRUSTED_PROXIES)),
-    "caddy_upstream_dns": v.Field(v.text, "127.0.0.1:0"),
+    "caddy_upstream_dns": v.Field(v.text, "unix"),
     "log_format": v.Field(v.choice(*LOG_FORMATS), "text"),
     "log_level": v.Field(v.choice(*LOG_LEVELS), "info"),
 }
@@ -154,7 +156,7 @@ class AgentConfig:
     ingress_https_port: int | None = None
     ingress_bind: tuple[str, ...] = ("127.0.0.1",)
     ingress_trusted_proxy: tuple[str, ...] = tuple(TRUSTED_PROXIES)
-    caddy_upstream_dns: str = "127.0.0.1:0"
+    caddy_upstream_dns: str = "unix"
     log_format: str = "text"
     log_level: str = "info"
 

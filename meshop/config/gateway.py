@@ -36,7 +36,7 @@ FIELDS: dict[str, v.Field] = {
     "tls": v.Field(v.choice(*TLS_MODES), "internal"),
     "metrics_addr": v.Field(v.text, "127.0.0.1:9466"),
     "id": v.Field(v.optional(v.text)),  # None: this host's name
-    "upstream_dns": v.Field(v.text, "127.0.0.1:0"),
+    "upstream_dns": v.Field(v.text, "unix"),
     "resync": v.Field(v.number(0), 30.0),
     "advertise_addr": v.Field(v.optional(v.text)),
     "check_interval": v.Field(v.number(0.5, 60), 2.0),
@@ -62,7 +62,7 @@ class GatewayConfig:
     bind: tuple[str, ...] = ("127.0.0.1",)
     tls: str = "internal"
     metrics_addr: str = "127.0.0.1:9466"
-    upstream_dns: str = "127.0.0.1:0"
+    upstream_dns: str = "unix"
     resync: float = 30.0
     advertise_addr: str | None = None  # an IP, ``tailscale`` until ``with_advertise`` resolved it, or None
     check_interval: float = 2.0

@@ -25,7 +25,7 @@ class GatewaySettings:
     domains: tuple[str, ...] = ()  # empty: serve every route host
     proxy: ProxyOptions = field(default_factory=ProxyOptions)
     local_cluster: bool = False  # upstreams on loopback/link-local addresses allowed (demo, tests)
-    upstream_dns: str | None = None  # IP:PORT of the gateway's upstream DNS responder (None: static upstreams)
+    upstream_dns: str | None = None  # Caddy's address of the upstream DNS responder (None: static upstreams)
     dns_refresh: str = "1s"  # how long Caddy keeps a site's SRV answer
 
 

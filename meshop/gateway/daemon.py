@@ -105,7 +105,7 @@ class GatewayDaemon:
         ``meshop-metrics``. A failed registration is logged, not fatal: routing matters more."""
         if self.dns is not None:
             self.dns.start()
-            log.info("upstream DNS for Caddy on udp/%s", self.dns.address)
+            log.info("upstream DNS for Caddy on %s", self.dns.address)
         if self.prober is not None:
             self.prober.start()
         self.resolver.start()

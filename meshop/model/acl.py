@@ -28,8 +28,9 @@ daemon registers (an exact rule beats a prefix rule): the controller ``meshop-co
 ``meshop-metrics``. A ``meshop-*`` name never becomes an agent's service right, whatever placement says.
 * ``readonly``: reads the whole prefix except ``secrets/`` (status, get, describe, events, diff).
 * ``operator``: ``readonly`` plus writes to ``desired/`` (apply, import, delete, cordon, drain), to
-  ``fences/`` (``meshop cluster adopt``) and to ``events/audit/`` (the dashboard records its actions
-  there, where no agent can write).
+  ``fences/`` (``meshop cluster adopt``), to ``events/audit/`` (the dashboard records its actions
+  there, where no agent can write) and to ``inventory/`` (the addresses each node may be dialled at:
+  ``meshop nodes inventory``; no other role writes there, so a node cannot widen its own entry).
 * ``prometheus``: reads the ``meshop-metrics`` service and the nodes, and the local agent's datacenter
   (what ``consul_sd_configs`` asks for).
 
@@ -186,6 +187,7 @@ def policy_rules(
             _rule("key_prefix", f"{p}/events/{agent_events(node)}/", "write"),
             _rule("key_prefix", f"{p}/assignments/{node}/", "read"),
             _rule("key", f"{p}/desired/gateway", "read"),  # the TLS mode of the node's HTTPS sites
+            _rule("key_prefix", f"{p}/gateways/", "read"),  # the gateways' addresses: trusted proxies
             *(_rule("key_prefix", f"{p}/secrets/{s}/", "read") for s in assigned),
             *_own_names(AGENT_SERVICE, METRICS_SERVICE),
             *(_rule("service", s, "write") for s in registered),
@@ -199,6 +201,7 @@ def policy_rules(
             _rule("key_prefix", f"{p}/desired/", "write"),
             _rule("key_prefix", f"{p}/fences/", "write"),
             _rule("key_prefix", f"{p}/events/{AUDIT_EVENTS}/", "write"),
+            _rule("key_prefix", f"{p}/inventory/", "write"),  # node addresses: operator-vetted only
             *_CATALOG_READ,
         ]
     else:  # prometheus

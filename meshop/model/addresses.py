@@ -6,16 +6,30 @@ accepts ``fe80::1%<anything>``, newlines and braces included) or an RFC 1123 hos
 back at the reader's own host: loopback, link-local, unspecified and multicast addresses (and the
 ``localhost`` names) are refused unless the cluster is explicitly local (``--local-cluster``: the demo and
 the tests, where every node is 127.0.0.1). Ports are 1-65535. IPv6 upstreams are written bracketed.
+
+A hostname that only looks like a name is refused too (issue 24): ``127.1``, ``0``, ``2130706433`` or
+``0x7f.1`` are RFC 1123 hostnames to ``is_hostname`` but IPv4 addresses to ``inet_aton`` (and so to
+getaddrinfo, curl, ssh and Go's resolver fallback): ``0`` and ``127.1`` are this host. A name whose last
+label is all digits or ``0x``-hex is never a DNS name a registrar hands out (no top-level domain is
+numeric), so it is refused whatever it would resolve to.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from meshop.model.names import is_hostname
 
 MAX_PORT = 65535
 _LOCAL_NAMES = ("localhost", "localhost.localdomain")
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*", re.ASCII | re.IGNORECASE)
+
+
+def numeric_looking(name: str) -> bool:
+    """True for a name whose last label is all digits or ``0x``-hex: what ``inet_aton`` reads as an
+    IPv4 address in shorthand (``127.1``, ``0``, ``2130706433``, ``0x7f.1``), never a real DNS name."""
+    return _NUMERIC_LABEL.fullmatch(name.rstrip(".").rpartition(".")[2]) is not None
 
 
 def address_problem(address: object, *, local_cluster: bool = False) -> str | None:
@@ -30,6 +44,8 @@ def address_problem(address: object, *, local_cluster: bool = False) -> str | No
             return f"{address!r} carries a zone id; only plain addresses are accepted"
         if not is_hostname(address):
             return f"{address!r} is neither a plain IP address nor a hostname"
+        if numeric_looking(address):
+            return f"{address!r} reads as an IPv4 address in shorthand (its last label is numeric); write the address"
         if not local_cluster and (address in _LOCAL_NAMES or address.endswith(".localhost")):
             return f"{address!r} names this host (loopback); allowed only with --local-cluster"
         return None

@@ -27,6 +27,7 @@ EVENTS = "events/"  # events/<writer>/<ns, 20 digits>-<random>: one folder per w
 CONTROLLER_EVENTS = "controller"  # the controller's and its DNS writer's events
 AUDIT_EVENTS = "audit"  # what people did through the dashboard or the CLI: no agent can write here
 GATEWAYS = "gateways/"  # gateways/<id>: the address a meshop-gateway-<id> registration may hold
+INVENTORY_NODES = "inventory/nodes/"  # inventory/nodes/<node>: the addresses it may claim (operator-written)
 LEADER = "leader"
 FENCES = "fences/"
 SECRETS = "secrets/"
@@ -41,6 +42,10 @@ def agent_events(node: str) -> str:
 def events_of(writer: str) -> str:
     """``events/<writer>/``: the folder one writer appends to and trims."""
     return f"{EVENTS}{writer}/"
+
+
+def inventory_node(name: str) -> str:
+    return f"{INVENTORY_NODES}{name}"
 
 
 def gateway_claim(gateway_id: str) -> str:

@@ -45,7 +45,7 @@ from meshop.operator.desired import (
     read_record,
     with_last_valid,
 )
-from meshop.operator.dns import DnsWriter
+from meshop.operator.dns import DnsWriter, node_inventory
 from meshop.operator.election import LeaderElection
 from meshop.operator.nodes import NodeHealth
 from meshop.operator.plan import ClusterState, PlannedEvent, diff, plan
@@ -110,6 +110,7 @@ class ControllerOptions:
     address: str = "127.0.0.1"  # advertised in the controller's own registration
     port: int = 0
     local_cluster: bool = False  # node addresses on loopback/link-local accepted (demo, tests)
+    trust_node_records: bool = False  # a node without an inventory entry is dialled at its own claim
 
 
 @dataclass
@@ -167,6 +168,7 @@ class Controller:
             Services(config, dns_store.client),
             lambda: self.election.lock if self.election.confirmed else None,
             local_cluster=options.local_cluster,
+            trust_records=options.trust_node_records,
             resync=options.resync,
             wait=options.watch_wait,
         )
@@ -203,7 +205,12 @@ class Controller:
         With ``metrics_listen`` the controller also registers ``meshop-metrics`` for Prometheus discovery.
         """
         wait = self.options.watch_wait
-        for name, prefix in (("desired", keys.DESIRED), ("nodes", keys.NODES), ("observed", keys.OBSERVED)):
+        for name, prefix in (
+            ("desired", keys.DESIRED),
+            ("nodes", keys.NODES),
+            ("observed", keys.OBSERVED),
+            ("inventory", keys.INVENTORY_NODES),  # the addresses each node may claim (operator-written)
+        ):
             store = self._new_store(self.config)
             self.watches[name] = watch_prefix(store, prefix, self._notifier(name), wait=wait, component=COMPONENT)
         agents = Services(self.config, self._new_store(self.config).client)
@@ -288,6 +295,7 @@ class Controller:
                 metrics.consul_errors_total.labels(COMPONENT, "read").inc()
                 raise
         desired, records, node_docs, observed, agent_status, catalog, health = self._read_snapshots()
+        inventory = self._inventory()
         known = set(records) | ({n for per in self.owned.assignments.values() for n in per} if lock else set())
         problems = node_health.problems_of(known, records, agent_status)
         self.health, transitions = node_health.assess(
@@ -300,6 +308,8 @@ class Controller:
                 node_docs.get(n),
                 h,
                 catalog_address=catalog.get(n, ""),
+                allowed=inventory.get(n),
+                trust_records=self.options.trust_node_records,
                 local_cluster=self.options.local_cluster,
             )
             for n, h in self.health.items()
@@ -409,6 +419,10 @@ class Controller:
         agent_status = node_health.agent_status((node, i.status) for node, i in agents)
         health = replica_health(self.watches["checks"].latest or [], agent_hosts((node, i.node) for node, i in agents))
         return desired, records, node_docs, observed, agent_status, catalog_addresses(agents), health
+
+    def _inventory(self) -> dict[str, tuple[str, ...]]:
+        """node -> the addresses ``inventory/nodes/<node>`` lets it claim (a broken entry grants nothing)."""
+        return node_inventory(self.watches["inventory"].latest)
 
     def _domains(self) -> tuple[str, ...]:
         """The Gateway document's domains (route hosts outside them get ``OutsideDomains``)."""

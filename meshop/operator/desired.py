@@ -26,8 +26,9 @@ from meshop.model import (
     parse_service,
     spec_hash,
 )
-from meshop.model.addresses import address_problem, port_problem
+from meshop.model.addresses import port_problem
 from meshop.model.hashing import spec_size_problem
+from meshop.model.inventory import choose_address
 from meshop.model.records import Assignment, NodeRecord, loads_json
 from meshop.operator.nodes import NodeHealth
 from meshop.operator.view import DesiredService, NodeView, RouteSpec, Workload
@@ -217,31 +218,39 @@ def read_record(
 
 
 def node_address(
-    name: str, record: NodeRecord | None, catalog_address: str = "", *, local_cluster: bool = False
+    name: str,
+    record: NodeRecord | None,
+    catalog_address: str = "",
+    *,
+    allowed: tuple[str, ...] | None = None,
+    trust_records: bool = False,
+    local_cluster: bool = False,
 ) -> str:
-    """The address upstreams of ``name`` are dialled at: the one Consul's catalog holds for the node its
-    agent is registered on when that is acceptable, else the agent's own record's; "" when neither is
-    (a refused record is logged: its node then serves no route, everything else about it is unchanged).
-    The ingress port must be 0 (no node Caddy) or a port."""
+    """The address upstreams of ``name`` are dialled at, by the inventory rule (``model.inventory``: what
+    ``inventory/nodes/<name>`` lets it claim, the record's or the catalog's address when listed there);
+    "" when none may be used (logged once: its node then serves no route, everything else about it is
+    unchanged). The ingress port must be 0 (no node Caddy) or a port."""
     if record is None:
         return ""
     problem = port_problem(record.ingress_port, zero_ok=True)
-    if problem is None and catalog_address and address_problem(catalog_address, local_cluster=local_cluster) is None:
-        return catalog_address
-    problem = problem or address_problem(record.address, local_cluster=local_cluster)
     if problem is not None:
-        _warn_once(name, record, problem)
+        _warn_once(name, problem)
         return ""
-    return record.address
+    chosen = choose_address(
+        record.address, catalog_address, allowed, trust_records=trust_records, local_cluster=local_cluster
+    )
+    if chosen.problem is not None:
+        _warn_once(name, chosen.problem)
+    return chosen.address
 
 
 _warned: dict[str, str] = {}
 
 
-def _warn_once(name: str, record: NodeRecord, problem: str) -> None:
+def _warn_once(name: str, problem: str) -> None:
     if _warned.get(name) != problem:
         _warned[name] = problem
-        log.warning("node %s: record refused for routing (%s); it serves no route until it is fixed", name, problem)
+        log.warning("node %s: address for routing: %s", name, problem)
 
 
 def node_view(
@@ -251,6 +260,8 @@ def node_view(
     health: NodeHealth,
     *,
     catalog_address: str = "",
+    allowed: tuple[str, ...] | None = None,
+    trust_records: bool = False,
     local_cluster: bool = False,
 ) -> NodeView:
     """One node as placement sees it. An invalid Node document cordons its node until it is fixed."""
@@ -261,7 +272,9 @@ def node_view(
     return NodeView(
         name=name,
         state=health.state,
-        address=node_address(name, record, catalog_address, local_cluster=local_cluster),
+        address=node_address(
+            name, record, catalog_address, allowed=allowed, trust_records=trust_records, local_cluster=local_cluster
+        ),
         labels=labels,
         memory=record.capacity.memory if record else 0,
         cpus=record.capacity.cpus if record else 0.0,

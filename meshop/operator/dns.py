@@ -45,6 +45,7 @@ from meshop.model import keys, parse_stored_gateway
 from meshop.model.addresses import address_problem
 from meshop.model.gateway import Gateway, GatewayDNS
 from meshop.model.gateway_rules import split_server_address
+from meshop.model.inventory import parse_inventory
 from meshop.model.names import host_in_domain, is_dns_label, is_hostname
 from meshop.model.records import DnsStatus, RouteRecord, dumps, loads_json
 
@@ -93,8 +94,20 @@ def gateway_instances(
     return found, refused
 
 
-def served_hosts(listing: Listing | None, domains: tuple[str, ...], *, local_cluster: bool) -> dict[str, list[str]]:
-    """host -> addresses of the nodes with a healthy upstream for it, for hosts in the Gateway's domains."""
+def served_hosts(
+    listing: Listing | None,
+    domains: tuple[str, ...],
+    *,
+    local_cluster: bool,
+    inventory: Mapping[str, tuple[str, ...]] | None = None,
+    trust_records: bool = False,
+) -> dict[str, list[str]]:
+    """host -> addresses of the nodes with a healthy upstream for it, for hosts in the Gateway's domains.
+
+    With ``inventory`` (issue 24), a second check behind the controller's: an upstream's address becomes a
+    record only when its node's ``inventory/nodes/<node>`` lists it (or the node has no entry and the
+    controller runs with ``--trust-node-records``), so DNS direct mode never names an address a node
+    chose for itself."""
     hosts: dict[str, list[str]] = {}
     for entry in listing.entries if listing else ():
         try:
@@ -107,9 +120,25 @@ def served_hosts(listing: Listing | None, domains: tuple[str, ...], *, local_clu
             continue
         addresses = hosts.setdefault(route.host, [])
         for u in route.upstreams:
-            if u.healthy and address_problem(u.address, local_cluster=local_cluster) is None:
-                addresses.append(u.address)
+            if not u.healthy or address_problem(u.address, local_cluster=local_cluster) is not None:
+                continue
+            if inventory is not None:
+                listed = inventory.get(u.node)
+                if (u.address not in listed) if listed is not None else not trust_records:
+                    continue
+            addresses.append(u.address)
     return hosts
+
+
+def node_inventory(listing: Listing | None) -> dict[str, tuple[str, ...]]:
+    """node -> the addresses its ``inventory/nodes/<node>`` entry lists (broken entries list nothing)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for entry in listing.entries if listing else ():
+        name = entry.key[len(keys.INVENTORY_NODES) :]
+        addresses = parse_inventory(entry.value)
+        if addresses is not None and is_dns_label(name):
+            found[name] = addresses
+    return found
 
 
 @dataclass
@@ -128,6 +157,7 @@ class DnsWriter:
         lock: Callable[[], Lock | None],
         *,
         local_cluster: bool = False,
+        trust_records: bool = False,
         resync: float = 30.0,
         wait: str = "30s",
         provider_factory: ProviderFactory = rfc2136_provider,
@@ -137,6 +167,7 @@ class DnsWriter:
         self.services = services
         self.lock = lock  # the confirmed leader lock, or None
         self.local_cluster = local_cluster
+        self.trust_records = trust_records  # --trust-node-records: a node without inventory entry counts
         self.wait = wait
         self.provider_factory = provider_factory
         self.clock = clock  # wall: stamps status/dns lastUpdate and events only; no deadline here uses it
@@ -165,7 +196,16 @@ class DnsWriter:
             component=COMPONENT,
         ).start()
         self.claims_watch = watch_prefix(self.store, keys.GATEWAYS, lambda _: notify("claims"), wait=self.wait)
-        self.watches = [self.gateway_watch, self.routes_watch, self.gateways_watch, self.claims_watch]
+        self.inventory_watch = watch_prefix(
+            self.store, keys.INVENTORY_NODES, lambda _: notify("inventory"), wait=self.wait
+        )
+        self.watches = [
+            self.gateway_watch,
+            self.routes_watch,
+            self.gateways_watch,
+            self.claims_watch,
+            self.inventory_watch,
+        ]
         self._thread = self.loop.start("controller-dns")
         return self
 
@@ -215,7 +255,13 @@ class DnsWriter:
         gateways, refused = gateway_instances(self.gateways_watch.latest, claims, local_cluster=self.local_cluster)
         for problem in refused:
             log.warning("DNS: %s; not used", problem)
-        hosts = served_hosts(self.routes_watch.latest, gateway.domains, local_cluster=self.local_cluster)
+        hosts = served_hosts(
+            self.routes_watch.latest,
+            gateway.domains,
+            local_cluster=self.local_cluster,
+            inventory=node_inventory(self.inventory_watch.latest),
+            trust_records=self.trust_records,
+        )
         targets = desired_records(
             hosts, gateways, zone=dns.zone or "", wildcard=dns.records == "wildcard", domains=gateway.domains
         )

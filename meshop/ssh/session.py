@@ -272,7 +272,9 @@ class SshSession:
         return result
 
     def lines(self, command: str) -> Iterator[bytes]:
-        """The command's output (stdout and stderr merged) line by line as it arrives; ends at exit."""
+        """The command's output (stdout and stderr merged) line by line as it arrives; ends at exit. A
+        command that exits non-zero raises ``SshError`` after its last line (e.g. no ``docker`` on the
+        host: its lines say why, and the caller must not count it as a stream that ended well)."""
         chan = self.channel(command)
         chan.set_combine_stderr(True)
         chan.shutdown_write()
@@ -287,6 +289,9 @@ class SshSession:
                 yield from complete
             if buf:
                 yield buf
+            status = chan.recv_exit_status()
+            if status != 0:
+                raise SshError(f"{self.target}: {command.split(' ', 1)[0]} exited {status}")
         finally:
             chan.close()
 

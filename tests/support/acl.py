@@ -33,7 +33,7 @@ _masters: dict[str, str] = {}  # Consul address -> master token
 _roles: dict[tuple[str, str], RoleTokens] = {}
 _lock = threading.Lock()
 
-OPERATOR_COMMANDS = {"apply", "delete", "import", "nodes", "restart"}
+OPERATOR_COMMANDS = {"apply", "delete", "edit", "import", "nodes", "restart"}
 DAEMONS = {"controller": "controller", "gateway": "gateway", "agent": "agent"}
 
 

@@ -536,7 +536,19 @@ class Fleet:
             "--labels", f"fleet={self.fid}", "--caddy-dir", str(node.dir / "caddy"),
             "--ingress-port", str(INGRESS_PORT), "--ingress-bind", node.addr, "--ingress-trusted-proxy", self.cidr,
         ]  # fmt: skip
+        self.record_inventory(node)
         self.spawn(node, "agent", [*self.meshop(node, f"{node.addr}:8500"), *args])
+
+    def record_inventory(self, node: Member) -> None:
+        """The node's address in ``inventory/nodes/<n>``, as ``meshop node add`` records it (issue 24: the
+        controller dials a node only at an address listed there)."""
+        request = urllib.request.Request(
+            f"http://{self.consul_addr}/v1/kv/{self.prefix}/inventory/nodes/{node.name}",
+            data=json.dumps({"addresses": [node.addr]}).encode(),
+            method="PUT",
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            response.read()
 
     # -- readiness ---------------------------------------------------------------------------------------
     def engine_ready(self, node: Member) -> bool:

@@ -20,5 +20,12 @@ def meshop_process(consul_addr: str, prefix: str, args: list[str], log_path: Pat
     command = [sys.executable, "-m", "meshop", "--consul-addr", consul_addr, "--prefix", prefix, *args]
     token = acl.token_for(consul_addr, prefix, args) or ""
     return Process(
-        command, log_path, env={"PYTHONUNBUFFERED": "1", "CONSUL_HTTP_TOKEN": token, "MESHOP_LOCAL_CLUSTER": "1"}
+        command,
+        log_path,
+        env={
+            "PYTHONUNBUFFERED": "1",
+            "CONSUL_HTTP_TOKEN": token,
+            "MESHOP_LOCAL_CLUSTER": "1",
+            "MESHOP_TRUST_NODE_RECORDS": "1",
+        },
     )

@@ -13,12 +13,13 @@ certificates and keys (and, for ``tls internal``, its local CA) under ``DIR/data
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from meshop import metrics
-from meshop.agent.ingress.snippets import NODE_PROXY, TRUSTED_PROXIES, IngressSettings
+from meshop.agent.ingress.snippets import GATEWAYS, NODE_PROXY, TRUSTED_PROXIES, IngressSettings, trusted_cidrs
 from meshop.agent.ingress.sync import NodeIngress
 from meshop.agent.ingress.tls import NodeTLS, tls_from_document
 from meshop.caddy.admin import CaddyAdmin
@@ -48,7 +49,7 @@ class CaddyOptions:
     snippets: Path | None = None
     caddy_bin: str = "caddy"
     trusted_proxies: tuple[str, ...] = TRUSTED_PROXIES
-    upstream_dns: str | None = "127.0.0.1:0"  # the node Caddy's upstream DNS responder (None: static snippets)
+    upstream_dns: str | None = "unix"  # the node Caddy's upstream DNS responder (None: static snippets)
     https_port: int | None = None  # HTTPS for local routes (TLS mode from the Gateway document); None: off
 
     def check(self) -> None:
@@ -92,7 +93,7 @@ class NodeCaddy:
             bind=options.ingress_bind,
             upstream_host=upstream_host,
             host_network_host=host_network_host,
-            proxy=replace(NODE_PROXY, trusted_proxies=options.trusted_proxies),
+            proxy=replace(NODE_PROXY, trusted_proxies=trusted_cidrs(options.trusted_proxies)),
             https_port=options.https_port,
         )
         folder = SnippetDir(options.snippet_folder)
@@ -115,7 +116,7 @@ class NodeCaddy:
             config_path = options.config
             main_config = config_path.read_text
         self.folder = folder
-        self.dns = UpstreamDNS(options.upstream_dns) if options.upstream_dns else None
+        self.dns = UpstreamDNS(options.upstream_dns, options.directory) if options.upstream_dns else None
         self.ingress = NodeIngress(
             settings,
             folder,
@@ -142,6 +143,32 @@ class NodeCaddy:
             log.error("node HTTPS keeps its previous TLS settings: %s", exc)
             return False
         return self.set_tls(tls)
+
+    @property
+    def follows_gateways(self) -> bool:
+        """True when ``--ingress-trusted-proxy`` names ``gateways`` (the default)."""
+        return GATEWAYS in self.options.trusted_proxies
+
+    def follow_gateways(self, listing: Listing | None) -> bool:
+        """Trust X-Forwarded-* from exactly the addresses the gateways claimed (``gateways/<id>``, called by
+        that prefix's watch); True when the trusted set changed. A claim that is not ``{"address": IP}``
+        adds nothing."""
+        addresses = []
+        for entry in listing.entries if listing else ():
+            try:
+                claim = json.loads(entry.value)
+            except ValueError:
+                continue
+            address = claim.get("address") if isinstance(claim, dict) else None
+            if isinstance(address, str):
+                addresses.append(address)
+        cidrs = trusted_cidrs(self.options.trusted_proxies, tuple(sorted(addresses)))
+        settings = self.ingress.settings
+        if settings.proxy.trusted_proxies == cidrs:
+            return False
+        log.info("node Caddy trusts X-Forwarded-* from %s", ", ".join(cidrs))
+        self.ingress.settings = replace(settings, proxy=replace(settings.proxy, trusted_proxies=cidrs))
+        return True
 
     def set_tls(self, tls: NodeTLS) -> bool:
         settings = self.ingress.settings

@@ -25,6 +25,7 @@ leaves the file as it is and needs no reload (the gateway does the same, ``gatew
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,13 +40,34 @@ from meshop.model import ServiceSpec
 FALLBACK_FILE = "meshop-ingress.caddy"
 SERVICE_PREFIX = "meshop-svc-"
 
-# Who may reach a node's ingress: itself and tailnet peers (the gateway). Their X-Forwarded-* headers (the
-# client's address, https) are passed on to the containers instead of being replaced by the node's own.
-TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128", "100.64.0.0/10", "fd7a:115c:a1e0::/48")
+# Whose X-Forwarded-* headers (the client's address, https) reach the containers instead of being replaced
+# by the peer's own address: this host, and by default (GATEWAYS) the gateways — each address a gateway
+# claimed in gateways/<id> (KV only the gateway role writes), followed as it changes. Before issue 24 it
+# was all of the tailnet (100.64.0.0/10): any tailnet peer could set the client address a container saw.
+LOCAL_PROXIES = ("127.0.0.0/8", "::1/128")
+GATEWAYS = "gateways"  # in --ingress-trusted-proxy: the gateways' claimed addresses
+TRUSTED_PROXIES = (*LOCAL_PROXIES, GATEWAYS)
+
+
+def trusted_cidrs(configured: tuple[str, ...], gateways: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The CIDRs Caddy trusts: ``configured`` with ``GATEWAYS`` replaced by each gateway address (/32, /128)."""
+    found: list[str] = []
+    for item in configured:
+        if item != GATEWAYS:
+            found.append(item)
+            continue
+        for address in gateways:
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                continue
+            found.append(f"{ip}/{ip.max_prefixlen}")
+    return tuple(dict.fromkeys(found))
+
 
 # Local upstreams are health-checked by the agent and leave the snippet as soon as they stop: Caddy only
 # retries a refused dial for a short while (a restarting container), then drops the connection.
-NODE_PROXY = ProxyOptions(try_duration="1s", try_interval="100ms", fail_duration="0s", trusted_proxies=TRUSTED_PROXIES)
+NODE_PROXY = ProxyOptions(try_duration="1s", try_interval="100ms", fail_duration="0s", trusted_proxies=LOCAL_PROXIES)
 
 
 def snippet_file(service: str) -> str:

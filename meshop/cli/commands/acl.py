@@ -12,6 +12,7 @@ import threading
 
 import click
 
+from meshop.cli import complete
 from meshop.cli.context import CliContext
 from meshop.client.acl import AclAdmin, AclSyncWatch
 from meshop.errors import DocumentError
@@ -27,7 +28,9 @@ def acl() -> None:
 
 @acl.command(name="policies")
 @click.option("--role", type=ROLE, help="Only this role.")
-@click.option("--node", help="The node of an agent policy (without: a placeholder node NODE).")
+@click.option(
+    "--node", help="The node of an agent policy (without: a placeholder node NODE).", shell_complete=complete.nodes
+)
 @click.pass_obj
 def show_policies(obj: CliContext, role: str | None, node: str | None) -> None:
     """Print the rendered policies (HCL) without touching Consul. An agent policy is shown without the
@@ -51,7 +54,7 @@ def init(obj: CliContext) -> None:
 
 @acl.command()
 @click.argument("role", type=ROLE)
-@click.option("--node", help="The agent's node (required for the agent role).")
+@click.option("--node", help="The agent's node (required for the agent role).", shell_complete=complete.nodes)
 @click.pass_obj
 def token(obj: CliContext, role: str, node: str | None) -> None:
     """Print the SecretID of ROLE's token, creating policy and token when missing (idempotent: the same

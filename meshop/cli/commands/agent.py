@@ -123,16 +123,19 @@ def agent() -> None:
     multiple=True,
     default=_default("ingress_trusted_proxy"),
     show_default=True,
-    metavar="CIDR",
-    help="Peers whose X-Forwarded-* headers reach the containers unchanged (repeat; the gateway's network).",
+    metavar="CIDR|gateways",
+    help="Peers whose X-Forwarded-* headers reach the containers unchanged (repeat); 'gateways': each address "
+    "a gateway claimed in gateways/<id>, followed as it changes (the default, with this host).",
 )
 @click.option(
     "--caddy-upstream-dns",
     default=_default("caddy_upstream_dns"),
     show_default=True,
-    metavar="IP:PORT|off",
-    help="Loopback UDP address of the DNS responder that hands the node Caddy each route's local replicas "
-    "(port 0: any free port), so replica changes need no Caddy reload; 'off': replicas in the snippet files.",
+    metavar="unix|unix:PATH|IP:PORT|off",
+    help="Where the DNS responder that hands the node Caddy each route's local replicas listens, so replica "
+    "changes need no Caddy reload: 'unix' (default) a socket in a folder only this user can enter; "
+    "'unix:PATH' that socket; IP:PORT loopback UDP (any local user may take a freed port); 'off': replicas "
+    "in the snippet files.",
 )
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default=_default("log_format"), show_default=True)
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default=_default("log_level"), show_default=True)

@@ -7,6 +7,7 @@ import time
 
 import click
 
+from meshop.cli import complete
 from meshop.cli.context import CliContext
 from meshop.cli.docs import check_routes
 from meshop.cli.output import dump
@@ -33,7 +34,14 @@ def export(obj: CliContext, fmt: str) -> None:
 
 @click.command(name="import")
 @click.option(
-    "-f", "--filename", "paths", multiple=True, required=True, metavar="FILE|DIR|-", help="An export (repeatable)."
+    "-f",
+    "--filename",
+    "paths",
+    multiple=True,
+    required=True,
+    metavar="FILE|DIR|-",
+    shell_complete=complete.files,
+    help="An export (repeatable).",
 )
 @click.pass_obj
 def import_(obj: CliContext, paths: tuple[str, ...]) -> None:

@@ -27,9 +27,8 @@ WHEELS = click.option(
     "--wheels",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="MESHOP_WHEELS",
-    default=".dev/wheels",
-    show_default=True,
-    help="meshop's wheel and its dependencies' (scripts/build-wheels.sh).",
+    help="meshop's wheel and its dependencies' (scripts/build-wheels.sh) [default: .dev/wheels of the "
+    "checkout this meshop runs from, wherever the command is typed].",
 )
 CONSUL_BINARY = click.option(
     "--consul-binary", type=click.Path(dir_okay=False), help="Consul binary to install [default: consul on PATH]."
@@ -74,14 +73,22 @@ def _print_plan(steps) -> None:
 
 
 def _run(steps, host) -> None:
+    """Terse: one line per step being applied (a done step says nothing), the wheels as one line."""
     from meshop.bootstrap.execute import execute
+    from meshop.bootstrap.render import WHEELS
+    from meshop.bootstrap.steps import File
+
+    def wheel(step) -> bool:
+        return isinstance(step, File) and step.path.startswith(WHEELS + "/")
 
     def progress(index: int, total: int, step, what: str) -> None:
-        if what in ("ok", "changed", "applying"):
-            mark = {"ok": "ok     ", "changed": "changed", "applying": "...    "}[what]
-            _say(f"[{index:>2}/{total}] {mark} {step.title}")
+        if what == "applying" and not wheel(step):
+            _say(f"[{index:>2}/{total}] {step.title}")
 
     outcomes = execute(steps, host, progress)
+    uploaded = sum(o.changed for step, o in zip(steps, outcomes, strict=False) if wheel(step))
+    if uploaded:
+        _say(f"meshop's wheels: {uploaded} of {sum(map(wheel, steps))} uploaded to {WHEELS}")
     changed = sum(o.changed for o in outcomes)
     click.echo(f"{host.target}: {changed} step(s) changed, {len(outcomes) - changed} already done")
 
@@ -111,7 +118,7 @@ def init(
     host_key: str | None,
     accept_new_host_key: bool,
     identity: str | None,
-    wheels: Path,
+    wheels: Path | None,
     consul_binary: str | None,
     dry_run: bool,
     no_start: bool,
@@ -173,7 +180,7 @@ def node_add(
     gateway_host_key: str | None,
     accept_new_host_key: bool,
     identity: str | None,
-    wheels: Path,
+    wheels: Path | None,
     consul_binary: str | None,
     dry_run: bool,
     no_start: bool,
@@ -188,6 +195,7 @@ def node_add(
         load_software,
         new_gossip_key,
         node_tokens,
+        record_inventory,
         wait_ready,
     )
 
@@ -217,6 +225,7 @@ def node_add(
         if facts is None:
             raise DocumentError(f"{gw.target} has no meshop Consul server: run `meshop init` on it first")
         consul_token, agent_token = node_tokens(gw, name, facts.datacenter, obj.consul.prefix)
+        record_inventory(gw, name, address, obj.consul.prefix, local_cluster=local_cluster)  # issue 24
         inputs = NodeInputs(
             name,
             address,

@@ -8,7 +8,7 @@ import socket
 import click
 
 from meshop.cli.context import CliContext
-from meshop.cli.flags import LOCAL_CLUSTER
+from meshop.cli.flags import LOCAL_CLUSTER, TRUST_NODE_RECORDS
 from meshop.daemon.logs import setup_logging
 from meshop.daemon.run import run_daemon
 from meshop.daemon.status_server import StatusServer
@@ -50,6 +50,7 @@ def controller() -> None:
     help="/metrics, /healthz, /readyz (port 0: any free port).",
 )
 @LOCAL_CLUSTER
+@TRUST_NODE_RECORDS
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
 @click.pass_obj
@@ -62,6 +63,7 @@ def run(
     check_ttl: float,
     metrics_addr: str,
     local_cluster: bool,
+    trust_node_records: bool,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -74,6 +76,7 @@ def run(
         lock_delay=lock_delay,
         check_ttl=check_ttl,
         local_cluster=local_cluster,
+        trust_node_records=trust_node_records,
     )
     ctl = Controller(obj.consul, options)
 

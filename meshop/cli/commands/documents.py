@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from meshop.cli import complete
 from meshop.cli.docs import apply_documents, check_routes, validate_documents
 from meshop.client.apply import plan_changes, read_existing
 from meshop.client.checks import check_all
@@ -23,6 +24,7 @@ FILES = click.option(
     multiple=True,
     required=True,
     metavar="FILE|DIR|-",
+    shell_complete=complete.files,
     help="Document file, a directory of *.yaml/*.yml/*.json, or - for stdin (repeatable).",
 )
 
@@ -73,7 +75,7 @@ def diff(obj: CliContext, paths: tuple[str, ...]) -> None:
 
 @click.command()
 @click.argument("kind", type=click.Choice(["service", "node"]))
-@click.argument("name")
+@click.argument("name", shell_complete=complete.by_kind)
 @click.pass_obj
 def delete(obj: CliContext, kind: str, name: str) -> None:
     """Delete a desired document; the controller then removes what it placed."""

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from meshop.cli import complete
 from meshop.cli.context import CliContext
 from meshop.cli.render import event_line
 from meshop.client.events import LoggedEvent, event_json, follow_events, object_filter, recent_events
@@ -13,7 +14,7 @@ from meshop.consul.store import KVStore
 
 
 @click.command()
-@click.argument("target", metavar="[OBJECT]", required=False)
+@click.argument("target", metavar="[OBJECT]", required=False, shell_complete=complete.objects)
 @click.option("-n", "--lines", "limit", type=click.IntRange(0), default=50, show_default=True, help="Newest N events.")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing events as they happen (Ctrl-C to stop).")
 @click.option("-o", "--output", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)

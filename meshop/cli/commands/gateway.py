@@ -66,9 +66,11 @@ def gateway() -> None:
     "--upstream-dns",
     default=_default("upstream_dns"),
     show_default=True,
-    metavar="IP:PORT|off",
-    help="Loopback UDP address of the DNS responder that hands Caddy each route's upstreams (port 0: any "
-    "free port), so upstream changes need no Caddy reload; 'off': upstreams in the Caddyfile.",
+    metavar="unix|unix:PATH|IP:PORT|off",
+    help="Where the DNS responder that hands Caddy each route's upstreams listens, so upstream changes need "
+    "no Caddy reload: 'unix' (default) a socket in a folder only this user can enter; 'unix:PATH' that socket "
+    "(its folder private to this user); IP:PORT loopback UDP (any local user may take a freed port: only for "
+    "a Caddy of another user); 'off': upstreams in the Caddyfile.",
 )
 @click.option(
     "--resync", default=_default("resync"), show_default=True, type=float, help="Seconds between full passes."
@@ -129,7 +131,7 @@ def run(ctx: click.Context, **_flags: object) -> None:
             render_global(admin=admin.address, http_port=config.http_port, https_port=config.https_port),
             config.caddy_bin,
         )
-    dns = None if config.upstream_dns == "off" else UpstreamDNS(config.upstream_dns)
+    dns = None if config.upstream_dns == "off" else UpstreamDNS(config.upstream_dns, caddy_dir)
     applier = ConfigApplier(admin, "gateway", managed)
     daemon = GatewayDaemon(obj.consul, settings, applier, resync=config.resync, dns=dns)
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import click
 
+from meshop.cli import complete
 from meshop.cli.context import CliContext
 from meshop.cli.output import OUTPUT, dump, show
 from meshop.cli.render import describe_view, nodes_table, services_table
-from meshop.cli.views import to_yaml
+from meshop.cli.views import documents_text, to_yaml
 from meshop.client.cluster import read_snapshot
 from meshop.client.describe import (
     describe_service,
@@ -19,47 +19,23 @@ from meshop.client.describe import (
     service_objects,
     service_summaries,
 )
-from meshop.consul.config import ConsulConfig
-from meshop.errors import MeshopError
 
 KINDS = {"services": "services", "service": "services", "svc": "services", "nodes": "nodes", "node": "nodes"}
 
 
-def complete_service(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
-    """Shell completion of service names from Consul (quietly nothing when Consul does not answer)."""
-    return _complete(ctx, incomplete, lambda config: sorted(read_snapshot(config).services))
-
-
-def complete_name(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
-    kind = KINDS.get(ctx.params.get("kind") or "", "services")
-    if kind == "nodes":
-        return _complete(ctx, incomplete, lambda config: [row.name for row in node_summaries(read_snapshot(config))])
-    return complete_service(ctx, _param, incomplete)
-
-
-def _complete(ctx: click.Context, incomplete: str, names: Callable[[ConsulConfig], list[str]]) -> list[str]:
-    root = ctx.find_root()
-    config = ConsulConfig.from_env(
-        addr=root.params.get("consul_addr"), token=root.params.get("token"), prefix=root.params.get("prefix"), timeout=2
-    )
-    try:
-        return [n for n in names(config) if n.startswith(incomplete)]
-    except MeshopError:
-        return []
-
-
 @click.command()
 @click.argument("kind", type=click.Choice(sorted(KINDS)), metavar="services|nodes")
-@click.argument("name", required=False, shell_complete=complete_name)
+@click.argument("name", required=False, shell_complete=complete.by_kind)
 @OUTPUT
 @click.pass_obj
 def get(obj: CliContext, kind: str, name: str | None, fmt: str) -> None:
-    """List services or nodes (or one by NAME); -o json|yaml adds the stored document and records."""
+    """List services or nodes (or one by NAME); -o json|yaml prints their documents, which apply -f -
+    takes back (the server's view is under status:, which apply ignores)."""
     snapshot = read_snapshot(obj.consul)
     services = KINDS[kind] == "services"
     if fmt != "table":
         items = service_objects(snapshot, name) if services else node_objects(snapshot, name)
-        click.echo(dump(items[0] if name else items, fmt), nl=False)
+        click.echo(documents_text(items, fmt, one=name is not None), nl=False)
     elif services:
         show(services_table(service_summaries(snapshot, name), snapshot.now))
     else:
@@ -68,7 +44,7 @@ def get(obj: CliContext, kind: str, name: str | None, fmt: str) -> None:
 
 @click.command()
 @click.argument("kind", type=click.Choice(["service"]))
-@click.argument("name", shell_complete=complete_service)
+@click.argument("name", shell_complete=complete.services)
 @OUTPUT
 @click.pass_obj
 def describe(obj: CliContext, kind: str, name: str, fmt: str) -> None:

@@ -11,8 +11,9 @@ import sys
 
 import click
 
+from meshop.cli import complete
 from meshop.cli.context import CliContext
-from meshop.cli.flags import LOCAL_CLUSTER
+from meshop.cli.flags import LOCAL_CLUSTER, TRUST_NODE_RECORDS
 from meshop.cli.safe import strip_terminal
 from meshop.errors import DocumentError, MeshopError
 
@@ -56,18 +57,19 @@ def _say(text: str) -> None:
 
 
 @click.command()
-@click.argument("service")
+@click.argument("service", shell_complete=complete.services)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until interrupted.")
 @click.option("--since", metavar="WHEN", help="Only lines since a duration ago (10m) or a time (2026-12-01T10:00:00Z).")
 @click.option("--tail", type=click.IntRange(0), metavar="N", help="Only the last N lines of each replica.")
 @click.option("--replica", type=click.IntRange(0), help="Only this replica number.")
-@click.option("--node", help="Only replicas on this node.")
+@click.option("--node", help="Only replicas on this node.", shell_complete=complete.nodes)
 @click.option("-t", "--timestamps", is_flag=True, help="Show each line's timestamp.")
 @SSH_USER
 @SSH_PORT
 @IDENTITY
 @ACCEPT_NEW
 @LOCAL_CLUSTER
+@TRUST_NODE_RECORDS
 @click.pass_obj
 def logs(
     obj: CliContext,
@@ -83,13 +85,16 @@ def logs(
     identity: str | None,
     accept_new_host_key: bool,
     local_cluster: bool,
+    trust_node_records: bool,
 ) -> None:
     """Print the output of SERVICE's replicas on every node, each line prefixed with node/replica."""
     from meshop.client.remote import Connections, locate, stream_logs
     from meshop.client.replicas import check_since
 
     check_since(since)
-    found = locate(obj.consul, service, node=node, replica=replica, local_cluster=local_cluster)
+    found = locate(
+        obj.consul, service, node=node, replica=replica, local_cluster=local_cluster, trust_records=trust_node_records
+    )
     for reason in found.skipped:
         _say(f"skipped: {reason}")
     connections = Connections(ssh_options(ssh_user, ssh_port, identity, accept_new_host_key), _say)
@@ -111,10 +116,10 @@ def logs(
 
 
 @click.command(name="exec", context_settings={"ignore_unknown_options": True})
-@click.argument("service")
+@click.argument("service", shell_complete=complete.services)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--replica", type=click.IntRange(0), help="This replica number (default: the first running one).")
-@click.option("--node", help="A replica on this node.")
+@click.option("--node", help="A replica on this node.", shell_complete=complete.nodes)
 @click.option(
     "--tty/--no-tty", default=None, help="Allocate a terminal [default: when stdin and stdout are terminals]."
 )
@@ -123,6 +128,7 @@ def logs(
 @IDENTITY
 @ACCEPT_NEW
 @LOCAL_CLUSTER
+@TRUST_NODE_RECORDS
 @click.pass_obj
 def exec_(
     obj: CliContext,
@@ -136,13 +142,16 @@ def exec_(
     identity: str | None,
     accept_new_host_key: bool,
     local_cluster: bool,
+    trust_node_records: bool,
 ) -> None:
     """Run COMMAND in one replica of SERVICE (``meshop exec web -- sh -c 'ls /'``); exits with its code."""
     from meshop.client.remote import Connections, locate
     from meshop.client.replicas import exec_command
     from meshop.ssh.interactive import bridge
 
-    found = locate(obj.consul, service, node=node, replica=replica, local_cluster=local_cluster)
+    found = locate(
+        obj.consul, service, node=node, replica=replica, local_cluster=local_cluster, trust_records=trust_node_records
+    )
     running = [r for r in found.replicas if r.state == "running"] or list(found.replicas)
     target = running[0]
     if tty is None:

@@ -112,6 +112,20 @@ def test_cordon_drain_uncordon_edit_the_node_document(meshop, store: KVStore) ->
     assert code == 1 and "must be an RFC 1123 label" in err
 
 
+def test_nodes_inventory_records_the_addresses_a_node_may_be_dialled_at(meshop, store: KVStore) -> None:
+    """Issue 24: with the operator's token; a numeric-looking name or loopback is refused before any write."""
+    assert meshop("nodes", "inventory", "n1", "100.64.0.11", "fd7a::11")[:2] == (
+        0,
+        "node/n1 inventory: 100.64.0.11, fd7a::11\n",
+    )
+    assert json.loads(store.get(keys.inventory_node("n1")).value) == {"addresses": ["100.64.0.11", "fd7a::11"]}
+    assert meshop("nodes", "inventory", "n1", "100.64.0.11", "fd7a::11")[1] == "node/n1 inventory unchanged\n"
+    for bad in ("127.1", "127.0.0.1", "0x7f.1"):
+        code, _, err = meshop("nodes", "inventory", "n1", bad)
+        assert code == 1 and "node/n1:" in err, err
+    assert json.loads(store.get(keys.inventory_node("n1")).value) == {"addresses": ["100.64.0.11", "fd7a::11"]}
+
+
 def test_consul_unreachable_is_one_line_with_exit_code_2(tmp_path: Path, capsys) -> None:
     from meshop.cli.main import run
 

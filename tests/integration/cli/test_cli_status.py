@@ -243,15 +243,20 @@ def test_get_services_and_nodes(cluster: Cluster) -> None:
         ["web", "2/2", f"{cluster.node}=2", TEST_IMAGE, f"web.{cluster.prefix}.test/", "Healthy"],
     ]
     code, out, _ = cluster.meshop("get", "svc", "web", "-o", "json")
-    web = json.loads(out)
-    assert (web["name"], web["summary"]["health"], web["document"]["spec"]["replicas"]) == ("web", "Healthy", 2)
+    web = json.loads(out)  # the document itself (apply -f - takes it back), the server's view under status
+    assert (web["metadata"]["name"], web["status"]["summary"]["health"], web["spec"]["replicas"]) == (
+        "web",
+        "Healthy",
+        2,
+    )
     assert web["status"]["readyReplicas"] == 2
 
     code, out, _ = cluster.meshop("get", "nodes")
     assert [line.split()[:5] for line in out.splitlines()][1] == [cluster.node, "127.0.0.1", "Ready", "1", "now"]
     code, out, _ = cluster.meshop("get", "node", cluster.node, "-o", "yaml")
     node = yaml.safe_load(out)
-    assert (node["record"]["address"], node["status"]["state"], node["agentHealth"]) == (
+    assert (node["kind"], node["metadata"]["name"]) == ("Node", cluster.node)
+    assert (node["status"]["record"]["address"], node["status"]["state"], node["status"]["agentHealth"]) == (
         "127.0.0.1",
         "Ready",
         "passing",

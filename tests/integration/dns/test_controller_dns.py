@@ -51,7 +51,14 @@ def test_only_the_leader_writes_and_the_next_one_carries_on(
         endpoints.append(endpoint)
 
     add("g1", "127.0.0.51")
-    options = {"grace_period": 2.0, "lock_delay": 1, "check_ttl": 1.0, "resync": 30.0, "local_cluster": True}
+    options = {
+        "grace_period": 2.0,
+        "lock_delay": 1,
+        "check_ttl": 1.0,
+        "resync": 30.0,
+        "local_cluster": True,
+        "trust_node_records": True,
+    }
     c1 = Controller(role_config("controller"), ControllerOptions(f"{prefix}-c1", **options)).start()
     c2 = None
     try:

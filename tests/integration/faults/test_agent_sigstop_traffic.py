@@ -61,7 +61,9 @@ def one_node(consul_server: ConsulServer, docker_client: Any, tmp_path: Path) ->
     store = KVStore(config)  # the test's own reads and writes: the master token
     agent = start_agent_process(consul_server.addr, prefix, f"sa{secrets.token_hex(3)}", tmp_path)  # role tokens
     gateway = start_gateway(consul_server.addr, prefix, tmp_path)
-    options = ControllerOptions(f"{prefix}-c1", grace_period=5.0, lock_delay=1, check_ttl=1.0, local_cluster=True)
+    options = ControllerOptions(
+        f"{prefix}-c1", grace_period=5.0, lock_delay=1, check_ttl=1.0, local_cluster=True, trust_node_records=True
+    )
     controller = Controller(acl.config_for(consul_server.addr, prefix, "controller"), options).start()
     try:
         yield OneNode(store, agent, gateway, controller)

@@ -49,8 +49,9 @@ def backends() -> Iterator[list[tuple[str, int]]]:
             server.server_close()
 
 
-def test_forty_upstreams_are_served_in_turn_through_the_upstream_dns(backends, tmp_path: Path) -> None:
-    dns = UpstreamDNS("127.0.0.1:0").start()
+@pytest.mark.parametrize("listen", ["unix", "127.0.0.1:0"])
+def test_forty_upstreams_are_served_in_turn_through_the_upstream_dns(backends, listen: str, tmp_path: Path) -> None:
+    dns = UpstreamDNS(listen).start()
     caddy = CaddyServer(tmp_path / "caddy")
     try:
         name = site_name(HOST)

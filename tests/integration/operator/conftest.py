@@ -47,7 +47,7 @@ def controllers(role_config: Callable[..., ConsulConfig], prefix: str) -> Iterat
         options = {"grace_period": 2.0, "lock_delay": 1, "check_ttl": 1.0, "resync": 30.0, **options}
         ctl = Controller(
             role_config("controller"),
-            ControllerOptions(f"{prefix}-{short}", **{"local_cluster": True, **options}),
+            ControllerOptions(f"{prefix}-{short}", **{"local_cluster": True, "trust_node_records": True, **options}),
             **(clocks or {}),
         ).start()
         started.append(ctl)
@@ -82,7 +82,8 @@ def cli_controllers(consul_server: ConsulServer, prefix: str, tmp_path: Path) ->
             *flags,
         ]
         token = acl.token_for(consul_server.addr, prefix, args[1:]) or ""  # args[0]: the program
-        process = Process(args, log_path, env={"CONSUL_HTTP_TOKEN": token, "MESHOP_LOCAL_CLUSTER": "1"}).start()
+        env = {"CONSUL_HTTP_TOKEN": token, "MESHOP_LOCAL_CLUSTER": "1", "MESHOP_TRUST_NODE_RECORDS": "1"}
+        process = Process(args, log_path, env=env).start()
         handle = CliController(ident, process, port, log_path, args)
         started.append(handle)
         wait_until(lambda: handle.get("/healthz")[0] == 200, 20, what=f"controller {ident} to serve /healthz")

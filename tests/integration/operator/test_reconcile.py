@@ -241,7 +241,10 @@ def test_readiness_follows_consul_and_leadership_returns_after_a_consul_restart(
     try:
         config = ConsulConfig.from_env({}, addr=server.addr, prefix="r", timeout=2)
         ctl = Controller(
-            config, ControllerOptions("restart", lock_delay=0, check_ttl=1.0, resync=1.0, local_cluster=True)
+            config,
+            ControllerOptions(
+                "restart", lock_delay=0, check_ttl=1.0, resync=1.0, local_cluster=True, trust_node_records=True
+            ),
         ).start()
         try:
             wait_until(lambda: ctl.ready() == (True, "leader"), 15, what="ready as leader")

@@ -64,7 +64,9 @@ def cluster(
         for name in names:
             agents[name] = start_agent_process(consul_server.addr, prefix, name, workdir)
         gateway = start_gateway(consul_server.addr, prefix, workdir)
-        options = ControllerOptions(f"{prefix}-c1", grace_period=5.0, lock_delay=1, check_ttl=1.0, local_cluster=True)
+        options = ControllerOptions(
+            f"{prefix}-c1", grace_period=5.0, lock_delay=1, check_ttl=1.0, local_cluster=True, trust_node_records=True
+        )
         controller = Controller(acl.config_for(consul_server.addr, prefix, "controller"), options).start()
 
         def nodes_up() -> bool:

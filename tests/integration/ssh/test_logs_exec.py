@@ -52,6 +52,7 @@ def replicas(docker_client, store):
             observed = records.Observed("web", node, "h", 1, 1, (state,))
             store.put(keys.observed(node, "web"), records.dumps(observed))
             store.put(keys.node(node), records.dumps(records.NodeRecord(name=node, address=address)))
+            store.put(keys.inventory_node(node), json.dumps({"addresses": [address]}))  # as `node add` does
         yield {c.name.split("-")[2]: c for c in started}
     finally:
         for container in started:

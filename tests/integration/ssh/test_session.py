@@ -98,6 +98,10 @@ def test_put_file_is_private_from_the_start_and_replaces_atomically(sshd, known,
         assert ssh.read_file(str(path)) == b"CONSUL_HTTP_TOKEN=secret\n"
         assert ssh.read_file(str(tmp_path / "missing")) is None
         assert list(ssh.lines("printf 'a\\nb\\n'; echo c >&2")) == [b"a", b"b", b"c"]
+        got: list[bytes] = []
+        with pytest.raises(SshError, match="exited 127"):  # e.g. no docker CLI: logs must not exit 0
+            got.extend(ssh.lines("no-such-command-here"))
+        assert any(b"not found" in line for line in got)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 

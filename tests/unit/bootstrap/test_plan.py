@@ -18,6 +18,7 @@ from meshop.bootstrap.plan import (
     PlanInputError,
     Software,
     check_inputs,
+    gateway_args,
     plan_gateway,
     plan_node,
 )
@@ -54,9 +55,10 @@ def test_node_plan_steps_in_order():
         "/etc/systemd/system/consul.service",
         "/etc/systemd/system/meshop-agent.service",
     ]
-    assert isinstance(steps[-1], Command) and "systemctl" in steps[-1].apply
-    assert "/etc/meshop/agent.env" in steps[-1].after_change  # a new token restarts the agent
-    assert "/etc/meshop/agent.yaml" in steps[-1].after_change  # so does a new configuration
+    start = next(s for s in steps if s.title.startswith("systemd: "))
+    assert isinstance(start, Command) and "systemctl" in start.apply
+    assert "/etc/meshop/agent.env" in start.after_change  # a new token restarts the agent
+    assert "/etc/meshop/agent.yaml" in start.after_change  # so does a new configuration
 
 
 def test_node_files_hold_the_inputs_with_private_modes():
@@ -219,6 +221,42 @@ def test_env_files_are_written_verbatim_even_with_a_percent_sign(tmp_path: Path)
     script = script.replace(script[script.index("t=") + 2 : script.index(" && printf")], "secret-token")
     subprocess.run(["sh", "-c", script], check=True)
     text = target.read_text()
-    assert "MESHOP_GATEWAY_ARGS=--bind 0.0.0.0 --label rate=50%s\n" in text
+    assert "MESHOP_GATEWAY_ARGS=--bind 0.0.0.0 --label rate=50%s --advertise-addr 100.64.0.1\n" in text
     assert text.endswith("CONSUL_HTTP_TOKEN=secret-token\n")
     assert oct(target.stat().st_mode & 0o777) == "0o600"
+
+
+def _gateway_env_step(inputs: GatewayInputs, target: Path) -> Command:
+    step = next(s for s in plan_gateway(inputs, SOFTWARE) if isinstance(s, Command) and "gateway.env" in s.name)
+    return replace(
+        step,
+        check=step.check.replace("/etc/meshop/gateway.env", str(target)),
+        apply=step.apply.replace("/etc/meshop/gateway.env", str(target)).replace(
+            step.apply[step.apply.index("t=") + 2 : step.apply.index(" && printf")], "secret-token"
+        ),
+    )
+
+
+def test_gateway_registers_its_address_unless_told_otherwise(tmp_path: Path) -> None:
+    """Without --advertise-addr `meshop status` said "no gateway" while it served."""
+    assert gateway_args(GATEWAY) == "--bind 0.0.0.0 --tls acme --advertise-addr 100.64.0.1"
+    own = replace(GATEWAY, gateway_args="--tls internal --advertise-addr 100.64.0.9")
+    assert gateway_args(own) == "--tls internal --advertise-addr 100.64.0.9"
+
+
+def test_env_file_check_follows_every_line_and_a_rewrite_restarts_the_daemons(tmp_path: Path) -> None:
+    target = tmp_path / "gateway.env"
+    step = _gateway_env_step(GATEWAY, target)
+    subprocess.run(["sh", "-c", step.apply], check=True)
+    assert subprocess.run(["sh", "-c", step.check]).returncode == 0
+    changed = _gateway_env_step(replace(GATEWAY, gateway_args="--bind 0.0.0.0 --tls internal"), target)
+    assert subprocess.run(["sh", "-c", changed.check]).returncode != 0  # new args: the file is rewritten
+    start = next(s for s in plan_gateway(GATEWAY, SOFTWARE) if s.title.startswith("systemd: meshop-"))
+    assert isinstance(start, Command) and step.title in start.after_change
+
+
+def test_client_agents_cache_acls_briefly_so_a_widened_agent_policy_applies_within_seconds():
+    node = json.loads(_files(plan_node(NODE, SOFTWARE))["/etc/consul.d/consul.json"].content)["acl"]
+    assert node["token_ttl"] == node["policy_ttl"] == node["role_ttl"] == "5s"
+    server = json.loads(_files(plan_gateway(GATEWAY, SOFTWARE))["/etc/consul.d/consul.json"].content)["acl"]
+    assert "policy_ttl" not in server  # a server resolves from its own state: nothing cached

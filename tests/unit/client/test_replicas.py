@@ -87,7 +87,8 @@ NODES = {
     ],
 )
 def test_find(observed, kw, expected, skipped):
-    found = find("web", _listing(observed), _listing(NODES), **kw)
+    """With ``--trust-node-records`` (no inventory): the record's address, when it passes the rule."""
+    found = find("web", _listing(observed), _listing(NODES), trust_records=True, **kw)
     assert [(r.node, r.replica, r.container_id, r.address) for r in found.replicas] == expected
     if skipped:
         assert any(skipped in s for s in found.skipped), found.skipped
@@ -129,3 +130,22 @@ def test_since_refused(since):
 )
 def test_strip_terminal(raw, shown):
     assert strip_terminal(raw) == shown
+
+
+def test_ssh_goes_to_the_inventory_address_never_to_a_forged_record():
+    """Issue 24: n1's record claims 100.64.0.1 (say the gateway host); the operator's inventory says
+    100.64.0.11. n2 has no inventory entry: it is skipped rather than dialled at its own word."""
+    observed = {"observed/n1/web": _obs("n1", (ID1, 0, "running")), "observed/n2/web": _obs("n2", (ID2, 1, "running"))}
+    inventory = _listing({"inventory/nodes/n1": {"addresses": ["100.64.0.11"]}})
+    found = find("web", _listing(observed), _listing(NODES), inventory=inventory)
+    assert [(r.node, r.address) for r in found.replicas] == [("n1", "100.64.0.11")]
+    assert any("n2: no entry in inventory/nodes/" in s for s in found.skipped), found.skipped
+    assert any("n1: claims '100.64.0.1' outside its inventory entry" in s for s in found.skipped), found.skipped
+
+
+@pytest.mark.parametrize("forged", ["127.1", "0", "2130706433", "0x7f.1"])
+def test_numeric_host_names_are_never_dialled(forged):
+    nodes = _listing({"nodes/n1": {"name": "n1", "address": forged}})
+    found = find("web", _listing({"observed/n1/web": _obs("n1", (ID1, 0, "running"))}), nodes, trust_records=True)
+    assert found.replicas == ()
+    assert any("shorthand" in s for s in found.skipped), found.skipped

@@ -96,3 +96,21 @@ def test_served_hosts_keep_hosts_in_the_gateway_domains_and_dialable_healthy_ups
     )
     hosts = served_hosts(listing, ("apps.example.com",), local_cluster=False)
     assert hosts == {"a.apps.example.com": ["203.0.113.1"], "b.apps.example.com": ["203.0.113.3"]}
+
+
+def test_direct_mode_names_only_inventory_addresses() -> None:
+    """Issue 24: a route naming an address outside its node's inventory entry (a forged record that got
+    past the controller, or a routes/ write) never becomes a record; a node without an entry only with
+    ``--trust-node-records``."""
+    listing = Listing(1, (route("a.apps.example.com", "a.apps.example.com", ("203.0.113.1", True)),))
+    for inventory, trust, expected in [
+        ({"n": ("203.0.113.1",)}, False, ["203.0.113.1"]),
+        ({"n": ("203.0.113.9",)}, False, []),  # the node claimed an address the operator did not list
+        ({"n": ("203.0.113.9",)}, True, []),  # an entry wins over the flag
+        ({}, False, []),
+        ({}, True, ["203.0.113.1"]),
+    ]:
+        hosts = served_hosts(
+            listing, ("apps.example.com",), local_cluster=False, inventory=inventory, trust_records=trust
+        )
+        assert hosts == {"a.apps.example.com": expected}, (inventory, trust)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -182,7 +183,20 @@ def test_render_dynamic_site() -> None:
     assert "reverse_proxy 10.0.0.1:8080 {" in text
 
 
-@pytest.mark.parametrize("resolver", ["127.0.0.1", "127.0.0.1:53\n}", "[::1:53", "host:53", "127.0.0.1:0"])
+@pytest.mark.parametrize(
+    "resolver",
+    [
+        "127.0.0.1",
+        "127.0.0.1:53\n}",
+        "[::1:53",
+        "host:53",
+        "127.0.0.1:0",
+        "unixpacket/rel.sock",
+        "unixpacket//a b",
+        "unixpacket//a/../b.sock",
+        "unixpacket//x}\n",
+    ],
+)
 def test_render_refuses_a_bad_resolver(resolver: str) -> None:
     site = Site("a.example.com", "/", ("10.0.0.1:8080",), dynamic=DynamicUpstreams("s1.meshop.internal", resolver))
     with pytest.raises(UnsafeValue):
@@ -205,10 +219,40 @@ def test_responder_answers_on_loopback_and_swaps_tables() -> None:
         dns.stop()
 
 
-@pytest.mark.parametrize("listen", ["0.0.0.0:0", "10.1.2.3:53", "localhost:53"])
+@pytest.mark.parametrize("listen", ["0.0.0.0:0", "10.1.2.3:53", "localhost:53", "unix:relative.sock"])
 def test_responder_listens_on_loopback_only(listen: str) -> None:
     with pytest.raises(MeshopError, match="upstream DNS"):
         UpstreamDNS(listen)
+
+
+def test_a_unix_socket_in_a_folder_others_may_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o1777)  # like /tmp: anyone could take the name once it is free
+    with pytest.raises(MeshopError, match="another user could take it"):
+        UpstreamDNS(f"unix:{shared / 'dns.sock'}")
+
+
+def test_the_default_socket_is_private_and_caddy_is_told_unixpacket(tmp_path: Path) -> None:
+    folder = tmp_path / "c"
+    folder.mkdir(mode=0o755)
+    dns = UpstreamDNS(folder=folder if len(str(folder)) < 70 else None).start()
+    try:
+        dns.publish(TABLE)
+        assert dns.address.startswith("unixpacket//")
+        path = Path(dns.address[len("unixpacket/") :])
+        assert path.parent.stat().st_mode & 0o777 == 0o700
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
+            sock.settimeout(5)
+            sock.connect(str(path))
+            sock.send(query(NAME, TYPE_SRV))
+            assert len(srv_targets(parse(sock.recv(512))[1])) == 2
+        site = Site("a.example.com", "/", ("10.0.0.1:8080",), dynamic=DynamicUpstreams(NAME, dns.address))
+        text = render_site(site, scheme="https", bind=(), tls=None, proxy=ProxyOptions())
+        assert f"resolvers unixpacket/{path}\n" in text
+    finally:
+        dns.stop()
+    assert not path.exists()
 
 
 def test_prober_checks_tcp_every_round_and_http_on_its_interval() -> None:

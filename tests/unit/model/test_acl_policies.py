@@ -55,6 +55,9 @@ CASES = [
     (AGENT_N1, "key", "meshop/events/audit/1-a", "write", False),  # nor the dashboard's audit records
     (AGENT_N1, "key", "meshop/events/controller/1-a", "write", False),
     (AGENT_N1, "key", "meshop/events/1-a", "write", False),
+    (AGENT_N1, "key", "meshop/inventory/nodes/n1", "write", False),  # issue 24: its address is not its word
+    (AGENT_N1, "key", "meshop/gateways/gw1", "read", True),  # whose X-Forwarded-* its Caddy trusts
+    (AGENT_N1, "key", "meshop/gateways/gw1", "write", False),
     (AGENT_N1, "key", "meshop/assignments/n1/web", "read", True),
     (AGENT_N1, "key", "meshop/assignments/n1/web", "write", False),
     (AGENT_N1, "key", "meshop/assignments/n2/web", "read", False),
@@ -137,6 +140,11 @@ CASES = [
     (acl.policy_rules("operator", P), "key", "meshop/secrets/web/password", "read", False),
     (acl.policy_rules("operator", P), "key", "meshop/events/audit/1-a", "write", True),  # dashboard
     (acl.policy_rules("operator", P), "key", "meshop/events/agent-n1/1-a", "write", False),
+    (acl.policy_rules("operator", P), "key", "meshop/inventory/nodes/n1", "write", True),  # node addresses
+    (acl.policy_rules("controller", P), "key", "meshop/inventory/nodes/n1", "write", False),
+    (acl.policy_rules("controller", P), "key", "meshop/inventory/nodes/n1", "read", True),
+    (acl.policy_rules("gateway", P), "key", "meshop/inventory/nodes/n1", "write", False),
+    (acl.policy_rules("readonly", P), "key", "meshop/inventory/nodes/n1", "write", False),
     # Prometheus: discovery only
     (acl.policy_rules("prometheus", P), "service", "meshop-metrics", "read", True),
     (acl.policy_rules("prometheus", P), "service", "web", "read", False),

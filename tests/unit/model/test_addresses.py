@@ -101,3 +101,16 @@ def test_join_host_port(address: str, port: int, expected: str) -> None:
 def test_an_accepted_address_carries_no_caddyfile_syntax(text: str) -> None:
     if address_problem(text, local_cluster=True) is None:
         assert not set(text) & set(" \t\r\n{}#\"'`%;/\\[]")
+
+
+@pytest.mark.parametrize("name", ["127.1", "0", "2130706433", "0x7f.1", "0x7f", "017700000001", "node.10", "a.0x1"])
+@pytest.mark.parametrize("local", [False, True])
+def test_numeric_looking_host_names_are_refused(name: str, local: bool) -> None:
+    """``inet_aton`` (and so ssh, curl, getaddrinfo) reads these as IPv4 addresses: 0 and 127.1 are this host."""
+    problem = address_problem(name, local_cluster=local)
+    assert problem is not None and "shorthand" in problem
+
+
+@pytest.mark.parametrize("name", ["n1", "node-1.example.com", "a.b1", "x0.example", "1a.example.com"])
+def test_names_with_a_letter_in_the_last_label_pass(name: str) -> None:
+    assert address_problem(name) is None

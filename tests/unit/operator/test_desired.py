@@ -149,7 +149,7 @@ def test_node_view_merges_agent_labels_with_the_node_document() -> None:
     record = NodeRecord("n1", "10.1.1.1", {"disk": "hdd", "arch": "amd64"}, Capacity(4, 8 * 1024**3), ingress_port=8080)
     parsed = parse_node_entry("n1", entry("desired/nodes/n1", NODE_DOC))
     assert parsed.doc is not None
-    view = node_view("n1", record, parsed, NodeHealth(NodeState.SUSPECT))
+    view = node_view("n1", record, parsed, NodeHealth(NodeState.SUSPECT), allowed=("10.1.1.1",))
     assert view.labels == {"disk": "ssd", "arch": "amd64", "zone": "home"}
     assert (view.state, view.address, view.memory, view.cpus, view.ingress_port) == (
         NodeState.SUSPECT,

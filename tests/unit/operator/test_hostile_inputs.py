@@ -183,7 +183,18 @@ def world(draw: st.DrawFn) -> dict[str, Any]:
         for _ in range(draw(st.integers(0, 5)))
     ]
     routes = [Entry(keys.route("web.example.com"), value_of(draw, ROUTE_BASE), 30)]
-    return {"nodes": nodes, "observed": observed, "agents": agents_raw, "checks": checks_raw, "routes": routes}
+    inventory = [  # issue 24: operator-written, but still read strictly
+        Entry(keys.inventory_node(n), value_of(draw, {"addresses": ["10.0.0.1", "127.1"]}), 40)
+        for n in draw(st.lists(NAMES, max_size=3))
+    ]
+    return {
+        "nodes": nodes,
+        "observed": observed,
+        "agents": agents_raw,
+        "checks": checks_raw,
+        "routes": routes,
+        "inventory": inventory,
+    }
 
 
 ROUTE_BASE = {
@@ -248,6 +259,7 @@ def leading_controller(world: dict[str, Any]) -> Controller:
         "desired": FakeWatch(desired),
         "nodes": FakeWatch(Listing(2, tuple(world["nodes"]))),
         "observed": FakeWatch(Listing(3, tuple(world["observed"]))),
+        "inventory": FakeWatch(Listing(4, tuple(world.get("inventory", ())))),
         "agents": FakeWatch(parsed(_instance, world["agents"])),
         "checks": FakeWatch(parsed(_check_state, world["checks"])),
     }
@@ -302,7 +314,7 @@ def test_the_cli_and_gateway_readers_never_raise_on_it_either(world: dict[str, A
     snapshot = Snapshot.build(listings, instances, None, 1_700_000_000.0)
     build_report(snapshot).to_dict()
     for service in ("web", "api"):
-        found = find(service, listings[2], listings[1])
+        found = find(service, listings[2], listings[1], inventory=Listing(5, tuple(world["inventory"])))
         assert all(r.node in NODES for r in found.replicas)
     for route in parse_routes(Listing(4, tuple(world["routes"]))):
         assert isinstance(route, RouteRecord)

@@ -62,5 +62,30 @@ def record(address: str, ingress: int = 0) -> NodeRecord:
         pytest.param(None, "10.0.0.2", False, "", id="no-record"),
     ],
 )
-def test_node_address(rec: NodeRecord | None, catalog: str, local: bool, expected: str) -> None:
-    assert node_address("n1", rec, catalog, local_cluster=local) == expected
+def test_node_address_trusting_records(rec: NodeRecord | None, catalog: str, local: bool, expected: str) -> None:
+    """``--trust-node-records``: a node without an inventory entry keeps the rule from before issue 24."""
+    assert node_address("n1", rec, catalog, trust_records=True, local_cluster=local) == expected
+
+
+INVENTORY = ("100.64.0.11", "fd7a::11")
+
+
+@pytest.mark.parametrize(
+    ("rec", "catalog", "allowed", "expected"),
+    [
+        pytest.param(record("100.64.0.11"), "", INVENTORY, "100.64.0.11", id="listed-record"),
+        pytest.param(record("fd7a::11"), "100.64.0.11", INVENTORY, "fd7a::11", id="record-picks-among-listed"),
+        pytest.param(record("100.64.0.99"), "", INVENTORY, "100.64.0.11", id="record-outside-entry-ignored"),
+        pytest.param(record("100.64.0.99"), "fd7a::11", INVENTORY, "fd7a::11", id="listed-catalog"),
+        pytest.param(record("100.64.0.1"), "100.64.0.1", INVENTORY, "100.64.0.11", id="forged-record-and-catalog"),
+        pytest.param(record("127.1"), "0", INVENTORY, "100.64.0.11", id="numeric-names-never-dialled"),
+        pytest.param(record("100.64.0.11"), "", None, "", id="no-entry-no-route"),
+        pytest.param(record("100.64.0.11"), "100.64.0.11", None, "", id="no-entry-catalog-alone-is-no-proof"),
+        pytest.param(record("127.0.0.1"), "", ("127.0.0.1",), "", id="listed-loopback-still-refused"),
+        pytest.param(record("100.64.0.11", 70000), "", INVENTORY, "", id="bad-ingress-port"),
+    ],
+)
+def test_node_address_from_the_inventory(
+    rec: NodeRecord, catalog: str, allowed: tuple[str, ...] | None, expected: str
+) -> None:
+    assert node_address("n1", rec, catalog, allowed=allowed) == expected

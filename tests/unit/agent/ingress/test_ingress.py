@@ -125,7 +125,7 @@ def test_snippet_text_for_a_path_route() -> None:
         "\t\t\tfail_duration 0s\n"
         "\t\t\tmax_fails 1\n"
         "\t\t\tunhealthy_status 502 503 504\n"
-        "\t\t\ttrusted_proxies 127.0.0.0/8 ::1/128 100.64.0.0/10 fd7a:115c:a1e0::/48\n"
+        "\t\t\ttrusted_proxies 127.0.0.0/8 ::1/128\n"  # issue 24: gateways are added as they claim addresses
         "\t\t}\n"
         "\t}\n"
         "\thandle {\n"
