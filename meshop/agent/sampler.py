@@ -86,6 +86,7 @@ class UsageSampler:
         self._last_mono: float | None = None
         self._written: UsageRecord | None = None
         self._written_at = 0.0
+        self._failing = False
         self._series: set[tuple[str, str]] = set()  # (service, replica) with exported gauges
         self.latest: UsageRecord | None = None
         self.thread = DaemonThread(f"usage-{node}", self._run)
@@ -123,10 +124,12 @@ class UsageSampler:
                 self.sink.publish(record)
             except ConsulError as exc:
                 metrics.usage_writes_total.labels("error").inc()
-                log.warning("cannot write the usage record: %s", exc)
+                # once per streak: an agent token from before usage/<node> (acl sync adds it) fails every pass
+                log.log(logging.DEBUG if self._failing else logging.WARNING, "cannot write the usage record: %s", exc)
+                self._failing = True
             else:
                 metrics.usage_writes_total.labels("ok").inc()
-                self._written, self._written_at = record, now
+                self._written, self._written_at, self._failing = record, now, False
         return record
 
     def _read(self, container: Container) -> ContainerSample | None:
