@@ -10,7 +10,10 @@ Starts its own Consul (stopped by PID at the end) and a dashboard on loopback, f
   receives ``event: changed`` (Consul blocking query → watch → server-sent event);
 * change → fragment: the same, plus fetching the fragment that shows the change (what a browser does,
   less the DOM swap);
-* fan-out: with ``--streams`` streams open, from one write until every one of them got the event.
+* fan-out: with ``--streams`` streams open, from one write until every one of them got the event;
+* render with usage charts: after ``--usage-rounds`` rounds of ``usage/<node>`` records (every service's
+  two replicas spread over the nodes; each round is what the agents write every 10 s at most), the
+  overview again, now with the usage tables and two sparklines per node and per service.
 
 No peer is measured: Portainer and the others read Docker directly, not a KV store.
 """
@@ -36,6 +39,7 @@ from meshop.consul.events import EventLog  # noqa: E402
 from meshop.consul.store import KVStore, TxnOp  # noqa: E402
 from meshop.dashboard.server import Dashboard, Settings  # noqa: E402
 from meshop.model import keys  # noqa: E402
+from meshop.model.records import ReplicaUsage, UsageRecord, dumps  # noqa: E402
 from tests.support.consul_server import ConsulServer  # noqa: E402
 
 
@@ -62,6 +66,32 @@ def fill(store: KVStore, services: int, nodes: int, events: int) -> None:
     batch = [log.prepare("Scheduled", f"service/svc{i % max(services, 1)}", f"event {i}") for i in range(events)]
     for start in range(0, len(batch), 64):
         store.transact(batch[start : start + 64])
+
+
+def write_usage(store: KVStore, services: int, nodes: int, sampled_at: float, round_: int) -> None:
+    """One round of usage records: every service's two replicas spread over the nodes."""
+    per_node: dict[int, list[ReplicaUsage]] = {i: [] for i in range(nodes)}
+    for s in range(services):
+        for replica in range(2):
+            cpu = float((s * 7 + replica * 13 + round_ * 5) % 90)
+            usage = ReplicaUsage(f"svc{s}", replica, cpu=cpu, memory=int(20 + cpu) * 2**20, memory_limit=256 * 2**20)
+            per_node[(s * 2 + replica) % nodes].append(usage)
+    ops = []
+    for i, replicas in per_node.items():
+        record = UsageRecord(
+            node=f"n{i}",
+            sampled_at=sampled_at,
+            interval=10.0,
+            refresh=30.0,
+            cpu=sum(r.cpu for r in replicas),
+            cpus=4,
+            memory=sum(r.memory for r in replicas),
+            memory_total=8 * 2**30,
+            replicas=tuple(replicas),
+        )
+        ops.append(TxnOp.set(keys.usage(f"n{i}"), dumps(record)))
+    for start in range(0, len(ops), 64):
+        store.transact(ops[start : start + 64])
 
 
 class Stream:
@@ -106,6 +136,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--streams", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--usage-rounds", type=int, default=60)
     args = parser.parse_args()
     server = ConsulServer(Path(tempfile.mkdtemp(prefix="dash-bench-")))
     server.start()
@@ -171,6 +202,19 @@ def run(server: ConsulServer, args: argparse.Namespace) -> None:
                 t.join()
         for s in streams:
             s.close()
+        rounds = args.usage_rounds
+        for r in range(rounds):  # the history keeps a point per node when its record is new
+            write_usage(store, args.services, args.nodes, time.time() - (rounds - r) * 10.0, r)
+            deadline = time.monotonic() + 10
+            while dash.live.history.sizes()[1] < (r + 1) * args.nodes and time.monotonic() < deadline:
+                time.sleep(0.02)
+        series, points = dash.live.history.sizes()
+        get(port, "/fragment/overview")
+        charted = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            charted_size = len(get(port, "/fragment/overview"))
+            charted.append(time.perf_counter() - started)
     finally:
         dash.stop()
     print(
@@ -180,6 +224,10 @@ def run(server: ConsulServer, args: argparse.Namespace) -> None:
     print(f"  change -> SSE event                     {ms(to_event)}")
     print(f"  change -> fragment showing it          {ms(to_fragment)}")
     print(f"  change -> event on all {args.streams:3d} streams       {ms(fan)}")
+    print(
+        f"  render with usage charts               {ms(charted)}   (fragment {charted_size // 1024} KiB; "
+        f"{series} series, {points} points in the history)"
+    )
 
 
 if __name__ == "__main__":

@@ -86,6 +86,45 @@ drift_repairs_total = Counter(
 )
 managed_containers = Gauge("meshop_managed_containers", "Managed containers on this node, by state.", ["state"])
 
+# usage (agent/sampler.py): one series per running replica of this node, removed when the replica goes
+REPLICA_LABELS = ["service", "replica", "node"]
+replica_cpu_percent = Gauge(
+    "meshop_replica_cpu_percent",
+    "CPU of one replica over the last sampling interval, percent of one core.",
+    REPLICA_LABELS,
+)
+replica_memory_bytes = Gauge(
+    "meshop_replica_memory_bytes",
+    "Memory of one replica without inactive page cache (as docker stats).",
+    REPLICA_LABELS,
+)
+replica_memory_limit_bytes = Gauge(
+    "meshop_replica_memory_limit_bytes", "Memory limit of one replica (the host's memory without one).", REPLICA_LABELS
+)
+replica_io_bytes_per_second = Gauge(
+    "meshop_replica_io_bytes_per_second",
+    "Network (rx|tx) and block I/O (read|write) of one replica over the last sampling interval, by direction.",
+    [*REPLICA_LABELS, "direction"],
+)
+node_cpu_percent = Gauge(
+    "meshop_node_cpu_percent", "CPU of the whole host, percent of one core (/proc/stat).", ["node"]
+)
+node_memory_bytes = Gauge(
+    "meshop_node_memory_bytes", "Host memory by kind (used: MemTotal - MemAvailable | total).", ["node", "kind"]
+)
+node_disk_bytes = Gauge(
+    "meshop_node_disk_bytes", "Disk of the agent's filesystem by kind (used|total).", ["node", "kind"]
+)
+node_load = Gauge("meshop_node_load", "Load average by window (1m|5m|15m).", ["node", "window"])
+usage_sample_duration_seconds = Histogram(
+    "meshop_usage_sample_duration_seconds",
+    "Time one usage pass took (stats of every running replica, /proc, the KV write when one was due).",
+    buckets=RECONCILE_BUCKETS,
+)
+usage_writes_total = Counter(
+    "meshop_usage_writes_total", "Writes of the node's usage record to KV, by result (ok|error).", ["result"]
+)
+
 # --- controller --------------------------------------------------------------------------------------
 
 services = Gauge(

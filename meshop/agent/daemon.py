@@ -4,11 +4,12 @@
 ``start`` and ``shutdown`` as its hooks; tests run ``start()``, ``run()`` and ``shutdown()`` themselves.
 
 Threads: the reconcile loop (the caller's thread, ``run()``), the assignments watch (Consul blocking
-query), the Docker events follower, the TTL heartbeat, the health prober, background pulls and the
-status HTTP server. ``stop()`` ends the loop after its current pass; ``shutdown()`` then stops every
-thread and deregisters the ``meshop-agent`` service. Containers keep running, and so do their
-replica registrations (their own health checks keep them honest). With ``DaemonOptions.caddy`` the
-node's Caddy is started before the first pass (when meshop runs it) and stopped by its PID at shutdown.
+query), the Docker events follower, the TTL heartbeat, the health prober, background pulls, the usage
+sampler (``sampler.py``) and the status HTTP server. ``stop()`` ends the loop after its current pass;
+``shutdown()`` then stops every thread and deregisters the ``meshop-agent`` service. Containers keep
+running, and so do their replica registrations (their own health checks keep them honest). With
+``DaemonOptions.caddy`` the node's Caddy is started before the first pass (when meshop runs it) and
+stopped by its PID at shutdown.
 """
 
 from __future__ import annotations
@@ -27,15 +28,18 @@ from meshop.agent.cluster.presence import NodePresence
 from meshop.agent.cluster.registrations import ReplicaRegistrar
 from meshop.agent.cluster.secrets import SecretResolver
 from meshop.agent.cluster.statefile import StateFile
+from meshop.agent.cluster.usage import UsageWriter
 from meshop.agent.engine.docker_driver import DockerDriver
 from meshop.agent.engine.event_watcher import DockerEventsWatcher
 from meshop.agent.engine.executor import WORKERS, Executor
+from meshop.agent.engine.host import HostReader
 from meshop.agent.engine.probes import HealthMonitor
 from meshop.agent.engine.puller import Puller
 from meshop.agent.engine.runtime import EngineInfo, Runtime
 from meshop.agent.ingress.node_caddy import CaddyOptions, NodeCaddy
 from meshop.agent.parts import ClusterParts, EngineParts
 from meshop.agent.reconciler import AgentSettings, NodeReconciler
+from meshop.agent.sampler import INTERVAL, UsageSampler
 from meshop.consul.config import ConsulConfig
 from meshop.consul.kv import Listing
 from meshop.consul.secrets import SecretReader
@@ -64,6 +68,7 @@ class DaemonOptions:
     heartbeat: float = 3.0
     workers: int = WORKERS
     caddy: CaddyOptions | None = None  # the node's Caddy for routes; None: the agent routes nothing
+    usage_interval: float = INTERVAL  # seconds between usage samples (docs/monitoring.md); 0: no sampling
 
 
 class AgentDaemon:
@@ -105,6 +110,19 @@ class AgentDaemon:
         self.watch: Watch | None = None
         self.gateway_watch: Watch | None = None  # desired/gateway, with --ingress-https-port only
         self.claims_watch: Watch | None = None  # gateways/: whose X-Forwarded-* the node Caddy trusts
+        self.sampler = (
+            UsageSampler(
+                self.node,
+                self.runtime,
+                lambda: self.reconciler.last_containers,
+                HostReader(disk=str(options.state_dir) if options.state_dir else "/"),
+                UsageWriter(self.store, self.node),
+                clocks=clocks,
+                interval=options.usage_interval,
+            )
+            if options.usage_interval > 0
+            else None
+        )
         self.events = DockerEventsWatcher(self.runtime, self.wakeup, on_die=self.reconciler.memory.crashes.died)
 
     def record(self) -> NodeRecord:
@@ -174,6 +192,8 @@ class AgentDaemon:
         if self.caddy is not None and self.caddy.follows_gateways:
             self.claims_watch = watch_prefix(self.store, keys.GATEWAYS, self._claims_changed, component="agent")
         self.events.start()
+        if self.sampler is not None:
+            self.sampler.start()
         log.info(
             "agent for node %s started (advertise %s, publish %s, resync %gs)",
             self.node,
@@ -210,6 +230,8 @@ class AgentDaemon:
         if self.claims_watch:
             self.claims_watch.stop()
         self.events.stop()
+        if self.sampler is not None:
+            self.sampler.stop()
         self.monitor.stop()
         self.puller.stop()
         self.executor.stop()

@@ -18,7 +18,7 @@ and ``/readyz`` says why; a service's failure only holds that service. Durations
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from meshop import metrics
@@ -105,6 +105,7 @@ class NodeReconciler:
         self.intake = Intake(cluster.assignments.prefix)
         self.driver_error: str | None = None  # set while the Docker engine does not answer
         self.last_plan: NodePlan | None = None
+        self.last_containers: Sequence[Container] = ()  # what the last pass listed (the usage sampler reads it)
         self._phase_requeue: float | None = None
         # the assignments watch's index (the daemon sets it): a pass that sees it move while it planned
         # reads again, once, before it acts
@@ -130,6 +131,7 @@ class NodeReconciler:
             log.warning("cannot see the containers: %s", exc)
             return DRIVER_RETRY
         self.driver_error = None
+        self.last_containers = tuple(seen.containers)
         current = plan(seen.targets, seen.containers, self._world(seen))
         if current.actions and not again and self.assignments_version() != version:
             # more assignments arrived while this pass read and planned (an apply of more services than

@@ -23,6 +23,7 @@ COMMANDS = {
     "get": "meshop.cli.commands.get:get",
     "describe": "meshop.cli.commands.get:describe",
     "events": "meshop.cli.commands.events:events",
+    "top": "meshop.cli.commands.top:top",
     "apply": "meshop.cli.commands.documents:apply",
     "diff": "meshop.cli.commands.documents:diff",
     "validate": "meshop.cli.commands.documents:validate",

@@ -108,6 +108,7 @@ FIELDS: dict[str, v.Field] = {
     "state_dir": v.Field(v.path, Path("/var/lib/meshop/agent")),
     "metrics_addr": v.Field(v.text, "127.0.0.1:9464"),
     "resync": v.Field(v.number(0.1), 30.0),
+    "usage_interval": v.Field(v.number(0), 10.0),
     "drain": v.Field(v.number(0), 1.0),
     "stop_grace": v.Field(v.number(0), 10.0),
     "allow_privileged": v.Field(v.boolean, False),
@@ -140,6 +141,7 @@ class AgentConfig:
     state_dir: Path = Path("/var/lib/meshop/agent")
     metrics_addr: str = "127.0.0.1:9464"
     resync: float = 30.0
+    usage_interval: float = 10.0  # seconds between usage samples; 0: none (docs/monitoring.md, Usage)
     drain: float = 1.0
     stop_grace: float = 10.0
     allow_privileged: bool = False
@@ -249,4 +251,5 @@ class AgentConfig:
             state_dir=self.state_dir,
             metrics_addr=self.metrics_addr,
             resync=self.resync,
+            usage_interval=self.usage_interval,
         )

@@ -29,6 +29,8 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: var(--head); font-weight: 600; white-space: nowrap; }
 td .msg { white-space: pre-wrap; word-break: break-word; }
+.spark { color: #2563eb; vertical-align: middle; max-width: 100%; height: auto; }
+.stale { color: #b45309; }
 .badge { display: inline-block; padding: .05rem .5rem; border-radius: 1rem; font-size: .85em; font-weight: 600;
   border: 1px solid currentColor; white-space: nowrap; }
 .ok { color: var(--ok); } .warn { color: var(--warn); } .bad { color: var(--bad); } .wait { color: var(--wait); }

@@ -1,6 +1,6 @@
 """The dashboard's live state: the latest ``Snapshot`` (the same ``StatusWatch`` as ``meshop status
---watch``), the route records, the event log and the gateways' health, each kept by a Consul blocking
-query; and a version
+--watch``), the route records, the event log, the gateways' health and the agents' usage records
+(with the last hour of them in ``history``: the charts), each kept by a Consul blocking query; and a version
 number that every server-sent-event stream waits on.
 
 One ``Live`` serves every browser: N open pages cost the same Consul queries as one. A page learns of a
@@ -21,11 +21,13 @@ from meshop.client.controlplane import ControlPlane, control_plane
 from meshop.client.events import events_in
 from meshop.client.gateways import GATEWAY_SERVICE
 from meshop.client.status import build_report
+from meshop.client.usage import NodeUsage, parse_usage
 from meshop.client.watch import StatusWatch
 from meshop.consul.config import ConsulConfig
 from meshop.consul.services import Services
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_prefix
+from meshop.dashboard.history import UsageHistory
 from meshop.dashboard.views import EVENTS_SHOWN, Overview
 from meshop.errors import ConsulError
 from meshop.model import keys
@@ -63,12 +65,14 @@ class Live:
         self._stopping = False
         self._watches: list[Watch[Any]] = []
         self._thread: threading.Thread | None = None
+        self.history = UsageHistory()
 
     def start(self) -> Live:
         self.status.start()
         store = KVStore(self.config)
         self.routes = watch_prefix(store, keys.ROUTES, lambda _: self._bump(), wait=self.wait)
         self.events = watch_prefix(KVStore(self.config), keys.EVENTS, lambda _: self._bump(), wait=self.wait)
+        self.usage = watch_prefix(KVStore(self.config), keys.USAGE, self._usage_changed, wait=self.wait)
         services = Services(self.config, KVStore(self.config).client)
         self.gateways = Watch(
             f"health:{GATEWAY_SERVICE}",
@@ -76,7 +80,7 @@ class Live:
             lambda _: self._bump(),
             wait=self.wait,
         ).start()
-        self._watches = [self.routes, self.events, self.gateways]
+        self._watches = [self.routes, self.events, self.gateways, self.usage]
         self._thread = threading.Thread(target=self._follow, name="dashboard-live", daemon=True)
         self._thread.start()
         threading.Thread(target=self._poll_plane, name="dashboard-control-plane", daemon=True).start()
@@ -115,7 +119,18 @@ class Live:
             snapshot = replace(snapshot, control_plane=control_plane(self.plane.leader, self.plane.peers, names))
         events = tuple(e.event for e in events_in(self.events.latest.entries if self.events.latest else ()))
         problem = self.problem or next((w.last_error or "" for w in self._watches if not w.connected), "")
-        return Overview(build_report(snapshot), routes_in(self.routes.latest), events[-EVENTS_SHOWN:], problem)
+        report = build_report(snapshot)
+        usage = self._usage(report.now)
+        return Overview(report, routes_in(self.routes.latest), events[-EVENTS_SHOWN:], problem, usage, self.history)
+
+    def _usage(self, now: float) -> dict[str, NodeUsage]:
+        return parse_usage(self.usage.latest.entries if self.usage.latest else (), now)
+
+    def _usage_changed(self, listing: Listing) -> None:
+        """A node's usage record changed: remember it for the charts, and tell the pages."""
+        now = self.clock()
+        self.history.add(parse_usage(listing.entries, now), now)
+        self._bump()
 
     def events_about(self, obj: str) -> tuple[Event, ...]:
         """Every logged event about ``obj`` (``node/n1``), oldest first, from the watch's last answer."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
@@ -17,6 +17,9 @@ from meshop.client.describe import ServiceDescription
 from meshop.client.formats import age, labels, placement
 from meshop.client.gateways import GatewayRow
 from meshop.client.status import CONVERGING, NodeRow, ServiceRow, StatusReport
+from meshop.client.usage import NodeUsage, cpu_text, human_bytes, human_rate, node_rows, percent, service_rows
+from meshop.dashboard.charts import sparkline
+from meshop.dashboard.history import Point, UsageHistory
 from meshop.dashboard.html import esc, tag, url_part
 from meshop.model.records import DnsStatus, Event, Observed, RouteRecord
 
@@ -33,6 +36,8 @@ class Overview:
     routes: tuple[RouteRecord, ...] = ()
     events: tuple[Event, ...] = ()
     problem: str = ""  # Consul cannot be read right now: what is shown is the last answer
+    usage: Mapping[str, NodeUsage] = field(default_factory=dict)  # the agents' usage/<node> records, checked
+    history: UsageHistory | None = None  # the last hour of them, for the charts
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,77 @@ def dns_line(dns: DnsStatus | None, now: float) -> str:
     return f'<p class="dns {css}">{esc(text)}{error}</p>'
 
 
+CHART_WINDOW = 3600.0
+
+
+MIN_SPAN = 120.0  # a history younger than this is drawn over this span, so a new cluster's points spread out
+
+
+def _charts(points: tuple[Point, ...], now: float, name: str, memory_top: float = 0.0) -> tuple[str, str]:
+    """CPU and memory from the oldest point kept (at most an hour ago) to now: a series whose agent
+    stopped ends before the right edge."""
+    start = max(now - CHART_WINDOW, min((p.t for p in points), default=now))
+    start = min(start, now - MIN_SPAN)
+    cpu = sparkline([(p.t, p.cpu) for p in points], start, now, f"CPU of {name}, last hour")
+    memory = sparkline([(p.t, p.memory) for p in points], start, now, f"Memory of {name}, last hour", memory_top)
+    return cpu, memory
+
+
+def _sampled(row_age: float, stale: bool) -> str:
+    text = age(max(row_age, 0.0))
+    return tag("span", f"stale: {text} ago", "stale") if stale else esc(f"{text} ago")
+
+
+def usage_section(view: Overview) -> str:
+    """Usage per node and per service (``meshop top``'s rows) with the last hour as sparklines."""
+    now = view.report.now
+    if not view.usage:
+        return '<h2>Usage</h2><p class="empty">No usage yet: agents write it every 10-30 s.</p>'
+    history = view.history or UsageHistory()
+    node_table = []
+    for r in node_rows(view.usage):
+        cpu, memory = _charts(history.node(r.node), now, r.node, float(r.memory_total))
+        node_table.append(
+            [
+                f'<a href="/node/{url_part(r.node)}">{esc(r.node)}</a>',
+                esc(f"{cpu_text(r.cpu)} ({percent(r.cpu, 100.0 * r.cpus)})"),
+                esc(f"{human_bytes(r.memory)} ({percent(r.memory, r.memory_total)})"),
+                esc(f"{r.load1:.2f}"),
+                _sampled(r.age, r.stale),
+                cpu,
+                memory,
+            ]
+        )
+    service_table = []
+    for s in service_rows(view.usage):
+        cpu, memory = _charts(history.service(s.service), now, s.service, float(s.memory_limit))
+        service_table.append(
+            [
+                f'<a href="/service/{url_part(s.service)}">{esc(s.service)}</a>',
+                esc(s.replicas),
+                esc(cpu_text(s.cpu)),
+                esc(f"{human_bytes(s.memory)} ({percent(s.memory, s.memory_limit)})"),
+                esc(f"{human_rate(s.rx)} / {human_rate(s.tx)}"),
+                tag("span", "stale", "stale") if s.stale else esc("-"),
+                cpu,
+                memory,
+            ]
+        )
+    return "\n".join(
+        [
+            '<h2>Usage <span class="count">last hour</span></h2>',
+            table(("Node", "CPU", "Memory", "Load", "Sampled", "CPU, 1 h", "Memory, 1 h"), node_table, "usage-nodes"),
+            table(
+                ("Service", "Replicas", "CPU", "Memory", "Net rx / tx", "Stale", "CPU, 1 h", "Memory, 1 h"),
+                service_table,
+                "usage-services",
+            )
+            if service_table
+            else '<p class="empty">No replica is running.</p>',
+        ]
+    )
+
+
 def overview(view: Overview, viewer: Viewer) -> str:
     """The overview's live part: leader, services, nodes, routes (what the gateways serve), events."""
     report, now = view.report, view.report.now
@@ -195,6 +271,7 @@ def overview(view: Overview, viewer: Viewer) -> str:
         table(node_headers, (node_cells(r, now, viewer) for r in report.nodes), "nodes")
         if report.nodes
         else '<p class="empty">No node has registered.</p>',
+        usage_section(view),
         "<h2>Gateways and DNS</h2>",
         table(("Gateway", "Address", "Health", "In DNS", "Message"), (gateway_cells(g) for g in report.gateways), "gw")
         if report.gateways

@@ -12,7 +12,7 @@ send what this module renders. Each rule follows from what the role's code reads
   ``meshop-gateway`` (its health, which DNS follows) and writes its claim ``gateways/<id>`` (the address
   the DNS writer accepts for that registration); reads and writes ``secrets/meshop-gateway/`` (the CA
   and certificates the gateways share).
-* ``agent`` of node N: writes ``nodes/N``, ``observed/N/``, its fence ``fences/N`` and its own events
+* ``agent`` of node N: writes ``nodes/N``, ``observed/N/``, ``usage/N``, its fence ``fences/N`` and its own events
   (``events/agent-N/``: what it did to containers, bounded per writer); reads ``assignments/N/`` and
   ``desired/gateway`` (its TLS mode, for ``--ingress-https-port``); registers ``meshop-agent``,
   ``meshop-metrics`` and the services assigned to it; reads ``secrets/<S>/`` only for the services S
@@ -182,6 +182,7 @@ def policy_rules(
         rules = [
             _rule("key", f"{p}/nodes/{node}", "write"),
             _rule("key_prefix", f"{p}/observed/{node}/", "write"),
+            _rule("key", f"{p}/usage/{node}", "write"),
             _rule("key", f"{p}/fences/{node}", "write"),
             _rule("key_prefix", f"{p}/events/{agent_events(node)}/", "write"),
             _rule("key_prefix", f"{p}/assignments/{node}/", "read"),

@@ -18,6 +18,7 @@ DESIRED_GATEWAY = "desired/gateway"
 NODES = "nodes/"
 ASSIGNMENTS = "assignments/"
 OBSERVED = "observed/"
+USAGE = "usage/"  # usage/<node>: the node's and its replicas' CPU, memory, network (its agent writes)
 STATUS_SERVICES = "status/services/"
 STATUS_NODES = "status/nodes/"
 STATUS_DNS = "status/dns"
@@ -83,6 +84,10 @@ def node_observed(node_name: str) -> str:
 
 def observed(node_name: str, service: str) -> str:
     return f"{OBSERVED}{node_name}/{service}"
+
+
+def usage(node_name: str) -> str:
+    return f"{USAGE}{node_name}"
 
 
 def service_status(name: str) -> str:

@@ -247,3 +247,40 @@ class DnsStatus(Record):
     last_change: Problem = ""  # what it was
     last_error: Problem = ""  # "" when the last pass succeeded
     conflicts: Annotated[tuple[Annotated[str, Cap(300)], ...], Cap(32)] = ()  # wanted names held by others
+
+
+@dataclass(frozen=True)
+class ReplicaUsage(Record):
+    """What one replica used over the agent's last sampling interval (Docker's stats API)."""
+
+    service: str
+    replica: int
+    cpu: float = 0.0  # percent of one core (200.0: two cores busy), as `docker stats` shows it
+    memory: int = 0  # bytes, without the page cache the kernel may drop (as `docker stats` counts)
+    memory_limit: int = 0  # bytes; the host's memory when the container has no limit
+    rx: float = 0.0  # network bytes per second received
+    tx: float = 0.0  # ... and sent
+    read: float = 0.0  # block I/O bytes per second read
+    write: float = 0.0  # ... and written
+
+
+@dataclass(frozen=True)
+class UsageRecord(Record):
+    """``usage/<node>``: the node's and its replicas' usage, written by its agent at most every
+    ``interval`` seconds and only when something moved beyond a threshold (or ``refresh`` passed);
+    ``sampledAt`` (wall clock) lets readers show a record whose agent stopped as stale, never as zero."""
+
+    node: str
+    sampled_at: float
+    interval: float = 0.0  # seconds the rates were measured over
+    refresh: float = 0.0  # the agent rewrites at least this often: older than ~2x is stale
+    cpu: float = 0.0  # percent of one core, the whole host (up to 100 x cpus)
+    cpus: int = 0
+    memory: int = 0  # bytes in use (MemTotal - MemAvailable)
+    memory_total: int = 0
+    load1: float = 0.0
+    load5: float = 0.0
+    load15: float = 0.0
+    disk: int = 0  # bytes used on the filesystem of the agent's state (/ by default)
+    disk_total: int = 0
+    replicas: Annotated[tuple[ReplicaUsage, ...], Cap(1000)] = ()

@@ -30,10 +30,12 @@ from meshop.agent.engine.runtime import (
 from meshop.agent.planning import labels as L
 from meshop.agent.planning.plan import Container
 from meshop.agent.planning.redact import Redactor
+from meshop.agent.planning.usage import ContainerSample, parse_docker_stats
 from meshop.daemon.backoff import BackoffPolicy
 from meshop.daemon.retry import retry_call
 from meshop.errors import DriverError
 from meshop.libs import blocked, without_charset_detection
+from meshop.model.digits import parse_uint
 
 # The Docker SDK imports paramiko (and with it cryptography, ~20 MB resident) at import time, for an
 # ssh:// engine only. The agent talks to a local socket: load the SDK without it, and add the SSH
@@ -88,6 +90,8 @@ class DockerDriver:
         self.api = self.client.api
         self._inspect_cache: dict[str, tuple[tuple[str, str], dict]] = {}
         self._image_claims: dict[str, list[str]] = {}  # image id -> identity labels the image sets itself
+        # one-shot stats need API 1.41 (Docker 20.10); older engines wait ~1 s for a second sample
+        self._one_shot: bool | None = _api_at_least(self.api.api_version, (1, 41)) or None
 
     def close(self) -> None:
         self.client.close()
@@ -153,6 +157,17 @@ class DockerDriver:
     def info(self) -> EngineInfo:
         data = self._call("reading engine info", self.api.info)
         return EngineInfo(cpus=float(data.get("NCPU", 0)), memory=int(data.get("MemTotal", 0)))
+
+    def stats(self, container_id: str) -> ContainerSample | None:
+        """One-shot stats (API 1.41+: the engine answers at once instead of waiting for a second sample);
+        the answer is hostile input, checked by ``parse_docker_stats``."""
+        if container_id not in self._inspect_cache:
+            return None  # only containers the last listing found to be this node's managed ones
+        data = self._call(
+            f"reading stats of {container_id[:12]}",
+            lambda: self.api.stats(container_id, decode=False, stream=False, one_shot=self._one_shot),
+        )
+        return parse_docker_stats(data)
 
     def ping(self) -> bool:
         try:
@@ -467,6 +482,12 @@ def _api_message(exc: docker.errors.APIError, scrub: Scrub = _as_is) -> str:
 
 def _short(exc: object) -> str:
     return " ".join(str(exc).split())[:300]
+
+
+def _api_at_least(version: object, wanted: tuple[int, int]) -> bool:
+    major, _, minor = str(version).partition(".")
+    parsed = (parse_uint(major, limit=999), parse_uint(minor, limit=999))
+    return parsed[0] is not None and parsed[1] is not None and (parsed[0], parsed[1]) >= wanted
 
 
 def _enable_ssh(base_url: str | None) -> None:

@@ -15,6 +15,7 @@ from meshop.agent.planning.config import ContainerConfig as ContainerConfig
 from meshop.agent.planning.config import Mount as Mount
 from meshop.agent.planning.config import PortBinding as PortBinding
 from meshop.agent.planning.plan import Container
+from meshop.agent.planning.usage import ContainerSample
 from meshop.errors import DriverError
 
 
@@ -72,6 +73,11 @@ class Runtime(Protocol):
     def info(self) -> EngineInfo: ...
 
     def events(self) -> EventStream: ...
+
+    def stats(self, container_id: str) -> ContainerSample | None:
+        """One read of a running container's counters (no streaming, no wait); None when the engine's
+        answer is not a sane sample; ``ContainerGone`` when it is gone."""
+        ...
 
 
 class EventStream(Protocol):

@@ -55,6 +55,13 @@ def agent() -> None:
     "--resync", default=_default("resync"), show_default=True, type=float, help="Seconds between full resyncs (>= 0.1)."
 )
 @click.option(
+    "--usage-interval",
+    default=_default("usage_interval"),
+    show_default=True,
+    type=float,
+    help="Seconds between usage samples (CPU, memory, network per replica; usage/<node> in KV); 0: none.",
+)
+@click.option(
     "--drain",
     default=_default("drain"),
     show_default=True,

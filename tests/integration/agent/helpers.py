@@ -171,6 +171,7 @@ class AgentFactory:
         wait_ready: bool = True,
         runtime: Runtime | None = None,
         clocks: Clocks = SYSTEM,
+        usage_interval: float = 10.0,
     ) -> RunningAgent:
         settings = AgentSettings(
             node=self.node,
@@ -189,6 +190,7 @@ class AgentFactory:
             resync=resync,
             heartbeat=heartbeat,
             ttl=ttl,
+            usage_interval=usage_interval,
         )
         daemon = AgentDaemon(options, runtime, clocks=clocks).start()
         thread = threading.Thread(target=daemon.run, name=f"agent-{self.node}", daemon=True)

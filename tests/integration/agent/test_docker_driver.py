@@ -77,6 +77,18 @@ def test_lists_only_this_nodes_managed_containers(
     assert container.state == "running" and container.started_at > time.time() - 60
 
 
+def test_stats_are_read_one_shot_and_only_for_this_nodes_containers(
+    driver: DockerDriver, node: str, docker_client: Any, foreign: list[Any]
+) -> None:
+    own = driver.create_and_start(config(node))
+    other = docker_client.containers.run(TEST_IMAGE, ["/bin/sleep", "60"], detach=True, name=f"s-{node}")
+    foreign.append(other)
+    driver.list_managed()  # what the reconcile pass does first: the driver reads stats of what it listed
+    sample = driver.stats(own)
+    assert sample is not None and sample.memory > 0 and sample.memory_limit > 0 and sample.cpu_total > 0
+    assert driver.stats(other.id) is None  # not this node's: never read
+
+
 def test_actions_are_idempotent(driver: DockerDriver, node: str) -> None:
     cid = driver.create_and_start(config(node))
     driver.start(cid)  # already running: no error

@@ -48,6 +48,7 @@ def cluster(
     controller = meshop_process(consul_server.addr, prefix, controller_args, tmp / "controller.log").start()
     agent_args = ["agent", "run", "--node", node, "--advertise-addr", "127.0.0.1", "--labels", "zone=test"]
     agent_args += ["--state-dir", str(tmp / "agent"), "--metrics-addr", "127.0.0.1:0", "--stop-grace", "1"]
+    agent_args += ["--usage-interval", "2"]  # the usage charts fill within seconds
     agent = meshop_process(consul_server.addr, prefix, agent_args, tmp / "agent.log").start()
     try:
         yield Cluster(consul_server, prefix, node, store, agent, controller)

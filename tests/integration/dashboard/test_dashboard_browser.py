@@ -214,3 +214,48 @@ def test_restart_from_the_service_page_replaces_the_replica(cluster: Cluster, da
     await_page(browser, lambda d: "RestartRequested" in rows(d, "events", key="Kind"), 10, "the restart's event")
     doc = json.loads(cluster.store.get(keys.desired_service("web")).value)  # type: ignore[union-attr]
     assert doc["spec"]["restartedAt"].endswith("Z") and doc["spec"]["replicas"] == 1
+
+
+BUSY = {"image": TEST_IMAGE, "command": ["/bin/sh"], "args": ["-c", "while :; do :; done"], "replicas": 1}
+CHART_POINTS = """
+  const row = [...document.querySelectorAll('table.' + arguments[0] + ' tbody tr')]
+    .find(tr => tr.querySelector('td').innerText.trim() === arguments[1]);
+  if (!row) return null;
+  return {cpu: row.querySelectorAll('td')[2].innerText.trim(),
+          charts: [...row.querySelectorAll('svg.spark')].map(s => {
+            return Number(s.dataset.samples); })};
+"""
+
+
+def test_usage_charts_show_real_samples(cluster: Cluster, dashboard: Any, browser: Any, tmp_path: Path) -> None:
+    """A replica that burns CPU shows in the usage tables with its CPU and a chart of real samples, live
+    (the page is not reloaded), within 30 s of running; the node's charts as well; readable on a phone."""
+    browser.get(dashboard.url)
+    await_page(browser, lambda d: d.find_element(By.ID, "conn").text == "live", 10, "the event stream to open")
+    cluster.store.put(keys.desired_service("busy"), service_doc("busy", **BUSY))
+    try:
+        wait_until(lambda: observed_ready(cluster, "busy") == 1, 60, what=f"busy running\n{cluster.logs()}")
+
+        def busy_charted(d: Any) -> dict | None:
+            found = d.execute_script(CHART_POINTS, "usage-services", "busy")
+            # its CPU, and charts drawn from two samples at least (data-samples: real points, not the level line)
+            return found if found and found["cpu"] not in ("0m", "") and min(found["charts"]) >= 2 else None
+
+        busy = await_page(browser, busy_charted, 30, f"busy's CPU and charts on the page\n{cluster.logs()}")
+        assert int(busy["cpu"].rstrip("m")) > 0 and len(busy["charts"]) == 2
+        node = browser.execute_script(CHART_POINTS, "usage-nodes", cluster.node)
+        assert node is not None and min(node["charts"]) >= 1
+        assert browser.find_elements(By.CSS_SELECTOR, "main script") == []
+        shot = tmp_path / "usage.png"
+        browser.execute_script("document.querySelector('table.usage-nodes').scrollIntoView()")
+        browser.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+        if os.environ.get("MESHOP_USAGE_SCREENSHOT"):  # how docs/dashboard-usage.png is made
+            shutil.copy(shot, os.environ["MESHOP_USAGE_SCREENSHOT"])
+        browser.set_window_size(390, 844)
+        try:
+            assert browser.execute_script("return document.documentElement.scrollWidth") <= 390  # no side-scroll
+        finally:
+            browser.set_window_size(1280, 1000)
+    finally:
+        cluster.store.delete(keys.desired_service("busy"))

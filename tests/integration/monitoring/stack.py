@@ -81,6 +81,8 @@ class Stack:
                 str(state),
                 "--stop-grace",
                 "1",
+                "--usage-interval",  # usage series (the dashboard's Usage row) within seconds
+                "1",
                 *common,
             ]
         caddy = ["--caddy-dir", str(self.workdir / "gw-caddy"), "--tls", "off"]

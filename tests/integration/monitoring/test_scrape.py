@@ -107,6 +107,8 @@ def test_every_metric_the_dashboard_and_alerts_query_is_in_a_real_scrape(stack: 
 
     wait_until(lambda: 'meshop_service_ready{service="dash"}' in scrape("controller"), 20, what="dash in a scrape")
     wait_until(lambda: "meshop_node_ready{" in scrape("controller"), 20, what="the node in a scrape")
+    usage = f'meshop_replica_cpu_percent{{node="{stack.node}",replica="0",service="dash"}}'
+    wait_until(lambda: usage in scrape("agent"), 30, what="dash's usage in the agent's scrape")
     scraped = set().union(*(sample_names(scrape(c)) for c in addrs))
 
     exprs = dashboard_exprs() + alert_exprs()

@@ -29,6 +29,7 @@ REFUSED = [
     ("metrics-addr", {"metrics_addr": None}, "metrics_addr", "expected text"),
     ("resync-low", {"resync": 0}, "resync", "below 0.1"),
     ("resync-text", {"resync": "30"}, "resync", "a number"),
+    ("usage-interval-negative", {"usage_interval": -1}, "usage_interval", "below 0"),
     ("drain-negative", {"drain": -1}, "drain", "below 0"),
     ("stop-grace-bool", {"stop_grace": True}, "stop_grace", "a number"),
     ("privileged", {"allow_privileged": "yes"}, "allow_privileged", "true or false"),
