@@ -10,6 +10,7 @@ must not add completions or reach the terminal.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import click
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 TIMEOUT = 1.5
 NODE_KINDS = ("node", "nodes")
+GATEWAY_KINDS = ("gateway", "gateways", "gw")
 
 
 def services(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
@@ -38,9 +40,27 @@ def nodes(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[
 
 
 def by_kind(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    """Names of the kind given before (``get node <Tab>``: nodes; services otherwise)."""
+    """Names of the kind given before (``get node <Tab>``: nodes; ``gateway``: the Gateway's; services
+    otherwise)."""
     kind = ctx.params.get("kind") or ""
+    if kind in GATEWAY_KINDS:
+        return gateway(ctx, param, incomplete)
     return nodes(ctx, param, incomplete) if kind in NODE_KINDS else services(ctx, param, incomplete)
+
+
+def gateway(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """The name of the one Gateway document (``desired/gateway``: one small value)."""
+    return _names(ctx, incomplete, _gateway_name)
+
+
+def _gateway_name(store: KVStore) -> list[str]:
+    entry = store.get(keys.DESIRED_GATEWAY)
+    try:
+        doc = json.loads(entry.value) if entry else None
+    except ValueError:
+        return []
+    name = (doc.get("metadata") or {}).get("name") if isinstance(doc, dict) else None
+    return [name] if isinstance(name, str) else []
 
 
 def objects(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:

@@ -13,8 +13,10 @@ from typing import Any
 
 from meshop.client.apply import stored_document
 from meshop.client.cluster import Leader, Parsers, Snapshot
+from meshop.client.gateways import dns_dict, gateway_rows
 from meshop.client.status import NodeRow, ServiceRow, node_rows, service_row
 from meshop.consul.events import EventLog
+from meshop.consul.kv import Entry
 from meshop.consul.store import KVStore
 from meshop.errors import NotFound
 from meshop.model import keys
@@ -119,6 +121,24 @@ def node_objects(snapshot: Snapshot, name: str | None = None) -> list[dict[str, 
         }
         out.append(server_object("Node", row.name, stored_document(entry) if entry else None, status))
     return out
+
+
+def gateway_objects(snapshot: Snapshot, entry: Entry | None, name: str | None = None) -> list[dict[str, Any]]:
+    """``get gateway -o json|yaml``: the one Gateway document (``desired/gateway``), with the server's view
+    under ``status``: the ``meshop-gateway`` registrations and the DNS writer's record. NotFound when none
+    is stored (there is no bare Gateway: its ``domains`` are required) or it is not named ``name``."""
+    document = stored_document(entry) if entry else None
+    stored_name = ((document or {}).get("metadata") or {}).get("name")
+    if document is None or (name is not None and stored_name != name):
+        wanted = f"gateway/{name}" if name else "gateway"
+        raise NotFound(
+            f"{wanted} not found (no Gateway document in {keys.DESIRED_GATEWAY}); write one with meshop apply -f"
+        )
+    status = {
+        "gateways": [row.to_dict() for row in gateway_rows(snapshot.gateways, snapshot.dns)],
+        "dns": dns_dict(snapshot.dns),
+    }
+    return [server_object("Gateway", str(stored_name), document, status)]
 
 
 def server_object(kind: str, name: str, document: Mapping[str, Any] | None, status: dict[str, Any]) -> dict[str, Any]:

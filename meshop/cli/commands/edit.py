@@ -1,4 +1,4 @@
-"""``meshop edit service|node NAME``: the stored document in ``$EDITOR``, validated, diffed, then written
+"""``meshop edit service|node|gateway NAME``: the stored document in ``$EDITOR``, validated, diffed, then written
 with check-and-set (the rules: ``meshop.client.edit``)."""
 
 from __future__ import annotations
@@ -32,11 +32,15 @@ class EditCancelled(DocumentError):
     """The editor exited non-zero: nothing to keep, nothing written."""
 
 
-KINDS = {"service": "Service", "services": "Service", "svc": "Service", "node": "Node", "nodes": "Node"}
+KINDS = {
+    **{"service": "Service", "services": "Service", "svc": "Service", "node": "Node", "nodes": "Node"},
+    **{"gateway": "Gateway", "gateways": "Gateway", "gw": "Gateway"},
+}
+KEYS = {"Service": keys.desired_service, "Node": keys.desired_node, "Gateway": lambda _name: keys.DESIRED_GATEWAY}
 
 
 @click.command()
-@click.argument("kind", type=click.Choice(sorted(KINDS)), metavar="service|node")
+@click.argument("kind", type=click.Choice(sorted(KINDS)), metavar="service|node|gateway")
 @click.argument("name", shell_complete=complete.by_kind)
 @click.pass_obj
 def edit(obj: CliContext, kind: str, name: str) -> None:
@@ -44,9 +48,11 @@ def edit(obj: CliContext, kind: str, name: str) -> None:
     reopens with its errors on top), its diff shown, then written only if nobody changed it meanwhile."""
     kind = KINDS[kind]
     label = f"{kind.lower()}/{name}"
-    key = keys.desired_service(name) if kind == "Service" else keys.desired_node(name)
+    key = KEYS[kind](name)
     store = obj.store()
     entry = store.get(key)
+    if kind == "Gateway":
+        _check_gateway(store, entry, name)
     if entry is None and kind == "Service":
         raise NotFound(f"{label} not found (no {store.full_key(key)}); write it with meshop apply -f")
     if entry is None and store.get(keys.node(name)) is None:  # as ``nodes cordon``: no phantom nodes from a typo
@@ -78,6 +84,16 @@ def edit(obj: CliContext, kind: str, name: str) -> None:
     finally:
         if not keep:
             os.unlink(path)
+
+
+def _check_gateway(store: KVStore, entry: Entry | None, name: str) -> None:
+    """There is one Gateway document (``desired/gateway``): NotFound when none is stored or it has another
+    name (a bare one cannot be offered: its ``domains`` are required)."""
+    doc = stored_document(entry) if entry else None
+    stored = ((doc or {}).get("metadata") or {}).get("name") if isinstance(doc, dict) else None
+    if entry is None or (doc is not None and stored != name):
+        where = f"the stored one is {stored!r}" if stored else f"no {store.full_key(keys.DESIRED_GATEWAY)}"
+        raise NotFound(f"gateway/{name} not found ({where}); write one with meshop apply -f")
 
 
 def _first_text(label: str, kind: str, name: str, entry: Entry | None) -> str:

@@ -27,6 +27,14 @@ spec:
   env: [{name: GREETING, value: "yes"}]
   replicas: 2
 """
+GATEWAY = """\
+apiVersion: meshop.io/v1alpha1
+kind: Gateway
+metadata: {name: edge, annotations: {owner: ops}}
+spec:
+  domains: [example.test]
+  tls: {mode: internal}
+"""
 NODE = "apiVersion: meshop.io/v1alpha1\nkind: Node\nmetadata: {name: n1, labels: {zone: a}}\nspec: {cordon: true}\n"
 
 
@@ -34,11 +42,13 @@ NODE = "apiVersion: meshop.io/v1alpha1\nkind: Node\nmetadata: {name: n1, labels:
 def applied(meshop, tmp_path: Path) -> None:
     (tmp_path / "web.yaml").write_text(WEB)
     (tmp_path / "n1.yaml").write_text(NODE)
-    assert meshop("apply", "-f", str(tmp_path / "web.yaml"), "-f", str(tmp_path / "n1.yaml"))[0] == 0
+    (tmp_path / "gw.yaml").write_text(GATEWAY)
+    files = ("-f", str(tmp_path / "web.yaml"), "-f", str(tmp_path / "n1.yaml"), "-f", str(tmp_path / "gw.yaml"))
+    assert meshop("apply", *files)[0] == 0
 
 
 @pytest.mark.parametrize("fmt", ["yaml", "json"])
-@pytest.mark.parametrize(("kind", "name"), [("service", "web"), ("node", "n1")])
+@pytest.mark.parametrize(("kind", "name"), [("service", "web"), ("node", "n1"), ("gateway", "edge")])
 def test_get_output_applies_back_unchanged(applied, meshop, tmp_path: Path, fmt: str, kind: str, name: str) -> None:
     code, out, err = meshop("get", kind, name, "-o", fmt)
     assert (code, err) == (0, "")
@@ -177,3 +187,42 @@ def test_edit_of_a_node_without_a_document_creates_one(
     code, out, err = meshop("edit", "node", "n2")
     assert (code, err) == (0, "") and out.endswith("node/n2 created\n")
     assert json.loads(store.get(keys.desired_node("n2")).value)["spec"] == {"drain": True}
+
+
+def test_get_gateway_without_a_name_applies_back_from_stdin(applied, meshop, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = meshop("get", "gateway", "-o", "yaml")
+    doc = yaml.safe_load(out)
+    assert code == 0 and doc["metadata"]["name"] == "edge"
+    assert doc["status"] == {"gateways": [], "dns": None}  # no meshop-gateway registered, no DNS writer
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(out.encode())))
+    assert meshop("apply", "-f", "-")[:2] == (0, "gateway/edge unchanged\n")
+    code, out, _ = meshop("get", "gw")
+    assert code == 0 and "edge" in out and "example.test" in out and "0/0 passing" in out
+
+
+def test_get_and_edit_of_a_gateway_not_stored_or_of_another_name(meshop, tmp_path: Path) -> None:
+    code, _, err = meshop("get", "gateway", "-o", "yaml")
+    assert code == 1 and "gateway not found (no Gateway document in desired/gateway)" in err
+    assert meshop("edit", "gateway", "edge")[0] == 1  # no bare Gateway: its domains are required
+    (tmp_path / "gw.yaml").write_text(GATEWAY)
+    assert meshop("apply", "-f", str(tmp_path / "gw.yaml"))[0] == 0
+    assert meshop("get", "gateway", "other")[0] == 1
+    code, _, err = meshop("edit", "gateway", "other")
+    assert code == 1 and "gateway/other not found (the stored one is 'edge')" in err
+
+
+def test_edit_gateway_validates_shows_the_diff_and_writes(
+    applied, meshop, store: KVStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "EDITOR", editor(tmp_path, "sed -i 's/- example.test/- example.test\\n  - other.test/' \"$1\"\n")
+    )
+    code, out, err = meshop("edit", "gateway", "edge")
+    assert (code, err) == (0, ""), out
+    assert "+  - other.test\n" in out and out.endswith("gateway/edge edited\n")
+    assert json.loads(store.get(keys.DESIRED_GATEWAY).value)["spec"]["domains"] == ["example.test", "other.test"]
+    monkeypatch.setenv("EDITOR", editor(tmp_path, "sed -i 's/mode: internal/mode: sometimes/' \"$1\"\n"))
+    code, _, err = meshop("edit", "gateway", "edge")  # invalid, then saved again unchanged: nothing written
+    assert code == 1 and "spec.tls.mode" in err
+    assert json.loads(store.get(keys.DESIRED_GATEWAY).value)["spec"]["tls"]["mode"] == "internal"
+    Path(err.split("kept in ", 1)[1].split("\n", 1)[0]).unlink()
