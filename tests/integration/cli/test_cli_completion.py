@@ -22,10 +22,11 @@ MESHOP = str(BIN / "meshop")
 @pytest.fixture
 def env(consul_server, prefix: str, store: KVStore) -> dict[str, str]:
     """The console script's environment against the test Consul (read-only token), with a service ``web``,
-    a node ``n1`` registered by its agent and a Node document for ``n2``."""
+    a node ``n1`` registered by its agent, a Node document for ``n2`` and a Gateway document ``edge``."""
     store.put(keys.desired_service("web"), '{"kind":"Service"}')
     store.put(keys.node("n1"), "{}")
     store.put(keys.desired_node("n2"), "{}")
+    store.put(keys.DESIRED_GATEWAY, '{"kind":"Gateway","metadata":{"name":"edge"}}')
     store.put(keys.node_assignments("n1") + "web", "{}")  # deeper keys are not names
     store.put(keys.desired_service("Web,plain"), "{}")  # nor what is no name (written by hand): never offered
     return {
@@ -65,6 +66,8 @@ def bash_complete(words: str, env: dict[str, str]) -> list[str]:
         ("meshop nodes cordon ", ["n1", "n2"]),
         ("meshop events node/", ["node/n1", "node/n2"]),
         ("meshop delete service x", []),
+        ("meshop get gw ", ["edge"]),
+        ("meshop edit gateway e", ["edge"]),
     ],
 )
 def test_resource_names_come_from_consul(words: str, names: list[str], env: dict[str, str]) -> None:
