@@ -136,6 +136,7 @@ class AgentDaemon:
             metrics_addr=self.status.address if self.status else "",
             ingress_port=self.options.caddy.ingress_port if self.options.caddy else 0,
             problem=self.reconciler.kv_problem,
+            caddy=self.caddy.ingress.load.state if self.caddy else None,  # a refused load shows in status
         )
 
     def ready(self) -> tuple[bool, str]:

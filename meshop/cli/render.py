@@ -107,8 +107,21 @@ def control_plane_line(report: StatusReport) -> list[RenderableType]:
     return [Text(f"Control plane: {printable(plane.problem)}", "red" if not plane.quorum else "yellow")]
 
 
+def caddy_lines(report: StatusReport) -> list[RenderableType]:
+    """One red line per Caddy (gateway or node) that refused its config: the old one serves, nothing new."""
+    return [
+        Text(
+            f"Caddy of {r.kind} {printable(r.name)} refused its config for {since(report.now, r.since)} "
+            f"(the previous one serves): {printable(r.message)}",
+            "red",
+        )
+        for r in report.caddy_refused
+    ]
+
+
 def status_view(report: StatusReport) -> RenderableType:
-    parts: list[RenderableType] = [controller_line(report), *control_plane_line(report), Text("")]
+    parts: list[RenderableType] = [controller_line(report), *control_plane_line(report), *caddy_lines(report)]
+    parts += [Text("")]
     parts += [Text("SERVICES", "bold"), services_table(report.services, report.now) if report.services else "none"]
     parts += [Text(""), Text("NODES", "bold"), nodes_table(report.nodes, report.now) if report.nodes else "none"]
     if report.gateways or report.dns:

@@ -1,7 +1,7 @@
 """One read-only picture of the cluster for ``meshop status`` / ``get``: documents, records, agent health.
 
-``read_snapshot`` makes the requests (three KV listings, the leader key, the ``meshop-agent`` and
-``meshop-gateway`` health);
+``read_snapshot`` makes the requests (four KV listings — the last, ``gateways/``, for each gateway's
+``<id>/caddy`` — the leader key, the ``meshop-agent`` and ``meshop-gateway`` health);
 ``Snapshot.build`` is pure, so ``--watch`` builds the same picture from its blocking-query watches.
 Nothing here writes to Consul.
 """
@@ -21,13 +21,14 @@ from meshop.consul.servers import raft_servers
 from meshop.consul.services import InstanceHealth, Services
 from meshop.consul.store import Entry, KVStore, Listing
 from meshop.model import keys
-from meshop.model.records import DnsStatus, NodeRecord, NodeStatus, ServiceStatus, loads_json
+from meshop.model.names import is_dns_label
+from meshop.model.records import CaddyLoad, DnsStatus, NodeRecord, NodeStatus, ServiceStatus, loads_json
 from meshop.operator.controller import AGENT_SERVICE, agent_instances
 from meshop.operator.desired import Memo, ParsedNode, ParsedService, parse_node_entry, parse_service_entry
 from meshop.operator.nodes import agent_status
 
 # the prefixes a snapshot is built from (and ``--watch`` blocks on)
-PREFIXES = (keys.DESIRED, keys.NODES, "status/")
+PREFIXES = (keys.DESIRED, keys.NODES, "status/", keys.GATEWAYS)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Snapshot:
     dns: DnsStatus | None = None  # the leader's DNS writer (status/dns)
     gateways: tuple[InstanceHealth, ...] = ()  # meshop-gateway registrations (not followed by --watch)
     control_plane: ControlPlane | None = None  # Consul's Raft servers (None: not read, e.g. --watch)
+    gateway_loads: Mapping[str, CaddyLoad] = field(default_factory=dict)  # gateways/<id>/caddy, by id
 
     @classmethod
     def build(
@@ -90,6 +92,7 @@ class Snapshot:
         statuses: dict[str, ServiceStatus] = {}
         node_statuses: dict[str, NodeStatus] = {}
         dns: dict[str, DnsStatus] = {}
+        gateway_loads: dict[str, CaddyLoad] = {}
         for entry in (e for listing in listings for e in listing.entries):
             key = entry.key
             if _name(key, keys.DESIRED_SERVICES):
@@ -106,6 +109,12 @@ class Snapshot:
                 _put(node_statuses, _name(key, keys.STATUS_NODES), entry.value, NodeStatus.from_dict)
             elif key == keys.STATUS_DNS:
                 _put(dns, "dns", entry.value, DnsStatus.from_dict)
+            elif (
+                key.startswith(keys.GATEWAYS)
+                and key.endswith(_CADDY)
+                and is_dns_label(gid := key[len(keys.GATEWAYS) : -len(_CADDY)])
+            ):
+                _put(gateway_loads, gid, entry.value, CaddyLoad.from_dict)
         return cls(
             now=now,
             services=services,
@@ -119,6 +128,7 @@ class Snapshot:
             leader=Leader.from_entry(leader),
             dns=dns.get("dns"),
             gateways=tuple(gateways),
+            gateway_loads=gateway_loads,
         )
 
 
@@ -130,6 +140,9 @@ class Parsers:
             lambda e: parse_service_entry(e.key[len(keys.DESIRED_SERVICES) :], e, prefix)
         )
         self.nodes = Memo[ParsedNode](lambda e: parse_node_entry(e.key[len(keys.DESIRED_NODES) :], e))
+
+
+_CADDY = "/caddy"  # gateways/<id>/caddy (keys.gateway_caddy)
 
 
 def _name(key: str, prefix: str) -> str:

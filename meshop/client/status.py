@@ -13,6 +13,10 @@ A service's HEALTH says whether it is fine, still converging or failed:
                   NodeLost, ImagePullFailed, Unhealthy past the health timeout, ...
 * ``Terminating`` the document is gone; the controller is removing what it placed.
 
+A Caddy (a gateway's, ``gateways/<id>/caddy``, or a node's, ``nodes/<node>.caddy``) that refused its last
+config keeps serving the previous one, so nothing else looks wrong: each is a ``caddyRefused`` entry (a
+red line), and the report is not ready while any is.
+
 A node's STATUS is live: NotReady as soon as its record is missing or its agent's health is not passing
 (the operator's ``problems_of``), whatever the controller last wrote; the controller's ``status/nodes``
 record adds how long, and whether its work has been moved (NotReady) or is still waiting (Suspect).
@@ -110,6 +114,34 @@ class NodeRow:
 
 
 @dataclass(frozen=True)
+class CaddyRefusal:
+    """A Caddy that refused its last config: what the writer (a gateway or an agent) recorded."""
+
+    kind: str  # gateway | node
+    name: str
+    message: str
+    since: float  # wall time the refusals began
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "message": self.message, "since": self.since}
+
+
+def caddy_refusals(snapshot: Snapshot) -> tuple[CaddyRefusal, ...]:
+    """One per gateway (``gateways/<id>/caddy``) and node (its record's ``caddy``) whose Caddy refused."""
+    found = [
+        CaddyRefusal("gateway", gid, load.message, load.since)
+        for gid, load in sorted(snapshot.gateway_loads.items())
+        if not load.loaded
+    ]
+    found += [
+        CaddyRefusal("node", name, record.caddy.message, record.caddy.since)
+        for name, record in sorted(snapshot.records.items())
+        if record.caddy is not None and not record.caddy.loaded
+    ]
+    return tuple(found)
+
+
+@dataclass(frozen=True)
 class StatusReport:
     now: float
     services: tuple[ServiceRow, ...]
@@ -118,6 +150,7 @@ class StatusReport:
     gateways: tuple[GatewayRow, ...] = ()
     dns: DnsStatus | None = None
     control_plane: ControlPlane | None = None
+    caddy_refused: tuple[CaddyRefusal, ...] = ()
 
     def fingerprint(self) -> str:
         """The report without what changes by itself with time: equal fingerprints need no redraw."""
@@ -131,8 +164,14 @@ class StatusReport:
     @property
     def all_ready(self) -> bool:
         """What ``--check`` tests: a controller leads, every service is Healthy and every node Ready
-        (cordoned/draining count). Without a leader nothing converges, however green the rows look."""
-        return self.leader is not None and all(row.ok for row in self.services) and all(row.ready for row in self.nodes)
+        (cordoned/draining count), and no Caddy refused its config. Without a leader nothing converges,
+        however green the rows look."""
+        return (
+            self.leader is not None
+            and not self.caddy_refused
+            and all(row.ok for row in self.services)
+            and all(row.ready for row in self.nodes)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         leader = None if self.leader is None else {"id": self.leader.controller_id, "since": self.leader.since}
@@ -145,6 +184,7 @@ class StatusReport:
             **({"gateways": [row.to_dict() for row in self.gateways]} if self.gateways else {}),
             **({"dns": self.dns.to_dict()} if self.dns else {}),
             **({"controlPlane": self.control_plane.to_dict()} if self.control_plane else {}),
+            **({"caddyRefused": [r.to_dict() for r in self.caddy_refused]} if self.caddy_refused else {}),
         }
 
 
@@ -157,6 +197,7 @@ def build_report(snapshot: Snapshot) -> StatusReport:
         gateway_rows(snapshot.gateways, snapshot.dns),
         snapshot.dns,
         snapshot.control_plane,
+        caddy_refusals(snapshot),
     )
 
 
@@ -259,6 +300,8 @@ def node_row(name: str, problem: str | None, services: list[str], snapshot: Snap
         unhealthy = verdict is not None and verdict.state != "Ready"
         last_seen = verdict.since if verdict is not None and unhealthy else None
         notes.insert(0, _problem(problem, verdict.state if unhealthy and verdict else "", last_seen, snapshot.now))
+    if record is not None and record.caddy is not None and not record.caddy.loaded:
+        notes.append(f"its Caddy refused its config (the previous one serves): {record.caddy.message}")
     held = bool(record and record.problem)  # the agent does not trust the KV: it changes nothing (agent.md)
     if held and record is not None:
         status = f"{status},Held"

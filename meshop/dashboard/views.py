@@ -253,6 +253,15 @@ def usage_section(view: Overview) -> str:
     )
 
 
+def caddy_lines(report: StatusReport) -> str:
+    """As ``meshop status``: one line per Caddy (gateway or node) that refused its config."""
+    return "".join(
+        f'<p class="problem bad">Caddy of {esc(r.kind)} {esc(r.name)} refused its config for '
+        f"{esc(age(report.now - r.since))} (the previous one serves): {esc(r.message)}</p>"
+        for r in report.caddy_refused
+    )
+
+
 def overview(view: Overview, viewer: Viewer) -> str:
     """The overview's live part: leader, services, nodes, routes (what the gateways serve), events."""
     report, now = view.report, view.report.now
@@ -263,6 +272,7 @@ def overview(view: Overview, viewer: Viewer) -> str:
         else "",
         leader_line(report),
         control_plane_line(report),
+        caddy_lines(report),
         f'<h2>Services <span class="count">{len(report.services)}</span></h2>',
         table(SERVICE_HEADERS, (service_cells(r, now) for r in report.services), "services")
         if report.services

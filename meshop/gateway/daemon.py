@@ -3,7 +3,8 @@
 Inputs, each a blocking-query watch feeding one ``Wakeup``: ``routes/`` (written by the controller),
 ``desired/gateway`` (domains, TLS), and the ``meshop-agent`` health checks — so a node whose agent
 stops answering leaves every upstream pool at once, without waiting for the controller to reschedule.
-A config Caddy refuses leaves the previous one serving; the error is logged, counted and retried.
+A config Caddy refuses leaves the previous one serving; the error is logged, counted, retried, and
+recorded in ``gateways/<id>/caddy`` (``loadreport``) for ``meshop status`` and the dashboard.
 Upstreams reach Caddy through the gateway's own DNS responder (``upstream_dns``, ``dynamic srv``), so a
 change of upstreams alone needs no reload; only a change of the sites does (``dynamic_sites``).
 Upstream hostnames are resolved by the gateway (``resolve``) and served as checked IP addresses.
@@ -37,9 +38,11 @@ from meshop.gateway.config import (
     plan_sites,
     render_gateway,
 )
+from meshop.gateway.loadreport import LoadReport
 from meshop.gateway.probes import Prober
 from meshop.gateway.resolve import NameResolver
 from meshop.model import keys, parse_stored_gateway
+from meshop.model.names import is_dns_label
 from meshop.model.records import RouteRecord, loads_json
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,7 @@ class GatewayDaemon:
         resync: float = 30.0,
         dns: UpstreamDNS | None = None,
         resolver: NameResolver | None = None,
+        gateway_id: str | None = None,
     ):
         if dns is not None:
             settings = replace(settings, upstream_dns=dns.address)
@@ -86,6 +90,8 @@ class GatewayDaemon:
         self.store = KVStore(config)
         self.services = Services(config, make_client(config))
         self.wakeup = Wakeup()
+        # gateways/<id>/caddy: only for an id the ACL rules and readers accept (an RFC 1123 label)
+        self.load_report = LoadReport(self.store, gateway_id) if gateway_id and is_dns_label(gateway_id) else None
         self.loop = ReconcileLoop(COMPONENT, self.reconcile, self.wakeup, resync=resync)
         self.watches: list[Watch] = []
         self.last_error: str | None = None
@@ -132,6 +138,8 @@ class GatewayDaemon:
             self.dns.stop()
         if self.metrics_registration is not None:
             self.metrics_registration.withdraw()
+        if self.load_report is not None:
+            self.load_report.withdraw()
 
     def ready(self) -> tuple[bool, str]:
         if not self.watches or not all(w.connected for w in self.watches):
@@ -191,9 +199,13 @@ class GatewayDaemon:
             self._pinned = {site.host: site.upstreams for site in dynamic.plan.sites}
             self._served_sites = len(plan.sites)
             self.last_error = None
+            if self.load_report is not None:
+                self.load_report.accepted()
         except CaddyRejected as exc:
             self.last_error = str(exc)
             log.error("%s", exc)
+            if self.load_report is not None:
+                self.load_report.refused(exc.detail or str(exc))
             return 10.0
         return None
 

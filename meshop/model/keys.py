@@ -52,6 +52,12 @@ def gateway_claim(gateway_id: str) -> str:
     return f"{GATEWAYS}{gateway_id}"
 
 
+def gateway_caddy(gateway_id: str) -> str:
+    """``gateways/<id>/caddy``: whether the gateway's Caddy took its last config (under the gateway's own
+    write prefix; two segments deep, so no reader of claims takes it for one)."""
+    return f"{GATEWAYS}{gateway_id}/caddy"
+
+
 def resolve_prefix(flag: str | None, env: Mapping[str, str]) -> str:
     """The KV prefix: the ``--prefix`` flag, else ``MESHOP_PREFIX``, else ``meshop``; without slashes at
     the ends. (``ConsulConfig.from_env`` uses it, and ``meshop validate``, which needs nothing else.)"""

@@ -70,6 +70,17 @@ class Capacity(Record):
 
 
 @dataclass(frozen=True)
+class CaddyLoad(Record):
+    """Whether a Caddy took the config it was last given: a gateway's ``gateways/<id>/caddy``, a node's
+    ``nodes/<node>.caddy``. Refused: the previous config keeps serving, but nothing new can be; ``since``
+    (wall time) is when the refusals began. Written by a gateway or an agent: readers treat it as hostile."""
+
+    loaded: bool = True
+    message: Problem = ""  # Caddy's refusal, cut to 500 characters
+    since: float = 0.0
+
+
+@dataclass(frozen=True)
 class NodeRecord(Record):
     """``nodes/<node>``, written by the node's agent at start and refreshed when it changes."""
 
@@ -82,6 +93,7 @@ class NodeRecord(Record):
     metrics_addr: str = ""
     ingress_port: int = 0  # the node-local Caddy's HTTP port; 0 when the node runs no Caddy
     problem: Problem = ""  # why the agent holds back (e.g. it does not recognise the KV); "" when all is well
+    caddy: CaddyLoad | None = field(default=None, metadata={"omit": True})  # the node Caddy's last load
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ difference, and load the node's Caddyfile (which imports the folder) through the
   is retried with growing delays while its content stays the same, and its service carries
   ``RouteRejected`` in observed state. A refusal mentioning a listener (Caddy 2.6.2's half-started
   server, caddy#7175) restarts a Caddy meshop runs, after the files were put back.
+* While any file stays refused, ``load`` says so (the refusal, since when): the agent puts it in its node
+  record's ``caddy``, which ``meshop status`` shows as a red line; it clears once every file loads.
 * Admin API unreachable: the files go back as well (``RouteUnavailable``); the next pass loads again.
 * A service whose assignment is gone keeps its last loaded file while its containers still exist, so a
   container being stopped keeps its traffic until it is gone.
@@ -43,6 +45,7 @@ from meshop.agent.memory.holds import Holds
 from meshop.agent.planning.plan import Container, Note, ReplicaKey
 from meshop.caddy.admin import CaddyRejected
 from meshop.caddy.apply import ConfigApplier
+from meshop.caddy.loadstate import LoadState
 from meshop.caddy.process import ManagedCaddy
 from meshop.caddy.snippet_dir import SnippetDir
 from meshop.caddy.upstream_dns import UpstreamDNS
@@ -85,6 +88,7 @@ class NodeIngress:
         self.wanted_ids: frozenset[str] = frozenset()  # containers the wanted snippets send traffic to
         self.holds = Holds(*retry)
         self._refused_text: dict[str, str | None] = {}  # file -> the content Caddy refused (None: its removal)
+        self.load = LoadState()  # what the node record says of the last loads (nodes/<node>.caddy)
 
     # -- the pass ------------------------------------------------------------------------------------
 
@@ -200,6 +204,7 @@ class NodeIngress:
 
     def _refuse(self, name: str, target: Files, error: str, now: float) -> None:
         self._refused_text[name] = target.get(name)
+        self.load.refused(error)
         delay = self.holds.failed(name, now)
         log.warning("route file %s refused by Caddy; retrying it in %.0fs", name, delay)
         note = Note("RouteRejected", f"Caddy refused the route (the previous one keeps serving): {error}"[:500])
@@ -238,6 +243,8 @@ class NodeIngress:
         lag = self.refresh if self.dns is not None else 0.0  # Caddy's cached answer may still be the old one
         self.routed_since = {cid: self.routed_since.get(cid, now + lag) for cid in routed}
         self.holds.forget_except(set(wanted) | set(self._refused_text))
+        if not self._refused_text:
+            self.load.accepted()
 
     def _ensure_running(self) -> None:
         """A Caddy meshop runs that died is started again (on the last accepted files: the folder's)."""

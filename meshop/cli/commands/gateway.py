@@ -133,7 +133,7 @@ def run(ctx: click.Context, **_flags: object) -> None:
         )
     dns = None if config.upstream_dns == "off" else UpstreamDNS(config.upstream_dns, caddy_dir)
     applier = ConfigApplier(admin, "gateway", managed)
-    daemon = GatewayDaemon(obj.consul, settings, applier, resync=config.resync, dns=dns)
+    daemon = GatewayDaemon(obj.consul, settings, applier, resync=config.resync, dns=dns, gateway_id=config.id)
 
     certs = CertSync(daemon.store, caddy_dir / "data" / "caddy") if caddy_dir and config.share_certs else None
     advertise = config.advertise_addr

@@ -9,6 +9,7 @@ the real ``meshop agent run`` processes.
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import socket
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from meshop.agent.ingress.node_caddy import CaddyOptions
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from tests.integration.agent.helpers import assign
+from tests.integration.cli.conftest import invoke
 from tests.integration.routing.helpers import (
     InProcessAgent,
     RequestLoop,
@@ -189,10 +191,17 @@ def test_a_refused_route_leaves_the_previous_config_serving_and_is_reported_unti
 
 
 def test_ingress_port_in_use_restarts_the_caddy_meshop_runs_and_routes_load_once_it_is_free(
-    agents: Callable[..., InProcessAgent], store: KVStore, node: str
+    agents: Callable[..., InProcessAgent], store: KVStore, node: str, consul_server: Any, prefix: str
 ) -> None:
     """Caddy 2.6.2 (caddy#7175) answers a listener failure with 400 but keeps a half-started server: a
-    Caddy meshop runs is restarted on the files it last accepted, and the error reaches observed state."""
+    Caddy meshop runs is restarted on the files it last accepted, and the error reaches observed state
+    and ``meshop status`` (a ``caddyRefused`` entry for the node, ``--check`` fails) until a load succeeds."""
+
+    def refusals() -> list[dict[str, Any]]:
+        code, out, err = invoke(consul_server.addr, prefix, "status", "-o", "json")
+        assert code == 0, err
+        return [r for r in json.loads(out).get("caddyRefused", []) if r["kind"] == "node" and r["name"] == node]
+
     blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
@@ -211,7 +220,14 @@ def test_ingress_port_in_use_restarts_the_caddy_meshop_runs_and_routes_load_once
         wait_until(reported, 20, what="the refused listener reported in observed/<node>/web")
         assert managed.process.pid != first_pid and managed.alive()  # restarted, on the accepted files
         assert not (agent.caddy.snippet_folder / "meshop-ingress.caddy").exists()
+        wait_until(
+            lambda: any("address already in use" in r["message"] for r in refusals()),
+            20,
+            what="the refused load in meshop status",
+        )
+        assert invoke(consul_server.addr, prefix, "status", "--check")[0] == 1
     finally:
         blocker.close()
     wait_until(serves(agent, "web.test"), 10, what="the routes once the port is free")
     wait_until(lambda: observed(store, node, "web").reason == "", 10, what="the error cleared")  # type: ignore[union-attr]
+    wait_until(lambda: not refusals(), 20, what="the refusal cleared from meshop status")

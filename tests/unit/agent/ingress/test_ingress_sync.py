@@ -134,3 +134,17 @@ def test_gate_counts_a_routed_container_only_once_caddy_sends_it_traffic(setup) 
     admin.down = False
     ingress.sync({"web": WEB}, (), now=105.0)
     assert ingress.gate({"c1": 99.0, "other": 50.0}) == {"c1": 105.0, "other": 50.0}
+
+
+def test_the_node_record_says_caddy_refused_while_a_file_stays_refused_and_clears_once_it_loads(setup) -> None:
+    ingress, _, _ = setup
+    ingress.sync({"web": WEB}, (), now=100.0)
+    assert ingress.load.state is not None and ingress.load.state.loaded
+    bad = route("bad", "bad.example.com", ("c3", "127.0.0.1:40002"))
+    ingress.sync({"web": WEB, "bad": bad}, (), now=110.0)
+    refused = ingress.load.state
+    assert refused is not None and not refused.loaded and "ambiguous site definition" in refused.message
+    ingress.sync({"web": WEB, "bad": bad}, (), now=111.0)  # held, not retried: still refused, same start
+    assert ingress.load.state == refused
+    ingress.sync({"web": WEB}, (), now=112.0)  # the refused route is gone: every file loads
+    assert ingress.load.state is not None and ingress.load.state.loaded
