@@ -13,7 +13,7 @@ from rich.table import Table
 
 from meshop.cli.render import cells, grid
 from meshop.client.formats import age
-from meshop.client.usage import NodeRow, ReplicaRow, ServiceRow, cpu_text, human_bytes, human_rate, percent
+from meshop.client.usage import NodeUsageRow, ReplicaRow, ServiceUsageRow, cpu_text, human_bytes, human_rate, percent
 
 
 def _seen(row_age: float, stale: bool) -> str:
@@ -21,7 +21,7 @@ def _seen(row_age: float, stale: bool) -> str:
     return f"stale {shown}" if stale else shown
 
 
-def nodes_table(rows: Sequence[NodeRow]) -> Table:
+def nodes_table(rows: Sequence[NodeUsageRow]) -> Table:
     table = grid("NODE", "CPU", "CPU%", "MEMORY", "MEMORY%", "LOAD", "DISK%", "REPLICAS", "SAMPLED")
     for r in rows:
         table.add_row(
@@ -41,7 +41,7 @@ def nodes_table(rows: Sequence[NodeRow]) -> Table:
     return table
 
 
-def services_table(rows: Sequence[ServiceRow]) -> Table:
+def services_table(rows: Sequence[ServiceUsageRow]) -> Table:
     table = grid("SERVICE", "REPLICAS", "CPU", "MEMORY", "MEMORY%", "NET RX", "NET TX", "NODES", wrap="NODES")
     for r in rows:
         table.add_row(

@@ -85,7 +85,7 @@ def read_usage(store: KVStore, now: float) -> dict[str, NodeUsage]:
 
 
 @dataclass(frozen=True)
-class NodeRow:
+class NodeUsageRow:
     node: str
     cpu: float  # percent of one core
     cpus: int
@@ -103,7 +103,7 @@ class NodeRow:
 
 
 @dataclass(frozen=True)
-class ServiceRow:
+class ServiceUsageRow:
     service: str
     replicas: int
     nodes: tuple[str, ...]
@@ -160,9 +160,9 @@ def _order(rows: list[Any], sort: str, name: Any) -> list[Any]:
     return sorted(rows, key=name)
 
 
-def node_rows(usage: Mapping[str, NodeUsage], sort: str = "name") -> list[NodeRow]:
+def node_rows(usage: Mapping[str, NodeUsage], sort: str = "name") -> list[NodeUsageRow]:
     rows = [
-        NodeRow(
+        NodeUsageRow(
             node=node,
             cpu=u.record.cpu,
             cpus=u.record.cpus,
@@ -203,12 +203,12 @@ def replica_rows(usage: Mapping[str, NodeUsage], service: str | None = None, sor
     return _order(rows, sort, lambda r: (r.service, r.replica, r.node))
 
 
-def service_rows(usage: Mapping[str, NodeUsage], sort: str = "name") -> list[ServiceRow]:
+def service_rows(usage: Mapping[str, NodeUsage], sort: str = "name") -> list[ServiceUsageRow]:
     grouped: dict[str, list[ReplicaRow]] = {}
     for row in replica_rows(usage):
         grouped.setdefault(row.service, []).append(row)
     rows = [
-        ServiceRow(
+        ServiceUsageRow(
             service=service,
             replicas=len(members),
             nodes=tuple(sorted({m.node for m in members})),

@@ -1,7 +1,7 @@
 """Pure: a normalised Compose project (``docker-compose config``'s output) -> meshop Service documents.
 
 The rule: every service becomes one Service document that ``meshop validate`` accepts; whatever of a
-service meshop cannot express is left out of the document and reported as a ``Note`` naming the key,
+service meshop cannot express is left out of the document and reported as a ``ConvertWarning`` naming the key,
 the service, the source line and what to do instead. Nothing is silently dropped, and nothing secret is
 written into a document: Compose ``secrets`` and environment variables whose names say they hold a
 secret (``*PASSWORD*``, ``*TOKEN*``, ...) become ``valueFrom.consulKey`` references, and the caller prints
@@ -27,7 +27,7 @@ from meshop.model.rules import ADDABLE_CAPS, KNOWN_CAPS
 Locate = Callable[[str, str], str]  # (compose service, key) -> "file:line" of that key, or the file
 
 
-class Note(NamedTuple):
+class ConvertWarning(NamedTuple):
     where: str  # "compose.yaml:12"
     path: str  # "services.web.depends_on"
     message: str
@@ -44,7 +44,7 @@ class Secret(NamedTuple):
 
 class Conversion(NamedTuple):
     documents: list[dict[str, Any]]
-    warnings: list[Note]
+    warnings: list[ConvertWarning]
     secrets: list[Secret]
 
 
@@ -98,13 +98,13 @@ class _Converter:
     ) -> None:
         self.project, self.project_name, self.domain, self.prefix = project, name, domain, prefix
         self.locate, self.source = locate, source
-        self.warnings: list[Note] = []
+        self.warnings: list[ConvertWarning] = []
         self.secrets: list[Secret] = []
 
     def warn(self, service: str, key: str, message: str) -> None:
         where = self.locate(service, key.split(".")[0]) if service else self.locate("", key)
         path = f"services.{service}.{key}" if service else key
-        self.warnings.append(Note(where or self.source, path, message))
+        self.warnings.append(ConvertWarning(where or self.source, path, message))
 
     def run(self) -> Conversion:
         services = self.project.get("services") or {}

@@ -67,7 +67,7 @@ class Result:
 
 
 @dataclass(frozen=True)
-class Listing:
+class KnownHostsListing:
     """What the known_hosts files say about one host name."""
 
     keys: dict[str, str]  # fingerprint -> key type of every key listed for it
@@ -75,7 +75,7 @@ class Listing:
     cert_authority: bool  # a @cert-authority line names it (not trusted for that: no host certificates)
 
 
-def _listed(paths: tuple[Path, ...], name: str) -> Listing:
+def _listed(paths: tuple[Path, ...], name: str) -> KnownHostsListing:
     """Every line of the files naming ``name`` (``hostkeys.names_host``: wildcards, ``!`` negation,
     hashed names). Lines are read one by one: paramiko's loader raises on any marker line
     (``@cert-authority``, common where SSH certificates are used, and ``@revoked``), which ended the
@@ -111,7 +111,7 @@ def _listed(paths: tuple[Path, ...], name: str) -> Listing:
                 revoked.add(fingerprint(blob))
             else:
                 found[fingerprint(blob)] = fields[1]
-    return Listing(found, frozenset(revoked), cert_authority)
+    return KnownHostsListing(found, frozenset(revoked), cert_authority)
 
 
 def _hashed_matches(pattern: str, name: str) -> bool:
