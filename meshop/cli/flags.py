@@ -3,7 +3,7 @@ daemon's flags and ``--config`` file become its configuration object (``meshop.c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +32,12 @@ TRUST_NODE_RECORDS = click.option(
     "or catalog entry), as before the inventory. Off by default: such a node serves no route and logs/exec "
     "skip it; record its addresses with `meshop nodes inventory NODE ADDRESS...` instead.",
 )
+
+
+def field_default(fields: Mapping[str, Any], key: str) -> object:
+    """A config field's default as a click option default (a tuple becomes the list click expects)."""
+    value = fields[key].default
+    return list(value) if isinstance(value, tuple) else value
 
 
 def config_option(example: str) -> Callable[[F], F]:

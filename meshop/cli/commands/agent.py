@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from meshop.cli.context import CliContext
-from meshop.cli.flags import config_option, load_config
+from meshop.cli.flags import config_option, field_default, load_config
 from meshop.config.agent import FIELDS, LOG_FORMATS, LOG_LEVELS, AgentConfig
 from meshop.daemon.logs import setup_logging
 from meshop.daemon.run import run_daemon
@@ -16,8 +16,7 @@ from meshop.tailscale import resolve_advertise
 
 
 def _default(key: str) -> object:
-    value = FIELDS[key].default
-    return list(value) if isinstance(value, tuple) else value
+    return field_default(FIELDS, key)
 
 
 @click.group()

@@ -15,7 +15,7 @@ from meshop.caddy.process import ManagedCaddy
 from meshop.caddy.render import render_global
 from meshop.caddy.upstream_dns import UpstreamDNS
 from meshop.cli.context import CliContext
-from meshop.cli.flags import LOCAL_CLUSTER, config_option, load_config, usage_error
+from meshop.cli.flags import LOCAL_CLUSTER, config_option, field_default, load_config, usage_error
 from meshop.config.gateway import FIELDS, LOG_FORMATS, LOG_LEVELS, TLS_MODES, GatewayConfig
 from meshop.daemon.logs import setup_logging
 from meshop.daemon.run import run_daemon
@@ -28,8 +28,7 @@ from meshop.tailscale import resolve_advertise
 
 
 def _default(key: str) -> object:
-    value = FIELDS[key].default
-    return list(value) if isinstance(value, tuple) else value
+    return field_default(FIELDS, key)
 
 
 @click.group()
