@@ -29,6 +29,7 @@ class NodeHealth:
     unhealthy_since: float | None = None  # monotonic: when first seen unhealthy (the grace period counts from it)
     problem: str = ""  # why the node is unhealthy: "agent check critical", "node record missing", ...
     unhealthy_at: float | None = None  # the same moment on the wall clock: for ``status/nodes/<n>`` only
+    ready_since: float | None = None  # monotonic: when it last became Ready (any unhealthy pass resets it)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,9 @@ def assess(
         problem = problems[node]
         before = previous.get(node)
         if problem is None:
-            result[node] = NodeHealth(NodeState.READY)
+            steady = before is not None and before.state is NodeState.READY and before.ready_since is not None
+            since = before.ready_since if steady and before is not None and before.ready_since is not None else now
+            result[node] = NodeHealth(NodeState.READY, ready_since=since)
             if before is not None and before.state is NodeState.NOT_READY:
                 transitions.append(Transition(node, "NodeReady", f"node {node} is Ready again"))
             continue
@@ -74,6 +77,14 @@ def assess(
         else:
             result[node] = NodeHealth(NodeState.SUSPECT, since, problem, at)
     return result, transitions
+
+
+def stable_for(health: Mapping[str, NodeHealth], now: float) -> dict[str, float]:
+    """node -> seconds it has been Ready without an unhealthy pass (``now`` monotonic), for rebalancing:
+    a node that flaps starts again from 0, and a freshly started controller counts from its first pass."""
+    return {
+        n: now - h.ready_since for n, h in health.items() if h.state is NodeState.READY and h.ready_since is not None
+    }
 
 
 def next_deadline(health: Mapping[str, NodeHealth], now: float, grace: float) -> float | None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshop.errors import Violation
 from meshop.model.records import Observed
+from meshop.operator.moving import RebalanceInput
 from meshop.operator.plan import ClusterState, PlannedEvent, ServiceWrite, apply, diff, plan
+from meshop.operator.rebalance import AUTO, MANUAL, RebalanceSettings
 from meshop.operator.view import NodeState, RouteSpec
 from tests.unit.operator.helpers import assignment, invalid, node, observed, service
 
@@ -219,3 +223,74 @@ def test_scheduled_event_counts_the_replicas_placed_not_the_replicas_wanted() ->
     assert changes.services[0].events == (
         PlannedEvent("Scheduled", "service/web", "placed 2 of 3 replica(s) on n1=1, n2=1"),
     )
+
+
+def _agents_ready(state: ClusterState) -> ClusterState:
+    """Every assigned copy reports Ready (what agents publish after starting it)."""
+    seen = {name: {n: observed(a) for n, a in per.items()} for name, per in state.assignments.items()}
+    return replace(state, observed=seen)
+
+
+def test_rebalancing_is_start_first_routed_before_the_old_copy_goes_one_move_at_a_time() -> None:
+    """n3 returns: the controller moves one replica per pass budget onto it; the source keeps its copy until
+    the new one is Ready in observed state *and* listed in routes/<host> as KV holds it."""
+    three = {"n1": node("n1"), "n2": node("n2"), "n3": node("n3")}
+    svcs = {s: service(s, replicas=3, spread=False, route=RouteSpec(f"{s}.example.com")) for s in ("a", "b")}
+    placed = {s: {"n1": assignment(svcs[s], "n1", 2), "n2": assignment(svcs[s], "n2", 1)} for s in svcs}
+    given = RebalanceInput(RebalanceSettings(AUTO, 30.0, 0.0, 1), stable=dict.fromkeys(three, 600.0))
+    state = _agents_ready(ClusterState(svcs, three, placed, rebalance=given))
+    state = converge(state)  # routes and statuses for what runs; the first move starts in this pass
+    assert state.assignments["a"]["n3"].replicas == 1 and state.assignments["a"]["n1"].replicas == 2
+    assert "n3" not in state.assignments["b"]  # one move in flight cluster-wide
+    assert [(m.service, m.source, m.target) for m in state.rebalance.status.moves] == [("a", "n1", "n3")]
+    history = []
+    for _ in range(8):
+        state = _agents_ready(state)
+        target = plan(state, NOW)
+        history.append([e.kind for per in target.events.values() for e in per])
+        before = {s: sum(a.replicas for a in per.values()) for s, per in state.assignments.items()}
+        state = apply(state, diff(state, target))
+        for s, per in state.assignments.items():  # never fewer copies assigned than wanted
+            assert sum(a.replicas for a in per.values()) >= 3, (s, before)
+    counts = {s: {n: a.replicas for n, a in per.items()} for s, per in state.assignments.items()}
+    assert counts == {s: {"n1": 1, "n2": 1, "n3": 1} for s in svcs}
+    assert state.rebalance.status.moves == () and state.rebalance.status.pending == ()
+    kinds = [k for per in history for k in per]
+    assert kinds.count("Rebalanced") == 2 and kinds.count("RebalanceStarted") == 1  # a's start was in converge
+    # the pass in which a's copy was first Ready on n3 did not drop n1's copy: routed first
+    first_done = next(i for i, k in enumerate(history) if "Rebalanced" in k)
+    assert first_done >= 1
+
+
+def test_manual_policy_moves_only_after_a_request_and_marks_it_handled() -> None:
+    three = {"n1": node("n1"), "n2": node("n2"), "n3": node("n3")}
+    a = service("a", replicas=3, spread=False, rebalance=MANUAL)
+    given = RebalanceInput(RebalanceSettings(AUTO, 30.0, 0.0, 1), stable=dict.fromkeys(three, 600.0))
+    state = _agents_ready(ClusterState({"a": a}, three, {"a": {"n1": assignment(a, "n1", 3)}}, rebalance=given))
+    for _ in range(3):
+        state = _agents_ready(converge(state))
+    assert set(state.assignments["a"]) == {"n1"}
+    assert [(m.source, m.target) for m in state.rebalance.status.pending] == [("n1", "n2"), ("n1", "n3")]
+    state = replace(state, rebalance=replace(state.rebalance, request=77))
+    for _ in range(10):
+        state = _agents_ready(converge(state))
+    assert {n: x.replicas for n, x in state.assignments["a"].items()} == {"n1": 1, "n2": 1, "n3": 1}
+    assert state.rebalance.status.handled == 77 and state.rebalance.status.pending == ()
+
+
+def test_a_move_whose_target_fails_is_abandoned_and_the_extra_copy_trimmed() -> None:
+    three = {"n1": node("n1"), "n2": node("n2"), "n3": node("n3")}
+    a = service("a", replicas=2, spread=False)
+    given = RebalanceInput(RebalanceSettings(AUTO, 30.0, 0.0, 1), stable=dict.fromkeys(three, 600.0))
+    state = _agents_ready(ClusterState({"a": a}, three, {"a": {"n1": assignment(a, "n1", 2)}}, rebalance=given))
+    state = converge(state)
+    assert state.rebalance.status.moves and state.assignments["a"]["n1"].replicas == 2
+    moved_to = state.rebalance.status.moves[0].target
+    lost = {**three, moved_to: node(moved_to, NodeState.SUSPECT)}
+    state = replace(state, nodes=lost, rebalance=replace(state.rebalance, stable={"n1": 600.0}))
+    target = plan(state, NOW)
+    assert target.rebalance.abandoned and "can no longer take it" in target.rebalance.abandoned[0][1]
+    assert [e.kind for e in target.events["a"]] == ["RebalanceAbandoned"]
+    state = apply(state, diff(state, target))
+    assert state.rebalance.status.moves == ()
+    assert {n: x.replicas for n, x in state.assignments["a"].items()} == {"n1": 2}  # the move is undone
