@@ -22,7 +22,15 @@ from meshop.consul.services import InstanceHealth, Services
 from meshop.consul.store import Entry, KVStore, Listing
 from meshop.model import keys
 from meshop.model.names import is_dns_label
-from meshop.model.records import CaddyLoad, DnsStatus, NodeRecord, NodeStatus, ServiceStatus, loads_json
+from meshop.model.records import (
+    CaddyLoad,
+    DnsStatus,
+    NodeRecord,
+    NodeStatus,
+    RebalanceStatus,
+    ServiceStatus,
+    loads_json,
+)
 from meshop.operator.controller import AGENT_SERVICE, agent_instances
 from meshop.operator.desired import Memo, ParsedNode, ParsedService, parse_node_entry, parse_service_entry
 from meshop.operator.nodes import agent_status
@@ -71,6 +79,7 @@ class Snapshot:
     gateways: tuple[InstanceHealth, ...] = ()  # meshop-gateway registrations (not followed by --watch)
     control_plane: ControlPlane | None = None  # Consul's Raft servers (None: not read, e.g. --watch)
     gateway_loads: Mapping[str, CaddyLoad] = field(default_factory=dict)  # gateways/<id>/caddy, by id
+    rebalance: RebalanceStatus | None = None  # the leader's rebalancing record (status/rebalance)
 
     @classmethod
     def build(
@@ -92,6 +101,7 @@ class Snapshot:
         statuses: dict[str, ServiceStatus] = {}
         node_statuses: dict[str, NodeStatus] = {}
         dns: dict[str, DnsStatus] = {}
+        rebalance: dict[str, RebalanceStatus] = {}
         gateway_loads: dict[str, CaddyLoad] = {}
         for entry in (e for listing in listings for e in listing.entries):
             key = entry.key
@@ -109,6 +119,8 @@ class Snapshot:
                 _put(node_statuses, _name(key, keys.STATUS_NODES), entry.value, NodeStatus.from_dict)
             elif key == keys.STATUS_DNS:
                 _put(dns, "dns", entry.value, DnsStatus.from_dict)
+            elif key == keys.STATUS_REBALANCE:
+                _put(rebalance, "rebalance", entry.value, RebalanceStatus.from_dict)
             elif (
                 key.startswith(keys.GATEWAYS)
                 and key.endswith(_CADDY)
@@ -129,6 +141,7 @@ class Snapshot:
             dns=dns.get("dns"),
             gateways=tuple(gateways),
             gateway_loads=gateway_loads,
+            rebalance=rebalance.get("rebalance"),
         )
 
 

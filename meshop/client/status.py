@@ -32,6 +32,7 @@ from typing import Any
 from meshop.client.cluster import Leader, Snapshot
 from meshop.client.controlplane import ControlPlane
 from meshop.client.gateways import GatewayRow, gateway_rows
+from meshop.client.rebalance import status_line
 from meshop.model.records import DnsStatus, ServiceStatus
 from meshop.operator.desired import ParsedService
 from meshop.operator.nodes import problems_of
@@ -151,6 +152,7 @@ class StatusReport:
     dns: DnsStatus | None = None
     control_plane: ControlPlane | None = None
     caddy_refused: tuple[CaddyRefusal, ...] = ()
+    rebalance: str | None = None  # the line saying the placement is out of balance (client/rebalance.py)
 
     def fingerprint(self) -> str:
         """The report without what changes by itself with time: equal fingerprints need no redraw."""
@@ -185,6 +187,7 @@ class StatusReport:
             **({"dns": self.dns.to_dict()} if self.dns else {}),
             **({"controlPlane": self.control_plane.to_dict()} if self.control_plane else {}),
             **({"caddyRefused": [r.to_dict() for r in self.caddy_refused]} if self.caddy_refused else {}),
+            **({"rebalance": self.rebalance} if self.rebalance else {}),
         }
 
 
@@ -198,6 +201,7 @@ def build_report(snapshot: Snapshot) -> StatusReport:
         snapshot.dns,
         snapshot.control_plane,
         caddy_refusals(snapshot),
+        status_line(snapshot.rebalance),
     )
 
 

@@ -209,6 +209,7 @@ class RebalanceMove(Record):
     target: str
     reason: Problem = ""
     started: float = 0.0  # wall clock, for people (0: not started)
+    policy: str = ""  # the service's effective policy: a pending manual move waits for `meshop rebalance`
 
 
 @dataclass(frozen=True)

@@ -160,12 +160,13 @@ def decide(
     quiet = not (still or started or done)  # a finished move may make room for the next: wait for a quiet pass
     handled = given.request if requested and quiet and not manual_left else given.status.handled
     previous = {m.service: m.started for m in given.status.moves}
-    running = {n: _record(m, previous.get(n, 0.0)) for n, m in still.items()}
-    running.update({n: _record(m, now) for n, m in started.items()})
+    policy = {n: c.policy for n, c in candidates.items()}
+    running = {n: _record(m, previous.get(n, 0.0), policy[n]) for n, m in still.items()}
+    running.update({n: _record(m, now, policy[n]) for n, m in started.items()})
     status = RebalanceStatus(
         policy=settings.policy,  # type: ignore[arg-type]  # one of POLICIES: the controller's flag
         moves=tuple(running[n] for n in sorted(running)),
-        pending=tuple(_record(m, 0.0) for m in decision.proposal if m not in decision.start),
+        pending=tuple(_record(m, 0.0, policy[m.service]) for m in decision.proposal if m not in decision.start),
         held=dict(decision.held),
         waiting=dict(decision.waiting),
         handled=handled,
@@ -174,5 +175,5 @@ def decide(
     return Outcome(status, decision.start, tuple(done[n] for n in sorted(done)), abandoned, due)
 
 
-def _record(move: Move, started: float) -> RebalanceMove:
-    return RebalanceMove(move.service, move.source, move.target, move.reason, started)
+def _record(move: Move, started: float, policy: str) -> RebalanceMove:
+    return RebalanceMove(move.service, move.source, move.target, move.reason, started, policy)
