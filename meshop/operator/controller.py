@@ -369,6 +369,9 @@ class Controller:
         if target.rebalance.status.moves or target.rebalance.due:
             # is the new copy routed yet (routes/ wakes no pass)? may the next move start (rate limit)?
             requeue = 1.0 if requeue is None else min(requeue, 1.0)
+        if target.rebalance.wake_in is not None:  # a returning node turns stable: nothing else wakes a pass
+            wake = target.rebalance.wake_in + 0.05
+            requeue = wake if requeue is None else min(requeue, wake)
         if self._announce == lock.session:
             self._announce = None
         self._service_metrics(target.statuses, lock)

@@ -49,6 +49,7 @@ class Outcome:
     done: tuple[Move, ...] = ()
     abandoned: tuple[tuple[Move, str], ...] = ()
     due: bool = False  # a pending move may start once the rate limit allows it: pass again soon
+    wake_in: float | None = None  # seconds until a node waiting for moves is stable: pass again then
 
 
 def _move(record: RebalanceMove) -> Move:
@@ -172,7 +173,9 @@ def decide(
         handled=handled,
     )
     due = any(candidates[m.service].policy == AUTO or requested for m in decision.proposal)
-    return Outcome(status, decision.start, tuple(done[n] for n in sorted(done)), abandoned, due)
+    waits = [settings.stable_for - given.stable.get(n, 0.0) for n in decision.waiting if n in given.stable]
+    wake_in = max(0.0, min(waits)) if waits else None  # a node not Ready at all wakes a pass when it is
+    return Outcome(status, decision.start, tuple(done[n] for n in sorted(done)), abandoned, due, wake_in)
 
 
 def _record(move: Move, started: float, policy: str) -> RebalanceMove:

@@ -294,3 +294,17 @@ def test_a_move_whose_target_fails_is_abandoned_and_the_extra_copy_trimmed() -> 
     state = apply(state, diff(state, target))
     assert state.rebalance.status.moves == ()
     assert {n: x.replicas for n, x in state.assignments["a"].items()} == {"n1": 2}  # the move is undone
+
+
+def test_a_node_waiting_to_be_stable_asks_for_a_pass_when_it_is() -> None:
+    """Nothing else wakes the controller when a returning node's window ends: the plan says when."""
+    three = {"n1": node("n1"), "n2": node("n2"), "n3": node("n3")}
+    a = service("a", replicas=3, spread=False)
+    given = RebalanceInput(RebalanceSettings(AUTO, 30.0, 0.0, 1), stable={"n1": 600.0, "n2": 600.0, "n3": 12.0})
+    placed = {"a": {"n1": assignment(a, "n1", 2), "n2": assignment(a, "n2", 1)}}
+    state = _agents_ready(ClusterState({"a": a}, three, placed, rebalance=given))
+    target = plan(state, NOW)
+    assert target.rebalance.started == () and "n3" in target.rebalance.status.waiting
+    assert target.rebalance.wake_in == 18.0
+    balanced = replace(state, assignments={"a": {n: assignment(a, n, 1) for n in three}})
+    assert plan(balanced, NOW).rebalance.wake_in is None  # nothing would move there: no wake-up
