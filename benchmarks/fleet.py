@@ -12,7 +12,13 @@ a replacement; Swarm's host-mode port allows one task per node):
   replica: time until traffic is off it (the last failed request), time until the replacement runs
   elsewhere, failed requests;
 * node return (power-on): time until the node is Ready again and runs nothing stale, and how many replicas
-  it runs afterwards (neither rebalances: moby#24103).
+  it runs afterwards (neither rebalances by placement: moby#24103);
+* rebalancing 9 replicas (3 services x 3, n3 powered off and on): meshop with ``rebalance: auto`` from
+  n3's Ready until every node runs 3 (the fleet's 8 s stability window included, and apart from the
+  first move), Swarm's manual ``docker service update --force`` of each service (random host-mode
+  ports, start-first, behind a Caddy whose upstreams follow the engines: the docker-gen pattern) until
+  the updates complete; failed requests of a loop per service meanwhile, and how many replicas the
+  returned node runs after. ``--rebalance-only`` runs just these.
 
 meshop is measured through its gateway (``meshop gateway run``, TLS off). Swarm has no gateway, and this
 kernel has no IPVS, so its routing mesh cannot run: its service publishes port 8081 in host mode on each
@@ -191,6 +197,7 @@ def bench_meshop_rebalance(fleet: Fleet) -> dict[str, float]:
     out["rebalance_moves_s"] = done - first
     out["rebalance_failed"] = sum(len(loop.failures) for loop in loops)
     out["rebalance_requests"] = sum(loop.total for loop in loops)
+    out["rebalance_on_node_after"] = len([c for n in REBALANCED for c in fleet.containers(n, ["n3"])])
     for name in REBALANCED:
         fleet.cli("delete", "service", name)
     for name in REBALANCED:
@@ -339,8 +346,8 @@ def swarm_node_ready(fleet: Fleet, name: str) -> bool:
     return any(line.split()[0] == node_id and line.split()[1] == "Ready" for line in out.splitlines())
 
 
-def bench_swarm(fleet: Fleet) -> dict[str, float]:
-    out: dict[str, float] = {}
+def swarm_init(fleet: Fleet) -> None:
+    """n1 the manager, the other engines workers, over the fleet's bridge."""
     n1 = fleet.node("n1")
     docker(fleet, "n1", "swarm", "init", "--advertise-addr", n1.addr, "--listen-addr", f"{n1.addr}:2377")
     token = docker(fleet, "n1", "swarm", "join-token", "-q", "worker").strip()
@@ -359,6 +366,16 @@ def bench_swarm(fleet: Fleet) -> dict[str, float]:
             f"{addr}:2377",
             f"{n1.addr}:2377",
         )
+
+
+def swarm_leave(fleet: Fleet) -> None:
+    for name in reversed(fleet.node_names):
+        docker(fleet, name, "swarm", "leave", "--force")
+
+
+def bench_swarm(fleet: Fleet) -> dict[str, float]:
+    out: dict[str, float] = {}
+    swarm_init(fleet)
     swarm_front(fleet)
     from tests.support.fleet import http_get
 
@@ -417,8 +434,7 @@ def bench_swarm(fleet: Fleet) -> dict[str, float]:
     docker(fleet, "n1", "service", "rm", SERVICE)
     fleet.stop(fleet.gateway, "swarm-caddy")  # the rebalance's front takes the port (idempotent below)
     out.update(bench_swarm_rebalance(fleet))
-    for name in reversed(fleet.node_names):
-        docker(fleet, name, "swarm", "leave", "--force")
+    swarm_leave(fleet)
     fleet.stop(fleet.gateway, "swarm-caddy")
     return out
 
@@ -482,8 +498,13 @@ class SwarmFront:
     def _load(self, upstreams: dict[str, tuple[str, ...]]) -> None:
         from tests.support.fleet import _UnixConnection
 
+        body = self._config(upstreams).encode()
         conn = _UnixConnection(self.admin, 10.0)
-        conn.request("POST", "/load", self._config(upstreams).encode(), {"Content-Type": "text/caddyfile"})
+        conn.putrequest("POST", "/load", skip_host=True)
+        conn.putheader("Host", "")  # Caddy's admin API on a unix socket takes no other Host
+        conn.putheader("Content-Type", "text/caddyfile")
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
         response = conn.getresponse()
         response.read()
         conn.close()
@@ -537,15 +558,17 @@ def bench_swarm_rebalance(fleet: Fleet) -> dict[str, float]:
         for name in REBALANCED:
             docker(fleet, "n1", "service", "update", "-d", "--force", name)
 
-        def balanced() -> bool:
-            counts = Counter(addrs.get(a, a) for a, c in per_node().items() for _ in range(c))
+        def updated() -> bool:
             states = [
                 docker(fleet, "n1", "service", "inspect", n, "--format", "{{json .UpdateStatus}}") for n in REBALANCED
             ]
-            return counts == Counter({n: 3 for n in fleet.node_names}) and all('"completed"' in s for s in states)
+            return all('"completed"' in s for s in states) and sum(per_node().values()) == 9
 
-        wait_for(balanced, LIMIT, "swarm: 3 tasks per node after --force", interval=0.2)
+        wait_for(updated, 2 * LIMIT, "swarm: every service update --force completed", interval=0.2)
         out["rebalance_s"] = out["rebalance_moves_s"] = time.monotonic() - started
+        counts = {addrs.get(a, a): c for a, c in per_node().items()}
+        print("swarm: tasks per node after --force:", dict(sorted(counts.items())), flush=True)
+        out["rebalance_on_node_after"] = counts.get("n3", 0)
         time.sleep(2)
         for loop in loops:
             loop.stop()
@@ -582,6 +605,7 @@ ROWS = [
     ("rebalance: failed requests", "rebalance_failed"),
     ("rebalance: requests sent", "rebalance_requests"),
     ("rebalance: replicas on the node without asking", "rebalance_left_alone"),
+    ("rebalance: replicas on the node after", "rebalance_on_node_after"),
 ]
 
 
@@ -601,14 +625,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grace", type=float, default=10.0, help="meshop controllers' --grace-period")
     parser.add_argument("--meshop-only", action="store_true", help="skip the Swarm half")
+    parser.add_argument("--rebalance-only", action="store_true", help="only the rebalancing figures (both halves)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="mfbench-", dir="/tmp"))
     try:
         with session_fleet(root, grace=args.grace) as fleet:
-            meshop = bench_meshop(fleet)
+            meshop = {} if args.rebalance_only else bench_meshop(fleet)
             meshop.update(bench_meshop_rebalance(fleet))
             print("meshop:", json.dumps({k: round(v, 2) for k, v in meshop.items()}), flush=True)
-            swarm = {} if args.meshop_only else bench_swarm(fleet)
+            if args.meshop_only:
+                swarm = {}
+            elif args.rebalance_only:
+                swarm_init(fleet)
+                swarm = bench_swarm_rebalance(fleet)
+                swarm_leave(fleet)
+            else:
+                swarm = bench_swarm(fleet)
             print("swarm: ", json.dumps({k: round(v, 2) for k, v in swarm.items()}), flush=True)
     finally:
         if not (root / "fleet.json").exists():  # kept when the teardown failed: `... fleet down --root ROOT`

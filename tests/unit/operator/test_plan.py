@@ -308,3 +308,36 @@ def test_a_node_waiting_to_be_stable_asks_for_a_pass_when_it_is() -> None:
     assert target.rebalance.wake_in == 18.0
     balanced = replace(state, assignments={"a": {n: assignment(a, n, 1) for n in three}})
     assert plan(balanced, NOW).rebalance.wake_in is None  # nothing would move there: no wake-up
+
+
+def test_a_recorded_move_that_makes_no_sense_is_abandoned_not_followed() -> None:
+    """status/rebalance is read back at every pass (and by a new leader): a move of a deleted service, a
+    second move of one service, a move onto an unknown node or off a node without a copy is dropped."""
+    from meshop.model.records import RebalanceMove, RebalanceStatus
+
+    three = {"n1": node("n1"), "n2": node("n2"), "n3": node("n3")}
+    a = service("a", replicas=2, spread=False, rebalance="off")
+    b = service("b", replicas=2, spread=False)
+    record = RebalanceStatus(
+        "auto",
+        moves=(
+            RebalanceMove("gone", "n1", "n2"),
+            RebalanceMove("a", "n1", "n3"),  # policy off
+            RebalanceMove("b", "n9", "n3"),  # no copy on n9
+            RebalanceMove("b", "n1", "n7"),  # unknown target (and a second move of b)
+        ),
+    )
+    placed = {"a": {"n1": assignment(a, "n1", 2)}, "b": {"n1": assignment(b, "n1", 1), "n2": assignment(b, "n2", 1)}}
+    given = RebalanceInput(RebalanceSettings(AUTO, 30.0, 0.0, 1), record, dict.fromkeys(three, 600.0))
+    target = plan(_agents_ready(ClusterState({"a": a, "b": b}, three, placed, rebalance=given)), NOW)
+    assert [(m.service, why) for m, why in target.rebalance.abandoned] == [
+        ("gone", "service deleted or invalid"),
+        ("a", "rebalance: off"),
+        ("b", "n9 no longer runs a copy"),
+        ("b", "n7 can no longer take it"),
+    ]
+    assert {n: x.replicas for n, x in target.assignments["a"].items()} == {"n1": 2}
+    # what is in flight now is only b's own, freshly planned move (n1 runs 3 replicas in all, n3 none)
+    assert [(m.service, m.source, m.target, m.started) for m in target.rebalance.status.moves] == [
+        ("b", "n1", "n3", NOW)
+    ]
