@@ -565,7 +565,7 @@ def bench_swarm_rebalance(fleet: Fleet) -> dict[str, float]:
             return all('"completed"' in s for s in states) and sum(per_node().values()) == 9
 
         wait_for(updated, 2 * LIMIT, "swarm: every service update --force completed", interval=0.2)
-        out["rebalance_s"] = out["rebalance_moves_s"] = time.monotonic() - started
+        out["rebalance_moves_s"] = time.monotonic() - started  # from the command: nothing moves before it
         counts = {addrs.get(a, a): c for a, c in per_node().items()}
         print("swarm: tasks per node after --force:", dict(sorted(counts.items())), flush=True)
         out["rebalance_on_node_after"] = counts.get("n3", 0)

@@ -153,10 +153,17 @@ def test_manual_nothing_moves_until_meshop_rebalance(fleet: Fleet, three: list[s
 
 
 def test_a_node_that_returns_and_fails_again_within_the_window_gets_no_moves(fleet: Fleet, three: list[str]) -> None:
+    """The service starts with n3 cordoned (on n1/n2 only: a move onto n3 would be due), n3 goes down long
+    enough for the controller to see it (Suspect), returns, and fails again before its window ends."""
     names = three[:1]  # one service is enough: the rule is about the node
-    start_all(fleet, names, "auto")
+    fleet.cli("node", "cordon", "n3")
     try:
-        lose(fleet, "n3", names)
+        start_all(fleet, names, "auto", ["n1", "n2"])
+        fleet.power_off("n3")
+    finally:
+        fleet.cli("node", "uncordon", "n3")
+    try:
+        wait_for(lambda: fleet.node_state("n3") != "Ready", REPLACE, "the controller to see n3 down", interval=0.1)
     finally:
         fleet.power_on("n3")
     wait_for(lambda: fleet.node_state("n3") == "Ready", REPLACE, "n3 Ready after boot", interval=0.1)
