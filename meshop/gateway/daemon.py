@@ -196,8 +196,6 @@ class GatewayDaemon:
         for host in plan.taken:
             log.error("route host %s is the dashboard's (Gateway spec.dashboard.host); not served as a route", host)
         verdict = self.dashboard_check.verdict(dashboard)
-        if self.dashboard_report is not None:
-            self.dashboard_report.publish(dashboard, verdict)
         failing = self.prober.failing if self.prober is not None else frozenset()
         dynamic = dynamic_sites(plan, self._pinned, self.settings.upstream_dns, self.settings.dns_refresh, failing)
         if self.prober is not None:
@@ -219,6 +217,8 @@ class GatewayDaemon:
             self.last_error = None
             if self.load_report is not None:
                 self.load_report.accepted()
+            if self.dashboard_report is not None:  # once Caddy serves what it says
+                self.dashboard_report.publish(dashboard, verdict)
         except CaddyRejected as exc:
             self.last_error = str(exc)
             log.error("%s", exc)
