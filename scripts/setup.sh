@@ -35,6 +35,7 @@ have fish || missing+=(fish)  # the end-to-end install test's Debian 12 hosts (m
 # the dashboard's browser tests: Debian's headless Chromium and its driver (browsers cannot be downloaded)
 have chromium || missing+=(chromium)
 have chromedriver || missing+=(chromium-driver)
+have certutil || missing+=(libnss3-tools)  # the browser test through the gateway trusts its CA in an NSS db
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"

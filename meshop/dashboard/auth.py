@@ -117,6 +117,17 @@ def proxied(headers: object) -> bool:
     return get is not None and any(get(name) is not None for name in PROXY_HEADERS)
 
 
+def visitor(peer: str, headers: object, hosts: HostPolicy) -> str:
+    """Whom the sign-in throttle counts: the peer's address; for a published dashboard reached from
+    loopback (the gateway's Caddy beside it) the visitor that Caddy names last in ``X-Forwarded-For``
+    (Caddy replaces what a visitor sent), so one stranger's guesses do not lock out everyone else. A
+    local user who forges the header gains nothing: it can already send from any of 127.0.0.0/8."""
+    get = getattr(headers, "get", None)
+    forwarded = get("X-Forwarded-For") if get is not None and hosts.public and is_loopback(peer) else None
+    last = forwarded.split(",")[-1].strip()[:64] if forwarded else ""
+    return f"{peer} for {last}" if last else peer
+
+
 def hash_password(password: str, salt: bytes | None = None) -> str:
     """``scrypt$n$r$p$<salt>$<hash>`` (base64): the one line ``--password-file`` holds."""
     salt = salt if salt is not None else secrets.token_bytes(16)

@@ -461,7 +461,7 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
         def _login(self, form: dict[str, str]) -> None:
             if not dash.login_required:
                 return self._redirect("/")
-            result = dash.login(form, self.client_address[0])
+            result = dash.login(form, auth.visitor(self.client_address[0], self.headers, dash.hosts))
             if result.session is None:
                 page = pages.login(result.error, password=dash.settings.password is not None)
                 extra = {"Retry_After": "60" if result.status == 429 else "1"} if result.status != 401 else {}

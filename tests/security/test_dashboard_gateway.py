@@ -121,3 +121,13 @@ def test_a_route_claiming_the_dashboard_host_cannot_take_it(published: Published
             caddy = published.store.get(keys.gateway_caddy(published.gateway_id))
             assert caddy is not None and CaddyLoad.from_dict(loads_json(caddy.value)).loaded  # not a refused load
         published.admin.delete(keys.route(published.host))
+
+
+def test_one_strangers_guesses_through_the_gateway_do_not_lock_out_another(published: Published) -> None:
+    """Every visitor reaches the dashboard from the gateway's Caddy; the throttle counts the visitor
+    Caddy names in ``X-Forwarded-For`` (it replaces what a visitor sends, so a forged one changes nothing)."""
+    guesser, forged = "127.0.0.66", {"X-Forwarded-For": "198.51.100.1"}
+    statuses = [published.sign_in("wrong guess", guesser, **(forged if i % 2 else {})).status for i in range(11)]
+    assert statuses == [401] * 10 + [429]
+    assert published.sign_in(source=guesser, **forged).status == 429  # even the right password: wait a minute
+    assert published.sign_in(source="127.0.0.67").status == 303  # another visitor signs in

@@ -62,9 +62,17 @@ class Published:
         return f"https://{self.host}:{self.gateway.https_port}/"
 
     def request(
-        self, path: str = "/", *, method: str = "GET", host: str | None = None, sni: str | None = None, **kw: object
+        self,
+        path: str = "/",
+        *,
+        method: str = "GET",
+        host: str | None = None,
+        sni: str | None = None,
+        source: str = "127.0.0.1",
+        **kw: object,
     ) -> Answer:
-        """One request to the gateway's TLS as ``host`` (SNI ``sni``, default the host), the CA verified."""
+        """One request to the gateway's TLS as ``host`` (SNI ``sni``, default the host), the CA verified,
+        from the loopback address ``source`` (a visitor of its own)."""
         headers = dict(kw.pop("headers", None) or {})  # type: ignore[call-overload]
         body = kw.pop("form", None)
         data = urlencode(body).encode() if isinstance(body, dict) else None
@@ -75,7 +83,7 @@ class Published:
         context.check_hostname = sni is None
         conn = http.client.HTTPSConnection(sni or name, self.gateway.https_port, context=context, timeout=10)
         port = self.gateway.https_port
-        conn._create_connection = lambda _a, t=10, s=None: socket.create_connection(("127.0.0.1", port), t, s)  # type: ignore[attr-defined]
+        conn._create_connection = lambda _a, t=10, s=None: socket.create_connection(("127.0.0.1", port), t, (source, 0))  # type: ignore[attr-defined]
         try:
             conn.request(method, path, body=data, headers={"Host": f"{name}:{port}", **headers})
             response = conn.getresponse()
@@ -83,12 +91,13 @@ class Published:
         finally:
             conn.close()
 
-    def sign_in(self) -> Answer:
+    def sign_in(self, password: str = PASSWORD, source: str = "127.0.0.1", **headers: str) -> Answer:
         return self.request(
             "/login",
             method="POST",
-            form={"method": "password", "password": PASSWORD},
-            headers={"Origin": f"https://{self.host}:{self.gateway.https_port}"},
+            form={"method": "password", "password": password},
+            headers={"Origin": f"https://{self.host}:{self.gateway.https_port}", **headers},
+            source=source,
         )
 
     def point_at(self, upstream: str) -> None:

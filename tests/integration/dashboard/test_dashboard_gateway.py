@@ -6,13 +6,16 @@ tests/security/test_dashboard_gateway.py."""
 from __future__ import annotations
 
 import secrets
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from meshop.dashboard.auth import HSTS, SECURE_COOKIE
 from tests.support.consul_server import ConsulServer
-from tests.support.published_dashboard import Published, open_server, published_dashboard, serve_dashboard
+from tests.support.published_dashboard import PASSWORD, Published, open_server, published_dashboard, serve_dashboard
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +99,51 @@ def test_the_dashboard_itself_refuses_proxied_requests_without_a_login(
         conn.close()
     finally:
         dashboard.stop()
+
+
+def trusting_home(tmp: Path, ca: str) -> Path:
+    """A HOME whose NSS database (``.pki/nssdb``, what Chromium on Linux reads) trusts ``ca`` for TLS
+    servers: the browser verifies the gateway's certificate, nothing is ignored."""
+    nssdb = tmp / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    certutil = shutil.which("certutil")
+    if certutil is None:
+        pytest.fail("certutil (Debian's libnss3-tools) is missing; run `make setup`")
+    subprocess.run([certutil, "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True, capture_output=True)
+    add = [certutil, "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "meshop-gateway-ca", "-i", ca]
+    subprocess.run(add, check=True, capture_output=True)
+    return tmp
+
+
+def test_chromium_signs_in_through_the_gateways_tls_and_sees_a_live_update(
+    published: Published, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Chromium trusts the gateway's internal CA (no certificate error ignored), resolves the dashboard
+    host to the gateway, signs in with the password, and sees an event appear through the event stream
+    of the page it opened once; the session cookie it holds is Secure."""
+    from selenium.webdriver.common.by import By
+
+    from meshop.consul.events import EventLog
+    from tests.integration.dashboard.conftest import start_chromium
+    from tests.integration.dashboard.test_dashboard_browser import await_page, rows
+
+    home = trusting_home(tmp_path_factory.mktemp("home"), published.ca)
+    resolve = f"--host-resolver-rules=MAP {published.host} 127.0.0.1"
+    driver = start_chromium(tmp_path_factory, resolve, home=home)
+    try:
+        driver.get(published.url)
+        assert driver.current_url == published.url + "login", driver.page_source[:1000]  # no certificate error page
+        driver.find_element(By.ID, "password").send_keys(PASSWORD)
+        driver.find_element(By.ID, "login-password").click()
+        assert driver.title == "Fleet · meshop", driver.page_source[:2000]
+        await_page(driver, lambda d: d.find_element(By.ID, "conn").text == "live", 15, "the event stream to open")
+        (cookie,) = driver.get_cookies()
+        assert cookie["name"] == SECURE_COOKIE and cookie["secure"] and cookie["httpOnly"]
+        message = f"through the gateway {secrets.token_hex(4)}"
+        EventLog(published.admin, "test").append("GatewayTest", "service/web", message)
+        await_page(driver, lambda d: "GatewayTest" in rows(d, "events", key="Kind"), 20, "the event, live")
+        assert rows(driver, "events", key="Kind")["GatewayTest"]["Message"] == message
+        assert int(driver.find_element(By.ID, "live").get_attribute("data-updates")) > 0  # not reloaded
+        assert driver.current_url == published.url
+    finally:
+        driver.quit()

@@ -267,3 +267,20 @@ def test_sessions_drop_expired_ones_before_the_oldest_live_one() -> None:
     live = sessions.create("b", now=5)
     new = sessions.create("c", now=11)  # a expired: it goes, b stays
     assert len(sessions) == 2 and sessions.get(live.sid, 12) == live and sessions.get(new.sid, 12) == new
+
+
+@pytest.mark.parametrize(
+    ("policy", "peer", "headers", "expected"),
+    [
+        (PUBLIC, "127.0.0.1", {"X-Forwarded-For": "203.0.113.7"}, "127.0.0.1 for 203.0.113.7"),
+        (PUBLIC, "127.0.0.1", {"X-Forwarded-For": "1.1.1.1, 203.0.113.7"}, "127.0.0.1 for 203.0.113.7"),
+        (PUBLIC, "127.0.0.1", {}, "127.0.0.1"),
+        (PUBLIC, "100.64.0.9", {"X-Forwarded-For": "203.0.113.7"}, "100.64.0.9"),  # not from beside it
+        (OPEN_BEYOND_LOOPBACK, "127.0.0.1", {"X-Forwarded-For": "203.0.113.7"}, "127.0.0.1"),  # not published
+    ],
+    ids=["gateway", "last-entry", "direct", "remote-peer", "unpublished"],
+)
+def test_the_throttle_counts_the_visitor_behind_the_gateway(
+    policy: auth.HostPolicy, peer: str, headers: dict[str, str], expected: str
+) -> None:
+    assert auth.visitor(peer, headers, policy) == expected
