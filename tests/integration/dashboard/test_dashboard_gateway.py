@@ -5,6 +5,7 @@ tests/security/test_dashboard_gateway.py."""
 
 from __future__ import annotations
 
+import io
 import secrets
 import shutil
 import subprocess
@@ -12,7 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from meshop.cli.render import status_view
+from meshop.client.cluster import read_snapshot
+from meshop.client.status import build_report
 from meshop.dashboard.auth import HSTS, SECURE_COOKIE
 from tests.support.consul_server import ConsulServer
 from tests.support.published_dashboard import PASSWORD, Published, open_server, published_dashboard, serve_dashboard
@@ -62,6 +67,18 @@ def test_a_dashboard_without_a_login_or_public_host_is_not_published(
         published.point_at(f"127.0.0.1:{open_dashboard.port}")
         record = published.await_reason("HostRefused")
         assert not record.published and "--public-host" in record.message
+        # what `meshop status` (and the dashboard's own overview) says
+        report = build_report(read_snapshot(published.store.config))
+        (unpublished,) = report.dashboard_unpublished
+        assert (unpublished.gateway, unpublished.host, unpublished.reason) == (
+            published.gateway_id,
+            published.host,
+            "HostRefused",
+        )
+        assert report.to_dict()["dashboardUnpublished"][0]["reason"] == "HostRefused"
+        console = Console(width=200, record=True, file=io.StringIO())
+        console.print(status_view(report))
+        assert f"Dashboard {published.host} not published by gateway {published.gateway_id}" in console.export_text()
         answer = published.request("/")  # the record is written once Caddy took the config
         assert answer.status == 503 and "not published (HostRefused)" in answer.body
         assert not answer.cookies()
@@ -75,6 +92,7 @@ def test_a_dashboard_without_a_login_or_public_host_is_not_published(
     published.point_at(f"127.0.0.1:{published.dashboard.port}")
     published.await_reason("LoginRequired")
     assert published.request("/").status == 303
+    assert build_report(read_snapshot(published.store.config)).dashboard_unpublished == ()
 
 
 def test_the_dashboard_itself_refuses_proxied_requests_without_a_login(
