@@ -327,6 +327,7 @@ class Controller:
             name: parsed.desired or with_last_valid(parsed, self.owned.assignments.get(name, {}))
             for name, parsed in claim_volumes(desired).items()
         }
+        domains, dashboard_host = self._gateway_hosts()
         state = ClusterState(
             services=services,
             nodes=views,
@@ -335,8 +336,8 @@ class Controller:
             statuses=self.owned.statuses,
             routes=self.owned.routes,
             node_statuses=self.owned.node_statuses,
-            domains=self._gateway_hosts()[0],
-            dashboard_host=self._gateway_hosts()[1],
+            domains=domains,
+            dashboard_host=dashboard_host,
             health=health,
         )
         target = plan(state, now)
