@@ -74,21 +74,27 @@ def test_a_local_user_cannot_act_through_a_loopback_dashboard_without_signing_in
 
 
 def test_a_dashboard_that_requires_a_login_no_one_could_give_refuses_to_start(tmp_path: Path) -> None:
-    """Loopback, ``--actions``, no password file, and a Consul without ACLs: no token proves anything,
-    so nobody could sign in; it says so at start instead of serving a login page no one can pass."""
+    """Loopback, ``--actions`` (or ``--public-host``), no password file, and a Consul without ACLs: no
+    token proves anything, so nobody could sign in; it says so at start instead of serving a login page
+    no one can pass (or, published, an open page)."""
     open_consul = ConsulServer(tmp_path / "consul").start()
     try:
         config = acl.config_for(open_consul.addr, "t-open", "operator")
-        dashboard = Dashboard(config, Settings("127.0.0.1:0", actions=True))
-        try:
-            dashboard.start()
-        except MeshopError as exc:
-            assert "Consul runs without ACLs" in str(exc) and "--password-file" in str(exc)
-        else:
-            dashboard.stop()
-            raise AssertionError("started a dashboard no one can sign in to")
-        finally:
-            dashboard.httpd.server_close()
+        # --actions on loopback; published through the gateway (--public-host), read-only or not
+        for settings in (
+            Settings("127.0.0.1:0", actions=True),
+            Settings("127.0.0.1:0", public_hosts=("d.example.com",)),
+        ):
+            dashboard = Dashboard(config, settings)
+            try:
+                dashboard.start()
+            except MeshopError as exc:
+                assert "Consul runs without ACLs" in str(exc) and "--password-file" in str(exc)
+            else:
+                dashboard.stop()
+                raise AssertionError(f"started a dashboard no one can sign in to: {settings}")
+            finally:
+                dashboard.httpd.server_close()
     finally:
         open_consul.stop()
 
