@@ -131,3 +131,20 @@ def test_one_strangers_guesses_through_the_gateway_do_not_lock_out_another(publi
     assert statuses == [401] * 10 + [429]
     assert published.sign_in(source=guesser, **forged).status == 429  # even the right password: wait a minute
     assert published.sign_in(source="127.0.0.67").status == 303  # another visitor signs in
+
+
+def test_plain_http_to_the_dashboard_host_only_redirects_to_https(published: Published) -> None:
+    """The gateway's HTTP port never proxies the dashboard host: a password or a cookie cannot cross in
+    clear (Caddy redirects to HTTPS; the dashboard's HSTS then keeps browsers there)."""
+    args = published.gateway.process.args
+    port = int(args[args.index("--http-port") + 1])
+    for method, path in (("GET", "/login"), ("POST", "/login"), ("GET", "/fragment/overview")):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        body = "method=password&password=correct+horse+battery+staple" if method == "POST" else None
+        conn.request(method, path, body=body, headers={"Host": published.host})
+        response = conn.getresponse()
+        text = response.read().decode("utf-8", "replace")
+        conn.close()
+        assert response.status in (301, 302, 307, 308), (method, path, response.status)
+        assert response.headers["Location"].startswith(f"https://{published.host}"), response.headers["Location"]
+        assert "Set-Cookie" not in response.headers and "password" not in text
