@@ -17,7 +17,7 @@ from meshop.cli.views import documents_text
 from meshop.client.apply import canonical, plan_changes
 from meshop.client.describe import server_object
 from meshop.client.edit import edit_text, read_edited, with_errors
-from meshop.client.sources import read_sources
+from meshop.client.sources import SourcedDocument, read_sources
 from meshop.consul.kv import Entry
 from meshop.model import PERMISSIVE_POLICY, validate
 from tests.unit.model.test_properties import label, label_maps, service_docs
@@ -125,3 +125,21 @@ def test_status_is_dropped_only_at_the_top(tmp_path: Path) -> None:
     doc["spec"] = {"status": "x"}
     path.write_text(json.dumps(doc))
     assert validate(read_sources((str(path),))[0].doc) != []  # still refused inside the document
+
+
+@pytest.mark.parametrize(
+    ("doc", "action"),
+    [
+        ({}, "unchanged"),  # what `get node` prints for a node nobody wrote a document for
+        ({"spec": {}}, "unchanged"),
+        ({"spec": {"cordon": False}}, "unchanged"),  # the default, said out loud
+        ({"spec": {"cordon": True}}, "created"),
+        ({"metadata": {"name": "n1", "labels": {"zone": "a"}}}, "created"),
+        ({"metadata": {"name": "n1", "annotations": {"why": "x"}}}, "created"),
+    ],
+)
+def test_a_bare_node_for_a_node_without_a_document_applies_as_unchanged(doc: dict[str, Any], action: str) -> None:
+    node = {"apiVersion": "meshop.io/v1alpha1", "kind": "Node", "metadata": {"name": "n1"}, **doc}
+    assert validate(node, PERMISSIVE_POLICY) == []
+    item = SourcedDocument("n1.yaml", node)
+    assert [change.action for change in plan_changes([item], {"desired/nodes/n1": None})] == [action]
