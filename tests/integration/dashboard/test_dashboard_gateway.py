@@ -153,7 +153,7 @@ def test_chromium_signs_in_through_the_gateways_tls_and_sees_a_live_update(
         assert driver.current_url == published.url + "login", driver.page_source[:1000]  # no certificate error page
         driver.find_element(By.ID, "password").send_keys(PASSWORD)
         driver.find_element(By.ID, "login-password").click()
-        assert driver.title == "Fleet · meshop", driver.page_source[:2000]
+        await_page(driver, lambda d: d.title == "Fleet · meshop", 20, "the overview after signing in")
         await_page(driver, lambda d: d.find_element(By.ID, "conn").text == "live", 15, "the event stream to open")
         (cookie,) = driver.get_cookies()
         assert cookie["name"] == SECURE_COOKIE and cookie["secure"] and cookie["httpOnly"]
