@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import secrets
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,8 +19,14 @@ import pytest
 from meshop.model import keys
 from meshop.model.records import CaddyLoad, RouteRecord, Upstream, dumps, loads_json
 from tests.support.consul_server import ConsulServer
-from tests.support.procs import wait_until
-from tests.support.published_dashboard import Published, open_server, published_dashboard
+from tests.support.procs import PATIENCE, wait_until
+from tests.support.published_dashboard import (
+    Published,
+    open_server,
+    published_dashboard,
+    published_settings,
+    serve_dashboard,
+)
 
 FLEET_MARKERS = ("<table", "services", "event: changed")
 
@@ -148,3 +155,36 @@ def test_plain_http_to_the_dashboard_host_only_redirects_to_https(published: Pub
         assert response.status in (301, 302, 307, 308), (method, path, response.status)
         assert response.headers["Location"].startswith(f"https://{published.host}"), response.headers["Location"]
         assert "Set-Cookie" not in response.headers and "password" not in text
+
+
+def test_a_dashboard_restarted_without_a_login_is_never_served_and_soon_unpublished(
+    published: Published, consul_server: ConsulServer
+) -> None:
+    """The failure timing: the dashboard behind a published host is replaced, on the same port, by one
+    without a login. Not one request through the gateway gets a fleet page meanwhile (the open dashboard
+    refuses the public host and proxied requests itself), and within the gateway's check interval (10 s)
+    the host answers the fixed 503 and the record says why."""
+    port = published.dashboard.port
+    published.dashboard.stop()
+    open_dashboard = serve_dashboard(consul_server, published.store.prefix, port)
+    replaced = time.monotonic()
+    seen: list[int] = []
+    try:
+        while (record := published.publication()) is None or record.reason == "LoginRequired":
+            assert time.monotonic() - replaced < 20 * PATIENCE, f"still published: {published.logs()}"
+            answer = published.request("/fragment/overview")
+            assert answer.status != 200 and not any(m in answer.body for m in FLEET_MARKERS), answer.status
+            seen.append(answer.status)
+        took = time.monotonic() - replaced
+        assert record.reason == "HostRefused" and took < 10 + 5 * PATIENCE, took
+        answer = published.request("/")
+        assert answer.status == 503 and "not published (HostRefused)" in answer.body
+        # the open dashboard's own refusal (421), nothing (502/503), or 401 from the stopped one: Caddy's
+        # kept-alive connections still reach its handler threads in this process
+        assert set(seen) <= {401, 421, 502, 503}, seen
+    finally:
+        open_dashboard.stop()
+        published.dashboard = serve_dashboard(
+            consul_server, published.store.prefix, port, **published_settings(published.host)
+        )
+    published.await_reason("LoginRequired", timeout=30)

@@ -132,10 +132,15 @@ def gateway_document(domain: str, host: str, upstream: str) -> str:
     return yaml.safe_dump(doc)
 
 
-def serve_dashboard(consul: ConsulServer, prefix: str, **settings: object) -> Dashboard:
-    """A dashboard on loopback reading with the read-only role's token."""
+def serve_dashboard(consul: ConsulServer, prefix: str, port: int = 0, **settings: object) -> Dashboard:
+    """A dashboard on loopback (``port``, 0: any free one) reading with the read-only role's token."""
     config = acl.config_for(consul.addr, prefix, "readonly")
-    return Dashboard(config, Settings(listen="127.0.0.1:0", **settings)).start()  # type: ignore[arg-type]
+    return Dashboard(config, Settings(listen=f"127.0.0.1:{port}", **settings)).start()  # type: ignore[arg-type]
+
+
+def published_settings(host: str) -> dict[str, object]:
+    """What the published dashboard runs with: ``--public-host`` and a password."""
+    return {"password": PasswordHash.parse(hash_password(PASSWORD)), "public_hosts": (host,)}
 
 
 @contextmanager
@@ -144,10 +149,9 @@ def published_dashboard(consul: ConsulServer, prefix: str, workdir: Path) -> Ite
     store = KVStore(acl.config_for(consul.addr, prefix, "operator"))
     domain = f"{prefix}.test"
     host = f"dash.{domain}"
-    password = PasswordHash.parse(hash_password(PASSWORD))
-    dashboard = serve_dashboard(consul, prefix, password=password, public_hosts=(host,))
+    dashboard = serve_dashboard(consul, prefix, **published_settings(host))
     gid = f"gw{prefix[-6:]}"
-    gateway = None
+    gateway = published = None
     try:
         store.put(keys.DESIRED_GATEWAY, gateway_document(domain, host, f"127.0.0.1:{dashboard.port}"))
         gateway = start_gateway(consul.addr, prefix, workdir, "--id", gid)
@@ -160,7 +164,7 @@ def published_dashboard(consul: ConsulServer, prefix: str, workdir: Path) -> Ite
         if gateway is not None:
             gateway.process.stop()
             stop_caddy_dir(gateway.caddy_dir)
-        dashboard.stop()
+        (published.dashboard if published is not None else dashboard).stop()  # a test may have replaced it
         acl.close(consul.addr, prefix)
 
 
