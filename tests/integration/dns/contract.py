@@ -78,3 +78,20 @@ def wanted_foreign_names_are_conflicts(p: Provider, zone: str, records: Callable
     assert result.changes == () and len(result.conflicts) == 2
     after = records()
     assert {k: v for k, v in after.items() if k[1] != "SOA"} == {k: v for k, v in before.items() if k[1] != "SOA"}
+
+
+def legacy_mark_is_moved_once(p: Provider, zone: str, records: Callable[[], Records]) -> None:
+    """``old.<zone>`` holds an earlier meshop's mark inside its own TXT set, beside an SPF (TTL 3600), and
+    an A (TTL 60), made by the test before: one pass moves the mark to the mark name, the SPF keeps its
+    record and TTL, nothing else changes, and the next pass sends nothing."""
+    before = foreign_part(records())
+    result = converge(p, {f"old.{zone}": ["192.0.2.1"]})
+    assert [c.kind for c in result.changes] == ["update"] and "mark moved" in result.changes[0].describe()
+    after = records()
+    assert after[("old", "TXT")] == (3600, ('"v=spf1 -all"',))
+    assert after[("_meshop-owner.old", "TXT")] == (60, (MARK,))
+    assert after[("old", "A")] == (60, ("192.0.2.1",))
+    assert {k: v for k, v in foreign_part(after).items() if k[0] != "old"} == {
+        k: v for k, v in before.items() if k[0] != "old"
+    }
+    assert converge(p, {f"old.{zone}": ["192.0.2.1"]}).changes == ()

@@ -5,8 +5,6 @@ change and the key in no message."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from meshop.dns.plan import Change, plan
@@ -16,20 +14,11 @@ from tests.integration.dns.contract import (
     MARK,
     OWNER,
     converge,
+    legacy_mark_is_moved_once,
     transitions_keep_foreign_records,
     wanted_foreign_names_are_conflicts,
 )
-from tests.support.dns_zone import foreign_part
 from tests.support.pdns_server import PdnsServer
-
-
-@pytest.fixture
-def pdns(tmp_path) -> Iterator[PdnsServer]:
-    server = PdnsServer(tmp_path / "pdns").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def provider(pdns: PdnsServer, key: str | None = None, zone: str | None = None) -> PowerDnsProvider:
@@ -52,17 +41,7 @@ def test_a_legacy_mark_at_the_name_is_moved_once_and_the_foreign_txt_keeps_its_t
         {"name": f"old.{z}", "type": "A", "ttl": 60, "changetype": "REPLACE", "records": [{"content": "192.0.2.1"}]},
     ]  # fmt: skip
     pdns.api("PATCH", f"/api/v1/servers/localhost/zones/{z}", {"rrsets": old})
-    before = foreign_part(pdns.records())
-    p = provider(pdns)
-    result = converge(p, {f"old.{pdns.zone}": ["192.0.2.1"]})
-    assert [c.kind for c in result.changes] == ["update"] and "mark moved" in result.changes[0].describe()
-    after = pdns.records()
-    assert after[("old", "TXT")] == (3600, ('"v=spf1 -all"',))
-    assert after[("_meshop-owner.old", "TXT")] == (60, (MARK,))
-    assert {k: v for k, v in foreign_part(after).items() if k[0] != "old"} == {
-        k: v for k, v in before.items() if k[0] != "old"
-    }
-    assert converge(p, {f"old.{pdns.zone}": ["192.0.2.1"]}).changes == ()
+    legacy_mark_is_moved_once(provider(pdns), pdns.zone, pdns.records)
 
 
 def test_a_record_made_after_the_read_wins_over_a_create(pdns: PdnsServer) -> None:

@@ -11,13 +11,12 @@ from collections.abc import Iterator
 import pytest
 
 from meshop.consul.events import EventLog
-from meshop.consul.services import Services
-from meshop.consul.sessions import Sessions
 from meshop.consul.store import KVStore
 from meshop.model import keys
-from meshop.model.records import DnsStatus, RouteRecord, Upstream, dumps
+from meshop.model.records import DnsStatus
 from meshop.operator.dns import DnsWriter
-from tests.integration.dns.test_writer import NODES, status
+from tests.integration.dns.leader import leading_writer, put_routes
+from tests.integration.dns.test_writer import status
 from tests.support.dns_zone import foreign_part
 from tests.support.pdns_server import PdnsServer
 from tests.support.procs import wait_until
@@ -42,36 +41,13 @@ spec:
 
 
 @pytest.fixture
-def pdns(tmp_path) -> Iterator[PdnsServer]:
-    server = PdnsServer(tmp_path / "pdns").start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def writer(store: KVStore, role_config, pdns: PdnsServer, prefix: str, caplog) -> Iterator[DnsWriter]:
     caplog.set_level(logging.DEBUG, logger="meshop")
     store.put(f"{keys.SECRETS}meshop-dns/pdns-api-key", pdns.api_key)
     store.put(keys.DESIRED_GATEWAY, gateway_doc(pdns, prefix))
-    for host, nodes in ((f"web.{pdns.zone}", ["n1", "n2"]), (f"api.{pdns.zone}", ["n2"])):
-        upstreams = tuple(Upstream(n, NODES[n], 8080, True) for n in nodes)
-        store.put(keys.route(host), dumps(RouteRecord(host, host.split(".")[0], "/", upstreams)))
-    ctl = role_config("controller")
-    ctl_store = KVStore(ctl)
-    sessions = Sessions(ctl_store)
-    lock = sessions.acquire(keys.LEADER, sessions.create("pdns-test"), "{}")
-    assert lock is not None
-    dns_writer = DnsWriter(
-        ctl_store, Services(ctl, ctl_store.client), lambda: lock, local_cluster=True, resync=1.0, wait="2s",
-        trust_records=True,
-    ).start()  # fmt: skip
-    try:
+    put_routes(store, pdns.zone)
+    with leading_writer(role_config, resync=1.0) as dns_writer:
         yield dns_writer
-    finally:
-        dns_writer.stop()
-        sessions.release(lock)
 
 
 def addresses(pdns: PdnsServer) -> dict[str, tuple[int, tuple[str, ...]] | None]:

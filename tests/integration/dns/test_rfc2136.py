@@ -15,11 +15,11 @@ from tests.integration.dns.contract import (
     MARK,
     OWNER,
     converge,
+    legacy_mark_is_moved_once,
     transitions_keep_foreign_records,
     wanted_foreign_names_are_conflicts,
 )
 from tests.support.bind_server import BindServer
-from tests.support.dns_zone import foreign_part
 
 
 def provider(bind: BindServer, key: str | None = None, secret: str | None = None) -> Rfc2136Provider:
@@ -38,24 +38,14 @@ def test_wanted_foreign_names_are_conflicts_not_overwritten(bind: BindServer) ->
 
 def test_a_legacy_mark_at_the_name_is_moved_once_and_the_foreign_txt_keeps_its_ttl(bind: BindServer) -> None:
     """An earlier meshop's mark inside the name's own TXT set (beside an SPF, TTL 3600): one pass moves
-    it to the mark name; the SPF keeps record and TTL; the next pass changes nothing."""
+    it to the mark name; the SPF keeps record and TTL; the next pass changes nothing (contract.py)."""
     p = provider(bind)
     old = dns.update.UpdateMessage(bind.zone + ".", keyring=p.key)
     old.add(f"old.{bind.zone}.", 3600, "TXT", MARK)
     old.add(f"old.{bind.zone}.", 3600, "TXT", '"v=spf1 -all"')
     old.add(f"old.{bind.zone}.", 60, "A", "192.0.2.1")
     assert dns.query.tcp(old, "127.0.0.1", port=bind.port, timeout=3).rcode() == 0
-    before = foreign_part(bind.records())
-    result = converge(p, {f"old.{bind.zone}": ["192.0.2.1"]})
-    assert [c.kind for c in result.changes] == ["update"] and "mark moved" in result.changes[0].describe()
-    after = bind.records()
-    assert after[("old", "TXT")] == (3600, ('"v=spf1 -all"',))
-    assert after[("_meshop-owner.old", "TXT")] == (60, (MARK,))
-    assert after[("old", "A")] == (60, ("192.0.2.1",))
-    assert {k: v for k, v in foreign_part(after).items() if k[0] != "old"} == {
-        k: v for k, v in before.items() if k[0] != "old"
-    }
-    assert converge(p, {f"old.{bind.zone}": ["192.0.2.1"]}).changes == ()
+    legacy_mark_is_moved_once(p, bind.zone, bind.records)
 
 
 def test_a_record_made_after_the_read_wins_over_a_create(bind: BindServer) -> None:
