@@ -44,21 +44,25 @@ def test_a_legacy_mark_at_the_name_is_moved_once_and_the_foreign_txt_keeps_its_t
     legacy_mark_is_moved_once(provider(pdns), pdns.zone, pdns.records)
 
 
-def test_a_record_made_after_the_read_wins_over_a_create(pdns: PdnsServer) -> None:
+@pytest.mark.parametrize(
+    ("name", "rdtype", "content"),
+    [("new", "A", "198.51.100.7"), ("_meshop-owner.new", "TXT", '"heritage=meshop,meshop/owner=staging"')],
+    ids=["address-at-the-name", "another-owner-s-mark"],
+)
+def test_a_record_made_after_the_read_wins_over_a_create(
+    pdns: PdnsServer, name: str, rdtype: str, content: str
+) -> None:
     p = provider(pdns)
     stale = plan({f"new.{pdns.zone}": ["192.0.2.1"]}, p.read(), OWNER, 60)
     z = f"{pdns.zone}."
-    mine = {
-        "name": f"new.{z}",
-        "type": "A",
-        "ttl": 300,
-        "changetype": "REPLACE",
-        "records": [{"content": "198.51.100.7"}],
-    }
-    pdns.api("PATCH", f"/api/v1/servers/localhost/zones/{z}", {"rrsets": [mine]})
+    theirs = {"name": f"{name}.{z}", "type": rdtype, "ttl": 300, "changetype": "REPLACE"}
+    theirs["records"] = [{"content": content}]
+    pdns.api("PATCH", f"/api/v1/servers/localhost/zones/{z}", {"rrsets": [theirs]})
+    before = pdns.records()
     with pytest.raises(DnsRefused, match="changed since it was read; not sent"):
         p.apply(stale.changes[0], OWNER)
-    assert pdns.records()[("new", "A")] == (300, ("198.51.100.7",))
+    assert pdns.records() == before
+    assert before[(name, rdtype)] == (300, (content,))
 
 
 def test_a_wrong_api_key_is_refused_by_name_with_no_change(pdns: PdnsServer) -> None:
