@@ -143,3 +143,20 @@ def test_a_server_that_never_answers_costs_the_timeout() -> None:
         assert time.monotonic() - start < 2.0
     finally:
         listener.close()
+
+
+@pytest.mark.parametrize(
+    "name", ["evil.example.org", "example.test.evil.org", "notexample.test"], ids=["other", "suffix-trick", "no-dot"]
+)
+def test_a_change_outside_the_zone_is_refused_unsent(stubs, name: str) -> None:
+    stub = stubs(lambda: (200, {}, b'{"rrsets": []}'))
+    with pytest.raises(DnsError, match=r"outside zone example.test; not sent"):
+        provider(stub.url).apply(Change("create", name, ("203.0.113.1",), 60), "prod")
+    assert stub.requests == []
+
+
+def test_an_update_without_meshop_s_mark_as_read_is_refused_unpatched(stubs) -> None:
+    stub = stubs(lambda: (200, {}, json.dumps({"rrsets": [GOOD_A]}).encode()))
+    with pytest.raises(DnsError, match="without meshop's mark as read; not sent"):
+        provider(stub.url).apply(Change("update", f"web.{ZONE}", ("192.0.2.2",), 60, ("192.0.2.1",)), "prod")
+    assert "PATCH" not in [m for m, _, _ in stub.requests]
