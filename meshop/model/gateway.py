@@ -17,7 +17,7 @@ class GatewayDNS:
     server: str | None = None  # rfc2136: host:port
     zone: str | None = None
     key_name: str | None = None
-    key_secret_key: str | None = None  # Consul key holding the TSIG secret (never the secret itself)
+    key_secret_key: str | None = None  # Consul key holding the TSIG secret or API key (never the secret)
     key_algorithm: str = "hmac-sha256"
     ttl: int = 60
     records: str = "hosts"  # hosts | wildcard
