@@ -95,3 +95,19 @@ def legacy_mark_is_moved_once(p: Provider, zone: str, records: Callable[[], Reco
         k: v for k, v in before.items() if k[0] != "old"
     }
     assert converge(p, {f"old.{zone}": ["192.0.2.1"]}).changes == ()
+
+
+def wildcard_gets_its_own_mark_name(p: Provider, zone: str, records: Callable[[], Records]) -> None:
+    """``*.<zone>`` (``records: wildcard``) is marked at ``_meshop-owner._wildcard.<zone>`` (no ``*`` inside a
+    name), moved and withdrawn like any name; the foreign records keep rdata and TTL throughout."""
+    before = foreign_part(records())
+    converge(p, {f"*.{zone}": ["192.0.2.1"]})
+    got = records()
+    assert got[("*", "A")] == (60, ("192.0.2.1",))
+    assert got[("_meshop-owner._wildcard", "TXT")] == (60, (MARK,))
+    converge(p, {f"*.{zone}": ["192.0.2.2"]})
+    assert records()[("*", "A")] == (60, ("192.0.2.2",))
+    converge(p, {})
+    got = records()
+    assert ("*", "A") not in got and ("_meshop-owner._wildcard", "TXT") not in got
+    assert {k: v for k, v in foreign_part(got).items() if k[0] != "*"} == before

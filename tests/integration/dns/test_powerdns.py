@@ -17,6 +17,7 @@ from tests.integration.dns.contract import (
     legacy_mark_is_moved_once,
     transitions_keep_foreign_records,
     wanted_foreign_names_are_conflicts,
+    wildcard_gets_its_own_mark_name,
 )
 from tests.support.pdns_server import PdnsServer
 
@@ -27,6 +28,10 @@ def provider(pdns: PdnsServer, key: str | None = None, zone: str | None = None) 
 
 def test_records_follow_each_transition_and_foreign_ones_keep_rdata_and_ttl(pdns: PdnsServer) -> None:
     transitions_keep_foreign_records(provider(pdns), pdns.zone, pdns.records)
+
+
+def test_a_wildcard_gets_a_mark_name_of_its_own(pdns: PdnsServer) -> None:
+    wildcard_gets_its_own_mark_name(provider(pdns), pdns.zone, pdns.records)
 
 
 def test_wanted_foreign_names_are_conflicts_not_overwritten(pdns: PdnsServer) -> None:

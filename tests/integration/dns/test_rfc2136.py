@@ -18,6 +18,7 @@ from tests.integration.dns.contract import (
     legacy_mark_is_moved_once,
     transitions_keep_foreign_records,
     wanted_foreign_names_are_conflicts,
+    wildcard_gets_its_own_mark_name,
 )
 from tests.support.bind_server import BindServer
 
@@ -30,6 +31,10 @@ def provider(bind: BindServer, key: str | None = None, secret: str | None = None
 
 def test_records_follow_each_transition_and_foreign_ones_keep_rdata_and_ttl(bind: BindServer) -> None:
     transitions_keep_foreign_records(provider(bind), bind.zone, bind.records)
+
+
+def test_a_wildcard_gets_a_mark_name_of_its_own(bind: BindServer) -> None:
+    wildcard_gets_its_own_mark_name(provider(bind), bind.zone, bind.records)
 
 
 def test_wanted_foreign_names_are_conflicts_not_overwritten(bind: BindServer) -> None:
