@@ -18,7 +18,7 @@ def _registration_errors() -> float:
 
 
 def _registered(services: Services, service_id: str) -> bool:
-    _, instances = services.instances("meshop-metrics")
+    _, instances = services.instances("meshop-metrics-gateway")
     return any(i.service_id == service_id for i in instances)
 
 

@@ -101,7 +101,10 @@ def test_node_record_heartbeat_and_clean_shutdown(
     service = registrations(consul_server.addr, node)[f"meshop-agent-{node}"]
     assert service["Service"] == "meshop-agent" and service["Meta"]["node"] == node
     scrape = registrations(consul_server.addr, node)[f"meshop-metrics-agent-{node}"]  # Prometheus discovery
-    assert (scrape["Service"], f"{scrape['Address']}:{scrape['Port']}") == ("meshop-metrics", record.metrics_addr)
+    assert (scrape["Service"], f"{scrape['Address']}:{scrape['Port']}") == (
+        f"meshop-metrics-agent-{node}",
+        record.metrics_addr,
+    )
     assert scrape["Meta"]["component"] == "agent"
     assign(store, node, "sleeper", SLEEPER)
     wait_until(lambda: engine.running("sleeper"), 5, what="sleeper running")

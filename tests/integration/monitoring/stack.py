@@ -1,7 +1,7 @@
 """A controller, an agent and a gateway as real ``meshop`` processes on one Consul and KV prefix.
 
 Each daemon listens on a free loopback port (``--metrics-addr 127.0.0.1:0``) and registers
-``meshop-metrics`` in Consul; the tests find the bound addresses there, exactly as Prometheus does.
+its ``meshop-metrics-*`` name in Consul; the tests find the bound addresses there, as Prometheus does.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class Stack:
         return f"meshop-metrics-{component}-{self.instances[component]}"
 
     def registrations(self) -> dict[str, dict[str, Any]]:
-        """This stack's ``meshop-metrics`` registrations on the Consul agent, by component."""
+        """This stack's metrics registrations on the Consul agent, by component."""
         url = f"http://{self.consul_addr}/v1/agent/services"
         status, body = http_get(url, headers=acl.auth_headers(self.consul_addr))
         assert status == 200, body
