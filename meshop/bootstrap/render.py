@@ -97,7 +97,7 @@ TimeoutStopSec=30
 Restart=always
 RestartSec=2
 # Not root: a user systemd makes for this unit (no account to manage), with a read-only system. Its
-# state (Caddy's certificates, internal CA and admin socket) lives in
+# state (Caddy's certificates and internal CA, the DNS responder's socket folder) lives in
 # /var/lib/private/meshop/gateway, reached as /var/lib/meshop/gateway; systemd moves a folder an older,
 # root-run gateway left there and hands it to this user, contents included.
 DynamicUser=yes
