@@ -17,7 +17,7 @@ from meshop.consul.client import (
 )
 from meshop.consul.config import ConsulConfig
 from meshop.errors import ConsulError
-from meshop.model.acl import METRICS_SERVICE, metrics_service
+from meshop.model.acl import metrics_service
 
 log = logging.getLogger(__name__)
 
@@ -243,9 +243,13 @@ def metrics_registration(
     meta = {"component": component, "instance": instance}
     if node:
         meta["node"] = node
+    name = metrics_service(component, node if component == "agent" else "")
     return Registration(
-        service_id=f"{METRICS_SERVICE}-{component}-{instance}",
-        name=metrics_service(component, node if component == "agent" else ""),
+        # ``<name>.<instance>``: never an id of the shared ``meshop-metrics`` name of older versions
+        # (``meshop-metrics-<component>-<instance>``), which Consul would let no one replace without write
+        # on that old name, which no role has any more (an old daemon stopped after `acl init` leaves one)
+        service_id=f"{name}.{instance}",
+        name=name,
         address=advertise if host in WILDCARDS else (host or "127.0.0.1"),
         port=int(port),
         meta=meta,

@@ -37,9 +37,9 @@ def test_registration_is_retried_until_consul_takes_it_and_withdrawn_on_stop(tmp
         server.start()
         kept.ensure()
         assert kept.registered
-        assert _registered(services, "meshop-metrics-gateway-kept")
+        assert _registered(services, "meshop-metrics-gateway.kept")
         kept.ensure()  # no second request once registered
         kept.withdraw()
-        assert not _registered(services, "meshop-metrics-gateway-kept")
+        assert not _registered(services, "meshop-metrics-gateway.kept")
     finally:
         server.stop()

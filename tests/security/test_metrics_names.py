@@ -55,6 +55,26 @@ def test_a_node_cannot_register_a_metrics_endpoint_in_another_nodes_name(
     services.deregister(own.service_id)
 
 
+def test_an_entry_left_under_the_old_shared_name_does_not_keep_the_new_one_out(
+    consul_server: ConsulServer, consul_config, prefix: str
+) -> None:
+    """Upgrading: an old agent stopped after ``acl init`` took the shared name away cannot deregister its
+    ``meshop-metrics`` entry; Consul lets no one replace an entry without write on its name, so the new
+    registration must not reuse its id (before the new ids: refused, and the node was never scraped)."""
+    n1 = f"{prefix}-n1"
+    master = Services(consul_config, make_client(consul_config))
+    old = Registration(f"meshop-metrics-agent-{n1}", "meshop-metrics", "127.0.0.1", 9464, meta={"node": n1})
+    master.register(old)
+    config = acl.config_for(consul_server.addr, prefix, "agent", n1)
+    services = Services(config, make_client(config))
+    try:
+        own = metrics_registration("agent", n1, "127.0.0.1:9464", n1)
+        services.register(own)
+        services.deregister(own.service_id)
+    finally:
+        master.deregister(old.service_id)
+
+
 class Canary:
     """An HTTP /metrics endpoint that counts who scraped it."""
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from meshop.consul.services import metrics_registration
 from tests.conftest import TEST_IMAGE
 from tests.support import acl
 from tests.support.meshop_proc import meshop_process
@@ -104,7 +105,8 @@ class Stack:
         return self
 
     def service_id(self, component: str) -> str:
-        return f"meshop-metrics-{component}-{self.instances[component]}"
+        node = self.node if component == "agent" else ""
+        return metrics_registration(component, self.instances[component], "127.0.0.1:1", node).service_id
 
     def registrations(self) -> dict[str, dict[str, Any]]:
         """This stack's metrics registrations on the Consul agent, by component."""
