@@ -33,6 +33,8 @@ have sshd || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 if ! have docker || { ! docker_answers && ! have dockerd; }; then missing+=(docker.io); fi
 have iptables || missing+=(iptables)
 have debootstrap || missing+=(debootstrap)
+# `systemd-analyze verify` and `security --offline` check the units meshop installs (tests/unit/bootstrap)
+have systemd-analyze || missing+=(systemd)
 # the shell-completion tests load meshop's zsh and fish scripts in the real shells (~19 MB installed each)
 have zsh || missing+=(zsh)
 have fish || missing+=(fish)  # the end-to-end install test's Debian 12 hosts (make test-install)

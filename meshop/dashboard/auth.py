@@ -13,8 +13,8 @@
   ``__Host-`` cookie and HSTS. A dashboard without a login refuses every proxied request
   (``X-Forwarded-*``, ``Forwarded``, ``Via``): it is the loopback page of the CLI's users, never a site.
 * A session is a random id in a cookie (HttpOnly, SameSite=Strict, Path=/), server-side, with a CSRF
-  token every form that acts must send back; sign-ins are throttled per address (a try is counted
-  before the password is checked) and at most a few are checked at once.
+  token every form that acts must send back; sign-ins are throttled per address (all of loopback is
+  one; a try is counted before the password is checked) and at most a few are checked at once.
 """
 
 from __future__ import annotations
@@ -120,12 +120,14 @@ def proxied(headers: object) -> bool:
 def visitor(peer: str, headers: object, hosts: HostPolicy) -> str:
     """Whom the sign-in throttle counts: the peer's address; for a published dashboard reached from
     loopback (the gateway's Caddy beside it) the visitor that Caddy names last in ``X-Forwarded-For``
-    (Caddy replaces what a visitor sent), so one stranger's guesses do not lock out everyone else. A
-    local user who forges the header gains nothing: it can already send from any of 127.0.0.0/8."""
+    (Caddy replaces what a visitor sent), so one stranger's guesses do not lock out everyone else; that
+    visitor is grouped as ``client_key`` groups peers (an IPv6 visitor is its /64). Residual: a local user
+    can forge the header on a published dashboard and vary it, so there guessing from the host itself is
+    bounded by the scrypt checks at a time, not by the per-client count."""
     get = getattr(headers, "get", None)
     forwarded = get("X-Forwarded-For") if get is not None and hosts.public and is_loopback(peer) else None
     last = forwarded.split(",")[-1].strip()[:64] if forwarded else ""
-    return f"{peer} for {last}" if last else peer
+    return f"{client_key(peer)} for {client_key(last)}" if last else peer
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -257,13 +259,35 @@ def csrf_ok(expected: str, got: str | None) -> bool:
     return bool(expected) and got is not None and hmac.compare_digest(expected.encode(), got.encode())
 
 
+LOOPBACK_CLIENT = "loopback"
+
+
+def client_key(address: str) -> str:
+    """The client a sign-in try counts against. Every loopback source is one client: a local user can
+    send from any of 127.0.0.0/8 (and ``::1``), and counting each address apart gave them 16 million
+    times ten tries a minute. An IPv6 client is its /64, which one host usually holds whole. Anything
+    else that is not an address (a test's "") stays as it is."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return LOOPBACK_CLIENT
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 class Throttle:
     """At most ``limit`` sign-in tries per ``window`` seconds from one client address; then that address
     waits. A try is counted (``reserve``) before its password or token is checked, in one step under the
     lock, and given back (``refund``) only when it succeeded: checking first and counting after the
     check let concurrent guesses all pass the check before any was counted (60 at once got 12 tries
     against a limit of 10). Per address, not for everybody: a global count let anyone who reaches the
-    port lock every user out with ten bad attempts a minute. At most ``clients`` addresses are remembered
+    port lock every user out with ten bad attempts a minute. Addresses are grouped by ``client_key``
+    (all of loopback is one client, an IPv6 client its /64). At most ``clients`` of them are remembered
     (the least recently trying go first). Behind a proxy every client has the proxy's address: one
     shared count."""
 
@@ -282,6 +306,7 @@ class Throttle:
 
     def reserve(self, now: float, client: str = "") -> bool:
         """Count one try for ``client`` and say whether it may be made (False: over the limit, not counted)."""
+        client = client_key(client)
         with self._lock:
             tries = self._recent(client, now)
             if len(tries) >= self.limit:
@@ -295,11 +320,13 @@ class Throttle:
 
     def refund(self, client: str = "") -> None:
         """A reserved try succeeded: it does not count against the address."""
+        client = client_key(client)
         with self._lock:
             tries = self._tries.get(client)
             if tries:
                 tries.pop()
 
     def blocked(self, now: float, client: str = "") -> bool:
+        client = client_key(client)
         with self._lock:
             return len(self._recent(client, now)) >= self.limit

@@ -10,7 +10,7 @@ change of upstreams alone needs no reload; only a change of the sites does (``dy
 Upstream hostnames are resolved by the gateway (``resolve``) and served as checked IP addresses.
 The Gateway document's ``spec.dashboard`` host is served (with TLS) only once the dashboard behind it
 has shown it requires a login (``gateway.dashboard``); no route may take that host.
-With its status listener's address the gateway registers ``meshop-metrics`` (Prometheus discovery)
+With its status listener's address the gateway registers ``meshop-metrics-gateway`` (Prometheus discovery)
 and deregisters it on a clean stop, like the controller and the agents.
 """
 
@@ -114,7 +114,7 @@ class GatewayDaemon:
 
     def start_watches(self, metrics_listen: str | None = None, instance: str = "") -> None:
         """Start the watches; with ``metrics_listen`` (the bound status address) also register
-        ``meshop-metrics``. A failed registration is logged, not fatal: routing matters more."""
+        ``meshop-metrics-gateway``. A failed registration is logged, not fatal: routing matters more."""
         if self.dns is not None:
             self.dns.start()
             log.info("upstream DNS for Caddy on %s", self.dns.address)

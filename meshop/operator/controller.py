@@ -203,7 +203,7 @@ class Controller:
     def start_services(self, metrics_listen: str | None = None) -> None:
         """Watches and the election; the caller runs ``self.loop`` (``meshop.daemon.run.run_daemon`` does).
 
-        With ``metrics_listen`` the controller also registers ``meshop-metrics`` for Prometheus discovery.
+        With ``metrics_listen`` the controller also registers ``meshop-metrics-controller`` for Prometheus discovery.
         """
         wait = self.options.watch_wait
         for name, prefix in (

@@ -6,6 +6,9 @@
 * Concurrent guesses: before, the throttle checked before it counted, so 60 guesses at once got 12
   tries against a limit of 10, and 200 at once took the dashboard from 37 to 326 MiB (an scrypt check
   each). Now a try is counted before it is checked, and at most a few checks run at once.
+* Guesses from many loopback addresses: before, the throttle counted each address apart, and a local
+  user can send from any of 127.0.0.0/8, so every guess from a new address was checked. Now all of
+  loopback is one client.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import threading
 from pathlib import Path
 
 from meshop.consul.store import KVStore
-from meshop.dashboard.auth import hash_password
+from meshop.dashboard.auth import PasswordHash, hash_password
 from meshop.dashboard.server import Dashboard, Settings
 from meshop.errors import MeshopError
 from tests.support import acl
@@ -155,10 +158,28 @@ def test_concurrent_guesses_get_at_most_the_limit_and_memory_stays_bounded(
                 break
         assert (status, checked <= 10) == (429, True), f"{checked} guesses checked in all (limit 10)"
         assert request(port, "POST", "/login", f"method=password&password={PASSWORD.replace(' ', '+')}")[0] == 429
-        ok = request(
+        # all of loopback is one client: another of 127.0.0.0/8 waits too (another host would not)
+        other = request(
             port, "POST", "/login", f"method=password&password={PASSWORD.replace(' ', '+')}", source="127.0.0.2"
         )
-        assert ok[0] == 303
+        assert other[0] == 429
     finally:
         proc.stop()
     assert "Traceback" not in log.read_text()
+
+
+def test_guesses_from_many_loopback_addresses_share_one_limit(consul_server: ConsulServer, prefix: str) -> None:
+    """30 wrong passwords, each from another loopback address, one after the other: 10 are checked, the
+    rest answer 429 unchecked (before: all 30 were checked, each address its own 10 a minute)."""
+    readonly = acl.config_for(consul_server.addr, prefix, "readonly")
+    password = PasswordHash.parse(hash_password(PASSWORD))
+    server = Dashboard(readonly, Settings("127.0.0.1:0", password=password)).start()
+    try:
+        answers = [
+            request(server.port, "POST", "/login", f"method=password&password=guess+{i}", source=f"127.0.{i}.9")[0]
+            for i in range(30)
+        ]
+        assert (answers.count(401), answers.count(429)) == (10, 20), answers
+        assert answers[:10] == [401] * 10
+    finally:
+        server.stop()

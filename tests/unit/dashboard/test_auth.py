@@ -272,15 +272,44 @@ def test_sessions_drop_expired_ones_before_the_oldest_live_one() -> None:
 @pytest.mark.parametrize(
     ("policy", "peer", "headers", "expected"),
     [
-        (PUBLIC, "127.0.0.1", {"X-Forwarded-For": "203.0.113.7"}, "127.0.0.1 for 203.0.113.7"),
-        (PUBLIC, "127.0.0.1", {"X-Forwarded-For": "1.1.1.1, 203.0.113.7"}, "127.0.0.1 for 203.0.113.7"),
+        (PUBLIC, "127.0.0.1", {"X-Forwarded-For": "203.0.113.7"}, "loopback for 203.0.113.7"),
+        (PUBLIC, "127.0.0.9", {"X-Forwarded-For": "1.1.1.1, 203.0.113.7"}, "loopback for 203.0.113.7"),
+        (PUBLIC, "127.0.0.1", {"X-Forwarded-For": "2001:db8:1:2::7"}, "loopback for 2001:db8:1:2::/64"),
         (PUBLIC, "127.0.0.1", {}, "127.0.0.1"),
         (PUBLIC, "100.64.0.9", {"X-Forwarded-For": "203.0.113.7"}, "100.64.0.9"),  # not from beside it
         (OPEN_BEYOND_LOOPBACK, "127.0.0.1", {"X-Forwarded-For": "203.0.113.7"}, "127.0.0.1"),  # not published
     ],
-    ids=["gateway", "last-entry", "direct", "remote-peer", "unpublished"],
+    ids=["gateway", "last-entry", "ipv6-visitor", "direct", "remote-peer", "unpublished"],
 )
 def test_the_throttle_counts_the_visitor_behind_the_gateway(
     policy: auth.HostPolicy, peer: str, headers: dict[str, str], expected: str
 ) -> None:
     assert auth.visitor(peer, headers, policy) == expected
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.45.6.7", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.9", "loopback"),
+        ("10.0.0.66", "10.0.0.66"),
+        ("::ffff:10.0.0.66", "10.0.0.66"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("", ""),
+    ],
+)
+def test_client_key_groups_what_one_sender_can_vary(address: str, key: str) -> None:
+    assert auth.client_key(address) == key
+
+
+def test_every_loopback_source_shares_one_count() -> None:
+    """Before: a local user sent each guess from another of 127.0.0.0/8 and was never throttled."""
+    throttle = auth.Throttle(limit=3, window=60)
+    assert [throttle.reserve(0, f"127.0.0.{i}") for i in (1, 2, 3, 4)] == [True, True, True, False]
+    assert not throttle.reserve(1, "::1") and throttle.blocked(1, "127.9.9.9")
+    assert throttle.reserve(1, "10.0.0.7")  # another host still signs in
+    throttle.refund("127.0.0.200")  # a success from any loopback source gives back the shared count's try
+    assert throttle.reserve(2, "127.0.0.1")
