@@ -24,6 +24,7 @@ from meshop.model import keys
 from meshop.model.names import is_dns_label
 from meshop.model.records import (
     CaddyLoad,
+    DashboardPublication,
     DnsStatus,
     NodeRecord,
     NodeStatus,
@@ -79,6 +80,7 @@ class Snapshot:
     gateways: tuple[InstanceHealth, ...] = ()  # meshop-gateway registrations (not followed by --watch)
     control_plane: ControlPlane | None = None  # Consul's Raft servers (None: not read, e.g. --watch)
     gateway_loads: Mapping[str, CaddyLoad] = field(default_factory=dict)  # gateways/<id>/caddy, by id
+    dashboards: Mapping[str, DashboardPublication] = field(default_factory=dict)  # gateways/<id>/dashboard
     rebalance: RebalanceStatus | None = None  # the leader's rebalancing record (status/rebalance)
 
     @classmethod
@@ -103,6 +105,7 @@ class Snapshot:
         dns: dict[str, DnsStatus] = {}
         rebalance: dict[str, RebalanceStatus] = {}
         gateway_loads: dict[str, CaddyLoad] = {}
+        dashboards: dict[str, DashboardPublication] = {}
         for entry in (e for listing in listings for e in listing.entries):
             key = entry.key
             if _name(key, keys.DESIRED_SERVICES):
@@ -127,6 +130,12 @@ class Snapshot:
                 and is_dns_label(gid := key[len(keys.GATEWAYS) : -len(_CADDY)])
             ):
                 _put(gateway_loads, gid, entry.value, CaddyLoad.from_dict)
+            elif (
+                key.startswith(keys.GATEWAYS)
+                and key.endswith(_DASHBOARD)
+                and is_dns_label(gid := key[len(keys.GATEWAYS) : -len(_DASHBOARD)])
+            ):
+                _put(dashboards, gid, entry.value, DashboardPublication.from_dict)
         return cls(
             now=now,
             services=services,
@@ -141,6 +150,7 @@ class Snapshot:
             dns=dns.get("dns"),
             gateways=tuple(gateways),
             gateway_loads=gateway_loads,
+            dashboards=dashboards,
             rebalance=rebalance.get("rebalance"),
         )
 
@@ -156,6 +166,7 @@ class Parsers:
 
 
 _CADDY = "/caddy"  # gateways/<id>/caddy (keys.gateway_caddy)
+_DASHBOARD = "/dashboard"  # gateways/<id>/dashboard (keys.gateway_dashboard)
 
 
 def _name(key: str, prefix: str) -> str:
