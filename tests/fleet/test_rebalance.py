@@ -160,10 +160,10 @@ def test_a_node_that_returns_and_fails_again_within_the_window_gets_no_moves(fle
     try:
         start_all(fleet, names, "auto", ["n1", "n2"])
         fleet.power_off("n3")
-    finally:
-        fleet.cli("node", "uncordon", "n3")
-    try:
-        wait_for(lambda: fleet.node_state("n3") != "Ready", REPLACE, "the controller to see n3 down", interval=0.1)
+        try:  # uncordoned only once the controller sees it down: before, it was a stable Ready node
+            wait_for(lambda: fleet.node_state("n3") != "Ready", REPLACE, "the controller to see n3 down", 0.1)
+        finally:
+            fleet.cli("node", "uncordon", "n3")
     finally:
         fleet.power_on("n3")
     wait_for(lambda: fleet.node_state("n3") == "Ready", REPLACE, "n3 Ready after boot", interval=0.1)
