@@ -341,3 +341,23 @@ def test_a_recorded_move_that_makes_no_sense_is_abandoned_not_followed() -> None
     assert [(m.service, m.source, m.target, m.started) for m in target.rebalance.status.moves] == [
         ("b", "n1", "n3", NOW)
     ]
+
+
+def test_the_source_copy_stays_until_routes_in_kv_list_the_target() -> None:
+    """Ready in observed state is not enough: the gateway must have been told (routes/<host> as KV holds
+    it lists the target) before the move's source copy goes."""
+    from meshop.model.records import RebalanceMove, RebalanceStatus
+
+    three = {"n1": node("n1"), "n2": node("n2"), "n3": node("n3")}
+    a = service("a", replicas=3, spread=False, route=RouteSpec("a.example.com"))
+    placed = {"a": {"n1": assignment(a, "n1", 2), "n2": assignment(a, "n2", 1), "n3": assignment(a, "n3", 1)}}
+    record = RebalanceStatus("auto", moves=(RebalanceMove("a", "n1", "n3", "", 1.0, "auto"),))
+    given = RebalanceInput(RebalanceSettings(AUTO, 30.0, 0.0, 1), record, dict.fromkeys(three, 600.0))
+    state = _agents_ready(ClusterState({"a": a}, three, placed, rebalance=given))  # n3's copy Ready
+    target = plan(state, NOW)  # routes in KV: none yet
+    assert target.assignments["a"]["n1"].replicas == 2 and target.rebalance.done == ()
+    assert any(u.node == "n3" for u in target.routes["a.example.com"].upstreams)  # written in this pass
+    state = apply(state, diff(state, target))
+    target = plan(state, NOW)  # now KV lists n3: the source's extra copy goes
+    assert target.assignments["a"]["n1"].replicas == 1
+    assert [(m.source, m.target) for m in target.rebalance.done] == [("n1", "n3")]
