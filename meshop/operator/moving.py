@@ -118,26 +118,37 @@ def completed(active: Mapping[str, Move], placements: Mapping[str, ServicePlacem
     return done
 
 
-def decide(
-    given: RebalanceInput,
-    workloads: Mapping[str, Workload],
-    others: Mapping[str, Workload],
-    placements: Mapping[str, ServicePlacement],
-    current: Mapping[str, Mapping[str, int]],
-    ready: Mapping[str, Mapping[str, int]],
-    nodes: Mapping[str, NodeView],
-    active: Mapping[str, Move],
-    done: Mapping[str, Move],
-    frozen_counts: Mapping[str, Mapping[str, int]],
-    abandoned: tuple[tuple[Move, str], ...],
-    now: float,
-) -> Outcome:
+@dataclass(frozen=True)
+class PassView:
+    """What this pass planned and read, as the rebalancing step needs it."""
+
+    workloads: Mapping[str, Workload]  # valid services
+    frozen: Mapping[str, tuple[Workload, Mapping[str, int]]]  # invalid services: they only take room
+    placements: Mapping[str, ServicePlacement]  # this pass's, with the moves in flight
+    current: Mapping[str, Mapping[str, int]]  # assigned now: service -> node -> copies
+    ready: Mapping[str, Mapping[str, int]]  # Ready copies in observed state
+    nodes: Mapping[str, NodeView]
+    updating: frozenset[str] = frozenset()  # services with a copy assigned an older spec: a rollout runs
+
+
+@dataclass(frozen=True)
+class Moves:
+    """The recorded moves after this pass's placement: going on, finished in it, abandoned (with why)."""
+
+    active: Mapping[str, Move]
+    done: Mapping[str, Move]
+    abandoned: tuple[tuple[Move, str], ...] = ()
+
+
+def decide(given: RebalanceInput, view: PassView, moves: Moves, now: float) -> Outcome:
     """The moves to start now and the record to keep (``status/rebalance``); ``now`` is the wall clock,
     stamped on a started move for people."""
     settings = given.settings
-    still = {n: m for n, m in active.items() if n not in done}
+    workloads, placements, ready, done = view.workloads, view.placements, view.ready, moves.done
+    still = {n: m for n, m in moves.active.items() if n not in done}
     candidates = {}
-    counts: dict[str, dict[str, int]] = {n: dict(c) for n, c in frozen_counts.items()}
+    counts: dict[str, dict[str, int]] = {n: dict(c) for n, (_, c) in view.frozen.items()}
+    others = {n: w for n, (w, _) in view.frozen.items()}
     for name, w in workloads.items():
         p = placements[name]
         per = dict(p.nodes)
@@ -145,7 +156,7 @@ def decide(
             source = still[name].source
             per[source] = per.get(source, 0) - 1
         counts[name] = {n: c for n, c in per.items() if c > 0}
-        settled = p.scheduled and not p.moving and not p.stranded and dict(p.nodes) == dict(current.get(name, {}))
+        settled = p.scheduled and not p.moving and not p.stranded and name not in view.updating
         candidates[name] = Candidate(
             w,
             effective_policy(w, settings.policy),
@@ -154,7 +165,7 @@ def decide(
             in_flight=name in still,
         )
     requested = given.request > given.status.handled
-    decision = propose(candidates, nodes, counts, given.stable, settings, others)
+    decision = propose(candidates, view.nodes, counts, given.stable, settings, others)
     decision = choose(decision, candidates, len(still), given.since_last_start, requested, settings)
     started = {m.service: m for m in decision.start}
     manual_left = any(candidates[m.service].policy == MANUAL for m in decision.proposal)
@@ -175,7 +186,7 @@ def decide(
     due = any(candidates[m.service].policy == AUTO or requested for m in decision.proposal)
     waits = [settings.stable_for - given.stable.get(n, 0.0) for n in decision.waiting if n in given.stable]
     wake_in = max(0.0, min(waits)) if waits else None  # a node not Ready at all wakes a pass when it is
-    return Outcome(status, decision.start, tuple(done[n] for n in sorted(done)), abandoned, due, wake_in)
+    return Outcome(status, decision.start, tuple(done[n] for n in sorted(done)), moves.abandoned, due, wake_in)
 
 
 def _record(move: Move, started: float, policy: str) -> RebalanceMove:

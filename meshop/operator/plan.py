@@ -183,22 +183,13 @@ def _place_and_rebalance(
     moves.update({m.service: (m.target, m.source) for m, _ in abandoned if m.service in workloads})  # undo it
     placements = place(workloads, state.nodes, current, routed, frozen, moves)
     done = moving.completed(active, placements)
-    others = {name: w for name, (w, _) in frozen.items()}
-    frozen_counts = {name: counts for name, (_, counts) in frozen.items()}
-    outcome = moving.decide(
-        given,
-        workloads,
-        others,
-        placements,
-        current,
-        ready,
-        state.nodes,
-        active,
-        done,
-        frozen_counts,
-        tuple(abandoned),
-        now,
+    updating = frozenset(
+        name
+        for name in workloads
+        if any(a.spec_hash != state.services[name].spec_hash for a in state.assignments.get(name, {}).values())
     )
+    view = moving.PassView(workloads, frozen, placements, current, ready, state.nodes, updating)
+    outcome = moving.decide(given, view, moving.Moves(active, done, tuple(abandoned)), now)
     if outcome.started:
         moves.update({m.service: (m.source, m.target) for m in outcome.started})
         placements = place(workloads, state.nodes, current, routed, frozen, moves)

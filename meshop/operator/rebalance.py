@@ -107,14 +107,16 @@ def immovable(c: Candidate) -> str | None:
     return None
 
 
+NOT_SETTLED = "not settled (every replica Ready, nothing moving or updating)"
+
+
 def unsettled(c: Candidate) -> str | None:
-    """Why ``c`` cannot move *now* (it may later), or None."""
+    """Why ``c`` cannot move *now* (it may later), or None. One wording for every passing state, so the
+    record does not change from one pass to the next while a service settles."""
     if c.in_flight:
         return "a move is in flight"
-    if not c.settled:
-        return "placement not settled"
-    if c.ready < c.workload.replicas:
-        return f"{c.ready}/{c.workload.replicas} replicas Ready"
+    if not c.settled or c.ready < c.workload.replicas:
+        return NOT_SETTLED
     return None
 
 

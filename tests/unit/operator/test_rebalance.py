@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from meshop.operator.rebalance import (
     AUTO,
     MANUAL,
+    NOT_SETTLED,
     OFF,
     Candidate,
     Decision,
@@ -113,8 +114,8 @@ def test_never_moved(workload: dict[str, object], policy: str) -> None:
 @pytest.mark.parametrize(
     ("change", "held"),
     [
-        pytest.param({"ready": 2}, "2/3 replicas Ready", id="not-all-ready"),
-        pytest.param({"settled": False}, "placement not settled", id="moving-or-stranded"),
+        pytest.param({"ready": 2}, NOT_SETTLED, id="not-all-ready"),
+        pytest.param({"settled": False}, NOT_SETTLED, id="moving-stranded-or-updating"),
         pytest.param({"in_flight": True}, "a move is in flight", id="one-move-per-service"),
     ],
 )
