@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import tempfile
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,8 +27,8 @@ from tests.support.fleet import (
     docker_api,
     http_get,
     parallel,
+    scratch_fleet,
     service_doc,
-    session_fleet,
     wait_for,
 )
 
@@ -46,15 +43,10 @@ BOUND = 60.0  # conditions on a loaded 2-core machine; the timings are benchmark
 def fleet() -> Iterator[Fleet]:
     if os.geteuid() != 0:
         pytest.skip("the fleet needs root (network namespaces, its own Docker engines)")
-    root = Path(tempfile.mkdtemp(prefix="mfq-", dir="/tmp"))  # short: unix socket paths
-    try:
-        with session_fleet(root, nodes=2, gateways=2, dns=True, servers=3) as running:
-            running.apply(service_doc(SERVICE, 2, HOST))
-            wait_for(lambda: running.service_ready(SERVICE, 2), 120, f"{SERVICE} Ready", interval=0.25)
-            yield running
-    finally:
-        if not (root / "fleet.json").exists():
-            shutil.rmtree(root, ignore_errors=True)
+    with scratch_fleet("mfq-", nodes=2, gateways=2, dns=True, servers=3) as running:
+        running.apply(service_doc(SERVICE, 2, HOST))
+        wait_for(lambda: running.service_ready(SERVICE, 2), 120, f"{SERVICE} Ready", interval=0.25)
+        yield running
 
 
 def gateways_in_dns(fleet: Fleet) -> list[str]:
@@ -90,6 +82,13 @@ def more(loops: list[RequestLoop], count: int) -> None:
     """Until every loop has sent ``count`` more requests."""
     served = [loop.total for loop in loops]
     wait_for(lambda: all(loop.total >= n + count for loop, n in zip(loops, served, strict=True)), 60, "more requests")
+
+
+def served_all(loops: list[RequestLoop]) -> None:
+    """Each (stopped) loop was answered, every time."""
+    for loop in loops:
+        assert loop.ok > 50
+        assert loop.failures == [], f"{len(loop.failures)} of {loop.total} failed: {loop.failures[:5]}"
 
 
 def duplicates(fleet: Fleet) -> int:
@@ -194,9 +193,7 @@ def test_quorum_lost_fails_static_and_resumes_with_no_write_lost(fleet: Fleet) -
     finally:
         for loop in loops:
             loop.stop()
-    for loop in loops:
-        assert loop.ok > 50
-        assert loop.failures == [], f"{len(loop.failures)} of {loop.total} failed: {loop.failures[:5]}"
+    served_all(loops)
     assert {key: kv_value(fleet, gw_consul, key) for key in written} == {k: int(v) for k, v in written.items()}
     assert started(fleet) == before and duplicates(fleet) == 0
 
@@ -215,7 +212,5 @@ def test_rolling_restart_of_every_server_fails_no_request(fleet: Fleet) -> None:
     finally:
         for loop in loops:
             loop.stop()
-    for loop in loops:
-        assert loop.ok > 50
-        assert loop.failures == [], f"{len(loop.failures)} of {loop.total} failed: {loop.failures[:5]}"
+    served_all(loops)
     assert started(fleet) == before and duplicates(fleet) == 0

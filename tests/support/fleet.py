@@ -48,6 +48,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -1031,6 +1032,19 @@ def session_fleet(
         yield fleet
     finally:
         fleet.down()
+
+
+@contextlib.contextmanager
+def scratch_fleet(prefix: str, **shape: Any) -> Iterator[Fleet]:
+    """``session_fleet(**shape)`` in a new folder under /tmp (short: unix socket paths are limited to 108
+    bytes), removed after a complete teardown (else kept for ``python -m tests.support.fleet down``)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        with session_fleet(root, **shape) as fleet:
+            yield fleet
+    finally:
+        if not (root / "fleet.json").exists():
+            shutil.rmtree(root, ignore_errors=True)
 
 
 # --- command line (make fleet / make fleet-down) -----------------------------------------------------------
