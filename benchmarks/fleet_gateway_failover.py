@@ -139,6 +139,7 @@ class Loss:
     """One power-off: seconds to a new controller leading and to the records wanted (None: not within
     ``LIMIT``), and each client kind's requests from the power-off on (``Results.since``)."""
 
+    free: float | None  # the leader lock free (the dead leader's session invalidated)
     leader: float | None
     dns: float | None
     clients: list[dict[str, float]]
@@ -150,12 +151,15 @@ def lose(fleet: Fleet, clients: list[Results], victims: list[str], want: list[st
     ttl, before = fleet.dns_ttl, fleet.leader()
     t0 = time.monotonic()
     parallel([lambda v=v: fleet.power_off(v) for v in victims])
-    leader_at = dns_at = None
+    free_at = leader_at = dns_at = None
     must_move = before in {f"ctl-{v}" for v in victims}  # the leading controller died with its host
     while time.monotonic() - t0 < LIMIT and (dns_at is None or (must_move and leader_at is None)):
         now = time.monotonic() - t0
         with contextlib.suppress(Exception):
-            if leader_at is None and fleet.leader() not in ("", before):
+            holder = fleet.leader()
+            if free_at is None and holder != before:
+                free_at = now
+            if leader_at is None and holder not in ("", before):
                 leader_at = now
         with contextlib.suppress(Exception):
             if dns_at is None and fleet.dns_query(HOST) == want:
@@ -164,7 +168,7 @@ def lose(fleet: Fleet, clients: list[Results], victims: list[str], want: list[st
     if dns_at is not None:
         with contextlib.suppress(TimeoutError):
             wait_for(lambda: all(c.healthy_since(t0 + dns_at + ttl) for c in clients), LIMIT, "clients served")
-    out = Loss(leader_at, dns_at, [c.since(t0, time.monotonic()) for c in clients])
+    out = Loss(free_at, leader_at, dns_at, [c.since(t0, time.monotonic()) for c in clients])
     parallel([lambda v=v: fleet.power_on(v) for v in victims])
     ready(fleet)
     return out
@@ -248,7 +252,11 @@ def report(results: dict[int, dict[str, Loss]], args: argparse.Namespace) -> Non
         ("both", "gw and g2 powered off together", "DNS names the nodes"),
     ):
         print(f"\n{title:52}{head}")
-        rows = [("a new controller leads (s)", lambda r: seconds(r.leader)), (f"{want} (s)", lambda r: seconds(r.dns))]
+        rows = [
+            ("the leader lock free (s)", lambda r: seconds(r.free)),
+            ("a new controller leads (s)", lambda r: seconds(r.leader)),
+            (f"{want} (s)", lambda r: seconds(r.dns)),
+        ]
         for index, label in enumerate(LABELS):
             rows.append(
                 (

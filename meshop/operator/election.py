@@ -74,7 +74,7 @@ class LeaderElection:
         lock_delay: int = 1,
         check_ttl: float = 3.0,
         wait: str = "30s",
-        retry_interval: float = 0.25,
+        retry_interval: float = 0.1,
         address: str = "127.0.0.1",
         port: int = 0,
         on_change: Callable[[Lock | None], None] | None = None,

@@ -143,7 +143,7 @@ def test_both_gateway_hosts_off_records_go_direct_then_back(fleet: Fleet) -> Non
 
     parallel([lambda: fleet.power_on("gw"), lambda: fleet.power_on("g2")])
     whole(fleet)
-    assert (fleet.kv("status/dns") or {}).get("mode") == "gateways"
+    wait_for(lambda: (fleet.kv("status/dns") or {}).get("mode") == "gateways", 30, "status/dns: gateways")
     assert started(fleet) == before and duplicates(fleet) == 0
 
 
