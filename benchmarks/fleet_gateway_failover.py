@@ -47,7 +47,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.fleet import DNS_ZONE, Fleet, parallel, service_doc, session_fleet, wait_for  # noqa: E402
+from tests.support.fleet import DNS_ZONE, Fleet, parallel, scratch_fleet, service_doc, wait_for  # noqa: E402
 
 SERVICE = "web"
 HOST = f"{SERVICE}.{DNS_ZONE}"
@@ -185,30 +185,37 @@ def ready(fleet: Fleet) -> None:
 
 
 def run_layout(servers: int, work: Path, args: argparse.Namespace) -> dict[str, Loss]:
-    root = Path(tempfile.mkdtemp(prefix="mfgw-", dir="/tmp"))  # short: unix socket paths
-    try:
-        with session_fleet(root, nodes=args.nodes, gateways=2, dns=True, servers=servers) as fleet:
-            gw, g2 = fleet.gateway, fleet.gateway2
-            fleet.apply(service_doc(SERVICE, 2, HOST))
-            ready(fleet)
-            clients = [
-                start_client(fleet, work, f"{servers}-first", args.interval, try_next=False),
-                start_client(fleet, work, f"{servers}-next", args.interval, try_next=True),
-                start_client(fleet, work, f"{servers}-pinned", args.interval, try_next=False, prefer=gw.addr),
-            ]
-            wait_for(lambda: all(c.healthy_since(0) for c in clients), 60, "every client served")
-            out: dict[str, Loss] = {}
-            on(clients, gw.addr, fleet.dns_ttl)
-            out["gw"] = lose(fleet, clients, ["gw"], [g2.addr])
-            nodes = sorted(fleet.node(c["node"]).addr for c in fleet.containers(SERVICE))
-            on(clients, gw.addr, fleet.dns_ttl)
-            out["both"] = lose(fleet, clients, ["gw", "g2"], nodes)
-            if args.g2 and servers > 1:
-                measure_g2(fleet, clients, args)
-            return out
-    finally:
-        if not (root / "fleet.json").exists():
-            shutil.rmtree(root, ignore_errors=True)
+    with scratch_fleet("mfgw-", nodes=args.nodes, gateways=2, dns=True, servers=servers) as fleet:
+        try:
+            return measure(fleet, servers, work, args)
+        except BaseException:
+            keep = Path(tempfile.mkdtemp(prefix=f"mfgw-failed-{servers}-", dir="/tmp"))
+            for found in fleet.root.glob("*/*.log"):  # before the teardown removes the folder
+                (keep / found.parent.name).mkdir(exist_ok=True)
+                shutil.copyfile(found, keep / found.parent.name / found.name)
+            print(f"fleet logs kept in {keep}", file=sys.stderr)
+            raise
+
+
+def measure(fleet: Fleet, servers: int, work: Path, args: argparse.Namespace) -> dict[str, Loss]:
+    gw, g2 = fleet.gateway, fleet.gateway2
+    fleet.apply(service_doc(SERVICE, 2, HOST))
+    ready(fleet)
+    clients = [
+        start_client(fleet, work, f"{servers}-first", args.interval, try_next=False),
+        start_client(fleet, work, f"{servers}-next", args.interval, try_next=True),
+        start_client(fleet, work, f"{servers}-pinned", args.interval, try_next=False, prefer=gw.addr),
+    ]
+    wait_for(lambda: all(c.healthy_since(0) for c in clients), 60, "every client served")
+    out: dict[str, Loss] = {}
+    on(clients, gw.addr, fleet.dns_ttl)
+    out["gw"] = lose(fleet, clients, ["gw"], [g2.addr])
+    nodes = sorted(fleet.node(c["node"]).addr for c in fleet.containers(SERVICE))
+    on(clients, gw.addr, fleet.dns_ttl)
+    out["both"] = lose(fleet, clients, ["gw", "g2"], nodes)
+    if args.g2 and servers > 1:
+        measure_g2(fleet, clients, args)
+    return out
 
 
 def main() -> int:
