@@ -31,7 +31,7 @@ INVENTORY_NODES = "inventory/nodes/"  # inventory/nodes/<node>: the addresses it
 LEADER = "leader"
 FENCES = "fences/"
 SECRETS = "secrets/"
-DNS_SECRETS_OWNER = "meshop-dns"  # secrets/meshop-dns/: the TSIG key (Service names meshop-* are reserved)
+DNS_SECRETS_OWNER = "meshop-dns"  # secrets/meshop-dns/: the TSIG or API key (Service names meshop-* are reserved)
 
 
 def agent_events(node: str) -> str:
