@@ -148,7 +148,8 @@ class Loss:
 def lose(fleet: Fleet, clients: list[Results], victims: list[str], want: list[str]) -> Loss:
     """Power ``victims`` off at once; watch the leader and the records until both changed (or ``LIMIT``),
     then until every client is served again (or ``LIMIT`` more); power them on and wait for the fleet."""
-    ttl, before = fleet.dns_ttl, fleet.leader()
+    ttl, before, answer = fleet.dns_ttl, fleet.leader(), fleet.dns_query(HOST)
+    print(f"{'+'.join(victims)} off: {before} leads, {HOST} -> {', '.join(answer)}", file=sys.stderr, flush=True)
     t0 = time.monotonic()
     parallel([lambda v=v: fleet.power_off(v) for v in victims])
     free_at = leader_at = dns_at = None
@@ -168,6 +169,7 @@ def lose(fleet: Fleet, clients: list[Results], victims: list[str], want: list[st
     if dns_at is not None:
         with contextlib.suppress(TimeoutError):
             wait_for(lambda: all(c.healthy_since(t0 + dns_at + ttl) for c in clients), LIMIT, "clients served")
+    print(f"  lock free {free_at}, leader {leader_at}, dns {dns_at}", file=sys.stderr, flush=True)
     out = Loss(free_at, leader_at, dns_at, [c.since(t0, time.monotonic()) for c in clients])
     parallel([lambda v=v: fleet.power_on(v) for v in victims])
     ready(fleet)
@@ -179,9 +181,9 @@ def ready(fleet: Fleet) -> None:
     wait_for(fleet.control_plane_ready, 120, "the Consul servers", interval=0.25)
     wait_for(fleet.nodes_ready, 120, "every node Ready", interval=0.25)
     wait_for(lambda: fleet.service_ready(SERVICE, 2), 120, f"{SERVICE} Ready", interval=0.25)
+    fleet.make_leader("gw")  # first: with one server, the records still show the moment before the outage
     both = sorted(m.addr for m in fleet.gateway_members)
-    wait_for(lambda: fleet.dns_query(HOST) == both, 120, f"{HOST} -> both gateways in BIND")
-    fleet.make_leader("gw")
+    wait_for(lambda: fleet.dns_query(HOST) == both and fleet.leader() == "ctl-gw", 120, "both gateways in BIND")
 
 
 def run_layout(servers: int, work: Path, args: argparse.Namespace) -> dict[str, Loss]:
