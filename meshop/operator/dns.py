@@ -118,8 +118,12 @@ def served_hosts(
     local_cluster: bool,
     inventory: Mapping[str, tuple[str, ...]] | None = None,
     trust_records: bool = False,
+    dashboard_host: str = "",
 ) -> dict[str, list[str]]:
     """host -> addresses of the nodes with a healthy upstream for it, for hosts in the Gateway's domains.
+
+    The Gateway document's ``dashboard_host`` is served by the gateways alone: it gets their records
+    (with no node address, so none while no gateway is healthy), whatever a route record says of it.
 
     With ``inventory`` (issue 24), a second check behind the controller's: an upstream's address becomes a
     record only when its node's ``inventory/nodes/<node>`` lists it (or the node has no entry and the
@@ -144,6 +148,8 @@ def served_hosts(
                 if (u.address not in listed) if listed is not None else not trust_records:
                     continue
             addresses.append(u.address)
+    if dashboard_host and any(host_in_domain(dashboard_host, d) for d in domains):
+        hosts[dashboard_host] = []
     return hosts
 
 
@@ -282,6 +288,7 @@ class DnsWriter:
             local_cluster=self.local_cluster,
             inventory=node_inventory(self.inventory_watch.latest),
             trust_records=self.trust_records,
+            dashboard_host=gateway.dashboard.host if gateway.dashboard is not None else "",
         )
         targets = desired_records(
             hosts, gateways, zone=dns.zone or "", wildcard=dns.records == "wildcard", domains=gateway.domains
