@@ -33,6 +33,7 @@ from meshop.agent.engine.volumes import remove_released
 from meshop.agent.memory.ledger import Ledger
 from meshop.agent.parts import ClusterParts, EngineParts, NodeRoutes
 from meshop.agent.planning.intake import Binds, Intake, Parsed, Secrets, config_builder, service_targets, specs_of
+from meshop.agent.planning.labels import volume_name
 from meshop.agent.planning.phases import Assigned, CrashInfo, container_phases
 from meshop.agent.planning.plan import Container, Create, NodePlan, Note, Pull, ServiceTarget, World
 from meshop.agent.planning.planner import plan
@@ -168,15 +169,28 @@ class NodeReconciler:
         secrets = self.cluster.secrets.resolve(specs) if reading.authoritative else {}
         self.memory.wait_for_secrets(secrets, now)
         binds = {name: resolve_binds(spec, self.settings.bind_mounts) for name, spec in specs.items()}
-        targets = service_targets(parsed, secrets, binds, self.settings.policy)
         runtime = self.engine.runtime
         listed = runtime.list_managed()
+        fences = self._volume_locks(specs, {c.service for c in listed})
+        targets = service_targets(parsed, secrets, binds, self.settings.policy, fences)
         images = frozenset(i for i in {t.image for t in targets.values()} if runtime.image_present(i))
         log.debug("read %d assignment(s), %d container(s)", len(reading.assignments), len(listed))
         containers = self.memory.times.on_mono(listed, wall, now)
         crashes = self.memory.crashes.observe(containers, now)
         healthy = self.engine.monitor.results()
         return Seen(reading, parsed, specs, secrets, binds, targets, containers, images, healthy, crashes, wall, now)
+
+    def _volume_locks(self, specs: Mapping[str, ServiceSpec], present: set[str]) -> dict[str, Note]:
+        """Take the locks of the stateful volumes assigned here; the services that may not run now."""
+        wanted = {
+            name: [(v.name, volume_name(self.settings.node, name, v.name)) for v in spec.stateful_volumes if v.name]
+            for name, spec in specs.items()
+            if spec.stateful_volumes
+        }
+        keeper = self.cluster.volume_locks
+        if keeper is None:
+            return {name: Note("VolumeLockUnavailable", "this agent keeps no volume locks") for name in wanted}
+        return keeper.sync(wanted, present)
 
     # -- 2. plan -------------------------------------------------------------------------------------
 
