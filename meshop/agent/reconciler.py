@@ -38,6 +38,7 @@ from meshop.agent.planning.phases import Assigned, CrashInfo, container_phases
 from meshop.agent.planning.plan import Container, Create, NodePlan, Note, Pull, ServiceTarget, World
 from meshop.agent.planning.planner import plan
 from meshop.agent.planning.report import node_records
+from meshop.agent.stateful.timing import RENEW_EVERY
 from meshop.errors import ConsulError, DriverError
 from meshop.model import Policy, ServiceSpec
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 AFTER_CHANGE = 0.05  # look again this soon after a pass that changed something
 DRIVER_RETRY = 2.0  # look again this soon when the Docker engine did not answer
+LOCK_RETRY = RENEW_EVERY  # look again this soon while a stateful service waits for its volume lock
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class NodeReconciler:
         self.last_plan: NodePlan | None = None
         self.last_containers: Sequence[Container] = ()  # what the last pass listed (the usage sampler reads it)
         self._phase_requeue: float | None = None
+        self._waiting_for_locks = False  # a stateful service waits for its volume lock: look again soon
         # the assignments watch's index (the daemon sets it): a pass that sees it move while it planned
         # reads again, once, before it acts
         self.assignments_version: Callable[[], int] = lambda: 0
@@ -172,6 +175,7 @@ class NodeReconciler:
         runtime = self.engine.runtime
         listed = runtime.list_managed()
         fences = self._volume_locks(specs, {c.service for c in listed})
+        self._waiting_for_locks = bool(fences)
         targets = service_targets(parsed, secrets, binds, self.settings.policy, fences)
         images = frozenset(i for i in {t.image for t in targets.values()} if runtime.image_present(i))
         log.debug("read %d assignment(s), %d container(s)", len(reading.assignments), len(listed))
@@ -307,6 +311,7 @@ class NodeReconciler:
                 self.memory.next_release(now),
                 self.ingress.next_retry(now) if self.ingress else None,
                 PROBE_REFRESH if self.cluster.registrar.renews else None,
+                LOCK_RETRY if self._waiting_for_locks else None,
             )
             if d is not None
         ]

@@ -3,11 +3,14 @@
 Three parts, one state (guarded by one mutex):
 
 * ``sync(wanted, present)`` — from each reconcile pass: take the locks of every stateful service
-  assigned here (one session for all of them), release those of services gone from this node whose
-  containers are gone too, and say which services may not run now (``Note``s the planner turns into
-  "no container": nothing created or started, every copy removed).
-* the renewer thread renews the session every ``RENEW_EVERY`` seconds and checks that each lock's key
-  still names the session; ``last_ok`` is the monotonic **start** of the last successful renewal.
+  assigned here (one Consul session per service), let go of those of services gone from this node
+  whose containers are gone too, and say which services may not run now (``Note``s the planner turns
+  into "no container": nothing created or started, every copy removed). Letting go releases the locks
+  (no lock-delay) and destroys the session; when the release is refused (``meshop acl sync`` already
+  took the service's lock rights away) the destroyed session frees them after lock-delay.
+* the renewer thread renews each session every ``RENEW_EVERY`` seconds and checks that each lock's key
+  still names it; ``last_ok`` is the monotonic **start** of the service's last successful renewal. A
+  session Consul no longer knows loses its locks; one that renews again after an outage keeps them.
 * the watchdog thread looks every ``WATCH_TICK`` seconds: once ``GIVE_UP`` seconds have passed since
   ``last_ok`` every lock counts as lost, and on every tick it SIGKILLs each running stateful container
   whose service does not hold fresh locks. It does not wait for the reconcile loop, which may be stuck
@@ -64,11 +67,19 @@ class Taken:
 
 
 @dataclass
-class _State:
+class _Hold:
+    """One stateful service's session and locks on this node."""
+
+    volumes: tuple[str, ...] = ()  # its stateful volumes, as assigned
     session: str | None = None
     last_ok: float | None = None  # monotonic start of the last request that proved the session valid
-    held: dict[str, dict[str, Taken]] = field(default_factory=dict)  # service -> volume -> lock
-    wanted: dict[str, tuple[str, ...]] = field(default_factory=dict)  # service -> its stateful volumes
+    held: dict[str, Taken] = field(default_factory=dict)  # volume -> lock
+    lost: bool = False  # reported lost (not renewed for GIVE_UP); cleared by the next successful renewal
+
+    def fresh(self, now: float, limit: float) -> bool:
+        if self.last_ok is None or now - self.last_ok > limit:
+            return False
+        return bool(self.volumes) and all(v in self.held for v in self.volumes)
 
 
 class VolumeLockKeeper:
@@ -89,7 +100,7 @@ class VolumeLockKeeper:
         self.wall = wall
         self.on_lost = on_lost or (lambda _service, _why: None)  # an event for people
         self._mu = threading.Lock()
-        self._state = _State()
+        self._holds: dict[str, _Hold] = {}
         self._armed = True  # the first look kills whatever stateful copy runs without a lock (a restart)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -99,63 +110,64 @@ class VolumeLockKeeper:
     def sync(self, wanted: Mapping[str, Sequence[tuple[str, str]]], present: Set[str]) -> dict[str, Note]:
         """``wanted``: service -> (volume, Docker volume) of each stateful volume assigned here;
         ``present``: services with a container on this node. Returns why a service may not run now."""
-        notes: dict[str, Note] = {}
-        self._release_unwanted(set(wanted), present)
         with self._mu:
-            self._state.wanted = {s: tuple(v for v, _ in vols) for s, vols in wanted.items()}
+            gone = [s for s in self._holds if s not in wanted and s not in present]
+            dropped = {s: self._holds.pop(s) for s in gone}
+            for service, volumes in wanted.items():
+                self._holds.setdefault(service, _Hold()).volumes = tuple(v for v, _ in volumes)
             self._armed = self._armed or bool(wanted)
-        if wanted and not self._session():
-            note = Note("VolumeLockUnavailable", "cannot make a Consul session for the volume lock")
-            return dict.fromkeys(wanted, note)
+        for service, hold in dropped.items():
+            self._let_go(service, hold)
+        notes: dict[str, Note] = {}
         for service, volumes in sorted(wanted.items()):
+            note = self._session(service)
             for volume, docker_volume in volumes:
-                note = self._take(service, volume, docker_volume)
-                if note is not None:
-                    notes.setdefault(service, note)
-            if service not in notes and not self.may_run(service):
-                notes[service] = Note("VolumeLockStale", "the volume lock was not renewed recently")
+                note = note or self._take(service, volume, docker_volume)
+            if note is None and not self.may_run(service):
+                note = Note("VolumeLockStale", "the volume lock was not renewed recently")
+            if note is not None:
+                notes[service] = note
+        metrics.volume_locks_held.set(self._count())
         return notes
 
     def may_run(self, service: str) -> bool:
         """True while every stateful volume of ``service`` is locked by this node, renewed recently
         enough to start something (``START_FRESH``)."""
         with self._mu:
-            return self._fresh(service, timing.START_FRESH)
+            hold = self._holds.get(service)
+            return hold is not None and hold.fresh(self.mono(), timing.START_FRESH)
 
     def taken(self, service: str) -> dict[str, Taken]:
         """The locks ``service`` holds here (volume -> Taken): ``previous`` tells a move from a restart."""
         with self._mu:
-            return dict(self._state.held.get(service, {}))
+            hold = self._holds.get(service)
+            return dict(hold.held) if hold else {}
 
-    def _fresh(self, service: str, limit: float) -> bool:
-        state = self._state
-        volumes = state.wanted.get(service) or tuple(state.held.get(service, {}))
-        if state.last_ok is None or self.mono() - state.last_ok > limit:
-            return False
-        return bool(volumes) and all(v in state.held.get(service, {}) for v in volumes)
-
-    def _session(self) -> bool:
+    def _session(self, service: str) -> Note | None:
         with self._mu:
-            if self._state.session is not None:
-                return True
+            if self._holds[service].session is not None:
+                return None
         began = self.mono()
         try:
             session = self.backend.create_session(timing.TTL, timing.LOCK_DELAY)
         except ConsulError as exc:
-            log.warning("cannot create the volume lock session: %s", exc)
-            return False
+            return Note("VolumeLockUnavailable", f"cannot make a Consul session for the volume lock: {exc}")
         with self._mu:
-            self._state.session, self._state.last_ok = session, began
-        log.info("volume lock session %s created", session)
-        return True
+            hold = self._holds.get(service)
+            if hold is not None and hold.session is None:
+                hold.session, hold.last_ok = session, began
+                return None
+        self._destroy(session)  # let go meanwhile
+        return Note("VolumeLockUnavailable", "the service left this node")
 
     def _take(self, service: str, volume: str, docker_volume: str) -> Note | None:
         with self._mu:
-            if volume in self._state.held.get(service, {}):
+            hold = self._holds.get(service)
+            if hold is None or hold.session is None:
+                return Note("VolumeLockUnavailable", "no Consul session for the volume lock")
+            if volume in hold.held:
                 return None
-            session = self._state.session
-        if session is None:
-            return Note("VolumeLockUnavailable", "no Consul session for the volume lock")
+            session = hold.session
         began = self.mono()
         try:
             previous = self.backend.read(service, volume)
@@ -168,33 +180,34 @@ class VolumeLockKeeper:
         except ConsulError as exc:
             return Note("VolumeLockUnavailable", f"volume {volume}: {exc}")
         with self._mu:
-            if self._state.session != session:  # lost meanwhile: the watchdog cleared it
+            hold = self._holds.get(service)
+            if hold is None or hold.session != session:  # lost meanwhile: the watchdog dropped it
                 return Note("VolumeLockStale", "the volume lock session ended")
-            self._state.held.setdefault(service, {})[volume] = Taken(record, previous)
-            self._state.last_ok = max(self._state.last_ok or began, began)
-        metrics.volume_locks_held.set(self._count())
+            hold.held[volume] = Taken(record, previous)
+            hold.last_ok = max(hold.last_ok or began, began)
         log.info("took the lock of volume %s of %s (previous holder: %s)", volume, service, previous)
         return None
 
-    def _release_unwanted(self, wanted: Set[str], present: Set[str]) -> None:
-        """Release the locks of services neither assigned here nor still present as a container."""
-        with self._mu:
-            gone = [s for s in self._state.held if s not in wanted and s not in present]
-            session = self._state.session
-            released = {s: self._state.held.pop(s) for s in gone}
-        for service, volumes in released.items():
-            for volume in volumes:
-                try:
-                    if session is not None:
-                        self.backend.release(service, volume, session)
-                except ConsulError as exc:  # the session's end releases it (after lock-delay)
-                    log.warning("releasing the lock of %s/%s failed: %s", service, volume, exc)
-        if released:
-            metrics.volume_locks_held.set(self._count())
+    def _let_go(self, service: str, hold: _Hold) -> None:
+        """Release a departed service's locks (no lock-delay), then end its session."""
+        if hold.session is None:
+            return
+        for volume in hold.held:
+            try:
+                self.backend.release(service, volume, hold.session)
+            except ConsulError as exc:  # destroying the session frees it, after lock-delay
+                log.warning("releasing the lock of %s/%s failed: %s", service, volume, exc)
+        self._destroy(hold.session)
+
+    def _destroy(self, session: str) -> None:
+        try:
+            self.backend.destroy(session)
+        except ConsulError as exc:  # no one renews it any more: its TTL ends it
+            log.warning("destroying volume lock session %s failed: %s", session, exc)
 
     def _count(self) -> int:
         with self._mu:
-            return sum(len(v) for v in self._state.held.values())
+            return sum(len(h.held) for h in self._holds.values())
 
     # -- threads -------------------------------------------------------------------------------------
 
@@ -207,7 +220,7 @@ class VolumeLockKeeper:
 
     def stop(self) -> None:
         """Stop the threads; kill every stateful copy (no one renews once the agent is gone), then
-        release the locks (no lock-delay: the next holder may start at once) and end the session."""
+        release the locks (no lock-delay: the next holder may start at once) and end the sessions."""
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=timing.KILL_BUDGET + timing.RENEW_TIMEOUT)
@@ -216,54 +229,55 @@ class VolumeLockKeeper:
         except DriverError as exc:
             log.error("could not kill the stateful containers at shutdown: %s", exc)
             return  # keep the locks: their expiry and lock-delay still protect
-        self._release_unwanted(frozenset(), frozenset())
         with self._mu:
-            session, self._state.session = self._state.session, None
-        if session is not None:
-            try:
-                self.backend.destroy(session)
-            except ConsulError as exc:
-                log.warning("destroying the volume lock session failed: %s", exc)
+            holds, self._holds = self._holds, {}
+        for service, hold in holds.items():
+            self._let_go(service, hold)
+        metrics.volume_locks_held.set(0)
 
     def renew_once(self) -> None:
-        """One renewal and lock check (the renewer thread's step; tests call it)."""
+        """One renewal and lock check per service (the renewer thread's step; tests call it)."""
         with self._mu:
-            session, services = self._state.session, {s: tuple(v) for s, v in self._state.held.items()}
-        if session is None:
-            return
-        began = self.mono()
-        try:
-            alive = self.backend.renew(session)
-        except ConsulError as exc:
-            log.warning("renewing the volume lock session failed: %s", exc)
-            return
-        if not alive:
-            self._lose(None, "Consul no longer knows the volume lock session")
-            return
-        with self._mu:
-            if self._state.session == session:
-                self._state.last_ok = max(self._state.last_ok or began, began)
-        for service, volumes in services.items():
+            sessions = {s: (h.session, tuple(h.held)) for s, h in self._holds.items() if h.session}
+        for service, (session, volumes) in sessions.items():
+            assert session is not None
+            began = self.mono()
+            try:
+                alive = self.backend.renew(session)
+            except ConsulError as exc:
+                log.warning("renewing the volume lock session of %s failed: %s", service, exc)
+                continue
+            if not alive:
+                self._lose(service, session, "Consul no longer knows its volume lock session")
+                continue
+            with self._mu:
+                hold = self._holds.get(service)
+                if hold is not None and hold.session == session:
+                    hold.last_ok = max(hold.last_ok or began, began)
+                    hold.lost = False
             for volume in volumes:
                 try:
                     record = self.backend.read(service, volume)
                 except ConsulError:
                     continue  # the renewal proved the session; the key is checked next time
                 if record is None or record.session != session:
-                    self._lose(service, f"the lock of volume {volume} is no longer this node's")
+                    self._lose(service, session, f"the lock of volume {volume} is no longer this node's")
                     break
 
     def watch_once(self) -> list[str]:
         """One watchdog look: drop stale locks, kill every running copy without fresh locks."""
+        now = self.mono()
+        lost: list[str] = []
         with self._mu:
-            state = self._state
-            stale = state.last_ok is None or self.mono() - state.last_ok > timing.GIVE_UP
-            lost = list(state.held) if stale and state.held else []
-            if stale:
-                state.held.clear()
-                state.session = None  # never trusted again: a new one is made by the next pass
-            allowed = frozenset(s for s in state.held if self._fresh(s, timing.GIVE_UP))
-            look = self._armed or bool(state.wanted or state.held or lost)
+            for service, hold in self._holds.items():
+                stale = hold.last_ok is None or now - hold.last_ok > timing.GIVE_UP
+                if stale and hold.held and not hold.lost:
+                    # its copy dies below; the session is kept: a later successful renewal proves it
+                    # still holds the locks (nobody else can then), and the service may run again
+                    hold.lost = True
+                    lost.append(service)
+            allowed = frozenset(s for s, h in self._holds.items() if h.fresh(now, timing.GIVE_UP))
+            look = self._armed or bool(self._holds)
             self._armed = False  # until a pass wants a lock again: an idle agent does not poll Docker
         if not look:
             return []
@@ -281,16 +295,13 @@ class VolumeLockKeeper:
             metrics.volume_lock_kills_total.inc()
         return killed
 
-    def _lose(self, service: str | None, why: str) -> None:
+    def _lose(self, service: str, session: str, why: str) -> None:
         with self._mu:
-            if service is None:
-                services = list(self._state.held)
-                self._state.held.clear()
-                self._state.session = None
-            else:
-                services = [service] if self._state.held.pop(service, None) is not None else []
-        for name in services:
-            self._report_lost(name, why)
+            hold = self._holds.get(service)
+            if hold is None or hold.session != session:
+                return
+            hold.session, hold.held = None, {}
+        self._report_lost(service, why)
         self.watch_once()  # kill now, not at the next tick
 
     def _report_lost(self, service: str, why: str) -> None:

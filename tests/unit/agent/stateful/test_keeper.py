@@ -169,7 +169,12 @@ def test_cannot_renew_kills_before_give_up_plus_a_tick(failure: str) -> None:
     assert clock.now - last_ok > timing.GIVE_UP
     assert lost == ["db"] and not k.may_run("db")
     if failure == "consul-down":  # it starts nothing while Consul is away: the next pass is fenced
-        assert k.sync(DB, set())["db"].reason == "VolumeLockUnavailable"
+        assert k.sync(DB, set())["db"].reason == "VolumeLockStale"
+        # Consul is back and the session still valid (it renewed before its TTL ran out in Consul):
+        # the same session still holds the lock, so the service may run again, with no new session
+        table.down = False
+        k.renew_once()
+        assert k.sync(DB, set()) == {} and k.may_run("db") and table.made == 1
 
 
 def test_never_two_writers_across_a_partition_with_a_takeover() -> None:
@@ -266,3 +271,42 @@ def test_a_stale_lock_starts_nothing_new() -> None:
     assert k.sync(DB, set())["db"].reason == "VolumeLockStale"
     k.renew_once()
     assert k.may_run("db")
+
+
+def test_a_service_with_two_volumes_runs_only_with_both_locks() -> None:
+    clock = Clock()
+    table, engine = Table(clock), Engine()
+    k, lost = keeper(table, engine, clock)
+    table.locks[("db", "logs")] = LockRecord("n2", "meshop-n2-db-logs", 0.0, "theirs")
+    table.sessions.add("theirs")
+    two = {"db": [("data", "meshop-n1-db-data"), ("logs", "meshop-n1-db-logs")]}
+    assert k.sync(two, set())["db"].reason == "VolumeLocked"
+    assert not k.may_run("db")
+    engine.running.add("db")
+    for _ in range(3):
+        clock.now += timing.RENEW_EVERY
+        k.renew_once()
+        k.watch_once()
+    assert engine.killed == ["db"] and lost == []  # killed as unlocked; nothing it held was lost
+    table.invalidate("theirs")
+    clock.now += timing.LOCK_DELAY
+    k.renew_once()
+    assert k.sync(two, set()) == {} and k.may_run("db")
+
+
+def test_letting_go_when_the_release_is_refused_destroys_the_session() -> None:
+    """``meshop acl sync`` may take the lock rights away before the agent releases: the session's end
+    frees the lock (after lock-delay), and this node renews it no more."""
+    clock = Clock()
+    table, engine = Table(clock), Engine()
+    k, _ = keeper(table, engine, clock)
+    k.sync(DB, set())
+
+    def refused(*_: object) -> None:
+        raise ConsulError("denied releasing locks/volumes/db/data: ACL permission denied")
+
+    table.release = refused  # type: ignore[method-assign]
+    k.sync({}, set())
+    assert table.sessions == set()
+    assert table.locks[("db", "data")].session is None
+    assert ("db", "data") in table.delay_until
