@@ -28,10 +28,13 @@ def spec_hash(spec: ServiceSpec | dict[str, Any]) -> str:
     """
     resolved = spec if isinstance(spec, ServiceSpec) else ServiceSpec.from_dict(spec)
     material = {k: v for k, v in resolved.to_dict().items() if k not in NOT_HASHED}
+    for volume in material["volumes"]:
+        volume.get("stateful", {}).pop("backup", None)  # a backup schedule is no property of the container
     return hashlib.sha256(canonical_json(material).encode("ascii")).hexdigest()[:16]
 
 
-NOT_HASHED = frozenset({"replicas", "minReadySeconds"})  # spec fields that do not change what one container is
+# spec fields that do not change what one container is
+NOT_HASHED = frozenset({"replicas", "minReadySeconds", "failover"})
 
 MAX_SPEC_BYTES = 256 * 1024  # an assignment (the spec + a few fields) base64-encoded stays well under 512 KiB
 

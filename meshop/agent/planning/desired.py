@@ -50,8 +50,9 @@ def policy_refusal(spec: ServiceSpec, policy: Policy) -> str | None:
 
 
 def effective_strategy(spec: ServiceSpec) -> Strategy:
-    """Start-first needs a second host port for the new container: fixed ports and host networking are stop-first."""
-    if spec.network_mode == "host" or any(port.host for port in spec.ports):
+    """Start-first needs a second host port for the new container: fixed ports and host networking are
+    stop-first; so is a stateful volume, which has one writer ever (docs/stateful.md)."""
+    if spec.network_mode == "host" or any(port.host for port in spec.ports) or spec.stateful_volumes:
         return "stop-first"
     return "start-first" if spec.update.strategy == "start-first" else "stop-first"
 
