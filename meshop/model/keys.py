@@ -31,6 +31,8 @@ INVENTORY_NODES = "inventory/nodes/"  # inventory/nodes/<node>: the addresses it
 LEADER = "leader"
 FENCES = "fences/"
 SECRETS = "secrets/"
+BACKUPS = "backups/"  # backups/<node>/<service>: the stateful volumes' backups (that node's agent writes)
+REQUESTS = "requests/"  # requests/<service>/backup: `meshop volume backup` (operators write, its agent reads)
 DNS_SECRETS_OWNER = "meshop-dns"  # secrets/meshop-dns/: the TSIG key (Service names meshop-* are reserved)
 
 
@@ -94,6 +96,14 @@ def observed(node_name: str, service: str) -> str:
 
 def usage(node_name: str) -> str:
     return f"{USAGE}{node_name}"
+
+
+def backups(node_name: str, service: str) -> str:
+    return f"{BACKUPS}{node_name}/{service}"
+
+
+def backup_request(service: str) -> str:
+    return f"{REQUESTS}{service}/backup"
 
 
 def service_status(name: str) -> str:

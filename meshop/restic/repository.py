@@ -79,8 +79,12 @@ class RepositorySpec:
 
     @property
     def shown(self) -> str:
-        """The URL for messages: restic URLs may carry ``user:password@`` (rest:); that part is masked."""
-        return re.sub(r"://[^/@\s]*:[^/@\s]*@", "://***@", self.url)
+        return masked(self.url)
+
+
+def masked(url: str) -> str:
+    """A URL for messages and records: restic URLs may carry ``user:password@`` (rest:); masked."""
+    return re.sub(r"://[^/@\s]*:[^/@\s]*@", "://***@", url)
 
 
 def _refuse(message: str) -> ResticError:
