@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshop import __version__, metrics
+from meshop.agent.backup.runner import BackupRunner
+from meshop.agent.backup.worker import BackupWorker
 from meshop.agent.clocks import SYSTEM, Clocks
 from meshop.agent.cluster.assignments import AssignmentReader
+from meshop.agent.cluster.backups import BackupStore
 from meshop.agent.cluster.journal import Journal
 from meshop.agent.cluster.observed import ObservedWriter
 from meshop.agent.cluster.presence import NodePresence
@@ -73,6 +76,7 @@ class DaemonOptions:
     workers: int = WORKERS
     caddy: CaddyOptions | None = None  # the node's Caddy for routes; None: the agent routes nothing
     usage_interval: float = INTERVAL  # seconds between usage samples (docs/monitoring.md); 0: no sampling
+    backups: bool = True  # run the stateful volumes' scheduled backups (docs/stateful.md, Backups)
 
 
 class AgentDaemon:
@@ -141,12 +145,37 @@ class AgentDaemon:
             if options.usage_interval > 0
             else None
         )
+        self.backups = self._backup_worker(options, clocks)
         self.events = DockerEventsWatcher(self.runtime, self.wakeup, on_die=self.reconciler.memory.crashes.died)
 
     def _lock_lost(self, journal: Journal, service: str, why: str) -> None:
         """The keeper killed a copy (from its own thread): an event, and a pass to remove the container."""
         journal.add("VolumeLockLost", f"service/{service}", f"{why}; its container was killed")
         self.wakeup.notify("volume-lock")
+
+    def _backup_worker(self, options: DaemonOptions, clocks: Clocks) -> BackupWorker | None:
+        """The backup thread, when asked for and the engine can reach volumes' folders (Docker)."""
+        if not options.backups or not isinstance(self.runtime, DockerDriver):
+            return None
+        runner = BackupRunner(
+            self.node,
+            options.consul.prefix,
+            self.runtime,
+            SecretReader(options.consul, self.store.client),
+            clocks.wall,
+            clocks.mono,
+            stop_grace=self.settings.stop_grace,
+        )
+        self.reconciler.paused = lambda: runner.paused
+        reconciler = self.reconciler
+        return BackupWorker(
+            self.node,
+            runner,
+            lambda: (reconciler.last_specs, reconciler.last_containers),
+            BackupStore(self.store, self.node),
+            clocks=clocks,
+            may_write=self.volume_locks.may_run if self.volume_locks is not None else lambda _service: False,
+        )
 
     def record(self) -> NodeRecord:
         return NodeRecord(
@@ -220,6 +249,8 @@ class AgentDaemon:
         self.events.start()
         if self.sampler is not None:
             self.sampler.start()
+        if self.backups is not None:
+            self.backups.start()
         log.info(
             "agent for node %s started (advertise %s, publish %s, resync %gs)",
             self.node,
@@ -260,6 +291,8 @@ class AgentDaemon:
             self.volume_locks.stop()  # kills the stateful copies, releases their locks
         if self.sampler is not None:
             self.sampler.stop()
+        if self.backups is not None:
+            self.backups.stop()
         self.monitor.stop()
         self.puller.stop()
         self.executor.stop()

@@ -109,6 +109,9 @@ class NodeReconciler:
         self.driver_error: str | None = None  # set while the Docker engine does not answer
         self.last_plan: NodePlan | None = None
         self.last_containers: Sequence[Container] = ()  # what the last pass listed (the usage sampler reads it)
+        self.last_specs: Mapping[str, ServiceSpec] = {}  # the last pass's valid specs (the backup thread reads it)
+        # containers a backup's `prepare: {stop: true}` holds stopped: not restarted meanwhile (agent/backup/)
+        self.paused: Callable[[], frozenset[str]] = frozenset
         self._phase_requeue: float | None = None
         self._waiting_for_locks = False  # a stateful service waits for its volume lock: look again soon
         # the assignments watch's index (the daemon sets it): a pass that sees it move while it planned
@@ -136,6 +139,7 @@ class NodeReconciler:
             return DRIVER_RETRY
         self.driver_error = None
         self.last_containers = tuple(seen.containers)
+        self.last_specs = dict(seen.specs) if seen.reading.authoritative else {}
         current = plan(seen.targets, seen.containers, self._world(seen))
         if current.actions and not again and self.assignments_version() != version:
             # more assignments arrived while this pass read and planned (an apply of more services than
@@ -209,7 +213,7 @@ class NodeReconciler:
             images=seen.images,
             healthy=seen.healthy,
             promoted=self.ingress.gate(promoted) if self.ingress else promoted,
-            restart_hold=self.memory.restarts.held(seen.now),
+            restart_hold=self.memory.restarts.held(seen.now) | self.paused(),
             service_hold=self.memory.services.held(seen.now),
             drain=self.settings.drain,
             protected=frozenset(seen.reading.unreadable) | frozenset(invalid),

@@ -12,8 +12,10 @@ send what this module renders. Each rule follows from what the role's code reads
   ``meshop-gateway`` (its health, which DNS follows) and writes its claim ``gateways/<id>`` (the address
   the DNS writer accepts for that registration); reads and writes ``secrets/meshop-gateway/`` (the CA
   and certificates the gateways share).
-* ``agent`` of node N: writes ``nodes/N``, ``observed/N/``, ``usage/N``, its fence ``fences/N`` and its own events
-  (``events/agent-N/``: what it did to containers, bounded per writer); reads ``assignments/N/`` and
+* ``agent`` of node N: writes ``nodes/N``, ``observed/N/``, ``usage/N``, ``backups/N/`` (its stateful volumes'
+  backups), its fence ``fences/N`` and its own events
+  (``events/agent-N/``: what it did to containers, bounded per writer); reads ``assignments/N/``,
+  ``requests/<S>/`` of its services S (``meshop volume backup``) and
   ``desired/gateway`` (its TLS mode, for ``--ingress-https-port``); registers ``meshop-agent``,
   ``meshop-metrics`` and the services assigned to it; reads ``secrets/<S>/`` and takes the volume locks
   ``locks/volumes/<S>/`` only for the services S assigned to N (sessions: any Consul node, as the
@@ -31,8 +33,9 @@ daemon registers (an exact rule beats a prefix rule): the controller ``meshop-co
 * ``readonly``: reads the whole prefix except ``secrets/`` (status, get, describe, events, diff).
 * ``operator``: ``readonly`` plus writes to ``desired/`` (apply, import, delete, cordon, drain), to
   ``fences/`` (``meshop cluster adopt``), to ``events/audit/`` (the dashboard records its actions
-  there, where no agent can write) and to ``inventory/`` (the addresses each node may be dialled at:
-  ``meshop nodes inventory``; no other role writes there, so a node cannot widen its own entry).
+  there, where no agent can write), to ``inventory/`` (the addresses each node may be dialled at:
+  ``meshop nodes inventory``; no other role writes there, so a node cannot widen its own entry) and to
+  ``requests/`` (``meshop volume backup``).
 * ``prometheus``: reads the ``meshop-metrics`` service and the nodes, and the local agent's datacenter
   (what ``consul_sd_configs`` asks for).
 
@@ -186,12 +189,14 @@ def policy_rules(
             _rule("key", f"{p}/nodes/{node}", "write"),
             _rule("key_prefix", f"{p}/observed/{node}/", "write"),
             _rule("key", f"{p}/usage/{node}", "write"),
+            _rule("key_prefix", f"{p}/backups/{node}/", "write"),  # its stateful volumes' backups
             _rule("key", f"{p}/fences/{node}", "write"),
             _rule("key_prefix", f"{p}/events/{agent_events(node)}/", "write"),
             _rule("key_prefix", f"{p}/assignments/{node}/", "read"),
             _rule("key", f"{p}/desired/gateway", "read"),  # the TLS mode of the node's HTTPS sites
             _rule("key_prefix", f"{p}/gateways/", "read"),  # the gateways' addresses: trusted proxies
             *(_rule("key_prefix", f"{p}/secrets/{s}/", "read") for s in assigned),
+            *(_rule("key_prefix", f"{p}/requests/{s}/", "read") for s in assigned),  # volume backup requests
             # the single-writer locks of its services' stateful volumes (docs/stateful.md): sessions are
             # made on the local Consul agent, whose node name need not be the meshop node's
             *(_rule("key_prefix", f"{p}/{keys.volume_locks(s)}", "write") for s in assigned),
@@ -210,6 +215,7 @@ def policy_rules(
             _rule("key_prefix", f"{p}/fences/", "write"),
             _rule("key_prefix", f"{p}/events/{AUDIT_EVENTS}/", "write"),
             _rule("key_prefix", f"{p}/inventory/", "write"),  # node addresses: operator-vetted only
+            _rule("key_prefix", f"{p}/requests/", "write"),  # meshop volume backup
             *_CATALOG_READ,
         ]
     else:  # prometheus

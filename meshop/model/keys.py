@@ -33,6 +33,8 @@ FENCES = "fences/"
 SECRETS = "secrets/"
 LOCKS_VOLUMES = "locks/volumes/"  # locks/volumes/<service>/<volume>: the single writer's lock (docs/stateful.md)
 KEPT_VOLUMES = "volumes/kept/"  # volumes/kept/<node>/<docker volume>: a stale stateful copy kept aside
+BACKUPS = "backups/"  # backups/<node>/<service>: the stateful volumes' backups (that node's agent writes)
+REQUESTS = "requests/"  # requests/<service>/backup: `meshop volume backup` (operators write, its agent reads)
 DNS_SECRETS_OWNER = "meshop-dns"  # secrets/meshop-dns/: the TSIG key (Service names meshop-* are reserved)
 
 
@@ -96,6 +98,14 @@ def observed(node_name: str, service: str) -> str:
 
 def usage(node_name: str) -> str:
     return f"{USAGE}{node_name}"
+
+
+def backups(node_name: str, service: str) -> str:
+    return f"{BACKUPS}{node_name}/{service}"
+
+
+def backup_request(service: str) -> str:
+    return f"{REQUESTS}{service}/backup"
 
 
 def service_status(name: str) -> str:

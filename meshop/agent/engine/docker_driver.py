@@ -320,6 +320,44 @@ class DockerDriver:
                 return False
             raise
 
+    # -- backups of stateful volumes (meshop/agent/backup/) -------------------------------------------
+
+    def volume_mountpoint(self, name: str, service: str, volume: str) -> str:
+        """The host folder of volume ``name``: only this node's volume ``volume`` of ``service``."""
+        details = self._call(f"inspecting volume {name}", lambda: self.api.inspect_volume(name))
+        found = details.get("Labels") or {}
+        if not L.owned_by(found, self.node) or found.get(L.SERVICE) != service or found.get(L.VOLUME) != volume:
+            raise VolumeNotOwned(f"volume {name} is not volume {volume} of service {service} on this node")
+        mountpoint = details.get("Mountpoint")
+        if not isinstance(mountpoint, str) or not mountpoint.startswith("/"):
+            raise DriverError(f"volume {name} has no local folder (driver {details.get('Driver')!r})")
+        return mountpoint
+
+    def exec_in(self, container_id: str, argv: list[str], timeout: float) -> int:
+        """Run ``argv`` in the running container and wait up to ``timeout`` seconds for its exit code
+        (``DriverError`` when it does not end in time; it is left to finish on its own)."""
+        short = container_id[:12]
+        created = self._call(
+            f"exec in {short}", lambda: self.api.exec_create(container_id, argv, stdout=False, stderr=False)
+        )
+        exec_id = created["Id"]
+        self._call(f"exec in {short}", lambda: self.api.exec_start(exec_id, detach=True))
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            state = self._call(f"exec in {short}", lambda: self.api.exec_inspect(exec_id))
+            if not state.get("Running"):
+                code = state.get("ExitCode")
+                return code if isinstance(code, int) and not isinstance(code, bool) else -1
+            if time.monotonic() >= deadline:
+                raise DriverError(f"the command in {short} did not finish within {timeout:g}s")
+            time.sleep(delay)
+            delay = min(1.0, delay * 2)
+
+    def stop(self, container_id: str, grace: float) -> None:
+        """Stop without removing (SIGTERM, then SIGKILL after ``grace``); ``start`` runs it again."""
+        self._call(f"stopping {container_id[:12]}", lambda: self.api.stop(container_id, timeout=int(grace)))
+
     def events(self) -> DockerEvents:
         """A blocking stream of this node's managed-container events; ``close()`` ends it from another thread."""
         client = (
