@@ -48,7 +48,7 @@ class LockBackend(Protocol):
 
     def acquire(self, service: str, volume: str, session: str, record: LockRecord, /) -> bool: ...
 
-    def release(self, service: str, volume: str, session: str, /) -> None: ...
+    def release(self, service: str, volume: str, session: str, record: LockRecord, /) -> None: ...
 
 
 @runtime_checkable
@@ -174,7 +174,10 @@ class VolumeLockKeeper:
             if previous is not None and previous.session not in (None, session):
                 who = previous.node or "another holder"
                 return Note("VolumeLocked", f"volume {volume} is locked by node {who}; it runs there")
-            record = LockRecord(self.node, docker_volume, self.wall(), session)
+            # a move (or a restore that did not finish): the new holder restores before it starts
+            # (an unreadable record counts as another node's: restored into a fresh volume, or refused)
+            moved = previous is not None and (previous.node != self.node or previous.pending)
+            record = LockRecord(self.node, docker_volume, self.wall(), session, pending=moved)
             if not self.backend.acquire(service, volume, session, record):
                 return Note("VolumeLockDelay", f"volume {volume}: waiting for its lock (Consul's lock-delay)")
         except ConsulError as exc:
@@ -188,13 +191,41 @@ class VolumeLockKeeper:
         log.info("took the lock of volume %s of %s (previous holder: %s)", volume, service, previous)
         return None
 
+    def pending(self, service: str) -> list[str]:
+        """The volumes of ``service`` locked here whose restore (after a move) has not finished."""
+        with self._mu:
+            hold = self._holds.get(service)
+            return sorted(v for v, t in hold.held.items() if t.record.pending) if hold else []
+
+    def settle(self, service: str, volume: str) -> bool:
+        """The volume is ready here (restored, or nothing to restore): the lock's record says so, so a
+        restart of this agent does not take a half-restored volume for its own. False when not held."""
+        with self._mu:
+            hold = self._holds.get(service)
+            taken = hold.held.get(volume) if hold else None
+            session = hold.session if hold else None
+        if taken is None or session is None or not taken.record.pending:
+            return taken is not None
+        record = LockRecord(taken.record.node, taken.record.volume, taken.record.since, session)
+        try:
+            if not self.backend.acquire(service, volume, session, record):
+                return False
+        except ConsulError as exc:
+            log.warning("recording volume %s of %s as restored failed: %s", volume, service, exc)
+            return False
+        with self._mu:
+            hold = self._holds.get(service)
+            if hold is not None and hold.session == session and volume in hold.held:
+                hold.held[volume] = Taken(record, taken.previous)
+        return True
+
     def _let_go(self, service: str, hold: _Hold) -> None:
         """Release a departed service's locks (no lock-delay), then end its session."""
         if hold.session is None:
             return
-        for volume in hold.held:
+        for volume, taken in hold.held.items():
             try:
-                self.backend.release(service, volume, hold.session)
+                self.backend.release(service, volume, hold.session, taken.record)
             except ConsulError as exc:  # destroying the session frees it, after lock-delay
                 log.warning("releasing the lock of %s/%s failed: %s", service, volume, exc)
         self._destroy(hold.session)

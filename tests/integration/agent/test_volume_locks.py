@@ -164,3 +164,85 @@ def test_a_holder_cut_off_from_consul_kills_its_copy_in_time_and_restarts_it_aft
         2 * timing.TTL + timing.LOCK_DELAY + 30,
         what="the copy back after Consul returned",
     )
+
+
+def _volume_folder(client: Any, name: str) -> Path:
+    return Path(client.volumes.get(name).attrs["Mountpoint"])
+
+
+def test_a_move_restores_the_latest_backup_before_the_first_start_and_the_old_copy_is_kept(
+    consul_server: ConsulServer,
+    consul_config: ConsulConfig,
+    role_config: Any,
+    docker_client: Any,
+    start_agent: AgentFactory,
+    node: str,
+    other_node: str,
+    tmp_path: Path,
+    prefix: str,
+) -> None:
+    """Node A backs its volume up, then is lost (its agent stops: its copy dies, the lock is let go);
+    placement moves the service to B with failover restore-latest: B restores the latest snapshot into a
+    fresh volume before it starts, reports the loss window, and A, back, keeps its old copy aside."""
+    from meshop.model.records import BackupRecord, loads_json
+
+    store = KVStore(consul_config)
+    password = "repo-" + secrets.token_hex(8)
+    store.client.kv.put(f"{prefix}/secrets/db/restic", password)
+    repo = tmp_path / "repo"
+    writer = {
+        **SLEEPER,
+        "command": ["/bin/sh"],
+        # the first start writes the data; a start on restored data leaves it as it is
+        "args": ["-c", "[ -e /data/lines ] || seq 1 5000 > /data/lines; exec sleep 3600"],
+        "failover": "restore-latest",
+        "volumes": [
+            {
+                "name": "data",
+                "mountPath": "/data",
+                "stateful": {"backup": {"repository": str(repo), "passwordSecret": "restic", "every": "1h"}},
+            }
+        ],
+    }
+    first = start_agent()
+    assign(store, node, "db", writer)
+    _sync_acl(consul_server, prefix)
+
+    def snapshot() -> str:
+        entry = store.get(keys.backups(node, "db"))
+        record = BackupRecord.from_dict(loads_json(entry.value)) if entry else None
+        return record.volumes[0].snapshot if record and record.volumes else ""
+
+    wait_until(snapshot, 60, what="a first backup on node A")
+    old = _volume_folder(docker_client, f"meshop-{node}-db-data")
+    first.stop()  # the node is lost: its agent's end kills the copy and lets the lock go
+    assert running_on(docker_client, node, "db") == []
+    (old / "after-backup").write_text("written after the snapshot: lost by the move\n")
+    store.delete(keys.assignment(node, "db"))
+    second = AgentFactory(other_node, role_config("agent", other_node), tmp_path / "second")
+    try:
+        second()
+        assign(store, other_node, "db", writer)
+        _sync_acl(consul_server, prefix)
+        wait_until(lambda: running_on(docker_client, other_node, "db"), 60, what="the copy on node B")
+        new = _volume_folder(docker_client, f"meshop-{other_node}-db-data")
+        assert (new / "lines").read_text() == (old / "lines").read_text() == "".join(f"{i}\n" for i in range(1, 5001))
+        assert not (new / "after-backup").exists()  # the loss window: only what the snapshot holds
+        wait_until(
+            lambda: any(
+                "Restored" in e.text and "data-loss window" in e.text
+                for e in store.list(keys.events_of(keys.agent_events(other_node))).entries
+            ),
+            10,
+            what="the Restored event with its loss window",
+        )
+        # node A returns: its copy never starts again; its volume is kept and recorded
+        start_agent()
+        kept = wait_until(
+            lambda: store.get(keys.kept_volume(node, f"meshop-{node}-db-data")), 30, what="the kept record"
+        )
+        assert kept is not None and '"service": "db"' in kept.text
+        assert running_on(docker_client, node, "db") == []
+        assert (old / "after-backup").exists()  # never deleted
+    finally:
+        second.stop_all()

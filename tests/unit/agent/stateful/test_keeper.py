@@ -95,11 +95,11 @@ class Table:
         self.locks[key] = record
         return True
 
-    def release(self, service: str, volume: str, session: str) -> None:
+    def release(self, service: str, volume: str, session: str, value: LockRecord) -> None:
         self._up()
         record = self.locks.get((service, volume))
         if record is not None and record.session == session:
-            self.locks[(service, volume)] = LockRecord(record.node, record.volume, record.since, None)
+            self.locks[(service, volume)] = LockRecord(value.node, value.volume, value.since, None, value.pending)
 
 
 class Engine:
