@@ -1,5 +1,6 @@
-"""Restore before start (meshop/agent/stateful/restore.py), with real restic on a local repository, a folder for the volume and fakes
-for the lock records and the journal: what fences the service, what settles it, what is never done."""
+"""Restore before start (meshop/agent/stateful/restore.py), with real restic on a local repository, a
+folder for the volume and fakes for the lock records and the journal: what fences the service, what
+settles it, what is never done."""
 
 from __future__ import annotations
 
