@@ -97,6 +97,8 @@ class RestoreGate(Protocol):
 
     def gate(self, service: str, spec: ServiceSpec, /) -> Note | None: ...
 
+    def notes(self) -> Mapping[str, Note]: ...
+
 
 class KeptVolumes(Protocol):
     """``stateful.kept.KeptVolumes``: stale stateful volumes of this node, recorded, never deleted."""

@@ -300,7 +300,8 @@ class NodeReconciler:
         self._phase_requeue = found.requeue
         exit_codes = {cid: info.last_exit.code for cid, info in seen.crashes.items() if info.last_exit}
         route_errors = self.ingress.errors if self.ingress else {}
-        notes = (self.memory.errors, found.notes, registrar.refusals(), route_errors, current.notes)
+        restored = self.cluster.restorer.notes() if self.cluster.restorer else {}
+        notes = (self.memory.errors, found.notes, registrar.refusals(), route_errors, current.notes, restored)
         records = node_records(
             node,
             seen.parsed,

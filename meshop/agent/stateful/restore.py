@@ -90,6 +90,13 @@ class Restorer:
         self.wall, self.mono, self.on_done = wall, mono, on_done
         self._mu = threading.Lock()
         self._jobs: dict[str, _Job] = {}
+        self._restored: dict[str, Note] = {}  # service -> the last restore here, for its observed record
+
+    def notes(self) -> dict[str, Note]:
+        """``Restored`` with the data-loss window, per service restored by this agent: its observed
+        record (and so ``meshop status``) carries it while nothing more pressing is to say."""
+        with self._mu:
+            return dict(self._restored)
 
     def gate(self, service: str, spec: ServiceSpec) -> Note | None:
         """None when every stateful volume of ``service`` is ready here; else why it must wait."""
@@ -158,12 +165,13 @@ class Restorer:
                 raise RestoreError(exc.reason, f"volume {volume}: restoring the latest snapshot: {exc}") from None
             loss = max(0.0, self.wall() - result.snapshot_time)
             metrics.volume_restore_loss_seconds.labels(service, volume).set(loss)
-            self.journal.add(
-                "Restored",
-                f"service/{service}",
+            message = (
                 f"volume {volume}: snapshot {result.snapshot_id[:8]} restored ({result.total_bytes} bytes, "
-                f"{result.duration_s:.1f}s); data-loss window {loss:.0f}s (writes after the snapshot are lost)",
+                f"{result.duration_s:.1f}s); data-loss window {loss:.0f}s (writes after the snapshot are lost)"
             )
+            self.journal.add("Restored", f"service/{service}", message)
+            with self._mu:
+                self._restored[service] = Note("Restored", message)
             log.info("restored %s/%s from snapshot %s; loss window %.0fs", service, volume, result.snapshot_id, loss)
         if not self.keeper.settle(service, volume):
             raise RestoreError("failed", f"volume {volume}: the lock was lost while restoring")

@@ -97,6 +97,7 @@ def test_the_latest_snapshot_is_restored_before_the_first_start(tmp_path: Path) 
     assert r.gate("web", s) is None
     kind, _, message = journal.events[0]
     assert kind == "Restored" and "data-loss window" in message
+    assert r.notes()["web"].message == message  # the observed record's, so `meshop status` shows it
 
 
 def test_no_snapshot_fences_and_never_starts_on_an_empty_volume(tmp_path: Path) -> None:

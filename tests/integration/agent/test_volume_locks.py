@@ -22,7 +22,7 @@ from meshop.agent.stateful import timing
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.model import keys
-from tests.integration.agent.helpers import SLEEPER, AgentFactory, assign, observed
+from tests.integration.agent.helpers import SLEEPER, AgentFactory, assign, observed, wait_for
 from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import wait_until
@@ -236,6 +236,8 @@ def test_a_move_restores_the_latest_backup_before_the_first_start_and_the_old_co
             10,
             what="the Restored event with its loss window",
         )
+        seen = wait_for(lambda: _observed_reason(store, other_node, "db") == "Restored", 10, what="status")
+        assert seen
         # node A returns: its copy never starts again; its volume is kept and recorded
         start_agent()
         kept = wait_until(
