@@ -155,7 +155,16 @@ def test_partitioned_holder_never_two_writers_and_failover_restores_the_latest_b
         record = wait_for(lambda: fleet.kv(kept), 90, "the kept record of the old copy", interval=0.5)
         assert record["service"] == service and record["node"] == holder
         assert running_on(fleet, service) == [new]
-        assert len(log_lines(fleet, holder, service)) >= len(in_snapshot)  # its data is still there
+        old_lines = log_lines(fleet, holder, service)  # its data is still there, up to its death
+        assert old_lines[: len(in_snapshot)] == in_snapshot
+        # the reported loss window bounds what was lost: the old copy's lines after the snapshot (one
+        # per 100 ms at most), and stays within the backup interval plus the kill bound
+        reported = float(restored["message"].split("data-loss window ", 1)[1].split("s", 1)[0])
+        assert reported >= (len(old_lines) - len(in_snapshot)) * 0.1
+        assert reported <= 10 + timing.GIVE_UP + timing.KILL_BUDGET + 1
     assert sampler.samples > 100
     assert sampler.most == 1, f"two copies ran at once on {sampler.last}"
-    print(f"killed {killed_after:.1f}s after the cut; running again on {new} {moved_after:.1f}s after it")
+    print(
+        f"killed {killed_after:.1f}s after the cut; running again on {new} {moved_after:.1f}s after it; "
+        f"loss window reported {reported:.0f}s, lines lost {len(old_lines) - len(in_snapshot)}"
+    )

@@ -26,6 +26,7 @@ class LockRecord:
     since: float  # wall time, for people
     session: str | None  # the session holding it now (None: free)
     pending: bool = False  # the holder moved it here and has not finished restoring it yet
+    renewed: float = 0.0  # holder's wall time of its last renewal: its copy wrote until GIVE_UP + K after
 
     @classmethod
     def parse(cls, value: bytes, session: str | None) -> LockRecord | None:
@@ -36,17 +37,19 @@ class LockRecord:
         if not isinstance(data, dict):
             return None
         node, volume, since = data.get("node"), data.get("volume"), data.get("since")
-        pending = data.get("pending", False)
+        pending, renewed = data.get("pending", False), data.get("renewed", 0.0)
         if not isinstance(node, str) or not isinstance(volume, str) or not isinstance(pending, bool):
             return None
-        if isinstance(since, bool) or not isinstance(since, (int, float)):
+        if any(isinstance(t, bool) or not isinstance(t, (int, float)) for t in (since, renewed)):
             return None
-        return cls(node, volume, float(since), session, pending)
+        return cls(node, volume, float(since), session, pending, float(renewed))
 
     def encode(self) -> bytes:
         data: dict[str, object] = {"node": self.node, "volume": self.volume, "since": self.since}
         if self.pending:
             data["pending"] = True
+        if self.renewed:
+            data["renewed"] = self.renewed
         return json.dumps(data, sort_keys=True).encode()
 
 

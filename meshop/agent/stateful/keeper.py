@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
 from meshop import metrics
@@ -197,6 +197,13 @@ class VolumeLockKeeper:
             hold = self._holds.get(service)
             return sorted(v for v, t in hold.held.items() if t.record.pending) if hold else []
 
+    def previous(self, service: str, volume: str) -> LockRecord | None:
+        """The record found when this node took the lock: whose copy it was, when it last renewed."""
+        with self._mu:
+            hold = self._holds.get(service)
+            taken = hold.held.get(volume) if hold else None
+            return taken.previous if taken else None
+
     def settle(self, service: str, volume: str) -> bool:
         """The volume is ready here (restored, or nothing to restore): the lock's record says so, so a
         restart of this agent does not take a half-restored volume for its own. False when not held."""
@@ -206,7 +213,7 @@ class VolumeLockKeeper:
             session = hold.session if hold else None
         if taken is None or session is None or not taken.record.pending:
             return taken is not None
-        record = LockRecord(taken.record.node, taken.record.volume, taken.record.since, session)
+        record = replace(taken.record, session=session, pending=False)
         try:
             if not self.backend.acquire(service, volume, session, record):
                 return False
@@ -287,13 +294,30 @@ class VolumeLockKeeper:
                     hold.last_ok = max(hold.last_ok or began, began)
                     hold.lost = False
             for volume in volumes:
-                try:
-                    record = self.backend.read(service, volume)
-                except ConsulError:
-                    continue  # the renewal proved the session; the key is checked next time
-                if record is None or record.session != session:
+                # re-acquiring with the session checks the key is still this node's and stamps the
+                # renewal's time, which bounds a successor's data-loss window (restore.py)
+                if not self._stamp(service, volume, session):
                     self._lose(service, session, f"the lock of volume {volume} is no longer this node's")
                     break
+
+    def _stamp(self, service: str, volume: str, session: str) -> bool:
+        """False only when Consul says the key is another session's; an error proves nothing."""
+        with self._mu:
+            hold = self._holds.get(service)
+            taken = hold.held.get(volume) if hold is not None and hold.session == session else None
+        if taken is None:
+            return True
+        record = replace(taken.record, renewed=self.wall())
+        try:
+            if not self.backend.acquire(service, volume, session, record):
+                return False
+        except ConsulError:
+            return True  # the renewal proved the session; the key is checked next time
+        with self._mu:
+            hold = self._holds.get(service)
+            if hold is not None and hold.session == session and volume in hold.held:
+                hold.held[volume] = Taken(record, taken.previous)
+        return True
 
     def watch_once(self) -> list[str]:
         """One watchdog look: drop stale locks, kill every running copy without fresh locks."""

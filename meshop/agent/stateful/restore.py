@@ -29,8 +29,10 @@ from typing import Protocol
 
 from meshop import metrics, restic
 from meshop.agent.backup.runner import BackupRunner, Failed, Target
+from meshop.agent.cluster.volume_locks import LockRecord
 from meshop.agent.planning import labels as L
 from meshop.agent.planning.plan import Note
+from meshop.agent.stateful import timing
 from meshop.errors import DriverError, ResticError
 from meshop.model import ServiceSpec
 
@@ -44,6 +46,8 @@ class Settler(Protocol):
 
     def pending(self, service: str, /) -> list[str]: ...
 
+    def previous(self, service: str, volume: str, /) -> LockRecord | None: ...
+
     def settle(self, service: str, volume: str, /) -> bool: ...
 
 
@@ -55,6 +59,16 @@ class VolumeEngine(Protocol):
 
 class Journal(Protocol):
     def add(self, kind: str, obj: str, message: str, /) -> None: ...
+
+
+def loss_window(snapshot_time: float, previous: LockRecord | None, now: float) -> tuple[float, str]:
+    """How much was written after the snapshot, at most: the old copy wrote until no later than
+    ``GIVE_UP + KILL_BUDGET`` after its last renewal (stamped in the lock's record, on the old node's wall
+    clock, as the snapshot's time is). Without a stamp: the snapshot's age now."""
+    if previous is not None and previous.renewed > 0:
+        until = min(now, previous.renewed + timing.GIVE_UP + timing.KILL_BUDGET)
+        return max(0.0, until - snapshot_time), f"the copy on {previous.node or '?'} last renewed its lock then"
+    return max(0.0, now - snapshot_time), "the snapshot's age"
 
 
 class RestoreError(Exception):
@@ -163,11 +177,12 @@ class Restorer:
                 result = restic.restore(repo, "latest", folder, tags)
             except ResticError as exc:
                 raise RestoreError(exc.reason, f"volume {volume}: restoring the latest snapshot: {exc}") from None
-            loss = max(0.0, self.wall() - result.snapshot_time)
+            loss, until = loss_window(result.snapshot_time, self.keeper.previous(service, volume), self.wall())
             metrics.volume_restore_loss_seconds.labels(service, volume).set(loss)
             message = (
                 f"volume {volume}: snapshot {result.snapshot_id[:8]} restored ({result.total_bytes} bytes, "
-                f"{result.duration_s:.1f}s); data-loss window {loss:.0f}s (writes after the snapshot are lost)"
+                f"{result.duration_s:.1f}s); data-loss window {loss:.0f}s at most: writes after the snapshot "
+                f"are lost ({until})"
             )
             self.journal.add("Restored", f"service/{service}", message)
             with self._mu:

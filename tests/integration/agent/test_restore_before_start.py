@@ -29,6 +29,9 @@ class Locks:
     def pending(self, service: str) -> list[str]:
         return list(self.waiting)
 
+    def previous(self, service: str, volume: str) -> None:
+        return None
+
     def settle(self, service: str, volume: str) -> bool:
         self.waiting.remove(volume)
         self.settled.append(volume)

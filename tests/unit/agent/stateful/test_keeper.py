@@ -310,3 +310,23 @@ def test_letting_go_when_the_release_is_refused_destroys_the_session() -> None:
     assert table.sessions == set()
     assert table.locks[("db", "data")].session is None
     assert ("db", "data") in table.delay_until
+
+
+def test_each_renewal_stamps_the_record_and_a_successor_bounds_its_loss_window() -> None:
+    from meshop.agent.stateful.restore import loss_window
+
+    clock = Clock()
+    table, engine = Table(clock), Engine()
+    walls = iter(float(t) for t in range(1000, 2000, 2))
+    k = VolumeLockKeeper("n1", table, engine, mono=clock, wall=lambda: next(walls))
+    k.sync(DB, set())
+    for _ in range(3):
+        clock.now += timing.RENEW_EVERY
+        k.renew_once()
+    stamped = table.locks[("db", "data")]
+    assert stamped.renewed == 1006.0 and stamped.node == "n1"
+    # the old copy wrote until at most GIVE_UP + KILL_BUDGET after that stamp, whenever it is read
+    loss, _ = loss_window(1000.0, stamped, now=5000.0)
+    assert loss == 6.0 + timing.GIVE_UP + timing.KILL_BUDGET
+    assert loss_window(1000.0, None, now=1030.0)[0] == 30.0  # no stamp: the snapshot's age
+    assert loss_window(1000.0, stamped, now=1008.0)[0] == 8.0  # never more than the age
