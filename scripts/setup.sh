@@ -25,6 +25,10 @@ have caddy || missing+=(caddy)
 have docker-registry || missing+=(docker-registry)
 have docker-compose || missing+=(docker-compose)
 have named || [ -x /usr/sbin/named ] || missing+=(bind9)  # a real DNS server for the RFC 2136 tests
+# PowerDNS Authoritative with its sqlite3 backend: a real HTTP-API DNS server for the PowerDNS provider tests
+have pdns_server || [ -x /usr/sbin/pdns_server ] || missing+=(pdns-server)
+[ -e /usr/lib/x86_64-linux-gnu/pdns/libgsqlite3backend.so ] || compgen -G '/usr/lib/*/pdns/libgsqlite3backend.so' >/dev/null \
+  || missing+=(pdns-backend-sqlite3)
 have sshd || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 have restic || missing+=(restic)  # stateful volumes' backups (meshop.restic); openssh-client for sftp: repositories
 have ssh || missing+=(openssh-client)
@@ -42,7 +46,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   # Only the programs are wanted: without a policy-rc.d, Debian would also start system services that
-  # listen on every interface (named on :53, sshd, docker-registry on :5000, caddy on :80). A policy
+  # listen on every interface (named and pdns on :53, sshd, docker-registry on :5000, caddy on :80). A policy
   # that forbids starting them is put in place for the install only, and only when there is none.
   policy=/usr/sbin/policy-rc.d
   made_policy=""

@@ -4,8 +4,8 @@ Pure: no I/O. ``meshop acl init`` / ``meshop acl token`` / ``meshop acl sync`` (
 send what this module renders. Each rule follows from what the role's code reads and writes
 (docs/security.md, "Roles and tokens"):
 
-* ``controller``: reads the whole prefix except ``secrets/`` (but ``secrets/meshop-dns/``: the TSIG key of
-  the DNS writer); writes ``assignments/``, ``status/``,
+* ``controller``: reads the whole prefix except ``secrets/`` (but ``secrets/meshop-dns/``: the TSIG key or
+  PowerDNS API key of the DNS writer); writes ``assignments/``, ``status/``,
   ``routes/``, ``events/controller/`` and the ``leader`` lock (sessions on any Consul node: it may run on any);
   registers ``meshop-controller`` and ``meshop-metrics``. Its events go to ``events/controller/``.
 * ``gateway``: reads ``routes/``, ``desired/gateway`` and ``nodes/``; registers ``meshop-metrics`` and
@@ -61,7 +61,7 @@ CONTROLLER_SERVICE = "meshop-controller"
 METRICS_SERVICE = "meshop-metrics"
 GATEWAY_SERVICE = "meshop-gateway"
 RESERVED_SERVICE_PREFIX = "meshop-"  # meshop's own Consul service names: never an agent's by placement
-DNS_SECRETS = "meshop-dns"  # secrets/meshop-dns/: the TSIG key the leader's DNS writer signs with
+DNS_SECRETS = "meshop-dns"  # secrets/meshop-dns/: the TSIG key or API key of the leader's DNS writer
 
 _PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9_.-]+", re.ASCII)
 _POLICY_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]", re.ASCII)

@@ -1,4 +1,4 @@
-"""Gateway document value object: served domains, TLS mode, optional RFC 2136 DNS updates."""
+"""Gateway document value object: served domains, TLS mode, optional DNS updates (RFC 2136 or PowerDNS)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,17 @@ from meshop.model.schema import API_VERSION, apply_defaults, load_schema
 
 @dataclass(frozen=True)
 class GatewayDNS:
-    provider: str = "none"  # "none" | "rfc2136"
-    server: str | None = None  # host:port
+    provider: str = "none"  # "none" | "rfc2136" | "powerdns"
+    server: str | None = None  # rfc2136: host:port
     zone: str | None = None
     key_name: str | None = None
-    key_secret_key: str | None = None  # Consul key holding the TSIG secret (never the secret itself)
+    key_secret_key: str | None = None  # Consul key holding the TSIG secret or API key (never the secret)
     key_algorithm: str = "hmac-sha256"
     ttl: int = 60
     records: str = "hosts"  # hosts | wildcard
     owner_id: str | None = None  # default: the Gateway's name
+    api_url: str | None = None  # powerdns: http(s)://host[:port][/path]
+    server_id: str = "localhost"  # powerdns: the API's server id
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -29,6 +31,7 @@ class GatewayDNS:
             "keyAlgorithm": self.key_algorithm,
             "ttl": self.ttl,
             "records": self.records,
+            "serverId": self.server_id,
         }
         for key, value in (
             ("ownerId", self.owner_id),
@@ -36,6 +39,7 @@ class GatewayDNS:
             ("zone", self.zone),
             ("keyName", self.key_name),
             ("keySecretKey", self.key_secret_key),
+            ("apiUrl", self.api_url),
         ):
             if value is not None:
                 out[key] = value
@@ -53,6 +57,8 @@ class GatewayDNS:
             int(d.get("ttl", 60)),
             str(d.get("records", "hosts")),
             d.get("ownerId"),
+            d.get("apiUrl"),
+            str(d.get("serverId", "localhost")),
         )
 
 

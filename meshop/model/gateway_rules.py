@@ -12,6 +12,11 @@ from meshop.model.rules import CONSUL_KEY, Out, as_dict, as_list, check
 _SERVER_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]]+):([0-9]{1,5})", re.ASCII)
 
 
+_API_URL_RE = re.compile(
+    r"(https?)://(\[[0-9A-Fa-f:.]+\]|[^:/\[\]@?#]+)(?::([0-9]{1,5}))?(/[A-Za-z0-9._~/-]*)?", re.ASCII
+)
+_SERVER_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
+
 DNS_SECRETS_FOLDER = "secrets/meshop-dns/"
 
 
@@ -43,6 +48,12 @@ def is_server_address(value: object) -> bool:
     return names.is_hostname(host)
 
 
+def is_api_url(value: object) -> bool:
+    """``http(s)://host[:port][/path]``: a hostname, IPv4 or bracketed IPv6 host; no user, query, fragment."""
+    m = _API_URL_RE.fullmatch(value) if isinstance(value, str) else None
+    return m is not None and is_server_address(f"{m.group(2)}:{m.group(3) or '80'}")
+
+
 def gateway_rules(out: Out, doc: dict[str, Any]) -> None:
     spec = as_dict(doc.get("spec"))
     domains = as_list(spec.get("domains"))
@@ -68,6 +79,20 @@ def gateway_rules(out: Out, doc: dict[str, Any]) -> None:
         dns.get("server"),
         is_server_address(dns.get("server")),
         "must be host:port, e.g. 127.0.0.1:53 or ns1.example.com:53",
+    )
+    check(
+        out,
+        "spec.dns.apiUrl",
+        dns.get("apiUrl"),
+        is_api_url(dns.get("apiUrl")),
+        "must be http(s)://host[:port][/path], e.g. https://ns1.example.com:8081 (no user, query or fragment)",
+    )
+    check(
+        out,
+        "spec.dns.serverId",
+        dns.get("serverId"),
+        isinstance(dns.get("serverId"), str) and _SERVER_ID_RE.fullmatch(dns["serverId"]) is not None,
+        "must be the API's server id: letters, digits, '.', '_', '-' (at most 64), e.g. localhost",
     )
     for field in ("zone", "keyName"):
         check(

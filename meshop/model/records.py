@@ -248,7 +248,7 @@ class Event(Record):
 @dataclass(frozen=True)
 class DnsStatus(Record):
     """``status/dns``, written by the leading controller's DNS writer: where the records point and how
-    the last update went. Never holds the TSIG key or its secret."""
+    the last update went. Never holds the TSIG key's secret or the API key."""
 
     provider: Annotated[str, Cap(32)] = "none"
     zone: Annotated[str, Cap(255)] = ""

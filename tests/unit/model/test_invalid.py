@@ -564,6 +564,39 @@ CASES: list[tuple[str, Any, list[tuple[str, str]]]] = [
         ],
     ),
     (
+        "gateway-powerdns-missing",
+        gateway({"dns": {"provider": "powerdns"}}),
+        [
+            ("spec.dns.apiUrl", "is required"),
+            ("spec.dns.keySecretKey", "is required"),
+            ("spec.dns.zone", "is required"),
+        ],
+    ),
+    (
+        "gateway-powerdns-bad-url",
+        gateway(
+            {
+                "dns": {
+                    "provider": "powerdns",
+                    "apiUrl": "http://admin:pw@ns1.example.com:8081",
+                    "serverId": "local host",
+                    "zone": "example.com.",
+                    "keySecretKey": "meshop/secrets/meshop-dns/pdns",
+                }
+            }
+        ),
+        [
+            (
+                "spec.dns.apiUrl",
+                "must be http(s)://host[:port][/path], e.g. https://ns1.example.com:8081 (no user, query or fragment)",
+            ),
+            (
+                "spec.dns.serverId",
+                "must be the API's server id: letters, digits, '.', '_', '-' (at most 64), e.g. localhost",
+            ),
+        ],
+    ),
+    (
         "gateway-rfc2136-secret-elsewhere",
         gateway(
             {
