@@ -48,6 +48,7 @@ from meshop.agent.reconciler import AgentSettings, NodeReconciler
 from meshop.agent.sampler import INTERVAL, UsageSampler
 from meshop.agent.stateful.keeper import Killer, VolumeLockKeeper
 from meshop.agent.stateful.kept import KeptVolumes
+from meshop.agent.stateful.memory import SessionFile
 from meshop.agent.stateful.restore import Restorer
 from meshop.consul.config import ConsulConfig
 from meshop.consul.kv import Listing
@@ -113,6 +114,7 @@ class AgentDaemon:
                 mono=clocks.mono,
                 wall=clocks.wall,
                 on_lost=lambda service, why: self._lock_lost(journal, service, why),
+                memory=SessionFile(options.state_dir, self.node) if options.state_dir else None,
             )
             if killer is not None
             else None

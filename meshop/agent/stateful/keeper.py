@@ -51,6 +51,14 @@ class LockBackend(Protocol):
     def release(self, service: str, volume: str, session: str, record: LockRecord, /) -> None: ...
 
 
+class SessionMemory(Protocol):
+    """``memory.SessionFile``: the sessions held, across this agent's restarts."""
+
+    def save(self, sessions: dict[str, tuple[str, dict[str, str]]], /) -> None: ...
+
+    def load(self) -> dict[str, tuple[str, dict[str, str]]]: ...
+
+
 @runtime_checkable
 class Killer(Protocol):
     """``engine.docker_driver.DockerDriver``."""
@@ -92,8 +100,10 @@ class VolumeLockKeeper:
         mono: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         on_lost: Callable[[str, str], None] | None = None,
+        memory: SessionMemory | None = None,
     ) -> None:
         self.node = node
+        self.memory = memory
         self.backend = backend
         self.killer = killer
         self.mono = mono
@@ -102,6 +112,7 @@ class VolumeLockKeeper:
         self._mu = threading.Lock()
         self._holds: dict[str, _Hold] = {}
         self._armed = True  # the first look kills whatever stateful copy runs without a lock (a restart)
+        self._saved: dict[str, tuple[str, dict[str, str]]] | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -128,7 +139,49 @@ class VolumeLockKeeper:
             if note is not None:
                 notes[service] = note
         metrics.volume_locks_held.set(self._count())
+        self._persist()
         return notes
+
+    def _persist(self) -> None:
+        if self.memory is None:
+            return
+        with self._mu:
+            held = {
+                s: (h.session, {v: t.record.volume for v, t in h.held.items()})
+                for s, h in self._holds.items()
+                if h.session is not None and h.held
+            }
+            if held == self._saved:
+                return
+            self._saved = held
+        self.memory.save(held)
+
+    def adopt(self) -> list[str]:
+        """At start, before the watchdog's first look: take back the sessions a previous run of this
+        agent saved, each only if Consul renews it now (then nobody else can hold its locks) and only the
+        locks whose key still names it. Returns the services adopted."""
+        if self.memory is None:
+            return []
+        adopted = []
+        for service, (session, volumes) in sorted(self.memory.load().items()):
+            began = self.mono()
+            try:
+                if not self.backend.renew(session):
+                    continue
+                held = {}
+                for volume in volumes:
+                    record = self.backend.read(service, volume)
+                    if record is not None and record.session == session:
+                        held[volume] = Taken(record, None)
+            except ConsulError as exc:
+                log.warning("adopting the volume lock session of %s failed: %s", service, exc)
+                continue
+            if held:
+                with self._mu:
+                    self._holds[service] = _Hold(tuple(held), session, began, held)
+                adopted.append(service)
+                log.info("adopted the volume lock session of %s from the previous run", service)
+        return adopted
 
     def may_run(self, service: str) -> bool:
         """True while every stateful volume of ``service`` is locked by this node, renewed recently
@@ -250,6 +303,7 @@ class VolumeLockKeeper:
     # -- threads -------------------------------------------------------------------------------------
 
     def start(self) -> VolumeLockKeeper:
+        self.adopt()
         for name, target in (("volume-lock-renewer", self._renew_loop), ("volume-lock-watchdog", self._watch_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -272,6 +326,7 @@ class VolumeLockKeeper:
         for service, hold in holds.items():
             self._let_go(service, hold)
         metrics.volume_locks_held.set(0)
+        self._persist()
 
     def renew_once(self) -> None:
         """One renewal and lock check per service (the renewer thread's step; tests call it)."""
@@ -357,6 +412,7 @@ class VolumeLockKeeper:
                 return
             hold.session, hold.held = None, {}
         self._report_lost(service, why)
+        self._persist()
         self.watch_once()  # kill now, not at the next tick
 
     def _report_lost(self, service: str, why: str) -> None:

@@ -96,9 +96,7 @@ def test_two_nodes_assigned_one_stateful_service_never_run_two_copies(
             assign(store, other_node, "db", STATEFUL)
             _sync_acl(consul_server, prefix)
             # the second node is told to run it too: it waits for the lock, and says why
-            wait_until(
-                lambda: _observed_reason(store, other_node, "db") == "VolumeLocked", 20, what="VolumeLocked"
-            )
+            wait_until(lambda: _observed_reason(store, other_node, "db") == "VolumeLocked", 20, what="VolumeLocked")
             assert running_on(docker_client, other_node, "db") == []
             record = store.get(keys.volume_lock("db", "data"))
             assert record is not None and record.session and f'"node": "{node}"' in record.text
@@ -248,3 +246,43 @@ def test_a_move_restores_the_latest_backup_before_the_first_start_and_the_old_co
         assert (old / "after-backup").exists()  # never deleted
     finally:
         second.stop_all()
+
+
+def test_a_crashed_agent_adopts_its_session_and_its_copy_keeps_running(
+    consul_server: ConsulServer, consul_config: ConsulConfig, docker_client: Any, node: str, tmp_path: Path, prefix: str
+) -> None:
+    """SIGKILL of the agent process: the next one adopts the saved session (renewed within its TTL), so
+    the copy is neither killed nor restarted — instead of waiting out the TTL and the lock-delay."""
+    import signal
+
+    from tests.integration.agent.helpers import agent_process
+
+    store = KVStore(consul_config)
+    assign(store, node, "db", STATEFUL)
+    _sync_acl(consul_server, prefix)
+    first = agent_process(node, consul_server.addr, prefix, tmp_path, log_name="agent-1.log").start()
+    try:
+        copy = wait_until(lambda: running_on(docker_client, node, "db"), 30, what="the stateful copy")
+        assert isinstance(copy, list)
+        started = copy[0].attrs["State"]["StartedAt"]
+        first.signal(signal.SIGKILL)
+        assert first.popen is not None
+        first.popen.wait(5)
+    finally:
+        first.stop()
+    second = agent_process(node, consul_server.addr, prefix, tmp_path, log_name="agent-2.log").start()
+    try:
+        wait_until(
+            lambda: "adopted the volume lock session of db" in second.log_path.read_text(), 30, what="the adoption"
+        )
+        # a few renewals and watchdog looks later, it is the same container, never stopped
+        record = store.get(keys.volume_lock("db", "data"))
+        assert record is not None
+        stamped = record.text
+        wait_until(lambda: store.get(keys.volume_lock("db", "data")).text != stamped, 10, what="a renewal")  # type: ignore[union-attr]
+        again = running_on(docker_client, node, "db")
+        assert [c.id for c in again] == [copy[0].id]
+        again[0].reload()
+        assert again[0].attrs["State"]["StartedAt"] == started
+    finally:
+        second.stop()
