@@ -12,8 +12,9 @@ work on a thread of its own so the pass never waits for restic:
   into an event and ``meshop_volume_restore_loss_seconds``. No snapshot, a wrong password, an
   unreachable repository: the service stays fenced (``RestoreFailed``), retried with backoff, never
   started on an empty volume.
-* any other volume (no backup, or ``failover: none`` and a manual move): it starts on the fresh, empty
-  volume, and an event says so.
+* any other volume (no backup, or ``failover: none``): its data is on the previous node, so the
+  service waits (``VolumeOnOtherNode``, naming it) — unless the document pins it to this node
+  (``placement.node``): then it starts on the fresh, empty volume, and an event says so.
 
 Then the lock's record is settled (no longer pending), so a restart of this agent starts the copy.
 """
@@ -39,6 +40,7 @@ from meshop.model import ServiceSpec
 log = logging.getLogger(__name__)
 
 RETRY = (10.0, 300.0)  # seconds: first and longest wait between failed restores
+FENCE_REASONS = frozenset({"StaleVolume", "VolumeOnOtherNode"})  # said as they are; the rest: RestoreFailed
 
 
 class Settler(Protocol):
@@ -140,7 +142,8 @@ class Restorer:
             try:
                 self._restore(service, spec, volume.name)
             except RestoreError as exc:
-                note = Note("StaleVolume" if exc.reason == "StaleVolume" else "RestoreFailed", f"{exc} ({exc.reason})")
+                reason = exc.reason if exc.reason in FENCE_REASONS else "RestoreFailed"
+                note = Note(reason, str(exc) if reason == exc.reason else f"{exc} ({exc.reason})")
                 self.journal.add(note.reason, f"service/{service}", note.message)
                 break
         with self._mu:
@@ -166,7 +169,20 @@ class Restorer:
             )
         backup = next(v.stateful.backup for v in spec.stateful_volumes if v.name == volume and v.stateful)
         if backup is None or spec.failover != "restore-latest":
-            self.journal.add("StartedEmpty", f"service/{service}", f"volume {volume}: moved here without a backup")
+            previous = self.keeper.previous(service, volume)
+            elsewhere = previous.node if previous is not None and previous.node else "another node"
+            if spec.placement.node != self.node:
+                raise RestoreError(
+                    "VolumeOnOtherNode",
+                    f"volume {volume}: its data is on node {elsewhere} and there is no backup to restore "
+                    f"(failover: {spec.failover}); pin the service there (placement.node), or pin it here "
+                    "to start on an empty volume, or add a backup with failover: restore-latest",
+                )
+            self.journal.add(
+                "StartedEmpty",
+                f"service/{service}",
+                f"volume {volume}: pinned here, away from its data on node {elsewhere}: started on an empty volume",
+            )
         else:
             try:
                 repo = self.runner.repository(Target(service, volume, docker_volume, "", backup))

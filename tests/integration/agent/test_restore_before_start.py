@@ -5,6 +5,7 @@ settles it, what is never done."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -132,11 +133,20 @@ def test_an_old_copy_on_this_node_is_kept_not_overwritten(tmp_path: Path) -> Non
     assert (stale / "db").read_bytes() == b"an older copy\n" and locks.settled == []
 
 
-def test_without_a_backup_a_moved_service_starts_empty_and_says_so(tmp_path: Path) -> None:
+def test_without_a_backup_a_moved_service_waits_unless_pinned_here(tmp_path: Path) -> None:
+    """Its data is on the previous node: starting empty elsewhere would look like data loss. Pinning the
+    service to this node is the user's word that an empty start is wanted."""
     locks, journal, clock = Locks(["data"]), Journal(), [0.0]
     r = restorer(tmp_path, locks, journal, clock)
     s = spec(tmp_path / "repo", with_backup=False)
     r.gate("web", s)
     finish(r, "web")
-    assert r.gate("web", s) is None and locks.settled == ["data"]
-    assert journal.events[0][0] == "StartedEmpty"
+    note = r.gate("web", s)
+    assert note is not None and note.reason == "VolumeOnOtherNode" and "placement.node" in note.message
+    assert locks.settled == []
+    pinned = replace(s, placement=replace(s.placement, node="n2"))
+    clock[0] += 10.0
+    r.gate("web", pinned)
+    finish(r, "web")
+    assert r.gate("web", pinned) is None and locks.settled == ["data"]
+    assert journal.events[-1][0] == "StartedEmpty"

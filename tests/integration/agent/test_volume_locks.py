@@ -93,7 +93,8 @@ def test_two_nodes_assigned_one_stateful_service_never_run_two_copies(
             assign(store, node, "db", STATEFUL)
             _sync_acl(consul_server, prefix)
             wait_until(lambda: running_on(docker_client, node, "db"), 30, what="the first node's copy")
-            assign(store, other_node, "db", STATEFUL)
+            # pinned there: when it gets the lock it may start on an empty volume (no backup to restore)
+            assign(store, other_node, "db", {**STATEFUL, "placement": {"node": other_node}})
             _sync_acl(consul_server, prefix)
             # the second node is told to run it too: it waits for the lock, and says why
             wait_until(lambda: _observed_reason(store, other_node, "db") == "VolumeLocked", 20, what="VolumeLocked")
