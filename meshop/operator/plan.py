@@ -34,6 +34,7 @@ class ClusterState:
     node_statuses: Mapping[str, NodeStatus] = field(default_factory=dict)
     domains: tuple[str, ...] = ()  # the Gateway document's; empty: every host is served
     health: ReplicaHealth = field(default_factory=ReplicaHealth)  # Consul's checks of the replicas
+    homes: Mapping[str, str] = field(default_factory=dict)  # stateful service -> the node its volume lock names
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,12 @@ def plan(state: ClusterState, now: float) -> Plan:
         }
         for name in valid
     }
-    placements = place({n: s.workload for n, s in valid.items() if s.workload}, state.nodes, current, ready, frozen)
+    workloads = {
+        n: replace(s.workload, home=state.homes.get(n)) if s.workload.failover is not None else s.workload
+        for n, s in valid.items()
+        if s.workload
+    }
+    placements = place(workloads, state.nodes, current, ready, frozen)
 
     assignments: dict[str, dict[str, Assignment]] = {}
     events: dict[str, tuple[PlannedEvent, ...]] = {}
