@@ -35,12 +35,15 @@ have ssh || missing+=(openssh-client)
 if ! have docker || { ! docker_answers && ! have dockerd; }; then missing+=(docker.io); fi
 have iptables || missing+=(iptables)
 have debootstrap || missing+=(debootstrap)
+# `systemd-analyze verify` and `security --offline` check the units meshop installs (tests/unit/bootstrap)
+have systemd-analyze || missing+=(systemd)
 # the shell-completion tests load meshop's zsh and fish scripts in the real shells (~19 MB installed each)
 have zsh || missing+=(zsh)
 have fish || missing+=(fish)  # the end-to-end install test's Debian 12 hosts (make test-install)
 # the dashboard's browser tests: Debian's headless Chromium and its driver (browsers cannot be downloaded)
 have chromium || missing+=(chromium)
 have chromedriver || missing+=(chromium-driver)
+have certutil || missing+=(libnss3-tools)  # the browser test through the gateway trusts its CA in an NSS db
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"

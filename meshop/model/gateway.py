@@ -1,4 +1,5 @@
-"""Gateway document value object: served domains, TLS mode, optional DNS updates (RFC 2136 or PowerDNS)."""
+"""Gateway document value object: served domains, TLS mode, optional DNS updates (RFC 2136 or PowerDNS)
+and the host the dashboard is published at."""
 
 from __future__ import annotations
 
@@ -62,6 +63,25 @@ class GatewayDNS:
         )
 
 
+DEFAULT_DASHBOARD_UPSTREAM = "127.0.0.1:8080"  # `meshop dashboard`'s default listener, beside the gateway
+
+
+@dataclass(frozen=True)
+class GatewayDashboard:
+    """``spec.dashboard``: the gateway serves ``host`` with TLS, proxying to ``upstream`` (``IP:port``)
+    once that dashboard has shown it requires a login (``meshop.gateway.dashboard``)."""
+
+    host: str
+    upstream: str = DEFAULT_DASHBOARD_UPSTREAM
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "upstream": self.upstream}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GatewayDashboard:
+        return cls(str(d["host"]), str(d.get("upstream", DEFAULT_DASHBOARD_UPSTREAM)))
+
+
 @dataclass(frozen=True)
 class Gateway:
     name: str
@@ -71,6 +91,7 @@ class Gateway:
     dns: GatewayDNS = field(default_factory=GatewayDNS)
     labels: FrozenDict = field(default_factory=FrozenDict)
     annotations: FrozenDict = field(default_factory=FrozenDict)
+    dashboard: GatewayDashboard | None = None
 
     def to_dict(self) -> dict[str, Any]:
         metadata = {"name": self.name, "labels": dict(self.labels), "annotations": dict(self.annotations)}
@@ -78,6 +99,8 @@ class Gateway:
         if self.tls_email is not None:
             tls["email"] = self.tls_email
         spec = {"domains": list(self.domains), "tls": tls, "dns": self.dns.to_dict()}
+        if self.dashboard is not None:
+            spec["dashboard"] = self.dashboard.to_dict()
         return {"apiVersion": API_VERSION, "kind": "Gateway", "metadata": metadata, "spec": spec}
 
     @classmethod
@@ -95,6 +118,7 @@ class Gateway:
                 GatewayDNS.from_dict(spec["dns"]),
                 freeze(meta["labels"]),
                 freeze(meta["annotations"]),
+                GatewayDashboard.from_dict(spec["dashboard"]) if "dashboard" in spec else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DocumentError(f"malformed gateway document: {type(exc).__name__}: {exc}") from None

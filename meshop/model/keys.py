@@ -62,6 +62,11 @@ def gateway_caddy(gateway_id: str) -> str:
     return f"{GATEWAYS}{gateway_id}/caddy"
 
 
+def gateway_dashboard(gateway_id: str) -> str:
+    """``gateways/<id>/dashboard``: whether the gateway publishes the dashboard host, and why not."""
+    return f"{GATEWAYS}{gateway_id}/dashboard"
+
+
 def resolve_prefix(flag: str | None, env: Mapping[str, str]) -> str:
     """The KV prefix: the ``--prefix`` flag, else ``MESHOP_PREFIX``, else ``meshop``; without slashes at
     the ends. (``ConsulConfig.from_env`` uses it, and ``meshop validate``, which needs nothing else.)"""

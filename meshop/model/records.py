@@ -80,6 +80,21 @@ class CaddyLoad(Record):
     since: float = 0.0
 
 
+DashboardReason = Literal["LoginRequired", "NoLogin", "HostRefused", "Unreachable", "Unexpected", "NotChecked"]
+
+
+@dataclass(frozen=True)
+class DashboardPublication(Record):
+    """``gateways/<id>/dashboard``: whether the gateway serves the Gateway document's dashboard host, and
+    why not (``reason``: the dashboard's answer to a request without a login). Written by a gateway."""
+
+    host: str
+    published: bool = False
+    reason: DashboardReason = "NotChecked"
+    message: Problem = ""
+    since: float = 0.0
+
+
 @dataclass(frozen=True)
 class NodeRecord(Record):
     """``nodes/<node>``, written by the node's agent at start and refreshed when it changes."""

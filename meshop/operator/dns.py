@@ -9,7 +9,8 @@ again right before each one, and a deposed leader's late update is undone by the
 Each pass reads (watches, so changes wake it at once): the Gateway document (``desired/gateway``:
 hostile input, validated by the same rules as ``meshop apply``), ``routes/`` (hosts and the nodes
 serving them), and the health of every ``meshop-gateway`` registration (its Consul checks and its
-node's ``serfHealth``), and the gateways' claims (``gateways/``). Registrations are hostile too: only ids
+node's ``serfHealth``; read afresh on every pass, the watch only wakes it), and the gateways' claims
+(``gateways/``). Registrations are hostile too: only ids
 ``meshop-gateway-<label>`` with an address no node may not claim, and that a gateway claimed for that
 address (``targets.gateway_claims``), count. The TSIG secret (rfc2136) or API key (powerdns) is read
 from ``<prefix>/secrets/meshop-dns/`` (nowhere else) on each pass and lives only in the provider: it is
@@ -117,8 +118,12 @@ def served_hosts(
     local_cluster: bool,
     inventory: Mapping[str, tuple[str, ...]] | None = None,
     trust_records: bool = False,
+    dashboard_host: str = "",
 ) -> dict[str, list[str]]:
     """host -> addresses of the nodes with a healthy upstream for it, for hosts in the Gateway's domains.
+
+    The Gateway document's ``dashboard_host`` is served by the gateways alone: it gets their records
+    (with no node address, so none while no gateway is healthy), whatever a route record says of it.
 
     With ``inventory`` (issue 24), a second check behind the controller's: an upstream's address becomes a
     record only when its node's ``inventory/nodes/<node>`` lists it (or the node has no entry and the
@@ -143,6 +148,8 @@ def served_hosts(
                 if (u.address not in listed) if listed is not None else not trust_records:
                     continue
             addresses.append(u.address)
+    if dashboard_host and any(host_in_domain(dashboard_host, d) for d in domains):
+        hosts[dashboard_host] = []
     return hosts
 
 
@@ -268,7 +275,11 @@ class DnsWriter:
         dns = gateway.dns
         claimed = self.claims_watch.latest
         claims = gateway_claims(((e.key, e.value) for e in claimed.entries) if claimed else (), keys.GATEWAYS)
-        gateways, refused = gateway_instances(self.gateways_watch.latest, claims, local_cluster=self.local_cluster)
+        # The gateways' health is read afresh, not taken from the watch: when the Raft leader's host dies,
+        # a watch's query in flight to it hangs ~10 s while a new leader (and this pass) runs; its last
+        # answer still shows the dead host's gateway passing (the fleet's gateway-host power-off).
+        _, instances = self.services.instances(GATEWAY_SERVICE)
+        gateways, refused = gateway_instances(instances, claims, local_cluster=self.local_cluster)
         for problem in refused:
             log.warning("DNS: %s; not used", problem)
         hosts = served_hosts(
@@ -277,6 +288,7 @@ class DnsWriter:
             local_cluster=self.local_cluster,
             inventory=node_inventory(self.inventory_watch.latest),
             trust_records=self.trust_records,
+            dashboard_host=gateway.dashboard.host if gateway.dashboard is not None else "",
         )
         targets = desired_records(
             hosts, gateways, zone=dns.zone or "", wildcard=dns.records == "wildcard", domains=gateway.domains
