@@ -14,11 +14,12 @@ MeshopError                    base; never shown with a traceback
 ├── SecretRefused              a secret key outside its service's folder, or a value no env can hold
 ├── ConfigError                a daemon's configuration (flag or config file): names the field (exit 64)
 └── DriverError                Docker, Caddy or SSH refused an action (exit 3)
+    └── ResticError            a restic command failed; ``reason`` names the kind of failure
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 
 class MeshopError(Exception):
@@ -117,3 +118,17 @@ class DriverError(MeshopError):
     """A host-side driver (Docker, Caddy, SSH) could not carry out an action."""
 
     exit_code = 3
+
+
+ResticReason = Literal["unreachable", "wrong-password", "disk-full", "no-snapshot", "locked", "failed"]
+
+
+class ResticError(DriverError):
+    """A restic command failed. ``reason`` is one of ``ResticReason``: the repository cannot be reached
+    (network, SSH host key, missing repository), the password is wrong, its disk is full, the snapshot
+    asked for does not exist, another process holds its lock, or anything else. The message never holds
+    the password or any other credential."""
+
+    def __init__(self, reason: ResticReason, message: str) -> None:
+        super().__init__(message)
+        self.reason: ResticReason = reason

@@ -86,6 +86,17 @@ drift_repairs_total = Counter(
 )
 managed_containers = Gauge("meshop_managed_containers", "Managed containers on this node, by state.", ["state"])
 
+# stateful volumes (agent/stateful/keeper.py, docs/stateful.md)
+volume_locks_held = Gauge("meshop_volume_locks_held", "Stateful volume locks this agent holds.")
+volume_restore_loss_seconds = Gauge(
+    "meshop_volume_restore_loss_seconds",
+    "The data-loss window of the last restore before start after a move: its snapshot's age when restored.",
+    ["service", "volume"],
+)
+volume_lock_kills_total = Counter(
+    "meshop_volume_lock_kills_total", "Stateful containers killed because their volume lock was not held fresh."
+)
+
 # usage (agent/sampler.py): one series per running replica of this node, removed when the replica goes
 REPLICA_LABELS = ["service", "replica", "node"]
 replica_cpu_percent = Gauge(
@@ -123,6 +134,36 @@ usage_sample_duration_seconds = Histogram(
 )
 usage_writes_total = Counter(
     "meshop_usage_writes_total", "Writes of the node's usage record to KV, by result (ok|error).", ["result"]
+)
+
+# backups of stateful volumes (agent/backup/): one series per volume this node backs up, removed when it
+# no longer holds the volume (so the node that took it over is the only one reporting it)
+VOLUME_LABELS = ["service", "volume"]
+volume_backup_age_seconds = Gauge(
+    "meshop_volume_backup_age_seconds",
+    "Seconds since the volume's last successful backup (since the agent took the volume when none yet).",
+    VOLUME_LABELS,
+)
+volume_backup_interval_seconds = Gauge(
+    "meshop_volume_backup_interval_seconds", "The volume's backup interval (spec: every), for alerts.", VOLUME_LABELS
+)
+volume_backup_last_duration_seconds = Gauge(
+    "meshop_volume_backup_last_duration_seconds",
+    "Duration of the volume's last successful backup (prepare and retention included).",
+    VOLUME_LABELS,
+)
+volume_backup_last_size_bytes = Gauge(
+    "meshop_volume_backup_last_size_bytes", "Bytes of the volume read by its last successful backup.", VOLUME_LABELS
+)
+volume_backup_last_added_bytes = Gauge(
+    "meshop_volume_backup_last_added_bytes",
+    "New bytes the volume's last successful backup stored in the repository (after deduplication).",
+    VOLUME_LABELS,
+)
+volume_backup_failures_total = Counter(
+    "meshop_volume_backup_failures_total",
+    "Failed backups of the volume, by reason (unreachable|wrong-password|disk-full|prepare-failed|...).",
+    [*VOLUME_LABELS, "reason"],
 )
 
 # --- controller --------------------------------------------------------------------------------------

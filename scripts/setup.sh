@@ -30,6 +30,8 @@ have pdns_server || [ -x /usr/sbin/pdns_server ] || missing+=(pdns-server)
 [ -e /usr/lib/x86_64-linux-gnu/pdns/libgsqlite3backend.so ] || compgen -G '/usr/lib/*/pdns/libgsqlite3backend.so' >/dev/null \
   || missing+=(pdns-backend-sqlite3)
 have sshd || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+have restic || missing+=(restic)  # stateful volumes' backups (meshop.restic); openssh-client for sftp: repositories
+have ssh || missing+=(openssh-client)
 if ! have docker || { ! docker_answers && ! have dockerd; }; then missing+=(docker.io); fi
 have iptables || missing+=(iptables)
 have debootstrap || missing+=(debootstrap)

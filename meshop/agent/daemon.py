@@ -5,9 +5,11 @@
 
 Threads: the reconcile loop (the caller's thread, ``run()``), the assignments watch (Consul blocking
 query), the Docker events follower, the TTL heartbeat, the health prober, background pulls, the usage
-sampler (``sampler.py``) and the status HTTP server. ``stop()`` ends the loop after its current pass;
-``shutdown()`` then stops every thread and deregisters the ``meshop-agent`` service. Containers keep
-running, and so do their replica registrations (their own health checks keep them honest). With
+sampler (``sampler.py``), the volume lock renewer and watchdog (``stateful/keeper.py``) and the status
+HTTP server. ``stop()`` ends the loop after its current pass; ``shutdown()`` then stops every thread
+and deregisters the ``meshop-agent`` service. Containers keep running, and so do their replica
+registrations (their own health checks keep them honest) — except stateful ones: no one would guard
+their single writer, so they are killed and their volume locks released (docs/stateful.md). With
 ``DaemonOptions.caddy`` the node's Caddy is started before the first pass (when meshop runs it) and
 stopped by its PID at shutdown.
 """
@@ -20,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshop import __version__, metrics
+from meshop.agent.backup.runner import BackupRunner
+from meshop.agent.backup.worker import BackupWorker
 from meshop.agent.clocks import SYSTEM, Clocks
 from meshop.agent.cluster.assignments import AssignmentReader
+from meshop.agent.cluster.backups import BackupStore
 from meshop.agent.cluster.journal import Journal
 from meshop.agent.cluster.observed import ObservedWriter
 from meshop.agent.cluster.presence import NodePresence
@@ -29,6 +34,7 @@ from meshop.agent.cluster.registrations import ReplicaRegistrar
 from meshop.agent.cluster.secrets import SecretResolver
 from meshop.agent.cluster.statefile import StateFile
 from meshop.agent.cluster.usage import UsageWriter
+from meshop.agent.cluster.volume_locks import VolumeLocks
 from meshop.agent.engine.docker_driver import DockerDriver
 from meshop.agent.engine.event_watcher import DockerEventsWatcher
 from meshop.agent.engine.executor import WORKERS, Executor
@@ -40,6 +46,10 @@ from meshop.agent.ingress.node_caddy import CaddyOptions, NodeCaddy
 from meshop.agent.parts import ClusterParts, EngineParts
 from meshop.agent.reconciler import AgentSettings, NodeReconciler
 from meshop.agent.sampler import INTERVAL, UsageSampler
+from meshop.agent.stateful.keeper import Killer, VolumeLockKeeper
+from meshop.agent.stateful.kept import KeptVolumes
+from meshop.agent.stateful.memory import SessionFile
+from meshop.agent.stateful.restore import Restorer
 from meshop.consul.config import ConsulConfig
 from meshop.consul.kv import Listing
 from meshop.consul.secrets import SecretReader
@@ -69,6 +79,7 @@ class DaemonOptions:
     workers: int = WORKERS
     caddy: CaddyOptions | None = None  # the node's Caddy for routes; None: the agent routes nothing
     usage_interval: float = INTERVAL  # seconds between usage samples (docs/monitoring.md); 0: no sampling
+    backups: bool = True  # run the stateful volumes' scheduled backups (docs/stateful.md, Backups)
 
 
 class AgentDaemon:
@@ -93,12 +104,50 @@ class AgentDaemon:
         journal = Journal(self.store, self.node)
         state = StateFile(options.state_dir, self.node) if options.state_dir else None
         self.assignments = AssignmentReader(self.store, self.node, state, journal, clocks.wall)
+        killer = self.runtime if isinstance(self.runtime, Killer) else None
+        locks = VolumeLocks(self.store, self.node)
+        self.volume_locks = (
+            VolumeLockKeeper(
+                self.node,
+                locks,
+                killer,
+                mono=clocks.mono,
+                wall=clocks.wall,
+                on_lost=lambda service, why: self._lock_lost(journal, service, why),
+                memory=SessionFile(options.state_dir, self.node) if options.state_dir else None,
+            )
+            if killer is not None
+            else None
+        )
+        restorer = None
+        if self.volume_locks is not None and isinstance(self.runtime, DockerDriver):
+            runner = BackupRunner(
+                self.node,
+                options.consul.prefix,
+                self.runtime,
+                SecretReader(options.consul, self.store.client),
+                clocks.wall,
+                clocks.mono,
+            )
+            restorer = Restorer(
+                self.node,
+                self.volume_locks,
+                self.runtime,
+                runner,
+                journal,
+                wall=clocks.wall,
+                mono=clocks.mono,
+                on_done=lambda: self.wakeup.notify("restore"),
+            )
         cluster = ClusterParts(
             assignments=self.assignments,
             registrar=self.registrar,
             observed=ObservedWriter(self.store, self.node),
             secrets=SecretResolver(SecretReader(options.consul, self.store.client)),
             journal=journal,
+            volume_locks=self.volume_locks,
+            restorer=restorer,
+            kept_volumes=KeptVolumes(self.node, locks, clocks.wall),
         )
         engine = EngineParts(runtime=self.runtime, executor=self.executor, monitor=self.monitor)
         ingress = self.caddy.ingress if self.caddy else None
@@ -123,7 +172,37 @@ class AgentDaemon:
             if options.usage_interval > 0
             else None
         )
+        self.backups = self._backup_worker(options, clocks)
         self.events = DockerEventsWatcher(self.runtime, self.wakeup, on_die=self.reconciler.memory.crashes.died)
+
+    def _lock_lost(self, journal: Journal, service: str, why: str) -> None:
+        """The keeper killed a copy (from its own thread): an event, and a pass to remove the container."""
+        journal.add("VolumeLockLost", f"service/{service}", f"{why}; its container was killed")
+        self.wakeup.notify("volume-lock")
+
+    def _backup_worker(self, options: DaemonOptions, clocks: Clocks) -> BackupWorker | None:
+        """The backup thread, when asked for and the engine can reach volumes' folders (Docker)."""
+        if not options.backups or not isinstance(self.runtime, DockerDriver):
+            return None
+        runner = BackupRunner(
+            self.node,
+            options.consul.prefix,
+            self.runtime,
+            SecretReader(options.consul, self.store.client),
+            clocks.wall,
+            clocks.mono,
+            stop_grace=self.settings.stop_grace,
+        )
+        self.reconciler.paused = lambda: runner.paused
+        reconciler = self.reconciler
+        return BackupWorker(
+            self.node,
+            runner,
+            lambda: (reconciler.last_specs, reconciler.last_containers),
+            BackupStore(self.store, self.node),
+            clocks=clocks,
+            may_write=self.volume_locks.may_run if self.volume_locks is not None else lambda _service: False,
+        )
 
     def record(self) -> NodeRecord:
         return NodeRecord(
@@ -168,6 +247,8 @@ class AgentDaemon:
             log.info("metrics and health on http://%s", self.status.address)
         if self.caddy is not None:
             self.caddy.start()  # before the first pass, which loads the routes into it
+        if self.volume_locks is not None:
+            self.volume_locks.start()  # its watchdog kills any stateful copy left running without a lock
         self.monitor.start()
         self.presence = NodePresence(
             self.store,
@@ -195,6 +276,8 @@ class AgentDaemon:
         self.events.start()
         if self.sampler is not None:
             self.sampler.start()
+        if self.backups is not None:
+            self.backups.start()
         log.info(
             "agent for node %s started (advertise %s, publish %s, resync %gs)",
             self.node,
@@ -231,8 +314,12 @@ class AgentDaemon:
         if self.claims_watch:
             self.claims_watch.stop()
         self.events.stop()
+        if self.volume_locks is not None:
+            self.volume_locks.stop()  # kills the stateful copies, releases their locks
         if self.sampler is not None:
             self.sampler.stop()
+        if self.backups is not None:
+            self.backups.stop()
         self.monitor.stop()
         self.puller.stop()
         self.executor.stop()
@@ -246,4 +333,4 @@ class AgentDaemon:
         if close is not None:
             with contextlib.suppress(DriverError):
                 close()
-        log.info("agent for node %s stopped; its containers keep running", self.node)
+        log.info("agent for node %s stopped; its containers keep running (but stateful ones)", self.node)

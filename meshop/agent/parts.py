@@ -7,7 +7,7 @@ optional ``NodeRoutes`` (the node Caddy) and the ``Clocks``; the daemon wires th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -86,6 +86,26 @@ class EventSink(Protocol):
     def flush(self) -> int: ...
 
 
+class VolumeLockSync(Protocol):
+    """``stateful.keeper.VolumeLockKeeper``: the single-writer locks of stateful volumes."""
+
+    def sync(self, wanted: Mapping[str, Sequence[tuple[str, str]]], present: Set[str], /) -> dict[str, Note]: ...
+
+
+class RestoreGate(Protocol):
+    """``stateful.restore.Restorer``: a stateful service that moved here restores before it starts."""
+
+    def gate(self, service: str, spec: ServiceSpec, /) -> Note | None: ...
+
+    def notes(self) -> Mapping[str, Note]: ...
+
+
+class KeptVolumes(Protocol):
+    """``stateful.kept.KeptVolumes``: stale stateful volumes of this node, recorded, never deleted."""
+
+    def follow(self, volumes: Sequence[VolumeInfo], assigned: Set[str], /) -> None: ...
+
+
 @dataclass(frozen=True)
 class ClusterParts:
     assignments: AssignmentSource
@@ -93,6 +113,9 @@ class ClusterParts:
     observed: ObservedSink
     secrets: SecretSource
     journal: EventSink
+    volume_locks: VolumeLockSync | None = None  # None: no stateful service may run on this agent
+    restorer: RestoreGate | None = None  # None: a stateful service that moved here starts as it is
+    kept_volumes: KeptVolumes | None = None
 
 
 # -- the engine side (Docker): meshop/agent/engine/ --------------------------------------------------

@@ -33,10 +33,12 @@ from meshop.agent.engine.volumes import remove_released
 from meshop.agent.memory.ledger import Ledger
 from meshop.agent.parts import ClusterParts, EngineParts, NodeRoutes
 from meshop.agent.planning.intake import Binds, Intake, Parsed, Secrets, config_builder, service_targets, specs_of
+from meshop.agent.planning.labels import volume_name
 from meshop.agent.planning.phases import Assigned, CrashInfo, container_phases
 from meshop.agent.planning.plan import Container, Create, NodePlan, Note, Pull, ServiceTarget, World
 from meshop.agent.planning.planner import plan
 from meshop.agent.planning.report import node_records
+from meshop.agent.stateful.timing import RENEW_EVERY
 from meshop.errors import ConsulError, DriverError
 from meshop.model import Policy, ServiceSpec
 
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 AFTER_CHANGE = 0.05  # look again this soon after a pass that changed something
 DRIVER_RETRY = 2.0  # look again this soon when the Docker engine did not answer
+LOCK_RETRY = RENEW_EVERY  # look again this soon while a stateful service waits for its volume lock
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,11 @@ class NodeReconciler:
         self.driver_error: str | None = None  # set while the Docker engine does not answer
         self.last_plan: NodePlan | None = None
         self.last_containers: Sequence[Container] = ()  # what the last pass listed (the usage sampler reads it)
+        self.last_specs: Mapping[str, ServiceSpec] = {}  # the last pass's valid specs (the backup thread reads it)
+        # containers a backup's `prepare: {stop: true}` holds stopped: not restarted meanwhile (agent/backup/)
+        self.paused: Callable[[], frozenset[str]] = frozenset
         self._phase_requeue: float | None = None
+        self._waiting_for_locks = False  # a stateful service waits for its volume lock: look again soon
         # the assignments watch's index (the daemon sets it): a pass that sees it move while it planned
         # reads again, once, before it acts
         self.assignments_version: Callable[[], int] = lambda: 0
@@ -132,6 +139,7 @@ class NodeReconciler:
             return DRIVER_RETRY
         self.driver_error = None
         self.last_containers = tuple(seen.containers)
+        self.last_specs = dict(seen.specs) if seen.reading.authoritative else {}
         current = plan(seen.targets, seen.containers, self._world(seen))
         if current.actions and not again and self.assignments_version() != version:
             # more assignments arrived while this pass read and planned (an apply of more services than
@@ -168,15 +176,36 @@ class NodeReconciler:
         secrets = self.cluster.secrets.resolve(specs) if reading.authoritative else {}
         self.memory.wait_for_secrets(secrets, now)
         binds = resolve_all(specs, self.settings.bind_mounts)
-        targets = service_targets(parsed, secrets, binds, self.settings.policy)
         runtime = self.engine.runtime
         listed = runtime.list_managed()
+        fences = self._volume_locks(specs, {c.service for c in listed})
+        self._waiting_for_locks = bool(fences)
+        targets = service_targets(parsed, secrets, binds, self.settings.policy, fences)
         images = frozenset(i for i in {t.image for t in targets.values()} if runtime.image_present(i))
         log.debug("read %d assignment(s), %d container(s)", len(reading.assignments), len(listed))
         containers = self.memory.times.on_mono(listed, wall, now)
         crashes = self.memory.crashes.observe(containers, now)
         healthy = self.engine.monitor.results()
         return Seen(reading, parsed, specs, secrets, binds, targets, containers, images, healthy, crashes, wall, now)
+
+    def _volume_locks(self, specs: Mapping[str, ServiceSpec], present: set[str]) -> dict[str, Note]:
+        """Take the locks of the stateful volumes assigned here; the services that may not run now."""
+        wanted = {
+            name: [(v.name, volume_name(self.settings.node, name, v.name)) for v in spec.stateful_volumes if v.name]
+            for name, spec in specs.items()
+            if spec.stateful_volumes
+        }
+        keeper = self.cluster.volume_locks
+        if keeper is None:
+            return {name: Note("VolumeLockUnavailable", "this agent keeps no volume locks") for name in wanted}
+        fences = keeper.sync(wanted, present)
+        restorer = self.cluster.restorer
+        for name in wanted:
+            if name not in fences and restorer is not None:
+                note = restorer.gate(name, specs[name])
+                if note is not None:
+                    fences[name] = note
+        return fences
 
     # -- 2. plan -------------------------------------------------------------------------------------
 
@@ -191,7 +220,7 @@ class NodeReconciler:
             images=seen.images,
             healthy=seen.healthy,
             promoted=self.ingress.gate(promoted) if self.ingress else promoted,
-            restart_hold=self.memory.restarts.held(seen.now),
+            restart_hold=self.memory.restarts.held(seen.now) | self.paused(),
             service_hold=self.memory.services.held(seen.now),
             drain=self.settings.drain,
             protected=frozenset(seen.reading.unreadable) | frozenset(invalid),
@@ -241,6 +270,11 @@ class NodeReconciler:
                 error = exc
             assigned = set(seen.reading.assignments) | set(seen.reading.unreadable)
             remove_released(self.engine.runtime, assigned, seen.containers)
+            if self.cluster.kept_volumes is not None:
+                try:
+                    self.cluster.kept_volumes.follow(self.engine.runtime.list_volumes(), assigned)
+                except DriverError as exc:
+                    log.warning("listing volumes failed: %s", exc)
         for state in metrics.CONTAINER_STATES:
             metrics.managed_containers.labels(state).set(sum(1 for c in seen.containers if c.state == state))
         return error
@@ -266,7 +300,8 @@ class NodeReconciler:
         self._phase_requeue = found.requeue
         exit_codes = {cid: info.last_exit.code for cid, info in seen.crashes.items() if info.last_exit}
         route_errors = self.ingress.errors if self.ingress else {}
-        notes = (self.memory.errors, found.notes, registrar.refusals(), route_errors, current.notes)
+        restored = self.cluster.restorer.notes() if self.cluster.restorer else {}
+        notes = (self.memory.errors, found.notes, registrar.refusals(), route_errors, current.notes, restored)
         records = node_records(
             node,
             seen.parsed,
@@ -293,6 +328,7 @@ class NodeReconciler:
                 self.memory.next_release(now),
                 self.ingress.next_retry(now) if self.ingress else None,
                 PROBE_REFRESH if self.cluster.registrar.renews else None,
+                LOCK_RETRY if self._waiting_for_locks else None,
             )
             if d is not None
         ]

@@ -44,9 +44,15 @@ class Sessions:
         checks: Sequence[str] | None = None,
         lock_delay: int = 5,
         ttl: int | None = None,
+        serf: bool = True,
     ) -> str:
-        """A new session; with ``checks`` it is invalidated when any of them goes critical."""
-        all_checks = ["serfHealth", *checks] if checks is not None else None
+        """A new session; with ``checks`` it is invalidated when any of them goes critical. ``serf``
+        False: no node health check at all, only the TTL (a volume lock, docs/stateful.md)."""
+        all_checks: list[str] | None = None  # Consul's default: serfHealth
+        if not serf:
+            all_checks = list(checks or ())
+        elif checks is not None:
+            all_checks = ["serfHealth", *checks]
         with consul_errors(self.config, "creating a session"):
             return str(self.client.session.create(name=name, checks=all_checks, lock_delay=lock_delay, ttl=ttl))
 
@@ -80,10 +86,11 @@ class Sessions:
             taken = self.client.kv.put(full, value, acquire=session)
         return Lock(key, session) if taken else None
 
-    def release(self, lock: Lock) -> None:
+    def release(self, lock: Lock, value: bytes | str = "") -> None:
+        """Let go of ``lock``; the key then holds ``value`` (Consul writes the value with the release)."""
         full = self.store.full_key(lock.key)
         with consul_errors(self.config, f"releasing {full}"):
-            self.client.kv.put(full, "", release=lock.session)
+            self.client.kv.put(full, value, release=lock.session)
 
     def holder(self, key: str) -> str | None:
         """The session holding ``key`` now, if any."""

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from meshop.model.schema import load_schema
     from meshop.model.service import (
         API_VERSION,
+        Backup,
         EnvVar,
         HealthCheck,
         Placement,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
         Security,
         Service,
         ServiceSpec,
+        Stateful,
         TailnetExpose,
         UpdatePolicy,
         Volume,
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "API_VERSION": "meshop.model.service",
+    "Backup": "meshop.model.service",
     "DEFAULT_POLICY": "meshop.model.policy",
     "EnvVar": "meshop.model.service",
     "FrozenDict": "meshop.model.frozen",
@@ -72,6 +75,7 @@ _WHERE = {
     "Security": "meshop.model.service",
     "Service": "meshop.model.service",
     "ServiceSpec": "meshop.model.service",
+    "Stateful": "meshop.model.service",
     "TailnetExpose": "meshop.model.service",
     "UpdatePolicy": "meshop.model.service",
     "Volume": "meshop.model.service",
@@ -105,6 +109,7 @@ __all__ = [
     "KINDS",
     "MAX_BYTES",
     "PERMISSIVE_POLICY",
+    "Backup",
     "EnvVar",
     "FrozenDict",
     "Gateway",
@@ -119,6 +124,7 @@ __all__ = [
     "Security",
     "Service",
     "ServiceSpec",
+    "Stateful",
     "TailnetExpose",
     "UpdatePolicy",
     "Volume",

@@ -12,11 +12,15 @@ send what this module renders. Each rule follows from what the role's code reads
   ``meshop-gateway`` (its health, which DNS follows) and writes its claim ``gateways/<id>`` (the address
   the DNS writer accepts for that registration); reads and writes ``secrets/meshop-gateway/`` (the CA
   and certificates the gateways share).
-* ``agent`` of node N: writes ``nodes/N``, ``observed/N/``, ``usage/N``, its fence ``fences/N`` and its own events
-  (``events/agent-N/``: what it did to containers, bounded per writer); reads ``assignments/N/`` and
+* ``agent`` of node N: writes ``nodes/N``, ``observed/N/``, ``usage/N``, ``backups/N/`` (its stateful volumes'
+  backups), its fence ``fences/N`` and its own events
+  (``events/agent-N/``: what it did to containers, bounded per writer); reads ``assignments/N/``,
+  ``requests/<S>/`` of its services S (``meshop volume backup``) and
   ``desired/gateway`` (its TLS mode, for ``--ingress-https-port``); registers ``meshop-agent``,
   ``meshop-metrics-agent-N`` (its own metrics name, bound to N) and the services assigned to it; reads
-  ``secrets/<S>/`` only for the services S assigned to N. The assigned services change with placement,
+  ``secrets/<S>/`` and takes the volume locks ``locks/volumes/<S>/`` only for the services S assigned
+  to N (sessions: any Consul node, as the controller), and writes the records of stale volumes it keeps
+  aside, ``volumes/kept/N/``. The assigned services change with placement,
   so this policy is re-rendered by ``meshop acl sync`` (``services``: assigned to N by the controller;
   ``kept``: names N was granted before and still reports running in ``observed/N/``, so it can deregister
   what it stops — never a name N only reports, since ``observed/N/`` is N's own word).
@@ -30,8 +34,9 @@ becomes an agent's service right, whatever placement says.
 * ``readonly``: reads the whole prefix except ``secrets/`` (status, get, describe, events, diff).
 * ``operator``: ``readonly`` plus writes to ``desired/`` (apply, import, delete, cordon, drain), to
   ``fences/`` (``meshop cluster adopt``), to ``events/audit/`` (the dashboard records its actions
-  there, where no agent can write) and to ``inventory/`` (the addresses each node may be dialled at:
-  ``meshop nodes inventory``; no other role writes there, so a node cannot widen its own entry).
+  there, where no agent can write), to ``inventory/`` (the addresses each node may be dialled at:
+  ``meshop nodes inventory``; no other role writes there, so a node cannot widen its own entry) and to
+  ``requests/`` (``meshop volume backup``).
 * ``prometheus``: reads the ``meshop-metrics-*`` services and the nodes, and the local agent's datacenter
   (what ``consul_sd_configs`` asks for).
 
@@ -45,6 +50,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from meshop.model import keys
 from meshop.model.keys import AUDIT_EVENTS, CONTROLLER_EVENTS, agent_events
 from meshop.model.names import is_dns_label
 
@@ -197,12 +203,19 @@ def policy_rules(
             _rule("key", f"{p}/nodes/{node}", "write"),
             _rule("key_prefix", f"{p}/observed/{node}/", "write"),
             _rule("key", f"{p}/usage/{node}", "write"),
+            _rule("key_prefix", f"{p}/backups/{node}/", "write"),  # its stateful volumes' backups
             _rule("key", f"{p}/fences/{node}", "write"),
             _rule("key_prefix", f"{p}/events/{agent_events(node)}/", "write"),
             _rule("key_prefix", f"{p}/assignments/{node}/", "read"),
             _rule("key", f"{p}/desired/gateway", "read"),  # the TLS mode of the node's HTTPS sites
             _rule("key_prefix", f"{p}/gateways/", "read"),  # the gateways' addresses: trusted proxies
             *(_rule("key_prefix", f"{p}/secrets/{s}/", "read") for s in assigned),
+            *(_rule("key_prefix", f"{p}/requests/{s}/", "read") for s in assigned),  # volume backup requests
+            # the single-writer locks of its services' stateful volumes (docs/stateful.md): sessions are
+            # made on the local Consul agent, whose node name need not be the meshop node's
+            *(_rule("key_prefix", f"{p}/{keys.volume_locks(s)}", "write") for s in assigned),
+            _rule("key_prefix", f"{p}/{keys.kept_volumes(node)}", "write"),
+            _rule("session_prefix", "", "write"),
             *_own_names(AGENT_SERVICE, metrics_service("agent", node)),
             *(_rule("service", s, "write") for s in registered),
             *_CATALOG_READ,
@@ -216,6 +229,7 @@ def policy_rules(
             _rule("key_prefix", f"{p}/fences/", "write"),
             _rule("key_prefix", f"{p}/events/{AUDIT_EVENTS}/", "write"),
             _rule("key_prefix", f"{p}/inventory/", "write"),  # node addresses: operator-vetted only
+            _rule("key_prefix", f"{p}/requests/", "write"),  # meshop volume backup
             *_CATALOG_READ,
         ]
     else:  # prometheus

@@ -8,6 +8,7 @@ from meshop.errors import DocumentError, ValidationFailed, Violation
 from meshop.model import gateway_rules, rules
 from meshop.model.keys import DEFAULT_PREFIX, DESIRED_GATEWAY
 from meshop.model.policy import DEFAULT_POLICY, Policy
+from meshop.model.rules import as_dict
 from meshop.model.schema import (
     API_VERSION,
     MAX_DEPTH,
@@ -19,6 +20,7 @@ from meshop.model.schema import (
     schema_violations,
 )
 from meshop.model.schemawalk import json_type
+from meshop.model.stateful_rules import stateful_rules
 from meshop.model.yamlload import MAX_VALUES, load_yaml, where
 
 if TYPE_CHECKING:  # the value objects load with the first parse_*: validating needs none (start-up time)
@@ -147,6 +149,7 @@ def _check_unguarded(
     rules.metadata_rules(found, value)
     if kind == "Service":
         rules.service_rules(found, value, policy, prefix)
+        stateful_rules(found, as_dict(value.get("spec")))
     elif kind == "Gateway":
         gateway_rules.gateway_rules(found, value)
     # A replaced value (huge int, NaN, ...) already has its violation: drop the placeholder's.

@@ -344,3 +344,68 @@ class UsageRecord(Record):
     disk: int = 0  # bytes used on the filesystem of the agent's state (/ by default)
     disk_total: int = 0
     replicas: Annotated[tuple[ReplicaUsage, ...], Cap(1000)] = ()
+
+
+BackupReason = Literal[
+    "",
+    "unreachable",
+    "wrong-password",
+    "disk-full",
+    "no-snapshot",
+    "locked",
+    "failed",
+    "prepare-failed",
+    "no-password",
+    "no-volume",
+]
+
+
+@dataclass(frozen=True)
+class SnapshotInfo(Record):
+    """One restic snapshot of a volume, as its agent last listed the repository."""
+
+    id: str  # restic's short id (8 hex digits)
+    time: float  # wall clock, when the backup ran
+    host: Annotated[str, Cap(253)] = ""
+
+
+@dataclass(frozen=True)
+class VolumeBackup(Record):
+    """The backups of one stateful volume on the node that holds it (docs/stateful.md, Backups). Times
+    are wall clock (records people read); ``failures`` counts failed attempts since the last success."""
+
+    volume: str
+    repository: Problem = ""  # the URL with any user:password@ masked
+    every: float = 0.0  # seconds between backups
+    last_success: float = 0.0  # when the last snapshot was taken (0: none yet by this node)
+    snapshot: str = ""  # its short id
+    bytes_added: int = 0  # new data it stored (after deduplication)
+    total_bytes: int = 0  # the volume's size it read
+    files: int = 0
+    duration: float = 0.0  # seconds, prepare and retention included
+    last_attempt: float = 0.0
+    error: Problem = ""  # the last attempt's error ("" after a success); never a secret
+    reason: BackupReason = ""
+    failures: int = 0
+    request: Annotated[str, Cap(64)] = ""  # id of the last `meshop volume backup` request carried out
+    snapshots: Annotated[tuple[SnapshotInfo, ...], Cap(100)] = ()  # the newest, oldest first
+
+
+@dataclass(frozen=True)
+class BackupRecord(Record):
+    """``backups/<node>/<service>``: written by the agent of ``node`` for the stateful volumes of a
+    service it runs. Untrusted: readers check that ``node`` and ``service`` match the key."""
+
+    service: str
+    node: str
+    volumes: Annotated[tuple[VolumeBackup, ...], Cap(32)] = ()
+    written_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class BackupRequest(Record):
+    """``requests/<service>/backup``: ``meshop volume backup`` asks the node holding the service for a
+    backup now; the agent carries out each ``id`` once and reports it in ``VolumeBackup.request``."""
+
+    id: Annotated[str, Cap(64)]
+    requested_at: float = 0.0

@@ -67,6 +67,62 @@ class Port:
         return cls(str(d["name"]), int(d["container"]), None if host is None else int(host), str(d["protocol"]))
 
 
+KEEP_FIELDS = ("last", "hourly", "daily")  # restic forget --keep-<field>, in this order
+
+
+@dataclass(frozen=True)
+class Backup:
+    """Scheduled restic backups of one stateful volume (run by the agent holding the volume's lock)."""
+
+    repository: str  # sftp:user@host:/path | s3:... | rest:... | an absolute local path
+    password_secret: str  # a key name in the service's secrets folder, not the password
+    every: float  # seconds
+    keep: FrozenDict = field(default_factory=FrozenDict)  # KEEP_FIELDS -> int; absent: not limited
+    prepare_exec: tuple[str, ...] | None = None  # run in the container before each backup
+    prepare_stop: bool = False  # or: stop the container for the backup
+
+    def to_dict(self) -> Json:
+        out: Json = {
+            "repository": self.repository,
+            "passwordSecret": self.password_secret,
+            "every": self.every,
+            "keep": dict(self.keep),
+        }
+        if self.prepare_exec is not None:
+            out["prepare"] = {"exec": list(self.prepare_exec)}
+        elif self.prepare_stop:
+            out["prepare"] = {"stop": True}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Json) -> Backup:
+        prepare = d.get("prepare") or {}
+        run = prepare.get("exec")
+        return cls(
+            str(d["repository"]),
+            str(d["passwordSecret"]),
+            parse_duration(d["every"]),
+            freeze({k: int(d["keep"][k]) for k in KEEP_FIELDS if k in d["keep"]}),
+            None if run is None else tuple(str(a) for a in run),
+            prepare.get("stop") is True,
+        )
+
+
+@dataclass(frozen=True)
+class Stateful:
+    """A stateful named volume: one writer in the whole cluster (a Consul lock), optional backups."""
+
+    backup: Backup | None = None
+
+    def to_dict(self) -> Json:
+        return _opt({}, "backup", self.backup and self.backup.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: Json) -> Stateful:
+        backup = d.get("backup")
+        return cls(None if backup is None else Backup.from_dict(backup))
+
+
 @dataclass(frozen=True)
 class Volume:
     name: str | None  # named volume; exactly one of name / host_path is set
@@ -74,6 +130,7 @@ class Volume:
     mount_path: str
     read_only: bool = False
     delete_with_service: bool = False
+    stateful: Stateful | None = None  # named volumes only
 
     def to_dict(self) -> Json:
         out: Json = {
@@ -81,16 +138,19 @@ class Volume:
             "readOnly": self.read_only,
             "deleteWithService": self.delete_with_service,
         }
+        _opt(out, "stateful", self.stateful and self.stateful.to_dict())  # absent when unset: old hashes stay
         return _opt(_opt(out, "name", self.name), "hostPath", self.host_path)
 
     @classmethod
     def from_dict(cls, d: Json) -> Volume:
+        stateful = d.get("stateful")
         return cls(
             d.get("name"),
             d.get("hostPath"),
             str(d["mountPath"]),
             bool(d["readOnly"]),
             bool(d["deleteWithService"]),
+            None if stateful is None else Stateful.from_dict(stateful),
         )
 
 
@@ -261,6 +321,12 @@ class ServiceSpec:
     privileged: bool = False
     network_mode: str = "bridge"
     restarted_at: str = ""  # a rolling restart was asked at this time ("": never); part of the spec hash
+    failover: str = "none"  # "none" | "restore-latest": stateful services only; not part of the spec hash
+
+    @property
+    def stateful_volumes(self) -> tuple[Volume, ...]:
+        """The named volumes marked stateful: each has one writer in the cluster, held by a Consul lock."""
+        return tuple(v for v in self.volumes if v.stateful is not None and v.name is not None)
 
     def to_dict(self) -> Json:
         """The KV form: JSON-safe, camelCase, every default written, stable key set."""
@@ -287,6 +353,7 @@ class ServiceSpec:
             security=self.security.to_dict(),
             privileged=self.privileged,
             networkMode=self.network_mode,
+            failover=self.failover,
         )
         return _opt(out, "restartedAt", self.restarted_at or None)  # absent when unset: old hashes stay
 
@@ -328,6 +395,7 @@ class ServiceSpec:
             privileged=bool(d["privileged"]),
             network_mode=str(d["networkMode"]),
             restarted_at=str(d.get("restartedAt") or ""),
+            failover=str(d["failover"]),
         )
 
 

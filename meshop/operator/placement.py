@@ -20,6 +20,12 @@
 * **Node loss.** Copies on a NotReady node are replaced elsewhere; the lost copy is dropped in the same
   plan that places its replacement (so a returning node gets exactly its current work), and kept only
   while no replacement can be placed. A pinned service never moves: it waits for its node.
+* **Stateful services** (a stateful volume: its data lives on the node) never move while their node is
+  there: not on drain, cordon or a changed selector (their copy stays, like a pinned one). When the node
+  is lost (NotReady) they move only with ``failover: restore-latest`` (the new node restores the latest
+  backup first, docs/stateful.md); with ``failover: none`` they wait for the node (``StatefulNodeLost``).
+  Placed anew (scaled to 0 and back, deleted and applied again), one goes to its ``home`` first: the
+  node its volume lock last named, where its data is, when that node fits.
 * ``frozen`` services (invalid documents still running their last valid version) are not planned; they
   only take up room where they run.
 * **Rebalancing moves** (``moves``: service -> (source, target), decided by ``rebalance.py``): one copy
@@ -41,6 +47,7 @@ from meshop.operator.view import NodeState, NodeView, Workload
 NO_MATCHING_NODE = "NoMatchingNode"
 INSUFFICIENT_CAPACITY = "InsufficientCapacity"
 NODE_LOST = "NodeLost"
+STATEFUL_NODE_LOST = "StatefulNodeLost"
 
 _CAPACITY_CAUSES = ("insufficient memory", "insufficient cpus")
 _SPREAD_EXCESS = "spread: one replica per node"
@@ -256,9 +263,19 @@ def _classify(
         if view is None or view.state is NodeState.NOT_READY:
             if w.node == node:
                 work.waiting[node] = count  # pinned: wait for the node, never move
+            elif w.failover == "none":
+                work.waiting[node] = count  # its data is there: wait for the node
+                work.reason = STATEFUL_NODE_LOST
+                work.message = (
+                    f"stateful service waits for node {node} (NotReady), where its volume is: failover is "
+                    "none; with backups, failover: restore-latest moves it (docs/stateful.md)"
+                )
             else:
                 work.lost[node] = count
                 work.leaving[node] = NODE_LOST
+            continue
+        if w.failover is not None:
+            work.keep[node] = count  # stateful: its data is on this node; only a lost node moves it
             continue
         why = "draining" if view.drain else constraint_mismatch(w, view)
         if why is None and work.allowed is not None and node not in work.allowed:
@@ -333,7 +350,7 @@ def _place_new(work: _Work, nodes: Mapping[str, NodeView], usage: _Usage) -> Non
     views = [nodes[w.node]] if w.node is not None and w.node in nodes else list(nodes.values())
     for _ in range(max(0, need)):
         best: NodeView | None = None
-        best_key: tuple[int, tuple[int, int, float], str] | None = None
+        best_key: tuple[int, bool, tuple[int, int, float], str] | None = None
         target = nodes.get(work.prefer) if work.prefer else None
         if target is not None and not _rejection(work, target, usage) and not usage.shortage(target, w.memory, w.cpus):
             work.new[target.name] += 1
@@ -343,7 +360,8 @@ def _place_new(work: _Work, nodes: Mapping[str, NodeView], usage: _Usage) -> Non
         for view in views:
             if _rejection(work, view, usage) or usage.shortage(view, w.memory, w.cpus):
                 continue
-            key = (work.here(view.name), usage.rank(view), view.name)
+            # a stateful service placed anew (scaled 0 -> 1, applied again) goes back to its data first
+            key = (work.here(view.name), view.name != w.home, usage.rank(view), view.name)
             if best_key is None or key < best_key:
                 best, best_key = view, key
         if best is None:

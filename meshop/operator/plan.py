@@ -45,6 +45,7 @@ class ClusterState:
     dashboard_host: str = ""  # the Gateway document's spec.dashboard.host: no service may route it
     health: ReplicaHealth = field(default_factory=ReplicaHealth)  # Consul's checks of the replicas
     rebalance: moving.RebalanceInput = field(default_factory=moving.RebalanceInput)
+    homes: Mapping[str, str] = field(default_factory=dict)  # stateful service -> the node its volume lock names
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,11 @@ def plan(state: ClusterState, now: float) -> Plan:
         }
         for name in valid
     }
-    workloads = {n: s.workload for n, s in valid.items() if s.workload}
+    workloads = {
+        n: replace(s.workload, home=state.homes.get(n)) if s.workload.failover is not None else s.workload
+        for n, s in valid.items()
+        if s.workload
+    }
     placements, outcome = _place_and_rebalance(state, workloads, current, ready, frozen, now)
 
     assignments: dict[str, dict[str, Assignment]] = {}

@@ -84,14 +84,6 @@ def effective_policy(w: Workload, default: str) -> str:
     return w.rebalance if w.rebalance in POLICIES else default
 
 
-def has_stateful_volume(spec: Mapping[str, object]) -> bool:
-    """Whether a spec (its dict form) has a volume marked ``stateful``: such a service is never moved.
-    Read from the raw dict, so it holds for any version of the volume schema that has the field."""
-    volumes = spec.get("volumes")
-    if not isinstance(volumes, list | tuple):
-        return False
-    return any(isinstance(v, Mapping) and bool(v.get("stateful")) for v in volumes)
-
 
 def immovable(c: Candidate) -> str | None:
     """Why ``c`` can never be rebalanced (by its spec), or None."""

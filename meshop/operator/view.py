@@ -66,7 +66,13 @@ class Workload:
     bind_mounts: bool = False
     host_ports: frozenset[str] = frozenset()  # "8080/tcp": fixed host ports a replica binds
     rebalance: str | None = None  # off | manual | auto; None: the controller's cluster-wide default
-    stateful: bool = False  # has a stateful volume: never rebalanced (its data stays where it is)
+    failover: str | None = None  # a stateful service's spec.failover (none | restore-latest); None: not stateful
+    home: str | None = None  # a stateful service: the node its volume lock last named (where its data is)
+
+    @property
+    def stateful(self) -> bool:
+        """Has a stateful volume: never rebalanced (its data stays where it is); ``failover`` says more."""
+        return self.failover is not None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -115,6 +115,27 @@ class DockerDriver:
         for stale in set(self._inspect_cache) - seen:
             del self._inspect_cache[stale]
         return found
+
+    def kill_unlocked(self, allowed: Set[str]) -> list[str]:
+        """SIGKILL every running stateful container of this node whose service is not in ``allowed``
+        (the volume lock keeper's watchdog, docs/stateful.md); the names of those it killed."""
+        filters = {"label": [*L.owner_filters(self.node), f"{L.STATEFUL}=true"], "status": "running"}
+        raw = self._call("listing stateful containers", lambda: self.api.containers(filters=filters))
+        killed = []
+        for item in raw:
+            labels = item.get("Labels") or {}
+            if not L.owned_by(labels, self.node) or labels.get(L.SERVICE) in allowed:
+                continue
+            try:
+                cid = str(item["Id"])
+                self._call(f"killing {cid[:12]}", lambda cid=cid: self.api.kill(cid))
+            except ContainerGone:
+                continue
+            except DriverError as exc:
+                if "is not running" not in str(exc):
+                    raise
+            killed.append(str(labels.get(L.SERVICE, "")))
+        return killed
 
     def _details(self, item: dict) -> dict | None:
         """``docker inspect`` of one listed container, cached while its state and status text stay the same.
@@ -299,6 +320,44 @@ class DockerDriver:
                 return False
             raise
 
+    # -- backups of stateful volumes (meshop/agent/backup/) -------------------------------------------
+
+    def volume_mountpoint(self, name: str, service: str, volume: str) -> str:
+        """The host folder of volume ``name``: only this node's volume ``volume`` of ``service``."""
+        details = self._call(f"inspecting volume {name}", lambda: self.api.inspect_volume(name))
+        found = details.get("Labels") or {}
+        if not L.owned_by(found, self.node) or found.get(L.SERVICE) != service or found.get(L.VOLUME) != volume:
+            raise VolumeNotOwned(f"volume {name} is not volume {volume} of service {service} on this node")
+        mountpoint = details.get("Mountpoint")
+        if not isinstance(mountpoint, str) or not mountpoint.startswith("/"):
+            raise DriverError(f"volume {name} has no local folder (driver {details.get('Driver')!r})")
+        return mountpoint
+
+    def exec_in(self, container_id: str, argv: list[str], timeout: float) -> int:
+        """Run ``argv`` in the running container and wait up to ``timeout`` seconds for its exit code
+        (``DriverError`` when it does not end in time; it is left to finish on its own)."""
+        short = container_id[:12]
+        created = self._call(
+            f"exec in {short}", lambda: self.api.exec_create(container_id, argv, stdout=False, stderr=False)
+        )
+        exec_id = created["Id"]
+        self._call(f"exec in {short}", lambda: self.api.exec_start(exec_id, detach=True))
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            state = self._call(f"exec in {short}", lambda: self.api.exec_inspect(exec_id))
+            if not state.get("Running"):
+                code = state.get("ExitCode")
+                return code if isinstance(code, int) and not isinstance(code, bool) else -1
+            if time.monotonic() >= deadline:
+                raise DriverError(f"the command in {short} did not finish within {timeout:g}s")
+            time.sleep(delay)
+            delay = min(1.0, delay * 2)
+
+    def stop(self, container_id: str, grace: float) -> None:
+        """Stop without removing (SIGTERM, then SIGKILL after ``grace``); ``start`` runs it again."""
+        self._call(f"stopping {container_id[:12]}", lambda: self.api.stop(container_id, timeout=int(grace)))
+
     def events(self) -> DockerEvents:
         """A blocking stream of this node's managed-container events; ``close()`` ends it from another thread."""
         client = (
@@ -379,6 +438,11 @@ class DockerDriver:
             self.api.remove_container(container_id, v=True, force=True)
         except (docker.errors.DockerException, OSError) as exc:
             log.warning("could not remove %s: %s", container_id[:12], _short(exc))
+
+    def ensure_volume(self, name: str, labels: dict[str, str]) -> str:
+        """Make this node's volume ``name`` when missing (refusing one that is not its); its host folder."""
+        self._ensure_volume(name, labels)
+        return self.volume_mountpoint(name, labels[L.SERVICE], labels[L.VOLUME])
 
     def _ensure_volume(self, name: str, labels: dict[str, str]) -> None:
         try:

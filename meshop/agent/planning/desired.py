@@ -50,8 +50,9 @@ def policy_refusal(spec: ServiceSpec, policy: Policy) -> str | None:
 
 
 def effective_strategy(spec: ServiceSpec) -> Strategy:
-    """Start-first needs a second host port for the new container: fixed ports and host networking are stop-first."""
-    if spec.network_mode == "host" or any(port.host for port in spec.ports):
+    """Start-first needs a second host port for the new container: fixed ports and host networking are
+    stop-first; so is a stateful volume, which has one writer ever (docs/stateful.md)."""
+    if spec.network_mode == "host" or any(port.host for port in spec.ports) or spec.stateful_volumes:
         return "stop-first"
     return "start-first" if spec.update.strategy == "start-first" else "stop-first"
 
@@ -119,6 +120,8 @@ def container_config(
     container_labels = L.container_labels(
         node, service, replica, assignment.spec_hash, config_hash_, assignment.generation
     )
+    if spec.stateful_volumes:
+        container_labels[L.STATEFUL] = "true"  # the lock keeper's watchdog kills it unless its lock is held
     # always set: an image's own LABEL tsdproxy.enable=true would otherwise expose it on the tailnet
     container_labels["tsdproxy.enable"] = "false"
     if spec.expose_tailnet is not None and spec.expose_tailnet.enabled:
@@ -145,7 +148,9 @@ def container_config(
                     L.volume_name(node, service, volume.name),
                     "volume",
                     volume.read_only,
-                    L.volume_labels(node, service, volume.name, volume.delete_with_service),
+                    L.volume_labels(
+                        node, service, volume.name, volume.delete_with_service, volume.stateful is not None
+                    ),
                 )
             )
         else:
@@ -160,7 +165,8 @@ def container_config(
         secret_names=tuple(sorted(secret_keys(spec))),
         ports=tuple(ports) if spec.network_mode != "host" else (),
         mounts=tuple(mounts),
-        restart=spec.restart,
+        # a stateful copy is never started by Docker itself (at boot, say): only the agent, holding its lock
+        restart="no" if spec.stateful_volumes else spec.restart,
         memory=spec.resources.memory,
         nano_cpus=int(spec.resources.cpus * 1e9) if spec.resources.cpus else None,
         pids=spec.resources.pids,

@@ -19,6 +19,7 @@ GENERATION = "meshop.generation"
 REPLICA = "meshop.replica"
 VOLUME = "meshop.volume"  # on volumes: the volume's name in the spec
 DELETE_WITH_SERVICE = "meshop.delete-with-service"  # on volumes: "true" when the spec asks for it
+STATEFUL = "meshop.stateful"  # on containers: "true" when it mounts a stateful volume (one writer ever)
 
 _LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -86,11 +87,16 @@ def volume_name(node: str, service: str, name: str) -> str:
     return f"meshop-{node}-{service}-{name}"
 
 
-def volume_labels(node: str, service: str, name: str, delete_with_service: bool) -> dict[str, str]:
-    return {
+def volume_labels(
+    node: str, service: str, name: str, delete_with_service: bool, stateful: bool = False
+) -> dict[str, str]:
+    labels = {
         MANAGED: "true",
         NODE: node,
         SERVICE: service,
         VOLUME: name,
-        DELETE_WITH_SERVICE: "true" if delete_with_service else "false",
+        DELETE_WITH_SERVICE: "true" if delete_with_service and not stateful else "false",
     }
+    if stateful:
+        labels[STATEFUL] = "true"  # never deleted by meshop; kept aside (recorded) once its service left
+    return labels

@@ -99,6 +99,12 @@ def alert_exprs() -> list[str]:
 def test_every_metric_the_dashboard_and_alerts_query_is_in_a_real_scrape(stack: Stack) -> None:
     addrs = stack.wait_registered()
     stack.apply(sleeper_doc("dash", stack.node))  # so per-service and per-node series exist
+    # a stateful volume with a backup: its series exist while the agent holds it, even when its backups fail
+    # (here: no password secret), which is when the staleness alert matters
+    vault = yaml.safe_load(sleeper_doc("vault", stack.node))
+    backup = {"repository": str(stack.workdir / "vault-repo"), "passwordSecret": "restic", "every": "1h"}
+    vault["spec"]["volumes"] = [{"name": "data", "mountPath": "/data", "stateful": {"backup": backup}}]
+    stack.apply(yaml.safe_dump(vault))
 
     def scrape(component: str) -> str:
         status, body = stack.get(addrs[component], "/metrics")
@@ -109,6 +115,8 @@ def test_every_metric_the_dashboard_and_alerts_query_is_in_a_real_scrape(stack: 
     wait_until(lambda: "meshop_node_ready{" in scrape("controller"), 20, what="the node in a scrape")
     usage = f'meshop_replica_cpu_percent{{node="{stack.node}",replica="0",service="dash"}}'
     wait_until(lambda: usage in scrape("agent"), 30, what="dash's usage in the agent's scrape")
+    age = 'meshop_volume_backup_age_seconds{service="vault",volume="data"}'
+    wait_until(lambda: age in scrape("agent"), 30, what="vault's backup age in the agent's scrape")
     scraped = set().union(*(sample_names(scrape(c)) for c in addrs))
 
     exprs = dashboard_exprs() + alert_exprs()

@@ -19,7 +19,6 @@ from meshop.operator.rebalance import (
     RebalanceSettings,
     choose,
     effective_policy,
-    has_stateful_volume,
     propose,
 )
 from meshop.operator.view import NodeState, NodeView, Workload
@@ -101,7 +100,7 @@ def test_a_node_stable_for_exactly_the_window_receives_moves() -> None:
     [
         pytest.param({"node": "n1"}, AUTO, id="pinned"),
         pytest.param({"group": "g"}, AUTO, id="group"),
-        pytest.param({"stateful": True}, AUTO, id="stateful"),
+        pytest.param({"failover": "none"}, AUTO, id="stateful"),
         pytest.param({}, OFF, id="policy-off"),
     ],
 )
@@ -169,12 +168,11 @@ def test_manual_moves_only_on_request_and_off_never() -> None:
     assert choose(decision, c, 0, None, True, SETTINGS).start == (decision.proposal[0],)
 
 
-def test_effective_policy_and_stateful_spec() -> None:
+def test_effective_policy_and_stateful_workloads() -> None:
     assert effective_policy(Workload("a"), MANUAL) == MANUAL
     assert effective_policy(Workload("a", rebalance=OFF), AUTO) == OFF
-    assert has_stateful_volume({"volumes": [{"name": "d", "mountPath": "/d", "stateful": True}]})
-    assert not has_stateful_volume({"volumes": [{"name": "d", "mountPath": "/d"}]})
-    assert not has_stateful_volume({"volumes": "garbage"})
+    assert Workload("a", failover="none").stateful and Workload("a", failover="restore-latest").stateful
+    assert not Workload("a").stateful
 
 
 counts_strategy = st.dictionaries(

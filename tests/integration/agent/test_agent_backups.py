@@ -1,0 +1,131 @@
+"""Scheduled backups by a real agent: real Docker volume, real Consul (ACL tokens), real restic.
+
+The service's container takes its env from the same secrets folder as the repository password, so it
+runs only once the agent's token may read that folder: the first backup never races the ACL sync."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from meshop.consul.store import KVStore
+from meshop.model import keys
+from meshop.model.records import BackupRecord, BackupRequest, VolumeBackup, dumps, loads_json
+from meshop.restic import RepositorySpec, ensure_repository, restore, snapshots
+from tests.integration.agent.helpers import AgentFactory, Engine, assign
+from tests.support.procs import wait_until
+
+PASSWORD = "repo-" + secrets.token_hex(8)
+WRITER = {
+    "image": "meshop-test/busybox:1",
+    "command": ["/bin/sh"],
+    "args": ["-c", "echo first > /data/a.txt; head -c 300000 /dev/urandom > /data/blob; exec sleep 3600"],
+}
+
+
+def stateful(prefix: str, repo: Path, **backup: Any) -> dict[str, Any]:
+    return {
+        **WRITER,
+        "env": [{"name": "UNUSED", "valueFrom": {"consulKey": f"{prefix}/secrets/app/restic"}}],
+        "volumes": [
+            {
+                "name": "data",
+                "mountPath": "/data",
+                "stateful": {
+                    "backup": {"repository": str(repo), "passwordSecret": "restic", "every": "1h", "keep": {"last": 2}}
+                    | backup
+                },
+            }
+        ],
+    }
+
+
+def volume_record(store: KVStore, node: str) -> VolumeBackup | None:
+    entry = store.get(keys.backups(node, "app"))
+    if entry is None:
+        return None
+    record = BackupRecord.from_dict(loads_json(entry.value))
+    assert record.node == node and record.service == "app"
+    return record.volumes[0] if record.volumes else None
+
+
+def digest(root: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.iterdir()) if p.is_file()}
+
+
+def test_backup_runs_reports_and_a_request_runs_another(
+    start_agent: AgentFactory, store: KVStore, engine: Engine, node: str, prefix: str, tmp_path: Path
+) -> None:
+    store.client.kv.put(f"{prefix}/secrets/app/restic", PASSWORD)
+    agent = start_agent()
+    assign(store, node, "app", stateful(prefix, tmp_path / "repo", prepare={"exec": ["sh", "-c", "sync"]}))
+    wait_until(lambda: engine.running("app"), 10, what="the container")
+    first = wait_until(lambda: (v := volume_record(store, node)) and v.snapshot and v, 60, what="a first snapshot")
+    assert isinstance(first, VolumeBackup)
+    assert first.total_bytes == 300_006 and first.error == "" and first.every == 3600.0
+    assert first.repository == str(tmp_path / "repo") and len(first.snapshots) == 1
+    repo = RepositorySpec(str(tmp_path / "repo"), PASSWORD)
+    listed = snapshots(repo, ("meshop", "service=app", "volume=data"))
+    assert [s.short_id for s in listed] == [first.snapshot] and listed[0].hostname == node
+    restored = restore(repo, "latest", tmp_path / "restored", ("service=app",))
+    volume = engine.client.volumes.get(f"meshop-{node}-app-data").attrs["Mountpoint"]
+    assert restored.files == 2 and digest(tmp_path / "restored") == digest(Path(volume))
+    assert PASSWORD not in dumps(BackupRecord("app", node, (first,)))
+
+    container_id = engine.running("app")[0].id
+    store.put(keys.backup_request("app"), dumps(BackupRequest("req-1", 1.0)))
+    second = wait_until(lambda: (v := volume_record(store, node)) and v.request == "req-1" and v, 30, what="request")
+    assert isinstance(second, VolumeBackup)
+    assert second.snapshot != first.snapshot and second.last_success > first.last_success
+    assert second.bytes_added < 10_000  # nothing changed: deduplicated
+    assert [c.id for c in engine.running("app")] == [container_id]  # prepare exec: the service untouched
+    with urllib.request.urlopen(agent.status_url + "/metrics", timeout=5) as response:
+        body = response.read()
+    assert b'meshop_volume_backup_age_seconds{service="app",volume="data"}' in body
+    assert b'meshop_volume_backup_last_size_bytes{service="app",volume="data"} 300006.0' in body
+
+
+def test_failures_are_reported_and_the_service_keeps_running(
+    start_agent: AgentFactory, store: KVStore, engine: Engine, node: str, prefix: str, tmp_path: Path
+) -> None:
+    ensure_repository(RepositorySpec(str(tmp_path / "repo"), "another-password"))
+    store.client.kv.put(f"{prefix}/secrets/app/restic", PASSWORD)
+    start_agent()
+    assign(store, node, "app", stateful(prefix, tmp_path / "repo", prepare={"stop": True}))
+    wait_until(lambda: engine.running("app"), 10, what="the container")
+    container_id = engine.running("app")[0].id
+    failed = wait_until(lambda: (v := volume_record(store, node)) and v.failures and v, 60, what="a failure")
+    assert isinstance(failed, VolumeBackup)
+    assert failed.reason == "wrong-password" and failed.snapshot == "" and PASSWORD not in failed.error
+    # prepare: stop stopped it for the attempt and started it again, though the backup failed
+    wait_until(lambda: [c.id for c in engine.running("app")] == [container_id], 10, what="running again")
+
+    # a prepare command that fails: no backup, the service untouched
+    assign(store, node, "app", stateful(prefix, tmp_path / "repo2", prepare={"exec": ["sh", "-c", "exit 7"]}))
+    store.client.kv.put(f"{prefix}/secrets/app/restic", PASSWORD)
+    wait_until(
+        lambda: (v := volume_record(store, node)) and v.reason == "prepare-failed" and "exited 7" in v.error,
+        60,
+        what="prepare-failed",
+    )
+    assert [c.id for c in engine.running("app")] == [container_id]
+    assert not any((tmp_path / "repo2" / "snapshots").iterdir())  # created, but nothing backed up
+
+
+def test_prepare_stop_stops_backs_up_and_starts_the_same_container(
+    start_agent: AgentFactory, store: KVStore, engine: Engine, node: str, prefix: str, tmp_path: Path
+) -> None:
+    store.client.kv.put(f"{prefix}/secrets/app/restic", PASSWORD)
+    start_agent()
+    assign(store, node, "app", stateful(prefix, tmp_path / "repo", prepare={"stop": True}))
+    wait_until(lambda: engine.running("app"), 10, what="the container")
+    before = engine.running("app")[0]
+    done = wait_until(lambda: (v := volume_record(store, node)) and v.snapshot and v, 60, what="a snapshot")
+    assert isinstance(done, VolumeBackup) and done.total_bytes == 300_006
+    after = wait_until(lambda: engine.running("app"), 10, what="running again")
+    assert isinstance(after, list) and [c.id for c in after] == [before.id]  # the same container, not a new one
+    after[0].reload()
+    assert after[0].attrs["State"]["StartedAt"] != before.attrs["State"]["StartedAt"]  # it was stopped
