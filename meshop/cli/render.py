@@ -22,6 +22,8 @@ from meshop.client.events import LoggedEvent
 from meshop.client.formats import age as format_age
 from meshop.client.formats import labels, placement
 from meshop.client.status import CONVERGING, HEALTHY, NodeRow, ServiceRow, StatusReport
+from meshop.client.usage import human_bytes
+from meshop.client.volumes import BackupLine
 
 HEALTH_STYLE = {HEALTHY: "green", "Degraded": "yellow", "Failed": "bold red"}
 NODE_STYLE = {"Ready": "green", "Cordoned": "yellow", "Draining": "yellow"}
@@ -119,6 +121,32 @@ def caddy_lines(report: StatusReport) -> list[RenderableType]:
     ]
 
 
+def backups_table(lines: Iterable[BackupLine], now: float) -> Table:
+    """One row per stateful volume with a backup: red when it failed last or is older than twice its
+    interval (the alert's rule), yellow while none is taken yet."""
+    table = grid("SERVICE", "VOLUME", "NODE", "LAST BACKUP", "SNAPSHOT", "SIZE", "ADDED", "TOOK", "ERROR", wrap="ERROR")
+    for line in lines:
+        b, age = line.backup, line.age(now)
+        last = f"{since(now, b.last_success)} ago" if age is not None else "none yet"
+        error = f"{b.reason}: {b.error}" if b.error else ""
+        style = "red" if b.error or (age is not None and line.stale(now)) else "yellow" if age is None else ""
+        table.add_row(
+            *cells(
+                line.service,
+                b.volume,
+                line.node,
+                f"{last} (every {format_age(b.every)})",
+                b.snapshot or "-",
+                human_bytes(b.total_bytes) if age is not None else "-",
+                human_bytes(b.bytes_added) if age is not None else "-",
+                f"{b.duration:.1f}s" if age is not None else "-",
+                error,
+                styles={3: style, 8: "red"} if style else None,
+            )
+        )
+    return table
+
+
 def status_view(report: StatusReport) -> RenderableType:
     parts: list[RenderableType] = [controller_line(report), *control_plane_line(report), *caddy_lines(report)]
     parts += [Text("")]
@@ -127,6 +155,8 @@ def status_view(report: StatusReport) -> RenderableType:
     if report.gateways or report.dns:
         parts += [Text(""), Text("GATEWAYS", "bold"), gateways_table(report) if report.gateways else "none"]
         parts += [dns_line(report)]
+    if report.backups:
+        parts += [Text(""), Text("BACKUPS", "bold"), backups_table(report.backups, report.now)]
     return Group(*parts)
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from meshop.client.cluster import Leader, Snapshot
 from meshop.client.controlplane import ControlPlane
 from meshop.client.gateways import GatewayRow, gateway_rows
+from meshop.client.volumes import BackupLine, backup_lines
 from meshop.model.records import DnsStatus, ServiceStatus
 from meshop.operator.desired import ParsedService
 from meshop.operator.nodes import problems_of
@@ -151,6 +152,7 @@ class StatusReport:
     dns: DnsStatus | None = None
     control_plane: ControlPlane | None = None
     caddy_refused: tuple[CaddyRefusal, ...] = ()
+    backups: tuple[BackupLine, ...] = ()  # stateful volumes' backups, from the nodes they are placed on
 
     def fingerprint(self) -> str:
         """The report without what changes by itself with time: equal fingerprints need no redraw."""
@@ -159,6 +161,8 @@ class StatusReport:
         for node in data["nodes"]:
             if node["ready"]:
                 node.pop("lastSeen")
+        for backup in data.get("backups", ()):
+            backup.pop("age")
         return json.dumps(data, sort_keys=True)
 
     @property
@@ -185,6 +189,7 @@ class StatusReport:
             **({"dns": self.dns.to_dict()} if self.dns else {}),
             **({"controlPlane": self.control_plane.to_dict()} if self.control_plane else {}),
             **({"caddyRefused": [r.to_dict() for r in self.caddy_refused]} if self.caddy_refused else {}),
+            **({"backups": [b.to_dict(self.now) for b in self.backups]} if self.backups else {}),
         }
 
 
@@ -198,7 +203,13 @@ def build_report(snapshot: Snapshot) -> StatusReport:
         snapshot.dns,
         snapshot.control_plane,
         caddy_refusals(snapshot),
+        tuple(backup_lines(snapshot.backups, placements(snapshot))),
     )
+
+
+def placements(snapshot: Snapshot) -> dict[str, list[str]]:
+    """Service -> the nodes the controller placed it on (its status), for whose backups count."""
+    return {name: list(status.placement) for name, status in snapshot.statuses.items()}
 
 
 def service_rows(snapshot: Snapshot) -> tuple[ServiceRow, ...]:
