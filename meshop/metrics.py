@@ -86,6 +86,12 @@ drift_repairs_total = Counter(
 )
 managed_containers = Gauge("meshop_managed_containers", "Managed containers on this node, by state.", ["state"])
 
+# stateful volumes (agent/stateful/keeper.py, docs/stateful.md)
+volume_locks_held = Gauge("meshop_volume_locks_held", "Stateful volume locks this agent holds.")
+volume_lock_kills_total = Counter(
+    "meshop_volume_lock_kills_total", "Stateful containers killed because their volume lock was not held fresh."
+)
+
 # usage (agent/sampler.py): one series per running replica of this node, removed when the replica goes
 REPLICA_LABELS = ["service", "replica", "node"]
 replica_cpu_percent = Gauge(

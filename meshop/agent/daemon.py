@@ -5,9 +5,11 @@
 
 Threads: the reconcile loop (the caller's thread, ``run()``), the assignments watch (Consul blocking
 query), the Docker events follower, the TTL heartbeat, the health prober, background pulls, the usage
-sampler (``sampler.py``) and the status HTTP server. ``stop()`` ends the loop after its current pass;
-``shutdown()`` then stops every thread and deregisters the ``meshop-agent`` service. Containers keep
-running, and so do their replica registrations (their own health checks keep them honest). With
+sampler (``sampler.py``), the volume lock renewer and watchdog (``stateful/keeper.py``) and the status
+HTTP server. ``stop()`` ends the loop after its current pass; ``shutdown()`` then stops every thread
+and deregisters the ``meshop-agent`` service. Containers keep running, and so do their replica
+registrations (their own health checks keep them honest) — except stateful ones: no one would guard
+their single writer, so they are killed and their volume locks released (docs/stateful.md). With
 ``DaemonOptions.caddy`` the node's Caddy is started before the first pass (when meshop runs it) and
 stopped by its PID at shutdown.
 """
@@ -32,6 +34,7 @@ from meshop.agent.cluster.registrations import ReplicaRegistrar
 from meshop.agent.cluster.secrets import SecretResolver
 from meshop.agent.cluster.statefile import StateFile
 from meshop.agent.cluster.usage import UsageWriter
+from meshop.agent.cluster.volume_locks import VolumeLocks
 from meshop.agent.engine.docker_driver import DockerDriver
 from meshop.agent.engine.event_watcher import DockerEventsWatcher
 from meshop.agent.engine.executor import WORKERS, Executor
@@ -43,6 +46,7 @@ from meshop.agent.ingress.node_caddy import CaddyOptions, NodeCaddy
 from meshop.agent.parts import ClusterParts, EngineParts
 from meshop.agent.reconciler import AgentSettings, NodeReconciler
 from meshop.agent.sampler import INTERVAL, UsageSampler
+from meshop.agent.stateful.keeper import Killer, VolumeLockKeeper
 from meshop.consul.config import ConsulConfig
 from meshop.consul.kv import Listing
 from meshop.consul.secrets import SecretReader
@@ -97,12 +101,26 @@ class AgentDaemon:
         journal = Journal(self.store, self.node)
         state = StateFile(options.state_dir, self.node) if options.state_dir else None
         self.assignments = AssignmentReader(self.store, self.node, state, journal, clocks.wall)
+        killer = self.runtime if isinstance(self.runtime, Killer) else None
+        self.volume_locks = (
+            VolumeLockKeeper(
+                self.node,
+                VolumeLocks(self.store, self.node),
+                killer,
+                mono=clocks.mono,
+                wall=clocks.wall,
+                on_lost=lambda service, why: self._lock_lost(journal, service, why),
+            )
+            if killer is not None
+            else None
+        )
         cluster = ClusterParts(
             assignments=self.assignments,
             registrar=self.registrar,
             observed=ObservedWriter(self.store, self.node),
             secrets=SecretResolver(SecretReader(options.consul, self.store.client)),
             journal=journal,
+            volume_locks=self.volume_locks,
         )
         engine = EngineParts(runtime=self.runtime, executor=self.executor, monitor=self.monitor)
         ingress = self.caddy.ingress if self.caddy else None
@@ -144,14 +162,20 @@ class AgentDaemon:
             stop_grace=self.settings.stop_grace,
         )
         self.reconciler.paused = lambda: runner.paused
-        reconciler = self.reconciler
+        reconciler, locks = self.reconciler, self.volume_locks
         return BackupWorker(
             self.node,
             runner,
             lambda: (reconciler.last_specs, reconciler.last_containers),
             BackupStore(self.store, self.node),
+            may_write=locks.may_run if locks is not None else lambda _service: False,  # the volume's writer only
             clocks=clocks,
         )
+
+    def _lock_lost(self, journal: Journal, service: str, why: str) -> None:
+        """The keeper killed a copy (from its own thread): an event, and a pass to remove the container."""
+        journal.add("VolumeLockLost", f"service/{service}", f"{why}; its container was killed")
+        self.wakeup.notify("volume-lock")
 
     def record(self) -> NodeRecord:
         return NodeRecord(
@@ -196,6 +220,8 @@ class AgentDaemon:
             log.info("metrics and health on http://%s", self.status.address)
         if self.caddy is not None:
             self.caddy.start()  # before the first pass, which loads the routes into it
+        if self.volume_locks is not None:
+            self.volume_locks.start()  # its watchdog kills any stateful copy left running without a lock
         self.monitor.start()
         self.presence = NodePresence(
             self.store,
@@ -261,6 +287,8 @@ class AgentDaemon:
         if self.claims_watch:
             self.claims_watch.stop()
         self.events.stop()
+        if self.volume_locks is not None:
+            self.volume_locks.stop()  # kills the stateful copies, releases their locks
         if self.sampler is not None:
             self.sampler.stop()
         if self.backups is not None:
@@ -278,4 +306,4 @@ class AgentDaemon:
         if close is not None:
             with contextlib.suppress(DriverError):
                 close()
-        log.info("agent for node %s stopped; its containers keep running", self.node)
+        log.info("agent for node %s stopped; its containers keep running (but stateful ones)", self.node)

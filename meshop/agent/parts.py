@@ -7,7 +7,7 @@ optional ``NodeRoutes`` (the node Caddy) and the ``Clocks``; the daemon wires th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -86,6 +86,12 @@ class EventSink(Protocol):
     def flush(self) -> int: ...
 
 
+class VolumeLockSync(Protocol):
+    """``stateful.keeper.VolumeLockKeeper``: the single-writer locks of stateful volumes."""
+
+    def sync(self, wanted: Mapping[str, Sequence[tuple[str, str]]], present: Set[str], /) -> dict[str, Note]: ...
+
+
 @dataclass(frozen=True)
 class ClusterParts:
     assignments: AssignmentSource
@@ -93,6 +99,7 @@ class ClusterParts:
     observed: ObservedSink
     secrets: SecretSource
     journal: EventSink
+    volume_locks: VolumeLockSync | None = None  # None: no stateful service may run on this agent
 
 
 # -- the engine side (Docker): meshop/agent/engine/ --------------------------------------------------

@@ -33,10 +33,12 @@ from meshop.agent.engine.volumes import remove_released
 from meshop.agent.memory.ledger import Ledger
 from meshop.agent.parts import ClusterParts, EngineParts, NodeRoutes
 from meshop.agent.planning.intake import Binds, Intake, Parsed, Secrets, config_builder, service_targets, specs_of
+from meshop.agent.planning.labels import volume_name
 from meshop.agent.planning.phases import Assigned, CrashInfo, container_phases
 from meshop.agent.planning.plan import Container, Create, NodePlan, Note, Pull, ServiceTarget, World
 from meshop.agent.planning.planner import plan
 from meshop.agent.planning.report import node_records
+from meshop.agent.stateful.timing import RENEW_EVERY
 from meshop.errors import ConsulError, DriverError
 from meshop.model import Policy, ServiceSpec
 
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 AFTER_CHANGE = 0.05  # look again this soon after a pass that changed something
 DRIVER_RETRY = 2.0  # look again this soon when the Docker engine did not answer
+LOCK_RETRY = RENEW_EVERY  # look again this soon while a stateful service waits for its volume lock
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class NodeReconciler:
         # containers a backup's `prepare: {stop: true}` holds stopped: not restarted meanwhile (agent/backup/)
         self.paused: Callable[[], frozenset[str]] = frozenset
         self._phase_requeue: float | None = None
+        self._waiting_for_locks = False  # a stateful service waits for its volume lock: look again soon
         # the assignments watch's index (the daemon sets it): a pass that sees it move while it planned
         # reads again, once, before it acts
         self.assignments_version: Callable[[], int] = lambda: 0
@@ -172,15 +176,29 @@ class NodeReconciler:
         secrets = self.cluster.secrets.resolve(specs) if reading.authoritative else {}
         self.memory.wait_for_secrets(secrets, now)
         binds = {name: resolve_binds(spec, self.settings.bind_mounts) for name, spec in specs.items()}
-        targets = service_targets(parsed, secrets, binds, self.settings.policy)
         runtime = self.engine.runtime
         listed = runtime.list_managed()
+        fences = self._volume_locks(specs, {c.service for c in listed})
+        self._waiting_for_locks = bool(fences)
+        targets = service_targets(parsed, secrets, binds, self.settings.policy, fences)
         images = frozenset(i for i in {t.image for t in targets.values()} if runtime.image_present(i))
         log.debug("read %d assignment(s), %d container(s)", len(reading.assignments), len(listed))
         containers = self.memory.times.on_mono(listed, wall, now)
         crashes = self.memory.crashes.observe(containers, now)
         healthy = self.engine.monitor.results()
         return Seen(reading, parsed, specs, secrets, binds, targets, containers, images, healthy, crashes, wall, now)
+
+    def _volume_locks(self, specs: Mapping[str, ServiceSpec], present: set[str]) -> dict[str, Note]:
+        """Take the locks of the stateful volumes assigned here; the services that may not run now."""
+        wanted = {
+            name: [(v.name, volume_name(self.settings.node, name, v.name)) for v in spec.stateful_volumes if v.name]
+            for name, spec in specs.items()
+            if spec.stateful_volumes
+        }
+        keeper = self.cluster.volume_locks
+        if keeper is None:
+            return {name: Note("VolumeLockUnavailable", "this agent keeps no volume locks") for name in wanted}
+        return keeper.sync(wanted, present)
 
     # -- 2. plan -------------------------------------------------------------------------------------
 
@@ -297,6 +315,7 @@ class NodeReconciler:
                 self.memory.next_release(now),
                 self.ingress.next_retry(now) if self.ingress else None,
                 PROBE_REFRESH if self.cluster.registrar.renews else None,
+                LOCK_RETRY if self._waiting_for_locks else None,
             )
             if d is not None
         ]

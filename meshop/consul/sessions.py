@@ -44,9 +44,15 @@ class Sessions:
         checks: Sequence[str] | None = None,
         lock_delay: int = 5,
         ttl: int | None = None,
+        serf: bool = True,
     ) -> str:
-        """A new session; with ``checks`` it is invalidated when any of them goes critical."""
-        all_checks = ["serfHealth", *checks] if checks is not None else None
+        """A new session; with ``checks`` it is invalidated when any of them goes critical. ``serf``
+        False: no node health check at all, only the TTL (a volume lock, docs/stateful.md)."""
+        all_checks: list[str] | None = None  # Consul's default: serfHealth
+        if not serf:
+            all_checks = list(checks or ())
+        elif checks is not None:
+            all_checks = ["serfHealth", *checks]
         with consul_errors(self.config, "creating a session"):
             return str(self.client.session.create(name=name, checks=all_checks, lock_delay=lock_delay, ttl=ttl))
 

@@ -17,8 +17,10 @@ send what this module renders. Each rule follows from what the role's code reads
   (``events/agent-N/``: what it did to containers, bounded per writer); reads ``assignments/N/``,
   ``requests/<S>/`` of its services S (``meshop volume backup``) and
   ``desired/gateway`` (its TLS mode, for ``--ingress-https-port``); registers ``meshop-agent``,
-  ``meshop-metrics`` and the services assigned to it; reads ``secrets/<S>/`` only for the services S
-  assigned to N. The assigned services change with placement, so this policy is re-rendered by
+  ``meshop-metrics`` and the services assigned to it; reads ``secrets/<S>/`` and takes the volume locks
+  ``locks/volumes/<S>/`` only for the services S assigned to N (sessions: any Consul node, as the
+  controller), and writes the records of stale volumes it keeps aside, ``volumes/kept/N/``. The
+  assigned services change with placement, so this policy is re-rendered by
   ``meshop acl sync`` (``services``: assigned to N by the controller; ``kept``: names N was granted
   before and still reports running in ``observed/N/``, so it can deregister what it stops — never a name
   N only reports, since ``observed/N/`` is N's own word).
@@ -47,6 +49,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from meshop.model import keys
 from meshop.model.keys import AUDIT_EVENTS, CONTROLLER_EVENTS, agent_events
 from meshop.model.names import is_dns_label
 
@@ -194,6 +197,11 @@ def policy_rules(
             _rule("key_prefix", f"{p}/gateways/", "read"),  # the gateways' addresses: trusted proxies
             *(_rule("key_prefix", f"{p}/secrets/{s}/", "read") for s in assigned),
             *(_rule("key_prefix", f"{p}/requests/{s}/", "read") for s in assigned),  # volume backup requests
+            # the single-writer locks of its services' stateful volumes (docs/stateful.md): sessions are
+            # made on the local Consul agent, whose node name need not be the meshop node's
+            *(_rule("key_prefix", f"{p}/{keys.volume_locks(s)}", "write") for s in assigned),
+            _rule("key_prefix", f"{p}/{keys.kept_volumes(node)}", "write"),
+            _rule("session_prefix", "", "write"),
             *_own_names(AGENT_SERVICE, METRICS_SERVICE),
             *(_rule("service", s, "write") for s in registered),
             *_CATALOG_READ,

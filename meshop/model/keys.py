@@ -33,6 +33,8 @@ FENCES = "fences/"
 SECRETS = "secrets/"
 BACKUPS = "backups/"  # backups/<node>/<service>: the stateful volumes' backups (that node's agent writes)
 REQUESTS = "requests/"  # requests/<service>/backup: `meshop volume backup` (operators write, its agent reads)
+LOCKS_VOLUMES = "locks/volumes/"  # locks/volumes/<service>/<volume>: the single writer's lock (docs/stateful.md)
+KEPT_VOLUMES = "volumes/kept/"  # volumes/kept/<node>/<docker volume>: a stale stateful copy kept aside
 DNS_SECRETS_OWNER = "meshop-dns"  # secrets/meshop-dns/: the TSIG key (Service names meshop-* are reserved)
 
 
@@ -121,6 +123,25 @@ def fence(node_name: str) -> str:
 
 def route(host: str) -> str:
     return f"{ROUTES}{host}"
+
+
+def volume_locks(service: str) -> str:
+    """The folder of ``service``'s volume locks: an agent may take them only while it is assigned."""
+    return f"{LOCKS_VOLUMES}{service}/"
+
+
+def volume_lock(service: str, volume: str) -> str:
+    """The lock whose holder alone may run a container mounting ``service``'s stateful ``volume``."""
+    return f"{LOCKS_VOLUMES}{service}/{volume}"
+
+
+def kept_volumes(node_name: str) -> str:
+    return f"{KEPT_VOLUMES}{node_name}/"
+
+
+def kept_volume(node_name: str, docker_volume: str) -> str:
+    """The record of a stale stateful volume kept aside on ``node_name`` (never deleted by meshop)."""
+    return f"{KEPT_VOLUMES}{node_name}/{docker_volume}"
 
 
 def secrets(service: str) -> str:

@@ -76,6 +76,7 @@ def workload_of(name: str, spec: ServiceSpec) -> Workload:
         host_network=spec.network_mode == "host",
         bind_mounts=any(v.host_path for v in spec.volumes),
         host_ports=frozenset(f"{p.host}/{p.protocol}" for p in spec.ports if p.host),
+        failover=spec.failover if spec.stateful_volumes else None,
     )
 
 

@@ -20,6 +20,10 @@
 * **Node loss.** Copies on a NotReady node are replaced elsewhere; the lost copy is dropped in the same
   plan that places its replacement (so a returning node gets exactly its current work), and kept only
   while no replacement can be placed. A pinned service never moves: it waits for its node.
+* **Stateful services** (a stateful volume: its data lives on the node) never move while their node is
+  there: not on drain, cordon or a changed selector (their copy stays, like a pinned one). When the node
+  is lost (NotReady) they move only with ``failover: restore-latest`` (the new node restores the latest
+  backup first, docs/stateful.md); with ``failover: none`` they wait for the node (``StatefulNodeLost``).
 * ``frozen`` services (invalid documents still running their last valid version) are not planned; they
   only take up room where they run.
 
@@ -38,6 +42,7 @@ from meshop.operator.view import NodeState, NodeView, Workload
 NO_MATCHING_NODE = "NoMatchingNode"
 INSUFFICIENT_CAPACITY = "InsufficientCapacity"
 NODE_LOST = "NodeLost"
+STATEFUL_NODE_LOST = "StatefulNodeLost"
 
 _CAPACITY_CAUSES = ("insufficient memory", "insufficient cpus")
 _SPREAD_EXCESS = "spread: one replica per node"
@@ -244,9 +249,19 @@ def _classify(
         if view is None or view.state is NodeState.NOT_READY:
             if w.node == node:
                 work.waiting[node] = count  # pinned: wait for the node, never move
+            elif w.failover == "none":
+                work.waiting[node] = count  # its data is there: wait for the node
+                work.reason = STATEFUL_NODE_LOST
+                work.message = (
+                    f"stateful service waits for node {node} (NotReady), where its volume is: failover is "
+                    "none; with backups, failover: restore-latest moves it (docs/stateful.md)"
+                )
             else:
                 work.lost[node] = count
                 work.leaving[node] = NODE_LOST
+            continue
+        if w.failover is not None:
+            work.keep[node] = count  # stateful: its data is on this node; only a lost node moves it
             continue
         why = "draining" if view.drain else _constraint_mismatch(w, view)
         if why is None and work.allowed is not None and node not in work.allowed:

@@ -65,6 +65,7 @@ class Workload:
     host_network: bool = False
     bind_mounts: bool = False
     host_ports: frozenset[str] = frozenset()  # "8080/tcp": fixed host ports a replica binds
+    failover: str | None = None  # a stateful service's spec.failover (none | restore-latest); None: not stateful
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,12 @@ CHUNK = 32  # events per transaction, leaving room for as many deletions of the 
 
 Entry = tuple[str, str, str]  # (kind, object, message)
 
-REMOVED = {"orphan": "its service is no longer assigned here", "scale-down": "scaled down", "duplicate": "duplicate"}
+REMOVED = {
+    "orphan": "its service is no longer assigned here",
+    "scale-down": "scaled down",
+    "duplicate": "duplicate",
+    "volume-lock": "this node does not hold its stateful volume's lock",
+}
 
 
 def entries(done: Sequence[Action], repaired: Iterable[tuple[str, int]] = ()) -> list[Entry]:

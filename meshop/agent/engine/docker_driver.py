@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -115,6 +115,27 @@ class DockerDriver:
         for stale in set(self._inspect_cache) - seen:
             del self._inspect_cache[stale]
         return found
+
+    def kill_unlocked(self, allowed: Set[str]) -> list[str]:
+        """SIGKILL every running stateful container of this node whose service is not in ``allowed``
+        (the volume lock keeper's watchdog, docs/stateful.md); the names of those it killed."""
+        filters = {"label": [*L.owner_filters(self.node), f"{L.STATEFUL}=true"], "status": "running"}
+        raw = self._call("listing stateful containers", lambda: self.api.containers(filters=filters))
+        killed = []
+        for item in raw:
+            labels = item.get("Labels") or {}
+            if not L.owned_by(labels, self.node) or labels.get(L.SERVICE) in allowed:
+                continue
+            try:
+                cid = str(item["Id"])
+                self._call(f"killing {cid[:12]}", lambda cid=cid: self.api.kill(cid))
+            except ContainerGone:
+                continue
+            except DriverError as exc:
+                if "is not running" not in str(exc):
+                    raise
+            killed.append(str(labels.get(L.SERVICE, "")))
+        return killed
 
     def _details(self, item: dict) -> dict | None:
         """``docker inspect`` of one listed container, cached while its state and status text stay the same.

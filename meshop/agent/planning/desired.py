@@ -120,6 +120,8 @@ def container_config(
     container_labels = L.container_labels(
         node, service, replica, assignment.spec_hash, config_hash_, assignment.generation
     )
+    if spec.stateful_volumes:
+        container_labels[L.STATEFUL] = "true"  # the lock keeper's watchdog kills it unless its lock is held
     # always set: an image's own LABEL tsdproxy.enable=true would otherwise expose it on the tailnet
     container_labels["tsdproxy.enable"] = "false"
     if spec.expose_tailnet is not None and spec.expose_tailnet.enabled:
@@ -161,7 +163,8 @@ def container_config(
         secret_names=tuple(sorted(secret_keys(spec))),
         ports=tuple(ports) if spec.network_mode != "host" else (),
         mounts=tuple(mounts),
-        restart=spec.restart,
+        # a stateful copy is never started by Docker itself (at boot, say): only the agent, holding its lock
+        restart="no" if spec.stateful_volumes else spec.restart,
         memory=spec.resources.memory,
         nano_cpus=int(spec.resources.cpus * 1e9) if spec.resources.cpus else None,
         pids=spec.resources.pids,

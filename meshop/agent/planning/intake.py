@@ -11,7 +11,7 @@ configuration.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from meshop.agent.planning.config import ContainerConfig
 from meshop.agent.planning.desired import check_assignment, container_config, desired_service, secret_keys
@@ -59,10 +59,15 @@ def specs_of(parsed: Mapping[str, Parsed]) -> dict[str, ServiceSpec]:
 
 
 def service_targets(
-    parsed: Mapping[str, Parsed], secrets: Secrets, binds: Binds, policy: Policy
+    parsed: Mapping[str, Parsed],
+    secrets: Secrets,
+    binds: Binds,
+    policy: Policy,
+    fences: Mapping[str, Note] | None = None,
 ) -> dict[str, ServiceTarget]:
     """What the planner works towards, per valid assignment: held when its secrets are unknown or its
-    bind mounts refused, with an unknown config hash while secrets cannot be read."""
+    bind mounts refused, with an unknown config hash while secrets cannot be read; fenced (no copy
+    may run) when ``fences`` names it: a stateful volume whose lock is not held here."""
     targets: dict[str, ServiceTarget] = {}
     for name, item in parsed.items():
         if item.spec is None:
@@ -73,7 +78,9 @@ def service_targets(
         if refusal is not None and hold is None:
             hold = Note("PolicyRefused", refusal)
         known = values if isinstance(values, dict) else ({} if not secret_keys(item.spec) else None)
-        targets[name] = desired_service(item.assignment, item.spec, policy, known, hold)
+        target = desired_service(item.assignment, item.spec, policy, known, hold)
+        fence = (fences or {}).get(name)
+        targets[name] = replace(target, fence=fence) if fence is not None else target
     return targets
 
 

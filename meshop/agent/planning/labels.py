@@ -19,6 +19,7 @@ GENERATION = "meshop.generation"
 REPLICA = "meshop.replica"
 VOLUME = "meshop.volume"  # on volumes: the volume's name in the spec
 DELETE_WITH_SERVICE = "meshop.delete-with-service"  # on volumes: "true" when the spec asks for it
+STATEFUL = "meshop.stateful"  # on containers: "true" when it mounts a stateful volume (one writer ever)
 
 _LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 

@@ -33,7 +33,9 @@ class ServiceTarget:
     ``config_hash`` names the exact container configuration (spec hash plus a digest of resolved
     secret values); None means it is unknown right now (a secret could not be read), so the planner
     keeps whatever runs and creates nothing. ``hold`` set means nothing new may be created (policy
-    refusal, invalid spec) while existing containers are kept.
+    refusal, invalid spec) while existing containers are kept. ``fence`` set means no container of it
+    may exist here now (a stateful volume whose lock this node does not hold fresh): every copy goes,
+    whether or not the assignments are authoritative, and nothing is created or started.
     """
 
     name: str
@@ -49,6 +51,7 @@ class ServiceTarget:
     restart: str = "unless-stopped"
     hold: Note | None = None
     min_ready: float = 0.0  # without a health check: seconds a new container must run before it takes over
+    fence: Note | None = None  # why no copy may run here now (the volume lock keeper, docs/stateful.md)
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ class Start:
 @dataclass(frozen=True)
 class Remove:
     container: Container
-    reason: str  # orphan | scale-down | superseded | rollback | duplicate
+    reason: str  # orphan | scale-down | superseded | rollback | duplicate | volume-lock
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ other container of that replica is *old*:
 
 Safety: with ``world.authoritative`` False (assignments from the on-disk cache) nothing is removed or
 replaced except never-started leftovers; a service with ``hold`` or an unknown config hash keeps what
-runs and gets nothing new.
+runs and gets nothing new; a service with ``fence`` (a stateful volume whose lock is not held here)
+has every container removed and nothing new, authoritative or not.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ def plan(desired: Mapping[str, ServiceTarget], containers: Sequence[Container], 
 
 
 def _plan_service(svc: ServiceTarget, containers: list[Container], world: World, acc: _Acc) -> None:
+    if svc.fence is not None:  # one writer ever: without the volume lock no copy runs here, cache or not
+        for container in containers:
+            acc.remove(container, "volume-lock")
+        acc.note(svc.name, svc.fence)
+        return
     by_replica: dict[int, list[Container]] = defaultdict(list)
     for container in containers:
         by_replica[container.replica].append(container)

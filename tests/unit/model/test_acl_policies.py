@@ -87,7 +87,14 @@ CASES = [
     (AGENT_N1, "service", "db", "read", True),
     (AGENT_N1, "node", "any", "read", True),
     (AGENT_N1, "node", "any", "write", False),
-    (AGENT_N1, "session", "any", "write", False),
+    (AGENT_N1, "session", "any", "write", True),  # the volume locks' session, on whatever Consul node it is
+    # the single-writer locks of its assigned services' stateful volumes (issue 25), and kept-aside records
+    (AGENT_N1, "key", "meshop/locks/volumes/web/data", "write", True),
+    (AGENT_N1, "key", "meshop/locks/volumes/db/data", "write", False),  # not assigned to n1
+    (AGENT_N1, "key", "meshop/locks/volumes/old/data", "write", False),  # kept: no new lock
+    (AGENT_N1, "key", "meshop/locks/volumes/webx/data", "write", False),
+    (AGENT_N1, "key", "meshop/volumes/kept/n1/meshop-n1-web-data", "write", True),
+    (AGENT_N1, "key", "meshop/volumes/kept/n2/meshop-n2-web-data", "write", False),
     # the controller: everything but secrets to read; placement, status, routes, events, leader to write
     (acl.policy_rules("controller", P), "key", "meshop/desired/services/web", "read", True),
     (acl.policy_rules("controller", P), "key", "meshop/desired/services/web", "write", False),

@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from meshop.operator.placement import INSUFFICIENT_CAPACITY, NO_MATCHING_NODE, NODE_LOST, place
+from meshop.operator.placement import (
+    INSUFFICIENT_CAPACITY,
+    NO_MATCHING_NODE,
+    NODE_LOST,
+    STATEFUL_NODE_LOST,
+    place,
+)
 from meshop.operator.view import NodeState, NodeView, Workload
 
 GiB = 1024**3
@@ -75,6 +81,54 @@ CASES = [
         {"web": {}},
         reasons={"web": NODE_LOST},
     ),
+    # --- stateful services: their data lives on their node (docs/stateful.md) ------------------------
+    Case(
+        "stateful-failover-none-waits-for-its-lost-node",
+        [w("db", failover="none")],
+        [n("n1", state=NOT_READY), n("n2")],
+        {"db": {"n1": 1}},
+        current={"db": {"n1": 1}},
+        reasons={"db": STATEFUL_NODE_LOST},
+        stranded={"db": {"n1": 1}},
+        message_has={"db": "waits for node n1 (NotReady)"},
+    ),
+    Case(
+        "stateful-restore-latest-moves-off-a-lost-node-in-one-plan",
+        [w("db", failover="restore-latest")],
+        [n("n1", state=NOT_READY), n("n2")],
+        {"db": {"n2": 1}},
+        current={"db": {"n1": 1}},
+    ),
+    Case(
+        "stateful-never-moves-off-a-suspect-node",
+        [w("db", failover="restore-latest")],
+        [n("n1", state=SUSPECT), n("n2")],
+        {"db": {"n1": 1}},
+        current={"db": {"n1": 1}},
+    ),
+    Case(
+        "stateful-stays-on-a-draining-node",  # no start-first move: the new copy could never take the lock
+        [w("db", failover="restore-latest")],
+        [n("n1", drain=True), n("n2")],
+        {"db": {"n1": 1}},
+        current={"db": {"n1": 1}},
+        ready={"db": {"n1": 1}},
+    ),
+    Case(
+        "stateful-stays-when-its-selector-changes",
+        [w("db", failover="none", node_selector={"disk": "ssd"})],
+        [n("n1"), n("n2", labels={"disk": "ssd"})],
+        {"db": {"n1": 1}},
+        current={"db": {"n1": 1}},
+    ),
+    Case(
+        "stateful-scales-to-zero",
+        [w("db", failover="none", replicas=0)],
+        THREE,
+        {"db": {}},
+        current={"db": {"n1": 1}},
+    ),
+    Case("stateful-first-placement-is-ordinary", [w("db", failover="none")], THREE, {"db": {"n1": 1}}),
     # --- nodeSelector ------------------------------------------------------------------------------
     Case(
         "node-selector-picks-the-labelled-node",

@@ -21,6 +21,7 @@ from meshop.agent.planning.plan import (
 from meshop.agent.planning.planner import plan
 
 IMG = "app:1"
+LOCKED = Note("VolumeLocked", "volume data is locked by node n2; it runs there")
 NOW = 1000.0
 
 
@@ -406,6 +407,29 @@ CASES = [
         [],
         world(),
         NodePlan(pull=(Pull("b", "app:9"),), create=(Create("a", 0, "c1", "missing"),)),
+    ),
+    # -- stateful: without its volume lock no copy exists here, cache or not (docs/stateful.md) --------
+    Case(
+        "fenced-creates-nothing",
+        [svc(fence=LOCKED)],
+        [],
+        world(),
+        NodePlan(notes={"web": LOCKED}),
+    ),
+    Case(
+        "fenced-removes-a-running-copy-even-from-the-cache",
+        [svc(fence=LOCKED)],
+        [ctr("a"), ctr("b", state="exited")],
+        world(authoritative=False),
+        NodePlan(remove=(Remove(ctr("a"), "volume-lock"), Remove(ctr("b", state="exited"), "volume-lock"))),
+        check_serving=True,
+    ),
+    Case(
+        "fenced-never-restarts-an-exited-copy",
+        [svc(fence=LOCKED, restart="always")],
+        [ctr("a", state="exited", exit_code=137)],
+        world(),
+        NodePlan(remove=(Remove(ctr("a", state="exited", exit_code=137), "volume-lock"),), notes={"web": LOCKED}),
     ),
 ]
 

@@ -1,0 +1,1 @@
+"""Stateful volumes on the agent: the single-writer lock keeper (docs/stateful.md)."""

@@ -1,0 +1,166 @@
+"""Stateful volumes against a real Consul and Docker engine: one writer, whatever the agents are told.
+
+Two agents (two node names on the shared engine) are both assigned one stateful service — as if
+placement raced — and a sampler lists their containers every 50 ms: never two running copies. The
+holder's lock goes to the other node only once it lets go. With Consul gone, the holder kills its copy
+within GIVE_UP + KILL_BUDGET of its last renewal, and starts it again once Consul is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshop.agent.stateful import timing
+from meshop.consul.config import ConsulConfig
+from meshop.consul.store import KVStore
+from meshop.model import keys
+from tests.integration.agent.helpers import SLEEPER, AgentFactory, assign, observed
+from tests.support import acl
+from tests.support.consul_server import ConsulServer
+from tests.support.procs import wait_until
+
+STATEFUL = {**SLEEPER, "volumes": [{"name": "data", "mountPath": "/data", "stateful": {}}]}
+
+
+class Sampler:
+    """Lists the service's running containers on every given node every 50 ms; remembers the most."""
+
+    def __init__(self, client: Any, service: str, nodes: list[str]) -> None:
+        self.client, self.service, self.nodes = client, service, nodes
+        self.most, self.samples = 0, 0
+        self.seen_on: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            running = self.client.containers.list(filters={"label": [f"meshop.service={self.service}"]})
+            mine = [c for c in running if c.labels.get("meshop.node") in self.nodes]
+            self.most = max(self.most, len(mine))
+            self.seen_on |= {c.labels["meshop.node"] for c in mine}
+            self.samples += 1
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def other_node(docker_client: Any) -> Iterator[str]:
+    name = f"t{secrets.token_hex(4)}"
+    yield name
+    for container in docker_client.containers.list(all=True, filters={"label": [f"meshop.node={name}"]}):
+        with contextlib.suppress(Exception):
+            container.remove(force=True, v=True)
+    for volume in docker_client.volumes.list(filters={"label": [f"meshop.node={name}"]}):
+        with contextlib.suppress(Exception):
+            volume.remove(force=True)
+
+
+def running_on(client: Any, node: str, service: str) -> list[Any]:
+    return client.containers.list(filters={"label": [f"meshop.node={node}", f"meshop.service={service}"]})
+
+
+def test_two_nodes_assigned_one_stateful_service_never_run_two_copies(
+    consul_server: ConsulServer,
+    consul_config: ConsulConfig,
+    role_config: Any,
+    docker_client: Any,
+    start_agent: AgentFactory,
+    node: str,
+    other_node: str,
+    tmp_path: Path,
+    prefix: str,
+) -> None:
+    store = KVStore(consul_config)
+    first = start_agent()
+    second_factory = AgentFactory(other_node, role_config("agent", other_node), tmp_path / "second")
+    try:
+        second_factory()
+        with Sampler(docker_client, "db", [node, other_node]) as sampler:
+            assign(store, node, "db", STATEFUL)
+            _sync_acl(consul_server, prefix)
+            wait_until(lambda: running_on(docker_client, node, "db"), 30, what="the first node's copy")
+            assign(store, other_node, "db", STATEFUL)
+            _sync_acl(consul_server, prefix)
+            # the second node is told to run it too: it waits for the lock, and says why
+            wait_until(
+                lambda: _observed_reason(store, other_node, "db") == "VolumeLocked", 20, what="VolumeLocked"
+            )
+            assert running_on(docker_client, other_node, "db") == []
+            record = store.get(keys.volume_lock("db", "data"))
+            assert record is not None and record.session and f'"node": "{node}"' in record.text
+            # the first node lets go (placement moved it): its copy goes, then its lock (released, or,
+            # when `acl sync` already took its rights away, freed by ending its session: lock-delay),
+            # and the second node takes it and starts
+            store.delete(keys.assignment(node, "db"))
+            moved = time.monotonic()
+            wait_until(lambda: running_on(docker_client, other_node, "db"), 60, what="the copy on the second node")
+            assert time.monotonic() - moved < timing.LOCK_DELAY + 4 * timing.RENEW_EVERY + 10
+            wait_until(lambda: other_node in sampler.seen_on, 10, what="the sampler to see it")
+        assert sampler.samples > 20
+        assert sampler.most == 1, "two copies ran at once"
+        assert sampler.seen_on == {node, other_node}
+    finally:
+        second_factory.stop_all()
+    del first
+
+
+def _sync_acl(consul_server: ConsulServer, prefix: str) -> None:
+    found = acl.roles(consul_server.addr, prefix)
+    if found is not None:
+        found.sync()  # the agents' tokens may take their new services' locks now, not at the next resync
+
+
+def _observed_reason(store: KVStore, node: str, service: str) -> str | None:
+    record = observed(store, node, service)
+    return record.reason if record is not None else None
+
+
+@pytest.fixture
+def own_consul(tmp_path: Path) -> Iterator[ConsulServer]:
+    server = ConsulServer(tmp_path / "consul", persistent=True).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_holder_cut_off_from_consul_kills_its_copy_in_time_and_restarts_it_after(
+    own_consul: ConsulServer, start_agent: AgentFactory, docker_client: Any, node: str
+) -> None:
+    config = ConsulConfig.from_env({}, addr=own_consul.addr, prefix="locks", timeout=2.0)
+    store = KVStore(config)
+    agent = start_agent(config=config, resync=1.0)
+    assign(store, node, "db", STATEFUL)
+    wait_until(lambda: running_on(docker_client, node, "db"), 30, what="the stateful copy")
+    keeper = agent.daemon.volume_locks
+    assert keeper is not None and keeper.may_run("db")
+    own_consul.stop()
+    stopped = time.monotonic()
+    wait_until(lambda: not running_on(docker_client, node, "db"), 30, what="the copy killed")
+    # killed no later than GIVE_UP after the last successful renewal (at most RENEW_EVERY before the
+    # stop) plus a watchdog tick and the kill: well inside LOCK_DELAY
+    assert time.monotonic() - stopped < timing.GIVE_UP + timing.WATCH_TICK + timing.KILL_BUDGET
+    # nothing starts it again while Consul is away (restart=no for Docker; the planner is fenced)
+    with pytest.raises(TimeoutError):
+        wait_until(lambda: running_on(docker_client, node, "db"), 3 * timing.RENEW_EVERY, what="a restart")
+    own_consul.start()
+    # its old session expired (or is in lock-delay): it takes the lock again and starts a new copy
+    wait_until(
+        lambda: running_on(docker_client, node, "db"),
+        2 * timing.TTL + timing.LOCK_DELAY + 30,
+        what="the copy back after Consul returned",
+    )
