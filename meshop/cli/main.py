@@ -43,6 +43,7 @@ COMMANDS = {
     "exec": "meshop.cli.commands.remote:exec_",
     "dashboard": "meshop.cli.commands.dashboard:dashboard",
     "restart": "meshop.cli.commands.restart:restart",
+    "volume": "meshop.cli.commands.volume:volume",
     "convert": "meshop.cli.commands.convert:convert",
 }
 

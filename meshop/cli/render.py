@@ -23,7 +23,8 @@ from meshop.client.formats import age as format_age
 from meshop.client.formats import labels, placement
 from meshop.client.status import CONVERGING, HEALTHY, NodeRow, ServiceRow, StatusReport
 from meshop.client.usage import human_bytes
-from meshop.client.volumes import BackupLine
+from meshop.client.volumes import BackupLine, VolumeRow
+from meshop.model.records import SnapshotInfo
 
 HEALTH_STYLE = {HEALTHY: "green", "Degraded": "yellow", "Failed": "bold red"}
 NODE_STYLE = {"Ready": "green", "Cordoned": "yellow", "Draining": "yellow"}
@@ -147,6 +148,35 @@ def backups_table(lines: Iterable[BackupLine], now: float) -> Table:
     return table
 
 
+def volumes_table(rows: Iterable[VolumeRow], now: float) -> Table:
+    """``meshop volume ls``: stateful volumes with their last backup; copies kept aside in yellow."""
+    table = grid("SERVICE", "VOLUME", "NODE", "LAST BACKUP", "SNAPSHOT", "SIZE", "ERROR", wrap="ERROR")
+    for row in rows:
+        if row.kept:
+            kept = cells("-", row.volume, row.node, "kept aside (stale copy)", "-", "-", "", styles={3: "yellow"})
+            table.add_row(*kept)
+            continue
+        line = row.backup
+        if line is None:
+            table.add_row(*cells(row.service, row.volume, row.node or "-", "-", "-", "-", ""))
+            continue
+        b, age = line.backup, line.age(now)
+        last = f"{since(now, b.last_success)} ago" if age is not None else "none yet"
+        error = f"{b.reason}: {b.error}" if b.error else ""
+        size = human_bytes(b.total_bytes) if age is not None else "-"
+        style = "red" if error or line.stale(now) else ""
+        values = (row.service, row.volume, row.node or "-", last, b.snapshot or "-", size, error)
+        table.add_row(*cells(*values, styles={3: style, 6: "red"}))
+    return table
+
+
+def snapshots_table(found: Iterable[tuple[str, SnapshotInfo]]) -> Table:
+    table = grid("VOLUME", "SNAPSHOT", "TIME", "HOST")
+    for volume, snap in found:
+        table.add_row(*cells(volume, snap.id, timestamp(snap.time), snap.host or "-"))
+    return table
+
+
 def status_view(report: StatusReport) -> RenderableType:
     parts: list[RenderableType] = [controller_line(report), *control_plane_line(report), *caddy_lines(report)]
     parts += [Text("")]
@@ -217,6 +247,8 @@ def describe_view(desc: ServiceDescription, spec_yaml: str, now: float) -> Rende
     parts += [Text(""), Text("Conditions:", "bold"), _indented(_conditions(status, now))]
     parts += [Text(""), Text("Placement:", "bold"), _indented(_placement(desc))]
     parts += [Text(""), Text("Containers:", "bold"), _indented(_containers(desc))]
+    if desc.backups:
+        parts += [Text(""), Text("Backups:", "bold"), _indented(backups_table(desc.backups, now))]
     events = events_table(desc.events, now) if desc.events else Text("none")
     parts += [Text(""), Text("Events:", "bold"), _indented(events)]
     return Group(*parts)

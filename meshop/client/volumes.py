@@ -11,6 +11,7 @@ the volume carries it out once and reports the id back. Pure except ``read_backu
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -24,6 +25,7 @@ from meshop.model.codec import RecordError
 from meshop.model.names import is_dns_label
 from meshop.model.records import BackupRecord, BackupRequest, SnapshotInfo, VolumeBackup, dumps, loads_json
 
+_DOCKER_VOLUME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 Records = Mapping[tuple[str, str], BackupRecord]  # (node, service) -> record
 
 
@@ -131,3 +133,67 @@ def snapshots_of(lines: Iterable[BackupLine]) -> list[tuple[str, SnapshotInfo]]:
     """(volume, snapshot) newest first, as the holding node last listed the repository."""
     found = [(line.backup.volume, s) for line in lines for s in line.backup.snapshots]
     return sorted(found, key=lambda vs: (-vs[1].time, vs[0], vs[1].id))
+
+
+@dataclass(frozen=True)
+class VolumeRow:
+    """A row of ``meshop volume ls``: a stateful volume of a service (``kept`` False), or a stale copy a
+    node kept aside after the service moved (``kept`` True; never deleted by meshop)."""
+
+    service: str
+    volume: str
+    node: str  # where it is (the service's placement), or "" when not placed
+    kept: bool = False
+    backup: BackupLine | None = None
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        out: dict[str, Any] = {"service": self.service, "volume": self.volume, "node": self.node, "kept": self.kept}
+        if self.backup is not None:
+            out["backup"] = self.backup.to_dict(now)
+        return out
+
+
+def kept_entries(entries: Iterable[Entry]) -> list[tuple[str, str]]:
+    """(node, Docker volume) of ``volumes/kept/<node>/<name>`` keys; other keys are skipped."""
+    found = []
+    for entry in entries:
+        parts = entry.key.removeprefix(keys.KEPT_VOLUMES).split("/")
+        ours = entry.key.startswith(keys.KEPT_VOLUMES) and len(parts) == 2
+        if ours and is_dns_label(parts[0]) and _DOCKER_VOLUME.fullmatch(parts[1]):
+            found.append((parts[0], parts[1]))
+    return sorted(found)
+
+
+def volume_rows(
+    specs: Mapping[str, ServiceSpec],
+    placement: Mapping[str, Iterable[str]],
+    records: Records,
+    kept: Iterable[tuple[str, str]] = (),
+) -> list[VolumeRow]:
+    """Pure: every stateful volume of the valid services, with the placed node's backups, then the kept."""
+    lines = {(line.service, line.backup.volume): line for line in backup_lines(records, placement)}
+    rows = []
+    for service, spec in sorted(specs.items()):
+        nodes = sorted(placement.get(service, ())) or [""]
+        for volume in spec.stateful_volumes:
+            if volume.name:
+                line = lines.get((service, volume.name))
+                rows += [VolumeRow(service, volume.name, node, False, line) for node in nodes]
+    rows += [VolumeRow("", name, node, True) for node, name in kept]
+    return rows
+
+
+def read_volume_rows(store: KVStore) -> list[VolumeRow]:
+    """``meshop volume ls``: desired services, their status placement, backups and kept copies."""
+    from meshop.client.cluster import Parsers, Snapshot  # loads the operator's parsers: only here
+
+    listings = [store.list(p) for p in (keys.DESIRED_SERVICES, keys.STATUS_SERVICES, keys.BACKUPS)]
+    snapshot = Snapshot.build(listings, (), None, 0.0, Parsers(store.config.prefix))
+    specs = {
+        name: ServiceSpec.from_dict(dict(p.desired.spec))
+        for name, p in snapshot.services.items()
+        if p.desired is not None and p.desired.valid
+    }
+    placement = {name: list(s.placement) for name, s in snapshot.statuses.items()}
+    kept = kept_entries(store.list(keys.KEPT_VOLUMES).entries)
+    return volume_rows(specs, placement, snapshot.backups, kept)
