@@ -37,6 +37,7 @@ from tests.support.sshd import SshServer  # noqa: E402
 
 TAGS = ("meshop", "service=bench", "volume=data")
 FILE_MB = 4
+HEADS = (("first", 8), ("(added)", 10), ("incr.", 8), ("(added)", 10), ("restore", 8), ("tar peer", 9))
 
 
 def make_volume(root: Path, size_mb: int) -> None:
@@ -123,8 +124,7 @@ def main() -> None:
                 ),
             }
             print(f"volume {args.size_mb} MB of random data, change {args.change_mb} MB, {args.runs} run(s), medians")
-            heads = ("first", "(added)", "incr.", "(added)", "restore", "tar peer")
-            print(f"{'repository':<10} " + " ".join(f"{h:>{w}}" for h, w in zip(heads, (8, 10, 8, 10, 8, 9), strict=True)))
+            print(f"{'repository':<10} " + " ".join(f"{h:>{w}}" for h, w in HEADS))
             for kind, make in kinds.items():
                 results = []
                 for run in range(args.runs):
