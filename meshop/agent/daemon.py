@@ -148,6 +148,11 @@ class AgentDaemon:
         self.backups = self._backup_worker(options, clocks)
         self.events = DockerEventsWatcher(self.runtime, self.wakeup, on_die=self.reconciler.memory.crashes.died)
 
+    def _lock_lost(self, journal: Journal, service: str, why: str) -> None:
+        """The keeper killed a copy (from its own thread): an event, and a pass to remove the container."""
+        journal.add("VolumeLockLost", f"service/{service}", f"{why}; its container was killed")
+        self.wakeup.notify("volume-lock")
+
     def _backup_worker(self, options: DaemonOptions, clocks: Clocks) -> BackupWorker | None:
         """The backup thread, when asked for and the engine can reach volumes' folders (Docker)."""
         if not options.backups or not isinstance(self.runtime, DockerDriver):
@@ -171,11 +176,6 @@ class AgentDaemon:
             may_write=locks.may_run if locks is not None else lambda _service: False,  # the volume's writer only
             clocks=clocks,
         )
-
-    def _lock_lost(self, journal: Journal, service: str, why: str) -> None:
-        """The keeper killed a copy (from its own thread): an event, and a pass to remove the container."""
-        journal.add("VolumeLockLost", f"service/{service}", f"{why}; its container was killed")
-        self.wakeup.notify("volume-lock")
 
     def record(self) -> NodeRecord:
         return NodeRecord(

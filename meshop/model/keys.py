@@ -31,10 +31,10 @@ INVENTORY_NODES = "inventory/nodes/"  # inventory/nodes/<node>: the addresses it
 LEADER = "leader"
 FENCES = "fences/"
 SECRETS = "secrets/"
-BACKUPS = "backups/"  # backups/<node>/<service>: the stateful volumes' backups (that node's agent writes)
-REQUESTS = "requests/"  # requests/<service>/backup: `meshop volume backup` (operators write, its agent reads)
 LOCKS_VOLUMES = "locks/volumes/"  # locks/volumes/<service>/<volume>: the single writer's lock (docs/stateful.md)
 KEPT_VOLUMES = "volumes/kept/"  # volumes/kept/<node>/<docker volume>: a stale stateful copy kept aside
+BACKUPS = "backups/"  # backups/<node>/<service>: the stateful volumes' backups (that node's agent writes)
+REQUESTS = "requests/"  # requests/<service>/backup: `meshop volume backup` (operators write, its agent reads)
 DNS_SECRETS_OWNER = "meshop-dns"  # secrets/meshop-dns/: the TSIG key (Service names meshop-* are reserved)
 
 
