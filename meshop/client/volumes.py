@@ -23,7 +23,16 @@ from meshop.errors import DocumentError, NotFound
 from meshop.model import ServiceSpec, keys
 from meshop.model.codec import RecordError
 from meshop.model.names import is_dns_label
-from meshop.model.records import BackupRecord, BackupRequest, SnapshotInfo, VolumeBackup, dumps, loads_json
+from meshop.model.records import (
+    BackupRecord,
+    BackupRequest,
+    RestoreReport,
+    RestoreRequest,
+    SnapshotInfo,
+    VolumeBackup,
+    dumps,
+    loads_json,
+)
 
 _DOCKER_VOLUME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 Records = Mapping[tuple[str, str], BackupRecord]  # (node, service) -> record
@@ -107,6 +116,49 @@ def request_backup(store: KVStore, service: str, now: float) -> str:
     ident = f"{int(now)}-{secrets.token_hex(4)}"
     store.put(keys.backup_request(service), dumps(BackupRequest(ident, now)))
     return ident
+
+
+_SNAPSHOT_REF = re.compile(r"latest|[0-9a-f]{8,64}")
+
+
+def request_restore(store: KVStore, service: str, snapshot: str, volume: str, now: float) -> str:
+    """Ask the node holding ``service`` to stop it, restore ``snapshot`` into its volume(s) and start it
+    again (``requests/<service>/restore``); the request's id. Checked here, and again by the agent."""
+    if not is_dns_label(service):
+        raise NotFound(f"service {service!r} not found (not a service name)")
+    if not _SNAPSHOT_REF.fullmatch(snapshot):
+        raise DocumentError(f"--snapshot {snapshot!r}: 'latest' or a snapshot id (8 to 64 hex digits)")
+    volumes = backed_up_volumes(_spec_of(store, service))
+    if not volumes:
+        raise DocumentError(f"service/{service} has no stateful volume with a backup (spec.volumes[].stateful.backup)")
+    if volume and volume not in volumes:
+        raise DocumentError(f"--volume {volume!r}: service/{service}'s backed-up volumes are {', '.join(volumes)}")
+    if snapshot != "latest" and not volume and len(volumes) > 1:
+        raise DocumentError(f"a snapshot id names one volume's snapshot: add --volume ({', '.join(volumes)})")
+    ident = f"{int(now)}-{secrets.token_hex(4)}"
+    request = RestoreRequest(ident, snapshot, volume, now)
+    store.put(keys.restore_request(service), dumps(request))
+    return ident
+
+
+def wait_for_restore(
+    store: KVStore,
+    service: str,
+    ident: str,
+    timeout: float,
+    *,
+    mono: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[str, RestoreReport] | None:
+    """Poll until a node reports restore ``ident`` of ``service``: (node, report), or None on timeout."""
+    deadline = mono() + timeout
+    while True:
+        for (node, name), record in read_backups(store).items():
+            if name == service and record.restore is not None and record.restore.id == ident:
+                return node, record.restore
+        if mono() >= deadline:
+            return None
+        sleep(0.5)
 
 
 def wait_for_request(

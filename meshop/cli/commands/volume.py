@@ -1,8 +1,9 @@
-"""``meshop volume ls | backup SERVICE | snapshots SERVICE``: stateful volumes and their restic backups.
+"""``meshop volume ls | backup | snapshots | restore``: stateful volumes and their restic backups.
 
 Thin: the logic is in ``meshop.client.volumes``. Nothing here runs restic or reads a repository
 password (an operator's token may not read secrets): ``backup`` asks the agent holding the volume
-through KV, ``snapshots`` shows the list that agent last read from the repository.
+through KV, ``snapshots`` shows the list that agent last read from the repository, ``restore`` asks
+that agent (which holds the volume's single-writer lock) to stop the service, restore, and start it.
 """
 
 from __future__ import annotations
@@ -86,3 +87,32 @@ def snapshots(obj: CliContext, service: str, fmt: str) -> None:
         click.echo(dump(data, fmt), nl=False)
     else:
         show(snapshots_table(found))
+
+
+@volume.command()
+@click.argument("service", shell_complete=complete.services)
+@click.option("--snapshot", default="latest", show_default=True, help="Snapshot id (see `volume snapshots`).")
+@click.option("--volume", "volume_name", default="", help="Only this volume (needed with --snapshot ID when several).")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the restore is done.")
+@click.option("--timeout", type=float, default=1800.0, show_default=True, help="Seconds --wait waits at most.")
+@click.pass_obj
+def restore(obj: CliContext, service: str, snapshot: str, volume_name: str, wait: bool, timeout: float) -> None:
+    """Restore SERVICE's volume(s) from a snapshot on the node running it: the service is stopped
+    first (its node holds the volume lock: no other copy can write), the files it replaces are kept
+    beside the volume (meshop-before-restore-ID), then the same container starts again."""
+    from meshop.client.volumes import request_restore, wait_for_restore
+
+    store = obj.store()
+    ident = request_restore(store, service, snapshot, volume_name, time.time())
+    click.echo(f"service/{service}: restore of {snapshot} requested ({ident})")
+    if not wait:
+        return
+    found = wait_for_restore(store, service, ident, timeout)
+    if found is None:
+        raise click.ClickException(f"no node reported the restore within {timeout:g}s (is the service running?)")
+    node, report = found
+    if not report.ok:
+        raise click.ClickException(f"the restore on {node} failed ({report.reason}): {report.error}")
+    for volume, snap in zip(report.volumes, report.snapshots, strict=False):
+        click.echo(f"  {volume} on {node}: restored snapshot {snap} in {report.duration:.1f}s")
+    click.echo(f"  the files it replaced are kept beside each volume's folder, in {report.kept_aside}")

@@ -25,7 +25,11 @@ PASSWORD = "repo-" + secrets.token_hex(8)
 WRITER = {
     "image": "meshop-test/busybox:1",
     "command": ["/bin/sh"],
-    "args": ["-c", "echo first > /data/a.txt; head -c 300000 /dev/urandom > /data/blob; exec sleep 3600"],
+    "args": [
+        "-c",
+        "[ -f /data/a.txt ] || echo first > /data/a.txt; "
+        "[ -f /data/blob ] || head -c 300000 /dev/urandom > /data/blob; exec sleep 3600",
+    ],
 }
 
 
@@ -160,3 +164,49 @@ def test_prepare_stop_stops_backs_up_and_starts_the_same_container(
     assert isinstance(after, list) and [c.id for c in after] == [before.id]  # the same container, not a new one
     after[0].reload()
     assert after[0].attrs["State"]["StartedAt"] != before.attrs["State"]["StartedAt"]  # it was stopped
+
+
+def test_restore_stops_restores_exact_bytes_keeps_the_old_and_starts_the_same_container(
+    start_agent: AgentFactory,
+    store: KVStore,
+    engine: Engine,
+    node: str,
+    prefix: str,
+    tmp_path: Path,
+    consul_server: ConsulServer,
+) -> None:
+    store.client.kv.put(f"{prefix}/secrets/app/restic", PASSWORD)
+    start_agent()
+    spec = stateful(prefix, tmp_path / "repo")
+    assign(store, node, "app", spec)
+    doc = {"apiVersion": "meshop.io/v1alpha1", "kind": "Service", "metadata": {"name": "app"}, "spec": spec}
+    store.put(keys.desired_service("app"), json.dumps(doc))
+    first = wait_until(lambda: (v := volume_record(store, node)) and v.snapshot and v, 60, what="a first snapshot")
+    assert isinstance(first, VolumeBackup)
+    volume = Path(engine.client.volumes.get(f"meshop-{node}-app-data").attrs["Mountpoint"])
+    at_snapshot = digest(volume)
+    container = engine.running("app")[0]
+    container.exec_run(["sh", "-c", "echo changed > /data/a.txt; echo new > /data/b.txt"])
+    assert digest(volume) != at_snapshot
+
+    # a snapshot that does not exist: the volume and the service untouched
+    restore = ("volume", "restore", "app", "--timeout", "60", "--snapshot")
+    code, out, err = invoke(consul_server.addr, prefix, *restore, "deadbeef")
+    assert code == 1 and "no-snapshot" in err, err
+    changed = digest(volume)
+    assert changed != at_snapshot and [c.id for c in engine.running("app")] == [container.id]
+
+    code, out, err = invoke(consul_server.addr, prefix, *restore, first.snapshot)
+    assert code == 0, err
+    assert f"restored snapshot {first.snapshot}" in out
+    assert digest(volume) == at_snapshot  # the snapshot's exact bytes, b.txt gone
+    aside = next(volume.parent.glob("meshop-before-restore-*"))
+    assert digest(aside) == changed  # what it replaced, kept
+    wait_until(lambda: [c.id for c in engine.running("app")] == [container.id], 10, what="the same container again")
+    assert store.get(keys.restore_request("app")) is None  # consumed: never carried out twice
+    for args, words in (
+        (("volume", "restore", "app", "--snapshot", "../x"), "--snapshot"),
+        (("volume", "restore", "app", "--volume", "other"), "--volume"),
+    ):
+        code, out, err = invoke(consul_server.addr, prefix, *args)
+        assert code == 1 and words in err and "Traceback" not in err, (args, err)
