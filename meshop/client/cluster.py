@@ -27,6 +27,7 @@ from meshop.model.names import is_dns_label
 from meshop.model.records import (
     BackupRecord,
     CaddyLoad,
+    DashboardPublication,
     DnsStatus,
     NodeRecord,
     NodeStatus,
@@ -82,6 +83,7 @@ class Snapshot:
     control_plane: ControlPlane | None = None  # Consul's Raft servers (None: not read, e.g. --watch)
     gateway_loads: Mapping[str, CaddyLoad] = field(default_factory=dict)  # gateways/<id>/caddy, by id
     backups: Mapping[tuple[str, str], BackupRecord] = field(default_factory=dict)  # (node, service): backups/
+    dashboards: Mapping[str, DashboardPublication] = field(default_factory=dict)  # gateways/<id>/dashboard
 
     @classmethod
     def build(
@@ -105,6 +107,7 @@ class Snapshot:
         dns: dict[str, DnsStatus] = {}
         gateway_loads: dict[str, CaddyLoad] = {}
         backup_entries: list[Entry] = []
+        dashboards: dict[str, DashboardPublication] = {}
         for entry in (e for listing in listings for e in listing.entries):
             key = entry.key
             if key.startswith(keys.BACKUPS):
@@ -129,6 +132,12 @@ class Snapshot:
                 and is_dns_label(gid := key[len(keys.GATEWAYS) : -len(_CADDY)])
             ):
                 _put(gateway_loads, gid, entry.value, CaddyLoad.from_dict)
+            elif (
+                key.startswith(keys.GATEWAYS)
+                and key.endswith(_DASHBOARD)
+                and is_dns_label(gid := key[len(keys.GATEWAYS) : -len(_DASHBOARD)])
+            ):
+                _put(dashboards, gid, entry.value, DashboardPublication.from_dict)
         return cls(
             now=now,
             services=services,
@@ -144,6 +153,7 @@ class Snapshot:
             gateways=tuple(gateways),
             gateway_loads=gateway_loads,
             backups=parse_backups(backup_entries),
+            dashboards=dashboards,
         )
 
 
@@ -158,6 +168,7 @@ class Parsers:
 
 
 _CADDY = "/caddy"  # gateways/<id>/caddy (keys.gateway_caddy)
+_DASHBOARD = "/dashboard"  # gateways/<id>/dashboard (keys.gateway_dashboard)
 
 
 def _name(key: str, prefix: str) -> str:

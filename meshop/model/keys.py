@@ -35,7 +35,7 @@ LOCKS_VOLUMES = "locks/volumes/"  # locks/volumes/<service>/<volume>: the single
 KEPT_VOLUMES = "volumes/kept/"  # volumes/kept/<node>/<docker volume>: a stale stateful copy kept aside
 BACKUPS = "backups/"  # backups/<node>/<service>: the stateful volumes' backups (that node's agent writes)
 REQUESTS = "requests/"  # requests/<service>/backup: `meshop volume backup` (operators write, its agent reads)
-DNS_SECRETS_OWNER = "meshop-dns"  # secrets/meshop-dns/: the TSIG key (Service names meshop-* are reserved)
+DNS_SECRETS_OWNER = "meshop-dns"  # secrets/meshop-dns/: the TSIG or API key (Service names meshop-* are reserved)
 
 
 def agent_events(node: str) -> str:
@@ -60,6 +60,11 @@ def gateway_caddy(gateway_id: str) -> str:
     """``gateways/<id>/caddy``: whether the gateway's Caddy took its last config (under the gateway's own
     write prefix; two segments deep, so no reader of claims takes it for one)."""
     return f"{GATEWAYS}{gateway_id}/caddy"
+
+
+def gateway_dashboard(gateway_id: str) -> str:
+    """``gateways/<id>/dashboard``: whether the gateway publishes the dashboard host, and why not."""
+    return f"{GATEWAYS}{gateway_id}/dashboard"
 
 
 def resolve_prefix(flag: str | None, env: Mapping[str, str]) -> str:
