@@ -88,6 +88,11 @@ managed_containers = Gauge("meshop_managed_containers", "Managed containers on t
 
 # stateful volumes (agent/stateful/keeper.py, docs/stateful.md)
 volume_locks_held = Gauge("meshop_volume_locks_held", "Stateful volume locks this agent holds.")
+volume_restore_loss_seconds = Gauge(
+    "meshop_volume_restore_loss_seconds",
+    "The data-loss window of the last restore before start after a move: its snapshot's age when restored.",
+    ["service", "volume"],
+)
 volume_lock_kills_total = Counter(
     "meshop_volume_lock_kills_total", "Stateful containers killed because their volume lock was not held fresh."
 )

@@ -47,6 +47,9 @@ from meshop.agent.parts import ClusterParts, EngineParts
 from meshop.agent.reconciler import AgentSettings, NodeReconciler
 from meshop.agent.sampler import INTERVAL, UsageSampler
 from meshop.agent.stateful.keeper import Killer, VolumeLockKeeper
+from meshop.agent.stateful.kept import KeptVolumes
+from meshop.agent.stateful.memory import SessionFile
+from meshop.agent.stateful.restore import Restorer
 from meshop.consul.config import ConsulConfig
 from meshop.consul.kv import Listing
 from meshop.consul.secrets import SecretReader
@@ -102,18 +105,40 @@ class AgentDaemon:
         state = StateFile(options.state_dir, self.node) if options.state_dir else None
         self.assignments = AssignmentReader(self.store, self.node, state, journal, clocks.wall)
         killer = self.runtime if isinstance(self.runtime, Killer) else None
+        locks = VolumeLocks(self.store, self.node)
         self.volume_locks = (
             VolumeLockKeeper(
                 self.node,
-                VolumeLocks(self.store, self.node),
+                locks,
                 killer,
                 mono=clocks.mono,
                 wall=clocks.wall,
                 on_lost=lambda service, why: self._lock_lost(journal, service, why),
+                memory=SessionFile(options.state_dir, self.node) if options.state_dir else None,
             )
             if killer is not None
             else None
         )
+        restorer = None
+        if self.volume_locks is not None and isinstance(self.runtime, DockerDriver):
+            runner = BackupRunner(
+                self.node,
+                options.consul.prefix,
+                self.runtime,
+                SecretReader(options.consul, self.store.client),
+                clocks.wall,
+                clocks.mono,
+            )
+            restorer = Restorer(
+                self.node,
+                self.volume_locks,
+                self.runtime,
+                runner,
+                journal,
+                wall=clocks.wall,
+                mono=clocks.mono,
+                on_done=lambda: self.wakeup.notify("restore"),
+            )
         cluster = ClusterParts(
             assignments=self.assignments,
             registrar=self.registrar,
@@ -121,6 +146,8 @@ class AgentDaemon:
             secrets=SecretResolver(SecretReader(options.consul, self.store.client)),
             journal=journal,
             volume_locks=self.volume_locks,
+            restorer=restorer,
+            kept_volumes=KeptVolumes(self.node, locks, clocks.wall),
         )
         engine = EngineParts(runtime=self.runtime, executor=self.executor, monitor=self.monitor)
         ingress = self.caddy.ingress if self.caddy else None

@@ -92,6 +92,20 @@ class VolumeLockSync(Protocol):
     def sync(self, wanted: Mapping[str, Sequence[tuple[str, str]]], present: Set[str], /) -> dict[str, Note]: ...
 
 
+class RestoreGate(Protocol):
+    """``stateful.restore.Restorer``: a stateful service that moved here restores before it starts."""
+
+    def gate(self, service: str, spec: ServiceSpec, /) -> Note | None: ...
+
+    def notes(self) -> Mapping[str, Note]: ...
+
+
+class KeptVolumes(Protocol):
+    """``stateful.kept.KeptVolumes``: stale stateful volumes of this node, recorded, never deleted."""
+
+    def follow(self, volumes: Sequence[VolumeInfo], assigned: Set[str], /) -> None: ...
+
+
 @dataclass(frozen=True)
 class ClusterParts:
     assignments: AssignmentSource
@@ -100,6 +114,8 @@ class ClusterParts:
     secrets: SecretSource
     journal: EventSink
     volume_locks: VolumeLockSync | None = None  # None: no stateful service may run on this agent
+    restorer: RestoreGate | None = None  # None: a stateful service that moved here starts as it is
+    kept_volumes: KeptVolumes | None = None
 
 
 # -- the engine side (Docker): meshop/agent/engine/ --------------------------------------------------

@@ -198,7 +198,14 @@ class NodeReconciler:
         keeper = self.cluster.volume_locks
         if keeper is None:
             return {name: Note("VolumeLockUnavailable", "this agent keeps no volume locks") for name in wanted}
-        return keeper.sync(wanted, present)
+        fences = keeper.sync(wanted, present)
+        restorer = self.cluster.restorer
+        for name in wanted:
+            if name not in fences and restorer is not None:
+                note = restorer.gate(name, specs[name])
+                if note is not None:
+                    fences[name] = note
+        return fences
 
     # -- 2. plan -------------------------------------------------------------------------------------
 
@@ -263,6 +270,11 @@ class NodeReconciler:
                 error = exc
             assigned = set(seen.reading.assignments) | set(seen.reading.unreadable)
             remove_released(self.engine.runtime, assigned, seen.containers)
+            if self.cluster.kept_volumes is not None:
+                try:
+                    self.cluster.kept_volumes.follow(self.engine.runtime.list_volumes(), assigned)
+                except DriverError as exc:
+                    log.warning("listing volumes failed: %s", exc)
         for state in metrics.CONTAINER_STATES:
             metrics.managed_containers.labels(state).set(sum(1 for c in seen.containers if c.state == state))
         return error
@@ -288,7 +300,8 @@ class NodeReconciler:
         self._phase_requeue = found.requeue
         exit_codes = {cid: info.last_exit.code for cid, info in seen.crashes.items() if info.last_exit}
         route_errors = self.ingress.errors if self.ingress else {}
-        notes = (self.memory.errors, found.notes, registrar.refusals(), route_errors, current.notes)
+        restored = self.cluster.restorer.notes() if self.cluster.restorer else {}
+        notes = (self.memory.errors, found.notes, registrar.refusals(), route_errors, current.notes, restored)
         records = node_records(
             node,
             seen.parsed,

@@ -86,10 +86,11 @@ class Sessions:
             taken = self.client.kv.put(full, value, acquire=session)
         return Lock(key, session) if taken else None
 
-    def release(self, lock: Lock) -> None:
+    def release(self, lock: Lock, value: bytes | str = "") -> None:
+        """Let go of ``lock``; the key then holds ``value`` (Consul writes the value with the release)."""
         full = self.store.full_key(lock.key)
         with consul_errors(self.config, f"releasing {full}"):
-            self.client.kv.put(full, "", release=lock.session)
+            self.client.kv.put(full, value, release=lock.session)
 
     def holder(self, key: str) -> str | None:
         """The session holding ``key`` now, if any."""

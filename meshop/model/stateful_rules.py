@@ -43,6 +43,10 @@ def stateful_rules(out: Out, spec: dict[str, Any]) -> None:
             out.append(Violation(path, "only a named volume can be stateful (a hostPath is one host's folder)"))
             continue
         stateful.append((path, vol["stateful"]))
+        if vol.get("deleteWithService") is True:
+            out.append(
+                Violation(f"spec.volumes[{i}].deleteWithService", "a stateful volume is never deleted by meshop")
+            )
         _backup_rules(out, f"{path}.backup", vol["stateful"].get("backup"))
     replicas = spec.get("replicas")
     if stateful and isinstance(replicas, int) and not isinstance(replicas, bool) and replicas > 1:

@@ -25,6 +25,8 @@ class LockRecord:
     volume: str  # the Docker volume the holder mounts
     since: float  # wall time, for people
     session: str | None  # the session holding it now (None: free)
+    pending: bool = False  # the holder moved it here and has not finished restoring it yet
+    renewed: float = 0.0  # holder's wall time of its last renewal: its copy wrote until GIVE_UP + K after
 
     @classmethod
     def parse(cls, value: bytes, session: str | None) -> LockRecord | None:
@@ -35,12 +37,20 @@ class LockRecord:
         if not isinstance(data, dict):
             return None
         node, volume, since = data.get("node"), data.get("volume"), data.get("since")
-        if not isinstance(node, str) or not isinstance(volume, str) or not isinstance(since, (int, float)):
+        pending, renewed = data.get("pending", False), data.get("renewed", 0.0)
+        if not isinstance(node, str) or not isinstance(volume, str) or not isinstance(pending, bool):
             return None
-        return cls(node, volume, float(since), session)
+        if any(isinstance(t, bool) or not isinstance(t, (int, float)) for t in (since, renewed)):
+            return None
+        return cls(node, volume, float(since), session, pending, float(renewed))
 
     def encode(self) -> bytes:
-        return json.dumps({"node": self.node, "volume": self.volume, "since": self.since}, sort_keys=True).encode()
+        data: dict[str, object] = {"node": self.node, "volume": self.volume, "since": self.since}
+        if self.pending:
+            data["pending"] = True
+        if self.renewed:
+            data["renewed"] = self.renewed
+        return json.dumps(data, sort_keys=True).encode()
 
 
 class VolumeLocks:
@@ -71,10 +81,15 @@ class VolumeLocks:
     def acquire(self, service: str, volume: str, session: str, record: LockRecord) -> bool:
         return self.sessions.acquire(keys.volume_lock(service, volume), session, record.encode()) is not None
 
-    def release(self, service: str, volume: str, session: str) -> None:
-        """Release without invalidating the session: no lock-delay, the next holder may take it at once."""
-        self.sessions.release(Lock(keys.volume_lock(service, volume), session))
+    def release(self, service: str, volume: str, session: str, record: LockRecord) -> None:
+        """Release without invalidating the session: no lock-delay, the next holder may take it at once.
+        The record stays (a release writes the value too): the next holder reads whose copy it was."""
+        self.sessions.release(Lock(keys.volume_lock(service, volume), session), record.encode())
 
     def keep_aside(self, docker_volume: str, record: dict[str, object]) -> None:
         """Record a stale copy this node keeps (``meshop volume ls`` lists ``volumes/kept/<node>/``)."""
         self.store.put(keys.kept_volume(self.node, docker_volume), json.dumps(record, sort_keys=True))
+
+    def forget_kept(self, docker_volume: str) -> None:
+        """The kept volume is gone (the user removed it): so is its record."""
+        self.store.delete(keys.kept_volume(self.node, docker_volume))

@@ -439,6 +439,11 @@ class DockerDriver:
         except (docker.errors.DockerException, OSError) as exc:
             log.warning("could not remove %s: %s", container_id[:12], _short(exc))
 
+    def ensure_volume(self, name: str, labels: dict[str, str]) -> str:
+        """Make this node's volume ``name`` when missing (refusing one that is not its); its host folder."""
+        self._ensure_volume(name, labels)
+        return self.volume_mountpoint(name, labels[L.SERVICE], labels[L.VOLUME])
+
     def _ensure_volume(self, name: str, labels: dict[str, str]) -> None:
         try:
             details = self.api.inspect_volume(name)

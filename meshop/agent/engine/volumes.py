@@ -34,6 +34,8 @@ def remove_released(engine: VolumeEngine, assigned: Set[str], containers: Iterab
         return
     for volume in volumes:
         service = volume.labels.get(L.SERVICE, "")
+        if volume.labels.get(L.STATEFUL) == "true":
+            continue  # a stateful volume is never deleted by meshop (docs/stateful.md)
         if volume.labels.get(L.DELETE_WITH_SERVICE) != "true" or service in assigned or service in in_use:
             continue
         try:

@@ -148,7 +148,9 @@ def container_config(
                     L.volume_name(node, service, volume.name),
                     "volume",
                     volume.read_only,
-                    L.volume_labels(node, service, volume.name, volume.delete_with_service),
+                    L.volume_labels(
+                        node, service, volume.name, volume.delete_with_service, volume.stateful is not None
+                    ),
                 )
             )
         else:

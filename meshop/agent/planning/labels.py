@@ -87,11 +87,16 @@ def volume_name(node: str, service: str, name: str) -> str:
     return f"meshop-{node}-{service}-{name}"
 
 
-def volume_labels(node: str, service: str, name: str, delete_with_service: bool) -> dict[str, str]:
-    return {
+def volume_labels(
+    node: str, service: str, name: str, delete_with_service: bool, stateful: bool = False
+) -> dict[str, str]:
+    labels = {
         MANAGED: "true",
         NODE: node,
         SERVICE: service,
         VOLUME: name,
-        DELETE_WITH_SERVICE: "true" if delete_with_service else "false",
+        DELETE_WITH_SERVICE: "true" if delete_with_service and not stateful else "false",
     }
+    if stateful:
+        labels[STATEFUL] = "true"  # never deleted by meshop; kept aside (recorded) once its service left
+    return labels

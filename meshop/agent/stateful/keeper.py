@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
 from meshop import metrics
@@ -48,7 +48,15 @@ class LockBackend(Protocol):
 
     def acquire(self, service: str, volume: str, session: str, record: LockRecord, /) -> bool: ...
 
-    def release(self, service: str, volume: str, session: str, /) -> None: ...
+    def release(self, service: str, volume: str, session: str, record: LockRecord, /) -> None: ...
+
+
+class SessionMemory(Protocol):
+    """``memory.SessionFile``: the sessions held, across this agent's restarts."""
+
+    def save(self, sessions: dict[str, tuple[str, dict[str, str]]], /) -> None: ...
+
+    def load(self) -> dict[str, tuple[str, dict[str, str]]]: ...
 
 
 @runtime_checkable
@@ -92,8 +100,10 @@ class VolumeLockKeeper:
         mono: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         on_lost: Callable[[str, str], None] | None = None,
+        memory: SessionMemory | None = None,
     ) -> None:
         self.node = node
+        self.memory = memory
         self.backend = backend
         self.killer = killer
         self.mono = mono
@@ -102,6 +112,7 @@ class VolumeLockKeeper:
         self._mu = threading.Lock()
         self._holds: dict[str, _Hold] = {}
         self._armed = True  # the first look kills whatever stateful copy runs without a lock (a restart)
+        self._saved: dict[str, tuple[str, dict[str, str]]] | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -128,7 +139,49 @@ class VolumeLockKeeper:
             if note is not None:
                 notes[service] = note
         metrics.volume_locks_held.set(self._count())
+        self._persist()
         return notes
+
+    def _persist(self) -> None:
+        if self.memory is None:
+            return
+        with self._mu:
+            held = {
+                s: (h.session, {v: t.record.volume for v, t in h.held.items()})
+                for s, h in self._holds.items()
+                if h.session is not None and h.held
+            }
+            if held == self._saved:
+                return
+            self._saved = held
+        self.memory.save(held)
+
+    def adopt(self) -> list[str]:
+        """At start, before the watchdog's first look: take back the sessions a previous run of this
+        agent saved, each only if Consul renews it now (then nobody else can hold its locks) and only the
+        locks whose key still names it. Returns the services adopted."""
+        if self.memory is None:
+            return []
+        adopted = []
+        for service, (session, volumes) in sorted(self.memory.load().items()):
+            began = self.mono()
+            try:
+                if not self.backend.renew(session):
+                    continue
+                held = {}
+                for volume in volumes:
+                    record = self.backend.read(service, volume)
+                    if record is not None and record.session == session:
+                        held[volume] = Taken(record, None)
+            except ConsulError as exc:
+                log.warning("adopting the volume lock session of %s failed: %s", service, exc)
+                continue
+            if held:
+                with self._mu:
+                    self._holds[service] = _Hold(tuple(held), session, began, held)
+                adopted.append(service)
+                log.info("adopted the volume lock session of %s from the previous run", service)
+        return adopted
 
     def may_run(self, service: str) -> bool:
         """True while every stateful volume of ``service`` is locked by this node, renewed recently
@@ -174,7 +227,10 @@ class VolumeLockKeeper:
             if previous is not None and previous.session not in (None, session):
                 who = previous.node or "another holder"
                 return Note("VolumeLocked", f"volume {volume} is locked by node {who}; it runs there")
-            record = LockRecord(self.node, docker_volume, self.wall(), session)
+            # a move (or a restore that did not finish): the new holder restores before it starts
+            # (an unreadable record counts as another node's: restored into a fresh volume, or refused)
+            moved = previous is not None and (previous.node != self.node or previous.pending)
+            record = LockRecord(self.node, docker_volume, self.wall(), session, pending=moved)
             if not self.backend.acquire(service, volume, session, record):
                 return Note("VolumeLockDelay", f"volume {volume}: waiting for its lock (Consul's lock-delay)")
         except ConsulError as exc:
@@ -188,13 +244,48 @@ class VolumeLockKeeper:
         log.info("took the lock of volume %s of %s (previous holder: %s)", volume, service, previous)
         return None
 
+    def pending(self, service: str) -> list[str]:
+        """The volumes of ``service`` locked here whose restore (after a move) has not finished."""
+        with self._mu:
+            hold = self._holds.get(service)
+            return sorted(v for v, t in hold.held.items() if t.record.pending) if hold else []
+
+    def previous(self, service: str, volume: str) -> LockRecord | None:
+        """The record found when this node took the lock: whose copy it was, when it last renewed."""
+        with self._mu:
+            hold = self._holds.get(service)
+            taken = hold.held.get(volume) if hold else None
+            return taken.previous if taken else None
+
+    def settle(self, service: str, volume: str) -> bool:
+        """The volume is ready here (restored, or nothing to restore): the lock's record says so, so a
+        restart of this agent does not take a half-restored volume for its own. False when not held."""
+        with self._mu:
+            hold = self._holds.get(service)
+            taken = hold.held.get(volume) if hold else None
+            session = hold.session if hold else None
+        if taken is None or session is None or not taken.record.pending:
+            return taken is not None
+        record = replace(taken.record, session=session, pending=False)
+        try:
+            if not self.backend.acquire(service, volume, session, record):
+                return False
+        except ConsulError as exc:
+            log.warning("recording volume %s of %s as restored failed: %s", volume, service, exc)
+            return False
+        with self._mu:
+            hold = self._holds.get(service)
+            if hold is not None and hold.session == session and volume in hold.held:
+                hold.held[volume] = Taken(record, taken.previous)
+        return True
+
     def _let_go(self, service: str, hold: _Hold) -> None:
         """Release a departed service's locks (no lock-delay), then end its session."""
         if hold.session is None:
             return
-        for volume in hold.held:
+        for volume, taken in hold.held.items():
             try:
-                self.backend.release(service, volume, hold.session)
+                self.backend.release(service, volume, hold.session, taken.record)
             except ConsulError as exc:  # destroying the session frees it, after lock-delay
                 log.warning("releasing the lock of %s/%s failed: %s", service, volume, exc)
         self._destroy(hold.session)
@@ -212,6 +303,7 @@ class VolumeLockKeeper:
     # -- threads -------------------------------------------------------------------------------------
 
     def start(self) -> VolumeLockKeeper:
+        self.adopt()
         for name, target in (("volume-lock-renewer", self._renew_loop), ("volume-lock-watchdog", self._watch_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -234,6 +326,7 @@ class VolumeLockKeeper:
         for service, hold in holds.items():
             self._let_go(service, hold)
         metrics.volume_locks_held.set(0)
+        self._persist()
 
     def renew_once(self) -> None:
         """One renewal and lock check per service (the renewer thread's step; tests call it)."""
@@ -256,13 +349,30 @@ class VolumeLockKeeper:
                     hold.last_ok = max(hold.last_ok or began, began)
                     hold.lost = False
             for volume in volumes:
-                try:
-                    record = self.backend.read(service, volume)
-                except ConsulError:
-                    continue  # the renewal proved the session; the key is checked next time
-                if record is None or record.session != session:
+                # re-acquiring with the session checks the key is still this node's and stamps the
+                # renewal's time, which bounds a successor's data-loss window (restore.py)
+                if not self._stamp(service, volume, session):
                     self._lose(service, session, f"the lock of volume {volume} is no longer this node's")
                     break
+
+    def _stamp(self, service: str, volume: str, session: str) -> bool:
+        """False only when Consul says the key is another session's; an error proves nothing."""
+        with self._mu:
+            hold = self._holds.get(service)
+            taken = hold.held.get(volume) if hold is not None and hold.session == session else None
+        if taken is None:
+            return True
+        record = replace(taken.record, renewed=self.wall())
+        try:
+            if not self.backend.acquire(service, volume, session, record):
+                return False
+        except ConsulError:
+            return True  # the renewal proved the session; the key is checked next time
+        with self._mu:
+            hold = self._holds.get(service)
+            if hold is not None and hold.session == session and volume in hold.held:
+                hold.held[volume] = Taken(record, taken.previous)
+        return True
 
     def watch_once(self) -> list[str]:
         """One watchdog look: drop stale locks, kill every running copy without fresh locks."""
@@ -302,6 +412,7 @@ class VolumeLockKeeper:
                 return
             hold.session, hold.held = None, {}
         self._report_lost(service, why)
+        self._persist()
         self.watch_once()  # kill now, not at the next tick
 
     def _report_lost(self, service: str, why: str) -> None:

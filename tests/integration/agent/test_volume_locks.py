@@ -22,7 +22,7 @@ from meshop.agent.stateful import timing
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.model import keys
-from tests.integration.agent.helpers import SLEEPER, AgentFactory, assign, observed
+from tests.integration.agent.helpers import SLEEPER, AgentFactory, assign, observed, wait_for
 from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import wait_until
@@ -93,12 +93,11 @@ def test_two_nodes_assigned_one_stateful_service_never_run_two_copies(
             assign(store, node, "db", STATEFUL)
             _sync_acl(consul_server, prefix)
             wait_until(lambda: running_on(docker_client, node, "db"), 30, what="the first node's copy")
-            assign(store, other_node, "db", STATEFUL)
+            # pinned there: when it gets the lock it may start on an empty volume (no backup to restore)
+            assign(store, other_node, "db", {**STATEFUL, "placement": {"node": other_node}})
             _sync_acl(consul_server, prefix)
             # the second node is told to run it too: it waits for the lock, and says why
-            wait_until(
-                lambda: _observed_reason(store, other_node, "db") == "VolumeLocked", 20, what="VolumeLocked"
-            )
+            wait_until(lambda: _observed_reason(store, other_node, "db") == "VolumeLocked", 20, what="VolumeLocked")
             assert running_on(docker_client, other_node, "db") == []
             record = store.get(keys.volume_lock("db", "data"))
             assert record is not None and record.session and f'"node": "{node}"' in record.text
@@ -164,3 +163,127 @@ def test_a_holder_cut_off_from_consul_kills_its_copy_in_time_and_restarts_it_aft
         2 * timing.TTL + timing.LOCK_DELAY + 30,
         what="the copy back after Consul returned",
     )
+
+
+def _volume_folder(client: Any, name: str) -> Path:
+    return Path(client.volumes.get(name).attrs["Mountpoint"])
+
+
+def test_a_move_restores_the_latest_backup_before_the_first_start_and_the_old_copy_is_kept(
+    consul_server: ConsulServer,
+    consul_config: ConsulConfig,
+    role_config: Any,
+    docker_client: Any,
+    start_agent: AgentFactory,
+    node: str,
+    other_node: str,
+    tmp_path: Path,
+    prefix: str,
+) -> None:
+    """Node A backs its volume up, then is lost (its agent stops: its copy dies, the lock is let go);
+    placement moves the service to B with failover restore-latest: B restores the latest snapshot into a
+    fresh volume before it starts, reports the loss window, and A, back, keeps its old copy aside."""
+    from meshop.model.records import BackupRecord, loads_json
+
+    store = KVStore(consul_config)
+    password = "repo-" + secrets.token_hex(8)
+    store.client.kv.put(f"{prefix}/secrets/db/restic", password)
+    repo = tmp_path / "repo"
+    writer = {
+        **SLEEPER,
+        "command": ["/bin/sh"],
+        # the first start writes the data; a start on restored data leaves it as it is
+        "args": ["-c", "[ -e /data/lines ] || seq 1 5000 > /data/lines; exec sleep 3600"],
+        "failover": "restore-latest",
+        "volumes": [
+            {
+                "name": "data",
+                "mountPath": "/data",
+                "stateful": {"backup": {"repository": str(repo), "passwordSecret": "restic", "every": "1h"}},
+            }
+        ],
+    }
+    first = start_agent()
+    assign(store, node, "db", writer)
+    _sync_acl(consul_server, prefix)
+
+    def snapshot() -> str:
+        entry = store.get(keys.backups(node, "db"))
+        record = BackupRecord.from_dict(loads_json(entry.value)) if entry else None
+        return record.volumes[0].snapshot if record and record.volumes else ""
+
+    wait_until(snapshot, 60, what="a first backup on node A")
+    old = _volume_folder(docker_client, f"meshop-{node}-db-data")
+    first.stop()  # the node is lost: its agent's end kills the copy and lets the lock go
+    assert running_on(docker_client, node, "db") == []
+    (old / "after-backup").write_text("written after the snapshot: lost by the move\n")
+    store.delete(keys.assignment(node, "db"))
+    second = AgentFactory(other_node, role_config("agent", other_node), tmp_path / "second")
+    try:
+        second()
+        assign(store, other_node, "db", writer)
+        _sync_acl(consul_server, prefix)
+        wait_until(lambda: running_on(docker_client, other_node, "db"), 60, what="the copy on node B")
+        new = _volume_folder(docker_client, f"meshop-{other_node}-db-data")
+        assert (new / "lines").read_text() == (old / "lines").read_text() == "".join(f"{i}\n" for i in range(1, 5001))
+        assert not (new / "after-backup").exists()  # the loss window: only what the snapshot holds
+        wait_until(
+            lambda: any(
+                "Restored" in e.text and "data-loss window" in e.text
+                for e in store.list(keys.events_of(keys.agent_events(other_node))).entries
+            ),
+            10,
+            what="the Restored event with its loss window",
+        )
+        seen = wait_for(lambda: _observed_reason(store, other_node, "db") == "Restored", 10, what="status")
+        assert seen
+        # node A returns: its copy never starts again; its volume is kept and recorded
+        start_agent()
+        kept = wait_until(
+            lambda: store.get(keys.kept_volume(node, f"meshop-{node}-db-data")), 30, what="the kept record"
+        )
+        assert kept is not None and '"service": "db"' in kept.text
+        assert running_on(docker_client, node, "db") == []
+        assert (old / "after-backup").exists()  # never deleted
+    finally:
+        second.stop_all()
+
+
+def test_a_crashed_agent_adopts_its_session_and_its_copy_keeps_running(
+    consul_server: ConsulServer, consul_config: ConsulConfig, docker_client: Any, node: str, tmp_path: Path, prefix: str
+) -> None:
+    """SIGKILL of the agent process: the next one adopts the saved session (renewed within its TTL), so
+    the copy is neither killed nor restarted — instead of waiting out the TTL and the lock-delay."""
+    import signal
+
+    from tests.integration.agent.helpers import agent_process
+
+    store = KVStore(consul_config)
+    assign(store, node, "db", STATEFUL)
+    _sync_acl(consul_server, prefix)
+    first = agent_process(node, consul_server.addr, prefix, tmp_path, log_name="agent-1.log").start()
+    try:
+        copy = wait_until(lambda: running_on(docker_client, node, "db"), 30, what="the stateful copy")
+        assert isinstance(copy, list)
+        started = copy[0].attrs["State"]["StartedAt"]
+        first.signal(signal.SIGKILL)
+        assert first.popen is not None
+        first.popen.wait(5)
+    finally:
+        first.stop()
+    second = agent_process(node, consul_server.addr, prefix, tmp_path, log_name="agent-2.log").start()
+    try:
+        wait_until(
+            lambda: "adopted the volume lock session of db" in second.log_path.read_text(), 30, what="the adoption"
+        )
+        # a few renewals and watchdog looks later, it is the same container, never stopped
+        record = store.get(keys.volume_lock("db", "data"))
+        assert record is not None
+        stamped = record.text
+        wait_until(lambda: store.get(keys.volume_lock("db", "data")).text != stamped, 10, what="a renewal")  # type: ignore[union-attr]
+        again = running_on(docker_client, node, "db")
+        assert [c.id for c in again] == [copy[0].id]
+        again[0].reload()
+        assert again[0].attrs["State"]["StartedAt"] == started
+    finally:
+        second.stop()

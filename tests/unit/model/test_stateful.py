@@ -81,6 +81,11 @@ BAD = [
             ("spec.volumes[0].stateful", "only a named volume can be stateful (a hostPath is one host's folder)"),
         ],
     ),
+    (
+        "delete-with-service",
+        service({"volumes": [{"name": "data", "mountPath": "/data", "deleteWithService": True, "stateful": {}}]}),
+        [("spec.volumes[0].deleteWithService", "a stateful volume is never deleted by meshop")],
+    ),
     ("failover-without-backup", stateful({}, failover="restore-latest"), [("spec.failover", NEEDS_BACKUP)]),
     (
         "failover-without-stateful",

@@ -95,11 +95,11 @@ class Table:
         self.locks[key] = record
         return True
 
-    def release(self, service: str, volume: str, session: str) -> None:
+    def release(self, service: str, volume: str, session: str, value: LockRecord) -> None:
         self._up()
         record = self.locks.get((service, volume))
         if record is not None and record.session == session:
-            self.locks[(service, volume)] = LockRecord(record.node, record.volume, record.since, None)
+            self.locks[(service, volume)] = LockRecord(value.node, value.volume, value.since, None, value.pending)
 
 
 class Engine:
@@ -310,3 +310,70 @@ def test_letting_go_when_the_release_is_refused_destroys_the_session() -> None:
     assert table.sessions == set()
     assert table.locks[("db", "data")].session is None
     assert ("db", "data") in table.delay_until
+
+
+def test_each_renewal_stamps_the_record_and_a_successor_bounds_its_loss_window() -> None:
+    from meshop.agent.stateful.restore import loss_window
+
+    clock = Clock()
+    table, engine = Table(clock), Engine()
+    walls = iter(float(t) for t in range(1000, 2000, 2))
+    k = VolumeLockKeeper("n1", table, engine, mono=clock, wall=lambda: next(walls))
+    k.sync(DB, set())
+    for _ in range(3):
+        clock.now += timing.RENEW_EVERY
+        k.renew_once()
+    stamped = table.locks[("db", "data")]
+    assert stamped.renewed == 1006.0 and stamped.node == "n1"
+    # the old copy wrote until at most GIVE_UP + KILL_BUDGET after that stamp, whenever it is read
+    loss, _ = loss_window(1000.0, stamped, now=5000.0)
+    assert loss == 6.0 + timing.GIVE_UP + timing.KILL_BUDGET
+    assert loss_window(1000.0, None, now=1030.0)[0] == 30.0  # no stamp: the snapshot's age
+    assert loss_window(1000.0, stamped, now=1008.0)[0] == 8.0  # never more than the age
+
+
+class Remembered:
+    def __init__(self) -> None:
+        self.saved: dict[str, tuple[str, dict[str, str]]] = {}
+
+    def save(self, sessions: dict[str, tuple[str, dict[str, str]]]) -> None:
+        self.saved = dict(sessions)
+
+    def load(self) -> dict[str, tuple[str, dict[str, str]]]:
+        return dict(self.saved)
+
+
+def test_a_crashed_agent_adopts_its_live_session_and_keeps_its_copy() -> None:
+    clock = Clock()
+    table, engine, memory = Table(clock), Engine(), Remembered()
+    first = VolumeLockKeeper("n1", table, engine, mono=clock, memory=memory)
+    first.sync(DB, set())
+    engine.running.add("db")
+    assert memory.saved == {"db": ("s1", {"data": "meshop-n1-db-data"})}
+    # the process dies (no stop()); the next one starts within the session's TTL
+    clock.now += timing.RENEW_EVERY
+    second = VolumeLockKeeper("n1", table, engine, mono=clock, memory=memory)
+    assert second.adopt() == ["db"]
+    assert second.watch_once() == [] and engine.running == {"db"}
+    assert second.sync(DB, {"db"}) == {} and table.made == 1
+
+
+def test_a_session_that_ended_is_not_adopted_and_the_copy_dies() -> None:
+    clock = Clock()
+    table, engine, memory = Table(clock), Engine(), Remembered()
+    first = VolumeLockKeeper("n1", table, engine, mono=clock, memory=memory)
+    first.sync(DB, set())
+    engine.running.add("db")
+    table.invalidate("s1")  # down longer than its TTL
+    second = VolumeLockKeeper("n1", table, engine, mono=clock, memory=memory)
+    assert second.adopt() == []
+    assert second.watch_once() == ["db"]
+
+
+def test_a_clean_stop_leaves_nothing_to_adopt() -> None:
+    clock = Clock()
+    table, engine, memory = Table(clock), Engine(), Remembered()
+    first = VolumeLockKeeper("n1", table, engine, mono=clock, memory=memory)
+    first.sync(DB, set())
+    first.stop()
+    assert memory.saved == {}
