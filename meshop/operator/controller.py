@@ -44,6 +44,7 @@ from meshop.operator.desired import (
     parse_node_entry,
     parse_service_entry,
     read_record,
+    volume_homes,
     with_last_valid,
 )
 from meshop.operator.dns import DnsWriter, node_inventory
@@ -211,6 +212,7 @@ class Controller:
             ("nodes", keys.NODES),
             ("observed", keys.OBSERVED),
             ("inventory", keys.INVENTORY_NODES),  # the addresses each node may claim (operator-written)
+            ("locks", keys.LOCKS_VOLUMES),  # where each stateful service's data is (its volume lock's record)
         ):
             store = self._new_store(self.config)
             self.watches[name] = watch_prefix(store, prefix, self._notifier(name), wait=wait, component=COMPONENT)
@@ -339,6 +341,7 @@ class Controller:
             domains=domains,
             dashboard_host=dashboard_host,
             health=health,
+            homes=self._homes(),
         )
         target = plan(state, now)
         changes = diff(state, target)
@@ -422,6 +425,12 @@ class Controller:
         agent_status = node_health.agent_status((node, i.status) for node, i in agents)
         health = replica_health(self.watches["checks"].latest or [], agent_hosts((node, i.node) for node, i in agents))
         return desired, records, node_docs, observed, agent_status, catalog_addresses(agents), health
+
+    def _homes(self) -> dict[str, str]:
+        """Stateful service -> the node its data is on (its volume lock's record): placement's first choice."""
+        watch = self.watches.get("locks")
+        listing = watch.latest if watch is not None else None
+        return volume_homes(listing.entries) if listing is not None else {}
 
     def _inventory(self) -> dict[str, tuple[str, ...]]:
         """node -> the addresses ``inventory/nodes/<node>`` lets it claim (a broken entry grants nothing)."""

@@ -8,6 +8,7 @@ record is skipped and logged once.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from meshop.model import (
 from meshop.model.addresses import port_problem
 from meshop.model.hashing import spec_size_problem
 from meshop.model.inventory import choose_address
+from meshop.model.names import is_dns_label
 from meshop.model.records import Assignment, NodeRecord, loads_json
 from meshop.operator.nodes import NodeHealth
 from meshop.operator.view import DesiredService, NodeView, RouteSpec, Workload
@@ -293,3 +295,21 @@ def node_view(
         unhealthy_since=health.unhealthy_at,
         problem=health.problem,
     )
+
+
+def volume_homes(entries: Iterable[Entry]) -> dict[str, str]:
+    """Stateful service -> the node its volume lock's record names (``locks/volumes/<service>/<volume>``,
+    written by agents: read strictly, a record that is not ``{"node": <label>, ...}`` names no one)."""
+    homes: dict[str, str] = {}
+    for entry in entries:
+        parts = entry.key[len(keys.LOCKS_VOLUMES) :].split("/")
+        if not entry.key.startswith(keys.LOCKS_VOLUMES) or len(parts) != 2:
+            continue
+        try:
+            data = json.loads(entry.value.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            continue
+        node = data.get("node") if isinstance(data, dict) else None
+        if isinstance(node, str) and is_dns_label(node):
+            homes.setdefault(parts[0], node)
+    return homes

@@ -24,6 +24,8 @@
   there: not on drain, cordon or a changed selector (their copy stays, like a pinned one). When the node
   is lost (NotReady) they move only with ``failover: restore-latest`` (the new node restores the latest
   backup first, docs/stateful.md); with ``failover: none`` they wait for the node (``StatefulNodeLost``).
+  Placed anew (scaled to 0 and back, deleted and applied again), one goes to its ``home`` first: the
+  node its volume lock last named, where its data is, when that node fits.
 * ``frozen`` services (invalid documents still running their last valid version) are not planned; they
   only take up room where they run.
 
@@ -328,11 +330,12 @@ def _place_new(work: _Work, nodes: Mapping[str, NodeView], usage: _Usage) -> Non
     views = [nodes[w.node]] if w.node is not None and w.node in nodes else list(nodes.values())
     for _ in range(max(0, need)):
         best: NodeView | None = None
-        best_key: tuple[int, tuple[int, int, float], str] | None = None
+        best_key: tuple[int, bool, tuple[int, int, float], str] | None = None
         for view in views:
             if _rejection(work, view, usage) or usage.shortage(view, w.memory, w.cpus):
                 continue
-            key = (work.here(view.name), usage.rank(view), view.name)
+            # a stateful service placed anew (scaled 0 -> 1, applied again) goes back to its data first
+            key = (work.here(view.name), view.name != w.home, usage.rank(view), view.name)
             if best_key is None or key < best_key:
                 best, best_key = view, key
         if best is None:

@@ -35,6 +35,7 @@ class ClusterState:
     domains: tuple[str, ...] = ()  # the Gateway document's; empty: every host is served
     dashboard_host: str = ""  # the Gateway document's spec.dashboard.host: no service may route it
     health: ReplicaHealth = field(default_factory=ReplicaHealth)  # Consul's checks of the replicas
+    homes: Mapping[str, str] = field(default_factory=dict)  # stateful service -> the node its volume lock names
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,12 @@ def plan(state: ClusterState, now: float) -> Plan:
         }
         for name in valid
     }
-    placements = place({n: s.workload for n, s in valid.items() if s.workload}, state.nodes, current, ready, frozen)
+    workloads = {
+        n: replace(s.workload, home=state.homes.get(n)) if s.workload.failover is not None else s.workload
+        for n, s in valid.items()
+        if s.workload
+    }
+    placements = place(workloads, state.nodes, current, ready, frozen)
 
     assignments: dict[str, dict[str, Assignment]] = {}
     events: dict[str, tuple[PlannedEvent, ...]] = {}

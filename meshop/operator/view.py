@@ -66,6 +66,7 @@ class Workload:
     bind_mounts: bool = False
     host_ports: frozenset[str] = frozenset()  # "8080/tcp": fixed host ports a replica binds
     failover: str | None = None  # a stateful service's spec.failover (none | restore-latest); None: not stateful
+    home: str | None = None  # a stateful service: the node its volume lock last named (where its data is)
 
 
 @dataclass(frozen=True)

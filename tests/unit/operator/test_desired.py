@@ -221,3 +221,23 @@ def test_a_spec_too_large_for_an_assignment_is_invalid_not_a_failed_transaction(
     assert parsed.desired is None and parsed.created == 3
     (violation,) = parsed.violations
     assert violation.path == "spec" and f"at most {MAX_SPEC_BYTES}" in violation.reason
+
+
+def test_volume_homes_read_lock_records_strictly() -> None:
+    from meshop.consul.store import Entry
+    from meshop.operator.desired import volume_homes
+
+    def entry(key: str, value: bytes) -> Entry:
+        return Entry(key, value, 1)
+
+    homes = volume_homes(
+        [
+            entry("locks/volumes/db/data", b'{"node": "n3", "volume": "meshop-n3-db-data", "since": 1}'),
+            entry("locks/volumes/db/logs", b'{"node": "n2"}'),  # the first volume's word stands
+            entry("locks/volumes/bad/data", b'{"node": "N1 evil"}'),
+            entry("locks/volumes/junk/data", b"\xff"),
+            entry("locks/volumes/list/data", b"[1]"),
+            entry("locks/volumes/deep/a/b", b'{"node": "n1"}'),
+        ]
+    )
+    assert homes == {"db": "n3"}

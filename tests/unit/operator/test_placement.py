@@ -129,6 +129,18 @@ CASES = [
         current={"db": {"n1": 1}},
     ),
     Case("stateful-first-placement-is-ordinary", [w("db", failover="none")], THREE, {"db": {"n1": 1}}),
+    Case(
+        "stateful-placed-anew-goes-back-to-its-data",  # scaled 0 -> 1: its lock names n3
+        [w("db", failover="none", home="n3")],
+        THREE,
+        {"db": {"n3": 1}},
+    ),
+    Case(
+        "stateful-home-unfit-goes-elsewhere",
+        [w("db", failover="restore-latest", home="n3")],
+        [n("n1"), n("n2"), n("n3", cordon=True)],
+        {"db": {"n1": 1}},
+    ),
     # --- nodeSelector ------------------------------------------------------------------------------
     Case(
         "node-selector-picks-the-labelled-node",
