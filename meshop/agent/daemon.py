@@ -194,14 +194,14 @@ class AgentDaemon:
             stop_grace=self.settings.stop_grace,
         )
         self.reconciler.paused = lambda: runner.paused
-        reconciler = self.reconciler
+        reconciler, locks = self.reconciler, self.volume_locks
         return BackupWorker(
             self.node,
             runner,
             lambda: (reconciler.last_specs, reconciler.last_containers),
             BackupStore(self.store, self.node),
+            may_write=locks.may_run if locks is not None else lambda _service: False,  # the volume's writer only
             clocks=clocks,
-            may_write=self.volume_locks.may_run if self.volume_locks is not None else lambda _service: False,
         )
 
     def record(self) -> NodeRecord:

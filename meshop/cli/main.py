@@ -44,6 +44,7 @@ COMMANDS = {
     "dashboard": "meshop.cli.commands.dashboard:dashboard",
     "restart": "meshop.cli.commands.restart:restart",
     "rebalance": "meshop.cli.commands.rebalance:rebalance",
+    "volume": "meshop.cli.commands.volume:volume",
     "convert": "meshop.cli.commands.convert:convert",
 }
 

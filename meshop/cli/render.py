@@ -22,6 +22,9 @@ from meshop.client.events import LoggedEvent
 from meshop.client.formats import age as format_age
 from meshop.client.formats import labels, placement
 from meshop.client.status import CONVERGING, HEALTHY, NodeRow, ServiceRow, StatusReport
+from meshop.client.usage import human_bytes
+from meshop.client.volumes import BackupLine, VolumeRow
+from meshop.model.records import SnapshotInfo
 
 HEALTH_STYLE = {HEALTHY: "green", "Degraded": "yellow", "Failed": "bold red"}
 NODE_STYLE = {"Ready": "green", "Cordoned": "yellow", "Draining": "yellow"}
@@ -119,6 +122,61 @@ def caddy_lines(report: StatusReport) -> list[RenderableType]:
     ]
 
 
+def backups_table(lines: Iterable[BackupLine], now: float) -> Table:
+    """One row per stateful volume with a backup: red when it failed last or is older than twice its
+    interval (the alert's rule), yellow while none is taken yet."""
+    table = grid("SERVICE", "VOLUME", "NODE", "LAST BACKUP", "SNAPSHOT", "SIZE", "ADDED", "TOOK", "ERROR", wrap="ERROR")
+    for line in lines:
+        b, age = line.backup, line.age(now)
+        last = f"{since(now, b.last_success)} ago" if age is not None else "none yet"
+        error = f"{b.reason}: {b.error}" if b.error else ""
+        style = "red" if b.error or (age is not None and line.stale(now)) else "yellow" if age is None else ""
+        table.add_row(
+            *cells(
+                line.service,
+                b.volume,
+                line.node,
+                f"{last} (every {format_age(b.every)})",
+                b.snapshot or "-",
+                human_bytes(b.total_bytes) if age is not None else "-",
+                human_bytes(b.bytes_added) if age is not None else "-",
+                f"{b.duration:.1f}s" if age is not None else "-",
+                error,
+                styles={3: style, 8: "red"} if style else None,
+            )
+        )
+    return table
+
+
+def volumes_table(rows: Iterable[VolumeRow], now: float) -> Table:
+    """``meshop volume ls``: stateful volumes with their last backup; copies kept aside in yellow."""
+    table = grid("SERVICE", "VOLUME", "NODE", "LAST BACKUP", "SNAPSHOT", "SIZE", "ERROR", wrap="ERROR")
+    for row in rows:
+        if row.kept:
+            kept = cells("-", row.volume, row.node, "kept aside (stale copy)", "-", "-", "", styles={3: "yellow"})
+            table.add_row(*kept)
+            continue
+        line = row.backup
+        if line is None:
+            table.add_row(*cells(row.service, row.volume, row.node or "-", "-", "-", "-", ""))
+            continue
+        b, age = line.backup, line.age(now)
+        last = f"{since(now, b.last_success)} ago" if age is not None else "none yet"
+        error = f"{b.reason}: {b.error}" if b.error else ""
+        size = human_bytes(b.total_bytes) if age is not None else "-"
+        style = "red" if error or line.stale(now) else ""
+        values = (row.service, row.volume, row.node or "-", last, b.snapshot or "-", size, error)
+        table.add_row(*cells(*values, styles={3: style, 6: "red"}))
+    return table
+
+
+def snapshots_table(found: Iterable[tuple[str, SnapshotInfo]]) -> Table:
+    table = grid("VOLUME", "SNAPSHOT", "TIME", "HOST")
+    for volume, snap in found:
+        table.add_row(*cells(volume, snap.id, timestamp(snap.time), snap.host or "-"))
+    return table
+
+
 def dashboard_lines(report: StatusReport) -> list[RenderableType]:
     """One yellow line per gateway that does not publish the dashboard host, with the reason."""
     return [
@@ -142,6 +200,8 @@ def status_view(report: StatusReport) -> RenderableType:
     if report.gateways or report.dns:
         parts += [Text(""), Text("GATEWAYS", "bold"), gateways_table(report) if report.gateways else "none"]
         parts += [dns_line(report)]
+    if report.backups:
+        parts += [Text(""), Text("BACKUPS", "bold"), backups_table(report.backups, report.now)]
     return Group(*parts)
 
 
@@ -202,6 +262,8 @@ def describe_view(desc: ServiceDescription, spec_yaml: str, now: float) -> Rende
     parts += [Text(""), Text("Conditions:", "bold"), _indented(_conditions(status, now))]
     parts += [Text(""), Text("Placement:", "bold"), _indented(_placement(desc))]
     parts += [Text(""), Text("Containers:", "bold"), _indented(_containers(desc))]
+    if desc.backups:
+        parts += [Text(""), Text("Backups:", "bold"), _indented(backups_table(desc.backups, now))]
     events = events_table(desc.events, now) if desc.events else Text("none")
     parts += [Text(""), Text("Events:", "bold"), _indented(events)]
     return Group(*parts)

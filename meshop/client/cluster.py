@@ -1,7 +1,8 @@
 """One read-only picture of the cluster for ``meshop status`` / ``get``: documents, records, agent health.
 
-``read_snapshot`` makes the requests (four KV listings — the last, ``gateways/``, for each gateway's
-``<id>/caddy`` — the leader key, the ``meshop-agent`` and ``meshop-gateway`` health);
+``read_snapshot`` makes the requests (five KV listings — ``gateways/`` for each gateway's
+``<id>/caddy``, ``backups/`` for the stateful volumes' backups — the leader key, the ``meshop-agent``
+and ``meshop-gateway`` health);
 ``Snapshot.build`` is pure, so ``--watch`` builds the same picture from its blocking-query watches.
 Nothing here writes to Consul.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from meshop.client.controlplane import ControlPlane, control_plane
 from meshop.client.gateways import GATEWAY_SERVICE
+from meshop.client.volumes import parse_backups
 from meshop.consul.config import ConsulConfig
 from meshop.consul.servers import raft_servers
 from meshop.consul.services import InstanceHealth, Services
@@ -23,6 +25,7 @@ from meshop.consul.store import Entry, KVStore, Listing
 from meshop.model import keys
 from meshop.model.names import is_dns_label
 from meshop.model.records import (
+    BackupRecord,
     CaddyLoad,
     DashboardPublication,
     DnsStatus,
@@ -37,7 +40,7 @@ from meshop.operator.desired import Memo, ParsedNode, ParsedService, parse_node_
 from meshop.operator.nodes import agent_status
 
 # the prefixes a snapshot is built from (and ``--watch`` blocks on)
-PREFIXES = (keys.DESIRED, keys.NODES, "status/", keys.GATEWAYS)
+PREFIXES = (keys.DESIRED, keys.NODES, "status/", keys.GATEWAYS, keys.BACKUPS)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class Snapshot:
     gateways: tuple[InstanceHealth, ...] = ()  # meshop-gateway registrations (not followed by --watch)
     control_plane: ControlPlane | None = None  # Consul's Raft servers (None: not read, e.g. --watch)
     gateway_loads: Mapping[str, CaddyLoad] = field(default_factory=dict)  # gateways/<id>/caddy, by id
+    backups: Mapping[tuple[str, str], BackupRecord] = field(default_factory=dict)  # (node, service): backups/
     dashboards: Mapping[str, DashboardPublication] = field(default_factory=dict)  # gateways/<id>/dashboard
     rebalance: RebalanceStatus | None = None  # the leader's rebalancing record (status/rebalance)
 
@@ -105,9 +109,12 @@ class Snapshot:
         dns: dict[str, DnsStatus] = {}
         rebalance: dict[str, RebalanceStatus] = {}
         gateway_loads: dict[str, CaddyLoad] = {}
+        backup_entries: list[Entry] = []
         dashboards: dict[str, DashboardPublication] = {}
         for entry in (e for listing in listings for e in listing.entries):
             key = entry.key
+            if key.startswith(keys.BACKUPS):
+                backup_entries.append(entry)
             if _name(key, keys.DESIRED_SERVICES):
                 name = _name(key, keys.DESIRED_SERVICES)
                 services[name], service_entries[name] = memo.services.get(entry), entry
@@ -150,6 +157,7 @@ class Snapshot:
             dns=dns.get("dns"),
             gateways=tuple(gateways),
             gateway_loads=gateway_loads,
+            backups=parse_backups(backup_entries),
             dashboards=dashboards,
             rebalance=rebalance.get("rebalance"),
         )

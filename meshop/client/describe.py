@@ -15,6 +15,7 @@ from meshop.client.apply import stored_document
 from meshop.client.cluster import Leader, Parsers, Snapshot
 from meshop.client.gateways import dns_dict, gateway_rows
 from meshop.client.status import NodeRow, ServiceRow, node_rows, service_row
+from meshop.client.volumes import BackupLine, backup_lines, read_backups
 from meshop.consul.events import EventLog
 from meshop.consul.kv import Entry
 from meshop.consul.store import KVStore
@@ -34,6 +35,8 @@ class ServiceDescription:
     assignments: Mapping[str, Assignment] = field(default_factory=dict)  # node -> assignment
     observed: Mapping[str, Observed] = field(default_factory=dict)  # node -> what its agent saw
     events: Sequence[Event] = ()
+    backups: Sequence[BackupLine] = ()  # its stateful volumes' backups, from the nodes it is placed on
+    now: float = 0.0  # when it was read (a backup's age)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +47,7 @@ class ServiceDescription:
             "assignments": {node: a.to_dict() for node, a in sorted(self.assignments.items())},
             "observed": {node: o.to_dict() for node, o in sorted(self.observed.items())},
             "events": [e.to_dict() for e in self.events],
+            **({"backups": [b.to_dict(self.now) for b in self.backups]} if self.backups else {}),
         }
 
 
@@ -63,6 +67,8 @@ def describe_service(store: KVStore, name: str, clock: Callable[[], float] = tim
         statuses={name: status} if status else {},
         leader=Leader.from_entry(leader),
     )
+    records = {k: r for k, r in read_backups(store).items() if k[1] == name}
+    placed = {name: list(status.placement)} if status else {}
     return ServiceDescription(
         row=service_row(name, snapshot),
         document=stored_document(entry) if entry else None,
@@ -70,6 +76,8 @@ def describe_service(store: KVStore, name: str, clock: Callable[[], float] = tim
         assignments=assignments,
         observed=observed,
         events=EventLog(store, "cli").recent(RECENT_EVENTS, obj=f"service/{name}"),
+        backups=tuple(backup_lines(records, placed)),
+        now=snapshot.now,
     )
 
 

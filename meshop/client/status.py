@@ -33,6 +33,7 @@ from meshop.client.cluster import Leader, Snapshot
 from meshop.client.controlplane import ControlPlane
 from meshop.client.gateways import GatewayRow, gateway_rows
 from meshop.client.rebalance import status_line
+from meshop.client.volumes import BackupLine, backup_lines
 from meshop.model.records import DnsStatus, ServiceStatus
 from meshop.operator.desired import ParsedService
 from meshop.operator.nodes import problems_of
@@ -181,6 +182,7 @@ class StatusReport:
     dns: DnsStatus | None = None
     control_plane: ControlPlane | None = None
     caddy_refused: tuple[CaddyRefusal, ...] = ()
+    backups: tuple[BackupLine, ...] = ()  # stateful volumes' backups, from the nodes they are placed on
     dashboard_unpublished: tuple[DashboardUnpublished, ...] = ()  # not in all_ready: the fleet serves
     rebalance: str | None = None  # the line saying the placement is out of balance (client/rebalance.py)
 
@@ -191,6 +193,8 @@ class StatusReport:
         for node in data["nodes"]:
             if node["ready"]:
                 node.pop("lastSeen")
+        for backup in data.get("backups", ()):
+            backup.pop("age")
         return json.dumps(data, sort_keys=True)
 
     @property
@@ -217,6 +221,7 @@ class StatusReport:
             **({"dns": self.dns.to_dict()} if self.dns else {}),
             **({"controlPlane": self.control_plane.to_dict()} if self.control_plane else {}),
             **({"caddyRefused": [r.to_dict() for r in self.caddy_refused]} if self.caddy_refused else {}),
+            **({"backups": [b.to_dict(self.now) for b in self.backups]} if self.backups else {}),
             **(
                 {"dashboardUnpublished": [d.to_dict() for d in self.dashboard_unpublished]}
                 if self.dashboard_unpublished
@@ -236,9 +241,15 @@ def build_report(snapshot: Snapshot) -> StatusReport:
         snapshot.dns,
         snapshot.control_plane,
         caddy_refusals(snapshot),
+        tuple(backup_lines(snapshot.backups, placements(snapshot))),
         dashboards_unpublished(snapshot),
         status_line(snapshot.rebalance),
     )
+
+
+def placements(snapshot: Snapshot) -> dict[str, list[str]]:
+    """Service -> the nodes the controller placed it on (its status), for whose backups count."""
+    return {name: list(status.placement) for name, status in snapshot.statuses.items()}
 
 
 def service_rows(snapshot: Snapshot) -> tuple[ServiceRow, ...]:

@@ -18,6 +18,7 @@ from meshop.client.formats import age, labels, placement
 from meshop.client.gateways import GatewayRow
 from meshop.client.status import CONVERGING, NodeRow, ServiceRow, StatusReport
 from meshop.client.usage import NodeUsage, cpu_text, human_bytes, human_rate, node_rows, percent, service_rows
+from meshop.client.volumes import BackupLine
 from meshop.dashboard.charts import sparkline
 from meshop.dashboard.history import Point, UsageHistory
 from meshop.dashboard.html import esc, tag, url_part
@@ -367,6 +368,8 @@ def service(desc: ServiceDescription, now: float, viewer: Viewer | None = None) 
         if rows
         else '<p class="empty">No containers reported.</p>'
     )
+    if desc.backups:
+        parts += ["<h3>Backups</h3>", backups_table(desc.backups, now)]
     parts.append("<h3>Events</h3>")
     parts.append(
         table(("Age", "Kind", "Object", "By", "Message"), event_rows(desc.events, now), "events")
@@ -376,6 +379,27 @@ def service(desc: ServiceDescription, now: float, viewer: Viewer | None = None) 
     document = yaml.safe_dump(dict(desc.document), sort_keys=False) if desc.document else "(deleted)"
     parts += ["<h3>Document</h3>", tag("pre", document, "doc"), f'<p class="time">As of {esc(clock(now))}.</p>']
     return "\n".join(parts)
+
+
+def backups_table(lines: Sequence[BackupLine], now: float) -> str:
+    """The stateful volumes' backups, as ``meshop status`` shows them: a failed or stale one is marked."""
+    rows = []
+    for line in lines:
+        b, since = line.backup, line.age(now)
+        last = f"{age(since)} ago" if since is not None else "none yet"
+        state = "bad" if b.error or (since is not None and line.stale(now)) else "wait" if since is None else "ok"
+        rows.append(
+            [
+                esc(b.volume),
+                f'<a href="/node/{url_part(line.node)}">{esc(line.node)}</a>',
+                tag("span", f"{last} (every {age(b.every)})", f"badge {state}"),
+                tag("span", b.snapshot or "-", "mono"),
+                esc(human_bytes(b.total_bytes) if since is not None else "-"),
+                esc(f"{b.duration:.1f}s" if since is not None else "-"),
+                tag("span", f"{b.reason}: {b.error}" if b.error else "-", "msg"),
+            ]
+        )
+    return table(("Volume", "Node", "Last backup", "Snapshot", "Size", "Took", "Error"), rows, "backups")
 
 
 def node(row: NodeRow, observed: Mapping[str, Observed], events: Sequence[Event], now: float, viewer: Viewer) -> str:

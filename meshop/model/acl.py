@@ -15,12 +15,12 @@ send what this module renders. Each rule follows from what the role's code reads
 * ``agent`` of node N: writes ``nodes/N``, ``observed/N/``, ``usage/N``, ``backups/N/`` (its stateful volumes'
   backups), its fence ``fences/N`` and its own events
   (``events/agent-N/``: what it did to containers, bounded per writer); reads ``assignments/N/``,
-  ``requests/<S>/`` of its services S (``meshop volume backup``) and
+  and consumes ``requests/<S>/`` of its services S (``meshop volume backup|restore``), reads
   ``desired/gateway`` (its TLS mode, for ``--ingress-https-port``); registers ``meshop-agent``,
   ``meshop-metrics-agent-N`` (its own metrics name, bound to N) and the services assigned to it; reads
-  ``secrets/<S>/`` and takes the volume locks ``locks/volumes/<S>/`` only for the services S assigned
-  to N (sessions: any Consul node, as the controller), and writes the records of stale volumes it keeps
-  aside, ``volumes/kept/N/``. The assigned services change with placement,
+  ``secrets/<S>/`` and takes the volume locks ``locks/volumes/<S>/`` only for the services S assigned to N
+  (sessions: any Consul node, as the controller), and writes the records of stale volumes it keeps aside,
+  ``volumes/kept/N/``. The assigned services change with placement,
   so this policy is re-rendered by ``meshop acl sync`` (``services``: assigned to N by the controller;
   ``kept``: names N was granted before and still reports running in ``observed/N/``, so it can deregister
   what it stops — never a name N only reports, since ``observed/N/`` is N's own word).
@@ -36,7 +36,7 @@ becomes an agent's service right, whatever placement says.
   ``fences/`` (``meshop cluster adopt``), to ``events/audit/`` (the dashboard records its actions
   there, where no agent can write), to ``inventory/`` (the addresses each node may be dialled at:
   ``meshop nodes inventory``; no other role writes there, so a node cannot widen its own entry) and to
-  ``requests/`` (``meshop volume backup``).
+  ``requests/`` (``meshop volume backup|restore``).
 * ``prometheus``: reads the ``meshop-metrics-*`` services and the nodes, and the local agent's datacenter
   (what ``consul_sd_configs`` asks for).
 
@@ -210,7 +210,8 @@ def policy_rules(
             _rule("key", f"{p}/desired/gateway", "read"),  # the TLS mode of the node's HTTPS sites
             _rule("key_prefix", f"{p}/gateways/", "read"),  # the gateways' addresses: trusted proxies
             *(_rule("key_prefix", f"{p}/secrets/{s}/", "read") for s in assigned),
-            *(_rule("key_prefix", f"{p}/requests/{s}/", "read") for s in assigned),  # volume backup requests
+            # `meshop volume backup|restore` requests of its services: read, and a restore consumed once done
+            *(_rule("key_prefix", f"{p}/requests/{s}/", "write") for s in assigned),
             # the single-writer locks of its services' stateful volumes (docs/stateful.md): sessions are
             # made on the local Consul agent, whose node name need not be the meshop node's
             *(_rule("key_prefix", f"{p}/{keys.volume_locks(s)}", "write") for s in assigned),

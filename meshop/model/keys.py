@@ -115,6 +115,10 @@ def backup_request(service: str) -> str:
     return f"{REQUESTS}{service}/backup"
 
 
+def restore_request(service: str) -> str:
+    return f"{REQUESTS}{service}/restore"
+
+
 def service_status(name: str) -> str:
     return f"{STATUS_SERVICES}{name}"
 

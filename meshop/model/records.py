@@ -392,6 +392,21 @@ class VolumeBackup(Record):
 
 
 @dataclass(frozen=True)
+class RestoreReport(Record):
+    """The last ``meshop volume restore`` request the agent carried out for a service (``id``)."""
+
+    id: Annotated[str, Cap(64)]
+    ok: bool = False
+    volumes: Annotated[tuple[str, ...], Cap(32)] = ()  # restored
+    snapshots: Annotated[tuple[str, ...], Cap(32)] = ()  # the snapshot restored into each (short id)
+    kept_aside: Annotated[str, Cap(255)] = ""  # the folder name, beside each volume's, holding what it replaced
+    finished: float = 0.0
+    duration: float = 0.0
+    error: Problem = ""
+    reason: BackupReason = ""
+
+
+@dataclass(frozen=True)
 class BackupRecord(Record):
     """``backups/<node>/<service>``: written by the agent of ``node`` for the stateful volumes of a
     service it runs. Untrusted: readers check that ``node`` and ``service`` match the key."""
@@ -400,6 +415,7 @@ class BackupRecord(Record):
     node: str
     volumes: Annotated[tuple[VolumeBackup, ...], Cap(32)] = ()
     written_at: float = 0.0
+    restore: RestoreReport | None = None
 
 
 @dataclass(frozen=True)
@@ -408,4 +424,16 @@ class BackupRequest(Record):
     backup now; the agent carries out each ``id`` once and reports it in ``VolumeBackup.request``."""
 
     id: Annotated[str, Cap(64)]
+    requested_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class RestoreRequest(Record):
+    """``requests/<service>/restore``: ``meshop volume restore`` asks the node holding the service to stop
+    it, restore ``snapshot`` (``latest``, or an id) into its volume (``volume``: all when empty), and start
+    it again; carried out once per ``id``, reported in ``BackupRecord.restore``."""
+
+    id: Annotated[str, Cap(64)]
+    snapshot: Annotated[str, Cap(64)] = "latest"
+    volume: Annotated[str, Cap(63)] = ""
     requested_at: float = 0.0

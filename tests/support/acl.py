@@ -153,7 +153,7 @@ def role_of(args: list[str]) -> tuple[str, str | None]:
     if command in DAEMONS and "run" in args:
         node = args[args.index("--node") + 1] if command == "agent" and "--node" in args else None
         return DAEMONS[command], node
-    if command in OPERATOR_COMMANDS:
+    if command in OPERATOR_COMMANDS or (command == "volume" and {"backup", "restore"} & set(args)):
         return "operator", None
     if command == "prometheus":  # not a meshop command: the scrape config's discovery token
         return "prometheus", None

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from meshop import restic
 from meshop.errors import ConsulError, DriverError, ResticError, SecretRefused
@@ -32,6 +32,7 @@ from meshop.restic.repository import ENV_ALLOWED
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 PREPARE_TIMEOUT = 600.0  # seconds a prepare command may run
 MAX_SECRET = 64 * 1024
 
@@ -74,6 +75,11 @@ class Outcome:
     reason: BackupReason = ""
 
 
+def tags_of(target: Target) -> tuple[str, ...]:
+    """The tags of a volume's snapshots: its backups carry them, a restore takes only snapshots with them."""
+    return ("meshop", f"service={target.service}", f"volume={target.volume}")
+
+
 class Failed(Exception):
     def __init__(self, reason: BackupReason, message: str) -> None:
         super().__init__(message)
@@ -109,11 +115,7 @@ class BackupRunner:
 
     def _run(self, target: Target) -> tuple[restic.BackupResult, tuple[restic.Snapshot, ...]]:
         repo = self.repository(target)
-        tags = (
-            "meshop",
-            f"service={target.service}",
-            f"volume={target.volume}",
-        )
+        tags = tags_of(target)
         try:
             if repo.url not in self._ready_repos:
                 restic.ensure_repository(repo)
@@ -147,18 +149,23 @@ class BackupRunner:
             return take()
         if not backup.prepare_stop:
             return take()
-        self.paused = self.paused | {cid}  # the reconciler holds it: a stopped container is not a crash to repair
+        return self.stopped(cid, take, "backup")
+
+    def stopped(self, cid: str, work: Callable[[], T], what: str) -> T:
+        """Run ``work`` with the container stopped (the reconciler holds it meanwhile: a stopped
+        container is not a crash to repair) and **always** start the same container again."""
+        self.paused = self.paused | {cid}
         try:
             try:
                 self.engine.stop(cid, self.stop_grace)
             except DriverError as exc:
-                raise Failed("prepare-failed", f"stopping the service for its backup: {exc}") from None
-            return take()
+                raise Failed("prepare-failed", f"stopping the service for its {what}: {exc}") from None
+            return work()
         finally:
             try:
                 self.engine.start(cid)
             except DriverError as exc:  # the reconciler starts it on its next pass
-                log.error("starting %s again after its backup failed: %s", cid[:12], exc)
+                log.error("starting %s again after its %s failed: %s", cid[:12], what, exc)
             self.paused = self.paused - {cid}
 
     def repository(self, target: Target) -> restic.RepositorySpec:

@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from meshop import metrics
+from meshop.agent.backup.restore import restore_service
 from meshop.agent.backup.runner import BackupRunner, Outcome, Target
 from meshop.agent.backup.schedule import Attempt, Candidate, VolumeKey, due, wait_for
 from meshop.agent.clocks import SYSTEM, Clocks
@@ -27,7 +28,7 @@ from meshop.agent.planning.plan import Container
 from meshop.daemon.threads import DaemonThread
 from meshop.errors import ConsulError
 from meshop.model import ServiceSpec
-from meshop.model.records import BackupRecord, SnapshotInfo, VolumeBackup
+from meshop.model.records import BackupRecord, RestoreReport, RestoreRequest, SnapshotInfo, VolumeBackup
 from meshop.restic.repository import masked
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ class BackupSink(Protocol):
     def services(self) -> set[str]: ...
 
     def request(self, service: str, /) -> str: ...
+
+    def restore(self, service: str, /) -> tuple[RestoreRequest, int] | None: ...
+
+    def consume_restore(self, service: str, index: int, /) -> None: ...
 
     def publish(self, record: BackupRecord, /) -> bool: ...
 
@@ -73,20 +78,25 @@ class BackupWorker:
         self.history: dict[VolumeKey, Attempt] = {}
         self.reports: dict[VolumeKey, VolumeBackup] = {}
         self.held_since: dict[VolumeKey, float] = {}  # wall time this agent first saw it a candidate
+        self.restores: dict[str, RestoreReport] = {}  # service -> the last restore carried out here
+        self.restored: set[str] = set()  # request ids carried out (a request not yet consumed is not redone)
         self._adopted = False
         self.thread = DaemonThread(f"backup-{node}", self._run)
 
     # -- one pass ------------------------------------------------------------------------------------
 
-    def targets(self) -> list[tuple[Candidate, Target]]:
+    def targets(self, *, stopped_too: bool = False) -> list[tuple[Candidate, Target]]:
+        """The backed-up volumes of the services whose container runs here (one a ``prepare: stop``
+        holds stopped counts; with ``stopped_too`` any of its containers: a restore) and whose volume
+        lock this node holds."""
         specs, containers = self.inputs()
-        running: dict[str, str] = {}
-        for c in sorted(containers, key=lambda c: c.id):
-            if c.running and c.replica >= 0 and c.service in specs:
-                running.setdefault(c.service, c.id)
+        chosen: dict[str, str] = {}
+        for c in sorted(containers, key=lambda c: (not c.running, c.id)):
+            if (c.running or c.id in self.runner.paused or stopped_too) and c.replica >= 0 and c.service in specs:
+                chosen.setdefault(c.service, c.id)
         found = []
         for service, spec in sorted(specs.items()):
-            cid = running.get(service) or self._paused(service, containers)
+            cid = chosen.get(service)
             if not cid or not self.may_write(service):
                 continue
             for volume in spec.stateful_volumes:
@@ -98,21 +108,19 @@ class BackupWorker:
                 found.append((candidate, Target(service, volume.name, docker_volume, cid, backup)))
         return found
 
-    def _paused(self, service: str, containers: Sequence[Container]) -> str:
-        """A container a ``prepare: stop`` holds stopped still counts as the service running here."""
-        return next((c.id for c in containers if c.service == service and c.id in self.runner.paused), "")
-
     def pass_once(self) -> float | None:
         """Run what is due, publish, export; seconds until the next look (None: nothing scheduled)."""
-        found = self.targets()
-        candidates = [self._with_request(c) for c, _ in found]
-        by_key = {c.key: t for c, t in found}
+        held = self.targets(stopped_too=True)  # kept (records, history) while a container of it is here
+        running = {t.container_id for _, t in self.targets()}
+        candidates = [self._with_request(c) for c, t in held if t.container_id in running]
+        by_key = {c.key: t for c, t in held}
         wall = self.clocks.wall()
-        for c in candidates:
+        for c, _ in held:
             self.held_since.setdefault(c.key, wall)
         for candidate in due(candidates, self.history, self.clocks.mono()):
             self._attempt(candidate, by_key[candidate.key])
-        self._publish({c.key: c for c in candidates})
+        self._restores(held)
+        self._publish({c.key: c for c, _ in held})
         return wait_for(candidates, self.history, self.clocks.mono())
 
     def _with_request(self, candidate: Candidate) -> Candidate:
@@ -135,6 +143,29 @@ class BackupWorker:
         )
         if not outcome.ok:
             metrics.volume_backup_failures_total.labels(candidate.service, candidate.volume, outcome.reason).inc()
+
+    def _restores(self, found: list[tuple[Candidate, Target]]) -> None:
+        """Carry out each pending ``meshop volume restore`` once, then consume its request."""
+        by_service: dict[str, list[Target]] = {}
+        for _, target in found:
+            by_service.setdefault(target.service, []).append(target)
+        for service, targets in by_service.items():
+            try:
+                pending = self.store.restore(service)
+            except ConsulError as exc:
+                log.debug("cannot read the restore request of %s: %s", service, exc)
+                continue
+            if pending is None or pending[0].id in self.restored:
+                continue
+            request, index = pending
+            self.restored.add(request.id)
+            self.restores[service] = restore_service(self.runner, targets, request)
+            for key in [k for k in self.history if k[0] == service]:
+                del self.history[key]  # back the restored data up soon: the restore point moves with it
+            try:
+                self.store.consume_restore(service, index)
+            except ConsulError as exc:
+                log.warning("cannot remove the restore request of %s (carried out): %s", service, exc)
 
     def _publish(self, current: Mapping[VolumeKey, Candidate]) -> None:
         now = self.clocks.wall()
@@ -161,8 +192,12 @@ class BackupWorker:
             if not self._adopted:
                 self.store.adopt()
                 self._adopted = True
+            for service in set(self.restores) - set(services) - {k[0] for k in current}:
+                del self.restores[service]  # no longer here
+            for service in set(self.restores) & {k[0] for k in current}:
+                services.setdefault(service, [])
             for service, volumes in services.items():
-                self.store.publish(BackupRecord(service, self.node, tuple(volumes), now))
+                self.store.publish(BackupRecord(service, self.node, tuple(volumes), now, self.restores.get(service)))
             self.store.delete(self.store.services - set(services))
         except ConsulError as exc:
             log.warning("cannot write the backup records: %s", exc)

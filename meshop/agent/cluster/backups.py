@@ -15,7 +15,7 @@ from typing import Protocol
 from meshop.consul.store import Entry, TxnOp
 from meshop.model import keys
 from meshop.model.codec import RecordError
-from meshop.model.records import BackupRecord, BackupRequest, dumps, loads_json
+from meshop.model.records import BackupRecord, BackupRequest, RestoreRequest, dumps, loads_json
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ class BackupKV(Protocol):
     def get(self, key: str, /) -> Entry | None: ...
 
     def keys(self, prefix: str, /) -> list[str]: ...
+
+    def delete(self, key: str, cas: int | None = None, /) -> bool: ...
 
     def transact(self, ops: list[TxnOp], /) -> None: ...
 
@@ -42,6 +44,23 @@ def parse_request(entry: Entry | None) -> str:
     return request.id if _REQUEST_ID.fullmatch(request.id) else ""
 
 
+_SNAPSHOT = re.compile(r"latest|[0-9a-f]{8,64}")
+_VOLUME = re.compile(r"|[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def parse_restore(entry: Entry | None) -> RestoreRequest | None:
+    """A pending restore request, or None (none, or not one meshop wrote: every field checked)."""
+    if entry is None:
+        return None
+    try:
+        request = RestoreRequest.from_dict(loads_json(entry.value))
+    except RecordError as exc:
+        log.warning("ignoring %s: %s", entry.key, exc)
+        return None
+    fields = ((_REQUEST_ID, request.id), (_SNAPSHOT, request.snapshot), (_VOLUME, request.volume))
+    return request if all(pattern.fullmatch(value) for pattern, value in fields) else None
+
+
 class BackupStore:
     def __init__(self, store: BackupKV, node: str) -> None:
         self.store = store
@@ -52,9 +71,19 @@ class BackupStore:
         """Raises ConsulError."""
         return parse_request(self.store.get(keys.backup_request(service)))
 
+    def restore(self, service: str) -> tuple[RestoreRequest, int] | None:
+        """The pending restore request and its ModifyIndex. Raises ConsulError."""
+        entry = self.store.get(keys.restore_request(service))
+        request = parse_restore(entry)
+        return (request, entry.modify_index) if request is not None and entry is not None else None
+
+    def consume_restore(self, service: str, index: int) -> None:
+        """Delete the request carried out, unless a newer one replaced it meanwhile. Raises ConsulError."""
+        self.store.delete(keys.restore_request(service), index)
+
     def publish(self, record: BackupRecord) -> bool:
         """Write the record when it changed; True when written. Raises ConsulError."""
-        same = dumps(BackupRecord(record.service, record.node, record.volumes))
+        same = dumps(BackupRecord(record.service, record.node, record.volumes, restore=record.restore))
         if self._written.get(record.service) == same:
             return False
         self.store.transact([TxnOp.set(keys.backups(self.node, record.service), dumps(record))])

@@ -6,6 +6,7 @@ runs only once the agent's token may read that folder: the first backup never ra
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import urllib.request
 from pathlib import Path
@@ -13,16 +14,22 @@ from typing import Any
 
 from meshop.consul.store import KVStore
 from meshop.model import keys
-from meshop.model.records import BackupRecord, BackupRequest, VolumeBackup, dumps, loads_json
+from meshop.model.records import BackupRecord, ServiceStatus, VolumeBackup, dumps, loads_json
 from meshop.restic import RepositorySpec, ensure_repository, restore, snapshots
 from tests.integration.agent.helpers import AgentFactory, Engine, assign
+from tests.integration.cli.conftest import invoke
+from tests.support.consul_server import ConsulServer
 from tests.support.procs import wait_until
 
 PASSWORD = "repo-" + secrets.token_hex(8)
 WRITER = {
     "image": "meshop-test/busybox:1",
     "command": ["/bin/sh"],
-    "args": ["-c", "echo first > /data/a.txt; head -c 300000 /dev/urandom > /data/blob; exec sleep 3600"],
+    "args": [
+        "-c",
+        "[ -f /data/a.txt ] || echo first > /data/a.txt; "
+        "[ -f /data/blob ] || head -c 300000 /dev/urandom > /data/blob; exec sleep 3600",
+    ],
 }
 
 
@@ -57,11 +64,19 @@ def digest(root: Path) -> dict[str, str]:
 
 
 def test_backup_runs_reports_and_a_request_runs_another(
-    start_agent: AgentFactory, store: KVStore, engine: Engine, node: str, prefix: str, tmp_path: Path
+    start_agent: AgentFactory,
+    store: KVStore,
+    engine: Engine,
+    node: str,
+    prefix: str,
+    tmp_path: Path,
+    consul_server: ConsulServer,
 ) -> None:
     store.client.kv.put(f"{prefix}/secrets/app/restic", PASSWORD)
     agent = start_agent()
-    assign(store, node, "app", stateful(prefix, tmp_path / "repo", prepare={"exec": ["sh", "-c", "sync"]}))
+    spec = stateful(prefix, tmp_path / "repo", prepare={"exec": ["sh", "-c", "sync"]})
+    spec["placement"] = {"node": node}
+    assign(store, node, "app", spec)
     wait_until(lambda: engine.running("app"), 10, what="the container")
     first = wait_until(lambda: (v := volume_record(store, node)) and v.snapshot and v, 60, what="a first snapshot")
     assert isinstance(first, VolumeBackup)
@@ -76,10 +91,30 @@ def test_backup_runs_reports_and_a_request_runs_another(
     assert PASSWORD not in dumps(BackupRecord("app", node, (first,)))
 
     container_id = engine.running("app")[0].id
-    store.put(keys.backup_request("app"), dumps(BackupRequest("req-1", 1.0)))
-    second = wait_until(lambda: (v := volume_record(store, node)) and v.request == "req-1" and v, 30, what="request")
-    assert isinstance(second, VolumeBackup)
+    # the commands: a document and a status as apply and the controller would write them
+    doc = {"apiVersion": "meshop.io/v1alpha1", "kind": "Service", "metadata": {"name": "app"}, "spec": spec}
+    store.put(keys.desired_service("app"), json.dumps(doc))
+    store.put(keys.service_status("app"), dumps(ServiceStatus("app", 1, placement={node: 1}, replicas=1)))
+    code, out, err = invoke(consul_server.addr, prefix, "volume", "backup", "app", "--timeout", "60")
+    assert code == 0, err
+    second = volume_record(store, node)
+    assert second is not None and second.request and second.request in out and "data on " + node in out
     assert second.snapshot != first.snapshot and second.last_success > first.last_success
+    code, out, err = invoke(consul_server.addr, prefix, "volume", "snapshots", "app")
+    assert code == 0 and out.index(second.snapshot) < out.index(first.snapshot), err
+    code, out, err = invoke(consul_server.addr, prefix, "volume", "ls", "-o", "json")
+    assert code == 0 and json.loads(out)[0]["backup"]["snapshot"] == second.snapshot, err
+    code, out, _ = invoke(consul_server.addr, prefix, "status")
+    assert "BACKUPS" in out and second.snapshot in out
+    code, out, _ = invoke(consul_server.addr, prefix, "describe", "service", "app")
+    assert "Backups:" in out and second.snapshot in out
+    for args, words in (
+        (("volume", "backup", "nosuch"), "service nosuch not found"),
+        (("volume", "snapshots", "nosuch"), "no backups reported for service nosuch"),
+        (("volume", "backup", "../x"), "not a service name"),
+    ):
+        code, out, err = invoke(consul_server.addr, prefix, *args)
+        assert code == 1 and words in err and "Traceback" not in err, (args, err)
     assert second.bytes_added < 10_000  # nothing changed: deduplicated
     assert [c.id for c in engine.running("app")] == [container_id]  # prepare exec: the service untouched
     with urllib.request.urlopen(agent.status_url + "/metrics", timeout=5) as response:
@@ -129,3 +164,49 @@ def test_prepare_stop_stops_backs_up_and_starts_the_same_container(
     assert isinstance(after, list) and [c.id for c in after] == [before.id]  # the same container, not a new one
     after[0].reload()
     assert after[0].attrs["State"]["StartedAt"] != before.attrs["State"]["StartedAt"]  # it was stopped
+
+
+def test_restore_stops_restores_exact_bytes_keeps_the_old_and_starts_the_same_container(
+    start_agent: AgentFactory,
+    store: KVStore,
+    engine: Engine,
+    node: str,
+    prefix: str,
+    tmp_path: Path,
+    consul_server: ConsulServer,
+) -> None:
+    store.client.kv.put(f"{prefix}/secrets/app/restic", PASSWORD)
+    start_agent()
+    spec = stateful(prefix, tmp_path / "repo")
+    assign(store, node, "app", spec)
+    doc = {"apiVersion": "meshop.io/v1alpha1", "kind": "Service", "metadata": {"name": "app"}, "spec": spec}
+    store.put(keys.desired_service("app"), json.dumps(doc))
+    first = wait_until(lambda: (v := volume_record(store, node)) and v.snapshot and v, 60, what="a first snapshot")
+    assert isinstance(first, VolumeBackup)
+    volume = Path(engine.client.volumes.get(f"meshop-{node}-app-data").attrs["Mountpoint"])
+    at_snapshot = digest(volume)
+    container = engine.running("app")[0]
+    container.exec_run(["sh", "-c", "echo changed > /data/a.txt; echo new > /data/b.txt"])
+    assert digest(volume) != at_snapshot
+
+    # a snapshot that does not exist: the volume and the service untouched
+    restore = ("volume", "restore", "app", "--timeout", "60", "--snapshot")
+    code, out, err = invoke(consul_server.addr, prefix, *restore, "deadbeef")
+    assert code == 1 and "no-snapshot" in err, err
+    changed = digest(volume)
+    assert changed != at_snapshot and [c.id for c in engine.running("app")] == [container.id]
+
+    code, out, err = invoke(consul_server.addr, prefix, *restore, first.snapshot)
+    assert code == 0, err
+    assert f"restored snapshot {first.snapshot}" in out
+    assert digest(volume) == at_snapshot  # the snapshot's exact bytes, b.txt gone
+    aside = next(volume.parent.glob("meshop-before-restore-*"))
+    assert digest(aside) == changed  # what it replaced, kept
+    wait_until(lambda: [c.id for c in engine.running("app")] == [container.id], 10, what="the same container again")
+    assert store.get(keys.restore_request("app")) is None  # consumed: never carried out twice
+    for args, words in (
+        (("volume", "restore", "app", "--snapshot", "../x"), "--snapshot"),
+        (("volume", "restore", "app", "--volume", "other"), "--volume"),
+    ):
+        code, out, err = invoke(consul_server.addr, prefix, *args)
+        assert code == 1 and words in err and "Traceback" not in err, (args, err)

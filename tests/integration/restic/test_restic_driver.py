@@ -153,3 +153,33 @@ def test_full_disk(small_disk: Path, volume: Path, tmp_path: Path) -> None:
         backup(repo, volume, TAGS, "n1")
     assert info.value.reason == "disk-full" and "no space left" in str(info.value)
     assert snapshots(repo, TAGS) == []
+
+
+def test_the_password_is_never_on_argv_nor_in_the_environment(volume: Path, tmp_path: Path) -> None:
+    """Sampled while restic runs: ``ps`` (any local user) and /proc/PID/environ never show the password."""
+    import threading
+
+    repo = RepositorySpec(str(tmp_path / "repo"), PASSWORD)
+    ensure_repository(repo)
+    (volume / "big").write_bytes(os.urandom(12_000_000))
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (backup(repo, volume, TAGS, "n1"), done.set()), daemon=True)
+    worker.start()
+    seen = 0
+    secret = PASSWORD.encode()
+    while not done.is_set() and worker.is_alive():
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                argv = (proc / "cmdline").read_bytes()
+                environ = (proc / "environ").read_bytes()
+            except OSError:
+                continue
+            if b"restic" in argv.split(b"\0")[0] and str(tmp_path).encode() in argv:
+                seen += 1
+                assert secret not in argv and secret not in environ
+                assert b"RESTIC_PASSWORD_FILE=" in environ and b"RESTIC_PASSWORD=" not in environ
+        time.sleep(0.05)
+    worker.join(timeout=120)
+    assert done.is_set() and seen > 0, "restic was never seen running"

@@ -7,7 +7,7 @@ import pytest
 from meshop.agent.backup.runner import Failed, Outcome, Target, parse_env
 from meshop.agent.backup.schedule import Candidate
 from meshop.agent.backup.worker import report
-from meshop.agent.cluster.backups import parse_request
+from meshop.agent.cluster.backups import parse_request, parse_restore
 from meshop.consul.store import Entry
 from meshop.model import Backup
 from meshop.model.frozen import freeze
@@ -70,3 +70,19 @@ def test_env_lines_only_carry_repository_credentials() -> None:
 def test_requests_are_read_as_untrusted(value: bytes, expected: str) -> None:
     assert parse_request(Entry("requests/db/backup", value, 1)) == expected
     assert parse_request(None) == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b'{"id": "r-1", "snapshot": "latest"}', ("r-1", "latest", "")),
+        (b'{"id": "r-2", "snapshot": "0db176dd", "volume": "data"}', ("r-2", "0db176dd", "data")),
+        (b'{"id": "r-3", "snapshot": "--target=/etc"}', None),
+        (b'{"id": "r-4", "volume": "../x"}', None),
+        (b'{"id": "r 5"}', None),
+        (b'{"snapshot": "latest"}', None),
+    ],
+)
+def test_restore_requests_are_read_as_untrusted(value: bytes, expected: tuple[str, str, str] | None) -> None:
+    found = parse_restore(Entry("requests/db/restore", value, 1))
+    assert (found and (found.id, found.snapshot, found.volume)) == expected
