@@ -177,7 +177,11 @@ class AgentDaemon:
             metrics_listen=self.status.address if self.status else None,
             ttl=self.options.ttl,
             interval=self.options.heartbeat,
+            passes=lambda: self.reconciler.answered,
+            wake=lambda: self.wakeup.notify("report"),
         ).start()
+        presence = self.presence
+        self.reconciler.on_answered = lambda: None if presence.reported else presence.poke()
         self.watch = watch_prefix(
             self.store,
             keys.node_assignments(self.node),

@@ -107,6 +107,8 @@ class NodeReconciler:
         self.last_plan: NodePlan | None = None
         self.last_containers: Sequence[Container] = ()  # what the last pass listed (the usage sampler reads it)
         self._phase_requeue: float | None = None
+        self.answered = 0  # passes that applied their plan with Consul answering (the heartbeat reports after one)
+        self.on_answered: Callable[[], None] = lambda: None  # called right after such a pass acted
         # the assignments watch's index (the daemon sets it): a pass that sees it move while it planned
         # reads again, once, before it acts
         self.assignments_version: Callable[[], int] = lambda: 0
@@ -140,12 +142,16 @@ class NodeReconciler:
             log.debug("assignments changed while planning; reading them again")
             return self.reconcile(again=True)
         self.last_plan = current
+        self.memory.serving(current, seen.containers)
         if current.actions:
             log.debug("planned %d action(s)", len(current.actions))
         creates_only = all(isinstance(a, Create | Pull) for a in current.actions)
         errors = [seen.reading.error, None if creates_only else self._register(current, seen)]
         build = config_builder(self.settings.node, seen.parsed, seen.secrets, seen.binds, self.settings.publish)
         result = self.engine.executor.apply(current, build)
+        if seen.reading.error is None:
+            self.answered += 1
+            self.on_answered()  # the node may report back now, before this pass's own reports
         if creates_only:
             errors.append(self._register(current, seen))
         self._remember(current, result, seen)
@@ -194,6 +200,7 @@ class NodeReconciler:
             restart_hold=self.memory.restarts.held(seen.now),
             service_hold=self.memory.services.held(seen.now),
             drain=self.settings.drain,
+            served=frozenset(self.memory.served),
             protected=frozenset(seen.reading.unreadable) | frozenset(invalid),
         )
 

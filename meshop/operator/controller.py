@@ -299,7 +299,7 @@ class Controller:
         known = set(records) | ({n for per in self.owned.assignments.values() for n in per} if lock else set())
         problems = node_health.problems_of(known, records, agent_status)
         self.health, transitions = node_health.assess(
-            self.health, problems, now=tick, wall=now, grace=self.options.grace_period
+            self.health, problems, now=tick, wall=now, grace=self.options.grace_period, indexes=self._record_indexes()
         )
         views = {
             n: node_view(
@@ -419,6 +419,11 @@ class Controller:
         agent_status = node_health.agent_status((node, i.status) for node, i in agents)
         health = replica_health(self.watches["checks"].latest or [], agent_hosts((node, i.node) for node, i in agents))
         return desired, records, node_docs, observed, agent_status, catalog_addresses(agents), health
+
+    def _record_indexes(self) -> dict[str, int]:
+        """node -> its ``nodes/<n>`` record's ModifyIndex: a lost node is back once it moved (nodes.py)."""
+        entries = self.watches["nodes"].latest.entries
+        return {e.key[len(keys.NODES) :]: e.modify_index for e in entries if "/" not in e.key[len(keys.NODES) :]}
 
     def _inventory(self) -> dict[str, tuple[str, ...]]:
         """node -> the addresses ``inventory/nodes/<node>`` lets it claim (a broken entry grants nothing)."""
