@@ -169,7 +169,7 @@ class AgentDaemon:
         if self.caddy is not None:
             self.caddy.start()  # before the first pass, which loads the routes into it
         self.monitor.start()
-        self.presence = NodePresence(
+        presence = NodePresence(
             self.store,
             self.services,
             self.record,
@@ -180,7 +180,7 @@ class AgentDaemon:
             passes=lambda: self.reconciler.answered,
             wake=lambda: self.wakeup.notify("report"),
         ).start()
-        presence = self.presence
+        self.presence = presence
         self.reconciler.on_answered = lambda: None if presence.reported else presence.poke()
         self.watch = watch_prefix(
             self.store,

@@ -8,7 +8,9 @@
 3. **register**: Consul's replica registrations and the node Caddy's routes follow the plan's
    ``serving`` map *before* anything is removed or restarted (a plan that only creates starts its
    containers first: a Consul round trip off their way).
-4. **act**: the executor applies the plan; ``memory`` learns from what it did.
+4. **act**: the executor applies the plan (a container this agent never served is killed, not stopped:
+   ``World.served``); ``memory`` learns from what it did. Once a pass with Consul answering has acted,
+   ``on_answered`` lets the heartbeat report the node back (``cluster/presence.py``).
 5. **report**: observed state where it changed, events, volumes of removed services.
 
 A Consul failure fails the pass at its end (after the containers were seen to), so the loop retries
