@@ -157,6 +157,12 @@ caddy_reloads_total = Counter(
     "Caddy config loads, by component and result (ok|rejected|error).",
     ["component", "result"],
 )
+caddy_config_refused = Gauge(
+    "meshop_caddy_config_refused",
+    "1 while this component's Caddy refused the last config it was given (the previous config keeps serving, "
+    "so nothing new can be served), else 0; alert `MeshopCaddyConfigRefused`.",
+    ["component"],
+)
 
 
 def set_build_info(component: str) -> None:
@@ -193,3 +199,4 @@ def init_component(component: str) -> None:
     elif component == "gateway":
         for result in CADDY_RESULTS:
             caddy_reloads_total.labels(component, result)
+        caddy_config_refused.labels(component).set(0)

@@ -25,22 +25,29 @@ have caddy || missing+=(caddy)
 have docker-registry || missing+=(docker-registry)
 have docker-compose || missing+=(docker-compose)
 have named || [ -x /usr/sbin/named ] || missing+=(bind9)  # a real DNS server for the RFC 2136 tests
+# PowerDNS Authoritative with its sqlite3 backend: a real HTTP-API DNS server for the PowerDNS provider tests
+have pdns_server || [ -x /usr/sbin/pdns_server ] || missing+=(pdns-server)
+[ -e /usr/lib/x86_64-linux-gnu/pdns/libgsqlite3backend.so ] || compgen -G '/usr/lib/*/pdns/libgsqlite3backend.so' >/dev/null \
+  || missing+=(pdns-backend-sqlite3)
 have sshd || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 if ! have docker || { ! docker_answers && ! have dockerd; }; then missing+=(docker.io); fi
 have iptables || missing+=(iptables)
 have debootstrap || missing+=(debootstrap)
+# `systemd-analyze verify` and `security --offline` check the units meshop installs (tests/unit/bootstrap)
+have systemd-analyze || missing+=(systemd)
 # the shell-completion tests load meshop's zsh and fish scripts in the real shells (~19 MB installed each)
 have zsh || missing+=(zsh)
 have fish || missing+=(fish)  # the end-to-end install test's Debian 12 hosts (make test-install)
 # the dashboard's browser tests: Debian's headless Chromium and its driver (browsers cannot be downloaded)
 have chromium || missing+=(chromium)
 have chromedriver || missing+=(chromium-driver)
+have certutil || missing+=(libnss3-tools)  # the browser test through the gateway trusts its CA in an NSS db
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   # Only the programs are wanted: without a policy-rc.d, Debian would also start system services that
-  # listen on every interface (named on :53, sshd, docker-registry on :5000, caddy on :80). A policy
+  # listen on every interface (named and pdns on :53, sshd, docker-registry on :5000, caddy on :80). A policy
   # that forbids starting them is put in place for the install only, and only when there is none.
   policy=/usr/sbin/policy-rc.d
   made_policy=""

@@ -29,7 +29,7 @@ from meshop.agent.cluster.assignments import Reading
 from meshop.agent.cluster.journal import entries, pull_entries
 from meshop.agent.cluster.registrations import PROBE_REFRESH
 from meshop.agent.engine.executor import ApplyResult
-from meshop.agent.engine.hostpaths import resolve_binds
+from meshop.agent.engine.hostpaths import resolve_all
 from meshop.agent.engine.probes import probe_targets
 from meshop.agent.engine.volumes import remove_released
 from meshop.agent.memory.ledger import Ledger
@@ -175,7 +175,7 @@ class NodeReconciler:
         specs = specs_of(parsed)
         secrets = self.cluster.secrets.resolve(specs) if reading.authoritative else {}
         self.memory.wait_for_secrets(secrets, now)
-        binds = {name: resolve_binds(spec, self.settings.bind_mounts) for name, spec in specs.items()}
+        binds = resolve_all(specs, self.settings.bind_mounts)
         targets = service_targets(parsed, secrets, binds, self.settings.policy)
         runtime = self.engine.runtime
         listed = runtime.list_managed()

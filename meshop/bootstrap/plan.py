@@ -281,6 +281,13 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
             apply=f"{env} {render.BIN} acl init >/dev/null",
         ),
     ]
+    steps.append(  # made 0700 by the ACL bootstrap above; the gateway runs as its own user and reads gateway.yaml
+        Command(
+            "/etc/meshop (0755: the gateway's own user reads gateway.yaml there; the secrets are 0600 files)",
+            check='[ "$(stat -c %a /etc/meshop 2>/dev/null)" = 755 ]',
+            apply="mkdir -p /etc/meshop && chmod 755 /etc/meshop",
+        )
+    )
     steps.append(File(render.GATEWAY_CONFIG, render.gateway_config().encode(), 0o644))
     for role, extra in (
         ("controller", {"MESHOP_METRICS_ADDR": "127.0.0.1:9465"}),

@@ -92,16 +92,24 @@ GATEWAY_UNIT = _unit(
     """Type=simple
 EnvironmentFile=/etc/meshop/gateway.env
 ExecStart=/usr/local/bin/meshop gateway run --config /etc/meshop/gateway.yaml $MESHOP_GATEWAY_ARGS
-StateDirectory=meshop/gateway
 KillSignal=SIGTERM
 TimeoutStopSec=30
 Restart=always
 RestartSec=2
-# Caddy binds 80 and 443 as this unit's child.
+# Not root: a user systemd makes for this unit (no account to manage), with a read-only system. Its
+# state (Caddy's certificates and internal CA, the DNS responder's socket folder) lives in
+# /var/lib/private/meshop/gateway, reached as /var/lib/meshop/gateway; systemd moves a folder an older,
+# root-run gateway left there and hands it to this user, contents included.
+DynamicUser=yes
+StateDirectory=meshop/gateway
+StateDirectoryMode=0700
+# Caddy binds 80 and 443 as this unit's child: that is the only capability it has or can ever gain.
 AmbientCapabilities=CAP_NET_BIND_SERVICE
+CapabilityBoundingSet=CAP_NET_BIND_SERVICE
 """
     + _HARDENING,
-    """# systemd unit for the meshop gateway: runs its own Caddy (TLS) with state in /var/lib/meshop/gateway.
+    """# systemd unit for the meshop gateway: runs its own Caddy (TLS), as a user of its
+# own (not root), with state in /var/lib/meshop/gateway.
 # `meshop init` installs it with /etc/meshop/gateway.yaml (its settings: docs/config.md) and
 # /etc/meshop/gateway.env (mode 0600: the gateway role's token; MESHOP_GATEWAY_ARGS, flags over the
 # file, e.g. --bind 0.0.0.0 --tls acme). See docs/routing.md.

@@ -90,6 +90,9 @@ class CaddyAdmin:
         status, body = self.request("POST", "/load", caddyfile.encode("utf-8"), "text/caddyfile")
         if status != 200:
             raise CaddyRejected(_error_text(body) or f"HTTP {status}")
+        refusal = _error_after_warnings(body)
+        if refusal is not None:
+            raise CaddyRejected(refusal)
 
     def config(self) -> object:
         status, body = self.request("GET", "/config/")
@@ -102,6 +105,30 @@ class CaddyAdmin:
             return self.request("GET", "/config/")[0] == 200
         except CaddyUnavailable:
             return False
+
+
+def _error_after_warnings(body: bytes) -> str | None:
+    """The error in a 200 answer that is not a success.
+
+    Caddy 2.6.2 writes the Caddyfile adapter's warnings (e.g. "input is not formatted") first, which sends
+    200, then the load's own error after them: ``[warnings...]{"error": "..."}`` with status 200. Only the
+    body tells that the config was refused (the previous one keeps serving).
+    """
+    text = body.decode("utf-8", errors="replace")
+    decoder = json.JSONDecoder()
+    position = 0
+    while position < len(text):
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position >= len(text):
+            break
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except ValueError:
+            return None  # not Caddy's JSON: nothing to read a refusal from
+        if isinstance(value, dict) and "error" in value:
+            return " ".join(str(value["error"]).split())[:1000] or "refused (no message)"
+    return None
 
 
 def _error_text(body: bytes) -> str:

@@ -35,6 +35,7 @@ class ConfigApplier:
             self.admin.load(caddyfile)
         except CaddyRejected as exc:
             metrics.caddy_reloads_total.labels(self.component, "rejected").inc()
+            metrics.caddy_config_refused.labels(self.component).set(1)
             if restore is not None:
                 restore()
             if exc.needs_restart:
@@ -44,6 +45,7 @@ class ConfigApplier:
             metrics.caddy_reloads_total.labels(self.component, "error").inc()
             raise
         metrics.caddy_reloads_total.labels(self.component, "ok").inc()
+        metrics.caddy_config_refused.labels(self.component).set(0)
         self.last_good = caddyfile
         if self.managed is not None:
             self.managed.save(caddyfile)

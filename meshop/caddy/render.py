@@ -53,6 +53,7 @@ class Site:
     health_path: str | None = None  # active health checks (with the site's Host header) when set
     comment: str = ""
     dynamic: DynamicUpstreams | None = None
+    unavailable: str = "meshop: no healthy upstream"  # the 503 answer while there are no upstreams
 
 
 def render_site(
@@ -89,7 +90,7 @@ def render_site(
     if site.upstreams:
         lines.extend("\t\t" + line for line in _reverse_proxy(site, proxy))
     else:
-        lines.append('\t\trespond "meshop: no healthy upstream" 503')
+        lines.append(f'\t\trespond "{_safe_text(site.unavailable)}" 503')
     lines.append("\t}")
     if matcher:
         lines.append("\thandle {")
@@ -282,6 +283,16 @@ def _safe_duration(value: str) -> str:
     if not _DURATION.match(value):
         raise UnsafeValue(f"not a duration: {value!r}")
     return value
+
+
+_TEXT = re.compile(r"[A-Za-z0-9 .,:;()/=-]{1,300}", re.ASCII)
+
+
+def _safe_text(text: str) -> str:
+    """A fixed answer body between double quotes: plain words only (no quote, brace, newline)."""
+    if not _TEXT.fullmatch(text):
+        raise UnsafeValue(f"not plain text for a response body: {text!r}")
+    return text
 
 
 def _safe_comment(text: str) -> str:

@@ -119,8 +119,21 @@ def caddy_lines(report: StatusReport) -> list[RenderableType]:
     ]
 
 
+def dashboard_lines(report: StatusReport) -> list[RenderableType]:
+    """One yellow line per gateway that does not publish the dashboard host, with the reason."""
+    return [
+        Text(
+            f"Dashboard {printable(d.host)} not published by gateway {printable(d.gateway)} for "
+            f"{since(report.now, d.since)} ({printable(d.reason)}): {printable(d.message)}",
+            "yellow",
+        )
+        for d in report.dashboard_unpublished
+    ]
+
+
 def status_view(report: StatusReport) -> RenderableType:
     parts: list[RenderableType] = [controller_line(report), *control_plane_line(report), *caddy_lines(report)]
+    parts += dashboard_lines(report)
     parts += [Text("")]
     parts += [Text("SERVICES", "bold"), services_table(report.services, report.now) if report.services else "none"]
     parts += [Text(""), Text("NODES", "bold"), nodes_table(report.nodes, report.now) if report.nodes else "none"]

@@ -13,6 +13,7 @@ write cut into several transactions, each atomic, in order; ``Outcome.batches`` 
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,6 +23,7 @@ from meshop.client.sources import SourcedDocument
 from meshop.consul.kv import Entry, TxnOp
 from meshop.errors import ConflictError, MeshopError, TxnConflict
 from meshop.model import keys, load_documents
+from meshop.model.schema import apply_defaults, load_schema
 
 if TYPE_CHECKING:  # the HTTP client loads only when apply talks to Consul (``diff`` plans before)
     from meshop.consul.store import KVStore
@@ -54,6 +56,20 @@ def stored_document(entry: Entry) -> dict[str, Any] | None:
     return docs[0] if len(docs) == 1 else None
 
 
+def is_bare_node(doc: dict[str, Any]) -> bool:
+    """A Node document that says nothing but its name (what ``get node`` prints for a node nobody wrote a
+    document for): storing it would change nothing, so apply and diff call it unchanged, as kubectl does
+    for what the server already has."""
+    if doc.get("kind") != "Node":
+        return False
+    schema = load_schema("Node")
+    given, bare = copy.deepcopy(doc), {"apiVersion": doc.get("apiVersion"), "kind": "Node", "metadata": {}}
+    bare["metadata"]["name"] = (doc.get("metadata") or {}).get("name")
+    apply_defaults(given, schema, schema)
+    apply_defaults(bare, schema, schema)
+    return given == bare
+
+
 def plan_changes(documents: list[SourcedDocument], existing: dict[str, Entry | None]) -> list[DocumentChange]:
     """Pure: what apply would do for each (already validated) document, given what is stored."""
     changes = []
@@ -62,7 +78,7 @@ def plan_changes(documents: list[SourcedDocument], existing: dict[str, Entry | N
         entry = existing.get(key)
         before = stored_document(entry) if entry else None
         if entry is None:
-            action: Action = "created"
+            action: Action = "unchanged" if is_bare_node(item.doc) else "created"
         elif before == item.doc:
             action = "unchanged"
         else:

@@ -22,7 +22,15 @@ from meshop.consul.services import InstanceHealth, Services
 from meshop.consul.store import Entry, KVStore, Listing
 from meshop.model import keys
 from meshop.model.names import is_dns_label
-from meshop.model.records import CaddyLoad, DnsStatus, NodeRecord, NodeStatus, ServiceStatus, loads_json
+from meshop.model.records import (
+    CaddyLoad,
+    DashboardPublication,
+    DnsStatus,
+    NodeRecord,
+    NodeStatus,
+    ServiceStatus,
+    loads_json,
+)
 from meshop.operator.controller import AGENT_SERVICE, agent_instances
 from meshop.operator.desired import Memo, ParsedNode, ParsedService, parse_node_entry, parse_service_entry
 from meshop.operator.nodes import agent_status
@@ -71,6 +79,7 @@ class Snapshot:
     gateways: tuple[InstanceHealth, ...] = ()  # meshop-gateway registrations (not followed by --watch)
     control_plane: ControlPlane | None = None  # Consul's Raft servers (None: not read, e.g. --watch)
     gateway_loads: Mapping[str, CaddyLoad] = field(default_factory=dict)  # gateways/<id>/caddy, by id
+    dashboards: Mapping[str, DashboardPublication] = field(default_factory=dict)  # gateways/<id>/dashboard
 
     @classmethod
     def build(
@@ -93,6 +102,7 @@ class Snapshot:
         node_statuses: dict[str, NodeStatus] = {}
         dns: dict[str, DnsStatus] = {}
         gateway_loads: dict[str, CaddyLoad] = {}
+        dashboards: dict[str, DashboardPublication] = {}
         for entry in (e for listing in listings for e in listing.entries):
             key = entry.key
             if _name(key, keys.DESIRED_SERVICES):
@@ -115,6 +125,12 @@ class Snapshot:
                 and is_dns_label(gid := key[len(keys.GATEWAYS) : -len(_CADDY)])
             ):
                 _put(gateway_loads, gid, entry.value, CaddyLoad.from_dict)
+            elif (
+                key.startswith(keys.GATEWAYS)
+                and key.endswith(_DASHBOARD)
+                and is_dns_label(gid := key[len(keys.GATEWAYS) : -len(_DASHBOARD)])
+            ):
+                _put(dashboards, gid, entry.value, DashboardPublication.from_dict)
         return cls(
             now=now,
             services=services,
@@ -129,6 +145,7 @@ class Snapshot:
             dns=dns.get("dns"),
             gateways=tuple(gateways),
             gateway_loads=gateway_loads,
+            dashboards=dashboards,
         )
 
 
@@ -143,6 +160,7 @@ class Parsers:
 
 
 _CADDY = "/caddy"  # gateways/<id>/caddy (keys.gateway_caddy)
+_DASHBOARD = "/dashboard"  # gateways/<id>/dashboard (keys.gateway_dashboard)
 
 
 def _name(key: str, prefix: str) -> str:

@@ -144,7 +144,8 @@ def gateway_objects(snapshot: Snapshot, entry: Entry | None, name: str | None = 
 def server_object(kind: str, name: str, document: Mapping[str, Any] | None, status: dict[str, Any]) -> dict[str, Any]:
     """A stored document as ``get -o yaml`` prints it: apiVersion, kind, metadata and spec first (as
     people write them), then anything else, then ``status``. Without a stored document (a Service whose
-    document was deleted, a Node nobody wrote one for): the bare document, which applies as "created"."""
+    document was deleted, a Node nobody wrote one for): the bare document. A bare Node applies back as
+    "unchanged" (``client.apply.is_bare_node``); a bare Service is invalid (no spec) and says so."""
     doc = dict(document) if document else {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name}}
     doc.pop("status", None)  # never stored (the schema refuses it); never two
     first = {key: doc.pop(key) for key in ("apiVersion", "kind", "metadata", "spec") if key in doc}

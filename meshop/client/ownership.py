@@ -1,5 +1,6 @@
 """Route hosts are owned: ``validate --cluster``, ``diff`` and ``apply`` refuse a Service whose route host
-belongs to another service, naming the owner, before anything is written. Pure, but for ``read_claims``.
+belongs to another service, naming the owner, or is the dashboard's (the stored Gateway document's
+``spec.dashboard.host``), before anything is written. Pure, but for ``read_claims``.
 
 The rule is the controller's (``meshop.operator.routes.host_owners``): the service a ``routes/<host>``
 record names keeps the host while its document exists and still routes that host (an invalid document
@@ -18,8 +19,8 @@ from meshop.consul.store import Entry, KVStore
 from meshop.errors import Violation
 from meshop.model import keys
 from meshop.model.records import RouteRecord, loads_json
-from meshop.operator.desired import parse_service_entry
-from meshop.operator.routes import conflict_message, host_owners
+from meshop.operator.desired import gateway_hosts, parse_service_entry
+from meshop.operator.routes import conflict_message, dashboard_message, host_owners
 from meshop.operator.view import DesiredService, RouteSpec
 
 NEWEST = 2**62  # the CreateIndex a document not yet stored gets: after every stored one
@@ -31,6 +32,7 @@ class Claims:
 
     services: Mapping[str, Entry]  # name -> desired/services/<name>
     routes: Mapping[str, RouteRecord]  # host -> record
+    dashboard_host: str = ""  # the stored Gateway document's spec.dashboard.host: nobody's route
 
 
 def route_hosts(documents: Sequence[SourcedDocument]) -> set[str]:
@@ -67,7 +69,8 @@ def read_claims(store: KVStore, hosts: set[str]) -> Claims:
             entry = store.get(keys.desired_service(record.service))
             if entry is not None:
                 services[record.service] = entry
-    return Claims(services, routes)
+    gateway = store.get(keys.DESIRED_GATEWAY)
+    return Claims(services, routes, gateway_hosts(gateway)[1] if gateway is not None else "")
 
 
 def route_violations(
@@ -99,6 +102,9 @@ def route_violations(
     for name, source in applied.items():
         service = services.get(name)
         if service is None or service.route is None:
+            continue
+        if service.route.host == claims.dashboard_host:
+            violations.append(Violation(f"{source}: spec.route.host", dashboard_message(service.route.host)))
             continue
         owner = owners[service.route.host]
         if owner != name:

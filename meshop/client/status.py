@@ -142,6 +142,35 @@ def caddy_refusals(snapshot: Snapshot) -> tuple[CaddyRefusal, ...]:
 
 
 @dataclass(frozen=True)
+class DashboardUnpublished:
+    """A gateway that does not serve the Gateway document's dashboard host, and why (its record)."""
+
+    gateway: str
+    host: str
+    reason: str
+    message: str
+    since: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gateway": self.gateway,
+            "host": self.host,
+            "reason": self.reason,
+            "message": self.message,
+            "since": self.since,
+        }
+
+
+def dashboards_unpublished(snapshot: Snapshot) -> tuple[DashboardUnpublished, ...]:
+    """One per gateway whose ``gateways/<id>/dashboard`` says the dashboard host is not published."""
+    return tuple(
+        DashboardUnpublished(gid, d.host, d.reason, d.message, d.since)
+        for gid, d in sorted(snapshot.dashboards.items())
+        if not d.published
+    )
+
+
+@dataclass(frozen=True)
 class StatusReport:
     now: float
     services: tuple[ServiceRow, ...]
@@ -151,6 +180,7 @@ class StatusReport:
     dns: DnsStatus | None = None
     control_plane: ControlPlane | None = None
     caddy_refused: tuple[CaddyRefusal, ...] = ()
+    dashboard_unpublished: tuple[DashboardUnpublished, ...] = ()  # not in all_ready: the fleet serves
 
     def fingerprint(self) -> str:
         """The report without what changes by itself with time: equal fingerprints need no redraw."""
@@ -185,6 +215,11 @@ class StatusReport:
             **({"dns": self.dns.to_dict()} if self.dns else {}),
             **({"controlPlane": self.control_plane.to_dict()} if self.control_plane else {}),
             **({"caddyRefused": [r.to_dict() for r in self.caddy_refused]} if self.caddy_refused else {}),
+            **(
+                {"dashboardUnpublished": [d.to_dict() for d in self.dashboard_unpublished]}
+                if self.dashboard_unpublished
+                else {}
+            ),
         }
 
 
@@ -198,6 +233,7 @@ def build_report(snapshot: Snapshot) -> StatusReport:
         snapshot.dns,
         snapshot.control_plane,
         caddy_refusals(snapshot),
+        dashboards_unpublished(snapshot),
     )
 
 

@@ -17,6 +17,7 @@ from meshop.consul.client import (
 )
 from meshop.consul.config import ConsulConfig
 from meshop.errors import ConsulError
+from meshop.model.acl import metrics_service
 
 log = logging.getLogger(__name__)
 
@@ -223,16 +224,14 @@ def _instance(item: object) -> InstanceHealth | None:
     )
 
 
-METRICS_SERVICE = "meshop-metrics"
-
-
 WILDCARDS = ("0.0.0.0", "::")
 
 
 def metrics_registration(
     component: str, instance: str, listen: str, node: str = "", advertise: str = ""
 ) -> Registration:
-    """The ``meshop-metrics`` service a daemon registers so Prometheus finds it via consul_sd_configs.
+    """The metrics service a daemon registers so Prometheus finds it via consul_sd_configs, under the name
+    only its role may register (``metrics_service``: ``meshop-metrics-agent-<node>`` for an agent).
 
     Address and port are the daemon's ``/metrics`` listener; tag and meta carry the component. A
     listener on every interface (``0.0.0.0``) is not an address anyone can scrape: the registration
@@ -244,9 +243,13 @@ def metrics_registration(
     meta = {"component": component, "instance": instance}
     if node:
         meta["node"] = node
+    name = metrics_service(component, node if component == "agent" else "")
     return Registration(
-        service_id=f"{METRICS_SERVICE}-{component}-{instance}",
-        name=METRICS_SERVICE,
+        # ``<name>.<instance>``: never an id of the shared ``meshop-metrics`` name of older versions
+        # (``meshop-metrics-<component>-<instance>``), which Consul would let no one replace without write
+        # on that old name, which no role has any more (an old daemon stopped after `acl init` leaves one)
+        service_id=f"{name}.{instance}",
+        name=name,
         address=advertise if host in WILDCARDS else (host or "127.0.0.1"),
         port=int(port),
         meta=meta,

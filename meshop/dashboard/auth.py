@@ -7,9 +7,14 @@
   user of the host reaches loopback, and an action runs with the dashboard's operator token.
 * Bound to anything else it requires a login: a Consul ACL token that may read meshop's keys (checked
   against Consul by the server), or the password whose scrypt hash is in ``--password-file``.
+* Published through the gateway (``--public-host``, the Gateway document's ``spec.dashboard.host``) it
+  requires a login wherever it listens; the ``Host`` must then be that host or a loopback/IP one, and a
+  request that came over TLS (the public host, or ``X-Forwarded-Proto: https``) gets a ``Secure``
+  ``__Host-`` cookie and HSTS. A dashboard without a login refuses every proxied request
+  (``X-Forwarded-*``, ``Forwarded``, ``Via``): it is the loopback page of the CLI's users, never a site.
 * A session is a random id in a cookie (HttpOnly, SameSite=Strict, Path=/), server-side, with a CSRF
-  token every form that acts must send back; sign-ins are throttled per address (a try is counted
-  before the password is checked) and at most a few are checked at once.
+  token every form that acts must send back; sign-ins are throttled per address (all of loopback is
+  one; a try is counted before the password is checked) and at most a few are checked at once.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 
 COOKIE = "meshop_session"
+SECURE_COOKIE = "__Host-meshop_session"  # browsers take it only with Secure, Path=/ and no Domain
+HSTS = "max-age=31536000"
+PROXY_HEADERS = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "Via")
 SESSION_TTL = 12 * 3600.0
 MAX_SESSIONS = 1000
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -62,10 +70,64 @@ def split_host(header: str) -> tuple[str, str]:
 def host_allowed(header: str | None, port: int) -> bool:
     """For a loopback dashboard without login: the request's ``Host`` must be a loopback name or address
     (with our port, or none): a rebinding attacker's name is refused although it resolves to 127.0.0.1."""
-    if not header:
+    return HostPolicy(True, port).allowed(header)
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
         return False
-    host, given = split_host(header.strip())
-    return is_loopback(host) and given in ("", str(port))
+    return True
+
+
+@dataclass(frozen=True)
+class HostPolicy:
+    """Which ``Host`` a request may name. A public host (``--public-host``) with any port: the gateway's
+    HTTPS port is the visitor's to choose; on loopback also a loopback name with our port (no DNS
+    rebinding); on another address with public hosts also an IP literal (a visitor on the tailnet).
+    Without public hosts, a dashboard beyond loopback takes any ``Host`` (as before: it requires a login)."""
+
+    loopback: bool
+    port: int
+    public: frozenset[str] = frozenset()
+
+    def allowed(self, header: str | None) -> bool:
+        if not header:
+            return False
+        host, given = split_host(header.strip())
+        if host.lower() in self.public:
+            return True
+        if self.loopback:
+            return is_loopback(host) and given in ("", str(self.port))
+        return not self.public or is_loopback(host) or is_ip_literal(host)
+
+    def over_tls(self, host_header: str | None, forwarded_proto: str | None) -> bool:
+        """Whether the visitor's connection was TLS: a public host is only served by the gateway's TLS
+        (its document refuses ``tls: off``); else the proxy's ``X-Forwarded-Proto`` says so. A forged
+        ``https`` only makes the cookie stricter."""
+        host = split_host((host_header or "").strip())[0].lower()
+        proto = (forwarded_proto or "").split(",")[-1].strip().lower()
+        return host in self.public or proto == "https"
+
+
+def proxied(headers: object) -> bool:
+    """True when a request carries a header a proxy adds (``headers`` has ``get``, like ``http.client``'s)."""
+    get = getattr(headers, "get", None)
+    return get is not None and any(get(name) is not None for name in PROXY_HEADERS)
+
+
+def visitor(peer: str, headers: object, hosts: HostPolicy) -> str:
+    """Whom the sign-in throttle counts: the peer's address; for a published dashboard reached from
+    loopback (the gateway's Caddy beside it) the visitor that Caddy names last in ``X-Forwarded-For``
+    (Caddy replaces what a visitor sent), so one stranger's guesses do not lock out everyone else; that
+    visitor is grouped as ``client_key`` groups peers (an IPv6 visitor is its /64). Residual: a local user
+    can forge the header on a published dashboard and vary it, so there guessing from the host itself is
+    bounded by the scrypt checks at a time, not by the per-client count."""
+    get = getattr(headers, "get", None)
+    forwarded = get("X-Forwarded-For") if get is not None and hosts.public and is_loopback(peer) else None
+    last = forwarded.split(",")[-1].strip()[:64] if forwarded else ""
+    return f"{client_key(peer)} for {client_key(last)}" if last else peer
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -163,7 +225,9 @@ class LoginSessions:
             self._by_id.pop(sid, None)
 
 
-def session_id(cookie_header: str | None) -> str | None:
+def session_id(cookie_header: str | None, secure: bool = False) -> str | None:
+    """The session id in the request's cookie: over TLS only the ``__Host-`` one (a cookie another host
+    of the domain set, over HTTP or with ``Domain=``, cannot stand in for it)."""
     if not cookie_header:
         return None
     jar: SimpleCookie = SimpleCookie()
@@ -171,22 +235,49 @@ def session_id(cookie_header: str | None) -> str | None:
         jar.load(cookie_header)
     except CookieError:
         return None
-    morsel = jar.get(COOKIE)
+    morsel = jar.get(SECURE_COOKIE if secure else COOKIE)
     return morsel.value if morsel else None
 
 
-def set_cookie(session: Session, now: float) -> str:
-    """HttpOnly (no script reads it), SameSite=Strict (no other site's page sends it), Path=/."""
+def set_cookie(session: Session, now: float, secure: bool = False) -> str:
+    """HttpOnly (no script reads it), SameSite=Strict (no other site's page sends it), Path=/; over TLS
+    also Secure (never sent in clear) under the ``__Host-`` name."""
     max_age = max(0, int(session.expires - now))
-    return f"{COOKIE}={session.sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}"
+    return _cookie(session.sid, max_age, secure)
 
 
-def clear_cookie() -> str:
-    return f"{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"
+def clear_cookie(secure: bool = False) -> str:
+    return _cookie("", 0, secure)
+
+
+def _cookie(value: str, max_age: int, secure: bool) -> str:
+    name, flags = (SECURE_COOKIE, "; Secure") if secure else (COOKIE, "")
+    return f"{name}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{flags}"
 
 
 def csrf_ok(expected: str, got: str | None) -> bool:
     return bool(expected) and got is not None and hmac.compare_digest(expected.encode(), got.encode())
+
+
+LOOPBACK_CLIENT = "loopback"
+
+
+def client_key(address: str) -> str:
+    """The client a sign-in try counts against. Every loopback source is one client: a local user can
+    send from any of 127.0.0.0/8 (and ``::1``), and counting each address apart gave them 16 million
+    times ten tries a minute. An IPv6 client is its /64, which one host usually holds whole. Anything
+    else that is not an address (a test's "") stays as it is."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return LOOPBACK_CLIENT
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 class Throttle:
@@ -195,7 +286,8 @@ class Throttle:
     lock, and given back (``refund``) only when it succeeded: checking first and counting after the
     check let concurrent guesses all pass the check before any was counted (60 at once got 12 tries
     against a limit of 10). Per address, not for everybody: a global count let anyone who reaches the
-    port lock every user out with ten bad attempts a minute. At most ``clients`` addresses are remembered
+    port lock every user out with ten bad attempts a minute. Addresses are grouped by ``client_key``
+    (all of loopback is one client, an IPv6 client its /64). At most ``clients`` of them are remembered
     (the least recently trying go first). Behind a proxy every client has the proxy's address: one
     shared count."""
 
@@ -214,6 +306,7 @@ class Throttle:
 
     def reserve(self, now: float, client: str = "") -> bool:
         """Count one try for ``client`` and say whether it may be made (False: over the limit, not counted)."""
+        client = client_key(client)
         with self._lock:
             tries = self._recent(client, now)
             if len(tries) >= self.limit:
@@ -227,11 +320,13 @@ class Throttle:
 
     def refund(self, client: str = "") -> None:
         """A reserved try succeeded: it does not count against the address."""
+        client = client_key(client)
         with self._lock:
             tries = self._tries.get(client)
             if tries:
                 tries.pop()
 
     def blocked(self, now: float, client: str = "") -> bool:
+        client = client_key(client)
         with self._lock:
             return len(self._recent(client, now)) >= self.limit

@@ -69,6 +69,7 @@ class Settings:
     idle_timeout: float = 30.0  # a connection that sends nothing this long is closed (no slowloris)
     max_connections: int = 256  # served at once (a thread each); more are closed at once
     max_logins: int = 4  # sign-ins checked at once (a password check takes 16 MiB); more answer 503
+    public_hosts: tuple[str, ...] = ()  # --public-host: served through the gateway's TLS; login required
 
 
 class Dashboard:
@@ -80,9 +81,13 @@ class Dashboard:
         self.clock = clock
         host, port = parse_listen(settings.listen)
         self.loopback = auth.is_loopback(host)
-        # open only on loopback, read-only and without a password file: every local user reaches loopback,
-        # and an action runs with the dashboard's own (operator) token
-        self.login_required = not self.loopback or settings.password is not None or settings.actions
+        # open only on loopback, read-only, without a password file and not published: every local user
+        # reaches loopback, an action runs with the dashboard's own (operator) token, and anyone on the
+        # internet reaches a public host
+        self.login_required = (
+            not self.loopback or settings.password is not None or settings.actions or bool(settings.public_hosts)
+        )
+        self.hosts = auth.HostPolicy(self.loopback, 0, frozenset(h.lower() for h in settings.public_hosts))
         self.sessions = auth.LoginSessions()
         self.throttle = auth.Throttle()
         self.checking = threading.BoundedSemaphore(settings.max_logins)  # sign-ins being checked now
@@ -98,6 +103,7 @@ class Dashboard:
         self.httpd.daemon_threads = True
         self.host = host
         self.port = int(self.httpd.server_address[1])
+        self.hosts = replace(self.hosts, port=self.port)
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="dashboard-http", daemon=True)
 
     @property
@@ -108,7 +114,13 @@ class Dashboard:
     def start(self, ready_timeout: float = 15.0) -> Dashboard:
         check_access(self.store)  # a clear error (unreachable, access denied) before serving anything
         if self.login_required and self.settings.password is None and AclApi(self.config).token_self() is None:
-            why = "it can act (--actions)" if self.loopback else f"it listens beyond loopback ({self.settings.listen})"
+            why = (
+                f"it is published at {', '.join(self.settings.public_hosts)} (--public-host)"
+                if self.settings.public_hosts
+                else "it can act (--actions)"
+                if self.loopback
+                else f"it listens beyond loopback ({self.settings.listen})"
+            )
             raise MeshopError(
                 f"this dashboard requires a login ({why}), but Consul runs without ACLs, so no token can "
                 "sign in: give --password-file (make one with `meshop dashboard --hash-password`)"
@@ -126,11 +138,12 @@ class Dashboard:
         self.httpd.server_close()
 
     # -- who is asking -----------------------------------------------------------------------------------
-    def viewer(self, cookie: str | None) -> views.Viewer | None:
-        """The viewer of a request; None when a login is required and the request has no live session."""
+    def viewer(self, cookie: str | None, secure: bool = False) -> views.Viewer | None:
+        """The viewer of a request; None when a login is required and the request has no live session
+        (over TLS only the ``Secure`` cookie counts)."""
         if not self.login_required:  # loopback and read-only: nothing on the page can act
             return views.Viewer(actions=False, csrf=self.local_csrf)
-        session = self.sessions.get(auth.session_id(cookie), self.clock())
+        session = self.sessions.get(auth.session_id(cookie, secure), self.clock())
         if session is None:
             return None
         return views.Viewer(actions=self.settings.actions and session.may_act, csrf=session.csrf, user=session.user)
@@ -231,13 +244,20 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
         def _send(self, code: int, body: str | bytes, ctype: str = "text/html; charset=utf-8", **headers: str) -> None:
             data = body.encode() if isinstance(body, str) else body
             self.send_response(code)
-            for name, value in {**SECURITY_HEADERS, "Content-Type": ctype, **headers}.items():
+            for name, value in {**self._security_headers(), "Content-Type": ctype, **headers}.items():
                 self.send_header(name.replace("_", "-"), value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             if self.command != "HEAD":
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the browser moved on
                     self.wfile.write(data)
+
+        def _tls(self) -> bool:
+            """The visitor came over TLS (through the gateway): Secure cookies and HSTS."""
+            return dash.hosts.over_tls(self.headers.get("Host"), self.headers.get("X-Forwarded-Proto"))
+
+        def _security_headers(self) -> dict[str, str]:
+            return {**SECURITY_HEADERS, "Strict-Transport-Security": auth.HSTS} if self._tls() else SECURITY_HEADERS
 
         def _redirect(self, where: str, **headers: str) -> None:
             self._send(303, b"", "text/plain", Location=where, **headers)
@@ -260,11 +280,17 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
 
         def _admitted(self) -> bool:
-            """On loopback the Host must be a loopback one (no DNS rebinding), with a login or without."""
-            if not dash.loopback or auth.host_allowed(self.headers.get("Host"), dash.port):
-                return True
-            self._send(421, pages.error(421, "this dashboard answers only to a loopback host name"))
-            return False
+            """The Host must be one this dashboard answers to (``auth.HostPolicy``: no DNS rebinding, no
+            forged public host), and a dashboard without a login is never served through a proxy."""
+            if not dash.hosts.allowed(self.headers.get("Host")):
+                names = "its --public-host or a loopback" if dash.hosts.public else "a loopback"
+                self._send(421, pages.error(421, f"this dashboard answers only to {names} host name"))
+                return False
+            if not dash.login_required and auth.proxied(self.headers):
+                why = "this dashboard has no login, so it is never served through a proxy (start it with --public-host)"
+                self._send(403, pages.error(403, why))
+                return False
+            return True
 
         def _same_origin(self) -> bool:
             """A browser names the page a POST comes from; it must be this dashboard (``null``: refused)."""
@@ -272,7 +298,7 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             return origin is None or urlsplit(origin).netloc == (self.headers.get("Host") or "")
 
         def _viewer_or_login(self, page: bool) -> views.Viewer | None:
-            viewer = dash.viewer(self.headers.get("Cookie"))
+            viewer = dash.viewer(self.headers.get("Cookie"), self._tls())
             if viewer is None:
                 if page:
                     self._redirect("/login")
@@ -364,7 +390,7 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             the page was rendered: ``?since=``); a comment every 15 s keeps proxies from closing it."""
             self.send_response(200)
             for name, value in {
-                **SECURITY_HEADERS,
+                **self._security_headers(),
                 "Content-Type": "text/event-stream",
                 "X-Accel-Buffering": "no",
             }.items():
@@ -382,7 +408,7 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
                     version = dash.live.wait_change(seen, KEEPALIVE)
                     if dash.live.stopping:
                         return
-                    if dash.login_required and dash.viewer(self.headers.get("Cookie")) is None:
+                    if dash.login_required and dash.viewer(self.headers.get("Cookie"), self._tls()) is None:
                         return  # logged out or expired: the page reloads into the login
                     line = f"event: changed\ndata: {version}\n\n" if version != seen else ": keep-alive\n\n"
                     seen = version
@@ -410,10 +436,10 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
             if not auth.csrf_ok(viewer.csrf, form.get("csrf")):
                 return self._send(403, pages.error(403, "the form's CSRF token is missing or stale; reload", viewer))
             if path == "/logout":
-                sid = auth.session_id(self.headers.get("Cookie"))
+                sid = auth.session_id(self.headers.get("Cookie"), self._tls())
                 if sid:
                     dash.sessions.drop(sid)
-                return self._redirect("/login", Set_Cookie=auth.clear_cookie())
+                return self._redirect("/login", Set_Cookie=auth.clear_cookie(self._tls()))
             node, service = NODE_ACTION.match(path), SERVICE_ACTION.match(path)
             if node is None and service is None:
                 return self._send(404, pages.error(404, "no such action", viewer))
@@ -435,11 +461,11 @@ def _handler(dash: Dashboard) -> type[BaseHTTPRequestHandler]:
         def _login(self, form: dict[str, str]) -> None:
             if not dash.login_required:
                 return self._redirect("/")
-            result = dash.login(form, self.client_address[0])
+            result = dash.login(form, auth.visitor(self.client_address[0], self.headers, dash.hosts))
             if result.session is None:
                 page = pages.login(result.error, password=dash.settings.password is not None)
                 extra = {"Retry_After": "60" if result.status == 429 else "1"} if result.status != 401 else {}
                 return self._send(result.status, page, **extra)
-            return self._redirect("/", Set_Cookie=auth.set_cookie(result.session, dash.clock()))
+            return self._redirect("/", Set_Cookie=auth.set_cookie(result.session, dash.clock(), self._tls()))
 
     return Handler

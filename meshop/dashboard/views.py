@@ -262,6 +262,15 @@ def caddy_lines(report: StatusReport) -> str:
     )
 
 
+def dashboard_lines(report: StatusReport) -> str:
+    """As ``meshop status``: one line per gateway that does not publish the dashboard host, and why."""
+    return "".join(
+        f'<p class="problem warn">Dashboard {esc(d.host)} not published by gateway {esc(d.gateway)} for '
+        f"{esc(age(report.now - d.since))} ({esc(d.reason)}): {esc(d.message)}</p>"
+        for d in report.dashboard_unpublished
+    )
+
+
 def overview(view: Overview, viewer: Viewer) -> str:
     """The overview's live part: leader, services, nodes, routes (what the gateways serve), events."""
     report, now = view.report, view.report.now
@@ -273,6 +282,7 @@ def overview(view: Overview, viewer: Viewer) -> str:
         leader_line(report),
         control_plane_line(report),
         caddy_lines(report),
+        dashboard_lines(report),
         f'<h2>Services <span class="count">{len(report.services)}</span></h2>',
         table(SERVICE_HEADERS, (service_cells(r, now) for r in report.services), "services")
         if report.services

@@ -2,9 +2,12 @@
 
 Reading is a TSIG-signed zone transfer (AXFR), so the writer sees the whole zone as the server holds
 it, foreign records included. Each change is one UPDATE message, atomic on the server, with the
-preconditions the planner relies on: a create requires the name to have no A, AAAA or CNAME record; an
-update or a withdraw requires the name's TXT set to be exactly as read (it holds meshop's ownership
-mark). A server that answers anything but NOERROR raises ``DnsRefused`` naming the answer (NOTAUTH,
+preconditions the planner relies on: the TXT set at the name's mark name (``_meshop-owner.<name>``) is
+exactly as read (meshop's ownership mark, for an update or a withdraw), and a create requires the name
+to have no A, AAAA or CNAME record. Only the name's A and AAAA sets and the one mark record are
+written: a foreign record set at the name (TXT, MX, ...) is not part of any update, so it keeps its
+records and TTL. Moving a legacy mark deletes that one TXT record from the name, conditional on the
+name's TXT set as read. A server that answers anything but NOERROR raises ``DnsRefused`` naming the answer (NOTAUTH,
 BADKEY, BADSIG, REFUSED, NXRRSET, ...). The TSIG secret lives only in the keyring; no message quotes it.
 """
 
@@ -83,7 +86,7 @@ class Rfc2136Provider:
             a: list[str] = []
             aaaa: list[str] = []
             txt: list[str] = []
-            ttl = 0
+            ttl = txt_ttl = 0
             cname = False
             for rdataset in node.rdatasets:
                 if rdataset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
@@ -91,43 +94,54 @@ class Rfc2136Provider:
                     ttl = rdataset.ttl
                 elif rdataset.rdtype == dns.rdatatype.TXT:
                     txt.extend(r.to_text() for r in rdataset)
+                    txt_ttl = rdataset.ttl
                 elif rdataset.rdtype == dns.rdatatype.CNAME:
                     cname = True
             if a or aaaa or txt or cname:
                 v4, v6 = split_families(a + aaaa)
-                states[name] = NameState(name, v4, v6, ttl, tuple(sorted(txt)), cname)
+                states[name] = NameState(name, v4, v6, ttl, tuple(sorted(txt)), cname, txt_ttl)
         return states
 
     def apply(self, change: Change, owner: str) -> None:
-        name = dns.name.from_text(change.name + ".")
-        if not name.is_subdomain(self.zone):
-            raise DnsError(f"{change.name} is outside zone {self.zone}; not sent")
+        name, marks = self._name(change.name), self._name(change.mark)
         update = dns.update.UpdateMessage(self.zone, keyring=self.key)
-        mark = _txt(ownership_text(owner))
+        text = ownership_text(owner)
+        mark = _txt(text)
+        if change.txt:  # the mark name's TXT set as read (value-dependent: exactly these records)
+            update.present(marks, *[_txt(t) for t in change.txt])
+        else:
+            update.absent(marks, "TXT")
+        if change.legacy:
+            update.present(name, *[_txt(t) for t in change.legacy])
         if change.kind == "create":
             for rdtype in ("A", "AAAA", "CNAME"):
                 update.absent(name, rdtype)
+        elif text not in change.txt and text not in change.legacy:
+            # the planner never sends this (an owned name has its mark); refuse rather than guess
+            raise DnsError(f"{change.kind} of {change.name} without meshop's mark as read; not sent")
         else:
-            txt = [_txt(t) for t in change.txt]
-            if txt:
-                update.present(name, *txt)
-            else:  # the planner never sends this (an owned name has its mark); refuse rather than guess
-                update.absent(name, "TXT")
             update.delete(name, "A")
             update.delete(name, "AAAA")
-        if change.kind == "withdraw":
+        if change.legacy:  # that one record only: the name's other TXT records and their TTL stay
             update.delete(name, mark)
+        if change.kind == "withdraw":
+            if text in change.txt:
+                update.delete(marks, mark)
         else:
             v4, v6 = split_families(change.addresses)
-            if change.kind == "create" or ownership_text(owner) not in change.txt:
-                update.add(name, change.ttl, mark)
-            else:  # keep the TTL of the ownership record in step with the addresses'
-                update.replace(name, change.ttl, *[_txt(t) for t in change.txt])
+            if text not in change.txt:
+                update.add(marks, change.ttl, mark)
             for address in v4:
                 update.add(name, change.ttl, "A", address)
             for address in v6:
                 update.add(name, change.ttl, "AAAA", address)
         self._send(update, change)
+
+    def _name(self, text: str) -> dns.name.Name:
+        name = dns.name.from_text(text + ".")
+        if not name.is_subdomain(self.zone):
+            raise DnsError(f"{text} is outside zone {self.zone}; not sent")
+        return name
 
     def _send(self, update: dns.update.UpdateMessage, change: Change) -> None:
         s = self.settings

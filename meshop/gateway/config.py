@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from meshop.caddy.dns_wire import site_name, target_name
 from meshop.caddy.render import DynamicUpstreams, ProxyOptions, Site, UnsafeValue, render_global, render_site
 from meshop.model.addresses import address_problem, is_ip_address, join_host_port, port_problem
+from meshop.model.gateway import GatewayDashboard
 from meshop.model.names import host_in_domain
 from meshop.model.records import RouteRecord, Upstream
 
@@ -27,6 +28,7 @@ class GatewaySettings:
     local_cluster: bool = False  # upstreams on loopback/link-local addresses allowed (demo, tests)
     upstream_dns: str | None = None  # Caddy's address of the upstream DNS responder (None: static upstreams)
     dns_refresh: str = "1s"  # how long Caddy keeps a site's SRV answer
+    dashboard: GatewayDashboard | None = None  # spec.dashboard: its host is never a service's route
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class GatewayPlan:
     skipped: tuple[str, ...]  # hosts outside the Gateway's domains
     refused: tuple[str, ...] = ()  # upstreams left out, with why (an address no node may claim)
     fail_open: tuple[str, ...] = ()  # hosts whose every upstream's agent is down: all kept (panic)
+    taken: tuple[str, ...] = ()  # route hosts left out: the dashboard's host (spec.dashboard.host)
 
 
 def in_domains(host: str, domains: Iterable[str]) -> bool:
@@ -52,6 +55,7 @@ def plan_sites(
     *,
     local_cluster: bool = False,
     resolved: Resolved | None = None,
+    reserved: frozenset[str] = frozenset(),
 ) -> GatewayPlan:
     """One site per route host with its healthy upstreams, leaving out nodes whose agent is down.
 
@@ -64,13 +68,21 @@ def plan_sites(
     Fail open (Envoy's panic threshold): when that would leave a route with no upstream only because
     every upstream's agent is down — a hung or restarting agent, not a failed replica (the controller
     drops those from the record itself) — the route keeps all of them; its hosts are in ``fail_open``.
+
+    A route for a ``reserved`` host (the dashboard's, from the Gateway document) is left out (``taken``):
+    the operator's document wins over any service, so a service cannot serve a page at the host where
+    people type their dashboard password.
     """
     resolved = resolved or {}
     sites: list[Site] = []
     skipped: list[str] = []
     refused: list[str] = []
     fail_open: list[str] = []
+    taken: list[str] = []
     for route in sorted(routes, key=lambda r: r.host):
+        if route.host in reserved:
+            taken.append(route.host)
+            continue
         if not in_domains(route.host, domains):
             skipped.append(route.host)
             continue
@@ -89,7 +101,7 @@ def plan_sites(
         upstreams = tuple(sorted(alive))
         health = route.health_path or None
         sites.append(Site(route.host, route.path, upstreams, health_path=health, comment=f"service {route.service}"))
-    return GatewayPlan(tuple(sites), tuple(skipped), tuple(refused), tuple(fail_open))
+    return GatewayPlan(tuple(sites), tuple(skipped), tuple(refused), tuple(fail_open), tuple(taken))
 
 
 def dial_addresses(address: str, resolved: Resolved, local_cluster: bool) -> tuple[tuple[str, ...], list[str]]:
@@ -207,8 +219,13 @@ def upstream_problem(upstream: Upstream, local_cluster: bool) -> str | None:
     return address_problem(upstream.address, local_cluster=local_cluster) or port_problem(upstream.port)
 
 
-def render_gateway(settings: GatewaySettings, plan: GatewayPlan) -> tuple[str, list[str]]:
+def render_gateway(
+    settings: GatewaySettings, plan: GatewayPlan, dashboard: Site | None = None
+) -> tuple[str, list[str]]:
     """The whole gateway Caddyfile, and the hosts left out because a value in them is unsafe.
+
+    ``dashboard`` (``meshop.gateway.dashboard.dashboard_site``) is served like a route, with TLS; it is
+    never rendered without TLS (the Gateway document's rules refuse ``spec.dashboard`` with TLS off).
 
     Routes are written by the controller from validated documents, so an unsafe value means a
     hand-edited or corrupted record: that one site is left out, every other one is served.
@@ -225,7 +242,8 @@ def render_gateway(settings: GatewaySettings, plan: GatewayPlan) -> tuple[str, l
     parts = ["# Rendered by meshop gateway from Consul routes; edits are overwritten.\n", head]
     tls = "internal" if settings.tls_mode == "internal" else None
     refused: list[str] = []
-    for site in plan.sites:
+    extra = (dashboard,) if dashboard is not None and scheme == "https" else ()
+    for site in (*plan.sites, *extra):
         try:
             parts.append(render_site(site, scheme=scheme, bind=settings.bind, tls=tls, proxy=settings.proxy))
         except UnsafeValue as exc:

@@ -8,7 +8,9 @@ recorded in ``gateways/<id>/caddy`` (``loadreport``) for ``meshop status`` and t
 Upstreams reach Caddy through the gateway's own DNS responder (``upstream_dns``, ``dynamic srv``), so a
 change of upstreams alone needs no reload; only a change of the sites does (``dynamic_sites``).
 Upstream hostnames are resolved by the gateway (``resolve``) and served as checked IP addresses.
-With its status listener's address the gateway registers ``meshop-metrics`` (Prometheus discovery)
+The Gateway document's ``spec.dashboard`` host is served (with TLS) only once the dashboard behind it
+has shown it requires a login (``gateway.dashboard``); no route may take that host.
+With its status listener's address the gateway registers ``meshop-metrics-gateway`` (Prometheus discovery)
 and deregisters it on a clean stop, like the controller and the agents.
 """
 
@@ -38,6 +40,7 @@ from meshop.gateway.config import (
     plan_sites,
     render_gateway,
 )
+from meshop.gateway.dashboard import DashboardCheck, PublicationReport, dashboard_site
 from meshop.gateway.loadreport import LoadReport
 from meshop.gateway.probes import Prober
 from meshop.gateway.resolve import NameResolver
@@ -91,7 +94,10 @@ class GatewayDaemon:
         self.services = Services(config, make_client(config))
         self.wakeup = Wakeup()
         # gateways/<id>/caddy: only for an id the ACL rules and readers accept (an RFC 1123 label)
-        self.load_report = LoadReport(self.store, gateway_id) if gateway_id and is_dns_label(gateway_id) else None
+        reporting = bool(gateway_id) and is_dns_label(gateway_id)
+        self.load_report = LoadReport(self.store, gateway_id) if gateway_id and reporting else None
+        self.dashboard_report = PublicationReport(self.store, gateway_id) if gateway_id and reporting else None
+        self.dashboard_check = DashboardCheck(lambda: self.wakeup.notify("dashboard"))
         self.loop = ReconcileLoop(COMPONENT, self.reconcile, self.wakeup, resync=resync)
         self.watches: list[Watch] = []
         self.last_error: str | None = None
@@ -108,13 +114,14 @@ class GatewayDaemon:
 
     def start_watches(self, metrics_listen: str | None = None, instance: str = "") -> None:
         """Start the watches; with ``metrics_listen`` (the bound status address) also register
-        ``meshop-metrics``. A failed registration is logged, not fatal: routing matters more."""
+        ``meshop-metrics-gateway``. A failed registration is logged, not fatal: routing matters more."""
         if self.dns is not None:
             self.dns.start()
             log.info("upstream DNS for Caddy on %s", self.dns.address)
         if self.prober is not None:
             self.prober.start()
         self.resolver.start()
+        self.dashboard_check.start()
         notify = self.wakeup.notify
         self.routes_watch = watch_prefix(self.store, keys.ROUTES, lambda _: notify("routes"), component=COMPONENT)
         self.gateway_watch = watch_prefix(
@@ -134,12 +141,15 @@ class GatewayDaemon:
         if self.prober is not None:
             self.prober.stop()
         self.resolver.stop()
+        self.dashboard_check.stop()
         if self.dns is not None:
             self.dns.stop()
         if self.metrics_registration is not None:
             self.metrics_registration.withdraw()
         if self.load_report is not None:
             self.load_report.withdraw()
+        if self.dashboard_report is not None:
+            self.dashboard_report.withdraw()
 
     def ready(self) -> tuple[bool, str]:
         if not self.watches or not all(w.connected for w in self.watches):
@@ -159,12 +169,14 @@ class GatewayDaemon:
         self._apply_gateway_document(self.gateway_watch.latest)
         routes = parse_routes(self.routes_watch.latest)
         local = self.settings.local_cluster
+        dashboard = self.settings.dashboard
         plan = plan_sites(
             routes,
             down_nodes(self.checks_watch.latest),
             self.settings.domains,
             local_cluster=local,
             resolved=self.resolver.answers(hostnames(routes, local_cluster=local)),
+            reserved=frozenset({dashboard.host}) if dashboard is not None else frozenset(),
         )
         if self._hold_emptying(len(plan.sites)):
             return 1.0
@@ -181,13 +193,17 @@ class GatewayDaemon:
             log.warning("route host %s is outside the gateway's domains %s; not served", host, self.settings.domains)
         for problem in plan.refused:
             log.error("upstream left out of the gateway config: %s", problem)
+        for host in plan.taken:
+            log.error("route host %s is the dashboard's (Gateway spec.dashboard.host); not served as a route", host)
+        verdict = self.dashboard_check.verdict(dashboard)
         failing = self.prober.failing if self.prober is not None else frozenset()
         dynamic = dynamic_sites(plan, self._pinned, self.settings.upstream_dns, self.settings.dns_refresh, failing)
         if self.prober is not None:
             self.prober.set_targets(dynamic.probes)
         if self.dns is not None:
             self.dns.publish(dynamic.table)  # before a load: a new site's name answers once Caddy asks
-        text, refused = render_gateway(self.settings, dynamic.plan)
+        site = dashboard_site(dashboard, verdict) if dashboard is not None else None
+        text, refused = render_gateway(self.settings, dynamic.plan, site)
         for problem in refused:
             log.error("route left out of the gateway config: %s", problem)
         try:
@@ -201,6 +217,8 @@ class GatewayDaemon:
             self.last_error = None
             if self.load_report is not None:
                 self.load_report.accepted()
+            if self.dashboard_report is not None:  # once Caddy serves what it says
+                self.dashboard_report.publish(dashboard, verdict)
         except CaddyRejected as exc:
             self.last_error = str(exc)
             log.error("%s", exc)
@@ -239,4 +257,5 @@ class GatewayDaemon:
             tls_mode=gateway.tls_mode,
             email=gateway.tls_email,
             domains=tuple(gateway.domains),
+            dashboard=gateway.dashboard,
         )

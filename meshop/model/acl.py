@@ -4,34 +4,35 @@ Pure: no I/O. ``meshop acl init`` / ``meshop acl token`` / ``meshop acl sync`` (
 send what this module renders. Each rule follows from what the role's code reads and writes
 (docs/security.md, "Roles and tokens"):
 
-* ``controller``: reads the whole prefix except ``secrets/`` (but ``secrets/meshop-dns/``: the TSIG key of
-  the DNS writer); writes ``assignments/``, ``status/``,
+* ``controller``: reads the whole prefix except ``secrets/`` (but ``secrets/meshop-dns/``: the TSIG key or
+  PowerDNS API key of the DNS writer); writes ``assignments/``, ``status/``,
   ``routes/``, ``events/controller/`` and the ``leader`` lock (sessions on any Consul node: it may run on any);
-  registers ``meshop-controller`` and ``meshop-metrics``. Its events go to ``events/controller/``.
-* ``gateway``: reads ``routes/``, ``desired/gateway`` and ``nodes/``; registers ``meshop-metrics`` and
+  registers ``meshop-controller`` and ``meshop-metrics-controller``. Its events go to ``events/controller/``.
+* ``gateway``: reads ``routes/``, ``desired/gateway`` and ``nodes/``; registers ``meshop-metrics-gateway`` and
   ``meshop-gateway`` (its health, which DNS follows) and writes its claim ``gateways/<id>`` (the address
   the DNS writer accepts for that registration); reads and writes ``secrets/meshop-gateway/`` (the CA
   and certificates the gateways share).
 * ``agent`` of node N: writes ``nodes/N``, ``observed/N/``, ``usage/N``, its fence ``fences/N`` and its own events
   (``events/agent-N/``: what it did to containers, bounded per writer); reads ``assignments/N/`` and
   ``desired/gateway`` (its TLS mode, for ``--ingress-https-port``); registers ``meshop-agent``,
-  ``meshop-metrics`` and the services assigned to it; reads ``secrets/<S>/`` only for the services S
-  assigned to N. The assigned services change with placement, so this policy is re-rendered by
-  ``meshop acl sync`` (``services``: assigned to N by the controller; ``kept``: names N was granted
-  before and still reports running in ``observed/N/``, so it can deregister what it stops — never a name
-  N only reports, since ``observed/N/`` is N's own word).
+  ``meshop-metrics-agent-N`` (its own metrics name, bound to N) and the services assigned to it; reads
+  ``secrets/<S>/`` only for the services S assigned to N. The assigned services change with placement,
+  so this policy is re-rendered by ``meshop acl sync`` (``services``: assigned to N by the controller;
+  ``kept``: names N was granted before and still reports running in ``observed/N/``, so it can deregister
+  what it stops — never a name N only reports, since ``observed/N/`` is N's own word).
 
 Service names (docs/security.md, "Service names"): ``meshop-*`` names are meshop's own, so every
 role that registers gets ``service_prefix "meshop-"`` read (never write) and exact write rules for the few names its
 daemon registers (an exact rule beats a prefix rule): the controller ``meshop-controller`` and
-``meshop-metrics``, the gateway ``meshop-gateway`` and ``meshop-metrics``, an agent ``meshop-agent`` and
-``meshop-metrics``. A ``meshop-*`` name never becomes an agent's service right, whatever placement says.
+``meshop-metrics-controller``, the gateway ``meshop-gateway`` and ``meshop-metrics-gateway``, the agent
+of N ``meshop-agent`` and ``meshop-metrics-agent-N`` (``metrics_service``). A ``meshop-*`` name never
+becomes an agent's service right, whatever placement says.
 * ``readonly``: reads the whole prefix except ``secrets/`` (status, get, describe, events, diff).
 * ``operator``: ``readonly`` plus writes to ``desired/`` (apply, import, delete, cordon, drain), to
   ``fences/`` (``meshop cluster adopt``), to ``events/audit/`` (the dashboard records its actions
   there, where no agent can write) and to ``inventory/`` (the addresses each node may be dialled at:
   ``meshop nodes inventory``; no other role writes there, so a node cannot widen its own entry).
-* ``prometheus``: reads the ``meshop-metrics`` service and the nodes, and the local agent's datacenter
+* ``prometheus``: reads the ``meshop-metrics-*`` services and the nodes, and the local agent's datacenter
   (what ``consul_sd_configs`` asks for).
 
 Every name pasted into HCL is checked first (prefix segments, RFC 1123 node and service names):
@@ -52,10 +53,11 @@ NODE_ROLES = ("agent",)
 
 AGENT_SERVICE = "meshop-agent"
 CONTROLLER_SERVICE = "meshop-controller"
-METRICS_SERVICE = "meshop-metrics"
+METRICS_SERVICE = "meshop-metrics"  # the stem: each daemon registers its /metrics under metrics_service()
+METRICS_COMPONENTS = ("controller", "gateway", "agent")
 GATEWAY_SERVICE = "meshop-gateway"
 RESERVED_SERVICE_PREFIX = "meshop-"  # meshop's own Consul service names: never an agent's by placement
-DNS_SECRETS = "meshop-dns"  # secrets/meshop-dns/: the TSIG key the leader's DNS writer signs with
+DNS_SECRETS = "meshop-dns"  # secrets/meshop-dns/: the TSIG key or API key of the leader's DNS writer
 
 _PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9_.-]+", re.ASCII)
 _POLICY_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]", re.ASCII)
@@ -88,6 +90,18 @@ def _check_name(what: str, name: str) -> str:
     if not is_dns_label(name):
         raise AclInputError(f"{what} {name!r} is not an RFC 1123 label (a-z, 0-9, '-'; at most 63)")
     return name
+
+
+def metrics_service(component: str, node: str = "") -> str:
+    """The Consul service name a daemon registers its ``/metrics`` under: ``meshop-metrics-controller``,
+    ``meshop-metrics-gateway``, ``meshop-metrics-agent-<node>``. Consul 1.8 scopes service rights by name
+    only, so each name is one only its role may write (an agent's bound to its node): Prometheus takes a
+    target's component and node from the name, which a forger cannot register, not from its meta."""
+    if component not in METRICS_COMPONENTS:
+        raise AclInputError(f"component {component!r} is not one of {', '.join(METRICS_COMPONENTS)}")
+    if (component == "agent") != bool(node):
+        raise AclInputError(f"the {component} metrics name {'needs' if component == 'agent' else 'takes no'} a node")
+    return f"{METRICS_SERVICE}-{component}" + (f"-{_check_name('node', node)}" if node else "")
 
 
 def policy_name(role: str, prefix: str, node: str | None = None) -> str:
@@ -163,14 +177,14 @@ def policy_rules(
         rules += [_rule("key_prefix", f"{p}/events/{CONTROLLER_EVENTS}/", "write")]
         rules += [_rule("key_prefix", f"{p}/secrets/{DNS_SECRETS}/", "read")]
         rules += [_rule("key", f"{p}/leader", "write"), _rule("session_prefix", "", "write")]
-        rules += _own_names(CONTROLLER_SERVICE, METRICS_SERVICE)
+        rules += _own_names(CONTROLLER_SERVICE, metrics_service("controller"))
         rules += _CATALOG_READ
     elif role == "gateway":
         rules = [
             _rule("key_prefix", f"{p}/routes/", "read"),
             _rule("key", f"{p}/desired/gateway", "read"),
             _rule("key_prefix", f"{p}/nodes/", "read"),
-            *_own_names(GATEWAY_SERVICE, METRICS_SERVICE),
+            *_own_names(GATEWAY_SERVICE, metrics_service("gateway")),
             _rule("key_prefix", f"{p}/gateways/", "write"),  # claims: the address each registration may hold
             _rule("key_prefix", f"{p}/secrets/{GATEWAY_SERVICE}/", "write"),  # certificates shared by gateways
             *_CATALOG_READ,
@@ -189,7 +203,7 @@ def policy_rules(
             _rule("key", f"{p}/desired/gateway", "read"),  # the TLS mode of the node's HTTPS sites
             _rule("key_prefix", f"{p}/gateways/", "read"),  # the gateways' addresses: trusted proxies
             *(_rule("key_prefix", f"{p}/secrets/{s}/", "read") for s in assigned),
-            *_own_names(AGENT_SERVICE, METRICS_SERVICE),
+            *_own_names(AGENT_SERVICE, metrics_service("agent", node)),
             *(_rule("service", s, "write") for s in registered),
             *_CATALOG_READ,
         ]
@@ -206,7 +220,7 @@ def policy_rules(
         ]
     else:  # prometheus
         rules = [
-            _rule("service", METRICS_SERVICE, "read"),
+            _rule("service_prefix", f"{METRICS_SERVICE}-", "read"),  # every daemon's metrics name, nothing else
             _rule("node_prefix", "", "read"),
             _rule("agent_prefix", "", "read"),
         ]

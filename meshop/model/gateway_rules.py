@@ -1,4 +1,5 @@
-"""Gateway rules: served domains, the ACME e-mail (it lands in the Caddyfile) and the DNS settings."""
+"""Gateway rules: served domains, the ACME e-mail (it lands in the Caddyfile), the DNS settings and the
+dashboard's host (under a served domain, only with TLS) and upstream (an IP address and port)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ from meshop.model.rules import CONSUL_KEY, Out, as_dict, as_list, check
 
 _SERVER_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]]+):([0-9]{1,5})", re.ASCII)
 
+
+_API_URL_RE = re.compile(
+    r"(https?)://(\[[0-9A-Fa-f:.]+\]|[^:/\[\]@?#]+)(?::([0-9]{1,5}))?(/[A-Za-z0-9._~/-]*)?", re.ASCII
+)
+_SERVER_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}", re.ASCII)
 
 DNS_SECRETS_FOLDER = "secrets/meshop-dns/"
 
@@ -43,6 +49,12 @@ def is_server_address(value: object) -> bool:
     return names.is_hostname(host)
 
 
+def is_api_url(value: object) -> bool:
+    """``http(s)://host[:port][/path]``: a hostname, IPv4 or bracketed IPv6 host; no user, query, fragment."""
+    m = _API_URL_RE.fullmatch(value) if isinstance(value, str) else None
+    return m is not None and is_server_address(f"{m.group(2)}:{m.group(3) or '80'}")
+
+
 def gateway_rules(out: Out, doc: dict[str, Any]) -> None:
     spec = as_dict(doc.get("spec"))
     domains = as_list(spec.get("domains"))
@@ -59,6 +71,7 @@ def gateway_rules(out: Out, doc: dict[str, Any]) -> None:
             if domain in seen:
                 out.append(Violation(f"spec.domains[{i}]", f"duplicate domain (also spec.domains[{seen[domain]}])"))
             seen.setdefault(domain, i)
+    dashboard_rules(out, spec, [d for d in domains if names.is_hostname(d)])
     email = as_dict(spec.get("tls")).get("email")
     check(out, "spec.tls.email", email, names.is_email(email), "must be a plain address like ops@example.com")
     dns = as_dict(spec.get("dns"))
@@ -68,6 +81,20 @@ def gateway_rules(out: Out, doc: dict[str, Any]) -> None:
         dns.get("server"),
         is_server_address(dns.get("server")),
         "must be host:port, e.g. 127.0.0.1:53 or ns1.example.com:53",
+    )
+    check(
+        out,
+        "spec.dns.apiUrl",
+        dns.get("apiUrl"),
+        is_api_url(dns.get("apiUrl")),
+        "must be http(s)://host[:port][/path], e.g. https://ns1.example.com:8081 (no user, query or fragment)",
+    )
+    check(
+        out,
+        "spec.dns.serverId",
+        dns.get("serverId"),
+        isinstance(dns.get("serverId"), str) and _SERVER_ID_RE.fullmatch(dns["serverId"]) is not None,
+        "must be the API's server id: letters, digits, '.', '_', '-' (at most 64), e.g. localhost",
     )
     for field in ("zone", "keyName"):
         check(
@@ -94,3 +121,45 @@ def gateway_rules(out: Out, doc: dict[str, Any]) -> None:
                 f"e.g. meshop/{DNS_SECRETS_FOLDER}tsig",
             )
         )
+
+
+def is_ip_port(value: object) -> bool:
+    """``IPv4:port`` or ``[IPv6]:port``: what the gateway's Caddy dials with no name to resolve."""
+    split = split_server_address(value) if isinstance(value, str) else None
+    if split is None:
+        return False
+    import ipaddress  # here, not at the top: only a document with a dashboard needs it (start-up time)
+
+    try:
+        ipaddress.ip_address(split[0])
+    except ValueError:
+        return False
+    return "%" not in split[0]
+
+
+def dashboard_rules(out: Out, spec: dict[str, Any], domains: list[str]) -> None:
+    """``spec.dashboard``: its host is a hostname under one of the domains and is served only with TLS
+    (a login crosses the internet there); its upstream is an IP address and port."""
+    if "dashboard" not in spec:
+        return
+    dashboard = as_dict(spec.get("dashboard"))
+    host = dashboard.get("host")
+    check(out, "spec.dashboard.host", host, names.is_hostname(host), "must be a lowercase DNS hostname")
+    if names.is_hostname(host) and domains and not any(names.host_in_domain(str(host), d) for d in domains):
+        out.append(Violation("spec.dashboard.host", f"{host} is not under any of spec.domains ({', '.join(domains)})"))
+    if as_dict(spec.get("tls")).get("mode") == "off":
+        out.append(
+            Violation(
+                "spec.dashboard",
+                "needs TLS: spec.tls.mode is off, and the dashboard's login would cross the network in clear "
+                "(use acme or internal)",
+            )
+        )
+    upstream = dashboard.get("upstream")
+    check(
+        out,
+        "spec.dashboard.upstream",
+        upstream,
+        is_ip_port(upstream),
+        "must be an IP address and port, e.g. 127.0.0.1:8080 or [fd7a:115c::5]:8080",
+    )

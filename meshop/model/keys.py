@@ -31,7 +31,7 @@ INVENTORY_NODES = "inventory/nodes/"  # inventory/nodes/<node>: the addresses it
 LEADER = "leader"
 FENCES = "fences/"
 SECRETS = "secrets/"
-DNS_SECRETS_OWNER = "meshop-dns"  # secrets/meshop-dns/: the TSIG key (Service names meshop-* are reserved)
+DNS_SECRETS_OWNER = "meshop-dns"  # secrets/meshop-dns/: the TSIG or API key (Service names meshop-* are reserved)
 
 
 def agent_events(node: str) -> str:
@@ -56,6 +56,11 @@ def gateway_caddy(gateway_id: str) -> str:
     """``gateways/<id>/caddy``: whether the gateway's Caddy took its last config (under the gateway's own
     write prefix; two segments deep, so no reader of claims takes it for one)."""
     return f"{GATEWAYS}{gateway_id}/caddy"
+
+
+def gateway_dashboard(gateway_id: str) -> str:
+    """``gateways/<id>/dashboard``: whether the gateway publishes the dashboard host, and why not."""
+    return f"{GATEWAYS}{gateway_id}/dashboard"
 
 
 def resolve_prefix(flag: str | None, env: Mapping[str, str]) -> str:

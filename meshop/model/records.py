@@ -80,6 +80,21 @@ class CaddyLoad(Record):
     since: float = 0.0
 
 
+DashboardReason = Literal["LoginRequired", "NoLogin", "HostRefused", "Unreachable", "Unexpected", "NotChecked"]
+
+
+@dataclass(frozen=True)
+class DashboardPublication(Record):
+    """``gateways/<id>/dashboard``: whether the gateway serves the Gateway document's dashboard host, and
+    why not (``reason``: the dashboard's answer to a request without a login). Written by a gateway."""
+
+    host: str
+    published: bool = False
+    reason: DashboardReason = "NotChecked"
+    message: Problem = ""
+    since: float = 0.0
+
+
 @dataclass(frozen=True)
 class NodeRecord(Record):
     """``nodes/<node>``, written by the node's agent at start and refreshed when it changes."""
@@ -248,7 +263,7 @@ class Event(Record):
 @dataclass(frozen=True)
 class DnsStatus(Record):
     """``status/dns``, written by the leading controller's DNS writer: where the records point and how
-    the last update went. Never holds the TSIG key or its secret."""
+    the last update went. Never holds the TSIG key's secret or the API key."""
 
     provider: Annotated[str, Cap(32)] = "none"
     zone: Annotated[str, Cap(255)] = ""

@@ -35,10 +35,11 @@ from meshop.model.names import is_dns_label
 from meshop.model.records import NodeRecord, Observed
 from meshop.operator import nodes as node_health
 from meshop.operator.desired import (
+    GatewayHosts,
     Memo,
     ParsedNode,
     ParsedService,
-    gateway_domains,
+    gateway_hosts,
     node_view,
     parse_node_entry,
     parse_service_entry,
@@ -181,7 +182,7 @@ class Controller:
         self._node_docs = Memo[ParsedNode](lambda e: parse_node_entry(e.key[len(keys.DESIRED_NODES) :], e))
         self._records = Memo[NodeRecord | None](read_record(NodeRecord.from_dict, _count_refused))
         self._observed = Memo[Observed | None](read_record(Observed.from_dict, _count_refused))
-        self._gateway = Memo[tuple[str, ...]](gateway_domains)
+        self._gateway = Memo[GatewayHosts](gateway_hosts)
         self._reported_node_docs: dict[str, int] = {}
         self._announce: str | None = None
         self._pending: list[PlannedEvent] = []  # node events not yet written (kept across a failed write)
@@ -202,7 +203,7 @@ class Controller:
     def start_services(self, metrics_listen: str | None = None) -> None:
         """Watches and the election; the caller runs ``self.loop`` (``meshop.daemon.run.run_daemon`` does).
 
-        With ``metrics_listen`` the controller also registers ``meshop-metrics`` for Prometheus discovery.
+        With ``metrics_listen`` the controller also registers ``meshop-metrics-controller`` for Prometheus discovery.
         """
         wait = self.options.watch_wait
         for name, prefix in (
@@ -326,6 +327,7 @@ class Controller:
             name: parsed.desired or with_last_valid(parsed, self.owned.assignments.get(name, {}))
             for name, parsed in claim_volumes(desired).items()
         }
+        domains, dashboard_host = self._gateway_hosts()
         state = ClusterState(
             services=services,
             nodes=views,
@@ -334,7 +336,8 @@ class Controller:
             statuses=self.owned.statuses,
             routes=self.owned.routes,
             node_statuses=self.owned.node_statuses,
-            domains=self._domains(),
+            domains=domains,
+            dashboard_host=dashboard_host,
             health=health,
         )
         target = plan(state, now)
@@ -429,11 +432,13 @@ class Controller:
         """node -> the addresses ``inventory/nodes/<node>`` lets it claim (a broken entry grants nothing)."""
         return node_inventory(self.watches["inventory"].latest)
 
-    def _domains(self) -> tuple[str, ...]:
-        """The Gateway document's domains (route hosts outside them get ``OutsideDomains``)."""
+    def _gateway_hosts(self) -> GatewayHosts:
+        """The Gateway document's domains (route hosts outside them get ``OutsideDomains``) and its
+        dashboard host (a route claiming it gets ``RouteConflict``)."""
         entry = next((e for e in self.watches["desired"].latest.entries if e.key == keys.DESIRED_GATEWAY), None)
         self._gateway.keep_only([entry.key] if entry else [])
-        return self._gateway.get(entry) if entry else ()
+        found = self._gateway.get(entry) if entry else None
+        return found if found is not None else ((), "")
 
     def _node_doc_events(self, node_docs: Mapping[str, ParsedNode]) -> list[PlannedEvent]:
         """One Invalid event per invalid version of a Node document."""

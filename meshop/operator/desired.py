@@ -189,14 +189,19 @@ def parse_node_entry(name: str, entry: Entry) -> ParsedNode:
     return ParsedNode(doc)
 
 
-def gateway_domains(entry: Entry) -> tuple[str, ...]:
-    """The domains of the Gateway document in ``entry``; () when it is invalid (the gateway then keeps
-    its previous settings and logs why; the controller flags no host rather than guess)."""
+GatewayHosts = tuple[tuple[str, ...], str]  # (the Gateway's domains, its dashboard host or "")
+
+
+def gateway_hosts(entry: Entry) -> GatewayHosts:
+    """The domains and the dashboard host of the Gateway document in ``entry``; ((), "") when it is
+    invalid (the gateway then keeps its previous settings and logs why; the controller flags no host
+    rather than guess — the gateway still refuses a route at the dashboard host it serves)."""
     try:
-        return tuple(parse_gateway(_one_document(entry, keys.DESIRED_GATEWAY), keys.DESIRED_GATEWAY).domains)
+        gateway = parse_gateway(_one_document(entry, keys.DESIRED_GATEWAY), keys.DESIRED_GATEWAY)
     except (ValidationFailed, DocumentError) as exc:
         log.warning("%s: %s", keys.DESIRED_GATEWAY, exc)
-        return ()
+        return (), ""
+    return tuple(gateway.domains), gateway.dashboard.host if gateway.dashboard is not None else ""
 
 
 def read_record(

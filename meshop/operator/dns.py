@@ -11,10 +11,10 @@ hostile input, validated by the same rules as ``meshop apply``), ``routes/`` (ho
 serving them), and the health of every ``meshop-gateway`` registration (its Consul checks and its
 node's ``serfHealth``), and the gateways' claims (``gateways/``). Registrations are hostile too: only ids
 ``meshop-gateway-<label>`` with an address no node may not claim, and that a gateway claimed for that
-address (``targets.gateway_claims``), count. The TSIG secret is read from ``<prefix>/secrets/meshop-dns/``
-(nowhere else) on each pass and lives only in the provider's keyring: it is never logged, evented or
-written to status. Then ``targets.desired_records`` -> provider ``read`` -> ``plan`` -> ``apply`` per
-change, one event per change, ``status/dns`` when it changed.
+address (``targets.gateway_claims``), count. The TSIG secret (rfc2136) or API key (powerdns) is read
+from ``<prefix>/secrets/meshop-dns/`` (nowhere else) on each pass and lives only in the provider: it is
+never logged, evented or written to status. Then ``targets.desired_records`` -> provider ``read`` ->
+``plan`` -> ``apply`` per change, one event per change, ``status/dns`` when it changed.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from meshop.daemon.loop import ReconcileLoop
 from meshop.daemon.threads import DaemonThread
 from meshop.daemon.wakeup import Wakeup
 from meshop.dns.plan import plan
+from meshop.dns.powerdns import PowerDnsProvider, PowerDnsSettings
 from meshop.dns.provider import DnsError, DnsRefused, Provider
 from meshop.dns.rfc2136 import Rfc2136Provider, Rfc2136Settings
 from meshop.dns.targets import GatewayInstance, desired_records, gateway_claims
@@ -70,6 +71,21 @@ def rfc2136_provider(dns: GatewayDNS, secret: str) -> Provider:
     return Rfc2136Provider(settings)
 
 
+def powerdns_provider(dns: GatewayDNS, secret: str) -> Provider:
+    return PowerDnsProvider(PowerDnsSettings(dns.api_url or "", dns.zone or "", secret.strip(), dns.server_id))
+
+
+PROVIDERS: dict[str, ProviderFactory] = {"rfc2136": rfc2136_provider, "powerdns": powerdns_provider}
+
+
+def make_provider(dns: GatewayDNS, secret: str) -> Provider:
+    """The provider ``spec.dns.provider`` names, with the secret (TSIG secret or API key) read from KV."""
+    factory = PROVIDERS.get(dns.provider)
+    if factory is None:
+        raise DnsError(f"spec.dns.provider {dns.provider!r} is not one of {', '.join(PROVIDERS)}")
+    return factory(dns, secret)
+
+
 def gateway_instances(
     instances: list[InstanceHealth] | None, claims: Mapping[str, str], *, local_cluster: bool
 ) -> tuple[list, list[str]]:
@@ -101,8 +117,12 @@ def served_hosts(
     local_cluster: bool,
     inventory: Mapping[str, tuple[str, ...]] | None = None,
     trust_records: bool = False,
+    dashboard_host: str = "",
 ) -> dict[str, list[str]]:
     """host -> addresses of the nodes with a healthy upstream for it, for hosts in the Gateway's domains.
+
+    The Gateway document's ``dashboard_host`` is served by the gateways alone: it gets their records
+    (with no node address, so none while no gateway is healthy), whatever a route record says of it.
 
     With ``inventory`` (issue 24), a second check behind the controller's: an upstream's address becomes a
     record only when its node's ``inventory/nodes/<node>`` lists it (or the node has no entry and the
@@ -127,6 +147,8 @@ def served_hosts(
                 if (u.address not in listed) if listed is not None else not trust_records:
                     continue
             addresses.append(u.address)
+    if dashboard_host and any(host_in_domain(dashboard_host, d) for d in domains):
+        hosts[dashboard_host] = []
     return hosts
 
 
@@ -160,7 +182,7 @@ class DnsWriter:
         trust_records: bool = False,
         resync: float = 30.0,
         wait: str = "30s",
-        provider_factory: ProviderFactory = rfc2136_provider,
+        provider_factory: ProviderFactory = make_provider,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -261,6 +283,7 @@ class DnsWriter:
             local_cluster=self.local_cluster,
             inventory=node_inventory(self.inventory_watch.latest),
             trust_records=self.trust_records,
+            dashboard_host=gateway.dashboard.host if gateway.dashboard is not None else "",
         )
         targets = desired_records(
             hosts, gateways, zone=dns.zone or "", wildcard=dns.records == "wildcard", domains=gateway.domains

@@ -33,6 +33,7 @@ class ClusterState:
     routes: Mapping[str, RouteRecord] = field(default_factory=dict)
     node_statuses: Mapping[str, NodeStatus] = field(default_factory=dict)
     domains: tuple[str, ...] = ()  # the Gateway document's; empty: every host is served
+    dashboard_host: str = ""  # the Gateway document's spec.dashboard.host: no service may route it
     health: ReplicaHealth = field(default_factory=ReplicaHealth)  # Consul's checks of the replicas
 
 
@@ -117,7 +118,14 @@ def plan(state: ClusterState, now: float) -> Plan:
             assignments[name] = dict(existing)  # invalid: the last valid version keeps running untouched
             events[name] = _invalid_event(service, state.statuses.get(name))
     routes, route_problems = build_routes(
-        state.services, assignments, state.observed, state.nodes, state.health, state.routes, state.domains
+        state.services,
+        assignments,
+        state.observed,
+        state.nodes,
+        state.health,
+        state.routes,
+        state.domains,
+        reserved=state.dashboard_host,
     )
     notes = {r.service: fail_open_note(r) for r in routes.values() if r.fail_open}
     statuses = {

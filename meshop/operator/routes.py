@@ -11,6 +11,9 @@ so ownership survives controller restarts and failover) for as long as that serv
 routes that host; a later claimant is told who owns it (``RouteConflict``) and gets no record. A host no
 record holds goes to the claimant whose document was created first (Consul's CreateIndex), then by name.
 A route host outside the Gateway document's domains is reported too (the gateway does not serve it).
+The Gateway document's dashboard host (``spec.dashboard.host``) is nobody's: the operator's document
+wins over every service, so a service cannot put a page where people type their dashboard password;
+a claimant is told so (``RouteConflict``) and gets no record.
 
 Consul's own view of the replicas (``replicas.ReplicaHealth``) comes first where the agent cannot be
 trusted, because it does not wait for any agent: a node whose machine is gone (``serfHealth`` critical)
@@ -117,6 +120,13 @@ def conflict_message(host: str, owner: str) -> str:
     )
 
 
+def dashboard_message(host: str) -> str:
+    return (
+        f"host {host} is the dashboard's (the Gateway document's spec.dashboard.host): the gateway serves "
+        "the dashboard there, never a service"
+    )
+
+
 def outside_message(host: str, domains: tuple[str, ...]) -> str:
     return (
         f"host {host} is outside the Gateway document's domains ({', '.join(domains)}): the gateway does not serve it"
@@ -131,12 +141,18 @@ def build_routes(
     health: ReplicaHealth | None = None,
     previous: Mapping[str, RouteRecord] | None = None,
     domains: tuple[str, ...] = (),
+    reserved: str = "",
 ) -> tuple[dict[str, RouteRecord], dict[str, tuple[str, str]]]:
     """Every route record by host, and the services whose route is not served (-> reason, why):
-    ``RouteConflict`` (another service owns the host) or ``OutsideDomains``."""
+    ``RouteConflict`` (another service owns the host, or it is the dashboard's: ``reserved``) or
+    ``OutsideDomains``."""
+    problems: dict[str, tuple[str, str]] = {}
+    if reserved:
+        taken = {n for n, s in services.items() if s.route is not None and s.route.host == reserved}
+        problems.update((n, ("RouteConflict", dashboard_message(reserved))) for n in taken)
+        services = {n: s for n, s in services.items() if n not in taken}
     owners = host_owners(services, previous)
     routes: dict[str, RouteRecord] = {}
-    problems: dict[str, tuple[str, str]] = {}
     for name in sorted(services):
         service = services[name]
         if service.route is None:

@@ -127,6 +127,16 @@ def _report() -> None:
     print("\ninstall test wall times (s):\n" + "".join(f"  {k:<{width}}  {v:>7.1f}\n" for k, v in TIMINGS.items()))
 
 
+def _gateway_processes(fleet: Fleet) -> list[tuple[str, str, str]]:
+    """(name, effective uid, effective capabilities) of meshop-gateway's main process and its children."""
+    script = (
+        "m=$(systemctl show -p MainPID --value meshop-gateway); "
+        "for p in $m $(cat /proc/$m/task/*/children); do "
+        "echo $(cat /proc/$p/comm) $(awk '/^Uid:/{print $3} /^CapEff:/{print $2}' /proc/$p/status); done"
+    )
+    return [tuple(line.split()) for line in fleet.hosts["gw"].exec("sh", "-c", script).stdout.splitlines()]
+
+
 def _started(fleet: Fleet) -> dict[str, str]:
     """Every meshop-installed unit's ActiveEnterTimestamp: a restart changes it."""
     out = {}
@@ -200,6 +210,11 @@ def test_the_five_commands_and_what_follows(fleet: Fleet) -> None:
     )
     verified = _https("--cacert", str(ca))
     assert verified.stdout == "200", verified.stderr
+
+    # the gateway and its Caddy run as the unit's own user, not root, with the bind capability only
+    processes = _gateway_processes(fleet)
+    assert "caddy" in {comm for comm, _, _ in processes}, processes
+    assert all(uid != "0" and caps == "0000000000000400" for _, uid, caps in processes), processes
 
     # the gateway registered itself at its address: status lists it (it said "none" while serving)
     status = session.run("meshop status")

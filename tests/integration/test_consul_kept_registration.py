@@ -18,7 +18,7 @@ def _registration_errors() -> float:
 
 
 def _registered(services: Services, service_id: str) -> bool:
-    _, instances = services.instances("meshop-metrics")
+    _, instances = services.instances("meshop-metrics-gateway")
     return any(i.service_id == service_id for i in instances)
 
 
@@ -37,9 +37,9 @@ def test_registration_is_retried_until_consul_takes_it_and_withdrawn_on_stop(tmp
         server.start()
         kept.ensure()
         assert kept.registered
-        assert _registered(services, "meshop-metrics-gateway-kept")
+        assert _registered(services, "meshop-metrics-gateway.kept")
         kept.ensure()  # no second request once registered
         kept.withdraw()
-        assert not _registered(services, "meshop-metrics-gateway-kept")
+        assert not _registered(services, "meshop-metrics-gateway.kept")
     finally:
         server.stop()

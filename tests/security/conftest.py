@@ -9,3 +9,4 @@ from __future__ import annotations
 from tests.integration.agent.conftest import engine, node, start_agent  # noqa: F401 - fixtures
 from tests.integration.cli.conftest import meshop  # noqa: F401 - fixture
 from tests.security.fleet import fleet, honest_server  # noqa: F401 - fixtures
+from tests.support.users import other_user  # noqa: F401 - fixture

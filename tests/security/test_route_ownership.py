@@ -132,3 +132,28 @@ def test_a_host_outside_the_gateway_domains_is_visible_in_status(
     assert degraded(store, "stray")[0] == "OutsideDomains"  # type: ignore[index]
     out = meshop(config, capsys, "status")[1]
     assert "OutsideDomains" in out and "stray.example.org" in out
+
+
+def test_no_service_can_take_the_dashboard_host(
+    cluster: tuple[ConsulConfig, KVStore, list[Controller]], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The page where people type the dashboard password is never a service's: ``apply`` refuses the
+    host naming the Gateway document; written straight into KV it gets ``RouteConflict`` and no record."""
+    config, store, controllers = cluster
+    start_controller(config, controllers, "c1")
+    host = "dash.sec.test"
+    gateway = {"apiVersion": "meshop.io/v1alpha1", "kind": "Gateway", "metadata": {"name": "gateway"}}
+    gateway["spec"] = {"domains": ["sec.test"], "tls": {"mode": "internal"}, "dashboard": {"host": host}}
+    store.put(keys.DESIRED_GATEWAY, json.dumps(gateway))
+    phish = tmp_path / "phish.json"
+    phish.write_text(json.dumps(service("phish", host)))
+    for verb in (["apply"], ["validate", "--cluster"]):
+        code, _, err = meshop(config, capsys, *verb, "-f", str(phish))
+        assert code == 1, (verb, err)
+        assert "spec.route.host" in err and "spec.dashboard.host" in err, (verb, err)
+    assert store.get(keys.desired_service("phish")) is None
+    store.put(keys.desired_service("phish"), json.dumps(service("phish", host)))  # past the CLI
+    wait_until(lambda: degraded(store, "phish") is not None, 20, what="phish's RouteConflict")
+    reason, message = degraded(store, "phish")  # type: ignore[misc]
+    assert reason == "RouteConflict" and "the dashboard's" in message
+    assert owner(store, host) is None  # no routes/<host> record: the gateway's site stays the dashboard's

@@ -12,24 +12,21 @@ stays after the kill, so the squatter cannot bind it and Caddy falls back to the
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-import pytest
 
 from meshop.caddy.dns_wire import site_name
 from meshop.caddy.render import DynamicUpstreams, ProxyOptions, Site, render_site
 from tests.support.caddy_server import CaddyServer
 from tests.support.http import get
 from tests.support.procs import free_port, wait_until
+from tests.support.users import as_user
 
 HOST = "squat.example.test"
 REPO = Path(__file__).resolve().parents[2]
@@ -105,19 +102,6 @@ def serve(body: bytes) -> tuple[ThreadingHTTPServer, int]:
     return server, server.server_address[1]
 
 
-@pytest.fixture
-def other_user() -> Iterator[str]:
-    """A system user of its own (unique name: safe in parallel), removed afterwards."""
-    name = f"msq{secrets.token_hex(4)}"
-    subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True, timeout=30
-    )
-    try:
-        yield name
-    finally:
-        subprocess.run(["userdel", name], check=False, timeout=30)
-
-
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -154,7 +138,7 @@ def test_a_local_user_cannot_take_the_responders_address_after_the_gateway_is_ki
         gateway.wait(timeout=10)
         wait_until(lambda: _gone(int(child)), 10, what="the responder to exit with the gateway")
 
-        as_other = ["setpriv", f"--reuid={other_user}", f"--regid={other_user}", "--clear-groups", "--"]
+        as_other = as_user(other_user)
         squatter = subprocess.Popen(
             [*as_other, sys.executable, "-c", SQUATTER, address, name, str(canary_port), str(REPO)],
             stdout=subprocess.PIPE,

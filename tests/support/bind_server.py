@@ -15,7 +15,9 @@ from pathlib import Path
 import dns.message
 import dns.query
 import dns.rdatatype
+import dns.tsig
 
+from tests.support.dns_zone import Records, zone_records
 from tests.support.procs import Process, find_binary, free_port, wait_until
 
 ZONE = "example.test"
@@ -101,6 +103,11 @@ zone "{self.zone}" {{
             if rrset.rdtype == dns.rdatatype.from_text(rdtype):
                 out.extend(r.to_text() for r in rrset)
         return sorted(out)
+
+    def records(self) -> Records:
+        """Every record set of the zone with its TTL (AXFR with the meshop key)."""
+        key = dns.tsig.Key(self.key_name + ".", base64.b64decode(self.secret), dns.tsig.HMAC_SHA256)
+        return zone_records(self.address, self.port, self.zone, key)
 
     def ttl(self, name: str, rdtype: str) -> int | None:
         fqdn = f"{name}.{self.zone}."

@@ -1,5 +1,5 @@
 """The node's presence in Consul: its ``nodes/<node>`` record, the ``meshop-agent`` TTL heartbeat and
-the ``meshop-metrics`` registration Prometheus discovers the agent by.
+the ``meshop-metrics-agent-<node>`` registration Prometheus discovers the agent by.
 
 Runs on its own thread so a slow reconcile pass never makes the node look dead. Every ``interval``
 seconds it passes the TTL check; when that fails (Consul restarted and forgot the registration, or

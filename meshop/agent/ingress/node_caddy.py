@@ -88,6 +88,7 @@ class NodeCaddy:
         self.options = options
         for result in metrics.CADDY_RESULTS:  # at zero from the start, so rates and alerts work at once
             metrics.caddy_reloads_total.labels("agent", result)
+        metrics.caddy_config_refused.labels("agent").set(0)
         settings = IngressSettings(
             port=options.ingress_port,
             bind=options.ingress_bind,

@@ -1,4 +1,5 @@
-"""``meshop dashboard [--listen ADDR] [--password-file F] [--actions]``: the fleet in a browser; thin."""
+"""``meshop dashboard [--listen ADDR] [--password-file F] [--actions] [--public-host H]``: the fleet in a
+browser; thin."""
 
 from __future__ import annotations
 
@@ -32,9 +33,23 @@ from meshop.errors import DocumentError
     help="Offer cordon, uncordon, drain and restart; a login is then required, on loopback too, and the "
     "token must have the operator role.",
 )
+@click.option(
+    "--public-host",
+    multiple=True,
+    metavar="HOST",
+    help="The host the gateway publishes this dashboard at (the Gateway document's spec.dashboard.host; "
+    "repeat for more): requests may name it, and a login is then required wherever it listens.",
+)
 @click.option("--hash-password", is_flag=True, help="Read a password on stdin, print its hash line, and exit.")
 @click.pass_obj
-def dashboard(obj: CliContext, listen: str, password_file: Path | None, actions: bool, hash_password: bool) -> None:
+def dashboard(
+    obj: CliContext,
+    listen: str,
+    password_file: Path | None,
+    actions: bool,
+    public_host: tuple[str, ...],
+    hash_password: bool,
+) -> None:
     """Serve a live web view of services, nodes, routes and events (read-only unless --actions)."""
     from meshop.dashboard import auth
 
@@ -44,6 +59,11 @@ def dashboard(obj: CliContext, listen: str, password_file: Path | None, actions:
             raise DocumentError("password: at least 12 characters")
         click.echo(auth.hash_password(password))
         return
+    from meshop.model.names import is_hostname
+
+    for host in public_host:
+        if not is_hostname(host):
+            raise DocumentError(f"--public-host: {host[:100]!r} is not a lowercase DNS hostname")
     from meshop.dashboard.actions import check_actions_allowed
     from meshop.dashboard.server import Dashboard, Settings
 
@@ -61,7 +81,8 @@ def dashboard(obj: CliContext, listen: str, password_file: Path | None, actions:
             raise DocumentError(str(exc)) from None
     if actions:
         click.echo(f"dashboard: actions on ({check_actions_allowed(obj.consul)})", err=True)
-    server = Dashboard(obj.consul, Settings(listen=listen, password=password, actions=actions)).start()
+    settings = Settings(listen=listen, password=password, actions=actions, public_hosts=public_host)
+    server = Dashboard(obj.consul, settings).start()
     login = "login required" if server.login_required else "no login (loopback only)"
     click.echo(f"dashboard: serving {server.url} ({login}; {'actions on' if actions else 'read-only'})", err=True)
     done = threading.Event()

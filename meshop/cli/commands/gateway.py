@@ -58,7 +58,7 @@ def gateway() -> None:
     default=_default("metrics_addr"),
     show_default=True,
     metavar="HOST:PORT",
-    help="/metrics, /healthz, /readyz (port 0: any free port); registered as meshop-metrics.",
+    help="/metrics, /healthz, /readyz (port 0: any free port); registered as meshop-metrics-gateway.",
 )
 @click.option("--id", show_default="hostname", help="This gateway's id (metrics, its meshop-gateway registration).")
 @click.option(

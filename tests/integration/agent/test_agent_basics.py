@@ -100,14 +100,19 @@ def test_node_record_heartbeat_and_clean_shutdown(
     assert checks[0]["Status"] == "passing"
     service = registrations(consul_server.addr, node)[f"meshop-agent-{node}"]
     assert service["Service"] == "meshop-agent" and service["Meta"]["node"] == node
-    scrape = registrations(consul_server.addr, node)[f"meshop-metrics-agent-{node}"]  # Prometheus discovery
-    assert (scrape["Service"], f"{scrape['Address']}:{scrape['Port']}") == ("meshop-metrics", record.metrics_addr)
+    scrape = registrations(consul_server.addr, node)[f"meshop-metrics-agent-{node}.{node}"]  # Prometheus
+    assert (scrape["Service"], f"{scrape['Address']}:{scrape['Port']}") == (
+        f"meshop-metrics-agent-{node}",
+        record.metrics_addr,
+    )
     assert scrape["Meta"]["component"] == "agent"
     assign(store, node, "sleeper", SLEEPER)
     wait_until(lambda: engine.running("sleeper"), 5, what="sleeper running")
     container_id = engine.running("sleeper")[0].id
     agent.stop()
-    assert not {f"meshop-agent-{node}", f"meshop-metrics-agent-{node}"} & set(registrations(consul_server.addr, node))
+    assert not {f"meshop-agent-{node}", f"meshop-metrics-agent-{node}.{node}"} & set(
+        registrations(consul_server.addr, node)
+    )
     assert [c.id for c in engine.running("sleeper")] == [container_id]  # containers keep running
 
 

@@ -38,12 +38,14 @@ def test_sigterm_stops_cleanly_and_leaves_containers_running(
             loads_json(wait_until(lambda: store.get(keys.node(node)), 5, what="record").value)
         )
         wait_until(lambda: http_status(f"http://{record.metrics_addr}/readyz") == 200, 10, what="/readyz")
-        assert {f"meshop-agent-{node}", f"meshop-metrics-agent-{node}"} <= set(registrations(consul_server.addr, node))
+        assert {f"meshop-agent-{node}", f"meshop-metrics-agent-{node}.{node}"} <= set(
+            registrations(consul_server.addr, node)
+        )
         container_id = engine.running("app")[0].id
         process.signal(signal.SIGTERM)
         assert process.popen is not None
         assert process.popen.wait(15) == 0
-        assert not {f"meshop-agent-{node}", f"meshop-metrics-agent-{node}"} & set(
+        assert not {f"meshop-agent-{node}", f"meshop-metrics-agent-{node}.{node}"} & set(
             registrations(consul_server.addr, node)
         )
         assert [c.id for c in engine.running("app")] == [container_id]

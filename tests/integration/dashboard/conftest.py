@@ -91,8 +91,11 @@ def sign_in(driver: Any, dashboard: Dashboard) -> None:
     assert driver.title == "Fleet · meshop", driver.page_source[:2000]
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory, dashboard: Dashboard) -> Iterator[Any]:
+def start_chromium(tmp_path_factory: pytest.TempPathFactory, *extra: str, home: Path | None = None) -> Any:
+    """Debian's headless Chromium under chromedriver; ``home``: its HOME (where Chromium on Linux reads
+    the NSS database of trusted CAs, ``$HOME/.pki/nssdb``)."""
+    import os
+
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -108,11 +111,20 @@ def browser(tmp_path_factory: pytest.TempPathFactory, dashboard: Dashboard) -> I
         "--no-first-run",
         "--disable-extensions",
         f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+        *extra,
     ):
         options.add_argument(arg)
     log = tmp_path_factory.mktemp("chromedriver") / "chromedriver.log"
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path, log_output=str(log)), options=options)
+    env = {**os.environ, "HOME": str(home)} if home is not None else None
+    service = Service(executable_path=driver_path, log_output=str(log), env=env)
+    driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(20)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory, dashboard: Dashboard) -> Iterator[Any]:
+    driver = start_chromium(tmp_path_factory)
     try:
         sign_in(driver, dashboard)
         yield driver

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -73,3 +74,25 @@ def test_meshop_restart_service_sets_restarted_at_and_needs_the_operator_role(
     code, out, err = invoke(consul_server.addr, prefix, "restart", "service", "nope")
     assert (code, out) == (1, "")
     assert err == f"Error: service/nope not found: no {prefix}/desired/services/nope\n"
+
+
+def test_a_public_host_must_be_a_hostname_and_requires_a_login(
+    consul_server: ConsulServer, prefix: str, tmp_path: Path
+) -> None:
+    code, out, err = invoke(consul_server.addr, prefix, "dashboard", "--public-host", "Dash Board{")
+    assert (code, out, err) == (1, "", "Error: --public-host: 'Dash Board{' is not a lowercase DNS hostname\n")
+    log = tmp_path / "dashboard.log"
+    args = ["dashboard", "--listen", "127.0.0.1:0", "--public-host", "dash.example.com"]
+    proc = meshop_process(consul_server.addr, prefix, args, log).start()
+    try:
+        line = wait_until(lambda: re.search(r"serving (http://\S+) \((.*)\)", log.read_text()), 20, what="serving")
+        assert line.group(2) == "login required; read-only"  # type: ignore[union-attr]
+        request = urllib.request.Request(line.group(1) + "fragment/overview", headers={"Host": "dash.example.com"})  # type: ignore[union-attr]
+        try:
+            urllib.request.urlopen(request, timeout=10)
+            raise AssertionError("answered without a login")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 401
+    finally:
+        proc.stop()
+    assert "Traceback" not in log.read_text()

@@ -1,4 +1,5 @@
-"""A real BIND9 per test (its own folder, free loopback port, stopped by PID)."""
+"""A real BIND9 or PowerDNS per test (its own folder, free loopback ports, stopped by PID), with foreign
+records (tests/support/dns_zone.py) at and around the names meshop manages."""
 
 from __future__ import annotations
 
@@ -6,14 +7,23 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.bind_server import BindServer
-
-FOREIGN_RECORDS = 'foreign IN A 192.0.2.9\nspf IN TXT "v=spf1 -all"\nalias IN CNAME foreign\n'
+from tests.support.bind_server import ZONE, BindServer
+from tests.support.dns_zone import zone_file_lines
+from tests.support.pdns_server import PdnsServer
 
 
 @pytest.fixture
 def bind(tmp_path) -> Iterator[BindServer]:
-    server = BindServer(tmp_path / "named").start(extra_records=FOREIGN_RECORDS)
+    server = BindServer(tmp_path / "named").start(extra_records=zone_file_lines(ZONE))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pdns(tmp_path) -> Iterator[PdnsServer]:
+    server = PdnsServer(tmp_path / "pdns").start()
     try:
         yield server
     finally:

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from meshop.consul.services import Services
-from meshop.consul.sessions import Sessions
 from meshop.consul.store import KVStore
 from meshop.model import keys
 from meshop.model.records import RouteRecord, Upstream, dumps
 from meshop.operator.dns import DnsWriter
+from tests.integration.dns.leader import leading_writer
 from tests.integration.dns.test_writer import gateway_doc
 from tests.support.bind_server import BindServer
 from tests.support.meshop_proc import meshop_process
@@ -38,21 +37,8 @@ def writer(store: KVStore, role_config, bind: BindServer, prefix: str) -> Iterat
     store.put(keys.DESIRED_GATEWAY, gateway_doc(bind, prefix, "secrets/meshop-dns/tsig", ttl=5))
     host = f"web.{bind.zone}"
     store.put(keys.route(host), dumps(RouteRecord(host, "web", "/", (Upstream("n1", "127.0.1.1", 8080, True),))))
-    ctl = role_config("controller")
-    ctl_store = KVStore(ctl)
-    sessions = Sessions(ctl_store)
-    lock = sessions.acquire(keys.LEADER, sessions.create("dns-test"), "{}")
-    assert lock is not None
-    # routes for nodes with no inventory entry: trusted as --trust-node-records does (the inventory rule
-    # has its own attack test: tests/security/test_node_inventory.py)
-    dns = DnsWriter(
-        ctl_store, Services(ctl, ctl_store.client), lambda: lock, local_cluster=True, wait="5s", trust_records=True
-    ).start()
-    try:
+    with leading_writer(role_config, resync=30.0, wait="5s") as dns:
         yield dns
-    finally:
-        dns.stop()
-        sessions.release(lock)
 
 
 def test_records_follow_real_gateways(writer: DnsWriter, bind: BindServer, consul_server, prefix, tmp_path) -> None:

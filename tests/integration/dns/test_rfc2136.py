@@ -1,16 +1,26 @@
-"""The RFC 2136 provider against a real BIND9: records after each change, foreign records untouched,
+"""The RFC 2136 provider against a real BIND9: records after each change, foreign records untouched (rdata
+and TTL), a legacy ownership mark moved,
 a wrong or unauthorised TSIG key refused with a clear error and no change."""
 
 from __future__ import annotations
 
+import dns.query
+import dns.update
 import pytest
 
 from meshop.dns.plan import Change, plan
 from meshop.dns.provider import DnsRefused
 from meshop.dns.rfc2136 import Rfc2136Provider, Rfc2136Settings
+from tests.integration.dns.contract import (
+    MARK,
+    OWNER,
+    converge,
+    legacy_mark_is_moved_once,
+    transitions_keep_foreign_records,
+    wanted_foreign_names_are_conflicts,
+    wildcard_gets_its_own_mark_name,
+)
 from tests.support.bind_server import BindServer
-
-OWNER = "prod"
 
 
 def provider(bind: BindServer, key: str | None = None, secret: str | None = None) -> Rfc2136Provider:
@@ -19,48 +29,28 @@ def provider(bind: BindServer, key: str | None = None, secret: str | None = None
     )
 
 
-def converge(p: Rfc2136Provider, desired: dict[str, list[str]], ttl: int = 60):
-    result = plan(desired, p.read(), OWNER, ttl)
-    for change in result.changes:
-        p.apply(change, OWNER)
-    return result
+def test_records_follow_each_transition_and_foreign_ones_keep_rdata_and_ttl(bind: BindServer) -> None:
+    transitions_keep_foreign_records(provider(bind), bind.zone, bind.records)
 
 
-def foreign_view(bind: BindServer) -> tuple:
-    return (bind.query("foreign", "A"), bind.query("spf", "TXT"), bind.query("alias", "CNAME"))
-
-
-def test_records_follow_each_transition_and_foreign_ones_stay(bind: BindServer) -> None:
-    p = provider(bind)
-    before = foreign_view(bind)
-    web, api = f"web.{bind.zone}", f"api.{bind.zone}"
-    converge(p, {web: ["192.0.2.1"], api: ["192.0.2.1", "2001:db8::1"]})
-    assert bind.query("web", "A") == ["192.0.2.1"]
-    assert bind.query("api", "AAAA") == ["2001:db8::1"]
-    assert bind.query("web", "TXT") == ['"heritage=meshop,meshop/owner=prod"']
-    assert bind.ttl("web", "A") == 60
-
-    converge(p, {web: ["192.0.2.1", "192.0.2.2"], api: ["192.0.2.2"]}, ttl=30)  # a second gateway; TTL
-    assert bind.query("web", "A") == ["192.0.2.1", "192.0.2.2"]
-    assert bind.query("api", "A") == ["192.0.2.2"] and bind.query("api", "AAAA") == []
-    assert bind.ttl("api", "A") == 30
-
-    converge(p, {web: ["192.0.2.2"]})  # first gateway gone, api's route removed
-    assert bind.query("web", "A") == ["192.0.2.2"]
-    assert bind.query("api", "A") == [] and bind.query("api", "TXT") == []
-    assert foreign_view(bind) == before
-    assert plan({web: ["192.0.2.2"]}, p.read(), OWNER, 60).changes == ()
+def test_a_wildcard_gets_a_mark_name_of_its_own(bind: BindServer) -> None:
+    wildcard_gets_its_own_mark_name(provider(bind), bind.zone, bind.records)
 
 
 def test_wanted_foreign_names_are_conflicts_not_overwritten(bind: BindServer) -> None:
+    wanted_foreign_names_are_conflicts(provider(bind), bind.zone, bind.records)
+
+
+def test_a_legacy_mark_at_the_name_is_moved_once_and_the_foreign_txt_keeps_its_ttl(bind: BindServer) -> None:
+    """An earlier meshop's mark inside the name's own TXT set (beside an SPF, TTL 3600): one pass moves
+    it to the mark name; the SPF keeps record and TTL; the next pass changes nothing (contract.py)."""
     p = provider(bind)
-    before = foreign_view(bind)
-    result = converge(p, {f"foreign.{bind.zone}": ["192.0.2.1"], f"alias.{bind.zone}": ["192.0.2.1"]})
-    assert len(result.conflicts) == 2 and result.changes == ()
-    assert foreign_view(bind) == before
-    converge(p, {f"spf.{bind.zone}": ["192.0.2.1"]})  # beside a foreign TXT: the TXT stays
-    converge(p, {})
-    assert bind.query("spf", "A") == [] and bind.query("spf", "TXT") == ['"v=spf1 -all"']
+    old = dns.update.UpdateMessage(bind.zone + ".", keyring=p.key)
+    old.add(f"old.{bind.zone}.", 3600, "TXT", MARK)
+    old.add(f"old.{bind.zone}.", 3600, "TXT", '"v=spf1 -all"')
+    old.add(f"old.{bind.zone}.", 60, "A", "192.0.2.1")
+    assert dns.query.tcp(old, "127.0.0.1", port=bind.port, timeout=3).rcode() == 0
+    legacy_mark_is_moved_once(p, bind.zone, bind.records)
 
 
 def test_a_record_made_after_the_read_wins_over_a_create(bind: BindServer) -> None:

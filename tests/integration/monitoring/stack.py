@@ -1,7 +1,7 @@
 """A controller, an agent and a gateway as real ``meshop`` processes on one Consul and KV prefix.
 
 Each daemon listens on a free loopback port (``--metrics-addr 127.0.0.1:0``) and registers
-``meshop-metrics`` in Consul; the tests find the bound addresses there, exactly as Prometheus does.
+its ``meshop-metrics-*`` name in Consul; the tests find the bound addresses there, as Prometheus does.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from meshop.consul.services import metrics_registration
 from tests.conftest import TEST_IMAGE
 from tests.support import acl
 from tests.support.meshop_proc import meshop_process
@@ -104,10 +105,11 @@ class Stack:
         return self
 
     def service_id(self, component: str) -> str:
-        return f"meshop-metrics-{component}-{self.instances[component]}"
+        node = self.node if component == "agent" else ""
+        return metrics_registration(component, self.instances[component], "127.0.0.1:1", node).service_id
 
     def registrations(self) -> dict[str, dict[str, Any]]:
-        """This stack's ``meshop-metrics`` registrations on the Consul agent, by component."""
+        """This stack's metrics registrations on the Consul agent, by component."""
         url = f"http://{self.consul_addr}/v1/agent/services"
         status, body = http_get(url, headers=acl.auth_headers(self.consul_addr))
         assert status == 200, body

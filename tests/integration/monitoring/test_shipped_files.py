@@ -20,8 +20,9 @@ def promtool(*args: str, cwd: Path = MONITORING) -> str:
 
 
 def test_promtool_check_rules_passes_on_the_shipped_alerts() -> None:
+    shipped = (MONITORING / "alerts.yml").read_text().count("- alert: ")
     out = promtool("check", "rules", str(MONITORING / "alerts.yml"))
-    assert "SUCCESS: 7 rules found" in out
+    assert shipped >= 8 and f"SUCCESS: {shipped} rules found" in out  # every rule in the file was read
 
 
 def test_promtool_check_config_passes_and_loads_the_rule_file_next_to_it(tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ def test_document_put_with_consul_cli_is_assigned_within_half_a_second(
     assert ctl.metric("meshop_leader") == 1.0
     wait_until(lambda: ctl.metric('meshop_service_ready{service="web"}') == 1.0, 5, what="the service gauge")
     assert ctl.metric('meshop_services{state="ready"}') == 1.0
-    registered = Services(store.config, store.client).local()[f"meshop-metrics-controller-{ctl.id}"]
+    registered = Services(store.config, store.client).local()[f"meshop-metrics-controller.{ctl.id}"]
     assert (registered["Port"], registered["Meta"]["component"]) == (ctl.metrics_port, "controller")
 
 

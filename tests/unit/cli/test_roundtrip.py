@@ -17,7 +17,7 @@ from meshop.cli.views import documents_text
 from meshop.client.apply import canonical, plan_changes
 from meshop.client.describe import server_object
 from meshop.client.edit import edit_text, read_edited, with_errors
-from meshop.client.sources import read_sources
+from meshop.client.sources import SourcedDocument, read_sources
 from meshop.consul.kv import Entry
 from meshop.model import PERMISSIVE_POLICY, validate
 from tests.unit.model.test_properties import label, label_maps, service_docs
@@ -37,6 +37,37 @@ def node_docs(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
+domain_names = st.lists(label, min_size=1, max_size=3).map(".".join)
+
+
+@st.composite
+def gateway_docs(draw: st.DrawFn) -> dict[str, Any]:
+    """Gateway documents: domains, every TLS mode, with and without RFC 2136 DNS updates."""
+    spec: dict[str, Any] = {"domains": draw(st.lists(domain_names, min_size=1, max_size=3, unique=True))}
+    mode = draw(st.sampled_from(["acme", "internal", "off"]))  # no tls: acme, which needs an email
+    spec["tls"] = {"mode": mode, "email": f"{draw(label)}@example.com"} if mode == "acme" else {"mode": mode}
+    if draw(st.booleans()):
+        spec["dns"] = {
+            "provider": "rfc2136",
+            "server": f"{draw(domain_names)}:{draw(st.integers(1, 65535))}",
+            "zone": spec["domains"][0],
+            "keyName": draw(label),
+            "keySecretKey": f"meshop/secrets/meshop-dns/{draw(label)}",
+            **draw(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "ttl": st.integers(5, 86400),
+                        "records": st.sampled_from(["hosts", "wildcard"]),
+                        "keyAlgorithm": st.sampled_from(["hmac-sha256", "hmac-sha512"]),
+                        "ownerId": label,
+                    },
+                )
+            ),
+        }
+    return {"apiVersion": "meshop.io/v1alpha1", "kind": "Gateway", "metadata": {"name": draw(label)}, "spec": spec}
+
+
 @st.composite
 def annotated(draw: st.DrawFn, docs: st.SearchStrategy[dict[str, Any]]) -> dict[str, Any]:
     """Documents with free-text annotations: the strings YAML likes to re-type ("yes", "1e3", "~", ...)."""
@@ -46,12 +77,14 @@ def annotated(draw: st.DrawFn, docs: st.SearchStrategy[dict[str, Any]]) -> dict[
     return doc
 
 
-documents = st.one_of(annotated(service_docs()), annotated(node_docs()))
+documents = st.one_of(annotated(service_docs()), annotated(node_docs()), annotated(gateway_docs()))
 statuses = st.dictionaries(st.sampled_from(["state", "readyReplicas", "summary", "conditions"]), free_text, max_size=3)
 
 
 def stored(doc: dict[str, Any]) -> Entry:
     """The KV entry apply writes for ``doc``."""
+    if doc["kind"] == "Gateway":
+        return Entry("desired/gateway", canonical(doc).encode(), modify_index=7)
     kind = "services" if doc["kind"] == "Service" else "nodes"
     return Entry(f"desired/{kind}/{doc['metadata']['name']}", canonical(doc).encode(), modify_index=7)
 
@@ -92,3 +125,21 @@ def test_status_is_dropped_only_at_the_top(tmp_path: Path) -> None:
     doc["spec"] = {"status": "x"}
     path.write_text(json.dumps(doc))
     assert validate(read_sources((str(path),))[0].doc) != []  # still refused inside the document
+
+
+@pytest.mark.parametrize(
+    ("doc", "action"),
+    [
+        ({}, "unchanged"),  # what `get node` prints for a node nobody wrote a document for
+        ({"spec": {}}, "unchanged"),
+        ({"spec": {"cordon": False}}, "unchanged"),  # the default, said out loud
+        ({"spec": {"cordon": True}}, "created"),
+        ({"metadata": {"name": "n1", "labels": {"zone": "a"}}}, "created"),
+        ({"metadata": {"name": "n1", "annotations": {"why": "x"}}}, "created"),
+    ],
+)
+def test_a_bare_node_for_a_node_without_a_document_applies_as_unchanged(doc: dict[str, Any], action: str) -> None:
+    node = {"apiVersion": "meshop.io/v1alpha1", "kind": "Node", "metadata": {"name": "n1"}, **doc}
+    assert validate(node, PERMISSIVE_POLICY) == []
+    item = SourcedDocument("n1.yaml", node)
+    assert [change.action for change in plan_changes([item], {"desired/nodes/n1": None})] == [action]

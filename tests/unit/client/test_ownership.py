@@ -93,4 +93,21 @@ def test_read_claims_keeps_only_documents_that_can_claim_the_hosts() -> None:
     claims = read_claims(store, {"web.example.com"})  # type: ignore[arg-type]
     assert sorted(claims.services) == ["owner", "yaml-owner"]  # 2 of 52 documents are parsed later
     assert claims.routes["web.example.com"].service == "owner"
-    assert store.gets == [keys.route("web.example.com")]
+    assert store.gets == [keys.route("web.example.com"), keys.DESIRED_GATEWAY]
+    assert claims.dashboard_host == ""
+
+
+def test_the_dashboard_host_is_refused_before_anything_is_written() -> None:
+    gateway = {"apiVersion": "meshop.io/v1alpha1", "kind": "Gateway", "metadata": {"name": "gateway"}}
+    gateway["spec"] = {
+        "domains": ["example.com"],
+        "tls": {"mode": "internal"},
+        "dashboard": {"host": "dash.example.com"},
+    }
+    found = read_claims(FakeStore({keys.DESIRED_GATEWAY: json.dumps(gateway).encode()}), {"dash.example.com"})  # type: ignore[arg-type]
+    assert found.dashboard_host == "dash.example.com"
+    documents = [SourcedDocument("phish.yaml", doc("phish", host="dash.example.com"))]
+    (violation,) = route_violations(documents, found)
+    assert violation.path == "phish.yaml: spec.route.host"
+    assert "is the dashboard's (the Gateway document's spec.dashboard.host)" in violation.reason
+    assert route_violations([SourcedDocument("web.yaml", doc("web"))], found) == []

@@ -124,6 +124,85 @@ def test_cookie_is_httponly_samesite_strict_and_parsed_back() -> None:
     assert auth.session_id('bad"cookie') is None and auth.session_id(None) is None
 
 
+def test_over_tls_the_cookie_is_secure_under_the_host_prefix_and_only_that_one_counts() -> None:
+    session = auth.Session("abc", "csrf", "u", expires=160)
+    header = auth.set_cookie(session, now=100, secure=True)
+    assert header == "__Host-meshop_session=abc; HttpOnly; SameSite=Strict; Path=/; Max-Age=60; Secure"
+    assert auth.clear_cookie(secure=True).endswith("; Max-Age=0; Secure")
+    # a cookie set by another host of the domain (no prefix) does not stand in for the session over TLS
+    assert auth.session_id("meshop_session=tossed", secure=True) is None
+    assert auth.session_id("meshop_session=tossed; __Host-meshop_session=abc", secure=True) == "abc"
+
+
+PUBLIC = auth.HostPolicy(True, 8080, frozenset({"dashboard.example.com"}))
+TAILNET = auth.HostPolicy(False, 8080, frozenset({"dashboard.example.com"}))
+OPEN_BEYOND_LOOPBACK = auth.HostPolicy(False, 8080)
+
+
+@pytest.mark.parametrize(
+    ("policy", "header", "ok"),
+    [
+        (PUBLIC, "dashboard.example.com", True),
+        (PUBLIC, "dashboard.example.com:8443", True),  # the gateway's HTTPS port is the visitor's
+        (PUBLIC, "DASHBOARD.example.com", True),
+        (PUBLIC, "127.0.0.1:8080", True),
+        (PUBLIC, "evil.example.com", False),
+        (PUBLIC, "dashboard.example.com.evil.org", False),
+        (PUBLIC, "10.0.0.5:8080", False),  # loopback listener: only loopback names besides the public one
+        (PUBLIC, None, False),
+        (TAILNET, "100.64.0.5:8080", True),
+        (TAILNET, "[fd7a::5]:8080", True),
+        (TAILNET, "rebind.attacker.org:8080", False),
+        (OPEN_BEYOND_LOOPBACK, "anything.org", True),  # as before: beyond loopback a login is required
+    ],
+    ids=[
+        "public",
+        "public-port",
+        "public-case",
+        "loopback",
+        "other-host",
+        "suffix",
+        "ip-on-loopback",
+        "missing",
+        "tailnet-ip",
+        "tailnet-v6",
+        "tailnet-rebind",
+        "no-public-hosts",
+    ],
+)
+def test_host_policy(policy: auth.HostPolicy, header: str | None, ok: bool) -> None:
+    assert policy.allowed(header) is ok
+
+
+@pytest.mark.parametrize(
+    ("host", "proto", "tls"),
+    [
+        ("dashboard.example.com", None, True),  # only the gateway's TLS serves the public host
+        ("dashboard.example.com:8443", "http", True),
+        ("127.0.0.1:8080", "https", True),
+        ("127.0.0.1:8080", "http, https", True),  # the last proxy's word
+        ("127.0.0.1:8080", "https, http", False),
+        ("127.0.0.1:8080", None, False),
+    ],
+)
+def test_over_tls(host: str, proto: str | None, tls: bool) -> None:
+    assert PUBLIC.over_tls(host, proto) is tls
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"X-Forwarded-For": "1.2.3.4"}, True),
+        ({"Forwarded": "for=1.2.3.4"}, True),
+        ({"Via": "1.1 caddy"}, True),
+        ({"X-Forwarded-Proto": ""}, True),
+        ({"Host": "127.0.0.1"}, False),
+    ],
+)
+def test_proxied(headers: dict[str, str], expected: bool) -> None:
+    assert auth.proxied(headers) is expected
+
+
 @pytest.mark.parametrize(
     ("expected", "got", "ok"),
     [("t", "t", True), ("t", "u", False), ("t", None, False), ("", "", False), ("t", "", False)],
@@ -188,3 +267,49 @@ def test_sessions_drop_expired_ones_before_the_oldest_live_one() -> None:
     live = sessions.create("b", now=5)
     new = sessions.create("c", now=11)  # a expired: it goes, b stays
     assert len(sessions) == 2 and sessions.get(live.sid, 12) == live and sessions.get(new.sid, 12) == new
+
+
+@pytest.mark.parametrize(
+    ("policy", "peer", "headers", "expected"),
+    [
+        (PUBLIC, "127.0.0.1", {"X-Forwarded-For": "203.0.113.7"}, "loopback for 203.0.113.7"),
+        (PUBLIC, "127.0.0.9", {"X-Forwarded-For": "1.1.1.1, 203.0.113.7"}, "loopback for 203.0.113.7"),
+        (PUBLIC, "127.0.0.1", {"X-Forwarded-For": "2001:db8:1:2::7"}, "loopback for 2001:db8:1:2::/64"),
+        (PUBLIC, "127.0.0.1", {}, "127.0.0.1"),
+        (PUBLIC, "100.64.0.9", {"X-Forwarded-For": "203.0.113.7"}, "100.64.0.9"),  # not from beside it
+        (OPEN_BEYOND_LOOPBACK, "127.0.0.1", {"X-Forwarded-For": "203.0.113.7"}, "127.0.0.1"),  # not published
+    ],
+    ids=["gateway", "last-entry", "ipv6-visitor", "direct", "remote-peer", "unpublished"],
+)
+def test_the_throttle_counts_the_visitor_behind_the_gateway(
+    policy: auth.HostPolicy, peer: str, headers: dict[str, str], expected: str
+) -> None:
+    assert auth.visitor(peer, headers, policy) == expected
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.45.6.7", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.9", "loopback"),
+        ("10.0.0.66", "10.0.0.66"),
+        ("::ffff:10.0.0.66", "10.0.0.66"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("", ""),
+    ],
+)
+def test_client_key_groups_what_one_sender_can_vary(address: str, key: str) -> None:
+    assert auth.client_key(address) == key
+
+
+def test_every_loopback_source_shares_one_count() -> None:
+    """Before: a local user sent each guess from another of 127.0.0.0/8 and was never throttled."""
+    throttle = auth.Throttle(limit=3, window=60)
+    assert [throttle.reserve(0, f"127.0.0.{i}") for i in (1, 2, 3, 4)] == [True, True, True, False]
+    assert not throttle.reserve(1, "::1") and throttle.blocked(1, "127.9.9.9")
+    assert throttle.reserve(1, "10.0.0.7")  # another host still signs in
+    throttle.refund("127.0.0.200")  # a success from any loopback source gives back the shared count's try
+    assert throttle.reserve(2, "127.0.0.1")

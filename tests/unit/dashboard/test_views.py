@@ -316,3 +316,14 @@ def test_node_page_lists_its_containers_and_events_escaped() -> None:
     assert [a["href"] for tag, a in found if tag == "a"] == ["/nodes/n1/cordon", "/nodes/n1/drain", "/service/web"]
     assert '<td data-label="Phase">Ready</td>' in text and '<td data-label="Restarts">2</td>' in text
     assert text.count(esc(HOSTILE)) >= 4  # label, message, container name and image, event message
+
+
+def test_an_unpublished_dashboard_host_is_said_with_its_reason_as_text() -> None:
+    from meshop.client.status import DashboardUnpublished, StatusReport
+
+    hostile = DashboardUnpublished("gw1", "dash.example.com", "NoLogin", '<img src=x onerror="1">', 40.0)
+    report = StatusReport(now=100.0, services=(), nodes=(), leader=None, dashboard_unpublished=(hostile,))
+    line = views.dashboard_lines(report)
+    assert line.startswith('<p class="problem warn">Dashboard dash.example.com not published by gateway gw1 for 60s')
+    assert "(NoLogin): &lt;img src=x onerror=&quot;1&quot;&gt;</p>" in line and "<img" not in line
+    assert views.dashboard_lines(StatusReport(now=1.0, services=(), nodes=(), leader=None)) == ""

@@ -9,7 +9,7 @@ import pytest
 
 from meshop.consul.kv import Entry, Listing
 from meshop.consul.services import InstanceHealth
-from meshop.dns.targets import GatewayInstance, gateway_claims
+from meshop.dns.targets import GatewayInstance, desired_records, gateway_claims
 from meshop.operator.dns import gateway_instances, served_hosts
 
 
@@ -114,3 +114,17 @@ def test_direct_mode_names_only_inventory_addresses() -> None:
             listing, ("apps.example.com",), local_cluster=False, inventory=inventory, trust_records=trust
         )
         assert hosts == {"a.apps.example.com": expected}, (inventory, trust)
+
+
+def test_the_dashboard_host_points_at_the_gateways_only() -> None:
+    """The dashboard host has no route (no service may have it) yet must resolve to the gateways; a route
+    record naming it (hand-written) never puts a node's address there."""
+    listing = Listing(1, (route("dash.apps.example.com", "dash.apps.example.com", ("203.0.113.1", True)),))
+    hosts = served_hosts(listing, ("apps.example.com",), local_cluster=False, dashboard_host="dash.apps.example.com")
+    assert hosts == {"dash.apps.example.com": []}
+    gateways = [GatewayInstance("g1", "198.51.100.1", True)]
+    with_gateway = desired_records(hosts, gateways, zone="example.com.")
+    assert with_gateway.records == {"dash.apps.example.com": ("198.51.100.1",)}
+    assert desired_records(hosts, [], zone="example.com.").records == {"dash.apps.example.com": ()}
+    outside = served_hosts(Listing(1, ()), ("apps.example.com",), local_cluster=False, dashboard_host="dash.other.org")
+    assert outside == {}

@@ -75,7 +75,11 @@ CASES = [
     (AGENT_N1, "key", "meshop/leader", "write", False),
     (AGENT_N1, "key", "other/nodes/n1", "write", False),
     (AGENT_N1, "service", "meshop-agent", "write", True),
-    (AGENT_N1, "service", "meshop-metrics", "write", True),
+    (AGENT_N1, "service", "meshop-metrics-agent-n1", "write", True),  # its own metrics name, bound to n1
+    (AGENT_N1, "service", "meshop-metrics-agent-n2", "write", False),  # another node's (issue 24)
+    (AGENT_N1, "service", "meshop-metrics", "write", False),  # the old shared name
+    (AGENT_N1, "service", "meshop-metrics-controller", "write", False),
+    (AGENT_N1, "service", "meshop-metrics-gateway", "write", False),
     (AGENT_N1, "service", "web", "write", True),
     (AGENT_N1, "service", "old", "write", True),  # to deregister what it still runs
     (AGENT_N1, "service", "db", "write", False),
@@ -108,7 +112,9 @@ CASES = [
     (acl.policy_rules("controller", P), "service", "meshop-controller", "write", True),
     (acl.policy_rules("controller", P), "service", "meshop-agent", "write", False),
     (acl.policy_rules("controller", P), "service", "meshop-gateway", "write", False),
-    (acl.policy_rules("controller", P), "service", "meshop-metrics", "write", True),
+    (acl.policy_rules("controller", P), "service", "meshop-metrics-controller", "write", True),
+    (acl.policy_rules("controller", P), "service", "meshop-metrics", "write", False),
+    (acl.policy_rules("controller", P), "service", "meshop-metrics-agent-n1", "write", False),
     # the gateway: routes, its document and the nodes to read; nothing in KV to write
     (acl.policy_rules("gateway", P), "key", "meshop/routes/a.example.com", "read", True),
     (acl.policy_rules("gateway", P), "key", "meshop/routes/a.example.com", "write", False),
@@ -117,7 +123,9 @@ CASES = [
     (acl.policy_rules("gateway", P), "key", "meshop/desired/services/web", "read", False),
     (acl.policy_rules("gateway", P), "key", "meshop/nodes/n1", "read", True),
     (acl.policy_rules("gateway", P), "key", "meshop/secrets/web/password", "read", False),
-    (acl.policy_rules("gateway", P), "service", "meshop-metrics", "write", True),
+    (acl.policy_rules("gateway", P), "service", "meshop-metrics-gateway", "write", True),
+    (acl.policy_rules("gateway", P), "service", "meshop-metrics", "write", False),
+    (acl.policy_rules("gateway", P), "service", "meshop-metrics-agent-n1", "write", False),
     (acl.policy_rules("gateway", P), "service", "meshop-agent", "write", False),
     (acl.policy_rules("gateway", P), "service", "meshop-gateway", "write", True),
     (acl.policy_rules("gateway", P), "service", "meshop-controller", "write", False),
@@ -146,7 +154,11 @@ CASES = [
     (acl.policy_rules("gateway", P), "key", "meshop/inventory/nodes/n1", "write", False),
     (acl.policy_rules("readonly", P), "key", "meshop/inventory/nodes/n1", "write", False),
     # Prometheus: discovery only
-    (acl.policy_rules("prometheus", P), "service", "meshop-metrics", "read", True),
+    (acl.policy_rules("prometheus", P), "service", "meshop-metrics-agent-n1", "read", True),
+    (acl.policy_rules("prometheus", P), "service", "meshop-metrics-controller", "read", True),
+    (acl.policy_rules("prometheus", P), "service", "meshop-metrics-gateway", "read", True),
+    (acl.policy_rules("prometheus", P), "service", "meshop-metrics", "read", False),  # the old shared name
+    (acl.policy_rules("prometheus", P), "service", "meshop-agent", "read", False),
     (acl.policy_rules("prometheus", P), "service", "web", "read", False),
     (acl.policy_rules("prometheus", P), "node", "any", "read", True),
     (acl.policy_rules("prometheus", P), "agent", "any", "read", True),
@@ -222,5 +234,25 @@ def test_no_name_adds_a_rule(node: str, service: str, prefix: str) -> None:
     parsed = parse(rules)
     reserved = service.startswith("meshop-")  # never a right by placement: one rule fewer
     assert len(parsed) == len(parse(acl.policy_rules("agent", "p", "n", services=["s"]))) - reserved
-    own = ("", "meshop-", "meshop-agent", "meshop-metrics", service)
+    own = ("", "meshop-", "meshop-agent", f"meshop-metrics-agent-{node}", service)
     assert all(name in own or name.startswith(prefix.strip("/") + "/") for _, name, _ in parsed)
+
+
+@pytest.mark.parametrize(
+    ("component", "node", "name"),
+    [
+        ("controller", "", "meshop-metrics-controller"),
+        ("gateway", "", "meshop-metrics-gateway"),
+        ("agent", "n1", "meshop-metrics-agent-n1"),
+    ],
+)
+def test_each_daemon_has_a_metrics_name_of_its_own(component: str, node: str, name: str) -> None:
+    assert acl.metrics_service(component, node) == name
+
+
+@pytest.mark.parametrize(
+    ("component", "node"), [("agent", ""), ("controller", "n1"), ("agent", "N1"), ("agent", 'n1" {'), ("dashboard", "")]
+)
+def test_a_metrics_name_without_its_node_or_with_a_bad_one_is_refused(component: str, node: str) -> None:
+    with pytest.raises(acl.AclInputError):
+        acl.metrics_service(component, node)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from meshop.errors import ValidationFailed
-from meshop.model import PERMISSIVE_POLICY, Policy, parse_document, validate
+from meshop.model import PERMISSIVE_POLICY, Policy, parse_document, parse_gateway, validate
 from meshop.model.rules import (
     ABS_PATH,
     CONSUL_KEY,
@@ -564,6 +564,39 @@ CASES: list[tuple[str, Any, list[tuple[str, str]]]] = [
         ],
     ),
     (
+        "gateway-powerdns-missing",
+        gateway({"dns": {"provider": "powerdns"}}),
+        [
+            ("spec.dns.apiUrl", "is required"),
+            ("spec.dns.keySecretKey", "is required"),
+            ("spec.dns.zone", "is required"),
+        ],
+    ),
+    (
+        "gateway-powerdns-bad-url",
+        gateway(
+            {
+                "dns": {
+                    "provider": "powerdns",
+                    "apiUrl": "http://admin:pw@ns1.example.com:8081",
+                    "serverId": "local host",
+                    "zone": "example.com.",
+                    "keySecretKey": "meshop/secrets/meshop-dns/pdns",
+                }
+            }
+        ),
+        [
+            (
+                "spec.dns.apiUrl",
+                "must be http(s)://host[:port][/path], e.g. https://ns1.example.com:8081 (no user, query or fragment)",
+            ),
+            (
+                "spec.dns.serverId",
+                "must be the API's server id: letters, digits, '.', '_', '-' (at most 64), e.g. localhost",
+            ),
+        ],
+    ),
+    (
         "gateway-rfc2136-secret-elsewhere",
         gateway(
             {
@@ -590,6 +623,38 @@ CASES: list[tuple[str, Any, list[tuple[str, str]]]] = [
             ),
             ("spec.dns.ttl", "must be a whole number of seconds from 5 to 86400"),
         ],
+    ),
+    (
+        "gateway-dashboard-outside-domains-and-hostname-upstream",
+        gateway({"dashboard": {"host": "dash.other.org", "upstream": "localhost:8080"}}),
+        [
+            ("spec.dashboard.host", "dash.other.org is not under any of spec.domains (example.com)"),
+            ("spec.dashboard.upstream", "must be an IP address and port, e.g. 127.0.0.1:8080 or [fd7a:115c::5]:8080"),
+        ],
+    ),
+    (
+        "gateway-dashboard-without-tls",
+        gateway({"tls": {"mode": "off"}, "dashboard": {"host": "dashboard.example.com"}}),
+        [
+            (
+                "spec.dashboard",
+                "needs TLS: spec.tls.mode is off, and the dashboard's login would cross the network in clear "
+                "(use acme or internal)",
+            )
+        ],
+    ),
+    (
+        "gateway-dashboard-bad-host-no-port",
+        gateway({"dashboard": {"host": "Dash\n{", "upstream": "127.0.0.1"}}),
+        [
+            ("spec.dashboard.host", "must be a lowercase DNS hostname"),
+            ("spec.dashboard.upstream", "must be an IP address and port, e.g. 127.0.0.1:8080 or [fd7a:115c::5]:8080"),
+        ],
+    ),
+    (
+        "gateway-dashboard-no-host",
+        gateway({"dashboard": {"upstream": "127.0.0.1:8080"}}),
+        [("spec.dashboard.host", "is required")],
     ),
 ]
 
@@ -653,3 +718,17 @@ def test_every_violation_is_reported_at_once() -> None:
         "spec.route.path",
         "spec.route.port",
     ]
+
+
+@pytest.mark.parametrize(
+    "dashboard",
+    [{"host": "dashboard.example.com"}, {"host": "example.com", "upstream": "[fd7a:115c::5]:8080"}],
+    ids=["default-upstream", "apex-ipv6"],
+)
+def test_a_dashboard_host_under_the_domains_is_valid_and_round_trips(dashboard: dict[str, str]) -> None:
+    doc = gateway({"dashboard": dashboard})
+    assert validate(doc) == []
+    parsed = parse_gateway(doc)
+    assert parsed.dashboard is not None and parsed.dashboard.host == dashboard["host"]
+    assert parsed.dashboard.upstream == dashboard.get("upstream", "127.0.0.1:8080")
+    assert parse_gateway(parsed.to_dict()) == parsed

@@ -148,3 +148,14 @@ def test_route_record_carries_the_health_path_for_the_gateway_checks() -> None:
     web = service("web", route=RouteSpec("web.example.com", "/", 80, "/healthz"))
     routes, _ = build_routes({"web": web}, {}, {}, {})
     assert routes["web.example.com"].health_path == "/healthz"
+
+
+def test_the_dashboard_host_is_nobodys_route_even_a_record_holders() -> None:
+    """The Gateway document's dashboard host wins over every service, the one holding the record too."""
+    services = {"phish": claimant("phish", 1, host="dash.example.com"), "web": claimant("web", 2)}
+    previous = {"dash.example.com": RouteRecord("dash.example.com", "phish")}
+    routes, problems = build_routes(services, {}, {}, {}, previous=previous, reserved="dash.example.com")
+    assert list(routes) == ["web.example.com"]
+    reason, message = problems["phish"]
+    assert reason == "RouteConflict" and "dashboard" in message and "spec.dashboard.host" in message
+    assert "web" not in problems
