@@ -136,7 +136,11 @@ def test_heartbeat_registers_passes_and_registers_again_after_a_failure() -> Non
     )
     presence.beat()
     reg, scrape = services.registered
-    assert (scrape.service_id, scrape.name, scrape.port) == ("meshop-metrics-agent-n1", "meshop-metrics", 9464)
+    assert (scrape.service_id, scrape.name, scrape.port) == (
+        "meshop-metrics-agent-n1.n1",
+        "meshop-metrics-agent-n1",
+        9464,
+    )
     assert (reg.service_id, reg.name, reg.port, dict(reg.meta)["node"]) == (
         "meshop-agent-n1",
         "meshop-agent",
@@ -157,7 +161,7 @@ def test_heartbeat_registers_passes_and_registers_again_after_a_failure() -> Non
     presence.beat()
     assert len(services.registered) == 4  # registered again
     presence.stop()
-    assert services.deregistered == ["meshop-agent-n1", "meshop-metrics-agent-n1"]
+    assert services.deregistered == ["meshop-agent-n1", "meshop-metrics-agent-n1.n1"]
 
 
 def test_a_starting_agent_holds_its_check_and_record_until_a_pass_acted_then_reports_at_once() -> None:
