@@ -1,50 +1,57 @@
-"""Failed requests when a gateway dies, and during a planned handover, across the fleet's namespaces
-(issue 14's fleet acceptance; benchmarks/gateway_failover.py measures the same on loopback).
+"""Losing a gateway's machine, with one Consul server and with three, side by side in one run (issue 23;
+issue 14's fleet acceptance before it). benchmarks/gateway_failover.py measures gateway processes on
+loopback.
 
-A fleet (tests/support/fleet.py) with two gateways (``gw`` 10.231.K.2, which also holds the Consul server
-and the leading controller, and ``g2`` 10.231.K.3, a Consul client and a gateway), BIND9 on the gateway
-(zone fleet.test, TSIG key in ``meshop/secrets/meshop-dns/``, the Gateway document's dns section, TTL 5 s)
-and a 2-replica service ``web.fleet.test``. Two clients run in the fleet's client namespace (10.231.K.250),
-each a process of its own: a dnspython stub resolver on BIND that caches each answer for its TTL, one GET
+Per layout, a fleet (tests/support/fleet.py) with two gateways (``gw`` 10.231.K.2, which also holds a
+Consul server and the leading controller, and ``g2`` 10.231.K.3), BIND9 in a namespace of its own (zone
+fleet.test, TSIG key in ``meshop/secrets/meshop-dns/``, TTL 5 s), 2 nodes and a 2-replica service
+``web.fleet.test``; with three servers n1 and n2 hold the other two Consul servers and a standby
+controller each (docs/install.md's layout for 3+ hosts), with one n1 holds the standby. Three clients
+run in the fleet's client namespace (10.231.K.250), each a process of its own
+(tests/support/dns_client.py): a stub resolver on BIND that caches each answer for its TTL, one GET
 every ``--interval`` seconds on a new connection (1 s timeout), no retries:
 
 * ``first``: sends to the answer's first address only (the worst simple client);
 * ``next``: on a failed connection tries the answer's next address (as browsers do);
-* ``pinned``: like ``first``, but puts g2 first whenever the answer holds it (BIND rotates the order, so
-  ``first`` may get lucky at its next resolution; ``pinned`` is the worst case: it leaves g2 only when
-  the record does and its cached answer has expired).
+* ``pinned``: like ``first``, but puts gw first whenever the answer holds it (BIND rotates the order, so
+  ``first`` may get lucky at its next resolution; ``pinned`` leaves gw only when the record does and
+  its cached answer has expired).
 
-1. planned handover: while both clients are on g2, SIGTERM to g2's gateway (``--drain`` TTL + 3 s: it leaves
-   DNS at once, serves on, then stops). Figure: failed requests (goal 0).
-2. failure: g2 started again; while both are on g2, g2 is powered off (link down, every process in its
-   namespace SIGKILLed). Figure: seconds from the first to the last failed request (goal <= TTL + 5 s).
+Scenarios, each with gw's controller leading and every client's answer starting with gw:
 
-The victim is g2 because gw's namespace also holds the fleet's only Consul server: a power-off there is
-the fleet suite's gateway-host test (nothing can update DNS without Consul). Prints figures; as root:
+1. gw powered off (link down, every process in its namespace SIGKILLed): seconds to a new controller
+   leading, to DNS naming only g2, and per client the seconds until it is served again and its failed
+   requests.
+2. gw and g2 powered off together: the same, DNS naming the nodes (direct mode; the node Caddies serve
+   port 80).
 
-    .venv/bin/python benchmarks/fleet_gateway_failover.py [--interval 0.05] [--nodes 2]
+``--g2`` adds, on the three-server fleet, g2's planned handover (SIGTERM, ``--drain`` TTL + 3 s) and
+g2's power-off. As root (about 4 minutes):
+
+    .venv/bin/python benchmarks/fleet_gateway_failover.py [--interval 0.05] [--nodes 2] [--g2]
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
+import contextlib
 import json
 import shutil
 import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.fleet import DNS_ZONE, GATEWAY_PORT, Fleet, service_doc, session_fleet, wait_for  # noqa: E402
+from tests.support.fleet import DNS_ZONE, Fleet, parallel, scratch_fleet, service_doc, wait_for  # noqa: E402
 
 SERVICE = "web"
 HOST = f"{SERVICE}.{DNS_ZONE}"
-LABELS = ("first address", "next address", "pinned to g2")
+LABELS = ("first address", "next address", "pinned to gw")
 
 
 # --- the client (runs inside the client namespace) --------------------------------------------------------
@@ -53,39 +60,15 @@ LABELS = ("first address", "next address", "pinned to g2")
 def client(server: str, name: str, out: Path, interval: float, try_next: bool, prefer: str) -> None:
     """One line per request: [start, end, ok, address used, the answer's first address] (monotonic clock,
     the same for every process on the machine)."""
-    import dns.resolver
+    from tests.support.dns_client import DnsClient
 
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = [server]
-    resolver.cache = dns.resolver.Cache()  # keeps each answer for its TTL, as a caching stub does
-    resolver.lifetime = 1.0
+    dns_client = DnsClient(server, name, try_next=try_next, prefer=prefer)
     with open(out, "a", buffering=1) as sink:
         while True:
             began = time.monotonic()
-            ok, used, first = False, "", ""
-            try:
-                addresses = [r.address for r in resolver.resolve(name, "A")]
-                addresses.sort(key=lambda a: a != prefer)  # stable: the answer's order otherwise
-            except Exception:  # noqa: BLE001 - a failed resolution is a failed request
-                addresses = []
-            first = addresses[0] if addresses else ""
-            for used in addresses if try_next else addresses[:1]:
-                ok = get(used, name)
-                if ok:
-                    break
+            ok, used, first = dns_client.request()
             sink.write(json.dumps([began, time.monotonic(), ok, used, first]) + "\n")
             time.sleep(interval)
-
-
-def get(address: str, host: str) -> bool:
-    conn = http.client.HTTPConnection(address, GATEWAY_PORT, timeout=1)
-    try:
-        conn.request("GET", "/", headers={"Host": host, "Connection": "close"})
-        return conn.getresponse().status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
 
 
 # --- the benchmark -----------------------------------------------------------------------------------------
@@ -114,19 +97,27 @@ class Results:
         return len(after) >= count and all(r[2] for r in after[-count:])
 
     def since(self, t: float, until: float | None = None) -> dict[str, float]:
+        """Requests started in [t, until): how many, how many failed, the seconds from the first failed to
+        the last failed one, the slowest, and ``served`` — seconds from ``t`` to the first success after
+        the last failure (0: none failed; -1: still failing at ``until``)."""
         rows = [r for r in self.rows() if r[0] >= t and (until is None or r[0] < until)]
         failed = [r for r in rows if not r[2]]
+        served = 0.0
+        if failed:
+            after = [r for r in rows if r[2] and r[0] > failed[-1][0]]
+            served = after[0][1] - t if after else -1.0
         return {
             "requests": len(rows),
             "failed": len(failed),
             "seconds": failed[-1][1] - failed[0][0] if failed else 0.0,
             "slowest": max((r[1] - r[0] for r in rows), default=0.0),
+            "served": served,
         }
 
 
 def start_client(fleet: Fleet, work: Path, label: str, interval: float, try_next: bool, prefer: str = "") -> Results:
     out = work / f"client-{label}.jsonl"
-    args = [sys.executable, __file__, "client", "--server", fleet.gateway.addr, "--out", str(out)]
+    args = [sys.executable, __file__, "client", "--server", fleet.dns_host.addr, "--out", str(out)]
     args += ["--every", str(interval), "--prefer", prefer] + (["--next"] if try_next else [])
     fleet.spawn(fleet.client, f"client-{label}", args)
     return Results(out)
@@ -137,6 +128,96 @@ def on(clients: list[Results], address: str, ttl: int) -> None:
     resolves again once per TTL)."""
     what = f"the clients' first address to be {address}"
     wait_for(lambda: all(c.first() == address for c in clients), 40 * ttl, what, 0.02)
+
+
+LIMIT = 30.0  # seconds a layout gets to switch after a power-off before it counts as "never"
+LAYOUTS = (1, 3)  # Consul servers
+
+
+@dataclass
+class Loss:
+    """One power-off: seconds to a new controller leading and to the records wanted (None: not within
+    ``LIMIT``), and each client kind's requests from the power-off on (``Results.since``)."""
+
+    free: float | None  # the leader lock free (the dead leader's session invalidated)
+    leader: float | None
+    dns: float | None
+    clients: list[dict[str, float]]
+
+
+def lose(fleet: Fleet, clients: list[Results], victims: list[str], want: list[str]) -> Loss:
+    """Power ``victims`` off at once; watch the leader and the records until both changed (or ``LIMIT``),
+    then until every client is served again (or ``LIMIT`` more); power them on and wait for the fleet."""
+    ttl, before, answer = fleet.dns_ttl, fleet.leader(), fleet.dns_query(HOST)
+    print(f"{'+'.join(victims)} off: {before} leads, {HOST} -> {', '.join(answer)}", file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    parallel([lambda v=v: fleet.power_off(v) for v in victims])
+    free_at = leader_at = dns_at = None
+    must_move = before in {f"ctl-{v}" for v in victims}  # the leading controller died with its host
+    while time.monotonic() - t0 < LIMIT and (dns_at is None or (must_move and leader_at is None)):
+        now = time.monotonic() - t0
+        with contextlib.suppress(Exception):
+            holder = fleet.leader()
+            if free_at is None and holder != before:
+                free_at = now
+            if leader_at is None and holder not in ("", before):
+                leader_at = now
+        with contextlib.suppress(Exception):
+            if dns_at is None and fleet.dns_query(HOST) == want:
+                dns_at = now
+        time.sleep(0.02)
+    if dns_at is not None:
+        with contextlib.suppress(TimeoutError):
+            wait_for(lambda: all(c.healthy_since(t0 + dns_at + ttl) for c in clients), LIMIT, "clients served")
+    print(f"  lock free {free_at}, leader {leader_at}, dns {dns_at}", file=sys.stderr, flush=True)
+    out = Loss(free_at, leader_at, dns_at, [c.since(t0, time.monotonic()) for c in clients])
+    parallel([lambda v=v: fleet.power_on(v) for v in victims])
+    ready(fleet)
+    return out
+
+
+def ready(fleet: Fleet) -> None:
+    """Every host back: the voters, the nodes, the service, both gateways in DNS, gw's controller leading."""
+    wait_for(fleet.control_plane_ready, 120, "the Consul servers", interval=0.25)
+    wait_for(fleet.nodes_ready, 120, "every node Ready", interval=0.25)
+    wait_for(lambda: fleet.service_ready(SERVICE, 2), 120, f"{SERVICE} Ready", interval=0.25)
+    fleet.make_leader("gw")  # first: with one server, the records still show the moment before the outage
+    both = sorted(m.addr for m in fleet.gateway_members)
+    wait_for(lambda: fleet.dns_query(HOST) == both and fleet.leader() == "ctl-gw", 120, "both gateways in BIND")
+
+
+def run_layout(servers: int, work: Path, args: argparse.Namespace) -> dict[str, Loss]:
+    with scratch_fleet("mfgw-", nodes=args.nodes, gateways=2, dns=True, servers=servers) as fleet:
+        try:
+            return measure(fleet, servers, work, args)
+        except BaseException:
+            keep = Path(tempfile.mkdtemp(prefix=f"mfgw-failed-{servers}-", dir="/tmp"))
+            for found in fleet.root.glob("*/*.log"):  # before the teardown removes the folder
+                (keep / found.parent.name).mkdir(exist_ok=True)
+                shutil.copyfile(found, keep / found.parent.name / found.name)
+            print(f"fleet logs kept in {keep}", file=sys.stderr)
+            raise
+
+
+def measure(fleet: Fleet, servers: int, work: Path, args: argparse.Namespace) -> dict[str, Loss]:
+    gw, g2 = fleet.gateway, fleet.gateway2
+    fleet.apply(service_doc(SERVICE, 2, HOST))
+    ready(fleet)
+    clients = [
+        start_client(fleet, work, f"{servers}-first", args.interval, try_next=False),
+        start_client(fleet, work, f"{servers}-next", args.interval, try_next=True),
+        start_client(fleet, work, f"{servers}-pinned", args.interval, try_next=False, prefer=gw.addr),
+    ]
+    wait_for(lambda: all(c.healthy_since(0) for c in clients), 60, "every client served")
+    out: dict[str, Loss] = {}
+    on(clients, gw.addr, fleet.dns_ttl)
+    out["gw"] = lose(fleet, clients, ["gw"], [g2.addr])
+    nodes = sorted(fleet.node(c["node"]).addr for c in fleet.containers(SERVICE))
+    on(clients, gw.addr, fleet.dns_ttl)
+    out["both"] = lose(fleet, clients, ["gw", "g2"], nodes)
+    if args.g2 and servers > 1:
+        measure_g2(fleet, clients, args)
+    return out
 
 
 def main() -> int:
@@ -150,33 +231,56 @@ def main() -> int:
     c.add_argument("--prefer", default="")
     parser.add_argument("--interval", type=float, default=0.05)
     parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--g2", action="store_true", help="also g2's planned handover and power-off (3 servers)")
+    parser.add_argument("--layouts", default="1,3", help="Consul server counts to run, side by side (1 and/or 3)")
     args = parser.parse_args()
     if args.mode == "client":
         client(args.server, HOST, args.out, args.every, args.next, args.prefer)
         return 0
-    root = Path(tempfile.mkdtemp(prefix="mfgw-", dir="/tmp"))  # short: unix socket paths
     work = Path(tempfile.mkdtemp(prefix="mfgw-clients-", dir="/tmp"))
     try:
-        with session_fleet(root, nodes=args.nodes, gateways=2, dns=True) as fleet:
-            return measure(fleet, work, args)
+        layouts = [int(n) for n in args.layouts.split(",") if n.strip() in ("1", "3")]
+        results = {servers: run_layout(servers, work, args) for servers in layouts or LAYOUTS}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        if not (root / "fleet.json").exists():
-            shutil.rmtree(root, ignore_errors=True)
+    report(results, args)
+    return 0
 
 
-def measure(fleet: Fleet, work: Path, args: argparse.Namespace) -> int:
+def seconds(value: float | None) -> str:
+    return "never" if value is None or value < 0 else f"{value:.1f}"
+
+
+def report(results: dict[int, dict[str, Loss]], args: argparse.Namespace) -> None:
+    print("gateway-host failover on the fleet: gw (Consul server, leading controller, gateway 1) and g2 (gateway 2),")
+    print(f"BIND in a namespace of its own, TTL 5 s, a request every {args.interval} s per client, no retries;")
+    print(f'"never": not within {LIMIT:.0f} s of the power-off. Columns: the Consul layout.')
+    head = "".join(f"{f'{n} server' + ('s' if n > 1 else ''):>22}" for n in results)
+    for scenario, title, want in (
+        ("gw", "gw powered off", "DNS names only g2"),
+        ("both", "gw and g2 powered off together", "DNS names the nodes"),
+    ):
+        print(f"\n{title:52}{head}")
+        rows = [
+            ("the leader lock free (s)", lambda r: seconds(r.free)),
+            ("a new controller leads (s)", lambda r: seconds(r.leader)),
+            (f"{want} (s)", lambda r: seconds(r.dns)),
+        ]
+        for index, label in enumerate(LABELS):
+            rows.append(
+                (
+                    f"{label} client: served again (s) / failed",
+                    lambda r, i=index: f"{seconds(r.clients[i]['served'])} / {r.clients[i]['failed']:.0f}",
+                )
+            )
+        for name, cell in rows:
+            print(f"  {name:50}" + "".join(f"{cell(results[n][scenario]):>22}" for n in results))
+
+
+def measure_g2(fleet: Fleet, clients: list[Results], args: argparse.Namespace) -> None:
+    """g2's planned handover (SIGTERM, --drain) and its power-off, as before issue 23."""
     ttl, gw, g2 = fleet.dns_ttl, fleet.gateway, fleet.gateway2
     both = sorted([gw.addr, g2.addr])
-    fleet.apply(service_doc(SERVICE, 2, HOST))
-    wait_for(lambda: fleet.service_ready(SERVICE, 2), 120, f"{SERVICE} Ready", interval=0.25)
-    wait_for(lambda: fleet.dns_query(HOST) == both, 60, f"{HOST} -> both gateways in BIND")
-    first = start_client(fleet, work, "first", args.interval, try_next=False)
-    retrying = start_client(fleet, work, "next", args.interval, try_next=True)
-    pinned = start_client(fleet, work, "pinned", args.interval, try_next=False, prefer=g2.addr)
-    clients = [first, retrying, pinned]
-    wait_for(lambda: all(c.healthy_since(0) for c in clients), 60, "every client served")
-
     # 1. planned handover: drain g2 while the client sends to it
     on(clients, g2.addr, ttl)
     t1 = time.monotonic()
@@ -215,7 +319,6 @@ def measure(fleet: Fleet, work: Path, args: argparse.Namespace) -> int:
             f"failed-request seconds {r['seconds']:.1f} (goal <= TTL + 5 = {ttl + 5} s), "
             f"slowest request {r['slowest']:.1f} s"
         )
-    return 0
 
 
 if __name__ == "__main__":

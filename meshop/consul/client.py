@@ -107,9 +107,13 @@ class ClientKV:
         keys: bool = False,
         index: int | None = None,
         wait: str | None = None,
+        stale: bool = False,
     ) -> tuple[int, Any]:
         with consul_errors(self.config, what):
-            new_index, raw = self.client.kv.get(full, recurse=recurse, keys=keys, index=index or None, wait=wait)
+            mode = {"consistency": "stale"} if stale else {}
+            new_index, raw = self.client.kv.get(
+                full, recurse=recurse, keys=keys, index=index or None, wait=wait, **mode
+            )
         return int(new_index or 0), raw
 
     def put(self, full: str, data: bytes, what: str, *, cas: int | None = None) -> bool:

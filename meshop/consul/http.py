@@ -49,10 +49,12 @@ class HTTPKV:
         keys: bool = False,
         index: int | None = None,
         wait: str | None = None,
+        stale: bool = False,
     ) -> tuple[int, Any]:
         """(X-Consul-Index, the decoded answer): one entry (Value as bytes), a list of entries
-        (``recurse``), a list of key names (``keys``), or None when nothing is there."""
-        params: Params = [("consistent", "1")]
+        (``recurse``), a list of key names (``keys``), or None when nothing is there. ``stale``: answered
+        by whichever server the agent asks, without the Raft leader (see ``KVStore.get_blocking``)."""
+        params: Params = [("stale", "1")] if stale else [("consistent", "1")]
         if recurse:
             params.append(("recurse", "1"))
         if keys:

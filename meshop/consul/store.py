@@ -68,6 +68,7 @@ class Backend(Protocol):
         keys: bool = False,
         index: int | None = None,
         wait: str | None = None,
+        stale: bool = False,
     ) -> tuple[int, Any]: ...
 
     def put(self, full: str, data: bytes, what: str, *, cas: int | None = None) -> bool: ...
@@ -127,10 +128,18 @@ class KVStore:
         _, raw = self.backend.get(full, f"reading {full}")
         return self._entry(raw) if raw else None
 
-    def get_blocking(self, key: str, index: int = 0, wait: str | None = None) -> tuple[int, Entry | None]:
-        """One key and the Consul index to block on; with ``index`` > 0 a blocking query up to ``wait``."""
+    def get_blocking(
+        self, key: str, index: int = 0, wait: str | None = None, *, stale: bool = False
+    ) -> tuple[int, Entry | None]:
+        """One key and the Consul index to block on; with ``index`` > 0 a blocking query up to ``wait``.
+
+        ``stale``: a wake-up only, never a decision. A consistent (or default) read is forwarded to the
+        Raft leader; one in flight when the leader's host loses power hangs until the dead connection is
+        noticed (~10 s on the fleet), long after a new leader was elected. A stale read is answered by the
+        local server's own replica, so it wakes on a change as soon as that server applies it."""
         full = self._url_key(key)
-        new_index, raw = self.backend.get(full, f"reading {full}", index=index or None, wait=wait)
+        mode = {"stale": True} if stale else {}
+        new_index, raw = self.backend.get(full, f"reading {full}", index=index or None, wait=wait, **mode)
         return new_index, (self._entry(raw) if raw else None)
 
     def list(self, prefix: str, index: int = 0, wait: str | None = None) -> Listing:

@@ -127,7 +127,14 @@ def visitor(peer: str, headers: object, hosts: HostPolicy) -> str:
     get = getattr(headers, "get", None)
     forwarded = get("X-Forwarded-For") if get is not None and hosts.public and is_loopback(peer) else None
     last = forwarded.split(",")[-1].strip()[:64] if forwarded else ""
-    return f"{client_key(peer)} for {client_key(last)}" if last else peer
+    return f"{client_key(peer)} for {_forwarded_key(last)}" if last else peer
+
+
+def _forwarded_key(visitor: str) -> str:
+    """A forwarded visitor as ``client_key`` groups it, except that loopback visitors stay apart: a local
+    sender can forge the header whole anyway (above), so grouping them would only merge real visitors."""
+    key = client_key(visitor)
+    return visitor if key == LOOPBACK_CLIENT else key
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:

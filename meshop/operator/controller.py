@@ -105,7 +105,7 @@ class ControllerOptions:
     controller_id: str
     grace_period: float = 30.0
     resync: float = 30.0
-    lock_delay: int = 5
+    lock_delay: int = 1
     check_ttl: float = 3.0
     watch_wait: str = "30s"
     address: str = "127.0.0.1"  # advertised in the controller's own registration

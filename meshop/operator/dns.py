@@ -9,7 +9,8 @@ again right before each one, and a deposed leader's late update is undone by the
 Each pass reads (watches, so changes wake it at once): the Gateway document (``desired/gateway``:
 hostile input, validated by the same rules as ``meshop apply``), ``routes/`` (hosts and the nodes
 serving them), and the health of every ``meshop-gateway`` registration (its Consul checks and its
-node's ``serfHealth``), and the gateways' claims (``gateways/``). Registrations are hostile too: only ids
+node's ``serfHealth``; read afresh on every pass, the watch only wakes it), and the gateways' claims
+(``gateways/``). Registrations are hostile too: only ids
 ``meshop-gateway-<label>`` with an address no node may not claim, and that a gateway claimed for that
 address (``targets.gateway_claims``), count. The TSIG secret (rfc2136) or API key (powerdns) is read
 from ``<prefix>/secrets/meshop-dns/`` (nowhere else) on each pass and lives only in the provider: it is
@@ -274,7 +275,11 @@ class DnsWriter:
         dns = gateway.dns
         claimed = self.claims_watch.latest
         claims = gateway_claims(((e.key, e.value) for e in claimed.entries) if claimed else (), keys.GATEWAYS)
-        gateways, refused = gateway_instances(self.gateways_watch.latest, claims, local_cluster=self.local_cluster)
+        # The gateways' health is read afresh, not taken from the watch: when the Raft leader's host dies,
+        # a watch's query in flight to it hangs ~10 s while a new leader (and this pass) runs; its last
+        # answer still shows the dead host's gateway passing (the fleet's gateway-host power-off).
+        _, instances = self.services.instances(GATEWAY_SERVICE)
+        gateways, refused = gateway_instances(instances, claims, local_cluster=self.local_cluster)
         for problem in refused:
             log.warning("DNS: %s; not used", problem)
         hosts = served_hosts(

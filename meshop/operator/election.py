@@ -8,8 +8,12 @@ are reaped only after up to twice that, whereas a TTL check goes critical ``chec
 heartbeat. A dead or frozen leader therefore loses its session within ``check_ttl``; Consul then releases
 ``leader`` and holds it for ``lock_delay`` before anyone may take it, so the old leader has time to notice.
 
-Standbys block on the ``leader`` key (a blocking query) and try to acquire whenever it is free. The
-leader blocks on the same key and steps down as soon as it names another session; the reconcile pass
+Standbys block on the ``leader`` key (a blocking query) and try to acquire whenever it is free. A
+standby's query is stale (its local server's replica answers): a consistent one goes to the Raft leader,
+and one in flight when the leader's host dies hung ~10 s after a new Raft leader was elected (on the
+fleet: the new controller led 14 s after the gateway host's power-off instead of ~4 s). Acquiring is a
+write, so the stale wake-up decides nothing. The leader blocks on the same key (consistent) and steps
+down as soon as it names another session; the reconcile pass
 also steps down when a guarded write is refused (``step_down``). Every KV write of the leader carries
 ``lock.guard()``, so even a leader that has not noticed yet cannot change anything.
 
@@ -67,10 +71,10 @@ class LeaderElection:
         services: Services,
         controller_id: str,
         *,
-        lock_delay: int = 5,
+        lock_delay: int = 1,
         check_ttl: float = 3.0,
         wait: str = "30s",
-        retry_interval: float = 0.25,
+        retry_interval: float = 0.1,
         address: str = "127.0.0.1",
         port: int = 0,
         on_change: Callable[[Lock | None], None] | None = None,
@@ -193,7 +197,9 @@ class LeaderElection:
             try:
                 if self.lock is None:
                     self._try_acquire()
-                new_index, entry = self.store.get_blocking(keys.LEADER, index, self.wait if index else None)
+                standing_by = self.lock is None  # a standby's wake-up may be stale; a leader's check never
+                wait = self.wait if index else None
+                new_index, entry = self.store.get_blocking(keys.LEADER, index, wait, stale=standing_by)
                 self.connected = True
                 holder = entry.session if entry else None
                 lock = self.lock

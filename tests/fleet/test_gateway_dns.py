@@ -8,14 +8,11 @@ measured by benchmarks/fleet_gateway_failover.py, not asserted here.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.support.fleet import DNS_ZONE, GATEWAY_PORT, Fleet, http_get, service_doc, session_fleet, wait_for
+from tests.support.fleet import DNS_ZONE, GATEWAY_PORT, Fleet, http_get, scratch_fleet, service_doc, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +23,8 @@ HOST = f"web.{DNS_ZONE}"
 def dns_fleet() -> Iterator[Fleet]:
     if os.geteuid() != 0:
         pytest.skip("the fleet needs root (network namespaces, its own Docker engines)")
-    root = Path(tempfile.mkdtemp(prefix="mfdns-", dir="/tmp"))  # short: unix socket paths
-    try:
-        with session_fleet(root, nodes=1, gateways=2, dns=True) as fleet:
-            yield fleet
-    finally:
-        if not (root / "fleet.json").exists():
-            shutil.rmtree(root, ignore_errors=True)
+    with scratch_fleet("mfdns-", nodes=1, gateways=2, dns=True) as fleet:
+        yield fleet
 
 
 def test_powered_off_gateway_leaves_dns_and_the_other_serves(dns_fleet: Fleet) -> None:

@@ -10,9 +10,18 @@ Layout (K: the fleet's subnet octet, 10.231.K.0/24)::
     node n1  mf-<id>-n1 10.231.K.11 ─ dockerd, Consul client, meshop agent + node Caddy, standby controller
     node n2  mf-<id>-n2 10.231.K.12 ─ dockerd, Consul client, meshop agent + node Caddy
     ...
+    with --servers 3: n1 and n2 run Consul servers too, and a standby controller each (docs/install.md's
+    layout for 3+ hosts: losing any one host keeps the Raft quorum and a controller)
     with --gateways 2: g2 mf-<id>-g2 10.231.K.3 ─ Consul client, a second meshop gateway + Caddy
-    with --dns: BIND9 (named) on 10.231.K.2:53 in the gateway namespace, zone fleet.test, and a
-    client namespace cl mf-<id>-cl 10.231.K.250 (nothing runs there until a benchmark starts a client)
+    with --dns: BIND9 (named) in a namespace of its own, dns mf-<id>-dns 10.231.K.253:53 (the stand-in for
+    the user's DNS provider, which never lives on the gateway), zone fleet.test, and a client namespace
+    cl mf-<id>-cl 10.231.K.250 (nothing runs there until a test or benchmark starts a client)
+
+Every Consul agent runs with the JSON config ``meshop init`` / ``node add [--server]`` write
+(``meshop.bootstrap.render.consul_config``: gossip encryption, LAN gossip timing, autopilot, raft
+timing; the gateway founds the cluster with ``bootstrap_expect`` 1, the other servers join it and
+autopilot makes them voters), minus the ACLs (the fleet runs without them) and plus HTTP on the member's
+address. Every meshop daemon talks to the Consul agent of its own host, as on real hosts.
 
 Every process is started with ``nsenter --net=/var/run/netns/<ns>`` (never ``ip netns exec``: it
 remounts /sys and dockerd then fails), in its own session, with ``MESHOP_FLEET_DIR=<root>`` in its
@@ -39,6 +48,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -49,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshop.bootstrap.render import gossip_lan_hcl
+from meshop.bootstrap.render import consul_config
 from tests.support.procs import PATIENCE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -246,6 +256,7 @@ class Fleet:
     gateways: int = 1  # 2: a second gateway namespace g2; both register with --advertise-addr
     dns: bool = False  # BIND9 on the gateway namespace, the Gateway document's dns section, a client namespace
     dns_ttl: int = 5
+    servers: int = 1  # 3: Consul servers (and controller standbys) on gw, n1 and n2
     _children: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -257,8 +268,11 @@ class Fleet:
             self.grace, self.prefix = saved.get("grace", self.grace), saved.get("prefix", self.prefix)
             self.gateways, self.dns = saved.get("gateways", 1), saved.get("dns", False)
             self.dns_ttl = saved.get("dns_ttl", self.dns_ttl)
+            self.servers = saved.get("servers", 1)
         if self.gateways not in (1, 2):
             raise ValueError(f"gateways {self.gateways}: 1 or 2")
+        if self.servers not in (1, 3) or (self.servers == 3 and self.nodes < 2):
+            raise ValueError(f"servers {self.servers}: 1, or 3 (on gw, n1 and n2: at least 2 nodes)")
         if len(self.fid) > 8 or not self.fid.isalnum():
             raise ValueError(f"fleet id {self.fid!r}: at most 8 letters or digits (it names interfaces)")
 
@@ -293,12 +307,25 @@ class Fleet:
         return Member("cl", f"mf-{self.fid}-cl", f"{SUBNET}.{self.octet}.250", "p-cl", self.root, str(self.root))
 
     @property
+    def dns_host(self) -> Member:
+        """BIND's own namespace (only with ``dns``): no fleet machine's loss takes the provider with it."""
+        return Member("dns", f"mf-{self.fid}-dns", f"{SUBNET}.{self.octet}.253", "p-dns", self.root, str(self.root))
+
+    @property
     def gateway_members(self) -> list[Member]:
         return [self.gateway, self.gateway2][: self.gateways]
 
     @property
+    def server_members(self) -> list[Member]:
+        """The hosts running a Consul server (and a controller): gw, and with ``servers`` 3 also n1, n2."""
+        return [self.gateway, *(self.node(n) for n in self.node_names[: self.servers - 1])]
+
+    def is_server(self, name: str) -> bool:
+        return name in {m.name for m in self.server_members}
+
+    @property
     def dns_server(self) -> str:
-        return f"{self.gateway.addr}:53"
+        return f"{self.dns_host.addr}:53"
 
     @property
     def node_names(self) -> list[str]:
@@ -313,16 +340,25 @@ class Fleet:
     @property
     def members(self) -> list[Member]:
         extra = [self.gateway2] if self.gateways > 1 else []
-        extra += [self.client] if self.dns else []
+        extra += [self.client, self.dns_host] if self.dns else []
         return [self.gateway, *(self.node(n) for n in self.node_names), *extra]
 
     @property
     def consul_addr(self) -> str:
-        return f"{self.gateway.addr}:8500"
+        """A Consul server's HTTP address for the host's CLI and reads: the first server host whose Consul
+        runs (gw while it does), as an operator points ``CONSUL_HTTP_ADDR`` at any live server."""
+        live = [m for m in self.server_members if m.running("consul")]
+        return f"{(live or [self.gateway])[0].addr}:8500"
 
     @property
     def gateway_url(self) -> str:
         return f"http://{self.gateway.addr}:{GATEWAY_PORT}"
+
+    @property
+    def ingress_port(self) -> int:
+        """The node Caddies' HTTP port: with ``dns`` the gateways' (80), as docs/dns.md's direct mode needs
+        (the records then name the nodes, and clients come on the same port); else ``INGRESS_PORT``."""
+        return GATEWAY_PORT if self.dns else INGRESS_PORT
 
     def exec_root(self, member: Member) -> Path:
         return Path("/run/meshop-fleet") / self.fid / member.name
@@ -353,6 +389,7 @@ class Fleet:
                 "gateways": self.gateways,
                 "dns": self.dns,
                 "dns_ttl": self.dns_ttl,
+                "servers": self.servers,
             }
             (self.root / "fleet.json").write_text(json.dumps(state) + "\n")
             namespaces = set(run("ip", "netns", "list").stdout.decode().split())
@@ -460,19 +497,41 @@ class Fleet:
         ]  # fmt: skip
         self.spawn(node, "dockerd", args)
 
+    def gossip_key(self) -> str:
+        """The fleet's gossip encryption key, made once and kept in its folder (a rebooted host reuses it)."""
+        path = self.root / "gossip.key"
+        if not path.exists():
+            path.write_text(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def consul_json(self, member: Member) -> str:
+        """What ``meshop init`` (gw) and ``node add [--server]`` (the others) write to consul.json, with the
+        fleet's folder as data_dir, HTTP also on the member's address, and no ACLs."""
+        server = self.is_server(member.name)
+        join = "" if member.name == "gw" else self.gateway.addr
+        rendered = consul_config(
+            node=member.name,
+            address=member.addr,
+            datacenter="dc1",
+            gossip_key=self.gossip_key(),
+            agent_token="",
+            server=server,
+            join=join,
+        )
+        config = json.loads(rendered)
+        config.pop("acl")  # the fleet runs without ACLs (issue 24's stretch: with them)
+        config |= {"data_dir": str(member.dir / "consul"), "client_addr": f"127.0.0.1 {member.addr}"}
+        config |= {"retry_interval": "1s"} if join else {}
+        return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
     def start_consul(self, member: Member) -> None:
-        data = member.dir / "consul"
-        data.mkdir(parents=True, exist_ok=True)
-        args = [
-            find_binary("consul"), "agent", "-node", member.name, "-bind", member.addr,
-            "-client", f"127.0.0.1 {member.addr}", "-data-dir", str(data), "-dns-port", "-1", "-grpc-port", "-1",
-            "-log-level", "warn", "-hcl", "performance { raft_multiplier = 1 }", "-disable-host-node-id",
-            "-hcl", gossip_lan_hcl(),  # the gossip timing meshop's bootstrap writes
-        ]  # fmt: skip
-        if member.name == "gw":
-            args += ["-server", "-bootstrap-expect", "1", "-ui=false"]
-        else:
-            args += ["-retry-join", self.gateway.addr, "-retry-interval", "1s"]
+        (member.dir / "consul").mkdir(parents=True, exist_ok=True)
+        config = member.dir / "consul.json"
+        config.write_text(self.consul_json(member))
+        config.chmod(0o600)  # it holds the gossip key
+        args = [find_binary("consul"), "agent", "-config-file", str(config), "-log-level", "warn"]
+        args += ["-disable-host-node-id"]  # every namespace shares the machine's id
         self.spawn(member, "consul", args)
 
     def start_controller(self, member: Member) -> None:
@@ -494,11 +553,11 @@ class Fleet:
 
     def bind(self) -> Any:
         """The fleet's BIND9 (tests.support.bind_server, imported only with ``dns``: it needs dnspython);
-        its TSIG secret is kept beside named.conf so a restart (gateway boot) keeps the key."""
+        its TSIG secret is kept beside named.conf so a restart keeps the key."""
         from tests.support.bind_server import BindServer
 
-        folder = self.gateway.dir / "named"
-        server = BindServer(folder, zone=DNS_ZONE, key_name=DNS_KEY, address=self.gateway.addr, port=53)
+        folder = self.dns_host.dir / "named"
+        server = BindServer(folder, zone=DNS_ZONE, key_name=DNS_KEY, address=self.dns_host.addr, port=53)
         secret = folder / "tsig.secret"
         if secret.exists():
             server.secret = secret.read_text().strip()
@@ -509,7 +568,7 @@ class Fleet:
         return server
 
     def start_named(self) -> None:
-        self.spawn(self.gateway, "named", self.bind().command())
+        self.spawn(self.dns_host, "named", self.bind().command())
 
     def dns_query(self, host: str) -> list[str]:
         """The A records BIND answers for ``host`` (a name under the zone, e.g. web.fleet.test)."""
@@ -534,7 +593,7 @@ class Fleet:
             "agent", "run", "--node", node.name, "--advertise-addr", node.addr, "--docker-host", node.docker_host,
             "--state-dir", str(node.dir / "agent"), "--metrics-addr", f"{node.addr}:9464", "--stop-grace", "1",
             "--labels", f"fleet={self.fid}", "--caddy-dir", str(node.dir / "caddy"),
-            "--ingress-port", str(INGRESS_PORT), "--ingress-bind", node.addr, "--ingress-trusted-proxy", self.cidr,
+            "--ingress-port", str(self.ingress_port), "--ingress-bind", node.addr, "--ingress-trusted-proxy", self.cidr,
         ]  # fmt: skip
         self.record_inventory(node)
         self.spawn(node, "agent", [*self.meshop(node, f"{node.addr}:8500"), *args])
@@ -586,6 +645,16 @@ class Fleet:
     def nodes_ready(self, names: list[str] | None = None) -> bool:
         return all(self.node_state(n) == "Ready" for n in names or self.node_names)
 
+    def voters(self, addr: str | None = None) -> set[str]:
+        """The Raft voters (Consul node names) as the server at ``addr`` (default ``consul_addr``) sees them;
+        empty while it has no leader."""
+        config = self.consul_get("/v1/operator/raft/configuration", addr)
+        return {s["Node"] for s in config.get("Servers", []) if s.get("Voter")}
+
+    def control_plane_ready(self) -> bool:
+        """Every server host's Consul is a Raft voter and a leader is elected."""
+        return self.voters() == {m.name for m in self.server_members} and bool(self.consul_get("/v1/status/leader"))
+
     def leader(self) -> str:
         """The id of the controller holding the leader lock ("" while nobody holds it)."""
         try:
@@ -621,7 +690,7 @@ class Fleet:
         agents = {m.name for m in self.gateway_members} | set(self.node_names)
         wait_for(lambda: self.members_alive() >= agents, 60, "every Consul agent to join")
         if self.dns:
-            wait_for(lambda: self.dns_query(f"ns1.{DNS_ZONE}") == ["127.0.0.1"], 30, "named on the gateway")
+            wait_for(lambda: self.dns_query(f"ns1.{DNS_ZONE}") == ["127.0.0.1"], 30, "named in its namespace")
             self.configure_dns()
         self.start_controller(gw)
         wait_for(lambda: self.leader() == "ctl-gw" or self.leader(), 30, "a controller to lead")
@@ -629,12 +698,32 @@ class Fleet:
             self.start_gateway(member)
         for name in self.node_names:
             self.start_agent(self.node(name))
-        self.start_controller(self.node(self.node_names[0]))  # the hot standby
+        for member in self.standby_hosts:
+            self.start_controller(member)
         wait_for(self.nodes_ready, timeout, "every node to be Ready", interval=0.25)
+        # autopilot makes a joined server a voter after 10 s of good health (all the while the rest started)
+        wait_for(self.control_plane_ready, 60, f"{self.servers} Raft voters", interval=0.25)
         return time.monotonic() - started
 
+    @property
+    def standby_hosts(self) -> list[Member]:
+        """Where hot standby controllers run: every other server host (with one server: n1)."""
+        return self.server_members[1:] if self.servers > 1 else [self.node(self.node_names[0])]
+
+    def make_leader(self, name: str) -> None:
+        """Make ``name``'s controller the leader: the others stopped (a clean stop releases the lock at once,
+        no lock-delay), then started again as standbys."""
+        want = f"ctl-{name}"
+        if self.leader() == want:
+            return
+        hosts = [m for m in [self.gateway, *self.standby_hosts] if m.name != name]
+        parallel([lambda m=m: self.stop(m, "controller") for m in hosts])
+        wait_for(lambda: self.leader() == want, 60, f"{want} to lead")
+        for member in hosts:
+            self.start_controller(member)
+
     def member(self, name: str) -> Member:
-        named = {m.name: m for m in (self.gateway, self.gateway2, self.client)}
+        named = {m.name: m for m in (self.gateway, self.gateway2, self.client, self.dns_host)}
         return named[name] if name in named else self.node(name)
 
     def power_off(self, name: str) -> int:
@@ -647,15 +736,13 @@ class Fleet:
         return killed
 
     def power_on(self, name: str) -> None:
-        """Boot a node again: link up, engine, Consul client, agent (and the standby controller on n1); the
+        """Boot a node again: link up, engine, Consul agent, agent (and its standby controller); the
         gateway: Consul server (its data dir kept), controller, gateway."""
         member = self.member(name)
         self.set_link(name, True)
         if name == "gw":
             self.start_consul(member)
-            if self.dns:
-                self.start_named()
-            wait_for(lambda: self.consul_get("/v1/status/leader"), 60, "a Consul leader after the boot")
+            wait_for(lambda: self.consul_get("/v1/status/leader", f"{member.addr}:8500"), 60, "gw's Consul to rejoin")
             self.start_controller(member)
             self.start_gateway()
             return
@@ -667,7 +754,7 @@ class Fleet:
         self.start_consul(member)
         wait_for(lambda: self.engine_ready(member), 60, f"dockerd on {name}")
         self.start_agent(member)
-        if name == self.node_names[0]:
+        if name in {m.name for m in self.standby_hosts}:
             self.start_controller(member)
 
     def restart_dockerd(self, name: str) -> None:
@@ -676,10 +763,15 @@ class Fleet:
         self.start_dockerd(node)
         wait_for(lambda: self.engine_ready(node), 60, f"dockerd on {name}")
 
-    def restart_consul_server(self) -> None:
-        self.stop(self.gateway, "consul")
-        self.start_consul(self.gateway)
-        wait_for(lambda: self.consul_get("/v1/status/leader"), 60, "a Consul leader after the restart")
+    def restart_consul_server(self, name: str = "gw") -> None:
+        """A clean restart of one host's Consul server (an upgrade step): SIGTERM, start, a leader again
+        and, with three servers, every server a voter again."""
+        member = self.member(name)
+        self.stop(member, "consul")
+        self.start_consul(member)
+        at = f"{member.addr}:8500"
+        wait_for(lambda: self.consul_get("/v1/status/leader", at), 60, f"a Consul leader after {name}'s restart")
+        wait_for(self.control_plane_ready, 60, f"{self.servers} Raft voters after {name}'s restart", 0.1)
 
     def down(self) -> None:
         """Stop exactly what the fleet started, remove its namespaces and veth; engines' images stay cached."""
@@ -702,10 +794,12 @@ class Fleet:
         step(lambda: self.stop(gw, "controller"))
         step(lambda: parallel([lambda n=n, p=p: self.stop(n, p) for n in nodes for p in ("controller", "agent")]))
         step(lambda: parallel([lambda n=n: self._engine_down(n) for n in nodes]))
-        clients = [*nodes, *gateways[1:]]
-        step(lambda: parallel([lambda n=n: self.stop(n, "consul") for n in clients]))  # leave while the server runs
-        step(lambda: self.stop(gw, "consul"))
-        step(lambda: self.stop(gw, "named"))
+        servers = {m.name for m in self.server_members}
+        clients = [m for m in [*nodes, *gateways[1:]] if m.name not in servers]
+        step(lambda: parallel([lambda n=n: self.stop(n, "consul") for n in clients]))  # leave while the servers run
+        step(lambda: parallel([lambda n=n: self.stop(n, "consul") for n in self.server_members]))
+        if self.dns:
+            step(lambda: self.stop(self.dns_host, "named"))
         for member in [*self.members, Member("net", self.switch_ns, "", "", self.root, str(self.root))]:
             step(lambda m=member: kill_tree(m.ns))  # anything left in our own namespaces (Caddies, shims)
         self._reap()
@@ -928,15 +1022,29 @@ def service_doc(
 
 @contextlib.contextmanager
 def session_fleet(
-    root: Path, nodes: int = 3, grace: float = 10.0, gateways: int = 1, dns: bool = False
+    root: Path, nodes: int = 3, grace: float = 10.0, gateways: int = 1, dns: bool = False, servers: int = 1
 ) -> Iterator[Fleet]:
     """A fleet of its own (random id, its own subnet) for a test session or a benchmark; always torn down."""
-    fleet = Fleet(root, fid=f"t{secrets.token_hex(3)}", nodes=nodes, grace=grace, gateways=gateways, dns=dns)
+    fid = f"t{secrets.token_hex(3)}"
+    fleet = Fleet(root, fid=fid, nodes=nodes, grace=grace, gateways=gateways, dns=dns, servers=servers)
     try:
         fleet.up()
         yield fleet
     finally:
         fleet.down()
+
+
+@contextlib.contextmanager
+def scratch_fleet(prefix: str, **shape: Any) -> Iterator[Fleet]:
+    """``session_fleet(**shape)`` in a new folder under /tmp (short: unix socket paths are limited to 108
+    bytes), removed after a complete teardown (else kept for ``python -m tests.support.fleet down``)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        with session_fleet(root, **shape) as fleet:
+            yield fleet
+    finally:
+        if not (root / "fleet.json").exists():
+            shutil.rmtree(root, ignore_errors=True)
 
 
 # --- command line (make fleet / make fleet-down) -----------------------------------------------------------
@@ -962,7 +1070,7 @@ def _cmd_up(fleet: Fleet) -> None:
     if fleet.dns:
         wanted = sorted(m.addr for m in fleet.gateway_members)
         wait_for(lambda: fleet.dns_query(EXAMPLE_HOST) == wanted, 60, f"{EXAMPLE_HOST} in DNS")
-        print(f"$ dig @{fleet.gateway.addr} {EXAMPLE_HOST} A\n{', '.join(wanted)} (TTL {fleet.dns_ttl} s)\n")
+        print(f"$ dig @{fleet.dns_host.addr} {EXAMPLE_HOST} A\n{', '.join(wanted)} (TTL {fleet.dns_ttl} s)\n")
     env = " ".join(f"{k}={v}" for k, v in fleet.env().items())
     print(f"Try:\n  {env} .venv/bin/meshop status\n  curl -H 'Host: {EXAMPLE_HOST}' {fleet.gateway_url}/")
     print(f"  {sys.executable} -m tests.support.fleet power-off n2     # then power-on n2")
@@ -978,12 +1086,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=REPO / ".dev" / "fleet")
     parser.add_argument("--nodes", type=int, default=int(os.environ.get("FLEET_NODES", "3")))
     parser.add_argument("--gateways", type=int, choices=[1, 2], default=1, help="2: a second gateway namespace g2")
-    parser.add_argument("--dns", action="store_true", help="BIND9 on the gateway, the Gateway's dns section")
+    parser.add_argument("--dns", action="store_true", help="BIND9 in a namespace of its own, the Gateway's dns section")
+    parser.add_argument("--servers", type=int, choices=[1, 3], default=1, help="3: Consul servers on gw, n1, n2")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("fleet: network namespaces need root", file=sys.stderr)
         return 1
-    fleet = Fleet(args.root, nodes=args.nodes, gateways=args.gateways, dns=args.dns)
+    fleet = Fleet(args.root, nodes=args.nodes, gateways=args.gateways, dns=args.dns, servers=args.servers)
     try:
         if args.command == "up":
             _cmd_up(fleet)

@@ -66,5 +66,5 @@ def test_init_component_exports_its_series_at_zero(component: str) -> None:
 )
 def test_metrics_registration_never_advertises_a_wildcard(listen: str, advertise: str, address: str) -> None:
     reg = metrics_registration("agent", "n1", listen, "n1", advertise)
-    assert (reg.address, reg.port, reg.name) == (address, 9464, "meshop-metrics")
+    assert (reg.address, reg.port, reg.name) == (address, 9464, "meshop-metrics-agent-n1")
     assert reg.meta == {"component": "agent", "instance": "n1", "node": "n1"}

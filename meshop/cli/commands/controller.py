@@ -33,7 +33,7 @@ def controller() -> None:
     "--resync", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds between resyncs."
 )
 @click.option(
-    "--lock-delay", type=click.IntRange(0, 60), default=5, show_default=True, help="Leader lock-delay in seconds."
+    "--lock-delay", type=click.IntRange(0, 60), default=1, show_default=True, help="Leader lock-delay in seconds."
 )
 @click.option(
     "--check-ttl",

@@ -136,11 +136,8 @@ def test_heartbeat_registers_passes_and_registers_again_after_a_failure() -> Non
     )
     presence.beat()
     reg, scrape = services.registered
-    assert (scrape.service_id, scrape.name, scrape.port) == (
-        "meshop-metrics-agent-n1.n1",
-        "meshop-metrics-agent-n1",
-        9464,
-    )
+    expected = ("meshop-metrics-agent-n1.n1", "meshop-metrics-agent-n1", 9464)
+    assert (scrape.service_id, scrape.name, scrape.port) == expected
     assert (reg.service_id, reg.name, reg.port, dict(reg.meta)["node"]) == (
         "meshop-agent-n1",
         "meshop-agent",
