@@ -175,7 +175,7 @@ def one_round(fleet: Fleet, victim: str) -> dict[str, float | str]:
     wait_for(lambda: fleet.engine_ready(member), 60, f"dockerd on {victim}")
     agent_start = time.monotonic()
     fleet.start_agent(member)
-    if victim == fleet.node_names[0]:
+    if victim in {m.name for m in fleet.standby_hosts}:  # as Fleet.power_on does
         fleet.start_controller(member)
     wait_for(
         lambda: fleet.node_state(victim) == "Ready" and not fleet.containers(SERVICE, [victim]),
