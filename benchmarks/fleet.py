@@ -13,7 +13,13 @@ a replacement; Swarm's host-mode port allows one task per node):
   elsewhere, failed requests;
 * node return (power-on): time until the node is Ready again and runs nothing stale (from power-on, and
   from the moment its engine answers, when meshop's agent starts), and how many replicas it runs
-  afterwards (neither rebalances: moby#24103).
+  afterwards (neither rebalances by placement: moby#24103);
+* rebalancing 9 replicas (3 services x 3, n3 powered off and on): meshop with ``rebalance: auto`` from
+  n3's Ready until every node runs 3 (the fleet's 8 s stability window included, and apart from the
+  first move), Swarm's manual ``docker service update --force`` of each service (random host-mode
+  ports, start-first, behind a Caddy whose upstreams follow the engines: the docker-gen pattern) until
+  the updates complete; failed requests of a loop per service meanwhile, and how many replicas the
+  returned node runs after. ``--rebalance-only`` runs just these.
 
 meshop is measured through its gateway (``meshop gateway run``, TLS off). Swarm has no gateway, and this
 kernel has no IPVS, so its routing mesh cannot run: its service publishes port 8081 in host mode on each
@@ -28,6 +34,7 @@ user puts a proxy in front. Host-mode ports rule out start-first, so Swarm updat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import math
@@ -39,6 +46,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -147,6 +155,57 @@ def bench_meshop(fleet: Fleet) -> dict[str, float]:
     out["return_replicas_on_node"] = len(fleet.containers(SERVICE, [victim]))
     fleet.cli("delete", "service", SERVICE)
     wait_for(lambda: not fleet.containers(SERVICE), LIMIT, "meshop: service gone")
+    return out
+
+
+REBALANCED = [f"{SERVICE}-r{i}" for i in range(3)]  # 3 services x 3 replicas: 9 replicas, 3 per node
+
+
+def bench_meshop_rebalance(fleet: Fleet) -> dict[str, float]:
+    """3 services x 3 replicas (``spread: false``, ``rebalance: auto``) on 3 nodes; n3 powered off (its
+    replicas move to n1/n2) and on again: seconds from n3's Ready until every node runs 3 again (the
+    fleet's stability window included, and apart: from the first move's start), and the failed requests
+    of one loop per service through the gateway meanwhile."""
+    out: dict[str, float] = {}
+    for name in REBALANCED:
+        placement = {"spread": False, "rebalance": "auto"}
+        fleet.apply(service_doc(name, 3, f"{name}.fleet.test", placement=placement))
+    for name in REBALANCED:
+        wait_for(lambda n=name: fleet.service_ready(n, 3), LIMIT, f"meshop: {name} Ready")
+    others = ["n1", "n2"]
+    fleet.power_off("n3")
+    for name in REBALANCED:
+        wait_for(lambda n=name: fleet.service_ready(n, 3, others), LIMIT, f"meshop: {name} on n1/n2")
+    fleet.power_on("n3")
+    wait_for(lambda: fleet.node_state("n3") == "Ready", LIMIT, "meshop: n3 Ready")
+    ready = time.monotonic()
+    loops = [RequestLoop(fleet.gateway.addr, f"{name}.fleet.test").start() for name in REBALANCED]
+    first = wait_for(
+        lambda: time.monotonic() if any(fleet.containers(n, ["n3"]) for n in REBALANCED) else None, LIMIT,
+        "meshop: the first move", interval=0.05,
+    )  # fmt: skip
+
+    def balanced() -> bool:
+        counts = Counter(c["node"] for n in REBALANCED for c in fleet.containers(n))
+        return counts == Counter({n: 3 for n in fleet.node_names}) and all(
+            fleet.service_ready(n, 3) for n in REBALANCED
+        )
+
+    wait_for(balanced, LIMIT, "meshop: 3 replicas per node", interval=0.1)
+    done = time.monotonic()
+    time.sleep(2)
+    for loop in loops:
+        loop.stop()
+    out["rebalance_s"] = done - ready
+    out["rebalance_window_s"] = fleet.rebalance_stable
+    out["rebalance_moves_s"] = done - first
+    out["rebalance_failed"] = sum(len(loop.failures) for loop in loops)
+    out["rebalance_requests"] = sum(loop.total for loop in loops)
+    out["rebalance_on_node_after"] = len([c for n in REBALANCED for c in fleet.containers(n, ["n3"])])
+    for name in REBALANCED:
+        fleet.cli("delete", "service", name)
+    for name in REBALANCED:
+        wait_for(lambda n=name: not fleet.containers(n), LIMIT, f"meshop: {name} gone")
     return out
 
 
@@ -291,8 +350,8 @@ def swarm_node_ready(fleet: Fleet, name: str) -> bool:
     return any(line.split()[0] == node_id and line.split()[1] == "Ready" for line in out.splitlines())
 
 
-def bench_swarm(fleet: Fleet) -> dict[str, float]:
-    out: dict[str, float] = {}
+def swarm_init(fleet: Fleet) -> None:
+    """n1 the manager, the other engines workers, over the fleet's bridge."""
     n1 = fleet.node("n1")
     docker(fleet, "n1", "swarm", "init", "--advertise-addr", n1.addr, "--listen-addr", f"{n1.addr}:2377")
     token = docker(fleet, "n1", "swarm", "join-token", "-q", "worker").strip()
@@ -311,6 +370,16 @@ def bench_swarm(fleet: Fleet) -> dict[str, float]:
             f"{addr}:2377",
             f"{n1.addr}:2377",
         )
+
+
+def swarm_leave(fleet: Fleet) -> None:
+    for name in reversed(fleet.node_names):
+        docker(fleet, name, "swarm", "leave", "--force")
+
+
+def bench_swarm(fleet: Fleet) -> dict[str, float]:
+    out: dict[str, float] = {}
+    swarm_init(fleet)
     swarm_front(fleet)
     from tests.support.fleet import http_get
 
@@ -370,9 +439,153 @@ def bench_swarm(fleet: Fleet) -> dict[str, float]:
     out["return_after_engine_s"] = time.monotonic() - booted
     out["return_replicas_on_node"] = swarm_running(fleet, [victim])
     docker(fleet, "n1", "service", "rm", SERVICE)
-    for name in reversed(fleet.node_names):
-        docker(fleet, name, "swarm", "leave", "--force")
+    fleet.stop(fleet.gateway, "swarm-caddy")  # the rebalance's front takes the port (idempotent below)
+    out.update(bench_swarm_rebalance(fleet))
+    swarm_leave(fleet)
     fleet.stop(fleet.gateway, "swarm-caddy")
+    return out
+
+
+class SwarmFront:
+    """A Caddy in the gateway namespace in front of Swarm tasks published on random host ports (so a node may
+    run several tasks of a service), its upstreams re-read from the engines every 0.2 s and loaded through
+    Caddy's admin API when they change: the docker-gen pattern, Swarm's way without the routing mesh."""
+
+    def __init__(self, fleet: Fleet, services: list[str]) -> None:
+        self.fleet, self.services = fleet, services
+        self.folder = fleet.gateway.dir / "swarm-rb-caddy"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.admin = self.folder / "admin.sock"
+        self.upstreams: dict[str, tuple[str, ...]] = {}
+        self.loads = 0
+        self._stop = threading.Event()
+        config = self.folder / "Caddyfile"
+        config.write_text(self._config({}))
+        env = {"HOME": str(self.folder), "XDG_DATA_HOME": str(self.folder / "data")}
+        env["XDG_CONFIG_HOME"] = str(self.folder / "config")
+        caddy = [find_binary("caddy"), "run", "--config", str(config), "--adapter", "caddyfile"]
+        fleet.spawn(fleet.gateway, "swarm-rb-caddy", caddy, env)
+        wait_for(self.admin.exists, 30, "the Swarm front's admin socket")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _config(self, upstreams: dict[str, tuple[str, ...]]) -> str:
+        head = f"{{\n\tadmin unix/{self.admin}\n\tauto_https off\n}}\n"
+        sites = [
+            render_site(
+                Site(f"{name}.fleet.test", "/", ups, health_path="/"),
+                scheme="http",
+                bind=(self.fleet.gateway.addr,),
+                tls=None,
+                proxy=ProxyOptions(),
+                port=SWARM_PORT,
+            )
+            for name, ups in sorted(upstreams.items())
+            if ups
+        ]
+        return head + "".join(sites)
+
+    def tasks(self) -> dict[str, tuple[str, ...]]:
+        found: dict[str, list[str]] = {name: [] for name in self.services}
+        for node in self.fleet.node_names:
+            if not self.fleet.node(node).running("dockerd"):
+                continue
+            result = subprocess.run(
+                ["docker", "-H", self.fleet.node(node).docker_host, "ps", "--format",
+                 '{{.Label "com.docker.swarm.service.name"}} {{.Ports}}'],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            for line in result.stdout.splitlines():
+                name, _, ports = line.partition(" ")
+                port = re.search(r":(\d+)->80/tcp", ports)
+                if name in found and port:
+                    found[name].append(f"{self.fleet.node(node).addr}:{port.group(1)}")
+        return {name: tuple(sorted(ups)) for name, ups in found.items()}
+
+    def _load(self, upstreams: dict[str, tuple[str, ...]]) -> None:
+        from tests.support.fleet import _UnixConnection
+
+        body = self._config(upstreams).encode()
+        conn = _UnixConnection(self.admin, 10.0)
+        conn.putrequest("POST", "/load", skip_host=True)
+        conn.putheader("Host", "")  # Caddy's admin API on a unix socket takes no other Host
+        conn.putheader("Content-Type", "text/caddyfile")
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        if response.status == 200:
+            self.upstreams, self.loads = upstreams, self.loads + 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            with contextlib.suppress(Exception):  # an engine mid-boot: the next round reads it again
+                current = self.tasks()
+                if current != self.upstreams:
+                    self._load(current)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+        self.fleet.stop(self.fleet.gateway, "swarm-rb-caddy")
+
+
+def bench_swarm_rebalance(fleet: Fleet) -> dict[str, float]:
+    """The same 9 replicas (3 services x 3, random host ports, start-first updates) in Swarm: n3 powered off
+    and on, then Swarm's manual rebalance, ``docker service update --force`` of each service, timed from
+    the command until every node runs 3 and the updates completed, with a loop per service through the
+    front meanwhile. Swarm never rebalances by itself (moby#24103)."""
+    out: dict[str, float] = {}
+    for name in REBALANCED:
+        docker(
+            fleet, "n1", "service", "create", "-d", "--name", name, "--replicas", "3",
+            "--publish", "target=80,mode=host",
+            "--update-order", "start-first", "--update-parallelism", "1",
+            "--health-cmd", "wget -q -O /dev/null http://127.0.0.1/ || exit 1", "--health-interval", "1s",
+            "--health-timeout", "1s", "meshop-test/busybox:1", "/bin/httpd", "-f", "-p", "80", "-h", "/www",
+        )  # fmt: skip
+    front = SwarmFront(fleet, REBALANCED)
+    try:
+
+        def per_node() -> Counter[str]:
+            return Counter(addr.rpartition(":")[0] for ups in front.tasks().values() for addr in ups)
+
+        addrs = {fleet.node(n).addr: n for n in fleet.node_names}
+        wait_for(lambda: sum(per_node().values()) == 9 and front.upstreams == front.tasks(), LIMIT, "swarm: 9 tasks")
+        fleet.power_off("n3")
+        wait_for(lambda: sum(per_node().values()) == 9, LIMIT, "swarm: 9 tasks on n1/n2")
+        fleet.power_on("n3")
+        wait_for(lambda: swarm_node_ready(fleet, "n3"), LIMIT, "swarm: n3 Ready")
+        out["rebalance_left_alone"] = per_node()[fleet.node("n3").addr]  # Swarm moves nothing by itself
+        wait_for(lambda: front.upstreams == front.tasks(), LIMIT, "swarm: the front up to date")
+        loops = [RequestLoop(fleet.gateway.addr, f"{n}.fleet.test", port=SWARM_PORT).start() for n in REBALANCED]
+        time.sleep(1)
+        started = time.monotonic()
+        for name in REBALANCED:
+            docker(fleet, "n1", "service", "update", "-d", "--force", name)
+
+        def updated() -> bool:
+            states = [
+                docker(fleet, "n1", "service", "inspect", n, "--format", "{{json .UpdateStatus}}") for n in REBALANCED
+            ]
+            return all('"completed"' in s for s in states) and sum(per_node().values()) == 9
+
+        wait_for(updated, 2 * LIMIT, "swarm: every service update --force completed", interval=0.2)
+        out["rebalance_moves_s"] = time.monotonic() - started  # from the command: nothing moves before it
+        counts = {addrs.get(a, a): c for a, c in per_node().items()}
+        print("swarm: tasks per node after --force:", dict(sorted(counts.items())), flush=True)
+        out["rebalance_on_node_after"] = counts.get("n3", 0)
+        time.sleep(2)
+        for loop in loops:
+            loop.stop()
+        out["rebalance_failed"] = sum(len(loop.failures) for loop in loops)
+        out["rebalance_requests"] = sum(loop.total for loop in loops)
+        out["rebalance_front_loads"] = front.loads
+    finally:
+        front.stop()
+        for name in REBALANCED:
+            subprocess.run(["docker", "-H", fleet.node("n1").docker_host, "service", "rm", name], check=False)
     return out
 
 
@@ -394,17 +607,24 @@ ROWS = [
     ("node return: Ready and clean (s)", "return_ready_s"),
     ("node return: from its engine up (s)", "return_after_engine_s"),
     ("node return: replicas on it after", "return_replicas_on_node"),
+    ("rebalance 9 replicas: node Ready -> 3 per node (s)", "rebalance_s"),
+    ("rebalance: of which stability window (s)", "rebalance_window_s"),
+    ("rebalance: first move -> 3 per node (s)", "rebalance_moves_s"),
+    ("rebalance: failed requests", "rebalance_failed"),
+    ("rebalance: requests sent", "rebalance_requests"),
+    ("rebalance: replicas on the node without asking", "rebalance_left_alone"),
+    ("rebalance: replicas on the node after", "rebalance_on_node_after"),
 ]
 
 
 def table(meshop: dict[str, float], swarm: dict[str, float]) -> str:
-    lines = [f"{'figure':46} {'meshop':>9} {'swarm':>9} {'meshop/swarm':>13}"]
+    lines = [f"{'figure':52} {'meshop':>9} {'swarm':>9} {'meshop/swarm':>13}"]
     for label, key in ROWS:
         m, s = meshop.get(key), swarm.get(key)
         ratio = f"{m / s:.2f}" if m is not None and s else "-"
         fmt = (lambda v: f"{v:.2f}") if key.endswith("_s") else (lambda v: f"{v:.0f}")
         lines.append(
-            f"{label:46} {fmt(m) if m is not None else '-':>9} {fmt(s) if s is not None else '-':>9} {ratio:>13}"
+            f"{label:52} {fmt(m) if m is not None else '-':>9} {fmt(s) if s is not None else '-':>9} {ratio:>13}"
         )
     return "\n".join(lines)
 
@@ -413,13 +633,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grace", type=float, default=10.0, help="meshop controllers' --grace-period")
     parser.add_argument("--meshop-only", action="store_true", help="skip the Swarm half")
+    parser.add_argument("--rebalance-only", action="store_true", help="only the rebalancing figures (both halves)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="mfbench-", dir="/tmp"))
     try:
         with session_fleet(root, grace=args.grace) as fleet:
-            meshop = bench_meshop(fleet)
+            meshop = {} if args.rebalance_only else bench_meshop(fleet)
+            meshop.update(bench_meshop_rebalance(fleet))
             print("meshop:", json.dumps({k: round(v, 2) for k, v in meshop.items()}), flush=True)
-            swarm = {} if args.meshop_only else bench_swarm(fleet)
+            if args.meshop_only:
+                swarm = {}
+            elif args.rebalance_only:
+                swarm_init(fleet)
+                swarm = bench_swarm_rebalance(fleet)
+                swarm_leave(fleet)
+            else:
+                swarm = bench_swarm(fleet)
             print("swarm: ", json.dumps({k: round(v, 2) for k, v in swarm.items()}), flush=True)
     finally:
         if not (root / "fleet.json").exists():  # kept when the teardown failed: `... fleet down --root ROOT`

@@ -135,6 +135,11 @@ services = Gauge(
 service_ready = Gauge(
     "meshop_service_ready", "1 when the service's Ready condition is True, else 0; leader only.", ["service"]
 )
+rebalance_moves_total = Counter(
+    "meshop_rebalance_moves_total",
+    "Rebalancing moves of one replica onto a returning or new node, by result (started|done|abandoned).",
+    ["result"],
+)
 node_ready = Gauge("meshop_node_ready", "1 when the node is Ready, 0 when NotReady.", ["node"])
 dns_updates_total = Counter(
     "meshop_dns_updates_total",

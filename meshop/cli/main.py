@@ -43,6 +43,7 @@ COMMANDS = {
     "exec": "meshop.cli.commands.remote:exec_",
     "dashboard": "meshop.cli.commands.dashboard:dashboard",
     "restart": "meshop.cli.commands.restart:restart",
+    "rebalance": "meshop.cli.commands.rebalance:rebalance",
     "convert": "meshop.cli.commands.convert:convert",
 }
 

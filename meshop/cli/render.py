@@ -134,6 +134,8 @@ def dashboard_lines(report: StatusReport) -> list[RenderableType]:
 def status_view(report: StatusReport) -> RenderableType:
     parts: list[RenderableType] = [controller_line(report), *control_plane_line(report), *caddy_lines(report)]
     parts += dashboard_lines(report)
+    if report.rebalance:
+        parts.append(Text(printable(report.rebalance), "yellow"))
     parts += [Text("")]
     parts += [Text("SERVICES", "bold"), services_table(report.services, report.now) if report.services else "none"]
     parts += [Text(""), Text("NODES", "bold"), nodes_table(report.nodes, report.now) if report.nodes else "none"]

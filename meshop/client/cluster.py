@@ -28,6 +28,7 @@ from meshop.model.records import (
     DnsStatus,
     NodeRecord,
     NodeStatus,
+    RebalanceStatus,
     ServiceStatus,
     loads_json,
 )
@@ -80,6 +81,7 @@ class Snapshot:
     control_plane: ControlPlane | None = None  # Consul's Raft servers (None: not read, e.g. --watch)
     gateway_loads: Mapping[str, CaddyLoad] = field(default_factory=dict)  # gateways/<id>/caddy, by id
     dashboards: Mapping[str, DashboardPublication] = field(default_factory=dict)  # gateways/<id>/dashboard
+    rebalance: RebalanceStatus | None = None  # the leader's rebalancing record (status/rebalance)
 
     @classmethod
     def build(
@@ -101,6 +103,7 @@ class Snapshot:
         statuses: dict[str, ServiceStatus] = {}
         node_statuses: dict[str, NodeStatus] = {}
         dns: dict[str, DnsStatus] = {}
+        rebalance: dict[str, RebalanceStatus] = {}
         gateway_loads: dict[str, CaddyLoad] = {}
         dashboards: dict[str, DashboardPublication] = {}
         for entry in (e for listing in listings for e in listing.entries):
@@ -119,6 +122,8 @@ class Snapshot:
                 _put(node_statuses, _name(key, keys.STATUS_NODES), entry.value, NodeStatus.from_dict)
             elif key == keys.STATUS_DNS:
                 _put(dns, "dns", entry.value, DnsStatus.from_dict)
+            elif key == keys.STATUS_REBALANCE:
+                _put(rebalance, "rebalance", entry.value, RebalanceStatus.from_dict)
             elif (
                 key.startswith(keys.GATEWAYS)
                 and key.endswith(_CADDY)
@@ -146,6 +151,7 @@ class Snapshot:
             gateways=tuple(gateways),
             gateway_loads=gateway_loads,
             dashboards=dashboards,
+            rebalance=rebalance.get("rebalance"),
         )
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from meshop.client.cluster import Leader, Snapshot
 from meshop.client.controlplane import ControlPlane
 from meshop.client.gateways import GatewayRow, gateway_rows
+from meshop.client.rebalance import status_line
 from meshop.model.records import DnsStatus, ServiceStatus
 from meshop.operator.desired import ParsedService
 from meshop.operator.nodes import problems_of
@@ -181,6 +182,7 @@ class StatusReport:
     control_plane: ControlPlane | None = None
     caddy_refused: tuple[CaddyRefusal, ...] = ()
     dashboard_unpublished: tuple[DashboardUnpublished, ...] = ()  # not in all_ready: the fleet serves
+    rebalance: str | None = None  # the line saying the placement is out of balance (client/rebalance.py)
 
     def fingerprint(self) -> str:
         """The report without what changes by itself with time: equal fingerprints need no redraw."""
@@ -220,6 +222,7 @@ class StatusReport:
                 if self.dashboard_unpublished
                 else {}
             ),
+            **({"rebalance": self.rebalance} if self.rebalance else {}),
         }
 
 
@@ -234,6 +237,7 @@ def build_report(snapshot: Snapshot) -> StatusReport:
         snapshot.control_plane,
         caddy_refusals(snapshot),
         dashboards_unpublished(snapshot),
+        status_line(snapshot.rebalance),
     )
 
 

@@ -28,10 +28,14 @@ def spec_hash(spec: ServiceSpec | dict[str, Any]) -> str:
     """
     resolved = spec if isinstance(spec, ServiceSpec) else ServiceSpec.from_dict(spec)
     material = {k: v for k, v in resolved.to_dict().items() if k not in NOT_HASHED}
+    placement = material.get("placement")
+    if isinstance(placement, dict):  # whether replicas may move is no property of one container either
+        material["placement"] = {k: v for k, v in placement.items() if k not in NOT_HASHED_PLACEMENT}
     return hashlib.sha256(canonical_json(material).encode("ascii")).hexdigest()[:16]
 
 
 NOT_HASHED = frozenset({"replicas", "minReadySeconds"})  # spec fields that do not change what one container is
+NOT_HASHED_PLACEMENT = frozenset({"rebalance"})
 
 MAX_SPEC_BYTES = 256 * 1024  # an assignment (the spec + a few fields) base64-encoded stays well under 512 KiB
 

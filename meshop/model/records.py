@@ -212,6 +212,39 @@ class ServiceStatus(Record):
         return next((c for c in self.conditions if c.type == kind), None)
 
 
+RebalancePolicy = Literal["off", "manual", "auto"]
+
+
+@dataclass(frozen=True)
+class RebalanceMove(Record):
+    """One rebalancing move: a replica of ``service`` from ``source`` to ``target`` (start-first)."""
+
+    service: str
+    source: str
+    target: str
+    reason: Problem = ""
+    started: float = 0.0  # wall clock, for people (0: not started)
+    policy: str = ""  # the service's effective policy: a pending manual move waits for `meshop rebalance`
+
+
+@dataclass(frozen=True)
+class RebalanceStatus(Record):
+    """``status/rebalance``: the controller's rebalancing state, rewritten when it changes.
+
+    ``moves`` run now (the controller resumes them after a failover); ``pending`` would run to balance
+    the placement (what ``meshop rebalance --dry-run`` shows); ``held`` (service -> why) and ``waiting``
+    (node -> why) say what keeps an imbalance from moving; ``handled`` is the ModifyIndex of the last
+    ``desired/rebalance`` request carried out.
+    """
+
+    policy: RebalancePolicy = "manual"
+    moves: tuple[RebalanceMove, ...] = ()
+    pending: tuple[RebalanceMove, ...] = ()
+    held: Mapping[str, Problem] = field(default_factory=dict)
+    waiting: Mapping[str, Problem] = field(default_factory=dict)
+    handled: int = 0
+
+
 @dataclass(frozen=True)
 class NodeStatus(Record):
     """``status/nodes/<node>``: the controller's readiness verdict for one node, rewritten on transitions only.

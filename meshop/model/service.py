@@ -100,14 +100,15 @@ class Placement:
     node_selector: FrozenDict = field(default_factory=FrozenDict)
     spread: bool = True
     group: str | None = None
+    rebalance: str | None = None  # off | manual | auto; None: the controller's cluster-wide default
 
     def to_dict(self) -> Json:
         out: Json = {"nodeSelector": dict(self.node_selector), "spread": self.spread}
-        return _opt(_opt(out, "node", self.node), "group", self.group)
+        return _opt(_opt(_opt(out, "node", self.node), "group", self.group), "rebalance", self.rebalance)
 
     @classmethod
     def from_dict(cls, d: Json) -> Placement:
-        return cls(d.get("node"), freeze(d["nodeSelector"]), bool(d["spread"]), d.get("group"))
+        return cls(d.get("node"), freeze(d["nodeSelector"]), bool(d["spread"]), d.get("group"), d.get("rebalance"))
 
 
 @dataclass(frozen=True)

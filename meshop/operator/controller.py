@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from meshop import metrics
@@ -48,8 +48,10 @@ from meshop.operator.desired import (
 )
 from meshop.operator.dns import DnsWriter, node_inventory
 from meshop.operator.election import LeaderElection
+from meshop.operator.moving import Outcome, RebalanceInput
 from meshop.operator.nodes import NodeHealth
 from meshop.operator.plan import ClusterState, PlannedEvent, diff, plan
+from meshop.operator.rebalance import RebalanceSettings
 from meshop.operator.replicas import ReplicaHealth, agent_hosts, replica_health
 from meshop.operator.status import bounded
 from meshop.operator.view import NodeState, NodeView
@@ -112,6 +114,7 @@ class ControllerOptions:
     port: int = 0
     local_cluster: bool = False  # node addresses on loopback/link-local accepted (demo, tests)
     trust_node_records: bool = False  # a node without an inventory entry is dialled at its own claim
+    rebalance: RebalanceSettings = field(default_factory=RebalanceSettings)  # policy, limits
 
 
 @dataclass
@@ -189,6 +192,8 @@ class Controller:
         self._thread: DaemonThread | None = None
         self._node_gauges: set[str] = set()
         self._service_gauges: set[str] = set()
+        self._last_move_start: float | None = None  # monotonic: the cluster-wide interval between moves
+        self._move_ticks: dict[tuple[str, str, str], float] = {}  # move -> monotonic start (its timeout)
         self._gauges_mu = threading.Lock()  # a pass's service gauges vs. the clear when leadership is lost
         self.metrics_registration: KeptRegistration | None = None
 
@@ -339,6 +344,7 @@ class Controller:
             domains=domains,
             dashboard_host=dashboard_host,
             health=health,
+            rebalance=self._rebalance_input(tick),
         )
         target = plan(state, now)
         changes = diff(state, target)
@@ -362,6 +368,13 @@ class Controller:
             metrics.consul_errors_total.labels(COMPONENT, "write").inc()
             raise
         self._pending.clear()
+        self._moved(target.rebalance, tick)
+        if target.rebalance.status.moves or target.rebalance.due:
+            # is the new copy routed yet (routes/ wakes no pass)? may the next move start (rate limit)?
+            requeue = 1.0 if requeue is None else min(requeue, 1.0)
+        if target.rebalance.wake_in is not None:  # a returning node turns stable: nothing else wakes a pass
+            wake = target.rebalance.wake_in + 0.05
+            requeue = wake if requeue is None else min(requeue, wake)
         if self._announce == lock.session:
             self._announce = None
         self._service_metrics(target.statuses, lock)
@@ -377,6 +390,29 @@ class Controller:
                 stats.transactions,
             )
         return requeue
+
+    def _rebalance_input(self, tick: float) -> RebalanceInput:
+        """Rebalancing's view: settings, the record in KV, node stability, the request, the clocks."""
+        settings = self.options.rebalance
+        status = self.owned.rebalance
+        live = {(m.service, m.source, m.target) for m in status.moves}
+        self._move_ticks = {k: v for k, v in self._move_ticks.items() if k in live}
+        for key in live:
+            self._move_ticks.setdefault(key, tick)  # a move this controller did not start: a full timeout
+        expired = frozenset(k[0] for k, t in self._move_ticks.items() if tick - t >= settings.timeout)
+        request = next(
+            (e.modify_index for e in self.watches["desired"].latest.entries if e.key == keys.DESIRED_REBALANCE), 0
+        )
+        since = None if self._last_move_start is None else tick - self._last_move_start
+        return RebalanceInput(settings, status, node_health.stable_for(self.health, tick), request, since, expired)
+
+    def _moved(self, outcome: Outcome, tick: float) -> None:
+        """After the pass's write: the rate limit's clock and the moves counter."""
+        if outcome.started:
+            self._last_move_start = tick
+        for result, count in (("started", outcome.started), ("done", outcome.done), ("abandoned", outcome.abandoned)):
+            if count:
+                metrics.rebalance_moves_total.labels(result).inc(len(count))
 
     def _read_snapshots(
         self,

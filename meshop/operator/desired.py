@@ -31,6 +31,7 @@ from meshop.model.hashing import spec_size_problem
 from meshop.model.inventory import choose_address
 from meshop.model.records import Assignment, NodeRecord, loads_json
 from meshop.operator.nodes import NodeHealth
+from meshop.operator.rebalance import has_stateful_volume
 from meshop.operator.view import DesiredService, NodeView, RouteSpec, Workload
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ def workload_of(name: str, spec: ServiceSpec) -> Workload:
         host_network=spec.network_mode == "host",
         bind_mounts=any(v.host_path for v in spec.volumes),
         host_ports=frozenset(f"{p.host}/{p.protocol}" for p in spec.ports if p.host),
+        rebalance=spec.placement.rebalance,
+        stateful=has_stateful_volume(spec.to_dict()),
     )
 
 

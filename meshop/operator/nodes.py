@@ -38,6 +38,7 @@ class NodeHealth:
     unhealthy_since: float | None = None  # monotonic: when first seen unhealthy (the grace period counts from it)
     problem: str = ""  # why the node is unhealthy: "agent check critical", "node record missing", ...
     unhealthy_at: float | None = None  # the same moment on the wall clock: for ``status/nodes/<n>`` only
+    ready_since: float | None = None  # monotonic: when it last became Ready (any unhealthy pass resets it)
     record_index: int = 0  # the node record's ModifyIndex when the node was first seen unhealthy
     back_since: float | None = None  # NOT_READY, healthy again but not reported back: since when (monotonic)
 
@@ -77,7 +78,9 @@ def assess(
                 result[node] = replace(before, problem=NOT_REPORTED, back_since=back)
                 continue
         if problem is None:
-            result[node] = NodeHealth(NodeState.READY)
+            steady = before is not None and before.state is NodeState.READY and before.ready_since is not None
+            since = before.ready_since if steady and before is not None and before.ready_since is not None else now
+            result[node] = NodeHealth(NodeState.READY, ready_since=since)
             if before is not None and before.state is NodeState.NOT_READY:
                 transitions.append(Transition(node, "NodeReady", f"node {node} is Ready again"))
             continue
@@ -86,13 +89,13 @@ def assess(
         at = before.unhealthy_at if seen and before.unhealthy_at is not None else wall
         noted = before.record_index if seen and before is not None else index
         if now - since >= grace:
-            result[node] = NodeHealth(NodeState.NOT_READY, since, problem, at, noted)
+            result[node] = NodeHealth(NodeState.NOT_READY, since, problem, at, record_index=noted)
             if before is None or before.state is not NodeState.NOT_READY:
                 transitions.append(
                     Transition(node, "NodeLost", f"node {node} is NotReady: {problem} for {now - since:.0f}s")
                 )
         else:
-            result[node] = NodeHealth(NodeState.SUSPECT, since, problem, at, noted)
+            result[node] = NodeHealth(NodeState.SUSPECT, since, problem, at, record_index=noted)
     return result, transitions
 
 
@@ -102,6 +105,14 @@ NOT_REPORTED = "healthy again, but its agent has not reported back (no node reco
 def _not_reported(before: NodeHealth, index: int, indexes: Mapping[str, int] | None) -> bool:
     """A lost node whose record was not written since it turned unhealthy (``indexes`` None: not tracked)."""
     return before.state is NodeState.NOT_READY and indexes is not None and index <= before.record_index
+
+
+def stable_for(health: Mapping[str, NodeHealth], now: float) -> dict[str, float]:
+    """node -> seconds it has been Ready without an unhealthy pass (``now`` monotonic), for rebalancing:
+    a node that flaps starts again from 0, and a freshly started controller counts from its first pass."""
+    return {
+        n: now - h.ready_since for n, h in health.items() if h.state is NodeState.READY and h.ready_since is not None
+    }
 
 
 def next_deadline(health: Mapping[str, NodeHealth], now: float, grace: float) -> float | None:

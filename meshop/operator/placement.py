@@ -22,6 +22,9 @@
   while no replacement can be placed. A pinned service never moves: it waits for its node.
 * ``frozen`` services (invalid documents still running their last valid version) are not planned; they
   only take up room where they run.
+* **Rebalancing moves** (``moves``: service -> (source, target), decided by ``rebalance.py``): one copy
+  on the source is treated as a copy on a node being left (start-first, as above) and its replacement
+  goes to the target, when the target can take it.
 
 When a service cannot get all its replicas the placement says why: ``NoMatchingNode``,
 ``InsufficientCapacity`` or ``NodeLost`` (its pinned node is down), with a message naming the nodes.
@@ -86,6 +89,7 @@ class _Work:
     waiting: dict[str, int] = field(default_factory=dict)
     leaving: dict[str, str] = field(default_factory=dict)
     new: Counter[str] = field(default_factory=Counter)
+    prefer: str | None = None  # a rebalancing move's target: new replicas go there first
     reason: str = ""
     message: str = ""
 
@@ -135,12 +139,15 @@ def place(
     current: Mapping[str, Mapping[str, int]],
     ready: Mapping[str, Mapping[str, int]] | None = None,
     frozen: Mapping[str, tuple[Workload, Mapping[str, int]]] | None = None,
+    moves: Mapping[str, tuple[str, str]] | None = None,
 ) -> dict[str, ServicePlacement]:
     """Plan every service of ``services`` (name -> workload) onto ``nodes``.
 
     ``current`` is what is assigned now (service -> node -> replicas), ``ready`` how many of those copies
-    are Ready in observed state, ``frozen`` the services that keep exactly what they have.
+    are Ready in observed state, ``frozen`` the services that keep exactly what they have, ``moves`` the
+    rebalancing moves in flight (service -> (source, target)).
     """
+    moves = moves or {}
     ready = ready or {}
     usage = _Usage()
     for workload, placement in (frozen or {}).values():
@@ -177,7 +184,7 @@ def place(
             works[name] = _Work(services[name])
 
     for name in sorted(works):
-        _classify(works[name], nodes, current.get(name, {}), ready.get(name, {}), usage)
+        _classify(works[name], nodes, current.get(name, {}), ready.get(name, {}), usage, moves.get(name))
 
     for group, members in sorted(pending_groups.items()):
         _place_new_group(group, members, nodes, usage)
@@ -193,7 +200,7 @@ def place(
     return {name: _finish(work) for name, work in works.items()}
 
 
-def _constraint_mismatch(w: Workload, view: NodeView) -> str | None:
+def constraint_mismatch(w: Workload, view: NodeView) -> str | None:
     """Why ``view`` cannot run ``w`` at all, whatever is placed there (None: it can)."""
     if w.node is not None and view.name != w.node:
         return "not the pinned node"
@@ -227,13 +234,18 @@ def _sticky_group_node(
         view = nodes.get(node)
         if view is None or view.state is NodeState.NOT_READY or view.drain:
             continue
-        if all(_constraint_mismatch(m, view) is None for m in members):
+        if all(constraint_mismatch(m, view) is None for m in members):
             return node, "", ""
     return None, "", ""
 
 
 def _classify(
-    work: _Work, nodes: Mapping[str, NodeView], current: Mapping[str, int], ready: Mapping[str, int], usage: _Usage
+    work: _Work,
+    nodes: Mapping[str, NodeView],
+    current: Mapping[str, int],
+    ready: Mapping[str, int],
+    usage: _Usage,
+    move: tuple[str, str] | None = None,
 ) -> None:
     """Sort current copies into keep / moving / lost / waiting; settle moving copies; book their room."""
     w = work.w
@@ -248,7 +260,7 @@ def _classify(
                 work.lost[node] = count
                 work.leaving[node] = NODE_LOST
             continue
-        why = "draining" if view.drain else _constraint_mismatch(w, view)
+        why = "draining" if view.drain else constraint_mismatch(w, view)
         if why is None and work.allowed is not None and node not in work.allowed:
             why = work.allowed_why or "not the group's node"
         if why is not None:
@@ -260,6 +272,14 @@ def _classify(
             work.leaving[node] = _SPREAD_EXCESS
         else:
             work.keep[node] = count
+
+    if move is not None and work.keep.get(move[0], 0) > 0 and move[1] in nodes:
+        source, work.prefer = move
+        work.keep[source] -= 1
+        if not work.keep[source]:
+            del work.keep[source]
+        work.moving[source] = work.moving.get(source, 0) + 1
+        work.leaving[source] = f"rebalancing to {move[1]}"
 
     excess = sum(work.keep.values()) - w.replicas
     while excess > 0:  # scale down: trim the fullest, least ready node first
@@ -297,7 +317,7 @@ def _rejection(work: _Work, view: NodeView, usage: _Usage) -> str | None:
         return "draining"
     if work.allowed is not None and view.name not in work.allowed:
         return work.allowed_why or "not the group's node"
-    mismatch = _constraint_mismatch(w, view)
+    mismatch = constraint_mismatch(w, view)
     if mismatch:
         return mismatch
     if w.spread and work.here(view.name):
@@ -314,6 +334,12 @@ def _place_new(work: _Work, nodes: Mapping[str, NodeView], usage: _Usage) -> Non
     for _ in range(max(0, need)):
         best: NodeView | None = None
         best_key: tuple[int, tuple[int, int, float], str] | None = None
+        target = nodes.get(work.prefer) if work.prefer else None
+        if target is not None and not _rejection(work, target, usage) and not usage.shortage(target, w.memory, w.cpus):
+            work.new[target.name] += 1
+            usage.add(target.name, w, 1)
+            work.prefer = None  # one replacement per move: any other new replica is placed as usual
+            continue
         for view in views:
             if _rejection(work, view, usage) or usage.shortage(view, w.memory, w.cpus):
                 continue

@@ -12,7 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from meshop.model.records import Assignment, NodeStatus, Observed, RouteRecord, ServiceStatus, dumps
+from meshop.model.records import (
+    Assignment,
+    NodeStatus,
+    Observed,
+    RebalanceStatus,
+    RouteRecord,
+    ServiceStatus,
+    dumps,
+)
+from meshop.operator import moving
 from meshop.operator.nodes import node_statuses
 from meshop.operator.placement import ServicePlacement, place
 from meshop.operator.replicas import ReplicaHealth
@@ -35,6 +44,7 @@ class ClusterState:
     domains: tuple[str, ...] = ()  # the Gateway document's; empty: every host is served
     dashboard_host: str = ""  # the Gateway document's spec.dashboard.host: no service may route it
     health: ReplicaHealth = field(default_factory=ReplicaHealth)  # Consul's checks of the replicas
+    rebalance: moving.RebalanceInput = field(default_factory=moving.RebalanceInput)
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,7 @@ class Plan:
     placements: Mapping[str, ServicePlacement]
     events: Mapping[str, tuple[PlannedEvent, ...]]
     node_statuses: Mapping[str, NodeStatus] = field(default_factory=dict)
+    rebalance: moving.Outcome = field(default_factory=lambda: moving.Outcome(RebalanceStatus()))
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,7 @@ class Changes:
     events: tuple[PlannedEvent, ...] = ()  # about no one service: NodeLost, NodeReady, LeaderElected
     put_node_status: tuple[NodeStatus, ...] = ()
     delete_node_status: tuple[str, ...] = ()
+    put_rebalance: RebalanceStatus | None = None
 
     @property
     def empty(self) -> bool:
@@ -88,6 +100,7 @@ class Changes:
             or self.events
             or self.put_node_status
             or self.delete_node_status
+            or self.put_rebalance is not None
         )
 
 
@@ -105,7 +118,8 @@ def plan(state: ClusterState, now: float) -> Plan:
         }
         for name in valid
     }
-    placements = place({n: s.workload for n, s in valid.items() if s.workload}, state.nodes, current, ready, frozen)
+    workloads = {n: s.workload for n, s in valid.items() if s.workload}
+    placements, outcome = _place_and_rebalance(state, workloads, current, ready, frozen, now)
 
     assignments: dict[str, dict[str, Assignment]] = {}
     events: dict[str, tuple[PlannedEvent, ...]] = {}
@@ -113,7 +127,7 @@ def plan(state: ClusterState, now: float) -> Plan:
         existing = state.assignments.get(name, {})
         if name in placements:
             assignments[name] = _assignments(service, placements[name], existing)
-            events[name] = _placement_events(name, existing, placements[name])
+            events[name] = _move_events(name, outcome) or _placement_events(name, existing, placements[name])
         else:
             assignments[name] = dict(existing)  # invalid: the last valid version keeps running untouched
             events[name] = _invalid_event(service, state.statuses.get(name))
@@ -149,7 +163,58 @@ def plan(state: ClusterState, now: float) -> Plan:
         placements=placements,
         events={n: e for n, e in events.items() if e},
         node_statuses=node_statuses(state.nodes, state.node_statuses, now),
+        rebalance=outcome,
     )
+
+
+def _place_and_rebalance(
+    state: ClusterState,
+    workloads: Mapping[str, Workload],
+    current: Mapping[str, Mapping[str, int]],
+    ready: Mapping[str, Mapping[str, int]],
+    frozen: Mapping[str, tuple[Workload, Mapping[str, int]]],
+    now: float,
+) -> tuple[dict[str, ServicePlacement], moving.Outcome]:
+    """Placement with the rebalancing moves in flight, then again with the moves started in this pass."""
+    given = state.rebalance
+    active, abandoned = moving.active_moves(given, workloads, state.nodes, current)
+    routed = moving.routed_ready(ready, active, state.services, state.routes)
+    moves = {name: (m.source, m.target) for name, m in active.items()}
+    moves.update({m.service: (m.target, m.source) for m, _ in abandoned if m.service in workloads})  # undo it
+    placements = place(workloads, state.nodes, current, routed, frozen, moves)
+    done = moving.completed(active, placements)
+    updating = frozenset(
+        name
+        for name in workloads
+        if any(a.spec_hash != state.services[name].spec_hash for a in state.assignments.get(name, {}).values())
+    )
+    view = moving.PassView(workloads, frozen, placements, current, ready, state.nodes, updating)
+    outcome = moving.decide(given, view, moving.Moves(active, done, tuple(abandoned)), now)
+    if outcome.started:
+        moves.update({m.service: (m.source, m.target) for m in outcome.started})
+        placements = place(workloads, state.nodes, current, routed, frozen, moves)
+    return placements, outcome
+
+
+def _move_events(name: str, outcome: moving.Outcome) -> tuple[PlannedEvent, ...]:
+    """RebalanceStarted / Rebalanced / RebalanceAbandoned for ``name``'s move in this pass, with why."""
+    obj = f"service/{name}"
+    found = [
+        PlannedEvent("RebalanceStarted", obj, f"moving one replica {m.source} -> {m.target} (start-first): {m.reason}")
+        for m in outcome.started
+        if m.service == name
+    ]
+    found += [
+        PlannedEvent("Rebalanced", obj, f"moved one replica {m.source} -> {m.target}: the new copy is Ready and routed")
+        for m in outcome.done
+        if m.service == name
+    ]
+    found += [
+        PlannedEvent("RebalanceAbandoned", obj, f"move {m.source} -> {m.target} abandoned: {why}")
+        for m, why in outcome.abandoned
+        if m.service == name
+    ]
+    return tuple(found)
 
 
 def diff(state: ClusterState, target: Plan) -> Changes:
@@ -174,6 +239,7 @@ def diff(state: ClusterState, target: Plan) -> Changes:
             s for n, s in sorted(target.node_statuses.items()) if not _same(state.node_statuses.get(n), s)
         ),
         delete_node_status=tuple(sorted(set(state.node_statuses) - set(target.node_statuses))),
+        put_rebalance=None if _same(state.rebalance.status, target.rebalance.status) else target.rebalance.status,
     )
 
 
@@ -199,7 +265,17 @@ def apply(state: ClusterState, changes: Changes) -> ClusterState:
     node_statuses = {**state.node_statuses, **{s.name: s for s in changes.put_node_status}}
     for name in changes.delete_node_status:
         node_statuses.pop(name, None)
-    return replace(state, assignments=assignments, statuses=statuses, routes=routes, node_statuses=node_statuses)
+    rebalance = state.rebalance
+    if changes.put_rebalance is not None:
+        rebalance = replace(rebalance, status=changes.put_rebalance)
+    return replace(
+        state,
+        assignments=assignments,
+        statuses=statuses,
+        routes=routes,
+        node_statuses=node_statuses,
+        rebalance=rebalance,
+    )
 
 
 def _same(before: object | None, after: object) -> bool:

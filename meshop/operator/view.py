@@ -65,6 +65,8 @@ class Workload:
     host_network: bool = False
     bind_mounts: bool = False
     host_ports: frozenset[str] = frozenset()  # "8080/tcp": fixed host ports a replica binds
+    rebalance: str | None = None  # off | manual | auto; None: the controller's cluster-wide default
+    stateful: bool = False  # has a stateful volume: never rebalanced (its data stays where it is)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,15 @@ from meshop.consul.kv import TXN_ROOM_BYTES, fits, pack
 from meshop.consul.store import MAX_TXN_OPS, MAX_VALUE_BYTES, KVStore, TxnOp, encoded_size
 from meshop.errors import ConflictError
 from meshop.model import keys
-from meshop.model.records import Assignment, NodeStatus, RouteRecord, ServiceStatus, dumps, loads_json
+from meshop.model.records import (
+    Assignment,
+    NodeStatus,
+    RebalanceStatus,
+    RouteRecord,
+    ServiceStatus,
+    dumps,
+    loads_json,
+)
 from meshop.operator.plan import Changes, ServiceWrite
 
 log = logging.getLogger(__name__)
@@ -45,6 +53,7 @@ class Owned:
     statuses: dict[str, ServiceStatus] = field(default_factory=dict)
     routes: dict[str, RouteRecord] = field(default_factory=dict)
     node_statuses: dict[str, NodeStatus] = field(default_factory=dict)
+    rebalance: RebalanceStatus = field(default_factory=RebalanceStatus)  # moves in flight survive a failover
     loaded_at: float | None = None  # monotonic; None: stale, reload before trusting it
     session: str | None = None  # the leadership it was loaded under
 
@@ -65,6 +74,9 @@ class Owned:
             node = _read(entry.key, entry.value, NodeStatus.from_dict)
             if node is not None:
                 self.node_statuses[entry.key[len(keys.STATUS_NODES) :]] = node
+        entry = store.get(keys.STATUS_REBALANCE)
+        found = None if entry is None else _read(entry.key, entry.value, RebalanceStatus.from_dict)
+        self.rebalance = found if isinstance(found, RebalanceStatus) else RebalanceStatus()
         self.loaded_at, self.session = now, session
 
 
@@ -184,6 +196,10 @@ class Writer:
         for node in changes.put_node_status:
             op = TxnOp.set(keys.node_status(node.name), dumps(node))
             yield _Unit(f"node-status/{node.name}", [op], _put(owned.node_statuses, node.name, node))
+        if changes.put_rebalance is not None:
+            record = changes.put_rebalance
+            op = TxnOp.set(keys.STATUS_REBALANCE, dumps(record))
+            yield _Unit("status/rebalance", [op], lambda: setattr(owned, "rebalance", record))
 
     def _service_units(self, write: ServiceWrite, owned: Owned) -> Iterator[_Unit]:
         """One unit for a service's change, so no agent sees half a move. A change too large for one
@@ -216,6 +232,7 @@ _KINDS = {
     keys.ASSIGNMENTS: "assignment",
     keys.STATUS_SERVICES: "status",
     keys.STATUS_NODES: "node-status",
+    keys.STATUS_REBALANCE: "rebalance-status",
     keys.ROUTES: "route",
     keys.EVENTS: "event",
 }

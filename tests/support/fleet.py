@@ -257,6 +257,9 @@ class Fleet:
     dns: bool = False  # BIND9 on the gateway namespace, the Gateway document's dns section, a client namespace
     dns_ttl: int = 5
     servers: int = 1  # 3: Consul servers (and controller standbys) on gw, n1 and n2
+    # the controllers' rebalancing window and pace: short, so a fleet test sees a move within seconds
+    rebalance_stable: float = 8.0
+    rebalance_interval: float = 0.5
     _children: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -269,6 +272,8 @@ class Fleet:
             self.gateways, self.dns = saved.get("gateways", 1), saved.get("dns", False)
             self.dns_ttl = saved.get("dns_ttl", self.dns_ttl)
             self.servers = saved.get("servers", 1)
+            self.rebalance_stable = saved.get("rebalance_stable", self.rebalance_stable)
+            self.rebalance_interval = saved.get("rebalance_interval", self.rebalance_interval)
         if self.gateways not in (1, 2):
             raise ValueError(f"gateways {self.gateways}: 1 or 2")
         if self.servers not in (1, 3) or (self.servers == 3 and self.nodes < 2):
@@ -390,6 +395,8 @@ class Fleet:
                 "dns": self.dns,
                 "dns_ttl": self.dns_ttl,
                 "servers": self.servers,
+                "rebalance_stable": self.rebalance_stable,
+                "rebalance_interval": self.rebalance_interval,
             }
             (self.root / "fleet.json").write_text(json.dumps(state) + "\n")
             namespaces = set(run("ip", "netns", "list").stdout.decode().split())
@@ -537,6 +544,7 @@ class Fleet:
     def start_controller(self, member: Member) -> None:
         args = ["controller", "run", "--id", f"ctl-{member.name}", "--grace-period", str(self.grace)]
         args += ["--metrics-addr", f"{member.addr}:9465"]
+        args += ["--rebalance-stable", str(self.rebalance_stable), "--rebalance-interval", str(self.rebalance_interval)]
         self.spawn(member, "controller", [*self.meshop(member, f"{member.addr}:8500"), *args])
 
     def start_gateway(self, gw: Member | None = None) -> None:

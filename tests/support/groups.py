@@ -10,7 +10,9 @@ reaches the scheduler (the marked test ids keep no ``@group`` suffix: checked wi
 ``tests/conftest.py`` hands xdist this rule as its scheduler (``pytest_xdist_make_scheduler``). The
 controller process collects nothing, so the rule reads the sources: a test module that defines a module-
 or package-scoped fixture is one unit, and so is every test module in the folder (and below) of a
-conftest or helper module that does.
+conftest or helper module that does. A fleet test module with a module-scoped fleet of its own (a
+three-server or DNS layout) is one unit of its own, so it runs beside the session fleet's tests, which
+share one worker.
 """
 
 from __future__ import annotations
@@ -43,9 +45,9 @@ def shared_roots() -> tuple[frozenset[str], tuple[str, ...]]:
 def unit_of(nodeid: str) -> str:
     """The unit of work ``nodeid`` belongs to: "fleet", its module's path, or the test id itself."""
     module = nodeid.split("::", 1)[0]
-    if module.startswith(FLEET):
-        return "fleet"
     modules, folders = shared_roots()
+    if module.startswith(FLEET):  # a module that builds a fleet of its own runs beside the session fleet's
+        return module if module in modules else "fleet"
     if module in modules or module.startswith(folders):
         return module
     return nodeid

@@ -13,6 +13,7 @@ from meshop.daemon.logs import setup_logging
 from meshop.daemon.run import run_daemon
 from meshop.daemon.status_server import StatusServer
 from meshop.operator.controller import COMPONENT, Controller, ControllerOptions
+from meshop.operator.rebalance import MANUAL, POLICIES, RebalanceSettings
 
 log = logging.getLogger("meshop.controller")
 
@@ -49,6 +50,42 @@ def controller() -> None:
     metavar="HOST:PORT",
     help="/metrics, /healthz, /readyz (port 0: any free port).",
 )
+@click.option(
+    "--rebalance",
+    type=click.Choice(POLICIES),
+    default=MANUAL,
+    show_default=True,
+    help="Cluster-wide rebalancing for services without spec.placement.rebalance: off | manual "
+    "(on `meshop rebalance`) | auto.",
+)
+@click.option(
+    "--rebalance-stable",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds a node must have been Ready without a flap before replicas move onto it.",
+)
+@click.option(
+    "--rebalance-interval",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds between two rebalancing moves starting, cluster-wide.",
+)
+@click.option(
+    "--rebalance-max-moves",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Rebalancing moves running at once, cluster-wide.",
+)
+@click.option(
+    "--rebalance-timeout",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    help="Seconds after which a move whose new replica is not Ready and routed is undone.",
+)
 @LOCAL_CLUSTER
 @TRUST_NODE_RECORDS
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -62,6 +99,11 @@ def run(
     lock_delay: int,
     check_ttl: float,
     metrics_addr: str,
+    rebalance: str,
+    rebalance_stable: float,
+    rebalance_interval: float,
+    rebalance_max_moves: int,
+    rebalance_timeout: float,
     local_cluster: bool,
     trust_node_records: bool,
     log_format: str,
@@ -77,6 +119,9 @@ def run(
         check_ttl=check_ttl,
         local_cluster=local_cluster,
         trust_node_records=trust_node_records,
+        rebalance=RebalanceSettings(
+            rebalance, rebalance_stable, rebalance_interval, rebalance_max_moves, rebalance_timeout
+        ),
     )
     ctl = Controller(obj.consul, options)
 

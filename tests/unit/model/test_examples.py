@@ -85,6 +85,15 @@ def test_spec_hash_leaves_replicas_out() -> None:
     assert spec_hash({**spec, "args": ["-f"]}) != spec_hash(spec)
 
 
+def test_spec_hash_leaves_the_rebalance_policy_out() -> None:
+    """Switching a service's rebalancing on or off must not replace its containers; its spread still counts."""
+    (spec,) = load_documents(PINNED_SPEC)
+    placement = dict(spec.get("placement") or {})
+    for policy in ("off", "manual", "auto"):
+        assert spec_hash({**spec, "placement": {**placement, "rebalance": policy}}) == spec_hash(spec)
+    assert spec_hash({**spec, "placement": {**placement, "spread": False}}) != spec_hash(spec)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_schema_is_package_data_and_valid(kind: str) -> None:
     name = f"{kind.lower()}.yaml"

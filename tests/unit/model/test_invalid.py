@@ -266,6 +266,11 @@ CASES: list[tuple[str, Any, list[tuple[str, str]]]] = [
         [("spec.ports[0].host", START_FIRST_HOST)],
     ),
     (
+        "placement-rebalance-unknown",
+        service({"placement": {"rebalance": "sometimes"}}),
+        [("spec.placement.rebalance", "must be one of: off, manual, auto")],
+    ),
+    (
         "host-port-no-spread",
         service(
             {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meshop.operator.nodes import NodeHealth, assess, next_deadline, problems_of
+from meshop.operator.nodes import NodeHealth, assess, next_deadline, problems_of, stable_for
 from meshop.operator.view import NodeState
 
 READY, SUSPECT, NOT_READY = NodeState.READY, NodeState.SUSPECT, NodeState.NOT_READY
@@ -58,7 +58,7 @@ def test_unhealthy_node_is_suspect_until_the_grace_period_ends_then_not_ready() 
     assert events == []  # reported once
 
     health, events = assess(health, {"n1": None, "n2": None}, now=210.0, wall=WALL + 210.0, grace=GRACE)
-    assert health["n1"] == NodeHealth(READY)
+    assert health["n1"] == NodeHealth(READY, ready_since=210.0)  # stable from now on, for rebalancing
     assert [(e.node, e.kind) for e in events] == [("n1", "NodeReady")]
 
 
@@ -148,7 +148,7 @@ def test_a_lost_node_healthy_again_waits_for_its_record_then_is_ready() -> None:
     assert health["n1"].back_since == 140.0 and events == []
     assert next_deadline(health, 140.0, GRACE) == pytest.approx(GRACE)  # the catch-all below
     health, events = assess(health, GOOD, now=141.0, wall=WALL + 141.0, grace=GRACE, indexes={"n1": 9})
-    assert health["n1"] == NodeHealth(READY)
+    assert health["n1"] == NodeHealth(READY, ready_since=141.0)  # stable from the report, not from 140
     assert [e.kind for e in events] == ["NodeReady"]
 
 
@@ -184,3 +184,14 @@ def test_without_indexes_health_alone_decides() -> None:
     health = lost()
     health, events = assess(health, GOOD, now=140.0, wall=WALL, grace=GRACE)
     assert health["n1"].state is READY and [e.kind for e in events] == ["NodeReady"]
+
+
+def test_stability_counts_from_the_last_return_and_a_flap_starts_it_again() -> None:
+    """Rebalancing moves go only to nodes Ready for a while: a blip (Suspect for one pass) resets the count."""
+    health, _ = assess({}, {"n1": None}, now=100.0, wall=WALL, grace=GRACE)
+    health, _ = assess(health, {"n1": None}, now=150.0, wall=WALL, grace=GRACE)
+    assert stable_for(health, 160.0) == {"n1": 60.0}
+    health, _ = assess(health, {"n1": "agent check critical"}, now=161.0, wall=WALL, grace=GRACE)
+    assert stable_for(health, 162.0) == {}  # Suspect: no stability at all
+    health, _ = assess(health, {"n1": None}, now=170.0, wall=WALL, grace=GRACE)
+    assert stable_for(health, 175.0) == {"n1": 5.0}  # back, counted from its return

@@ -132,6 +132,20 @@ def test_node_statuses_are_written_deleted_and_cached() -> None:
     assert owned.node_statuses == {"n1": NodeStatus("n1", "Ready", 5.0)}
 
 
+def test_the_rebalance_record_is_written_guarded_and_cached() -> None:
+    from meshop.model.records import RebalanceMove, RebalanceStatus
+
+    store = RecordingStore()
+    owned = Owned()
+    record = RebalanceStatus("auto", (RebalanceMove("web", "n1", "n3", "n1 runs 2 replicas of web, n3 0", 5.0),))
+    Writer(store, EventLog(store, "controller")).write(Changes(put_rebalance=record), GUARD, owned)  # type: ignore[arg-type]
+    (txn,) = store.transactions
+    assert [(op.verb, op.key) for op in txn] == [("check-session", "leader"), ("set", "status/rebalance")]
+    assert RebalanceStatus.from_dict(json.loads(txn[1].value or b"")) == record
+    assert owned.rebalance == record
+    assert action_kind(txn[1]) == "put-rebalance-status"
+
+
 def test_committed_and_refused_writes_are_counted_as_controller_actions_by_kind() -> None:
     def count(kind: str, result: str) -> float:
         return metrics.actions_total.labels("controller", kind, result)._value.get()
