@@ -250,7 +250,7 @@ class AgentDaemon:
         if self.volume_locks is not None:
             self.volume_locks.start()  # its watchdog kills any stateful copy left running without a lock
         self.monitor.start()
-        self.presence = NodePresence(
+        presence = NodePresence(
             self.store,
             self.services,
             self.record,
@@ -258,7 +258,11 @@ class AgentDaemon:
             metrics_listen=self.status.address if self.status else None,
             ttl=self.options.ttl,
             interval=self.options.heartbeat,
+            passes=lambda: self.reconciler.answered,
+            wake=lambda: self.wakeup.notify("report"),
         ).start()
+        self.presence = presence
+        self.reconciler.on_answered = lambda: None if presence.reported else presence.poke()
         self.watch = watch_prefix(
             self.store,
             keys.node_assignments(self.node),

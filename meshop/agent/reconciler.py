@@ -8,7 +8,9 @@
 3. **register**: Consul's replica registrations and the node Caddy's routes follow the plan's
    ``serving`` map *before* anything is removed or restarted (a plan that only creates starts its
    containers first: a Consul round trip off their way).
-4. **act**: the executor applies the plan; ``memory`` learns from what it did.
+4. **act**: the executor applies the plan (a container this agent never served is killed, not stopped:
+   ``World.served``); ``memory`` learns from what it did. Once a pass with Consul answering has acted,
+   ``on_answered`` lets the heartbeat report the node back (``cluster/presence.py``).
 5. **report**: observed state where it changed, events, volumes of removed services.
 
 A Consul failure fails the pass at its end (after the containers were seen to), so the loop retries
@@ -114,6 +116,8 @@ class NodeReconciler:
         self.paused: Callable[[], frozenset[str]] = frozenset
         self._phase_requeue: float | None = None
         self._waiting_for_locks = False  # a stateful service waits for its volume lock: look again soon
+        self.answered = 0  # passes that applied their plan with Consul answering (the heartbeat reports after one)
+        self.on_answered: Callable[[], None] = lambda: None  # called right after such a pass acted
         # the assignments watch's index (the daemon sets it): a pass that sees it move while it planned
         # reads again, once, before it acts
         self.assignments_version: Callable[[], int] = lambda: 0
@@ -148,12 +152,16 @@ class NodeReconciler:
             log.debug("assignments changed while planning; reading them again")
             return self.reconcile(again=True)
         self.last_plan = current
+        self.memory.serving(current, seen.containers)
         if current.actions:
             log.debug("planned %d action(s)", len(current.actions))
         creates_only = all(isinstance(a, Create | Pull) for a in current.actions)
         errors = [seen.reading.error, None if creates_only else self._register(current, seen)]
         build = config_builder(self.settings.node, seen.parsed, seen.secrets, seen.binds, self.settings.publish)
         result = self.engine.executor.apply(current, build)
+        if seen.reading.error is None:
+            self.answered += 1
+            self.on_answered()  # the node may report back now, before this pass's own reports
         if creates_only:
             errors.append(self._register(current, seen))
         self._remember(current, result, seen)
@@ -223,6 +231,7 @@ class NodeReconciler:
             restart_hold=self.memory.restarts.held(seen.now) | self.paused(),
             service_hold=self.memory.services.held(seen.now),
             drain=self.settings.drain,
+            served=frozenset(self.memory.served),
             protected=frozenset(seen.reading.unreadable) | frozenset(invalid),
         )
 

@@ -307,7 +307,7 @@ class Controller:
         known = set(records) | ({n for per in self.owned.assignments.values() for n in per} if lock else set())
         problems = node_health.problems_of(known, records, agent_status)
         self.health, transitions = node_health.assess(
-            self.health, problems, now=tick, wall=now, grace=self.options.grace_period
+            self.health, problems, now=tick, wall=now, grace=self.options.grace_period, indexes=self._record_indexes()
         )
         views = {
             n: node_view(
@@ -467,6 +467,11 @@ class Controller:
         watch = self.watches.get("locks")
         listing = watch.latest if watch is not None else None
         return volume_homes(listing.entries) if listing is not None else {}
+
+    def _record_indexes(self) -> dict[str, int]:
+        """node -> its ``nodes/<n>`` record's ModifyIndex: a lost node is back once it moved (nodes.py)."""
+        entries = self.watches["nodes"].latest.entries
+        return {e.key[len(keys.NODES) :]: e.modify_index for e in entries if "/" not in e.key[len(keys.NODES) :]}
 
     def _inventory(self) -> dict[str, tuple[str, ...]]:
         """node -> the addresses ``inventory/nodes/<node>`` lets it claim (a broken entry grants nothing)."""

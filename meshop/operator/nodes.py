@@ -6,6 +6,15 @@ new work) until it has been unhealthy for the grace period, then NOT_READY (its 
 elsewhere). ``assess`` returns the new states and the NodeLost / NodeReady transitions to report;
 ``node_statuses`` turns them into the ``status/nodes/<n>`` records ``meshop status`` shows.
 
+**A lost node comes back by reporting back.** A NOT_READY node turns READY again once its ``nodes/<n>``
+record was written after the node turned unhealthy (its ModifyIndex moved past the one noted then). Its
+agent writes the record only after a reconcile pass that acted (agent/cluster/presence.py), so the
+node's stale copies are gone first. Health alone is not enough: when a powered-off node boots, its
+Consul agent rejoins and the catalog may show the agent's check passing from before the loss until that
+Consul agent syncs, before meshop's agent has even started. A node that looks healthy for a whole
+grace period without reporting back (an agent too old to, or gossip that flapped while the agent never
+lost Consul) is READY then all the same, so nothing is stuck NOT_READY for good.
+
 Two clocks, never mixed: the grace period is measured on the monotonic clock (``now``), which an NTP step
 cannot move, so a step of the wall clock never marks a node NotReady or keeps one Suspect longer. The
 wall clock (``wall``) only stamps when a node was first seen unhealthy, for the record people read. A
@@ -17,7 +26,7 @@ controller measures a full grace period of its own.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from meshop.model.records import NodeStatus
 from meshop.operator.view import NodeState, NodeView
@@ -30,6 +39,8 @@ class NodeHealth:
     problem: str = ""  # why the node is unhealthy: "agent check critical", "node record missing", ...
     unhealthy_at: float | None = None  # the same moment on the wall clock: for ``status/nodes/<n>`` only
     ready_since: float | None = None  # monotonic: when it last became Ready (any unhealthy pass resets it)
+    record_index: int = 0  # the node record's ModifyIndex when the node was first seen unhealthy
+    back_since: float | None = None  # NOT_READY, healthy again but not reported back: since when (monotonic)
 
 
 @dataclass(frozen=True)
@@ -46,18 +57,26 @@ def assess(
     now: float,
     wall: float,
     grace: float,
+    indexes: Mapping[str, int] | None = None,
 ) -> tuple[dict[str, NodeHealth], list[Transition]]:
     """New health for every node in ``problems`` (node -> None when healthy, else what is wrong).
 
     ``now`` is monotonic, ``wall`` the wall clock at the same moment. Nodes missing from ``problems`` are
     forgotten. The grace period counts from the first pass that saw the node unhealthy (a freshly
-    started controller therefore waits a full grace period too).
+    started controller therefore waits a full grace period too). ``indexes``: node -> its record's
+    ModifyIndex (None: not tracked, health alone decides).
     """
     result: dict[str, NodeHealth] = {}
     transitions: list[Transition] = []
     for node in sorted(problems):
         problem = problems[node]
         before = previous.get(node)
+        index = (indexes or {}).get(node, 0)
+        if problem is None and before is not None and _not_reported(before, index, indexes):
+            back = now if before.back_since is None else before.back_since
+            if now - back < grace:
+                result[node] = replace(before, problem=NOT_REPORTED, back_since=back)
+                continue
         if problem is None:
             steady = before is not None and before.state is NodeState.READY and before.ready_since is not None
             since = before.ready_since if steady and before is not None and before.ready_since is not None else now
@@ -68,15 +87,24 @@ def assess(
         seen = before is not None and before.unhealthy_since is not None
         since = before.unhealthy_since if seen and before.unhealthy_since is not None else now
         at = before.unhealthy_at if seen and before.unhealthy_at is not None else wall
+        noted = before.record_index if seen and before is not None else index
         if now - since >= grace:
-            result[node] = NodeHealth(NodeState.NOT_READY, since, problem, at)
+            result[node] = NodeHealth(NodeState.NOT_READY, since, problem, at, record_index=noted)
             if before is None or before.state is not NodeState.NOT_READY:
                 transitions.append(
                     Transition(node, "NodeLost", f"node {node} is NotReady: {problem} for {now - since:.0f}s")
                 )
         else:
-            result[node] = NodeHealth(NodeState.SUSPECT, since, problem, at)
+            result[node] = NodeHealth(NodeState.SUSPECT, since, problem, at, record_index=noted)
     return result, transitions
+
+
+NOT_REPORTED = "healthy again, but its agent has not reported back (no node record written since it was lost)"
+
+
+def _not_reported(before: NodeHealth, index: int, indexes: Mapping[str, int] | None) -> bool:
+    """A lost node whose record was not written since it turned unhealthy (``indexes`` None: not tracked)."""
+    return before.state is NodeState.NOT_READY and indexes is not None and index <= before.record_index
 
 
 def stable_for(health: Mapping[str, NodeHealth], now: float) -> dict[str, float]:
@@ -88,13 +116,14 @@ def stable_for(health: Mapping[str, NodeHealth], now: float) -> dict[str, float]
 
 
 def next_deadline(health: Mapping[str, NodeHealth], now: float, grace: float) -> float | None:
-    """Seconds until the first SUSPECT node's grace period ends (when a pass must run), or None; ``now``
-    is monotonic, as ``assess``'s."""
+    """Seconds until the first SUSPECT node's grace period ends, or a node back but not reported back is
+    taken as Ready anyway (when a pass must run), or None; ``now`` is monotonic, as ``assess``'s."""
     waits = [
         max(0.0, h.unhealthy_since + grace - now)
         for h in health.values()
         if h.state is NodeState.SUSPECT and h.unhealthy_since is not None
     ]
+    waits += [max(0.0, h.back_since + grace - now) for h in health.values() if h.back_since is not None]
     return min(waits) if waits else None
 
 

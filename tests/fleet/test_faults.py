@@ -11,6 +11,7 @@ not asserted here.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -185,7 +186,9 @@ def test_partition_and_heal(fleet: Fleet, service: str) -> None:
 
 def test_power_off_and_return(fleet: Fleet, service: str) -> None:
     """A node loses power (engine, containers, Consul client, agent: all killed at once, link down): its
-    replica is replaced elsewhere; when it boots again it runs nothing of the service."""
+    replica is replaced elsewhere. When it boots, its engine restarts the stale copy (restart policy
+    ``unless-stopped``); the controller counts the node Ready only after its agent removed that copy, and no
+    route ever sends the service's traffic to the node (sampled through the whole return)."""
     start(fleet, service, 2)
     victim = victim_of(fleet, service)
     others = [n for n in fleet.node_names if n != victim]
@@ -198,13 +201,54 @@ def test_power_off_and_return(fleet: Fleet, service: str) -> None:
             f"{service} replaced outside {victim}",
             interval=0.25,
         )
+        wait_for(lambda: fleet.node_state(victim) == "NotReady", REPLACE, f"{victim} NotReady", interval=0.25)
     finally:
-        fleet.power_on(victim)
-    wait_for(lambda: fleet.node_state(victim) == "Ready", REPLACE, f"{victim} Ready after boot", interval=0.25)
-    wait_for(lambda: not fleet.containers(service, [victim]), REPLACE, f"{victim} clean", interval=0.25)
+        with ReturnWatch(fleet, service, victim) as watch:
+            fleet.power_on(victim)
+            wait_for(lambda: fleet.node_state(victim) == "Ready", REPLACE, f"{victim} Ready after boot", interval=0.1)
+    assert watch.stale_seen, "the engine did not restart the stale copy: the order was not tested"
+    assert not watch.ready_with_stale, f"{victim} Ready while its stale copy ran ({len(watch.ready_with_stale)})"
+    assert not watch.routed, f"routes/ sent {service} to {victim} during its return: {watch.routed[:3]}"
+    assert not fleet.containers(service, [victim])
     assert len(fleet.containers(service)) == 2
     assert duplicates(fleet, service, 2) == 0
     assert fleet.service_ready(service, 2)
+
+
+class ReturnWatch:
+    """Samples a returning node every 50 ms: its state as the controller writes it, then whether a copy of
+    ``service`` runs on it (read after the state, so "Ready and a copy running" is never a read-order
+    artefact: a removed copy does not come back), and whether ``routes/<host>`` names the node."""
+
+    def __init__(self, fleet: Fleet, service: str, node: str) -> None:
+        self.fleet, self.service, self.node = fleet, service, node
+        self.stale_seen = False
+        self.ready_with_stale: list[float] = []
+        self.routed: list[dict] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ReturnWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                state = self.fleet.node_state(self.node)
+                running = bool(self.fleet.containers(self.service, [self.node]))
+                route = self.fleet.kv(f"routes/{host_of(self.service)}") or {}
+            except (OSError, ValueError):  # the server busy for a moment: sample again
+                continue
+            self.stale_seen |= running
+            if state == "Ready" and running:
+                self.ready_with_stale.append(time.monotonic())
+            self.routed += [u for u in route.get("upstreams", []) if u.get("node") == self.node]
+            self._stop.wait(0.05)
 
 
 def test_gateway_host_power_off_and_boot(fleet: Fleet, service: str) -> None:

@@ -127,8 +127,9 @@ class Executor:
             if failure is not None:
                 raise ImagePullFailed(failure)
         elif isinstance(action, Remove):
-            log.info("removing %s (%s)", action.container.name, action.reason)
-            self.runtime.remove(action.container.id, self._grace(action.container))
+            never = ", never served: no stop grace" if action.kill and action.container.alive else ""
+            log.info("removing %s (%s%s)", action.container.name, action.reason, never)
+            self.runtime.remove(action.container.id, 0.0 if action.kill else self._grace(action.container))
         elif isinstance(action, Replace):
             for old in action.old:
                 log.info("removing %s (%s)", old.name, action.reason)

@@ -8,6 +8,8 @@
 * ``crashes`` (``CrashTracker``) and ``times`` (Docker's timestamps on the monotonic clock).
 * ``errors``: the last failure of each service, reported in observed state until it is fixed.
 * ``seen``: the replicas that had a container, so a creation for a vanished one counts as drift repair.
+* ``served``: the containers a plan's ``serving`` map named since the agent started (registered, routed
+  by the node Caddy once ready); removing any other one needs no stop grace (``World.served``).
 
 Every time here is monotonic (``clocks.py``). ``record`` is the pass's last step: it learns from what
 the executor did and says which creations repaired drift (for events).
@@ -53,6 +55,12 @@ class Ledger:
         self.times = DockerTimes()
         self.errors: dict[str, Note] = {}
         self.seen: set[ReplicaKey] = set()
+        self.served: set[str] = set()
+
+    def serving(self, plan: NodePlan, containers: Sequence[Container]) -> None:
+        """Remember what ``plan`` serves (before it is registered); forget containers that are gone."""
+        present = {c.id for c in containers}
+        self.served = (self.served & present) | set(plan.serving.values())
 
     def next_release(self, now: float) -> float | None:
         """Seconds until the next hold ends (None: nothing is held)."""

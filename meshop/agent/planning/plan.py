@@ -95,6 +95,10 @@ class World:
     service_hold: frozenset[str] = frozenset()  # services in error backoff: nothing new is attempted
     protected: frozenset[str] = frozenset()  # services whose assignment is unreadable: containers kept as they are
     drain: float = 1.0  # seconds between re-registering a replica and removing the container it replaced
+    # container ids this agent has registered as their replica's container since it started; a container
+    # removed that is not among them was sent nothing by this agent (a stale copy the engine restarted at
+    # boot, a surge that never turned healthy) and is killed at once. None: not tracked, all stop gracefully
+    served: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ class Start:
 class Remove:
     container: Container
     reason: str  # orphan | scale-down | superseded | rollback | duplicate | volume-lock
+    kill: bool = False  # never served by this agent (``World.served``): stopped without a grace period
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,11 @@ other container of that replica is *old*:
   within ``health_timeout``: with ``auto_rollback`` it is removed and the old one stays
   (``rollbacks``), without it the update goes ahead and the service is ``Unhealthy``.
 
+A container removed that this agent never served (``world.served``: never its replica's registered
+container since the agent started) is killed, not stopped with a grace period: nothing was sent to it.
+That is a node's stale copy after a power loss (its engine restarted it at boot; the replica runs
+elsewhere now) or a surge that never turned healthy; a served one gets its grace to finish requests.
+
 Safety: with ``world.authoritative`` False (assignments from the on-disk cache) nothing is removed or
 replaced except never-started leftovers; a service with ``hold`` or an unknown config hash keeps what
 runs and gets nothing new; a service with ``fence`` (a stateful volume whose lock is not held here)
@@ -56,7 +61,7 @@ def plan(desired: Mapping[str, ServiceTarget], containers: Sequence[Container], 
     for service in sorted(by_service):
         if service not in desired and service not in world.protected and world.authoritative:
             for container in by_service[service]:
-                acc.remove(container, "orphan")
+                acc.remove(container, "orphan", world)
     for name in sorted(desired):
         _plan_service(desired[name], by_service.get(name, []), world, acc)
     return acc.build()
@@ -65,7 +70,7 @@ def plan(desired: Mapping[str, ServiceTarget], containers: Sequence[Container], 
 def _plan_service(svc: ServiceTarget, containers: list[Container], world: World, acc: _Acc) -> None:
     if svc.fence is not None:  # one writer ever: without the volume lock no copy runs here, cache or not
         for container in containers:
-            acc.remove(container, "volume-lock")
+            acc.remove(container, "volume-lock", world)
         acc.note(svc.name, svc.fence)
         return
     by_replica: dict[int, list[Container]] = defaultdict(list)
@@ -75,7 +80,7 @@ def _plan_service(svc: ServiceTarget, containers: list[Container], world: World,
         for replica in sorted(by_replica):
             if not 0 <= replica < svc.replicas:
                 for container in by_replica[replica]:
-                    acc.remove(container, "scale-down")
+                    acc.remove(container, "scale-down", world)
     for replica in range(svc.replicas):
         _plan_replica(svc, replica, by_replica.get(replica, []), world, acc)
 
@@ -86,7 +91,7 @@ def _plan_replica(svc: ServiceTarget, replica: int, containers: list[Container],
     old = [c for c in containers if c not in current]
     if len(current) > 1 and world.authoritative:
         for duplicate in current[1:]:
-            acc.remove(duplicate, "duplicate")
+            acc.remove(duplicate, "duplicate", world)
     if not current:
         _without_current(svc, key, old, world, acc)
     elif not old:
@@ -149,10 +154,10 @@ def _updating(
     live = [c for c in old if c.alive]
     for container in old:
         if not container.alive:
-            acc.remove(container, "superseded")
+            acc.remove(container, "superseded", world)
     if svc.strategy == "stop-first" or not live:
         for container in live:
-            acc.remove(container, "superseded")
+            acc.remove(container, "superseded", world)
         _steady(svc, key, current, world, acc)
         return
     # A start-first update in flight: ``current`` is the new container, ``live`` still serve.
@@ -161,7 +166,7 @@ def _updating(
         since = world.promoted.get(current.id)
         if since is not None and world.now >= since + world.drain:
             for container in live:
-                acc.remove(container, "superseded")
+                acc.remove(container, "superseded", world)
         else:
             acc.requeue(world.drain if since is None else since + world.drain - world.now)
             acc.note(svc.name, Note("Updating", f"replica {key[1]}: new container healthy, draining the old one"))
@@ -169,7 +174,7 @@ def _updating(
     waited = world.now - current.created_at
     if waited >= svc.health_timeout:
         if svc.auto_rollback:
-            acc.remove(current, "rollback")
+            acc.remove(current, "rollback", world)
             acc.serve(key, live)
             acc.rollbacks.append(svc.name)
             acc.note(
@@ -184,7 +189,7 @@ def _updating(
             if current.running:
                 acc.serve(key, current)
             for container in live:
-                acc.remove(container, "superseded")
+                acc.remove(container, "superseded", world)
             acc.note(svc.name, Note("Unhealthy", f"replica {key[1]}: not healthy within {svc.health_timeout:g}s"))
         return
     acc.serve(key, live)
@@ -228,8 +233,9 @@ class _Acc:
         self.rollbacks: list[str] = []
         self.requeue_after: float | None = None
 
-    def remove(self, container: Container, reason: str) -> None:
-        self.remove_.append(Remove(container, reason))
+    def remove(self, container: Container, reason: str, world: World) -> None:
+        kill = world.served is not None and container.id not in world.served
+        self.remove_.append(Remove(container, reason, kill))
 
     def pull_image(self, svc: ServiceTarget) -> None:
         if not any(p.image == svc.image and p.service == svc.name for p in self.pull):

@@ -172,6 +172,7 @@ class AgentFactory:
         runtime: Runtime | None = None,
         clocks: Clocks = SYSTEM,
         usage_interval: float = 10.0,
+        stop_grace: float = 1.0,
     ) -> RunningAgent:
         settings = AgentSettings(
             node=self.node,
@@ -180,7 +181,7 @@ class AgentFactory:
             policy=policy or Policy(),
             bind_mounts=bind_mounts,
             drain=drain,
-            stop_grace=1.0,
+            stop_grace=stop_grace,
         )
         options = DaemonOptions(
             settings=settings,

@@ -87,14 +87,14 @@ def test_node_record_heartbeat_and_clean_shutdown(
     assert record.capacity.cpus >= 1 and record.capacity.memory > 100 * 2**20
     assert record.metrics_addr == agent.daemon.status.address
     assert abs(record.started_at - time.time()) < 60
-    checks = wait_until(
+    checks = wait_until(  # passing once the first pass acted (presence.py)
         lambda: [
             c
             for c in consul_get(consul_server.addr, "/v1/health/checks/meshop-agent")
-            if c["ServiceID"] == f"meshop-agent-{node}"
+            if c["ServiceID"] == f"meshop-agent-{node}" and c["Status"] == "passing"
         ],
         5,
-        what="the agent's TTL check",
+        what="the agent's TTL check passing",
     )
     assert checks[0]["CheckID"] == f"meshop-agent-{node}:ttl"
     assert checks[0]["Status"] == "passing"

@@ -53,7 +53,8 @@ class SimNode:
 
     def join(self, *, labels: dict[str, str] | None = None, memory: int = 8 * GiB, cpus: float = 4.0) -> SimNode:
         record = NodeRecord(self.name, "127.0.0.1", labels or {}, Capacity(cpus, memory), version="sim")
-        self.store.put(keys.node(self.name), dumps(record))
+        self.record = dumps(record)
+        self.store.put(keys.node(self.name), self.record)
         check = CheckSpec(self.check_id, "agent alive", ttl=f"{int(self.ttl * 1000)}ms", initial_status="passing")
         self.services.register(
             Registration(self.service_id, "meshop-agent", "127.0.0.1", 0, meta={"node": self.name}, checks=(check,))
@@ -74,9 +75,12 @@ class SimNode:
         """The agent dies: no more heartbeats, so its check goes critical after its TTL."""
         self._beating.clear()
 
-    def resume(self) -> None:
+    def resume(self, report: bool = True) -> None:
+        """Beat again; ``report``: rewrite the node record, as a real agent reports back after a pass."""
         self._beating.set()
         self.services.ttl_pass(self.check_id)
+        if report and self._thread is not None:
+            self.store.put(keys.node(self.name), self.record)
 
     def assignment(self, service: str) -> Assignment | None:
         entry = self.store.get(keys.assignment(self.name, service))

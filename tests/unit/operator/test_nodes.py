@@ -124,6 +124,68 @@ def test_a_wall_clock_step_moves_no_grace_period(step: float) -> None:
     assert health["n2"].state is READY
 
 
+# --- a lost node comes back by reporting back: its record written since it turned unhealthy -------------
+
+BAD = {"n1": "agent check critical"}
+GOOD: dict[str, str | None] = {"n1": None}
+
+
+def lost(record_index: int = 7) -> dict[str, NodeHealth]:
+    """n1 unhealthy from t=100 (its record then at ``record_index``), NotReady at t=130."""
+    health, _ = assess({}, BAD, now=100.0, wall=WALL + 100.0, grace=GRACE, indexes={"n1": record_index})
+    health, events = assess(health, BAD, now=130.0, wall=WALL + 130.0, grace=GRACE, indexes={"n1": record_index})
+    assert health["n1"].state is NOT_READY and health["n1"].record_index == record_index
+    assert [e.kind for e in events] == ["NodeLost"]
+    return health
+
+
+def test_a_lost_node_healthy_again_waits_for_its_record_then_is_ready() -> None:
+    """Power-on: the catalog may show the old passing check before the agent runs; only the record its
+    agent writes after its first pass (stale copies gone) brings the node back."""
+    health = lost()
+    health, events = assess(health, GOOD, now=140.0, wall=WALL + 140.0, grace=GRACE, indexes={"n1": 7})
+    assert health["n1"].state is NOT_READY and health["n1"].problem.startswith("healthy again, but")
+    assert health["n1"].back_since == 140.0 and events == []
+    assert next_deadline(health, 140.0, GRACE) == pytest.approx(GRACE)  # the catch-all below
+    health, events = assess(health, GOOD, now=141.0, wall=WALL + 141.0, grace=GRACE, indexes={"n1": 9})
+    assert health["n1"] == NodeHealth(READY, ready_since=141.0)  # stable from the report, not from 140
+    assert [e.kind for e in events] == ["NodeReady"]
+
+
+def test_a_record_written_while_suspect_counts() -> None:
+    """The agent reported back while the node was still Suspect (the catalog lagged): the index noted is
+    the one from when it turned unhealthy, so the node is not stuck."""
+    health, _ = assess({}, BAD, now=100.0, wall=WALL, grace=GRACE, indexes={"n1": 7})
+    health, _ = assess(health, BAD, now=130.0, wall=WALL, grace=GRACE, indexes={"n1": 9})
+    assert health["n1"].state is NOT_READY and health["n1"].record_index == 7
+    health, events = assess(health, GOOD, now=131.0, wall=WALL, grace=GRACE, indexes={"n1": 9})
+    assert health["n1"].state is READY and [e.kind for e in events] == ["NodeReady"]
+
+
+def test_a_node_healthy_for_a_grace_period_without_reporting_back_is_ready_all_the_same() -> None:
+    health = lost()
+    health, _ = assess(health, GOOD, now=140.0, wall=WALL, grace=GRACE, indexes={"n1": 7})
+    health, _ = assess(health, GOOD, now=169.0, wall=WALL, grace=GRACE, indexes={"n1": 7})
+    assert health["n1"].state is NOT_READY
+    health, events = assess(health, GOOD, now=170.0, wall=WALL, grace=GRACE, indexes={"n1": 7})
+    assert health["n1"].state is READY and [e.kind for e in events] == ["NodeReady"]
+
+
+def test_unhealthy_again_before_reporting_back_restarts_the_wait() -> None:
+    health = lost()
+    health, _ = assess(health, GOOD, now=140.0, wall=WALL, grace=GRACE, indexes={"n1": 7})
+    health, _ = assess(health, BAD, now=150.0, wall=WALL, grace=GRACE, indexes={"n1": 7})
+    assert health["n1"].state is NOT_READY and health["n1"].back_since is None
+    health, _ = assess(health, GOOD, now=175.0, wall=WALL, grace=GRACE, indexes={"n1": 7})
+    assert health["n1"].state is NOT_READY and health["n1"].back_since == 175.0
+
+
+def test_without_indexes_health_alone_decides() -> None:
+    health = lost()
+    health, events = assess(health, GOOD, now=140.0, wall=WALL, grace=GRACE)
+    assert health["n1"].state is READY and [e.kind for e in events] == ["NodeReady"]
+
+
 def test_stability_counts_from_the_last_return_and_a_flap_starts_it_again() -> None:
     """Rebalancing moves go only to nodes Ready for a while: a blip (Suspect for one pass) resets the count."""
     health, _ = assess({}, {"n1": None}, now=100.0, wall=WALL, grace=GRACE)

@@ -37,6 +37,7 @@ class GatedRuntime:
     most: int = 0
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _open: bool = False
+    graces: dict[str, float] = field(default_factory=dict)
 
     def create_and_start(self, cfg: ContainerConfig) -> str:
         service = cfg.labels["meshop.service"]
@@ -54,6 +55,7 @@ class GatedRuntime:
     def remove(self, container_id: str, grace: float) -> None:
         with self._cond:
             self.log.append(f"remove {container_id}")
+            self.graces[container_id] = grace
 
     def wait_in_flight(self, count: int) -> bool:
         with self._cond:
@@ -132,3 +134,21 @@ def test_a_replicas_actions_stay_in_order_while_other_services_run() -> None:
         executor.stop()
     assert result.errors == {} and len(result.done) == 7
     assert runtime.log.index("remove old-web-0") < runtime.log.index("create web/0")  # stop-first: old goes first
+
+
+def test_a_container_never_served_is_killed_and_a_served_one_gets_its_grace() -> None:
+    """``Remove.kill`` (the planner's word: this agent never served it) means no stop grace; a stopped
+    container never gets one either."""
+    runtime = GatedRuntime()
+    runtime.release()
+    executor = Executor(runtime, Puller(runtime, lambda: None), grace=7.0)  # type: ignore[arg-type]
+    stopped = Container("old-db-0", "old-db", "db", 0, "h0", "h0", 1, "img:1", "exited")
+    plan = NodePlan(
+        remove=(Remove(old("stale", 0), "orphan", True), Remove(old("web", 0), "orphan"), Remove(stopped, "orphan"))
+    )
+    try:
+        result = executor.apply(plan, config)
+    finally:
+        executor.stop()
+    assert result.errors == {}
+    assert runtime.graces == {"old-stale-0": 0.0, "old-web-0": 7.0, "old-db-0": 0.0}

@@ -474,3 +474,47 @@ def test_notes_name_the_update_state(situation: str, reason: str) -> None:
     desired = svc(auto_rollback=situation != "no-rollback", **START_FIRST)
     got = plan({"web": desired}, [OLD, ctr("new", created_at=created)], world(healthy={"new": False}))
     assert got.notes["web"].reason == reason
+
+
+# --- which removals get a stop grace: only containers this agent served (World.served) -----------------
+
+SURGE = ctr("new", config_hash="c1", created_at=NOW - 11, started_at=NOW - 11)
+
+
+@pytest.mark.parametrize(
+    ("desired", "containers", "served", "expect"),
+    [
+        # a node back from a power loss: its engine restarted the copy at boot; the replica runs elsewhere
+        ([], [ctr("stale", service="gone")], frozenset(), (Remove(ctr("stale", service="gone"), "orphan", True),)),
+        # a service deleted while this agent served it: its grace to finish requests
+        ([], [ctr("x", service="gone")], frozenset({"x"}), (Remove(ctr("x", service="gone"), "orphan"),)),
+        # not tracked (None): every removal stops gracefully, as before
+        ([], [ctr("x", service="gone")], None, (Remove(ctr("x", service="gone"), "orphan"),)),
+        # scaled down: the replica this agent never registered is killed, the served one is stopped
+        (
+            [svc(replicas=1)],
+            [ctr("a"), ctr("b", replica=1)],
+            frozenset({"a"}),
+            (Remove(ctr("b", replica=1), "scale-down", True),),
+        ),
+        (
+            [svc(replicas=1)],
+            [ctr("a"), ctr("b", replica=1)],
+            frozenset({"a", "b"}),
+            (Remove(ctr("b", replica=1), "scale-down"),),
+        ),
+        # a surge that never turned healthy is rolled back without a grace; the served old one stays
+        (
+            [svc(strategy="start-first", has_health=True)],
+            [OLD, SURGE],
+            frozenset({"old"}),
+            (Remove(SURGE, "rollback", True),),
+        ),
+    ],
+    ids=["stale-orphan", "served-orphan", "untracked", "scale-down-never-served", "scale-down-served", "rollback"],
+)
+def test_only_a_container_this_agent_served_gets_a_stop_grace(
+    desired: list[ServiceTarget], containers: list[Container], served: frozenset[str] | None, expect: tuple[Remove, ...]
+) -> None:
+    result = plan({s.name: s for s in desired}, containers, world(served=served, healthy={"new": False}))
+    assert result.remove == expect
