@@ -75,7 +75,8 @@ def test_a_standby_serves_certificates_from_the_first_gateways_ca(
             wait_until(lambda: any("certificates/" in k for k in store.keys(folder)), 20, what="g1's cert in KV")
             with pytest.raises(ConsulAccessDenied):  # the controller's token may not read the key material
                 KVStore(role_config("controller")).get(folder + "pki/authorities/local/root.key")
-            body = json.loads(store.get(folder + "pki/authorities/local/root.key").value)
+            key = wait_until(lambda: store.get(folder + "pki/authorities/local/root.key"), 20, what="g1's CA key")
+            body = json.loads(key.value)  # type: ignore[attr-defined]
             assert set(body) == {"mtime", "sha256", "data"}
         g2, port2, _ = start(consul_server.addr, prefix, tmp_path, "g2", share)
         started.append((g2, "g2"))
