@@ -26,7 +26,7 @@ from meshop.agent.backup.runner import BackupRunner
 from meshop.agent.backup.worker import BackupWorker
 from meshop.agent.clocks import SYSTEM, Clocks
 from meshop.agent.cluster.assignments import AssignmentReader
-from meshop.agent.cluster.backups import BackupStore
+from meshop.agent.cluster.backups import BackupStore, MoveStore
 from meshop.agent.cluster.journal import Journal
 from meshop.agent.cluster.observed import ObservedWriter
 from meshop.agent.cluster.presence import NodePresence
@@ -138,6 +138,7 @@ class AgentDaemon:
                 wall=clocks.wall,
                 mono=clocks.mono,
                 on_done=lambda: self.wakeup.notify("restore"),
+                moves=MoveStore(self.store),
             )
         cluster = ClusterParts(
             assignments=self.assignments,

@@ -119,6 +119,10 @@ def restore_request(service: str) -> str:
     return f"{REQUESTS}{service}/restore"
 
 
+def move_request(service: str) -> str:
+    return f"{REQUESTS}{service}/move"
+
+
 def service_status(name: str) -> str:
     return f"{STATUS_SERVICES}{name}"
 

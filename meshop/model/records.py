@@ -428,6 +428,19 @@ class BackupRequest(Record):
 
 
 @dataclass(frozen=True)
+class MoveRequest(Record):
+    """``requests/<service>/move``: ``meshop volume restore --to-node`` moves a stateful service to
+    ``node``: the controller places it there only (its copy elsewhere is stopped first, its lock released),
+    that node's agent restores ``snapshot`` (``latest`` or an id) into a fresh volume before the first
+    start, then deletes the request (one-shot)."""
+
+    id: Annotated[str, Cap(64)]
+    node: Annotated[str, Cap(63)]
+    snapshot: Annotated[str, Cap(64)] = "latest"
+    requested_at: float = 0.0
+
+
+@dataclass(frozen=True)
 class RestoreRequest(Record):
     """``requests/<service>/restore``: ``meshop volume restore`` asks the node holding the service to stop
     it, restore ``snapshot`` (``latest``, or an id) into its volume (``volume``: all when empty), and start

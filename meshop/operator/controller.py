@@ -31,6 +31,7 @@ from meshop.daemon.threads import DaemonThread
 from meshop.daemon.wakeup import Wakeup
 from meshop.errors import ConsulError
 from meshop.model import keys
+from meshop.model.moves import moves_of
 from meshop.model.names import is_dns_label
 from meshop.model.records import NodeRecord, Observed
 from meshop.operator import nodes as node_health
@@ -218,6 +219,7 @@ class Controller:
             ("observed", keys.OBSERVED),
             ("inventory", keys.INVENTORY_NODES),  # the addresses each node may claim (operator-written)
             ("locks", keys.LOCKS_VOLUMES),  # where each stateful service's data is (its volume lock's record)
+            ("requests", keys.REQUESTS),  # requests/<service>/move: `meshop volume restore --to-node`
         ):
             store = self._new_store(self.config)
             self.watches[name] = watch_prefix(store, prefix, self._notifier(name), wait=wait, component=COMPONENT)
@@ -348,6 +350,7 @@ class Controller:
             health=health,
             rebalance=self._rebalance_input(tick),
             homes=self._homes(),
+            relocations=self._relocations(),
         )
         target = plan(state, now)
         changes = diff(state, target)
@@ -467,6 +470,15 @@ class Controller:
         watch = self.watches.get("locks")
         listing = watch.latest if watch is not None else None
         return volume_homes(listing.entries) if listing is not None else {}
+
+    def _relocations(self) -> dict[str, str]:
+        """Stateful service -> the node ``meshop volume restore --to-node`` moves it to (one-shot: that
+        node's agent deletes the request once restored)."""
+        watch = self.watches.get("requests")
+        listing = watch.latest if watch is not None else None
+        if listing is None:
+            return {}
+        return {s: m.node for s, m in moves_of((e.key, e.value) for e in listing.entries).items()}
 
     def _record_indexes(self) -> dict[str, int]:
         """node -> its ``nodes/<n>`` record's ModifyIndex: a lost node is back once it moved (nodes.py)."""

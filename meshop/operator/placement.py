@@ -25,7 +25,9 @@
   is lost (NotReady) they move only with ``failover: restore-latest`` (the new node restores the latest
   backup first, docs/stateful.md); with ``failover: none`` they wait for the node (``StatefulNodeLost``).
   Placed anew (scaled to 0 and back, deleted and applied again), one goes to its ``home`` first: the
-  node its volume lock last named, where its data is, when that node fits.
+  node its volume lock last named, where its data is, when that node fits. ``relocate`` (``meshop volume
+  restore --to-node``) moves one stop-first: its copy elsewhere is dropped in the plan that places it on
+  that node (kept while the node cannot take it), and it goes nowhere else.
 * ``frozen`` services (invalid documents still running their last valid version) are not planned; they
   only take up room where they run.
 * **Rebalancing moves** (``moves``: service -> (source, target), decided by ``rebalance.py``): one copy
@@ -274,6 +276,10 @@ def _classify(
                 work.lost[node] = count
                 work.leaving[node] = NODE_LOST
             continue
+        if w.relocate is not None and node != w.relocate and w.relocate in nodes:
+            work.lost[node] = count  # stop first: dropped in the plan that places it on the target
+            work.leaving[node] = f"moving to {w.relocate} (meshop volume restore --to-node)"
+            continue
         if w.failover is not None:
             work.keep[node] = count  # stateful: its data is on this node; only a lost node moves it
             continue
@@ -347,7 +353,8 @@ def _rejection(work: _Work, view: NodeView, usage: _Usage) -> str | None:
 def _place_new(work: _Work, nodes: Mapping[str, NodeView], usage: _Usage) -> None:
     w = work.w
     need = w.replicas - sum(work.keep.values()) - sum(work.new.values())
-    views = [nodes[w.node]] if w.node is not None and w.node in nodes else list(nodes.values())
+    pin = w.relocate if w.relocate is not None and w.relocate in nodes else w.node
+    views = [nodes[pin]] if pin is not None and pin in nodes else list(nodes.values())
     for _ in range(max(0, need)):
         best: NodeView | None = None
         best_key: tuple[int, bool, tuple[int, int, float], str] | None = None

@@ -46,6 +46,7 @@ class ClusterState:
     health: ReplicaHealth = field(default_factory=ReplicaHealth)  # Consul's checks of the replicas
     rebalance: moving.RebalanceInput = field(default_factory=moving.RebalanceInput)
     homes: Mapping[str, str] = field(default_factory=dict)  # stateful service -> the node its volume lock names
+    relocations: Mapping[str, str] = field(default_factory=dict)  # stateful service -> `restore --to-node` node
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,9 @@ def plan(state: ClusterState, now: float) -> Plan:
         for name in valid
     }
     workloads = {
-        n: replace(s.workload, home=state.homes.get(n)) if s.workload.failover is not None else s.workload
+        n: replace(s.workload, home=state.homes.get(n), relocate=state.relocations.get(n))
+        if s.workload.failover is not None
+        else s.workload
         for n, s in valid.items()
         if s.workload
     }

@@ -68,6 +68,7 @@ class Workload:
     rebalance: str | None = None  # off | manual | auto; None: the controller's cluster-wide default
     failover: str | None = None  # a stateful service's spec.failover (none | restore-latest); None: not stateful
     home: str | None = None  # a stateful service: the node its volume lock last named (where its data is)
+    relocate: str | None = None  # a stateful service moved by `meshop volume restore --to-node`: only there
 
     @property
     def stateful(self) -> bool:

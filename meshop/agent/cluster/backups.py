@@ -15,7 +15,8 @@ from typing import Protocol
 from meshop.consul.store import Entry, TxnOp
 from meshop.model import keys
 from meshop.model.codec import RecordError
-from meshop.model.records import BackupRecord, BackupRequest, RestoreRequest, dumps, loads_json
+from meshop.model.moves import parse_move
+from meshop.model.records import BackupRecord, BackupRequest, MoveRequest, RestoreRequest, dumps, loads_json
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,23 @@ def parse_restore(entry: Entry | None) -> RestoreRequest | None:
         return None
     fields = ((_REQUEST_ID, request.id), (_SNAPSHOT, request.snapshot), (_VOLUME, request.volume))
     return request if all(pattern.fullmatch(value) for pattern, value in fields) else None
+
+
+class MoveStore:
+    """``requests/<service>/move`` for the restorer: read strictly, deleted once carried out."""
+
+    def __init__(self, store: BackupKV) -> None:
+        self.store = store
+
+    def move(self, service: str) -> tuple[MoveRequest, int] | None:
+        """The pending move and its ModifyIndex. Raises ConsulError."""
+        entry = self.store.get(keys.move_request(service))
+        move = parse_move(entry.value if entry is not None else None)
+        return (move, entry.modify_index) if move is not None and entry is not None else None
+
+    def consume_move(self, service: str, index: int) -> None:
+        """Delete the move carried out, unless a newer one replaced it meanwhile. Raises ConsulError."""
+        self.store.delete(keys.move_request(service), index)
 
 
 class BackupStore:

@@ -16,6 +16,10 @@ work on a thread of its own so the pass never waits for restic:
   service waits (``VolumeOnOtherNode``, naming it) — unless the document pins it to this node
   (``placement.node``): then it starts on the fresh, empty volume, and an event says so.
 
+* a service moved here by ``meshop volume restore --to-node`` (``requests/<service>/move`` names this
+  node): every volume with a ``backup`` is restored from the request's snapshot (an id, or ``latest``),
+  whatever ``failover`` says; once all are settled the request is deleted (one-shot).
+
 Then the lock's record is settled (no longer pending), so a restart of this agent starts the copy.
 """
 
@@ -34,8 +38,9 @@ from meshop.agent.cluster.volume_locks import LockRecord
 from meshop.agent.planning import labels as L
 from meshop.agent.planning.plan import Note
 from meshop.agent.stateful import timing
-from meshop.errors import DriverError, ResticError
+from meshop.errors import ConsulError, DriverError, ResticError
 from meshop.model import ServiceSpec
+from meshop.model.records import MoveRequest
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,14 @@ class Settler(Protocol):
     def previous(self, service: str, volume: str, /) -> LockRecord | None: ...
 
     def settle(self, service: str, volume: str, /) -> bool: ...
+
+
+class Moves(Protocol):
+    """``cluster.backups.MoveStore``: ``requests/<service>/move``."""
+
+    def move(self, service: str, /) -> tuple[MoveRequest, int] | None: ...
+
+    def consume_move(self, service: str, index: int, /) -> None: ...
 
 
 class VolumeEngine(Protocol):
@@ -101,7 +114,9 @@ class Restorer:
         wall: Callable[[], float],
         mono: Callable[[], float],
         on_done: Callable[[], None] = lambda: None,
+        moves: Moves | None = None,
     ) -> None:
+        self.moves = moves
         self.node, self.keeper, self.engine, self.runner, self.journal = node, keeper, engine, runner, journal
         self.wall, self.mono, self.on_done = wall, mono, on_done
         self._mu = threading.Lock()
@@ -136,16 +151,28 @@ class Restorer:
 
     def _run(self, service: str, spec: ServiceSpec, pending: list[str]) -> None:
         note: Note | None = None
-        for volume in spec.stateful_volumes:
+        move: tuple[MoveRequest, int] | None = None
+        try:
+            move = self.moves.move(service) if self.moves is not None else None
+        except ConsulError as exc:
+            note = Note("RestoreFailed", f"reading requests/{service}/move: {exc}")
+        if move is not None and move[0].node != self.node:
+            move = None  # a move to another node: not ours to carry out
+        for volume in spec.stateful_volumes if note is None else ():
             if volume.name not in pending or volume.name is None:
                 continue
             try:
-                self._restore(service, spec, volume.name)
+                self._restore(service, spec, volume.name, move[0].snapshot if move else None)
             except RestoreError as exc:
                 reason = exc.reason if exc.reason in FENCE_REASONS else "RestoreFailed"
                 note = Note(reason, str(exc) if reason == exc.reason else f"{exc} ({exc.reason})")
                 self.journal.add(note.reason, f"service/{service}", note.message)
                 break
+        if note is None and move is not None and self.moves is not None:
+            try:
+                self.moves.consume_move(service, move[1])
+            except ConsulError as exc:  # restored and settled: the controller keeps it here anyway
+                log.warning("could not delete requests/%s/move: %s", service, exc)
         with self._mu:
             job = self._jobs.setdefault(service, _Job())
             job.note = note
@@ -154,7 +181,8 @@ class Restorer:
                 job.retry_at = self.mono() + min(RETRY[1], RETRY[0] * 2 ** (job.failures - 1))
         self.on_done()
 
-    def _restore(self, service: str, spec: ServiceSpec, volume: str) -> None:
+    def _restore(self, service: str, spec: ServiceSpec, volume: str, snapshot: str | None = None) -> None:
+        """``snapshot``: the id (or ``latest``) a ``--to-node`` move asked for; None: failover's latest."""
         docker_volume = L.volume_name(self.node, service, volume)
         labels = L.volume_labels(self.node, service, volume, False, stateful=True)
         try:
@@ -168,7 +196,7 @@ class Restorer:
                 f"remove it with `docker volume rm {docker_volume}` to restore the latest backup here",
             )
         backup = next(v.stateful.backup for v in spec.stateful_volumes if v.name == volume and v.stateful)
-        if backup is None or spec.failover != "restore-latest":
+        if backup is None or (spec.failover != "restore-latest" and snapshot is None):
             previous = self.keeper.previous(service, volume)
             elsewhere = previous.node if previous is not None and previous.node else "another node"
             if spec.placement.node != self.node:
@@ -190,9 +218,10 @@ class Restorer:
                 raise RestoreError(exc.reason, f"volume {volume}: {exc}") from None
             tags = ("meshop", f"service={service}", f"volume={volume}")
             try:
-                result = restic.restore(repo, "latest", folder, tags)
+                result = restic.restore(repo, snapshot or "latest", folder, tags)
             except ResticError as exc:
-                raise RestoreError(exc.reason, f"volume {volume}: restoring the latest snapshot: {exc}") from None
+                which = f"snapshot {snapshot}" if snapshot and snapshot != "latest" else "the latest snapshot"
+                raise RestoreError(exc.reason, f"volume {volume}: restoring {which}: {exc}") from None
             loss, until = loss_window(result.snapshot_time, self.keeper.previous(service, volume), self.wall())
             metrics.volume_restore_loss_seconds.labels(service, volume).set(loss)
             message = (

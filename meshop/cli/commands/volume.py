@@ -93,16 +93,27 @@ def snapshots(obj: CliContext, service: str, fmt: str) -> None:
 @click.argument("service", shell_complete=complete.services)
 @click.option("--snapshot", default="latest", show_default=True, help="Snapshot id (see `volume snapshots`).")
 @click.option("--volume", "volume_name", default="", help="Only this volume (needed with --snapshot ID when several).")
+@click.option("--to-node", "to_node", default="", help="Restore onto this node instead: the service moves there.")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the restore is done.")
 @click.option("--timeout", type=float, default=1800.0, show_default=True, help="Seconds --wait waits at most.")
 @click.pass_obj
-def restore(obj: CliContext, service: str, snapshot: str, volume_name: str, wait: bool, timeout: float) -> None:
+def restore(
+    obj: CliContext, service: str, snapshot: str, volume_name: str, to_node: str, wait: bool, timeout: float
+) -> None:
     """Restore SERVICE's volume(s) from a snapshot on the node running it: the service is stopped
     first (its node holds the volume lock: no other copy can write), the files it replaces are kept
-    beside the volume (meshop-before-restore-ID), then the same container starts again."""
+    beside the volume (meshop-before-restore-ID), then the same container starts again.
+
+    With --to-node N the service moves to N instead: its copy is stopped first (its volume kept on the
+    old node, listed by `volume ls`), and N restores the snapshot into a fresh volume before starting it."""
     from meshop.client.volumes import request_restore, wait_for_restore
 
     store = obj.store()
+    if to_node:
+        if volume_name:
+            raise click.UsageError("--to-node moves the whole service: every backed-up volume (no --volume)")
+        _restore_to_node(obj, service, snapshot, to_node, wait, timeout)
+        return
     ident = request_restore(store, service, snapshot, volume_name, time.time())
     click.echo(f"service/{service}: restore of {snapshot} requested ({ident})")
     if not wait:
@@ -116,3 +127,19 @@ def restore(obj: CliContext, service: str, snapshot: str, volume_name: str, wait
     for volume, snap in zip(report.volumes, report.snapshots, strict=False):
         click.echo(f"  {volume} on {node}: restored snapshot {snap} in {report.duration:.1f}s")
     click.echo(f"  the files it replaced are kept beside each volume's folder, in {report.kept_aside}")
+
+
+def _restore_to_node(obj: CliContext, service: str, snapshot: str, node: str, wait: bool, timeout: float) -> None:
+    from meshop.client.volume_moves import request_move, wait_for_move
+
+    store = obj.store()
+    ident = request_move(store, service, node, snapshot, time.time())
+    click.echo(f"service/{service}: move to {node} with a restore of {snapshot} requested ({ident})")
+    if not wait:
+        return
+    outcome = wait_for_move(store, service, ident, node, timeout)
+    if outcome is None:
+        raise click.ClickException(f"{node} did not report the service running within {timeout:g}s (meshop describe)")
+    if not outcome.ok:
+        raise click.ClickException(f"the restore on {node} failed: {outcome.message}")
+    click.echo(f"  {outcome.message}; its volume on the old node is kept (meshop volume ls)")
