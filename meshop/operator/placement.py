@@ -276,9 +276,9 @@ def _classify(
                 work.lost[node] = count
                 work.leaving[node] = NODE_LOST
             continue
-        if w.relocate is not None and node != w.relocate and w.relocate in nodes:
+        if (target := _relocation(w, nodes)) is not None and node != target:
             work.lost[node] = count  # stop first: dropped in the plan that places it on the target
-            work.leaving[node] = f"moving to {w.relocate} (meshop volume restore --to-node)"
+            work.leaving[node] = f"moving to {target} (meshop volume restore --to-node)"
             continue
         if w.failover is not None:
             work.keep[node] = count  # stateful: its data is on this node; only a lost node moves it
@@ -350,10 +350,17 @@ def _rejection(work: _Work, view: NodeView, usage: _Usage) -> str | None:
     return None
 
 
+def _relocation(w: Workload, nodes: Mapping[str, NodeView]) -> str | None:
+    """The node ``meshop volume restore --to-node`` moves ``w`` to, while that node is known and not lost
+    (a lost target must not strand the service: failover and the usual rules apply again)."""
+    view = nodes.get(w.relocate) if w.relocate is not None else None
+    return view.name if view is not None and view.state is not NodeState.NOT_READY else None
+
+
 def _place_new(work: _Work, nodes: Mapping[str, NodeView], usage: _Usage) -> None:
     w = work.w
     need = w.replicas - sum(work.keep.values()) - sum(work.new.values())
-    pin = w.relocate if w.relocate is not None and w.relocate in nodes else w.node
+    pin = _relocation(w, nodes) or w.node
     views = [nodes[pin]] if pin is not None and pin in nodes else list(nodes.values())
     for _ in range(max(0, need)):
         best: NodeView | None = None

@@ -50,3 +50,9 @@ def test_placed_anew_it_goes_to_the_target_not_its_home() -> None:
 def test_already_on_the_target_it_stays() -> None:
     db = Workload("db", failover="none", home="n2", relocate="n2")
     assert dict(place({"db": db}, nodes(n1=READY, n2=READY), {"db": {"n2": 1}})["db"].nodes) == {"n2": 1}
+
+
+def test_a_lost_target_does_not_strand_it_failover_applies_again() -> None:
+    db = Workload("db", failover="restore-latest", home="n2", relocate="n2")
+    result = place({"db": db}, nodes(n1=READY, n2=NodeState.NOT_READY), {"db": {"n2": 1}})["db"]
+    assert dict(result.nodes) == {"n1": 1}

@@ -361,3 +361,14 @@ def test_the_source_copy_stays_until_routes_in_kv_list_the_target() -> None:
     target = plan(state, NOW)  # now KV lists n3: the source's extra copy goes
     assert target.assignments["a"]["n1"].replicas == 1
     assert [(m.source, m.target) for m in target.rebalance.done] == [("n1", "n3")]
+
+
+def test_a_relocation_moves_a_stateful_service_stop_first_in_one_unit() -> None:
+    """``meshop volume restore --to-node n2``: the copy on n1 is deleted in the write that puts n2's."""
+    db = service("db", failover="none")
+    nodes = {"n1": node("n1"), "n2": node("n2")}
+    state = ClusterState({"db": db}, nodes, {"db": {"n1": assignment(db, "n1")}}, homes={"db": "n1"})
+    assert diff(state, plan(state, NOW)).services == ()  # stateful: stays on its node
+    moved = replace(state, relocations={"db": "n2"})
+    (write,) = diff(moved, plan(moved, NOW)).services
+    assert write.put == (assignment(db, "n2"),) and write.delete == ("n1",)
