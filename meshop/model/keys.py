@@ -36,7 +36,7 @@ SECRETS = "secrets/"
 LOCKS_VOLUMES = "locks/volumes/"  # locks/volumes/<service>/<volume>: the single writer's lock (docs/stateful.md)
 KEPT_VOLUMES = "volumes/kept/"  # volumes/kept/<node>/<docker volume>: a stale stateful copy kept aside
 BACKUPS = "backups/"  # backups/<node>/<service>: the stateful volumes' backups (that node's agent writes)
-REQUESTS = "requests/"  # requests/<service>/backup: `meshop volume backup` (operators write, its agent reads)
+REQUESTS = "requests/"  # requests/<service>/backup|restore|move: `meshop volume ...` (operators write, its agent reads)
 DNS_SECRETS_OWNER = "meshop-dns"  # secrets/meshop-dns/: the TSIG or API key (Service names meshop-* are reserved)
 
 
