@@ -14,6 +14,7 @@ from meshop.agent.backup.runner import BackupRunner
 from meshop.agent.planning import labels as L
 from meshop.agent.stateful.restore import Restorer
 from meshop.model import parse_service
+from meshop.model.records import MoveRequest
 from meshop.restic import RepositorySpec, backup, ensure_repository
 from tests.unit.model.helpers import service
 
@@ -150,3 +151,51 @@ def test_without_a_backup_a_moved_service_waits_unless_pinned_here(tmp_path: Pat
     finish(r, "web")
     assert r.gate("web", pinned) is None and locks.settled == ["data"]
     assert journal.events[-1][0] == "StartedEmpty"
+
+
+class Moves:
+    """``requests/<service>/move`` as ``MoveStore`` gives it."""
+
+    def __init__(self, node: str, snapshot: str) -> None:
+        self.request: tuple[MoveRequest, int] | None = (MoveRequest("1-a", node, snapshot, 1.0), 7)
+        self.consumed: list[int] = []
+
+    def move(self, service: str) -> tuple[MoveRequest, int] | None:
+        return self.request
+
+    def consume_move(self, service: str, index: int) -> None:
+        self.consumed.append(index)
+
+
+def test_a_move_by_command_restores_its_chosen_snapshot_whatever_failover_says(tmp_path: Path) -> None:
+    repo = RepositorySpec(str(tmp_path / "repo"), PASSWORD)
+    ensure_repository(repo)
+    source = tmp_path / "old"
+    source.mkdir()
+    tags = ("meshop", "service=web", "volume=data")
+    (source / "db").write_bytes(b"the chosen one\n")
+    chosen = backup(repo, source, tags, "n1").snapshot_id
+    (source / "db").write_bytes(b"the latest\n")
+    backup(repo, source, tags, "n1")
+    s = spec(tmp_path / "repo", failover="none")
+    # a move to another node is not this one's to carry out: failover none, so it waits for its data
+    locks, journal, clock = Locks(["data"]), Journal(), [0.0]
+    r = restorer(tmp_path, locks, journal, clock)
+    r.moves = elsewhere = Moves("n3", chosen)
+    r.gate("web", s)
+    finish(r, "web")
+    assert r.gate("web", s).reason == "VolumeOnOtherNode" and elsewhere.consumed == []  # type: ignore[union-attr]
+    # a snapshot id that is not there: fenced, the request kept, nothing settled
+    clock[0] += 10.0
+    r.moves = missing = Moves("n2", "deadbeef")
+    r.gate("web", s)
+    finish(r, "web")
+    note = r.gate("web", s)
+    assert note is not None and note.reason == "RestoreFailed" and "snapshot deadbeef" in note.message
+    assert missing.consumed == [] and locks.settled == []
+    clock[0] += 30.0
+    r.moves = ours = Moves("n2", chosen[:8])
+    r.gate("web", s)
+    finish(r, "web")
+    assert (tmp_path / "volumes" / "meshop-n2-web-data" / "db").read_bytes() == b"the chosen one\n"
+    assert locks.settled == ["data"] and ours.consumed == [7] and r.gate("web", s) is None
