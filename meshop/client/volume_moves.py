@@ -100,15 +100,15 @@ def wait_for_move(
     mono: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> MoveOutcome | None:
-    """Poll until ``node`` restored and runs ``service`` (the request gone, a ready copy there), or its
-    agent reports why it cannot restore; None on timeout."""
+    """Poll until ``node`` restored and runs ``service`` (a ready copy there: the command refused a
+    service already on ``node``), or its agent reports why it cannot restore; None on timeout."""
     deadline = mono() + timeout
     while True:
         pending = parse_move(getattr(store.get(keys.move_request(service)), "value", None))
         observed = _record(store, keys.observed(node, service), Observed)
         if observed is not None and observed.reason in FAILED and pending is not None and pending.id == ident:
             return MoveOutcome(False, f"{observed.reason}: {observed.error}")
-        if (pending is None or pending.id != ident) and observed is not None and observed.ready > 0:
+        if observed is not None and observed.ready > 0:
             return MoveOutcome(True, f"service/{service} restored and running on {node}")
         if mono() >= deadline:
             return None

@@ -6,7 +6,8 @@ send what this module renders. Each rule follows from what the role's code reads
 
 * ``controller``: reads the whole prefix except ``secrets/`` (but ``secrets/meshop-dns/``: the TSIG key or
   PowerDNS API key of the DNS writer); writes ``assignments/``, ``status/``,
-  ``routes/``, ``events/controller/`` and the ``leader`` lock (sessions on any Consul node: it may run on any);
+  ``routes/``, ``events/controller/``, ``requests/`` (it deletes a ``volume restore --to-node`` move once the
+  target restored) and the ``leader`` lock (sessions on any Consul node: it may run on any);
   registers ``meshop-controller`` and ``meshop-metrics-controller``. Its events go to ``events/controller/``.
 * ``gateway``: reads ``routes/``, ``desired/gateway`` and ``nodes/``; registers ``meshop-metrics-gateway`` and
   ``meshop-gateway`` (its health, which DNS follows) and writes its claim ``gateways/<id>`` (the address
@@ -15,7 +16,8 @@ send what this module renders. Each rule follows from what the role's code reads
 * ``agent`` of node N: writes ``nodes/N``, ``observed/N/``, ``usage/N``, ``backups/N/`` (its stateful volumes'
   backups), its fence ``fences/N`` and its own events
   (``events/agent-N/``: what it did to containers, bounded per writer); reads ``assignments/N/``,
-  and consumes ``requests/<S>/`` of its services S (``meshop volume backup|restore``), reads
+  and consumes ``requests/<S>/`` of its services S (``meshop volume backup|restore``; ``requests/<S>/move``
+  only read: a holder must not move its own service), reads
   ``desired/gateway`` (its TLS mode, for ``--ingress-https-port``); registers ``meshop-agent``,
   ``meshop-metrics-agent-N`` (its own metrics name, bound to N) and the services assigned to it; reads
   ``secrets/<S>/`` and takes the volume locks ``locks/volumes/<S>/`` only for the services S assigned to N
@@ -181,6 +183,7 @@ def policy_rules(
             _rule("key_prefix", f"{p}/{part}/", "write") for part in ("assignments", "status", "routes")
         ]
         rules += [_rule("key_prefix", f"{p}/events/{CONTROLLER_EVENTS}/", "write")]
+        rules += [_rule("key_prefix", f"{p}/requests/", "write")]  # consumes a `restore --to-node` move once done
         rules += [_rule("key_prefix", f"{p}/secrets/{DNS_SECRETS}/", "read")]
         rules += [_rule("key", f"{p}/leader", "write"), _rule("session_prefix", "", "write")]
         rules += _own_names(CONTROLLER_SERVICE, metrics_service("controller"))
@@ -212,6 +215,8 @@ def policy_rules(
             *(_rule("key_prefix", f"{p}/secrets/{s}/", "read") for s in assigned),
             # `meshop volume backup|restore` requests of its services: read, and a restore consumed once done
             *(_rule("key_prefix", f"{p}/requests/{s}/", "write") for s in assigned),
+            # but a move (`volume restore --to-node`) only the operator writes, the controller consumes
+            *(_rule("key", f"{p}/{keys.move_request(s)}", "read") for s in assigned),
             # the single-writer locks of its services' stateful volumes (docs/stateful.md): sessions are
             # made on the local Consul agent, whose node name need not be the meshop node's
             *(_rule("key_prefix", f"{p}/{keys.volume_locks(s)}", "write") for s in assigned),

@@ -45,6 +45,7 @@ from meshop.operator.desired import (
     parse_node_entry,
     parse_service_entry,
     read_record,
+    settled_moves,
     volume_homes,
     with_last_valid,
 )
@@ -352,6 +353,7 @@ class Controller:
             homes=self._homes(),
             relocations=self._relocations(),
         )
+        self._consume_moves()
         target = plan(state, now)
         changes = diff(state, target)
         self._pending += [PlannedEvent(t.kind, f"node/{t.node}", t.message) for t in transitions]
@@ -479,6 +481,25 @@ class Controller:
         if listing is None:
             return {}
         return {s: m.node for s, m in moves_of((e.key, e.value) for e in listing.entries).items()}
+
+    def _consume_moves(self) -> None:
+        """Delete each move whose target restored the service and settled its locks (check-and-set: a
+        newer request written meanwhile stays). Agents may only read moves: a holder cannot move itself."""
+        requests, locks = self.watches.get("requests"), self.watches.get("locks")
+        if requests is None or locks is None or requests.latest is None or locks.latest is None:
+            return
+        entries = {e.key: e for e in requests.latest.entries}
+        moves = moves_of((e.key, e.value) for e in entries.values())
+        for service in settled_moves(locks.latest.entries, {s: m.node for s, m in moves.items()}):
+            entry = entries[keys.move_request(service)]
+            try:
+                self.store.delete(entry.key, entry.modify_index)
+            except ConsulError as exc:
+                log.warning("could not delete %s: %s", entry.key, exc)
+                continue
+            self._pending.append(
+                PlannedEvent("Moved", f"service/{service}", f"restored on {moves[service].node}: move request done")
+            )
 
     def _record_indexes(self) -> dict[str, int]:
         """node -> its ``nodes/<n>`` record's ModifyIndex: a lost node is back once it moved (nodes.py)."""

@@ -298,6 +298,23 @@ def node_view(
     )
 
 
+def settled_moves(entries: Iterable[Entry], moves: Mapping[str, str]) -> list[str]:
+    """The services of ``moves`` (service -> target node) whose every volume lock record names the target
+    and is no longer ``pending``: restored there, so the one-shot move is done."""
+    seen: dict[str, list[bool]] = {}
+    for entry in entries:
+        parts = entry.key[len(keys.LOCKS_VOLUMES) :].split("/")
+        if not entry.key.startswith(keys.LOCKS_VOLUMES) or len(parts) != 2 or parts[0] not in moves:
+            continue
+        try:
+            data = json.loads(entry.value.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            data = None
+        done = isinstance(data, dict) and data.get("node") == moves[parts[0]] and data.get("pending", False) is False
+        seen.setdefault(parts[0], []).append(done)
+    return sorted(s for s, flags in seen.items() if flags and all(flags))
+
+
 def volume_homes(entries: Iterable[Entry]) -> dict[str, str]:
     """Stateful service -> the node its volume lock's record names (``locks/volumes/<service>/<volume>``,
     written by agents: read strictly, a record that is not ``{"node": <label>, ...}`` names no one)."""

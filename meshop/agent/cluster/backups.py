@@ -63,20 +63,16 @@ def parse_restore(entry: Entry | None) -> RestoreRequest | None:
 
 
 class MoveStore:
-    """``requests/<service>/move`` for the restorer: read strictly, deleted once carried out."""
+    """``requests/<service>/move`` for the restorer: read strictly (only the operator writes it, the
+    controller deletes it once the target restored)."""
 
     def __init__(self, store: BackupKV) -> None:
         self.store = store
 
-    def move(self, service: str) -> tuple[MoveRequest, int] | None:
-        """The pending move and its ModifyIndex. Raises ConsulError."""
+    def move(self, service: str) -> MoveRequest | None:
+        """The pending move. Raises ConsulError."""
         entry = self.store.get(keys.move_request(service))
-        move = parse_move(entry.value if entry is not None else None)
-        return (move, entry.modify_index) if move is not None and entry is not None else None
-
-    def consume_move(self, service: str, index: int) -> None:
-        """Delete the move carried out, unless a newer one replaced it meanwhile. Raises ConsulError."""
-        self.store.delete(keys.move_request(service), index)
+        return parse_move(entry.value if entry is not None else None)
 
 
 class BackupStore:

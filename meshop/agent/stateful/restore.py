@@ -18,7 +18,8 @@ work on a thread of its own so the pass never waits for restic:
 
 * a service moved here by ``meshop volume restore --to-node`` (``requests/<service>/move`` names this
   node): every volume with a ``backup`` is restored from the request's snapshot (an id, or ``latest``),
-  whatever ``failover`` says; once all are settled the request is deleted (one-shot).
+  whatever ``failover`` says; once all are settled the controller deletes the request (one-shot: this
+  agent may only read it, so a holder cannot move its own service).
 
 Then the lock's record is settled (no longer pending), so a restart of this agent starts the copy.
 """
@@ -61,9 +62,7 @@ class Settler(Protocol):
 class Moves(Protocol):
     """``cluster.backups.MoveStore``: ``requests/<service>/move``."""
 
-    def move(self, service: str, /) -> tuple[MoveRequest, int] | None: ...
-
-    def consume_move(self, service: str, index: int, /) -> None: ...
+    def move(self, service: str, /) -> MoveRequest | None: ...
 
 
 class VolumeEngine(Protocol):
@@ -151,28 +150,23 @@ class Restorer:
 
     def _run(self, service: str, spec: ServiceSpec, pending: list[str]) -> None:
         note: Note | None = None
-        move: tuple[MoveRequest, int] | None = None
+        move: MoveRequest | None = None
         try:
             move = self.moves.move(service) if self.moves is not None else None
         except ConsulError as exc:
             note = Note("RestoreFailed", f"reading requests/{service}/move: {exc}")
-        if move is not None and move[0].node != self.node:
+        if move is not None and move.node != self.node:
             move = None  # a move to another node: not ours to carry out
         for volume in spec.stateful_volumes if note is None else ():
             if volume.name not in pending or volume.name is None:
                 continue
             try:
-                self._restore(service, spec, volume.name, move[0].snapshot if move else None)
+                self._restore(service, spec, volume.name, move.snapshot if move else None)
             except RestoreError as exc:
                 reason = exc.reason if exc.reason in FENCE_REASONS else "RestoreFailed"
                 note = Note(reason, str(exc) if reason == exc.reason else f"{exc} ({exc.reason})")
                 self.journal.add(note.reason, f"service/{service}", note.message)
                 break
-        if note is None and move is not None and self.moves is not None:
-            try:
-                self.moves.consume_move(service, move[1])
-            except ConsulError as exc:  # restored and settled: the controller keeps it here anyway
-                log.warning("could not delete requests/%s/move: %s", service, exc)
         with self._mu:
             job = self._jobs.setdefault(service, _Job())
             job.note = note

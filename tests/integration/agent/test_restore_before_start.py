@@ -157,14 +157,10 @@ class Moves:
     """``requests/<service>/move`` as ``MoveStore`` gives it."""
 
     def __init__(self, node: str, snapshot: str) -> None:
-        self.request: tuple[MoveRequest, int] | None = (MoveRequest("1-a", node, snapshot, 1.0), 7)
-        self.consumed: list[int] = []
+        self.request = MoveRequest("1-a", node, snapshot, 1.0)
 
-    def move(self, service: str) -> tuple[MoveRequest, int] | None:
+    def move(self, service: str) -> MoveRequest | None:
         return self.request
-
-    def consume_move(self, service: str, index: int) -> None:
-        self.consumed.append(index)
 
 
 def test_a_move_by_command_restores_its_chosen_snapshot_whatever_failover_says(tmp_path: Path) -> None:
@@ -181,21 +177,21 @@ def test_a_move_by_command_restores_its_chosen_snapshot_whatever_failover_says(t
     # a move to another node is not this one's to carry out: failover none, so it waits for its data
     locks, journal, clock = Locks(["data"]), Journal(), [0.0]
     r = restorer(tmp_path, locks, journal, clock)
-    r.moves = elsewhere = Moves("n3", chosen)
+    r.moves = Moves("n3", chosen)
     r.gate("web", s)
     finish(r, "web")
-    assert r.gate("web", s).reason == "VolumeOnOtherNode" and elsewhere.consumed == []  # type: ignore[union-attr]
+    assert r.gate("web", s).reason == "VolumeOnOtherNode"  # type: ignore[union-attr]
     # a snapshot id that is not there: fenced, the request kept, nothing settled
     clock[0] += 10.0
-    r.moves = missing = Moves("n2", "deadbeef")
+    r.moves = Moves("n2", "deadbeef")
     r.gate("web", s)
     finish(r, "web")
     note = r.gate("web", s)
     assert note is not None and note.reason == "RestoreFailed" and "snapshot deadbeef" in note.message
-    assert missing.consumed == [] and locks.settled == []
+    assert locks.settled == []
     clock[0] += 30.0
-    r.moves = ours = Moves("n2", chosen[:8])
+    r.moves = Moves("n2", chosen[:8])
     r.gate("web", s)
     finish(r, "web")
     assert (tmp_path / "volumes" / "meshop-n2-web-data" / "db").read_bytes() == b"the chosen one\n"
-    assert locks.settled == ["data"] and ours.consumed == [7] and r.gate("web", s) is None
+    assert locks.settled == ["data"] and r.gate("web", s) is None

@@ -2,7 +2,8 @@
 tokens), real Docker volumes and real restic. The test plays the controller's part (placement's
 ``relocate`` is table-tested in tests/unit/operator/test_placement_relocate.py): the request is written
 by the CLI, the assignment moves from A to B, and B's agent restores the chosen snapshot — not the
-latest — into a fresh volume before the first start; A's copy stops and its volume is kept."""
+latest — into a fresh volume before the first start; A's copy stops and its volume is kept. The
+holder's token may read the move, never write or delete it (the controller consumes it)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from meshop.client.volume_moves import wait_for_move
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
+from meshop.errors import ConsulError
 from meshop.model import keys
 from meshop.model.moves import parse_move
-from meshop.model.records import BackupRecord, NodeStatus, ServiceStatus, dumps, loads_json
+from meshop.model.records import BackupRecord, MoveRequest, NodeStatus, ServiceStatus, dumps, loads_json
 from tests.integration.agent.helpers import SLEEPER, AgentFactory, assign
 from tests.integration.agent.test_volume_locks import _sync_acl, _volume_folder, other_node, running_on
 from tests.integration.cli.conftest import invoke
@@ -122,7 +126,15 @@ def test_restore_to_another_node_gives_the_snapshots_exact_bytes_and_keeps_the_o
         new = _volume_folder(docker_client, f"meshop-{other_node}-db-data")
         assert digest(new) == at_snapshot  # the chosen snapshot's exact bytes, not the latest's
         assert running_on(docker_client, node, "db") == [] and len(running_on(docker_client, other_node, "db")) == 1
-        assert store.get(keys.move_request("db")) is None  # one-shot: consumed once restored
+        # only the operator writes a move; the controller deletes it: the holder can do neither
+        holder = KVStore(role_config("agent", other_node))
+        assert holder.get(keys.move_request("db")) is not None
+        for attempt in (
+            lambda: holder.put(keys.move_request("db"), dumps(MoveRequest("2-x", node, "latest", 2.0))),
+            lambda: holder.delete(keys.move_request("db")),
+        ):
+            with pytest.raises(ConsulError):
+                attempt()
         assert digest(old) == changed  # A's volume: kept as it was, never deleted
         kept = wait_until(lambda: store.get(keys.kept_volume(node, f"meshop-{node}-db-data")), 30, what="kept")
         assert kept is not None and '"service": "db"' in kept.text

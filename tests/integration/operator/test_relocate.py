@@ -1,16 +1,18 @@
 """The controller and ``requests/<service>/move`` (``meshop volume restore --to-node``), real Consul,
 simulated nodes: the request alone wakes the controller, which moves the stateful service stop-first to
-the named node; a hostile record moves nothing; once the request is consumed it stays there."""
+the named node; a hostile record moves nothing; the controller consumes the request once the target's
+lock record is settled, and the service stays there."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from meshop.consul.store import KVStore
 from meshop.model import keys
 from meshop.model.records import MoveRequest, dumps
 from meshop.operator.controller import Controller
-from tests.integration.operator.sim import SimNode, service_doc
+from tests.integration.operator.sim import SimNode, events_of, service_doc
 from tests.support.procs import wait_until
 
 
@@ -36,7 +38,17 @@ def test_a_move_request_relocates_a_stateful_service_and_a_hostile_one_does_not(
         assert n1.assignment("db") is not None and n2.assignment("db") is None
     store.put(keys.move_request("db"), dumps(MoveRequest("1-b", n2.name, "latest", 1.0)))
     wait_until(lambda: n2.assignment("db") and n1.assignment("db") is None, 5, what="the move to n2")
+    # n2's agent takes the lock (pending while it restores): the request stays until it settled
+    lock = {"node": n2.name, "volume": f"meshop-{n2.name}-db-data", "since": 1.0, "pending": True}
     passes = ctl.loop.passes
-    store.delete(keys.move_request("db"))  # consumed by n2's agent once restored
+    store.put(keys.volume_lock("db", "data"), json.dumps(lock))
+    wait_until(lambda: ctl.loop.passes > passes, 5, what="a pass on the lock record")
+    assert store.get(keys.move_request("db")) is not None
+    store.put(keys.volume_lock("db", "data"), json.dumps({**lock, "pending": False}))
+    wait_until(lambda: store.get(keys.move_request("db")) is None, 5, what="the controller to consume the move")
+    moved = wait_until(lambda: events_of(store, "Moved"), 5, what="the Moved event")
+    assert isinstance(moved, list) and moved[0].object == "service/db" and n2.name in moved[0].message
+    passes = ctl.loop.passes
+    n2.report("db")  # a change: the controller plans again without the request
     wait_until(lambda: ctl.loop.passes > passes, 5, what="a pass after the request is gone")
     assert n2.assignment("db") is not None and n1.assignment("db") is None  # stateful: stays on n2

@@ -241,3 +241,27 @@ def test_volume_homes_read_lock_records_strictly() -> None:
         ]
     )
     assert homes == {"db": "n3"}
+
+
+def test_a_move_is_settled_only_when_every_volume_lock_names_the_target_and_is_not_pending() -> None:
+    from meshop.consul.store import Entry
+    from meshop.operator.desired import settled_moves
+
+    def lock(service: str, volume: str, value: bytes) -> Entry:
+        return Entry(f"locks/volumes/{service}/{volume}", value, 1)
+
+    moves = {s: "n2" for s in ("done", "half", "pending", "elsewhere", "hostile", "none", "junk")}
+    settled = settled_moves(
+        [
+            lock("done", "data", b'{"node": "n2", "since": 1}'),
+            lock("half", "data", b'{"node": "n2"}'),
+            lock("half", "logs", b'{"node": "n2", "pending": true}'),  # one volume still restoring
+            lock("pending", "data", b'{"node": "n2", "pending": true}'),
+            lock("elsewhere", "data", b'{"node": "n1"}'),  # still the old holder's
+            lock("hostile", "data", b'{"node": "n2", "pending": "no"}'),
+            lock("junk", "data", b"\xff"),
+            lock("other", "data", b'{"node": "n2"}'),  # no move asked
+        ],
+        moves,
+    )
+    assert settled == ["done"]  # "none": no lock record yet
