@@ -233,19 +233,3 @@ def volume_rows(
                 rows += [VolumeRow(service, volume.name, node, False, line) for node in nodes]
     rows += [VolumeRow("", name, node, True) for node, name in kept]
     return rows
-
-
-def read_volume_rows(store: KVStore) -> list[VolumeRow]:
-    """``meshop volume ls``: desired services, their status placement, backups and kept copies."""
-    from meshop.client.cluster import Parsers, Snapshot  # loads the operator's parsers: only here
-
-    listings = [store.list(p) for p in (keys.DESIRED_SERVICES, keys.STATUS_SERVICES, keys.BACKUPS)]
-    snapshot = Snapshot.build(listings, (), None, 0.0, Parsers(store.config.prefix))
-    specs = {
-        name: ServiceSpec.from_dict(dict(p.desired.spec))
-        for name, p in snapshot.services.items()
-        if p.desired is not None and p.desired.valid
-    }
-    placement = {name: list(s.placement) for name, s in snapshot.statuses.items()}
-    kept = kept_entries(store.list(keys.KEPT_VOLUMES).entries)
-    return volume_rows(specs, placement, snapshot.backups, kept)

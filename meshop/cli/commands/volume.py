@@ -29,7 +29,7 @@ def volume() -> None:
 def ls(obj: CliContext, fmt: str) -> None:
     """Every stateful volume, the node holding it and its last backup; copies kept aside on nodes."""
     from meshop.cli.render import volumes_table
-    from meshop.client.volumes import read_volume_rows
+    from meshop.client.volume_list import read_volume_rows
 
     rows, now = read_volume_rows(obj.store()), time.time()
     if fmt != "table":
@@ -76,7 +76,8 @@ def backup(obj: CliContext, service: str, wait: bool, timeout: float) -> None:
 def snapshots(obj: CliContext, service: str, fmt: str) -> None:
     """SERVICE's snapshots, newest first, as the node holding its volumes last listed the repository."""
     from meshop.cli.render import snapshots_table
-    from meshop.client.volumes import read_volume_rows, snapshots_of
+    from meshop.client.volume_list import read_volume_rows
+    from meshop.client.volumes import snapshots_of
 
     lines = [row.backup for row in read_volume_rows(obj.store()) if row.service == service and row.backup]
     if not lines:
