@@ -54,6 +54,10 @@ class Site:
     comment: str = ""
     dynamic: DynamicUpstreams | None = None
     unavailable: str = "meshop: no healthy upstream"  # the 503 answer while there are no upstreams
+    # False: a new upstream connection per request. A POST on a pooled connection that the upstream is
+    # closing fails as a 502 (Caddy replays only idempotent requests); for a low-traffic loopback upstream
+    # such as the dashboard, a connect per request costs nothing.
+    keepalive: bool = True
 
 
 def render_site(
@@ -137,7 +141,11 @@ def _reverse_proxy(site: Site, proxy: ProxyOptions) -> list[str]:
         lines.append("\t}")
         lines.append("\ttransport http {")
         lines.append(f"\t\tresolvers {resolver}")
+        if not site.keepalive:
+            lines.append("\t\tkeepalive off")
         lines.append("\t}")
+    elif not site.keepalive:
+        lines.extend(["\ttransport http {", "\t\tkeepalive off", "\t}"])
     if site.health_path:
         lines.append(f"\thealth_uri {_safe_path(site.health_path)}")
         lines.append(f"\thealth_interval {_safe_duration(proxy.health_interval)}")

@@ -97,7 +97,8 @@ def ask(dashboard: GatewayDashboard, timeout: float = 3.0) -> Verdict:
 def dashboard_site(dashboard: GatewayDashboard, verdict: Verdict) -> Site:
     """The gateway's site for the dashboard host: a proxy once a login is required, else a fixed 503."""
     if verdict.published:
-        return Site(dashboard.host, "/", (dashboard.upstream,), comment="meshop dashboard")
+        # no pooled upstream connections: a sign-in POST never meets one the dashboard is closing
+        return Site(dashboard.host, "/", (dashboard.upstream,), comment="meshop dashboard", keepalive=False)
     return Site(
         dashboard.host,
         "/",

@@ -48,6 +48,7 @@ def test_the_site_proxies_once_published_and_answers_a_fixed_503_otherwise() -> 
         proxy=GatewaySettings("x").proxy,
     )
     assert "dashboard.example.com {" in served and "reverse_proxy 127.0.0.1:8080 {" in served
+    assert "transport http {\n\t\t\t\tkeepalive off\n\t\t\t}" in served  # no pooled connection for a sign-in POST
     for verdict in (judge(200, DASH), judge(None, DASH, "x"), NOT_CHECKED):
         text = render_site(
             dashboard_site(DASH, verdict), scheme="https", bind=(), tls="internal", proxy=GatewaySettings("x").proxy
