@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from meshop.client.volumes import _spec_of, backed_up_volumes, read_backups
+from meshop.client.volumes import _spec_of, backed_up_volumes, poll, read_backups
 from meshop.consul.store import KVStore
 from meshop.errors import DocumentError, NotFound
 from meshop.model import keys
@@ -102,14 +102,14 @@ def wait_for_move(
 ) -> MoveOutcome | None:
     """Poll until ``node`` restored and runs ``service`` (a ready copy there: the command refused a
     service already on ``node``), or its agent reports why it cannot restore; None on timeout."""
-    deadline = mono() + timeout
-    while True:
+
+    def settled() -> MoveOutcome | None:
         pending = parse_move(getattr(store.get(keys.move_request(service)), "value", None))
         observed = _record(store, keys.observed(node, service), Observed)
         if observed is not None and observed.reason in FAILED and pending is not None and pending.id == ident:
             return MoveOutcome(False, f"{observed.reason}: {observed.error}")
         if observed is not None and observed.ready > 0:
             return MoveOutcome(True, f"service/{service} restored and running on {node}")
-        if mono() >= deadline:
-            return None
-        sleep(0.5)
+        return None
+
+    return poll(settled, timeout, mono=mono, sleep=sleep)

@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from meshop.consul.store import Entry, KVStore
 from meshop.errors import DocumentError, NotFound
@@ -141,6 +141,29 @@ def request_restore(store: KVStore, service: str, snapshot: str, volume: str, no
     return ident
 
 
+T = TypeVar("T")
+
+
+def poll(
+    check: Callable[[], T | None],
+    timeout: float,
+    *,
+    mono: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    interval: float = 0.5,
+) -> T | None:
+    """``check()`` every ``interval`` seconds until it returns something, at least once; None once
+    ``timeout`` (monotonic) has passed. What the ``volume`` commands' ``--wait`` waits with."""
+    deadline = mono() + timeout
+    while True:
+        found = check()
+        if found is not None:
+            return found
+        if mono() >= deadline:
+            return None
+        sleep(interval)
+
+
 def wait_for_restore(
     store: KVStore,
     service: str,
@@ -151,14 +174,14 @@ def wait_for_restore(
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[str, RestoreReport] | None:
     """Poll until a node reports restore ``ident`` of ``service``: (node, report), or None on timeout."""
-    deadline = mono() + timeout
-    while True:
+
+    def reported() -> tuple[str, RestoreReport] | None:
         for (node, name), record in read_backups(store).items():
             if name == service and record.restore is not None and record.restore.id == ident:
                 return node, record.restore
-        if mono() >= deadline:
-            return None
-        sleep(0.5)
+        return None
+
+    return poll(reported, timeout, mono=mono, sleep=sleep)
 
 
 def wait_for_request(
@@ -172,13 +195,12 @@ def wait_for_request(
 ) -> list[BackupLine]:
     """Poll until a node reports request ``ident`` carried out for ``service``; its lines (empty on
     timeout)."""
-    deadline = mono() + timeout
-    while True:
+
+    def carried_out() -> list[BackupLine] | None:
         records = {k: r for k, r in read_backups(store).items() if k[1] == service}
-        lines = [line for line in backup_lines(records) if line.backup.request == ident]
-        if lines or mono() >= deadline:
-            return lines
-        sleep(0.5)
+        return [line for line in backup_lines(records) if line.backup.request == ident] or None
+
+    return poll(carried_out, timeout, mono=mono, sleep=sleep) or []
 
 
 def snapshots_of(lines: Iterable[BackupLine]) -> list[tuple[str, SnapshotInfo]]:
