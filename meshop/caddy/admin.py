@@ -127,7 +127,7 @@ def _error_after_warnings(body: bytes) -> str | None:
         except ValueError:
             return None  # not Caddy's JSON: nothing to read a refusal from
         if isinstance(value, dict) and "error" in value:
-            return " ".join(str(value["error"]).split())[:1000] or "refused (no message)"
+            return _one_line(value["error"]) or "refused (no message)"
     return None
 
 
@@ -136,5 +136,10 @@ def _error_text(body: bytes) -> str:
     try:
         data = json.loads(text)
     except ValueError:
-        return " ".join(text.split())[:1000]
-    return " ".join(str(data.get("error", text)).split())[:1000] if isinstance(data, dict) else text[:1000]
+        return _one_line(text)
+    return _one_line(data.get("error", text)) if isinstance(data, dict) else text[:1000]
+
+
+def _one_line(message: object) -> str:
+    """Caddy's message on one line, bounded: it goes into logs, KV records and ``meshop status``."""
+    return " ".join(str(message).split())[:1000]
