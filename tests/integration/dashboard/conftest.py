@@ -20,7 +20,7 @@ from tests.integration.routing.helpers import cleanup_node
 from tests.support import acl
 from tests.support.consul_server import ConsulServer
 from tests.support.meshop_proc import meshop_process
-from tests.support.procs import Process
+from tests.support.procs import PATIENCE, Process
 
 
 @dataclass
@@ -88,7 +88,14 @@ def sign_in(driver: Any, dashboard: Dashboard) -> None:
     assert driver.current_url.endswith("/login"), driver.current_url
     driver.find_element(By.ID, "token").send_keys(dashboard.config.token or "")
     driver.find_element(By.ID, "login-token").click()
-    assert driver.title == "Fleet · meshop", driver.page_source[:2000]
+    # click() returns before the POST's answer is loaded: await the overview, as a user would.
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        WebDriverWait(driver, 20 * PATIENCE, poll_frequency=0.1).until(lambda d: d.title == "Fleet · meshop")
+    except TimeoutException:
+        raise AssertionError(f"no overview after signing in; title {driver.title!r}") from None
 
 
 def start_chromium(tmp_path_factory: pytest.TempPathFactory, *extra: str, home: Path | None = None) -> Any:
