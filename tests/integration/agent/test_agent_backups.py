@@ -166,7 +166,12 @@ def test_restore_stops_restores_exact_bytes_keeps_the_old_and_starts_the_same_co
     consul_server: ConsulServer,
 ) -> None:
     spec = stateful(prefix, tmp_path / "repo")
-    started(start_agent, store, engine, node, spec)
+    daemon = started(start_agent, store, engine, node, spec).daemon
+    # one runner: what the in-place restore (the worker) or a restore before start holds stopped, the
+    # reconciler sees (agent/daemon.py)
+    restorer = daemon.reconciler.cluster.restorer
+    assert daemon.backups is not None and restorer is not None
+    assert daemon.backups.runner is restorer.runner is daemon.backup_runner
     store.put(keys.desired_service("app"), document("app", spec))
     first = wait_until(lambda: (v := volume_record(store, node)) and v.snapshot and v, 60, what="a first snapshot")
     assert isinstance(first, VolumeBackup)
