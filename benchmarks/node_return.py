@@ -43,7 +43,7 @@ POLL = 0.02
 LOG_STEPS = [
     ("agent: first log line", re.compile(r".")),
     ("agent: threads started", re.compile(r"agent for node \S+ started")),
-    ("agent: registered with Consul", re.compile(r"registered meshop-agent")),
+    ("agent: registered with Consul", re.compile(r"registered meshop-agent-")),
     ("agent: removing the stale copy", re.compile(rf"removing meshop-\S+-{SERVICE}-")),
 ]
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
@@ -106,11 +106,11 @@ def modify_index(fleet: Fleet, key: str) -> int:
 
 
 def node_passing(fleet: Fleet, node: str) -> bool:
-    """What the controller reads for the node's agent: its meshop-agent instance and every check on it."""
+    """What the controller reads for the node's agent: its meshop-agent-<node> instance and every check on it."""
     checks = fleet.consul_get(f"/v1/health/node/{node}") or []
-    agent = [c for c in checks if c.get("ServiceName") == "meshop-agent"]
+    agent = [c for c in checks if c.get("ServiceName") == f"meshop-agent-{node}"]
     return bool(agent) and all(
-        c.get("Status") == "passing" for c in checks if c.get("ServiceName") in ("", "meshop-agent")
+        c.get("Status") == "passing" for c in checks if c.get("ServiceName") in ("", f"meshop-agent-{node}")
     )
 
 
