@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from meshop.cli.main import run
-from meshop.client.acl import placement_of
+from meshop.client.acl import keeps_legacy_name, placement_of
 from meshop.consul.store import Entry, Listing
+from meshop.model import acl as policies
 
 
 def listing(*keys: str) -> Listing:
@@ -50,3 +51,19 @@ def test_bad_input_is_one_clear_line(args: list[str], message: str, capsys: pyte
     assert run(["--consul-addr", "127.0.0.1:1", *args]) != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("legacy_policy", "upgraded", "kept"),
+    [
+        pytest.param(True, set(), True, id="old-agent-keeps-the-shared-name"),
+        pytest.param(True, {"n1"}, False, id="upgraded-agent-loses-it"),
+        pytest.param(True, {"n2"}, True, id="another-nodes-upgrade-changes-nothing"),
+        pytest.param(False, set(), False, id="never-added-to-a-policy-without-it"),
+    ],
+)
+def test_the_shared_agent_name_is_kept_only_until_the_node_is_upgraded(
+    legacy_policy: bool, upgraded: set[str], kept: bool
+) -> None:
+    rules = policies.policy_rules("agent", "meshop", "n1", legacy=legacy_policy)
+    assert keeps_legacy_name(rules, "n1", frozenset(upgraded)) is kept
