@@ -18,7 +18,6 @@ import base64
 import json
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +59,7 @@ class Sampler:
 
 
 def put_secret(fleet: Fleet, key: str, value: str) -> None:
-    request = urllib.request.Request(
-        f"http://{fleet.consul_addr}/v1/kv/{fleet.prefix}/{key}", data=value.encode(), method="PUT"
-    )
-    urllib.request.urlopen(request, timeout=5).close()
+    fleet.consul_put(f"/v1/kv/{fleet.prefix}/{key}", value)  # the management token: no role writes secrets/
 
 
 def events(fleet: Fleet, node: str) -> list[dict[str, Any]]:

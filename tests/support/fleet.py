@@ -18,10 +18,19 @@ Layout (K: the fleet's subnet octet, 10.231.K.0/24)::
     cl mf-<id>-cl 10.231.K.250 (nothing runs there until a test or benchmark starts a client)
 
 Every Consul agent runs with the JSON config ``meshop init`` / ``node add [--server]`` write
-(``meshop.bootstrap.render.consul_config``: gossip encryption, LAN gossip timing, autopilot, raft
-timing; the gateway founds the cluster with ``bootstrap_expect`` 1, the other servers join it and
-autopilot makes them voters), minus the ACLs (the fleet runs without them) and plus HTTP on the member's
-address. Every meshop daemon talks to the Consul agent of its own host, as on real hosts.
+(``meshop.bootstrap.render.consul_config``: gossip encryption, default-deny ACLs, LAN gossip timing,
+autopilot, raft timing; the gateway founds the cluster with ``bootstrap_expect`` 1, the other servers join
+it and autopilot makes them voters), plus HTTP on the member's address. Every meshop daemon talks to the
+Consul agent of its own host, as on real hosts.
+
+ACLs as ``meshop init`` sets them up: ``consul acl bootstrap`` on the gateway's server once it leads (the
+management token kept in ``<root>/tokens/management.token``), a node-identity token per Consul agent
+(``consul acl token create -node-identity``, in that agent's config), the role policies and tokens made by
+meshop's own ``AclAdmin`` (``meshop acl init`` / ``token``), and ``meshop acl sync --watch`` on the gateway
+with the management token. Every daemon gets its role's token as a 0600 file (``CONSUL_HTTP_TOKEN_FILE``):
+controllers the controller token, gateways the gateway token, the agent of N node N's agent token; ``cli``
+runs commands as operator (writes) or readonly (reads). Only the harness's own reads and set-up writes
+(assertions, the inventory, the DNS writer's TSIG secret) use the management token.
 
 Every process is started with ``nsenter --net=/var/run/netns/<ns>`` (never ``ip netns exec``: it
 remounts /sys and dockerd then fails), in its own session, with ``MESHOP_FLEET_DIR=<root>`` in its
@@ -60,6 +69,9 @@ from pathlib import Path
 from typing import Any
 
 from meshop.bootstrap.render import consul_config
+from meshop.client.acl import AclAdmin
+from meshop.consul.config import ConsulConfig
+from tests.support.acl import role_of
 from tests.support.procs import PATIENCE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,6 +84,17 @@ GATEWAY_PORT = 80
 DNS_ZONE = "fleet.test"
 DNS_KEY = "meshop-key"
 GATEWAY_CHECK_INTERVAL = 1.0  # seconds; the gateways' Consul checks when DNS follows them
+DATACENTER = "dc1"
+# the token each spawned process runs with, by its process name: its role (None: the management token,
+# which only `acl sync --watch` holds, as on an installed gateway); processes not listed get no token
+PROC_ROLES: dict[str, str | None] = {
+    "controller": "controller",
+    "gateway": "gateway",
+    "agent": "agent",
+    "acl-sync": None,
+}
+# CLI commands that write (as operator) beyond those tests.support.acl.role_of knows
+OPERATOR_CLI = {"node", "rebalance", "cluster"}
 
 
 def log(message: str) -> None:
@@ -261,6 +284,7 @@ class Fleet:
     rebalance_stable: float = 8.0
     rebalance_interval: float = 0.5
     _children: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
+    _acl_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
@@ -436,13 +460,18 @@ class Fleet:
             assert pid is not None
             return pid
         member.dir.mkdir(parents=True, exist_ok=True)
+        base = {k: v for k, v in os.environ.items() if not k.startswith("CONSUL_")}  # no token of the caller's
+        if proc in PROC_ROLES:  # its role's token, as a 0600 file (the installed units' env files are 0600)
+            role = PROC_ROLES[proc]
+            path = self.token_file(role, member.name if role == "agent" else None) if role else self.management_file
+            base["CONSUL_HTTP_TOKEN_FILE"] = str(path)
         with open(member.dir / f"{proc}.log", "ab") as out:
             child = subprocess.Popen(
                 ["nsenter", f"--net=/var/run/netns/{member.ns}", *args],  # nsenter execs: same PID
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {}), MARK: member.mark},
+                env={**base, "PYTHONUNBUFFERED": "1", **(env or {}), MARK: member.mark},
                 start_new_session=True,
                 cwd=member.dir,
             )
@@ -513,21 +542,22 @@ class Fleet:
         return path.read_text().strip()
 
     def consul_json(self, member: Member) -> str:
-        """What ``meshop init`` (gw) and ``node add [--server]`` (the others) write to consul.json, with the
-        fleet's folder as data_dir, HTTP also on the member's address, and no ACLs."""
+        """What ``meshop init`` (gw) and ``node add [--server]`` (the others) write to consul.json (ACLs on,
+        default deny; the agent's node-identity token once the ACLs are bootstrapped: gw's first start has
+        none, as with ``meshop init``), with the fleet's folder as data_dir and HTTP also on the member's
+        address."""
         server = self.is_server(member.name)
         join = "" if member.name == "gw" else self.gateway.addr
         rendered = consul_config(
             node=member.name,
             address=member.addr,
-            datacenter="dc1",
+            datacenter=DATACENTER,
             gossip_key=self.gossip_key(),
-            agent_token="",
+            agent_token=self.consul_agent_token(member) if self.management_file.exists() else "",
             server=server,
             join=join,
         )
         config = json.loads(rendered)
-        config.pop("acl")  # the fleet runs without ACLs (issue 24's stretch: with them)
         config |= {"data_dir": str(member.dir / "consul"), "client_addr": f"127.0.0.1 {member.addr}"}
         config |= {"retry_interval": "1s"} if join else {}
         return json.dumps(config, indent=2, sort_keys=True) + "\n"
@@ -584,13 +614,10 @@ class Fleet:
 
     def configure_dns(self) -> None:
         """The TSIG secret where the DNS writer reads it (``<prefix>/secrets/meshop-dns/``, the secrets
-        folder: on a fleet without ACLs a plain KV write) and the Gateway document pointing at BIND."""
+        folder, written with the management token: no role writes secrets) and the Gateway document
+        pointing at BIND."""
         key = f"{self.prefix}/secrets/meshop-dns/tsig"
-        request = urllib.request.Request(
-            f"http://{self.consul_addr}/v1/kv/{key}", data=self.bind().secret.encode(), method="PUT"
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            response.read()
+        self.consul_put(f"/v1/kv/{key}", self.bind().secret.encode())
         dns = {"provider": "rfc2136", "server": self.dns_server, "zone": DNS_ZONE, "keyName": DNS_KEY}
         dns.update({"keySecretKey": key, "ttl": self.dns_ttl, "records": "hosts"})
         spec = {"domains": [DNS_ZONE], "tls": {"mode": "off"}, "dns": dns}
@@ -608,14 +635,8 @@ class Fleet:
 
     def record_inventory(self, node: Member) -> None:
         """The node's address in ``inventory/nodes/<n>``, as ``meshop node add`` records it (issue 24: the
-        controller dials a node only at an address listed there)."""
-        request = urllib.request.Request(
-            f"http://{self.consul_addr}/v1/kv/{self.prefix}/inventory/nodes/{node.name}",
-            data=json.dumps({"addresses": [node.addr]}).encode(),
-            method="PUT",
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            response.read()
+        controller dials a node only at an address listed there; written with the management token)."""
+        self.consul_put(f"/v1/kv/{self.prefix}/inventory/nodes/{node.name}", json.dumps({"addresses": [node.addr]}))
 
     # -- readiness ---------------------------------------------------------------------------------------
     def engine_ready(self, node: Member) -> bool:
@@ -628,9 +649,116 @@ class Fleet:
         run("docker", "-H", node.docker_host, "load", input=saved)
 
     def consul_get(self, path: str, addr: str | None = None) -> Any:
-        with urllib.request.urlopen(f"http://{addr or self.consul_addr}{path}", timeout=3) as response:
+        """GET ``path`` from Consul (default ``consul_addr``) with the management token: the harness's own
+        reads for its assertions."""
+        request = urllib.request.Request(f"http://{addr or self.consul_addr}{path}", headers=self.consul_headers())
+        with urllib.request.urlopen(request, timeout=3) as response:
             body = response.read()
         return json.loads(body) if body else None
+
+    def consul_put(self, path: str, data: bytes | str, addr: str | None = None, token: str | None = None) -> Any:
+        """PUT ``data`` to ``path`` with ``token`` (default the management token: the harness's own set-up
+        writes); an HTTPError (403 for a refused token) is raised as it comes."""
+        headers = {"X-Consul-Token": token} if token else self.consul_headers()
+        body = data.encode() if isinstance(data, str) else data
+        url = f"http://{addr or self.consul_addr}{path}"
+        with urllib.request.urlopen(urllib.request.Request(url, body, headers, method="PUT"), timeout=5) as response:
+            answer = response.read()
+        return json.loads(answer) if answer else None
+
+    # -- ACLs (as `meshop init` / `node add` set them up) ---------------------------------------------------
+    @property
+    def tokens_dir(self) -> Path:
+        return self.root / "tokens"
+
+    @property
+    def management_file(self) -> Path:
+        return self.tokens_dir / "management.token"
+
+    def consul_headers(self) -> dict[str, str]:
+        """The management token header once the ACLs are bootstrapped (before: none; only gw's leader and
+        ``/v1/status`` are asked then, which need no token)."""
+        path = self.management_file
+        return {"X-Consul-Token": path.read_text().strip()} if path.exists() else {}
+
+    def _keep_secret(self, path: Path, secret: str) -> None:
+        """``secret`` into ``path``, mode 0600 from its creation (the folder is 0700)."""
+        self.tokens_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fresh = path.with_suffix(".new")
+        fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secret + "\n")
+        fresh.replace(path)
+
+    def _consul_cli(self, *args: str) -> dict[str, Any]:
+        """``consul ARGS -format=json`` against ``consul_addr`` with the management token (when there is one),
+        as ``meshop init`` runs it on the gateway; its answer (a secret) is returned, never logged."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONSUL_")}
+        env["CONSUL_HTTP_ADDR"] = self.consul_addr
+        if self.management_file.exists():
+            env["CONSUL_HTTP_TOKEN_FILE"] = str(self.management_file)
+        result = subprocess.run(
+            [find_binary("consul"), *args, "-format=json"], capture_output=True, env=env, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"consul {' '.join(args)}: {result.stderr.decode(errors='replace').strip()}")
+        return dict(json.loads(result.stdout))
+
+    def acl_bootstrap(self) -> None:
+        """Once gw's Consul leads: ``consul acl bootstrap`` (retried while the new leader sets its ACLs up),
+        gw's own agent token (node identity) set on the running agent (it persists it) and in its config,
+        and the role policies (``meshop acl init``). Nothing again on a fleet that has them."""
+        with self._acl_lock:
+            if not self.management_file.exists():
+                made = wait_for(lambda: self._consul_cli("acl", "bootstrap"), 60, "consul acl bootstrap", 0.5)
+                self._keep_secret(self.management_file, str(made["SecretID"]))
+            gw = self.gateway
+            token = json.dumps({"Token": self.consul_agent_token(gw)})
+            self.consul_put("/v1/agent/token/agent", token, f"{gw.addr}:8500")
+            config = gw.dir / "consul.json"
+            config.write_text(self.consul_json(gw))  # its next start has the token from the beginning
+            config.chmod(0o600)
+            with self._admin() as admin:
+                admin.init()
+
+    def consul_agent_token(self, member: Member) -> str:
+        """``member``'s Consul agent token: a node identity (``node <name>`` write, for its anti-entropy),
+        made once as ``meshop init`` / ``node add`` make it, kept in ``tokens/consul-<name>.token``."""
+        with self._acl_lock:
+            path = self.tokens_dir / f"consul-{member.name}.token"
+            if not path.exists():
+                made = self._consul_cli(
+                    "acl", "token", "create", "-description", f"meshop consul agent {member.name}",
+                    "-node-identity", f"{member.name}:{DATACENTER}",
+                )  # fmt: skip
+                self._keep_secret(path, str(made["SecretID"]))
+            return path.read_text().strip()
+
+    @contextlib.contextmanager
+    def _admin(self) -> Iterator[AclAdmin]:
+        token = self.management_file.read_text().strip()
+        config = ConsulConfig.from_env({}, addr=self.consul_addr, token=token, prefix=self.prefix, timeout=10.0)
+        admin = AclAdmin(config)
+        try:
+            yield admin
+        finally:
+            admin.api.client.http.session.close()
+
+    def token_file(self, role: str, node: str | None = None) -> Path:
+        """The 0600 file holding ``role``'s token (an agent's: of ``node``), made by meshop's own ``AclAdmin``
+        (``meshop acl token ROLE [--node N]``) on first use."""
+        with self._acl_lock:
+            path = self.tokens_dir / (f"{role}-{node}.token" if node else f"{role}.token")
+            if not path.exists():
+                with self._admin() as admin:
+                    self._keep_secret(path, admin.token(role, node))
+            return path
+
+    def start_acl_sync(self) -> None:
+        """``meshop acl sync --watch`` where ``meshop init`` puts it: on the gateway, next to its Consul
+        server, with the management token; a short resync so a missed wake-up costs seconds."""
+        gw = self.gateway
+        self.spawn(gw, "acl-sync", [*self.meshop(gw, f"{gw.addr}:8500"), "acl", "sync", "--watch", "--resync", "5"])
 
     def kv(self, key: str) -> Any:
         """The JSON value at ``<prefix>/<key>``, or None."""
@@ -684,17 +812,19 @@ class Fleet:
         for node in self.node_names:
             self.start_dockerd(self.node(node))
         self.start_consul(gw)
+        if self.dns:
+            self.start_named()
+        wait_for(lambda: self.consul_get("/v1/status/leader"), 60, "a Consul leader on the gateway")
+        self.acl_bootstrap()  # the other agents start with their tokens made by then, as `node add` does
         for node in self.node_names:
             self.start_consul(self.node(node))
         if self.gateways > 1:
             self.start_consul(self.gateway2)
-        if self.dns:
-            self.start_named()
+        self.start_acl_sync()
         for name in self.node_names:
             node = self.node(name)
             wait_for(lambda n=node: self.engine_ready(n), 60, f"dockerd on {name}")  # type: ignore[misc]
             self.load_image(node)
-        wait_for(lambda: self.consul_get("/v1/status/leader"), 60, "a Consul leader on the gateway")
         agents = {m.name for m in self.gateway_members} | set(self.node_names)
         wait_for(lambda: self.members_alive() >= agents, 60, "every Consul agent to join")
         if self.dns:
@@ -751,6 +881,7 @@ class Fleet:
         if name == "gw":
             self.start_consul(member)
             wait_for(lambda: self.consul_get("/v1/status/leader", f"{member.addr}:8500"), 60, "gw's Consul to rejoin")
+            self.start_acl_sync()
             self.start_controller(member)
             self.start_gateway()
             return
@@ -800,6 +931,7 @@ class Fleet:
         drains = self.gateways > 1 or self.dns  # --drain: no need to wait for it at teardown
         step(lambda: parallel([lambda m=m: self.stop(m, "gateway", timeout=2 if drains else 30) for m in gateways]))
         step(lambda: self.stop(gw, "controller"))
+        step(lambda: self.stop(gw, "acl-sync"))
         step(lambda: parallel([lambda n=n, p=p: self.stop(n, p) for n in nodes for p in ("controller", "agent")]))
         step(lambda: parallel([lambda n=n: self._engine_down(n) for n in nodes]))
         servers = {m.name for m in self.server_members}
@@ -821,6 +953,7 @@ class Fleet:
         run("ip", "netns", "del", self.switch_ns, check=False)
         with contextlib.suppress(OSError):
             (Path("/run/meshop-fleet") / self.fid).rmdir()
+        shutil.rmtree(self.tokens_dir, ignore_errors=True)  # the ACLs they belong to went with Consul's data
         if errors:
             raise RuntimeError(f"fleet {self.fid} down with errors (namespaces removed): {'; '.join(errors)}")
         (self.root / "fleet.json").unlink(missing_ok=True)
@@ -840,14 +973,21 @@ class Fleet:
             run("umount", "-l", point, check=False)
 
     # -- what the fleet runs -----------------------------------------------------------------------------
-    def env(self) -> dict[str, str]:
-        """The environment a host shell needs for `meshop` against this fleet."""
-        return {"CONSUL_HTTP_ADDR": self.consul_addr, "MESHOP_PREFIX": self.prefix}
+    def env(self, role: str = "operator") -> dict[str, str]:
+        """The environment a host shell needs for `meshop` against this fleet (as operator by default)."""
+        token = {"CONSUL_HTTP_TOKEN_FILE": str(self.token_file(role))} if self.management_file.exists() else {}
+        return {"CONSUL_HTTP_ADDR": self.consul_addr, "MESHOP_PREFIX": self.prefix, **token}
+
+    def cli_role(self, args: tuple[str, ...]) -> str:
+        """The role ``meshop ARGS`` runs as: operator for commands that write, readonly for the rest."""
+        role, _ = role_of(list(args))
+        command = next((a for a in args if not a.startswith("-")), "")
+        return "operator" if role == "readonly" and command in OPERATOR_CLI else role
 
     def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """``meshop ARGS`` from the host against this fleet's Consul server."""
+        """``meshop ARGS`` from the host against this fleet's Consul server, with its role's token."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONSUL_")}
-        env.update(self.env())
+        env.update(self.env(self.cli_role(args)))
         result = subprocess.run(
             [sys.executable, "-m", "meshop", *args], input=input, capture_output=True, text=True, env=env, check=False
         )
