@@ -87,8 +87,8 @@ def test_fleet_is_up(fleet: Fleet, service: str) -> None:
 
 def test_fleet_runs_with_default_deny_acls_and_a_token_per_role(fleet: Fleet) -> None:
     """As users run it (issue 24): Consul refuses a request without a token, every meshop daemon holds its
-    own role's token from a 0600 file (only `acl sync` the management token), and every Consul agent syncs
-    its own node with its node-identity token (nothing blocked by the ACLs in its log)."""
+    own role's token from a 0600 file (only `acl sync` the management token), no token shows in a log, and
+    every Consul agent syncs its own node with its node-identity token (nothing blocked by the ACLs)."""
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"http://{fleet.consul_addr}/v1/kv/{fleet.prefix}/status/nodes/n1", timeout=3)
     assert refused.value.code == 403
@@ -105,6 +105,10 @@ def test_fleet_runs_with_default_deny_acls_and_a_token_per_role(fleet: Fleet) ->
         assert (path, "CONSUL_HTTP_TOKEN" in env) == (fleet.tokens_dir / f"{token}.token", False), (host, proc)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert (path.read_text() == management) == (token == "management"), (host, proc)
+    secrets = [path.read_text().strip() for path in fleet.tokens_dir.glob("*.token")]
+    for log in fleet.root.glob("*/*.log"):
+        text = log.read_text(errors="replace")
+        assert not [s for s in secrets if s in text], f"a token in {log}"
     for member in [fleet.gateway, *(fleet.node(n) for n in fleet.node_names)]:
         node = fleet.consul_get(f"/v1/catalog/node/{member.name}")["Node"]
         assert node["TaggedAddresses"].get("lan") == member.addr  # written by the agent's own anti-entropy
