@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import threading
 import time
 import urllib.error
@@ -17,6 +18,7 @@ from meshop.agent.clocks import SYSTEM, Clocks
 from meshop.agent.daemon import AgentDaemon, DaemonOptions
 from meshop.agent.engine.runtime import Runtime
 from meshop.agent.reconciler import AgentSettings
+from meshop.agent.stateful.leases import LeaseDir
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.model import Policy, ServiceSpec, keys, spec_hash
@@ -155,7 +157,9 @@ class AgentFactory:
         self.node = node
         self.config = config
         self.tmp_path = tmp_path
+        self.lease_dir = tmp_path / f"fence-{node}"  # the node's lease folder, shared by its agent and fence
         self.started: list[RunningAgent] = []
+        self.fences: list[Process] = []
 
     def __call__(
         self,
@@ -173,7 +177,12 @@ class AgentFactory:
         clocks: Clocks = SYSTEM,
         usage_interval: float = 10.0,
         stop_grace: float = 1.0,
+        fence: bool = False,
     ) -> RunningAgent:
+        """An in-process agent; with ``fence`` a real ``meshop fence run`` beside it first (a stateful
+        service starts only while a fence watches)."""
+        if fence and not any(f.alive() for f in self.fences):
+            self.start_fence()
         settings = AgentSettings(
             node=self.node,
             advertise_addr="127.0.0.1",
@@ -192,6 +201,7 @@ class AgentFactory:
             heartbeat=heartbeat,
             ttl=ttl,
             usage_interval=usage_interval,
+            lease_dir=self.lease_dir,
         )
         daemon = AgentDaemon(options, runtime, clocks=clocks).start()
         thread = threading.Thread(target=daemon.run, name=f"agent-{self.node}", daemon=True)
@@ -202,9 +212,36 @@ class AgentFactory:
             wait_until(lambda: daemon.loop.passes > 0, 10, what="the agent's first pass")
         return running
 
+    def start_fence(self) -> Process:
+        fence = fence_process(self.node, self.lease_dir, self.tmp_path / f"fence-{self.node}.log")
+        self.fences.append(fence)
+        return fence
+
     def stop_all(self) -> None:
         for agent in self.started:
             agent.stop()
+        for fence in self.fences:
+            fence.stop()
+
+
+def fence_process(node: str, lease_dir: Path, log_path: Path) -> Process:
+    """``meshop fence run`` as a real process (stopped by its PID), once its first heartbeat is written."""
+    command = [sys.executable, "-m", "meshop", "fence", "run", "--node", node, "--lease-dir", str(lease_dir)]
+    fence = Process(command, log_path, env={"PYTHONUNBUFFERED": "1"}).start()
+    leases = LeaseDir(lease_dir)
+
+    def beating() -> bool:
+        assert fence.alive(), fence.log_tail()
+        with contextlib.suppress(Exception):
+            return leases.heartbeat() is not None
+        return False
+
+    try:
+        wait_until(beating, 30, what="the fence's first heartbeat")
+    except BaseException:
+        fence.stop()
+        raise
+    return fence
 
 
 def agent_process(

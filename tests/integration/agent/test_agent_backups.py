@@ -73,7 +73,7 @@ def test_backup_runs_reports_and_a_request_runs_another(
     consul_server: ConsulServer,
 ) -> None:
     store.client.kv.put(f"{prefix}/secrets/app/restic", PASSWORD)
-    agent = start_agent()
+    agent = start_agent(fence=True)
     spec = stateful(prefix, tmp_path / "repo", prepare={"exec": ["sh", "-c", "sync"]})
     spec["placement"] = {"node": node}
     assign(store, node, "app", spec)
@@ -128,7 +128,7 @@ def test_failures_are_reported_and_the_service_keeps_running(
 ) -> None:
     ensure_repository(RepositorySpec(str(tmp_path / "repo"), "another-password"))
     store.client.kv.put(f"{prefix}/secrets/app/restic", PASSWORD)
-    start_agent()
+    start_agent(fence=True)
     assign(store, node, "app", stateful(prefix, tmp_path / "repo", prepare={"stop": True}))
     wait_until(lambda: engine.running("app"), 10, what="the container")
     container_id = engine.running("app")[0].id
@@ -154,7 +154,7 @@ def test_prepare_stop_stops_backs_up_and_starts_the_same_container(
     start_agent: AgentFactory, store: KVStore, engine: Engine, node: str, prefix: str, tmp_path: Path
 ) -> None:
     store.client.kv.put(f"{prefix}/secrets/app/restic", PASSWORD)
-    start_agent()
+    start_agent(fence=True)
     assign(store, node, "app", stateful(prefix, tmp_path / "repo", prepare={"stop": True}))
     wait_until(lambda: engine.running("app"), 10, what="the container")
     before = engine.running("app")[0]
@@ -176,7 +176,7 @@ def test_restore_stops_restores_exact_bytes_keeps_the_old_and_starts_the_same_co
     consul_server: ConsulServer,
 ) -> None:
     store.client.kv.put(f"{prefix}/secrets/app/restic", PASSWORD)
-    start_agent()
+    start_agent(fence=True)
     spec = stateful(prefix, tmp_path / "repo")
     assign(store, node, "app", spec)
     doc = {"apiVersion": "meshop.io/v1alpha1", "kind": "Service", "metadata": {"name": "app"}, "spec": spec}

@@ -85,10 +85,10 @@ def test_two_nodes_assigned_one_stateful_service_never_run_two_copies(
     prefix: str,
 ) -> None:
     store = KVStore(consul_config)
-    first = start_agent()
+    first = start_agent(fence=True)
     second_factory = AgentFactory(other_node, role_config("agent", other_node), tmp_path / "second")
     try:
-        second_factory()
+        second_factory(fence=True)
         with Sampler(docker_client, "db", [node, other_node]) as sampler:
             assign(store, node, "db", STATEFUL)
             _sync_acl(consul_server, prefix)
@@ -142,7 +142,7 @@ def test_a_holder_cut_off_from_consul_kills_its_copy_in_time_and_restarts_it_aft
 ) -> None:
     config = ConsulConfig.from_env({}, addr=own_consul.addr, prefix="locks", timeout=2.0)
     store = KVStore(config)
-    agent = start_agent(config=config, resync=1.0)
+    agent = start_agent(config=config, resync=1.0, fence=True)
     assign(store, node, "db", STATEFUL)
     wait_until(lambda: running_on(docker_client, node, "db"), 30, what="the stateful copy")
     keeper = agent.daemon.volume_locks
@@ -203,7 +203,7 @@ def test_a_move_restores_the_latest_backup_before_the_first_start_and_the_old_co
             }
         ],
     }
-    first = start_agent()
+    first = start_agent(fence=True)
     assign(store, node, "db", writer)
     _sync_acl(consul_server, prefix)
 
@@ -220,7 +220,7 @@ def test_a_move_restores_the_latest_backup_before_the_first_start_and_the_old_co
     store.delete(keys.assignment(node, "db"))
     second = AgentFactory(other_node, role_config("agent", other_node), tmp_path / "second")
     try:
-        second()
+        second(fence=True)
         assign(store, other_node, "db", writer)
         _sync_acl(consul_server, prefix)
         wait_until(lambda: running_on(docker_client, other_node, "db"), 60, what="the copy on node B")
@@ -238,7 +238,7 @@ def test_a_move_restores_the_latest_backup_before_the_first_start_and_the_old_co
         seen = wait_for(lambda: _observed_reason(store, other_node, "db") == "Restored", 10, what="status")
         assert seen
         # node A returns: its copy never starts again; its volume is kept and recorded
-        start_agent()
+        start_agent(fence=True)
         kept = wait_until(
             lambda: store.get(keys.kept_volume(node, f"meshop-{node}-db-data")), 30, what="the kept record"
         )
@@ -250,18 +250,30 @@ def test_a_move_restores_the_latest_backup_before_the_first_start_and_the_old_co
 
 
 def test_a_crashed_agent_adopts_its_session_and_its_copy_keeps_running(
-    consul_server: ConsulServer, consul_config: ConsulConfig, docker_client: Any, node: str, tmp_path: Path, prefix: str
+    consul_server: ConsulServer,
+    consul_config: ConsulConfig,
+    docker_client: Any,
+    node: str,
+    tmp_path: Path,
+    prefix: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     """SIGKILL of the agent process: the next one adopts the saved session (renewed within its TTL), so
-    the copy is neither killed nor restarted — instead of waiting out the TTL and the lock-delay."""
+    the copy is neither killed nor restarted — instead of waiting out the TTL and the lock-delay. The
+    fence leaves it alone meanwhile: the lease runs until GIVE_UP after the last renewal, and the next
+    agent renews it (systemd restarts an agent within 2 s)."""
     import signal
 
-    from tests.integration.agent.helpers import agent_process
+    from tests.integration.agent.helpers import agent_process, fence_process
 
     store = KVStore(consul_config)
     assign(store, node, "db", STATEFUL)
     _sync_acl(consul_server, prefix)
-    first = agent_process(node, consul_server.addr, prefix, tmp_path, log_name="agent-1.log").start()
+    leases = tmp_path / "fence"
+    fence = fence_process(node, leases, tmp_path / "fence.log")
+    request.addfinalizer(fence.stop)
+    lease = ("--lease-dir", str(leases))
+    first = agent_process(node, consul_server.addr, prefix, tmp_path, *lease, log_name="agent-1.log").start()
     try:
         copy = wait_until(lambda: running_on(docker_client, node, "db"), 30, what="the stateful copy")
         assert isinstance(copy, list)
@@ -271,7 +283,7 @@ def test_a_crashed_agent_adopts_its_session_and_its_copy_keeps_running(
         first.popen.wait(5)
     finally:
         first.stop()
-    second = agent_process(node, consul_server.addr, prefix, tmp_path, log_name="agent-2.log").start()
+    second = agent_process(node, consul_server.addr, prefix, tmp_path, *lease, log_name="agent-2.log").start()
     try:
         wait_until(
             lambda: "adopted the volume lock session of db" in second.log_path.read_text(), 30, what="the adoption"
