@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from meshop.agent.stateful import timing
 from meshop.agent.stateful.leases import Lease, LeaseDir
 from meshop.client.events import events_in
@@ -25,14 +27,9 @@ from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.model import keys
 from tests.integration.agent.helpers import AgentFactory, agent_process, assign, fence_process, observed
-from tests.integration.agent.test_volume_locks import STATEFUL, _sync_acl, running_on
+from tests.integration.agent.test_volume_locks import STATEFUL, _observed_reason, _sync_acl, running_on
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import wait_until
-
-
-def _reason(store: KVStore, node: str, service: str) -> str | None:
-    record = observed(store, node, service)
-    return record.reason if record is not None else None
 
 
 def _events(store: KVStore, node: str, kind: str) -> list[str]:
@@ -79,8 +76,19 @@ class RunningWatch:
         self._thread.join(timeout=10)
 
 
-def test_a_dead_agents_copy_is_killed_by_the_fence_within_the_bound(
-    consul_server: ConsulServer, consul_config: ConsulConfig, docker_client: Any, node: str, tmp_path: Path, prefix: str
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGSTOP"], ids=["crashed", "hung"])
+def test_a_dead_or_hung_agents_copy_is_killed_by_the_fence_within_the_bound(
+    consul_server: ConsulServer,
+    consul_config: ConsulConfig,
+    docker_client: Any,
+    node: str,
+    tmp_path: Path,
+    prefix: str,
+    how: str,
 ) -> None:
     store = KVStore(consul_config)
     assign(store, node, "db", STATEFUL)
@@ -94,7 +102,11 @@ def test_a_dead_agents_copy_is_killed_by_the_fence_within_the_bound(
         first = _lease(leases, "db").deadline
         wait_until(lambda: _lease(leases, "db").deadline > first, 10, what="a renewal moving the lease on")
         watch = RunningWatch(lambda: copy.id in {c.id for c in running_on(docker_client, node, "db")})
-        agent.kill()  # SIGKILL, not restarted: nothing renews, the agent's watchdog is gone with it
+        if how == "SIGKILL":
+            agent.kill()  # not restarted: nothing renews, the agent's watchdog is gone with it
+        else:
+            agent.signal(signal.SIGSTOP)  # hung: alive, but neither renews nor watches
+            wait_until(lambda: _stopped(agent.pid), 10, what="the agent stopped")
         deadline = _lease(leases, "db").deadline  # final: no one writes it any more
         last_renewal = deadline - timing.GIVE_UP
         wait_until(lambda: watch.gone_seen is not None, timing.GIVE_UP + 30, what="the fence to kill the copy")
@@ -150,7 +162,7 @@ def test_a_dead_fence_leaves_the_copy_alone_and_the_agent_starts_nothing_new(
     # a new stateful service is not started without a fence, and the agent says why
     assign(store, node, "kv", STATEFUL)
     _sync_acl(consul_server, prefix)
-    wait_until(lambda: _reason(store, node, "kv") == "NoFence", 30, what="NoFence in the observed record")
+    wait_until(lambda: _observed_reason(store, node, "kv") == "NoFence", 30, what="NoFence in the observed record")
     record = observed(store, node, "kv")
     assert record is not None and "no fence watches" in (record.error or "")
     wait_until(lambda: _events(store, node, "NoFence"), 20, what="the NoFence event")
@@ -174,7 +186,7 @@ def test_without_a_fence_the_agent_does_not_start_the_copy_and_says_why(
     start_agent(resync=1.0)
     assign(store, node, "db", STATEFUL)
     _sync_acl(consul_server, prefix)
-    wait_until(lambda: _reason(store, node, "db") == "NoFence", 30, what="NoFence in the observed record")
+    wait_until(lambda: _observed_reason(store, node, "db") == "NoFence", 30, what="NoFence in the observed record")
     assert "meshop-fence.service: no heartbeat" in (observed(store, node, "db").error or "")  # type: ignore[union-attr]
     assert running_on(docker_client, node, "db") == []
     assert docker_client.containers.list(all=True, filters={"label": [f"meshop.node={node}"]}) == []
