@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import threading
 import time
 import urllib.error
@@ -18,14 +17,13 @@ from meshop.agent.clocks import SYSTEM, Clocks
 from meshop.agent.daemon import AgentDaemon, DaemonOptions
 from meshop.agent.engine.runtime import Runtime
 from meshop.agent.reconciler import AgentSettings
-from meshop.agent.stateful.leases import LeaseDir
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.model import Policy, ServiceSpec, keys, spec_hash
 from meshop.model.records import Assignment, Observed, dumps, loads_json
 from tests.conftest import TEST_IMAGE
 from tests.support import acl
-from tests.support.meshop_proc import meshop_process
+from tests.support.meshop_proc import fence_process, meshop_process
 from tests.support.procs import Process, wait_until
 from tests.support.registry import RegistryServer
 
@@ -222,26 +220,6 @@ class AgentFactory:
             agent.stop()
         for fence in self.fences:
             fence.stop()
-
-
-def fence_process(node: str, lease_dir: Path, log_path: Path) -> Process:
-    """``meshop fence run`` as a real process (stopped by its PID), once its first heartbeat is written."""
-    command = [sys.executable, "-m", "meshop", "fence", "run", "--node", node, "--lease-dir", str(lease_dir)]
-    fence = Process(command, log_path, env={"PYTHONUNBUFFERED": "1"}).start()
-    leases = LeaseDir(lease_dir)
-
-    def beating() -> bool:
-        assert fence.alive(), fence.log_tail()
-        with contextlib.suppress(Exception):
-            return leases.heartbeat() is not None
-        return False
-
-    try:
-        wait_until(beating, 30, what="the fence's first heartbeat")
-    except BaseException:
-        fence.stop()
-        raise
-    return fence
 
 
 def agent_process(

@@ -26,9 +26,10 @@ from meshop.client.events import events_in
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.model import keys
-from tests.integration.agent.helpers import AgentFactory, agent_process, assign, fence_process, observed
+from tests.integration.agent.helpers import AgentFactory, agent_process, assign, observed
 from tests.integration.agent.test_volume_locks import STATEFUL, _observed_reason, _sync_acl, running_on
 from tests.support.consul_server import ConsulServer
+from tests.support.meshop_proc import fence_process
 from tests.support.procs import wait_until
 
 
