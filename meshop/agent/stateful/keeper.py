@@ -36,6 +36,7 @@ from meshop.agent.cluster.volume_locks import LockRecord
 from meshop.agent.planning.plan import Note
 from meshop.agent.stateful import timing
 from meshop.agent.stateful.guard import Guard, LeaseBook
+from meshop.daemon.threads import DaemonThread
 from meshop.errors import ConsulError, DriverError
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class VolumeLockKeeper:
         self._armed = True  # the first look kills whatever stateful copy runs without a lock (a restart)
         self._saved: dict[str, tuple[str, dict[str, str]]] | None = None
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._threads: list[DaemonThread] = []  # the renewer and the watchdog, both waiting on _stop
         self.guard = Guard(leases)
 
     # -- what the reconcile pass asks ----------------------------------------------------------------
@@ -333,9 +334,7 @@ class VolumeLockKeeper:
     def start(self) -> VolumeLockKeeper:
         self.adopt()
         for name, target in (("volume-lock-renewer", self._renew_loop), ("volume-lock-watchdog", self._watch_loop)):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._threads.append(DaemonThread(name, target, stopping=self._stop).start())
         return self
 
     def stop(self) -> None:

@@ -27,7 +27,7 @@ from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.model import keys
 from tests.integration.agent.helpers import AgentFactory, agent_process, assign, observed
-from tests.integration.agent.test_volume_locks import STATEFUL, _observed_reason, _sync_acl, running_on
+from tests.integration.agent.stateful import STATEFUL, observed_reason, running_on, sync_acl
 from tests.support.consul_server import ConsulServer
 from tests.support.meshop_proc import fence_process
 from tests.support.procs import wait_until
@@ -93,7 +93,7 @@ def test_a_dead_or_hung_agents_copy_is_killed_by_the_fence_within_the_bound(
 ) -> None:
     store = KVStore(consul_config)
     assign(store, node, "db", STATEFUL)
-    _sync_acl(consul_server, prefix)
+    sync_acl(consul_server, prefix)
     leases = LeaseDir(tmp_path / "fence")
     fence = fence_process(node, leases.path, tmp_path / "fence.log")
     agent = agent_process(node, consul_server.addr, prefix, tmp_path, "--lease-dir", str(leases.path))
@@ -144,7 +144,7 @@ def test_a_dead_fence_leaves_the_copy_alone_and_the_agent_starts_nothing_new(
     agent = start_agent(fence=True, resync=1.0)
     leases = LeaseDir(start_agent.lease_dir)
     assign(store, node, "db", STATEFUL)
-    _sync_acl(consul_server, prefix)
+    sync_acl(consul_server, prefix)
     copy = wait_until(lambda: running_on(docker_client, node, "db"), 60, what="the stateful copy")[0]
     started = copy.attrs["State"]["StartedAt"]
     fence = start_agent.fences[0]
@@ -162,8 +162,8 @@ def test_a_dead_fence_leaves_the_copy_alone_and_the_agent_starts_nothing_new(
     assert again[0].attrs["State"]["StartedAt"] == started, "the copy was restarted"
     # a new stateful service is not started without a fence, and the agent says why
     assign(store, node, "kv", STATEFUL)
-    _sync_acl(consul_server, prefix)
-    wait_until(lambda: _observed_reason(store, node, "kv") == "NoFence", 30, what="NoFence in the observed record")
+    sync_acl(consul_server, prefix)
+    wait_until(lambda: observed_reason(store, node, "kv") == "NoFence", 30, what="NoFence in the observed record")
     record = observed(store, node, "kv")
     assert record is not None and "no fence watches" in (record.error or "")
     wait_until(lambda: _events(store, node, "NoFence"), 20, what="the NoFence event")
@@ -186,8 +186,8 @@ def test_without_a_fence_the_agent_does_not_start_the_copy_and_says_why(
     store = KVStore(consul_config)
     start_agent(resync=1.0)
     assign(store, node, "db", STATEFUL)
-    _sync_acl(consul_server, prefix)
-    wait_until(lambda: _observed_reason(store, node, "db") == "NoFence", 30, what="NoFence in the observed record")
+    sync_acl(consul_server, prefix)
+    wait_until(lambda: observed_reason(store, node, "db") == "NoFence", 30, what="NoFence in the observed record")
     assert "meshop-fence.service: no heartbeat" in (observed(store, node, "db").error or "")  # type: ignore[union-attr]
     assert running_on(docker_client, node, "db") == []
     assert docker_client.containers.list(all=True, filters={"label": [f"meshop.node={node}"]}) == []
