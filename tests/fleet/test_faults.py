@@ -105,6 +105,10 @@ def test_fleet_runs_with_default_deny_acls_and_a_token_per_role(fleet: Fleet) ->
         assert (path, "CONSUL_HTTP_TOKEN" in env) == (fleet.tokens_dir / f"{token}.token", False), (host, proc)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert (path.read_text() == management) == (token == "management"), (host, proc)
+    for name in fleet.node_names:  # the fence needs no Consul: no token at all (agents/meshop-fence.service)
+        pid = fleet.node(name).pid("fence")
+        assert pid and fleet.node(name).ours(pid), f"fence on {name}"
+        assert b"CONSUL_HTTP_TOKEN" not in Path(f"/proc/{pid}/environ").read_bytes(), f"fence on {name}"
     secrets = [path.read_text().strip() for path in fleet.tokens_dir.glob("*.token")]
     for log in fleet.root.glob("*/*.log"):
         text = log.read_text(errors="replace")

@@ -32,7 +32,10 @@ from tests.support.systemd_hosts import REPO, WORK, Fleet, Host
 
 NAMES = {"gw.example.com": "gw", "vps1.example.com": "n1", "vps2.example.com": "n2"}
 IMAGE = "traefik/whoami:v1.10"  # charts/fleet's public image; a busybox stand-in under its name
-UNITS = {"gw": ["consul", "meshop-controller", "meshop-gateway", "meshop-acl-sync"], "n1": ["consul", "meshop-agent"]}
+UNITS = {
+    "gw": ["consul", "meshop-controller", "meshop-gateway", "meshop-acl-sync"],
+    "n1": ["consul", "meshop-fence", "meshop-agent"],  # the fence guards stateful copies without the agent
+}
 UNITS["n2"] = UNITS["n1"]
 TIMINGS: dict[str, float] = {}
 SSH_AS_HOME = """#!/bin/bash

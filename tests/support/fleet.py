@@ -86,7 +86,8 @@ DNS_KEY = "meshop-key"
 GATEWAY_CHECK_INTERVAL = 1.0  # seconds; the gateways' Consul checks when DNS follows them
 DATACENTER = "dc1"
 # the token each spawned process runs with, by its process name: its role (None: the management token,
-# which only `acl sync --watch` holds, as on an installed gateway); processes not listed get no token
+# which only `acl sync --watch` holds, as on an installed gateway); processes not listed get no token (the
+# fence needs no Consul, as agents/meshop-fence.service)
 PROC_ROLES: dict[str, str | None] = {
     "controller": "controller",
     "gateway": "gateway",
@@ -629,8 +630,11 @@ class Fleet:
             "--state-dir", str(node.dir / "agent"), "--metrics-addr", f"{node.addr}:9464", "--stop-grace", "1",
             "--labels", f"fleet={self.fid}", "--caddy-dir", str(node.dir / "caddy"),
             "--ingress-port", str(self.ingress_port), "--ingress-bind", node.addr, "--ingress-trusted-proxy", self.cidr,
+            "--lease-dir", str(node.dir / "fence"),
         ]  # fmt: skip
         self.record_inventory(node)
+        fence = ["fence", "run", "--node", node.name, "--docker-host", node.docker_host, "--lease-dir", args[-1]]
+        self.spawn(node, "fence", [*self.meshop(node, f"{node.addr}:8500"), *fence])  # beside the agent (systemd)
         self.spawn(node, "agent", [*self.meshop(node, f"{node.addr}:8500"), *args])
 
     def record_inventory(self, node: Member) -> None:
@@ -871,6 +875,7 @@ class Fleet:
         self.set_link(name, False)
         killed = kill_tree(self.member(name).ns)
         self._reap()
+        shutil.rmtree(self.member(name).dir / "fence", ignore_errors=True)  # the lease folder is on tmpfs
         return killed
 
     def power_on(self, name: str) -> None:
@@ -932,7 +937,8 @@ class Fleet:
         step(lambda: parallel([lambda m=m: self.stop(m, "gateway", timeout=2 if drains else 30) for m in gateways]))
         step(lambda: self.stop(gw, "controller"))
         step(lambda: self.stop(gw, "acl-sync"))
-        step(lambda: parallel([lambda n=n, p=p: self.stop(n, p) for n in nodes for p in ("controller", "agent")]))
+        procs = ("controller", "agent", "fence")
+        step(lambda: parallel([lambda n=n, p=p: self.stop(n, p) for n in nodes for p in procs]))
         step(lambda: parallel([lambda n=n: self._engine_down(n) for n in nodes]))
         servers = {m.name for m in self.server_members}
         clients = [m for m in [*nodes, *gateways[1:]] if m.name not in servers]
