@@ -5,7 +5,9 @@
 through the gateway, one loop per service, never retried: every answer other than 200 is a failure.
 What is asserted: with ``auto`` each node runs 3 again within ``BOUND`` seconds of the returning node's
 Ready, with no failed request and no duplicate; with ``manual`` nothing moves until ``meshop rebalance``;
-a node that returns and fails again within the window gets nothing. benchmarks/fleet.py measures it.
+a node that returns and fails again within the window gets nothing; a fourth node added to the running fleet
+(``Fleet.add_node``, the stand-in for ``meshop node add``) takes its share (3/2/2/2), not before its window.
+benchmarks/fleet.py measures it.
 """
 
 from __future__ import annotations

@@ -155,3 +155,24 @@ def test_the_daemons_load_requests_without_its_charset_detector() -> None:
     done = subprocess.run([sys.executable, "-P", "-W", "error", "-c", code], capture_output=True, text=True, cwd="/")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "utf-8", "True"]
+
+
+def test_the_agent_loads_restic_commands_and_ssh_only_when_a_backup_runs() -> None:
+    """``meshop.restic`` exports lazily: the agent's start-up (part of a returning node's return time)
+    loads only the repository allow-list; the commands, restic's output parser and SSH come on first use."""
+    code = (
+        "import sys, meshop.cli.commands.agent, meshop.agent.daemon\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('meshop.restic', 'meshop.ssh'))))\n"
+        "from meshop import restic\n"
+        "from meshop.restic.commands import backup\n"
+        "print(restic.backup is backup, restic.RepositorySpec.__module__, 'meshop.ssh.session' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
+    assert done.stdout.splitlines() == [
+        "['meshop.restic', 'meshop.restic.repository']",
+        "True meshop.restic.repository True",
+    ], done.stderr
+    missing = subprocess.run(
+        [sys.executable, "-P", "-c", "import meshop.restic as r; r.nothing"], capture_output=True, text=True, cwd="/"
+    )
+    assert "module 'meshop.restic' has no attribute 'nothing'" in missing.stderr
