@@ -104,15 +104,36 @@ def test_the_controller_does_not_load_docker_rich_or_jsonschema(installed: dict[
 
 
 @pytest.mark.parametrize(
-    ("module", "has_tenacity"),
-    [("meshop.gateway.daemon", False), ("meshop.operator.dns", False), ("meshop.agent.daemon", True)],
+    "module",
+    ["meshop.gateway.daemon", "meshop.operator.dns", "meshop.agent.daemon"],
     ids=["gateway", "dns-writer", "agent"],
 )
-def test_only_the_agent_loads_tenacity_for_its_docker_pulls(module: str, has_tenacity: bool) -> None:
-    """tenacity (``meshop.daemon.retry``) retries single calls: today the Docker pull, so only the agent loads it."""
+def test_no_daemon_loads_tenacity_at_start(module: str) -> None:
+    """tenacity (``meshop.daemon.retry``) retries single calls: today the agent's Docker pull, and it loads
+    on the first one, not with the daemon (a returning node's agent start is part of its return time)."""
     code = f"import sys, {module}; print('tenacity' in sys.modules)"
     done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
-    assert done.stdout.strip() == str(has_tenacity), done.stderr
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_agents_first_retried_call_loads_tenacity_and_retries() -> None:
+    code = (
+        "import sys, meshop.agent.daemon\n"
+        "from meshop.daemon.backoff import BackoffPolicy\n"
+        "from meshop.daemon.retry import retry_call\n"
+        "calls = []\n"
+        "def flaky():\n"
+        "    calls.append(1)\n"
+        "    if len(calls) < 3:\n"
+        "        raise OSError('not yet')\n"
+        "    return 'pulled'\n"
+        "before = 'tenacity' in sys.modules\n"
+        "policy = BackoffPolicy(base=0.01)\n"
+        "got = retry_call(flaky, attempts=3, policy=policy, retry_on=(OSError,), sleep=lambda s: None)\n"
+        "print(before, got, len(calls), 'tenacity' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
+    assert done.stdout.split() == ["False", "pulled", "3", "True"], done.stderr
 
 
 def test_the_docker_driver_loads_without_paramiko_and_brings_ssh_back_on_demand() -> None:
