@@ -19,10 +19,10 @@ the SSH module (a returning node's start-up is part of its return time, docs/fle
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from meshop.errors import ResticError
+from meshop.model.exports import lazy_exports
 
 if TYPE_CHECKING:
     from meshop.restic.commands import backup, ensure_repository, forget, keep_args, restore, snapshots
@@ -43,13 +43,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = [
