@@ -48,6 +48,8 @@ from meshop.agent.reconciler import AgentSettings, NodeReconciler
 from meshop.agent.sampler import INTERVAL, UsageSampler
 from meshop.agent.stateful.keeper import Killer, VolumeLockKeeper
 from meshop.agent.stateful.kept import KeptVolumes
+from meshop.agent.stateful.leases import DEFAULT_DIR as DEFAULT_LEASE_DIR
+from meshop.agent.stateful.leases import LeaseDir
 from meshop.agent.stateful.memory import SessionFile
 from meshop.agent.stateful.restore import Restorer
 from meshop.consul.config import ConsulConfig
@@ -80,6 +82,7 @@ class DaemonOptions:
     caddy: CaddyOptions | None = None  # the node's Caddy for routes; None: the agent routes nothing
     usage_interval: float = INTERVAL  # seconds between usage samples (docs/monitoring.md); 0: no sampling
     backups: bool = True  # run the stateful volumes' scheduled backups (docs/stateful.md, Backups)
+    lease_dir: Path = DEFAULT_LEASE_DIR  # shared with `meshop fence run` (docs/stateful.md, the fence)
 
 
 class AgentDaemon:
@@ -115,25 +118,33 @@ class AgentDaemon:
                 wall=clocks.wall,
                 on_lost=lambda service, why: self._lock_lost(journal, service, why),
                 memory=SessionFile(options.state_dir, self.node) if options.state_dir else None,
+                leases=LeaseDir(options.lease_dir),
             )
             if killer is not None
             else None
         )
-        restorer = None
-        if self.volume_locks is not None and isinstance(self.runtime, DockerDriver):
-            runner = BackupRunner(
+        # one runner for the restorer and the backup worker: the containers either holds stopped are
+        # the reconciler's to leave alone (``paused``), whichever thread stopped them
+        self.backup_runner = (
+            BackupRunner(
                 self.node,
                 options.consul.prefix,
                 self.runtime,
                 SecretReader(options.consul, self.store.client),
                 clocks.wall,
                 clocks.mono,
+                stop_grace=self.settings.stop_grace,
             )
+            if isinstance(self.runtime, DockerDriver)
+            else None
+        )
+        restorer = None
+        if self.volume_locks is not None and self.backup_runner is not None:
             restorer = Restorer(
                 self.node,
                 self.volume_locks,
                 self.runtime,
-                runner,
+                self.backup_runner,
                 journal,
                 wall=clocks.wall,
                 mono=clocks.mono,
@@ -153,6 +164,9 @@ class AgentDaemon:
         engine = EngineParts(runtime=self.runtime, executor=self.executor, monitor=self.monitor)
         ingress = self.caddy.ingress if self.caddy else None
         self.reconciler = NodeReconciler(self.settings, cluster, engine, ingress, clocks)
+        if self.backup_runner is not None:
+            runner = self.backup_runner
+            self.reconciler.paused = lambda: runner.paused
         self.loop = ReconcileLoop("agent", self.reconciler.reconcile, self.wakeup, resync=options.resync)
         self.status: StatusServer | None = None
         self._own_status = False
@@ -183,22 +197,12 @@ class AgentDaemon:
 
     def _backup_worker(self, options: DaemonOptions, clocks: Clocks) -> BackupWorker | None:
         """The backup thread, when asked for and the engine can reach volumes' folders (Docker)."""
-        if not options.backups or not isinstance(self.runtime, DockerDriver):
+        if not options.backups or self.backup_runner is None:
             return None
-        runner = BackupRunner(
-            self.node,
-            options.consul.prefix,
-            self.runtime,
-            SecretReader(options.consul, self.store.client),
-            clocks.wall,
-            clocks.mono,
-            stop_grace=self.settings.stop_grace,
-        )
-        self.reconciler.paused = lambda: runner.paused
         reconciler, locks = self.reconciler, self.volume_locks
         return BackupWorker(
             self.node,
-            runner,
+            self.backup_runner,
             lambda: (reconciler.last_specs, reconciler.last_containers),
             BackupStore(self.store, self.node),
             may_write=locks.may_run if locks is not None else lambda _service: False,  # the volume's writer only

@@ -12,8 +12,12 @@ the responder listens on a unix SEQPACKET socket (Caddy 2.6: ``resolvers unixpac
 folder only this user can enter and nobody else can create: a fresh ``mkdtemp`` folder (mode 0700) in
 ``folder`` when that is private to this user (the managed Caddy's own folder), else in the system's temp
 folder — and then the folder is emptied but never removed, since a removed name in a world-writable
-``/tmp`` could be created again by anyone while a Caddy still asks it. ``unix:PATH`` names the socket
-(its folder must be this user's or root's and writable by nobody else); ``IP:PORT`` (loopback UDP) stays
+``/tmp`` could be created again by anyone while a Caddy still asks it. The folder holding that folder
+must keep others from renaming it (private, or sticky as ``/tmp`` is): a ``TMPDIR`` writable by all and
+not sticky let another user rename the responder's folder away and put its own, with its own socket or
+table, under the name (``renamable_by_others``; refused at start). ``unix:PATH`` names the socket
+(its folder must be this user's or root's and writable by nobody else, and the folder above it may not be
+renamable by others either); ``IP:PORT`` (loopback UDP) stays
 for a Caddy that runs as another user, with the squatting risk above (docs/security.md).
 """
 
@@ -60,6 +64,20 @@ def private_folder(path: Path) -> str | None:
     return None
 
 
+def renamable_by_others(path: Path) -> str | None:
+    """Why another user could rename an entry this user makes in ``path``, or None: a private folder
+    (``private_folder``), or one whose sticky bit keeps others from renaming entries they do not own
+    (``/tmp``), owned by this user or root. A fresh 0700 ``mkdtemp`` folder keeps others out of it, not
+    from renaming it away in a parent they may write (issue 24 review: a ``TMPDIR`` writable by all)."""
+    problem = private_folder(path)
+    if problem is None:
+        return None
+    info = path.stat()
+    if stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX and info.st_uid in (os.getuid(), 0):
+        return None
+    return f"{problem}, and not sticky"
+
+
 class UpstreamDNS:
     def __init__(self, listen: str = UNIX, folder: Path | None = None) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="meshop-dns-", dir=self._base(folder)))
@@ -76,13 +94,20 @@ class UpstreamDNS:
         self.child: subprocess.Popen[bytes] | None = None
 
     @staticmethod
-    def _base(folder: Path | None) -> str | None:
-        """``folder`` when a socket there is private and short enough, else None (the temp folder)."""
-        if folder is None or private_folder(folder) is not None:
-            return None
-        if len(str(folder)) + len("/meshop-dns-xxxxxxxx/") + len(SOCKET_NAME) > MAX_SOCKET_PATH:
-            return None
-        return str(folder)
+    def _base(folder: Path | None) -> str:
+        """``folder`` when a socket there is private and short enough, else the temp folder, which must
+        keep others from renaming what this user makes there (``renamable_by_others``)."""
+        room = MAX_SOCKET_PATH - len("/meshop-dns-xxxxxxxx/") - len(SOCKET_NAME)
+        if folder is not None and len(str(folder)) <= room and private_folder(folder) is None:
+            return str(folder)
+        temp = tempfile.gettempdir()
+        problem = renamable_by_others(Path(temp))
+        if problem is not None:
+            raise MeshopError(
+                f"upstream DNS socket: temp folder {problem}, so another user could swap the responder's "
+                "folder for one of its own; set TMPDIR to a private folder or a sticky one like /tmp"
+            )
+        return temp
 
     def _bind(self, listen: str) -> tuple[socket.socket, str, str]:
         """The listening socket, the address Caddy asks (``unixpacket//PATH`` or ``IP:PORT``) and its kind."""
@@ -92,7 +117,7 @@ class UpstreamDNS:
                 raise MeshopError(
                     f"upstream DNS socket {listen!r}: an absolute path of at most {MAX_SOCKET_PATH} bytes"
                 )
-            problem = private_folder(path.parent)
+            problem = private_folder(path.parent) or renamable_by_others(path.parent.parent)
             if problem is not None:
                 raise MeshopError(f"upstream DNS socket {listen!r}: another user could take it ({problem})")
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)

@@ -3,25 +3,27 @@ entries as they land; optionally only those about one object.
 
 Following uses a blocking-query watch on ``events/`` (no polling). Each writer has a folder of its own
 (``events/<writer>/``) whose keys end in a time-ordered segment; events of all writers are merged by that
-segment (``event_order``), so "new" is simply "ordered after the last one shown"; an event trimmed from
-the log before it was shown is not missed by that rule, only lost with its writer's bound.
+segment (``event_order``). "New" is a key the previous listing did not hold (not "ordered after the last
+one shown": one event dated ahead would hide all later ones); an event trimmed from the log before it was
+shown is lost with its writer's bound. A writer may write anything in its own folder, so an event whose
+body names another writer or another time than its key is not shown (``consul.events.event_problem``).
 """
 
 from __future__ import annotations
 
 import datetime
 import queue
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from meshop.client.cluster import check_access
-from meshop.consul.events import event_order
+from meshop.consul.events import event_order, read_events
 from meshop.consul.store import Entry, KVStore, Listing
 from meshop.consul.watch import watch_prefix
 from meshop.errors import DocumentError
 from meshop.model.keys import EVENTS
-from meshop.model.records import Event, loads_json
+from meshop.model.records import Event
 
 
 @dataclass(frozen=True)
@@ -30,18 +32,9 @@ class LoggedEvent:
     event: Event
 
 
-def events_in(entries: tuple[Entry, ...], after: str = "") -> list[LoggedEvent]:
-    """Readable events of ``entries`` whose key sorts after ``after``, oldest first."""
-    out = []
-    last = event_order(after)
-    for entry in sorted(entries, key=lambda e: event_order(e.key)):
-        if event_order(entry.key) <= last:
-            continue
-        try:
-            out.append(LoggedEvent(entry.key, Event.from_dict(loads_json(entry.value))))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return out
+def events_in(entries: Iterable[Entry]) -> list[LoggedEvent]:
+    """The events of ``entries`` that may be shown (``read_events``), oldest first."""
+    return [LoggedEvent(key, event) for key, event in read_events(entries)]
 
 
 KINDS = {"service": "service", "services": "service", "svc": "service", "node": "node", "nodes": "node"}
@@ -74,15 +67,21 @@ def recent_events(store: KVStore, limit: int, obj: str | None = None) -> list[Lo
 
 def follow_events(store: KVStore, after: str, wait: str = "30s", obj: str | None = None) -> Iterator[LoggedEvent]:
     """Every event about ``obj`` (None: all) appended after key ``after``, as it lands; runs until the
-    consumer stops iterating."""
+    consumer stops iterating. "Appended" means not in the previous listing, not "sorts after the last one
+    shown": a writer's event dated ahead of the others (a skewed clock, or a compromised node's, in its own
+    folder) would otherwise hide every later event (issue 24)."""
     listings: queue.Queue[Listing] = queue.Queue()
     watch = watch_prefix(store, EVENTS, listings.put, wait=wait)
+    shown: set[str] | None = None
     try:
         while True:
-            for logged in events_in(listings.get().entries, after):
-                after = logged.key
+            entries = listings.get().entries
+            if shown is None:  # the first answer: what sorts up to ``after`` was shown before
+                shown = {e.key for e in entries if event_order(e.key) <= event_order(after)}
+            for logged in events_in(e for e in entries if e.key not in shown):
                 if matches(logged, obj):
                     yield logged
+            shown = {e.key for e in entries}  # what a listing no longer holds is forgotten: bounded
     finally:
         watch.stop()
 

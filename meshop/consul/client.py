@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from meshop.consul.config import ConsulConfig
+from meshop.consul.http import index_header
 from meshop.errors import ConflictError, ConsulAccessDenied, ConsulError, ConsulUnavailable, ValueTooLarge
 from meshop.libs import without_charset_detection
 
@@ -114,7 +115,7 @@ class ClientKV:
             new_index, raw = self.client.kv.get(
                 full, recurse=recurse, keys=keys, index=index or None, wait=wait, **mode
             )
-        return int(new_index or 0), raw
+        return index_header(new_index), raw
 
     def put(self, full: str, data: bytes, what: str, *, cas: int | None = None) -> bool:
         with consul_errors(self.config, what):

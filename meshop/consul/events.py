@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from meshop.consul.store import KVStore, TxnOp
+from meshop.consul.store import Entry, KVStore, TxnOp
 from meshop.model.keys import AUDIT_EVENTS, EVENTS, events_of
 from meshop.model.records import Event, dumps, loads_json
 
@@ -40,6 +40,41 @@ def writer_of(component: str) -> str:
 def event_order(key: str) -> tuple[str, str]:
     """Sort key of an event key across writers' folders: its time-ordered last segment, then the key."""
     return key.rpartition("/")[2], key
+
+
+def event_problem(key: str, event: Event) -> str | None:
+    """Why the event read at ``key`` is not shown, or None. A writer's token may write anything in its own
+    folder, so what the body says is checked against where it lies (issue 24): its component must be one
+    that writes to that folder (n1's agent cannot pose as the dashboard's audit, the controller or n2), and
+    its time must be the one its key sorts it by (it cannot show an old time while sorting last). Events of
+    the older layout (``events/<ns>-<id>``, no folder) are checked for time only."""
+    writer, _, segment = key.removeprefix(EVENTS).rpartition("/")
+    if not 0 <= event.time < 1e11:  # 20 digits of nanoseconds
+        return f"its time {event.time!r} is out of range"
+    if segment.partition("-")[0] != f"{int(event.time * 1e9):020d}":
+        return f"its time {event.time!r} is not the one its key sorts it by"
+    if writer and writer_of(event.component) != writer:
+        return f"component {event.component!r} does not write to {EVENTS}{writer}/"
+    return None
+
+
+def read_events(entries: Iterable[Entry]) -> list[tuple[str, Event]]:
+    """(key, event) of every readable event in ``entries`` in time order; one that does not decode or
+    whose body disagrees with its key (``event_problem``) is left out, never the whole log. Logged at
+    debug only: the dashboard reads the log at every refresh, and a node can write many such events."""
+    found = []
+    for entry in sorted(entries, key=lambda e: event_order(e.key)):
+        try:
+            event = Event.from_dict(loads_json(entry.value))
+        except ValueError as exc:
+            log.debug("ignoring unreadable event %s: %s", entry.key, exc)
+            continue
+        problem = event_problem(entry.key, event)
+        if problem is not None:
+            log.debug("ignoring event %s: %s", entry.key, problem)
+            continue
+        found.append((entry.key, event))
+    return found
 
 
 class EventLog:
@@ -99,12 +134,7 @@ class EventLog:
 
     def recent(self, limit: int = 50, obj: str | None = None) -> list[Event]:
         """The newest ``limit`` events of every writer, oldest first; optionally only those about ``obj``."""
-        events = []
-        for entry in sorted(self.store.list(EVENTS).entries, key=lambda e: event_order(e.key)):
-            try:  # agents write events too: a refused one is left out, never the whole log
-                events.append(Event.from_dict(loads_json(entry.value)))
-            except ValueError as exc:
-                log.warning("ignoring unreadable event %s: %s", entry.key, exc)
+        events = [event for _, event in read_events(self.store.list(EVENTS).entries)]
         if obj is not None:
             events = [event for event in events if event.object == obj]
         return events[-limit:]

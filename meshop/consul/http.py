@@ -34,6 +34,13 @@ MAX_LENGTH = 10**18 - 1  # a larger Content-Length or index is no answer meshop 
 Params = list[tuple[str, str]]
 
 
+def index_header(value: object) -> int:
+    """A blocking query's ``X-Consul-Index`` (text, as both clients get it): at most 18 ASCII digits, else
+    0 (a query that does not block). Never ``int()`` of the header: a 4,301-digit one raised ValueError,
+    an internal error of the CLI (issue 24)."""
+    return parse_uint(value, limit=MAX_LENGTH) or 0
+
+
 class HTTPKV:
     """The KV primitives ``KVStore`` needs; each call is one request on its own connection."""
 
@@ -64,7 +71,7 @@ class HTTPKV:
             if wait:
                 params.append(("wait", wait))
         answer = self._call("GET", _kv_path(full), params, None, what, _seconds(wait) if index else 0.0)
-        consul_index = parse_uint(answer.headers.get("x-consul-index", ""), limit=MAX_LENGTH) or 0
+        consul_index = index_header(answer.headers.get("x-consul-index", ""))
         if answer.status == 404:
             return consul_index, None
         data = _json(answer.body, what, self.config)

@@ -16,6 +16,7 @@ from meshop.consul.client import (
     consul_errors,
 )
 from meshop.consul.config import ConsulConfig
+from meshop.consul.http import index_header
 from meshop.errors import ConsulError
 from meshop.model.acl import metrics_service
 
@@ -154,20 +155,20 @@ class Services:
         """Every check of ``service`` across the cluster; blocking when ``index`` > 0."""
         with consul_errors(self.config, f"reading checks of {service}"):
             new_index, raw = self.client.health.checks(service, index=index or None, wait=wait)
-        return int(new_index or 0), [c for c in map(_check_state, raw or ()) if c is not None]
+        return index_header(new_index), [c for c in map(_check_state, raw or ()) if c is not None]
 
     def all_checks(self, index: int = 0, wait: str | None = None) -> tuple[int, list[CheckState]]:
         """Every check in the datacenter (``/v1/health/state/any``), node checks included; blocking when
         ``index`` > 0."""
         with consul_errors(self.config, "reading every health check"):
             new_index, raw = self.client.health.state("any", index=index or None, wait=wait)
-        return int(new_index or 0), [c for c in map(_check_state, raw or ()) if c is not None]
+        return index_header(new_index), [c for c in map(_check_state, raw or ()) if c is not None]
 
     def instances(self, service: str, index: int = 0, wait: str | None = None) -> tuple[int, list[InstanceHealth]]:
         """Every instance of ``service`` with its health (service and node checks); blocking when ``index`` > 0."""
         with consul_errors(self.config, f"reading health of {service}"):
             new_index, raw = self.client.health.service(service, index=index or None, wait=wait)
-        return int(new_index or 0), [i for i in map(_instance, raw or ()) if i is not None]
+        return index_header(new_index), [i for i in map(_instance, raw or ()) if i is not None]
 
     def passing(self, service: str) -> list[dict]:
         """Healthy instances of ``service`` (``/v1/health/service/<name>?passing``)."""

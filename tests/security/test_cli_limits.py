@@ -137,3 +137,22 @@ def test_the_cli_http_client_turns_a_huge_number_into_a_clean_error(hostile_cons
     assert "Traceback" not in done.stderr and "ValueError" not in done.stderr, done.stderr
     expected = f"Error: Consul at http://{hostile_consul} failed listing t/desired/: not an HTTP answer\n"
     assert (done.returncode, done.stderr) == (2, expected)  # ConsulError's exit code
+
+
+HUGE_INDEX = b"HTTP/1.0 200 OK\r\nX-Consul-Index: " + HUGE + b"\r\nContent-Length: 2\r\n\r\n[]"
+
+
+@pytest.mark.parametrize("hostile_consul", [HUGE_INDEX], ids=["4300-digit-index"], indirect=True)
+@pytest.mark.parametrize("command", [["get", "services"], ["events"], ["describe", "service", "web"]])
+def test_a_huge_consul_index_is_no_internal_error(hostile_consul: str, command: list[str]) -> None:
+    """The commands that read through py-consul (the daemons' client) took ``int()`` of the index header:
+    ``get services`` ended in "Internal error: ValueError" (exit 70), and so did the dashboard's start."""
+    done = subprocess.run(
+        [sys.executable, "-m", "meshop", "--consul-addr", hostile_consul, "--prefix", "t", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "CONSUL_HTTP_TOKEN": "t"},
+    )
+    assert "Internal error" not in done.stderr and "Traceback" not in done.stderr, done.stderr[-300:]
+    assert done.returncode in (0, 1, 2), (done.returncode, done.stderr[-300:])

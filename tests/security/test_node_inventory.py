@@ -27,7 +27,7 @@ from meshop.model import keys
 from meshop.model.addresses import address_problem
 from meshop.model.records import Capacity, NodeRecord, RouteRecord, dumps, loads_json
 from meshop.operator.controller import Controller, ControllerOptions
-from meshop.operator.dns import served_hosts
+from meshop.operator.dns import node_inventory, served_hosts
 from tests.integration.operator.sim import SimNode
 from tests.support import acl
 from tests.support.consul_server import ConsulServer
@@ -119,8 +119,11 @@ def test_a_forged_catalog_or_record_address_is_used_by_no_route_dns_record_or_ss
 
         record = wait_until(route, 20, what="a route with both nodes")
         routed = {u.node: u.address for u in record.upstreams}
-        # DNS direct mode: the records come from routes/ (the controller's upstreams)
-        direct = sorted(served_hosts(store.list(keys.ROUTES), ("sec.test",), local_cluster=False)[host])
+        # DNS direct mode: the records come from routes/ (the controller's upstreams), read as the writer
+        # reads them, with its own second check against the inventory
+        listed = node_inventory(store.list(keys.INVENTORY_NODES))
+        served = served_hosts(store.list(keys.ROUTES), ("sec.test",), local_cluster=False, inventory=listed)
+        direct = sorted(served[host])
         # meshop logs / exec: the address SSH would dial for each replica
         found = locate(acl.config_for(addr, prefix, "readonly"), name, node=None, replica=None, local_cluster=False)
         dialled = {r.node: r.address for r in found.replicas}

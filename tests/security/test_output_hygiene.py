@@ -38,7 +38,8 @@ def test_status_describe_and_events_print_escapes_not_control_sequences(
     store.put(keys.service_status("web"), dumps(ServiceStatus("web", 10**9, (condition,), image=f"img{TITLE}")))
     record = NodeRecord(f"n{TITLE}", f"10.0.0.1{CLEAR}", {"zone": CSI_C1}, Capacity(1, 1), version="x")
     store.put(keys.node("n1"), dumps(record))
-    store.put(f"{keys.EVENTS}0000000001-x", dumps(Event(time.time(), f"Scheduled{CLEAR}", "service/web", hostile)))
+    event = Event(time.time(), f"Scheduled{CLEAR}", "service/web", hostile, "controller")  # where it may lie
+    store.put(f"{keys.events_of(keys.CONTROLLER_EVENTS)}{int(event.time * 1e9):020d}-x", dumps(event))
 
     outputs = []
     for args in (["status"], ["describe", "service", "web"], ["events"], ["get", "nodes"]):

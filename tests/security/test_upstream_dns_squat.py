@@ -12,17 +12,23 @@ stays after the kill, so the squatter cannot bind it and Caddy falls back to the
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+
 from meshop.caddy.dns_wire import site_name
 from meshop.caddy.render import DynamicUpstreams, ProxyOptions, Site, render_site
+from meshop.caddy.upstream_dns import UpstreamDNS
+from meshop.errors import MeshopError
 from tests.support.caddy_server import CaddyServer
 from tests.support.http import get
 from tests.support.procs import free_port, wait_until
@@ -166,3 +172,35 @@ def test_a_local_user_cannot_take_the_responders_address_after_the_gateway_is_ki
         caddy.stop()
         honest.shutdown()
         canary.shutdown()
+
+
+def test_a_temp_folder_others_may_rename_in_is_refused(
+    other_user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The responder's socket folder is a fresh 0700 ``mkdtemp`` folder: no one else can enter it, but whoever
+    may write the folder it lies in may rename it away and put a folder of its own, with its own socket,
+    under the name Caddy asks. ``/tmp`` is sticky (only the owner renames); a ``TMPDIR`` writable by others
+    and not sticky is not: before, the responder started there and the other user swapped its folder."""
+    shared = Path(tempfile.mkdtemp(prefix="meshop-shared-", dir="/tmp"))  # reachable by the other user
+    shared.chmod(0o777)  # writable by every user, no sticky bit
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))  # what TMPDIR=shared makes gettempdir() answer
+    try:
+        try:
+            dns = UpstreamDNS()
+        except MeshopError as exc:
+            assert str(shared) in str(exc) and "not sticky" in str(exc), exc
+            assert list(shared.iterdir()) == []  # nothing made there
+            return
+        try:  # before: it started; show what the other user could then do
+            folder = Path(dns.address.removeprefix("unixpacket/")).parent
+            swap = f"import os; os.rename({str(folder)!r}, {str(folder) + '-gone'!r}); os.mkdir({str(folder)!r})"
+            done = subprocess.run([*as_user(other_user), sys.executable, "-c", swap], capture_output=True, timeout=30)
+            owner = folder.stat().st_uid
+            raise AssertionError(
+                f"the responder started in {shared}; the other user's swap: rc={done.returncode} "
+                f"{done.stderr.decode()[-200:]}; {folder} now belongs to uid {owner}"
+            )
+        finally:
+            dns.stop()
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)

@@ -612,8 +612,11 @@ class Fleet:
             "--state-dir", str(node.dir / "agent"), "--metrics-addr", f"{node.addr}:9464", "--stop-grace", "1",
             "--labels", f"fleet={self.fid}", "--caddy-dir", str(node.dir / "caddy"),
             "--ingress-port", str(self.ingress_port), "--ingress-bind", node.addr, "--ingress-trusted-proxy", self.cidr,
+            "--lease-dir", str(node.dir / "fence"),
         ]  # fmt: skip
         self.record_inventory(node)
+        fence = ["fence", "run", "--node", node.name, "--docker-host", node.docker_host, "--lease-dir", args[-1]]
+        self.spawn(node, "fence", [*self.meshop(node, f"{node.addr}:8500"), *fence])  # beside the agent (systemd)
         self.spawn(node, "agent", [*self.meshop(node, f"{node.addr}:8500"), *args])
 
     def record_inventory(self, node: Member) -> None:
@@ -768,6 +771,7 @@ class Fleet:
         self.set_link(name, False)
         killed = kill_tree(self.member(name).ns)
         self._reap()
+        shutil.rmtree(self.member(name).dir / "fence", ignore_errors=True)  # the lease folder is on tmpfs
         return killed
 
     def power_on(self, name: str) -> None:
@@ -886,7 +890,8 @@ class Fleet:
         drains = self.gateways > 1 or self.dns  # --drain: no need to wait for it at teardown
         step(lambda: parallel([lambda m=m: self.stop(m, "gateway", timeout=2 if drains else 30) for m in gateways]))
         step(lambda: self.stop(gw, "controller"))
-        step(lambda: parallel([lambda n=n, p=p: self.stop(n, p) for n in nodes for p in ("controller", "agent")]))
+        procs = ("controller", "agent", "fence")
+        step(lambda: parallel([lambda n=n, p=p: self.stop(n, p) for n in nodes for p in procs]))
         step(lambda: parallel([lambda n=n: self._engine_down(n) for n in nodes]))
         servers = {m.name for m in self.server_members}
         clients = [m for m in [*nodes, *gateways[1:]] if m.name not in servers]

@@ -13,12 +13,20 @@ Steps, each failure an ``Outcome`` with a reason (never an exception out of ``ru
    ``meshop``, ``service=<s>``, ``volume=<v>``, with the node as host;
 5. retention (``keep``; its failure is reported, the snapshot stands), then the snapshot list.
 
-Nothing here ever stops or restarts a running service except the user's ``prepare: {stop: true}``.
+Nothing here ever stops or restarts a running service except the user's ``prepare: {stop: true}``
+(and a ``meshop volume restore`` in place, through ``stopped``).
+
+One runner serves the agent's backup worker and its restorer (their threads and the reconcile loop's):
+``paused`` (the containers ``stopped`` holds stopped, which the reconciler must not restart) and the
+repositories already made are guarded by one mutex. Two callers that would stop the same container
+take turns (each stops it and starts it again), and it stays in ``paused`` until both are done.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,9 +104,17 @@ class BackupRunner:
     mono: Callable[[], float]
     stop_grace: float = 10.0
     prepare_timeout: float = PREPARE_TIMEOUT
-    # containers a `prepare: stop` holds stopped right now; rebound, never mutated: the reconcile thread reads it
-    paused: frozenset[str] = frozenset()
     _ready_repos: set[str] = field(default_factory=set)
+    _pauses: Counter[str] = field(default_factory=Counter)  # container id -> callers holding or awaiting it
+    _turns: dict[str, threading.Lock] = field(default_factory=dict)  # container id -> whose turn to stop it
+    _mu: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def paused(self) -> frozenset[str]:
+        """The containers ``stopped`` holds stopped right now (a backup's ``prepare: stop``, a restore):
+        the reconciler holds them instead of repairing them; read from any thread."""
+        with self._mu:
+            return frozenset(self._pauses)
 
     def run(self, target: Target) -> Outcome:
         started, began = self.wall(), self.mono()
@@ -117,9 +133,12 @@ class BackupRunner:
         repo = self.repository(target)
         tags = tags_of(target)
         try:
-            if repo.url not in self._ready_repos:
-                restic.ensure_repository(repo)
-                self._ready_repos.add(repo.url)
+            with self._mu:
+                ready = repo.url in self._ready_repos
+            if not ready:
+                restic.ensure_repository(repo)  # idempotent: two threads may both make sure
+                with self._mu:
+                    self._ready_repos.add(repo.url)
             try:
                 folder = Path(self.engine.volume_mountpoint(target.docker_volume, target.service, target.volume))
             except DriverError as exc:
@@ -153,8 +172,22 @@ class BackupRunner:
 
     def stopped(self, cid: str, work: Callable[[], T], what: str) -> T:
         """Run ``work`` with the container stopped (the reconciler holds it meanwhile: a stopped
-        container is not a crash to repair) and **always** start the same container again."""
-        self.paused = self.paused | {cid}
+        container is not a crash to repair) and **always** start the same container again. Another
+        caller's stop of the same container waits for its turn."""
+        with self._mu:
+            self._pauses[cid] += 1
+            turn = self._turns.setdefault(cid, threading.Lock())
+        try:
+            with turn:
+                return self._stopped(cid, work, what)
+        finally:
+            with self._mu:
+                self._pauses[cid] -= 1
+                if self._pauses[cid] <= 0:  # nobody holds or awaits it: the next caller makes a new turn
+                    del self._pauses[cid]
+                    del self._turns[cid]
+
+    def _stopped(self, cid: str, work: Callable[[], T], what: str) -> T:
         try:
             try:
                 self.engine.stop(cid, self.stop_grace)
@@ -166,7 +199,6 @@ class BackupRunner:
                 self.engine.start(cid)
             except DriverError as exc:  # the reconciler starts it on its next pass
                 log.error("starting %s again after its %s failed: %s", cid[:12], what, exc)
-            self.paused = self.paused - {cid}
 
     def repository(self, target: Target) -> restic.RepositorySpec:
         """The repository with its credentials from the service's secrets; ``Failed`` says which is missing."""

@@ -33,6 +33,7 @@ from meshop import metrics
 from meshop.agent.cluster.registrations import AGENT_SERVICE, agent_check_id, agent_service_id
 from meshop.consul.services import CheckSpec, Registration, Services, metrics_registration
 from meshop.consul.store import KVStore
+from meshop.daemon.threads import DaemonThread
 from meshop.errors import ConsulError
 from meshop.model import keys
 from meshop.model.records import NodeRecord, dumps
@@ -71,9 +72,8 @@ class NodePresence:
         self.registered = False
         self.beats = 0
         self._written = ""
-        self._stop = threading.Event()
         self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self._thread = DaemonThread("heartbeat", self._run, on_stop=self._wake.set)
 
     def start(self) -> NodePresence:
         self._thread.start()
@@ -84,10 +84,7 @@ class NodePresence:
         self._wake.set()
 
     def stop(self, deregister: bool = True) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=self.interval + 5)
+        self._thread.stop(self.interval + 5)
         if deregister:
             node = self.record().name
             ids = [agent_service_id(node)]
@@ -171,7 +168,8 @@ class NodePresence:
         log.info("registered %s with a %gs TTL check", agent_service_id(record.name), self.ttl)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        stopping = self._thread.stopping
+        while not stopping.is_set():
             self.beat()
             self._wake.wait(self.interval)
             self._wake.clear()

@@ -39,6 +39,7 @@ from meshop.agent.cluster.volume_locks import LockRecord
 from meshop.agent.planning import labels as L
 from meshop.agent.planning.plan import Note
 from meshop.agent.stateful import timing
+from meshop.daemon.threads import DaemonThread
 from meshop.errors import ConsulError, DriverError, ResticError
 from meshop.model import ServiceSpec
 from meshop.model.records import MoveRequest
@@ -95,7 +96,7 @@ class RestoreError(Exception):
 
 @dataclass
 class _Job:
-    thread: threading.Thread | None = None
+    thread: DaemonThread | None = None
     note: Note | None = None  # why the service may not start yet
     retry_at: float = 0.0
     failures: int = 0
@@ -142,10 +143,7 @@ class Restorer:
             if job.note is not None and job.note.reason != "Restoring" and self.mono() < job.retry_at:
                 return job.note
             job.note = Note("Restoring", f"restoring volume(s) {', '.join(pending)} before the first start here")
-            job.thread = threading.Thread(
-                target=self._run, args=(service, spec, pending), name=f"restore-{service}", daemon=True
-            )
-            job.thread.start()
+            job.thread = DaemonThread(f"restore-{service}", lambda: self._run(service, spec, pending)).start()
             return job.note
 
     def _run(self, service: str, spec: ServiceSpec, pending: list[str]) -> None:

@@ -1,8 +1,10 @@
 """Fixtures for the node agent against the real Docker engine and a real Consul.
 
-Every test gets its own node name (``t<random>``), so its containers, volumes and Consul
-registrations are told apart from any other test's or engineer's on the shared engine; teardown
-removes exactly the containers and volumes labelled with that node, and its registrations.
+Every test gets its own node name (``t<random>``), and ``other_node`` a second one, so its containers,
+volumes and Consul registrations are told apart from any other test's or engineer's on the shared
+engine; teardown removes exactly the containers and volumes labelled with that node, and its
+registrations. ``start_agent`` / ``start_other_agent`` start in-process agents of either node (one
+place for every step an agent of a test needs).
 """
 
 from __future__ import annotations
@@ -21,14 +23,12 @@ from tests.integration.agent.helpers import AgentFactory, Engine, registrations
 from tests.support import acl
 
 
-@pytest.fixture
-def node(docker_client: Any, consul_server: Any) -> Iterator[str]:
-    name = f"t{secrets.token_hex(4)}"
-    yield name
-    for container in docker_client.containers.list(all=True, filters={"label": [f"meshop.node={name}"]}):
+def remove_node(client: Any, consul_server: Any, name: str) -> None:
+    """Remove exactly what test node ``name`` left: its labelled containers and volumes, its registrations."""
+    for container in client.containers.list(all=True, filters={"label": [f"meshop.node={name}"]}):
         with contextlib.suppress(Exception):  # already gone
             container.remove(force=True, v=True)
-    for volume in docker_client.volumes.list(filters={"label": [f"meshop.node={name}"]}):
+    for volume in client.volumes.list(filters={"label": [f"meshop.node={name}"]}):
         with contextlib.suppress(Exception):
             volume.remove(force=True)
     try:
@@ -41,6 +41,21 @@ def node(docker_client: Any, consul_server: Any) -> Iterator[str]:
 
 
 @pytest.fixture
+def node(docker_client: Any, consul_server: Any) -> Iterator[str]:
+    name = f"t{secrets.token_hex(4)}"
+    yield name
+    remove_node(docker_client, consul_server, name)
+
+
+@pytest.fixture
+def other_node(docker_client: Any, consul_server: Any) -> Iterator[str]:
+    """A second node name on the shared engine, for tests with two agents (``start_other_agent``)."""
+    name = f"t{secrets.token_hex(4)}"
+    yield name
+    remove_node(docker_client, consul_server, name)
+
+
+@pytest.fixture
 def engine(docker_client: Any, node: str) -> Engine:
     return Engine(docker_client, node)
 
@@ -49,5 +64,15 @@ def engine(docker_client: Any, node: str) -> Engine:
 def start_agent(node: str, role_config: Callable[..., ConsulConfig], tmp_path: Path) -> Iterator[AgentFactory]:
     """In-process agents of ``node``, with that node's agent token."""
     factory = AgentFactory(node, role_config("agent", node), tmp_path)
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture
+def start_other_agent(
+    other_node: str, role_config: Callable[..., ConsulConfig], tmp_path: Path
+) -> Iterator[AgentFactory]:
+    """In-process agents of ``other_node``, with that node's agent token; stopped before its cleanup."""
+    factory = AgentFactory(other_node, role_config("agent", other_node), tmp_path / "second")
     yield factory
     factory.stop_all()

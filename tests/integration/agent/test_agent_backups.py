@@ -5,7 +5,6 @@ runs only once the agent's token may read that folder: the first backup never ra
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import urllib.request
@@ -14,9 +13,10 @@ from typing import Any
 
 from meshop.consul.store import KVStore
 from meshop.model import keys
-from meshop.model.records import BackupRecord, ServiceStatus, VolumeBackup, dumps, loads_json
+from meshop.model.records import BackupRecord, ServiceStatus, VolumeBackup, dumps
 from meshop.restic import RepositorySpec, ensure_repository, restore, snapshots
 from tests.integration.agent.helpers import AgentFactory, Engine, assign
+from tests.integration.agent.stateful import digest, document, volume_backup
 from tests.integration.cli.conftest import invoke
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import wait_until
@@ -51,16 +51,16 @@ def stateful(prefix: str, repo: Path, **backup: Any) -> dict[str, Any]:
 
 
 def volume_record(store: KVStore, node: str) -> VolumeBackup | None:
-    entry = store.get(keys.backups(node, "app"))
-    if entry is None:
-        return None
-    record = BackupRecord.from_dict(loads_json(entry.value))
-    assert record.node == node and record.service == "app"
-    return record.volumes[0] if record.volumes else None
+    return volume_backup(store, node, "app")
 
 
-def digest(root: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.iterdir()) if p.is_file()}
+def started(start_agent: AgentFactory, store: KVStore, engine: Engine, node: str, spec: dict[str, Any]) -> Any:
+    """An agent running ``app`` with ``spec`` (its password in place): its container."""
+    store.client.kv.put(f"{store.prefix}/secrets/app/restic", PASSWORD)
+    agent = start_agent(fence=True)
+    assign(store, node, "app", spec)
+    wait_until(lambda: engine.running("app"), 10, what="the container")
+    return agent
 
 
 def test_backup_runs_reports_and_a_request_runs_another(
@@ -72,12 +72,9 @@ def test_backup_runs_reports_and_a_request_runs_another(
     tmp_path: Path,
     consul_server: ConsulServer,
 ) -> None:
-    store.client.kv.put(f"{prefix}/secrets/app/restic", PASSWORD)
-    agent = start_agent()
     spec = stateful(prefix, tmp_path / "repo", prepare={"exec": ["sh", "-c", "sync"]})
     spec["placement"] = {"node": node}
-    assign(store, node, "app", spec)
-    wait_until(lambda: engine.running("app"), 10, what="the container")
+    agent = started(start_agent, store, engine, node, spec)
     first = wait_until(lambda: (v := volume_record(store, node)) and v.snapshot and v, 60, what="a first snapshot")
     assert isinstance(first, VolumeBackup)
     assert first.total_bytes == 300_006 and first.error == "" and first.every == 3600.0
@@ -92,8 +89,7 @@ def test_backup_runs_reports_and_a_request_runs_another(
 
     container_id = engine.running("app")[0].id
     # the commands: a document and a status as apply and the controller would write them
-    doc = {"apiVersion": "meshop.io/v1alpha1", "kind": "Service", "metadata": {"name": "app"}, "spec": spec}
-    store.put(keys.desired_service("app"), json.dumps(doc))
+    store.put(keys.desired_service("app"), document("app", spec))
     store.put(keys.service_status("app"), dumps(ServiceStatus("app", 1, placement={node: 1}, replicas=1)))
     code, out, err = invoke(consul_server.addr, prefix, "volume", "backup", "app", "--timeout", "60")
     assert code == 0, err
@@ -127,10 +123,7 @@ def test_failures_are_reported_and_the_service_keeps_running(
     start_agent: AgentFactory, store: KVStore, engine: Engine, node: str, prefix: str, tmp_path: Path
 ) -> None:
     ensure_repository(RepositorySpec(str(tmp_path / "repo"), "another-password"))
-    store.client.kv.put(f"{prefix}/secrets/app/restic", PASSWORD)
-    start_agent()
-    assign(store, node, "app", stateful(prefix, tmp_path / "repo", prepare={"stop": True}))
-    wait_until(lambda: engine.running("app"), 10, what="the container")
+    started(start_agent, store, engine, node, stateful(prefix, tmp_path / "repo", prepare={"stop": True}))
     container_id = engine.running("app")[0].id
     failed = wait_until(lambda: (v := volume_record(store, node)) and v.failures and v, 60, what="a failure")
     assert isinstance(failed, VolumeBackup)
@@ -153,10 +146,7 @@ def test_failures_are_reported_and_the_service_keeps_running(
 def test_prepare_stop_stops_backs_up_and_starts_the_same_container(
     start_agent: AgentFactory, store: KVStore, engine: Engine, node: str, prefix: str, tmp_path: Path
 ) -> None:
-    store.client.kv.put(f"{prefix}/secrets/app/restic", PASSWORD)
-    start_agent()
-    assign(store, node, "app", stateful(prefix, tmp_path / "repo", prepare={"stop": True}))
-    wait_until(lambda: engine.running("app"), 10, what="the container")
+    started(start_agent, store, engine, node, stateful(prefix, tmp_path / "repo", prepare={"stop": True}))
     before = engine.running("app")[0]
     done = wait_until(lambda: (v := volume_record(store, node)) and v.snapshot and v, 60, what="a snapshot")
     assert isinstance(done, VolumeBackup) and done.total_bytes == 300_006
@@ -175,12 +165,14 @@ def test_restore_stops_restores_exact_bytes_keeps_the_old_and_starts_the_same_co
     tmp_path: Path,
     consul_server: ConsulServer,
 ) -> None:
-    store.client.kv.put(f"{prefix}/secrets/app/restic", PASSWORD)
-    start_agent()
     spec = stateful(prefix, tmp_path / "repo")
-    assign(store, node, "app", spec)
-    doc = {"apiVersion": "meshop.io/v1alpha1", "kind": "Service", "metadata": {"name": "app"}, "spec": spec}
-    store.put(keys.desired_service("app"), json.dumps(doc))
+    daemon = started(start_agent, store, engine, node, spec).daemon
+    # one runner: what the in-place restore (the worker) or a restore before start holds stopped, the
+    # reconciler sees (agent/daemon.py)
+    restorer = daemon.reconciler.cluster.restorer
+    assert daemon.backups is not None and restorer is not None
+    assert daemon.backups.runner is restorer.runner is daemon.backup_runner
+    store.put(keys.desired_service("app"), document("app", spec))
     first = wait_until(lambda: (v := volume_record(store, node)) and v.snapshot and v, 60, what="a first snapshot")
     assert isinstance(first, VolumeBackup)
     volume = Path(engine.client.volumes.get(f"meshop-{node}-app-data").attrs["Mountpoint"])

@@ -72,6 +72,20 @@ def spec(repo: Path, failover: str = "restore-latest", with_backup: bool = True)
     return parse_service(doc).spec
 
 
+def snapshots(tmp_path: Path, *versions: bytes) -> list[str]:
+    """The repository ``spec`` names, with one snapshot of web's volume (a file ``db``) per version, as
+    node n1 took them: their ids, oldest first."""
+    repo = RepositorySpec(str(tmp_path / "repo"), PASSWORD)
+    ensure_repository(repo)
+    source = tmp_path / "old"
+    source.mkdir()
+    ids = []
+    for content in versions:
+        (source / "db").write_bytes(content)
+        ids.append(backup(repo, source, ("meshop", "service=web", "volume=data"), "n1").snapshot_id)
+    return ids
+
+
 def restorer(tmp_path: Path, locks: Locks, journal: Journal, clock: list[float]) -> Restorer:
     runner = BackupRunner("n2", "meshop", Folders(tmp_path / "volumes"), Secrets(), lambda: 2e9, lambda: clock[0])  # type: ignore[arg-type]
     return Restorer(
@@ -86,12 +100,7 @@ def finish(r: Restorer, service_name: str) -> None:
 
 
 def test_the_latest_snapshot_is_restored_before_the_first_start(tmp_path: Path) -> None:
-    repo = RepositorySpec(str(tmp_path / "repo"), PASSWORD)
-    ensure_repository(repo)
-    source = tmp_path / "old"
-    source.mkdir()
-    (source / "db").write_bytes(b"rows 1..100\n")
-    backup(repo, source, ("meshop", "service=web", "volume=data"), "n1")
+    snapshots(tmp_path, b"rows 1..100\n")
     locks, journal, clock = Locks(["data"]), Journal(), [0.0]
     r = restorer(tmp_path, locks, journal, clock)
     s = spec(tmp_path / "repo")
@@ -164,15 +173,7 @@ class Moves:
 
 
 def test_a_move_by_command_restores_its_chosen_snapshot_whatever_failover_says(tmp_path: Path) -> None:
-    repo = RepositorySpec(str(tmp_path / "repo"), PASSWORD)
-    ensure_repository(repo)
-    source = tmp_path / "old"
-    source.mkdir()
-    tags = ("meshop", "service=web", "volume=data")
-    (source / "db").write_bytes(b"the chosen one\n")
-    chosen = backup(repo, source, tags, "n1").snapshot_id
-    (source / "db").write_bytes(b"the latest\n")
-    backup(repo, source, tags, "n1")
+    chosen, _ = snapshots(tmp_path, b"the chosen one\n", b"the latest\n")
     s = spec(tmp_path / "repo", failover="none")
     # a move to another node is not this one's to carry out: failover none, so it waits for its data
     locks, journal, clock = Locks(["data"]), Journal(), [0.0]

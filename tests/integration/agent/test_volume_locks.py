@@ -8,9 +8,6 @@ within GIVE_UP + KILL_BUDGET of its last renewal, and starts it again once Consu
 
 from __future__ import annotations
 
-import contextlib
-import secrets
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,110 +19,59 @@ from meshop.agent.stateful import timing
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.model import keys
-from tests.integration.agent.helpers import SLEEPER, AgentFactory, assign, observed, wait_for
-from tests.support import acl
+from tests.integration.agent.helpers import AgentFactory, assign, wait_for
+from tests.integration.agent.stateful import (
+    LINES,
+    STATEFUL,
+    Sampler,
+    backed_up,
+    observed_reason,
+    put_password,
+    running_on,
+    snapshot_of,
+    sync_acl,
+    volume_folder,
+)
 from tests.support.consul_server import ConsulServer
 from tests.support.procs import wait_until
-
-STATEFUL = {**SLEEPER, "volumes": [{"name": "data", "mountPath": "/data", "stateful": {}}]}
-
-
-class Sampler:
-    """Lists the service's running containers on every given node every 50 ms; remembers the most."""
-
-    def __init__(self, client: Any, service: str, nodes: list[str]) -> None:
-        self.client, self.service, self.nodes = client, service, nodes
-        self.most, self.samples = 0, 0
-        self.seen_on: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            running = self.client.containers.list(filters={"label": [f"meshop.service={self.service}"]})
-            mine = [c for c in running if c.labels.get("meshop.node") in self.nodes]
-            self.most = max(self.most, len(mine))
-            self.seen_on |= {c.labels["meshop.node"] for c in mine}
-            self.samples += 1
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-
-@pytest.fixture
-def other_node(docker_client: Any) -> Iterator[str]:
-    name = f"t{secrets.token_hex(4)}"
-    yield name
-    for container in docker_client.containers.list(all=True, filters={"label": [f"meshop.node={name}"]}):
-        with contextlib.suppress(Exception):
-            container.remove(force=True, v=True)
-    for volume in docker_client.volumes.list(filters={"label": [f"meshop.node={name}"]}):
-        with contextlib.suppress(Exception):
-            volume.remove(force=True)
-
-
-def running_on(client: Any, node: str, service: str) -> list[Any]:
-    return client.containers.list(filters={"label": [f"meshop.node={node}", f"meshop.service={service}"]})
 
 
 def test_two_nodes_assigned_one_stateful_service_never_run_two_copies(
     consul_server: ConsulServer,
     consul_config: ConsulConfig,
-    role_config: Any,
     docker_client: Any,
     start_agent: AgentFactory,
+    start_other_agent: AgentFactory,
     node: str,
     other_node: str,
-    tmp_path: Path,
     prefix: str,
 ) -> None:
     store = KVStore(consul_config)
-    first = start_agent()
-    second_factory = AgentFactory(other_node, role_config("agent", other_node), tmp_path / "second")
-    try:
-        second_factory()
-        with Sampler(docker_client, "db", [node, other_node]) as sampler:
-            assign(store, node, "db", STATEFUL)
-            _sync_acl(consul_server, prefix)
-            wait_until(lambda: running_on(docker_client, node, "db"), 30, what="the first node's copy")
-            # pinned there: when it gets the lock it may start on an empty volume (no backup to restore)
-            assign(store, other_node, "db", {**STATEFUL, "placement": {"node": other_node}})
-            _sync_acl(consul_server, prefix)
-            # the second node is told to run it too: it waits for the lock, and says why
-            wait_until(lambda: _observed_reason(store, other_node, "db") == "VolumeLocked", 20, what="VolumeLocked")
-            assert running_on(docker_client, other_node, "db") == []
-            record = store.get(keys.volume_lock("db", "data"))
-            assert record is not None and record.session and f'"node": "{node}"' in record.text
-            # the first node lets go (placement moved it): its copy goes, then its lock (released, or,
-            # when `acl sync` already took its rights away, freed by ending its session: lock-delay),
-            # and the second node takes it and starts
-            store.delete(keys.assignment(node, "db"))
-            moved = time.monotonic()
-            wait_until(lambda: running_on(docker_client, other_node, "db"), 60, what="the copy on the second node")
-            assert time.monotonic() - moved < timing.LOCK_DELAY + 4 * timing.RENEW_EVERY + 10
-            wait_until(lambda: other_node in sampler.seen_on, 10, what="the sampler to see it")
-        assert sampler.samples > 20
-        assert sampler.most == 1, "two copies ran at once"
-        assert sampler.seen_on == {node, other_node}
-    finally:
-        second_factory.stop_all()
-    del first
-
-
-def _sync_acl(consul_server: ConsulServer, prefix: str) -> None:
-    found = acl.roles(consul_server.addr, prefix)
-    if found is not None:
-        found.sync()  # the agents' tokens may take their new services' locks now, not at the next resync
-
-
-def _observed_reason(store: KVStore, node: str, service: str) -> str | None:
-    record = observed(store, node, service)
-    return record.reason if record is not None else None
+    start_agent(fence=True)
+    start_other_agent(fence=True)
+    with Sampler(docker_client, "db", [node, other_node]) as sampler:
+        assign(store, node, "db", STATEFUL)
+        sync_acl(consul_server, prefix)
+        wait_until(lambda: running_on(docker_client, node, "db"), 30, what="the first node's copy")
+        # pinned there: when it gets the lock it may start on an empty volume (no backup to restore)
+        assign(store, other_node, "db", {**STATEFUL, "placement": {"node": other_node}})
+        sync_acl(consul_server, prefix)
+        # the second node is told to run it too: it waits for the lock, and says why
+        wait_until(lambda: observed_reason(store, other_node, "db") == "VolumeLocked", 20, what="VolumeLocked")
+        assert running_on(docker_client, other_node, "db") == []
+        record = store.get(keys.volume_lock("db", "data"))
+        assert record is not None and record.session and f'"node": "{node}"' in record.text
+        # the first node lets go (placement moved it): its copy goes, then its lock (released, or,
+        # when `acl sync` already took its rights away, freed by ending its session: lock-delay),
+        # and the second node takes it and starts
+        store.delete(keys.assignment(node, "db"))
+        moved = time.monotonic()
+        wait_until(lambda: running_on(docker_client, other_node, "db"), 60, what="the copy on the second node")
+        assert time.monotonic() - moved < timing.LOCK_DELAY + 4 * timing.RENEW_EVERY + 10
+        wait_until(lambda: other_node in sampler.seen_on, 10, what="the sampler to see it")
+    assert sampler.samples > 20
+    assert sampler.most == 1, "two copies ran at once"
+    assert sampler.seen_on == {node, other_node}
 
 
 @pytest.fixture
@@ -142,7 +88,7 @@ def test_a_holder_cut_off_from_consul_kills_its_copy_in_time_and_restarts_it_aft
 ) -> None:
     config = ConsulConfig.from_env({}, addr=own_consul.addr, prefix="locks", timeout=2.0)
     store = KVStore(config)
-    agent = start_agent(config=config, resync=1.0)
+    agent = start_agent(config=config, resync=1.0, fence=True)
     assign(store, node, "db", STATEFUL)
     wait_until(lambda: running_on(docker_client, node, "db"), 30, what="the stateful copy")
     keeper = agent.daemon.volume_locks
@@ -165,16 +111,12 @@ def test_a_holder_cut_off_from_consul_kills_its_copy_in_time_and_restarts_it_aft
     )
 
 
-def _volume_folder(client: Any, name: str) -> Path:
-    return Path(client.volumes.get(name).attrs["Mountpoint"])
-
-
 def test_a_move_restores_the_latest_backup_before_the_first_start_and_the_old_copy_is_kept(
     consul_server: ConsulServer,
     consul_config: ConsulConfig,
-    role_config: Any,
     docker_client: Any,
     start_agent: AgentFactory,
+    start_other_agent: AgentFactory,
     node: str,
     other_node: str,
     tmp_path: Path,
@@ -183,85 +125,68 @@ def test_a_move_restores_the_latest_backup_before_the_first_start_and_the_old_co
     """Node A backs its volume up, then is lost (its agent stops: its copy dies, the lock is let go);
     placement moves the service to B with failover restore-latest: B restores the latest snapshot into a
     fresh volume before it starts, reports the loss window, and A, back, keeps its old copy aside."""
-    from meshop.model.records import BackupRecord, loads_json
-
     store = KVStore(consul_config)
-    password = "repo-" + secrets.token_hex(8)
-    store.client.kv.put(f"{prefix}/secrets/db/restic", password)
-    repo = tmp_path / "repo"
-    writer = {
-        **SLEEPER,
-        "command": ["/bin/sh"],
-        # the first start writes the data; a start on restored data leaves it as it is
-        "args": ["-c", "[ -e /data/lines ] || seq 1 5000 > /data/lines; exec sleep 3600"],
-        "failover": "restore-latest",
-        "volumes": [
-            {
-                "name": "data",
-                "mountPath": "/data",
-                "stateful": {"backup": {"repository": str(repo), "passwordSecret": "restic", "every": "1h"}},
-            }
-        ],
-    }
-    first = start_agent()
+    put_password(store, prefix, "db")
+    writer = backed_up(tmp_path / "repo", failover="restore-latest")
+    first = start_agent(fence=True)
     assign(store, node, "db", writer)
-    _sync_acl(consul_server, prefix)
-
-    def snapshot() -> str:
-        entry = store.get(keys.backups(node, "db"))
-        record = BackupRecord.from_dict(loads_json(entry.value)) if entry else None
-        return record.volumes[0].snapshot if record and record.volumes else ""
-
-    wait_until(snapshot, 60, what="a first backup on node A")
-    old = _volume_folder(docker_client, f"meshop-{node}-db-data")
+    sync_acl(consul_server, prefix)
+    wait_until(lambda: snapshot_of(store, node, "db"), 60, what="a first backup on node A")
+    old = volume_folder(docker_client, f"meshop-{node}-db-data")
     first.stop()  # the node is lost: its agent's end kills the copy and lets the lock go
     assert running_on(docker_client, node, "db") == []
     (old / "after-backup").write_text("written after the snapshot: lost by the move\n")
     store.delete(keys.assignment(node, "db"))
-    second = AgentFactory(other_node, role_config("agent", other_node), tmp_path / "second")
-    try:
-        second()
-        assign(store, other_node, "db", writer)
-        _sync_acl(consul_server, prefix)
-        wait_until(lambda: running_on(docker_client, other_node, "db"), 60, what="the copy on node B")
-        new = _volume_folder(docker_client, f"meshop-{other_node}-db-data")
-        assert (new / "lines").read_text() == (old / "lines").read_text() == "".join(f"{i}\n" for i in range(1, 5001))
-        assert not (new / "after-backup").exists()  # the loss window: only what the snapshot holds
-        wait_until(
-            lambda: any(
-                "Restored" in e.text and "data-loss window" in e.text
-                for e in store.list(keys.events_of(keys.agent_events(other_node))).entries
-            ),
-            10,
-            what="the Restored event with its loss window",
-        )
-        seen = wait_for(lambda: _observed_reason(store, other_node, "db") == "Restored", 10, what="status")
-        assert seen
-        # node A returns: its copy never starts again; its volume is kept and recorded
-        start_agent()
-        kept = wait_until(
-            lambda: store.get(keys.kept_volume(node, f"meshop-{node}-db-data")), 30, what="the kept record"
-        )
-        assert kept is not None and '"service": "db"' in kept.text
-        assert running_on(docker_client, node, "db") == []
-        assert (old / "after-backup").exists()  # never deleted
-    finally:
-        second.stop_all()
+    start_other_agent(fence=True)
+    assign(store, other_node, "db", writer)
+    sync_acl(consul_server, prefix)
+    wait_until(lambda: running_on(docker_client, other_node, "db"), 60, what="the copy on node B")
+    new = volume_folder(docker_client, f"meshop-{other_node}-db-data")
+    assert (new / "lines").read_text() == (old / "lines").read_text() == LINES
+    assert not (new / "after-backup").exists()  # the loss window: only what the snapshot holds
+    wait_until(
+        lambda: any(
+            "Restored" in e.text and "data-loss window" in e.text
+            for e in store.list(keys.events_of(keys.agent_events(other_node))).entries
+        ),
+        10,
+        what="the Restored event with its loss window",
+    )
+    seen = wait_for(lambda: observed_reason(store, other_node, "db") == "Restored", 10, what="status")
+    assert seen
+    # node A returns: its copy never starts again; its volume is kept and recorded
+    start_agent(fence=True)
+    kept = wait_until(lambda: store.get(keys.kept_volume(node, f"meshop-{node}-db-data")), 30, what="the kept record")
+    assert kept is not None and '"service": "db"' in kept.text
+    assert running_on(docker_client, node, "db") == []
+    assert (old / "after-backup").exists()  # never deleted
 
 
 def test_a_crashed_agent_adopts_its_session_and_its_copy_keeps_running(
-    consul_server: ConsulServer, consul_config: ConsulConfig, docker_client: Any, node: str, tmp_path: Path, prefix: str
+    consul_server: ConsulServer,
+    consul_config: ConsulConfig,
+    docker_client: Any,
+    node: str,
+    tmp_path: Path,
+    prefix: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     """SIGKILL of the agent process: the next one adopts the saved session (renewed within its TTL), so
-    the copy is neither killed nor restarted — instead of waiting out the TTL and the lock-delay."""
+    the copy is neither killed nor restarted — instead of waiting out the TTL and the lock-delay. The
+    fence leaves it alone meanwhile: the lease runs until GIVE_UP after the last renewal, and the next
+    agent renews it (systemd restarts an agent within 2 s)."""
     import signal
 
-    from tests.integration.agent.helpers import agent_process
+    from tests.integration.agent.helpers import agent_process, fence_process
 
     store = KVStore(consul_config)
     assign(store, node, "db", STATEFUL)
-    _sync_acl(consul_server, prefix)
-    first = agent_process(node, consul_server.addr, prefix, tmp_path, log_name="agent-1.log").start()
+    sync_acl(consul_server, prefix)
+    leases = tmp_path / "fence"
+    fence = fence_process(node, leases, tmp_path / "fence.log")
+    request.addfinalizer(fence.stop)
+    lease = ("--lease-dir", str(leases))
+    first = agent_process(node, consul_server.addr, prefix, tmp_path, *lease, log_name="agent-1.log").start()
     try:
         copy = wait_until(lambda: running_on(docker_client, node, "db"), 30, what="the stateful copy")
         assert isinstance(copy, list)
@@ -271,7 +196,7 @@ def test_a_crashed_agent_adopts_its_session_and_its_copy_keeps_running(
         first.popen.wait(5)
     finally:
         first.stop()
-    second = agent_process(node, consul_server.addr, prefix, tmp_path, log_name="agent-2.log").start()
+    second = agent_process(node, consul_server.addr, prefix, tmp_path, *lease, log_name="agent-2.log").start()
     try:
         wait_until(
             lambda: "adopted the volume lock session of db" in second.log_path.read_text(), 30, what="the adoption"

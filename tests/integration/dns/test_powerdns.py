@@ -1,41 +1,21 @@
-"""The PowerDNS provider against a real pdns_server (sqlite3 backend, HTTP API): the same contract as
-RFC 2136 (records after each transition; every foreign record keeps rdata and TTL), a legacy mark
-moved, a record made after the read wins, a wrong API key and a missing zone refused by name with no
-change and the key in no message."""
+"""The PowerDNS provider against a real pdns_server (sqlite3 backend, HTTP API), beyond the contract it
+shares with RFC 2136 (test_provider_contract.py): a legacy mark moved, a record made after the read
+wins, a wrong API key and a missing zone refused by name with no change and the key in no message."""
 
 from __future__ import annotations
 
 import pytest
 
 from meshop.dns.plan import Change, plan
-from meshop.dns.powerdns import PowerDnsProvider, PowerDnsSettings
 from meshop.dns.provider import DnsRefused
+from tests.integration.dns.conftest import powerdns_provider as provider
 from tests.integration.dns.contract import (
     MARK,
     OWNER,
     converge,
     legacy_mark_is_moved_once,
-    transitions_keep_foreign_records,
-    wanted_foreign_names_are_conflicts,
-    wildcard_gets_its_own_mark_name,
 )
 from tests.support.pdns_server import PdnsServer
-
-
-def provider(pdns: PdnsServer, key: str | None = None, zone: str | None = None) -> PowerDnsProvider:
-    return PowerDnsProvider(PowerDnsSettings(pdns.api_url, zone or pdns.zone, key or pdns.api_key, timeout=5))
-
-
-def test_records_follow_each_transition_and_foreign_ones_keep_rdata_and_ttl(pdns: PdnsServer) -> None:
-    transitions_keep_foreign_records(provider(pdns), pdns.zone, pdns.records)
-
-
-def test_a_wildcard_gets_a_mark_name_of_its_own(pdns: PdnsServer) -> None:
-    wildcard_gets_its_own_mark_name(provider(pdns), pdns.zone, pdns.records)
-
-
-def test_wanted_foreign_names_are_conflicts_not_overwritten(pdns: PdnsServer) -> None:
-    wanted_foreign_names_are_conflicts(provider(pdns), pdns.zone, pdns.records)
 
 
 def test_a_legacy_mark_at_the_name_is_moved_once_and_the_foreign_txt_keeps_its_ttl(pdns: PdnsServer) -> None:

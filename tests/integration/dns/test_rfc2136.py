@@ -1,6 +1,6 @@
-"""The RFC 2136 provider against a real BIND9: records after each change, foreign records untouched (rdata
-and TTL), a legacy ownership mark moved,
-a wrong or unauthorised TSIG key refused with a clear error and no change."""
+"""The RFC 2136 provider against a real BIND9, beyond the contract it shares with PowerDNS
+(test_provider_contract.py): a legacy ownership mark moved, a record made after the read wins, a wrong
+or unauthorised TSIG key refused with a clear error and no change."""
 
 from __future__ import annotations
 
@@ -10,35 +10,14 @@ import pytest
 
 from meshop.dns.plan import Change, plan
 from meshop.dns.provider import DnsRefused
-from meshop.dns.rfc2136 import Rfc2136Provider, Rfc2136Settings
+from tests.integration.dns.conftest import rfc2136_provider as provider
 from tests.integration.dns.contract import (
     MARK,
     OWNER,
     converge,
     legacy_mark_is_moved_once,
-    transitions_keep_foreign_records,
-    wanted_foreign_names_are_conflicts,
-    wildcard_gets_its_own_mark_name,
 )
 from tests.support.bind_server import BindServer
-
-
-def provider(bind: BindServer, key: str | None = None, secret: str | None = None) -> Rfc2136Provider:
-    return Rfc2136Provider(
-        Rfc2136Settings("127.0.0.1", bind.port, bind.zone, key or bind.key_name, secret or bind.secret, timeout=3)
-    )
-
-
-def test_records_follow_each_transition_and_foreign_ones_keep_rdata_and_ttl(bind: BindServer) -> None:
-    transitions_keep_foreign_records(provider(bind), bind.zone, bind.records)
-
-
-def test_a_wildcard_gets_a_mark_name_of_its_own(bind: BindServer) -> None:
-    wildcard_gets_its_own_mark_name(provider(bind), bind.zone, bind.records)
-
-
-def test_wanted_foreign_names_are_conflicts_not_overwritten(bind: BindServer) -> None:
-    wanted_foreign_names_are_conflicts(provider(bind), bind.zone, bind.records)
 
 
 def test_a_legacy_mark_at_the_name_is_moved_once_and_the_foreign_txt_keeps_its_ttl(bind: BindServer) -> None:

@@ -224,3 +224,32 @@ def test_a_slow_first_pass_passes_the_check_after_a_ttl_but_writes_no_record() -
     presence.waiting_since -= 10
     presence.beat()
     assert services.calls == ["register", "fail", "pass"] and store.puts == []
+
+
+def _alive(names: set[str]) -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name in names and t.is_alive()}
+
+
+def test_heartbeat_and_lock_keeper_threads_keep_their_names_and_stop_at_once() -> None:
+    """Both run on ``daemon.threads.DaemonThread``: named as thread dumps have always shown them, and a
+    stop interrupts their waits (the heartbeat's 60 s interval, the keeper's renew and watch ticks)."""
+    import time
+
+    from meshop.agent.stateful.keeper import VolumeLockKeeper
+    from tests.unit.agent.stateful.test_keeper import Clock, Engine, Table
+
+    names = {"heartbeat", "volume-lock-renewer", "volume-lock-watchdog"}
+    assert _alive(names) == set()
+    services, store, passes = FakeServices(), FakeStore(), Passes()
+    presence = presence_of(services, store, passes).start()
+    clock = Clock()
+    keeper = VolumeLockKeeper("n1", Table(clock), Engine(), mono=clock).start()
+    try:
+        wait_until(lambda: _alive(names) == names, 5, what="the three threads, by name")
+        wait_until(lambda: presence.beats >= 1, 5, what="a first beat")
+    finally:
+        began = time.monotonic()
+        presence.stop(deregister=False)
+        keeper.stop()
+    assert time.monotonic() - began < 2.0, "a stop waited out an interval"
+    assert _alive(names) == set()
