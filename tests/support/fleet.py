@@ -823,9 +823,10 @@ class Fleet:
 
     def remove_node(self, name: str) -> None:
         """Take the last node out again, as ``meshop node remove`` (``plan_removal``) does: drained until
-        nothing is assigned to it, its agent stopped and its memory (state dir) removed, its engine and
-        Consul agent stopped (a client leaves on SIGTERM), its records deleted; then the namespace goes and
-        fleet.json shrinks. Only the last node: the others' names and addresses follow from the count."""
+        nothing is assigned to it, its agent and fence stopped and their memory (state dir, leases) removed,
+        its engine stopped, its Consul agent made to leave (``leave_on_terminate`` is off) and stopped, its
+        records deleted; then the namespace goes and fleet.json shrinks. Only the last node: the others'
+        names and addresses follow from the count."""
         if name != f"n{self.nodes}" or self.nodes <= max(1, self.servers - 1):
             raise ValueError(f"node {name!r}: only the last node (n{self.nodes}) can be removed, and no server")
         node = self.node(name)
@@ -833,6 +834,7 @@ class Fleet:
             self.cli("nodes", "drain", name)
             wait_for(lambda: not self.kv_keys(f"assignments/{name}/"), 120, f"nothing assigned to {name}", 0.25)
         self.stop(node, "agent")
+        self.stop(node, "fence")
         self._engine_down(node)
         if node.running("consul"):  # leave_on_terminate is off (consul_config): leave first, as force-leave would
             with contextlib.suppress(OSError):
@@ -849,7 +851,7 @@ class Fleet:
         run("ip", "netns", "del", node.ns, check=False)
         run("ip", "-n", self.switch_ns, "link", "del", node.port, check=False)
         shutil.rmtree(self.exec_root(node), ignore_errors=True)
-        for state in ("consul", "agent", "caddy"):
+        for state in ("consul", "agent", "caddy", "fence"):
             shutil.rmtree(node.dir / state, ignore_errors=True)
         self.nodes -= 1
         self.network_up()  # rewrites fleet.json with the count
