@@ -827,7 +827,7 @@ class Fleet:
         its engine stopped, its Consul agent made to leave (``leave_on_terminate`` is off) and stopped, its
         records deleted; then the namespace goes and fleet.json shrinks. Only the last node: the others'
         names and addresses follow from the count."""
-        if name != f"n{self.nodes}" or self.nodes <= max(1, self.servers - 1):
+        if name != f"n{self.nodes}" or self.is_server(name) or self.nodes <= 1:
             raise ValueError(f"node {name!r}: only the last node (n{self.nodes}) can be removed, and no server")
         node = self.node(name)
         if self.node_state(name) == "Ready":
