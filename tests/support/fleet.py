@@ -39,13 +39,15 @@ environment; its PID goes to ``<root>/<member>/<name>.pid``, and a PID is only s
 namespaces (their processes and descendants, found by namespace, never by name), unmounts what the
 engines left under their folders, and deletes the namespaces and the host's veth.
 
-Run it as ``python -m tests.support.fleet up|down|status|power-off NODE|power-on NODE|...``.
+Run it as ``python -m tests.support.fleet up|down|status|power-off NODE|power-on NODE|add-node|...``;
+``add-node`` (``Fleet.add_node``) joins the next node to a running fleet as ``meshop node add`` would.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import compileall
 import contextlib
 import fcntl
 import http.client
@@ -134,6 +136,14 @@ def find_binary(name: str) -> str:
         if candidate and Path(candidate).exists():
             return str(candidate)
     raise FileNotFoundError(f"{name} not found: run `make setup`")
+
+
+def compile_bytecode() -> None:
+    """meshop's bytecode next to its sources, as ``pip install`` (``meshop node add``) leaves it. Without
+    it every daemon the fleet starts compiles the modules changed since the checkout was last compiled
+    (this machine sets ``PYTHONDONTWRITEBYTECODE``, so nothing is ever written back): 83 modules and a
+    quarter of a returning agent's start-up CPU, which no installed node pays."""
+    compileall.compile_dir(str(REPO / "meshop"), quiet=1)
 
 
 def parallel(actions: list[Callable[[], object]]) -> None:
@@ -775,6 +785,22 @@ class Fleet:
         raw = entries[0].get("Value")
         return json.loads(base64.b64decode(raw)) if raw else None
 
+    def kv_keys(self, prefix: str) -> list[str]:
+        """The keys under ``<fleet prefix>/<prefix>``, without the fleet's prefix; [] when there are none."""
+        try:
+            found = self.consul_get(f"/v1/kv/{self.prefix}/{prefix}?keys")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return []
+            raise
+        return [k.removeprefix(f"{self.prefix}/") for k in found or []]
+
+    def consul_delete(self, key: str, recurse: bool = False) -> None:
+        """Delete ``<prefix>/<key>`` (and below it with ``recurse``)."""
+        url = f"http://{self.consul_addr}/v1/kv/{self.prefix}/{key}" + ("?recurse" if recurse else "")
+        with urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=5) as response:
+            response.read()
+
     def members_alive(self) -> set[str]:
         return {m["Name"] for m in self.consul_get("/v1/agent/members") if m.get("Status") == 1}
 
@@ -811,6 +837,7 @@ class Fleet:
     def up(self, timeout: float = 120.0) -> float:
         """Bring the whole fleet up (reusing what runs); returns the seconds it took."""
         started = time.monotonic()
+        compile_bytecode()
         self.network_up()
         gw = self.gateway
         for node in self.node_names:
@@ -900,6 +927,67 @@ class Fleet:
         self.start_agent(member)
         if name in {m.name for m in self.standby_hosts}:
             self.start_controller(member)
+
+    def add_node(self, name: str | None = None, timeout: float = 120.0) -> Member:
+        """A new node joins the running fleet: the stand-in for ``meshop node add`` (which needs sshd and
+        systemd, neither of which a namespace has). The steps ``plan_node`` renders, each by the same
+        per-node function ``up()`` calls: the engine (its ``Packages docker.io``), consul.json from
+        ``consul_config`` and Consul started (its ``File`` + units), the member joined (its
+        ``checks.consul_leader``), the inventory record and the agent (``start_agent``: ``record_inventory``
+        as ``node add`` writes it), then the agent's ``/readyz`` (its ``checks.http_ready``) and the
+        controller's Ready. ``name`` is the next node (``n<nodes+1>``); fleet.json records it, so
+        ``down`` stops it with the rest."""
+        name = name or f"n{self.nodes + 1}"
+        if name != f"n{self.nodes + 1}":
+            raise ValueError(f"node {name!r}: the next node of this fleet is n{self.nodes + 1}")
+        self.nodes += 1
+        self.network_up()  # fleet.json with the new count first, then the namespace and its link
+        node = self.node(name)
+        self.start_dockerd(node)
+        self.start_consul(node)
+        wait_for(lambda: self.engine_ready(node), 60, f"dockerd on {name}")
+        self.load_image(node)
+        wait_for(lambda: name in self.members_alive(), 60, f"{name}'s Consul agent to join")
+        self.start_agent(node)
+        wait_for(lambda: url_ok(f"http://{node.addr}:9464/readyz"), timeout, f"{name}'s agent ready (/readyz)")
+        wait_for(lambda: self.node_state(name) == "Ready", timeout, f"{name} Ready", interval=0.1)
+        return node
+
+    def remove_node(self, name: str) -> None:
+        """Take the last node out again, as ``meshop node remove`` (``plan_removal``) does: drained until
+        nothing is assigned to it, its agent and fence stopped and their memory (state dir, leases) removed,
+        its engine stopped, its Consul agent made to leave (``leave_on_terminate`` is off) and stopped, its
+        records deleted; then the namespace goes and fleet.json shrinks. Only the last node: the others'
+        names and addresses follow from the count."""
+        if name != f"n{self.nodes}" or self.is_server(name) or self.nodes <= 1:
+            raise ValueError(f"node {name!r}: only the last node (n{self.nodes}) can be removed, and no server")
+        node = self.node(name)
+        if self.node_state(name) == "Ready":
+            self.cli("nodes", "drain", name)
+            wait_for(lambda: not self.kv_keys(f"assignments/{name}/"), 120, f"nothing assigned to {name}", 0.25)
+        self.stop(node, "agent")
+        self.stop(node, "fence")
+        self._engine_down(node)
+        if node.running("consul"):  # leave_on_terminate is off (consul_config): leave first, as force-leave would
+            with contextlib.suppress(OSError):
+                leave = urllib.request.Request(f"http://{node.addr}:8500/v1/agent/leave", method="PUT")
+                urllib.request.urlopen(leave, timeout=10).close()
+            wait_for(lambda: name not in self.members_alive(), 30, f"{name}'s Consul agent to leave")
+        self.stop(node, "consul")
+        kill_tree(node.ns)  # its node Caddy and whatever else the agent started
+        self._reap()
+        for key in ("nodes", "fences", "status/nodes", "desired/nodes", "inventory/nodes"):
+            self.consul_delete(f"{key}/{name}")
+        self.consul_delete(f"observed/{name}/", recurse=True)
+        self._unmount_leftovers()
+        run("ip", "netns", "del", node.ns, check=False)
+        run("ip", "-n", self.switch_ns, "link", "del", node.port, check=False)
+        shutil.rmtree(self.exec_root(node), ignore_errors=True)
+        for state in ("consul", "agent", "caddy", "fence"):
+            shutil.rmtree(node.dir / state, ignore_errors=True)
+        self.nodes -= 1
+        self.network_up()  # rewrites fleet.json with the count
+        wait_for(lambda: self.kv(f"status/nodes/{name}") is None, 30, f"the controller to forget {name}", 0.25)
 
     def restart_dockerd(self, name: str) -> None:
         node = self.node(name)
@@ -1081,6 +1169,15 @@ def docker_api(sock: Path, method: str, path: str, timeout: float = 10.0) -> tup
         conn.close()
 
 
+def url_ok(url: str, timeout: float = 3.0) -> bool:
+    """A GET of ``url`` answers 200 (an HTTP error or no answer: False)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (OSError, http.client.HTTPException):
+        return False
+
+
 def http_get(addr: str, port: int, host: str, path: str = "/", timeout: float = 5.0) -> tuple[int, str]:
     """One GET with ``Host: host``, no retry of any kind; (0, why) when no answer came."""
     conn = http.client.HTTPConnection(addr, port, timeout=timeout)
@@ -1233,9 +1330,8 @@ def _cmd_up(fleet: Fleet) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.support.fleet", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "command", choices=["up", "down", "status", "env", "power-off", "power-on", "partition", "heal"]
-    )
+    commands = ["up", "down", "status", "env", "power-off", "power-on", "partition", "heal"]
+    parser.add_argument("command", choices=[*commands, "add-node", "remove-node"])
     parser.add_argument("node", nargs="?")
     parser.add_argument("--root", type=Path, default=REPO / ".dev" / "fleet")
     parser.add_argument("--nodes", type=int, default=int(os.environ.get("FLEET_NODES", "3")))
@@ -1257,6 +1353,12 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(f"export {k}={v}" for k, v in fleet.env().items()))
         elif args.command == "status":
             print(fleet.cli("status", check=False).stdout)
+        elif args.command == "add-node":  # NAME optional: the next one
+            started = time.monotonic()
+            log(f"{fleet.add_node(args.node).name} joined and Ready in {time.monotonic() - started:.1f}s")
+        elif args.command == "remove-node":
+            fleet.remove_node(args.node or f"n{fleet.nodes}")
+            log(f"n{fleet.nodes + 1} removed")
         else:
             if not args.node:
                 parser.error(f"{args.command} needs a node name")
