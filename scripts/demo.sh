@@ -138,8 +138,10 @@ up() {
   if ! running agent; then
     port_free "$INGRESS_PORT" || fail "port $INGRESS_PORT is in use; set MESHOP_DEMO_INGRESS_PORT"
   fi
+  # the fence beside it (docs/stateful.md): a stateful service starts only while one watches
+  start fence "$MESHOP" fence run --node "$NODE" --lease-dir "$DIR/fence"
   start agent env "$(token_env agent)" "$MESHOP" agent run --node "$NODE" --advertise-addr 127.0.0.1 --state-dir "$DIR/agent" \
-    --metrics-addr 127.0.0.1:0 --stop-grace 1 --labels demo=true \
+    --lease-dir "$DIR/fence" --metrics-addr 127.0.0.1:0 --stop-grace 1 --labels demo=true \
     --caddy-dir "$DIR/node-caddy" --ingress-port "$INGRESS_PORT"
   if ! running gateway; then
     for port in "$HTTPS_PORT" "$HTTP_PORT"; do
@@ -206,6 +208,7 @@ down() {
   stop gateway
   stop_caddy "$DIR/caddy" "gateway's"
   stop agent
+  stop fence
   stop_caddy "$DIR/node-caddy" "node's"
   stop controller
   stop acl-sync
@@ -217,7 +220,7 @@ down() {
   if [ -n "$ids" ]; then docker rm -f -v $ids >/dev/null && say "removed containers of node $NODE: $(echo $ids)"; fi
   ids=$(docker volume ls -q --filter label=meshop.managed=true --filter "label=meshop.node=$NODE" 2>/dev/null || true)
   if [ -n "$ids" ]; then docker volume rm -f $ids >/dev/null && say "removed volumes of node $NODE: $(echo $ids)"; fi
-  rm -rf "$DIR/agent"
+  rm -rf "$DIR/agent" "$DIR/fence"
   say "down (logs kept in $DIR)"
 }
 

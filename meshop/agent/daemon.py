@@ -48,6 +48,8 @@ from meshop.agent.reconciler import AgentSettings, NodeReconciler
 from meshop.agent.sampler import INTERVAL, UsageSampler
 from meshop.agent.stateful.keeper import Killer, VolumeLockKeeper
 from meshop.agent.stateful.kept import KeptVolumes
+from meshop.agent.stateful.leases import DEFAULT_DIR as DEFAULT_LEASE_DIR
+from meshop.agent.stateful.leases import LeaseDir
 from meshop.agent.stateful.memory import SessionFile
 from meshop.agent.stateful.restore import Restorer
 from meshop.consul.config import ConsulConfig
@@ -80,6 +82,7 @@ class DaemonOptions:
     caddy: CaddyOptions | None = None  # the node's Caddy for routes; None: the agent routes nothing
     usage_interval: float = INTERVAL  # seconds between usage samples (docs/monitoring.md); 0: no sampling
     backups: bool = True  # run the stateful volumes' scheduled backups (docs/stateful.md, Backups)
+    lease_dir: Path = DEFAULT_LEASE_DIR  # shared with `meshop fence run` (docs/stateful.md, the fence)
 
 
 class AgentDaemon:
@@ -115,6 +118,7 @@ class AgentDaemon:
                 wall=clocks.wall,
                 on_lost=lambda service, why: self._lock_lost(journal, service, why),
                 memory=SessionFile(options.state_dir, self.node) if options.state_dir else None,
+                leases=LeaseDir(options.lease_dir),
             )
             if killer is not None
             else None

@@ -91,6 +91,8 @@ class VolumeLockSync(Protocol):
 
     def sync(self, wanted: Mapping[str, Sequence[tuple[str, str]]], present: Set[str], /) -> dict[str, Note]: ...
 
+    def unguarded(self, service: str, /) -> str | None: ...
+
 
 class RestoreGate(Protocol):
     """``stateful.restore.Restorer``: a stateful service that moved here restores before it starts."""

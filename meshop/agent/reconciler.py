@@ -116,6 +116,7 @@ class NodeReconciler:
         self.paused: Callable[[], frozenset[str]] = frozenset
         self._phase_requeue: float | None = None
         self._waiting_for_locks = False  # a stateful service waits for its volume lock: look again soon
+        self._unfenced: set[str] = set()  # stateful services not started for want of a fence (one event each)
         self.answered = 0  # passes that applied their plan with Consul answering (the heartbeat reports after one)
         self.on_answered: Callable[[], None] = lambda: None  # called right after such a pass acted
         # the assignments watch's index (the daemon sets it): a pass that sees it move while it planned
@@ -186,7 +187,7 @@ class NodeReconciler:
         binds = resolve_all(specs, self.settings.bind_mounts)
         runtime = self.engine.runtime
         listed = runtime.list_managed()
-        fences = self._volume_locks(specs, {c.service for c in listed})
+        fences = self._volume_locks(specs, {c.service for c in listed}, {c.service for c in listed if c.running})
         self._waiting_for_locks = bool(fences)
         targets = service_targets(parsed, secrets, binds, self.settings.policy, fences)
         images = frozenset(i for i in {t.image for t in targets.values()} if runtime.image_present(i))
@@ -196,8 +197,9 @@ class NodeReconciler:
         healthy = self.engine.monitor.results()
         return Seen(reading, parsed, specs, secrets, binds, targets, containers, images, healthy, crashes, wall, now)
 
-    def _volume_locks(self, specs: Mapping[str, ServiceSpec], present: set[str]) -> dict[str, Note]:
-        """Take the locks of the stateful volumes assigned here; the services that may not run now."""
+    def _volume_locks(self, specs: Mapping[str, ServiceSpec], present: set[str], running: set[str]) -> dict[str, Note]:
+        """Take the locks of the stateful volumes assigned here; the services that may not run now. A
+        service with no copy running starts none while no fence watches (``NoFence``, docs/stateful.md)."""
         wanted = {
             name: [(v.name, volume_name(self.settings.node, name, v.name)) for v in spec.stateful_volumes if v.name]
             for name, spec in specs.items()
@@ -213,6 +215,15 @@ class NodeReconciler:
                 note = restorer.gate(name, specs[name])
                 if note is not None:
                     fences[name] = note
+        unfenced = {}
+        for name in sorted(set(wanted) - set(fences) - running):
+            why = keeper.unguarded(name)
+            if why is not None:
+                fences[name] = unfenced[name] = Note("NoFence", why)
+        for name in sorted(set(unfenced) - self._unfenced):
+            log.error("not starting %s: %s", name, unfenced[name].message)
+            self.cluster.journal.add("NoFence", f"service/{name}", f"not started: {unfenced[name].message}")
+        self._unfenced = set(unfenced)
         return fences
 
     # -- 2. plan -------------------------------------------------------------------------------------

@@ -196,7 +196,7 @@ def plan_node(inputs: NodeInputs, software: Software) -> tuple[Step, ...]:
         File(render.AGENT_CONFIG, config.encode(), 0o644),
         File("/etc/meshop/agent.env", env.encode(), 0o600, secrets),
     ]
-    units = ["consul.service", "meshop-agent.service"]
+    units = ["consul.service", "meshop-fence.service", "meshop-agent.service"]
     if inputs.server:
         controller_env = render.env_file(
             "meshop controller standby, written by `meshop node add --server` (mode 0600: holds its token)",

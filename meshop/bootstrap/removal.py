@@ -79,7 +79,7 @@ def plan_removal(node: str, prefix: str) -> tuple[tuple[Command, ...], tuple[Com
             ),
         ),
     )
-    units = "meshop-agent.service consul.service"
+    units = "meshop-agent.service meshop-fence.service consul.service"
     controller = "meshop-controller.service"  # a server node's standby (node add --server); else absent
     on_node = (
         Command(

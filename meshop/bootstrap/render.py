@@ -1,6 +1,6 @@
 """The files a bootstrap writes, rendered from validated inputs. Pure.
 
-systemd units for Consul, the agent, the controller, the gateway and ``acl sync``; the agent's and the
+systemd units for Consul, the agent and its fence, the controller, the gateway and ``acl sync``; the agent's and the
 gateway's configuration files (``/etc/meshop/agent.yaml``, ``gateway.yaml``: the keys of
 ``meshop.config``, no secrets); their env files (mode 0600: they hold the tokens); Consul's server and
 client configuration with gossip encryption and ACLs (default deny). The units shipped in ``agents/`` are
@@ -39,7 +39,7 @@ def _unit(description: str, after: str, service: str, comment: str, wants: str =
 
 AGENT_UNIT = _unit(
     "meshop node agent",
-    "docker.service consul.service",
+    "docker.service consul.service meshop-fence.service",
     """Type=simple
 EnvironmentFile=/etc/meshop/agent.env
 ExecStart=/usr/local/bin/meshop agent run --config /etc/meshop/agent.yaml
@@ -63,6 +63,31 @@ RestartSec=2
 # leaves the containers running; it deregisters the node's meshop-agent-<node> service on a clean stop.
 """,
     # Wants, not Requires: an engine of the user's own (rootless, podman's socket, snap) has no docker.service.
+    # The fence first: the agent starts no stateful copy while no fence watches.
+    wants="docker.service meshop-fence.service",
+)
+
+FENCE_UNIT = _unit(
+    "meshop fence (kills stateful copies whose lease ran out, with or without the agent)",
+    "docker.service",
+    """Type=simple
+ExecStart=/usr/local/bin/meshop fence run --config /etc/meshop/agent.yaml
+# SIGTERM: the fence stops looking; the copies keep running (the agent still guards them) and the agent
+# starts no new stateful copy until the fence beats again. Restarted at once: it is the only guard of a
+# stateful copy while the agent is down.
+KillSignal=SIGTERM
+TimeoutStopSec=10
+Restart=always
+RestartSec=1
+# Root: the Docker socket, and the lease folder /run/meshop/fence (tmpfs, 0700) it shares with the agent.
+"""
+    + _HARDENING,
+    """# systemd unit for the meshop fence, beside the agent on every node; `meshop node add` installs it
+# (docs/install.md). It reads node, docker_host and lease_dir from the agent's /etc/meshop/agent.yaml,
+# needs no Consul and no token, and SIGKILLs every stateful container of the node whose lease (written by
+# the agent at each renewal of its volume locks) ran out: a crashed, stopped or hung agent's copy dies
+# before another node may take its volume lock (docs/stateful.md).
+""",
     wants="docker.service",
 )
 
@@ -150,6 +175,7 @@ LimitNOFILE=65536
 
 UNITS = {
     "meshop-agent.service": AGENT_UNIT,
+    "meshop-fence.service": FENCE_UNIT,
     "meshop-controller.service": CONTROLLER_UNIT,
     "meshop-gateway.service": GATEWAY_UNIT,
     "meshop-acl-sync.service": ACL_SYNC_UNIT,

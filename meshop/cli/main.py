@@ -34,6 +34,7 @@ COMMANDS = {
     "init": "meshop.cli.commands.bootstrap:init",
     "controller": "meshop.cli.commands.controller:controller",
     "agent": "meshop.cli.commands.agent:agent",
+    "fence": "meshop.cli.commands.fence:fence",
     "gateway": "meshop.cli.commands.gateway:gateway",
     "export": "meshop.cli.commands.backup:export",
     "import": "meshop.cli.commands.backup:import_",

@@ -106,6 +106,7 @@ FIELDS: dict[str, v.Field] = {
     "labels": v.Field(parse_labels, {}),
     "docker_host": v.Field(v.optional(v.text)),
     "state_dir": v.Field(v.path, Path("/var/lib/meshop/agent")),
+    "lease_dir": v.Field(v.path, Path("/run/meshop/fence")),
     "metrics_addr": v.Field(v.text, "127.0.0.1:9464"),
     "resync": v.Field(v.number(0.1), 30.0),
     "usage_interval": v.Field(v.number(0), 10.0),
@@ -139,6 +140,7 @@ class AgentConfig:
     labels: Mapping[str, str] = field(default_factory=dict)
     docker_host: str | None = None
     state_dir: Path = Path("/var/lib/meshop/agent")
+    lease_dir: Path = Path("/run/meshop/fence")  # shared with `meshop fence run`; tmpfs: emptied on boot
     metrics_addr: str = "127.0.0.1:9464"
     resync: float = 30.0
     usage_interval: float = 10.0  # seconds between usage samples; 0: none (docs/monitoring.md, Usage)
@@ -249,6 +251,7 @@ class AgentConfig:
             consul=consul,
             docker_host=self.docker_host or None,
             state_dir=self.state_dir,
+            lease_dir=self.lease_dir,
             metrics_addr=self.metrics_addr,
             resync=self.resync,
             usage_interval=self.usage_interval,

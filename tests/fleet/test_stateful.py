@@ -10,21 +10,27 @@ and recorded. The sampler never sees two running copies.
 
 Wall time: about 60-90 s on a loaded 2-core machine (lock TTL expiry up to 2 x 10 s, lock-delay 15 s,
 the node grace period 10 s, one backup interval), plus the session's fleet start when run alone.
+
+The second case kills only the holding node's **agent** (SIGKILL, kept down; its engine, Consul and
+fence run on): nothing renews, the controller declares the node lost and another node takes the lock
+after lock-delay. The fence (``meshop fence run``) kills the copy when its lease runs out, so the
+sampler still never sees two copies. About 45-60 s.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import signal
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from meshop.agent.stateful import timing
+from meshop.agent.stateful.leases import Lease, LeaseDir
 from meshop.restic import RepositorySpec, restore
 from tests.support.fleet import IMAGE, Fleet, wait_for
 
@@ -60,10 +66,7 @@ class Sampler:
 
 
 def put_secret(fleet: Fleet, key: str, value: str) -> None:
-    request = urllib.request.Request(
-        f"http://{fleet.consul_addr}/v1/kv/{fleet.prefix}/{key}", data=value.encode(), method="PUT"
-    )
-    urllib.request.urlopen(request, timeout=5).close()
+    fleet.consul_put(f"/v1/kv/{fleet.prefix}/{key}", value)  # the management token: no role writes secrets/
 
 
 def events(fleet: Fleet, node: str) -> list[dict[str, Any]]:
@@ -80,9 +83,8 @@ def log_lines(fleet: Fleet, node: str, service: str) -> list[str]:
     return path.read_text().splitlines()
 
 
-def test_partitioned_holder_never_two_writers_and_failover_restores_the_latest_backup(
-    fleet: Fleet, service: str, tmp_path: Path
-) -> None:
+def counter_service(fleet: Fleet, service: str) -> tuple[dict[str, Any], Path]:
+    """The counting service with its backup every 10 s and ``failover: restore-latest``; its repository."""
     repo = fleet.root / f"repo-{service}"
     put_secret(fleet, f"secrets/{service}/restic", PASSWORD)
     doc = {
@@ -110,16 +112,29 @@ def test_partitioned_holder_never_two_writers_and_failover_restores_the_latest_b
             ],
         },
     }
+    return doc, repo
+
+
+def run_until_backed_up(fleet: Fleet, service: str, doc: dict[str, Any]) -> str:
+    """Apply, wait for the one copy and its first backup; the holding node."""
+    fleet.apply(doc)
+    wait_for(lambda: len(running_on(fleet, service)) == 1, 90, f"{service} running", interval=0.25)
+    holder = running_on(fleet, service)[0]
+    wait_for(
+        lambda: ((fleet.kv(f"backups/{holder}/{service}") or {}).get("volumes") or [{}])[0].get("snapshot"),
+        60,
+        "a first backup",
+        interval=0.5,
+    )
+    return holder
+
+
+def test_partitioned_holder_never_two_writers_and_failover_restores_the_latest_backup(
+    fleet: Fleet, service: str, tmp_path: Path
+) -> None:
+    doc, repo = counter_service(fleet, service)
     with Sampler(fleet, service) as sampler:
-        fleet.apply(doc)
-        wait_for(lambda: len(running_on(fleet, service)) == 1, 90, f"{service} running", interval=0.25)
-        holder = running_on(fleet, service)[0]
-        wait_for(
-            lambda: ((fleet.kv(f"backups/{holder}/{service}") or {}).get("volumes") or [{}])[0].get("snapshot"),
-            60,
-            "a first backup",
-            interval=0.5,
-        )
+        holder = run_until_backed_up(fleet, service, doc)
         fleet.set_link(holder, False)  # the partition: its agent can renew nothing
         cut = time.monotonic()
         wait_for(lambda: holder not in running_on(fleet, service), 30, "the cut-off copy killed", interval=0.1)
@@ -168,3 +183,32 @@ def test_partitioned_holder_never_two_writers_and_failover_restores_the_latest_b
         f"killed {killed_after:.1f}s after the cut; running again on {new} {moved_after:.1f}s after it; "
         f"loss window reported {reported:.0f}s, lines lost {len(old_lines) - len(in_snapshot)}"
     )
+
+
+def test_a_dead_agents_copy_is_killed_by_the_fence_and_the_service_moves(fleet: Fleet, service: str) -> None:
+    doc, _ = counter_service(fleet, service)
+    with Sampler(fleet, service) as sampler:
+        holder = run_until_backed_up(fleet, service, doc)
+        member = fleet.node(holder)
+        leases = LeaseDir(member.dir / "fence")
+        try:
+            assert fleet.signal(member, "agent", signal.SIGKILL)  # only the agent: engine, Consul, fence run on
+            wait_for(lambda: not member.running("agent"), 10, "the agent gone", interval=0.05)
+            lease = leases.leases().get(service)  # final: no one renews it any more (one monotonic clock)
+            assert isinstance(lease, Lease), lease
+            wait_for(lambda: holder not in running_on(fleet, service), 30, "the fence to kill the copy", interval=0.1)
+            killed_after = time.monotonic() - (lease.deadline - timing.GIVE_UP)
+            assert killed_after <= timing.GIVE_UP + timing.FENCE_TICK + timing.KILL_BUDGET + 1.0  # + sampling lag
+            assert member.running("fence") and member.running("dockerd")
+            wait_for(lambda: running_on(fleet, service), 150, "the service running on another node", interval=0.25)
+            new = running_on(fleet, service)[0]
+            assert new != holder
+            grows = len(wait_for(lambda: log_lines(fleet, new, service), 30, "the new copy's file"))
+            wait_for(lambda: len(log_lines(fleet, new, service)) > grows, 10, "the new copy counting on")
+        finally:
+            fleet.start_agent(member)  # the node back whole for the other tests (its copy never starts again)
+        wait_for(lambda: fleet.nodes_ready([holder]), 90, f"{holder} Ready again", interval=0.5)
+        assert running_on(fleet, service) == [new]
+    assert sampler.samples > 100
+    assert sampler.most == 1, f"two copies ran at once on {sampler.last}"
+    print(f"the fence killed the copy {killed_after:.1f}s after the last renewal; running again on {new}")

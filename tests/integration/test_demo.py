@@ -26,7 +26,7 @@ from meshop.model import keys
 from tests.support import http
 from tests.support.procs import REPO, free_port
 
-PROCESSES = ("consul", "acl-sync", "controller", "agent", "gateway")
+PROCESSES = ("consul", "acl-sync", "controller", "fence", "agent", "gateway")
 
 
 def free_range(count: int) -> int:
@@ -148,7 +148,7 @@ def test_demo_up_serves_every_example_through_caddy_and_down_leaves_nothing(demo
 
     again = demo.run("up")  # re-runnable: everything is reused, nothing re-applied
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("already running") == 5
+    assert again.stdout.count("already running") == 6
     assert "service/hello unchanged" in again.stdout
     assert demo.pids() == pids
 

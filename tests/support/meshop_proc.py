@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
+from meshop.agent.stateful.leases import LeaseDir
 from tests.support import acl
-from tests.support.procs import Process
+from tests.support.procs import Process, wait_until
 
 
 def meshop_process(consul_addr: str, prefix: str, args: list[str], log_path: Path) -> Process:
@@ -29,3 +31,23 @@ def meshop_process(consul_addr: str, prefix: str, args: list[str], log_path: Pat
             "MESHOP_TRUST_NODE_RECORDS": "1",
         },
     )
+
+
+def fence_process(node: str, lease_dir: Path, log_path: Path) -> Process:
+    """``meshop fence run`` as a real process (stopped by its PID), once its first heartbeat is written."""
+    command = [sys.executable, "-m", "meshop", "fence", "run", "--node", node, "--lease-dir", str(lease_dir)]
+    fence = Process(command, log_path, env={"PYTHONUNBUFFERED": "1"}).start()
+    leases = LeaseDir(lease_dir)
+
+    def beating() -> bool:
+        assert fence.alive(), fence.log_tail()
+        with contextlib.suppress(Exception):
+            return leases.heartbeat() is not None
+        return False
+
+    try:
+        wait_until(beating, 30, what="the fence's first heartbeat")
+    except BaseException:
+        fence.stop()
+        raise
+    return fence

@@ -15,6 +15,11 @@ Three parts, one state (guarded by one mutex):
   ``last_ok`` every lock counts as lost, and on every tick it SIGKILLs each running stateful container
   whose service does not hold fresh locks. It does not wait for the reconcile loop, which may be stuck
   on Consul or Docker. The timing argument is in ``timing.py`` and docs/stateful.md.
+* the leases (``leases.py``), for the fence (``fence.py``), a process of its own that guards the copies
+  when this agent is dead or hung: each successful renewal (and the first take) writes the service's
+  lease, ``deadline = last_ok + GIVE_UP``, before the planner may start anything; letting go or losing
+  the locks removes it. ``unguarded`` tells the reconciler when no fence watches (its heartbeat is
+  stale) or a lease cannot be written: then no copy is started (one already running keeps running).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from meshop import metrics
 from meshop.agent.cluster.volume_locks import LockRecord
 from meshop.agent.planning.plan import Note
 from meshop.agent.stateful import timing
+from meshop.agent.stateful.guard import Guard, LeaseBook
 from meshop.daemon.threads import DaemonThread
 from meshop.errors import ConsulError, DriverError
 
@@ -102,6 +108,7 @@ class VolumeLockKeeper:
         wall: Callable[[], float] = time.time,
         on_lost: Callable[[str, str], None] | None = None,
         memory: SessionMemory | None = None,
+        leases: LeaseBook | None = None,
     ) -> None:
         self.node = node
         self.memory = memory
@@ -116,6 +123,7 @@ class VolumeLockKeeper:
         self._saved: dict[str, tuple[str, dict[str, str]]] | None = None
         self._stop = threading.Event()
         self._threads: list[DaemonThread] = []  # the renewer and the watchdog, both waiting on _stop
+        self.guard = Guard(leases)
 
     # -- what the reconcile pass asks ----------------------------------------------------------------
 
@@ -135,6 +143,7 @@ class VolumeLockKeeper:
             note = self._session(service)
             for volume, docker_volume in volumes:
                 note = note or self._take(service, volume, docker_volume)
+            self._grant(service)  # before the planner may start a copy: the fence must know it may run
             if note is None and not self.may_run(service):
                 note = Note("VolumeLockStale", "the volume lock was not renewed recently")
             if note is not None:
@@ -180,6 +189,7 @@ class VolumeLockKeeper:
             if held:
                 with self._mu:
                     self._holds[service] = _Hold(tuple(held), session, began, held)
+                self._grant(service)
                 adopted.append(service)
                 log.info("adopted the volume lock session of %s from the previous run", service)
         return adopted
@@ -280,8 +290,26 @@ class VolumeLockKeeper:
                 hold.held[volume] = Taken(record, taken.previous)
         return True
 
+    def _grant(self, service: str) -> None:
+        """Write the lease of ``service`` (``last_ok + GIVE_UP``) when it holds every lock."""
+        self.guard.grant(service, lambda: self._deadline(service))
+
+    def _deadline(self, service: str) -> float | None:
+        with self._mu:
+            hold = self._holds.get(service)
+            if hold is None or hold.session is None or hold.last_ok is None:
+                return None
+            if not hold.volumes or not all(v in hold.held for v in hold.volumes):
+                return None
+            return hold.last_ok + timing.GIVE_UP
+
+    def unguarded(self, service: str) -> str | None:
+        """Why no copy of ``service`` may start now although its locks are held (``guard.Guard``)."""
+        return self.guard.unguarded(service, self.mono())
+
     def _let_go(self, service: str, hold: _Hold) -> None:
         """Release a departed service's locks (no lock-delay), then end its session."""
+        self.guard.revoke(service)
         if hold.session is None:
             return
         for volume, taken in hold.held.items():
@@ -323,7 +351,7 @@ class VolumeLockKeeper:
         with self._mu:
             holds, self._holds = self._holds, {}
         for service, hold in holds.items():
-            self._let_go(service, hold)
+            self._let_go(service, hold)  # its lease too: the copy is dead
         metrics.volume_locks_held.set(0)
         self._persist()
 
@@ -353,6 +381,8 @@ class VolumeLockKeeper:
                 if not self._stamp(service, volume, session):
                     self._lose(service, session, f"the lock of volume {volume} is no longer this node's")
                     break
+            else:
+                self._grant(service)  # the fence's deadline moves on: began + GIVE_UP
 
     def _stamp(self, service: str, volume: str, session: str) -> bool:
         """False only when Consul says the key is another session's; an error proves nothing."""
@@ -410,6 +440,7 @@ class VolumeLockKeeper:
             if hold is None or hold.session != session:
                 return
             hold.session, hold.held = None, {}
+        self.guard.revoke(service)
         self._report_lost(service, why)
         self._persist()
         self.watch_once()  # kill now, not at the next tick

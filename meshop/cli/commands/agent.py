@@ -44,6 +44,14 @@ def agent() -> None:
     help="Where the last good assignments are kept.",
 )
 @click.option(
+    "--lease-dir",
+    default=_default("lease_dir"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The lease folder shared with `meshop fence run` (root-only, on tmpfs): no stateful copy starts "
+    "without a fence watching it.",
+)
+@click.option(
     "--metrics-addr",
     default=_default("metrics_addr"),
     show_default=True,

@@ -23,7 +23,7 @@ from meshop.model import Policy, ServiceSpec, keys, spec_hash
 from meshop.model.records import Assignment, Observed, dumps, loads_json
 from tests.conftest import TEST_IMAGE
 from tests.support import acl
-from tests.support.meshop_proc import meshop_process
+from tests.support.meshop_proc import fence_process, meshop_process
 from tests.support.procs import Process, wait_until
 from tests.support.registry import RegistryServer
 
@@ -155,7 +155,9 @@ class AgentFactory:
         self.node = node
         self.config = config
         self.tmp_path = tmp_path
+        self.lease_dir = tmp_path / f"fence-{node}"  # the node's lease folder, shared by its agent and fence
         self.started: list[RunningAgent] = []
+        self.fences: list[Process] = []
 
     def __call__(
         self,
@@ -173,7 +175,12 @@ class AgentFactory:
         clocks: Clocks = SYSTEM,
         usage_interval: float = 10.0,
         stop_grace: float = 1.0,
+        fence: bool = False,
     ) -> RunningAgent:
+        """An in-process agent; with ``fence`` a real ``meshop fence run`` beside it first (a stateful
+        service starts only while a fence watches)."""
+        if fence and not any(f.alive() for f in self.fences):
+            self.start_fence()
         settings = AgentSettings(
             node=self.node,
             advertise_addr="127.0.0.1",
@@ -192,6 +199,7 @@ class AgentFactory:
             heartbeat=heartbeat,
             ttl=ttl,
             usage_interval=usage_interval,
+            lease_dir=self.lease_dir,
         )
         daemon = AgentDaemon(options, runtime, clocks=clocks).start()
         thread = threading.Thread(target=daemon.run, name=f"agent-{self.node}", daemon=True)
@@ -202,9 +210,16 @@ class AgentFactory:
             wait_until(lambda: daemon.loop.passes > 0, 10, what="the agent's first pass")
         return running
 
+    def start_fence(self) -> Process:
+        fence = fence_process(self.node, self.lease_dir, self.tmp_path / f"fence-{self.node}.log")
+        self.fences.append(fence)
+        return fence
+
     def stop_all(self) -> None:
         for agent in self.started:
             agent.stop()
+        for fence in self.fences:
+            fence.stop()
 
 
 def agent_process(

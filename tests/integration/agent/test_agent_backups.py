@@ -57,7 +57,7 @@ def volume_record(store: KVStore, node: str) -> VolumeBackup | None:
 def started(start_agent: AgentFactory, store: KVStore, engine: Engine, node: str, spec: dict[str, Any]) -> Any:
     """An agent running ``app`` with ``spec`` (its password in place): its container."""
     store.client.kv.put(f"{store.prefix}/secrets/app/restic", PASSWORD)
-    agent = start_agent()
+    agent = start_agent(fence=True)
     assign(store, node, "app", spec)
     wait_until(lambda: engine.running("app"), 10, what="the container")
     return agent

@@ -53,7 +53,7 @@ def test_restore_to_another_node_gives_the_snapshots_exact_bytes_and_keeps_the_o
     store.put(keys.desired_service("db"), document("db", spec))
     store.put(keys.desired_service("plain"), document("plain", dict(SLEEPER)))
     store.put(keys.service_status("db"), dumps(ServiceStatus("db", 1, placement={node: 1}, replicas=1)))
-    start_agent()
+    start_agent(fence=True)
     assign(store, node, "db", spec)
     sync_acl(consul_server, prefix)
 
@@ -72,7 +72,7 @@ def test_restore_to_another_node_gives_the_snapshots_exact_bytes_and_keeps_the_o
     changed = digest(old)
     assert changed != at_snapshot
 
-    start_other_agent()
+    start_other_agent(fence=True)
     wait_until(lambda: store.get(keys.node(other_node)), 10, what="node B's record")
     store.put(keys.node_status(other_node), dumps(NodeStatus(other_node, "NotReady", 1.0)))
     store.put(keys.node_status(node), dumps(NodeStatus(node, "Ready", 1.0)))

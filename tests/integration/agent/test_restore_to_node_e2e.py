@@ -58,7 +58,7 @@ def test_volume_restore_to_node_with_a_real_controller_and_two_agents(
     args = ["controller", "run", "--id", f"{prefix}-c1", "--metrics-addr", "127.0.0.1:0", "--grace-period", "5"]
     controller = meshop_process(consul_server.addr, prefix, args, tmp_path / "controller.log").start()
     try:
-        start_agent()  # node A alone: the controller places the service there
+        start_agent(fence=True)  # node A alone: the controller places the service there
         spec = backed_up(tmp_path / "repo", args=SEED)  # failover: none (the default): only the command moves it
         (tmp_path / "db.json").write_text(document("db", spec))
         code, out, err = invoke(consul_server.addr, prefix, "apply", "-f", str(tmp_path / "db.json"))
@@ -80,7 +80,7 @@ def test_volume_restore_to_node_with_a_real_controller_and_two_agents(
         changed = digest(old)
         assert changed != at_snapshot
 
-        start_other_agent()
+        start_other_agent(fence=True)
         wait_until(lambda: node_state(store, other_node) == "Ready", 30, what="node B judged Ready")
         with Sampler(docker_client, "db", [node, other_node], every=0.1) as sampler:
             restore_args = ("volume", "restore", "db", "--to-node", other_node, "--snapshot", chosen)

@@ -47,8 +47,8 @@ def test_two_nodes_assigned_one_stateful_service_never_run_two_copies(
     prefix: str,
 ) -> None:
     store = KVStore(consul_config)
-    start_agent()
-    start_other_agent()
+    start_agent(fence=True)
+    start_other_agent(fence=True)
     with Sampler(docker_client, "db", [node, other_node]) as sampler:
         assign(store, node, "db", STATEFUL)
         sync_acl(consul_server, prefix)
@@ -88,7 +88,7 @@ def test_a_holder_cut_off_from_consul_kills_its_copy_in_time_and_restarts_it_aft
 ) -> None:
     config = ConsulConfig.from_env({}, addr=own_consul.addr, prefix="locks", timeout=2.0)
     store = KVStore(config)
-    agent = start_agent(config=config, resync=1.0)
+    agent = start_agent(config=config, resync=1.0, fence=True)
     assign(store, node, "db", STATEFUL)
     wait_until(lambda: running_on(docker_client, node, "db"), 30, what="the stateful copy")
     keeper = agent.daemon.volume_locks
@@ -128,7 +128,7 @@ def test_a_move_restores_the_latest_backup_before_the_first_start_and_the_old_co
     store = KVStore(consul_config)
     put_password(store, prefix, "db")
     writer = backed_up(tmp_path / "repo", failover="restore-latest")
-    first = start_agent()
+    first = start_agent(fence=True)
     assign(store, node, "db", writer)
     sync_acl(consul_server, prefix)
     wait_until(lambda: snapshot_of(store, node, "db"), 60, what="a first backup on node A")
@@ -137,7 +137,7 @@ def test_a_move_restores_the_latest_backup_before_the_first_start_and_the_old_co
     assert running_on(docker_client, node, "db") == []
     (old / "after-backup").write_text("written after the snapshot: lost by the move\n")
     store.delete(keys.assignment(node, "db"))
-    start_other_agent()
+    start_other_agent(fence=True)
     assign(store, other_node, "db", writer)
     sync_acl(consul_server, prefix)
     wait_until(lambda: running_on(docker_client, other_node, "db"), 60, what="the copy on node B")
@@ -155,7 +155,7 @@ def test_a_move_restores_the_latest_backup_before_the_first_start_and_the_old_co
     seen = wait_for(lambda: observed_reason(store, other_node, "db") == "Restored", 10, what="status")
     assert seen
     # node A returns: its copy never starts again; its volume is kept and recorded
-    start_agent()
+    start_agent(fence=True)
     kept = wait_until(lambda: store.get(keys.kept_volume(node, f"meshop-{node}-db-data")), 30, what="the kept record")
     assert kept is not None and '"service": "db"' in kept.text
     assert running_on(docker_client, node, "db") == []
@@ -163,18 +163,30 @@ def test_a_move_restores_the_latest_backup_before_the_first_start_and_the_old_co
 
 
 def test_a_crashed_agent_adopts_its_session_and_its_copy_keeps_running(
-    consul_server: ConsulServer, consul_config: ConsulConfig, docker_client: Any, node: str, tmp_path: Path, prefix: str
+    consul_server: ConsulServer,
+    consul_config: ConsulConfig,
+    docker_client: Any,
+    node: str,
+    tmp_path: Path,
+    prefix: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     """SIGKILL of the agent process: the next one adopts the saved session (renewed within its TTL), so
-    the copy is neither killed nor restarted — instead of waiting out the TTL and the lock-delay."""
+    the copy is neither killed nor restarted — instead of waiting out the TTL and the lock-delay. The
+    fence leaves it alone meanwhile: the lease runs until GIVE_UP after the last renewal, and the next
+    agent renews it (systemd restarts an agent within 2 s)."""
     import signal
 
-    from tests.integration.agent.helpers import agent_process
+    from tests.integration.agent.helpers import agent_process, fence_process
 
     store = KVStore(consul_config)
     assign(store, node, "db", STATEFUL)
     sync_acl(consul_server, prefix)
-    first = agent_process(node, consul_server.addr, prefix, tmp_path, log_name="agent-1.log").start()
+    leases = tmp_path / "fence"
+    fence = fence_process(node, leases, tmp_path / "fence.log")
+    request.addfinalizer(fence.stop)
+    lease = ("--lease-dir", str(leases))
+    first = agent_process(node, consul_server.addr, prefix, tmp_path, *lease, log_name="agent-1.log").start()
     try:
         copy = wait_until(lambda: running_on(docker_client, node, "db"), 30, what="the stateful copy")
         assert isinstance(copy, list)
@@ -184,7 +196,7 @@ def test_a_crashed_agent_adopts_its_session_and_its_copy_keeps_running(
         first.popen.wait(5)
     finally:
         first.stop()
-    second = agent_process(node, consul_server.addr, prefix, tmp_path, log_name="agent-2.log").start()
+    second = agent_process(node, consul_server.addr, prefix, tmp_path, *lease, log_name="agent-2.log").start()
     try:
         wait_until(
             lambda: "adopted the volume lock session of db" in second.log_path.read_text(), 30, what="the adoption"

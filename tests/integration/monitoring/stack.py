@@ -21,7 +21,7 @@ import yaml
 from meshop.consul.services import metrics_registration
 from tests.conftest import TEST_IMAGE
 from tests.support import acl
-from tests.support.meshop_proc import meshop_process
+from tests.support.meshop_proc import fence_process, meshop_process
 from tests.support.procs import REPO, Process, free_port, wait_until
 
 MONITORING = REPO / "charts" / "monitoring"
@@ -64,6 +64,7 @@ class Stack:
         self.node = f"mon{tag}"
         self.instances = {"controller": f"ctl-{tag}", "agent": self.node, "gateway": f"gw-{tag}"}
         self.processes: dict[str, Process] = {}
+        self.fence: Process | None = None  # beside the agent: a stateful service starts only while one watches
 
     def args(self, component: str, log_format: str, log_level: str) -> list[str]:
         common = ["--metrics-addr", "127.0.0.1:0", "--log-format", log_format, "--log-level", log_level]
@@ -80,6 +81,8 @@ class Stack:
                 "127.0.0.1",
                 "--state-dir",
                 str(state),
+                "--lease-dir",
+                str(self.workdir / "fence"),
                 "--stop-grace",
                 "1",
                 "--usage-interval",  # usage series (the dashboard's Usage row) within seconds
@@ -97,6 +100,8 @@ class Stack:
         log_level: str = "info",
         extra: dict[str, list[str]] | None = None,
     ) -> Stack:
+        if "agent" in components:
+            self.fence = fence_process(self.node, self.workdir / "fence", self.workdir / "fence.log")
         for component in components:
             log = self.workdir / f"{component}.log"
             args = self.args(component, log_format, log_level) + (extra or {}).get(component, [])
@@ -146,6 +151,8 @@ class Stack:
         for component, process in self.processes.items():
             process.stop()
             codes[component] = process.popen.returncode if process.popen else None
+        if self.fence is not None:
+            self.fence.stop()
         return codes
 
     def log_tails(self) -> str:

@@ -103,9 +103,17 @@ def test_consul_leader_check_reads_the_status_endpoint(tmp_path: Path, body, pas
 def test_agent_wants_docker_but_runs_with_an_engine_of_the_users_own():
     unit = render.AGENT_UNIT
     assert "Requires=" not in unit  # no docker.service (rootless, podman's socket): the agent still starts
-    assert (
-        "Wants=network-online.target docker.service\n" in unit and "After=network-online.target docker.service" in unit
-    )
+    assert "Wants=network-online.target docker.service meshop-fence.service\n" in unit
+    assert "After=network-online.target docker.service consul.service meshop-fence.service\n" in unit
+
+
+def test_the_fence_unit_restarts_at_once_and_reads_the_agents_configuration():
+    """The fence is the only guard of a stateful copy while the agent is down (docs/stateful.md)."""
+    unit = render.FENCE_UNIT
+    assert "Restart=always\nRestartSec=1\n" in unit
+    assert "ExecStart=/usr/local/bin/meshop fence run --config /etc/meshop/agent.yaml\n" in unit
+    assert "EnvironmentFile" not in unit and "Requires=" not in unit  # no token; an engine of the user's own
+    assert "DynamicUser" not in unit  # root: the Docker socket and the root-only lease folder
 
 
 def test_stock_caddy_is_masked_on_every_host_and_the_gateway_ports_checked():

@@ -53,10 +53,12 @@ def test_node_plan_steps_in_order():
         "/etc/meshop/agent.yaml",
         "/etc/meshop/agent.env",
         "/etc/systemd/system/consul.service",
+        "/etc/systemd/system/meshop-fence.service",
         "/etc/systemd/system/meshop-agent.service",
     ]
     start = next(s for s in steps if s.title.startswith("systemd: "))
     assert isinstance(start, Command) and "systemctl" in start.apply
+    assert "meshop-fence.service" in start.title and "meshop-fence.service" in start.check  # enabled and running
     assert "/etc/meshop/agent.env" in start.after_change  # a new token restarts the agent
     assert "/etc/meshop/agent.yaml" in start.after_change  # so does a new configuration
 
@@ -174,7 +176,9 @@ def test_wheel_digest_follows_content():
     assert SOFTWARE.digest != replace(SOFTWARE, wheels=(("meshop-0.1.0-py3-none-any.whl", b"other"),)).digest
 
 
-@pytest.mark.parametrize("name", ["meshop-agent", "meshop-controller", "meshop-gateway", "meshop-acl-sync"])
+@pytest.mark.parametrize(
+    "name", ["meshop-agent", "meshop-fence", "meshop-controller", "meshop-gateway", "meshop-acl-sync"]
+)
 def test_shipped_units_are_the_rendered_ones(name):
     assert (REPO / "agents" / f"{name}.service").read_text() == render.UNITS[f"{name}.service"]
 

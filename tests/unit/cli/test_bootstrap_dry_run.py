@@ -56,7 +56,7 @@ def test_node_add_dry_run_prints_every_step(software):
         "|   zone: fra1",
         "file /etc/meshop/agent.env (mode 0600)",
         "meshop-agent.service",
-        "systemd: consul.service meshop-agent.service enabled and running",
+        "systemd: consul.service meshop-fence.service meshop-agent.service enabled and running",
     ):
         assert part in out
     assert "00000000-0000" not in out and "<redacted>" in out

@@ -26,6 +26,7 @@ REFUSED = [
     ("labels-number", {"labels": {"zone": 1}}, "labels", "must be text"),
     ("docker-host", {"docker_host": 1}, "docker_host", "expected text"),
     ("state-dir", {"state_dir": ""}, "state_dir", "path"),
+    ("lease-dir", {"lease_dir": 5}, "lease_dir", "expected text"),
     ("metrics-addr", {"metrics_addr": None}, "metrics_addr", "expected text"),
     ("resync-low", {"resync": 0}, "resync", "below 0.1"),
     ("resync-text", {"resync": "30"}, "resync", "a number"),
