@@ -168,7 +168,7 @@ def one_round(fleet: Fleet, victim: str) -> dict[str, float | str]:
             "Consul client joined": lambda: victim in fleet.members_alive(),
             "node record rewritten": lambda: modify_index(fleet, f"nodes/{victim}") > record_index,
             "fence rewritten": lambda: modify_index(fleet, f"fences/{victim}") > fence_index,
-            "node's checks passing (serfHealth, meshop-agent)": lambda: node_passing(fleet, victim),
+            "node's checks passing (serfHealth, meshop-agent-<node>)": lambda: node_passing(fleet, victim),
             "controller: node Ready": ready_check,
             "stale copy gone": lambda: stale_running.is_set() and not fleet.containers(SERVICE, [victim]),
             "route names the node": routes_name_victim,

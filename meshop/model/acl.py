@@ -154,7 +154,7 @@ def _own_names(*names: str) -> list[str]:
 
 
 def agent_service_names(services: Iterable[str], kept: Iterable[str] = ()) -> list[str]:
-    """The Consul service names an agent may register beyond its own ``meshop-agent``/``meshop-metrics``:
+    """The Consul service names an agent may register beyond its own ``meshop-agent-N``/``meshop-metrics-agent-N``:
     RFC 1123 labels outside ``meshop-*``, from its assignments (and ``kept``), nothing else."""
     names = {_check_name("service", s) for s in (*services, *kept)}
     return sorted(n for n in names if not n.startswith(RESERVED_SERVICE_PREFIX))
