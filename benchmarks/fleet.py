@@ -223,27 +223,33 @@ class PowerOffMoments:
         self._dns.start()
 
     def _run_dns(self, fleet: Fleet, victim_addr: str, cut: float) -> None:
-        """In the gateway's network namespace (this thread only: setns), ask its responder for HOST."""
+        """Ask the gateway's responder for HOST: on its unix SEQPACKET socket (the default since issue 24:
+        a path, reachable from any network namespace), or in the gateway's network namespace (this thread
+        only: setns) on its loopback UDP port."""
         log = (fleet.gateway.dir / "gateway.log").read_text(errors="replace")
-        found = re.findall(r"upstream DNS for Caddy on udp/([0-9.]+):(\d+)", log)
-        if not found:
+        unix = re.findall(r"upstream DNS for Caddy on unixpacket/(/\S+)", log)
+        found = re.findall(r"upstream DNS for Caddy on (?:udp/)?([0-9.]+):(\d+)", log)
+        if not unix and not found:
             return
-        host, port = found[-1][0], int(found[-1][1])
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        with open(f"/var/run/netns/{fleet.gateway.ns}") as ns:
-            if libc.setns(ns.fileno(), 0x40000000) != 0:  # CLONE_NEWNET
-                return
         target = dns_wire.target_name(victim_addr)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.settimeout(1)
-            while not self._stop.is_set() and math.isnan(self.dns_dropped):
-                try:
-                    sock.sendto(dns_wire.query(dns_wire.site_name(HOST), dns_wire.TYPE_SRV), (host, port))
+        query = dns_wire.query(dns_wire.site_name(HOST), dns_wire.TYPE_SRV)
+        if not unix:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            with open(f"/var/run/netns/{fleet.gateway.ns}") as ns:
+                if libc.setns(ns.fileno(), 0x40000000) != 0:  # CLONE_NEWNET
+                    return
+        while not self._stop.is_set() and math.isnan(self.dns_dropped):
+            try:
+                family, kind = (socket.AF_UNIX, socket.SOCK_SEQPACKET) if unix else (socket.AF_INET, socket.SOCK_DGRAM)
+                with socket.socket(family, kind) as sock:  # a connection per lookup, as Caddy's resolver
+                    sock.settimeout(1)
+                    sock.connect(unix[-1] if unix else (found[-1][0], int(found[-1][1])))
+                    sock.send(query)
                     if target is not None and target.encode() not in _labels(sock.recv(512)):
                         self.dns_dropped = time.monotonic() - cut
-                except OSError:
-                    pass
-                self._stop.wait(0.05)
+            except OSError:
+                pass
+            self._stop.wait(0.05)
 
     def _run(self, fleet: Fleet, victim: str, victim_addr: str, cut: float) -> None:
         pending = lambda: math.isnan(self.checks_failed) or math.isnan(self.route_dropped)  # noqa: E731

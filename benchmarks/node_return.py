@@ -11,6 +11,12 @@ power-on. It also notes whether the stale copy was ever routed (``routes/<host>`
 whether the node was Ready while the stale copy still ran (both must stay "no").
 
     .venv/bin/python benchmarks/node_return.py [--repeat 3] [--grace 10]     # as root; ~1 min per round
+
+The fleet's daemons run from compiled bytecode, as a meshop installed by pip does (``fleet.compile_bytecode``).
+``--ab-bytecode`` alternates rounds without it (meshop's ``.pyc`` removed before the agent starts: every
+module compiled at start, as the fleet's agents did before; an upper bound, as then only the modules changed
+since the checkout was compiled lacked it) and with it, so both are measured at the same load. Each round
+notes the machine's 1-minute load average at power-on.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
+import os
 import re
 import shutil
 import statistics
@@ -31,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.fleet import Fleet, service_doc, session_fleet, wait_for  # noqa: E402
+from tests.support.fleet import Fleet, compile_bytecode, service_doc, session_fleet, wait_for  # noqa: E402
 
 SERVICE = "ret"
 HOST = "ret.fleet.test"
@@ -168,6 +175,7 @@ def one_round(fleet: Fleet, victim: str) -> dict[str, float | str]:
         }
     )
     power_on = time.monotonic()
+    load = os.getloadavg()[0]
     steps.start()
     fleet.set_link(victim, True)
     fleet.start_dockerd(member)
@@ -192,9 +200,19 @@ def one_round(fleet: Fleet, victim: str) -> dict[str, float | str]:
     out["power-on (link up)"] = power_on - agent_start
     out["Ready and clean (the benchmark's wait)"] = done - agent_start
     out["total from power-on"] = done - power_on
+    out["load average (1 min) at power-on"] = f"{load:.1f}"
     out["stale copy routed (sightings)"] = str(len(routed_stale))
     out["Ready while a stale copy ran (sightings)"] = str(len(ready_while_stale))
     return out
+
+
+def drop_bytecode() -> int:
+    """Remove meshop's compiled bytecode (this checkout's ``__pycache__`` files of meshop/ only); how many."""
+    removed = 0
+    for cached in (REPO / "meshop").rglob("__pycache__/*.pyc"):
+        cached.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def table(rounds: list[dict[str, float | str]]) -> str:
@@ -222,6 +240,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--grace", type=float, default=10.0)
     parser.add_argument("--logs", type=Path, help="copy every member's logs here before the teardown")
+    parser.add_argument("--ab-bytecode", action="store_true", help="odd rounds without meshop's bytecode")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="mret-", dir="/tmp"))
     rounds = []
@@ -229,9 +248,16 @@ def main() -> int:
         with session_fleet(root, grace=args.grace) as fleet:
             fleet.apply(service_doc(SERVICE, REPLICAS, HOST))
             wait_for(lambda: fleet.service_ready(SERVICE, REPLICAS), LIMIT, "the service Ready", interval=0.25)
-            for _ in range(args.repeat):
+            for i in range(args.repeat):
                 victim = max(c["node"] for c in fleet.containers(SERVICE) if c["node"] != fleet.node_names[0])
-                rounds.append(one_round(fleet, victim))
+                without = args.ab_bytecode and i % 2 == 0
+                if without:
+                    drop_bytecode()
+                try:
+                    rounds.append(one_round(fleet, victim))
+                finally:
+                    compile_bytecode()
+                rounds[-1]["agent's bytecode"] = "none" if without else "compiled"
                 print(table(rounds[-1:]), flush=True)
             if args.logs:
                 for found in root.glob("*/*.log"):

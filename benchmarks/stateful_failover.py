@@ -27,7 +27,6 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,10 +80,7 @@ def loss_window(fleet: Fleet, node: str) -> float | None:
 
 def one_run(fleet: Fleet, number: int) -> dict[str, float]:
     name = f"sfo{number}"
-    request = urllib.request.Request(
-        f"http://{fleet.consul_addr}/v1/kv/{fleet.prefix}/secrets/{name}/restic", data=PASSWORD.encode(), method="PUT"
-    )
-    urllib.request.urlopen(request, timeout=5).close()
+    fleet.consul_put(f"/v1/kv/{fleet.prefix}/secrets/{name}/restic", PASSWORD)  # the management token
     fleet.apply(doc(name, fleet.root / f"repo-{name}"))
     wait_for(lambda: answers(fleet, name), 120, f"{name} answering", interval=0.25)
     # one listing may miss it (an engine slow to answer on a loaded machine): look until it is there

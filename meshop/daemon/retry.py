@@ -7,20 +7,22 @@ error. Not for what runs until stopped (a watch's blocking queries, an events st
 loop backs off itself and a wake-up cuts the wait short).
 
 This module is the only importer of tenacity (an import-linter contract), and only processes that retry
-such a call load it: the agent, through its Docker driver (about 0.2 MB resident, 14 modules; measured in
-docs/architecture.md). The controller, the gateway and the CLI's quick commands never do
-(``tests/unit/test_imports.py``).
+such a call load it: the agent, through its Docker driver, on its first pull (about 0.2 MB resident, 14
+modules; measured in docs/architecture.md), not at start-up: about 10 ms of CPU, 3% of the agent's imports,
+and a returning node's agent start is part of its return time (docs/fleet.md). The controller, the
+gateway and the CLI's quick commands never do (``tests/unit/test_imports.py``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
-
-import tenacity
+from typing import TYPE_CHECKING, TypeVar
 
 from meshop.daemon.backoff import BackoffPolicy, Random
+
+if TYPE_CHECKING:
+    import tenacity
 
 T = TypeVar("T")
 OnRetry = Callable[[int, BaseException, float], None]
@@ -38,6 +40,7 @@ def retry_call(
     random: Random | None = None,
 ) -> T:
     """``call()``, retried on ``retry_on`` errors up to ``attempts`` tries in all; other errors pass at once."""
+    import tenacity  # on the first call (a pull), not in a (returning) agent's start-up
 
     def wait(state: tenacity.RetryCallState) -> float:
         return policy.delay(state.attempt_number, random)

@@ -11,12 +11,40 @@
 
 Password by file (``RESTIC_PASSWORD_FILE``), never argv or logs; ``sftp:`` through ssh with strict host
 keys (``repository.ssh_command``); restic's output parsed as hostile (``output``). See docs/stateful.md.
+
+The names below load on first use (PEP 562): the agent imports ``meshop.restic.repository`` for its
+allow-list at start-up, and a node without backups then never loads the commands, the output parser or
+the SSH module (a returning node's start-up is part of its return time, docs/fleet.md).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from meshop.errors import ResticError
-from meshop.restic.commands import backup, ensure_repository, forget, keep_args, restore, snapshots
-from meshop.restic.output import BackupResult, RestoreResult, Snapshot
-from meshop.restic.repository import RepositorySpec
+from meshop.model.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from meshop.restic.commands import backup, ensure_repository, forget, keep_args, restore, snapshots
+    from meshop.restic.output import BackupResult, RestoreResult, Snapshot
+    from meshop.restic.repository import RepositorySpec
+
+_WHERE = {
+    "backup": "meshop.restic.commands",
+    "ensure_repository": "meshop.restic.commands",
+    "forget": "meshop.restic.commands",
+    "keep_args": "meshop.restic.commands",
+    "restore": "meshop.restic.commands",
+    "snapshots": "meshop.restic.commands",
+    "BackupResult": "meshop.restic.output",
+    "RestoreResult": "meshop.restic.output",
+    "Snapshot": "meshop.restic.output",
+    "RepositorySpec": "meshop.restic.repository",
+}
+
+
+__getattr__ = lazy_exports(__name__, _WHERE)
+
 
 __all__ = [
     "BackupResult",

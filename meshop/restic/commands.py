@@ -26,6 +26,7 @@ LONG_TIMEOUT_S = 6 * 3600.0
 _TAG = re.compile(r"[A-Za-z0-9_.=:/+@-]{1,128}")
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})")
 _SNAPSHOT_REF = re.compile(r"latest|[0-9a-f]{8,64}")
+EMPTY_VOLUME = "the volume is empty: nothing to back up yet (the first backup follows the service's first write)"
 
 
 def _tag_args(tags: Sequence[str]) -> list[str]:
@@ -62,9 +63,10 @@ def backup(
         raise ResticError("failed", f"host {host!r}: not a host name")
     if not source_dir.is_dir():
         raise ResticError("failed", f"{source_dir} is not a folder")
-    out = run(
-        repo, ["backup", "--json", "--host", host, *_tag_args(tags), "."], cwd=source_dir, timeout_s=timeout_s
-    )
+    with os.scandir(source_dir) as entries:
+        if next(entries, None) is None:  # restic 0.14 fails on it with "snapshot is empty"
+            raise ResticError("failed", EMPTY_VOLUME)
+    out = run(repo, ["backup", "--json", "--host", host, *_tag_args(tags), "."], cwd=source_dir, timeout_s=timeout_s)
     return parse_backup(out.stdout)
 
 

@@ -9,10 +9,8 @@ benchmarks/fleet_gateway_failover.py; here the states are asserted, with generou
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -148,9 +146,7 @@ def test_both_gateway_hosts_off_records_go_direct_then_back(fleet: Fleet) -> Non
 
 
 def kv_put(fleet: Fleet, addr: str, key: str, value: str) -> bool:
-    request = urllib.request.Request(f"http://{addr}/v1/kv/{key}", data=value.encode(), method="PUT")
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return bool(json.loads(response.read()))
+    return bool(fleet.consul_put(f"/v1/kv/{key}", value, addr))
 
 
 def kv_value(fleet: Fleet, addr: str, key: str) -> Any:

@@ -3,12 +3,19 @@ in the leading controller. A gateway whose machine loses power takes its own Con
 running its checks) with it: only Consul's failure detection of that machine (serfHealth) can take it
 out of DNS, which no loopback test can show. How long the switch takes, and the failed requests, are
 measured by benchmarks/fleet_gateway_failover.py, not asserted here.
+
+The fleet runs with default-deny ACLs and per-role tokens (tests/support/fleet.py), so the attack of
+issue 24 item 1 is tried here as a compromised node would: with n1's own agent token, on n1's own Consul
+agent.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+import time
+import urllib.error
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -25,6 +32,41 @@ def dns_fleet() -> Iterator[Fleet]:
         pytest.skip("the fleet needs root (network namespaces, its own Docker engines)")
     with scratch_fleet("mfdns-", nodes=1, gateways=2, dns=True) as fleet:
         yield fleet
+
+
+def status_of(call: Callable[[], object]) -> int:
+    """The HTTP status ``call`` (a Consul PUT) got: 200 when it went through."""
+    try:
+        call()
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    return 200
+
+
+def test_a_node_token_registers_no_gateway_and_writes_no_other_node(dns_fleet: Fleet) -> None:
+    """n1's agent token, on n1's Consul agent: a ``meshop-gateway`` registration at n1's address (under
+    its own name and under the gateways' service name) and a PUT into ``observed/n2/`` are refused (403),
+    and BIND's answer for the routed name stays what the real gateways make it."""
+    fleet, n1 = dns_fleet, dns_fleet.node("n1")
+    fleet.apply(service_doc("web", 1, HOST))
+    wait_for(lambda: fleet.service_ready("web", 1), 90, "web Ready", interval=0.25)
+    gateways = sorted(m.addr for m in fleet.gateway_members)
+    wait_for(lambda: fleet.dns_query(HOST) == gateways, 60, f"{HOST} -> both gateways")
+    token = fleet.token_file("agent", "n1").read_text().strip()
+    at = f"{n1.addr}:8500"
+    for name in ("meshop-gateway-x", "meshop-gateway"):
+        forged = json.dumps({"ID": "meshop-gateway-x", "Name": name, "Address": n1.addr, "Port": 80})
+        assert status_of(lambda f=forged: fleet.consul_put("/v1/agent/service/register", f, at, token)) == 403, name
+    observed = f"/v1/kv/{fleet.prefix}/observed/n2/web"
+    assert status_of(lambda: fleet.consul_put(observed, "{}", at, token)) == 403
+    assert fleet.kv("observed/n2/web") is None
+    catalog = fleet.consul_get("/v1/catalog/services")
+    assert "meshop-gateway-x" not in catalog
+    assert {e["ServiceAddress"] for e in fleet.consul_get("/v1/catalog/service/meshop-gateway")} == set(gateways)
+    deadline = time.monotonic() + fleet.dns_ttl  # a window: the writer follows the catalog within a second
+    while time.monotonic() < deadline:
+        assert fleet.dns_query(HOST) == gateways
+        time.sleep(0.5)
 
 
 def test_powered_off_gateway_leaves_dns_and_the_other_serves(dns_fleet: Fleet) -> None:

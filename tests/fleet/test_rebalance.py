@@ -5,7 +5,9 @@
 through the gateway, one loop per service, never retried: every answer other than 200 is a failure.
 What is asserted: with ``auto`` each node runs 3 again within ``BOUND`` seconds of the returning node's
 Ready, with no failed request and no duplicate; with ``manual`` nothing moves until ``meshop rebalance``;
-a node that returns and fails again within the window gets nothing. benchmarks/fleet.py measures it.
+a node that returns and fails again within the window gets nothing; a fourth node added to the running fleet
+(``Fleet.add_node``, the stand-in for ``meshop node add``) takes its share (3/2/2/2), not before its window.
+benchmarks/fleet.py measures it.
 """
 
 from __future__ import annotations
@@ -113,6 +115,56 @@ def test_auto_a_returning_node_takes_its_share_again_without_a_failed_request(fl
     assert len(events(fleet, three, "Rebalanced")) == 3  # one move per service: from its 2-copy node to n3
     status = fleet.kv("status/rebalance")
     assert status["moves"] == [] and [m for m in status["pending"] if m["service"] in three] == []
+
+
+@pytest.fixture
+def fourth(fleet: Fleet) -> Iterator[str]:
+    """The name of the node a test adds (``Fleet.add_node``); taken out again afterwards
+    (``Fleet.remove_node``), so the session's fleet has its 3 nodes again. Listed before ``three`` in a
+    test's arguments, it is torn down after it: the services are gone by then, the drain moves nothing."""
+    name = f"n{fleet.nodes + 1}"
+    yield name
+    if fleet.nodes >= int(name[1:]):
+        fleet.remove_node(name)
+
+
+def test_auto_a_node_added_takes_its_share_after_its_window(fleet: Fleet, fourth: str, three: list[str]) -> None:
+    """9 replicas on 3 nodes, a fourth node joins (what ``meshop node add`` does, by ``Fleet.add_node``)
+    under traffic: nothing moves onto it before its stability window has passed, then two moves give it
+    its share by the planner's balance rule (3/3/3/0 -> 3/2/2/2: a third move would only swap 3 and 2)."""
+    start_all(fleet, three, "auto")
+    assert per_node(fleet, three) == Counter({"n1": 3, "n2": 3, "n3": 3})
+    first_move: list[float] = []
+
+    def shared() -> bool:
+        if not first_move and assigned_to(fleet, fourth, three):
+            first_move.append(time.monotonic())
+        counts = per_node(fleet, three)
+        return (
+            sorted(counts.values()) == [2, 2, 2, 3]
+            and counts[fourth] == 2
+            and all(fleet.service_ready(name, 3) for name in three)
+        )
+
+    with traffic_all(fleet, three) as loops:
+        fleet.add_node(fourth)  # returns once the controller says Ready
+        ready_at = time.monotonic()
+        assert fleet.node_names[-1] == fourth and fleet.engine_info(fourth)["ServerVersion"]
+        assert assigned_to(fleet, fourth, three) == [], f"a move onto {fourth} by its Ready"
+        wait_for(shared, BOUND + 60, f"{fourth} running its share (2 replicas)", interval=0.25)
+        took = time.monotonic() - ready_at
+        served = [loop.total for loop in loops]
+        wait_for(lambda: all(loop.total > s + 10 for loop, s in zip(loops, served, strict=True)), 30, "more requests")
+    assert first_move, f"nothing was ever assigned to {fourth}"
+    assert first_move[0] - ready_at >= fleet.rebalance_stable - 1, (
+        f"the first move onto {fourth} came {first_move[0] - ready_at:.1f}s after its Ready: inside the window"
+    )
+    assert took <= BOUND, f"{fourth} had its share {took:.1f}s after its Ready, over the stated bound of {BOUND:.0f}s"
+    assert_no_failures(loops)
+    for name in three:
+        assert duplicates(fleet, name, 3) == 0
+    assert len(events(fleet, three, "Rebalanced")) == 2
+    wait_for(lambda: (fleet.kv("status/rebalance") or {}).get("pending") == [], 30, "nothing pending", 0.25)
 
 
 def test_manual_nothing_moves_until_meshop_rebalance(fleet: Fleet, three: list[str]) -> None:

@@ -32,7 +32,6 @@ import re
 import signal
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +81,7 @@ class Sampler:
 
 
 def put_secret(fleet: Fleet, key: str, value: str) -> None:
-    request = urllib.request.Request(
-        f"http://{fleet.consul_addr}/v1/kv/{fleet.prefix}/{key}", data=value.encode(), method="PUT"
-    )
-    urllib.request.urlopen(request, timeout=5).close()
+    fleet.consul_put(f"/v1/kv/{fleet.prefix}/{key}", value)  # the management token: no role writes secrets/
 
 
 def events(fleet: Fleet, node: str) -> list[dict[str, Any]]:

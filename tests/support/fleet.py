@@ -18,10 +18,19 @@ Layout (K: the fleet's subnet octet, 10.231.K.0/24)::
     cl mf-<id>-cl 10.231.K.250 (nothing runs there until a test or benchmark starts a client)
 
 Every Consul agent runs with the JSON config ``meshop init`` / ``node add [--server]`` write
-(``meshop.bootstrap.render.consul_config``: gossip encryption, LAN gossip timing, autopilot, raft
-timing; the gateway founds the cluster with ``bootstrap_expect`` 1, the other servers join it and
-autopilot makes them voters), minus the ACLs (the fleet runs without them) and plus HTTP on the member's
-address. Every meshop daemon talks to the Consul agent of its own host, as on real hosts.
+(``meshop.bootstrap.render.consul_config``: gossip encryption, default-deny ACLs, LAN gossip timing,
+autopilot, raft timing; the gateway founds the cluster with ``bootstrap_expect`` 1, the other servers join
+it and autopilot makes them voters), plus HTTP on the member's address. Every meshop daemon talks to the
+Consul agent of its own host, as on real hosts.
+
+ACLs as ``meshop init`` sets them up: ``consul acl bootstrap`` on the gateway's server once it leads (the
+management token kept in ``<root>/tokens/management.token``), a node-identity token per Consul agent
+(``consul acl token create -node-identity``, in that agent's config), the role policies and tokens made by
+meshop's own ``AclAdmin`` (``meshop acl init`` / ``token``), and ``meshop acl sync --watch`` on the gateway
+with the management token. Every daemon gets its role's token as a 0600 file (``CONSUL_HTTP_TOKEN_FILE``):
+controllers the controller token, gateways the gateway token, the agent of N node N's agent token; ``cli``
+runs commands as operator (writes) or readonly (reads). Only the harness's own reads and set-up writes
+(assertions, the inventory, the DNS writer's TSIG secret) use the management token.
 
 Every process is started with ``nsenter --net=/var/run/netns/<ns>`` (never ``ip netns exec``: it
 remounts /sys and dockerd then fails), in its own session, with ``MESHOP_FLEET_DIR=<root>`` in its
@@ -30,13 +39,15 @@ environment; its PID goes to ``<root>/<member>/<name>.pid``, and a PID is only s
 namespaces (their processes and descendants, found by namespace, never by name), unmounts what the
 engines left under their folders, and deletes the namespaces and the host's veth.
 
-Run it as ``python -m tests.support.fleet up|down|status|power-off NODE|power-on NODE|...``.
+Run it as ``python -m tests.support.fleet up|down|status|power-off NODE|power-on NODE|add-node|...``;
+``add-node`` (``Fleet.add_node``) joins the next node to a running fleet as ``meshop node add`` would.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import compileall
 import contextlib
 import fcntl
 import http.client
@@ -60,6 +71,9 @@ from pathlib import Path
 from typing import Any
 
 from meshop.bootstrap.render import consul_config
+from meshop.client.acl import AclAdmin
+from meshop.consul.config import ConsulConfig
+from tests.support.acl import role_of
 from tests.support.procs import PATIENCE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,6 +86,18 @@ GATEWAY_PORT = 80
 DNS_ZONE = "fleet.test"
 DNS_KEY = "meshop-key"
 GATEWAY_CHECK_INTERVAL = 1.0  # seconds; the gateways' Consul checks when DNS follows them
+DATACENTER = "dc1"
+# the token each spawned process runs with, by its process name: its role (None: the management token,
+# which only `acl sync --watch` holds, as on an installed gateway); processes not listed get no token (the
+# fence needs no Consul, as agents/meshop-fence.service)
+PROC_ROLES: dict[str, str | None] = {
+    "controller": "controller",
+    "gateway": "gateway",
+    "agent": "agent",
+    "acl-sync": None,
+}
+# CLI commands that write (as operator) beyond those tests.support.acl.role_of knows
+OPERATOR_CLI = {"node", "rebalance", "cluster"}
 
 
 def log(message: str) -> None:
@@ -110,6 +136,14 @@ def find_binary(name: str) -> str:
         if candidate and Path(candidate).exists():
             return str(candidate)
     raise FileNotFoundError(f"{name} not found: run `make setup`")
+
+
+def compile_bytecode() -> None:
+    """meshop's bytecode next to its sources, as ``pip install`` (``meshop node add``) leaves it. Without
+    it every daemon the fleet starts compiles the modules changed since the checkout was last compiled
+    (this machine sets ``PYTHONDONTWRITEBYTECODE``, so nothing is ever written back): 83 modules and a
+    quarter of a returning agent's start-up CPU, which no installed node pays."""
+    compileall.compile_dir(str(REPO / "meshop"), quiet=1)
 
 
 def parallel(actions: list[Callable[[], object]]) -> None:
@@ -261,6 +295,7 @@ class Fleet:
     rebalance_stable: float = 8.0
     rebalance_interval: float = 0.5
     _children: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
+    _acl_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
@@ -436,13 +471,18 @@ class Fleet:
             assert pid is not None
             return pid
         member.dir.mkdir(parents=True, exist_ok=True)
+        base = {k: v for k, v in os.environ.items() if not k.startswith("CONSUL_")}  # no token of the caller's
+        if proc in PROC_ROLES:  # its role's token, as a 0600 file (the installed units' env files are 0600)
+            role = PROC_ROLES[proc]
+            path = self.token_file(role, member.name if role == "agent" else None) if role else self.management_file
+            base["CONSUL_HTTP_TOKEN_FILE"] = str(path)
         with open(member.dir / f"{proc}.log", "ab") as out:
             child = subprocess.Popen(
                 ["nsenter", f"--net=/var/run/netns/{member.ns}", *args],  # nsenter execs: same PID
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {}), MARK: member.mark},
+                env={**base, "PYTHONUNBUFFERED": "1", **(env or {}), MARK: member.mark},
                 start_new_session=True,
                 cwd=member.dir,
             )
@@ -513,21 +553,22 @@ class Fleet:
         return path.read_text().strip()
 
     def consul_json(self, member: Member) -> str:
-        """What ``meshop init`` (gw) and ``node add [--server]`` (the others) write to consul.json, with the
-        fleet's folder as data_dir, HTTP also on the member's address, and no ACLs."""
+        """What ``meshop init`` (gw) and ``node add [--server]`` (the others) write to consul.json (ACLs on,
+        default deny; the agent's node-identity token once the ACLs are bootstrapped: gw's first start has
+        none, as with ``meshop init``), with the fleet's folder as data_dir and HTTP also on the member's
+        address."""
         server = self.is_server(member.name)
         join = "" if member.name == "gw" else self.gateway.addr
         rendered = consul_config(
             node=member.name,
             address=member.addr,
-            datacenter="dc1",
+            datacenter=DATACENTER,
             gossip_key=self.gossip_key(),
-            agent_token="",
+            agent_token=self.consul_agent_token(member) if self.management_file.exists() else "",
             server=server,
             join=join,
         )
         config = json.loads(rendered)
-        config.pop("acl")  # the fleet runs without ACLs (issue 24's stretch: with them)
         config |= {"data_dir": str(member.dir / "consul"), "client_addr": f"127.0.0.1 {member.addr}"}
         config |= {"retry_interval": "1s"} if join else {}
         return json.dumps(config, indent=2, sort_keys=True) + "\n"
@@ -584,13 +625,10 @@ class Fleet:
 
     def configure_dns(self) -> None:
         """The TSIG secret where the DNS writer reads it (``<prefix>/secrets/meshop-dns/``, the secrets
-        folder: on a fleet without ACLs a plain KV write) and the Gateway document pointing at BIND."""
+        folder, written with the management token: no role writes secrets) and the Gateway document
+        pointing at BIND."""
         key = f"{self.prefix}/secrets/meshop-dns/tsig"
-        request = urllib.request.Request(
-            f"http://{self.consul_addr}/v1/kv/{key}", data=self.bind().secret.encode(), method="PUT"
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            response.read()
+        self.consul_put(f"/v1/kv/{key}", self.bind().secret.encode())
         dns = {"provider": "rfc2136", "server": self.dns_server, "zone": DNS_ZONE, "keyName": DNS_KEY}
         dns.update({"keySecretKey": key, "ttl": self.dns_ttl, "records": "hosts"})
         spec = {"domains": [DNS_ZONE], "tls": {"mode": "off"}, "dns": dns}
@@ -611,14 +649,8 @@ class Fleet:
 
     def record_inventory(self, node: Member) -> None:
         """The node's address in ``inventory/nodes/<n>``, as ``meshop node add`` records it (issue 24: the
-        controller dials a node only at an address listed there)."""
-        request = urllib.request.Request(
-            f"http://{self.consul_addr}/v1/kv/{self.prefix}/inventory/nodes/{node.name}",
-            data=json.dumps({"addresses": [node.addr]}).encode(),
-            method="PUT",
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            response.read()
+        controller dials a node only at an address listed there; written with the management token)."""
+        self.consul_put(f"/v1/kv/{self.prefix}/inventory/nodes/{node.name}", json.dumps({"addresses": [node.addr]}))
 
     # -- readiness ---------------------------------------------------------------------------------------
     def engine_ready(self, node: Member) -> bool:
@@ -631,9 +663,116 @@ class Fleet:
         run("docker", "-H", node.docker_host, "load", input=saved)
 
     def consul_get(self, path: str, addr: str | None = None) -> Any:
-        with urllib.request.urlopen(f"http://{addr or self.consul_addr}{path}", timeout=3) as response:
+        """GET ``path`` from Consul (default ``consul_addr``) with the management token: the harness's own
+        reads for its assertions."""
+        request = urllib.request.Request(f"http://{addr or self.consul_addr}{path}", headers=self.consul_headers())
+        with urllib.request.urlopen(request, timeout=3) as response:
             body = response.read()
         return json.loads(body) if body else None
+
+    def consul_put(self, path: str, data: bytes | str, addr: str | None = None, token: str | None = None) -> Any:
+        """PUT ``data`` to ``path`` with ``token`` (default the management token: the harness's own set-up
+        writes); an HTTPError (403 for a refused token) is raised as it comes."""
+        headers = {"X-Consul-Token": token} if token else self.consul_headers()
+        body = data.encode() if isinstance(data, str) else data
+        url = f"http://{addr or self.consul_addr}{path}"
+        with urllib.request.urlopen(urllib.request.Request(url, body, headers, method="PUT"), timeout=5) as response:
+            answer = response.read()
+        return json.loads(answer) if answer else None
+
+    # -- ACLs (as `meshop init` / `node add` set them up) ---------------------------------------------------
+    @property
+    def tokens_dir(self) -> Path:
+        return self.root / "tokens"
+
+    @property
+    def management_file(self) -> Path:
+        return self.tokens_dir / "management.token"
+
+    def consul_headers(self) -> dict[str, str]:
+        """The management token header once the ACLs are bootstrapped (before: none; only gw's leader and
+        ``/v1/status`` are asked then, which need no token)."""
+        path = self.management_file
+        return {"X-Consul-Token": path.read_text().strip()} if path.exists() else {}
+
+    def _keep_secret(self, path: Path, secret: str) -> None:
+        """``secret`` into ``path``, mode 0600 from its creation (the folder is 0700)."""
+        self.tokens_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fresh = path.with_suffix(".new")
+        fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secret + "\n")
+        fresh.replace(path)
+
+    def _consul_cli(self, *args: str) -> dict[str, Any]:
+        """``consul ARGS -format=json`` against ``consul_addr`` with the management token (when there is one),
+        as ``meshop init`` runs it on the gateway; its answer (a secret) is returned, never logged."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONSUL_")}
+        env["CONSUL_HTTP_ADDR"] = self.consul_addr
+        if self.management_file.exists():
+            env["CONSUL_HTTP_TOKEN_FILE"] = str(self.management_file)
+        result = subprocess.run(
+            [find_binary("consul"), *args, "-format=json"], capture_output=True, env=env, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"consul {' '.join(args)}: {result.stderr.decode(errors='replace').strip()}")
+        return dict(json.loads(result.stdout))
+
+    def acl_bootstrap(self) -> None:
+        """Once gw's Consul leads: ``consul acl bootstrap`` (retried while the new leader sets its ACLs up),
+        gw's own agent token (node identity) set on the running agent (it persists it) and in its config,
+        and the role policies (``meshop acl init``). Nothing again on a fleet that has them."""
+        with self._acl_lock:
+            if not self.management_file.exists():
+                made = wait_for(lambda: self._consul_cli("acl", "bootstrap"), 60, "consul acl bootstrap", 0.5)
+                self._keep_secret(self.management_file, str(made["SecretID"]))
+            gw = self.gateway
+            token = json.dumps({"Token": self.consul_agent_token(gw)})
+            self.consul_put("/v1/agent/token/agent", token, f"{gw.addr}:8500")
+            config = gw.dir / "consul.json"
+            config.write_text(self.consul_json(gw))  # its next start has the token from the beginning
+            config.chmod(0o600)
+            with self._admin() as admin:
+                admin.init()
+
+    def consul_agent_token(self, member: Member) -> str:
+        """``member``'s Consul agent token: a node identity (``node <name>`` write, for its anti-entropy),
+        made once as ``meshop init`` / ``node add`` make it, kept in ``tokens/consul-<name>.token``."""
+        with self._acl_lock:
+            path = self.tokens_dir / f"consul-{member.name}.token"
+            if not path.exists():
+                made = self._consul_cli(
+                    "acl", "token", "create", "-description", f"meshop consul agent {member.name}",
+                    "-node-identity", f"{member.name}:{DATACENTER}",
+                )  # fmt: skip
+                self._keep_secret(path, str(made["SecretID"]))
+            return path.read_text().strip()
+
+    @contextlib.contextmanager
+    def _admin(self) -> Iterator[AclAdmin]:
+        token = self.management_file.read_text().strip()
+        config = ConsulConfig.from_env({}, addr=self.consul_addr, token=token, prefix=self.prefix, timeout=10.0)
+        admin = AclAdmin(config)
+        try:
+            yield admin
+        finally:
+            admin.api.client.http.session.close()
+
+    def token_file(self, role: str, node: str | None = None) -> Path:
+        """The 0600 file holding ``role``'s token (an agent's: of ``node``), made by meshop's own ``AclAdmin``
+        (``meshop acl token ROLE [--node N]``) on first use."""
+        with self._acl_lock:
+            path = self.tokens_dir / (f"{role}-{node}.token" if node else f"{role}.token")
+            if not path.exists():
+                with self._admin() as admin:
+                    self._keep_secret(path, admin.token(role, node))
+            return path
+
+    def start_acl_sync(self) -> None:
+        """``meshop acl sync --watch`` where ``meshop init`` puts it: on the gateway, next to its Consul
+        server, with the management token; a short resync so a missed wake-up costs seconds."""
+        gw = self.gateway
+        self.spawn(gw, "acl-sync", [*self.meshop(gw, f"{gw.addr}:8500"), "acl", "sync", "--watch", "--resync", "5"])
 
     def kv(self, key: str) -> Any:
         """The JSON value at ``<prefix>/<key>``, or None."""
@@ -645,6 +784,23 @@ class Fleet:
             raise
         raw = entries[0].get("Value")
         return json.loads(base64.b64decode(raw)) if raw else None
+
+    def kv_keys(self, prefix: str) -> list[str]:
+        """The keys under ``<fleet prefix>/<prefix>``, without the fleet's prefix; [] when there are none."""
+        try:
+            found = self.consul_get(f"/v1/kv/{self.prefix}/{prefix}?keys")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return []
+            raise
+        return [k.removeprefix(f"{self.prefix}/") for k in found or []]
+
+    def consul_delete(self, key: str, recurse: bool = False) -> None:
+        """Delete ``<prefix>/<key>`` (and below it with ``recurse``) with the management token."""
+        url = f"http://{self.consul_addr}/v1/kv/{self.prefix}/{key}" + ("?recurse" if recurse else "")
+        request = urllib.request.Request(url, headers=self.consul_headers(), method="DELETE")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            response.read()
 
     def members_alive(self) -> set[str]:
         return {m["Name"] for m in self.consul_get("/v1/agent/members") if m.get("Status") == 1}
@@ -682,22 +838,25 @@ class Fleet:
     def up(self, timeout: float = 120.0) -> float:
         """Bring the whole fleet up (reusing what runs); returns the seconds it took."""
         started = time.monotonic()
+        compile_bytecode()
         self.network_up()
         gw = self.gateway
         for node in self.node_names:
             self.start_dockerd(self.node(node))
         self.start_consul(gw)
+        if self.dns:
+            self.start_named()
+        wait_for(lambda: self.consul_get("/v1/status/leader"), 60, "a Consul leader on the gateway")
+        self.acl_bootstrap()  # the other agents start with their tokens made by then, as `node add` does
         for node in self.node_names:
             self.start_consul(self.node(node))
         if self.gateways > 1:
             self.start_consul(self.gateway2)
-        if self.dns:
-            self.start_named()
+        self.start_acl_sync()
         for name in self.node_names:
             node = self.node(name)
             wait_for(lambda n=node: self.engine_ready(n), 60, f"dockerd on {name}")  # type: ignore[misc]
             self.load_image(node)
-        wait_for(lambda: self.consul_get("/v1/status/leader"), 60, "a Consul leader on the gateway")
         agents = {m.name for m in self.gateway_members} | set(self.node_names)
         wait_for(lambda: self.members_alive() >= agents, 60, "every Consul agent to join")
         if self.dns:
@@ -755,6 +914,7 @@ class Fleet:
         if name == "gw":
             self.start_consul(member)
             wait_for(lambda: self.consul_get("/v1/status/leader", f"{member.addr}:8500"), 60, "gw's Consul to rejoin")
+            self.start_acl_sync()
             self.start_controller(member)
             self.start_gateway()
             return
@@ -768,6 +928,68 @@ class Fleet:
         self.start_agent(member)
         if name in {m.name for m in self.standby_hosts}:
             self.start_controller(member)
+
+    def add_node(self, name: str | None = None, timeout: float = 120.0) -> Member:
+        """A new node joins the running fleet: the stand-in for ``meshop node add`` (which needs sshd and
+        systemd, neither of which a namespace has). The steps ``plan_node`` renders, each by the same
+        per-node function ``up()`` calls: the engine (its ``Packages docker.io``), consul.json from
+        ``consul_config`` and Consul started (its ``File`` + units), the member joined (its
+        ``checks.consul_leader``), the inventory record and the agent (``start_agent``: ``record_inventory``
+        as ``node add`` writes it), then the agent's ``/readyz`` (its ``checks.http_ready``) and the
+        controller's Ready. ``name`` is the next node (``n<nodes+1>``); fleet.json records it, so
+        ``down`` stops it with the rest."""
+        name = name or f"n{self.nodes + 1}"
+        if name != f"n{self.nodes + 1}":
+            raise ValueError(f"node {name!r}: the next node of this fleet is n{self.nodes + 1}")
+        self.nodes += 1
+        self.network_up()  # fleet.json with the new count first, then the namespace and its link
+        node = self.node(name)
+        self.start_dockerd(node)
+        self.start_consul(node)
+        wait_for(lambda: self.engine_ready(node), 60, f"dockerd on {name}")
+        self.load_image(node)
+        wait_for(lambda: name in self.members_alive(), 60, f"{name}'s Consul agent to join")
+        self.start_agent(node)
+        wait_for(lambda: url_ok(f"http://{node.addr}:9464/readyz"), timeout, f"{name}'s agent ready (/readyz)")
+        wait_for(lambda: self.node_state(name) == "Ready", timeout, f"{name} Ready", interval=0.1)
+        return node
+
+    def remove_node(self, name: str) -> None:
+        """Take the last node out again, as ``meshop node remove`` (``plan_removal``) does: drained until
+        nothing is assigned to it, its agent and fence stopped and their memory (state dir, leases) removed,
+        its engine stopped, its Consul agent made to leave (``leave_on_terminate`` is off) and stopped, its
+        records deleted; then the namespace goes and fleet.json shrinks. Only the last node: the others'
+        names and addresses follow from the count."""
+        if name != f"n{self.nodes}" or self.is_server(name) or self.nodes <= 1:
+            raise ValueError(f"node {name!r}: only the last node (n{self.nodes}) can be removed, and no server")
+        node = self.node(name)
+        if self.node_state(name) == "Ready":
+            self.cli("nodes", "drain", name)
+            wait_for(lambda: not self.kv_keys(f"assignments/{name}/"), 120, f"nothing assigned to {name}", 0.25)
+        self.stop(node, "agent")
+        self.stop(node, "fence")
+        self._engine_down(node)
+        if node.running("consul"):  # leave_on_terminate is off (consul_config): leave first, as force-leave would
+            with contextlib.suppress(OSError):
+                url = f"http://{node.addr}:8500/v1/agent/leave"
+                leave = urllib.request.Request(url, headers=self.consul_headers(), method="PUT")
+                urllib.request.urlopen(leave, timeout=10).close()
+            wait_for(lambda: name not in self.members_alive(), 30, f"{name}'s Consul agent to leave")
+        self.stop(node, "consul")
+        kill_tree(node.ns)  # its node Caddy and whatever else the agent started
+        self._reap()
+        for key in ("nodes", "fences", "status/nodes", "desired/nodes", "inventory/nodes"):
+            self.consul_delete(f"{key}/{name}")
+        self.consul_delete(f"observed/{name}/", recurse=True)
+        self._unmount_leftovers()
+        run("ip", "netns", "del", node.ns, check=False)
+        run("ip", "-n", self.switch_ns, "link", "del", node.port, check=False)
+        shutil.rmtree(self.exec_root(node), ignore_errors=True)
+        for state in ("consul", "agent", "caddy", "fence"):
+            shutil.rmtree(node.dir / state, ignore_errors=True)
+        self.nodes -= 1
+        self.network_up()  # rewrites fleet.json with the count
+        wait_for(lambda: self.kv(f"status/nodes/{name}") is None, 30, f"the controller to forget {name}", 0.25)
 
     def restart_dockerd(self, name: str) -> None:
         node = self.node(name)
@@ -804,6 +1026,7 @@ class Fleet:
         drains = self.gateways > 1 or self.dns  # --drain: no need to wait for it at teardown
         step(lambda: parallel([lambda m=m: self.stop(m, "gateway", timeout=2 if drains else 30) for m in gateways]))
         step(lambda: self.stop(gw, "controller"))
+        step(lambda: self.stop(gw, "acl-sync"))
         procs = ("controller", "agent", "fence")
         step(lambda: parallel([lambda n=n, p=p: self.stop(n, p) for n in nodes for p in procs]))
         step(lambda: parallel([lambda n=n: self._engine_down(n) for n in nodes]))
@@ -826,6 +1049,7 @@ class Fleet:
         run("ip", "netns", "del", self.switch_ns, check=False)
         with contextlib.suppress(OSError):
             (Path("/run/meshop-fleet") / self.fid).rmdir()
+        shutil.rmtree(self.tokens_dir, ignore_errors=True)  # the ACLs they belong to went with Consul's data
         if errors:
             raise RuntimeError(f"fleet {self.fid} down with errors (namespaces removed): {'; '.join(errors)}")
         (self.root / "fleet.json").unlink(missing_ok=True)
@@ -845,14 +1069,21 @@ class Fleet:
             run("umount", "-l", point, check=False)
 
     # -- what the fleet runs -----------------------------------------------------------------------------
-    def env(self) -> dict[str, str]:
-        """The environment a host shell needs for `meshop` against this fleet."""
-        return {"CONSUL_HTTP_ADDR": self.consul_addr, "MESHOP_PREFIX": self.prefix}
+    def env(self, role: str = "operator") -> dict[str, str]:
+        """The environment a host shell needs for `meshop` against this fleet (as operator by default)."""
+        token = {"CONSUL_HTTP_TOKEN_FILE": str(self.token_file(role))} if self.management_file.exists() else {}
+        return {"CONSUL_HTTP_ADDR": self.consul_addr, "MESHOP_PREFIX": self.prefix, **token}
+
+    def cli_role(self, args: tuple[str, ...]) -> str:
+        """The role ``meshop ARGS`` runs as: operator for commands that write, readonly for the rest."""
+        role, _ = role_of(list(args))
+        command = next((a for a in args if not a.startswith("-")), "")
+        return "operator" if role == "readonly" and command in OPERATOR_CLI else role
 
     def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """``meshop ARGS`` from the host against this fleet's Consul server."""
+        """``meshop ARGS`` from the host against this fleet's Consul server, with its role's token."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONSUL_")}
-        env.update(self.env())
+        env.update(self.env(self.cli_role(args)))
         result = subprocess.run(
             [sys.executable, "-m", "meshop", *args], input=input, capture_output=True, text=True, env=env, check=False
         )
@@ -938,6 +1169,15 @@ def docker_api(sock: Path, method: str, path: str, timeout: float = 10.0) -> tup
         return 0, None
     finally:
         conn.close()
+
+
+def url_ok(url: str, timeout: float = 3.0) -> bool:
+    """A GET of ``url`` answers 200 (an HTTP error or no answer: False)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (OSError, http.client.HTTPException):
+        return False
 
 
 def http_get(addr: str, port: int, host: str, path: str = "/", timeout: float = 5.0) -> tuple[int, str]:
@@ -1092,9 +1332,8 @@ def _cmd_up(fleet: Fleet) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.support.fleet", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "command", choices=["up", "down", "status", "env", "power-off", "power-on", "partition", "heal"]
-    )
+    commands = ["up", "down", "status", "env", "power-off", "power-on", "partition", "heal"]
+    parser.add_argument("command", choices=[*commands, "add-node", "remove-node"])
     parser.add_argument("node", nargs="?")
     parser.add_argument("--root", type=Path, default=REPO / ".dev" / "fleet")
     parser.add_argument("--nodes", type=int, default=int(os.environ.get("FLEET_NODES", "3")))
@@ -1116,6 +1355,12 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(f"export {k}={v}" for k, v in fleet.env().items()))
         elif args.command == "status":
             print(fleet.cli("status", check=False).stdout)
+        elif args.command == "add-node":  # NAME optional: the next one
+            started = time.monotonic()
+            log(f"{fleet.add_node(args.node).name} joined and Ready in {time.monotonic() - started:.1f}s")
+        elif args.command == "remove-node":
+            fleet.remove_node(args.node or f"n{fleet.nodes}")
+            log(f"n{fleet.nodes + 1} removed")
         else:
             if not args.node:
                 parser.error(f"{args.command} needs a node name")

@@ -104,15 +104,36 @@ def test_the_controller_does_not_load_docker_rich_or_jsonschema(installed: dict[
 
 
 @pytest.mark.parametrize(
-    ("module", "has_tenacity"),
-    [("meshop.gateway.daemon", False), ("meshop.operator.dns", False), ("meshop.agent.daemon", True)],
+    "module",
+    ["meshop.gateway.daemon", "meshop.operator.dns", "meshop.agent.daemon"],
     ids=["gateway", "dns-writer", "agent"],
 )
-def test_only_the_agent_loads_tenacity_for_its_docker_pulls(module: str, has_tenacity: bool) -> None:
-    """tenacity (``meshop.daemon.retry``) retries single calls: today the Docker pull, so only the agent loads it."""
+def test_no_daemon_loads_tenacity_at_start(module: str) -> None:
+    """tenacity (``meshop.daemon.retry``) retries single calls: today the agent's Docker pull, and it loads
+    on the first one, not with the daemon (a returning node's agent start is part of its return time)."""
     code = f"import sys, {module}; print('tenacity' in sys.modules)"
     done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
-    assert done.stdout.strip() == str(has_tenacity), done.stderr
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_agents_first_retried_call_loads_tenacity_and_retries() -> None:
+    code = (
+        "import sys, meshop.agent.daemon\n"
+        "from meshop.daemon.backoff import BackoffPolicy\n"
+        "from meshop.daemon.retry import retry_call\n"
+        "calls = []\n"
+        "def flaky():\n"
+        "    calls.append(1)\n"
+        "    if len(calls) < 3:\n"
+        "        raise OSError('not yet')\n"
+        "    return 'pulled'\n"
+        "before = 'tenacity' in sys.modules\n"
+        "policy = BackoffPolicy(base=0.01)\n"
+        "got = retry_call(flaky, attempts=3, policy=policy, retry_on=(OSError,), sleep=lambda s: None)\n"
+        "print(before, got, len(calls), 'tenacity' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
+    assert done.stdout.split() == ["False", "pulled", "3", "True"], done.stderr
 
 
 def test_the_docker_driver_loads_without_paramiko_and_brings_ssh_back_on_demand() -> None:
@@ -133,7 +154,7 @@ def test_the_consul_config_does_not_load_the_document_model() -> None:
     and the YAML loader with it (``meshop.model`` exports lazily)."""
     code = "import sys, meshop.cli.main; print(sorted(m for m in sys.modules if m.startswith('meshop.model')))"
     done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
-    assert done.stdout.strip() == "['meshop.model', 'meshop.model.keys']"
+    assert done.stdout.strip() == "['meshop.model', 'meshop.model.exports', 'meshop.model.keys']"
 
 
 def test_the_daemons_load_requests_without_its_charset_detector() -> None:
@@ -155,3 +176,24 @@ def test_the_daemons_load_requests_without_its_charset_detector() -> None:
     done = subprocess.run([sys.executable, "-P", "-W", "error", "-c", code], capture_output=True, text=True, cwd="/")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "utf-8", "True"]
+
+
+def test_the_agent_loads_restic_commands_and_ssh_only_when_a_backup_runs() -> None:
+    """``meshop.restic`` exports lazily: the agent's start-up (part of a returning node's return time)
+    loads only the repository allow-list; the commands, restic's output parser and SSH come on first use."""
+    code = (
+        "import sys, meshop.cli.commands.agent, meshop.agent.daemon\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('meshop.restic', 'meshop.ssh'))))\n"
+        "from meshop import restic\n"
+        "from meshop.restic.commands import backup\n"
+        "print(restic.backup is backup, restic.RepositorySpec.__module__, 'meshop.ssh.session' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
+    assert done.stdout.splitlines() == [
+        "['meshop.restic', 'meshop.restic.repository']",
+        "True meshop.restic.repository True",
+    ], done.stderr
+    missing = subprocess.run(
+        [sys.executable, "-P", "-c", "import meshop.restic as r; r.nothing"], capture_output=True, text=True, cwd="/"
+    )
+    assert "module 'meshop.restic' has no attribute 'nothing'" in missing.stderr

@@ -74,6 +74,16 @@ def round_trip(repo: RepositorySpec, volume: Path, tmp_path: Path, *, full: bool
     assert [s.id for s in snapshots(repo, TAGS)] == [listed[-1].id]
 
 
+def test_an_empty_volume_is_named_as_such_not_restics_empty_snapshot(tmp_path: Path) -> None:
+    repo = RepositorySpec(str(tmp_path / "repo"), PASSWORD)
+    ensure_repository(repo)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ResticError, match="the volume is empty: nothing to back up yet"):
+        backup(repo, tmp_path / "empty", TAGS, "node-1")
+    (tmp_path / "empty" / "first").write_text("1\n")  # the service's first write: now it backs up
+    assert backup(repo, tmp_path / "empty", TAGS, "node-1").files == 1
+
+
 def test_local_repository_round_trip(volume: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the agent's own environment cannot steer restic: a password command there is not used
     monkeypatch.setenv("RESTIC_PASSWORD_COMMAND", "sh -c 'echo wrong'")
