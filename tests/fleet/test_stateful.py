@@ -22,16 +22,22 @@ dead session (TTL, up to 2 x TTL) and its lock-delay passed, restored from that 
 volume folder stays on disk, so the lines it wrote after the snapshot (the actual loss) can be counted
 against the reported window. Powered on again, its copy never starts and its volume is kept and listed.
 About 60-75 s (62-71 s measured).
+
+The module builds a fleet of its own (three nodes, as the session's): its three cases take about 3 min,
+and on the session fleet they would run after the fault and rebalance modules on one worker, the longest
+chain of ``make test``; with their own fleet they run beside them (tests/support/groups.py).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +47,7 @@ from meshop.agent.reconciler import LOCK_RETRY
 from meshop.agent.stateful import timing
 from meshop.agent.stateful.leases import Lease, LeaseDir
 from meshop.restic import RepositorySpec, restore
-from tests.support.fleet import IMAGE, Fleet, wait_for
+from tests.support.fleet import IMAGE, Fleet, scratch_fleet, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +59,14 @@ LINE = 0.1  # the counter writes at most one line per this many seconds (``sleep
 # pass there can take seconds; measured 0.9 s in all with a light load)
 START_SLACK = 8.0
 COUNTER = "i=$(wc -l < /data/log 2>/dev/null || echo 0); while :; do i=$((i+1)); echo $i >> /data/log; sleep 0.1; done"
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    if os.geteuid() != 0:
+        pytest.skip("the fleet needs root (network namespaces, its own Docker engines)")
+    with scratch_fleet("mfs-") as running:
+        yield running
 
 
 class Sampler:
