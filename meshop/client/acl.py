@@ -278,7 +278,7 @@ class ElectedAclSync:
 
     def start(self) -> ElectedAclSync:
         self.watch.start()
-        self.election.start()
+        self.election.start(wait_for_consul=True)  # a watch backs off and retries too: nothing exits
         return self
 
     def stop(self) -> None:

@@ -153,8 +153,15 @@ class LeaderElection:
         # lock-delay only the check TTL is left (a dying Consul node could end the session sooner).
         return 0.9 * (self.lock_delay if self.lock_delay > 0 else self.check_ttl)
 
-    def start(self) -> LeaderElection:
-        self._register()
+    def start(self, *, wait_for_consul: bool = False) -> LeaderElection:
+        """Register, then run. ``wait_for_consul``: a failed first registration is logged, not raised; the
+        heartbeat registers again until Consul answers (a standby started while a server host dies)."""
+        try:
+            self._register()
+        except ConsulError as exc:
+            if not wait_for_consul:
+                raise
+            log.warning("%s: cannot register yet (%s); retrying", self.office.component, exc)
         for target, name in ((self._heartbeat, "heartbeat"), (self._run, "election")):
             thread = threading.Thread(target=target, name=f"{self.office.component}-{name}", daemon=True)
             thread.start()
