@@ -95,7 +95,7 @@ def load(server: ConsulServer, prefix: str, services: int, nodes: int) -> None:
         ops.append(TxnOp.set(keys.node(name), dumps(record)))
         check = CheckSpec(f"meshop-agent-{name}:ttl", "agent alive", ttl="1h", initial_status="passing")
         agents.register(
-            Registration(f"meshop-agent-{name}", "meshop-agent", "127.0.0.1", 0, {"node": name}, (), (check,))
+            Registration(f"meshop-agent-{name}", f"meshop-agent-{name}", "127.0.0.1", 0, {"node": name}, (), (check,))
         )
     ops += [TxnOp.set(keys.desired_service(f"svc{i}"), service_doc(i)) for i in range(services)]
     for chunk in chunks(ops):

@@ -173,7 +173,7 @@ def one_run(workdir: Path) -> tuple[float, float, float]:
             record = NodeRecord(node, "127.0.0.1", {}, capacity, version="bench", ingress_port=ingress[node])
             store.put(keys.node(node), dumps(record))
             ttl = {"CheckID": f"meshop-agent-{node}:ttl", "Name": "agent", "TTL": "3s", "Status": "passing"}
-            register(addr, node, "meshop-agent", f"meshop-agent-{node}", 0, ttl)
+            register(addr, node, f"meshop-agent-{node}", f"meshop-agent-{node}", 0, ttl)
             threading.Thread(target=heartbeat, args=(addr, f"meshop-agent-{node}:ttl", stop_beats), daemon=True).start()
             sid = f"meshop-{node}-web-0"
             tcp = {"CheckID": f"{sid}:health", "Name": "web", "TCP": f"127.0.0.1:{listeners[node].port}"}

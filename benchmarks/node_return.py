@@ -50,7 +50,7 @@ POLL = 0.02
 LOG_STEPS = [
     ("agent: first log line", re.compile(r".")),
     ("agent: threads started", re.compile(r"agent for node \S+ started")),
-    ("agent: registered with Consul", re.compile(r"registered meshop-agent")),
+    ("agent: registered with Consul", re.compile(r"registered meshop-agent-")),
     ("agent: removing the stale copy", re.compile(rf"removing meshop-\S+-{SERVICE}-")),
 ]
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
@@ -113,11 +113,11 @@ def modify_index(fleet: Fleet, key: str) -> int:
 
 
 def node_passing(fleet: Fleet, node: str) -> bool:
-    """What the controller reads for the node's agent: its meshop-agent instance and every check on it."""
+    """What the controller reads for the node's agent: its meshop-agent-<node> instance and every check on it."""
     checks = fleet.consul_get(f"/v1/health/node/{node}") or []
-    agent = [c for c in checks if c.get("ServiceName") == "meshop-agent"]
+    agent = [c for c in checks if c.get("ServiceName") == f"meshop-agent-{node}"]
     return bool(agent) and all(
-        c.get("Status") == "passing" for c in checks if c.get("ServiceName") in ("", "meshop-agent")
+        c.get("Status") == "passing" for c in checks if c.get("ServiceName") in ("", f"meshop-agent-{node}")
     )
 
 
@@ -168,7 +168,7 @@ def one_round(fleet: Fleet, victim: str) -> dict[str, float | str]:
             "Consul client joined": lambda: victim in fleet.members_alive(),
             "node record rewritten": lambda: modify_index(fleet, f"nodes/{victim}") > record_index,
             "fence rewritten": lambda: modify_index(fleet, f"fences/{victim}") > fence_index,
-            "node's checks passing (serfHealth, meshop-agent)": lambda: node_passing(fleet, victim),
+            "node's checks passing (serfHealth, meshop-agent-<node>)": lambda: node_passing(fleet, victim),
             "controller: node Ready": ready_check,
             "stale copy gone": lambda: stale_running.is_set() and not fleet.containers(SERVICE, [victim]),
             "route names the node": routes_name_victim,

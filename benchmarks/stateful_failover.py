@@ -83,7 +83,8 @@ def one_run(fleet: Fleet, number: int) -> dict[str, float]:
     fleet.consul_put(f"/v1/kv/{fleet.prefix}/secrets/{name}/restic", PASSWORD)  # the management token
     fleet.apply(doc(name, fleet.root / f"repo-{name}"))
     wait_for(lambda: answers(fleet, name), 120, f"{name} answering", interval=0.25)
-    holder = running_on(fleet, name)[0]
+    # one listing may miss it (an engine slow to answer on a loaded machine): look until it is there
+    holder = wait_for(lambda: running_on(fleet, name), 60, f"{name} running", interval=0.25)[0]
     wait_for(
         lambda: ((fleet.kv(f"backups/{holder}/{name}") or {}).get("volumes") or [{}])[0].get("snapshot"),
         60,

@@ -7,7 +7,7 @@ Threads: the reconcile loop (the caller's thread, ``run()``), the assignments wa
 query), the Docker events follower, the TTL heartbeat, the health prober, background pulls, the usage
 sampler (``sampler.py``), the volume lock renewer and watchdog (``stateful/keeper.py``) and the status
 HTTP server. ``stop()`` ends the loop after its current pass; ``shutdown()`` then stops every thread
-and deregisters the ``meshop-agent`` service. Containers keep running, and so do their replica
+and deregisters the ``meshop-agent-<node>`` service. Containers keep running, and so do their replica
 registrations (their own health checks keep them honest) — except stateful ones: no one would guard
 their single writer, so they are killed and their volume locks released (docs/stateful.md). With
 ``DaemonOptions.caddy`` the node's Caddy is started before the first pass (when meshop runs it) and

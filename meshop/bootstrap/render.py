@@ -60,7 +60,7 @@ RestartSec=2
 #   systemctl daemon-reload && systemctl enable --now meshop-agent
 #
 # See docs/agent.md. The agent keeps this node's containers equal to meshop/assignments/<node>/ in Consul. Stopping it
-# leaves the containers running; it deregisters the node's meshop-agent service on a clean stop.
+# leaves the containers running; it deregisters the node's meshop-agent-<node> service on a clean stop.
 """,
     # Wants, not Requires: an engine of the user's own (rootless, podman's socket, snap) has no docker.service.
     # The fence first: the agent starts no stateful copy while no fence watches.

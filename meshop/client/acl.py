@@ -7,7 +7,9 @@ reports in ``observed/N/`` is N's own word: it never adds a name, it only keeps 
 (read back from N's current policy) while N still runs it, so N can deregister what it stops. Changing a policy needs
 ``acl = "write"``, which is as good as a management token, so no meshop daemon holds it: ``meshop acl
 sync --watch`` is a small process of its own, run next to the Consul servers with the management token,
-that re-renders the agent policies whenever ``assignments/`` or ``observed/`` change. Until it has run,
+that re-renders the agent policies whenever ``assignments/`` or ``observed/`` change (and every
+``resync``: an upgraded agent's policy loses the shared ``meshop-agent`` name once its ``meshop-agent-<node>``
+is in the catalog, ``keeps_legacy_name``). Until it has run,
 a newly assigned service's secret read or registration is refused and the agent retries it with backoff.
 
 It runs on every Consul server host (``meshop init`` on the gateway, ``node add --server`` on the
@@ -36,6 +38,7 @@ from meshop.consul.watch import Watch, watch_prefix
 from meshop.errors import ConsulError, DocumentError
 from meshop.model import acl as policies
 from meshop.model import keys
+from meshop.model.agents import upgraded_agent_nodes
 from meshop.model.names import is_dns_label
 from meshop.operator.election import LeaderElection, Office
 
@@ -78,6 +81,13 @@ def placement_of(assignments: Listing, observed: Listing) -> ServicesByNode:
     return ServicesByNode(by_node(assignments, keys.ASSIGNMENTS), by_node(observed, keys.OBSERVED))
 
 
+def keeps_legacy_name(rules: str, node: str, upgraded: frozenset[str]) -> bool:
+    """Whether ``node``'s agent policy keeps the shared ``meshop-agent`` name (upgrade path,
+    ``meshop.model.agents``): only while it has it already and the node's agent has not registered
+    ``meshop-agent-<node>`` yet. Never added: a new node never gets it, an upgraded one loses it."""
+    return node not in upgraded and policies.grants_legacy_agent_name(rules)
+
+
 def _checked(call: Callable[[], policies.RolePolicy]) -> policies.RolePolicy:
     try:
         return call()
@@ -97,14 +107,17 @@ class AclAdmin:
     def render(self, role: str, node: str | None = None) -> policies.RolePolicy:
         """The role's policy; an agent's with the services placement gives its node right now."""
         if role in policies.NODE_ROLES and node:
-            assigned, kept = self.placement().rights(node, self._granted(node))
-            return _checked(lambda: policies.render(role, self.prefix, node, assigned, kept))
+            current = self.api.policy(_checked(lambda: policies.render("agent", self.prefix, node)).name)
+            rules = current.rules if current is not None else ""
+            assigned, kept = self.placement().rights(node, policies.granted_services(rules))
+            legacy = keeps_legacy_name(rules, node, self.upgraded_agents())
+            return _checked(lambda: policies.render(role, self.prefix, node, assigned, kept, legacy))
         return _checked(lambda: policies.render(role, self.prefix, node))
 
-    def _granted(self, node: str) -> frozenset[str]:
-        """The service names ``node``'s agent policy grants now (none when it has no policy yet)."""
-        current = self.api.policy(_checked(lambda: policies.render("agent", self.prefix, node)).name)
-        return policies.granted_services(current.rules) if current is not None else frozenset()
+    def upgraded_agents(self) -> frozenset[str]:
+        """The nodes whose agent registered its own ``meshop-agent-<node>`` (this release's)."""
+        _, instances = Services(self.config, self.api.client).agents()
+        return upgraded_agent_nodes(instances)
 
     def placement(self) -> ServicesByNode:
         return placement_of(self.store.list(keys.ASSIGNMENTS), self.store.list(keys.OBSERVED))
@@ -144,6 +157,7 @@ class AclAdmin:
     def sync(self, placement: ServicesByNode | None = None) -> list[str]:
         """Re-render the policy of every node that has an agent policy; the names of those changed."""
         placement = placement or self.placement()
+        upgraded = self.upgraded_agents()
         changed = []
         for policy in self.api.policies():
             node = policies.agent_node_of(policy.name, self.prefix)
@@ -154,7 +168,10 @@ class AclAdmin:
                 continue
             granted = policies.granted_services(current.rules)
             assigned, kept = placement.rights(node, granted)
-            rendered = _checked(lambda n=node, a=assigned, k=kept: policies.render("agent", self.prefix, n, a, k))
+            old = keeps_legacy_name(current.rules, node, upgraded)
+            rendered = _checked(
+                lambda n=node, a=assigned, k=kept, o=old: policies.render("agent", self.prefix, n, a, k, o)
+            )
             if current.description != rendered.description:
                 continue  # another prefix whose name maps to the same policy name: not ours
             if (current.rules, current.description) == (rendered.rules, rendered.description):

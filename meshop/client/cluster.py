@@ -1,8 +1,8 @@
 """One read-only picture of the cluster for ``meshop status`` / ``get``: documents, records, agent health.
 
 ``read_snapshot`` makes the requests (five KV listings — ``gateways/`` for each gateway's
-``<id>/caddy``, ``backups/`` for the stateful volumes' backups — the leader key, the ``meshop-agent``
-and ``meshop-gateway`` health);
+``<id>/caddy``, ``backups/`` for the stateful volumes' backups — the leader key, the agents' health (every
+``meshop-agent-<node>``: one name per node, read from every check) and ``meshop-gateway``'s);
 ``Snapshot.build`` is pure, so ``--watch`` builds the same picture from its blocking-query watches.
 Nothing here writes to Consul.
 """
@@ -35,7 +35,7 @@ from meshop.model.records import (
     ServiceStatus,
     loads_json,
 )
-from meshop.operator.controller import AGENT_SERVICE, agent_instances
+from meshop.operator.controller import agent_instances
 from meshop.operator.desired import Memo, ParsedNode, ParsedService, parse_node_entry, parse_service_entry
 from meshop.operator.nodes import agent_status
 
@@ -207,7 +207,7 @@ def read_snapshot(config: ConsulConfig, clock: Any = time.time, plane: ControlPl
     leader = check_access(store)
     listings = [store.list(prefix) for prefix in PREFIXES]
     services = Services(config, store.client)
-    _, instances = services.instances(AGENT_SERVICE)
+    _, instances = services.agents()
     _, gateways = services.instances(GATEWAY_SERVICE)
     snapshot = Snapshot.build(listings, instances, leader, clock(), Parsers(config.prefix), gateways)
     names = {name: record.address for name, record in snapshot.records.items()}

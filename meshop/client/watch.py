@@ -1,9 +1,10 @@
 """``meshop status --watch``: a new ``Snapshot`` whenever something it shows changes, from blocking queries.
 
 One watch per KV prefix of the snapshot (``desired/``, ``nodes/``, ``status/``), one on the ``leader`` key
-and one on the health of ``meshop-agent``; each notifies a shared ``Wakeup``. Bursts (a controller pass
-writes several keys) are coalesced for ``settle`` seconds. While Consul cannot be reached the watches
-retry with backoff and ``updates`` reports the problem once, then the next snapshot once it is back.
+and one on the agents' health (every check: one ``meshop-agent-<node>`` name per node); each notifies a
+shared ``Wakeup``. Bursts (a controller pass writes several keys) are coalesced for ``settle`` seconds.
+While Consul cannot be reached the watches retry with backoff and ``updates`` reports the problem once,
+then the next snapshot once it is back.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from meshop.consul.store import KVStore
 from meshop.consul.watch import Watch, watch_prefix
 from meshop.daemon.wakeup import Wakeup
 from meshop.model import keys
-from meshop.operator.controller import AGENT_SERVICE
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,8 @@ class StatusWatch:
         ).start()
         services = Services(self.config, KVStore(self.config).client)
         self.agents = Watch(
-            f"health:{AGENT_SERVICE}",
-            lambda i, w: services.instances(AGENT_SERVICE, i, w),
+            "health:agents",
+            services.agents,
             notify("agents"),
             wait=self.wait,
         ).start()

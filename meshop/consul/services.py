@@ -7,7 +7,7 @@ find only healthy ones) and themselves (a TTL check the controller watches for n
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from meshop import metrics
@@ -19,6 +19,7 @@ from meshop.consul.config import ConsulConfig
 from meshop.consul.http import index_header
 from meshop.errors import ConsulError
 from meshop.model.acl import metrics_service
+from meshop.model.agents import is_agent_service_name
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class InstanceHealth:
     output: str = ""
     address: str = ""  # the Consul node's own address (the catalog's, not what the service claims)
     service_address: str = ""  # what the registration claims (a gateway's advertised address)
+    service_name: str = ""
 
 
 class Services:
@@ -170,6 +172,24 @@ class Services:
             new_index, raw = self.client.health.service(service, index=index or None, wait=wait)
         return index_header(new_index), [i for i in map(_instance, raw or ()) if i is not None]
 
+    def agents(self, index: int = 0, wait: str | None = None) -> tuple[int, list[InstanceHealth]]:
+        """Every registration that may be an agent's own, with its health and its Consul node's catalog
+        address (``agent_instances``); blocking on every check in the datacenter when ``index`` > 0.
+        Which of them speaks for which node is the reader's choice (``meshop.model.agents.own_entries``)."""
+        new_index, checks = self.all_checks(index, wait)
+        return new_index, agent_instances(checks, self.node_addresses())
+
+    def node_addresses(self) -> dict[str, str]:
+        """Consul node -> the address the catalog holds for it."""
+        with consul_errors(self.config, "listing the catalog's nodes"):
+            _, raw = self.client.catalog.nodes()
+        found = {}
+        for item in raw or ():
+            node, address = _text(item, "Node"), _text(item, "Address")
+            if node and address is not None:
+                found[node] = address
+        return found
+
     def passing(self, service: str) -> list[dict]:
         """Healthy instances of ``service`` (``/v1/health/service/<name>?passing``)."""
         with consul_errors(self.config, f"reading health of {service}"):
@@ -204,7 +224,8 @@ def _instance(item: object) -> InstanceHealth | None:
     checks = (item.get("Checks") or []) if isinstance(item, dict) else None
     meta = (service.get("Meta") or {}) if isinstance(service, dict) else None
     texts = [_text(node, "Node"), _text(node, "Address"), _text(service, "ID"), _text(service, "Address")]
-    if any(t is None for t in texts) or not isinstance(meta, dict) or not isinstance(checks, list):
+    name = _text(service, "Service")
+    if name is None or any(t is None for t in texts) or not isinstance(meta, dict) or not isinstance(checks, list):
         return None
     if not all(isinstance(v, str) for v in meta.values()):
         return None
@@ -222,7 +243,35 @@ def _instance(item: object) -> InstanceHealth | None:
         output=(worst[1] or "")[:500] if worst and status != "passing" else "",
         address=address,
         service_address=service_address[:255],
+        service_name=name,
     )
+
+
+def agent_instances(checks: Iterable[CheckState], addresses: Mapping[str, str]) -> list[InstanceHealth]:
+    """Every registration that may be an agent's own (``meshop.model.agents``), built from every check
+    in the datacenter: the worst of its checks and its Consul node's own (``serfHealth``: a machine that
+    is gone cannot fail its agent's TTL check), and ``addresses`` (Consul node -> its catalog address).
+
+    Agents register one name per node, so their health is not one service's: reading it from
+    ``/v1/health/state/any`` is one blocking query for all of them, whatever the number of nodes. A
+    registration without a check of its own is no agent's (an agent always has its TTL heartbeat)."""
+    checks = list(checks)
+    node_checks: dict[str, list[CheckState]] = {}
+    for check in checks:
+        if not check.service_id:
+            node_checks.setdefault(check.node, []).append(check)
+    grouped: dict[tuple[str, str, str], list[CheckState]] = {}
+    for check in checks:
+        if check.service_id and is_agent_service_name(check.service_name):
+            grouped.setdefault((check.node, check.service_id, check.service_name), []).append(check)
+    found = []
+    for (node, service_id, name), own in grouped.items():
+        states = own + node_checks.get(node, [])
+        worst = max(states, key=lambda c: _SEVERITY.get(c.status, 2))
+        status = worst.status if worst.status in _SEVERITY else "critical"
+        output = worst.output if status != "passing" else ""
+        found.append(InstanceHealth(node, service_id, {}, status, output, addresses.get(node, ""), "", name))
+    return found
 
 
 WILDCARDS = ("0.0.0.0", "::")

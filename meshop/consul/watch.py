@@ -168,15 +168,11 @@ def watch_prefix(
 
 def watch_checks(
     services: Services,
-    service: str,
     on_change: Callable[[list[CheckState]], None] | None = None,
     *,
     wait: str = "30s",
     component: str | None = None,
 ) -> Watch[list[CheckState]]:
-    """A started watch on every health check of ``service`` (e.g. ``meshop-agent``) across the cluster."""
-
-    def fetch(index: int, wait_for: str | None) -> tuple[int, list[CheckState]]:
-        return services.checks(service, index=index, wait=wait_for)
-
-    return Watch(f"checks:{service}", fetch, on_change, wait=wait, component=component).start()
+    """A started watch on every health check in the datacenter (``/v1/health/state/any``): agents register
+    one service name per node (``meshop-agent-<node>``), so their checks are not one service's."""
+    return Watch("health:any", services.all_checks, on_change, wait=wait, component=component).start()

@@ -1,7 +1,7 @@
 """``meshop gateway run``: keep the gateway's Caddy equal to Consul's routes, following node health.
 
 Inputs, each a blocking-query watch feeding one ``Wakeup``: ``routes/`` (written by the controller),
-``desired/gateway`` (domains, TLS), and the ``meshop-agent`` health checks — so a node whose agent
+``desired/gateway`` (domains, TLS), and the agents' health checks (``meshop-agent-<node>``) — so a node whose agent
 stops answering leaves every upstream pool at once, without waiting for the controller to reschedule.
 A config Caddy refuses leaves the previous one serving; the error is logged, counted, retried, and
 recorded in ``gateways/<id>/caddy`` (``loadreport``) for ``meshop status`` and the dashboard.
@@ -45,21 +45,21 @@ from meshop.gateway.loadreport import LoadReport
 from meshop.gateway.probes import Prober
 from meshop.gateway.resolve import NameResolver
 from meshop.model import keys, parse_stored_gateway
+from meshop.model.agents import own_entries
 from meshop.model.names import is_dns_label
 from meshop.model.records import RouteRecord, loads_json
 
 log = logging.getLogger(__name__)
-AGENT_SERVICE = "meshop-agent"
 COMPONENT = "gateway"
 
 
 def down_nodes(checks: list[CheckState] | None) -> set[str]:
-    """Nodes whose agent check is failing. A node without a check (its agent stopped cleanly and
-    deregistered, or never ran) is not down: its containers keep serving without an agent."""
-    prefix = f"{AGENT_SERVICE}-"
-    return {
-        c.service_id[len(prefix) :] for c in checks or () if c.service_id.startswith(prefix) and c.status != "passing"
-    }
+    """Nodes whose agent check is failing, among every check in the cluster: only a check of
+    ``meshop-agent-N`` speaks for N (a name N's token alone may write; the shared name of older agents
+    only for a node that has none: ``meshop.model.agents.own_entries``). A node without a check (its agent
+    stopped cleanly and deregistered, or never ran) is not down: its containers keep serving without an
+    agent."""
+    return {node for node, check in own_entries(checks or ()) if check.status != "passing"}
 
 
 def parse_routes(listing: Listing | None) -> list[RouteRecord]:
@@ -127,7 +127,8 @@ class GatewayDaemon:
         self.gateway_watch = watch_prefix(
             self.store, keys.DESIRED_GATEWAY, lambda _: notify("gateway"), component=COMPONENT
         )
-        self.checks_watch = watch_checks(self.services, AGENT_SERVICE, lambda _: notify("health"), component=COMPONENT)
+        self._down: set[str] | None = None
+        self.checks_watch = watch_checks(self.services, self._health_changed, component=COMPONENT)
         self.watches = [self.routes_watch, self.gateway_watch, self.checks_watch]
         if metrics_listen:
             registration = metrics_registration(COMPONENT, instance or "gateway", metrics_listen)
@@ -226,6 +227,14 @@ class GatewayDaemon:
                 self.load_report.refused(exc.detail or str(exc))
             return 10.0
         return None
+
+    def _health_changed(self, checks: list[CheckState]) -> None:
+        """Wake a pass when the set of down nodes changed: the watch sees every check in the cluster,
+        and a replica's check flapping changes nothing here."""
+        down = down_nodes(checks)
+        if down != self._down:
+            self._down = down
+            self.wakeup.notify("health")
 
     def _hold_emptying(self, planned_sites: int) -> bool:
         """True while a plan that would serve nothing must wait (``emptying_wait``): keep serving."""

@@ -18,7 +18,9 @@ send what this module renders. Each rule follows from what the role's code reads
   (``events/agent-N/``: what it did to containers, bounded per writer); reads ``assignments/N/``,
   and consumes ``requests/<S>/`` of its services S (``meshop volume backup|restore``; ``requests/<S>/move``
   only read: a holder must not move its own service), reads
-  ``desired/gateway`` (its TLS mode, for ``--ingress-https-port``); registers ``meshop-agent``,
+  ``desired/gateway`` (its TLS mode, for ``--ingress-https-port``); registers ``meshop-agent-N``
+  (its heartbeat, bound to N: ``meshop.model.agents``; the shared ``meshop-agent`` of older releases
+  only while ``acl sync`` finds N's agent still using it),
   ``meshop-metrics-agent-N`` (its own metrics name, bound to N) and the services assigned to it; reads
   ``secrets/<S>/`` and takes the volume locks ``locks/volumes/<S>/`` only for the services S assigned to N
   (sessions: any Consul node, as the controller), and writes the records of stale volumes it keeps aside,
@@ -31,7 +33,7 @@ Service names (docs/security.md, "Service names"): ``meshop-*`` names are meshop
 role that registers gets ``service_prefix "meshop-"`` read (never write) and exact write rules for the few names its
 daemon registers (an exact rule beats a prefix rule): the controller ``meshop-controller`` and
 ``meshop-metrics-controller``, the gateway ``meshop-gateway`` and ``meshop-metrics-gateway``, the agent
-of N ``meshop-agent`` and ``meshop-metrics-agent-N`` (``metrics_service``). A ``meshop-*`` name never
+of N ``meshop-agent-N`` and ``meshop-metrics-agent-N`` (``metrics_service``). A ``meshop-*`` name never
 becomes an agent's service right, whatever placement says.
 * ``readonly``: reads the whole prefix except ``secrets/`` (status, get, describe, events, diff).
 * ``operator``: ``readonly`` plus writes to ``desired/`` (apply, import, delete, cordon, drain), to
@@ -53,13 +55,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from meshop.model import keys
+from meshop.model.agents import LEGACY_AGENT_SERVICE, agent_service
 from meshop.model.keys import AUDIT_EVENTS, CONTROLLER_EVENTS, agent_events
 from meshop.model.names import is_dns_label
 
 ROLES = ("controller", "gateway", "agent", "readonly", "operator", "prometheus")
 NODE_ROLES = ("agent",)
 
-AGENT_SERVICE = "meshop-agent"
 CONTROLLER_SERVICE = "meshop-controller"
 METRICS_SERVICE = "meshop-metrics"  # the stem: each daemon registers its /metrics under metrics_service()
 METRICS_COMPONENTS = ("controller", "gateway", "agent")
@@ -152,7 +154,7 @@ def _own_names(*names: str) -> list[str]:
 
 
 def agent_service_names(services: Iterable[str], kept: Iterable[str] = ()) -> list[str]:
-    """The Consul service names an agent may register beyond its own ``meshop-agent``/``meshop-metrics``:
+    """The Consul service names an agent may register beyond its own ``meshop-agent-N``/``meshop-metrics-agent-N``:
     RFC 1123 labels outside ``meshop-*``, from its assignments (and ``kept``), nothing else."""
     names = {_check_name("service", s) for s in (*services, *kept)}
     return sorted(n for n in names if not n.startswith(RESERVED_SERVICE_PREFIX))
@@ -168,11 +170,17 @@ def granted_services(rules: str) -> frozenset[str]:
 
 
 def policy_rules(
-    role: str, prefix: str, node: str | None = None, services: Iterable[str] = (), kept: Iterable[str] = ()
+    role: str,
+    prefix: str,
+    node: str | None = None,
+    services: Iterable[str] = (),
+    kept: Iterable[str] = (),
+    legacy: bool = False,
 ) -> str:
     """The HCL rules of ``role`` under ``prefix``; for ``agent``, of ``node`` with ``services`` assigned to
     it (their secrets readable, their registrations writable) and ``kept``: names granted before that it
-    still runs (registrations writable, so it can deregister them; no secrets)."""
+    still runs (registrations writable, so it can deregister them; no secrets). ``legacy``: the shared
+    ``meshop-agent`` name too, for an agent not upgraded yet (``meshop.model.agents``, upgrade path)."""
     _check_role(role, node)
     p = check_prefix(prefix)
     if node is not None:
@@ -222,7 +230,9 @@ def policy_rules(
             *(_rule("key_prefix", f"{p}/{keys.volume_locks(s)}", "write") for s in assigned),
             _rule("key_prefix", f"{p}/{keys.kept_volumes(node)}", "write"),
             _rule("session_prefix", "", "write"),
-            *_own_names(AGENT_SERVICE, metrics_service("agent", node)),
+            *_own_names(
+                agent_service(node), metrics_service("agent", node), *([LEGACY_AGENT_SERVICE] if legacy else [])
+            ),
             *(_rule("service", s, "write") for s in registered),
             *_CATALOG_READ,
         ]
@@ -248,13 +258,24 @@ def policy_rules(
 
 
 def render(
-    role: str, prefix: str, node: str | None = None, services: Iterable[str] = (), kept: Iterable[str] = ()
+    role: str,
+    prefix: str,
+    node: str | None = None,
+    services: Iterable[str] = (),
+    kept: Iterable[str] = (),
+    legacy: bool = False,
 ) -> RolePolicy:
     return RolePolicy(
         policy_name(role, prefix, node),
         description(role, prefix, node),
-        policy_rules(role, prefix, node, services, kept),
+        policy_rules(role, prefix, node, services, kept, legacy),
     )
+
+
+def grants_legacy_agent_name(rules: str) -> bool:
+    """Whether an agent policy rendered here grants the shared ``meshop-agent`` name (an older release's
+    policy, or one kept for an agent not upgraded yet): ``acl sync`` keeps that grant only then."""
+    return LEGACY_AGENT_SERVICE in _SERVICE_WRITE.findall(rules)
 
 
 def agent_node_of(policy: str, prefix: str) -> str | None:

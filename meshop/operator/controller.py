@@ -1,6 +1,6 @@
 """The controller daemon: watches, leader election, and the reconcile pass that ties the planners together.
 
-Five blocking-query watches (``desired/``, ``nodes/``, ``observed/``, the health of ``meshop-agent``, and
+Five blocking-query watches (``desired/``, ``nodes/``, ``observed/``, the health of every ``meshop-agent-<node>``, and
 every check in the cluster: replicas' checks and nodes' ``serfHealth``, which routes follow)
 each keep their latest snapshot and notify one ``Wakeup``; a ``ReconcileLoop`` runs a pass on every
 wake-up and every ``resync`` seconds. A pass reads only those snapshots plus ``Owned`` (the controller's
@@ -31,8 +31,8 @@ from meshop.daemon.threads import DaemonThread
 from meshop.daemon.wakeup import Wakeup
 from meshop.errors import ConsulError
 from meshop.model import keys
+from meshop.model.agents import own_entries
 from meshop.model.moves import moves_of
-from meshop.model.names import is_dns_label
 from meshop.model.records import NodeRecord, Observed
 from meshop.operator import nodes as node_health
 from meshop.operator.desired import (
@@ -64,30 +64,12 @@ from meshop.operator.writer import LeadershipLost, Owned, Writer
 log = logging.getLogger(__name__)
 
 COMPONENT = "controller"
-AGENT_SERVICE = "meshop-agent"
-
-
-def agent_node(instance: InstanceHealth) -> str | None:
-    """The node a ``meshop-agent`` registration speaks for, or None when it is not an agent's own.
-
-    Only ids of the form ``meshop-agent-<node>`` count, with a ``node`` meta (when there is one) that
-    agrees: a service's replica can never be counted as agent health (its names are ``meshop-<node>-...``,
-    and Service names ``meshop-*`` are reserved).
-    """
-    node = instance.service_id.removeprefix(f"{AGENT_SERVICE}-")
-    if node == instance.service_id or not is_dns_label(node) or instance.meta.get("node", node) != node:
-        return None
-    return node
 
 
 def agent_instances(instances: Iterable[InstanceHealth]) -> list[tuple[str, InstanceHealth]]:
-    """(node, instance) for every registration that is an agent's own (``agent_node``)."""
-    found = []
-    for instance in instances:
-        node = agent_node(instance)
-        if node is not None:
-            found.append((node, instance))
-    return found
+    """(node, instance) for every registration that speaks for its node: ``meshop-agent-N`` only (a
+    name N's token alone may write), or for a node not upgraded yet the shared name (``own_entries``)."""
+    return own_entries(instances)
 
 
 def catalog_addresses(agents: Iterable[tuple[str, InstanceHealth]]) -> dict[str, str]:
@@ -225,9 +207,9 @@ class Controller:
             store = self._new_store(self.config)
             self.watches[name] = watch_prefix(store, prefix, self._notifier(name), wait=wait, component=COMPONENT)
         agents = Services(self.config, self._new_store(self.config).client)
-        self.watches["agents"] = Watch(
-            f"health:{AGENT_SERVICE}",
-            lambda index, w: agents.instances(AGENT_SERVICE, index, w),
+        self.watches["agents"] = Watch(  # every meshop-agent-N (one name per node: read from all checks)
+            "health:agents",
+            agents.agents,
             self._notifier("agents"),
             wait=wait,
             component=COMPONENT,

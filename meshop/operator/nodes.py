@@ -1,6 +1,6 @@
 """Node readiness over time: pure, with the clocks passed in.
 
-A node is healthy while its agent's record exists in ``nodes/`` and its ``meshop-agent`` health (the TTL
+A node is healthy while its agent's record exists in ``nodes/`` and its ``meshop-agent-<node>`` health (the TTL
 check plus the Consul node's own checks) passes. An unhealthy node is SUSPECT (keeps its work, gets no
 new work) until it has been unhealthy for the grace period, then NOT_READY (its movable work is placed
 elsewhere). ``assess`` returns the new states and the NodeLost / NodeReady transitions to report;

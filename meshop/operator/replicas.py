@@ -10,9 +10,10 @@ The controller watches every check in the cluster (``/v1/health/state/any``). Tw
   ``dead``.
 
 Registrations are hostile (Consul scopes service rights by name, not by node: every agent may register
-``meshop-agent`` and the services assigned to it, with any id): a replica's check counts for meshop node
-N only when it runs on the Consul node N's agent is registered on, and that Consul node is one
-(``agent_hosts``: a second ``meshop-agent-N`` elsewhere makes it unknown, not the forger's choice). So a
+the services assigned to it, with any id, on any Consul node): a replica's check counts for meshop node
+N only when it runs on the Consul node N's agent (``meshop-agent-N``, a name only N may register) is
+registered on, and that Consul node is one (``agent_hosts``: a second ``meshop-agent-N`` elsewhere makes
+it unknown rather than anyone's choice). So a
 node cannot fail (or pass) another node's replicas, nor declare it dead, from its own Consul agent.
 
 ``ReplicaHealth.state(service, node)`` is then ``dead``, ``critical`` (every registered check of that

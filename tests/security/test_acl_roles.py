@@ -101,7 +101,7 @@ def test_agent_registers_only_its_own_and_its_assigned_services(
     node = f"{prefix}-n1"
     agent = as_role("agent", node)
     services = Services(agent.config, agent.client)
-    own = Registration(f"meshop-agent-{node}", "meshop-agent", "127.0.0.1", 1, meta={"node": node})
+    own = Registration(f"meshop-agent-{node}", f"meshop-agent-{node}", "127.0.0.1", 1, meta={"node": node})
     services.register(own)
     try:
         web = Registration(f"meshop-{node}-web-0", f"{prefix}-web", "127.0.0.1", 2, meta={"node": node})

@@ -90,8 +90,17 @@ def test_a_forged_catalog_or_record_address_is_used_by_no_route_dns_record_or_ss
     forged = {
         "Node": f"{prefix}-{evil_name}-host",
         "Address": GATEWAY_HOST,
-        "Service": {"ID": f"meshop-agent-{evil_name}", "Service": "meshop-agent", "Meta": {"node": evil_name}},
-        "Check": {"CheckID": f"{evil_name}-alive", "Name": "alive", "Status": "passing"},
+        "Service": {
+            "ID": f"meshop-agent-{evil_name}",
+            "Service": f"meshop-agent-{evil_name}",
+            "Meta": {"node": evil_name},
+        },
+        "Check": {
+            "CheckID": f"{evil_name}-alive",
+            "Name": "alive",
+            "Status": "passing",
+            "ServiceID": f"meshop-agent-{evil_name}",  # an agent's own check, as its TTL heartbeat is
+        },
     }
     headers = acl.auth_headers(addr)
     put = requests.put(f"http://{addr}/v1/catalog/register", json=forged, headers=headers, timeout=5)

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from meshop.consul.client import make_client
-from meshop.consul.services import Registration, Services
+from meshop.consul.services import CheckSpec, Registration, Services
 from meshop.consul.store import KVStore
 from meshop.errors import ConsulAccessDenied
 from meshop.gateway.presence import gateway_registration
@@ -129,7 +129,8 @@ def test_routes_ignore_replica_checks_registered_from_another_consul_node(
     n2's agent, Suspect for a moment, must not lose its route over it."""
     n2, web_name = f"{prefix}-n2", f"{prefix}-web"
     master = Services(consul_config, make_client(consul_config))
-    agent = Registration(f"meshop-agent-{n2}", "meshop-agent", "127.0.0.1", 1, meta={"node": n2})
+    beat = CheckSpec(f"meshop-agent-{n2}:ttl", "heartbeat", ttl="600s", initial_status="passing")
+    agent = Registration(f"meshop-agent-{n2}", f"meshop-agent-{n2}", "127.0.0.1", 1, meta={"node": n2}, checks=(beat,))
     master.register(agent)  # n2's own agent, on the session's Consul node
     forged = {
         "Node": f"{prefix}-evil-host",
@@ -156,7 +157,7 @@ def test_routes_ignore_replica_checks_registered_from_another_consul_node(
             timeout=5,
             what="the forged check in Consul",
         )
-        hosts = {name: inst.node for name, inst in agent_instances(controller.instances("meshop-agent")[1])}
+        hosts = {name: inst.node for name, inst in agent_instances(controller.agents()[1])}
         assert hosts.get(n2), "n2's agent registration"
         health = replicas.replica_health(checks, hosts)
         web = service(web_name, route=RouteSpec("web.example.com", "/", 80))

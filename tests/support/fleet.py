@@ -798,9 +798,10 @@ class Fleet:
         return [k.removeprefix(f"{self.prefix}/") for k in found or []]
 
     def consul_delete(self, key: str, recurse: bool = False) -> None:
-        """Delete ``<prefix>/<key>`` (and below it with ``recurse``)."""
+        """Delete ``<prefix>/<key>`` (and below it with ``recurse``) with the management token."""
         url = f"http://{self.consul_addr}/v1/kv/{self.prefix}/{key}" + ("?recurse" if recurse else "")
-        with urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=5) as response:
+        request = urllib.request.Request(url, headers=self.consul_headers(), method="DELETE")
+        with urllib.request.urlopen(request, timeout=5) as response:
             response.read()
 
     def members_alive(self) -> set[str]:
@@ -994,7 +995,8 @@ class Fleet:
         self._engine_down(node)
         if node.running("consul"):  # leave_on_terminate is off (consul_config): leave first, as force-leave would
             with contextlib.suppress(OSError):
-                leave = urllib.request.Request(f"http://{node.addr}:8500/v1/agent/leave", method="PUT")
+                url = f"http://{node.addr}:8500/v1/agent/leave"
+                leave = urllib.request.Request(url, headers=self.consul_headers(), method="PUT")
                 urllib.request.urlopen(leave, timeout=10).close()
             wait_for(lambda: name not in self.members_alive(), 30, f"{name}'s Consul agent to leave")
         self.stop(node, "consul")

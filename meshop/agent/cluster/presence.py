@@ -1,4 +1,4 @@
-"""The node's presence in Consul: its ``nodes/<node>`` record, the ``meshop-agent`` TTL heartbeat and
+"""The node's presence in Consul: its ``nodes/<node>`` record, the ``meshop-agent-<node>`` TTL heartbeat and
 the ``meshop-metrics-agent-<node>`` registration Prometheus discovers the agent by.
 
 Runs on its own thread so a slow reconcile pass never makes the node look dead. Every ``interval``
@@ -30,12 +30,12 @@ import time
 from collections.abc import Callable
 
 from meshop import metrics
-from meshop.agent.cluster.registrations import AGENT_SERVICE, agent_check_id, agent_service_id
 from meshop.consul.services import CheckSpec, Registration, Services, metrics_registration
 from meshop.consul.store import KVStore
 from meshop.daemon.threads import DaemonThread
 from meshop.errors import ConsulError
 from meshop.model import keys
+from meshop.model.agents import agent_check_id, agent_service
 from meshop.model.records import NodeRecord, dumps
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class NodePresence:
         self._thread.stop(self.interval + 5)
         if deregister:
             node = self.record().name
-            ids = [agent_service_id(node)]
+            ids = [agent_service(node)]
             if self.metrics_listen:
                 ids.append(metrics_registration("agent", node, self.metrics_listen, node).service_id)
             for service_id in ids:
@@ -152,8 +152,8 @@ class NodePresence:
         )
         self.services.register(
             Registration(
-                agent_service_id(record.name),
-                AGENT_SERVICE,
+                agent_service(record.name),  # id and name: a name only this node's token may write
+                agent_service(record.name),
                 record.address,
                 self.port,
                 meta={"node": record.name, "version": record.version},
@@ -165,7 +165,7 @@ class NodePresence:
                 metrics_registration("agent", record.name, self.metrics_listen, record.name, record.address)
             )
         self.registered = True
-        log.info("registered %s with a %gs TTL check", agent_service_id(record.name), self.ttl)
+        log.info("registered %s with a %gs TTL check", agent_service(record.name), self.ttl)
 
     def _run(self) -> None:
         stopping = self._thread.stopping

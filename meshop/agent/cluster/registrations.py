@@ -41,7 +41,6 @@ from meshop.model import ServiceSpec
 
 log = logging.getLogger(__name__)
 
-AGENT_SERVICE = "meshop-agent"
 PROBE_TTL = 90.0  # seconds an HTTP verdict stays valid in Consul without the agent renewing it
 PROBE_REFRESH = 20.0  # the agent renews each verdict at least this often
 
@@ -53,14 +52,6 @@ def foreign_instances(name: str, instances: Iterable[InstanceHealth]) -> list[st
         for i in instances
         if not (i.service_id.startswith("meshop-") and i.meta.get("service") == name and "replica" in i.meta)
     )
-
-
-def agent_service_id(node: str) -> str:
-    return f"{AGENT_SERVICE}-{node}"
-
-
-def agent_check_id(node: str) -> str:
-    return f"{AGENT_SERVICE}-{node}:ttl"
 
 
 def probe_check_id(service_id: str) -> str:

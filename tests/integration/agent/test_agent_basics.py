@@ -90,7 +90,7 @@ def test_node_record_heartbeat_and_clean_shutdown(
     checks = wait_until(  # passing once the first pass acted (presence.py)
         lambda: [
             c
-            for c in consul_get(consul_server.addr, "/v1/health/checks/meshop-agent")
+            for c in consul_get(consul_server.addr, f"/v1/health/checks/meshop-agent-{node}")
             if c["ServiceID"] == f"meshop-agent-{node}" and c["Status"] == "passing"
         ],
         5,
@@ -99,7 +99,7 @@ def test_node_record_heartbeat_and_clean_shutdown(
     assert checks[0]["CheckID"] == f"meshop-agent-{node}:ttl"
     assert checks[0]["Status"] == "passing"
     service = registrations(consul_server.addr, node)[f"meshop-agent-{node}"]
-    assert service["Service"] == "meshop-agent" and service["Meta"]["node"] == node
+    assert service["Service"] == f"meshop-agent-{node}" and service["Meta"]["node"] == node
     scrape = registrations(consul_server.addr, node)[f"meshop-metrics-agent-{node}.{node}"]  # Prometheus
     assert (scrape["Service"], f"{scrape['Address']}:{scrape['Port']}") == (
         f"meshop-metrics-agent-{node}",
@@ -137,7 +137,7 @@ def test_heartbeat_keeps_passing_while_a_pass_is_slow(
     statuses: list[str] = []
 
     def sample_until_slow_pass_done() -> bool:
-        checks = consul_get(consul_server.addr, "/v1/health/checks/meshop-agent")
+        checks = consul_get(consul_server.addr, f"/v1/health/checks/meshop-agent-{node}")
         statuses.extend(c["Status"] for c in checks if c["ServiceID"] == f"meshop-agent-{node}")
         return bool(slow_ended)
 

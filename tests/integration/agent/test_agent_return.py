@@ -26,7 +26,7 @@ GRACE = 30.0  # the agent's stop grace: a graceful stop of the stale copy would 
 
 
 def agent_check(addr: str, node: str) -> str:
-    checks = consul_get(addr, f"/v1/health/checks/meshop-agent?node={node}") or []
+    checks = consul_get(addr, f"/v1/health/checks/meshop-agent-{node}?node={node}") or []
     ours = [c["Status"] for c in checks if c["ServiceID"] == f"meshop-agent-{node}"]
     return ours[0] if ours else "absent"
 
@@ -35,7 +35,7 @@ def register_passing(addr: str, node: str) -> None:
     """The agent's registration as a restarted Consul agent restores it: its TTL check passing."""
     body = {
         "ID": f"meshop-agent-{node}",
-        "Name": "meshop-agent",
+        "Name": f"meshop-agent-{node}",
         "Address": "127.0.0.1",
         "Meta": {"node": node},
         "Check": {"CheckID": f"meshop-agent-{node}:ttl", "Name": "meshop agent heartbeat", "TTL": "60s",

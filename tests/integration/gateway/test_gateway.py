@@ -126,7 +126,7 @@ def test_an_upstream_whose_agent_is_critical_leaves_the_pool(gateway: Gateway, s
     services.register(
         Registration(
             f"meshop-agent-{node}",
-            "meshop-agent",
+            f"meshop-agent-{node}",
             "127.0.0.1",
             1,
             meta={"node": node},

@@ -57,7 +57,7 @@ class SimNode:
         self.store.put(keys.node(self.name), self.record)
         check = CheckSpec(self.check_id, "agent alive", ttl=f"{int(self.ttl * 1000)}ms", initial_status="passing")
         self.services.register(
-            Registration(self.service_id, "meshop-agent", "127.0.0.1", 0, meta={"node": self.name}, checks=(check,))
+            Registration(self.service_id, self.service_id, "127.0.0.1", 0, meta={"node": self.name}, checks=(check,))
         )
         self.resume()
         self._thread = threading.Thread(target=self._heartbeat, daemon=True)

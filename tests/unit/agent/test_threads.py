@@ -140,7 +140,7 @@ def test_heartbeat_registers_passes_and_registers_again_after_a_failure() -> Non
     assert (scrape.service_id, scrape.name, scrape.port) == expected
     assert (reg.service_id, reg.name, reg.port, dict(reg.meta)["node"]) == (
         "meshop-agent-n1",
-        "meshop-agent",
+        "meshop-agent-n1",  # a name only n1's token may write
         9464,
         "n1",
     )

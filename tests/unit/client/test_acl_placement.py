@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from meshop.cli.main import run
-from meshop.client.acl import ACL_SYNC, placement_of, should_sync
+from meshop.client.acl import ACL_SYNC, keeps_legacy_name, placement_of, should_sync
 from meshop.consul.store import Entry, Listing
+from meshop.model import acl as policies
 from meshop.operator.election import CONTROLLER, holder_service_id
 
 
@@ -83,3 +84,19 @@ def test_acl_sync_office_is_not_the_controllers() -> None:
 def test_acl_sync_watch_id_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["--consul-addr", "127.0.0.1:1", "acl", "sync", "--watch", "--id", "a b"]) != 0
     assert "--id 'a b': letters, digits" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("legacy_policy", "upgraded", "kept"),
+    [
+        pytest.param(True, set(), True, id="old-agent-keeps-the-shared-name"),
+        pytest.param(True, {"n1"}, False, id="upgraded-agent-loses-it"),
+        pytest.param(True, {"n2"}, True, id="another-nodes-upgrade-changes-nothing"),
+        pytest.param(False, set(), False, id="never-added-to-a-policy-without-it"),
+    ],
+)
+def test_the_shared_agent_name_is_kept_only_until_the_node_is_upgraded(
+    legacy_policy: bool, upgraded: set[str], kept: bool
+) -> None:
+    rules = policies.policy_rules("agent", "meshop", "n1", legacy=legacy_policy)
+    assert keeps_legacy_name(rules, "n1", frozenset(upgraded)) is kept

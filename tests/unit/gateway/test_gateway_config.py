@@ -77,8 +77,8 @@ def test_skipped_hosts_are_reported() -> None:
 
 def test_down_nodes_from_agent_checks() -> None:
     checks = [
-        CheckState("consul", "meshop-agent-n1:ttl", "meshop-agent-n1", "meshop-agent", "passing"),
-        CheckState("consul", "meshop-agent-n2:ttl", "meshop-agent-n2", "meshop-agent", "critical"),
+        CheckState("consul", "meshop-agent-n1:ttl", "meshop-agent-n1", "meshop-agent-n1", "passing"),
+        CheckState("consul", "meshop-agent-n2:ttl", "meshop-agent-n2", "meshop-agent-n2", "critical"),
         CheckState("consul", "serfHealth", "", "", "passing"),
     ]
     assert down_nodes(checks) == {"n2"}

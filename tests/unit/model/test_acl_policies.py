@@ -35,6 +35,7 @@ def may(rules: str, kind: str, name: str, access: str) -> bool:
 
 P = "meshop"
 AGENT_N1 = acl.policy_rules("agent", P, "n1", services=["web", "meshop-gateway"], kept=["old", "meshop-controller"])
+AGENT_N1_OLD = acl.policy_rules("agent", P, "n1", services=["web"], legacy=True)  # its agent not upgraded yet
 
 # (role rules, kind, resource, access, allowed)
 CASES = [
@@ -74,7 +75,13 @@ CASES = [
     (AGENT_N1, "key", "meshop/routes/a.example.com", "write", False),
     (AGENT_N1, "key", "meshop/leader", "write", False),
     (AGENT_N1, "key", "other/nodes/n1", "write", False),
-    (AGENT_N1, "service", "meshop-agent", "write", True),
+    (AGENT_N1, "service", "meshop-agent-n1", "write", True),  # its heartbeat: a name bound to n1
+    (AGENT_N1, "service", "meshop-agent-n2", "write", False),  # another node's (issue 24: n1 forged n2's health)
+    (AGENT_N1, "service", "meshop-agent", "write", False),  # the shared name of older agents
+    (AGENT_N1, "service", "meshop-agent-n1x", "write", False),
+    (AGENT_N1_OLD, "service", "meshop-agent", "write", True),  # only while its agent still registers it
+    (AGENT_N1_OLD, "service", "meshop-agent-n1", "write", True),  # so its upgraded agent can re-register
+    (AGENT_N1_OLD, "service", "meshop-agent-n2", "write", False),
     (AGENT_N1, "service", "meshop-metrics-agent-n1", "write", True),  # its own metrics name, bound to n1
     (AGENT_N1, "service", "meshop-metrics-agent-n2", "write", False),  # another node's (issue 24)
     (AGENT_N1, "service", "meshop-metrics", "write", False),  # the old shared name
@@ -175,7 +182,8 @@ CASES = [
 
 def _id(case: tuple) -> str:
     rules, kind, name, access, allowed = case
-    role = next(r for r in acl.ROLES if rules in (AGENT_N1, acl.policy_rules(r, P, "n1" if r == "agent" else None)))
+    agents = (AGENT_N1, AGENT_N1_OLD)
+    role = next(r for r in acl.ROLES if rules in (*agents, acl.policy_rules(r, P, "n1" if r == "agent" else None)))
     return f"{role}-{'may' if allowed else 'not'}-{access}-{kind}-{name}"
 
 
@@ -197,6 +205,13 @@ def test_sync_keeps_only_names_granted_before() -> None:
     rules = acl.policy_rules("agent", P, "n1", services=["web", "meshop-gateway"], kept=["old"])
     assert acl.granted_services(rules) == {"web", "old"}
     assert acl.agent_service_names(["b", "meshop-controller", "a"], ["meshop-metrics"]) == ["a", "b"]
+
+
+def test_the_shared_agent_name_is_recognised_only_as_rendered() -> None:
+    """``acl sync`` keeps the shared name only in a policy that has it (``grants_legacy_agent_name``)."""
+    assert acl.grants_legacy_agent_name(AGENT_N1_OLD)
+    assert not acl.grants_legacy_agent_name(AGENT_N1)
+    assert acl.granted_services(AGENT_N1_OLD) == {"web"}  # never a placement right
 
 
 def test_nested_prefix_and_names() -> None:
@@ -241,7 +256,7 @@ def test_no_name_adds_a_rule(node: str, service: str, prefix: str) -> None:
     parsed = parse(rules)
     reserved = service.startswith("meshop-")  # never a right by placement: one rule fewer
     assert len(parsed) == len(parse(acl.policy_rules("agent", "p", "n", services=["s"]))) - reserved
-    own = ("", "meshop-", "meshop-agent", f"meshop-metrics-agent-{node}", service)
+    own = ("", "meshop-", f"meshop-agent-{node}", f"meshop-metrics-agent-{node}", service)
     assert all(name in own or name.startswith(prefix.strip("/") + "/") for _, name, _ in parsed)
 
 

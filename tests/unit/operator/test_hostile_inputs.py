@@ -158,7 +158,11 @@ def world(draw: st.DrawFn) -> dict[str, Any]:
             mutated(
                 {
                     "Node": {"Node": f"c{n}", "Address": draw(st.sampled_from(["10.0.0.9", "127.0.0.1", "x", ""]))},
-                    "Service": {"ID": draw(SERVICE_IDS | st.just(f"meshop-agent-{n}")), "Meta": {"node": n}},
+                    "Service": {
+                        "ID": draw(SERVICE_IDS | st.just(f"meshop-agent-{n}")),
+                        "Service": draw(st.sampled_from([f"meshop-agent-{n}", "meshop-agent"]) | st.text(max_size=8)),
+                        "Meta": {"node": n},
+                    },
                     "Checks": [
                         {"Status": draw(st.sampled_from(["passing", "critical", "warning", "?"])), "Output": ""}
                     ],

@@ -4,40 +4,55 @@ from __future__ import annotations
 
 import pytest
 
-from meshop.consul.services import InstanceHealth
+from meshop.consul.services import CheckState, InstanceHealth
+from meshop.consul.services import agent_instances as services_agent_instances
+from meshop.model.agents import agent_node, upgraded_agent_nodes
 from meshop.model.records import NodeRecord
-from meshop.operator.controller import agent_instances, agent_node, catalog_addresses
+from meshop.operator.controller import agent_instances, catalog_addresses
 from meshop.operator.desired import node_address
 
 
-def instance(service_id: str, node_meta: str | None = None, address: str = "") -> InstanceHealth:
-    meta = {} if node_meta is None else {"node": node_meta}
-    return InstanceHealth(node="consul-node", service_id=service_id, meta=meta, status="passing", address=address)
+def instance(service_id: str, name: str = "", address: str = "", status: str = "passing") -> InstanceHealth:
+    name = name or service_id  # an agent of this release: id and name alike
+    return InstanceHealth("consul-node", service_id, {}, status, address=address, service_name=name)
 
 
 @pytest.mark.parametrize(
-    ("service_id", "meta", "node"),
+    ("service_id", "name", "node"),
     [
-        pytest.param("meshop-agent-n1", "n1", "n1", id="the-agent-itself"),
-        pytest.param("meshop-agent-n1", None, "n1", id="no-meta-id-speaks"),
-        pytest.param("meshop-n1-meshop-agent-0", "n1", None, id="a-replica-of-a-service-named-meshop-agent"),
-        pytest.param("meshop-agent-n1", "n2", None, id="meta-and-id-disagree"),
-        pytest.param("web-1", "n1", None, id="foreign-instance-with-node-meta"),
-        pytest.param("meshop-agent-N1!", None, None, id="not-a-node-name"),
-        pytest.param("meshop-agent", None, None, id="bare-service-name"),
+        pytest.param("meshop-agent-n1", "meshop-agent-n1", ("n1", False), id="the-agent-itself"),
+        pytest.param("meshop-agent-n1", "meshop-agent", ("n1", True), id="an-agent-not-upgraded-yet"),
+        pytest.param("meshop-agent-n1", "meshop-agent-n2", None, id="name-of-another-node"),
+        pytest.param("meshop-agent-n2", "meshop-agent-n1", None, id="id-of-another-node"),
+        pytest.param("meshop-n1-meshop-agent-0", "meshop-agent", None, id="a-replica-of-a-service-named-meshop-agent"),
+        pytest.param("web-1", "meshop-agent", None, id="foreign-instance"),
+        pytest.param("meshop-agent-N1!", "meshop-agent-N1!", None, id="not-a-node-name"),
+        pytest.param("meshop-agent", "meshop-agent", None, id="bare-service-name"),
+        pytest.param("meshop-metrics-agent-n1", "meshop-metrics-agent-n1", None, id="the-agent-metrics-name"),
     ],
 )
-def test_only_agents_own_registrations_are_agent_health(service_id: str, meta: str | None, node: str | None) -> None:
-    assert agent_node(instance(service_id, meta)) == node
+def test_only_agents_own_registrations_are_agent_health(service_id: str, name: str, node: object) -> None:
+    assert agent_node(name, service_id) == node
+
+
+def test_a_per_node_entry_outranks_the_shared_name() -> None:
+    """n1 (holding the shared name's grant while its agent is not upgraded) forges a critical
+    shared-name entry for n2, whose agent registered ``meshop-agent-n2``: ignored. n3 has only its
+    shared-name entry (an older agent): it counts, so a mixed fleet keeps its old nodes."""
+    own = instance("meshop-agent-n2")
+    forged = instance("meshop-agent-n2", "meshop-agent", status="critical")
+    old = instance("meshop-agent-n3", "meshop-agent")
+    assert agent_instances([forged, own, old]) == [("n2", own), ("n3", old)]
+    assert upgraded_agent_nodes([forged, own, old]) == {"n2"}
 
 
 def test_catalog_address_only_when_unambiguous() -> None:
     agents = agent_instances(
         [
-            instance("meshop-agent-n1", "n1", "10.0.0.1"),
-            instance("meshop-agent-n2", "n2", "10.0.0.2"),
-            instance("meshop-agent-n2", "n2", "10.0.0.99"),  # a second registration claiming n2
-            instance("meshop-agent-n3", "n3", ""),
+            instance("meshop-agent-n1", address="10.0.0.1"),
+            instance("meshop-agent-n2", address="10.0.0.2"),
+            instance("meshop-agent-n2", address="10.0.0.99"),  # a second registration claiming n2
+            instance("meshop-agent-n3", address=""),
         ]
     )
     assert catalog_addresses(agents) == {"n1": "10.0.0.1"}
@@ -89,3 +104,22 @@ def test_node_address_from_the_inventory(
     rec: NodeRecord, catalog: str, allowed: tuple[str, ...] | None, expected: str
 ) -> None:
     assert node_address("n1", rec, catalog, allowed=allowed) == expected
+
+
+def test_agent_health_is_built_from_every_check_with_the_consul_nodes_own() -> None:
+    """One name per node, so agent health comes from ``/v1/health/state/any``: an agent's worst check
+    and its Consul node's (a machine gone takes its agent with it), the catalog address of that node;
+    a replica's check, another service's or a node check alone is no agent entry."""
+    checks = [
+        CheckState("c1", "serfHealth", "", "", "passing"),
+        CheckState("c1", "meshop-agent-n1:ttl", "meshop-agent-n1", "meshop-agent-n1", "passing"),
+        CheckState("c2", "serfHealth", "", "", "critical", "Agent not live"),
+        CheckState("c2", "meshop-agent-n2:ttl", "meshop-agent-n2", "meshop-agent-n2", "passing"),
+        CheckState("c1", "meshop-n1-web-0:tcp", "meshop-n1-web-0", "web", "critical"),
+        CheckState("c1", "forged", "meshop-agent-n2", "web", "critical"),  # n2's id under another name
+    ]
+    found = agent_instances(services_agent_instances(checks, {"c1": "10.0.0.1", "c2": "10.0.0.2"}))
+    assert [(n, i.node, i.status, i.output, i.address) for n, i in found] == [
+        ("n1", "c1", "passing", "", "10.0.0.1"),
+        ("n2", "c2", "critical", "Agent not live", "10.0.0.2"),
+    ]
