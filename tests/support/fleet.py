@@ -168,6 +168,14 @@ def parallel(actions: list[Callable[[], object]]) -> None:
 # --- processes --------------------------------------------------------------------------------------------
 
 
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22): with the PID, unique."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def _environ(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/environ").read_bytes()
@@ -258,10 +266,17 @@ class Member:
         return self.dir / f"{proc}.pid"
 
     def pid(self, proc: str) -> int | None:
+        """The recorded PID of ``proc``, or None when that PID now names another process (pid_max is 32768
+        here: a PID is reused within minutes, and a reused one may carry the fleet's mark too, e.g. a
+        container shim of a node; spawn then took gw's dead Consul for running and never started it)."""
         try:
-            return int(self.pidfile(proc).read_text().split()[0])
+            fields = self.pidfile(proc).read_text().split()
+            pid = int(fields[0])
         except (OSError, ValueError, IndexError):
             return None
+        if len(fields) > 1 and _start_time(pid) != fields[1]:
+            return None
+        return pid
 
     def ours(self, pid: int | None) -> bool:
         """Alive (not a zombie) and started by this fleet: its environment carries our marker."""
@@ -487,7 +502,7 @@ class Fleet:
                 cwd=member.dir,
             )
         self._children[child.pid] = child
-        member.pidfile(proc).write_text(f"{child.pid}\n")
+        member.pidfile(proc).write_text(f"{child.pid} {_start_time(child.pid)}\n")
         return child.pid
 
     def signal(self, member: Member, proc: str, sig: int) -> bool:
@@ -935,7 +950,13 @@ class Fleet:
         self.set_link(name, True)
         if name == "gw":
             self.start_consul(member)
-            wait_for(lambda: self.consul_get("/v1/status/leader", f"{member.addr}:8500"), 60, "gw's Consul to rejoin")
+            try:
+                at = f"{member.addr}:8500"
+                wait_for(lambda: self.consul_get("/v1/status/leader", at), 60, "gw's Consul to rejoin")
+            except TimeoutError as exc:  # seen twice in ~10 boots, logs gone with the scratch fleet: keep why
+                tail = (member.dir / "consul.log").read_text(errors="replace")[-2000:]
+                alive = member.running("consul")
+                raise TimeoutError(f"{exc}; consul running: {alive}; its log ends:\n{tail}") from None
             self.start_acl_sync()
             self.start_controller(member)
             self.start_gateway()
