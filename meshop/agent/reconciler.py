@@ -41,7 +41,7 @@ from meshop.agent.planning.plan import Container, Create, NodePlan, Note, Pull, 
 from meshop.agent.planning.planner import plan
 from meshop.agent.planning.report import node_records
 from meshop.agent.stateful.timing import RENEW_EVERY
-from meshop.errors import ConsulError, DriverError
+from meshop.errors import ConsulAccessDenied, ConsulError, DriverError
 from meshop.model import Policy, ServiceSpec
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,19 @@ log = logging.getLogger(__name__)
 AFTER_CHANGE = 0.05  # look again this soon after a pass that changed something
 DRIVER_RETRY = 2.0  # look again this soon when the Docker engine did not answer
 LOCK_RETRY = RENEW_EVERY  # look again this soon while a stateful service waits for its volume lock
+# A replica's first registration is refused until `acl sync` widened its node's policy (~0.1 s after the
+# placement) and the node's Consul client dropped the policy it cached (`policy_ttl` 5 s): retried this
+# soon, up to DENIED_QUICK_TRIES passes in a row (6 s), before the loop's own backoff (2, 4, 8 s) takes over.
+DENIED_RETRY = 0.5
+DENIED_QUICK_TRIES = 12
+
+
+def retry_denial_soon(error: ConsulError, errors: Sequence[ConsulError | None], denials: int) -> bool:
+    """Pure: retry the pass in DENIED_RETRY instead of failing it when its only error is an ACL refusal
+    of a registration, for the first DENIED_QUICK_TRIES such passes in a row (a refusal that lasts is a
+    real one: it then fails the pass, logged and backed off as any other)."""
+    only = [e for e in errors if e is not None] == [error]
+    return only and isinstance(error, ConsulAccessDenied) and 0 < denials <= DENIED_QUICK_TRIES
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,7 @@ class NodeReconciler:
         # containers a backup's `prepare: {stop: true}` holds stopped: not restarted meanwhile (agent/backup/)
         self.paused: Callable[[], frozenset[str]] = frozenset
         self._phase_requeue: float | None = None
+        self._denials = 0  # passes in a row whose registration Consul refused (ACL): retried soon at first
         self._waiting_for_locks = False  # a stateful service waits for its volume lock: look again soon
         self._unfenced: set[str] = set()  # stateful services not started for want of a fence (one event each)
         self.answered = 0  # passes that applied their plan with Consul answering (the heartbeat reports after one)
@@ -157,17 +171,24 @@ class NodeReconciler:
         if current.actions:
             log.debug("planned %d action(s)", len(current.actions))
         creates_only = all(isinstance(a, Create | Pull) for a in current.actions)
-        errors = [seen.reading.error, None if creates_only else self._register(current, seen)]
+        registration = None if creates_only else self._register(current, seen)
+        errors = [seen.reading.error, registration]
         build = config_builder(self.settings.node, seen.parsed, seen.secrets, seen.binds, self.settings.publish)
         result = self.engine.executor.apply(current, build)
         if seen.reading.error is None:
             self.answered += 1
             self.on_answered()  # the node may report back now, before this pass's own reports
         if creates_only:
-            errors.append(self._register(current, seen))
+            registration = self._register(current, seen)
+            errors.append(registration)
         self._remember(current, result, seen)
         errors.append(self._report(current, seen))
         error = next((e for e in errors if e is not None), None)
+        self._denials = self._denials + 1 if isinstance(registration, ConsulAccessDenied) else 0
+        if error is not None and retry_denial_soon(error, errors, self._denials):
+            log.info("%s; acl sync may not have widened this node's policy yet: again in %.1f s", error, DENIED_RETRY)
+            self.cluster.journal.flush()
+            return DENIED_RETRY
         if error is not None:
             raise error
         self.cluster.journal.flush()

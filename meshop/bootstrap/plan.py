@@ -25,6 +25,7 @@ from meshop.model.addresses import address_problem
 from meshop.model.names import is_dns_label, is_label_key, is_label_value
 
 MANAGEMENT_TOKEN = "/etc/meshop/management.token"  # on the gateway only
+ACL_SYNC_ENV = "/etc/meshop/acl-sync.env"  # the management token again, for `acl sync --watch` (0600)
 AGENT_TOKEN_JSON = "/etc/consul.d/agent-token.json"
 _TOKEN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _VERSION = re.compile(r"^[0-9A-Za-z.+!-]{1,40}$")
@@ -63,11 +64,15 @@ class NodeInputs:
     datacenter: str = "dc1"
     prefix: str = "meshop"
     start: bool = True  # enable and start the units (no systemd in a container: off)
-    # ``node add --server``: a Consul server joining the gateway's cluster and a controller standby here
-    # (so losing the gateway host loses neither the quorum nor the leading controller); the token is the
-    # controller role's, made on the gateway like the others.
+    # ``node add --server``: a Consul server joining the gateway's cluster, a controller standby and an
+    # ``acl sync --watch`` standby here (so losing the gateway host loses neither the quorum, nor the
+    # leading controller, nor the process that widens agent policies); the controller token is the
+    # controller role's, made on the gateway like the others; the management token is the one
+    # ``consul acl bootstrap`` made (a Consul server holds every token in its Raft data anyway:
+    # docs/security.md).
     server: bool = False
     controller_token: str = ""
+    management_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ def check_inputs(inputs: NodeInputs | GatewayInputs, software: Software, *, loca
             problems.append(f"--join: {problem}")
         tokens = [("Consul agent token", inputs.consul_token), ("agent token", inputs.agent_token)]
         if inputs.server:
-            tokens.append(("controller token", inputs.controller_token))
+            tokens += [("controller token", inputs.controller_token), ("management token", inputs.management_token)]
         for what, token in tokens:
             if not _TOKEN.match(token):
                 problems.append(f"{what}: not a Consul token (UUID)")
@@ -175,7 +180,8 @@ def plan_node(inputs: NodeInputs, software: Software) -> tuple[Step, ...]:
     """``meshop node add``: Docker (unless an engine is there), Caddy, Consul client joined with its own
     token, meshop in a virtualenv, the agent's config file (no secrets), env file (its token) and unit;
     then both units running. With ``server``: Consul as a server joining the gateway's cluster (it must
-    become a Raft peer) and a controller standby with its role token."""
+    become a Raft peer), a controller standby with its role token and an ``acl sync --watch`` standby
+    with the management token (the watchers elect one active syncer: ``meshop/client/acl.py``)."""
     consul_json = render.consul_config(
         node=inputs.name,
         address=inputs.address,
@@ -210,7 +216,17 @@ def plan_node(inputs: NodeInputs, software: Software) -> tuple[Step, ...]:
         config_files.append(
             File("/etc/meshop/controller.env", controller_env.encode(), 0o600, (inputs.controller_token,))
         )
-        units.append("meshop-controller.service")
+        sync_env = render.env_file(
+            "meshop acl sync --watch standby, written by `meshop node add --server` (mode 0600: holds the "
+            "management token)",
+            {
+                "MESHOP_PREFIX": inputs.prefix,
+                "CONSUL_HTTP_ADDR": "127.0.0.1:8500",
+                "CONSUL_HTTP_TOKEN": inputs.management_token,
+            },
+        )
+        config_files.append(File(ACL_SYNC_ENV, sync_env.encode(), 0o600, (inputs.management_token,)))
+        units += ["meshop-controller.service", "meshop-acl-sync.service"]
     steps: list[Step] = [
         Packages(("docker.io",), unless="[ -S /var/run/docker.sock ]", why="skipped when /var/run/docker.sock exists"),
         Packages(("caddy", "python3-venv", "ca-certificates")),

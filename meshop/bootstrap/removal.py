@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 
 from meshop.bootstrap import render
-from meshop.bootstrap.plan import MANAGEMENT_TOKEN
+from meshop.bootstrap.plan import ACL_SYNC_ENV, MANAGEMENT_TOKEN
 from meshop.bootstrap.steps import Command
 from meshop.model import acl
 
@@ -80,12 +80,17 @@ def plan_removal(node: str, prefix: str) -> tuple[tuple[Command, ...], tuple[Com
         ),
     )
     units = "meshop-agent.service meshop-fence.service consul.service"
-    controller = "meshop-controller.service"  # a server node's standby (node add --server); else absent
+    # a server node's standbys (node add --server); else absent. The management token goes with them.
+    standbys = "meshop-controller.service meshop-acl-sync.service"
     on_node = (
         Command(
-            f"{controller} stopped and disabled (a server node's controller standby)",
-            check=f"! systemctl is-active -q {controller} && ! systemctl is-enabled -q {controller} 2>/dev/null",
-            apply=f"systemctl disable --now -q {controller}",
+            f"{standbys} stopped and disabled, {ACL_SYNC_ENV} deleted (a server node's standbys)",
+            check=(
+                f"! systemctl is-active -q {standbys} && ! systemctl is-enabled -q {standbys} 2>/dev/null "
+                f"&& [ ! -e {ACL_SYNC_ENV} ]"
+            ),
+            # one by one: a server node added before acl-sync standbys has only the controller's unit
+            apply=f"for u in {standbys}; do systemctl disable --now -q $u 2>/dev/null; done; rm -f {ACL_SYNC_ENV}",
         ),
         Command(
             f"{units} stopped and disabled",

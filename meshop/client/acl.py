@@ -11,6 +11,15 @@ that re-renders the agent policies whenever ``assignments/`` or ``observed/`` ch
 ``resync``: an upgraded agent's policy loses the shared ``meshop-agent`` name once its ``meshop-agent-<node>``
 is in the catalog, ``keeps_legacy_name``). Until it has run,
 a newly assigned service's secret read or registration is refused and the agent retries it with backoff.
+
+It runs on every Consul server host (``meshop init`` on the gateway, ``node add --server`` on the
+others), so losing one host does not stop policies following placement. The watchers elect one active
+syncer with the controller's election (``meshop.operator.election``, office ``ACL_SYNC``: the lock
+``locks/acl-sync``, a session tied to the process's TTL check, lock-delay 1 s); the others keep their
+watches warm and write nothing. ACL writes cannot carry the lock (``/v1/txn`` has no ACL operations), so
+a deposed syncer frozen between its check and its write could still land one stale policy: the active
+one reads every policy back on each full pass (every ``resync`` seconds, and at once when it is
+elected) and rewrites what differs, which bounds such a regression to one ``resync`` period.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from meshop.consul.acl import AclApi, AclPolicy
 from meshop.consul.config import ConsulConfig
@@ -30,8 +40,11 @@ from meshop.model import acl as policies
 from meshop.model import keys
 from meshop.model.agents import upgraded_agent_nodes
 from meshop.model.names import is_dns_label
+from meshop.operator.election import LeaderElection, Office
 
 log = logging.getLogger(__name__)
+
+ACL_SYNC = Office(key=keys.LOCK_ACL_SYNC, service="meshop-acl-sync", component="acl-sync", gauge=False)
 
 SHARED_ROLES = tuple(role for role in policies.ROLES if role not in policies.NODE_ROLES)
 
@@ -168,15 +181,33 @@ class AclAdmin:
         return changed
 
 
+class Gate(Protocol):
+    """Who may write now (``LeaderElection``): ``confirmed`` within the lease, ``is_leader`` holding the lock."""
+
+    @property
+    def confirmed(self) -> bool: ...
+
+    @property
+    def is_leader(self) -> bool: ...
+
+
+def should_sync(*, active: bool, woken: bool, placement: ServicesByNode, synced: ServicesByNode | None) -> bool:
+    """Pure: a standby never writes; the active syncer syncs on every resync tick (``woken`` False: a full
+    pass that reads every policy back) and on a wake-up whose placement differs from the last synced one
+    (agents rewrite ``observed/`` on every pass: an equal placement costs no ACL call)."""
+    return active and not (woken and placement == synced)
+
+
 class AclSyncWatch:
     """``meshop acl sync --watch``: re-sync agent policies whenever the placement read from
-    ``assignments/`` and ``observed/`` (blocking queries) changes, and every ``resync`` seconds. Agents
-    rewrite ``observed/`` on every pass, so a wake-up whose placement equals the last synced one costs
-    no ACL call. A failed sync is logged and retried."""
+    ``assignments/`` and ``observed/`` (blocking queries) changes, and every ``resync`` seconds, while
+    ``gate`` (the election; None: always) says this watcher is the active one. A failed sync is logged
+    and retried."""
 
-    def __init__(self, admin: AclAdmin, resync: float = 30.0) -> None:
+    def __init__(self, admin: AclAdmin, resync: float = 30.0, gate: Gate | None = None) -> None:
         self.admin = admin
         self.resync = resync
+        self.gate = gate
         self.passes = 0
         self._synced: ServicesByNode | None = None
         self._wake = threading.Event()
@@ -202,7 +233,14 @@ class AclSyncWatch:
             assignments, observed = (w.latest for w in self._watches)
             assert assignments is not None and observed is not None
             placement = placement_of(assignments, observed)
-            if woken and placement == self._synced:
+            active = self.gate is None or self.gate.confirmed
+            if not active:
+                self._synced = None  # elected later: the first pass is a full one
+                if self.gate is not None and self.gate.is_leader:  # holding, lease not confirmed yet: soon
+                    self._stop.wait(0.2)
+                    self._wake.set()
+                continue
+            if not should_sync(active=active, woken=woken, placement=placement, synced=self._synced):
                 continue
             try:
                 for name in self.admin.sync(placement):
@@ -215,6 +253,11 @@ class AclSyncWatch:
                 self._wake.set()
             self.passes += 1
 
+    def kick(self) -> None:
+        """A full pass now (this watcher was just elected)."""
+        self._synced = None
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
@@ -222,3 +265,39 @@ class AclSyncWatch:
             watch.stop()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+class ElectedAclSync:
+    """An ``AclSyncWatch`` that writes only while its process holds ``locks/acl-sync``: run one on every
+    server host; ``stop`` stops writing first, then releases the lock, so a standby takes over at once."""
+
+    def __init__(
+        self, config: ConsulConfig, resync: float, holder_id: str, *, lock_delay: int = 1, check_ttl: float = 3.0
+    ) -> None:
+        store = KVStore(config)
+        self.election = LeaderElection(
+            store,
+            Services(config, store.client),
+            holder_id,
+            lock_delay=lock_delay,
+            check_ttl=check_ttl,
+            on_change=self._changed,
+            heartbeat_services=Services(config, KVStore(config).client),
+            confirm_store=KVStore(config),
+            office=ACL_SYNC,
+        )
+        self.watch = AclSyncWatch(AclAdmin(config), resync, gate=self.election)
+
+    def _changed(self, lock: object) -> None:
+        if lock is not None:
+            log.info("elected: the active acl sync (%s)", self.election.service_id)
+            self.watch.kick()
+
+    def start(self) -> ElectedAclSync:
+        self.watch.start()
+        self.election.start(wait_for_consul=True)  # a watch backs off and retries too: nothing exits
+        return self
+
+    def stop(self) -> None:
+        self.watch.stop()
+        self.election.stop()

@@ -135,6 +135,12 @@ def controller_token(gateway: SshSession, prefix: str) -> str:
     )
 
 
+def management_token(gateway: SshSession) -> str:
+    """The management token ``consul acl bootstrap`` left on the gateway, for the ``acl sync --watch``
+    standby of a server node (which holds every token in its Raft data already: docs/security.md)."""
+    return gateway.check(f"cat {MANAGEMENT_TOKEN}", secret_output=True).text().strip()
+
+
 def node_state(gateway: SshSession, node: str, prefix: str) -> str:
     """The controller's verdict on ``node`` (``status/nodes/<node>``), read on the gateway; "" when none."""
     result = gateway.run(

@@ -33,6 +33,7 @@ INVENTORY_NODES = "inventory/nodes/"  # inventory/nodes/<node>: the addresses it
 LEADER = "leader"
 FENCES = "fences/"
 SECRETS = "secrets/"
+LOCK_ACL_SYNC = "locks/acl-sync"  # the active `acl sync --watch` (one per prefix; management token only)
 LOCKS_VOLUMES = "locks/volumes/"  # locks/volumes/<service>/<volume>: the single writer's lock (docs/stateful.md)
 KEPT_VOLUMES = "volumes/kept/"  # volumes/kept/<node>/<docker volume>: a stale stateful copy kept aside
 BACKUPS = "backups/"  # backups/<node>/<service>: the stateful volumes' backups (that node's agent writes)

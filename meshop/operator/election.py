@@ -26,6 +26,9 @@ lease: it holds only until ``lock_delay`` after the last heartbeat that was foll
 the ``leader`` key still held by this session. No other controller can acquire the key sooner (its
 session cannot die before that heartbeat was sent, and Consul holds the key for ``lock_delay`` after),
 so a frozen, resumed or cut-off controller stops claiming leadership before anyone else can claim it.
+
+The same election, with another ``Office`` (lock key and service name), elects the one active
+``meshop acl sync --watch`` among those on the server hosts (``meshop/client/acl.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from meshop import metrics
 from meshop.consul.services import CheckSpec, Registration, Services
@@ -53,15 +57,35 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "meshop-controller"
 
 
+@dataclass(frozen=True)
+class Office:
+    """What is elected: the lock key, the Consul service its candidates register (with their TTL check,
+    which their sessions hang on), the metrics label, and whether ``meshop_leader`` follows it (the
+    controller's gauge; another office's holder must not claim to lead the controllers)."""
+
+    key: str = keys.LEADER
+    service: str = SERVICE_NAME
+    component: str = "controller"
+    gauge: bool = True
+
+
+CONTROLLER = Office()
+
+
+def holder_service_id(service: str, prefix: str, holder_id: str) -> str:
+    """``<service>-<id>``; under another KV prefix ``<service>-<prefix>-<id>`` (see ``controller_service_id``)."""
+    if prefix == DEFAULT_PREFIX:
+        return f"{service}-{holder_id}"
+    slug = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in prefix)
+    return f"{service}-{slug}-{holder_id}"
+
+
 def controller_service_id(prefix: str, controller_id: str) -> str:
     """``meshop-controller-<id>``; under another KV prefix ``meshop-controller-<prefix>-<id>``. Two meshop
     installations sharing a Consul agent (staging and production prefixes, both controllers defaulting
     to the host name as id) would otherwise register the same service: each replaced the other's check
     and destroyed the other's session ("named after its id"), and neither stayed leader."""
-    if prefix == DEFAULT_PREFIX:
-        return f"{SERVICE_NAME}-{controller_id}"
-    slug = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in prefix)
-    return f"{SERVICE_NAME}-{slug}-{controller_id}"
+    return holder_service_id(SERVICE_NAME, prefix, controller_id)
 
 
 class LeaderElection:
@@ -80,6 +104,7 @@ class LeaderElection:
         on_change: Callable[[Lock | None], None] | None = None,
         heartbeat_services: Services | None = None,
         confirm_store: KVStore | None = None,
+        office: Office = CONTROLLER,
     ) -> None:
         self.store = store
         self.confirm_store = confirm_store or KVStore(store.config)
@@ -87,7 +112,8 @@ class LeaderElection:
         self.services = services
         self.heartbeat_services = heartbeat_services or services
         self.controller_id = controller_id
-        self.service_id = controller_service_id(store.prefix, controller_id)
+        self.office = office
+        self.service_id = holder_service_id(office.service, store.prefix, controller_id)
         self.check_id = f"{self.service_id}:ttl:{secrets.token_hex(4)}"  # unique to this process
         self.lock_delay = lock_delay
         self.check_ttl = check_ttl
@@ -127,10 +153,17 @@ class LeaderElection:
         # lock-delay only the check TTL is left (a dying Consul node could end the session sooner).
         return 0.9 * (self.lock_delay if self.lock_delay > 0 else self.check_ttl)
 
-    def start(self) -> LeaderElection:
-        self._register()
+    def start(self, *, wait_for_consul: bool = False) -> LeaderElection:
+        """Register, then run. ``wait_for_consul``: a failed first registration is logged, not raised; the
+        heartbeat registers again until Consul answers (a standby started while a server host dies)."""
+        try:
+            self._register()
+        except ConsulError as exc:
+            if not wait_for_consul:
+                raise
+            log.warning("%s: cannot register yet (%s); retrying", self.office.component, exc)
         for target, name in ((self._heartbeat, "heartbeat"), (self._run, "election")):
-            thread = threading.Thread(target=target, name=f"controller-{name}", daemon=True)
+            thread = threading.Thread(target=target, name=f"{self.office.component}-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
         return self
@@ -140,12 +173,12 @@ class LeaderElection:
         self._stopping.set()
         with self._mu:
             lock, self._lock = self._lock, None
-        metrics.leader.set(0)
+        self._gauge(0)
         session, self._session = self._session, None
         try:
             if lock is not None:
                 self.sessions.release(lock)
-                log.info("released leadership")
+                log.info("%s: released leadership", self.office.component)
             if session is not None:
                 self.sessions.destroy(session)
         except ConsulError as exc:
@@ -168,11 +201,11 @@ class LeaderElection:
                 interval = max(0.1, min(interval, self._lease_span() / 3))
             try:
                 sent = time.monotonic()
-                self.heartbeat_services.ttl_pass(self.check_id, f"controller {self.controller_id} alive")
+                self.heartbeat_services.ttl_pass(self.check_id, f"{self.office.component} {self.controller_id} alive")
                 self._confirm(sent)
             except ConsulError as exc:
                 log.warning("heartbeat failed: %s; registering again", exc)
-                metrics.consul_errors_total.labels("controller", "heartbeat").inc()
+                metrics.consul_errors_total.labels(self.office.component, "heartbeat").inc()
                 with contextlib.suppress(ConsulError):
                     self._register()
             self._stopping.wait(interval)
@@ -182,7 +215,7 @@ class LeaderElection:
         lock = self.lock
         if lock is None:
             return
-        entry = self.confirm_store.get(keys.LEADER)
+        entry = self.confirm_store.get(self.office.key)
         holder = entry.session if entry else None
         if holder != lock.session:
             self._lose(lock, f"the leader key is now held by {holder or 'nobody'}")
@@ -199,7 +232,7 @@ class LeaderElection:
                     self._try_acquire()
                 standing_by = self.lock is None  # a standby's wake-up may be stale; a leader's check never
                 wait = self.wait if index else None
-                new_index, entry = self.store.get_blocking(keys.LEADER, index, wait, stale=standing_by)
+                new_index, entry = self.store.get_blocking(self.office.key, index, wait, stale=standing_by)
                 self.connected = True
                 holder = entry.session if entry else None
                 lock = self.lock
@@ -212,7 +245,7 @@ class LeaderElection:
                     index = new_index if new_index >= index else 0
             except ConsulError as exc:
                 self.connected = False
-                metrics.consul_errors_total.labels("controller", "election").inc()
+                metrics.consul_errors_total.labels(self.office.component, "election").inc()
                 log.warning("leader election: %s", exc)
                 index = 0
                 self._stopping.wait(1.0)
@@ -221,7 +254,8 @@ class LeaderElection:
         if not self._cleaned:  # an earlier process with our id died holding a session: end it now
             for stale in self.sessions.named(self.service_id):
                 if stale != self._session:
-                    log.info("destroying session %s left by an earlier controller %s", stale, self.controller_id)
+                    who = f"{self.office.component} {self.controller_id}"
+                    log.info("destroying session %s left by an earlier %s", stale, who)
                     self.sessions.destroy(stale)
             self._cleaned = True
         if self._session is None or not self.sessions.alive(self._session):
@@ -233,15 +267,15 @@ class LeaderElection:
             sort_keys=True,
         )
         sent = time.monotonic()
-        lock = self.sessions.acquire(keys.LEADER, self._session, value)
+        lock = self.sessions.acquire(self.office.key, self._session, value)
         if lock is None or self._stopping.is_set():
             return
         with self._mu:
             self._lock = lock
             self._lease_until = sent + self._lease_span()
         self.elections += 1
-        metrics.leader.set(1)
-        log.info("acquired leadership (session %s)", lock.session)
+        self._gauge(1)
+        log.info("%s: acquired leadership (session %s)", self.office.component, lock.session)
         if self.on_change:
             self.on_change(lock)
 
@@ -253,17 +287,21 @@ class LeaderElection:
             self._lease_until = 0.0
         if self.on_change:  # first: by the time the gauge says "not leader", nothing leader-only remains
             self.on_change(None)
-        metrics.leader.set(0)
-        log.warning("lost leadership: %s; standing by", reason)
+        self._gauge(0)
+        log.warning("%s: lost leadership: %s; standing by", self.office.component, reason)
         session, self._session = self._session, None
         if session is not None:
             with contextlib.suppress(ConsulError):  # a live session must not keep (or retake) the lock
                 self.sessions.destroy(session)
 
+    def _gauge(self, value: int) -> None:
+        if self.office.gauge:
+            metrics.leader.set(value)
+
     def _register(self) -> None:
         check = CheckSpec(
             self.check_id,
-            f"controller {self.controller_id} heartbeat",
+            f"{self.office.component} {self.controller_id} heartbeat",
             ttl=f"{int(self.check_ttl * 1000)}ms",
             deregister_after="1m",
             initial_status="passing",
@@ -271,7 +309,7 @@ class LeaderElection:
         self.services.register(
             Registration(
                 self.service_id,
-                SERVICE_NAME,
+                self.office.service,
                 self.address,
                 self.port,
                 meta={"id": self.controller_id},

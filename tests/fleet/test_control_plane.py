@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,6 +125,55 @@ def test_gateway_host_power_off_moves_dns_and_costs_nothing(fleet: Fleet) -> Non
     whole(fleet)
     assert "gw" in fleet.voters()
     assert started(fleet) == before and duplicates(fleet) == 0
+
+
+NEW_SERVICE = "late"
+NEW_HOST = f"{NEW_SERVICE}.{DNS_ZONE}"
+PAGE = "meshop test page"  # the test image's index: Caddy answers an unrouted host with an empty 200
+NEW_SERVICE_BOUND = 45.0  # apply -> every replica registered and passing with gw off (measured: docs/fleet.md)
+
+
+def registered(fleet: Fleet, service: str) -> set[str]:
+    """The nodes whose Consul agent holds a passing registration of ``service`` (read through n1's server)."""
+    entries = fleet.consul_get(f"/v1/health/service/{service}?passing=1", f"{fleet.node('n1').addr}:8500") or []
+    return {e["Node"]["Node"] for e in entries}
+
+
+def test_a_service_applied_with_the_gateway_host_off_registers_and_answers_through_g2(fleet: Fleet) -> None:
+    """gw (its Consul server, leading controller, gateway 1 and the active `acl sync --watch`) loses power;
+    then a new service is applied: the `acl sync` standby on n1 or n2 takes over and grants the nodes its
+    name, so its replicas register in Consul on their nodes and pass their checks, and it answers through
+    g2, every request served (none retried). With `acl sync` on gw alone the registrations stay refused
+    ("Missing service:write"): none after 100 s, checked on the fleet (docs/fleet.md)."""
+    whole(fleet)
+    fleet.make_leader("gw")
+    fleet.make_acl_sync_active("gw")
+    g2 = fleet.gateway2
+    assert PAGE not in http_get(g2.addr, GATEWAY_PORT, NEW_HOST, "/", 2)[1]
+    fleet.power_off("gw")
+    try:
+        wait_for(lambda: fleet.leader() in {"ctl-n1", "ctl-n2"}, BOUND, "a controller on n1 or n2 to lead", 0.1)
+        applied = time.monotonic()
+        fleet.apply(service_doc(NEW_SERVICE, 2, NEW_HOST))
+        wait_for(lambda: fleet.acl_sync_holder() in {"n1", "n2"}, BOUND, "acl sync on n1 or n2 active", 0.1)
+        wait_for(lambda: registered(fleet, NEW_SERVICE) == {"n1", "n2"}, BOUND, "both replicas registered", 0.1)
+        took = time.monotonic() - applied
+        wait_for(lambda: PAGE in http_get(g2.addr, GATEWAY_PORT, NEW_HOST, "/", 2)[1], BOUND, "answering via g2", 0.1)
+        wait_for(lambda: fleet.service_ready(NEW_SERVICE, 2), BOUND, f"{NEW_SERVICE} Ready", interval=0.25)
+        route = fleet.kv(f"routes/{NEW_HOST}") or {}
+        assert sorted(u.get("node") for u in route.get("upstreams", [])) == ["n1", "n2"], route
+        loop = RequestLoop(g2.addr, NEW_HOST, timeout=2, expect=PAGE).start()
+        try:
+            wait_for(lambda: loop.total >= 60, 60, "requests through g2")
+        finally:
+            loop.stop()
+        served_all([loop])
+        print(f"gw off: apply -> both replicas of {NEW_SERVICE} registered and passing in {took:.1f}s")
+        assert took < NEW_SERVICE_BOUND, f"{took:.1f}s to register with gw off"
+    finally:
+        fleet.power_on("gw")
+        fleet.cli("delete", "service", NEW_SERVICE, check=False)
+    whole(fleet)
 
 
 def test_both_gateway_hosts_off_records_go_direct_then_back(fleet: Fleet) -> None:

@@ -92,7 +92,8 @@ def test_fleet_runs_with_default_deny_acls_and_a_token_per_role(fleet: Fleet) ->
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"http://{fleet.consul_addr}/v1/kv/{fleet.prefix}/status/nodes/n1", timeout=3)
     assert refused.value.code == 403
-    expected = {("gw", "controller"): "controller", ("gw", "gateway"): "gateway", ("gw", "acl-sync"): "management"}
+    expected = {("gw", "controller"): "controller", ("gw", "gateway"): "gateway"}
+    expected |= {(m.name, "acl-sync"): "management" for m in fleet.server_members}  # one per server host
     expected |= {(m.name, "controller"): "controller" for m in fleet.standby_hosts}
     expected |= {(n, "agent"): f"agent-{n}" for n in fleet.node_names}
     management = fleet.management_file.read_text()

@@ -279,6 +279,11 @@ def test_the_five_commands_and_what_follows(fleet: Fleet) -> None:
     peers = "CONSUL_HTTP_TOKEN_FILE=/etc/meshop/management.token consul operator raft list-peers"
     voters = lambda: fleet.hosts["gw"].exec("sh", "-c", peers).stdout.count(" true ")  # noqa: E731
     _wait(lambda: voters() == 3, 60, "three Raft voters (autopilot promotes after 10 s)")
+    for name in ("n1", "n2"):  # and the standbys that keep failover going without the gateway host (issue 23)
+        standby = fleet.hosts[name].exec("systemctl", "is-active", "meshop-controller", "meshop-acl-sync", check=False)
+        assert standby.stdout.split() == ["active", "active"], (name, standby.stdout, standby.stderr)
+        env = fleet.hosts[name].exec("stat", "-c", "%a", "/etc/meshop/acl-sync.env").stdout.strip()
+        assert env == "600", (name, env)
     three = _status_json(session, "100.64.0.11")  # any server answers HTTP on its tailnet address
     assert three["controlPlane"]["problem"] == "" and len(three["controlPlane"]["servers"]) == 3, three
     assert _kv(fleet, "nodes/n1") and _https().stdout == "200"  # no KV lost, still serving

@@ -7,14 +7,16 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
+import socket
 import threading
 
 import click
 
 from meshop.cli import complete
 from meshop.cli.context import CliContext
-from meshop.client.acl import AclAdmin, AclSyncWatch
+from meshop.client.acl import AclAdmin, ElectedAclSync
 from meshop.errors import DocumentError
 from meshop.model import acl as policies
 
@@ -67,10 +69,25 @@ def token(obj: CliContext, role: str, node: str | None) -> None:
 @click.option(
     "--resync", type=click.FloatRange(1.0), default=30.0, show_default=True, help="Seconds between full syncs."
 )
+@click.option(
+    "--id",
+    "holder_id",
+    default=socket.gethostname,
+    show_default="the host name",
+    help="This watcher's name in the election of the active syncer (one per host).",
+)
+@click.option(
+    "--check-ttl",
+    type=click.FloatRange(1.0, 60.0),
+    default=3.0,
+    show_default=True,
+    help="Seconds without a heartbeat before a standby may take over.",
+)
 @click.pass_obj
-def sync(obj: CliContext, watch: bool, resync: float) -> None:
+def sync(obj: CliContext, watch: bool, resync: float, holder_id: str, check_ttl: float) -> None:
     """Bring every agent policy in step with placement: secrets and service names of what is assigned to
-    (or still runs on) its node."""
+    (or still runs on) its node. With --watch, run on every Consul server host: the watchers elect one
+    active syncer (the lock P/locks/acl-sync), the others stand by (docs/security.md)."""
     admin = AclAdmin(obj.consul)
     if not watch:
         changed = admin.sync()
@@ -78,10 +95,12 @@ def sync(obj: CliContext, watch: bool, resync: float) -> None:
         for name in changed:
             click.echo(f"policy/{name} written")
         return
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", holder_id):
+        raise DocumentError(f"--id {holder_id!r}: letters, digits, '.', '_' and '-' (a host name), at most 128")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    watcher = AclSyncWatch(admin, resync).start()
+    watcher = ElectedAclSync(obj.consul, resync, holder_id, check_ttl=check_ttl).start()
     try:
         stop.wait()
     finally:

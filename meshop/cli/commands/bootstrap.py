@@ -154,8 +154,9 @@ def init(
 @click.option(
     "--server",
     is_flag=True,
-    help="Also a Consul server (joins the gateway's cluster as a Raft voter) and a controller standby: "
-    "two such nodes make three servers, so losing one host keeps the quorum (docs/install.md).",
+    help="Also a Consul server (joins the gateway's cluster as a Raft voter), a controller standby and an "
+    "`acl sync --watch` standby: two such nodes make three servers, so losing one host keeps the quorum "
+    "(docs/install.md).",
 )
 @click.option(
     "--wait",
@@ -195,13 +196,15 @@ def node_add(
 ) -> None:
     """Set up HOST ([user@]host[:port]) as node NAME: Docker, Caddy, Consul client joined with its own
     token, meshop, the agent's env file and unit; then wait until the node is Ready. With --server its
-    Consul is a server of the gateway's cluster and it runs a controller standby."""
+    Consul is a server of the gateway's cluster and it runs a controller standby and an `acl sync --watch`
+    standby (the management token, in a 0600 file)."""
     from meshop.bootstrap.plan import NodeInputs, plan_node
     from meshop.client.bootstrap import (
         PLACEHOLDER_TOKEN,
         controller_token,
         gateway_facts,
         load_software,
+        management_token,
         new_gossip_key,
         node_tokens,
         record_inventory,
@@ -225,6 +228,7 @@ def node_add(
         start=not no_start,
         server=server,
         controller_token=PLACEHOLDER_TOKEN if server else "",
+        management_token=PLACEHOLDER_TOKEN if server else "",
     )
     if dry_run:
         _checked(inputs, software, local_cluster)
@@ -250,6 +254,7 @@ def node_add(
             not no_start,
             server=server,
             controller_token=controller_token(gw, obj.consul.prefix) if server else "",
+            management_token=management_token(gw) if server else "",
         )
         _checked(inputs, software, local_cluster)
         with _connect(host, host_key, accept_new_host_key, identity) as node:

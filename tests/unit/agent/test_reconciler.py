@@ -12,9 +12,10 @@ import pytest
 
 from meshop.agent.planning.config import ContainerConfig
 from meshop.agent.planning.plan import Container
+from meshop.agent.reconciler import DENIED_QUICK_TRIES, retry_denial_soon
 from meshop.consul.services import InstanceHealth
 from meshop.consul.store import Listing
-from meshop.errors import ConsulUnavailable, DriverError
+from meshop.errors import ConsulAccessDenied, ConsulError, ConsulUnavailable, DriverError
 from meshop.model import keys
 from meshop.model.records import Fence, dumps
 from tests.unit.agent.rig import NODE, SLEEP, FakeRuntime, FakeStore, Rig, make_rig
@@ -352,3 +353,23 @@ def test_a_pass_reads_again_at_most_once_however_often_the_assignments_move() ->
     assert reads == 2 and rig.runtime.attempts == ["web"]
     rig.reconciler.reconcile()  # nothing to do: no second read for a pass without actions
     assert reads == 3
+
+
+DENIED = ConsulAccessDenied("Consul denied registering service meshop-n1-web-0: Missing service:write on web")
+DOWN = ConsulError("Consul at http://127.0.0.1:8500 is timed out")
+
+
+@pytest.mark.parametrize(
+    ("errors", "denials", "soon"),
+    [
+        pytest.param([None, DENIED, None], 1, True, id="first-refusal-retried-soon"),
+        pytest.param([None, None, DENIED, None], DENIED_QUICK_TRIES, True, id="creates-only-last-quick-try"),
+        pytest.param([None, DENIED, None], DENIED_QUICK_TRIES + 1, False, id="a-lasting-refusal-fails-the-pass"),
+        pytest.param([None, DENIED, DOWN], 1, False, id="another-error-too-fails-the-pass"),
+        pytest.param([DENIED, None, None], 0, False, id="a-refused-read-is-not-a-registration"),
+        pytest.param([None, DOWN, None], 0, False, id="consul-down-backs-off"),
+    ],
+)
+def test_only_a_fresh_registration_refusal_is_retried_soon(errors, denials, soon) -> None:
+    error = next(e for e in errors if e is not None)
+    assert retry_denial_soon(error, errors, denials) is soon

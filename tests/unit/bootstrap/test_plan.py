@@ -267,7 +267,8 @@ def test_client_agents_cache_acls_briefly_so_a_widened_agent_policy_applies_with
 
 
 CONTROLLER_TOKEN = "cccccccc-1111-2222-3333-444444444444"
-SERVER_NODE = replace(NODE, server=True, controller_token=CONTROLLER_TOKEN)
+MANAGEMENT = "eeeeeeee-1111-2222-3333-444444444444"
+SERVER_NODE = replace(NODE, server=True, controller_token=CONTROLLER_TOKEN, management_token=MANAGEMENT)
 
 
 @pytest.mark.parametrize(
@@ -323,4 +324,26 @@ def test_server_node_runs_a_controller_standby_and_waits_to_be_a_raft_peer():
 def test_server_node_needs_a_controller_token():
     with pytest.raises(PlanInputError, match="controller token"):
         check_inputs(replace(SERVER_NODE, controller_token=""), SOFTWARE)
+    with pytest.raises(PlanInputError, match="management token: not a Consul token"):
+        check_inputs(replace(SERVER_NODE, management_token="x\nCONSUL_HTTP_ADDR=evil:8500"), SOFTWARE)
     check_inputs(SERVER_NODE, SOFTWARE)
+
+
+def test_server_node_runs_an_acl_sync_standby_with_the_management_token():
+    """Issue 23: with the gateway host off, a replica moved to a node must still get its registration
+    rights, so every server host runs `acl sync --watch` (they elect one active syncer)."""
+    steps = plan_node(SERVER_NODE, SOFTWARE)
+    files = _files(steps)
+    env = files["/etc/meshop/acl-sync.env"]
+    assert env.mode == 0o600 and env.secrets == (MANAGEMENT,)
+    assert f"CONSUL_HTTP_TOKEN={MANAGEMENT}\n".encode() in env.content
+    assert b"CONSUL_HTTP_ADDR=127.0.0.1:8500\n" in env.content  # its own server: alive while the gateway is not
+    assert b"MESHOP_PREFIX=meshop\n" in env.content
+    assert files["/etc/systemd/system/meshop-acl-sync.service"].content == render.ACL_SYNC_UNIT.encode()
+    start = next(s for s in steps if s.title.startswith("systemd: "))
+    assert "meshop-acl-sync.service" in start.title and "/etc/meshop/acl-sync.env" in start.after_change
+    shown = "\n".join(show(s) for s in steps)
+    assert MANAGEMENT not in shown and CONTROLLER_TOKEN not in shown
+    plain = plan_node(NODE, SOFTWARE)
+    assert "/etc/meshop/acl-sync.env" not in _files(plain)
+    assert not any("acl-sync" in s.title for s in plain)

@@ -19,8 +19,13 @@ from meshop.model.acl import AclInputError
 def test_steps_in_order_and_scoped_to_the_node():
     before, on_node, after = plan_removal("n1", "meshop")
     assert [c.name.split(" ")[0] for c in before] == ["node"] and "drain n1" in before[0].apply
-    assert on_node[0].apply == "systemctl disable --now -q meshop-controller.service"  # a server node's standby
-    assert "is-enabled -q meshop-controller.service" in on_node[0].check  # absent on a client node: done
+    # a server node's standbys, and the management token its acl-sync standby held (issue 23)
+    assert on_node[0].apply == (
+        "for u in meshop-controller.service meshop-acl-sync.service; do systemctl disable --now -q $u 2>/dev/null; "
+        "done; rm -f /etc/meshop/acl-sync.env"
+    )
+    assert "is-enabled -q meshop-controller.service meshop-acl-sync.service" in on_node[0].check  # client: done
+    assert "[ ! -e /etc/meshop/acl-sync.env ]" in on_node[0].check
     assert on_node[1].apply == "systemctl disable --now -q meshop-agent.service meshop-fence.service consul.service"
     assert on_node[2].apply == "rm -rf /var/lib/meshop/agent"  # a re-added node starts unfenced, not Held
     assert "state_dir: /var/lib/meshop/agent\n" in render.agent_config(node="n1", address="100.64.0.11", labels={})

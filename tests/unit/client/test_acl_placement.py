@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from meshop.cli.main import run
-from meshop.client.acl import keeps_legacy_name, placement_of
+from meshop.client.acl import ACL_SYNC, keeps_legacy_name, placement_of, should_sync
 from meshop.consul.store import Entry, Listing
 from meshop.model import acl as policies
+from meshop.operator.election import CONTROLLER, holder_service_id
 
 
 def listing(*keys: str) -> Listing:
@@ -51,6 +52,38 @@ def test_bad_input_is_one_clear_line(args: list[str], message: str, capsys: pyte
     assert run(["--consul-addr", "127.0.0.1:1", *args]) != 0
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+PLACED = placement_of(listing("assignments/n1/web"), listing())
+MOVED = placement_of(listing("assignments/n2/web"), listing("observed/n1/web"))
+
+
+@pytest.mark.parametrize(
+    ("active", "woken", "placement", "synced", "expected"),
+    [
+        pytest.param(False, True, MOVED, PLACED, False, id="standby-never-writes-on-a-change"),
+        pytest.param(False, False, MOVED, None, False, id="standby-never-writes-on-a-resync-tick"),
+        pytest.param(True, True, MOVED, PLACED, True, id="active-follows-a-change"),
+        pytest.param(True, True, PLACED, PLACED, False, id="active-skips-an-unchanged-wake-up"),
+        pytest.param(True, True, PLACED, None, True, id="just-elected-syncs-in-full"),
+        pytest.param(True, False, PLACED, PLACED, True, id="resync-tick-reads-every-policy-back"),
+    ],
+)
+def test_only_the_elected_syncer_writes(active, woken, placement, synced, expected) -> None:
+    assert should_sync(active=active, woken=woken, placement=placement, synced=synced) is expected
+
+
+def test_acl_sync_office_is_not_the_controllers() -> None:
+    """Its own lock, service and metrics label; it never moves the controllers' ``meshop_leader`` gauge."""
+    assert (ACL_SYNC.key, ACL_SYNC.service, ACL_SYNC.gauge) == ("locks/acl-sync", "meshop-acl-sync", False)
+    assert ACL_SYNC.key != CONTROLLER.key and ACL_SYNC.service != CONTROLLER.service
+    assert holder_service_id(ACL_SYNC.service, "meshop", "n1") == "meshop-acl-sync-n1"
+    assert holder_service_id(ACL_SYNC.service, "org/x", "n1") == "meshop-acl-sync-org-x-n1"
+
+
+def test_acl_sync_watch_id_is_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--consul-addr", "127.0.0.1:1", "acl", "sync", "--watch", "--id", "a b"]) != 0
+    assert "--id 'a b': letters, digits" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
