@@ -209,4 +209,3 @@ def _service(name: str) -> dict:
         "metadata": {"name": name},
         "spec": {"image": "busybox:1", "replicas": 1},
     }
-

@@ -81,6 +81,7 @@ MARK = "MESHOP_FLEET_DIR"
 SUBNET = "10.231"  # 10.231.K.0/24 per fleet; only namespaces this harness creates use it
 LOCK = Path("/run/meshop-fleet.lock")
 IMAGE = "meshop-test/busybox:1"
+TEST_PAGE = "meshop test page"  # what the image's busybox httpd serves at / (scripts/build-test-image.sh)
 INGRESS_PORT = 8080
 GATEWAY_PORT = 80
 DNS_ZONE = "fleet.test"
@@ -1243,8 +1244,10 @@ def http_get(addr: str, port: int, host: str, path: str = "/", timeout: float = 
 @dataclass
 class RequestLoop:
     """GETs through the gateway one after another in a thread, bounded in count and time. No retries:
-    every request that does not get a 200 is a failure, recorded as (start, end, what); requests slower
-    than ``slow_after`` seconds (answered or not) are also kept as (start, end)."""
+    every request that does not get a 200 with the service's page (``expect``: the test image's index,
+    which every fleet service serves; Caddy answers a host it has no site for with an empty 200) is a
+    failure, recorded as (start, end, what); requests slower than ``slow_after`` seconds (answered or not)
+    are also kept as (start, end)."""
 
     addr: str
     host: str
@@ -1257,7 +1260,7 @@ class RequestLoop:
     ok: int = 0
     failures: list[tuple[float, float, str]] = field(default_factory=list)
     slow: list[tuple[float, float]] = field(default_factory=list)
-    expect: str | None = None  # a 200 whose body lacks it fails too (Caddy answers an unrouted host 200, empty)
+    expect: str = TEST_PAGE  # a 200 whose body lacks it fails too
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -1276,7 +1279,7 @@ class RequestLoop:
             ended = time.monotonic()
             if ended - began > self.slow_after:
                 self.slow.append((began, ended))
-            if status == 200 and (self.expect is None or self.expect in body):
+            if status == 200 and self.expect in body:
                 self.ok += 1
             else:
                 self.failures.append((began, ended, f"{status} {body[:80]}"))
