@@ -96,7 +96,11 @@ def test_the_writer_keeps_the_zone_through_the_api_and_names_a_wrong_key_and_a_m
         timeout=20,
         what="status/dns names the missing zone",
     )
-    assert addresses(pdns) == DIRECT
+    # the old zone keeps its records. Their TTL may be 45 by now: a pass that began before the watch had the
+    # missing-zone document and read the key after it was put right applied the TTL-45 document, rightly.
+    assert {name: found and found[1] for name, found in addresses(pdns).items()} == {
+        name: found[1] for name, found in DIRECT.items()
+    }
 
     store.put(keys.DESIRED_GATEWAY, gateway_doc(pdns, prefix, ttl=45))  # fixed: the pass goes through
     want = {"web": (45, ("127.0.1.1", "127.0.1.2")), "api": (45, ("127.0.1.2",))}
