@@ -160,7 +160,13 @@ def test_a_dead_fence_leaves_the_copy_alone_and_the_agent_starts_nothing_new(
     assert [c.id for c in again] == [copy.id]
     again[0].reload()
     assert again[0].attrs["State"]["StartedAt"] == started, "the copy was restarted"
-    # a new stateful service is not started without a fence, and the agent says why
+    # a new stateful service is not started without a fence, and the agent says why: once the dead fence's
+    # last heartbeat is stale (until then the agent rightly counts it as watching)
+    wait_until(
+        lambda: time.monotonic() - (leases.heartbeat() or 0.0) > timing.FENCE_STALE,
+        timing.FENCE_STALE + 5,
+        what="the dead fence's heartbeat stale",
+    )
     assign(store, node, "kv", STATEFUL)
     sync_acl(consul_server, prefix)
     wait_until(lambda: observed_reason(store, node, "kv") == "NoFence", 30, what="NoFence in the observed record")
