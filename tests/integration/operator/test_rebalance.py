@@ -11,7 +11,7 @@ from collections.abc import Callable
 from meshop.consul.config import ConsulConfig
 from meshop.consul.store import KVStore
 from meshop.model import keys
-from meshop.model.records import RebalanceStatus, loads_json
+from meshop.model.records import NodeStatus, RebalanceStatus, loads_json
 from meshop.operator.controller import Controller
 from meshop.operator.rebalance import RebalanceSettings
 from tests.integration.operator.sim import SimNode, events_of, placement_of, service_doc
@@ -26,15 +26,26 @@ def record(store: KVStore) -> RebalanceStatus:
     return RebalanceStatus.from_dict(loads_json(entry.value)) if entry else RebalanceStatus()
 
 
+def node_ready(store: KVStore, node: str) -> bool:
+    entry = store.get(keys.node_status(node))
+    return entry is not None and NodeStatus.from_dict(loads_json(entry.value)).state == "Ready"
+
+
 def on_two_then_a_third(
     store: KVStore, sim_nodes: Callable[..., SimNode], policy: str
 ) -> tuple[SimNode, SimNode, SimNode]:
     """web, 3 replicas stacked on n1/n2 (Ready), then n3 joins: one move (the node running 2 -> n3) is due."""
     n1, n2 = sim_nodes("n1"), sim_nodes("n2")
+    # both Ready first: placed while n2 is not yet, all three would stack on n1
+    wait_until(lambda: all(node_ready(store, n.name) for n in (n1, n2)), 15, what="n1 and n2 Ready")
     store.put(
         keys.desired_service("web"), service_doc("web", replicas=3, placement={"spread": False, "rebalance": policy})
     )
-    wait_until(lambda: sum(placement_of(store, "web").values()) == 3, 10, what="web placed on n1/n2")
+    wait_until(
+        lambda: sum(placement_of(store, "web").values()) == 3 and len(placement_of(store, "web")) == 2,
+        10,
+        what="web placed on n1/n2",
+    )
     for node in (n1, n2):
         node.report("web")
     n3 = sim_nodes("n3")
