@@ -95,6 +95,15 @@ class InstanceHealth:
     service_name: str = ""
 
 
+@dataclass(frozen=True)
+class HealthView:
+    """Every check in the datacenter and, built from the same answer, every agent's registration
+    (``agent_instances``): one blocking query serves both the replicas' health and the nodes'."""
+
+    checks: list[CheckState]
+    agents: list[InstanceHealth]
+
+
 class Services:
     """Service registration on the local Consul agent, and health reads from the catalog."""
 
@@ -178,6 +187,12 @@ class Services:
         Which of them speaks for which node is the reader's choice (``meshop.model.agents.own_entries``)."""
         new_index, checks = self.all_checks(index, wait)
         return new_index, agent_instances(checks, self.node_addresses())
+
+    def health(self, index: int = 0, wait: str | None = None) -> tuple[int, HealthView]:
+        """Every check and every agent's registration from one read of every check (``HealthView``);
+        blocking when ``index`` > 0."""
+        new_index, checks = self.all_checks(index, wait)
+        return new_index, HealthView(checks, agent_instances(checks, self.node_addresses()))
 
     def node_addresses(self) -> dict[str, str]:
         """Consul node -> the address the catalog holds for it."""

@@ -22,7 +22,7 @@ from typing import Any
 from meshop import metrics
 from meshop.consul.config import ConsulConfig
 from meshop.consul.events import EventLog
-from meshop.consul.services import InstanceHealth, KeptRegistration, Services, metrics_registration
+from meshop.consul.services import HealthView, InstanceHealth, KeptRegistration, Services, metrics_registration
 from meshop.consul.sessions import Lock
 from meshop.consul.store import KVStore, Listing
 from meshop.consul.watch import Watch, watch_prefix
@@ -206,17 +206,9 @@ class Controller:
         ):
             store = self._new_store(self.config)
             self.watches[name] = watch_prefix(store, prefix, self._notifier(name), wait=wait, component=COMPONENT)
-        agents = Services(self.config, self._new_store(self.config).client)
-        self.watches["agents"] = Watch(  # every meshop-agent-N (one name per node: read from all checks)
-            "health:agents",
-            agents.agents,
-            self._notifier("agents"),
-            wait=wait,
-            component=COMPONENT,
-        ).start()
-        checks = Services(self.config, self._new_store(self.config).client)
-        self.watches["checks"] = Watch(  # every replica's Consul check and every node's serfHealth
-            "health:any", checks.all_checks, self._notifier("checks"), wait=wait, component=COMPONENT
+        health = Services(self.config, self._new_store(self.config).client)
+        self.watches["health"] = Watch(  # every check: replicas', nodes' serfHealth, each meshop-agent-N's
+            "health:any", health.health, self._notifier("health"), wait=wait, component=COMPONENT
         ).start()
         if metrics_listen:
             registration = metrics_registration(COMPONENT, self.options.controller_id, metrics_listen)
@@ -444,9 +436,10 @@ class Controller:
                 observed.setdefault(parts[1], {})[parts[0]] = seen
         self._observed.keep_only(e.key for e in observed_entries)
 
-        agents = agent_instances(self.watches["agents"].latest or [])
+        view: HealthView = self.watches["health"].latest or HealthView([], [])
+        agents = agent_instances(view.agents)
         agent_status = node_health.agent_status((node, i.status) for node, i in agents)
-        health = replica_health(self.watches["checks"].latest or [], agent_hosts((node, i.node) for node, i in agents))
+        health = replica_health(view.checks, agent_hosts((node, i.node) for node, i in agents))
         return desired, records, node_docs, observed, agent_status, catalog_addresses(agents), health
 
     def _homes(self) -> dict[str, str]:

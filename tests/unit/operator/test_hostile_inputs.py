@@ -22,7 +22,7 @@ from meshop.client.replicas import find
 from meshop.client.status import build_report
 from meshop.consul.config import ConsulConfig
 from meshop.consul.kv import Entry, Listing
-from meshop.consul.services import CheckState, InstanceHealth, _check_state, _instance
+from meshop.consul.services import CheckState, HealthView, InstanceHealth, _check_state, _instance
 from meshop.gateway.daemon import parse_routes
 from meshop.model import keys
 from meshop.model.codec import RecordError
@@ -264,8 +264,7 @@ def leading_controller(world: dict[str, Any]) -> Controller:
         "nodes": FakeWatch(Listing(2, tuple(world["nodes"]))),
         "observed": FakeWatch(Listing(3, tuple(world["observed"]))),
         "inventory": FakeWatch(Listing(4, tuple(world.get("inventory", ())))),
-        "agents": FakeWatch(parsed(_instance, world["agents"])),
-        "checks": FakeWatch(parsed(_check_state, world["checks"])),
+        "health": FakeWatch(HealthView(parsed(_check_state, world["checks"]), parsed(_instance, world["agents"]))),
     }
     ctl.election = FakeElection()  # type: ignore[assignment]
     ctl.writer = FakeWriter()  # type: ignore[assignment]
