@@ -84,7 +84,6 @@ def effective_policy(w: Workload, default: str) -> str:
     return w.rebalance if w.rebalance in POLICIES else default
 
 
-
 def immovable(c: Candidate) -> str | None:
     """Why ``c`` can never be rebalanced (by its spec), or None."""
     w = c.workload

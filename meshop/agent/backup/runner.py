@@ -124,7 +124,10 @@ class BackupRunner:
             log.warning("backup of %s/%s failed: %s", target.service, target.volume, exc)
             return Outcome(False, started, self.mono() - began, error=str(exc)[:500], reason=exc.reason)
         log.info(
-            "backed up %s/%s: snapshot %s, %d bytes new", target.service, target.volume, result.snapshot_id,
+            "backed up %s/%s: snapshot %s, %d bytes new",
+            target.service,
+            target.volume,
+            result.snapshot_id,
             result.bytes_added,
         )
         return Outcome(True, started, self.mono() - began, result, snapshots)

@@ -62,9 +62,7 @@ class VolumeLocks:
         self.node = node
 
     def create_session(self, ttl: float, lock_delay: float) -> str:
-        return self.sessions.create(
-            f"meshop-volumes-{self.node}", lock_delay=int(lock_delay), ttl=int(ttl), serf=False
-        )
+        return self.sessions.create(f"meshop-volumes-{self.node}", lock_delay=int(lock_delay), ttl=int(ttl), serf=False)
 
     def renew(self, session: str) -> bool:
         return self.sessions.renew(session)

@@ -46,8 +46,10 @@ class SessionFile:
         for service, entry in data.items():
             sid = entry.get("session") if isinstance(entry, dict) else None
             vols = entry.get("volumes") if isinstance(entry, dict) else None
-            if isinstance(sid, str) and isinstance(vols, dict) and all(
-                isinstance(k, str) and isinstance(v, str) for k, v in vols.items()
+            if (
+                isinstance(sid, str)
+                and isinstance(vols, dict)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in vols.items())
             ):
                 found[str(service)] = (sid, dict(vols))
         return found
