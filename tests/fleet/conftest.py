@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.support.fleet import Fleet, session_fleet, wait_for
+from tests.support.fleet import Fleet, scratch_fleet, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -21,21 +19,8 @@ def fleet() -> Iterator[Fleet]:
     for binary in ("nsenter", "dockerd", "ip"):
         if not shutil.which(binary):
             pytest.fail(f"{binary} is missing: run `make setup`")
-    # a short root: unix socket paths (engines, Caddy admin) are limited to 108 bytes
-    root = Path(tempfile.mkdtemp(prefix="mfleet-", dir="/tmp"))
-    try:
-        with session_fleet(root) as running:
-            yield running
-    finally:
-        keep = os.environ.get("MESHOP_FLEET_KEEP_LOGS")  # a folder: every member's logs are copied there
-        if keep:
-            for found in root.glob("*/*.log"):
-                target = Path(keep) / found.parent.name / found.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(found, target)
-        # a complete teardown removes fleet.json; otherwise `python -m tests.support.fleet down --root ROOT`
-        if not (root / "fleet.json").exists():
-            shutil.rmtree(root, ignore_errors=True)
+    with scratch_fleet("mfleet-") as running:
+        yield running
 
 
 @pytest.fixture

@@ -88,7 +88,7 @@ def served_all(loops: list[RequestLoop]) -> None:
     """Each (stopped) loop was answered, every time."""
     for loop in loops:
         assert loop.ok > 50
-        assert loop.failures == [], f"{len(loop.failures)} of {loop.total} failed: {loop.failures[:5]}"
+        assert loop.failures == [], loop.report()
 
 
 def duplicates(fleet: Fleet) -> int:
@@ -116,7 +116,7 @@ def test_gateway_host_power_off_moves_dns_and_costs_nothing(fleet: Fleet) -> Non
         wait_for(lambda: retrying.total >= served + 20, 30, "more requests after the switch")
     finally:
         retrying.stop()
-    assert retrying.failures == [], f"{len(retrying.failures)} of {retrying.total} failed: {retrying.failures[:5]}"
+    assert retrying.failures == [], retrying.report()
     assert http_get(g2.addr, GATEWAY_PORT, HOST, "/", 2)[0] == 200
     assert started(fleet) == before and duplicates(fleet) == 0
     code, out, err = status_exit(fleet)  # through n1's server: the control plane answers without gw

@@ -136,7 +136,7 @@ def test_rolling_update_under_load_fails_no_request(fleet: Fleet, service: str) 
         served = loop.total
         wait_for(lambda: loop.total > served + 20, 30, "more requests after the update")
     assert loop.ok > 50
-    assert loop.failures == [], f"{len(loop.failures)} of {loop.total} requests failed: {loop.failures[:5]}"
+    assert loop.failures == [], loop.report()
     assert duplicates(fleet, service, 3) == 0
 
 
@@ -153,7 +153,7 @@ def test_consul_server_restart_costs_nothing(fleet: Fleet, service: str) -> None
     assert sorted(c["Id"] for c in fleet.containers(service)) == before
     # was an imperative xfail (3 of 6 restarts lost ~0.1 s of requests: the gateway loaded a config from a
     # replaying server's empty routes/); closed by consistent reads and the gateway's emptying hold
-    assert loop.failures == [], f"{len(loop.failures)} of {loop.total} requests failed: {loop.failures[:5]}"
+    assert loop.failures == [], loop.report()
 
 
 def test_dockerd_restart_on_a_node(fleet: Fleet, service: str) -> None:
@@ -173,7 +173,7 @@ def test_dockerd_restart_on_a_node(fleet: Fleet, service: str) -> None:
     assert duplicates(fleet, service, 2) == 0
     # The engine stops the container behind meshop's back (no drain first): the one request in flight to it
     # at that moment may fail (seen once: a 502 from the node Caddy). Nothing else may.
-    assert len(loop.failures) <= 1, f"{len(loop.failures)} of {loop.total} requests failed: {loop.failures[:5]}"
+    assert len(loop.failures) <= 1, loop.report()
     assert all(stopping - 1 <= began <= back for began, _, _ in loop.failures), loop.failures
 
 

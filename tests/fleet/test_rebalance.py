@@ -82,7 +82,7 @@ def traffic_all(fleet: Fleet, names: list[str]) -> Iterator[list[RequestLoop]]:
 def assert_no_failures(loops: list[RequestLoop]) -> None:
     for loop in loops:
         assert loop.ok > 20, f"{loop.host}: only {loop.ok} requests answered"
-        assert loop.failures == [], f"{loop.host}: {len(loop.failures)} of {loop.total} failed: {loop.failures[:5]}"
+        assert loop.failures == [], loop.report()
 
 
 def lose(fleet: Fleet, node: str, names: list[str]) -> None:

@@ -49,6 +49,7 @@ import argparse
 import base64
 import compileall
 import contextlib
+import datetime
 import fcntl
 import http.client
 import json
@@ -750,6 +751,8 @@ class Fleet:
             config.chmod(0o600)
             with self._admin() as admin:
                 admin.init()
+        for role in ("operator", "readonly"):  # the host CLI's, made now: a first `status` may come in a fault
+            self.token_file(role)
 
     def consul_agent_token(self, member: Member) -> str:
         """``member``'s Consul agent token: a node identity (``node <name>`` write, for its anti-entropy),
@@ -1301,6 +1304,23 @@ class RequestLoop:
     def total(self) -> int:
         return self.ok + len(self.failures)
 
+    def report(self) -> str:
+        """The failures for an assertion message, with their wall-clock span to find them in the fleet's logs
+        (``MESHOP_FLEET_KEEP_LOGS``)."""
+        if not self.failures:
+            return f"{self.host} via {self.addr}: none of {self.total} failed"
+        offset = time.time() - time.monotonic()
+        first, last = (
+            datetime.datetime.fromtimestamp(t + offset).strftime("%H:%M:%S.%f")[:-3]
+            for t in (self.failures[0][0], self.failures[-1][1])
+        )
+        span = self.failures[-1][1] - self.failures[0][0]
+        return (
+            f"{self.host} via {self.addr}: {len(self.failures)} of {self.total} failed, {first} to {last} "
+            f"({span:.2f} s): "
+            f"{self.failures[:3]}"
+        )
+
 
 def service_doc(
     name: str, replicas: int, host: str, *, spread: bool = True, version: str = "1", **extra: Any
@@ -1345,8 +1365,19 @@ def scratch_fleet(prefix: str, **shape: Any) -> Iterator[Fleet]:
         with session_fleet(root, **shape) as fleet:
             yield fleet
     finally:
+        keep = os.environ.get("MESHOP_FLEET_KEEP_LOGS")  # a folder: every member's logs are copied there
+        if keep:
+            keep_logs(root, Path(keep) / root.name)
         if not (root / "fleet.json").exists():
             shutil.rmtree(root, ignore_errors=True)
+
+
+def keep_logs(root: Path, into: Path) -> None:
+    """Copy every member's logs out of a fleet's folder before it is removed (to read a failure later)."""
+    for found in root.glob("*/*.log"):
+        target = into / found.parent.name / found.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(found, target)
 
 
 # --- command line (make fleet / make fleet-down) -----------------------------------------------------------
