@@ -13,7 +13,9 @@ A gateway counts only when it holds a claim (``gateways/<id>``, KV only the gate
 the very address its ``meshop-gateway-<id>`` registration advertises (``claimed_address``): the service
 name alone is a weaker proof (Consul scopes service rights by name only, and a stale or misconfigured
 agent policy once granted ``meshop-gateway``), so a registration no gateway token vouched for is
-ignored, whatever Consul says (issue 24).
+ignored, whatever Consul says (issue 24). A claim that says ``held`` counts only while a Consul session
+holds it (``meshop/gateway/presence.py``): the gateway takes it once it serves, and its machine's death
+releases it, so a rebooted gateway host is not named before its Caddy listens.
 
 Only IP literals become records (A for IPv4, AAAA for IPv6); anything else is skipped with a reason.
 The caller has already refused addresses no node or gateway may claim (``address_problem``).
@@ -49,12 +51,20 @@ class Targets:
     skipped: tuple[str, ...] = ()  # why a host or an address was left out
 
 
-def gateway_claims(entries: Iterable[tuple[str, bytes | str]], prefix: str) -> dict[str, str]:
-    """Gateway id -> the address its claim names, from ``(key, value)`` pairs under ``prefix``
-    (``gateways/``); keys that are not one label deep and values that are not ``{"address": str}``
-    objects are skipped."""
-    claims: dict[str, str] = {}
-    for key, value in entries:
+@dataclass(frozen=True)
+class Claim:
+    """What ``gateways/<id>`` says: the address the registration may hold, and whether the claim is live
+    (a plain claim of an older gateway always is; a ``held`` one only while a session holds it)."""
+
+    address: str
+    live: bool = True
+
+
+def gateway_claims(entries: Iterable[tuple[str, bytes | str, str | None]], prefix: str) -> dict[str, Claim]:
+    """Gateway id -> its claim, from ``(key, value, session)`` triples under ``prefix`` (``gateways/``);
+    keys that are not one label deep and values that are not ``{"address": str}`` objects are skipped."""
+    claims: dict[str, Claim] = {}
+    for key, value, session in entries:
         gid = key.removeprefix(prefix)
         if gid == key or not is_dns_label(gid):
             continue
@@ -64,13 +74,14 @@ def gateway_claims(entries: Iterable[tuple[str, bytes | str]], prefix: str) -> d
             continue
         address = record.get("address") if isinstance(record, dict) else None
         if isinstance(address, str) and address:
-            claims[gid] = address
+            claims[gid] = Claim(address, live=record.get("held") is not True or bool(session))
     return claims
 
 
-def claim_value(address: str) -> str:
-    """The claim a gateway writes for itself: the address its registration advertises."""
-    return json.dumps({"address": address})
+def claim_value(address: str, *, held: bool = False) -> str:
+    """The claim a gateway writes for itself: the address its registration advertises; ``held``: it holds
+    the claim with its machine's session, so the claim counts only while held."""
+    return json.dumps({"address": address, "held": True} if held else {"address": address})
 
 
 def ip_literal(address: str) -> str | None:

@@ -42,6 +42,7 @@ from meshop.gateway.config import (
 )
 from meshop.gateway.dashboard import DashboardCheck, PublicationReport, dashboard_site
 from meshop.gateway.loadreport import LoadReport
+from meshop.gateway.presence import Presence
 from meshop.gateway.probes import Prober
 from meshop.gateway.resolve import NameResolver
 from meshop.model import keys, parse_stored_gateway
@@ -107,7 +108,7 @@ class GatewayDaemon:
         self._pinned: Pinned = {}  # host -> static upstreams in the config Caddy last accepted
         self._emptied_since: float | None = None  # when a plan serving nothing was first the answer
         self.metrics_registration: KeptRegistration | None = None
-        self.presence: KeptRegistration | None = None  # meshop-gateway, with --advertise-addr (DNS follows it)
+        self.presence: Presence | None = None  # meshop-gateway, with --advertise-addr (DNS follows it)
         self.prober = Prober(lambda: self.wakeup.notify("probe")) if dns is not None else None
         # upstream hostnames are resolved here and served as checked IPs: Caddy never dials a name
         self.resolver = resolver or NameResolver(lambda: self.wakeup.notify("resolve"))
@@ -130,6 +131,9 @@ class GatewayDaemon:
         self._down: set[str] | None = None
         self.checks_watch = watch_checks(self.services, self._health_changed, component=COMPONENT)
         self.watches = [self.routes_watch, self.gateway_watch, self.checks_watch]
+        if self.presence is not None:  # its claim released (the machine's session invalidated): take it again
+            claim = keys.gateway_claim(self.presence.gateway_id)
+            self.watches.append(watch_prefix(self.store, claim, lambda _: notify("claim"), component=COMPONENT))
         if metrics_listen:
             registration = metrics_registration(COMPONENT, instance or "gateway", metrics_listen)
             self.metrics_registration = KeptRegistration(self.services, registration, COMPONENT)
@@ -216,6 +220,8 @@ class GatewayDaemon:
             self._pinned = {site.host: site.upstreams for site in dynamic.plan.sites}
             self._served_sites = len(plan.sites)
             self.last_error = None
+            if self.presence is not None:  # Caddy serves this config: DNS may name this gateway now
+                self.presence.hold()
             if self.load_report is not None:
                 self.load_report.accepted()
             if self.dashboard_report is not None:  # once Caddy serves what it says

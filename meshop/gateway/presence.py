@@ -5,10 +5,20 @@ DNS records will hold) and two checks run by the local Consul agent: HTTP on the
 (connected to Consul, last config accepted) and TCP on the port its Caddy serves. Either failing, or
 the machine's ``serfHealth``, takes the gateway out of DNS.
 
-Before registering, the gateway writes its claim ``gateways/<id>`` = the advertised address (KV only the
-gateway role may write): the DNS writer follows a registration only when a claim vouches for its id and
-address, so a ``meshop-gateway`` registration made with any other token is ignored (issue 24). The
-claim stays after a stop (a registration is what makes a gateway count; the next start rewrites it).
+Its claim ``gateways/<id>`` = the advertised address (KV only the gateway role may write) vouches for the
+registration: the DNS writer follows a registration only when a claim names its id and address, so a
+``meshop-gateway`` registration made with any other token is ignored (issue 24).
+
+The claim is *held* (a Consul lock) by a session tied to the machine's ``serfHealth``, taken only once
+Caddy serves the gateway's config, and the writer counts a claim that says ``held`` only while a session
+holds it. That closes the window a rebooted gateway host would otherwise open: its Consul agent rejoins
+(``serfHealth`` passing again) while the catalog still shows the checks it last synced before the power
+went, passing, until the agent syncs its fresh ones; DNS then pointed at a machine whose Caddy was not
+listening yet (~1 s of refused connections in the fleet test). The machine's death invalidates the session
+and releases the claim; the next gateway process takes it again once it serves. The session has no
+lock-delay (the claim marks liveness, it excludes nobody) and no TTL (a hung gateway fails its checks).
+A gateway whose token may not create sessions (a policy from before this, until ``meshop acl sync``)
+writes the plain claim of older versions, which the writer still accepts.
 
 A planned stop drains: the registration goes into Consul maintenance (critical at once, so the writer
 withdraws its address), the gateway keeps serving for ``drain`` seconds (set it to the record TTL plus
@@ -21,9 +31,10 @@ import logging
 import time
 
 from meshop.consul.services import CheckSpec, KeptRegistration, Registration, Services
+from meshop.consul.sessions import Sessions
 from meshop.consul.store import KVStore
 from meshop.dns.targets import claim_value
-from meshop.errors import ConsulError
+from meshop.errors import ConsulAccessDenied, ConsulError
 from meshop.model import keys
 
 log = logging.getLogger(__name__)
@@ -70,27 +81,81 @@ def gateway_registration(
 
 
 def write_claim(store: KVStore, gateway_id: str, address: str) -> None:
-    """``gateways/<id>`` = the address: what makes the DNS writer believe the registration (gateway token)."""
+    """The plain ``gateways/<id>`` claim of older gateways (no session): what a gateway writes while its
+    policy lets it create no session."""
     store.put(keys.gateway_claim(gateway_id), claim_value(address))
 
 
 class Presence(KeptRegistration):
+    """The registration, kept from the start; the claim, held once the gateway serves (``hold``)."""
+
     def __init__(self, services: Services, registration: Registration, store: KVStore | None = None) -> None:
         super().__init__(services, registration, "gateway")
         self.store = store
-        self.claimed = store is None
+        self.sessions = Sessions(store) if store is not None else None
+        self.session: str | None = None
+        self.plain = False  # sessions refused by the policy: the plain claim was written instead
+        self.swept = False  # a previous run's sessions destroyed (done once, at the first hold)
+        self.gateway_id = registration.meta.get("id", "")
 
-    def ensure(self) -> None:
-        """Claim first (the DNS writer ignores an unclaimed registration), then register."""
-        if not self.claimed and self.store is not None:
-            gateway_id = self.registration.meta.get("id", "")
-            try:
-                write_claim(self.store, gateway_id, self.registration.address)
-                self.claimed = True
-            except ConsulError as exc:
-                log.warning("could not write the claim of gateway %s (retrying next pass): %s", gateway_id, exc)
+    def hold(self) -> None:
+        """Hold the claim with this machine's session (once Caddy serves): a no-op while already held,
+        retaken after the session was invalidated (the machine's Consul agent was gone for a while)."""
+        if self.sessions is None or self.store is None or self.plain:
+            return
+        key = keys.gateway_claim(self.gateway_id)
+        value = claim_value(self.registration.address, held=True)
+        # the prefix too: two meshop installs on one Consul may use the same gateway id
+        name = f"{SERVICE}-{self.store.config.prefix}-{self.gateway_id}"
+        try:
+            entry = self.store.get(key)
+            if entry is not None and self.session is not None and entry.session == self.session:
                 return
-        super().ensure()
+            if self.session is not None and not self.sessions.alive(self.session):
+                self.session = None  # invalidated: this machine's serfHealth failed a while; a new one
+            if self.session is None:
+                if not self.swept:  # a previous run's sessions on this machine (one may hold the claim): once
+                    for old in self.sessions.named(name):
+                        self.sessions.destroy(old)
+                    self.swept = True
+                self.session = self.sessions.create(name, lock_delay=0)
+                entry = self.store.get(key)
+            if entry is not None and entry.session and entry.session != self.session:
+                # never taken from a live session: two gateways with one --id would take it in turns forever
+                log.error(
+                    "the claim %s is held by another session: is another gateway running with --id %s?",
+                    key,
+                    self.gateway_id,
+                )
+                return
+            if self.sessions.acquire(key, self.session, value) is not None:
+                log.info("holding the claim %s: DNS may name this gateway", key)
+                return
+            log.warning("could not take the claim %s (retrying next pass)", key)
+        except ConsulAccessDenied as exc:
+            log.warning(
+                "this gateway's token may not create a Consul session (%s): writing the plain claim of older "
+                "versions, which DNS follows without the liveness check; run `meshop acl sync`",
+                exc,
+            )
+            self.plain = True
+            try:
+                write_claim(self.store, self.gateway_id, self.registration.address)
+            except ConsulError as error:
+                self.plain = False
+                log.warning("could not write the claim of gateway %s (retrying next pass): %s", self.gateway_id, error)
+        except ConsulError as exc:
+            log.warning("could not hold the claim of gateway %s (retrying next pass): %s", self.gateway_id, exc)
+
+    def let_go(self) -> None:
+        """On a clean stop: destroy the session, which releases the claim (DNS already drained)."""
+        if self.sessions is None or self.session is None:
+            return
+        try:
+            self.sessions.destroy(self.session)
+            self.session = None
+        except ConsulError as exc:
+            log.warning("could not release the claim of gateway %s: %s", self.gateway_id, exc)
 
     def drain(self, seconds: float) -> None:
         """Mark the registration critical (maintenance), then keep serving ``seconds`` before returning."""

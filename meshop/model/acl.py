@@ -203,6 +203,7 @@ def policy_rules(
             _rule("key_prefix", f"{p}/nodes/", "read"),
             *_own_names(GATEWAY_SERVICE, metrics_service("gateway")),
             _rule("key_prefix", f"{p}/gateways/", "write"),  # claims: the address each registration may hold
+            _rule("session_prefix", "", "write"),  # a claim is held by a session of the gateway's machine
             _rule("key_prefix", f"{p}/secrets/{GATEWAY_SERVICE}/", "write"),  # certificates shared by gateways
             *_CATALOG_READ,
         ]

@@ -41,7 +41,7 @@ from meshop.dns.plan import plan
 from meshop.dns.powerdns import PowerDnsProvider, PowerDnsSettings
 from meshop.dns.provider import DnsError, DnsRefused, Provider
 from meshop.dns.rfc2136 import Rfc2136Provider, Rfc2136Settings
-from meshop.dns.targets import GatewayInstance, desired_records, gateway_claims
+from meshop.dns.targets import Claim, GatewayInstance, desired_records, gateway_claims
 from meshop.errors import ConsulError, MeshopError, SecretRefused
 from meshop.model import keys, parse_stored_gateway
 from meshop.model.addresses import address_problem
@@ -88,7 +88,7 @@ def make_provider(dns: GatewayDNS, secret: str) -> Provider:
 
 
 def gateway_instances(
-    instances: list[InstanceHealth] | None, claims: Mapping[str, str], *, local_cluster: bool
+    instances: list[InstanceHealth] | None, claims: Mapping[str, Claim], *, local_cluster: bool
 ) -> tuple[list, list[str]]:
     """The registrations that are gateways' own, with the address each advertises and ``claims`` vouches
     for; and why others were left out. Healthy means every check passes, the node's ``serfHealth`` included."""
@@ -100,14 +100,16 @@ def gateway_instances(
             refused.append(f"registration {inst.service_id[:80]!r} is not a gateway's own")
             continue
         address = inst.service_address or inst.address
-        if claims.get(gid) != address:
+        claim = claims.get(gid)
+        if claim is None or claim.address != address:
             refused.append(f"gateway {gid}: no claim in gateways/ for {address[:80]!r} (not registered by a gateway)")
             continue
         problem = address_problem(address, local_cluster=local_cluster)
         if problem:
             refused.append(f"gateway {gid}: {problem}")
             continue
-        found.append(GatewayInstance(gid, address, inst.status == "passing"))
+        # a claim not held: its machine went down and the gateway there does not serve again yet
+        found.append(GatewayInstance(gid, address, inst.status == "passing" and claim.live))
     return found, refused
 
 
@@ -274,7 +276,9 @@ class DnsWriter:
     def _pass(self, lock: Lock, gateway: Gateway, base: DnsStatus) -> DnsOutcome:
         dns = gateway.dns
         claimed = self.claims_watch.latest
-        claims = gateway_claims(((e.key, e.value) for e in claimed.entries) if claimed else (), keys.GATEWAYS)
+        claims = gateway_claims(
+            ((e.key, e.value, e.session) for e in claimed.entries) if claimed else (), keys.GATEWAYS
+        )
         # The gateways' health is read afresh, not taken from the watch: when the Raft leader's host dies,
         # a watch's query in flight to it hangs ~10 s while a new leader (and this pass) runs; its last
         # answer still shows the dead host's gateway passing (the fleet's gateway-host power-off).

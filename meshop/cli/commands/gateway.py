@@ -23,7 +23,7 @@ from meshop.daemon.status_server import StatusServer
 from meshop.errors import ConfigError
 from meshop.gateway.certs import CertSync, safe_sync
 from meshop.gateway.daemon import COMPONENT, GatewayDaemon
-from meshop.gateway.presence import Presence, gateway_registration, presence
+from meshop.gateway.presence import gateway_registration, presence
 from meshop.tailscale import resolve_advertise
 
 
@@ -152,12 +152,13 @@ def run(ctx: click.Context, **_flags: object) -> None:
         daemon.start_watches(metrics_listen=server.address, instance=config.id)
 
     def stop() -> None:
-        if isinstance(daemon.presence, Presence):
+        if daemon.presence is not None:
             daemon.presence.drain(config.drain)
         daemon.stop()
         if certs is not None:
             certs.stop()
         if daemon.presence is not None:
+            daemon.presence.let_go()
             daemon.presence.withdraw()
         if managed is not None:
             managed.stop()

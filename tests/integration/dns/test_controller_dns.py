@@ -46,7 +46,9 @@ def test_only_the_leader_writes_and_the_next_one_carries_on(
         endpoint = FakeGatewayEndpoint().start()
         target = f"127.0.0.1:{endpoint.port}"
         registration = gateway_registration(gid, address, target, target, interval=0.5)
-        presence(services, registration, KVStore(role_config("gateway"))).ensure()  # claim, then register
+        kept = presence(services, registration, KVStore(role_config("gateway")))
+        kept.ensure()  # register, then hold the claim (the endpoint serves already)
+        kept.hold()
         ids.append(f"meshop-gateway-{gid}")
         endpoints.append(endpoint)
 

@@ -4,6 +4,7 @@ at the healthy ones: a killed gateway is withdrawn, a drained one leaves DNS whi
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -11,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from meshop.consul.services import CheckSpec, Registration, Services
+from meshop.consul.sessions import Sessions
 from meshop.consul.store import KVStore
+from meshop.dns.targets import claim_value
 from meshop.model import keys
 from meshop.model.records import RouteRecord, Upstream, dumps
 from meshop.operator.dns import DnsWriter
@@ -65,3 +69,60 @@ def test_records_follow_real_gateways(writer: DnsWriter, bind: BindServer, consu
         for gid in ("g1", "g2"):
             kill_pidfile(tmp_path / gid / "caddy.pid")
     assert not g2.alive()
+
+
+def test_a_rebooted_gateway_host_is_named_only_once_its_gateway_holds_its_claim_again(
+    writer: DnsWriter, bind: BindServer, consul_server, prefix, role_config, tmp_path
+) -> None:
+    """The window a power-off leaves: the machine's Consul agent is back (serfHealth passing) while the
+    catalog still shows the gateway checks it synced before the power went, passing, and no gateway serves
+    there yet. Here a registration passing its check stands for them, with the claim as the machine's death
+    left it (released): DNS must not name it. Held again (its gateway serves), it is named. A real gateway
+    whose session Consul invalidates takes its claim again by itself."""
+
+    def web() -> list[str]:
+        return bind.query("web", "A")
+
+    gateway = role_config("gateway")
+    g_store = KVStore(gateway)
+    services = Services(gateway, g_store.client)
+    sessions = Sessions(g_store)
+    stale = Registration(
+        "meshop-gateway-g3",
+        "meshop-gateway",
+        "127.0.0.43",
+        8080,
+        meta={"id": "g3"},
+        checks=(CheckSpec("g3:ttl", "g3", ttl="60s"),),
+    )
+    services.register(stale)
+    services.ttl_pass("g3:ttl")
+    claim = keys.gateway_claim("g3")
+    g_store.put(claim, claim_value("127.0.0.43", held=True))  # as released by the machine's invalidated session
+    g1 = start_gateway(consul_server.addr, prefix, tmp_path, "g1", "127.0.0.41", drain=0)
+    try:
+        wait_until(lambda: web() == ["127.0.0.41"], 40, what="g1 alone in DNS")
+        held = g_store.get(keys.gateway_claim("g1"))
+        assert held is not None and held.session and json.loads(held.value) == {"address": "127.0.0.41", "held": True}
+        # g1 was named by a pass that came after g3's registration and claim: g3 was there, and left out
+        assert web() == ["127.0.0.41"], "a passing registration whose claim is not held was named"
+
+        lock = sessions.acquire(
+            claim, sessions.create("meshop-gateway-g3", lock_delay=0), claim_value("127.0.0.43", held=True)
+        )
+        assert lock is not None  # g3's gateway serves again and holds its claim
+        wait_until(lambda: web() == ["127.0.0.41", "127.0.0.43"], 15, what="g3 named once held")
+        sessions.destroy(lock.session)  # the machine dies again: the claim is released
+        wait_until(lambda: web() == ["127.0.0.41"], 15, what="g3 withdrawn with its session")
+
+        sessions.destroy(held.session)  # what Consul does when g1's machine fails serfHealth: g1 takes it again
+        wait_until(
+            lambda: (e := g_store.get(keys.gateway_claim("g1"))) is not None and e.session not in (None, held.session),
+            10,
+            what="g1 to hold its claim again with a new session",
+        )
+        wait_until(lambda: web() == ["127.0.0.41"], 15, what="g1 still in DNS")
+    finally:
+        g1.stop()
+        kill_pidfile(tmp_path / "g1" / "caddy.pid")
+        services.deregister("meshop-gateway-g3")

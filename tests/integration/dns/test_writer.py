@@ -103,7 +103,9 @@ def add_gateway(cluster: dict, gid: str, address: str) -> FakeGatewayEndpoint:
     endpoint = FakeGatewayEndpoint().start()
     target = f"127.0.0.1:{endpoint.port}"
     registration = gateway_registration(gid, address, target, target, interval=0.5)
-    presence(cluster["gateways"], registration, cluster["gateway_store"]).ensure()  # claim, then register
+    kept = presence(cluster["gateways"], registration, cluster["gateway_store"])
+    kept.ensure()  # register, then hold the claim (the endpoint serves already)
+    kept.hold()
     cluster["registered"].append(f"meshop-gateway-{gid}")
     return endpoint
 

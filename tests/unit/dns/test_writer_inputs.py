@@ -9,7 +9,7 @@ import pytest
 
 from meshop.consul.kv import Entry, Listing
 from meshop.consul.services import InstanceHealth
-from meshop.dns.targets import GatewayInstance, desired_records, gateway_claims
+from meshop.dns.targets import Claim, GatewayInstance, claim_value, desired_records, gateway_claims
 from meshop.operator.dns import gateway_instances, served_hosts
 
 
@@ -53,7 +53,7 @@ def gw(service_id: str, address: str = "203.0.113.7", meta_id: str | None = None
 )
 def test_only_a_gateways_own_registration_with_a_dialable_address_counts(instance, found, why) -> None:
     advertised = instance.service_address or instance.address
-    claims = {"gw1": "203.0.113.7" if advertised == "203.0.113.66" else advertised}  # gw1 claimed what it shows
+    claims = {"gw1": Claim("203.0.113.7" if advertised == "203.0.113.66" else advertised)}  # gw1 claimed what it shows
     gateways, refused = gateway_instances([instance], claims, local_cluster=False)
     assert gateways == ([found] if found else [])
     assert (why in refused[0]) if why else refused == []
@@ -61,14 +61,39 @@ def test_only_a_gateways_own_registration_with_a_dialable_address_counts(instanc
 
 def test_claims_are_read_strictly() -> None:
     entries = [
-        ("gateways/gw1", b'{"address": "203.0.113.7"}'),
-        ("gateways/gw2", b'{"address": 7}'),
-        ("gateways/gw3", b"not json"),
-        ("gateways/a/b", b'{"address": "203.0.113.8"}'),
-        ("gateways/GW4", b'{"address": "203.0.113.9"}'),
-        ("other/gw5", b'{"address": "203.0.113.10"}'),
+        ("gateways/gw1", b'{"address": "203.0.113.7"}', None),
+        ("gateways/gw2", b'{"address": 7}', None),
+        ("gateways/gw3", b"not json", None),
+        ("gateways/a/b", b'{"address": "203.0.113.8"}', None),
+        ("gateways/GW4", b'{"address": "203.0.113.9"}', None),
+        ("other/gw5", b'{"address": "203.0.113.10"}', None),
     ]
-    assert gateway_claims(entries, "gateways/") == {"gw1": "203.0.113.7"}
+    assert gateway_claims(entries, "gateways/") == {"gw1": Claim("203.0.113.7")}
+
+
+@pytest.mark.parametrize(
+    ("value", "session", "live"),
+    [
+        (claim_value("203.0.113.7", held=True), "s-1", True),  # held by its machine's session
+        (claim_value("203.0.113.7", held=True), None, False),  # released: the machine went down
+        (claim_value("203.0.113.7", held=True), "", False),
+        (claim_value("203.0.113.7"), None, True),  # a plain claim of an older gateway
+        ('{"address": "203.0.113.7", "held": "yes"}', None, True),  # only a true "held" asks for a session
+    ],
+)
+def test_a_claim_that_says_held_is_live_only_while_a_session_holds_it(
+    value: str, session: str | None, live: bool
+) -> None:
+    assert gateway_claims([("gateways/gw1", value, session)], "gateways/") == {"gw1": Claim("203.0.113.7", live)}
+
+
+def test_a_passing_gateway_whose_held_claim_was_released_is_not_healthy() -> None:
+    """The rebooted gateway host: serfHealth passes again and the catalog still shows the checks synced
+    before the power went, passing; only the released claim says its Caddy does not serve yet."""
+    instance = InstanceHealth("gw", "meshop-gateway-gw1", {"id": "gw1"}, "passing", "", "203.0.113.7", "203.0.113.7")
+    for live, healthy in ((False, False), (True, True)):
+        gateways, refused = gateway_instances([instance], {"gw1": Claim("203.0.113.7", live)}, local_cluster=False)
+        assert gateways == [GatewayInstance("gw1", "203.0.113.7", healthy)] and refused == []
 
 
 def route(key_host: str, host: str, *upstreams: tuple[str, bool]) -> Entry:
