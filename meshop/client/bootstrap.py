@@ -73,6 +73,39 @@ class GatewayFacts:
     address: str
 
 
+# Run on the gateway (``python3 - PATH ADDRESS``): add a server node's address to the gateway Consul's
+# ``retry_join`` (kept sorted, once), in place of the file with its mode and owner; prints "changed" or "same".
+REMEMBER_SERVER_SCRIPT = r"""
+import json, os, sys, tempfile
+path, address = sys.argv[1], sys.argv[2]
+with open(path) as f:
+    config = json.load(f)
+joins = sorted(set(config.get("retry_join", [])) | {address})
+if joins == config.get("retry_join"):
+    print("same")
+    sys.exit(0)
+config["retry_join"] = joins
+st = os.stat(path)
+fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path))
+with os.fdopen(fd, "w") as f:
+    json.dump(config, f, indent=2, sort_keys=True)
+    f.write("\n")
+os.chmod(tmp, st.st_mode & 0o7777)
+os.chown(tmp, st.st_uid, st.st_gid)
+os.replace(tmp, path)
+print("changed")
+"""
+
+
+def remember_server(gateway: SshSession, address: str) -> bool:
+    """The gateway's Consul joins ``address`` (a server node) when it starts: without it, a gateway host
+    that boots before its network is up (serf's one re-join from its snapshot fails) stays out of the
+    cluster, leaderless, until the others happen to reconnect to it (the fleet test saw a minute and more).
+    Read at Consul's next start; nothing restarts now. True when the file changed."""
+    command = f"python3 - {shlex.quote(render.CONSUL_CONFIG)} {shlex.quote(address)}"
+    return gateway.check(command, stdin=REMEMBER_SERVER_SCRIPT.encode()).text().strip() == "changed"
+
+
 def gateway_facts(gateway: SshSession) -> GatewayFacts | None:
     """What the gateway's Consul server was set up with (None before ``meshop init``)."""
     raw = gateway.read_file(render.CONSUL_CONFIG)

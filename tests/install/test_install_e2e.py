@@ -276,6 +276,10 @@ def test_the_five_commands_and_what_follows(fleet: Fleet) -> None:
     for name, command in zip(("n1", "n2"), servers, strict=True):
         again = session.timed(f"node add {name} --server again (no-op)", substitute(command, addresses, keys))
         assert " 0 step(s) changed" in again.stdout, again.stdout + again.stderr
+    # the gateway's Consul joins them when it boots, not only through serf's one re-join from its snapshot
+    gw_consul = json.loads(fleet.hosts["gw"].exec("cat", "/etc/consul.d/consul.json").stdout)
+    assert gw_consul["retry_join"] == ["100.64.0.11", "100.64.0.12"], gw_consul.get("retry_join")
+    assert fleet.hosts["gw"].exec("stat", "-c", "%a", "/etc/consul.d/consul.json").stdout.strip() == "600"
     peers = "CONSUL_HTTP_TOKEN_FILE=/etc/meshop/management.token consul operator raft list-peers"
     voters = lambda: fleet.hosts["gw"].exec("sh", "-c", peers).stdout.count(" true ")  # noqa: E731
     _wait(lambda: voters() == 3, 60, "three Raft voters (autopilot promotes after 10 s)")

@@ -208,6 +208,7 @@ def node_add(
         new_gossip_key,
         node_tokens,
         record_inventory,
+        remember_server,
         wait_ready,
     )
 
@@ -259,6 +260,8 @@ def node_add(
         _checked(inputs, software, local_cluster)
         with _connect(host, host_key, accept_new_host_key, identity) as node:
             _run(plan_node(inputs, software), node)
+        if server and remember_server(gw, address):
+            _say(f"the gateway's Consul will also join {address} when it starts (its retry_join)")
         if wait and not no_start:
             wait_ready(gw, name, obj.consul.prefix, wait, _say)
 
