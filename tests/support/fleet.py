@@ -587,7 +587,9 @@ class Fleet:
         )
         config = json.loads(rendered)
         config |= {"data_dir": str(member.dir / "consul"), "client_addr": f"127.0.0.1 {member.addr}"}
-        config |= {"retry_interval": "1s"} if join else {}
+        if member.name == "gw" and self.servers > 1:  # what `node add --server` adds to the gateway's (remember_server)
+            config["retry_join"] = sorted(m.addr for m in self.server_members if m.name != "gw")
+        config |= {"retry_interval": "1s"} if "retry_join" in config else {}
         return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
     def start_consul(self, member: Member) -> None:
