@@ -6,11 +6,13 @@ tests/security/test_dashboard_gateway.py."""
 from __future__ import annotations
 
 import io
+import re
 import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -133,6 +135,27 @@ def trusting_home(tmp: Path, ca: str) -> Path:
     return tmp
 
 
+def open_login(driver: Any, url: str) -> list[str]:
+    """Load ``url`` (it redirects to the login page); the Chromium network errors met on the way.
+
+    A certificate error (``ERR_CERT_*``) ends it at once: the browser must trust the gateway's CA. Any
+    other network error page is loaded again, three times at most: a TLS handshake that lands on a config
+    load of the gateway's Caddy 2.6.2 fails with an internal-error alert (docs/routing.md, Known limits),
+    and the previous test made the gateway load new configs."""
+    errors: list[str] = []
+    for _ in range(3):
+        driver.get(url)
+        source = driver.page_source
+        error_page = driver.current_url.startswith("chrome-error") or "neterror" in source
+        found = re.search(r"ERR_[A-Z0-9_]+", source) if error_page else None
+        if found is None:
+            return errors
+        errors.append(found.group(0))
+        if found.group(0).startswith("ERR_CERT"):
+            return errors
+    return errors
+
+
 def test_chromium_signs_in_through_the_gateways_tls_and_sees_a_live_update(
     published: Published, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -149,8 +172,8 @@ def test_chromium_signs_in_through_the_gateways_tls_and_sees_a_live_update(
     resolve = f"--host-resolver-rules=MAP {published.host} 127.0.0.1"
     driver = start_chromium(tmp_path_factory, resolve, home=home)
     try:
-        driver.get(published.url)
-        assert driver.current_url == published.url + "login", driver.page_source[:1000]  # no certificate error page
+        errors = open_login(driver, published.url)
+        assert driver.current_url == published.url + "login", (errors, driver.page_source[:1000])
         driver.find_element(By.ID, "password").send_keys(PASSWORD)
         driver.find_element(By.ID, "login-password").click()
         await_page(driver, lambda d: d.title == "Fleet · meshop", 20, "the overview after signing in")

@@ -63,12 +63,18 @@ def converted(source: str, into: Path, prefix: str) -> tuple[Path, dict[str, str
     return out, hosts
 
 
-def answers(cluster: Cluster, host: str, path: str) -> bool:
-    """A 200 through the gateway; False while the route or its certificate is still on its way."""
+def answers(cluster: Cluster, host: str, path: str) -> str:
+    """The body of a 200 through the gateway; "" while the route or its certificate is still on its way.
+
+    Any failed request counts as not yet, not only the first ones: Caddy 2.6.2 reloads every certificate
+    from storage on a config load (caddy#5589), and a TLS handshake that lands in that moment fails with an
+    internal-error alert even for a host it already served; the gateway loads a new config as each of the
+    other converted services' routes arrives (docs/routing.md, Known limits)."""
     try:
-        return cluster.gateway.get(host, path, timeout=5)[0] == 200
+        status, body = cluster.gateway.get(host, path, timeout=5)
     except OSError:
-        return False
+        return ""
+    return body if status == 200 else ""
 
 
 def test_converted_corpus_files_answer_through_the_gateway(
@@ -88,9 +94,10 @@ def test_converted_corpus_files_answer_through_the_gateway(
     assert set(hosts) == {"shop.example.com", "old.example.com", "blog.example.com", f"portainer.{DOMAIN}"}
     try:
         for host, path in sorted(hosts.items()):
-            wait_until(lambda h=host, p=path: answers(cluster, h, p), 40, what=f"a 200 from {host}{path}")
-            status, body = cluster.gateway.get(host, path)
-            assert status == 200 and body.strip(), (host, status, body)
+            body = wait_until(
+                lambda h=host, p=path: answers(cluster, h, p).strip(), 40, what=f"a 200 from {host}{path}"
+            )
+            assert body, host
     finally:
         for name in names:
             invoke(consul_server.addr, prefix, "delete", "service", name)
