@@ -106,18 +106,23 @@ def render_site(
     return "\n".join(lines) + "\n"
 
 
-def render_fallback(port: int, bind: Sequence[str], comment: str = "") -> str:
-    """A catch-all plain-HTTP site on ``port`` that closes the connection for every host without a site.
+NO_SITE = "no site for this host here"  # the gateway's answer (404) to a host it serves nothing for
 
-    A node keeps its listener while it routes nothing, and a gateway that reaches a node which no longer
-    (or not yet) serves a host sees a dropped connection, which it retries on another node, instead of
-    Caddy's default empty ``200``.
+
+def render_fallback(port: int, bind: Sequence[str], comment: str = "", *, not_found: bool = False) -> str:
+    """A catch-all plain-HTTP site on ``port`` for every host without a site: the connection closed, or
+    with ``not_found`` a 404 saying so (the gateway's: a person's browser may be the one asking).
+
+    Either way the listener stays while nothing is routed, and nobody gets Caddy's default empty ``200``
+    (which reads as success). A gateway that reaches a node which no longer (or not yet) serves a host sees
+    a dropped connection, which it retries on another node. Caddy's redirects of known hosts to HTTPS still
+    come first (checked with 2.6.2).
     """
     lines = [f"# {_safe_comment(comment)}"] if comment else []
     lines.append(f"http://:{_port(port)} {{")
     if bind:
         lines.append(f"\tbind {' '.join(_safe_bind(b) for b in bind)}")
-    lines.extend(["\tabort", "}"])
+    lines.extend([f'\trespond "{NO_SITE}" 404' if not_found else "\tabort", "}"])
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from meshop.caddy.dns_wire import site_name, target_name
-from meshop.caddy.render import DynamicUpstreams, ProxyOptions, Site, UnsafeValue, render_global, render_site
+from meshop.caddy.render import (
+    DynamicUpstreams,
+    ProxyOptions,
+    Site,
+    UnsafeValue,
+    render_fallback,
+    render_global,
+    render_site,
+)
 from meshop.model.addresses import address_problem, is_ip_address, join_host_port, port_problem
 from meshop.model.gateway import GatewayDashboard
 from meshop.model.names import host_in_domain
@@ -248,4 +256,5 @@ def render_gateway(
             parts.append(render_site(site, scheme=scheme, bind=settings.bind, tls=tls, proxy=settings.proxy))
         except UnsafeValue as exc:
             refused.append(f"{site.host!r}: {exc}")
+    parts.append(render_fallback(settings.http_port, settings.bind, "any other host: 404", not_found=True))
     return "\n".join(parts), refused

@@ -172,7 +172,11 @@ def test_a_dashboard_restarted_without_a_login_is_never_served_and_soon_unpublis
     try:
         while (record := published.publication()) is None or record.reason == "LoginRequired":
             assert time.monotonic() - replaced < 20 * PATIENCE, f"still published: {published.logs()}"
-            answer = published.request("/fragment/overview")
+            try:
+                answer = published.request("/fragment/overview")
+            except OSError:  # a handshake on the gateway's config load (docs/routing.md, Known limits): no page
+                seen.append(0)
+                continue
             assert answer.status != 200 and not any(m in answer.body for m in FLEET_MARKERS), answer.status
             seen.append(answer.status)
         took = time.monotonic() - replaced
@@ -181,7 +185,7 @@ def test_a_dashboard_restarted_without_a_login_is_never_served_and_soon_unpublis
         assert answer.status == 503 and "not published (HostRefused)" in answer.body
         # the open dashboard's own refusal (421), nothing (502/503), or 401 from the stopped one: Caddy's
         # kept-alive connections still reach its handler threads in this process
-        assert set(seen) <= {401, 421, 502, 503}, seen
+        assert set(seen) <= {0, 401, 421, 502, 503}, seen
     finally:
         open_dashboard.stop()
         published.dashboard = serve_dashboard(

@@ -1250,9 +1250,9 @@ def http_get(addr: str, port: int, host: str, path: str = "/", timeout: float = 
 class RequestLoop:
     """GETs through the gateway one after another in a thread, bounded in count and time. No retries:
     every request that does not get a 200 with the service's page (``expect``: the test image's index,
-    which every fleet service serves; Caddy answers a host it has no site for with an empty 200) is a
-    failure, recorded as (start, end, what); requests slower than ``slow_after`` seconds (answered or not)
-    are also kept as (start, end)."""
+    which every fleet service serves; a 200 from anything else, such as Caddy's empty one for a host with
+    no site before the gateway's 404 catch-all, must not count) is a failure, recorded as (start, end,
+    what); requests slower than ``slow_after`` seconds (answered or not) are also kept as (start, end)."""
 
     addr: str
     host: str

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from http import client
 from pathlib import Path
 
 import pytest
 
 from meshop.caddy.process import ManagedCaddy
+from meshop.caddy.render import NO_SITE
 from meshop.consul.services import CheckSpec, Registration, Services
 from meshop.consul.store import KVStore
 from meshop.gateway.config import EMPTYING_HOLD
@@ -100,9 +102,16 @@ def test_https_through_the_gateway_with_the_internal_ca(gateway: Gateway, store:
     assert "HTTP_X_FORWARDED_FOR=127.0.0.1" in body
     assert "HTTP_X_FORWARDED_PROTO=https" in body
     assert "HTTP_HOST=whoami.localhost" in body
-    # a host without a route is not served by anyone
+    # a host without a route is not served by anyone: no certificate over TLS, a 404 saying so over plain
+    # HTTP (not Caddy's default empty 200, which reads as success); a routed host is sent to HTTPS
     with pytest.raises(OSError):
         gateway.get("nobody.localhost")
+    assert http.get(gateway.http_port, "nobody.localhost") == (404, NO_SITE)
+    conn = client.HTTPConnection("127.0.0.1", gateway.http_port, timeout=10)
+    conn.request("GET", "/", headers={"Host": "whoami.localhost"})
+    moved = conn.getresponse()
+    assert (moved.status, moved.getheader("Location")) == (308, "https://whoami.localhost/"), moved.status
+    conn.close()
 
 
 def test_route_changes_in_kv_are_followed(gateway: Gateway, store: KVStore, two_backends) -> None:

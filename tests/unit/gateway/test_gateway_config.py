@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from meshop.caddy.dns_wire import site_name
+from meshop.caddy.render import NO_SITE
 from meshop.consul.services import CheckState
 from meshop.gateway.config import (
     EMPTYING_HOLD,
@@ -103,6 +104,9 @@ def test_render_gateway_tls_modes(mode: str, present: list[str], absent: list[st
     for snippet in absent:
         assert snippet not in text
     assert "\thealth_uri /healthz\n" in text
+    # every other host on the HTTP port: a 404 saying so, bound like the sites (also with no site at all)
+    assert text.endswith(f'http://:80 {{\n\tbind 127.0.0.1\n\trespond "{NO_SITE}" 404\n}}\n')
+    assert render_gateway(settings, plan_sites([], set(), ()))[0].endswith(f'\trespond "{NO_SITE}" 404\n}}\n')
 
 
 def test_a_corrupted_route_is_left_out_and_the_others_still_render() -> None:
