@@ -21,7 +21,9 @@ Scenarios, each with gw's controller leading and every client's answer starting 
 
 1. gw powered off (link down, every process in its namespace SIGKILLed): seconds to a new controller
    leading, to DNS naming only g2, and per client the seconds until it is served again and its failed
-   requests.
+   requests. Then gw boots: seconds to DNS naming both gateways again, and each client's failed
+   requests from the power-on until it is served 20 times in a row (DNS must not name gw before its
+   gateway serves: docs/dns.md, Health of a gateway).
 2. gw and g2 powered off together: the same, DNS naming the nodes (direct mode; the node Caddies serve
    port 80).
 
@@ -47,7 +49,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.fleet import DNS_ZONE, Fleet, parallel, scratch_fleet, service_doc, wait_for  # noqa: E402
+from tests.support.fleet import (  # noqa: E402
+    DNS_ZONE,
+    Fleet,
+    keep_logs,
+    parallel,
+    scratch_fleet,
+    service_doc,
+    wait_for,
+)
 
 SERVICE = "web"
 HOST = f"{SERVICE}.{DNS_ZONE}"
@@ -143,6 +153,8 @@ class Loss:
     leader: float | None
     dns: float | None
     clients: list[dict[str, float]]
+    back: float | None = None  # from power-on to DNS naming both gateways again
+    booted: list[dict[str, float]] | None = None  # each client's requests from the power-on on
 
 
 def lose(fleet: Fleet, clients: list[Results], victims: list[str], want: list[str]) -> Loss:
@@ -170,8 +182,18 @@ def lose(fleet: Fleet, clients: list[Results], victims: list[str], want: list[st
         with contextlib.suppress(TimeoutError):
             wait_for(lambda: all(c.healthy_since(t0 + dns_at + ttl) for c in clients), LIMIT, "clients served")
     print(f"  lock free {free_at}, leader {leader_at}, dns {dns_at}", file=sys.stderr, flush=True)
-    out = Loss(free_at, leader_at, dns_at, [c.since(t0, time.monotonic()) for c in clients])
+    lost = [c.since(t0, time.monotonic()) for c in clients]
+    t1 = time.monotonic()
     parallel([lambda v=v: fleet.power_on(v) for v in victims])
+    both = sorted(m.addr for m in fleet.gateway_members)
+    back_at = None
+    with contextlib.suppress(TimeoutError):  # DNS names a booted gateway only once it serves (its claim)
+        wait_for(lambda: fleet.dns_query(HOST) == both, LIMIT, "both gateways in DNS again", 0.02)
+        back_at = time.monotonic() - t1
+        time.sleep(fleet.dns_ttl + 1)  # every client resolved again since, some to the booted gateway
+        wait_for(lambda: all(c.healthy_since(t1) for c in clients), LIMIT, "clients served after the boot")
+    print(f"  booted: both gateways in DNS after {back_at}", file=sys.stderr, flush=True)
+    out = Loss(free_at, leader_at, dns_at, lost, back_at, [c.since(t1, time.monotonic()) for c in clients])
     ready(fleet)
     return out
 
@@ -192,9 +214,7 @@ def run_layout(servers: int, work: Path, args: argparse.Namespace) -> dict[str, 
             return measure(fleet, servers, work, args)
         except BaseException:
             keep = Path(tempfile.mkdtemp(prefix=f"mfgw-failed-{servers}-", dir="/tmp"))
-            for found in fleet.root.glob("*/*.log"):  # before the teardown removes the folder
-                (keep / found.parent.name).mkdir(exist_ok=True)
-                shutil.copyfile(found, keep / found.parent.name / found.name)
+            keep_logs(fleet.root, keep)  # before the teardown removes the folder
             print(f"fleet logs kept in {keep}", file=sys.stderr)
             raise
 
@@ -271,6 +291,14 @@ def report(results: dict[int, dict[str, Loss]], args: argparse.Namespace) -> Non
                 (
                     f"{label} client: served again (s) / failed",
                     lambda r, i=index: f"{seconds(r.clients[i]['served'])} / {r.clients[i]['failed']:.0f}",
+                )
+            )
+        rows.append(("booted: DNS names both gateways again (s)", lambda r: seconds(r.back)))
+        for index, label in enumerate(LABELS):
+            rows.append(
+                (
+                    f"{label} client: failed after the boot",
+                    lambda r, i=index: f"{(r.booted or [{}])[i].get('failed', 0):.0f}",
                 )
             )
         for name, cell in rows:
