@@ -210,6 +210,7 @@ def plan_node(inputs: NodeInputs, software: Software) -> tuple[Step, ...]:
                 "MESHOP_PREFIX": inputs.prefix,
                 "CONSUL_HTTP_ADDR": "127.0.0.1:8500",
                 "MESHOP_METRICS_ADDR": "127.0.0.1:9465",
+                "MESHOP_CONTROLLER_ID": inputs.name,  # not the host name: two hosts may share one
                 "CONSUL_HTTP_TOKEN": inputs.controller_token,
             },
         )
@@ -222,6 +223,7 @@ def plan_node(inputs: NodeInputs, software: Software) -> tuple[Step, ...]:
             {
                 "MESHOP_PREFIX": inputs.prefix,
                 "CONSUL_HTTP_ADDR": "127.0.0.1:8500",
+                "MESHOP_ACL_SYNC_ID": inputs.name,
                 "CONSUL_HTTP_TOKEN": inputs.management_token,
             },
         )
@@ -306,9 +308,9 @@ def plan_gateway(inputs: GatewayInputs, software: Software) -> tuple[Step, ...]:
     )
     steps.append(File(render.GATEWAY_CONFIG, render.gateway_config().encode(), 0o644))
     for role, extra in (
-        ("controller", {"MESHOP_METRICS_ADDR": "127.0.0.1:9465"}),
+        ("controller", {"MESHOP_METRICS_ADDR": "127.0.0.1:9465", "MESHOP_CONTROLLER_ID": inputs.name}),
         ("gateway", {"MESHOP_GATEWAY_ARGS": gateway_args(inputs)}),
-        ("acl-sync", {}),
+        ("acl-sync", {"MESHOP_ACL_SYNC_ID": inputs.name}),
     ):
         path = f"/etc/meshop/{role}.env"
         token = f"$(cat {MANAGEMENT_TOKEN})" if role == "acl-sync" else f"$({env} {render.BIN} acl token {role})"

@@ -72,9 +72,11 @@ def token(obj: CliContext, role: str, node: str | None) -> None:
 @click.option(
     "--id",
     "holder_id",
+    envvar="MESHOP_ACL_SYNC_ID",
     default=socket.gethostname,
     show_default="the host name",
-    help="This watcher's name in the election of the active syncer (one per host).",
+    help="This watcher's name in the election of the active syncer (one per host; `meshop init` and "
+    "`node add --server` set the node's name).",
 )
 @click.option(
     "--check-ttl",

@@ -25,7 +25,13 @@ def controller() -> None:
 
 @controller.command("run")
 @click.option(
-    "--id", "controller_id", default=socket.gethostname, show_default="hostname", help="This controller's id."
+    "--id",
+    "controller_id",
+    envvar="MESHOP_CONTROLLER_ID",
+    default=socket.gethostname,
+    show_default="hostname",
+    help="This controller's id; `meshop init` and `node add --server` set the node's name (two hosts with one "
+    "host name would fight for it).",
 )
 @click.option(
     "--grace-period", type=click.FloatRange(min=0), default=30.0, show_default=True, help="Seconds before NotReady."

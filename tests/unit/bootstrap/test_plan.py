@@ -310,6 +310,8 @@ def test_server_node_runs_a_controller_standby_and_waits_to_be_a_raft_peer():
     assert env.mode == 0o600 and env.secrets == (CONTROLLER_TOKEN,)
     assert f"CONSUL_HTTP_TOKEN={CONTROLLER_TOKEN}\n".encode() in env.content
     assert b"CONSUL_HTTP_ADDR=127.0.0.1:8500\n" in env.content  # its own server: alive while the gateway is not
+    assert f"MESHOP_CONTROLLER_ID={SERVER_NODE.name}\n".encode() in env.content  # the node's, not the host name
+    assert f"MESHOP_ACL_SYNC_ID={SERVER_NODE.name}\n".encode() in files["/etc/meshop/acl-sync.env"].content
     assert "/etc/systemd/system/meshop-controller.service" in files
     start = next(s for s in steps if s.title.startswith("systemd: "))
     assert "meshop-controller.service" in start.title and "/etc/meshop/controller.env" in start.after_change
