@@ -275,14 +275,15 @@ class DnsWriter:
 
     def _pass(self, lock: Lock, gateway: Gateway, base: DnsStatus) -> DnsOutcome:
         dns = gateway.dns
-        claimed = self.claims_watch.latest
-        claims = gateway_claims(
-            ((e.key, e.value, e.session) for e in claimed.entries) if claimed else (), keys.GATEWAYS
-        )
-        # The gateways' health is read afresh, not taken from the watch: when the Raft leader's host dies,
-        # a watch's query in flight to it hangs ~10 s while a new leader (and this pass) runs; its last
-        # answer still shows the dead host's gateway passing (the fleet's gateway-host power-off).
+        # The gateways' health and their claims are read afresh, not taken from the watches: when the Raft
+        # leader's host dies, a watch's query in flight to it hangs ~10 s while a new leader (and this pass)
+        # runs; its last answer still shows the dead host's gateway passing, and its claim held. When that
+        # host boots, its serfHealth passes at once and the checks synced before the power went still
+        # pass: only the claim, released with the dead machine's session, tells (gateway/presence.py). A
+        # stale claims watch named the booted gw ~1 s before it served (the fleet's back_in_dns).
         _, instances = self.services.instances(GATEWAY_SERVICE)
+        claimed = self.store.list(keys.GATEWAYS)  # after the health: as new as it, or newer
+        claims = gateway_claims(((e.key, e.value, e.session) for e in claimed.entries), keys.GATEWAYS)
         gateways, refused = gateway_instances(instances, claims, local_cluster=self.local_cluster)
         for problem in refused:
             log.warning("DNS: %s; not used", problem)

@@ -9,6 +9,7 @@ benchmarks/fleet_gateway_failover.py; here the states are asserted, with generou
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import time
@@ -57,18 +58,25 @@ def back_in_dns(fleet: Fleet) -> None:
     """After gateway hosts boot: until DNS names every gateway again, each one it names answers at that
     moment. A rebooted host's Consul agent is back before its gateway serves, with the gateway checks it
     synced before the power went still passing in the catalog; DNS must wait for the gateway's claim
-    (meshop/gateway/presence.py), not follow those checks."""
+    (meshop/gateway/presence.py), not follow those checks. A refused connection (nothing listening) fails
+    at once; one other failure per gateway is the known cost of a Caddy 2.6.2 config load (a connection
+    reset: docs/routing.md, Known limits), which a gateway starting does twice or so."""
     refused: list[str] = []
+    other: dict[str, list[str]] = {}
 
     def named_serve_all() -> bool:
         named = fleet.dns_query(HOST)
         for member in fleet.gateway_members:
-            if member.addr in named and http_get(member.addr, GATEWAY_PORT, HOST, "/", 2)[0] != 200:
-                refused.append(f"{member.name} named at {time.strftime('%H:%M:%S')} while not serving")
+            if member.addr not in named:
+                continue
+            status, body = http_get(member.addr, GATEWAY_PORT, HOST, "/", 2)
+            if status != 200:
+                seen = f"{member.name} named at {datetime.datetime.now():%H:%M:%S.%f}: {status} {body[:80]}"
+                (refused if "ConnectionRefused" in body else other.setdefault(member.name, [])).append(seen)
         return named == gateways_in_dns(fleet)
 
     wait_for(named_serve_all, BOUND, f"{HOST} -> both gateways", 0.05)
-    assert refused == [], refused
+    assert refused == [] and all(len(seen) <= 1 for seen in other.values()), (refused, other)
 
 
 def started(fleet: Fleet) -> dict[str, str]:
