@@ -77,22 +77,36 @@ class GatewayFacts:
 # ``retry_join`` (kept sorted, once), in place of the file with its mode and owner; prints "changed" or "same".
 REMEMBER_SERVER_SCRIPT = r"""
 import json, os, sys, tempfile
-path, address = sys.argv[1], sys.argv[2]
+path, address = os.path.realpath(sys.argv[1]), sys.argv[2]
 with open(path) as f:
     config = json.load(f)
-joins = sorted(set(config.get("retry_join", [])) | {address})
-if joins == config.get("retry_join"):
+joins = config.get("retry_join", [])
+if not isinstance(joins, list) or not all(isinstance(j, str) for j in joins):
+    sys.exit("retry_join is not a list of addresses: left as it is")
+if address in joins:
     print("same")
     sys.exit(0)
-config["retry_join"] = joins
+config["retry_join"] = sorted(set(joins) | {address})
 st = os.stat(path)
-fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path))
-with os.fdopen(fd, "w") as f:
-    json.dump(config, f, indent=2, sort_keys=True)
-    f.write("\n")
-os.chmod(tmp, st.st_mode & 0o7777)
-os.chown(tmp, st.st_uid, st.st_gid)
-os.replace(tmp, path)
+folder = os.path.dirname(path)
+fd, tmp = tempfile.mkstemp(dir=folder, prefix=".consul.json.")
+try:
+    with os.fdopen(fd, "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, st.st_mode & 0o7777)
+    os.chown(tmp, st.st_uid, st.st_gid)
+    os.replace(tmp, path)
+finally:
+    if os.path.exists(tmp):
+        os.unlink(tmp)
+dir_fd = os.open(folder, os.O_RDONLY)
+try:
+    os.fsync(dir_fd)
+finally:
+    os.close(dir_fd)
 print("changed")
 """
 
@@ -103,7 +117,13 @@ def remember_server(gateway: SshSession, address: str) -> bool:
     cluster, leaderless, until the others happen to reconnect to it (the fleet test saw a minute and more).
     Read at Consul's next start; nothing restarts now. True when the file changed."""
     command = f"python3 - {shlex.quote(render.CONSUL_CONFIG)} {shlex.quote(address)}"
-    return gateway.check(command, stdin=REMEMBER_SERVER_SCRIPT.encode()).text().strip() == "changed"
+    try:
+        return gateway.check(command, stdin=REMEMBER_SERVER_SCRIPT.encode()).text().strip() == "changed"
+    except SshError as exc:  # the node is set up already: say so, and what to add by hand
+        raise DocumentError(
+            f"{gateway.target}: could not add {address} to retry_join in {render.CONSUL_CONFIG} ({exc}); the "
+            "node is a server; add the address there by hand so the gateway's Consul joins it when it boots"
+        ) from None
 
 
 def gateway_facts(gateway: SshSession) -> GatewayFacts | None:

@@ -69,11 +69,18 @@ class Sessions:
             _, info = self.client.session.info(session)
         return info is not None
 
-    def named(self, name: str) -> list[str]:
-        """The ids of every live session called ``name``."""
+    def named(self, name: str, node: str | None = None) -> list[str]:
+        """The ids of every live session called ``name`` (with ``node``: made on that Consul node)."""
         with consul_errors(self.config, "listing sessions"):
-            _, found = self.client.session.list()
+            _, found = self.client.session.node(node) if node else self.client.session.list()
         return [str(s["ID"]) for s in found or () if s.get("Name") == name and s.get("ID")]
+
+    def node_of(self, session: str) -> str | None:
+        """The Consul node ``session`` was made on (None: Consul no longer knows it)."""
+        with consul_errors(self.config, "reading a session"):
+            _, info = self.client.session.info(session)
+        node = info.get("Node") if isinstance(info, dict) else None
+        return node if isinstance(node, str) and node else None
 
     def destroy(self, session: str) -> None:
         with consul_errors(self.config, "destroying a session"):

@@ -52,6 +52,7 @@ from meshop.model.records import RouteRecord, loads_json
 
 log = logging.getLogger(__name__)
 COMPONENT = "gateway"
+CLAIM_RETRY = 2.0  # seconds to the next pass while the claim is not held
 
 
 def down_nodes(checks: list[CheckState] | None) -> set[str]:
@@ -220,12 +221,14 @@ class GatewayDaemon:
             self._pinned = {site.host: site.upstreams for site in dynamic.plan.sites}
             self._served_sites = len(plan.sites)
             self.last_error = None
-            if self.presence is not None:  # Caddy serves this config: DNS may name this gateway now
-                self.presence.hold()
             if self.load_report is not None:
                 self.load_report.accepted()
             if self.dashboard_report is not None:  # once Caddy serves what it says
                 self.dashboard_report.publish(dashboard, verdict)
+            # Caddy serves this config: DNS may name this gateway now. Not held (Consul answered badly, or
+            # this machine's serfHealth is still critical): soon again, as nothing else would wake a pass
+            if self.presence is not None and not self.presence.hold():
+                return CLAIM_RETRY
         except CaddyRejected as exc:
             self.last_error = str(exc)
             log.error("%s", exc)

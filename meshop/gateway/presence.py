@@ -94,31 +94,59 @@ class Presence(KeptRegistration):
         self.store = store
         self.sessions = Sessions(store) if store is not None else None
         self.session: str | None = None
-        self.plain = False  # sessions refused by the policy: the plain claim was written instead
-        self.swept = False  # a previous run's sessions destroyed (done once, at the first hold)
+        self.plain = False  # the policy refused a session: the plain claim was written instead (retried)
+        self.swept = False  # a previous run's sessions on this machine destroyed
         self.gateway_id = registration.meta.get("id", "")
-
-    def hold(self) -> None:
-        """Hold the claim with this machine's session (once Caddy serves): a no-op while already held,
-        retaken after the session was invalidated (the machine's Consul agent was gone for a while)."""
-        if self.sessions is None or self.store is None or self.plain:
-            return
-        key = keys.gateway_claim(self.gateway_id)
-        value = claim_value(self.registration.address, held=True)
+        prefix = store.config.prefix if store is not None else ""
         # the prefix too: two meshop installs on one Consul may use the same gateway id
-        name = f"{SERVICE}-{self.store.config.prefix}-{self.gateway_id}"
+        self.session_name = f"{SERVICE}-{prefix}-{self.gateway_id}"
+
+    def sweep(self) -> None:
+        """At start, before Caddy serves: this run's session, then destroy the sessions of an earlier run of
+        this gateway on this machine. One may still hold the claim (a restart quicker than Consul's failure
+        detection, or a crash systemd restarted), and DNS would follow it while the catalog's checks are the
+        old run's. Only this machine's (its Consul node's, learnt from the new session: the gateway's token
+        may not read the agent): another machine's gateway with the same id is a mistake, not ours to undo.
+        Retried by ``hold`` while Consul does not answer."""
+        if self.sessions is None or self.swept:
+            return
+        try:
+            if self.session is None:
+                self.session = self.sessions.create(self.session_name, lock_delay=0)
+            node = self.sessions.node_of(self.session)
+            if node is None:
+                self.session = None  # gone already (this machine's serfHealth failing): next time
+                return
+            for old in self.sessions.named(self.session_name, node):
+                if old != self.session:
+                    self.sessions.destroy(old)
+            self.swept = True
+        except ConsulAccessDenied:
+            self.swept = True  # a policy from before held claims: no session of ours to clear (``hold``)
+        except ConsulError as exc:
+            log.warning("could not clear the earlier sessions of gateway %s (retrying): %s", self.gateway_id, exc)
+
+    def hold(self) -> bool:
+        """Hold the claim with this machine's session (once Caddy serves): a no-op while already held,
+        retaken after the session was invalidated (the machine's Consul agent was gone for a while). False
+        while it is not held (the caller retries soon: nothing else would wake it when Consul recovers)."""
+        if self.sessions is None or self.store is None:
+            return True
+        key = keys.gateway_claim(self.gateway_id)
+        self.sweep()  # first: it may destroy the session the claim is held by
+        if not self.swept:
+            return False
         try:
             entry = self.store.get(key)
             if entry is not None and self.session is not None and entry.session == self.session:
-                return
+                return True
             if self.session is not None and not self.sessions.alive(self.session):
                 self.session = None  # invalidated: this machine's serfHealth failed a while; a new one
             if self.session is None:
-                if not self.swept:  # a previous run's sessions on this machine (one may hold the claim): once
-                    for old in self.sessions.named(name):
-                        self.sessions.destroy(old)
-                    self.swept = True
-                self.session = self.sessions.create(name, lock_delay=0)
+                try:
+                    self.session = self.sessions.create(self.session_name, lock_delay=0)
+                except ConsulAccessDenied as exc:
+                    return self._plain(exc)
                 entry = self.store.get(key)
             if entry is not None and entry.session and entry.session != self.session:
                 # never taken from a live session: two gateways with one --id would take it in turns forever
@@ -127,25 +155,35 @@ class Presence(KeptRegistration):
                     key,
                     self.gateway_id,
                 )
-                return
+                return False
+            value = claim_value(self.registration.address, held=True)
             if self.sessions.acquire(key, self.session, value) is not None:
+                self.plain = False
                 log.info("holding the claim %s: DNS may name this gateway", key)
-                return
-            log.warning("could not take the claim %s (retrying next pass)", key)
-        except ConsulAccessDenied as exc:
+                return True
+            self.session = None  # invalidated between the two calls: a new one next time
+            log.warning("could not take the claim %s (retrying)", key)
+        except ConsulError as exc:
+            log.warning("could not hold the claim of gateway %s (retrying): %s", self.gateway_id, exc)
+        return False
+
+    def _plain(self, exc: ConsulAccessDenied) -> bool:
+        """The token may not create sessions (a policy from before held claims): the plain claim, which DNS
+        follows as it did before; a session is tried again on every call (after ``meshop acl sync``)."""
+        if not self.plain:
             log.warning(
                 "this gateway's token may not create a Consul session (%s): writing the plain claim of older "
                 "versions, which DNS follows without the liveness check; run `meshop acl sync`",
                 exc,
             )
+        assert self.store is not None
+        try:
+            write_claim(self.store, self.gateway_id, self.registration.address)
             self.plain = True
-            try:
-                write_claim(self.store, self.gateway_id, self.registration.address)
-            except ConsulError as error:
-                self.plain = False
-                log.warning("could not write the claim of gateway %s (retrying next pass): %s", self.gateway_id, error)
-        except ConsulError as exc:
-            log.warning("could not hold the claim of gateway %s (retrying next pass): %s", self.gateway_id, exc)
+        except ConsulError as error:
+            log.warning("could not write the claim of gateway %s (retrying): %s", self.gateway_id, error)
+            return False
+        return True
 
     def let_go(self) -> None:
         """On a clean stop: destroy the session, which releases the claim (DNS already drained)."""

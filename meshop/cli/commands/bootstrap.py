@@ -260,8 +260,12 @@ def node_add(
         _checked(inputs, software, local_cluster)
         with _connect(host, host_key, accept_new_host_key, identity) as node:
             _run(plan_node(inputs, software), node)
-        if server and remember_server(gw, address):
-            _say(f"the gateway's Consul will also join {address} when it starts (its retry_join)")
+        if server:
+            try:
+                if remember_server(gw, address):
+                    _say(f"the gateway's Consul will also join {address} when it starts (its retry_join)")
+            except DocumentError as exc:  # the node is set up: carry on to Ready, and say what is missing
+                _say(f"warning: {exc}")
         if wait and not no_start:
             wait_ready(gw, name, obj.consul.prefix, wait, _say)
 

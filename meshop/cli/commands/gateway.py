@@ -148,6 +148,7 @@ def run(ctx: click.Context, **_flags: object) -> None:
             serve = f"{config.bind[0]}:{config.http_port if config.tls == 'off' else config.https_port}"
             registration = gateway_registration(config.id, advertise, serve, server.address, config.check_interval)
             daemon.presence = presence(daemon.services, registration, daemon.store)
+            daemon.presence.sweep()  # an earlier run's session must not keep vouching for this one
             daemon.presence.ensure()
         daemon.start_watches(metrics_listen=server.address, instance=config.id)
 

@@ -122,6 +122,23 @@ def test_a_rebooted_gateway_host_is_named_only_once_its_gateway_holds_its_claim_
             what="g1 to hold its claim again with a new session",
         )
         wait_until(lambda: web() == ["127.0.0.41"], 15, what="g1 still in DNS")
+
+        # a crash restarted at once (the machine lives, so does its session): the new run clears the old
+        # run's session before it serves, and holds the claim with its own
+        before = g_store.get(keys.gateway_claim("g1"))
+        assert before is not None and before.session
+        g1.kill()
+        kill_pidfile(tmp_path / "g1" / "caddy.pid")
+        g1 = start_gateway(consul_server.addr, prefix, tmp_path, "g1", "127.0.0.41", drain=0)
+        wait_until(
+            lambda: (
+                (e := g_store.get(keys.gateway_claim("g1"))) is not None and e.session not in (None, before.session)
+            ),
+            20,
+            what="the restarted g1 to hold its claim with a session of its own",
+        )
+        assert before.session not in sessions.named(f"meshop-gateway-{prefix}-g1")
+        wait_until(lambda: web() == ["127.0.0.41"], 15, what="g1 in DNS after its restart")
     finally:
         g1.stop()
         kill_pidfile(tmp_path / "g1" / "caddy.pid")
