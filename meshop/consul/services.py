@@ -185,8 +185,8 @@ class Services:
         """Every registration that may be an agent's own, with its health and its Consul node's catalog
         address (``agent_instances``); blocking on every check in the datacenter when ``index`` > 0.
         Which of them speaks for which node is the reader's choice (``meshop.model.agents.own_entries``)."""
-        new_index, checks = self.all_checks(index, wait)
-        return new_index, agent_instances(checks, self.node_addresses())
+        new_index, view = self.health(index, wait)
+        return new_index, view.agents
 
     def health(self, index: int = 0, wait: str | None = None) -> tuple[int, HealthView]:
         """Every check and every agent's registration from one read of every check (``HealthView``);
