@@ -170,12 +170,13 @@ class Presence(KeptRegistration):
     def _plain(self, exc: ConsulAccessDenied) -> bool:
         """The token may not create sessions (a policy from before held claims): the plain claim, which DNS
         follows as it did before; a session is tried again on every call (after ``meshop acl sync``)."""
-        if not self.plain:
-            log.warning(
-                "this gateway's token may not create a Consul session (%s): writing the plain claim of older "
-                "versions, which DNS follows without the liveness check; run `meshop acl sync`",
-                exc,
-            )
+        if self.plain:
+            return True  # written already: only the session is tried again
+        log.warning(
+            "this gateway's token may not create a Consul session (%s): writing the plain claim of older "
+            "versions, which DNS follows without the liveness check; run `meshop acl sync`",
+            exc,
+        )
         assert self.store is not None
         try:
             write_claim(self.store, self.gateway_id, self.registration.address)
