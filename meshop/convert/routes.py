@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from meshop.model.digits import parse_uint
+
 
 class RouteLabels(NamedTuple):
     hosts: tuple[str, ...]  # as written (lowercased), first one used
@@ -46,7 +48,8 @@ def _traefik(labels: Mapping[str, str]) -> RouteLabels | None:
                 elif name.strip() in ("PathPrefix", "PathPrefixStrip"):
                     path = args.split(",")[0].strip() or path
         elif re.fullmatch(r"traefik\.http\.services\.[^.]+\.loadbalancer\.server\.port|traefik\.port", key):
-            port = int(value) if value.strip().isascii() and value.strip().isdigit() else port
+            found = parse_uint(value.strip(), limit=10**18)  # strip() also takes "\x1f", which int() refuses
+            port = port if found is None else found
         elif key != "traefik.enable":
             ignored.append(key)
     if not hosts:

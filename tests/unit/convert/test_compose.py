@@ -122,6 +122,9 @@ def test_domain_routes_http_services_but_not_databases() -> None:
     ("labels", "route"),
     [
         ({"traefik.frontend.rule": "Host:a.example.com", "traefik.port": "81"}, ("a.example.com", "/", 81)),
+        # str.strip() takes "\x1f" where int() refuses it (hypothesis found the crash); "²" is no port
+        ({"traefik.frontend.rule": "Host:a.example.com", "traefik.port": "81\x1f"}, ("a.example.com", "/", 81)),
+        ({"traefik.frontend.rule": "Host:a.example.com", "traefik.port": "²"}, ("a.example.com", "/", None)),
         ({"caddy": "http://b.example.com", "caddy.reverse_proxy": "{{upstreams 8080}}"}, ("b.example.com", "/", 8080)),
         ({"traefik.enable": "false", "traefik.http.routers.x.rule": "Host(`c.example.com`)"}, None),
         ({"com.example.x": "y"}, None),
